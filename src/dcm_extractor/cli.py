@@ -1,0 +1,86 @@
+"""The ``dcm-extract`` command: argument parsing and exit codes only; the work is in the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="dcm-extract",
+    help="Per-case DICOM metadata tables from folders and zip files.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dcm-extract (medkit) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Per-case DICOM metadata tables from folders and zip files."""
+
+
+@app.command("sample")
+def _sample(
+    out_dir: Annotated[str, typer.Argument(help="Folder for dicom_cases/ and ground_truth.json.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same files.")] = 0,
+    bulk_cases: Annotated[int, typer.Option(min=0, help="Extra benchmark cases.")] = 0,
+    series_per_case: Annotated[int, typer.Option(min=1)] = 2,
+    images_per_series: Annotated[int, typer.Option(min=1)] = 3,
+    image_size: Annotated[int, typer.Option(min=1, help="Rows and Columns of each image.")] = 32,
+    template: Annotated[
+        str | None, typer.Option(help="A real CT file whose header every image reuses.")
+    ] = None,
+    showcase: Annotated[bool, typer.Option(help="Write the showcase cases.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing data set.")] = False,
+) -> None:
+    """Generate DICOM cases in every layout the extractor must handle, with ground truth."""
+    from .errors import DcmExtractorError
+    from .sample import generate_dicom_dataset
+
+    try:
+        result = generate_dicom_dataset(
+            out_dir,
+            seed=seed,
+            showcase=showcase,
+            bulk_cases=bulk_cases,
+            series_per_case=series_per_case,
+            images_per_series=images_per_series,
+            image_size=image_size,
+            template=template,
+            overwrite=overwrite,
+        )
+    except (DcmExtractorError, OSError) as err:
+        typer.echo(f"dcm-extract: error: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(f"{result.file_count} files in {result.cases_root}")
+    typer.echo(f"ground truth: {result.truth_path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="dcm-extract")
+    except SystemExit as done:  # click exits 0 on success, 2 on usage errors
+        return int(done.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
