@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .errors import DcmExtractorError
+from .sample import generate_dicom_dataset
 
 app = typer.Typer(
     name="dcm-extract",
@@ -50,9 +52,6 @@ def _sample(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing data set.")] = False,
 ) -> None:
     """Generate DICOM cases in every layout the extractor must handle, with ground truth."""
-    from .errors import DcmExtractorError
-    from .sample import generate_dicom_dataset
-
     try:
         result = generate_dicom_dataset(
             out_dir,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from . import __version__
+from .errors import MedmaskError
+from .sample import generate_masks
 
 app = typer.Typer(
     name="medmask",
@@ -17,6 +20,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     no_args_is_help=True,
 )
+
+
+class _Scale(StrEnum):
+    small = "small"
+    medium = "medium"
+    full = "full"
 
 
 def _show_version(value: bool) -> None:
@@ -37,16 +46,17 @@ def _root(
 
 @app.command("sample")
 def _sample(
-    out_dir: Annotated[str, typer.Argument(help="Folder for the per-organ masks and multi-label file.")],
+    out_dir: Annotated[
+        str, typer.Argument(help="Folder for the per-organ masks and multi-label file.")
+    ],
     seed: Annotated[int, typer.Option(help="Same seed, same masks.")] = 0,
-    scale: Annotated[str, typer.Option(help="small, medium or full (512x512x600, 117 masks).")] = "small",
+    scale: Annotated[
+        _Scale, typer.Option(help="Grid size: small, medium, or full body (512x512x600).")
+    ] = _Scale.small,
 ) -> None:
     """Write generated organ masks (TotalSegmentator layout) to OUT_DIR."""
-    from .errors import MedmaskError
-    from .sample import generate_masks
-
     try:
-        result = generate_masks(out_dir, seed=seed, scale=scale)
+        result = generate_masks(out_dir, seed=seed, scale=scale.value)
     except (MedmaskError, ValueError, OSError) as err:
         typer.echo(f"medmask: error: {err}", err=True)
         raise typer.Exit(1) from err

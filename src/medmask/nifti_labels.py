@@ -47,7 +47,8 @@ def encode_label_table(labels: Mapping[int, str]) -> bytes:
         )
         element.text = name
     ET.SubElement(volume, "VolumeType").text = "Label"
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    content: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return content
 
 
 def decode_label_table(content: bytes) -> dict[int, str]:

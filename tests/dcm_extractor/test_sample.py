@@ -39,7 +39,10 @@ def record_bytes(root: Path, record: dict[str, Any], encoding: str | None = None
 def member_encoding(root: Path, zip_rel: str) -> str | None:
     """GBK when the zip's names lack the UTF-8 flag and are not ASCII (how Windows writes)."""
     with zipfile.ZipFile(root / zip_rel) as archive:
-        legacy = any(not info.flag_bits & 0x800 and not info.orig_filename.isascii() for info in archive.infolist())
+        legacy = any(
+            not info.flag_bits & 0x800 and not info.orig_filename.isascii()
+            for info in archive.infolist()
+        )
     return "gbk" if legacy else None
 
 
@@ -52,7 +55,9 @@ def truth(dicom_sample: Any) -> dict[str, Any]:
     return load_truth(dicom_sample.truth_path)
 
 
-def test_every_file_on_disk_is_in_the_truth_and_back(dicom_sample: Any, truth: dict[str, Any]) -> None:
+def test_every_file_on_disk_is_in_the_truth_and_back(
+    dicom_sample: Any, truth: dict[str, Any]
+) -> None:
     root = dicom_sample.cases_root
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     in_truth = {record["path"] for _, record in all_records(truth)}
@@ -62,7 +67,9 @@ def test_every_file_on_disk_is_in_the_truth_and_back(dicom_sample: Any, truth: d
         if record["member"] is not None:
             members[record["path"]].add(record["member"])
     for zip_rel, names in members.items():
-        with zipfile.ZipFile(root / zip_rel, metadata_encoding=member_encoding(root, zip_rel)) as archive:
+        with zipfile.ZipFile(
+            root / zip_rel, metadata_encoding=member_encoding(root, zip_rel)
+        ) as archive:
             assert set(archive.namelist()) == names
     assert dicom_sample.file_count == len(all_records(truth))
 
@@ -146,7 +153,9 @@ def test_junk_is_what_the_truth_says(dicom_sample: Any, truth: dict[str, Any]) -
         with pytest.raises(InvalidDicomError):
             dcmread(io.BytesIO(data))
     assert any(r["path"].endswith("README.txt") for r in reasons["not_dicom"])
-    assert any(r["path"].endswith("Thumbs.db") and r["member"] is None for r in reasons["not_dicom"])
+    assert any(
+        r["path"].endswith("Thumbs.db") and r["member"] is None for r in reasons["not_dicom"]
+    )
     assert any((r["member"] or "").endswith("Thumbs.db") for r in reasons["not_dicom"])
     for record in reasons["truncated"]:
         ds = dcmread(io.BytesIO(record_bytes(root, record)))
@@ -236,8 +245,12 @@ def test_same_seed_same_bytes_other_seed_other_uids(tmp_path: Path) -> None:
     first = generate_dicom_dataset(tmp_path / "a", seed=7, bulk_cases=2)
     second = generate_dicom_dataset(tmp_path / "b", seed=7, bulk_cases=2)
     third = generate_dicom_dataset(tmp_path / "c", seed=8, bulk_cases=2)
-    files = sorted(p.relative_to(first.cases_root) for p in first.cases_root.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(second.cases_root) for p in second.cases_root.rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(first.cases_root) for p in first.cases_root.rglob("*") if p.is_file()
+    )
+    assert files == sorted(
+        p.relative_to(second.cases_root) for p in second.cases_root.rglob("*") if p.is_file()
+    )
     for rel in files:
         assert (first.cases_root / rel).read_bytes() == (second.cases_root / rel).read_bytes(), rel
     assert first.truth_path.read_bytes() == second.truth_path.read_bytes()
@@ -261,7 +274,9 @@ def test_bulk_knobs_scale_the_data_set(tmp_path: Path) -> None:
 
 def test_real_ct_template(tmp_path: Path, shared_data: Path) -> None:
     template = shared_data / "ct_sample" / "I10"
-    sample = generate_dicom_dataset(tmp_path, showcase=False, bulk_cases=1, template=template, image_size=16)
+    sample = generate_dicom_dataset(
+        tmp_path, showcase=False, bulk_cases=1, template=template, image_size=16
+    )
     ds = dcmread(next(sample.cases_root.rglob("*.dcm")))
     original = dcmread(template, stop_before_pixels=True)
     assert ds.Manufacturer == original.Manufacturer

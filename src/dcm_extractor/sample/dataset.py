@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.fileset import FileSet
+from pydicom.uid import UID
 
 from ..errors import SampleDataError
 from .instances import InstanceFactory, SeriesPlan, derived_uid
@@ -207,7 +208,9 @@ class _CaseWriter:
         self.file_count = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    def _plan(self, case: str, patient: Patient, study: int, date: str, number: int, desc: str) -> SeriesPlan:
+    def _plan(
+        self, case: str, patient: Patient, study: int, date: str, number: int, desc: str
+    ) -> SeriesPlan:
         seed = self.factory.seed
         return SeriesPlan(
             patient=patient,
@@ -231,7 +234,9 @@ class _CaseWriter:
         builder.write(path)
         self.file_count += len(builder.members)
 
-    def _series_into_zip(self, case: CaseTruth, zip_rel: str, builder: _ZipBuilder, plan: SeriesPlan, folder: str) -> None:
+    def _series_into_zip(
+        self, case: CaseTruth, zip_rel: str, builder: _ZipBuilder, plan: SeriesPlan, folder: str
+    ) -> None:
         for number, (uid, data) in enumerate(self.factory.series(plan), start=1):
             member = f"{folder}IM{number:04d}.dcm"
             builder.add(member, data)
@@ -252,9 +257,17 @@ class _CaseWriter:
     def _nested_two_studies(self, name: str, patient: Patient) -> CaseTruth:
         case = CaseTruth(name, patient)
         layout = [
-            (self._plan(name, patient, 1, "20240105", 1, "Thorax"), "20240105_CT/1_Thorax/", ".dcm"),
+            (
+                self._plan(name, patient, 1, "20240105", 1, "Thorax"),
+                "20240105_CT/1_Thorax/",
+                ".dcm",
+            ),
             (self._plan(name, patient, 1, "20240105", 2, "Abdomen"), "20240105_CT/2_Abdomen/", ""),
-            (self._plan(name, patient, 2, "20240312", 1, "Thorax"), "20240312_CT/1_Thorax/", ".dcm"),
+            (
+                self._plan(name, patient, 2, "20240312", 1, "Thorax"),
+                "20240312_CT/1_Thorax/",
+                ".dcm",
+            ),
         ]
         for plan, folder, suffix in layout:
             for number, (uid, data) in enumerate(self.factory.series(plan), start=1):
@@ -269,7 +282,11 @@ class _CaseWriter:
             (f"{name}/20240105_CT/1_Thorax/Thumbs.db", THUMBS_DB, "not_dicom"),
             (f"{name}/20240105_CT/2_Abdomen/IM9999", b"", "empty"),
             (f"{name}/20240312_CT/1_Thorax/IM{self.n + 1:04d}.dcm", data[:cut], "truncated"),
-            (f"{name}/20240312_CT/SR0001.dcm", self.factory.structured_report(follow_up)[1], "non_image"),
+            (
+                f"{name}/20240312_CT/SR0001.dcm",
+                self.factory.structured_report(follow_up)[1],
+                "non_image",
+            ),
         ]
         for rel, payload, reason in junk:
             self._write(rel, payload)
@@ -309,7 +326,7 @@ class _CaseWriter:
         case = CaseTruth(name, patient)
         plan = self._plan(name, patient, 1, "20240131", 1, "Chest")
         fileset = FileSet()
-        fileset.UID = derived_uid(self.factory.seed, name, "fileset")
+        fileset.UID = UID(derived_uid(self.factory.seed, name, "fileset"))
         fileset.ID = "MEDKITCD"
         for _, data in self.factory.series(plan):
             fileset.add(dcmread(io.BytesIO(data)))

@@ -78,10 +78,21 @@ def showcase_patients() -> dict[str, Patient]:
     }
 
 
-_SURNAMES = [("王", "Wang"), ("李", "Li"), ("张", "Zhang"), ("刘", "Liu"), ("陈", "Chen"),
-             ("杨", "Yang"), ("黄", "Huang"), ("赵", "Zhao"), ("吴", "Wu"), ("周", "Zhou")]  # fmt: skip
-_GIVEN = [("伟", "Wei"), ("芳", "Fang"), ("娜", "Na"), ("敏", "Min"), ("静", "Jing"),
-          ("丽", "Li"), ("强", "Qiang"), ("磊", "Lei"), ("军", "Jun"), ("洋", "Yang")]  # fmt: skip
+# (Han, pinyin) pairs of common family and given names.
+_SURNAMES = list(
+    zip(
+        "王李张刘陈杨黄赵吴周",
+        ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou"],
+        strict=True,
+    )
+)
+_GIVEN = list(
+    zip(
+        "伟芳娜敏静丽强磊军洋",
+        ["Wei", "Fang", "Na", "Min", "Jing", "Li", "Qiang", "Lei", "Jun", "Yang"],
+        strict=True,
+    )
+)
 
 
 def bulk_patient(rng: random.Random, index: int) -> tuple[str, Patient]:

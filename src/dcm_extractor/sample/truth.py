@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .instances import SeriesPlan
@@ -101,7 +102,9 @@ class CaseTruth:
                     "PatientName": patient.name,
                     "PatientID": patient.patient_id,
                     "StudyDate": first.study_date,
-                    "PatientBirthDate": next((p.patient.birth_date for p in plans if p.patient.birth_date), ""),
+                    "PatientBirthDate": next(
+                        (p.patient.birth_date for p in plans if p.patient.birth_date), ""
+                    ),
                     "PatientAge": age_in_years(patient.age, patient.birth_date, first.study_date),
                     "PatientSex": patient.sex,
                     "StudyInstanceUID": first.study_uid,
@@ -150,5 +153,4 @@ class DatasetTruth:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON (UTF-8, names unescaped so people can read them)."""
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        Path(path).write_text(text + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ structures that sit inside large ones therefore come first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["DECLARED_OVERLAPS", "ORGANS", "Blob", "Tube"]
@@ -42,7 +43,10 @@ def _mirror(point: Point) -> Point:
 
 
 def _pair(name: str, left_center: Point, radii: Point) -> list[Blob]:
-    return [Blob(f"{name}_left", left_center, radii), Blob(f"{name}_right", _mirror(left_center), radii)]
+    return [
+        Blob(f"{name}_left", left_center, radii),
+        Blob(f"{name}_right", _mirror(left_center), radii),
+    ]
 
 
 def _tube_pair(name: str, left_points: tuple[Point, ...], radius: float) -> list[Tube]:
@@ -52,8 +56,6 @@ def _tube_pair(name: str, left_points: tuple[Point, ...], radius: float) -> list
 
 def _ribs() -> list[Tube]:
     """24 ribs: arcs from beside the spine round to the front, each lower than the last."""
-    import math
-
     ribs: list[Tube] = []
     for side, sign in (("left", 1.0), ("right", -1.0)):
         for k in range(1, 13):
@@ -111,16 +113,32 @@ ORGANS: tuple[Blob | Tube, ...] = (
     Blob("brain", (0.50, 0.50, 1.60), (0.10, 0.12, 0.10)),
     Blob("skull", (0.50, 0.50, 1.55), (0.12, 0.14, 0.12)),
     # vessels and airways: thin tubes
-    Tube("aorta", ((0.50, 0.62, 1.05), (0.53, 0.52, 0.96), (0.52, 0.64, 0.85), (0.51, 0.66, 0.6), (0.50, 0.66, 0.3)), 0.018),
+    Tube(
+        "aorta",
+        (
+            (0.50, 0.62, 1.05),
+            (0.53, 0.52, 0.96),
+            (0.52, 0.64, 0.85),
+            (0.51, 0.66, 0.6),
+            (0.50, 0.66, 0.3),
+        ),
+        0.018,
+    ),
     Tube("inferior_vena_cava", ((0.42, 0.62, 0.90), (0.44, 0.62, 0.60), (0.46, 0.62, 0.30)), 0.016),
     Tube("superior_vena_cava", ((0.44, 0.45, 1.02), (0.44, 0.45, 0.92)), 0.012),
-    Tube("portal_vein_and_splenic_vein", ((0.42, 0.50, 0.58), (0.55, 0.58, 0.60), (0.68, 0.60, 0.64)), 0.008),
+    Tube(
+        "portal_vein_and_splenic_vein",
+        ((0.42, 0.50, 0.58), (0.55, 0.58, 0.60), (0.68, 0.60, 0.64)),
+        0.008,
+    ),
     Tube("pulmonary_vein", ((0.58, 0.45, 0.86), (0.70, 0.50, 0.88)), 0.006),
     Tube("brachiocephalic_trunk", ((0.50, 0.55, 0.98), (0.47, 0.45, 1.05)), 0.008),
     *_tube_pair("brachiocephalic_vein", ((0.60, 0.40, 1.02), (0.52, 0.42, 0.96)), 0.008),
     *_tube_pair("common_carotid_artery", ((0.54, 0.50, 1.00), (0.56, 0.45, 1.10)), 0.006),
     *_tube_pair("subclavian_artery", ((0.55, 0.55, 1.00), (0.75, 0.50, 1.02)), 0.006),
-    *_tube_pair("iliac_artery", ((0.50, 0.66, 0.30), (0.60, 0.62, 0.15), (0.66, 0.50, 0.02)), 0.010),
+    *_tube_pair(
+        "iliac_artery", ((0.50, 0.66, 0.30), (0.60, 0.62, 0.15), (0.66, 0.50, 0.02)), 0.010
+    ),
     *_tube_pair("iliac_vena", ((0.46, 0.62, 0.30), (0.58, 0.66, 0.15), (0.63, 0.56, 0.02)), 0.011),
     Tube("esophagus", ((0.52, 0.70, 1.05), (0.53, 0.62, 0.75), (0.60, 0.45, 0.68)), 0.010),
     Tube("trachea", ((0.50, 0.40, 1.10), (0.50, 0.45, 0.95)), 0.015),

@@ -62,8 +62,12 @@ class MaskSample:
 def sample_affine(shape: Shape3, spacing: tuple[float, float, float]) -> NDArray[np.float64]:
     """A realistic voxel-to-world affine: anisotropic, rotated 15 deg in-plane and tilted 4 deg."""
     yaw, tilt = math.radians(15.0), math.radians(4.0)
-    rz = np.array([[math.cos(yaw), -math.sin(yaw), 0.0], [math.sin(yaw), math.cos(yaw), 0.0], [0, 0, 1]])
-    rx = np.array([[1.0, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    rz = np.array(
+        [[math.cos(yaw), -math.sin(yaw), 0.0], [math.sin(yaw), math.cos(yaw), 0.0], [0, 0, 1]]
+    )
+    rx = np.array(
+        [[1.0, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]]
+    )
     linear = rz @ rx @ np.diag(spacing)
     affine = np.eye(4)
     affine[:3, :3] = linear
@@ -135,7 +139,9 @@ def generate_masks(
 
     multilabel = _save(label_image, affine, out / MULTILABEL_FILENAME, labels)
     sidecar = out / MULTILABEL_FILENAME.replace(".nii.gz", ".json")
-    sidecar.write_text(json.dumps({str(v): k for k, v in labels.items()}, indent=1) + "\n", encoding="utf-8")
+    sidecar.write_text(
+        json.dumps({str(v): k for k, v in labels.items()}, indent=1) + "\n", encoding="utf-8"
+    )
     ct_path = _save(_synthetic_ct(label_image, rng), affine, out / CT_FILENAME)
 
     truth = _truth(seed, grid, mm, affine, names, crops, labels)
@@ -166,7 +172,10 @@ def _carve(
 
 
 def _save(
-    data: NDArray[Any], affine: NDArray[np.float64], path: Path, labels: dict[str, int] | None = None
+    data: NDArray[Any],
+    affine: NDArray[np.float64],
+    path: Path,
+    labels: dict[str, int] | None = None,
 ) -> Path:
     image = nib.Nifti1Image(data, affine)
     image.header.set_data_dtype(data.dtype)
@@ -234,6 +243,8 @@ def _intersection(a: Crop, b: Crop) -> int:
         return 0
 
     def part(crop: Crop) -> NDArray[np.bool_]:
-        return crop.voxels[tuple(slice(low - o, h - o) for low, h, o in zip(lo, hi, crop.offset, strict=True))]
+        return crop.voxels[
+            tuple(slice(low - o, h - o) for low, h, o in zip(lo, hi, crop.offset, strict=True))
+        ]
 
     return int(np.count_nonzero(part(a) & part(b)))

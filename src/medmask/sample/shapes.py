@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -40,7 +41,9 @@ def rasterize(organ: Blob | Tube, shape: Shape3, rng: np.random.Generator) -> Cr
     return _tube(organ, shape)
 
 
-def _box(lo: NDArray[np.float64], hi: NDArray[np.float64], shape: Shape3) -> tuple[Shape3, Shape3] | None:
+def _box(
+    lo: NDArray[np.float64], hi: NDArray[np.float64], shape: Shape3
+) -> tuple[Shape3, Shape3] | None:
     start = np.maximum(np.floor(lo).astype(int), 0)
     stop = np.minimum(np.ceil(hi).astype(int) + 1, shape)
     if np.any(stop <= start):
@@ -78,7 +81,7 @@ def _tube(tube: Tube, shape: Shape3) -> Crop:
     points = np.array(tube.points) * size
     # Dense samples along the polyline, half a voxel apart, each marking a ball.
     samples = [points[0]]
-    for a, b in zip(points[:-1], points[1:], strict=True):
+    for a, b in itertools.pairwise(points):
         steps = max(int(np.ceil(np.linalg.norm(b - a) * 2.0)), 1)
         samples.extend(a + (b - a) * t for t in np.linspace(0.0, 1.0, steps + 1)[1:])
     centers = np.array(samples)
