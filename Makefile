@@ -25,8 +25,8 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.test lint types unit
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 types: $(VENV)/.test
 	$(BIN)/mypy --strict src

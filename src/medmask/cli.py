@@ -53,10 +53,11 @@ def _sample(
     scale: Annotated[
         _Scale, typer.Option(help="Grid size: small, medium, or full body (512x512x600).")
     ] = _Scale.small,
+    overwrite: Annotated[bool, typer.Option(help="Replace masks generated earlier.")] = False,
 ) -> None:
     """Write generated organ masks (TotalSegmentator layout) to OUT_DIR."""
     try:
-        result = generate_masks(out_dir, seed=seed, scale=scale.value)
+        result = generate_masks(out_dir, seed=seed, scale=scale.value, overwrite=overwrite)
     except (MedmaskError, ValueError, OSError) as err:
         typer.echo(f"medmask: error: {err}", err=True)
         raise typer.Exit(1) from err
