@@ -284,6 +284,14 @@ def test_real_ct_template(tmp_path: Path, shared_data: Path) -> None:
     assert (ds.Rows, ds.Columns) == (16, 16)
 
 
+def test_relative_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sample = generate_dicom_dataset("out")
+    truth = load_truth(sample.truth_path)
+    cd_export = next(c for c in truth["cases"] if c["name"] == "Mueller_Anna")
+    assert all((tmp_path / "out" / "dicom_cases" / r["path"]).is_file() for r in cd_export["files"])
+
+
 def test_refuses_to_overwrite_unless_told(tmp_path: Path) -> None:
     generate_dicom_dataset(tmp_path, showcase=False, bulk_cases=1)
     with pytest.raises(SampleDataError, match="already exists"):

@@ -334,7 +334,8 @@ class _CaseWriter:
         fileset.write(case_dir)
         _discard_staging(fileset)
         for instance in fileset:
-            rel = Path(instance.path).relative_to(self.root).as_posix()
+            inside = Path(instance.path).relative_to(case_dir.resolve()).as_posix()
+            rel = f"{name}/{inside}"
             case.add_image(rel, None, plan, str(instance.SOPInstanceUID))
             self.file_count += 1
         case.add_junk(f"{name}/DICOMDIR", None, "dicomdir")
