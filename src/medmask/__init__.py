@@ -1,8 +1,8 @@
-"""medmask: every segmentation mask of a scan in one small, checksummed archive.
+"""medmask: every segmentation mask of a scan in one small, checksummed file.
 
-The model, archive and command line arrive in stages (see the issues); this package
-already provides the error hierarchy, the NIfTI label-table codec and sample data
-(``python -m medmask.sample``).
+MedMask's API (``SegmentationMask``, ``LabelMapping``, ``save_mask``/``load_mask``) with
+NIfTI in and out, overlap warnings and per-label statistics; sample data with
+``python -m medmask.sample``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
+from .mapping import LabelMapping
+from .mask import LabelStatistics, OverlapWarning, SegmentationMask
+from .maskfile import load_mask, save_mask
+from .nifti import read_nifti, read_nifti_folder, write_nifti
 
 try:
     __version__ = version("medkit")
@@ -19,8 +23,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "ChecksumError",
     "FormatError",
+    "LabelMapping",
+    "LabelStatistics",
     "MaskNotFoundError",
     "MedmaskError",
     "MedmaskWarning",
+    "OverlapWarning",
+    "SegmentationMask",
     "__version__",
+    "load_mask",
+    "read_nifti",
+    "read_nifti_folder",
+    "save_mask",
+    "write_nifti",
 ]

@@ -1,0 +1,49 @@
+"""Bounding boxes of mask voxels: the unit of cropping for codecs, statistics and reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["BBox", "bounding_box"]
+
+BBox = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+"""``((start, stop), ...)`` per axis; stops exclusive, like Python slices."""
+
+
+def bounding_box(array: NDArray[Any]) -> BBox | None:
+    """Half-open bounding box of the non-zero voxels of a 3-D array, or None when none."""
+    extent = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(np.any(array, axis=others))
+        if hits.size == 0:
+            return None
+        extent.append((int(hits[0]), int(hits[-1]) + 1))
+    return (extent[0], extent[1], extent[2])
+
+
+def label_extents(array: NDArray[Any]) -> dict[int, tuple[int, BBox]]:
+    """Voxel count and bounding box of every non-zero value, in one pass over the array.
+
+    Sorting the non-zero voxels by value once is far cheaper than one full-array
+    comparison per label when a mask holds a hundred labels.
+    """
+    flat = np.flatnonzero(array)
+    if flat.size == 0:
+        return {}
+    values = array.ravel()[flat]
+    order = np.argsort(values, kind="stable")
+    values, flat = values[order], flat[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(values)) + 1))
+    counts = np.diff(np.concatenate((starts, [values.size])))
+    coords = np.unravel_index(flat, array.shape)
+    lows = [np.minimum.reduceat(axis, starts) for axis in coords]
+    highs = [np.maximum.reduceat(axis, starts) for axis in coords]
+    out: dict[int, tuple[int, BBox]] = {}
+    for i, start in enumerate(starts):
+        box = tuple((int(lows[a][i]), int(highs[a][i]) + 1) for a in range(3))
+        out[int(values[start])] = (int(counts[i]), box)  # type: ignore[assignment]
+    return out

@@ -1,0 +1,144 @@
+"""Mask codecs: ndarray <-> bytes, shared by ``.msk`` files and archives.
+
+Every mask is cropped to the bounding box of its non-zero voxels first; only the crop
+is encoded, and an all-zero mask has no blob at all. Binary content (only 0 and 1) is
+detected whatever dtype it arrives in and bit-packed, so uint8 0/1 costs what bool
+costs; the dtype it came in is recorded and given back on decoding.
+
+Codec ids are part of the file formats (docs/mask-format.md); never renumber them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final
+
+import numpy as np
+import zstandard
+from numpy.typing import NDArray
+
+from ..bbox import BBox, bounding_box
+from ..errors import FormatError
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "FAST_LEVEL",
+    "BBox",
+    "CodecId",
+    "EncodedMask",
+    "decode_crop",
+    "decode_mask",
+    "encode_mask",
+]
+
+DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still writes fast
+FAST_LEVEL: Final = 3
+
+SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
+
+
+class CodecId(IntEnum):
+    """How a blob's bytes encode the crop."""
+
+    EMPTY = 0  # all-zero mask: no blob
+    BITS_ZSTD = 1  # crop of a binary mask, np.packbits (C order, big-endian bits), zstd frame
+    RAW_ZSTD = 2  # crop of a label mask, little-endian values in C order, zstd frame
+
+
+@dataclass(frozen=True)
+class EncodedMask:
+    """A mask as stored: codec, dtype, full shape, bounding box and the blob."""
+
+    codec: CodecId
+    dtype: str
+    shape: tuple[int, int, int]
+    bbox: BBox | None
+    blob: bytes
+
+
+def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMask:
+    """Crop ``array`` to its bounding box and encode it with the best-fitting codec."""
+    dtype = str(array.dtype)
+    if dtype not in SUPPORTED_DTYPES or array.ndim != 3:
+        raise ValueError(
+            f"cannot encode a {array.ndim}-D {dtype} array; need 3-D {SUPPORTED_DTYPES}"
+        )
+    shape = (int(array.shape[0]), int(array.shape[1]), int(array.shape[2]))
+    bbox = bounding_box(array)
+    if bbox is None:
+        return EncodedMask(CodecId.EMPTY, dtype, shape, None, b"")
+    crop = array[tuple(slice(a, b) for a, b in bbox)]
+    compressor = zstandard.ZstdCompressor(level=level)
+    if crop.dtype == np.bool_ or int(crop.max()) <= 1:
+        packed = np.packbits(crop.astype(bool, copy=False).ravel())
+        return EncodedMask(
+            CodecId.BITS_ZSTD, dtype, shape, bbox, compressor.compress(packed.tobytes())
+        )
+    raw = np.ascontiguousarray(crop, dtype=crop.dtype.newbyteorder("<")).tobytes()
+    return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, compressor.compress(raw))
+
+
+def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int]]:
+    """The stored crop in its original dtype and the index of its first voxel.
+
+    An empty mask gives a ``(0, 0, 0)`` array at offset ``(0, 0, 0)``.
+
+    Raises
+    ------
+    FormatError
+        When the blob does not decode to exactly the crop's size.
+    """
+    dtype = _dtype(encoded.dtype)
+    if encoded.codec == CodecId.EMPTY or encoded.bbox is None:
+        if encoded.blob:
+            raise FormatError("an empty mask must have no data blob")
+        return np.zeros((0, 0, 0), dtype=dtype), (0, 0, 0)
+    _check_bbox(encoded.bbox, encoded.shape)
+    crop_shape = tuple(b - a for a, b in encoded.bbox)
+    voxels = int(np.prod(crop_shape))
+    offset = (encoded.bbox[0][0], encoded.bbox[1][0], encoded.bbox[2][0])
+    if encoded.codec == CodecId.BITS_ZSTD:
+        raw = _decompress(encoded.blob, (voxels + 7) // 8)
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=voxels)
+        crop = bits.reshape(crop_shape).astype(dtype, copy=False)
+        return crop, offset
+    if encoded.codec == CodecId.RAW_ZSTD:
+        if dtype == np.bool_:
+            raise FormatError("a label-valued blob cannot have dtype bool")
+        raw = _decompress(encoded.blob, voxels * dtype.itemsize)
+        crop = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(crop_shape)
+        return crop, offset
+    raise FormatError(f"unknown codec id {int(encoded.codec)}")
+
+
+def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
+    """The full mask array in its original dtype."""
+    full = np.zeros(encoded.shape, dtype=_dtype(encoded.dtype))
+    crop, _ = decode_crop(encoded)
+    if crop.size:
+        full[tuple(slice(a, b) for a, b in encoded.bbox or ())] = crop
+    return full
+
+
+def _dtype(name: str) -> np.dtype[Any]:
+    if name not in SUPPORTED_DTYPES:
+        raise FormatError(f"unsupported stored dtype {name!r}, expected one of {SUPPORTED_DTYPES}")
+    return np.dtype(name)
+
+
+def _check_bbox(bbox: BBox, shape: tuple[int, int, int]) -> None:
+    for (start, stop), size in zip(bbox, shape, strict=True):
+        if not 0 <= start < stop <= size:
+            raise FormatError(f"bounding box {bbox} does not fit the shape {shape}")
+
+
+def _decompress(blob: bytes, expected: int) -> bytes:
+    """Decompress one zstd frame into exactly ``expected`` bytes (bounded: no zip bombs)."""
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=expected)
+    except zstandard.ZstdError as err:
+        raise FormatError(f"data blob does not decompress: {err}") from err
+    if len(raw) != expected:
+        raise FormatError(f"data blob decompresses to {len(raw)} bytes, expected {expected}")
+    return raw

@@ -1,0 +1,153 @@
+"""Names <-> label values of a segmentation mask, as MedMask's ``LabelMapping`` offered."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import ItemsView, Iterator, Mapping
+
+from .errors import MaskNotFoundError
+
+__all__ = ["LabelMapping"]
+
+
+class LabelMapping:
+    """A one-to-one mapping between semantic names and positive integer labels.
+
+    Parameters
+    ----------
+    name_to_label : Mapping[str, int], optional
+        Initial ``{name: label}`` pairs.
+
+    Raises
+    ------
+    ValueError
+        When a name is empty or not a string, a label is not a positive integer, or
+        two names share a label.
+
+    Examples
+    --------
+    >>> m = LabelMapping({"liver": 1, "spleen": 2})
+    >>> m["liver"], m.spleen, m.inverse(2), m.has_label(3), len(m)
+    (1, 2, 'spleen', False, 2)
+    >>> LabelMapping.from_json(m.to_json()) == m
+    True
+    """
+
+    def __init__(self, name_to_label: Mapping[str, int] | None = None) -> None:
+        self._name_to_label: dict[str, int] = {}
+        self._label_to_name: dict[int, str] = {}
+        for name, label in (name_to_label or {}).items():
+            if name in self._name_to_label:  # pragma: no cover - a Mapping has unique keys
+                raise ValueError(f"duplicate name {name!r}")
+            self[name] = label
+
+    # -- editing ---------------------------------------------------------------------------
+    def __setitem__(self, name: str, label: int) -> None:
+        """Map ``name`` to ``label``; re-mapping a name moves it, a taken label is refused."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"label names must be non-empty strings, got {name!r}")
+        if isinstance(label, bool) or not isinstance(label, int) or label <= 0:
+            raise ValueError(f"label for {name!r} must be a positive integer, got {label!r}")
+        label = int(label)
+        owner = self._label_to_name.get(label)
+        if owner is not None and owner != name:
+            raise ValueError(
+                f"label {label} is already used by {owner!r}, cannot give it to {name!r}"
+            )
+        old = self._name_to_label.get(name)
+        if old is not None:
+            del self._label_to_name[old]
+        self._name_to_label[name] = label
+        self._label_to_name[label] = name
+
+    # -- lookup ----------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> int:
+        try:
+            return self._name_to_label[name]
+        except KeyError:
+            raise MaskNotFoundError(self._missing(name)) from None
+
+    def __getattr__(self, name: str) -> int:
+        # Only called when normal lookup fails; private names never map to labels.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.__dict__["_name_to_label"][name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError(self._missing(name)) from None
+
+    def __call__(self, name: str) -> int:
+        """Label of ``name`` (MedMask's call form)."""
+        return self[name]
+
+    def inverse(self, label: int) -> str:
+        """Name of ``label``; :class:`~medmask.errors.MaskNotFoundError` when unknown."""
+        try:
+            return self._label_to_name[label]
+        except KeyError:
+            raise MaskNotFoundError(f"label {label} is not in the mapping") from None
+
+    def has_label(self, label: int) -> bool:
+        """Whether ``label`` is mapped to a name."""
+        return label in self._label_to_name
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._name_to_label
+
+    def items(self) -> ItemsView[str, int]:
+        """``(name, label)`` pairs in insertion order."""
+        return self._name_to_label.items()
+
+    def names(self) -> list[str]:
+        """Names in insertion order."""
+        return list(self._name_to_label)
+
+    def labels(self) -> list[int]:
+        """Labels in insertion order."""
+        return list(self._name_to_label.values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._name_to_label)
+
+    def __len__(self) -> int:
+        return len(self._name_to_label)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LabelMapping):
+            return self._name_to_label == other._name_to_label
+        if isinstance(other, Mapping):
+            return self._name_to_label == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"LabelMapping({self._name_to_label!r})"
+
+    __str__ = __repr__
+
+    # -- conversion ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, int]:
+        """A plain ``{name: label}`` copy."""
+        return dict(self._name_to_label)
+
+    def to_json(self) -> str:
+        """JSON object ``{"name": label, ...}`` (non-ASCII names kept readable)."""
+        return json.dumps(self._name_to_label, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> LabelMapping:
+        """Inverse of :meth:`to_json`; a ValueError when the JSON is not such an object."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"label mapping JSON must be an object, got {type(data).__name__}")
+        return cls(data)
+
+    def copy(self) -> LabelMapping:
+        """An independent copy."""
+        return LabelMapping(self._name_to_label)
+
+    def _missing(self, name: str) -> str:
+        known = ", ".join(list(self._name_to_label)[:8])
+        more = "" if len(self) <= 8 else f", ... ({len(self)} in all)"
+        return f"{name!r} is not in the mapping (known: {known}{more})"

@@ -1,0 +1,382 @@
+"""The in-memory segmentation mask: a 3-D label array, its names and its geometry.
+
+This is MedMask's ``SegmentationMask`` API (its code runs unchanged) with overlaps that
+are never lost silently, validation with clear errors, and per-label statistics. File
+I/O lives in :mod:`medmask.nifti` and :mod:`medmask.maskfile`; the methods here that
+read or write files only delegate to them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from spacetransformer import Space
+
+from .bbox import BBox, label_extents
+from .errors import MaskNotFoundError, MedmaskWarning
+from .mapping import LabelMapping
+from .space import check_space, default_space, spaces_equal, voxel_volume_ml
+
+if TYPE_CHECKING:
+    import nibabel as nib
+
+__all__ = [
+    "DTYPE_FOR_BIT_DEPTH",
+    "LabelStatistics",
+    "OverlapWarning",
+    "SegmentationMask",
+]
+
+DTYPE_FOR_BIT_DEPTH: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.bool_),
+    8: np.dtype(np.uint8),
+    16: np.dtype(np.uint16),
+    32: np.dtype(np.uint32),
+}
+_BIT_DEPTH_OF = {dtype: depth for depth, dtype in DTYPE_FOR_BIT_DEPTH.items()}
+
+OnOverlap = Literal["warn", "error"]
+
+
+class OverlapWarning(MedmaskWarning):
+    """``add_label`` overwrote voxels that carried another label.
+
+    Attributes ``new_label``, ``old_label`` and ``voxels`` say which and how many.
+    """
+
+    def __init__(self, message: str, new_label: int, old_label: int, voxels: int) -> None:
+        super().__init__(message)
+        self.new_label = new_label
+        self.old_label = old_label
+        self.voxels = voxels
+
+
+@dataclass(frozen=True)
+class LabelStatistics:
+    """Size and extent of one label.
+
+    ``bbox`` is ``((start, stop), ...)`` per axis, stops exclusive like Python slices,
+    or None for an empty label.
+    """
+
+    name: str
+    label: int
+    voxel_count: int
+    volume_ml: float
+    bbox: BBox | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "voxel_count": self.voxel_count,
+            "volume_ml": self.volume_ml,
+            "bbox": [list(axis) for axis in self.bbox] if self.bbox else None,
+        }
+
+
+class SegmentationMask:
+    """A 3-D label array with semantic names and geometry.
+
+    Parameters
+    ----------
+    mask_array : numpy.ndarray
+        3-D array of dtype bool, uint8, uint16 or uint32; 0 is background.
+    mapping : Mapping[str, int] or LabelMapping
+        ``{name: label}`` for the labels in the array. Labels present in the array but
+        not named get the name ``idx_<label>`` and a :class:`MedmaskWarning`.
+    space : spacetransformer.Space, optional
+        Geometry; ``space.shape`` must equal ``mask_array.shape``. Default: a 1 mm
+        identity Space of the array's shape.
+
+    Raises
+    ------
+    ValueError
+        Non-3-D array, unsupported dtype, a label beyond the bit depth, or a Space of
+        another shape; the message names the offending value.
+
+    Examples
+    --------
+    >>> arr = np.zeros((4, 5, 6), dtype=np.uint8); arr[1:3, 1:3, 1:3] = 1
+    >>> mask = SegmentationMask(arr, {"liver": 1})
+    >>> int(mask.get_mask_by_names("liver").sum()), mask.bit_depth
+    (8, 8)
+    """
+
+    def __init__(
+        self,
+        mask_array: NDArray[Any],
+        mapping: Mapping[str, int] | LabelMapping,
+        space: Space | None = None,
+    ) -> None:
+        array = np.asarray(mask_array)
+        _check_array(array)
+        if space is None:
+            space = default_space(array.shape)
+        check_space(array.shape, space)
+        self._array: NDArray[Any] = array
+        self.space: Space = space
+        self.mapping: LabelMapping = (
+            mapping if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
+        )
+        limit = _label_limit(array.dtype)
+        for name, label in self.mapping.items():
+            if label > limit:
+                raise ValueError(
+                    f"label {label} ({name!r}) does not fit bit depth {self.bit_depth} "
+                    f"(max {limit})"
+                )
+        self._name_unlabelled()
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def lazy_init(
+        cls,
+        bit_depth: int,
+        *,
+        space: Space | None = None,
+        shape: Sequence[int] | None = None,
+    ) -> SegmentationMask:
+        """An empty mask of ``bit_depth`` (1, 8, 16 or 32) to fill with :meth:`add_label`.
+
+        Give ``space`` or ``shape``; with both, they must agree.
+        """
+        if bit_depth not in DTYPE_FOR_BIT_DEPTH:
+            raise ValueError(f"bit_depth must be one of 1, 8, 16, 32, got {bit_depth!r}")
+        if space is None and shape is None:
+            raise ValueError("lazy_init needs a space or a shape")
+        grid = tuple(int(n) for n in (space.shape if space is not None else shape))  # type: ignore[union-attr]
+        if shape is not None and tuple(int(n) for n in shape) != grid:
+            raise ValueError(f"shape {tuple(shape)} does not match space.shape {grid}")
+        return cls(np.zeros(grid, dtype=DTYPE_FOR_BIT_DEPTH[bit_depth]), {}, space)
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def data(self) -> NDArray[Any]:
+        """The label array as a read-only view."""
+        view = self._array.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def bit_depth(self) -> int:
+        """1, 8, 16 or 32, from the array's dtype."""
+        return _BIT_DEPTH_OF[self._array.dtype]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape (same as ``space.shape``)."""
+        return self._array.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Array dtype."""
+        return self._array.dtype
+
+    # -- editing ---------------------------------------------------------------------------
+    def add_label(
+        self, mask: NDArray[Any], label: int, name: str, *, on_overlap: OnOverlap = "warn"
+    ) -> None:
+        """Paint the True (non-zero) voxels of ``mask`` with ``label`` and name it ``name``.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            Array of this mask's shape; non-zero voxels are painted.
+        label : int
+            A label not used yet, within the bit depth.
+        name : str
+            A name not used yet.
+        on_overlap : {"warn", "error"}
+            Voxels that already carry another label: ``"warn"`` emits one
+            :class:`OverlapWarning` per label overwritten (naming both labels and the
+            voxel count) and then overwrites them, as MedMask did; ``"error"`` raises
+            ValueError and changes nothing.
+        """
+        if on_overlap not in ("warn", "error"):
+            raise ValueError(f"on_overlap must be 'warn' or 'error', got {on_overlap!r}")
+        region = np.asarray(mask)
+        if region.shape != self.shape:
+            raise ValueError(
+                f"mask shape {region.shape} does not match the mask's shape {self.shape}"
+            )
+        if self.mapping.has_label(label):
+            raise ValueError(f"label {label} is already used by {self.mapping.inverse(label)!r}")
+        if name in self.mapping:
+            raise ValueError(f"name {name!r} is already used by label {self.mapping[name]}")
+        limit = _label_limit(self._array.dtype)
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 < label <= limit:
+            raise ValueError(
+                f"label {label!r} must be in 1..{limit} for bit depth {self.bit_depth}"
+            )
+        selected = region if region.dtype == np.bool_ else region != 0
+        overlaps = self._overlaps(selected)
+        if overlaps and on_overlap == "error":
+            detail = ", ".join(
+                f"{n} voxels of {self.mapping.inverse(old)!r}" for old, n in overlaps
+            )
+            raise ValueError(f"adding {name!r} (label {label}) would overwrite {detail}")
+        for old, count in overlaps:
+            old_name = self.mapping.inverse(old)
+            message = (
+                f"adding {name!r} (label {label}) overwrites {count} voxels "
+                f"of {old_name!r} (label {old})"
+            )
+            warnings.warn(OverlapWarning(message, label, old, count), stacklevel=2)
+        self.mapping[name] = label
+        self._array[selected] = label
+
+    def _overlaps(self, selected: NDArray[np.bool_]) -> list[tuple[int, int]]:
+        """(existing label, voxel count) pairs under ``selected``."""
+        under = self._array[selected]
+        if under.dtype == np.bool_:
+            hits = int(np.count_nonzero(under))
+            return [(1, hits)] if hits else []
+        taken = under[under != 0]
+        if taken.size == 0:
+            return []
+        values, counts = np.unique(taken, return_counts=True)
+        return [(int(v), int(c)) for v, c in zip(values, counts, strict=True)]
+
+    # -- queries ---------------------------------------------------------------------------
+    def get_mask_by_names(self, names: str | Iterable[str]) -> NDArray[np.bool_]:
+        """Boolean mask of one name, or the union of several."""
+        if isinstance(names, str):
+            return self.get_mask_by_labels(self.mapping[names])
+        return self.get_mask_by_labels([self.mapping[n] for n in names])
+
+    def get_mask_by_labels(self, labels: int | Iterable[int]) -> NDArray[np.bool_]:
+        """Boolean mask of one label, or the union of several; unknown labels raise."""
+        wanted = [labels] if isinstance(labels, int | np.integer) else list(labels)
+        for label in wanted:
+            if not self.mapping.has_label(int(label)):
+                raise MaskNotFoundError(f"label {label} is not in the mapping {self.mapping}")
+        if self._array.dtype == np.bool_:  # only label 1 can be mapped
+            return self._array.copy()
+        if len(wanted) == 1:
+            return self._array == wanted[0]  # type: ignore[no-any-return]
+        if self._array.dtype.itemsize <= 2:  # a lookup table beats one comparison per label
+            lookup = np.zeros(_label_limit(self._array.dtype) + 1, dtype=bool)
+            lookup[wanted] = True
+            return lookup[self._array]  # type: ignore[no-any-return]
+        return np.isin(self._array, wanted)
+
+    get_binary_mask_by_names = get_mask_by_names  # medmask 0.1.3 names
+    get_binary_mask_by_labels = get_mask_by_labels
+
+    def get_all_masks(self, binarize: bool = False) -> NDArray[Any]:
+        """A copy of the label array, or a boolean foreground mask with ``binarize=True``."""
+        return self.to_binary() if binarize else self._array.copy()
+
+    def to_binary(self) -> NDArray[np.bool_]:
+        """Boolean array, True where any label is."""
+        return self._array != 0  # type: ignore[no-any-return]
+
+    def statistics(self) -> dict[str, LabelStatistics]:
+        """Per name: voxel count, volume in ml and bounding box."""
+        ml = voxel_volume_ml(self.space)
+        extents = label_extents(self._array)
+        out = {}
+        for name, label in self.mapping.items():
+            count, box = extents.get(label, (0, None))
+            out[name] = LabelStatistics(name, label, count, count * ml, box)
+        return out
+
+    # -- files (delegating) ------------------------------------------------------------------
+    @classmethod
+    def from_nifti(
+        cls,
+        source: str | os.PathLike[str] | nib.Nifti1Image,
+        mapping: Mapping[str, int] | None = None,
+    ) -> SegmentationMask:
+        """Read a NIfTI mask; see :func:`medmask.nifti.read_nifti`."""
+        from .nifti import read_nifti
+
+        return read_nifti(source, mapping=mapping)
+
+    @classmethod
+    def from_nifti_folder(cls, folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:
+        """Read a folder of per-organ masks; see :func:`medmask.nifti.read_nifti_folder`."""
+        from .nifti import read_nifti_folder
+
+        return read_nifti_folder(folder)
+
+    def to_nifti(self, path: str | os.PathLike[str] | None = None) -> nib.Nifti1Image:
+        """The mask as a NIfTI image, written to ``path`` when given; see :mod:`medmask.nifti`."""
+        from .nifti import write_nifti
+
+        return write_nifti(self, path)
+
+    def save(self, path: str | os.PathLike[str], *, level: int | None = None) -> None:
+        """Write a single-mask ``.msk`` file; see :func:`medmask.maskfile.save_mask`."""
+        from .maskfile import save_mask
+
+        save_mask(self, path, level=level)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SegmentationMask:
+        """Read a ``.msk`` file (ours or medmask 0.1.3's); see :func:`medmask.load_mask`."""
+        from .maskfile import load_mask
+
+        return load_mask(path)
+
+    # -- internals -------------------------------------------------------------------------
+    def _name_unlabelled(self) -> None:
+        present = _labels_present(self._array)
+        missing = [label for label in present if not self.mapping.has_label(label)]
+        if not missing:
+            return
+        for label in missing:
+            self.mapping[f"idx_{label}"] = label
+        warnings.warn(
+            MedmaskWarning(f"labels {missing} have no name; named them idx_<label>"), stacklevel=3
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentationMask(shape={self.shape}, dtype={self.dtype}, "
+            f"labels={len(self.mapping)}, mapping={self.mapping!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SegmentationMask):
+            return NotImplemented
+        return (
+            self.dtype == other.dtype
+            and self.mapping == other.mapping
+            and spaces_equal(self.space, other.space)
+            and np.array_equal(self._array, other._array)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+def _check_array(array: NDArray[Any]) -> None:
+    if array.ndim != 3:
+        raise ValueError(f"mask array must be 3-D, got {array.ndim}-D with shape {array.shape}")
+    if array.dtype not in _BIT_DEPTH_OF:
+        raise ValueError(
+            f"unsupported mask dtype {array.dtype}; use bool, uint8, uint16 or uint32 "
+            "(e.g. arr.astype(np.uint8))"
+        )
+
+
+def _label_limit(dtype: np.dtype[Any]) -> int:
+    return 1 if dtype == np.bool_ else int(np.iinfo(dtype).max)
+
+
+def _labels_present(array: NDArray[Any]) -> list[int]:
+    """Non-zero values in the array (bincount is fast for 8/16 bits)."""
+    if array.dtype == np.bool_:
+        return [1] if array.any() else []
+    if array.dtype.itemsize <= 2:
+        counts = np.bincount(array.ravel(), minlength=1)
+        return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
+    return [int(v) for v in np.unique(array) if v != 0]

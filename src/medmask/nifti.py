@@ -1,0 +1,203 @@
+"""NIfTI in and out, with nibabel: geometry, axis order and dtype kept exactly.
+
+* Axis order: the array is nibabel's (``np.asarray(img.dataobj)``), the Space is built
+  from the same affine, so ``space.shape == array.shape``.
+* Geometry: the Space comes from the affine nibabel reports (the sform when set), and
+  the affine written back is the Space's; both headers' float32 values agree exactly.
+* Label names, first found wins: the ``mapping`` argument; a TotalSegmentator label
+  table in a header extension; a JSON sidecar ``<stem>.json`` (``{"1": "liver"}`` or
+  ``{"liver": 1}``); for a binary file, the file's stem (``liver.nii.gz`` ->
+  ``liver``); otherwise ``idx_<label>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import FormatError, MedmaskError
+from .mapping import LabelMapping
+from .mask import SegmentationMask
+from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
+from .space import space_from_affine
+
+__all__ = ["NIFTI_SUFFIXES", "read_nifti", "read_nifti_folder", "write_nifti"]
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def read_nifti(
+    source: str | os.PathLike[str] | nib.Nifti1Image,
+    mapping: Mapping[str, int] | LabelMapping | None = None,
+) -> SegmentationMask:
+    """Read a binary or multi-label NIfTI mask.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or nibabel.Nifti1Image
+        A ``.nii``/``.nii.gz`` path or an image already loaded.
+    mapping : Mapping[str, int], optional
+        Names of the labels; default: read from the file (see the module docstring).
+
+    Returns
+    -------
+    SegmentationMask
+        uint8/uint16/uint32 as stored (bool files do not exist in NIfTI); other
+        integer or integral float types become the smallest unsigned type that holds them.
+
+    Raises
+    ------
+    FormatError
+        The file is not a mask: not 3-D, non-integer or negative values, values
+        beyond 32 bits, or it cannot be read at all.
+    """
+    image, name = _open(source)
+    if len(image.shape) != 3:
+        raise FormatError(f"{name}: a mask must be 3-D, got shape {image.shape}")
+    try:
+        raw = np.asanyarray(image.dataobj)
+    except (OSError, ValueError, EOFError) as err:
+        raise FormatError(f"{name}: cannot read the voxel data: {err}") from err
+    array = _as_label_array(raw, name)
+    space = space_from_affine(image.affine, array.shape)
+    names = _label_names(image, source, array, mapping)
+    return SegmentationMask(array, names, space)
+
+
+def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:
+    """Every ``<name>.nii.gz`` / ``<name>.nii`` in ``folder`` as ``{name: mask}``, sorted by name.
+
+    Each mask keeps its own voxels, so overlapping structures stay intact. All files
+    must share one geometry (FormatError naming the first that differs).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise MedmaskError(f"{root}: not a folder of NIfTI masks")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    if not files:
+        raise MedmaskError(f"{root}: no .nii or .nii.gz files found")
+    masks: dict[str, SegmentationMask] = {}
+    first = None
+    for path in files:
+        mask = read_nifti(path)
+        if first is None:
+            first = (path, mask.space)
+        elif mask.shape != tuple(first[1].shape) or not np.allclose(
+            mask.space.to_nifti_affine(), first[1].to_nifti_affine(), atol=1e-4
+        ):
+            raise FormatError(f"{path}: geometry differs from {first[0].name}")
+        masks[_stem(path)] = mask
+    return dict(sorted(masks.items()))
+
+
+def write_nifti(
+    mask: SegmentationMask, path: str | os.PathLike[str] | None = None
+) -> nib.Nifti1Image:
+    """The mask as a NIfTI-1 image (bool stored as uint8), written to ``path`` if given.
+
+    The label names go into a TotalSegmentator-style label-table extension, so
+    :func:`read_nifti` (and TotalSegmentator's own reader) get them back.
+    """
+    data = mask.data
+    if data.dtype == np.bool_:
+        data = data.astype(np.uint8)
+    affine = mask.space.to_nifti_affine()
+    image = nib.Nifti1Image(np.asarray(data), affine)
+    image.header.set_data_dtype(data.dtype)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    if len(mask.mapping):
+        table = encode_label_table({label: name for name, label in mask.mapping.items()})
+        image.header.extensions.append(nib.nifti1.Nifti1Extension(TOTALSEG_ECODE, table))
+    if path is not None:
+        nib.save(image, os.fspath(path))
+    return image
+
+
+def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1Image, str]:
+    if isinstance(source, nib.Nifti1Image | nib.Nifti2Image):
+        return source, getattr(source, "get_filename", lambda: None)() or "<NIfTI image>"
+    name = os.fspath(source)
+    try:
+        image = nib.load(name)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # nibabel raises many kinds for a file that is not NIfTI
+        raise FormatError(f"{name}: not a readable NIfTI file: {err}") from err
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise FormatError(f"{name}: not a NIfTI image ({type(image).__name__})")
+    return image, name
+
+
+def _as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
+    """The stored values as bool/uint8/16/32, refusing anything that is not labels."""
+    if raw.dtype in (np.uint8, np.uint16, np.uint32):
+        return np.ascontiguousarray(raw)
+    if raw.dtype == np.bool_:
+        return raw.astype(np.uint8)
+    if raw.dtype.kind not in "iuf":
+        raise FormatError(f"{name}: voxel type {raw.dtype} is not a mask type")
+    if raw.size == 0:
+        return np.zeros(raw.shape, dtype=np.uint8)
+    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        raise FormatError(
+            f"{name}: floating-point voxel values that are not whole numbers; not a mask"
+        )
+    low, high = raw.min(), raw.max()
+    if low < 0:
+        raise FormatError(f"{name}: negative voxel value {low}; labels must be >= 0")
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if high <= np.iinfo(dtype).max:
+            return raw.astype(dtype)
+    raise FormatError(f"{name}: voxel value {high} does not fit 32 bits")
+
+
+def _label_names(
+    image: nib.Nifti1Image,
+    source: str | os.PathLike[str] | nib.Nifti1Image,
+    array: NDArray[Any],
+    mapping: Mapping[str, int] | LabelMapping | None,
+) -> LabelMapping:
+    if mapping is not None:
+        return mapping if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
+    for extension in image.header.extensions:
+        if extension.get_code() in (TOTALSEG_ECODE, CARET_ECODE):
+            content = extension.get_content()
+            if b"LabelTable" in content:
+                table = decode_label_table(content)
+                return LabelMapping({n: k for k, n in sorted(table.items())})
+    path = None if isinstance(source, nib.Nifti1Image) else Path(source)
+    if path is not None:
+        sidecar = path.with_name(_stem(path) + ".json")
+        if sidecar.is_file():
+            return _sidecar_names(sidecar)
+        if int(array.max(initial=0)) <= 1:
+            return LabelMapping({_stem(path): 1})
+    return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
+
+
+def _sidecar_names(path: Path) -> LabelMapping:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        pairs = list(data.items())
+        if pairs and all(str(k).isdigit() for k, _ in pairs):  # {"1": "liver"}
+            return LabelMapping({str(v): int(k) for k, v in pairs})
+        return LabelMapping({str(k): int(v) for k, v in pairs})  # {"liver": 1}
+    except (ValueError, TypeError) as err:
+        raise FormatError(f"{path}: label sidecar is not a name/label JSON object: {err}") from err
+
+
+def _stem(path: Path) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem

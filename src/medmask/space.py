@@ -1,0 +1,100 @@
+"""Geometry helpers around :class:`spacetransformer.Space` (the MedMask API's geometry type).
+
+A Space describes the same axes, in the same order, as the mask array it belongs to:
+``space.shape == array.shape``. Spaces are in LPS world coordinates (spacetransformer's
+convention); NIfTI affines are RAS and are converted on the way in and out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from spacetransformer import Space
+
+__all__ = [
+    "check_space",
+    "default_space",
+    "space_from_affine",
+    "space_from_dict",
+    "space_to_dict",
+    "spaces_equal",
+    "voxel_volume_ml",
+]
+
+_FIELDS = ("origin", "spacing", "x_orientation", "y_orientation", "z_orientation")
+
+
+def default_space(shape: tuple[int, ...]) -> Space:
+    """The 1 mm identity Space of ``shape`` (used when a mask comes without geometry)."""
+    return Space(shape=tuple(int(n) for n in shape))
+
+
+def check_space(shape: tuple[int, ...], space: Space) -> None:
+    """Raise ValueError unless ``space`` describes an array of ``shape``, axis by axis."""
+    if not isinstance(space, Space):
+        raise TypeError(f"space must be a spacetransformer.Space, got {type(space).__name__}")
+    if tuple(int(n) for n in space.shape) != tuple(shape):
+        raise ValueError(
+            f"array shape {tuple(shape)} does not match space.shape {tuple(space.shape)}; "
+            "the Space must describe the array's axes in the same order"
+        )
+
+
+@dataclass(frozen=True)
+class _AffineImage:
+    """Just enough of a NIfTI image for spacetransformer: it then uses ``affine`` as given."""
+
+    affine: NDArray[np.float64]
+    shape: tuple[int, ...]
+
+
+def space_from_affine(affine: NDArray[Any], shape: tuple[int, ...]) -> Space:
+    """Space of a voxel-to-RAS affine (nibabel's ``img.affine``) for an array of ``shape``.
+
+    ``Space.from_nifti`` prefers the qform, whose quaternion is rounded to float32; going
+    through the affine nibabel reports (the sform when set) keeps geometry exact both ways.
+    """
+    matrix = np.asarray(affine, dtype=np.float64)
+    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise ValueError(f"affine must be a finite 4x4 matrix, got shape {matrix.shape}")
+    space = Space.from_nifti(_AffineImage(matrix, tuple(int(n) for n in shape)))
+    if not isinstance(space, Space):  # pragma: no cover - library contract
+        raise TypeError("spacetransformer returned no Space")
+    return space
+
+
+def space_to_dict(space: Space) -> dict[str, Any]:
+    """JSON-ready geometry: shape, origin, spacing and the three axis directions."""
+    out: dict[str, Any] = {"shape": [int(n) for n in space.shape]}
+    for field in _FIELDS:
+        out[field] = [float(v) for v in getattr(space, field)]
+    return out
+
+
+def space_from_dict(data: dict[str, Any]) -> Space:
+    """Inverse of :func:`space_to_dict`; ValueError on missing or non-finite fields."""
+    try:
+        shape = tuple(int(n) for n in data["shape"])
+        values = {field: tuple(float(v) for v in data[field]) for field in _FIELDS}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"geometry record is incomplete or malformed: {err}") from err
+    if len(shape) != 3 or min(shape) < 0 or any(len(v) != 3 for v in values.values()):
+        raise ValueError(f"geometry must be 3-D, got shape {shape}")
+    if not all(math.isfinite(v) for vec in values.values() for v in vec):
+        raise ValueError("geometry holds non-finite numbers")
+    return Space(shape=shape, **values)
+
+
+def spaces_equal(a: Space, b: Space) -> bool:
+    """Exact equality of shape and every geometry number."""
+    return space_to_dict(a) == space_to_dict(b)
+
+
+def voxel_volume_ml(space: Space) -> float:
+    """Volume of one voxel in millilitres (spacing in mm)."""
+    sx, sy, sz = (float(v) for v in space.spacing)
+    return sx * sy * sz / 1000.0
