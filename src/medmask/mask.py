@@ -374,8 +374,13 @@ def _label_limit(dtype: np.dtype[Any]) -> int:
 
 def _labels_present(array: NDArray[Any]) -> list[int]:
     """Non-zero values in the array (bincount is fast for 8/16 bits)."""
+    if array.size == 0:
+        return []
     if array.dtype == np.bool_:
         return [1] if array.any() else []
+    highest = int(array.max())
+    if highest <= 1:  # the common binary mask: no need to count values
+        return [highest] if highest else []
     if array.dtype.itemsize <= 2:
         counts = np.bincount(array.ravel(), minlength=1)
         return [int(v) for v in np.flatnonzero(counts[1:]) + 1]

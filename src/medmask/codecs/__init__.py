@@ -10,6 +10,7 @@ Codec ids are part of the file formats (docs/mask-format.md); never renumber the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
@@ -36,6 +37,7 @@ DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still
 FAST_LEVEL: Final = 3
 
 SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
+MAX_VOXELS: Final = 2**33  # larger shapes in a file are damage, not data (512^3 is 2**27)
 
 
 class CodecId(IntEnum):
@@ -96,7 +98,7 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
         return np.zeros((0, 0, 0), dtype=dtype), (0, 0, 0)
     _check_bbox(encoded.bbox, encoded.shape)
     crop_shape = tuple(b - a for a, b in encoded.bbox)
-    voxels = int(np.prod(crop_shape))
+    voxels = math.prod(crop_shape)
     offset = (encoded.bbox[0][0], encoded.bbox[1][0], encoded.bbox[2][0])
     if encoded.codec == CodecId.BITS_ZSTD:
         raw = _decompress(encoded.blob, (voxels + 7) // 8)
@@ -114,6 +116,8 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
 
 def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
     """The full mask array in its original dtype."""
+    if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
+        raise FormatError(f"implausible mask shape {encoded.shape}")
     full = np.zeros(encoded.shape, dtype=_dtype(encoded.dtype))
     crop, _ = decode_crop(encoded)
     if crop.size:

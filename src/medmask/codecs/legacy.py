@@ -8,6 +8,7 @@ not cropped, in C order.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import FormatError
-from . import SUPPORTED_DTYPES, _decompress
+from . import MAX_VOXELS, SUPPORTED_DTYPES, _decompress
 
 __all__ = ["decode_legacy_blob"]
 
@@ -33,7 +34,9 @@ def decode_legacy_blob(blob: bytes, source: str) -> NDArray[Any]:
     payload = blob[pos + 1 + 8 * ndim :]
     if dtype_name not in SUPPORTED_DTYPES or ndim != 3 or min(shape) < 0 or flag not in (0, 1):
         raise FormatError(f"{source}: unexpected 0.1.3 array {dtype_name} {shape} (flag {flag})")
-    voxels = int(np.prod(shape))
+    voxels = math.prod(shape)
+    if voxels > MAX_VOXELS:
+        raise FormatError(f"{source}: implausible array shape {shape}")
     dtype = np.dtype(dtype_name)
     try:
         if flag == 1:

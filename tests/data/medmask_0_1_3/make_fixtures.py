@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from medmask import MaskArchive, SegmentationMask, save_mask
 from spacetransformer import Space
+
+from medmask import MaskArchive, SegmentationMask, save_mask
 
 HERE = Path(__file__).resolve().parent
 SHAPE = (20, 24, 16)
@@ -23,7 +24,7 @@ SHAPE = (20, 24, 16)
 
 def ball(center: tuple[int, int, int], radius: float) -> np.ndarray:
     grid = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
-    d2 = sum((g - c) ** 2 for g, c in zip(grid, center))
+    d2 = sum((g - c) ** 2 for g, c in zip(grid, center, strict=True))
     return d2 <= radius**2
 
 
@@ -55,7 +56,11 @@ def main() -> None:
 
     # An archive built the way MedMask's README builds one: uint8 0/1 per organ.
     archive = MaskArchive(str(HERE / "organs.mska"), mode="w", space=space)
-    for organ, region in (("liver", liver), ("spleen", spleen), ("overlap_ball", ball((10, 12, 8), 3.0))):
+    for organ, region in (
+        ("liver", liver),
+        ("spleen", spleen),
+        ("overlap_ball", ball((10, 12, 8), 3.0)),
+    ):
         archive.add_segmask(SegmentationMask(region.astype(np.uint8), {organ: 1}, space), organ)
     expected["archive"] = ["liver", "spleen", "overlap_ball"]
 

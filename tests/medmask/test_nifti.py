@@ -1,0 +1,170 @@
+"""NIfTI in and out: exact geometry, axis order, dtype and label names."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from medmask import FormatError, MedmaskError, MedmaskWarning, SegmentationMask, read_nifti_folder
+from medmask.sample import MaskSample, sample_affine
+
+
+def save(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
+    image = nib.Nifti1Image(array, affine)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    nib.save(image, path)
+    return path
+
+
+def test_per_organ_files_round_trip_exactly(mask_sample: MaskSample, tmp_path: Path) -> None:
+    for name in ("liver", "aorta", "rib_left_3", "kidney_cyst_left"):
+        source = mask_sample.masks_dir / f"{name}.nii.gz"
+        mask = SegmentationMask.from_nifti(source)
+        assert list(mask.mapping.items()) == [(name, 1)]
+        out = tmp_path / f"{name}.nii.gz"
+        mask.to_nifti(out)
+        original, again = nib.load(source), nib.load(out)
+        assert np.array_equal(again.affine, original.affine)
+        assert again.get_data_dtype() == original.get_data_dtype()
+        assert np.array_equal(np.asarray(again.dataobj), np.asarray(original.dataobj))
+
+
+def test_multilabel_names_from_the_header_extension(mask_sample: MaskSample) -> None:
+    mask = SegmentationMask.from_nifti(mask_sample.multilabel_path)
+    truth = json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))
+    assert mask.mapping.to_dict() == truth["labels"]
+    assert tuple(mask.space.shape) == tuple(truth["shape"]) == mask.shape
+
+
+def test_names_from_a_sidecar_in_either_direction(tmp_path: Path) -> None:
+    arr = np.zeros((4, 5, 6), np.uint8)
+    arr[1, 1, 1], arr[2, 2, 2] = 1, 7
+    path = save(arr, np.eye(4), tmp_path / "seg.nii.gz")
+    (tmp_path / "seg.json").write_text('{"1": "liver", "7": "肾"}', encoding="utf-8")
+    assert SegmentationMask.from_nifti(path).mapping.to_dict() == {"liver": 1, "肾": 7}
+    (tmp_path / "seg.json").write_text('{"liver": 1, "肾": 7}', encoding="utf-8")
+    assert SegmentationMask.from_nifti(path).mapping.to_dict() == {"liver": 1, "肾": 7}
+    (tmp_path / "seg.json").write_text("[1]", encoding="utf-8")
+    with pytest.raises(FormatError, match=r"seg\.json"):
+        SegmentationMask.from_nifti(path)
+
+
+def test_explicit_mapping_and_image_objects(tmp_path: Path) -> None:
+    arr = np.zeros((4, 5, 6), np.uint16)
+    arr[0, 0, 0] = 2
+    image = nib.Nifti1Image(arr, np.diag([0.5, 0.5, 3.0, 1.0]))
+    mask = SegmentationMask.from_nifti(image, mapping={"vessel": 2})
+    assert mask.dtype == np.uint16
+    assert tuple(mask.space.spacing) == (0.5, 0.5, 3.0)
+
+
+def test_unnamed_multilabel_is_named_with_a_warning(tmp_path: Path) -> None:
+    arr = np.zeros((3, 3, 3), np.uint8)
+    arr[0, 0, 0], arr[1, 1, 1] = 1, 2
+    path = save(arr, np.eye(4), tmp_path / "labels.nii")
+    with pytest.warns(MedmaskWarning, match="no name"):
+        mask = SegmentationMask.from_nifti(path)
+    assert mask.mapping.to_dict() == {"idx_1": 1, "idx_2": 2}
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.full((3, 3, 3), 0.5, np.float32), "not whole numbers"),
+        (np.zeros((3, 3, 3, 2), np.uint8), "3-D"),
+        (np.full((3, 3, 3), -1, np.int16), "negative"),
+        (np.full((3, 3, 3), np.nan, np.float32), "not whole numbers"),
+    ],
+)
+def test_not_a_mask(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    path = save(array, np.eye(4), tmp_path / "bad.nii.gz")
+    with pytest.raises(FormatError, match=rf"bad\.nii\.gz.*{message}"):
+        SegmentationMask.from_nifti(path)
+
+
+def test_integral_floats_and_signed_types_are_accepted(tmp_path: Path) -> None:
+    arr = np.zeros((3, 3, 3), np.float32)
+    arr[1, 1, 1] = 300.0
+    path = save(arr, np.eye(4), tmp_path / "float.nii.gz")
+    mask = SegmentationMask.from_nifti(path, mapping={"x": 300})
+    assert mask.dtype == np.uint16
+    assert int(mask.data[1, 1, 1]) == 300
+
+
+def test_not_a_nifti_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.nii.gz"
+    path.write_text("hello")
+    with pytest.raises(FormatError, match=r"notes\.nii\.gz"):
+        SegmentationMask.from_nifti(path)
+
+
+def test_folder_reading(mask_sample: MaskSample, tmp_path: Path) -> None:
+    masks = SegmentationMask.from_nifti_folder(mask_sample.masks_dir)
+    assert list(masks) == sorted(mask_sample.names)
+    assert masks["liver"].mapping.to_dict() == {"liver": 1}
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    save(np.zeros((3, 3, 3), np.uint8), np.eye(4), odd / "a.nii.gz")
+    save(np.zeros((3, 3, 4), np.uint8), np.eye(4), odd / "b.nii.gz")
+    with pytest.raises(FormatError, match=r"b\.nii\.gz: geometry differs from a\.nii\.gz"):
+        read_nifti_folder(odd)
+    with pytest.raises(MedmaskError, match=r"no \.nii"):
+        read_nifti_folder(tmp_path / "odd" / "..")
+
+
+def sample_affine_with(
+    sx: float, sy: float, sz: float, yaw: float, tilt: float, ox: float
+) -> np.ndarray:
+    base = sample_affine((2, 2, 2), (sx, sy, sz))
+    c, s = math.cos(yaw), math.sin(yaw)
+    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.array(
+        [[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]]
+    )
+    out = np.eye(4)
+    out[:3, :3] = rotation @ base[:3, :3]
+    out[:3, 3] = (ox, -ox / 2, ox / 3)
+    return out
+
+
+affines = st.builds(
+    sample_affine_with,
+    *(st.floats(0.3, 5.0) for _ in range(3)),
+    st.floats(-math.pi, math.pi),
+    st.floats(-0.3, 0.3),
+    st.floats(-500, 500),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    array=hnp.arrays(
+        dtype=st.sampled_from([np.uint8, np.uint16, np.uint32]),
+        shape=hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=7),
+        elements=st.integers(0, 9),
+    ),
+    affine=affines,
+)
+def test_property_round_trip_through_nifti(
+    tmp_path: Path, array: np.ndarray, affine: np.ndarray
+) -> None:
+    path = save(array, affine, tmp_path / "p.nii.gz")
+    labels = {f"label {v}": int(v) for v in np.unique(array) if v}
+    mask = SegmentationMask.from_nifti(path, mapping=labels)
+    mask.to_nifti(tmp_path / "q.nii.gz")
+    again, original = nib.load(tmp_path / "q.nii.gz"), nib.load(path)
+    assert np.array_equal(again.affine, original.affine)
+    assert again.get_data_dtype() == array.dtype
+    assert np.array_equal(np.asarray(again.dataobj), array)
+    if labels:  # an unnamed all-zero file is named after its stem instead
+        assert SegmentationMask.from_nifti(tmp_path / "q.nii.gz").mapping.to_dict() == labels
