@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
+from .archive import MaskArchive, MaskStatistics, convert_legacy_archive
+from .errors import (
+    ArchiveLockedError,
+    ChecksumError,
+    FormatError,
+    MaskNotFoundError,
+    MedmaskError,
+    MedmaskWarning,
+)
 from .mapping import LabelMapping
 from .mask import LabelStatistics, OverlapWarning, SegmentationMask
 from .maskfile import load_mask, save_mask
@@ -21,16 +29,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = [
+    "ArchiveLockedError",
     "ChecksumError",
     "FormatError",
     "LabelMapping",
     "LabelStatistics",
+    "MaskArchive",
     "MaskNotFoundError",
+    "MaskStatistics",
     "MedmaskError",
     "MedmaskWarning",
     "OverlapWarning",
     "SegmentationMask",
     "__version__",
+    "convert_legacy_archive",
     "load_mask",
     "read_nifti",
     "read_nifti_folder",

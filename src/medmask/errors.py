@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveLockedError",
     "ChecksumError",
     "FormatError",
     "MaskNotFoundError",
@@ -25,6 +26,10 @@ class ChecksumError(FormatError):
 
 class MaskNotFoundError(MedmaskError, KeyError):
     """A mask or label name that is not present was asked for."""
+
+
+class ArchiveLockedError(MedmaskError):
+    """Another writer has the archive open; one writer at a time keeps the file consistent."""
 
 
 class MedmaskWarning(UserWarning):

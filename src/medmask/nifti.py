@@ -26,7 +26,7 @@ from .errors import FormatError, MedmaskError
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
-from .space import space_from_affine
+from .space import space_from_affine, spaces_close
 
 __all__ = ["NIFTI_SUFFIXES", "read_nifti", "read_nifti_folder", "write_nifti"]
 
@@ -89,9 +89,7 @@ def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationM
         mask = read_nifti(path)
         if first is None:
             first = (path, mask.space)
-        elif mask.shape != tuple(first[1].shape) or not np.allclose(
-            mask.space.to_nifti_affine(), first[1].to_nifti_affine(), atol=1e-4
-        ):
+        elif not spaces_close(mask.space, first[1]):
             raise FormatError(f"{path}: geometry differs from {first[0].name}")
         masks[_stem(path)] = mask
     return dict(sorted(masks.items()))

@@ -21,6 +21,7 @@ __all__ = [
     "space_from_affine",
     "space_from_dict",
     "space_to_dict",
+    "spaces_close",
     "spaces_equal",
     "voxel_volume_ml",
 ]
@@ -92,6 +93,24 @@ def space_from_dict(data: dict[str, Any]) -> Space:
 def spaces_equal(a: Space, b: Space) -> bool:
     """Exact equality of shape and every geometry number."""
     return space_to_dict(a) == space_to_dict(b)
+
+
+GEOMETRY_TOLERANCE = 1e-3
+"""mm for origin and spacing, and direction-cosine units: files of one scan written by
+one tool differ by float noise (TotalSegmentator s0000: 1.5e-4), real differences are
+far larger."""
+
+
+def spaces_close(a: Space, b: Space, tolerance: float = GEOMETRY_TOLERANCE) -> bool:
+    """Same shape, and every geometry number within ``tolerance``."""
+    first, second = space_to_dict(a), space_to_dict(b)
+    if first["shape"] != second["shape"]:
+        return False
+    return all(
+        abs(x - y) <= tolerance
+        for key in _FIELDS
+        for x, y in zip(first[key], second[key], strict=True)
+    )
 
 
 def voxel_volume_ml(space: Space) -> float:

@@ -1,0 +1,740 @@
+"""``MaskArchive``: every named mask of one scan in one ``.mska`` file.
+
+MedMask's API (``add_mask``/``add_segmask``, ``load_mask``/``load_segmask``,
+``all_names``, ``read_all_mapping``, ``read_all_masks``) on the append-only, checksummed
+format of docs/mask-format.md, plus groups, crops, statistics without decoding,
+remove/replace and ``compact``. Writes are staged until :meth:`MaskArchive.flush` or
+:meth:`~MaskArchive.close` (also on garbage collection and at interpreter exit); a crash
+before that leaves the previously committed content intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import weakref
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from spacetransformer import Space
+
+from .bbox import BBox, bounding_box
+from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, encode_mask
+from .codecs.legacy import decode_legacy_blob
+from .errors import ArchiveLockedError, ChecksumError, FormatError, MaskNotFoundError, MedmaskError
+from .format import archive as fmt
+from .format.legacy_mska import LEGACY_MSKA_MAGIC, unpack_legacy_archive
+from .mapping import LabelMapping
+from .mask import SegmentationMask
+from .space import space_from_dict, space_to_dict, spaces_close, voxel_volume_ml
+
+__all__ = ["ArchiveMode", "MaskArchive", "MaskStatistics", "convert_legacy_archive"]
+
+ArchiveMode = Literal["r", "w", "a"]
+
+
+@dataclass(frozen=True)
+class MaskStatistics:
+    """Size and extent of one stored mask, read from the index without decoding."""
+
+    name: str
+    voxel_count: int
+    volume_ml: float
+    bbox: BBox | None
+    label_counts: dict[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "voxel_count": self.voxel_count,
+            "volume_ml": self.volume_ml,
+            "bbox": [list(axis) for axis in self.bbox] if self.bbox else None,
+            "label_counts": {str(k): v for k, v in self.label_counts.items()},
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One index entry, validated."""
+
+    name: str
+    kind: Literal["mask", "group", "legacy"]
+    mapping: dict[str, int]
+    dtype: str
+    codec: int
+    bbox: BBox | None
+    offset: int
+    length: int
+    crc: int
+    count: int
+    label_counts: dict[int, int]
+    members: tuple[str, ...] = ()
+    residual_bbox: BBox | None = None  # groups: extent of the stored residual
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "mapping": self.mapping,
+            "dtype": self.dtype,
+            "codec": self.codec,
+            "bbox": _box_list(self.bbox),
+            "offset": self.offset,
+            "length": self.length,
+            "crc": self.crc,
+            "count": self.count,
+            "label_counts": {str(k): v for k, v in self.label_counts.items()},
+        }
+        if self.kind == "group":
+            out["members"] = list(self.members)
+            out["residual_bbox"] = _box_list(self.residual_bbox)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], data_end: int, source: str) -> _Entry:
+        try:
+            entry = cls(
+                name=str(raw["name"]),
+                kind=raw["kind"],
+                mapping={str(k): int(v) for k, v in raw["mapping"].items()},
+                dtype=str(raw["dtype"]),
+                codec=int(raw["codec"]),
+                bbox=_box_tuple(raw["bbox"]),
+                offset=int(raw["offset"]),
+                length=int(raw["length"]),
+                crc=int(raw["crc"]),
+                count=int(raw["count"]),
+                label_counts={int(k): int(v) for k, v in raw["label_counts"].items()},
+                members=tuple(str(m) for m in raw.get("members", ())),
+                residual_bbox=_box_tuple(raw.get("residual_bbox")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
+        if entry.kind not in ("mask", "group"):
+            raise FormatError(f"{source}: entry {entry.name!r} has unknown kind {entry.kind!r}")
+        if entry.length and (
+            entry.offset < fmt.DATA_START or entry.offset + entry.length > data_end
+        ):
+            raise FormatError(
+                f"{source}: blob of {entry.name!r} at {entry.offset}+{entry.length} lies outside "
+                f"the committed {data_end} bytes"
+            )
+        return entry
+
+
+@dataclass
+class _State:
+    """Everything an open archive holds; separate so a finalizer can close it."""
+
+    path: Path
+    mode: ArchiveMode
+    fd: int
+    level: int
+    space: Space | None = None
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    committed: fmt.Superblock | None = None
+    slot: int = 1  # slot of the committed superblock; the first commit goes to slot 0
+    data_end: int = fmt.DATA_START
+    geometry_written: bool = False
+    dirty: bool = False
+    legacy: bool = False
+    legacy_data: bytes = b""
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self.legacy:
+            return self.legacy_data[offset : offset + length]
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise FormatError(f"{self.path}: file ended inside a blob at {offset}+{length}")
+        return data
+
+    def commit(self) -> None:
+        if not self.dirty or self.mode == "r":
+            return
+        if self.space is not None and not self.geometry_written:
+            os.pwrite(self.fd, fmt.pack_geometry(space_to_dict(self.space)), fmt.GEOMETRY_OFFSET)
+            self.geometry_written = True
+        index = fmt.pack_index([entry.to_dict() for entry in self.entries.values()])
+        index_offset = self.data_end
+        os.pwrite(self.fd, index, index_offset)
+        end = index_offset + len(index)
+        os.fsync(self.fd)  # everything the new superblock points to is on disk first
+        generation = (self.committed.generation if self.committed else 0) + 1
+        block = fmt.Superblock(generation, index_offset, len(index), end, zlib.crc32(index))
+        slot = 1 - self.slot
+        os.pwrite(self.fd, fmt.pack_superblock(block), fmt.SLOT_OFFSETS[slot])
+        os.fsync(self.fd)
+        os.ftruncate(self.fd, end)  # drop uncommitted leftovers of an earlier crash
+        self.committed, self.slot, self.data_end, self.dirty = block, slot, end, False
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            self.commit()
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class MaskArchive:
+    """A ``.mska`` file of named masks sharing one geometry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The archive file.
+    mode : {"r", "w", "a"}
+        Read; write a new archive (replacing any file); or add to an existing one
+        (created if missing). Writers hold an exclusive lock: a second writer gets
+        :class:`~medmask.errors.ArchiveLockedError`. Readers need no lock.
+    space : spacetransformer.Space, optional
+        The archive's geometry; by default the first added mask's.
+    level : int, optional
+        zstd level for new blobs (default :data:`medmask.codecs.DEFAULT_LEVEL`).
+
+    Raises
+    ------
+    FileNotFoundError
+        Mode "r" and no such file.
+    FormatError, ChecksumError
+        The file is not a readable archive.
+
+    Examples
+    --------
+    >>> with MaskArchive("organs.mska", mode="w", space=space) as archive:  # doctest: +SKIP
+    ...     archive.add_mask(liver, "liver")
+    >>> MaskArchive("organs.mska").load_mask("liver")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: ArchiveMode = "r",
+        *,
+        space: Space | None = None,
+        level: int | None = None,
+    ) -> None:
+        if mode not in ("r", "w", "a"):
+            raise ValueError(f"mode must be 'r', 'w' or 'a', got {mode!r}")
+        target = Path(path)
+        if mode == "r":
+            fd = os.open(target, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        else:
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+            try:
+                _lock(fd, target)
+            except BaseException:
+                os.close(fd)
+                raise
+            if mode == "w":
+                os.ftruncate(fd, 0)
+        self._state = _State(target, mode, fd, DEFAULT_LEVEL if level is None else level)
+        self._finalizer = weakref.finalize(self, self._state.close)
+        try:
+            self._load()
+        except BaseException:
+            self._finalizer()
+            raise
+        if space is not None:
+            if self._state.space is None:
+                self._state.space = space
+                self._state.dirty = mode != "r"
+            elif not spaces_close(self._state.space, space):
+                self.close()
+                raise ValueError(f"{target}: space does not match the archive's geometry")
+
+    # -- opening ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        state = self._state
+        size = os.fstat(state.fd).st_size
+        head = os.pread(state.fd, fmt.DATA_START, 0)
+        source = str(state.path)
+        if head.startswith(LEGACY_MSKA_MAGIC):
+            self._load_legacy(source)
+            return
+        if size == 0 and state.mode != "r":
+            return  # a new archive
+        chosen = fmt.choose_superblock(head, size, source)
+        if chosen is None:
+            if state.mode == "r":
+                raise FormatError(f"{source}: archive was created but never committed")
+            return
+        block, state.slot = chosen
+        state.committed, state.data_end = block, block.data_end
+        geometry = fmt.unpack_geometry(head[fmt.GEOMETRY_OFFSET :], source)
+        if geometry is not None:
+            try:
+                state.space = space_from_dict(geometry)
+            except ValueError as err:
+                raise FormatError(f"{source}: {err}") from err
+            state.geometry_written = True
+        raw = os.pread(state.fd, block.index_length, block.index_offset)
+        for item in fmt.unpack_index(raw, block.index_crc, source):
+            entry = _Entry.from_dict(item, block.data_end, source)
+            if entry.name in state.entries:
+                raise FormatError(f"{source}: name {entry.name!r} appears twice in the index")
+            state.entries[entry.name] = entry
+        for entry in state.entries.values():
+            for member in entry.members:
+                target = state.entries.get(member)
+                if target is None or target.kind != "mask":
+                    raise FormatError(
+                        f"{source}: group {entry.name!r} names a missing mask {member!r}"
+                    )
+
+    def _load_legacy(self, source: str) -> None:
+        state = self._state
+        if state.mode != "r":
+            raise FormatError(
+                f"{source}: a medmask 0.1.3 archive opens read-only; "
+                "convert it with `medmask convert` or medmask.archive.convert_legacy_archive"
+            )
+        data = Path(state.path).read_bytes()
+        legacy = unpack_legacy_archive(data, source)
+        try:
+            state.space = Space.from_json(legacy.space_json.decode("utf-8")).reverse_axis_order()
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            raise FormatError(f"{source}: medmask 0.1.3 geometry is damaged: {err!r}") from err
+        state.legacy, state.legacy_data = True, data
+        for item in legacy.entries:
+            mapping = {str(k): int(v) for k, v in dict(item.get("mapping") or {}).items()}
+            state.entries[str(item["name"])] = _Entry(
+                str(item["name"]), "legacy", mapping, "", -1, None,
+                int(item["offset"]), int(item["length"]), 0, -1, {},
+            )  # fmt: skip
+
+    # -- context and lifetime ----------------------------------------------------------------
+    def __enter__(self) -> MaskArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Commit staged changes (writers) and release the file; safe to call twice."""
+        self._finalizer()
+
+    def flush(self) -> None:
+        """Commit staged changes now: afterwards a crash keeps them."""
+        self._writable()
+        self._state.commit()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._state.fd < 0
+
+    # -- collection protocol ---------------------------------------------------------------
+    @property
+    def space(self) -> Space | None:
+        """The archive's geometry (None for a new, empty archive without one)."""
+        return self._state.space
+
+    @property
+    def path(self) -> Path:
+        """The archive file."""
+        return self._state.path
+
+    def all_names(self) -> list[str]:
+        """Names in the order they were added."""
+        return list(self._state.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._state.entries
+
+    def __len__(self) -> int:
+        return len(self._state.entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._state.entries))
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskArchive({str(self._state.path)!r}, mode={self._state.mode!r}, masks={len(self)})"
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+    def add_mask(self, mask: SegmentationMask, name: str, *, replace: bool = False) -> None:
+        """Store ``mask`` under ``name``.
+
+        Raises
+        ------
+        ValueError
+            The name is taken (pass ``replace=True``), or the mask's geometry differs
+            from the archive's.
+        """
+        self._writable()
+        self._check_name(name, replace)
+        state = self._state
+        if state.space is None:
+            state.space = mask.space
+        elif not spaces_close(state.space, mask.space):
+            raise ValueError(
+                f"mask {name!r} has shape {mask.shape} / spacing {tuple(mask.space.spacing)}, "
+                f"the archive {tuple(state.space.shape)} / {tuple(state.space.spacing)}"
+            )
+        encoded = encode_mask(mask.data, level=state.level)
+        counts = _label_counts(mask.data, encoded.bbox)
+        self._store(name, "mask", mask.mapping.to_dict(), encoded, counts, ())
+
+    add_segmask = add_mask  # medmask 0.1.3 name
+
+    def add_group(
+        self, name: str, members: Iterable[str], mask: SegmentationMask | None = None
+    ) -> None:
+        """Store ``name`` as the union of ``members`` (masks already in the archive).
+
+        With ``mask``, the group is that mask: only where it differs from the union is a
+        residual stored, so a group that is exactly the union costs no voxel data.
+        """
+        self._writable()
+        self._check_name(name, False)
+        state = self._state
+        names = tuple(members)
+        if not names:
+            raise ValueError(f"group {name!r} needs at least one member")
+        for member in names:
+            entry = state.entries.get(member)
+            if entry is None:
+                raise MaskNotFoundError(f"group {name!r}: no mask named {member!r} in the archive")
+            if entry.kind != "mask":
+                raise ValueError(f"group {name!r}: member {member!r} is a {entry.kind}, not a mask")
+        union, bbox = self._union(names)
+        shape = self._shape()
+        full = np.zeros(shape, dtype=bool)
+        if bbox is not None:
+            full[_slices(bbox)] = union
+        if mask is None:
+            mapping, dtype, target = {name: 1}, "uint8", full
+        else:
+            if tuple(mask.shape) != shape:
+                raise ValueError(
+                    f"group mask shape {mask.shape} does not match the archive {shape}"
+                )
+            mapping, dtype, target = mask.mapping.to_dict(), str(mask.dtype), mask.data != 0
+        if len(mapping) != 1:
+            raise ValueError(f"group {name!r} needs exactly one name in its mapping, got {mapping}")
+        residual = encode_mask(np.logical_xor(target, full), level=state.level)
+        stored = EncodedMask(residual.codec, dtype, shape, residual.bbox, residual.blob)
+        count = int(np.count_nonzero(target))
+        label = next(iter(mapping.values()))
+        counts = {label: count} if count else {}
+        self._store(name, "group", mapping, stored, counts, names, residual.bbox, _bbox_of(target))
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (its bytes stay until :meth:`compact`)."""
+        self._writable()
+        self._entry(name)
+        users = [e.name for e in self._state.entries.values() if name in e.members]
+        if users:
+            raise ValueError(f"{name!r} is a member of group(s) {users}; remove those first")
+        del self._state.entries[name]
+        self._state.dirty = True
+
+    def replace(self, name: str, mask: SegmentationMask) -> None:
+        """Store ``mask`` under an existing ``name``."""
+        self._entry(name)
+        users = [e.name for e in self._state.entries.values() if name in e.members and e.length]
+        if users:
+            raise ValueError(f"{name!r} is a member of group(s) {users} stored with a residual")
+        self.add_mask(mask, name, replace=True)
+
+    def compact(self) -> None:
+        """Rewrite the file with only live data (after removals, replacements, flushes)."""
+        self._writable()
+        state = self._state
+        temp = state.path.with_name(f".{state.path.name}.compact")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            _lock(fd, temp)
+            fresh = _State(state.path, "w", fd, state.level, space=state.space, dirty=True)
+            for name, entry in state.entries.items():
+                blob = self._blob(entry) if entry.length else b""
+                offset = fresh.data_end if entry.length else 0
+                if blob:
+                    os.pwrite(fd, blob, offset)
+                    fresh.data_end += len(blob)
+                fresh.entries[name] = _replace_location(entry, offset)
+            fresh.commit()
+            temp.replace(state.path)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(state.fd)
+        state.fd, state.entries, state.committed = fd, fresh.entries, fresh.committed
+        state.slot, state.data_end, state.dirty = fresh.slot, fresh.data_end, False
+        state.geometry_written = fresh.geometry_written
+
+    # -- reading ---------------------------------------------------------------------------
+    def load_mask(self, name: str) -> SegmentationMask:
+        """The mask stored as ``name`` (groups included), full size, in its original dtype."""
+        entry = self._entry(name)
+        space = self._require_space()
+        if entry.kind == "legacy":
+            array = decode_legacy_blob(self._blob(entry), f"{self._state.path} [{name}]")
+            return SegmentationMask(array, entry.mapping, space)
+        crop, offset = self.load_crop(name)
+        full = np.zeros(self._shape(), dtype=crop.dtype)
+        if crop.size:
+            full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
+        return SegmentationMask(full, LabelMapping(entry.mapping), space)
+
+    load_segmask = load_mask  # medmask 0.1.3 name
+
+    def load_crop(self, name: str) -> tuple[NDArray[Any], tuple[int, int, int]]:
+        """The mask cropped to its bounding box, and the index of the crop's first voxel.
+
+        An empty mask gives a ``(0, 0, 0)`` array at ``(0, 0, 0)``.
+        """
+        entry = self._entry(name)
+        if entry.kind == "legacy":
+            full = self.load_mask(name).data
+            box = _bbox_of(full)
+            if box is None:
+                return np.zeros((0, 0, 0), dtype=full.dtype), (0, 0, 0)
+            return full[_slices(box)].copy(), (box[0][0], box[1][0], box[2][0])
+        source = f"{self._state.path} [{name}]"
+        try:
+            if entry.kind == "group":
+                return self._group_crop(entry)
+            encoded = EncodedMask(
+                CodecId(entry.codec), entry.dtype, self._shape(), entry.bbox, self._blob(entry)
+            )
+            return decode_crop(encoded)
+        except ValueError as err:  # CodecId of an unknown id, and FormatError
+            raise FormatError(f"{source}: {err}") from err
+
+    def read_all_mapping(self) -> dict[str, LabelMapping]:
+        """``{name: LabelMapping}`` of every stored mask, without decoding."""
+        return {n: LabelMapping(e.mapping) for n, e in self._state.entries.items()}
+
+    def read_all_masks(self) -> dict[str, SegmentationMask]:
+        """Every mask, decoded, by name."""
+        return {name: self.load_mask(name) for name in self._state.entries}
+
+    def statistics(self) -> dict[str, MaskStatistics]:
+        """Voxel count, volume (ml) and bounding box of every mask, from the index alone."""
+        ml = voxel_volume_ml(self._state.space) if self._state.space is not None else 0.0
+        out = {}
+        for name, entry in self._state.entries.items():
+            if entry.kind == "legacy":
+                mask = self.load_mask(name)
+                count = int(np.count_nonzero(mask.data))
+                out[name] = MaskStatistics(name, count, count * ml, _bbox_of(mask.data), {})
+                continue
+            out[name] = MaskStatistics(
+                name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts)
+            )
+        return out
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """``{group name: member names}``."""
+        return {n: e.members for n, e in self._state.entries.items() if e.kind == "group"}
+
+    # -- internals -------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self._state.path}: archive is closed")
+        if self._state.mode == "r":
+            raise ValueError(f"{self._state.path}: archive is open read-only (mode 'r')")
+
+    def _check_name(self, name: str, replace: bool) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"mask names must be non-empty strings, got {name!r}")
+        if name in self._state.entries and not replace:
+            raise ValueError(f"a mask named {name!r} is already in the archive; use replace=True")
+
+    def _entry(self, name: str) -> _Entry:
+        if self.closed:
+            raise ValueError(f"{self._state.path}: archive is closed")
+        try:
+            return self._state.entries[name]
+        except KeyError:
+            known = ", ".join(list(self._state.entries)[:8])
+            raise MaskNotFoundError(
+                f"no mask named {name!r} in {self._state.path} (has: {known} ...)"
+            ) from None
+
+    def _shape(self) -> tuple[int, int, int]:
+        space = self._require_space()
+        return (int(space.shape[0]), int(space.shape[1]), int(space.shape[2]))
+
+    def _require_space(self) -> Space:
+        if self._state.space is None:
+            raise MedmaskError(f"{self._state.path}: the archive has no geometry yet")
+        return self._state.space
+
+    def _blob(self, entry: _Entry) -> bytes:
+        data = self._state.read(entry.offset, entry.length)
+        if entry.kind != "legacy" and zlib.crc32(data) != entry.crc:
+            raise ChecksumError(
+                f"{self._state.path}: data of {entry.name!r} fails its checksum; damaged"
+            )
+        return data
+
+    def _store(
+        self,
+        name: str,
+        kind: Literal["mask", "group"],
+        mapping: dict[str, int],
+        encoded: EncodedMask,
+        counts: dict[int, int],
+        members: tuple[str, ...],
+        residual_bbox: BBox | None = None,
+        extent: BBox | None = None,
+    ) -> None:
+        state = self._state
+        offset = state.data_end if encoded.blob else 0
+        if encoded.blob:
+            os.pwrite(state.fd, encoded.blob, offset)
+            state.data_end += len(encoded.blob)
+        entry = _Entry(
+            name=name,
+            kind=kind,
+            mapping=mapping,
+            dtype=encoded.dtype,
+            codec=int(encoded.codec),
+            bbox=encoded.bbox if kind == "mask" else extent,
+            offset=offset,
+            length=len(encoded.blob),
+            crc=zlib.crc32(encoded.blob) if encoded.blob else 0,
+            count=sum(counts.values()),
+            label_counts=counts,
+            members=members,
+            residual_bbox=residual_bbox,
+        )
+        state.entries.pop(name, None)
+        state.entries[name] = entry
+        state.dirty = True
+
+    def _union(self, names: tuple[str, ...]) -> tuple[NDArray[np.bool_], BBox | None]:
+        crops = [(self.load_crop(n)) for n in names]
+        boxes = [(o, c.shape) for c, o in crops if c.size]
+        if not boxes:
+            return np.zeros((0, 0, 0), dtype=bool), None
+        lo = [min(o[a] for o, _ in boxes) for a in range(3)]
+        hi = [max(o[a] + s[a] for o, s in boxes) for a in range(3)]
+        union = np.zeros(tuple(h - low for low, h in zip(lo, hi, strict=True)), dtype=bool)
+        for crop, offset in crops:
+            if crop.size:
+                region = tuple(
+                    slice(o - low, o - low + n)
+                    for o, low, n in zip(offset, lo, crop.shape, strict=True)
+                )
+                union[region] |= crop != 0
+        return union, ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+
+    def _group_crop(self, entry: _Entry) -> tuple[NDArray[Any], tuple[int, int, int]]:
+        if entry.dtype not in ("bool", "uint8", "uint16", "uint32"):
+            raise FormatError(f"unsupported stored dtype {entry.dtype!r}")
+        dtype = np.dtype(entry.dtype)
+        extent = entry.bbox
+        if extent is None:
+            return np.zeros((0, 0, 0), dtype=dtype), (0, 0, 0)
+        union, union_box = self._union(entry.members)
+        parts: list[tuple[NDArray[Any], BBox, Any]] = []
+        if union_box is not None:
+            parts.append((union, union_box, np.logical_or))
+        if entry.length:
+            if entry.residual_bbox is None:
+                raise FormatError("group residual without a bounding box")
+            shape = self._shape()
+            encoded = EncodedMask(
+                CodecId(entry.codec), "bool", shape, entry.residual_bbox, self._blob(entry)
+            )
+            parts.append((decode_crop(encoded)[0], entry.residual_bbox, np.logical_xor))
+        hull = _hull([extent, *(box for _, box, _ in parts)])
+        work = np.zeros(tuple(b - a for a, b in hull), dtype=bool)
+        for part, box, op in parts:
+            _paste(work, hull, part, box, op)
+        out = work[
+            tuple(slice(e[0] - h[0], e[1] - h[0]) for e, h in zip(extent, hull, strict=True))
+        ]
+        label = next(iter(entry.mapping.values()), 1)
+        values = out.astype(dtype) if label == 1 else np.where(out, label, 0).astype(dtype)
+        return values, (extent[0][0], extent[1][0], extent[2][0])
+
+
+def convert_legacy_archive(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], *, level: int | None = None
+) -> int:
+    """Copy every mask of an archive (e.g. medmask 0.1.3's) into a new format-2 archive.
+
+    Returns the number of masks copied.
+    """
+    with MaskArchive(source) as old, MaskArchive(target, "w", space=old.space, level=level) as new:
+        for name in old:
+            new.add_mask(old.load_mask(name), name)
+        return len(new)
+
+
+def _hull(boxes: list[BBox]) -> BBox:
+    lo = [min(b[a][0] for b in boxes) for a in range(3)]
+    hi = [max(b[a][1] for b in boxes) for a in range(3)]
+    return ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+
+
+def _replace_location(entry: _Entry, offset: int) -> _Entry:
+    return dataclasses.replace(entry, offset=offset)
+
+
+def _box_list(box: BBox | None) -> list[list[int]] | None:
+    return [list(axis) for axis in box] if box else None
+
+
+def _box_tuple(value: Any) -> BBox | None:
+    if value is None:
+        return None
+    (a, b), (c, d), (e, f) = value
+    return ((int(a), int(b)), (int(c), int(d)), (int(e), int(f)))
+
+
+def _paste(
+    out: NDArray[np.bool_], out_box: BBox, part: NDArray[Any], part_box: BBox, op: Any
+) -> None:
+    region = tuple(slice(p[0] - o[0], p[1] - o[0]) for p, o in zip(part_box, out_box, strict=True))
+    out[region] = op(out[region], part != 0)
+
+
+def _slices(box: BBox) -> tuple[slice, slice, slice]:
+    return (slice(*box[0]), slice(*box[1]), slice(*box[2]))
+
+
+def _bbox_of(array: NDArray[Any]) -> BBox | None:
+    return bounding_box(array)
+
+
+def _label_counts(array: NDArray[Any], bbox: BBox | None) -> dict[int, int]:
+    if bbox is None:
+        return {}
+    crop = array[_slices(bbox)]
+    if crop.dtype == np.bool_:
+        return {1: int(np.count_nonzero(crop))}
+    values, counts = np.unique(crop[crop != 0], return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def _lock(fd: int, path: Path) -> None:
+    """Take the single-writer lock on ``fd`` without waiting."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            import msvcrt  # noqa: PLC0415 - exists on Windows only
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl  # noqa: PLC0415 - exists on POSIX only
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        raise ArchiveLockedError(
+            f"{path} is open for writing elsewhere; close that writer first (readers are fine)"
+        ) from err
