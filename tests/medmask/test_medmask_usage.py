@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from spacetransformer import Space
 
-from medmask import LabelMapping, OverlapWarning, SegmentationMask
+from medmask import LabelMapping, MaskArchive, OverlapWarning, SegmentationMask
 from medmask.sample import MaskSample
 
 
@@ -46,6 +46,18 @@ def run_usage_as_written(files: list[Path], tmp_path: Path) -> None:
         )
         assert LabelMapping.from_json(m.to_json()) == m
         assert np.array_equal(mask.to_binary(), arr > 0)
+
+    # the archive as MedMask's README builds it: one uint8 0/1 mask per organ
+    archive = MaskArchive(str(tmp_path / "organs.mska"), mode="w", space=space)
+    for name, arr in arrays.items():
+        archive.add_mask(SegmentationMask(arr, {name: 1}, space), name)
+    archive.close()
+    archive = MaskArchive(str(tmp_path / "organs.mska"), mode="r")
+    assert archive.all_names() == list(arrays)
+    for name, arr in arrays.items():
+        assert np.array_equal(archive.load_mask(name).data, arr), name  # overlaps included
+    assert set(archive.read_all_mapping()) == set(arrays)
+    archive.close()
 
     # the combined mask: warnings name exactly the overlaps the data has
     combined = SegmentationMask.lazy_init(bit_depth=8, space=space)

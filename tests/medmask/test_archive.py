@@ -1,0 +1,319 @@
+"""MaskArchive: MedMask's API, round trips, groups, crops, locks and 0.1.3 archives."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spacetransformer import Space
+
+from medmask import (
+    ArchiveLockedError,
+    FormatError,
+    LabelMapping,
+    MaskArchive,
+    MaskNotFoundError,
+    SegmentationMask,
+    convert_legacy_archive,
+)
+from medmask.sample import MaskSample
+from medmask.space import spaces_equal
+
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
+SPACE = Space(shape=(16, 14, 12), origin=(3.0, -4.0, 50.0), spacing=(0.8, 0.8, 2.5))
+
+
+def ball(
+    center: tuple[int, int, int], radius: float, shape: tuple[int, ...] = (16, 14, 12)
+) -> np.ndarray:
+    grid = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return sum((g - c) ** 2 for g, c in zip(grid, center, strict=True)) <= radius**2  # type: ignore[no-any-return]
+
+
+def organs() -> dict[str, SegmentationMask]:
+    liver = ball((5, 5, 5), 4)
+    spleen = ball((11, 9, 6), 3)
+    overlap = ball((7, 6, 5), 2.5)  # overlaps liver: stored apart, both kept intact
+    labels = np.zeros((16, 14, 12), np.uint16)
+    labels[liver], labels[spleen] = 300, 7
+    return {
+        "liver": SegmentationMask(liver.astype(np.uint8), {"liver": 1}, SPACE),
+        "spleen": SegmentationMask(spleen, {"spleen": 1}, SPACE),
+        "overlap": SegmentationMask(overlap.astype(np.uint8), {"overlap": 1}, SPACE),
+        "labels": SegmentationMask(labels, {"liver": 300, "spleen": 7}, SPACE),
+        "empty": SegmentationMask(np.zeros((16, 14, 12), np.uint8), {"kidney_cyst_left": 1}, SPACE),
+    }
+
+
+def test_medmask_usage_as_written(tmp_path: Path) -> None:
+    path = str(tmp_path / "organs.mska")
+    masks = organs()
+    archive = MaskArchive(path, mode="w", space=SPACE)
+    archive.add_mask(masks["liver"], "liver")
+    archive.add_segmask(masks["spleen"], "spleen")
+    archive.close()
+    archive = MaskArchive(path, mode="r")
+    m = archive.load_mask("liver")
+    assert m == masks["liver"]
+    assert archive.load_segmask("spleen") == masks["spleen"]
+    assert archive.all_names() == ["liver", "spleen"]
+    assert archive.read_all_mapping() == {
+        "liver": LabelMapping({"liver": 1}),
+        "spleen": LabelMapping({"spleen": 1}),
+    }
+    assert set(archive.read_all_masks()) == {"liver", "spleen"}
+    assert "liver" in archive
+    assert len(archive) == 2
+    assert list(archive) == ["liver", "spleen"]
+    assert spaces_equal(archive.space, SPACE)
+
+
+def test_round_trip_of_every_kind(tmp_path: Path) -> None:
+    masks = organs()
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        for name, mask in masks.items():
+            archive.add_mask(mask, name)
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        for name, mask in masks.items():
+            again = archive.load_mask(name)
+            assert again.dtype == mask.dtype, name
+            assert again == mask, name
+
+
+def test_crops_and_statistics_without_decoding(tmp_path: Path) -> None:
+    masks = organs()
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        for name, mask in masks.items():
+            archive.add_mask(mask, name)
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        stats = archive.statistics()
+        for name, mask in masks.items():
+            crop, offset = archive.load_crop(name)
+            full = np.zeros(mask.shape, mask.dtype)
+            if crop.size:
+                full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
+                assert crop.any(axis=(1, 2))[[0, -1]].all()  # tight box
+            assert np.array_equal(full, mask.data)
+            count = int(np.count_nonzero(mask.data))
+            assert stats[name].voxel_count == count
+            assert stats[name].volume_ml == pytest.approx(count * 0.8 * 0.8 * 2.5 / 1000)
+        assert stats["labels"].label_counts == {
+            300: int(ball((5, 5, 5), 4).sum()),
+            7: int(ball((11, 9, 6), 3).sum()),
+        }
+        assert stats["empty"].bbox is None
+        assert archive.load_crop("empty")[0].shape == (0, 0, 0)
+
+
+def test_groups_union_and_residual(tmp_path: Path) -> None:
+    masks = organs()
+    union = (masks["liver"].data > 0) | (masks["spleen"].data > 0)
+    edited = union.copy()
+    edited[0, 0, 0] = True  # differs from the union by one voxel
+    edited[5, 5, 5] = False
+    with MaskArchive(tmp_path / "g.mska", "w", space=SPACE) as archive:
+        archive.add_mask(masks["liver"], "liver")
+        archive.add_mask(masks["spleen"], "spleen")
+        archive.add_group("organs", ["liver", "spleen"])
+        archive.add_group(
+            "edited",
+            ["liver", "spleen"],
+            SegmentationMask(edited.astype(np.uint8), {"edited": 1}, SPACE),
+        )
+        with pytest.raises(ValueError, match="member 'organs' is a group"):
+            archive.add_group("nested", ["organs"])
+        with pytest.raises(MaskNotFoundError):
+            archive.add_group("bad", ["lung"])
+        with pytest.raises(ValueError, match="member of group"):
+            archive.remove("liver")
+    with MaskArchive(tmp_path / "g.mska") as archive:
+        assert np.array_equal(archive.load_mask("organs").data, union.astype(np.uint8))
+        assert np.array_equal(archive.load_mask("edited").data, edited.astype(np.uint8))
+        assert archive.groups() == {"organs": ("liver", "spleen"), "edited": ("liver", "spleen")}
+        index = archive._state.entries  # the exact union costs no voxel data
+        assert index["organs"].length == 0
+        assert index["edited"].length > 0
+        assert archive.statistics()["edited"].voxel_count == int(edited.sum())
+
+
+def test_append_remove_replace_compact(tmp_path: Path) -> None:
+    masks = organs()
+    path = tmp_path / "c.mska"
+    with MaskArchive(path, "w", space=SPACE) as archive:
+        archive.add_mask(masks["liver"], "liver")
+    with MaskArchive(path, "a") as archive:
+        archive.add_mask(masks["spleen"], "spleen")
+        with pytest.raises(ValueError, match="already in the archive"):
+            archive.add_mask(masks["spleen"], "spleen")
+        archive.replace("liver", masks["overlap"])
+        archive.remove("spleen")
+        archive.add_mask(masks["labels"], "labels")
+    before = path.stat().st_size
+    with MaskArchive(path, "a") as archive:
+        assert archive.all_names() == ["liver", "labels"]
+        archive.compact()
+        assert archive.load_mask("liver").data.tobytes() == masks["overlap"].data.tobytes()
+    assert path.stat().st_size < before
+    with MaskArchive(path) as archive:
+        assert archive.all_names() == ["liver", "labels"]
+        assert archive.load_mask("labels") == masks["labels"]
+        assert np.array_equal(archive.load_mask("liver").data, masks["overlap"].data)
+
+
+def test_geometry_and_mode_errors(tmp_path: Path) -> None:
+    masks = organs()
+    with MaskArchive(tmp_path / "e.mska", "w", space=SPACE) as archive:
+        other = SegmentationMask(np.zeros((3, 3, 3), np.uint8), {"x": 1})
+        with pytest.raises(ValueError, match="shape"):
+            archive.add_mask(other, "x")
+        archive.add_mask(masks["liver"], "liver")
+    with MaskArchive(tmp_path / "e.mska") as archive:
+        with pytest.raises(ValueError, match="read-only"):
+            archive.add_mask(masks["spleen"], "spleen")
+        with pytest.raises(MaskNotFoundError, match="lung"):
+            archive.load_mask("lung")
+    with pytest.raises(FileNotFoundError):
+        MaskArchive(tmp_path / "missing.mska")
+    with pytest.raises(ValueError, match="mode"):
+        MaskArchive(tmp_path / "e.mska", "x")  # type: ignore[arg-type]
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "l.mska"
+    writer = MaskArchive(path, "w", space=SPACE)
+    writer.add_mask(organs()["liver"], "liver")
+    writer.flush()
+    with pytest.raises(ArchiveLockedError, match="open for writing elsewhere"):
+        MaskArchive(path, "a")
+    with MaskArchive(path) as reader:  # readers need no lock
+        assert reader.all_names() == ["liver"]
+    writer.close()
+    with MaskArchive(path, "a") as again:
+        assert again.all_names() == ["liver"]
+
+
+def test_uncommitted_adds_are_committed_by_garbage_collection(tmp_path: Path) -> None:
+    path = tmp_path / "gc.mska"
+    archive = MaskArchive(path, "w", space=SPACE)  # MedMask users never close archives
+    archive.add_mask(organs()["liver"], "liver")
+    del archive
+    with MaskArchive(path) as again:
+        assert again.all_names() == ["liver"]
+
+
+def test_on_generated_masks(mask_sample: MaskSample, tmp_path: Path) -> None:
+    masks = SegmentationMask.from_nifti_folder(mask_sample.masks_dir)
+    with MaskArchive(tmp_path / "all.mska", "w") as archive:
+        for name, mask in masks.items():
+            archive.add_mask(mask, name)
+        archive.add_group("ribs_left", [f"rib_left_{i}" for i in range(1, 13)])
+    with MaskArchive(tmp_path / "all.mska") as archive:
+        for name, mask in masks.items():
+            assert np.array_equal(archive.load_mask(name).data, mask.data), name
+        ribs = np.zeros(next(iter(masks.values())).shape, bool)
+        for i in range(1, 13):
+            ribs |= masks[f"rib_left_{i}"].data > 0
+        assert np.array_equal(archive.load_mask("ribs_left").data > 0, ribs)
+
+
+# -- property ------------------------------------------------------------------------------
+
+shapes = st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9))
+
+
+@st.composite
+def archives(draw: st.DrawFn) -> tuple[Space, dict[str, np.ndarray], dict[str, list[str]]]:
+    shape = draw(shapes)
+    space = Space(shape=shape, spacing=draw(st.tuples(*(st.floats(0.1, 5) for _ in range(3)))))
+    count = draw(st.integers(1, 6))
+    masks = {}
+    for i in range(count):
+        dtype = draw(st.sampled_from([np.bool_, np.uint8, np.uint16, np.uint32]))
+        top = 1 if dtype is np.bool_ else draw(st.sampled_from([1, 3, 200]))
+        seed = draw(st.integers(0, 2**32 - 1))
+        values = np.random.default_rng(seed).integers(0, top + 1, size=shape)
+        density = np.random.default_rng(seed + 1).random(shape) < draw(st.floats(0, 1))
+        masks[f"m{i}"] = np.where(density, values, 0).astype(dtype)
+    binary = [n for n, a in masks.items() if a.max(initial=0) <= 1]
+    groups = {}
+    if binary:
+        groups["g"] = draw(st.lists(st.sampled_from(binary), min_size=1, max_size=3, unique=True))
+    return space, masks, groups
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(archives(), st.booleans())
+def test_property_round_trip(tmp_path: Path, case: tuple, edit_group: bool) -> None:
+    space, arrays, groups = case
+    path = tmp_path / "p.mska"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unnamed labels in random arrays are fine here
+        masks = {
+            n: SegmentationMask(a, {} if a.dtype != np.bool_ else {n: 1}, space)
+            for n, a in arrays.items()
+        }
+    expected_groups = {}
+    with MaskArchive(path, "w", space=space, level=1) as archive:
+        for name, mask in masks.items():
+            archive.add_mask(mask, name)
+        for group, members in groups.items():
+            union = np.zeros(space.shape, bool)
+            for member in members:
+                union |= arrays[member] != 0
+            if edit_group:
+                union = union ^ (np.arange(union.size).reshape(union.shape) % 5 == 0)
+                archive.add_group(
+                    group, members, SegmentationMask(union.astype(np.uint8), {group: 1}, space)
+                )
+            else:
+                archive.add_group(group, members)
+            expected_groups[group] = union
+    with MaskArchive(path) as archive:
+        for name, mask in masks.items():
+            again = archive.load_mask(name)
+            assert again.dtype == mask.dtype
+            assert np.array_equal(again.data, mask.data)
+            assert again.mapping == mask.mapping
+        for group, union in expected_groups.items():
+            assert np.array_equal(archive.load_mask(group).data != 0, union)
+        assert spaces_equal(archive.space, space)
+
+
+# -- medmask 0.1.3 -------------------------------------------------------------------------
+
+
+def test_reads_medmask_013_archive(tmp_path: Path) -> None:
+    expected = json.loads((LEGACY / "expected.json").read_text(encoding="utf-8"))
+    with np.load(LEGACY / "expected.npz") as arrays:
+        truth = {
+            "liver": arrays["bool_liver"].astype(np.uint8),
+            "spleen": (arrays["uint8_labels"] == 2).astype(np.uint8),
+            "overlap_ball": arrays["overlap_ball"],
+        }
+    with MaskArchive(LEGACY / "organs.mska") as archive:
+        assert archive.all_names() == expected["archive"]
+        assert spaces_equal(archive.space, Space.from_json(json.dumps(expected["space"])))
+        for name, array in truth.items():
+            assert np.array_equal(archive.load_mask(name).data, array)
+            crop, _ = archive.load_crop(name)
+            assert int(crop.sum()) == int(array.sum())
+        assert archive.statistics()["liver"].voxel_count == int(truth["liver"].sum())
+    with pytest.raises(FormatError, match="opens read-only"):
+        _append_to_legacy(tmp_path)
+    assert convert_legacy_archive(LEGACY / "organs.mska", tmp_path / "new.mska") == 3
+    with MaskArchive(tmp_path / "new.mska") as converted:
+        for name, array in truth.items():
+            assert np.array_equal(converted.load_mask(name).data, array)
+
+
+def _append_to_legacy(tmp_path: Path) -> None:
+    copy = tmp_path / "old.mska"
+    copy.write_bytes((LEGACY / "organs.mska").read_bytes())
+    MaskArchive(copy, "a")
