@@ -10,6 +10,7 @@ before that leaves the previously committed content intact.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 from spacetransformer import Space
 
 from .bbox import BBox, bounding_box
-from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, encode_mask
+from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
 from .errors import ArchiveLockedError, ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
@@ -482,10 +483,14 @@ class MaskArchive:
         if entry.kind == "legacy":
             array = decode_legacy_blob(self._blob(entry), f"{self._state.path} [{name}]")
             return SegmentationMask(array, entry.mapping, space)
-        crop, offset = self.load_crop(name)
-        full = np.zeros(self._shape(), dtype=crop.dtype)
-        if crop.size:
-            full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
+        if entry.kind == "mask":
+            with self._decoding(name):
+                full = decode_mask(self._encoded(entry))
+        else:
+            crop, offset = self.load_crop(name)
+            full = np.zeros(self._shape(), dtype=crop.dtype)
+            if crop.size:
+                full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
         return SegmentationMask(full, LabelMapping(entry.mapping), space)
 
     load_segmask = load_mask  # medmask 0.1.3 name
@@ -502,16 +507,10 @@ class MaskArchive:
             if box is None:
                 return np.zeros((0, 0, 0), dtype=full.dtype), (0, 0, 0)
             return full[_slices(box)].copy(), (box[0][0], box[1][0], box[2][0])
-        source = f"{self._state.path} [{name}]"
-        try:
+        with self._decoding(name):
             if entry.kind == "group":
                 return self._group_crop(entry)
-            encoded = EncodedMask(
-                CodecId(entry.codec), entry.dtype, self._shape(), entry.bbox, self._blob(entry)
-            )
-            return decode_crop(encoded)
-        except ValueError as err:  # CodecId of an unknown id, and FormatError
-            raise FormatError(f"{source}: {err}") from err
+            return decode_crop(self._encoded(entry))
 
     def read_all_mapping(self) -> dict[str, LabelMapping]:
         """``{name: LabelMapping}`` of every stored mask, without decoding."""
@@ -541,6 +540,21 @@ class MaskArchive:
         return {n: e.members for n, e in self._state.entries.items() if e.kind == "group"}
 
     # -- internals -------------------------------------------------------------------------
+    def _encoded(self, entry: _Entry) -> EncodedMask:
+        return EncodedMask(
+            CodecId(entry.codec), entry.dtype, self._shape(), entry.bbox, self._blob(entry)
+        )
+
+    @contextlib.contextmanager
+    def _decoding(self, name: str) -> Iterator[None]:
+        """Name the archive and mask in decoding errors."""
+        try:
+            yield
+        except ChecksumError:
+            raise
+        except ValueError as err:  # FormatError, and CodecId of an unknown id
+            raise FormatError(f"{self._state.path} [{name}]: {err}") from err
+
     def _writable(self) -> None:
         if self.closed:
             raise ValueError(f"{self._state.path}: archive is closed")

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ..bbox import BBox, bounding_box
 from ..errors import FormatError
+from .runs import decode_runs_into, encode_runs
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -37,6 +38,7 @@ DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still
 FAST_LEVEL: Final = 3
 
 SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
+SMALL_CROP: Final = 32_768  # up to this many voxels both binary codecs are tried
 MAX_VOXELS: Final = 2**33  # larger shapes in a file are damage, not data (512^3 is 2**27)
 
 
@@ -46,6 +48,7 @@ class CodecId(IntEnum):
     EMPTY = 0  # all-zero mask: no blob
     BITS_ZSTD = 1  # crop of a binary mask, np.packbits (C order, big-endian bits), zstd frame
     RAW_ZSTD = 2  # crop of a label mask, little-endian values in C order, zstd frame
+    RUNS_ZSTD = 3  # crop of a binary mask as row transitions predicted slice to slice (runs.py)
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,14 @@ def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMa
     crop = array[tuple(slice(a, b) for a, b in bbox)]
     compressor = zstandard.ZstdCompressor(level=level)
     if crop.dtype == np.bool_ or int(crop.max()) <= 1:
+        runs = encode_runs(crop, level)
+        if crop.size > SMALL_CROP:
+            return EncodedMask(CodecId.RUNS_ZSTD, dtype, shape, bbox, runs)
         packed = np.packbits(crop.astype(bool, copy=False).ravel())
-        return EncodedMask(
-            CodecId.BITS_ZSTD, dtype, shape, bbox, compressor.compress(packed.tobytes())
-        )
+        bits = compressor.compress(packed.tobytes())
+        if len(bits) < len(runs):  # tiny masks: the bitmap can be smaller
+            return EncodedMask(CodecId.BITS_ZSTD, dtype, shape, bbox, bits)
+        return EncodedMask(CodecId.RUNS_ZSTD, dtype, shape, bbox, runs)
     raw = np.ascontiguousarray(crop, dtype=crop.dtype.newbyteorder("<")).tobytes()
     return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, compressor.compress(raw))
 
@@ -105,6 +112,11 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
         bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=voxels)
         crop = bits.reshape(crop_shape).astype(dtype, copy=False)
         return crop, offset
+    if encoded.codec == CodecId.RUNS_ZSTD:
+        crop = np.zeros(crop_shape, dtype=dtype)
+        origin = ((0, crop_shape[0]), (0, crop_shape[1]), (0, crop_shape[2]))
+        decode_runs_into(encoded.blob, crop.view(np.uint8) if dtype == np.bool_ else crop, origin)
+        return crop, offset
     if encoded.codec == CodecId.RAW_ZSTD:
         if dtype == np.bool_:
             raise FormatError("a label-valued blob cannot have dtype bool")
@@ -119,6 +131,11 @@ def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
     if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
         raise FormatError(f"implausible mask shape {encoded.shape}")
     full = np.zeros(encoded.shape, dtype=_dtype(encoded.dtype))
+    if encoded.codec == CodecId.RUNS_ZSTD and encoded.bbox is not None:
+        _check_bbox(encoded.bbox, encoded.shape)
+        target = full.view(np.uint8) if full.dtype == np.bool_ else full
+        decode_runs_into(encoded.blob, target, encoded.bbox)  # straight into place, no crop
+        return full
     crop, _ = decode_crop(encoded)
     if crop.size:
         full[tuple(slice(a, b) for a, b in encoded.bbox or ())] = crop
