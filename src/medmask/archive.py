@@ -491,7 +491,11 @@ class MaskArchive:
             full = np.zeros(self._shape(), dtype=crop.dtype)
             if crop.size:
                 full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
-        return SegmentationMask(full, LabelMapping(entry.mapping), space)
+        mapping = LabelMapping(entry.mapping)
+        present = {int(label) for label in entry.label_counts}
+        if not present <= set(mapping.labels()):  # written by another tool? validate fully
+            return SegmentationMask(full, mapping, space)
+        return SegmentationMask._trusted(full, mapping, space)
 
     load_segmask = load_mask  # medmask 0.1.3 name
 

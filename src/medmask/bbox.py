@@ -19,8 +19,12 @@ def bounding_box(array: NDArray[Any]) -> BBox | None:
     For C-contiguous arrays (the usual case) it costs one fast pass over the array as
     64-bit words to find the first axis' extent, and one OR-reduction over that slab.
     """
-    if array.flags.c_contiguous and array.size and array.dtype.kind in "biu":
-        return _bounding_box_contiguous(array)
+    if array.size and array.dtype.kind in "biu":
+        if array.flags.c_contiguous:
+            return _bounding_box_contiguous(array)
+        if array.flags.f_contiguous:  # nibabel hands NIfTI data over in Fortran order
+            box = _bounding_box_contiguous(array.T)
+            return None if box is None else (box[2], box[1], box[0])
     extent = []
     for axis in range(3):
         others = tuple(a for a in range(3) if a != axis)
@@ -37,6 +41,11 @@ def label_extents(array: NDArray[Any]) -> dict[int, tuple[int, BBox]]:
     Sorting the non-zero voxels by value once is far cheaper than one full-array
     comparison per label when a mask holds a hundred labels.
     """
+    if array.flags.f_contiguous and not array.flags.c_contiguous:  # avoid a C-order copy
+        return {
+            label: (count, (box[2], box[1], box[0]))
+            for label, (count, box) in label_extents(array.T).items()
+        }
     flat = np.flatnonzero(array)
     if flat.size == 0:
         return {}

@@ -137,6 +137,18 @@ class SegmentationMask:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
+    def _trusted(cls, array: NDArray[Any], mapping: LabelMapping, space: Space) -> SegmentationMask:
+        """A mask from a checksummed file whose names were validated when it was written.
+
+        Skips the scans of the constructor (they touch every voxel of a full volume).
+        """
+        _check_array(array)
+        check_space(array.shape, space)
+        mask = cls.__new__(cls)
+        mask._array, mask.space, mask.mapping = array, space, mapping
+        return mask
+
+    @classmethod
     def lazy_init(
         cls,
         bit_depth: int,
@@ -378,10 +390,25 @@ def _labels_present(array: NDArray[Any]) -> list[int]:
         return []
     if array.dtype == np.bool_:
         return [1] if array.any() else []
-    highest = int(array.max())
+    highest = _or_of_all(array)
     if highest <= 1:  # the common binary mask: no need to count values
         return [highest] if highest else []
     if array.dtype.itemsize <= 2:
-        counts = np.bincount(array.ravel(), minlength=1)
+        counts = np.bincount(array.ravel(order="K"), minlength=1)
         return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
     return [int(v) for v in np.unique(array) if v != 0]
+
+
+def _or_of_all(array: NDArray[Any]) -> int:
+    """Bitwise OR of every value: 0 for an all-zero array, 1 for a binary one.
+
+    On contiguous arrays it runs over 64-bit words, several times faster than ``max``.
+    """
+    contiguous = array.flags.c_contiguous or array.flags.f_contiguous
+    if contiguous and array.nbytes % 8 == 0:
+        words = int(np.bitwise_or.reduce(array.ravel(order="K").view(np.uint64)))
+        folded = 0
+        for shift in range(0, 64, 8 * array.itemsize):  # fold the lanes of one word together
+            folded |= (words >> shift) & ((1 << (8 * array.itemsize)) - 1)
+        return folded
+    return int(np.bitwise_or.reduce(array, axis=None))

@@ -16,8 +16,10 @@ Blob: one zstd frame of ``header + counts + deltas + raws``:
 * ``counts``: per row (C order over the first two transposed axes) the number of
   transitions minus the previous slice's number for the same row;
 * ``deltas``: for rows whose count equals the previous slice's, each transition's shift
-  from the previous slice's transition of the same rank;
-* ``raws``: for the other rows, the first transition's position and the gaps to the next.
+  from the previous slice's transition of the same rank, in chain order (row, rank,
+  slice) so that one boundary's successive moves are adjacent;
+* ``raws``: for the other rows, the first transition's position and the gaps to the
+  next, in (row, slice, rank) order.
 
 A transition at position ``p`` (0 <= p <= row length) means voxel ``p`` differs from
 voxel ``p - 1`` (outside the row counts as 0); transitions come in pairs (start, stop).
@@ -85,10 +87,11 @@ def _encode_order(binary: NDArray[np.bool_], perm_index: int, level: int) -> byt
     previous[1:] = table[:-1]
     same = counts == previous_counts
     valid = np.arange(width)[None, None, :] < counts[:, :, None]
-    deltas = (table - previous)[valid & same[:, :, None]]
+    # Deltas in chain order (row, rank, slice): one transition's moves follow each other.
+    deltas = _chain_order(table - previous)[_chain_order(valid & same[:, :, None])]
     gaps = table.copy()
     gaps[:, :, 1:] -= table[:, :, :-1]
-    raws = gaps[valid & ~same[:, :, None]]
+    raws = _row_order(gaps)[_row_order(valid & ~same[:, :, None])]
     count_steps = (counts - previous_counts).ravel()
     widths = 0
     streams = []
@@ -177,23 +180,36 @@ def _run_bounds(
     same_slots, changed_slots = valid & same[:, :, None], valid & ~same[:, :, None]
     if int(same_slots.sum()) != deltas.size or int(changed_slots.sum()) != raws.size:
         raise FormatError("runs blob's residual counts do not match its transition counts")
-    values = np.zeros((slices, rows, width), dtype=np.int64)
-    gaps = np.zeros_like(values)
-    gaps[changed_slots] = raws
-    values += np.cumsum(gaps, axis=2) * changed_slots  # absolute positions of changed rows
-    values[same_slots] = deltas
+    values = np.zeros((slices, rows, width), dtype=np.int32)
+    if raws.size:  # changed rows: positions from the gaps, a running sum within each row
+        gaps = np.zeros_like(values)
+        _row_order(gaps)[_row_order(changed_slots)] = raws
+        values[changed_slots] = np.cumsum(gaps, axis=2, dtype=np.int32)[changed_slots]
+    _chain_order(values)[_chain_order(same_slots)] = deltas
     # Segmented running sum along the slices: a changed row restarts its chain.
-    totals = np.cumsum(values, axis=0)
+    totals = np.cumsum(values, axis=0, dtype=np.int32)
     starts = np.maximum.accumulate(np.where(same, -1, np.arange(slices)[:, None]), axis=0)
-    before = np.take_along_axis(
-        totals, np.maximum(starts - 1, 0)[:, :, None].repeat(width, axis=2), axis=0
-    )
-    before[starts <= 0] = 0
-    positions = (totals - before)[valid]
+    restarted = starts > 0
+    if restarted.any():
+        rows_index = np.broadcast_to(np.arange(rows), starts.shape)
+        before = totals[np.maximum(starts - 1, 0), rows_index]
+        before[~restarted] = 0
+        totals -= before
+    positions = totals[valid].astype(np.int64)
     begin, end = positions[0::2], positions[1::2]
     if begin.size and (begin.min() < 0 or end.max() > length or np.any(end <= begin)):
         raise FormatError("runs blob decodes to runs outside the row")
     return begin, end
+
+
+def _chain_order(array: NDArray[Any]) -> NDArray[Any]:
+    """(slice, row, rank) -> (row, rank, slice): a transition's successive moves adjacent."""
+    return array.transpose(1, 2, 0)
+
+
+def _row_order(array: NDArray[Any]) -> NDArray[Any]:
+    """(slice, row, rank) -> (row, slice, rank)."""
+    return array.transpose(1, 0, 2)
 
 
 def _paint(
@@ -206,16 +222,18 @@ def _paint(
     value: int,
 ) -> None:
     """Set every run's voxels through one flat index array (crop axes -> target strides)."""
-    rows = counts.shape[1]
+    slices, rows = counts.shape
+    index: type[np.signedinteger[Any]] = np.int32 if target.size < 2**31 else np.int64
     strides = [stride // target.itemsize for stride in target.strides]
     origin = sum(box[0] * stride for box, stride in zip(bbox, strides, strict=True))
     s0, s1, s2 = (strides[axis] for axis in perm)
-    row_of_run = np.repeat(np.arange(counts.size), counts.ravel() // 2)
-    i, j = np.divmod(row_of_run, rows)
-    first = origin + i * s0 + j * s1 + begin * s2
-    lengths = end - begin
-    offsets = np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])) * s2, lengths)
-    flat = offsets + np.arange(int(lengths.sum())) * s2
+    row_base: NDArray[np.signedinteger[Any]] = (
+        np.arange(slices, dtype=index)[:, None] * s0 + np.arange(rows, dtype=index)[None, :] * s1
+    )
+    first = np.repeat(row_base.ravel(), counts.ravel() // 2) + (begin * s2 + origin).astype(index)
+    lengths: NDArray[np.signedinteger[Any]] = (end - begin).astype(index)
+    done = np.cumsum(lengths, dtype=index) - lengths  # voxels painted before each run
+    flat = np.repeat(first - done * s2, lengths) + np.arange(int(lengths.sum()), dtype=index) * s2
     target.reshape(-1)[flat] = value
 
 

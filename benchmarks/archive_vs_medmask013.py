@@ -1,0 +1,273 @@
+"""Mask archives side by side: nibabel, medmask 0.1.3 and ours, on real and generated masks.
+
+    .venv/bin/python benchmarks/archive_vs_medmask013.py [--repeat 5] [--no-legacy]
+
+Data: TotalSegmentator subject s0000 from ../shared/data/totalseg_s0000 (skipped when
+absent) and a generated full-body phantom (117 masks, medmask.sample "medium" scale).
+Both archives are built the way MedMask's example builds them: each mask as
+``SegmentationMask(uint8 0/1 array, {name: 1}, space)``. medmask 0.1.3 runs in its own
+virtual environment (benchmarks/out/venv-medmask013, created on first use with pip:
+its import name clashes with ours). Times are the best of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from spacetransformer import Space
+
+from medmask import MaskArchive, SegmentationMask
+from medmask.sample import generate_masks
+
+ROOT = Path(__file__).resolve().parent
+OUT = ROOT / "out"
+SHARED = ROOT.parent.parent / "shared" / "data" / "totalseg_s0000"
+
+TARGETS = {
+    "size_kb": 20.0,
+    "read_full_vs_floor": 1.25,
+    "nibabel_vs_read_full": 20.0,
+    "legacy_full_vs_crops": 8.0,
+    "open_read_one_ms": 0.5,
+    "write_ms": 150.0,
+}
+
+LEGACY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time, statistics
+    from pathlib import Path
+    import nibabel as nib
+    import numpy as np
+    from medmask import MaskArchive, SegmentationMask
+    from spacetransformer import Space
+
+    folder, archive_path, repeat = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    files = sorted(folder.glob("*.nii.gz"))
+    arrays = {f.name[:-7]: np.asarray(nib.load(f).dataobj) for f in files}
+    space = Space.from_nifti(nib.load(files[0]))
+    best = {}
+    def timed(key, fn):
+        t0 = time.perf_counter()
+        fn()
+        best[key] = min(best.get(key, 1e9), time.perf_counter() - t0)
+    def write():
+        archive_path.unlink(missing_ok=True)
+        archive = MaskArchive(str(archive_path), mode="w", space=space)
+        for name, arr in arrays.items():
+            archive.add_segmask(SegmentationMask(arr, {name: 1}, space), name)
+    def read_all():
+        archive = MaskArchive(str(archive_path), mode="r")
+        for name in arrays:
+            np.count_nonzero(archive.load_segmask(name).data)
+    for _ in range(max(1, repeat // 2)):
+        timed("write", write)
+    for _ in range(repeat):
+        timed("read_full", read_all)
+    one = []
+    for name in arrays:
+        t0 = time.perf_counter()
+        MaskArchive(str(archive_path), mode="r").load_segmask(name).data
+        one.append(time.perf_counter() - t0)
+    best["open_read_one_median"] = statistics.median(one)
+    best["size"] = archive_path.stat().st_size
+    print(json.dumps(best))
+    """
+)
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> float:
+    """Fastest of ``repeat`` runs, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def legacy_python() -> Path | None:
+    """The medmask 0.1.3 environment's python, created on first use; None if pip fails."""
+    venv = OUT / "venv-medmask013"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
+    print("creating", venv, "(medmask==0.1.3, nibabel) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "medmask==0.1.3", "nibabel"],
+            check=True,
+        )
+    except (subprocess.CalledProcessError, OSError) as err:
+        print("medmask 0.1.3 unavailable:", err)
+        return None
+    return python
+
+
+def label(folder: Path) -> str:
+    return folder.parent.name if folder.name == "segmentations" else folder.name
+
+
+def run_legacy(python: Path, folder: Path, repeat: int) -> dict[str, float] | None:
+    archive = OUT / f"{label(folder)}-0.1.3.mska"
+    result = subprocess.run(
+        [str(python), "-c", LEGACY_SCRIPT, str(folder), str(archive), str(repeat)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        print("medmask 0.1.3 run failed:", result.stderr[-2000:])
+        return None
+    data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def measure(folder: Path, repeat: int, legacy: dict[str, float] | None) -> dict[str, Any]:
+    files = sorted(folder.glob("*.nii.gz"))
+    space = Space.from_nifti(nib.load(files[0]))
+    shape = tuple(space.shape)
+    archive_path = OUT / f"{label(folder)}-ours.mska"
+    arrays = {f.name[:-7]: np.asarray(nib.load(f).dataobj) for f in files}
+    nii_bytes = sum(f.stat().st_size for f in files)
+
+    def floor() -> None:
+        for _ in arrays:
+            np.count_nonzero(np.zeros(shape, np.uint8))
+
+    def nibabel_read() -> None:
+        for f in files:
+            np.count_nonzero(np.asarray(nib.load(f).dataobj))
+
+    def write() -> None:
+        with MaskArchive(archive_path, mode="w", space=space) as archive:
+            for name, arr in arrays.items():
+                archive.add_mask(SegmentationMask(arr, {name: 1}, space), name)
+
+    def read_full() -> None:
+        with MaskArchive(archive_path) as archive:
+            for name in arrays:
+                np.count_nonzero(archive.load_mask(name).data)
+
+    def read_crops() -> None:
+        with MaskArchive(archive_path) as archive:
+            for name in arrays:
+                np.count_nonzero(archive.load_crop(name)[0])
+
+    result: dict[str, Any] = {
+        "name": label(folder),
+        "masks": len(files),
+        "shape": "x".join(map(str, shape)),
+        "nii_bytes": nii_bytes,
+        "write": best_of(max(1, repeat // 2), write),
+    }
+    result["size"] = archive_path.stat().st_size
+    result["floor"] = best_of(repeat, floor)
+    result["nibabel"] = best_of(max(1, repeat // 2), nibabel_read)
+    result["read_full"] = best_of(repeat, read_full)
+    result["read_crops"] = best_of(repeat, read_crops)
+    one = []
+    for name in arrays:
+        start = time.perf_counter()
+        with MaskArchive(archive_path) as archive:
+            archive.load_mask(name)
+        one.append(time.perf_counter() - start)
+    result["open_read_one_median"] = statistics.median(one)
+    result["open_read_one_max"] = max(one)
+    with MaskArchive(archive_path) as archive:
+        result["exact"] = all(
+            np.array_equal(archive.load_mask(n).data, a) for n, a in arrays.items()
+        )
+    result["legacy"] = legacy
+    return result
+
+
+def report(r: dict[str, Any]) -> None:
+    ms = 1000.0
+    legacy = r["legacy"] or {}
+    mb = r["nii_bytes"] / 1e6
+    print(f"\n## {r['name']}: {r['masks']} masks, {r['shape']} voxels, {mb:.2f} MB of .nii.gz")
+    print(f"{'measure':34s} {'nibabel':>10s} {'0.1.3':>10s} {'ours':>10s}   ratio")
+    size_legacy = legacy.get("size")
+    print(
+        f"{'archive size (KB)':34s} {r['nii_bytes'] / 1024:10.1f} "
+        f"{(size_legacy or float('nan')) / 1024:10.1f} {r['size'] / 1024:10.1f}   "
+        f"{r['nii_bytes'] / r['size']:.0f}:1 vs .nii.gz"
+        + (f", {size_legacy / r['size']:.1f}x smaller than 0.1.3" if size_legacy else "")
+    )
+    print(
+        f"{'read all, full arrays (ms)':34s} {r['nibabel'] * ms:10.1f} "
+        f"{legacy.get('read_full', float('nan')) * ms:10.1f} {r['read_full'] * ms:10.1f}   "
+        f"{r['read_full'] / r['floor']:.2f}x the memory floor ({r['floor'] * ms:.1f} ms), "
+        f"{r['nibabel'] / r['read_full']:.1f}x faster than nibabel"
+    )
+    crops_ratio = legacy["read_full"] / r["read_crops"] if legacy else float("nan")
+    print(
+        f"{'read all, load_crop (ms)':34s} {'':10s} {'':10s} {r['read_crops'] * ms:10.1f}   "
+        f"{crops_ratio:.1f}x faster than 0.1.3 reading whole"
+    )
+    print(
+        f"{'open + read one, median (ms)':34s} {'':10s} "
+        f"{legacy.get('open_read_one_median', float('nan')) * ms:10.2f} "
+        f"{r['open_read_one_median'] * ms:10.2f}   max {r['open_read_one_max'] * ms:.2f} ms"
+    )
+    write_ratio = legacy["write"] / r["write"] if legacy else float("nan")
+    print(
+        f"{'write all (ms)':34s} {'':10s} {legacy.get('write', float('nan')) * ms:10.1f} "
+        f"{r['write'] * ms:10.1f}   {write_ratio:.1f}x faster than 0.1.3"
+    )
+    exact = "yes" if r["exact"] else "NO"
+    print(f"{'bit-exact, overlaps included':34s} {'':10s} {'':10s} {exact:>10s}")
+    checks = {
+        f"size <= {TARGETS['size_kb']:.0f} KB": r["size"] / 1024 <= TARGETS["size_kb"],
+        f"read full <= {TARGETS['read_full_vs_floor']}x floor": r["read_full"] / r["floor"]
+        <= TARGETS["read_full_vs_floor"],
+        f">= {TARGETS['nibabel_vs_read_full']:.0f}x nibabel": r["nibabel"] / r["read_full"]
+        >= TARGETS["nibabel_vs_read_full"],
+        f"crops >= {TARGETS['legacy_full_vs_crops']:.0f}x 0.1.3 whole": bool(legacy)
+        and crops_ratio >= TARGETS["legacy_full_vs_crops"],
+        f"open+read one <= {TARGETS['open_read_one_ms']} ms": r["open_read_one_median"] * ms
+        <= TARGETS["open_read_one_ms"],
+        f"write <= {TARGETS['write_ms']:.0f} ms": r["write"] * ms <= TARGETS["write_ms"],
+        "bit-exact": r["exact"],
+    }
+    print("targets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-legacy", action="store_true", help="skip medmask 0.1.3")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    folders = []
+    if SHARED.is_dir():
+        folders.append(SHARED)
+    else:
+        print(f"{SHARED} not present: only the generated phantom is measured")
+    phantom = OUT / "phantom"
+    if not (phantom / "segmentations").is_dir():
+        print("generating the full-body phantom (117 masks) ...", flush=True)
+        generate_masks(phantom, scale="medium", overwrite=True)
+    folders.append(phantom / "segmentations")
+    python = None if args.no_legacy else legacy_python()
+    for folder in folders:
+        legacy = run_legacy(python, folder, args.repeat) if python else None
+        report(measure(folder, args.repeat, legacy))
+
+
+if __name__ == "__main__":
+    main()
