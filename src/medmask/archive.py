@@ -96,11 +96,15 @@ class _Entry:
         if self.kind == "group":
             out["members"] = list(self.members)
             out["residual_bbox"] = _box_list(self.residual_bbox)
-        return out
+        defaults = _defaults(self.name, self.mapping, self.count)
+        return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], data_end: int, source: str) -> _Entry:
+    def from_dict(cls, stored: dict[str, Any], data_end: int, source: str) -> _Entry:
         try:
+            name = str(stored["name"])
+            mapping = stored.get("mapping", {name: 1})
+            raw = {**_defaults(name, mapping, int(stored.get("count", 0))), **stored}
             entry = cls(
                 name=str(raw["name"]),
                 kind=raw["kind"],
@@ -139,7 +143,7 @@ class _State:
     fd: int
     level: int
     space: Space | None = None
-    entries: dict[str, _Entry] = field(default_factory=dict)
+    entries: _Index = field(default_factory=lambda: _Index())  # noqa: PLW0108 - defined below
     committed: fmt.Superblock | None = None
     slot: int = 1  # slot of the committed superblock; the first commit goes to slot 0
     data_end: int = fmt.DATA_START
@@ -278,18 +282,19 @@ class MaskArchive:
                 raise FormatError(f"{source}: {err}") from err
             state.geometry_written = True
         raw = os.pread(state.fd, block.index_length, block.index_offset)
+        state.entries = _Index(block.data_end, source)
+        groups = []
         for item in fmt.unpack_index(raw, block.index_crc, source):
-            entry = _Entry.from_dict(item, block.data_end, source)
-            if entry.name in state.entries:
-                raise FormatError(f"{source}: name {entry.name!r} appears twice in the index")
-            state.entries[entry.name] = entry
-        for entry in state.entries.values():
-            for member in entry.members:
+            if not isinstance(item.get("name"), str):
+                raise FormatError(f"{source}: index entry without a name")
+            state.entries.add_raw(item["name"], item)
+            if item.get("kind") == "group":
+                groups.append(item["name"])
+        for name in groups:
+            for member in state.entries[name].members:
                 target = state.entries.get(member)
                 if target is None or target.kind != "mask":
-                    raise FormatError(
-                        f"{source}: group {entry.name!r} names a missing mask {member!r}"
-                    )
+                    raise FormatError(f"{source}: group {name!r} names a missing mask {member!r}")
 
     def _load_legacy(self, source: str) -> None:
         state = self._state
@@ -630,7 +635,7 @@ class MaskArchive:
             members=members,
             residual_bbox=residual_bbox,
         )
-        state.entries.pop(name, None)
+        state.entries.pop(name)
         state.entries[name] = entry
         state.dirty = True
 
@@ -699,6 +704,78 @@ def _hull(boxes: list[BBox]) -> BBox:
     lo = [min(b[a][0] for b in boxes) for a in range(3)]
     hi = [max(b[a][1] for b in boxes) for a in range(3)]
     return ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+
+
+_NO_DEFAULT = object()
+
+
+def _defaults(name: str, mapping: dict[str, int], count: int) -> dict[str, Any]:
+    """Index values an entry may omit (docs/mask-format.md): most masks are plain binary."""
+    labels = list(mapping.values())
+    return {
+        "kind": "mask",
+        "mapping": {name: 1},
+        "dtype": "uint8",
+        "codec": 0,
+        "bbox": None,
+        "offset": 0,
+        "length": 0,
+        "crc": 0,
+        "count": 0,
+        "label_counts": {str(labels[0]): count} if len(labels) == 1 and count else {},
+        "members": [],
+        "residual_bbox": None,
+    }
+
+
+class _Index:
+    """Entries by name, in index order; each parsed and checked when first used.
+
+    Opening an archive then costs one JSON parse, not one validation per mask.
+    """
+
+    def __init__(self, data_end: int = 0, source: str = "") -> None:
+        self._items: dict[str, _Entry | dict[str, Any]] = {}
+        self._data_end, self._source = data_end, source
+
+    def add_raw(self, name: str, raw: dict[str, Any]) -> None:
+        if name in self._items:
+            raise FormatError(f"{self._source}: name {name!r} appears twice in the index")
+        self._items[name] = raw
+
+    def __getitem__(self, name: str) -> _Entry:
+        item = self._items[name]
+        if isinstance(item, dict):
+            item = _Entry.from_dict(item, self._data_end, self._source)
+            self._items[name] = item
+        return item
+
+    def get(self, name: str) -> _Entry | None:
+        return self[name] if name in self._items else None
+
+    def __setitem__(self, name: str, entry: _Entry) -> None:
+        self._items[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._items[name]
+
+    def pop(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def values(self) -> list[_Entry]:
+        return [self[name] for name in self._items]
+
+    def items(self) -> list[tuple[str, _Entry]]:
+        return [(name, self[name]) for name in self._items]
 
 
 def _replace_location(entry: _Entry, offset: int) -> _Entry:

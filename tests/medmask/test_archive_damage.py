@@ -108,8 +108,8 @@ def test_offsets_past_the_end_are_refused(tmp_path: Path, two_commits: tuple) ->
     forged[start : start + fmt.SLOT_SIZE] = fmt.pack_superblock(new_block)
     path = tmp_path / "forged.mska"
     path.write_bytes(bytes(forged))
-    with pytest.raises(FormatError, match="lies outside"):
-        MaskArchive(path)
+    with MaskArchive(path) as archive, pytest.raises(FormatError, match="lies outside"):
+        archive.load_mask(archive.all_names()[0])  # checked before any read of that blob
 
 
 def test_every_crash_point_of_a_commit(tmp_path: Path, two_commits: tuple) -> None:
