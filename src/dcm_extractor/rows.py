@@ -1,0 +1,110 @@
+"""From images to table rows: first non-empty values, counts, ages, conflicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .header import TEXT_KEYWORDS, ImageFacts
+
+__all__ = ["FIXED_COLUMNS", "RowProblem", "age_in_years", "build_row"]
+
+FIXED_COLUMNS: Final = [
+    "ProjectID",
+    "FileName",
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "PatientBirthDate",
+    "PatientAge",
+    "PatientSex",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "Manufacturer",
+    "Rows",
+    "Columns",
+    "ImageCount",
+    "SeriesCount",
+]
+_CONFLICT_KEYWORDS: Final = ("PatientID", "StudyInstanceUID")
+_AGE: Final = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
+_PER_YEAR: Final = {"D": 365, "W": 52, "M": 12, "Y": 1}
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Something about a row worth reporting: a conflict or an unusable value."""
+
+    reason: str
+    detail: str
+
+
+def age_in_years(age: str, birth_date: str, study_date: str) -> int | None:
+    """Whole years of a DICOM age string (``045Y`` -> 45, ``006M`` -> 0).
+
+    Without an age string, the years between birth and study date; None when neither
+    gives a valid answer.
+    """
+    match = _AGE.match(age)
+    if match:
+        return int(match.group(1)) // _PER_YEAR[match.group(2).upper()]
+    born, seen = _date(birth_date), _date(study_date)
+    if born is None or seen is None or seen < born:
+        return None
+    return seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def build_row(
+    file_name: str, images: Sequence[ImageFacts]
+) -> tuple[dict[str, Any], list[RowProblem]]:
+    """The row of one source (a zip, or a case's loose files) from its images in path order.
+
+    Each value is the first non-empty one among the images; ImageCount counts them and
+    SeriesCount their distinct SeriesInstanceUIDs. ProjectID is left None for the caller.
+    """
+    problems: list[RowProblem] = []
+    first: dict[str, str] = {}
+    for keyword in TEXT_KEYWORDS:
+        first[keyword] = next((i.values[keyword] for i in images if i.values.get(keyword)), "")
+    for keyword in _CONFLICT_KEYWORDS:
+        seen = sorted({i.values[keyword] for i in images if i.values.get(keyword)})
+        if len(seen) > 1:
+            problems.append(
+                RowProblem("conflict", f"{keyword} differs among the images: {', '.join(seen)}")
+            )
+    age = age_in_years(first["PatientAge"], first["PatientBirthDate"], first["StudyDate"])
+    if age is None and (first["PatientAge"] or first["PatientBirthDate"]):
+        shown = first["PatientAge"] or f"birth date {first['PatientBirthDate']}"
+        problems.append(RowProblem("bad_age", f"PatientAge cannot be determined from {shown!r}"))
+    row: dict[str, Any] = {
+        "ProjectID": None,
+        "FileName": file_name,
+        "PatientName": first["PatientName"],
+        "PatientID": first["PatientID"],
+        "StudyDate": first["StudyDate"],
+        "PatientBirthDate": first["PatientBirthDate"],
+        "PatientAge": age,
+        "PatientSex": first["PatientSex"],
+        "StudyInstanceUID": first["StudyInstanceUID"],
+        "SeriesInstanceUID": first["SeriesInstanceUID"],
+        "Modality": first["Modality"],
+        "Manufacturer": first["Manufacturer"],
+        "Rows": next((i.rows for i in images if i.rows), None),
+        "Columns": next((i.columns for i in images if i.columns), None),
+        "ImageCount": len(images),
+        "SeriesCount": len(
+            {i.values["SeriesInstanceUID"] for i in images if i.values.get("SeriesInstanceUID")}
+        ),
+    }
+    return row, problems

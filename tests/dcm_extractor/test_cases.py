@@ -1,0 +1,181 @@
+"""Reading cases: every generated row equals its ground truth, every file is accounted for."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+
+from dcm_extractor.cases import iter_case_dirs, scan_case
+from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.rows import FIXED_COLUMNS, age_in_years
+from dcm_extractor.sample import DicomSample
+from dcm_extractor.zipread import ZipMember, ZipProblem, iter_zip_members
+
+
+@pytest.fixture(scope="module")
+def truth(dicom_sample: DicomSample) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(dicom_sample.truth_path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_every_row_equals_its_ground_truth(
+    dicom_sample: DicomSample, truth: dict[str, Any]
+) -> None:
+    expected = {c["name"]: c for c in truth["cases"] if not c["top_level_zip"]}
+    scanned = {
+        d.name: scan_case(d, dicom_sample.cases_root)
+        for d in iter_case_dirs(dicom_sample.cases_root)
+    }
+    assert set(scanned) == set(expected)
+    for name, result in scanned.items():
+        want = [
+            {k: v for k, v in row.items() if k != "conflicts"} for row in expected[name]["rows"]
+        ]
+        got = [{k: v for k, v in row.items() if k != "ProjectID"} for row in result.rows]
+        assert got == want, name
+        assert list(result.rows[0]) == FIXED_COLUMNS
+        conflicts = {e.detail.split()[0] for e in result.report if e.reason == "conflict"}
+        assert conflicts == {c for row in expected[name]["rows"] for c in row["conflicts"]}
+
+
+def test_every_file_is_counted_or_reported(
+    dicom_sample: DicomSample, truth: dict[str, Any]
+) -> None:
+    for case in truth["cases"]:
+        if case["top_level_zip"]:
+            continue
+        result = scan_case(dicom_sample.cases_root / case["name"], dicom_sample.cases_root)
+        assert result.files == len(case["files"])
+        assert result.images + result.skipped == result.files
+        reported = {
+            e.location: e.reason for e in result.report if e.reason not in ("conflict", "bad_age")
+        }
+        for record in case["files"]:
+            location = record["path"] + (f"!{record['member']}" if record["member"] else "")
+            if record["role"] == "image":
+                assert location not in reported
+            elif record["role"] == "duplicate":
+                assert reported[location] == "duplicate"
+            else:
+                assert reported[location] == record["reason"], location
+
+
+def test_pydicom_bundled_files_as_one_case(tmp_path: Path) -> None:
+    source = Path(get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
+    case = tmp_path / "pydicom_case"
+    case.mkdir()
+    count = 0
+    for folder in (source, source.parent / "charset_files"):
+        for path in folder.iterdir():
+            if path.is_file():
+                (case / f"{folder.name}__{path.name}").write_bytes(path.read_bytes())
+                count += 1
+    result = scan_case(case)
+    assert result.files == count
+    assert result.images + result.skipped == count
+    assert result.images > 40
+    reasons = {e.reason for e in result.report}
+    # the bundle holds the same images in several transfer syntaxes: counted once
+    assert {"not_dicom", "non_image", "truncated", "no_pixel_data", "duplicate"} <= reasons
+    assert all(e.detail for e in result.report)
+
+
+def test_header_verdicts() -> None:
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # type: ignore[arg-type]
+    facts = inspect_dicom(ct)
+    assert isinstance(facts, ImageFacts)
+    assert facts.values["PatientID"] == "1CT1"
+    assert (facts.rows, facts.columns) == (128, 128)
+    verdicts = {
+        "empty": b"",
+        "not_dicom": b"Exported from PACS.\r\n" * 20,
+        "truncated": ct[: len(ct) - 1000],
+    }
+    for reason, data in verdicts.items():
+        verdict = inspect_dicom(data)
+        assert isinstance(verdict, Skip)
+        assert verdict.reason == reason
+
+
+def test_undecodable_names_are_reported() -> None:
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = "ISO_IR 192"  # claims UTF-8 ...
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    raw = buffer.getvalue().replace(
+        b"CompressedSamples^CT1", "王^小明".encode("gbk").ljust(21, b" ")
+    )
+    facts = inspect_dicom(raw)  # ... but the name bytes are GBK
+    assert isinstance(facts, ImageFacts)
+    assert "PatientName" in facts.undecodable
+
+
+@pytest.mark.parametrize(
+    ("age", "birth", "study", "years"),
+    [("045Y", "", "", 45), ("006M", "", "", 0), ("010D", "", "", 0), ("003W", "", "", 0),
+     ("", "19800315", "20240102", 43), ("", "", "20240102", None), ("abc", "", "", None)],
+)  # fmt: skip
+def test_age_in_years(age: str, birth: str, study: str, years: int | None) -> None:
+    assert age_in_years(age, birth, study) == years
+
+
+# -- zips ----------------------------------------------------------------------------------
+
+
+def make_zip(
+    path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
+) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_problems_are_reported_not_fatal(tmp_path: Path) -> None:
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # type: ignore[arg-type]
+    good = make_zip(
+        tmp_path / "good.zip", {"a/IM1.dcm": ct, "inner.zip": b"PK..", "bomb.bin": bytes(500_000)}
+    )
+    items = list(iter_zip_members(good, max_member_bytes=100_000))
+    kinds = {(i.name, type(i).__name__, getattr(i, "reason", None)) for i in items}
+    assert ("a/IM1.dcm", "ZipMember", None) in kinds
+    assert ("inner.zip", "ZipProblem", "nested_zip") in kinds
+    assert ("bomb.bin", "ZipProblem", "too_large") in kinds
+
+    (tmp_path / "junk.zip").write_bytes(b"this is not a zip at all")
+    (problem,) = list(iter_zip_members(tmp_path / "junk.zip"))
+    assert isinstance(problem, ZipProblem)
+    assert problem.reason == "corrupt_zip"
+
+    encrypted = bytearray(make_zip(tmp_path / "enc.zip", {"IM1.dcm": ct}).read_bytes())
+    for signature in (b"PK\x03\x04", b"PK\x01\x02"):  # set the encryption flag bit
+        at = encrypted.find(signature)
+        flag_at = at + (6 if signature == b"PK\x03\x04" else 8)
+        encrypted[flag_at] |= 0x01
+    (tmp_path / "enc.zip").write_bytes(bytes(encrypted))
+    (item,) = list(iter_zip_members(tmp_path / "enc.zip"))
+    assert isinstance(item, ZipProblem)
+    assert item.reason == "encrypted"
+
+    damaged = bytearray(make_zip(tmp_path / "bad.zip", {"IM1.dcm": ct}).read_bytes())
+    damaged[100:140] = bytes(40)
+    (tmp_path / "bad.zip").write_bytes(bytes(damaged))
+    (item,) = list(iter_zip_members(tmp_path / "bad.zip"))
+    assert isinstance(item, ZipProblem)
+    assert item.reason == "corrupt_member"
+
+
+def test_member_names_without_utf8_flag(dicom_sample: DicomSample) -> None:
+    names = [i.name for i in iter_zip_members(dicom_sample.cases_root / "王小明" / "CT平扫.zip")]
+    assert names and all(n.startswith("王小明/平扫/IM") for n in names)
+    assert all(
+        isinstance(i, ZipMember)
+        for i in iter_zip_members(dicom_sample.cases_root / "王小明" / "CT平扫.zip")
+    )
