@@ -10,6 +10,7 @@ import typer
 
 from . import __version__
 from .errors import DcmExtractorError
+from .extractor import main as extract_main
 from .sample import generate_dicom_dataset
 
 app = typer.Typer(
@@ -18,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
-)
+)  # subcommands only; the extractor itself parses its own options (extractor.build_parser)
 
 
 def _show_version(value: bool) -> None:
@@ -72,10 +73,17 @@ def _sample(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code."""
+    """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code.
+
+    ``dcm-extract sample ...`` and ``dcm-extract --version`` are subcommands; everything
+    else is the extractor's own command line (the original tool's options).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] not in (["sample"], ["--version"]):
+        return extract_main(args)
     command = typer.main.get_command(app)
     try:
-        command.main(args=list(argv) if argv is not None else None, prog_name="dcm-extract")
+        command.main(args=args, prog_name="dcm-extract")
     except SystemExit as done:  # click exits 0 on success, 2 on usage errors
         return int(done.code or 0)
     return 0

@@ -1,0 +1,346 @@
+"""The extractor: every case under a data root -> per-case and merged metadata tables.
+
+The original tool's commands and Python API keep working::
+
+    python -m src.dcm_extractor.extractor -d data/dicom_cases -o data/output_csv --merge-all
+
+(and ``dcm-extract ...`` / ``python -m dcm_extractor ...``). See docs/dcm-extractor.md
+for every option and output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cases import CaseResult, ReportEntry, iter_case_dirs, scan_case
+from .errors import DcmExtractorError
+from .isolation import CaseFailedError, scan_case_isolated
+from .privacy import desensitize_name
+from .projectids import ProjectIdMap, load_projectid_map, save_projectid_map
+from .rows import FIXED_COLUMNS
+from .tables import desensitized, write_csv, write_json, write_parquet, write_report
+
+__all__ = [
+    "FIXED_COLUMNS",
+    "RunOptions",
+    "RunSummary",
+    "desensitize_name",
+    "extract_case_metadata",
+    "iter_case_dirs",
+    "load_projectid_map",
+    "main",
+    "move_top_level_zips",
+    "run",
+    "save_projectid_map",
+]
+
+log = logging.getLogger(__name__)
+_PACKAGE = __package__ or "dcm_extractor"
+
+REPORT_NAME = "extraction_report.csv"
+FORMATS = ("csv", "json", "parquet")
+
+
+def move_top_level_zips(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+    """Move each ``root/x.zip`` to ``root/x/x.zip`` so it becomes a case; returns the moves.
+
+    When ``root/x`` exists and is not a folder, or ``root/x/x.zip`` exists, a numeric
+    suffix is added (``x_1``).
+    """
+    base = Path(root)
+    moves = []
+    for source in sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() == ".zip"):
+        folder = base / source.stem
+        number = 0
+        while folder.exists() and not folder.is_dir():
+            number += 1
+            folder = base / f"{source.stem}_{number}"
+        folder.mkdir(exist_ok=True)
+        target = folder / source.name
+        number = 0
+        while target.exists():
+            number += 1
+            target = folder / f"{source.stem}_{number}{source.suffix}"
+        shutil.move(str(source), target)
+        moves.append((source, target))
+    return moves
+
+
+def _with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
+    return [{**row, "ProjectID": project_id} for row in rows]
+
+
+def extract_case_metadata(
+    case_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    desensitize: bool = False,
+    project_id: int | None = None,
+    only_merged: bool = False,
+) -> Any:
+    """One case's table, as the original API offered it.
+
+    Writes ``<case>.csv`` (de-identified when ``desensitize``) and
+    ``<case>.desensitized.csv`` into ``out_dir`` and returns the CSV's path; with
+    ``only_merged=True`` writes nothing and returns the rows as a pandas DataFrame
+    (every column as text or integers, never guessed types).
+    """
+    result = scan_case(case_dir, Path(case_dir).parent)
+    rows = _with_ids(result.rows, project_id)
+    if only_merged:
+        import pandas as pd  # noqa: PLC0415 - only this API returns a DataFrame
+
+        return pd.DataFrame(rows, columns=FIXED_COLUMNS).astype("object")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    primary = out / f"{result.name}.csv"
+    write_csv(primary, desensitized(rows) if desensitize else rows)
+    write_csv(out / f"{result.name}.desensitized.csv", desensitized(rows))
+    return primary
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does (the command-line options)."""
+
+    data_root: Path
+    out: Path
+    merge_all: bool = False
+    only_merged: bool = False
+    move_top_level_zips: bool = False
+    export_json: bool = False
+    desensitize: bool = False
+    projectid_map: Path | None = None
+    excel: bool = False
+    formats: tuple[str, ...] = ("csv",)
+    case_timeout: float | None = None
+
+
+@dataclass
+class RunSummary:
+    """The counts of a run; ``files == images + skipped`` over the completed cases."""
+
+    cases: int = 0
+    failed: int = 0
+    rows: int = 0
+    files: int = 0
+    images: int = 0
+    skipped: int = 0
+    report: list[ReportEntry] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One human summary line."""
+        return (
+            f"{self.cases} cases ({self.failed} failed), {self.rows} rows; "
+            f"{self.files} files: {self.images} images + {self.skipped} skipped"
+        )
+
+
+def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> RunSummary:
+    """Scan every case under ``options.data_root`` and write the outputs into ``options.out``."""
+    root, out = options.data_root, options.out
+    if not root.is_dir():
+        raise DcmExtractorError(f"data root {root} does not exist or is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if options.move_top_level_zips:
+        for source, target in move_top_level_zips(root):
+            log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
+    ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
+    summary = RunSummary()
+    for path in sorted(p for p in root.iterdir() if not p.is_dir()):
+        summary.files += 1
+        summary.skipped += 1
+        detail = (
+            "a file directly under the data root is not a case (use --move-top-level-zips for zips)"
+        )
+        summary.report.append(ReportEntry("", path.name, "not_in_case", detail))
+    merged: list[dict[str, Any]] = []
+    for case_dir in iter_case_dirs(root):
+        summary.cases += 1
+        project_id = ids.get(case_dir.name)
+        try:
+            if options.case_timeout:
+                result = scan_case_isolated(case_dir, root, options.case_timeout)
+            else:
+                result = scan_case(case_dir, root)
+        except (CaseFailedError, OSError) as err:
+            summary.failed += 1
+            summary.report.append(
+                ReportEntry(case_dir.name, case_dir.name, "case_failed", str(err))
+            )
+            log.error("case %s failed: %s", case_dir.name, err)
+            if progress:
+                progress(case_dir.name)
+            continue
+        rows = _with_ids(result.rows, project_id)
+        _write_case(options, result, rows)
+        merged.extend(rows)
+        summary.rows += len(rows)
+        summary.files += result.files
+        summary.images += result.images
+        summary.skipped += result.skipped
+        summary.report.extend(result.report)
+        log.info(
+            "case %s: %d rows, %d images, %d skipped",
+            case_dir.name,
+            len(rows),
+            result.images,
+            result.skipped,
+        )
+        if progress:
+            progress(case_dir.name)
+    if options.merge_all or options.only_merged:
+        _write_merged(options, sorted(merged, key=lambda row: row["ProjectID"]))
+    write_report(out / REPORT_NAME, summary.report, excel=options.excel)
+    return summary
+
+
+def _write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
+    if options.only_merged:
+        return
+    out, excel = options.out, options.excel
+    hidden = desensitized(rows)
+    write_csv(out / f"{result.name}.csv", hidden if options.desensitize else rows, excel=excel)
+    write_csv(out / f"{result.name}.desensitized.csv", hidden, excel=excel)
+    if options.export_json:
+        write_json(out / f"{result.name}.json", hidden if options.desensitize else rows)
+
+
+def _write_merged(options: RunOptions, rows: list[dict[str, Any]]) -> None:
+    out, excel = options.out, options.excel
+    hidden = desensitized(rows)
+    primary = hidden if options.desensitize else rows
+    writers = {
+        "csv": lambda p, r: write_csv(p, r, excel=excel),
+        "json": write_json,
+        "parquet": write_parquet,
+    }
+    for fmt in options.formats:
+        writers[fmt](out / f"all_cases.{fmt}", primary)
+    write_csv(out / "all_cases_desensitized.csv", hidden, excel=excel)
+    if options.desensitize:
+        log.info(
+            "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
+        )
+    else:
+        write_csv(out / "all_cases_original.csv", rows, excel=excel)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
+    """The command-line options of the original extractor, plus ours."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Per-case DICOM metadata tables from case folders and zip files.",
+        epilog="Sample data: dcm-extract sample OUT_DIR (see dcm-extract sample --help).",
+    )
+    parser.add_argument(
+        "-d", "--data-root", default="data/dicom_cases", help="folder of case folders"
+    )
+    parser.add_argument("-o", "--out", default="data/output_csv", help="output folder")
+    parser.add_argument("--merge-all", action="store_true", help="also write all_cases*.csv")
+    parser.add_argument("--only-merged", action="store_true", help="write only the merged tables")
+    parser.add_argument(
+        "--move-top-level-zips", action="store_true", help="root/x.zip -> root/x/x.zip first"
+    )
+    parser.add_argument("--export-json", action="store_true", help="also write <case>.json")
+    parser.add_argument("--desensitize", action="store_true", help="de-identified primary outputs")
+    parser.add_argument(
+        "--projectid-map", help="case -> project ID JSON (default <out>/case_projectid_map.json)"
+    )
+    parser.add_argument("--log", default="logs/extractor.log", help="log file")
+    parser.add_argument(
+        "--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese"
+    )
+    parser.add_argument("--format", default="csv", help="merged table formats: csv,json,parquet")
+    parser.add_argument(
+        "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
+        help="stop a case after this many seconds and carry on with the others",
+    )  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        parser.error(
+            f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {args.format!r}"
+        )
+    if args.case_timeout is not None and args.case_timeout <= 0:
+        parser.error("--case-timeout must be a positive number of seconds")
+    return RunOptions(
+        data_root=Path(args.data_root),
+        out=Path(args.out),
+        merge_all=args.merge_all,
+        only_merged=args.only_merged,
+        move_top_level_zips=args.move_top_level_zips,
+        export_json=args.export_json,
+        desensitize=args.desensitize,
+        projectid_map=Path(args.projectid_map) if args.projectid_map else None,
+        excel=args.excel,
+        formats=formats,
+        case_timeout=args.case_timeout,
+    )
+
+
+def _configure_logging(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger(_PACKAGE)  # also "src.dcm_extractor" when run by the old path
+    package.setLevel(logging.INFO)
+    package.addHandler(handler)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
+    """Run the extractor's command line; returns 0 (done), 1 (a case failed) or 2 (usage)."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+        options = _options(args, parser)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    handler = _configure_logging(Path(args.log))
+    started = time.perf_counter()
+    try:
+        summary = _run_with_progress(options, quiet=args.quiet)
+    except DcmExtractorError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        log.error("%s", err)
+        return 2 if "data root" in str(err) else 1
+    finally:
+        logging.getLogger(_PACKAGE).removeHandler(handler)
+        handler.close()
+    seconds = time.perf_counter() - started
+    print(f"{summary.line()} in {seconds:.1f} s")
+    print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
+    print(f"log: {args.log}")
+    return 1 if summary.failed else 0
+
+
+def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
+    if quiet or not sys.stderr.isatty() or not options.data_root.is_dir():
+        return run(options)
+    from rich.progress import Progress  # noqa: PLC0415 - only on a terminal
+
+    total = len(iter_case_dirs(options.data_root))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("cases", total=total)
+        return run(options, progress=lambda _: bar.advance(task))
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m src.dcm_extractor.extractor"))

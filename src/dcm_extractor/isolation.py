@@ -1,0 +1,67 @@
+"""Run one case in a child process with a deadline: a hang or crash costs that case only."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .cases import CaseResult, scan_case
+from .errors import DcmExtractorError
+
+__all__ = ["CaseFailedError", "scan_case_isolated"]
+
+
+class CaseFailedError(DcmExtractorError):
+    """A case did not finish: it ran past its time limit or its process died."""
+
+
+def _child(connection: Connection, case_dir: str, data_root: str) -> None:
+    try:
+        connection.send(("ok", scan_case(case_dir, data_root)))
+    except BaseException as err:  # report every failure to the parent, then exit
+        connection.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        connection.close()
+
+
+def scan_case_isolated(
+    case_dir: str | os.PathLike[str], data_root: str | os.PathLike[str], timeout: float
+) -> CaseResult:
+    """:func:`~dcm_extractor.cases.scan_case` in a child process, killed after ``timeout`` seconds.
+
+    Raises
+    ------
+    CaseFailedError
+        The case timed out, raised, or its process died.
+    """
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context: Any = multiprocessing.get_context(method)  # typeshed lacks Process on BaseContext
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child, args=(sender, str(case_dir), str(data_root)), daemon=True
+    )
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            process.kill()
+            raise CaseFailedError(
+                f"{Path(case_dir).name}: stopped after the {timeout:g} s time limit"
+            )
+        try:
+            status, payload = receiver.recv()
+        except EOFError:
+            raise CaseFailedError(
+                f"{Path(case_dir).name}: its process died (exit code {process.exitcode})"
+            ) from None
+    finally:
+        receiver.close()
+        process.join(5)
+    if status != "ok":
+        raise CaseFailedError(f"{Path(case_dir).name}: {payload}")
+    assert isinstance(payload, CaseResult)
+    return payload
