@@ -227,6 +227,10 @@ def _write_merged(options: RunOptions, rows: list[dict[str, Any]]) -> None:
         writers[fmt](out / f"all_cases.{fmt}", primary)
     write_csv(out / "all_cases_desensitized.csv", hidden, excel=excel)
     if options.desensitize:
+        stale = out / "all_cases_original.csv"
+        if stale.exists():  # an earlier run's: it holds the names this run must not leave behind
+            stale.unlink()
+            log.info("--desensitize: removed all_cases_original.csv of an earlier run")
         log.info(
             "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
         )
