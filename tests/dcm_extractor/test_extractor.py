@@ -1,0 +1,325 @@
+"""The extractor end to end: the documented commands, outputs, IDs, time limits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dcm_extractor.cli import main as cli_main
+from dcm_extractor.extractor import (
+    FIXED_COLUMNS,
+    desensitize_name,
+    extract_case_metadata,
+    iter_case_dirs,
+    load_projectid_map,
+    main,
+    move_top_level_zips,
+    save_projectid_map,
+)
+from dcm_extractor.sample import DicomSample, generate_dicom_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = [
+    "python -m src.dcm_extractor.extractor --data-root data/dicom_cases --out data/output_csv",
+    "python -m src.dcm_extractor.extractor -d data/dicom_cases -o data/output_csv --merge-all --only-merged",
+    "python -m src.dcm_extractor.extractor -d data/dicom_cases -o data/output_csv --move-top-level-zips --merge-all --only-merged",
+    "python -m src.dcm_extractor.extractor --data-root data/dicom_cases --out data/output_csv --merge-all --export-json --desensitize",
+    "python -m src.dcm_extractor.extractor -d data/dicom_cases -o data/output_csv --merge-all --only-merged --move-top-level-zips --projectid-map data/output_csv/case_projectid_map.json",
+    "python scripts/process_cases_with_timeout.py -d data/dicom_cases -o data/output_csv --timeout 900 --move-top-level-zips --projectid-map data/output_csv/case_projectid_map.json",
+]  # fmt: skip  (verbatim from the original tool's documentation)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, dicom_sample: DicomSample) -> Path:
+    """A project folder as users have it: data/dicom_cases, and the repository's src/ and scripts/."""
+    shutil.copytree(dicom_sample.cases_root, tmp_path / "data" / "dicom_cases")
+    (tmp_path / "src").symlink_to(REPO / "src", target_is_directory=True)
+    (tmp_path / "scripts").symlink_to(REPO / "scripts", target_is_directory=True)
+    return tmp_path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def expected_rows(truth_path: Path, *, moved: bool) -> list[dict[str, str]]:
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    rows = []
+    for case in truth["cases"]:
+        if case["top_level_zip"] and not moved:
+            continue
+        for row in case["rows"]:
+            rows.append(
+                {k: "" if v is None else str(v) for k, v in row.items() if k != "conflicts"}
+            )
+    return rows
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_documented_commands(workspace: Path, dicom_sample: DicomSample, command: str) -> None:
+    argv = command.split()
+    argv[0] = sys.executable
+    result = subprocess.run(argv, cwd=workspace, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = workspace / "data" / "output_csv"
+    assert (workspace / "logs" / "extractor.log").is_file()
+    moved = "--move-top-level-zips" in command
+    merged = "--merge-all" in command or "--only-merged" in command
+    desensitize = "--desensitize" in command
+    per_case = "--only-merged" not in command
+    cases = [p.name for p in iter_case_dirs(workspace / "data" / "dicom_cases")]
+    truth = json.loads(dicom_sample.truth_path.read_text(encoding="utf-8"))
+    assert sorted(cases) == sorted(
+        c["name"] for c in truth["cases"] if moved or not c["top_level_zip"]
+    )
+    for case in cases:
+        assert (out / f"{case}.csv").is_file() == per_case
+        assert (out / f"{case}.json").is_file() == ("--export-json" in command)
+    assert (out / "all_cases.csv").is_file() == merged
+    assert (out / "all_cases_original.csv").is_file() == (merged and not desensitize)
+    if merged:
+        got = read_csv(out / "all_cases.csv")
+        assert [int(r["ProjectID"]) for r in got] == sorted(int(r["ProjectID"]) for r in got)
+        want = expected_rows(dicom_sample.truth_path, moved=moved)
+        if desensitize:
+            want = [{**r, "PatientName": desensitize_name(r["PatientName"])} for r in want]
+        key = lambda r: r["FileName"]  # noqa: E731
+        assert sorted(
+            ({k: v for k, v in r.items() if k != "ProjectID"} for r in got), key=key
+        ) == sorted(want, key=key)
+    ids = load_projectid_map(out / "case_projectid_map.json")
+    assert sorted(ids.values()) == list(range(1, len(cases) + 1))
+    report = read_csv(out / "extraction_report.csv")
+    assert report  # the sample's junk is always reported
+    summary = result.stdout.splitlines()[0]
+    files, rest = summary.split("; ")[1].split(" files: ")
+    images, skipped = (int(part.split()[0]) for part in rest.split(" + "))
+    assert int(files) == images + skipped
+
+
+def test_same_through_dcm_extract_and_python_m(workspace: Path) -> None:
+    data, out = workspace / "data" / "dicom_cases", workspace / "data" / "output_csv"
+    log = workspace / "logs" / "x.log"
+    script = Path(sys.executable).parent / "dcm-extract"
+    for argv in (
+        [str(script), "-d", str(data), "-o", str(out / "a"), "--merge-all", "--log", str(log)],
+        [
+            sys.executable,
+            "-m",
+            "dcm_extractor",
+            "-d",
+            str(data),
+            "-o",
+            str(out / "b"),
+            "--merge-all",
+            "--log",
+            str(log),
+        ],
+    ):
+        assert subprocess.run(argv, capture_output=True, check=False).returncode == 0
+    assert (out / "a" / "all_cases.csv").read_bytes() == (out / "b" / "all_cases.csv").read_bytes()
+
+
+def test_defaults_text_and_formats(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workspace)
+    assert (
+        main(
+            [
+                "--merge-all",
+                "--format",
+                "csv,json,parquet",
+                "--excel",
+                "--move-top-level-zips",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    out = workspace / "data" / "output_csv"
+    assert (workspace / "logs" / "extractor.log").is_file()
+    raw = (out / "all_cases.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM for Chinese
+    rows = read_csv(out / "all_cases.csv")
+    smith = next(r for r in rows if r["FileName"] == "Smith_John.dir")
+    assert (smith["PatientID"], smith["StudyDate"]) == ("000123", "20240105")
+    assert "王^小明" in {r["PatientName"] for r in rows}
+    records = json.loads((out / "all_cases.json").read_text(encoding="utf-8"))
+    assert [list(r) for r in records] == [FIXED_COLUMNS] * len(records)
+    assert {r["PatientID"] for r in records} == {r["PatientID"] for r in rows}
+    table = pq.read_table(out / "all_cases.parquet")
+    assert table.column_names == FIXED_COLUMNS
+    assert str(table.schema.field("PatientID").type) == "string"
+    assert table.column("PatientID").to_pylist() == [r["PatientID"] for r in rows]
+
+
+def test_desensitized_run_writes_no_name(workspace: Path, dicom_sample: DicomSample) -> None:
+    truth = json.loads(dicom_sample.truth_path.read_text(encoding="utf-8"))
+    out = workspace / "out"
+    argv = [
+        "-d",
+        str(workspace / "data" / "dicom_cases"),
+        "-o",
+        str(out),
+        "--merge-all",
+        "--export-json",
+    ]
+    assert (
+        main(
+            [
+                *argv,
+                "--desensitize",
+                "--format",
+                "csv,json,parquet",
+                "--log",
+                str(workspace / "l.log"),
+            ]
+        )
+        == 0
+    )
+    assert not (out / "all_cases_original.csv").exists()
+    names = {c["patient"]["name"] for c in truth["cases"]}
+    for path in out.iterdir():
+        data = path.read_bytes()
+        for name in names:
+            for encoding in ("utf-8", "gb18030", "latin-1"):
+                try:
+                    needle = name.encode(encoding)
+                except UnicodeEncodeError:
+                    continue
+                assert needle not in data, (path.name, name)
+
+
+def test_project_ids_are_stable_and_grow(workspace: Path) -> None:
+    data, out = workspace / "data" / "dicom_cases", workspace / "out"
+    id_map = out / "ids.json"
+    save_projectid_map(id_map, {"LiNa_007": 7, "gone_case": 40})
+    argv = [
+        "-d",
+        str(data),
+        "-o",
+        str(out),
+        "--only-merged",
+        "--projectid-map",
+        str(id_map),
+        "--log",
+        str(out / "l"),
+    ]
+    assert main(argv) == 0
+    first = load_projectid_map(id_map)
+    assert first["LiNa_007"] == 7 and first["gone_case"] == 40  # kept, never renumbered
+    assert sorted(v for k, v in first.items() if k not in ("LiNa_007", "gone_case")) == list(
+        range(41, 46)
+    )
+    assert main(argv) == 0
+    assert load_projectid_map(id_map) == first
+    assert not [p for p in out.iterdir() if p.suffix == ".tmp"]
+
+
+def test_move_top_level_zips_with_collisions(tmp_path: Path) -> None:
+    (tmp_path / "a.zip").write_bytes(b"1")
+    (tmp_path / "b.zip").write_bytes(b"2")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "b.zip").write_bytes(b"old")
+    (tmp_path / "c").write_text("a file named like the folder")
+    (tmp_path / "c.zip").write_bytes(b"3")
+    moves = {s.name: t.relative_to(tmp_path).as_posix() for s, t in move_top_level_zips(tmp_path)}
+    assert moves == {"a.zip": "a/a.zip", "b.zip": "b/b_1.zip", "c.zip": "c_1/c.zip"}
+    assert (tmp_path / "b" / "b.zip").read_bytes() == b"old"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe to hang a case")
+def test_a_hanging_case_is_stopped_and_the_run_completes(workspace: Path) -> None:
+    data, out = workspace / "data" / "dicom_cases", workspace / "out"
+    os.mkfifo(data / "Smith_John" / "stalled_network_file")  # reading it blocks forever
+    argv = [
+        "-d",
+        str(data),
+        "-o",
+        str(out),
+        "--merge-all",
+        "--case-timeout",
+        "3",
+        "--log",
+        str(out / "l"),
+    ]
+    assert main(argv) == 1  # a case failed as a whole
+    report = read_csv(out / "extraction_report.csv")
+    failed = [r for r in report if r["reason"] == "case_failed"]
+    assert [r["case"] for r in failed] == ["Smith_John"]
+    assert "time limit" in failed[0]["detail"]
+    rows = read_csv(out / "all_cases.csv")
+    assert "Smith_John.dir" not in {r["FileName"] for r in rows}
+    assert len(rows) == 6  # every other case's rows (2 zips + 4 cases)
+
+
+def test_original_python_api(dicom_sample: DicomSample, tmp_path: Path) -> None:
+    case = dicom_sample.cases_root / "Smith_John"
+    path = extract_case_metadata(case, tmp_path, project_id=3)
+    assert path == tmp_path / "Smith_John.csv"
+    rows = read_csv(path)
+    assert rows[0]["ProjectID"] == "3"
+    assert rows[0]["PatientID"] == "000123"
+    hidden = read_csv(tmp_path / "Smith_John.desensitized.csv")
+    assert hidden[0]["PatientName"] == desensitize_name("Smith^John")
+    frame = extract_case_metadata(case, tmp_path / "none", only_merged=True)
+    assert list(frame.columns) == FIXED_COLUMNS
+    assert frame.loc[0, "PatientID"] == "000123"
+    assert not (tmp_path / "none").exists()
+    assert (
+        desensitize_name("Smith^John")
+        == desensitize_name("Smith^John")
+        != desensitize_name("Smith^Jon")
+    )
+    assert len(desensitize_name("x")) == len("hash:") + 16
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--format", "xml"]) == 2
+    assert main(["--case-timeout", "-1"]) == 2
+    assert main(["--no-such-option"]) == 2
+    assert (
+        main(
+            [
+                "-d",
+                str(tmp_path / "missing"),
+                "-o",
+                str(tmp_path / "o"),
+                "--log",
+                str(tmp_path / "l"),
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert cli_main(["--version"]) == 0
+
+
+def test_sample_data_and_summary_add_up(tmp_path: Path) -> None:
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=2)
+    out = tmp_path / "out"
+    argv = [
+        "-d",
+        str(sample.cases_root),
+        "-o",
+        str(out),
+        "--merge-all",
+        "--log",
+        str(tmp_path / "l"),
+    ]
+    assert main(argv) == 0
+    report = read_csv(out / "extraction_report.csv")
+    # two top-level zips are not cases without --move-top-level-zips: reported, not lost
+    assert {r["location"] for r in report if r["reason"] == "not_in_case"} == {
+        "ChenJing_CT.zip",
+        "ZhaoLei.zip",
+    }
