@@ -9,7 +9,7 @@ reason, so the summary adds up to every file found.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,21 +23,33 @@ __all__ = ["CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
 
 @dataclass(frozen=True)
 class ReportEntry:
-    """A file (or zip member, ``path!member``) that was not counted, or a row problem."""
+    """A file (or zip member, ``path!member``) that was not counted, or a row problem.
+
+    ``detail`` never holds patient data; identifying specifics (the conflicting IDs, the
+    earlier copy's path) go to ``private``. ``anonymous_location`` names the file by its
+    position in the case (``file00004!member00002``) for de-identified reports.
+    """
 
     case: str
     location: str
     reason: str
     detail: str
+    private: str = ""
+    anonymous_location: str = ""
 
-    def to_dict(self) -> dict[str, str]:
-        """JSON/CSV-ready form."""
-        return {
-            "case": self.case,
-            "location": self.location,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
+    def to_dict(self, labels: Mapping[str, str] | None = None) -> dict[str, str]:
+        """CSV-ready form; with ``labels`` (case -> pseudonym), free of names and paths."""
+        if labels is None:
+            detail = f"{self.detail}: {self.private}" if self.private else self.detail
+            return {
+                "case": self.case,
+                "location": self.location,
+                "reason": self.reason,
+                "detail": detail,
+            }
+        label = labels.get(self.case, "data-root")
+        location = f"{label}/{self.anonymous_location}" if self.anonymous_location else label
+        return {"case": label, "location": location, "reason": self.reason, "detail": self.detail}
 
 
 @dataclass
@@ -87,76 +99,113 @@ def scan_case(
     root = Path(data_root) if data_root is not None else case.parent
     result = CaseResult(case.name)
     paths = list(_walk(case))
+    number = {path: f"file{index:05d}" for index, path in enumerate(paths)}  # names-free handle
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     loose = [p for p in paths if p.suffix.lower() != ".zip"]
     in_zips: dict[str, str] = {}  # SOPInstanceUID -> where it was counted
 
     for zip_path in zips:
-        where = _relative(zip_path, root)
-        images: list[ImageFacts] = []
-        for item in iter_zip_members(zip_path, max_member_bytes=max_member_bytes):
-            if isinstance(item, ZipProblem):
-                location = where if item.name is None else f"{where}!{item.name}"
-                result.files += 1
-                _skip(result, location, item.reason, item.detail)
-                continue
-            result.files += 1
-            location = f"{where}!{item.name}"
-            verdict = inspect_dicom(item.data)
-            if isinstance(verdict, Skip):
-                _skip(result, location, verdict.reason, verdict.detail)
-                continue
-            images.append(verdict)
-            in_zips.setdefault(verdict.sop_instance_uid, location)
-            _note_undecodable(result, location, verdict)
-        _add_row(result, zip_path.name, images, where)
+        where = _Place(_relative(zip_path, root), number[zip_path])
+        _scan_zip(result, zip_path, where, in_zips, max_member_bytes)
 
     loose_images: list[ImageFacts] = []
     seen_loose: dict[str, str] = {}
     for path in loose:
         result.files += 1
-        location = _relative(path, root)
+        place = _Place(_relative(path, root), number[path])
         try:
             data = path.read_bytes()
         except OSError as err:
-            _skip(result, location, "unreadable", f"cannot be read: {err}")
+            _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
         verdict = inspect_dicom(data)
         if isinstance(verdict, Skip):
-            _skip(result, location, verdict.reason, verdict.detail)
+            _skip(result, place, verdict.reason, verdict.detail)
             continue
         uid = verdict.sop_instance_uid
         earlier = (in_zips.get(uid) or seen_loose.get(uid)) if uid else None
         if earlier is not None:
-            _skip(result, location, "duplicate", f"same image (SOPInstanceUID) as {earlier}")
+            detail = "same image (SOPInstanceUID) as an earlier copy"
+            _skip(result, place, "duplicate", detail, earlier)
             continue
         if uid:
-            seen_loose[uid] = location
+            seen_loose[uid] = place.path
         loose_images.append(verdict)
-        _note_undecodable(result, location, verdict)
-    _add_row(result, f"{case.name}.dir", loose_images, _relative(case, root))
+        _note_undecodable(result, place, verdict)
+    loose_place = _Place(_relative(case, root), "loose files")
+    _add_row(result, f"{case.name}.dir", loose_images, loose_place)
     return result
 
 
-def _add_row(result: CaseResult, file_name: str, images: list[ImageFacts], where: str) -> None:
+def _scan_zip(
+    result: CaseResult,
+    zip_path: Path,
+    where: _Place,
+    in_zips: dict[str, str],
+    max_member_bytes: int,
+) -> None:
+    """One zip of the case: its members counted or reported, its row added."""
+    images: list[ImageFacts] = []
+    for index, item in enumerate(iter_zip_members(zip_path, max_member_bytes=max_member_bytes)):
+        result.files += 1
+        if isinstance(item, ZipProblem) and item.name is None:
+            _skip(result, where, item.reason, item.detail)
+            continue
+        place = where.member(item.name or "", index)
+        if isinstance(item, ZipProblem):
+            _skip(result, place, item.reason, item.detail)
+            continue
+        verdict = inspect_dicom(item.data)
+        if isinstance(verdict, Skip):
+            _skip(result, place, verdict.reason, verdict.detail)
+            continue
+        images.append(verdict)
+        in_zips.setdefault(verdict.sop_instance_uid, place.path)
+        _note_undecodable(result, place, verdict)
+    _add_row(result, zip_path.name, images, where)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a file is: its real path, and a handle without names for de-identified reports."""
+
+    path: str
+    anonymous: str
+
+    def member(self, name: str, index: int) -> _Place:
+        return _Place(f"{self.path}!{name}", f"{self.anonymous}!member{index:05d}")
+
+
+def _add_row(result: CaseResult, file_name: str, images: list[ImageFacts], where: _Place) -> None:
     if not images:
         return
     row, problems = build_row(file_name, images)
     result.rows.append(row)
     result.images += len(images)
     for problem in problems:
-        result.report.append(ReportEntry(result.name, where, problem.reason, problem.detail))
+        entry = ReportEntry(
+            result.name,
+            where.path,
+            problem.reason,
+            problem.detail,
+            problem.private,
+            where.anonymous,
+        )
+        result.report.append(entry)
 
 
-def _skip(result: CaseResult, location: str, reason: str, detail: str) -> None:
+def _skip(result: CaseResult, place: _Place, reason: str, detail: str, private: str = "") -> None:
     result.skipped += 1
-    result.report.append(ReportEntry(result.name, location, reason, detail))
+    result.report.append(
+        ReportEntry(result.name, place.path, reason, detail, private, place.anonymous)
+    )
 
 
-def _note_undecodable(result: CaseResult, location: str, facts: ImageFacts) -> None:
+def _note_undecodable(result: CaseResult, place: _Place, facts: ImageFacts) -> None:
     for keyword in facts.undecodable:
         detail = f"{keyword} could not be decoded with the file's SpecificCharacterSet"
-        result.report.append(ReportEntry(result.name, location, "undecodable", detail))
+        entry = ReportEntry(result.name, place.path, "undecodable", detail, "", place.anonymous)
+        result.report.append(entry)
 
 
 def _relative(path: Path, root: Path) -> str:

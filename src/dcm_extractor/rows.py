@@ -37,10 +37,14 @@ _PER_YEAR: Final = {"D": 365, "W": 52, "M": 12, "Y": 1}
 
 @dataclass(frozen=True)
 class RowProblem:
-    """Something about a row worth reporting: a conflict or an unusable value."""
+    """Something about a row worth reporting: a conflict or an unusable value.
+
+    ``detail`` holds no patient data; the values themselves are in ``private``.
+    """
 
     reason: str
     detail: str
+    private: str = ""
 
 
 def age_in_years(age: str, birth_date: str, study_date: str) -> int | None:
@@ -80,13 +84,12 @@ def build_row(
     for keyword in _CONFLICT_KEYWORDS:
         seen = sorted({i.values[keyword] for i in images if i.values.get(keyword)})
         if len(seen) > 1:
-            problems.append(
-                RowProblem("conflict", f"{keyword} differs among the images: {', '.join(seen)}")
-            )
+            detail = f"{keyword} differs among the images ({len(seen)} values)"
+            problems.append(RowProblem("conflict", detail, ", ".join(seen)))
     age = age_in_years(first["PatientAge"], first["PatientBirthDate"], first["StudyDate"])
     if age is None and (first["PatientAge"] or first["PatientBirthDate"]):
         shown = first["PatientAge"] or f"birth date {first['PatientBirthDate']}"
-        problems.append(RowProblem("bad_age", f"PatientAge cannot be determined from {shown!r}"))
+        problems.append(RowProblem("bad_age", "PatientAge cannot be determined", repr(shown)))
     row: dict[str, Any] = {
         "ProjectID": None,
         "FileName": file_name,
