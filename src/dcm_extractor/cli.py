@@ -11,6 +11,7 @@ import typer
 from . import __version__
 from .errors import DcmExtractorError
 from .extractor import main as extract_main
+from .privacy import generate_key
 from .sample import generate_dicom_dataset
 
 app = typer.Typer(
@@ -72,6 +73,20 @@ def _sample(
     typer.echo(f"ground truth: {result.truth_path}")
 
 
+@app.command("keygen")
+def _keygen(
+    path: Annotated[str, typer.Argument(help="Where to write the new key (mode 0600).")],
+) -> None:
+    """Write a new secret key for keyed pseudonyms; keep it outside the outputs."""
+    try:
+        fingerprint = generate_key(path)
+    except (DcmExtractorError, OSError) as err:
+        typer.echo(f"dcm-extract: error: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(f"new pseudonym key in {path} (fingerprint {fingerprint})")
+    typer.echo("back it up and keep it private: the same key gives the same pseudonyms")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code.
 
@@ -79,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else is the extractor's own command line (the original tool's options).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] not in (["sample"], ["--version"]):
+    if args[:1] not in (["sample"], ["keygen"], ["--version"]):
         return extract_main(args)
     command = typer.main.get_command(app)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DcmExtractorError", "SampleDataError"]
+__all__ = ["DcmExtractorError", "PseudonymKeyError", "SampleDataError"]
 
 
 class DcmExtractorError(Exception):
@@ -11,3 +11,7 @@ class DcmExtractorError(Exception):
 
 class SampleDataError(DcmExtractorError):
     """The sample-data generator cannot write where it was asked to."""
+
+
+class PseudonymKeyError(DcmExtractorError):
+    """The pseudonym key is missing where needed, unreadable, too short, or would be replaced."""

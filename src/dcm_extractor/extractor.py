@@ -11,6 +11,8 @@ for every option and output file.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -21,13 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .cases import CaseResult, ReportEntry, iter_case_dirs, scan_case
-from .errors import DcmExtractorError
+from .errors import DcmExtractorError, PseudonymKeyError
 from .isolation import CaseFailedError, scan_case_isolated
-from .privacy import desensitize_name
-from .projectids import ProjectIdMap, load_projectid_map, save_projectid_map
+from .privacy import (
+    COMPAT_WARNING,
+    KEY_ENV,
+    DateMode,
+    Pseudonymizer,
+    deidentify_rows,
+    desensitize_name,
+    load_key,
+)
+from .projectids import ProjectIdMap, load_projectid_map, save_projectid_map, write_atomic
 from .rows import FIXED_COLUMNS
-from .tables import desensitized, write_csv, write_json, write_parquet, write_report
+from .tables import write_csv, write_json, write_parquet, write_report
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -102,8 +113,9 @@ def extract_case_metadata(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     primary = out / f"{result.name}.csv"
-    write_csv(primary, desensitized(rows) if desensitize else rows)
-    write_csv(out / f"{result.name}.desensitized.csv", desensitized(rows))
+    hidden = deidentify_rows(rows, Pseudonymizer(load_key()))
+    write_csv(primary, hidden if desensitize else rows)
+    write_csv(out / f"{result.name}.desensitized.csv", hidden)
     return primary
 
 
@@ -122,6 +134,8 @@ class RunOptions:
     excel: bool = False
     formats: tuple[str, ...] = ("csv",)
     case_timeout: float | None = None
+    pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
+    dates: DateMode = "remove"
 
 
 @dataclass
@@ -145,27 +159,31 @@ class RunSummary:
 
 
 def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> RunSummary:
-    """Scan every case under ``options.data_root`` and write the outputs into ``options.out``."""
+    """Scan every case under ``options.data_root`` and write the outputs into ``options.out``.
+
+    With ``options.desensitize`` the log and the report name no case, file or patient:
+    cases appear as ``P<ProjectID>`` and files by their position in the case.
+    """
     root, out = options.data_root, options.out
     if not root.is_dir():
         raise DcmExtractorError(f"data root {root} does not exist or is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    private = options.desensitize
     if options.move_top_level_zips:
-        for source, target in move_top_level_zips(root):
+        moves = move_top_level_zips(root)
+        for source, target in [] if private else moves:
             log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
+        log.info("moved %d top-level zips into case folders", len(moves))
     ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
     summary = RunSummary()
-    for path in sorted(p for p in root.iterdir() if not p.is_dir()):
-        summary.files += 1
-        summary.skipped += 1
-        detail = (
-            "a file directly under the data root is not a case (use --move-top-level-zips for zips)"
-        )
-        summary.report.append(ReportEntry("", path.name, "not_in_case", detail))
+    _report_root_files(root, summary)
     merged: list[dict[str, Any]] = []
+    labels: dict[str, str] = {}
     for case_dir in iter_case_dirs(root):
         summary.cases += 1
         project_id = ids.get(case_dir.name)
+        labels[case_dir.name] = f"P{project_id:06d}"
+        shown = labels[case_dir.name] if private else case_dir.name
         try:
             if options.case_timeout:
                 result = scan_case_isolated(case_dir, root, options.case_timeout)
@@ -173,12 +191,13 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
                 result = scan_case(case_dir, root)
         except (CaseFailedError, OSError) as err:
             summary.failed += 1
+            reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
             summary.report.append(
-                ReportEntry(case_dir.name, case_dir.name, "case_failed", str(err))
+                ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, str(err))
             )
-            log.error("case %s failed: %s", case_dir.name, err)
+            log.error("case %s failed: %s", shown, reason if private else err)
             if progress:
-                progress(case_dir.name)
+                progress(shown)
             continue
         rows = _with_ids(result.rows, project_id)
         _write_case(options, result, rows)
@@ -190,35 +209,60 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
         summary.report.extend(result.report)
         log.info(
             "case %s: %d rows, %d images, %d skipped",
-            case_dir.name,
+            shown,
             len(rows),
             result.images,
             result.skipped,
         )
         if progress:
-            progress(case_dir.name)
+            progress(shown)
     if options.merge_all or options.only_merged:
         _write_merged(options, sorted(merged, key=lambda row: row["ProjectID"]))
-    write_report(out / REPORT_NAME, summary.report, excel=options.excel)
+    write_report(
+        out / REPORT_NAME, summary.report, excel=options.excel, labels=labels if private else None
+    )
+    _write_provenance(options)
     return summary
+
+
+def _report_root_files(root: Path, summary: RunSummary) -> None:
+    """Files directly under the data root are not cases: counted and reported."""
+    detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
+    for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
+        summary.files += 1
+        summary.skipped += 1
+        entry = ReportEntry("", path.name, "not_in_case", detail, "", f"root-file{index:05d}")
+        summary.report.append(entry)
+
+
+def _hidden(options: RunOptions, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return deidentify_rows(rows, options.pseudonymizer, options.dates)
 
 
 def _write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
     if options.only_merged:
         return
     out, excel = options.out, options.excel
-    hidden = desensitized(rows)
-    write_csv(out / f"{result.name}.csv", hidden if options.desensitize else rows, excel=excel)
-    write_csv(out / f"{result.name}.desensitized.csv", hidden, excel=excel)
+    hidden = _hidden(options, rows)
+    name = f"P{rows[0]['ProjectID']:06d}" if options.desensitize and rows else result.name
+    if options.desensitize and name != result.name:
+        for stale in (
+            f"{result.name}.csv",
+            f"{result.name}.desensitized.csv",
+            f"{result.name}.json",
+        ):
+            (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
+    write_csv(out / f"{name}.csv", hidden if options.desensitize else rows, excel=excel)
+    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
     if options.export_json:
-        write_json(out / f"{result.name}.json", hidden if options.desensitize else rows)
+        write_json(out / f"{name}.json", hidden if options.desensitize else rows)
 
 
 def _write_merged(options: RunOptions, rows: list[dict[str, Any]]) -> None:
     out, excel = options.out, options.excel
-    hidden = desensitized(rows)
+    hidden = _hidden(options, rows)
     primary = hidden if options.desensitize else rows
-    writers = {
+    writers: dict[str, Callable[[Path, list[dict[str, Any]]], None]] = {
         "csv": lambda p, r: write_csv(p, r, excel=excel),
         "json": write_json,
         "parquet": write_parquet,
@@ -236,6 +280,39 @@ def _write_merged(options: RunOptions, rows: list[dict[str, Any]]) -> None:
         )
     else:
         write_csv(out / "all_cases_original.csv", rows, excel=excel)
+
+
+def _write_provenance(options: RunOptions) -> None:
+    """How the de-identified tables were made (never the key), beside them."""
+    pseudonymizer = options.pseudonymizer
+    record = {
+        "tool": f"medkit dcm_extractor {__version__}",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "pseudonyms": pseudonymizer.method,
+        "key_fingerprint": pseudonymizer.fingerprint,
+        "reversible_by_dictionary": not pseudonymizer.keyed,
+        "PatientName": "pseudonym",
+        "PatientID": "pseudonym",
+        "PatientBirthDate": "removed (PatientAge kept)",
+        "StudyDate": {
+            "remove": "removed",
+            "keep": "kept",
+            "shift": "shifted by a per-patient offset (key-derived)",
+        }[options.dates],
+        "FileName": "replaced by P<ProjectID>_<n>.zip / P<ProjectID>.dir",
+        "kept": (
+            "StudyInstanceUID, SeriesInstanceUID, Modality, Manufacturer, PatientSex, "
+            "PatientAge, Rows, Columns, counts"
+        ),
+        "profile": (
+            "after DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile; "
+            "pseudonymized, not anonymized"
+        ),
+        "applies_to": "*.desensitized.csv, all_cases_desensitized.csv"
+        + (", and with --desensitize every primary table" if options.desensitize else ""),
+    }
+    text = json.dumps(record, ensure_ascii=False, indent=1) + "\n"
+    write_atomic(options.out / "deidentification.json", text.encode("utf-8"))
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -271,6 +348,18 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
         help="stop a case after this many seconds and carry on with the others",
     )  # fmt: skip
+    parser.add_argument(
+        "--pseudonym-key-file", help=f"secret key for keyed pseudonyms (or set ${KEY_ENV})"
+    )
+    dates = parser.add_mutually_exclusive_group()
+    dates.add_argument(
+        "--keep-dates", action="store_true", help="keep StudyDate in de-identified tables"
+    )
+    dates.add_argument(
+        "--shift-dates",
+        action="store_true",
+        help="shift StudyDate per patient (key-derived)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -284,6 +373,15 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         )
     if args.case_timeout is not None and args.case_timeout <= 0:
         parser.error("--case-timeout must be a positive number of seconds")
+    try:
+        key = load_key(args.pseudonym_key_file)
+    except PseudonymKeyError as err:
+        parser.error(str(err))
+    if args.shift_dates and key is None:
+        parser.error(
+            "--shift-dates needs a pseudonym key (--pseudonym-key-file or $DCM_EXTRACT_KEY)"
+        )
+    dates: DateMode = "keep" if args.keep_dates else "shift" if args.shift_dates else "remove"
     return RunOptions(
         data_root=Path(args.data_root),
         out=Path(args.out),
@@ -296,6 +394,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         excel=args.excel,
         formats=formats,
         case_timeout=args.case_timeout,
+        pseudonymizer=Pseudonymizer(key),
+        dates=dates,
     )
 
 
@@ -318,6 +418,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     handler = _configure_logging(Path(args.log))
+    if not options.pseudonymizer.keyed:
+        if options.desensitize:
+            print(COMPAT_WARNING, file=sys.stderr)
+        log.warning("no pseudonym key: de-identified tables use the original, reversible hashes")
     started = time.perf_counter()
     try:
         summary = _run_with_progress(options, quiet=args.quiet)

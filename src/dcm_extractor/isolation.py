@@ -16,7 +16,14 @@ __all__ = ["CaseFailedError", "scan_case_isolated"]
 
 
 class CaseFailedError(DcmExtractorError):
-    """A case did not finish: it ran past its time limit or its process died."""
+    """A case did not finish: it ran past its time limit or its process died.
+
+    ``reason`` says why without naming the case (for de-identified reports).
+    """
+
+    def __init__(self, case: str, reason: str) -> None:
+        super().__init__(f"{case}: {reason}")
+        self.reason = reason
 
 
 def _child(connection: Connection, case_dir: str, data_root: str) -> None:
@@ -49,19 +56,17 @@ def scan_case_isolated(
     try:
         if not receiver.poll(timeout):
             process.kill()
-            raise CaseFailedError(
-                f"{Path(case_dir).name}: stopped after the {timeout:g} s time limit"
-            )
+            limit = f"stopped after the {timeout:g} s time limit"
+            raise CaseFailedError(Path(case_dir).name, limit)
         try:
             status, payload = receiver.recv()
         except EOFError:
-            raise CaseFailedError(
-                f"{Path(case_dir).name}: its process died (exit code {process.exitcode})"
-            ) from None
+            died = f"its process died (exit code {process.exitcode})"
+            raise CaseFailedError(Path(case_dir).name, died) from None
     finally:
         receiver.close()
         process.join(5)
     if status != "ok":
-        raise CaseFailedError(f"{Path(case_dir).name}: {payload}")
+        raise CaseFailedError(Path(case_dir).name, f"failed: {payload}")
     assert isinstance(payload, CaseResult)
     return payload

@@ -11,21 +11,19 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cases import ReportEntry
-from .privacy import desensitize_name
 from .projectids import write_atomic
 from .rows import FIXED_COLUMNS
 
 __all__ = [
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
-    "desensitized",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -44,13 +42,6 @@ PARQUET_SCHEMA: Final = pa.schema(
     [(name, pa.int64() if name in _INTEGER_COLUMNS else pa.string()) for name in FIXED_COLUMNS]
 )
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
-
-
-def desensitized(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of ``rows`` with PatientName replaced by its pseudonym."""
-    return [
-        {**row, "PatientName": desensitize_name(str(row.get("PatientName") or ""))} for row in rows
-    ]
 
 
 def _text(value: Any) -> str:
@@ -85,12 +76,19 @@ def write_parquet(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) 
 
 
 def write_report(
-    path: str | os.PathLike[str], entries: Iterable[ReportEntry], *, excel: bool = False
+    path: str | os.PathLike[str],
+    entries: Iterable[ReportEntry],
+    *,
+    excel: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
-    """Every skipped or failed file and every row problem, one per line, with its reason."""
+    """Every skipped or failed file and every row problem, one per line, with its reason.
+
+    With ``labels`` (case -> pseudonym) the report names no case, file or patient.
+    """
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for entry in entries:
-        writer.writerow(entry.to_dict())
+        writer.writerow(entry.to_dict(labels))
     write_atomic(path, buffer.getvalue().encode("utf-8-sig" if excel else "utf-8"))
