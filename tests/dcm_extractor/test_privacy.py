@@ -1,0 +1,240 @@
+"""Privacy: keyed pseudonyms resist the dictionary attack; de-identified runs leak nothing."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dcm_extractor.cli import main as cli_main
+from dcm_extractor.extractor import main
+from dcm_extractor.privacy import Pseudonymizer, desensitize_name
+from dcm_extractor.sample import generate_dicom_dataset
+
+# Pinyin and Han forms of common Chinese family and given names: an attacker's list.
+SURNAMES = [
+    *"王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗",
+    *("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou"),
+    *("Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Gao", "Lin", "Luo"),
+]
+GIVEN = [
+    *"伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平",
+    *("秀英", "小明", "Wei", "Fang", "Na", "Min", "Jing", "Li", "Qiang", "Lei", "Jun"),
+    *("Yang", "Yong", "Yan", "Jie", "Juan", "Tao", "Ming", "Chao", "Xiuying", "Xia", "Ping"),
+    "Xiaoming",
+]
+
+
+def dictionary() -> dict[str, str]:
+    """original-style hash -> name, for every family/given pair in both scripts."""
+    table = {}
+    for family, given in itertools.product(SURNAMES, GIVEN):
+        for name in (f"{family}^{given}", f"{family}{given}", f"{family} {given}"):
+            table[desensitize_name(name)] = name
+    return table
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    sample = generate_dicom_dataset(tmp_path / "sample", bulk_cases=6)
+    truth = json.loads(sample.truth_path.read_text(encoding="utf-8"))
+    return sample.cases_root, truth
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secrets" / "pseudonym.key"
+    assert cli_main(["keygen", str(path)]) == 0
+    return path
+
+
+def run(cases_root: Path, out: Path, *extra: str) -> int:
+    log = str(out.parent / f"{out.name}.log")
+    argv = ["-d", str(cases_root), "-o", str(out), "--merge-all", "--move-top-level-zips"]
+    return main([*argv, "--log", log, *extra])
+
+
+def test_dictionary_attack_recovers_compat_pseudonyms_and_not_keyed_ones(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DCM_EXTRACT_KEY", raising=False)
+    root, truth = cases
+    table = dictionary()
+    assert (
+        run(
+            root,
+            tmp_path / "compat",
+            "--desensitize",
+            "--projectid-map",
+            str(tmp_path / "ids1.json"),
+        )
+        == 0
+    )
+    assert run(root, tmp_path / "keyed", "--desensitize", "--pseudonym-key-file", str(key_file),
+               "--projectid-map", str(tmp_path / "ids2.json")) == 0  # fmt: skip
+    started = time.perf_counter()
+    recovered = {
+        table[r["PatientName"]]
+        for r in read_csv(tmp_path / "compat" / "all_cases.csv")
+        if r["PatientName"] in table
+    }
+    seconds = time.perf_counter() - started
+    patients = {c["patient"]["name"] for c in truth["cases"]}
+    in_dictionary = {p for p in patients if desensitize_name(p) in table}
+    assert len(in_dictionary) >= 6  # the bulk patients have common names
+    assert recovered == in_dictionary  # every one of them is re-identified ...
+    assert seconds < 1.0  # ... in well under a second
+    keyed = read_csv(tmp_path / "keyed" / "all_cases.csv")
+    assert not {r["PatientName"] for r in keyed} & set(table)  # keyed: nothing recovered
+    assert all(re.fullmatch(r"hash:[0-9a-f]{16}", r["PatientName"]) for r in keyed)
+
+
+def _needles(truth: dict[str, Any]) -> tuple[set[bytes], list[re.Pattern[bytes]]]:
+    """Every generated name in every encoding the data uses, and IDs/dates as whole tokens."""
+    texts, tokens = set(), []
+    for case in truth["cases"]:
+        patient = case["patient"]
+        family, _, given = patient["name"].partition("^")
+        for text in (patient["name"], family + given):
+            for encoding in ("utf-8", "gb18030", "gbk", "latin-1"):
+                try:
+                    texts.add(text.encode(encoding))
+                except UnicodeEncodeError:
+                    continue
+        for value in (patient["patient_id"], patient["birth_date"]):
+            if value:
+                tokens.append(re.compile(rb"(?<![0-9])" + value.encode() + rb"(?![0-9])"))
+    return texts, tokens
+
+
+def test_a_desensitized_run_writes_no_name_id_or_birth_date(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, truth = cases
+    out = tmp_path / "shared_outputs"
+    argv = ["--desensitize", "--export-json", "--format", "csv,json,parquet"]
+    argv += ["--pseudonym-key-file", str(key_file)]
+    argv += ["--projectid-map", str(tmp_path / "private" / "ids.json")]  # kept with the key
+    assert run(root, out, *argv) == 0
+    console = capsys.readouterr()
+    written = [*sorted(p for p in out.rglob("*") if p.is_file()), tmp_path / "shared_outputs.log"]
+    assert len(written) > 10
+    texts, tokens = _needles(truth)
+    blobs = [(p.name, p.read_bytes()) for p in written]
+    blobs.append(("console", (console.out + console.err).encode("utf-8")))
+    for where, data in blobs:
+        for text in texts:
+            assert text not in data, (where, text)
+        for token in tokens:
+            assert not token.search(data), (where, token.pattern)
+    report = read_csv(out / "extraction_report.csv")
+    assert report and all(r["case"].startswith(("P0", "data-root")) for r in report)
+    assert all("!" not in r["location"] or "member" in r["location"] for r in report)
+
+
+def test_keyed_pseudonyms_link_across_runs_and_differ_between_keys(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, _ = cases
+    ids = ["--projectid-map", str(tmp_path / "ids.json")]
+    assert run(root, tmp_path / "a", "--pseudonym-key-file", str(key_file), *ids) == 0
+    monkeypatch.setenv("DCM_EXTRACT_KEY", key_file.read_text(encoding="utf-8").strip())
+    assert run(root, tmp_path / "b", *ids) == 0  # the same key from the environment
+    monkeypatch.setenv("DCM_EXTRACT_KEY", "another secret key of at least 32 characters")
+    assert run(root, tmp_path / "c", *ids) == 0
+    a, b, c = (read_csv(tmp_path / x / "all_cases_desensitized.csv") for x in "abc")
+    assert [r["PatientName"] for r in a] == [r["PatientName"] for r in b]
+    assert [r["PatientID"] for r in a] == [r["PatientID"] for r in b]
+    assert not {r["PatientName"] for r in a} & {r["PatientName"] for r in c}
+    originals = read_csv(tmp_path / "a" / "all_cases_original.csv")
+    for hidden, original in zip(a, originals, strict=True):
+        assert hidden["PatientBirthDate"] == "" and hidden["StudyDate"] == ""
+        assert hidden["PatientAge"] == original["PatientAge"]  # the age stays
+        assert re.fullmatch(r"P\d{6}(_\d+\.zip|\.dir)", hidden["FileName"])
+        assert hidden["PatientID"] != original["PatientID"]
+    provenance = json.loads((tmp_path / "a" / "deidentification.json").read_text(encoding="utf-8"))
+    key = key_file.read_bytes().strip()
+    assert provenance["key_fingerprint"] == Pseudonymizer(key).fingerprint
+    assert provenance["reversible_by_dictionary"] is False
+    for path in (tmp_path / "a").iterdir():
+        assert key not in path.read_bytes()
+
+
+def test_date_options(cases: tuple[Path, dict[str, Any]], key_file: Path, tmp_path: Path) -> None:
+    root, _ = cases
+    key = ["--pseudonym-key-file", str(key_file)]
+    assert run(root, tmp_path / "keep", "--keep-dates", *key) == 0
+    assert run(root, tmp_path / "shift", "--shift-dates", *key) == 0
+    original = read_csv(tmp_path / "keep" / "all_cases_original.csv")
+    kept = read_csv(tmp_path / "keep" / "all_cases_desensitized.csv")
+    shifted = read_csv(tmp_path / "shift" / "all_cases_desensitized.csv")
+    assert [r["StudyDate"] for r in kept] == [r["StudyDate"] for r in original]
+    offsets: dict[str, set[int]] = {}
+    for before, after in zip(original, shifted, strict=True):
+        days = (
+            time.mktime(time.strptime(after["StudyDate"], "%Y%m%d"))
+            - time.mktime(time.strptime(before["StudyDate"], "%Y%m%d"))
+        ) / 86400
+        offsets.setdefault(after["PatientID"], set()).add(round(days))
+    assert all(len(v) == 1 for v in offsets.values())  # one offset per patient
+    assert all(0 < abs(d) <= 365 for v in offsets.values() for d in v)
+
+
+def test_compat_mode_warns(
+    cases: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DCM_EXTRACT_KEY", raising=False)
+    root, _ = cases
+    assert run(root, tmp_path / "o", "--desensitize") == 0
+    err = capsys.readouterr().err
+    assert "reverses" in err and "dcm-extract keygen" in err
+    provenance = json.loads((tmp_path / "o" / "deidentification.json").read_text(encoding="utf-8"))
+    assert provenance["reversible_by_dictionary"] is True
+    assert provenance["key_fingerprint"] is None
+
+
+def test_key_handling_errors(
+    capsys: pytest.CaptureFixture[str],
+    key_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DCM_EXTRACT_KEY", raising=False)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(key_file.read_text(encoding="utf-8").strip()) == 64
+    assert "fingerprint sha256:" in capsys.readouterr().out
+    assert cli_main(["keygen", str(key_file)]) == 1  # never silently replaced
+    assert "exists" in capsys.readouterr().err
+    short = tmp_path / "short.key"
+    short.write_text("too short")
+    assert main(["--pseudonym-key-file", str(short)]) == 2
+    assert main(["--pseudonym-key-file", str(tmp_path / "missing.key")]) == 2
+    assert main(["--shift-dates"]) == 2
+    assert main(["--shift-dates", "--keep-dates"]) == 2
+    p = Pseudonymizer(b"k" * 32)
+    assert p.pseudonym("PatientName", "A") != p.pseudonym("PatientID", "A")  # fields never collide
+    assert p.pseudonym("PatientName", "") == ""
