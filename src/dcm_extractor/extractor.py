@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 _PACKAGE = __package__ or "dcm_extractor"
 
 REPORT_NAME = "extraction_report.csv"
+MAP_WARNING = (
+    "warning: the project ID map links case folder names (often patient names) to IDs and "
+    "is inside --out; keep it with the key instead (--projectid-map PRIVATE/PATH)"
+)
 FORMATS = ("csv", "json", "parquet")
 
 
@@ -418,6 +422,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     handler = _configure_logging(Path(args.log))
+    map_path = options.projectid_map or options.out / "case_projectid_map.json"
+    if options.desensitize and options.out.resolve() in map_path.resolve().parents:
+        print(MAP_WARNING, file=sys.stderr)
+        log.warning("the project ID map is inside the de-identified outputs")
     if not options.pseudonymizer.keyed:
         if options.desensitize:
             print(COMPAT_WARNING, file=sys.stderr)

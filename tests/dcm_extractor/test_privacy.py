@@ -212,6 +212,7 @@ def test_compat_mode_warns(
     assert run(root, tmp_path / "o", "--desensitize") == 0
     err = capsys.readouterr().err
     assert "reverses" in err and "dcm-extract keygen" in err
+    assert "project ID map" in err  # the default map sits inside the shared outputs
     provenance = json.loads((tmp_path / "o" / "deidentification.json").read_text(encoding="utf-8"))
     assert provenance["reversible_by_dictionary"] is True
     assert provenance["key_fingerprint"] is None
