@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .header import ImageFacts, Skip, inspect_dicom
+from .fastheader import HEAD_BYTES, inspect_head
+from .header import ImageFacts, Skip
 from .rows import build_row
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, ZipProblem, iter_zip_members
 
@@ -62,6 +63,7 @@ class CaseResult:
     files: int = 0  # files and zip members found
     images: int = 0  # counted as images
     skipped: int = 0  # reported, not counted (junk, duplicates, problems)
+    handed_over: int = 0  # files the fast reader left to pydicom's full parse
 
 
 def iter_case_dirs(root: str | os.PathLike[str]) -> list[Path]:
@@ -114,11 +116,14 @@ def scan_case(
         result.files += 1
         place = _Place(_relative(path, root), number[path])
         try:
-            data = path.read_bytes()
+            with path.open("rb") as stream:
+                size = os.fstat(stream.fileno()).st_size
+                head = stream.read(HEAD_BYTES)
+            verdict, fast = inspect_head(head, size, read_all=path.read_bytes)
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
-        verdict = inspect_dicom(data)
+        result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
             continue
@@ -155,7 +160,8 @@ def _scan_zip(
         if isinstance(item, ZipProblem):
             _skip(result, place, item.reason, item.detail)
             continue
-        verdict = inspect_dicom(item.data)
+        verdict, fast = inspect_head(item.data, len(item.data))  # members are read whole
+        result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
             continue

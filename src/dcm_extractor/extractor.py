@@ -152,13 +152,15 @@ class RunSummary:
     files: int = 0
     images: int = 0
     skipped: int = 0
+    handed_over: int = 0  # headers the fast reader left to pydicom's full parse
     report: list[ReportEntry] = field(default_factory=list)
 
     def line(self) -> str:
         """One human summary line."""
         return (
             f"{self.cases} cases ({self.failed} failed), {self.rows} rows; "
-            f"{self.files} files: {self.images} images + {self.skipped} skipped"
+            f"{self.files} files: {self.images} images + {self.skipped} skipped "
+            f"(pydicom's full parse took over for {self.handed_over})"
         )
 
 
@@ -210,6 +212,7 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
         summary.files += result.files
         summary.images += result.images
         summary.skipped += result.skipped
+        summary.handed_over += result.handed_over
         summary.report.extend(result.report)
         log.info(
             "case %s: %d rows, %d images, %d skipped",

@@ -1,7 +1,8 @@
 """One file's verdict: an image with its table values, or the reason it is not counted.
 
-pydicom parses the header (large values are deferred, so pixel data is located, not
-read); this module decides what the file is:
+The few header fields the table needs are gathered into :class:`HeaderFields` (by
+pydicom's full parse here, or by the fast reader in :mod:`dcm_extractor.fastheader`),
+and :func:`classify` decides what the file is:
 
 =================  =================================================================
 ``empty``          zero bytes
@@ -23,12 +24,23 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
-__all__ = ["TEXT_KEYWORDS", "ImageFacts", "Skip", "SkipReason", "inspect_dicom"]
+__all__ = [
+    "TEXT_KEYWORDS",
+    "HeaderFields",
+    "ImageFacts",
+    "PixelInfo",
+    "Skip",
+    "SkipReason",
+    "classify",
+    "inspect_dicom",
+    "text_values",
+]
 
 SkipReason = Literal[
     "empty", "not_dicom", "unreadable", "dicomdir", "non_image", "no_pixel_data", "truncated"
@@ -47,6 +59,7 @@ TEXT_KEYWORDS: Final = (
     "Modality",
     "Manufacturer",
 )
+TEXT_TAGS: Final = tuple((keyword, int(tag_for_keyword(keyword) or 0)) for keyword in TEXT_KEYWORDS)
 _PIXEL_TAGS: Final = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, Float, DoubleFloat
 _ITEM: Final = struct.Struct("<HHI")
 _UNDEFINED: Final = 0xFFFFFFFF
@@ -75,43 +88,101 @@ class Skip:
     detail: str
 
 
+@dataclass(frozen=True)
+class PixelInfo:
+    """Where the pixel data is: declared ``length`` and file offset ``tell`` (None if unknown),
+    or, when it was read in full, ``read_size``."""
+
+    length: int | None
+    tell: int | None
+    read_size: int = 0
+
+
+@dataclass(frozen=True)
+class HeaderFields:
+    """The header fields a verdict needs, however they were read."""
+
+    meta_class: str = ""
+    sop_class: str = ""
+    sop_instance_uid: str = ""
+    directory_records: bool = False
+    text: dict[str, str] = field(default_factory=dict)
+    undecodable: tuple[str, ...] = ()
+    rows: int | None = None
+    columns: int | None = None
+    samples: int | None = 1
+    bits: int | None = None
+    frames: int | None = 1  # None: present but not a number
+    photometric: str = ""
+    pixel: PixelInfo | None = None
+
+
 def inspect_dicom(data: bytes) -> ImageFacts | Skip:
-    """Classify the bytes of one file (or zip member) and read its table values."""
+    """Classify the bytes of one file (or zip member) by pydicom's full parse."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's complaints about odd values; ours are verdicts
-        return _inspect(data)
+        if not data:
+            return Skip("empty", "empty file")
+        if not _looks_like_dicom(data):
+            return Skip("not_dicom", "no DICOM preamble or data set at the start")
+        try:
+            ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
+        except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError) as err:
+            return Skip("unreadable", f"pydicom cannot parse it: {err}")
+        return classify(_fields_of(ds), data, len(data))
 
 
-def _inspect(data: bytes) -> ImageFacts | Skip:  # noqa: PLR0911 - one return per verdict
-    if not data:
-        return Skip("empty", "empty file")
-    if not _looks_like_dicom(data):
-        return Skip("not_dicom", "no DICOM preamble or data set at the start")
-    try:
-        ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError) as err:
-        return Skip("unreadable", f"pydicom cannot parse it: {err}")
-    meta_class = str(getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", ""))
-    if meta_class == DICOMDIR_CLASS or 0x00041220 in ds:  # DirectoryRecordSequence
+def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
+    """The verdict on a header; ``data`` holds the file's first bytes, ``size`` all of it."""
+    if fields.meta_class == DICOMDIR_CLASS or fields.directory_records:
         return Skip("dicomdir", "DICOMDIR (media storage directory)")
-    sop_class = str(ds.get("SOPClassUID", "") or meta_class)
+    sop_class = fields.sop_class or fields.meta_class
     kind = non_image_kind(sop_class)
     if kind is not None:
         return Skip("non_image", f"{kind} ({sop_class})")
-    if not any(tag in ds for tag in _PIXEL_TAGS):
+    if fields.pixel is None:
         return Skip(
             "no_pixel_data", f"image object ({sop_class or 'no SOP class'}) without pixel data"
         )
-    problem = _pixel_problem(ds, data)
+    problem = _pixel_problem(fields, data, size)
     if problem is not None:
         return Skip("truncated", problem)
-    values, undecodable = _text_values(ds)
     return ImageFacts(
-        values=values,
+        values={keyword: fields.text.get(keyword, "") for keyword in TEXT_KEYWORDS},
+        rows=fields.rows,
+        columns=fields.columns,
+        sop_instance_uid=fields.sop_instance_uid,
+        undecodable=fields.undecodable,
+    )
+
+
+def _fields_of(ds: Dataset) -> HeaderFields:
+    """The verdict's fields from a data set pydicom parsed in full."""
+    meta = getattr(ds, "file_meta", Dataset())
+    text, undecodable = text_values(ds)
+    pixel = None
+    element = next((ds.get_item(t, keep_deferred=True) for t in _PIXEL_TAGS if t in ds), None)
+    if element is not None:
+        tell = getattr(element, "value_tell", None)
+        syntax = meta.get("TransferSyntaxUID")
+        if syntax is not None and syntax.is_deflated:
+            tell = None  # offsets point into the inflated stream, not into the file
+        value = getattr(element, "value", None)
+        pixel = PixelInfo(getattr(element, "length", None), tell, len(value or b""))
+    return HeaderFields(
+        meta_class=str(meta.get("MediaStorageSOPClassUID", "")),
+        sop_class=str(ds.get("SOPClassUID", "") or ""),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        directory_records=0x00041220 in ds,
+        text=text,
+        undecodable=undecodable,
         rows=_int(ds.get("Rows")),
         columns=_int(ds.get("Columns")),
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
-        undecodable=undecodable,
+        samples=_int(ds.get("SamplesPerPixel", 1) or 1),
+        bits=_int(ds.get("BitsAllocated")),
+        frames=_int(ds.get("NumberOfFrames", 1) or 1),
+        photometric=str(ds.get("PhotometricInterpretation", "") or ""),
+        pixel=pixel,
     )
 
 
@@ -125,25 +196,22 @@ def _looks_like_dicom(data: bytes) -> bool:
     return little in (0x0002, 0x0008) or big in (0x0002, 0x0008)  # no preamble: old files
 
 
-def _pixel_problem(ds: Dataset, data: bytes) -> str | None:
+def _pixel_problem(fields: HeaderFields, data: bytes, size: int) -> str | None:
     """Why the image's pixel data is incomplete, or None when it is whole."""
-    element = next(ds.get_item(t, keep_deferred=True) for t in _PIXEL_TAGS if t in ds)
-    length = getattr(element, "length", None)
-    tell = getattr(element, "value_tell", None)
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is not None and syntax.is_deflated:
-        tell = None  # offsets point into the inflated stream, not into the file
+    pixel = fields.pixel
+    assert pixel is not None
+    length, tell = pixel.length, pixel.tell
     if length is None or tell is None:  # read in full, or deflated: compare with the image size
-        expected = _expected_bytes(ds)
-        size = length if length not in (None, _UNDEFINED) else len(element.value or b"")
-        if expected and size < expected:
-            return f"pixel data has {size} bytes, the image needs {expected}"
+        expected = _expected_bytes(fields)
+        have = length if length not in (None, _UNDEFINED) else pixel.read_size
+        if expected and have < expected:
+            return f"pixel data has {have} bytes, the image needs {expected}"
         return None
     if length == _UNDEFINED:
         return _encapsulated_problem(data, tell)
-    if tell + length > len(data):
-        return f"file ends {tell + length - len(data)} bytes inside the pixel data"
-    expected = _expected_bytes(ds)
+    if tell + length > size:
+        return f"file ends {tell + length - size} bytes inside the pixel data"
+    expected = _expected_bytes(fields)
     if expected and length < expected:
         return f"pixel data has {length} bytes, the image needs {expected}"
     return None
@@ -161,34 +229,39 @@ def _encapsulated_problem(data: bytes, at: int) -> str | None:
     return "file ends inside the encapsulated pixel data"
 
 
-def _expected_bytes(ds: Dataset) -> int:
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        bits = int(ds.BitsAllocated)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
+def _expected_bytes(fields: HeaderFields) -> int:
+    rows, columns, samples, bits, frames = (
+        fields.rows,
+        fields.columns,
+        fields.samples,
+        fields.bits,
+        fields.frames,
+    )
+    if rows is None or columns is None or samples is None or bits is None or frames is None:
         return 0
-    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).endswith("_422"):
+    if samples == 3 and fields.photometric.endswith("_422"):
         samples = 2  # YBR 4:2:2 stores two samples per pixel on average
     return (rows * columns * samples * frames * bits + 7) // 8
 
 
-def _text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...]]:
+def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The text columns decoded by pydicom (file character set), and those that failed."""
     values: dict[str, str] = {}
     undecodable = []
-    for keyword in TEXT_KEYWORDS:
-        failed = False
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for keyword, tag in TEXT_TAGS:
+            seen = len(caught)
+            failed = False
             try:
-                value = ds.get(keyword, "")
+                element = ds.get(tag)
+                value = None if element is None else element.value
                 text = "" if value is None else str(value).strip()
             except (ValueError, LookupError, UnicodeError):
                 text, failed = "", True
-        if failed or any(_is_decode_warning(w) for w in caught):
-            undecodable.append(keyword)
-        values[keyword] = text.replace("\x00", "").strip()
+            if failed or any(_is_decode_warning(w) for w in caught[seen:]):
+                undecodable.append(keyword)
+            values[keyword] = text.replace("\x00", "").strip()
     return values, tuple(undecodable)
 
 

@@ -1,0 +1,314 @@
+"""The fast header reader: walk the tags of a file's first bytes, let pydicom decode values.
+
+pydicom's full parse builds every element of a header (often 200 with private groups);
+the table needs about 20. This walker steps over elements by their lengths alone,
+keeps the raw bytes of the needed ones, and hands those to pydicom as raw elements,
+so values decode exactly as pydicom decodes them (character sets included). Anything
+unusual is left to pydicom's full parse: no preamble, deflated or big-endian transfer
+syntaxes, a needed element or the pixel data beyond the bytes read, encapsulated pixel
+data in a partial read, or anything malformed. :func:`inspect_head` says which path ran.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from typing import Final
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
+
+from .header import (
+    TEXT_KEYWORDS,
+    TEXT_TAGS,
+    HeaderFields,
+    ImageFacts,
+    PixelInfo,
+    Skip,
+    classify,
+    inspect_dicom,
+    text_values,
+)
+
+__all__ = ["HEAD_BYTES", "inspect_head"]
+
+HEAD_BYTES: Final = 16 * 1024  # enough for the header of nearly every CT/MR file
+
+_IMPLICIT_LE: Final = "1.2.840.10008.1.2"
+_HANDED_TO_PYDICOM: Final = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, BE
+_LONG_VRS: Final = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_UNDEFINED: Final = 0xFFFFFFFF
+_ITEM: Final = 0xFFFEE000
+_ITEM_END: Final = 0xFFFEE00D
+_SEQUENCE_END: Final = 0xFFFEE0DD
+_PIXEL_TAGS: Final = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_NEEDED: Final = frozenset(
+    {
+        0x00080005, 0x00080016, 0x00080018, 0x00080020, 0x00080060, 0x00080070,
+        0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101010,
+        0x0020000D, 0x0020000E,
+        0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
+        0x00041220,  # DirectoryRecordSequence: a DICOMDIR
+    }
+)  # fmt: skip
+_LAST_NEEDED: Final = max(_NEEDED)
+_PIXEL_DATA: Final = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
+_TAG: Final = struct.Struct("<HH")
+_US: Final = struct.Struct("<H")
+_EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
+_EXPLICIT_LONG: Final = struct.Struct("<HH2s2xI")
+_IMPLICIT: Final = struct.Struct("<HHI")
+
+
+class _HandOverError(Exception):
+    """The walker met something it leaves to pydicom."""
+
+
+def inspect_head(head: bytes, size: int, read_all: object = None) -> tuple[ImageFacts | Skip, bool]:
+    """The verdict on a file from its first bytes; returns ``(verdict, fast)``.
+
+    Parameters
+    ----------
+    head : bytes
+        The file's first bytes (:data:`HEAD_BYTES`, or the whole file when smaller).
+    size : int
+        The file's full size in bytes.
+    read_all : callable, optional
+        Returns the whole file's bytes; called only when pydicom must take over and
+        ``head`` is not the whole file.
+
+    ``fast`` is False when pydicom's full parse decided (counted in the run summary).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _fast(head, size), True
+    except (_HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
+        data = head if len(head) >= size or read_all is None else read_all()  # type: ignore[operator]
+        return inspect_dicom(data), False
+
+
+def _fast(head: bytes, size: int) -> ImageFacts | Skip:
+    if not head or head[128:132] != b"DICM":
+        raise _HandOverError("no preamble")
+    position, meta = _walk_meta(head)
+    syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii")
+    if syntax in _HANDED_TO_PYDICOM:
+        raise _HandOverError(syntax)
+    implicit = syntax == _IMPLICIT_LE
+    elements, pixel = _walk_dataset(head, position, implicit, size)
+    if pixel is not None and pixel.length == _UNDEFINED and len(head) < size:
+        raise _HandOverError("encapsulated pixel data in a partial read")
+    meta_class = _ascii(meta.get(0x00020002, b""))
+    return classify(_fields(elements, pixel, meta_class, implicit), head, size)
+
+
+def _ascii(raw: bytes) -> str:
+    """A plain ASCII value (UIDs, codes, numbers) as pydicom shows it."""
+    return raw.decode("ascii").strip(" \x00").replace("\x00", "")
+
+
+def _fields(
+    elements: dict[BaseTag, DataElement | RawDataElement],
+    pixel: RawDataElement | None,
+    meta_class: str,
+    implicit: bool,
+) -> HeaderFields:
+    raw: dict[int, bytes] = {int(tag): bytes(e.value or b"") for tag, e in elements.items()}
+    vrs = {int(tag): element.VR for tag, element in elements.items()}
+    text: dict[str, str] = {}
+    hard = []
+    for keyword, tag in TEXT_TAGS:
+        value = raw.get(tag)
+        if value is None:
+            continue
+        if value.isascii() and b"\x1b" not in value and b"\\" not in value:
+            text[keyword] = _ascii(value)
+        else:  # a character set, an escape sequence or several values: pydicom decodes
+            hard.append(tag)
+    undecodable: tuple[str, ...] = ()
+    if hard:
+        keep = [t for t in (0x00080005, *hard) if t in raw]
+        subset = Dataset({BaseTag(t): elements[BaseTag(t)] for t in keep})
+        decoded, undecodable = text_values(subset)
+        text.update(
+            {
+                TEXT_KEYWORDS[i]: decoded[TEXT_KEYWORDS[i]]
+                for i, (_, t) in enumerate(TEXT_TAGS)
+                if t in hard
+            }
+        )
+    return HeaderFields(
+        meta_class=meta_class,
+        sop_class=_ascii(raw.get(0x00080016, b"")),
+        sop_instance_uid=_ascii(raw.get(0x00080018, b"")),
+        directory_records=0x00041220 in raw,
+        text=text,
+        undecodable=undecodable,
+        rows=_us(raw, vrs, 0x00280010, implicit),
+        columns=_us(raw, vrs, 0x00280011, implicit),
+        samples=_us(raw, vrs, 0x00280002, implicit) or 1,
+        bits=_us(raw, vrs, 0x00280100, implicit),
+        frames=_is(raw.get(0x00280008)),
+        photometric=_ascii(raw.get(0x00280004, b"")),
+        pixel=None if pixel is None else PixelInfo(pixel.length, pixel.value_tell),
+    )
+
+
+def _us(raw: dict[int, bytes], vrs: dict[int, str | None], tag: int, implicit: bool) -> int | None:
+    """An unsigned short as pydicom reads it; anything else goes to pydicom."""
+    value = raw.get(tag)
+    if value is None:
+        return None
+    if (vrs.get(tag) not in (None, "US") and not implicit) or len(value) != 2:
+        raise _HandOverError("unusual encoding of an image attribute")
+    number: int = _US.unpack(value)[0]
+    return number
+
+
+def _is(value: bytes | None) -> int | None:
+    """NumberOfFrames: 1 when absent or empty; None when present but not a number."""
+    if value is None:
+        return 1
+    text = _ascii(value)
+    if not text:
+        return 1
+    try:
+        return int(text) or 1
+    except ValueError:
+        return None
+
+
+def _walk_meta(head: bytes) -> tuple[int, dict[int, bytes]]:
+    """Group 0002 (always explicit VR little endian): its values and where the data set starts."""
+    position, meta = 132, dict[int, bytes]()
+    while position + 8 <= len(head):
+        group, element, vr, length = _EXPLICIT_SHORT.unpack_from(head, position)
+        if group != 0x0002:
+            return position, meta
+        if vr in _LONG_VRS:
+            group, element, vr, length = _EXPLICIT_LONG.unpack_from(head, position)
+            start = position + 12
+        else:
+            start = position + 8
+        if length == _UNDEFINED or start + length > len(head):
+            raise _HandOverError("odd file meta")
+        meta[group << 16 | element] = head[start : start + length]
+        position = start + length
+    raise _HandOverError("header longer than the bytes read")
+
+
+def _walk_dataset(  # noqa: PLR0912 - the hot loop, inlined on purpose
+    head: bytes, position: int, implicit: bool, size: int
+) -> tuple[dict[BaseTag, DataElement | RawDataElement], RawDataElement | None]:
+    """Needed elements as raw elements, and the pixel data element (value not read)."""
+    found: dict[BaseTag, DataElement | RawDataElement] = {}
+    end = len(head)
+    searched = False
+    short = _EXPLICIT_SHORT.unpack_from
+    while position + 8 <= end:
+        group, element, raw_vr, length = short(head, position)
+        if implicit or group == 0xFFFE or raw_vr in _LONG_VRS:
+            tag, vr, length, start = _element_header(head, position, implicit)
+        elif raw_vr.isalpha():  # the common case, inlined: explicit VR with a 2-byte length
+            tag, vr, start = group << 16 | element, None, position + 8
+        else:
+            raise _HandOverError("not an explicit VR")
+        if tag > _LAST_NEEDED and not searched and tag not in _PIXEL_TAGS:
+            searched = True
+            pixel = _find_pixel_data(head, position, implicit, size)
+            if pixel is not None:  # no need to walk the private groups in between
+                return found, pixel
+        if tag in _PIXEL_TAGS:
+            vr = vr or (None if implicit else raw_vr.decode("ascii"))
+            return found, RawDataElement(Tag(tag), vr, length, None, start, implicit, True)
+        if length == _UNDEFINED:
+            if tag in _NEEDED:
+                raise _HandOverError("needed element of undefined length")
+            position = _skip_undefined(head, start, implicit)
+            continue
+        if start + length > end:
+            raise _HandOverError("element beyond the bytes read")
+        if tag in _NEEDED:
+            if vr is None and not implicit:
+                vr = raw_vr.decode("ascii")
+            value = head[start : start + length]
+            key = BaseTag(tag)
+            found[key] = RawDataElement(key, vr, length, value, start, implicit, True)
+        position = start + length
+    if position < end:
+        raise _HandOverError("trailing bytes")
+    return found, None
+
+
+def _find_pixel_data(
+    head: bytes, position: int, implicit: bool, size: int
+) -> RawDataElement | None:
+    """The top-level PixelData element found by its header bytes, or None to keep walking.
+
+    Explicit VR only: tag, ``OB``/``OW`` and two zero bytes, and the value must reach the
+    end of the file (or beyond: truncated). That rejects the pixel data of an icon image
+    nested in a sequence, which ends well before the file does.
+    """
+    if implicit:
+        return None
+    at = head.find(_PIXEL_DATA, position)
+    if at < 0 or at + 12 > len(head) or head[at + 4 : at + 8] not in (b"OB\x00\x00", b"OW\x00\x00"):
+        return None
+    (length,) = struct.unpack_from("<I", head, at + 8)
+    if length == _UNDEFINED or at + 12 + length < size:
+        return None  # encapsulated, an icon's pixel data, or trailing elements: walk instead
+    vr = head[at + 4 : at + 6].decode("ascii")
+    return RawDataElement(Tag(0x7FE00010), vr, length, None, at + 12, False, True)
+
+
+def _element_header(head: bytes, position: int, implicit: bool) -> tuple[int, str | None, int, int]:
+    if implicit:
+        group, element, length = _IMPLICIT.unpack_from(head, position)
+        return group << 16 | element, None, length, position + 8
+    group, element, raw_vr, length = _EXPLICIT_SHORT.unpack_from(head, position)
+    tag = group << 16 | element
+    if group == 0xFFFE:  # item tags carry no VR
+        _, _, length = _IMPLICIT.unpack_from(head, position)
+        return tag, None, length, position + 8
+    if raw_vr in _LONG_VRS:
+        if position + 12 > len(head):
+            raise _HandOverError("element beyond the bytes read")
+        _, _, _, length = _EXPLICIT_LONG.unpack_from(head, position)
+        return tag, raw_vr.decode("ascii"), length, position + 12
+    if not raw_vr.isalpha() or not raw_vr.isupper():
+        raise _HandOverError("not an explicit VR")
+    return tag, raw_vr.decode("ascii"), length, position + 8
+
+
+def _skip_undefined(head: bytes, position: int, implicit: bool) -> int:
+    """Past a sequence of undefined length: items, nested data sets, the delimiter."""
+    while True:
+        if position + 8 > len(head):
+            raise _HandOverError("sequence beyond the bytes read")
+        tag, _, length, start = _element_header(head, position, True)
+        if tag == _SEQUENCE_END:
+            return start
+        if tag != _ITEM:
+            raise _HandOverError("unexpected tag in a sequence")
+        if length != _UNDEFINED:
+            position = start + length
+            continue
+        position = _skip_item(head, start, implicit)
+
+
+def _skip_item(head: bytes, position: int, implicit: bool) -> int:
+    """Past an item of undefined length: its elements up to the item delimiter."""
+    while True:
+        if position + 8 > len(head):
+            raise _HandOverError("item beyond the bytes read")
+        tag, _, length, start = _element_header(head, position, implicit)
+        if tag == _ITEM_END:
+            return start
+        if length == _UNDEFINED:
+            position = _skip_undefined(head, start, implicit)
+        else:
+            position = start + length

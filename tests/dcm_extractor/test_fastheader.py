@@ -1,0 +1,58 @@
+"""The fast header reader against pydicom's full parse, file by file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from dcm_extractor.fastheader import HEAD_BYTES, inspect_head
+from dcm_extractor.header import inspect_dicom
+from dcm_extractor.sample import DicomSample, generate_dicom_dataset
+
+
+def bundled_files() -> list[Path]:
+    folder = Path(get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
+    return sorted(
+        p for d in (folder, folder.parent / "charset_files") for p in d.iterdir() if p.is_file()
+    )
+
+
+def check(data: bytes) -> bool:
+    """Fast verdict from the first bytes equals the full parse's; returns whether it was fast."""
+    verdict, fast = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
+    assert verdict == inspect_dicom(data)
+    return fast
+
+
+def test_every_bundled_pydicom_file() -> None:
+    files = bundled_files()
+    fast = sum(check(path.read_bytes()) for path in files)
+    assert len(files) > 90
+    assert fast > len(files) // 3  # the common files take the fast path
+
+
+def test_every_generated_file(dicom_sample: DicomSample) -> None:
+    files = [p for p in dicom_sample.cases_root.rglob("*") if p.is_file() and p.suffix != ".zip"]
+    results = [check(path.read_bytes()) for path in files]
+    images = sum(results)
+    assert images >= len(files) - 8  # junk without a preamble and the DICOMDIR go to pydicom
+
+
+def test_real_ct_headers(tmp_path: Path, shared_data: Path) -> None:
+    for path in sorted((shared_data / "ct_sample").iterdir()):
+        data = path.read_bytes()
+        assert check(data), path.name  # the real CT header is read fast
+        assert check(data[: len(data) - 1000]) is True  # truncated: still fast, still right
+    sample = generate_dicom_dataset(
+        tmp_path, showcase=False, bulk_cases=2, template=shared_data / "ct_sample" / "I10"
+    )
+    for path in sample.cases_root.rglob("*.dcm"):
+        assert check(path.read_bytes())
+
+
+@pytest.mark.parametrize("cut", [0, 10, 131, 132, 200, 400, 1000, 3000])
+def test_cut_headers_agree_with_pydicom(cut: int) -> None:
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()[:cut]  # type: ignore[arg-type]
+    check(data)
