@@ -1,0 +1,135 @@
+"""Header reading per core: the original extractor's approach against ours, side by side.
+
+    .venv/bin/python benchmarks/header_reader.py [--files 10000] [--repeat 3]
+
+Data: a generated data set built from the real CT header template
+(../shared/data/ct_sample/I10 when present, else pydicom's CT_small.dcm), half of the
+cases in zips. Baseline, as the original did it: ``pydicom.dcmread(path,
+stop_before_pixels=True, force=True)`` on every file, zips extracted to a temporary
+folder first. Ours: the fast header reader on the first 16 KB of each file, zip members
+read in place. Single process; rows are compared on every valid file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+
+from dcm_extractor.fastheader import HEAD_BYTES, inspect_head
+from dcm_extractor.header import ImageFacts
+from dcm_extractor.sample import generate_dicom_dataset
+from dcm_extractor.zipread import ZipMember, iter_zip_members
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATE = ROOT.parent.parent / "shared" / "data" / "ct_sample" / "I10"
+KEYS = (
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+)
+
+
+def baseline_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for path in files:
+        ds = dcmread(path, stop_before_pixels=True, force=True)
+        out[str(ds.SOPInstanceUID)] = tuple(str(ds.get(k, "")) for k in KEYS)
+    return out
+
+
+def baseline_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for zip_path in zips:
+        temp = Path(tempfile.mkdtemp())
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                archive.extractall(temp)
+            out.update(baseline_folder(sorted(p for p in temp.rglob("*") if p.is_file())))
+        finally:
+            shutil.rmtree(temp)
+    return out
+
+
+def ours_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for path in files:
+        with path.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            head = stream.read(HEAD_BYTES)
+        verdict, _ = inspect_head(head, size, read_all=path.read_bytes)
+        if isinstance(verdict, ImageFacts):
+            out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)
+    return out
+
+
+def ours_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for zip_path in zips:
+        for item in iter_zip_members(zip_path):
+            if isinstance(item, ZipMember):
+                verdict, _ = inspect_head(item.data, len(item.data))
+                if isinstance(verdict, ImageFacts):
+                    out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)
+    return out
+
+
+def best(repeat: int, fn: Any, arg: Any) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(arg)
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    template = TEMPLATE if TEMPLATE.is_file() else None
+    per_case = 100
+    cases = max(2, args.files // per_case)
+    out = ROOT / "out" / f"headers-{cases}"
+    if not (out / "dicom_cases").is_dir():
+        print(
+            f"generating {cases * per_case} files from {template or 'CT_small.dcm'} ...", flush=True
+        )
+        sizes = {"series_per_case": 2, "images_per_series": per_case // 2, "image_size": 16}
+        generate_dicom_dataset(
+            out, showcase=False, bulk_cases=cases, template=template, overwrite=True, **sizes
+        )
+    root = out / "dicom_cases"
+    files = sorted(p for p in root.rglob("*.dcm"))
+    zips = sorted(root.rglob("*.zip"))
+    members = sum(len(zipfile.ZipFile(z).namelist()) for z in zips)
+    print(f"{len(files)} files in folders, {members} in {len(zips)} zips; one process\n")
+    print(f"{'':22s} {'baseline files/s':>17s} {'ours files/s':>13s} {'ratio':>7s}  rows equal")
+    for label, base_fn, our_fn, arg, count in (
+        ("folders", baseline_folder, ours_folder, files, len(files)),
+        ("zips", baseline_zips, ours_zips, zips, members),
+    ):
+        base_time, base_rows = best(args.repeat, base_fn, arg)
+        our_time, our_rows = best(args.repeat, our_fn, arg)
+        same = base_rows == our_rows
+        print(
+            f"{label:22s} {count / base_time:17,.0f} {count / our_time:13,.0f} "
+            f"{base_time / our_time:6.1f}x  {'yes' if same else 'NO'} ({len(our_rows)} images)"
+        )
+
+
+if __name__ == "__main__":
+    main()
