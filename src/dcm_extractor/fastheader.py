@@ -15,6 +15,7 @@ import struct
 import warnings
 from typing import Final
 
+from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
@@ -58,6 +59,7 @@ _LAST_NEEDED: Final = max(_NEEDED)
 _PIXEL_DATA: Final = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 _TAG: Final = struct.Struct("<HH")
 _US: Final = struct.Struct("<H")
+_PATIENT_NAME: Final = 0x00100010
 _EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
 _EXPLICIT_LONG: Final = struct.Struct("<HH2s2xI")
 _IMPLICIT: Final = struct.Struct("<HHI")
@@ -121,13 +123,23 @@ def _fields(
     vrs = {int(tag): element.VR for tag, element in elements.items()}
     text: dict[str, str] = {}
     hard = []
+    codec = _single_codec(raw.get(0x00080005, b""))
     for keyword, tag in TEXT_TAGS:
         value = raw.get(tag)
         if value is None:
             continue
-        if value.isascii() and b"\x1b" not in value and b"\\" not in value:
+        if b"\x1b" in value or b"\\" in value:  # escape sequences, several values
+            hard.append(tag)
+        elif tag == _PATIENT_NAME and (b"=" in value or value.rstrip(b" \x00").endswith(b"^")):
+            hard.append(tag)  # person-name groups: pydicom's PersonName trims them its way
+        elif value.isascii():
             text[keyword] = _ascii(value)
-        else:  # a character set, an escape sequence or several values: pydicom decodes
+        elif codec is not None:  # one character set without code extensions
+            try:
+                text[keyword] = value.decode(codec).strip(" \x00").replace("\x00", "").strip()
+            except UnicodeDecodeError:
+                hard.append(tag)  # pydicom decides how to report and replace
+        else:
             hard.append(tag)
     undecodable: tuple[str, ...] = ()
     if hard:
@@ -156,6 +168,14 @@ def _fields(
         photometric=_ascii(raw.get(0x00280004, b"")),
         pixel=None if pixel is None else PixelInfo(pixel.length, pixel.value_tell),
     )
+
+
+def _single_codec(charset: bytes) -> str | None:
+    """The Python codec of a single, non-ISO-2022 SpecificCharacterSet, else None."""
+    term = charset.decode("ascii", "replace").strip(" \x00")
+    if not term or "\\" in term or term.startswith("ISO 2022") or term not in python_encoding:
+        return None
+    return python_encoding[term]
 
 
 def _us(raw: dict[int, bytes], vrs: dict[int, str | None], tag: int, implicit: bool) -> int | None:
