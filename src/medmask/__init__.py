@@ -1,8 +1,8 @@
 """medmask: every segmentation mask of a scan in one small, checksummed file.
 
-MedMask's API (``SegmentationMask``, ``LabelMapping``, ``save_mask``/``load_mask``) with
-NIfTI in and out, overlap warnings and per-label statistics; sample data with
-``python -m medmask.sample``.
+MedMask's API (``SegmentationMask``, ``LabelMapping``, ``MaskArchive``,
+``save_mask``/``load_mask``) with NIfTI in and out, overlap warnings, per-label
+statistics, groups and crash-safe archives; sample data with ``python -m medmask.sample``.
 """
 
 from __future__ import annotations
