@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +142,7 @@ class RunOptions:
     excel: bool = False
     formats: tuple[str, ...] = ("csv",)
     case_timeout: float | None = None
+    workers: int = 1
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
 
@@ -185,16 +190,15 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
     _report_root_files(root, summary)
     merged: list[dict[str, Any]] = []
     labels: dict[str, str] = {}
-    for case_dir in iter_case_dirs(root):
+    case_dirs = iter_case_dirs(root)
+    for case_dir in case_dirs:  # IDs in case order, whatever order the scans finish in
+        labels[case_dir.name] = f"P{ids.get(case_dir.name):06d}"
+    for case_dir, outcome in _scan_all(case_dirs, root, options):
         summary.cases += 1
         project_id = ids.get(case_dir.name)
-        labels[case_dir.name] = f"P{project_id:06d}"
         shown = labels[case_dir.name] if private else case_dir.name
         try:
-            if options.case_timeout:
-                result = scan_case_isolated(case_dir, root, options.case_timeout)
-            else:
-                result = scan_case(case_dir, root)
+            result = outcome()
         except (CaseFailedError, OSError) as err:
             summary.failed += 1
             reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
@@ -230,6 +234,39 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
     )
     _write_provenance(options)
     return summary
+
+
+def _scan_one(case_dir: Path, root: Path, timeout: float | None) -> CaseResult:
+    """One case: in this process, or in a child process with a deadline."""
+    if timeout:
+        return scan_case_isolated(case_dir, root, timeout)
+    return scan_case(case_dir, root)
+
+
+def _scan_all(
+    case_dirs: list[Path], root: Path, options: RunOptions
+) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
+    """Each case with a callable giving its result (or raising), in case order.
+
+    With several workers the cases (each a batch of files) run in a process pool; a
+    worker that dies costs its case, reported as failed, not the run.
+    """
+    if options.workers <= 1 or len(case_dirs) <= 1:
+        for case_dir in case_dirs:
+            yield case_dir, functools.partial(_scan_one, case_dir, root, options.case_timeout)
+        return
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+        futures = [pool.submit(_scan_one, d, root, options.case_timeout) for d in case_dirs]
+        for case_dir, future in zip(case_dirs, futures, strict=True):
+            yield case_dir, functools.partial(_result_of, case_dir, future)
+
+
+def _result_of(case_dir: Path, future: Future[CaseResult]) -> CaseResult:
+    try:
+        return future.result()
+    except BrokenProcessPool as err:
+        raise CaseFailedError(case_dir.name, "its worker process died") from err
 
 
 def _report_root_files(root: Path, summary: RunSummary) -> None:
@@ -367,6 +404,10 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         action="store_true",
         help="shift StudyDate per patient (key-derived)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="processes scanning cases in parallel (default: the CPU count)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -378,6 +419,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         parser.error(
             f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {args.format!r}"
         )
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.case_timeout is not None and args.case_timeout <= 0:
         parser.error("--case-timeout must be a positive number of seconds")
     try:
@@ -401,6 +444,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         excel=args.excel,
         formats=formats,
         case_timeout=args.case_timeout,
+        workers=args.workers,
         pseudonymizer=Pseudonymizer(key),
         dates=dates,
     )

@@ -22,8 +22,11 @@ class CaseFailedError(DcmExtractorError):
     """
 
     def __init__(self, case: str, reason: str) -> None:
-        super().__init__(f"{case}: {reason}")
-        self.reason = reason
+        super().__init__(case, reason)  # both in args: the error pickles across processes
+        self.case, self.reason = case, reason
+
+    def __str__(self) -> str:
+        return f"{self.case}: {self.reason}"
 
 
 def _child(connection: Connection, case_dir: str, data_root: str) -> None:

@@ -217,7 +217,7 @@ def test_a_hanging_case_is_stopped_and_the_run_completes(workspace: Path) -> Non
         "--log",
         str(out / "l"),
     ]
-    assert main(argv) == 1  # a case failed as a whole
+    assert main([*argv, "--workers", "2"]) == 1  # a case failed as a whole, in a pool worker
     report = read_csv(out / "extraction_report.csv")
     failed = [r for r in report if r["reason"] == "case_failed"]
     assert [r["case"] for r in failed] == ["Smith_John"]
@@ -291,3 +291,18 @@ def test_sample_data_and_summary_add_up(tmp_path: Path) -> None:
         "ChenJing_CT.zip",
         "ZhaoLei.zip",
     }
+
+
+def test_parallel_workers_give_the_same_outputs(workspace: Path) -> None:
+    data = workspace / "data" / "dicom_cases"
+    outputs = {}
+    for workers in ("1", "2"):
+        out = workspace / f"out{workers}"
+        argv = ["-d", str(data), "-o", str(out), "--merge-all", "--workers", workers]
+        assert (
+            main([*argv, "--log", str(out / "l"), "--projectid-map", str(workspace / "ids.json")])
+            == 0
+        )
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+    assert outputs["1"] == outputs["2"]
+    assert main(["--workers", "0"]) == 2
