@@ -31,6 +31,7 @@ from . import __version__
 from .cases import CaseResult, ReportEntry, iter_case_dirs, scan_case
 from .errors import DcmExtractorError, PseudonymKeyError
 from .isolation import CaseFailedError, scan_case_isolated
+from .manifest import Manifest, case_fingerprint
 from .privacy import (
     COMPAT_WARNING,
     KEY_ENV,
@@ -143,6 +144,8 @@ class RunOptions:
     formats: tuple[str, ...] = ("csv",)
     case_timeout: float | None = None
     workers: int = 1
+    resume: bool = True
+    manifest_dir: Path | None = None
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
 
@@ -158,12 +161,14 @@ class RunSummary:
     images: int = 0
     skipped: int = 0
     handed_over: int = 0  # headers the fast reader left to pydicom's full parse
+    reused: int = 0  # cases unchanged since a recorded run, not scanned again
     report: list[ReportEntry] = field(default_factory=list)
 
     def line(self) -> str:
         """One human summary line."""
         return (
-            f"{self.cases} cases ({self.failed} failed), {self.rows} rows; "
+            f"{self.cases} cases ({self.failed} failed, {self.reused} unchanged), "
+            f"{self.rows} rows; "
             f"{self.files} files: {self.images} images + {self.skipped} skipped "
             f"(pydicom's full parse took over for {self.handed_over})"
         )
@@ -181,10 +186,7 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
     out.mkdir(parents=True, exist_ok=True)
     private = options.desensitize
     if options.move_top_level_zips:
-        moves = move_top_level_zips(root)
-        for source, target in [] if private else moves:
-            log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
-        log.info("moved %d top-level zips into case folders", len(moves))
+        _move_zips(root, private)
     ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
     summary = RunSummary()
     _report_root_files(root, summary)
@@ -193,7 +195,10 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
     case_dirs = iter_case_dirs(root)
     for case_dir in case_dirs:  # IDs in case order, whatever order the scans finish in
         labels[case_dir.name] = f"P{ids.get(case_dir.name):06d}"
-    for case_dir, outcome in _scan_all(case_dirs, root, options):
+    manifest = _manifest(options)
+    fingerprints, reused = _recorded_cases(manifest, case_dirs, ids)
+    summary.reused = len(reused)
+    for case_dir, outcome in _scan_all(case_dirs, root, options, reused):
         summary.cases += 1
         project_id = ids.get(case_dir.name)
         shown = labels[case_dir.name] if private else case_dir.name
@@ -211,6 +216,8 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
             continue
         rows = _with_ids(result.rows, project_id)
         _write_case(options, result, rows)
+        if manifest is not None and case_dir.name not in reused:  # after its outputs
+            manifest.store(project_id, fingerprints[case_dir.name], result)
         merged.extend(rows)
         summary.rows += len(rows)
         summary.files += result.files
@@ -243,23 +250,73 @@ def _scan_one(case_dir: Path, root: Path, timeout: float | None) -> CaseResult:
     return scan_case(case_dir, root)
 
 
+def _move_zips(root: Path, private: bool) -> None:
+    moves = move_top_level_zips(root)
+    for source, target in [] if private else moves:  # zip names can carry patient names
+        log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
+    log.info("moved %d top-level zips into case folders", len(moves))
+
+
+def _manifest(options: RunOptions) -> Manifest | None:
+    """Where finished cases are recorded; none for de-identified runs unless told where."""
+    if not options.resume:
+        return None
+    if options.manifest_dir is not None:
+        return Manifest(options.manifest_dir)
+    if options.desensitize:
+        log.info(
+            "--desensitize: no resume manifest in --out (it would hold names); see --manifest-dir"
+        )
+        return None
+    return Manifest(options.out / ".manifest")
+
+
+def _recorded_cases(
+    manifest: Manifest | None, case_dirs: list[Path], ids: ProjectIdMap
+) -> tuple[dict[str, str], dict[str, CaseResult]]:
+    """Every case's fingerprint, and the results of those unchanged since they were recorded."""
+    if manifest is None:
+        return {}, {}
+    fingerprints = {d.name: case_fingerprint(d) for d in case_dirs}
+    reused = {}
+    for case_dir in case_dirs:
+        hit = manifest.load(ids.get(case_dir.name), fingerprints[case_dir.name])
+        if hit is not None:
+            reused[case_dir.name] = hit
+    return fingerprints, reused
+
+
 def _scan_all(
-    case_dirs: list[Path], root: Path, options: RunOptions
+    case_dirs: list[Path], root: Path, options: RunOptions, reused: dict[str, CaseResult]
 ) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
     """Each case with a callable giving its result (or raising), in case order.
 
-    With several workers the cases (each a batch of files) run in a process pool; a
-    worker that dies costs its case, reported as failed, not the run.
+    Cases in ``reused`` are not scanned again. With several workers the others (each a
+    batch of files) run in a process pool; a worker that dies costs its case, reported
+    as failed, not the run.
     """
-    if options.workers <= 1 or len(case_dirs) <= 1:
+    todo = [d for d in case_dirs if d.name not in reused]
+    futures: dict[str, Callable[[], CaseResult]] = {}
+    pool = None
+    if options.workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context(
+            "fork" if sys.platform.startswith("linux") else "spawn"
+        )
+        pool = ProcessPoolExecutor(options.workers, mp_context=context)
+        for case_dir in todo:
+            future = pool.submit(_scan_one, case_dir, root, options.case_timeout)
+            futures[case_dir.name] = functools.partial(_result_of, case_dir, future)
+    try:
         for case_dir in case_dirs:
-            yield case_dir, functools.partial(_scan_one, case_dir, root, options.case_timeout)
-        return
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
-        futures = [pool.submit(_scan_one, d, root, options.case_timeout) for d in case_dirs]
-        for case_dir, future in zip(case_dirs, futures, strict=True):
-            yield case_dir, functools.partial(_result_of, case_dir, future)
+            if case_dir.name in reused:
+                yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
+            elif case_dir.name in futures:
+                yield case_dir, futures[case_dir.name]
+            else:
+                yield case_dir, functools.partial(_scan_one, case_dir, root, options.case_timeout)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _result_of(case_dir: Path, future: Future[CaseResult]) -> CaseResult:
@@ -408,6 +465,13 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         "--workers", type=int, default=os.cpu_count() or 1,
         help="processes scanning cases in parallel (default: the CPU count)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-resume", dest="resume", action="store_false",
+        help="scan every case again, ignoring the manifest of earlier runs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--manifest-dir", help="where finished cases are recorded (default <out>/.manifest)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -445,6 +509,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         formats=formats,
         case_timeout=args.case_timeout,
         workers=args.workers,
+        resume=args.resume,
+        manifest_dir=Path(args.manifest_dir) if args.manifest_dir else None,
         pseudonymizer=Pseudonymizer(key),
         dates=dates,
     )

@@ -1,0 +1,98 @@
+"""The resume manifest: each finished case's sources and results, so a re-run skips it.
+
+One JSON file per case, named by project ID, written atomically after the case's
+outputs. A case is reused when the fingerprint of its files (relative path, size and
+modification time of every file, hashed) and of this medkit version is unchanged; a
+changed case is scanned again. A run killed midway resumes from the cases it finished;
+nothing is appended, so no row is duplicated.
+
+The records hold the case's rows, with patient names: the manifest is kept in
+``<out>/.manifest`` for ordinary runs, and de-identified runs use one only where told
+(``--manifest-dir``, a private place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+from . import __version__
+from .cases import CaseResult, ReportEntry
+from .projectids import write_atomic
+
+__all__ = ["MANIFEST_FORMAT", "Manifest"]
+
+MANIFEST_FORMAT: Final = "medkit-dcm-manifest/1"
+
+
+def case_fingerprint(case_dir: Path) -> str:
+    """A hash of every file's relative path, size and mtime under the case, and the version."""
+    digest = hashlib.sha256(f"{MANIFEST_FORMAT}\x1f{__version__}".encode())
+    for folder, dirs, files in os.walk(case_dir):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            stat = path.stat()
+            relative = path.relative_to(case_dir).as_posix()
+            digest.update(f"\x1e{relative}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+class Manifest:
+    """Finished cases of earlier runs in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, project_id: int) -> Path:
+        return self.folder / f"P{project_id:06d}.json"
+
+    def load(self, project_id: int, fingerprint: str) -> CaseResult | None:
+        """The stored result when the case is unchanged, else None (unreadable -> None)."""
+        path = self._path(project_id)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+            return None
+        try:
+            return _result_from(record["result"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def store(self, project_id: int, fingerprint: str, result: CaseResult) -> None:
+        """Record a finished case (after its outputs are written)."""
+        record = {
+            "format": MANIFEST_FORMAT,
+            "fingerprint": fingerprint,
+            "result": _result_to(result),
+        }
+        write_atomic(self._path(project_id), json.dumps(record, ensure_ascii=False).encode("utf-8"))
+
+
+def _result_to(result: CaseResult) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "rows": result.rows,
+        "report": [vars(entry) for entry in result.report],
+        "files": result.files,
+        "images": result.images,
+        "skipped": result.skipped,
+        "handed_over": result.handed_over,
+    }
+
+
+def _result_from(data: dict[str, Any]) -> CaseResult:
+    return CaseResult(
+        name=str(data["name"]),
+        rows=[dict(row) for row in data["rows"]],
+        report=[ReportEntry(**entry) for entry in data["report"]],
+        files=int(data["files"]),
+        images=int(data["images"]),
+        skipped=int(data["skipped"]),
+        handed_over=int(data["handed_over"]),
+    )

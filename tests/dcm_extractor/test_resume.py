@@ -1,0 +1,92 @@
+"""Resumable runs: unchanged cases are reused, changed ones redone, a killed run resumes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dcm_extractor.extractor import main
+from dcm_extractor.sample import DicomSample
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+
+
+@pytest.fixture
+def data(tmp_path: Path, dicom_sample: DicomSample) -> Path:
+    return Path(shutil.copytree(dicom_sample.cases_root, tmp_path / "cases"))
+
+
+def extract(data: Path, out: Path, *extra: str) -> int:
+    argv = ["-d", str(data), "-o", str(out), "--merge-all", "--log", str(out.parent / "log"), "-q"]
+    return main([*argv, *extra])
+
+
+def test_unchanged_cases_are_reused_and_changed_ones_redone(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert extract(data, out) == 0
+    first = outputs(out)
+    capsys.readouterr()
+    assert extract(data, out) == 0
+    assert "0 failed, 6 unchanged" in capsys.readouterr().out
+    assert outputs(out) == first
+    # a new copy of a file in one case: that case is scanned again, the others reused
+    source = next((data / "Smith_John").rglob("IM0001.dcm"))
+    shutil.copy(source, data / "Smith_John" / "copy_of_IM0001.dcm")
+    assert extract(data, out) == 0
+    assert "0 failed, 5 unchanged" in capsys.readouterr().out
+    report = (out / "extraction_report.csv").read_text(encoding="utf-8")
+    duplicates = [
+        line
+        for line in report.splitlines()
+        if line.startswith("Smith_John,") and ",duplicate," in line
+    ]
+    assert (
+        len(duplicates) == 1 and "IM0001.dcm" in duplicates[0]
+    )  # the copy is seen, not counted twice
+    assert extract(data, tmp_path / "fresh", "--no-resume") == 0
+    assert "0 unchanged" in capsys.readouterr().out
+    assert outputs(tmp_path / "fresh")["all_cases.csv"] == outputs(out)["all_cases.csv"]
+
+
+def test_de_identified_runs_keep_no_manifest_in_their_outputs(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shared"
+    assert extract(data, out, "--desensitize") == 0
+    assert not (out / ".manifest").exists()
+    assert extract(data, out, "--desensitize", "--manifest-dir", str(tmp_path / "private")) == 0
+    assert len(list((tmp_path / "private").iterdir())) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe to stall a case")
+def test_a_killed_run_resumes_without_losing_or_duplicating_rows(
+    data: Path, tmp_path: Path
+) -> None:
+    reference = tmp_path / "reference"
+    assert extract(data, reference, "--no-resume") == 0
+    stall = data / "王小明" / "stall"  # the last case in order: the others finish first
+    os.mkfifo(stall)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
+    argv += ["--workers", "1", "-q", "--log", str(tmp_path / "log")]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((out / ".manifest").glob("*.json"))) < 5:
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert len(list((out / ".manifest").glob("*.json"))) == 5
+    assert not (out / "all_cases.csv").exists()
+    stall.unlink()
+    assert extract(data, out) == 0
+    assert outputs(out)["all_cases.csv"] == outputs(reference)["all_cases.csv"]
+    assert outputs(out) == outputs(reference)
