@@ -87,18 +87,15 @@ def test_dictionary_attack_recovers_compat_pseudonyms_and_not_keyed_ones(
     )
     assert run(root, tmp_path / "keyed", "--desensitize", "--pseudonym-key-file", str(key_file),
                "--projectid-map", str(tmp_path / "ids2.json")) == 0  # fmt: skip
-    started = time.perf_counter()
     recovered = {
         table[r["PatientName"]]
         for r in read_csv(tmp_path / "compat" / "all_cases.csv")
         if r["PatientName"] in table
     }
-    seconds = time.perf_counter() - started
     patients = {c["patient"]["name"] for c in truth["cases"]}
     in_dictionary = {p for p in patients if desensitize_name(p) in table}
     assert len(in_dictionary) >= 6  # the bulk patients have common names
-    assert recovered == in_dictionary  # every one of them is re-identified ...
-    assert seconds < 1.0  # ... in well under a second
+    assert recovered == in_dictionary  # every one of them is re-identified
     keyed = read_csv(tmp_path / "keyed" / "all_cases.csv")
     assert not {r["PatientName"] for r in keyed} & set(table)  # keyed: nothing recovered
     assert all(re.fullmatch(r"hash:[0-9a-f]{16}", r["PatientName"]) for r in keyed)
