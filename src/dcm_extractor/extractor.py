@@ -29,6 +29,7 @@ from typing import Any
 
 from . import __version__
 from .cases import CaseResult, ReportEntry, iter_case_dirs, scan_case
+from .cluster import scan_on_cluster
 from .errors import DcmExtractorError, PseudonymKeyError
 from .isolation import CaseFailedError, scan_case_isolated
 from .manifest import Manifest, case_fingerprint
@@ -146,6 +147,8 @@ class RunOptions:
     workers: int = 1
     resume: bool = True
     manifest_dir: Path | None = None
+    scheduler: str | None = None
+    scheduler_file: str | None = None
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
 
@@ -295,6 +298,12 @@ def _scan_all(
     batch of files) run in a process pool; a worker that dies costs its case, reported
     as failed, not the run.
     """
+    if options.scheduler or options.scheduler_file:
+        scan = functools.partial(_scan_one, root=root, timeout=options.case_timeout)
+        yield from scan_on_cluster(
+            case_dirs, reused, scan, options.scheduler, options.scheduler_file
+        )
+        return
     todo = [d for d in case_dirs if d.name not in reused]
     futures: dict[str, Callable[[], CaseResult]] = {}
     pool = None
@@ -472,6 +481,9 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     parser.add_argument(
         "--manifest-dir", help="where finished cases are recorded (default <out>/.manifest)"
     )
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", help="run the cases on a Dask cluster: tcp://HOST:PORT")
+    cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -511,6 +523,8 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         workers=args.workers,
         resume=args.resume,
         manifest_dir=Path(args.manifest_dir) if args.manifest_dir else None,
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
         pseudonymizer=Pseudonymizer(key),
         dates=dates,
     )

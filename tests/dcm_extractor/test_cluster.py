@@ -1,0 +1,109 @@
+"""Runs on a Dask cluster: an in-process LocalCluster and real scheduler/worker processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dcm_extractor.extractor import main
+from dcm_extractor.sample import DicomSample
+
+distributed = pytest.importorskip("distributed")
+DASK = Path(sys.executable).parent / "dask"
+
+
+def tables(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+
+
+@pytest.fixture
+def data(tmp_path: Path, dicom_sample: DicomSample) -> Path:
+    return Path(shutil.copytree(dicom_sample.cases_root, tmp_path / "cases"))
+
+
+def extract(data: Path, out: Path, ids: Path, *extra: str) -> int:
+    argv = ["-d", str(data), "-o", str(out), "--merge-all", "--no-resume", "-q"]
+    return main(
+        [*argv, "--log", str(out.parent / f"{out.name}.log"), "--projectid-map", str(ids), *extra]
+    )
+
+
+def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.json"
+    assert extract(data, tmp_path / "local", ids, "--workers", "1") == 0
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        assert extract(data, tmp_path / "dask", ids, "--scheduler", cluster.scheduler_address) == 0
+    assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+
+
+def test_unreachable_scheduler_is_one_clear_error(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = extract(
+        data,
+        tmp_path / "o",
+        tmp_path / "ids.json",
+        "--scheduler-file",
+        str(tmp_path / "missing.json"),
+    )
+    assert code == 1
+    assert "Dask scheduler" in capsys.readouterr().err
+
+
+def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as stream:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.skipif(not DASK.exists(), reason="the dask command line is not installed")
+def test_real_scheduler_and_workers_and_a_killed_worker(data: Path, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.json"
+    assert extract(data, tmp_path / "local", ids, "--workers", "1") == 0
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    processes = [
+        _start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                "--scheduler-file", str(scheduler_file), *common], tmp_path / "scheduler.log"),
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for index in range(2):
+            worker = [str(DASK), "worker", "--scheduler-file", str(scheduler_file)]
+            worker += ["--nthreads", "1", "--host", "127.0.0.1", *common]
+            processes.append(_start(worker, tmp_path / f"worker{index}.log"))
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout="60s") as client:
+            client.wait_for_workers(2, timeout=60)
+        assert extract(data, tmp_path / "dask", ids, "--scheduler-file", str(scheduler_file)) == 0
+        assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+        # kill one worker while a run is in flight: its cases run again on the other
+        victim = processes[1]
+        kill = f"import os, signal, time; time.sleep(0.3); os.kill({victim.pid}, signal.SIGKILL)"
+        with subprocess.Popen([sys.executable, "-c", kill]):
+            assert (
+                extract(data, tmp_path / "killed", ids, "--scheduler-file", str(scheduler_file))
+                == 0
+            )
+        assert tables(tmp_path / "killed") == tables(tmp_path / "local")
+        address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
+        assert address.startswith("tcp://127.0.0.1:")  # everything on this machine
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
