@@ -11,7 +11,6 @@ before that leaves the previously committed content intact.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import weakref
@@ -25,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
+from .archive_index import Entry, Index, replace_location
 from .bbox import BBox, bounding_box
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
@@ -61,79 +61,6 @@ class MaskStatistics:
         }
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One index entry, validated."""
-
-    name: str
-    kind: Literal["mask", "group", "legacy"]
-    mapping: dict[str, int]
-    dtype: str
-    codec: int
-    bbox: BBox | None
-    offset: int
-    length: int
-    crc: int
-    count: int
-    label_counts: dict[int, int]
-    members: tuple[str, ...] = ()
-    residual_bbox: BBox | None = None  # groups: extent of the stored residual
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "mapping": self.mapping,
-            "dtype": self.dtype,
-            "codec": self.codec,
-            "bbox": _box_list(self.bbox),
-            "offset": self.offset,
-            "length": self.length,
-            "crc": self.crc,
-            "count": self.count,
-            "label_counts": {str(k): v for k, v in self.label_counts.items()},
-        }
-        if self.kind == "group":
-            out["members"] = list(self.members)
-            out["residual_bbox"] = _box_list(self.residual_bbox)
-        defaults = _defaults(self.name, self.mapping, self.count)
-        return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any], data_end: int, source: str) -> _Entry:
-        try:
-            name = str(stored["name"])
-            mapping = stored.get("mapping", {name: 1})
-            raw = {**_defaults(name, mapping, int(stored.get("count", 0))), **stored}
-            entry = cls(
-                name=str(raw["name"]),
-                kind=raw["kind"],
-                mapping={str(k): int(v) for k, v in raw["mapping"].items()},
-                dtype=str(raw["dtype"]),
-                codec=int(raw["codec"]),
-                bbox=_box_tuple(raw["bbox"]),
-                offset=int(raw["offset"]),
-                length=int(raw["length"]),
-                crc=int(raw["crc"]),
-                count=int(raw["count"]),
-                label_counts={int(k): int(v) for k, v in raw["label_counts"].items()},
-                members=tuple(str(m) for m in raw.get("members", ())),
-                residual_bbox=_box_tuple(raw.get("residual_bbox")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
-        if entry.kind not in ("mask", "group"):
-            raise FormatError(f"{source}: entry {entry.name!r} has unknown kind {entry.kind!r}")
-        if entry.length and (
-            entry.offset < fmt.DATA_START or entry.offset + entry.length > data_end
-        ):
-            raise FormatError(
-                f"{source}: blob of {entry.name!r} at {entry.offset}+{entry.length} lies outside "
-                f"the committed {data_end} bytes"
-            )
-        return entry
-
-
 @dataclass
 class _State:
     """Everything an open archive holds; separate so a finalizer can close it."""
@@ -143,7 +70,7 @@ class _State:
     fd: int
     level: int
     space: Space | None = None
-    entries: _Index = field(default_factory=lambda: _Index())  # noqa: PLW0108 - defined below
+    entries: Index = field(default_factory=lambda: Index())  # noqa: PLW0108 - defined below
     committed: fmt.Superblock | None = None
     slot: int = 1  # slot of the committed superblock; the first commit goes to slot 0
     data_end: int = fmt.DATA_START
@@ -282,7 +209,7 @@ class MaskArchive:
                 raise FormatError(f"{source}: {err}") from err
             state.geometry_written = True
         raw = os.pread(state.fd, block.index_length, block.index_offset)
-        state.entries = _Index(block.data_end, source)
+        state.entries = Index(block.data_end, source)
         groups = []
         for item in fmt.unpack_index(raw, block.index_crc, source):
             if not isinstance(item.get("name"), str):
@@ -312,7 +239,7 @@ class MaskArchive:
         state.legacy, state.legacy_data = True, data
         for item in legacy.entries:
             mapping = {str(k): int(v) for k, v in dict(item.get("mapping") or {}).items()}
-            state.entries[str(item["name"])] = _Entry(
+            state.entries[str(item["name"])] = Entry(
                 str(item["name"]), "legacy", mapping, "", -1, None,
                 int(item["offset"]), int(item["length"]), 0, -1, {},
             )  # fmt: skip
@@ -468,7 +395,7 @@ class MaskArchive:
                 if blob:
                     os.pwrite(fd, blob, offset)
                     fresh.data_end += len(blob)
-                fresh.entries[name] = _replace_location(entry, offset)
+                fresh.entries[name] = replace_location(entry, offset)
             fresh.commit()
             temp.replace(state.path)
         except BaseException:
@@ -549,7 +476,7 @@ class MaskArchive:
         return {n: e.members for n, e in self._state.entries.items() if e.kind == "group"}
 
     # -- internals -------------------------------------------------------------------------
-    def _encoded(self, entry: _Entry) -> EncodedMask:
+    def _encoded(self, entry: Entry) -> EncodedMask:
         return EncodedMask(
             CodecId(entry.codec), entry.dtype, self._shape(), entry.bbox, self._blob(entry)
         )
@@ -576,7 +503,7 @@ class MaskArchive:
         if name in self._state.entries and not replace:
             raise ValueError(f"a mask named {name!r} is already in the archive; use replace=True")
 
-    def _entry(self, name: str) -> _Entry:
+    def _entry(self, name: str) -> Entry:
         if self.closed:
             raise ValueError(f"{self._state.path}: archive is closed")
         try:
@@ -596,7 +523,7 @@ class MaskArchive:
             raise MedmaskError(f"{self._state.path}: the archive has no geometry yet")
         return self._state.space
 
-    def _blob(self, entry: _Entry) -> bytes:
+    def _blob(self, entry: Entry) -> bytes:
         data = self._state.read(entry.offset, entry.length)
         if entry.kind != "legacy" and zlib.crc32(data) != entry.crc:
             raise ChecksumError(
@@ -620,7 +547,7 @@ class MaskArchive:
         if encoded.blob:
             os.pwrite(state.fd, encoded.blob, offset)
             state.data_end += len(encoded.blob)
-        entry = _Entry(
+        entry = Entry(
             name=name,
             kind=kind,
             mapping=mapping,
@@ -656,7 +583,7 @@ class MaskArchive:
                 union[region] |= crop != 0
         return union, ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
 
-    def _group_crop(self, entry: _Entry) -> tuple[NDArray[Any], tuple[int, int, int]]:
+    def _group_crop(self, entry: Entry) -> tuple[NDArray[Any], tuple[int, int, int]]:
         if entry.dtype not in ("bool", "uint8", "uint16", "uint32"):
             raise FormatError(f"unsupported stored dtype {entry.dtype!r}")
         dtype = np.dtype(entry.dtype)
@@ -704,93 +631,6 @@ def _hull(boxes: list[BBox]) -> BBox:
     lo = [min(b[a][0] for b in boxes) for a in range(3)]
     hi = [max(b[a][1] for b in boxes) for a in range(3)]
     return ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
-
-
-_NO_DEFAULT = object()
-
-
-def _defaults(name: str, mapping: dict[str, int], count: int) -> dict[str, Any]:
-    """Index values an entry may omit (docs/mask-format.md): most masks are plain binary."""
-    labels = list(mapping.values())
-    return {
-        "kind": "mask",
-        "mapping": {name: 1},
-        "dtype": "uint8",
-        "codec": 0,
-        "bbox": None,
-        "offset": 0,
-        "length": 0,
-        "crc": 0,
-        "count": 0,
-        "label_counts": {str(labels[0]): count} if len(labels) == 1 and count else {},
-        "members": [],
-        "residual_bbox": None,
-    }
-
-
-class _Index:
-    """Entries by name, in index order; each parsed and checked when first used.
-
-    Opening an archive then costs one JSON parse, not one validation per mask.
-    """
-
-    def __init__(self, data_end: int = 0, source: str = "") -> None:
-        self._items: dict[str, _Entry | dict[str, Any]] = {}
-        self._data_end, self._source = data_end, source
-
-    def add_raw(self, name: str, raw: dict[str, Any]) -> None:
-        if name in self._items:
-            raise FormatError(f"{self._source}: name {name!r} appears twice in the index")
-        self._items[name] = raw
-
-    def __getitem__(self, name: str) -> _Entry:
-        item = self._items[name]
-        if isinstance(item, dict):
-            item = _Entry.from_dict(item, self._data_end, self._source)
-            self._items[name] = item
-        return item
-
-    def get(self, name: str) -> _Entry | None:
-        return self[name] if name in self._items else None
-
-    def __setitem__(self, name: str, entry: _Entry) -> None:
-        self._items[name] = entry
-
-    def __delitem__(self, name: str) -> None:
-        del self._items[name]
-
-    def pop(self, name: str) -> None:
-        self._items.pop(name, None)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def values(self) -> list[_Entry]:
-        return [self[name] for name in self._items]
-
-    def items(self) -> list[tuple[str, _Entry]]:
-        return [(name, self[name]) for name in self._items]
-
-
-def _replace_location(entry: _Entry, offset: int) -> _Entry:
-    return dataclasses.replace(entry, offset=offset)
-
-
-def _box_list(box: BBox | None) -> list[list[int]] | None:
-    return [list(axis) for axis in box] if box else None
-
-
-def _box_tuple(value: Any) -> BBox | None:
-    if value is None:
-        return None
-    (a, b), (c, d), (e, f) = value
-    return ((int(a), int(b)), (int(c), int(d)), (int(e), int(f)))
 
 
 def _paste(
