@@ -12,19 +12,11 @@ from .header import TEXT_KEYWORDS, ImageFacts
 
 __all__ = ["FIXED_COLUMNS", "RowProblem", "age_in_years", "build_row"]
 
+# The original tool's column order: the text columns sit in the middle, as read.
 FIXED_COLUMNS: Final = [
     "ProjectID",
     "FileName",
-    "PatientName",
-    "PatientID",
-    "StudyDate",
-    "PatientBirthDate",
-    "PatientAge",
-    "PatientSex",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "Modality",
-    "Manufacturer",
+    *TEXT_KEYWORDS,
     "Rows",
     "Columns",
     "ImageCount",
