@@ -57,7 +57,6 @@ _NEEDED: Final = frozenset(
 )  # fmt: skip
 _LAST_NEEDED: Final = max(_NEEDED)
 _PIXEL_DATA: Final = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
-_TAG: Final = struct.Struct("<HH")
 _US: Final = struct.Struct("<H")
 _PATIENT_NAME: Final = 0x00100010
 _EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
