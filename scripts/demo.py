@@ -1,7 +1,7 @@
 """`make demo`: generate the sample data, run both tools on it, say where everything is.
 
-Each step goes through the entry points users call: the command lines, and medmask's
-Python API for the archive (its command line comes with a later issue).
+Each step goes through the entry points users call: the two command lines, and
+medmask's Python API once, as a user's script would.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dcm_extractor.cli import main as dcm_extract
-from medmask import MaskArchive, SegmentationMask
+from medmask import MaskArchive
 from medmask.cli import main as medmask
 
 
@@ -45,17 +45,14 @@ def summarize_masks(truth_path: Path) -> None:
         print(f"  overlap {a} / {b}: {overlap['voxels']} voxels")
 
 
-def pack_masks(masks_dir: Path, archive_path: Path) -> None:
-    """Pack the generated per-organ masks into one archive, as a user's script would."""
-    print(f"\n$ python: pack {masks_dir / 'segmentations'} into {archive_path}", flush=True)
-    masks = SegmentationMask.from_nifti_folder(masks_dir / "segmentations")
-    with MaskArchive(archive_path, mode="w") as archive:
-        for name, mask in masks.items():
-            archive.add_mask(mask, name)
-        archive.add_group("ribs_left", [f"rib_left_{i}" for i in range(1, 13)])
-    nifti_bytes = sum(p.stat().st_size for p in (masks_dir / "segmentations").glob("*.nii.gz"))
-    size = archive_path.stat().st_size
-    print(f"  {len(masks)} masks + 1 group: {nifti_bytes:,} bytes of .nii.gz -> {size:,} bytes")
+def open_from_python(archive_path: Path) -> None:
+    """Read the archive back through MedMask's API, as a user's script would."""
+    print(f"\n$ python: MaskArchive({str(archive_path)!r}).load_mask('liver')", flush=True)
+    with MaskArchive(archive_path) as archive:
+        liver = archive.load_mask("liver")
+        crop, offset = archive.load_crop("ribs_left")
+    print(f"  liver: {liver!r}")
+    print(f"  ribs_left (a group of 12 ribs): crop {crop.shape} at voxel {offset}")
 
 
 def main(out: str = "demo") -> None:
@@ -75,9 +72,20 @@ def main(out: str = "demo") -> None:
     ]
     run("dcm-extract", dcm_extract, extract)
     run("medmask", medmask, ["--version"])
-    run("medmask", medmask, ["sample", str(masks_dir), "--overwrite"])
+    run("medmask", medmask, ["sample", str(masks_dir), "--scale", "medium", "--overwrite"])
     summarize_masks(masks_dir / "ground_truth.json")
-    pack_masks(masks_dir, masks_dir / "organs.mska")
+    archive = masks_dir / "organs.mska"
+    pack = ["pack", str(masks_dir / "segmentations"), "-o", str(archive), "--overwrite"]
+    run("medmask", medmask, [*pack, "--group", "ribs_left=rib_left_*", "--group", "ribs=rib_*"])
+    run("medmask", medmask, ["ls", str(archive)])
+    run("medmask", medmask, ["verify", str(archive)])
+    preview = masks_dir / "preview.png"
+    run(
+        "medmask",
+        medmask,
+        ["preview", str(archive), "-o", str(preview), "--image", str(masks_dir / "ct.nii.gz")],
+    )
+    open_from_python(archive)
     print("\nResults:")
     print(f"  DICOM cases:        {dicom_dir / 'dicom_cases'}")
     print(f"  DICOM ground truth: {dicom_dir / 'ground_truth.json'}")
@@ -85,7 +93,8 @@ def main(out: str = "demo") -> None:
     print(f"  organ masks:        {masks_dir / 'segmentations'}")
     print(f"  multi-label mask:   {masks_dir / 'multilabel.nii.gz'}")
     print(f"  synthetic CT:       {masks_dir / 'ct.nii.gz'}")
-    print(f"  mask archive:       {masks_dir / 'organs.mska'}")
+    print(f"  mask archive:       {archive}")
+    print(f"  preview picture:    {preview}")
 
 
 if __name__ == "__main__":

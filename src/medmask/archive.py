@@ -35,7 +35,13 @@ from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .space import space_from_dict, space_to_dict, spaces_close, voxel_volume_ml
 
-__all__ = ["ArchiveMode", "MaskArchive", "MaskStatistics", "convert_legacy_archive"]
+__all__ = [
+    "ArchiveMode",
+    "MaskArchive",
+    "MaskStatistics",
+    "StoredMask",
+    "convert_legacy_archive",
+]
 
 ArchiveMode = Literal["r", "w", "a"]
 
@@ -59,6 +65,18 @@ class MaskStatistics:
             "bbox": [list(axis) for axis in self.bbox] if self.bbox else None,
             "label_counts": {str(k): v for k, v in self.label_counts.items()},
         }
+
+
+@dataclass(frozen=True)
+class StoredMask:
+    """How one mask is stored: kind, codec and bytes on disk (for ``medmask info``)."""
+
+    name: str
+    kind: Literal["mask", "group", "legacy"]
+    codec: str  # CodecId name, or "medmask-0.1.3"
+    dtype: str
+    stored_bytes: int
+    members: tuple[str, ...]
 
 
 @dataclass
@@ -471,6 +489,32 @@ class MaskArchive:
             )
         return out
 
+    def storage(self) -> dict[str, StoredMask]:
+        """How every mask is stored, from the index alone."""
+        out = {}
+        for name, entry in self._state.entries.items():
+            if entry.kind == "legacy":
+                codec = "medmask-0.1.3"
+            else:
+                known = {c.value: c.name for c in CodecId}
+                codec = known.get(entry.codec, f"unknown ({entry.codec})")
+            out[name] = StoredMask(
+                name, entry.kind, codec, entry.dtype, entry.length, entry.members
+            )
+        return out
+
+    @property
+    def format_version(self) -> str:
+        """``"2.0"`` for this medmask's format, ``"0.1.3"`` for a medmask 0.1.3 archive."""
+        if self._state.legacy:
+            return "0.1.3"
+        return ".".join(map(str, fmt.FORMAT_VERSION))
+
+    @property
+    def commit(self) -> fmt.Superblock | None:
+        """The superblock this archive was read from (None: never committed, or 0.1.3)."""
+        return self._state.committed
+
     def groups(self) -> dict[str, tuple[str, ...]]:
         """``{group name: member names}``."""
         return {n: e.members for n, e in self._state.entries.items() if e.kind == "group"}
@@ -615,16 +659,41 @@ class MaskArchive:
 
 
 def convert_legacy_archive(
-    source: str | os.PathLike[str], target: str | os.PathLike[str], *, level: int | None = None
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    level: int | None = None,
+    overwrite: bool = True,
 ) -> int:
     """Copy every mask of an archive (e.g. medmask 0.1.3's) into a new format-2 archive.
 
-    Returns the number of masks copied.
+    The new archive appears under ``target`` only when complete. Returns the number of
+    masks copied.
+
+    Raises
+    ------
+    MedmaskError
+        ``target`` is ``source``, or exists and ``overwrite`` is False.
     """
-    with MaskArchive(source) as old, MaskArchive(target, "w", space=old.space, level=level) as new:
-        for name in old:
-            new.add_mask(old.load_mask(name), name)
-        return len(new)
+    src, dst = Path(source), Path(target)
+    if dst.exists() and (dst.resolve() == src.resolve()):
+        raise MedmaskError(f"{dst}: convert into a new file, not onto the archive itself")
+    if dst.exists() and not overwrite:
+        raise MedmaskError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    partial = dst.with_name(f".{dst.name}.partial")
+    try:
+        with (
+            MaskArchive(src) as old,
+            MaskArchive(partial, "w", space=old.space, level=level) as new,
+        ):
+            for name in old:
+                new.add_mask(old.load_mask(name), name)
+            count = len(new)
+        partial.replace(dst)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
 
 
 def _hull(boxes: list[BBox]) -> BBox:

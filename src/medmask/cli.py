@@ -1,17 +1,33 @@
-"""The ``medmask`` command: argument parsing and exit codes only; the work is in the library."""
+"""The ``medmask`` command: argument parsing, output and exit codes; the work is in the library.
+
+Exit codes: 0 ok, 1 damaged or failed input, 2 usage error. Errors are one line on
+stderr; ``--debug`` adds the traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from . import __version__
-from .errors import MedmaskError
+from .archive import convert_legacy_archive
+from .codecs import DEFAULT_LEVEL
+from .errors import MaskNotFoundError, MedmaskError
+from .inspection import describe_archive, verify_archive
+from .packing import PackFailure, PackResult, natural_key, pack, pack_many, parse_group
+from .preview import render_preview
 from .sample import generate_masks
+from .unpacking import unpack_archive, write_multilabel
 
 app = typer.Typer(
     name="medmask",
@@ -22,10 +38,21 @@ app = typer.Typer(
 )
 
 
+class _Options:
+    debug = False
+    quiet = False
+
+
 class _Scale(StrEnum):
     small = "small"
     medium = "medium"
     full = "full"
+
+
+class _Overlap(StrEnum):
+    error = "error"
+    first = "first"
+    last = "last"
 
 
 def _show_version(value: bool) -> None:
@@ -34,14 +61,295 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"medmask: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Library errors as one line and exit code 1 (with the traceback under --debug).
+
+    Warnings (overlaps, unnamed labels) become one ``medmask: warning:`` line each.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _warn
+            yield
+    except (MedmaskError, OSError, ValueError) as err:
+        if _Options.debug:
+            traceback.print_exc()
+        if isinstance(err, MaskNotFoundError | KeyError) and err.args:
+            _fail(str(err.args[0]))
+        if isinstance(err, OSError) and err.filename and err.strerror:
+            _fail(f"{err.filename}: {err.strerror}")
+        _fail(str(err))
+
+
+def _warn(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    typer.echo(f"medmask: warning: {message}", err=True)
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover - the loop always returns
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Store, inspect and convert segmentation-mask archives."""
+    _Options.debug, _Options.quiet = debug, quiet
+
+
+@app.command("pack")
+def _pack(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Folder(s) of per-organ NIfTI masks, or multi-label NIfTI file(s)."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Archive file (one SRC) or folder for <SRC name>.mska."
+        ),
+    ],
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=GLOB: store NAME as the union of the matching masks; repeatable."),
+    ] = None,
+    level: Annotated[
+        int,
+        typer.Option(min=1, max=22, help="zstd level: 19 smallest, 3 several times faster."),
+    ] = DEFAULT_LEVEL,
+    workers: Annotated[int, typer.Option(min=1, help="Sources packed at once.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing archives.")] = False,
+) -> None:
+    """Pack NIfTI masks into .mska archives (one per SRC)."""
+    try:
+        groups = dict(parse_group(text) for text in group or [])
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--group") from err
+    many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
+    with _reported():
+        if not many:
+            _print_pack(pack(sources[0], output, groups=groups, level=level, overwrite=overwrite))
+            return
+        outcomes = _pack_with_progress(sources, output, groups, level, workers, overwrite)
+    failed = [o for o in outcomes if isinstance(o, PackFailure)]
+    for outcome in outcomes:
+        if isinstance(outcome, PackResult):
+            _print_pack(outcome)
+        else:
+            typer.echo(f"medmask: error: {outcome.reason}", err=True)
+    typer.echo(f"{len(outcomes) - len(failed)} packed, {len(failed)} failed, in {output}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _pack_with_progress(
+    sources: Sequence[Path],
+    output: Path,
+    groups: dict[str, str],
+    level: int,
+    workers: int,
+    overwrite: bool,
+) -> list[PackResult | PackFailure]:
+    run = functools.partial(
+        pack_many, sources, output, groups=groups, level=level, workers=workers, overwrite=overwrite
+    )
+    if _Options.quiet or not sys.stderr.isatty():
+        return run()
+    from rich.progress import Progress  # noqa: PLC0415 - only on a terminal
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("packing", total=len(sources))
+        return run(on_done=lambda _: bar.advance(task))
+
+
+def _print_pack(result: PackResult) -> None:
+    for name, reason in result.skipped:
+        typer.echo(f"medmask: warning: {result.source}: skipped {name}: {reason}", err=True)
+    ratio = result.input_bytes / max(result.archive_bytes, 1)
+    groups = f" + {len(result.groups)} group(s)" if result.groups else ""
+    empty = f" ({len(result.empty)} empty)" if result.empty else ""
+    typer.echo(
+        f"{result.target}: {len(result.masks)} masks{empty}{groups}, "
+        f"{_size(result.input_bytes)} of NIfTI -> {_size(result.archive_bytes)} ({ratio:.0f}:1)"
+    )
+
+
+@app.command("ls")
+def _ls(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List the masks of an archive: labels, voxels, volume, bounding box."""
+    from .archive import MaskArchive  # noqa: PLC0415 - keeps `medmask --help` light
+
+    with _reported(), MaskArchive(archive) as opened:
+        stats = opened.statistics()
+        mappings = opened.read_all_mapping()
+        groups = opened.groups()
+    rows = []
+    for name, stat in stats.items():
+        row = stat.to_dict()
+        row["labels"] = mappings[name].to_dict()
+        if name in groups:
+            row["members"] = list(groups[name])
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    width = max([4, *(len(r["name"]) for r in rows)])
+    typer.echo(f"{'name':<{width}}  {'labels':<8} {'voxels':>11} {'ml':>10}  bounding box")
+    for row in rows:
+        box = "-" if row["bbox"] is None else " ".join(f"{a}:{b}" for a, b in row["bbox"])
+        labels = ",".join(str(v) for v in row["labels"].values())
+        kind = f"  group of {len(row['members'])}" if "members" in row else ""
+        typer.echo(
+            f"{row['name']:<{width}}  {labels:<8} {row['voxel_count']:>11,} "
+            f"{row['volume_ml']:>10.2f}  {box}{kind}"
+        )
+    typer.echo(f"{len(rows)} masks")
+
+
+@app.command("info")
+def _info(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False,
+) -> None:
+    """Format version, geometry, sizes, codecs and checksum status of an archive."""
+    with _reported():
+        info = describe_archive(archive)
+    if as_json:
+        typer.echo(json.dumps(info.to_dict(), indent=1))
+        return
+    geometry = info.geometry or {}
+    lines = [
+        ("archive", str(info.path)),
+        ("format", f"medmask archive {info.format_version}"),
+        ("generation", str(info.generation) if info.generation is not None else "-"),
+        ("shape", " x ".join(map(str, geometry.get("shape", [])))),
+        ("spacing (mm)", " x ".join(f"{v:g}" for v in geometry.get("spacing", []))),
+        ("origin (mm)", ", ".join(f"{v:g}" for v in geometry.get("origin", []))),
+        ("masks", f"{info.masks} ({info.empty} empty), groups: {info.groups}"),
+        ("file size", _size(info.file_bytes)),
+        ("mask data", f"{_size(info.data_bytes)}, index {_size(info.index_bytes)}"),
+        ("codecs", ", ".join(f"{k}: {v}" for k, v in sorted(info.codecs.items()))),
+        ("checksums", "superblock, geometry and index ok (blobs: `medmask verify`)"),
+    ]
+    lines += [("superblocks", "; ".join(info.slots))]
+    if info.trailing_bytes:
+        lines += [("note", f"{info.trailing_bytes} bytes after the last commit")]
+    for key, value in lines:
+        typer.echo(f"{key + ':':<14}{value}")
+
+
+@app.command("unpack")
+def _unpack(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for <name>.nii.gz files.")
+    ] = None,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", "-n", help="Only this mask; repeatable.")
+    ] = None,
+    multilabel: Annotated[
+        Path | None,
+        typer.Option(help="Write one multi-label NIfTI with label names instead."),
+    ] = None,
+    overlap: Annotated[
+        _Overlap,
+        typer.Option(help="Multi-label only: where masks overlap, refuse or let first/last win."),
+    ] = _Overlap.error,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Write an archive's masks back to NIfTI with their exact geometry."""
+    if (output is None) == (multilabel is None):
+        raise typer.BadParameter("give either --output DIR or --multilabel FILE", param_hint="-o")
+    with _reported():
+        if multilabel is not None:
+            result = write_multilabel(
+                archive, multilabel, names=name, overlap=overlap.value, overwrite=overwrite
+            )
+            for (kept, lost), voxels in result.overlaps.items():
+                typer.echo(f"medmask: warning: {voxels} voxels of {lost} given to {kept}", err=True)
+            typer.echo(f"{result.path}: {len(result.mapping)} labels")
+            return
+        assert output is not None  # checked above
+        written = unpack_archive(archive, output, names=name, overwrite=overwrite)
+    typer.echo(f"{len(written)} masks written to {output}")
+
+
+@app.command("verify")
+def _verify(
+    archives: Annotated[list[Path], typer.Argument(help="Archives to check.")],
+) -> None:
+    """Check every checksum and decode every mask; exit 1 if anything is damaged."""
+    damaged = 0
+    for path in archives:
+        result = verify_archive(path)
+        for note in result.notes:
+            typer.echo(f"medmask: note: {path}: {note}", err=True)
+        if result.ok:
+            typer.echo(f"ok       {path} ({result.checked} masks)")
+            continue
+        damaged += 1
+        typer.echo(f"DAMAGED  {path}")
+        for line in result.damaged:
+            typer.echo(f"  {line}")
+    if damaged:
+        typer.echo(f"{damaged} of {len(archives)} archives damaged", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("preview")
+def _preview(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", "-n", help="Only this mask; repeatable.")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="CT (or other) NIfTI of the same scan to draw under.")
+    ] = None,
+    window_center: Annotated[float, typer.Option(help="Image window centre.")] = 40.0,
+    window_width: Annotated[float, typer.Option(min=1e-3, help="Image window width.")] = 400.0,
+) -> None:
+    """Draw axial, coronal and sagittal slices through the masks, with a legend."""
+    window = (window_center - window_width / 2, window_center + window_width / 2)
+    with _reported():
+        result = render_preview(archive, output, names=name, image=image, window=window)
+    cuts = ", ".join(f"{view} {index}" for view, index in result.cuts.items())
+    typer.echo(f"{result.path}: {len(result.shown)} masks shown ({cuts})")
+    if result.hidden:
+        hidden = sorted(result.hidden, key=natural_key)
+        more = f" and {len(hidden) - 8} more" if len(hidden) > 8 else ""
+        typer.echo(f"not in these slices: {', '.join(hidden[:8])}{more}")
+
+
+@app.command("convert")
+def _convert(
+    source: Annotated[Path, typer.Argument(help="A medmask 0.1.3 (or any) archive.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New .mska file.")],
+    level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = DEFAULT_LEVEL,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
+) -> None:
+    """Copy an archive (e.g. medmask 0.1.3's) into the current format."""
+    with _reported():
+        count = convert_legacy_archive(source, output, level=level, overwrite=overwrite)
+    typer.echo(f"{output}: {count} masks converted from {source}")
 
 
 @app.command("sample")
@@ -56,11 +364,8 @@ def _sample(
     overwrite: Annotated[bool, typer.Option(help="Replace masks generated earlier.")] = False,
 ) -> None:
     """Write generated organ masks (TotalSegmentator layout) to OUT_DIR."""
-    try:
+    with _reported():
         result = generate_masks(out_dir, seed=seed, scale=scale.value, overwrite=overwrite)
-    except (MedmaskError, ValueError, OSError) as err:
-        typer.echo(f"medmask: error: {err}", err=True)
-        raise typer.Exit(1) from err
     typer.echo(f"{len(result.names)} masks in {result.masks_dir}")
     typer.echo(f"multi-label: {result.multilabel_path}")
 
@@ -68,6 +373,7 @@ def _sample(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``medmask`` with ``argv`` (default: the process arguments); return the exit code."""
     command = typer.main.get_command(app)
+    _Options.debug = _Options.quiet = False
     try:
         command.main(args=list(argv) if argv is not None else None, prog_name="medmask")
     except SystemExit as done:  # click exits 0 on success, 2 on usage errors

@@ -28,7 +28,14 @@ from .mask import SegmentationMask
 from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
 from .space import space_from_affine, spaces_close
 
-__all__ = ["NIFTI_SUFFIXES", "read_nifti", "read_nifti_folder", "write_nifti"]
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "is_nifti",
+    "nifti_stem",
+    "read_nifti",
+    "read_nifti_folder",
+    "write_nifti",
+]
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -80,7 +87,7 @@ def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationM
     root = Path(folder)
     if not root.is_dir():
         raise MedmaskError(f"{root}: not a folder of NIfTI masks")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_nifti(p))
     if not files:
         raise MedmaskError(f"{root}: no .nii or .nii.gz files found")
     masks: dict[str, SegmentationMask] = {}
@@ -91,7 +98,7 @@ def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationM
             first = (path, mask.space)
         elif not spaces_close(mask.space, first[1]):
             raise FormatError(f"{path}: geometry differs from {first[0].name}")
-        masks[_stem(path)] = mask
+        masks[nifti_stem(path)] = mask
     return dict(sorted(masks.items()))
 
 
@@ -173,11 +180,11 @@ def _label_names(
                 return LabelMapping({n: k for k, n in sorted(table.items())})
     path = None if isinstance(source, nib.Nifti1Image) else Path(source)
     if path is not None:
-        sidecar = path.with_name(_stem(path) + ".json")
+        sidecar = path.with_name(nifti_stem(path) + ".json")
         if sidecar.is_file():
             return _sidecar_names(sidecar)
         if int(array.max(initial=0)) <= 1:
-            return LabelMapping({_stem(path): 1})
+            return LabelMapping({nifti_stem(path): 1})
     return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
 
 
@@ -194,7 +201,14 @@ def _sidecar_names(path: Path) -> LabelMapping:
         raise FormatError(f"{path}: label sidecar is not a name/label JSON object: {err}") from err
 
 
-def _stem(path: Path) -> str:
+def is_nifti(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named like a NIfTI file (``.nii`` or ``.nii.gz``)."""
+    return Path(path).name.endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: str | os.PathLike[str]) -> str:
+    """The file name without ``.nii.gz``/``.nii``: a TotalSegmentator mask's organ name."""
+    path = Path(path)
     for suffix in NIFTI_SUFFIXES:
         if path.name.endswith(suffix):
             return path.name[: -len(suffix)]

@@ -32,6 +32,7 @@ __all__ = [
     "pack_geometry",
     "pack_index",
     "pack_superblock",
+    "read_slots",
     "unpack_geometry",
     "unpack_index",
 ]
@@ -140,6 +141,16 @@ def choose_superblock(head: bytes, file_size: int, source: str) -> tuple[Superbl
             f"{source}: {version[0] if version else 'no valid superblock'} ({reasons})"
         )
     return max(valid, key=lambda pair: pair[0].generation)
+
+
+def read_slots(head: bytes, file_size: int) -> tuple[Superblock | str | None, ...]:
+    """Each slot's superblock, the reason it is invalid, or None while it is still unused."""
+    return tuple(
+        None
+        if head[o : o + SLOT_SIZE].count(0) == SLOT_SIZE
+        else _unpack_superblock(head[o : o + SLOT_SIZE], file_size)
+        for o in SLOT_OFFSETS
+    )
 
 
 def pack_geometry(space: dict[str, Any]) -> bytes:

@@ -60,7 +60,11 @@ class MaskSample:
 
 
 def sample_affine(shape: Shape3, spacing: tuple[float, float, float]) -> NDArray[np.float64]:
-    """A realistic voxel-to-world affine: anisotropic, rotated 15 deg in-plane and tilted 4 deg."""
+    """A realistic voxel-to-world affine: anisotropic, rotated 15 deg in-plane and tilted 4 deg.
+
+    Voxel axes run to the patient's left, posterior and superior (LPS, the DICOM order
+    the anatomy is drawn in); NIfTI world coordinates are RAS, hence the sign flips.
+    """
     yaw, tilt = math.radians(15.0), math.radians(4.0)
     rz = np.array(
         [[math.cos(yaw), -math.sin(yaw), 0.0], [math.sin(yaw), math.cos(yaw), 0.0], [0, 0, 1]]
@@ -68,7 +72,7 @@ def sample_affine(shape: Shape3, spacing: tuple[float, float, float]) -> NDArray
     rx = np.array(
         [[1.0, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]]
     )
-    linear = rz @ rx @ np.diag(spacing)
+    linear = np.diag([-1.0, -1.0, 1.0]) @ rz @ rx @ np.diag(spacing)
     affine = np.eye(4)
     affine[:3, :3] = linear
     affine[:3, 3] = -linear @ (np.array(shape, dtype=float) / 2.0)  # volume centred on the origin

@@ -1,0 +1,304 @@
+"""NIfTI masks into archives: one folder or multi-label file per archive, many in parallel.
+
+``pack`` streams: it holds one mask in memory at a time, so a 117-organ full-body case
+needs the memory of one volume, not of 117. An archive appears under its final name
+only when complete; a failed pack leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .archive import MaskArchive
+from .bbox import label_extents
+from .errors import FormatError, MedmaskError
+from .mapping import LabelMapping
+from .mask import SegmentationMask
+from .nifti import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_nifti
+from .space import spaces_close
+
+__all__ = [
+    "PackFailure",
+    "PackResult",
+    "archive_name_for",
+    "natural_key",
+    "pack",
+    "pack_many",
+    "parse_group",
+]
+
+
+TOTALSEG_FOLDER = "segmentations"
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What one :func:`pack` call stored."""
+
+    source: Path
+    target: Path
+    masks: list[str]
+    groups: dict[str, list[str]]
+    empty: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    input_bytes: int = 0
+    archive_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PackFailure:
+    """A source :func:`pack_many` could not pack, and why."""
+
+    source: Path
+    reason: str
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting ``rib_left_2`` before ``rib_left_10``."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
+
+
+def parse_group(text: str) -> tuple[str, str]:
+    """``"ribs_left=rib_left_*"`` -> ``("ribs_left", "rib_left_*")``.
+
+    Raises
+    ------
+    ValueError
+        Not of the form ``NAME=GLOB`` with both parts non-empty.
+    """
+    name, sep, pattern = text.partition("=")
+    if not sep or not name.strip() or not pattern.strip():
+        raise ValueError(f"group {text!r} is not NAME=GLOB (e.g. ribs_left='rib_left_*')")
+    return name.strip(), pattern.strip()
+
+
+def archive_name_for(source: str | os.PathLike[str]) -> str:
+    """The archive file name :func:`pack_many` gives a source: ``<folder or stem>.mska``.
+
+    TotalSegmentator writes ``<case>/segmentations/``: such a folder is named after the case.
+    """
+    path = Path(source)
+    if path.is_file():
+        return nifti_stem(path) + ".mska"
+    path = path.resolve()
+    if path.name == TOTALSEG_FOLDER and path.parent.name:
+        return path.parent.name + ".mska"
+    return path.name + ".mska"
+
+
+def pack(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    groups: Mapping[str, str] | None = None,
+    level: int | None = None,
+    overwrite: bool = False,
+) -> PackResult:
+    """Pack a folder of per-organ NIfTI masks, or one multi-label NIfTI, into an archive.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A folder of ``<name>.nii.gz`` masks (TotalSegmentator layout; every file one
+        mask named after the file) or a multi-label ``.nii``/``.nii.gz`` whose label
+        names come from its label table or JSON sidecar (each label one mask).
+    target : str or os.PathLike
+        The ``.mska`` file to write.
+    groups : Mapping[str, str], optional
+        ``{group name: glob}``: each group is stored as the union of the masks whose
+        names match the glob (``{"ribs_left": "rib_left_*"}``).
+    level : int, optional
+        zstd level (1-22); default :data:`medmask.codecs.DEFAULT_LEVEL` (small),
+        :data:`medmask.codecs.FAST_LEVEL` writes several times faster.
+    overwrite : bool
+        Replace an existing ``target``.
+
+    Returns
+    -------
+    PackResult
+
+    Raises
+    ------
+    MedmaskError
+        The source holds no masks, a group matches no mask or clashes with a mask's
+        name, or ``target`` exists; :class:`FormatError` when a file is not a readable
+        mask or its geometry differs from the others.
+    """
+    src, dst = Path(source), Path(target)
+    if not src.exists():
+        raise MedmaskError(f"{src}: no such file or folder")
+    if dst.exists() and not overwrite:
+        raise MedmaskError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    if level is not None and not 1 <= level <= 22:
+        raise MedmaskError(f"level must be between 1 and 22, got {level}")
+    skipped: list[tuple[str, str]] = []
+    if src.is_dir():
+        files = _folder_files(src, skipped)
+        masks: Iterator[tuple[str, SegmentationMask]] = _folder_masks(files)
+        input_bytes = sum(p.stat().st_size for p in files)
+    else:
+        if not is_nifti(src):
+            raise MedmaskError(f"{src}: not a folder of masks or a .nii/.nii.gz file")
+        masks = _split_labels(src)
+        input_bytes = src.stat().st_size
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(f".{dst.name}.partial")
+    try:
+        with MaskArchive(partial, "w", level=level) as archive:
+            names, empty = [], []
+            for name, mask in masks:
+                archive.add_mask(mask, name)
+                names.append(name)
+                if archive.statistics()[name].voxel_count == 0:
+                    empty.append(name)
+            if not names:
+                raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
+            stored_groups = _add_groups(archive, groups or {}, names)
+        partial.replace(dst)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return PackResult(
+        src, dst, names, stored_groups, empty, skipped, input_bytes, dst.stat().st_size
+    )
+
+
+def pack_many(
+    sources: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    groups: Mapping[str, str] | None = None,
+    level: int | None = None,
+    overwrite: bool = False,
+    workers: int = 1,
+    on_done: Callable[[PackResult | PackFailure], None] | None = None,
+) -> list[PackResult | PackFailure]:
+    """Pack each source into ``out_dir/<name>.mska``, ``workers`` at a time.
+
+    A source that fails costs only its own archive: it is returned as a
+    :class:`PackFailure` with the reason, and the others go on. Results come back in
+    the order of ``sources``; ``on_done`` is called as each finishes (for progress).
+
+    Raises
+    ------
+    MedmaskError
+        Two sources would write the same archive name.
+    """
+    out = Path(out_dir)
+    targets: dict[str, Path] = {}
+    for source in sources:
+        name = archive_name_for(source)
+        if name in targets:
+            raise MedmaskError(f"{targets[name]} and {source} would both be packed into {name}")
+        targets[name] = Path(source)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(Path(s), out / archive_name_for(s)) for s in sources]
+    results: dict[Path, PackResult | PackFailure] = {}
+
+    def finish(source: Path, outcome: PackResult | PackFailure) -> None:
+        results[source] = outcome
+        if on_done is not None:
+            on_done(outcome)
+
+    if workers <= 1 or len(jobs) <= 1:
+        for source, target in jobs:
+            finish(source, _pack_or_fail(source, target, groups, level, overwrite))
+    else:
+        # spawn: zstd and numpy threads in the parent make fork unsafe
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures: dict[Future[PackResult | PackFailure], Path] = {
+                pool.submit(_pack_or_fail, source, target, groups, level, overwrite): source
+                for source, target in jobs
+            }
+            for future in as_completed(futures):
+                source = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as err:  # the worker process itself died
+                    outcome = PackFailure(source, f"worker failed: {err!r}")
+                finish(source, outcome)
+    return [results[source] for source, _ in jobs]
+
+
+def _pack_or_fail(
+    source: Path,
+    target: Path,
+    groups: Mapping[str, str] | None,
+    level: int | None,
+    overwrite: bool,
+) -> PackResult | PackFailure:
+    try:
+        return pack(source, target, groups=groups, level=level, overwrite=overwrite)
+    except (MedmaskError, OSError, ValueError) as err:
+        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        if isinstance(err, OSError) and err.strerror:
+            reason = f"{err.filename or source}: {err.strerror}"
+        elif str(source) not in reason:
+            reason = f"{source}: {reason}"
+        return PackFailure(source, reason)
+
+
+def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    files = []
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.is_file() and is_nifti(path):
+            files.append(path)
+        elif path.name.endswith(".json") and any(
+            (folder / (path.name[:-5] + suffix)).exists() for suffix in NIFTI_SUFFIXES
+        ):
+            continue  # a label sidecar, read with its mask
+        else:
+            kind = "folder" if path.is_dir() else "file"
+            skipped.append((path.name, f"not a NIfTI mask ({kind})"))
+    return files
+
+
+def _folder_masks(files: list[Path]) -> Iterator[tuple[str, SegmentationMask]]:
+    first: tuple[Path, SegmentationMask] | None = None
+    for path in files:
+        mask = read_nifti(path)
+        if first is None:
+            first = (path, mask)
+        elif not spaces_close(mask.space, first[1].space):
+            raise FormatError(
+                f"{path}: geometry differs from {first[0].name} "
+                f"(shape {mask.shape} vs {first[1].shape}); one archive holds one scan's masks"
+            )
+        yield nifti_stem(path), mask
+
+
+def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask]]:
+    """Each named label of a multi-label file as its own 0/1 uint8 mask."""
+    combined = read_nifti(path)
+    extents = label_extents(combined.data)
+    for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
+        part = np.zeros(combined.shape, dtype=np.uint8)
+        if label in extents:
+            box = extents[label][1]
+            region = tuple(slice(a, b) for a, b in box)
+            part[region] = combined.data[region] == label
+        yield name, SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
+
+
+def _add_groups(
+    archive: MaskArchive, groups: Mapping[str, str], names: list[str]
+) -> dict[str, list[str]]:
+    stored = {}
+    for group, pattern in groups.items():
+        if group in names:
+            raise MedmaskError(f"group {group!r} has the name of a mask; choose another name")
+        members = sorted((n for n in names if fnmatch.fnmatchcase(n, pattern)), key=natural_key)
+        if not members:
+            raise MedmaskError(f"group {group!r}: no mask name matches {pattern!r}")
+        archive.add_group(group, members)
+        stored[group] = members
+    return stored

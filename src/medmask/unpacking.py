@@ -1,0 +1,196 @@
+"""Archives back to NIfTI: one file per mask, or one multi-label file.
+
+A multi-label file holds one value per voxel, so overlapping masks cannot all survive
+in it: :func:`write_multilabel` refuses (:class:`OverlapError`, with every pair and
+voxel count) unless told which mask wins, and reports what it overwrote either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .archive import MaskArchive
+from .errors import MaskNotFoundError, MedmaskError
+from .mapping import LabelMapping
+from .mask import SegmentationMask
+from .nifti import write_nifti
+
+__all__ = [
+    "MultilabelResult",
+    "OverlapError",
+    "OverlapPolicy",
+    "unpack_archive",
+    "write_multilabel",
+]
+
+OverlapPolicy = Literal["error", "first", "last"]
+"""Who keeps a voxel two masks share: nobody (refuse), the earlier name, the later one."""
+
+
+class OverlapError(MedmaskError):
+    """Masks overlap, and a multi-label file can keep only one of them per voxel."""
+
+    def __init__(self, message: str, overlaps: dict[tuple[str, str], int]) -> None:
+        super().__init__(message)
+        self.overlaps = overlaps
+
+
+@dataclass(frozen=True)
+class MultilabelResult:
+    """The file written, its label names, and the voxels each overlap gave away."""
+
+    path: Path
+    mapping: dict[str, int]
+    overlaps: dict[tuple[str, str], int] = field(default_factory=dict)  # (kept, lost): voxels
+
+
+def unpack_archive(
+    archive_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write masks of an archive as ``out_dir/<name>.nii.gz`` with the archive's geometry.
+
+    Parameters
+    ----------
+    names : Sequence[str], optional
+        The masks to write (groups included); default all.
+    overwrite : bool
+        Replace existing files; otherwise an existing file is an error before anything
+        is written.
+
+    Raises
+    ------
+    MaskNotFoundError
+        A name is not in the archive.
+    MedmaskError
+        A name cannot be a file name, or a file exists and ``overwrite`` is False.
+    """
+    out = Path(out_dir)
+    with MaskArchive(archive_path) as archive:
+        chosen = _choose(archive, names, groups=True)
+        targets = {name: out / f"{_file_name(name)}.nii.gz" for name in chosen}
+        if not overwrite:
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if existing:
+                raise MedmaskError(
+                    f"{existing[0]} exists ({len(existing)} files would be replaced); "
+                    "pass overwrite=True (--overwrite)"
+                )
+        out.mkdir(parents=True, exist_ok=True)
+        for name, target in targets.items():
+            write_nifti(archive.load_mask(name), target)
+    return list(targets.values())
+
+
+def write_multilabel(
+    archive_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    overlap: OverlapPolicy = "error",
+    overwrite: bool = False,
+) -> MultilabelResult:
+    """Write masks of an archive into one multi-label NIfTI with a label-name table.
+
+    Every name of every chosen mask gets its own label, 1, 2, ... in order (groups are
+    left out unless named: they overlap their members by definition).
+
+    Parameters
+    ----------
+    names : Sequence[str], optional
+        The masks, in label order; default every mask that is not a group.
+    overlap : {"error", "first", "last"}
+        Where masks overlap: refuse; keep the mask earlier in ``names``; keep the later.
+
+    Raises
+    ------
+    OverlapError
+        ``overlap="error"`` and two masks share voxels (nothing is written).
+    """
+    out = Path(target)
+    if overlap not in ("error", "first", "last"):
+        raise ValueError(f"overlap must be 'error', 'first' or 'last', got {overlap!r}")
+    if out.exists() and not overwrite:
+        raise MedmaskError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    with MaskArchive(archive_path) as archive:
+        chosen = _choose(archive, names, groups=False)
+        space = archive.space
+        if space is None:
+            raise MedmaskError(f"{archive_path}: the archive holds no masks")
+        mappings = archive.read_all_mapping()
+        mapping: dict[str, int] = {}
+        for name in chosen:
+            for label_name in mappings[name].names():
+                if label_name in mapping:
+                    raise MedmaskError(f"label name {label_name!r} occurs in two masks")
+                mapping[label_name] = len(mapping) + 1
+        dtype = np.uint8 if len(mapping) < 256 else np.uint16
+        volume = np.zeros(tuple(int(n) for n in space.shape), dtype=dtype)
+        by_label = {label: name for name, label in mapping.items()}
+        overlaps: dict[tuple[str, str], int] = {}
+        for name in chosen:
+            crop, offset = archive.load_crop(name)
+            if crop.size:
+                box = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
+                for label_name, value in mappings[name].items():
+                    inside = crop == value
+                    for pair, count in _paint(volume[box], inside, mapping[label_name], overlap):
+                        key = (by_label[pair[0]], label_name)
+                        key = key if overlap != "last" else (key[1], key[0])
+                        overlaps[key] = overlaps.get(key, 0) + count
+    if overlaps and overlap == "error":
+        pairs = ", ".join(f"{a}/{b} ({n} voxels)" for (a, b), n in overlaps.items())
+        raise OverlapError(
+            f"masks overlap, a multi-label file keeps one label per voxel: {pairs}; "
+            "say which wins (overlap='first'/'last', --overlap first|last) or leave one out",
+            overlaps,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_nifti(SegmentationMask._trusted(volume, LabelMapping(mapping), space), out)
+    return MultilabelResult(out, mapping, overlaps)
+
+
+def _paint(
+    region: NDArray[Any], inside: NDArray[np.bool_], label: int, overlap: OverlapPolicy
+) -> list[tuple[tuple[int, int], int]]:
+    """Write ``label`` where ``inside``; return ``((holder, label), voxels)`` per overlap."""
+    taken = inside & (region != 0)
+    found = []
+    if taken.any():
+        holders, counts = np.unique(region[taken], return_counts=True)
+        found = [((int(h), label), int(c)) for h, c in zip(holders, counts, strict=True)]
+        if overlap == "first":
+            inside = inside & ~taken
+    region[inside] = label
+    return found
+
+
+def _choose(archive: MaskArchive, names: Sequence[str] | None, *, groups: bool) -> list[str]:
+    if names:
+        missing = [n for n in names if n not in archive]
+        if missing:
+            raise MaskNotFoundError(
+                f"{archive.path}: no mask named {', '.join(map(repr, missing))} "
+                f"(see `medmask ls {archive.path}`)"
+            )
+        return list(dict.fromkeys(names))
+    group_names = set(archive.groups())
+    return [n for n in archive if groups or n not in group_names]
+
+
+def _file_name(name: str) -> str:
+    """``name`` if it is safe as a file name on every system, else a clear error."""
+    bad = set('/\\:*?"<>|\0')
+    if name in (".", "..") or any(ch in bad for ch in name) or name != name.strip():
+        raise MedmaskError(f"mask name {name!r} cannot be a file name; unpack it with --multilabel")
+    return name

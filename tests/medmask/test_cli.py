@@ -1,0 +1,256 @@
+"""The ``medmask`` command through ``main([...])``: every subcommand, good and bad input.
+
+Exit codes: 0 ok, 1 damaged or failed input, 2 usage error; errors are one line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from medmask import MaskArchive
+from medmask.cli import main
+from medmask.format import archive as fmt
+from medmask.sample import MaskSample
+
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3" / "organs.mska"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("medmask: error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def truth(mask_sample: MaskSample) -> dict[str, object]:
+    return json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory, mask_sample: MaskSample) -> Path:
+    target = tmp_path_factory.mktemp("cli") / "organs.mska"
+    argv = [
+        "pack",
+        str(mask_sample.masks_dir),
+        "-o",
+        str(target),
+        "--group",
+        "ribs_left=rib_left_*",
+    ]
+    assert main(argv) == 0
+    return target
+
+
+def test_pack_reports_what_it_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample, truth: dict
+) -> None:
+    target = tmp_path / "a.mska"
+    code, out, _ = run(capsys, "pack", mask_sample.masks_dir, "-o", target, "--level", 3)
+    assert code == 0
+    assert f"{len(truth['labels'])} masks ({len(truth['empty'])} empty)" in out
+    names = MaskArchive(target).all_names()
+    assert set(names) == set(truth["labels"])
+    assert names.index("rib_left_2") < names.index("rib_left_10")  # natural file order
+    code, _, err = run(capsys, "pack", mask_sample.masks_dir, "-o", target)
+    assert code == 1
+    assert "exists" in one_line_error(err)
+    code, out, _ = run(capsys, "pack", mask_sample.multilabel_path, "-o", target, "--overwrite")
+    assert code == 0
+    assert set(MaskArchive(target).all_names()) == set(truth["labels"])
+
+
+def test_pack_usage_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample
+) -> None:
+    for argv in (
+        ["pack", mask_sample.masks_dir, "-o", tmp_path / "x.mska", "--level", 30],
+        ["pack", mask_sample.masks_dir, "-o", tmp_path / "x.mska", "--group", "ribs"],
+        ["pack", mask_sample.masks_dir],  # no -o
+        ["no-such-command"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert "Traceback" not in err
+    assert not (tmp_path / "x.mska").exists()
+
+
+def test_pack_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample
+) -> None:
+    code, _, err = run(
+        capsys, "pack", mask_sample.masks_dir, "-o", tmp_path / "x.mska", "--group", "g=nothing*"
+    )
+    assert code == 1
+    assert "no mask name matches 'nothing*'" in one_line_error(err)
+    broken = tmp_path / "broken"
+    shutil.copytree(mask_sample.masks_dir, broken)
+    (broken / "notes.txt").write_text("x", encoding="utf-8")
+    code, _, err = run(capsys, "pack", broken, "-o", tmp_path / "y.mska")
+    assert code == 0
+    assert f"warning: {broken}: skipped notes.txt: not a NIfTI mask" in err  # never silent
+    (broken / "liver.nii.gz").write_bytes(b"garbage")
+    code, _, err = run(capsys, "pack", broken, "-o", tmp_path / "x.mska")
+    assert code == 1
+    assert "liver.nii.gz: not a readable NIfTI file" in one_line_error(err)
+    code, _, err = run(capsys, "--debug", "pack", broken, "-o", tmp_path / "x.mska")
+    assert code == 1
+    assert "Traceback" in err
+    assert not (tmp_path / "x.mska").exists()
+
+
+def test_pack_many_in_parallel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample
+) -> None:
+    bad = tmp_path / "bad_case"
+    bad.mkdir()
+    argv = ["pack", mask_sample.masks_dir, mask_sample.multilabel_path, bad]
+    code, out, err = run(capsys, *argv, "-o", tmp_path / "out", "--workers", 2, "--level", 3)
+    assert code == 1
+    assert "2 packed, 1 failed" in out
+    assert "bad_case: no .nii or .nii.gz masks found" in err
+    case = mask_sample.masks_dir.parent.name  # <case>/segmentations is named after the case
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["multilabel.mska", f"{case}.mska"]
+    )
+
+
+def test_ls_table_and_json(
+    capsys: pytest.CaptureFixture[str], archive: Path, mask_sample: MaskSample, truth: dict
+) -> None:
+    code, out, _ = run(capsys, "ls", archive, "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert set(rows) == {*truth["labels"], "ribs_left"}
+    for name in truth["labels"]:
+        data = np.asarray(nib.load(mask_sample.masks_dir / f"{name}.nii.gz").dataobj)
+        assert rows[name]["voxel_count"] == int(np.count_nonzero(data))
+        if rows[name]["voxel_count"]:
+            hits = np.argwhere(data)
+            box = [[int(lo), int(hi) + 1] for lo, hi in zip(hits.min(0), hits.max(0), strict=True)]
+            assert rows[name]["bbox"] == box
+    assert rows["ribs_left"]["members"] == [f"rib_left_{i}" for i in range(1, 13)]
+    code, out, _ = run(capsys, "ls", archive)
+    assert code == 0
+    liver = next(line for line in out.splitlines() if line.startswith("liver "))
+    assert f"{rows['liver']['voxel_count']:,}" in liver
+    assert "group of 12" in out
+    assert out.rstrip().endswith(f"{len(rows)} masks")
+
+
+def test_info(capsys: pytest.CaptureFixture[str], archive: Path, truth: dict) -> None:
+    code, out, _ = run(capsys, "info", archive)
+    assert code == 0
+    assert "medmask archive 2.0" in out
+    assert " x ".join(map(str, truth["shape"])) in out
+    code, out, _ = run(capsys, "info", archive, "--json")
+    info = json.loads(out)
+    assert info["masks"] == len(truth["labels"])
+    assert info["groups"] == 1
+    assert info["file_bytes"] == archive.stat().st_size
+    code, _, err = run(capsys, "info", LEGACY.with_name("expected.json"))
+    assert code == 1
+    assert "not a medmask archive" in one_line_error(err)
+    code, _, err = run(capsys, "ls", archive.with_name("missing.mska"))
+    assert code == 1
+    assert "No such file" in one_line_error(err)
+
+
+def test_unpack_files_and_multilabel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], archive: Path, mask_sample: MaskSample
+) -> None:
+    code, _, _ = run(capsys, "unpack", archive, "-o", tmp_path / "un", "-n", "liver")
+    assert code == 0
+    assert [p.name for p in (tmp_path / "un").iterdir()] == ["liver.nii.gz"]
+    original = nib.load(mask_sample.masks_dir / "liver.nii.gz")
+    copy = nib.load(tmp_path / "un" / "liver.nii.gz")
+    assert np.array_equal(np.asarray(copy.dataobj), np.asarray(original.dataobj))
+    assert np.allclose(copy.affine, original.affine, atol=1e-5)
+    code, _, err = run(capsys, "unpack", archive, "-o", tmp_path / "un", "-n", "nope")
+    assert code == 1
+    assert "no mask named 'nope'" in one_line_error(err)
+    target = tmp_path / "ml.nii.gz"
+    code, _, err = run(capsys, "unpack", archive, "--multilabel", target)
+    assert code == 1
+    assert "gallbladder/liver (22 voxels)" in one_line_error(err)
+    assert not target.exists()
+    code, _, err = run(capsys, "unpack", archive, "--multilabel", target, "--overlap", "first")
+    assert code == 0
+    assert "22 voxels of liver given to gallbladder" in err
+    assert target.exists()
+    for argv in (["unpack", archive], ["unpack", archive, "-o", tmp_path, "--multilabel", target]):
+        assert run(capsys, *argv)[0] == 2
+
+
+def test_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str], archive: Path) -> None:
+    code, out, _ = run(capsys, "verify", archive, LEGACY)
+    assert code == 0
+    assert out.count("ok ") == 2
+    damaged = tmp_path / "damaged.mska"
+    data = bytearray(archive.read_bytes())
+    data[fmt.DATA_START + 3] ^= 0x10
+    damaged.write_bytes(bytes(data))
+    code, out, err = run(capsys, "verify", archive, damaged)
+    assert code == 1
+    assert f"DAMAGED  {damaged}" in out
+    assert "fails its checksum" in out
+    assert "1 of 2 archives damaged" in err
+
+
+def test_preview(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], archive: Path, mask_sample: MaskSample
+) -> None:
+    target = tmp_path / "p.png"
+    code, out, _ = run(capsys, "preview", archive, "-o", target, "--image", mask_sample.ct_path)
+    assert code == 0
+    assert out.startswith(f"{target}: ")
+    with Image.open(target) as picture:
+        assert picture.format == "PNG"
+        assert picture.width > 300 and picture.height > 300
+    code, out, _ = run(capsys, "preview", archive, "-o", target, "-n", "liver", "-n", "spleen")
+    assert code == 0
+    assert "2 masks shown" in out
+    code, _, err = run(capsys, "preview", archive, "-o", target, "--image", archive)
+    assert code == 1
+    assert "not a readable NIfTI image" in one_line_error(err)
+
+
+def test_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "new.mska"
+    code, out, _ = run(capsys, "convert", LEGACY, "-o", target)
+    assert code == 0
+    assert "3 masks converted" in out
+    with MaskArchive(LEGACY) as old, MaskArchive(target) as new:
+        assert new.format_version == "2.0"
+        for name in old:
+            assert np.array_equal(new.load_mask(name).data, old.load_mask(name).data)
+    code, _, err = run(capsys, "convert", LEGACY, "-o", target)
+    assert code == 1
+    assert "exists" in one_line_error(err)
+    code, _, err = run(capsys, "convert", target, "-o", target, "--overwrite")
+    assert code == 1
+    assert "not onto the archive itself" in one_line_error(err)
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.startswith("medmask (medkit) ")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("pack", "ls", "info", "unpack", "verify", "preview", "convert"):
+        assert command in out

@@ -1,0 +1,152 @@
+"""pack / pack_many: NIfTI folders and multi-label files into archives, streamed, atomic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medmask import FormatError, MaskArchive, MedmaskError
+from medmask.packing import (
+    PackFailure,
+    PackResult,
+    archive_name_for,
+    natural_key,
+    pack,
+    pack_many,
+    parse_group,
+)
+from medmask.sample import MaskSample
+
+
+def nifti_data(path: Path) -> np.ndarray:
+    return np.asarray(nib.load(path).dataobj)
+
+
+def test_folder_round_trip_is_exact(tmp_path: Path, mask_sample: MaskSample) -> None:
+    result = pack(mask_sample.masks_dir, tmp_path / "organs.mska")
+    truth = json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))
+    assert sorted(result.masks) == sorted(truth["labels"])
+    assert sorted(result.empty) == sorted(truth["empty"])
+    assert result.archive_bytes == (tmp_path / "organs.mska").stat().st_size
+    with MaskArchive(tmp_path / "organs.mska") as archive:
+        for name in result.masks:
+            stored = archive.load_mask(name).data
+            assert np.array_equal(stored, nifti_data(mask_sample.masks_dir / f"{name}.nii.gz"))
+
+
+def test_groups_are_the_union_of_their_glob(tmp_path: Path, mask_sample: MaskSample) -> None:
+    result = pack(mask_sample.masks_dir, tmp_path / "a.mska", groups={"ribs_left": "rib_left_*"})
+    assert result.groups["ribs_left"] == [f"rib_left_{i}" for i in range(1, 13)]
+    union = sum(nifti_data(mask_sample.masks_dir / f"rib_left_{i}.nii.gz") for i in range(1, 13))
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.groups()["ribs_left"] == tuple(result.groups["ribs_left"])
+        assert np.array_equal(archive.load_mask("ribs_left").data != 0, union != 0)
+
+
+def test_multilabel_file_becomes_one_mask_per_label(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    result = pack(mask_sample.multilabel_path, tmp_path / "ml.mska")
+    labels = nifti_data(mask_sample.multilabel_path)
+    assert result.masks == list(mask_sample.names)  # label order
+    with MaskArchive(tmp_path / "ml.mska") as archive:
+        for label, name in enumerate(mask_sample.names, start=1):
+            mask = archive.load_mask(name)
+            assert mask.mapping.to_dict() == {name: 1}
+            assert np.array_equal(mask.data, (labels == label).astype(np.uint8))
+
+
+def test_failures_leave_no_archive(tmp_path: Path, mask_sample: MaskSample) -> None:
+    source = tmp_path / "case"
+    shutil.copytree(mask_sample.masks_dir, source)
+    (source / "spleen.nii.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(FormatError, match=r"spleen\.nii\.gz"):
+        pack(source, tmp_path / "out.mska")
+    assert list(tmp_path.glob("*.mska")) == []
+    assert list(tmp_path.glob(".*partial")) == []
+    with pytest.raises(MedmaskError, match="no mask name matches"):
+        pack(mask_sample.masks_dir, tmp_path / "out.mska", groups={"x": "nothing_*"})
+    assert not (tmp_path / "out.mska").exists()
+
+
+def test_mixed_geometry_is_refused_naming_the_file(tmp_path: Path, mask_sample: MaskSample) -> None:
+    source = tmp_path / "case"
+    shutil.copytree(mask_sample.masks_dir, source)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), source / "zz_odd.nii.gz")
+    with pytest.raises(FormatError, match=r"zz_odd\.nii\.gz: geometry differs"):
+        pack(source, tmp_path / "out.mska")
+
+
+def test_other_files_are_reported_not_dropped_silently(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    source = tmp_path / "case"
+    shutil.copytree(mask_sample.masks_dir, source)
+    (source / "README.txt").write_text("notes", encoding="utf-8")
+    (source / "sub").mkdir()
+    result = pack(source, tmp_path / "out.mska")
+    assert dict(result.skipped) == {
+        "README.txt": "not a NIfTI mask (file)",
+        "sub": "not a NIfTI mask (folder)",
+    }
+
+
+def test_existing_archive_needs_overwrite(tmp_path: Path, mask_sample: MaskSample) -> None:
+    target = tmp_path / "out.mska"
+    target.write_bytes(b"keep me")
+    with pytest.raises(MedmaskError, match="exists"):
+        pack(mask_sample.masks_dir, target)
+    assert target.read_bytes() == b"keep me"
+    pack(mask_sample.masks_dir, target, overwrite=True)
+    assert MaskArchive(target).all_names()
+
+
+def test_pack_many_in_parallel_equals_serial_and_isolates_failures(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    bad = tmp_path / "bad_case"
+    bad.mkdir()
+    (bad / "liver.nii.gz").write_bytes(b"\x1f\x8b broken")
+    sources = [mask_sample.masks_dir, mask_sample.multilabel_path, bad]
+    serial = pack_many(sources, tmp_path / "serial", level=3)
+    seen: list[object] = []
+    parallel = pack_many(sources, tmp_path / "parallel", level=3, workers=2, on_done=seen.append)
+    assert len(seen) == 3
+    for one, two in zip(serial, parallel, strict=True):
+        assert type(one) is type(two)
+        if isinstance(one, PackResult) and isinstance(two, PackResult):
+            assert one.target.read_bytes() == two.target.read_bytes()  # deterministic
+    failure = parallel[2]
+    assert isinstance(failure, PackFailure)
+    assert "liver.nii.gz" in failure.reason
+    assert not (tmp_path / "parallel" / "bad_case.mska").exists()
+
+
+def test_pack_many_refuses_two_sources_with_one_archive_name(tmp_path: Path) -> None:
+    (tmp_path / "a" / "case").mkdir(parents=True)
+    (tmp_path / "b" / "case").mkdir(parents=True)
+    with pytest.raises(MedmaskError, match=r"both be packed into case\.mska"):
+        pack_many([tmp_path / "a" / "case", tmp_path / "b" / "case"], tmp_path / "out")
+
+
+def test_archive_names_follow_the_case(tmp_path: Path) -> None:
+    (tmp_path / "s0001" / "segmentations").mkdir(parents=True)
+    (tmp_path / "flat_case").mkdir()
+    (tmp_path / "labels.nii.gz").write_bytes(b"")
+    assert archive_name_for(tmp_path / "s0001" / "segmentations") == "s0001.mska"
+    assert archive_name_for(tmp_path / "flat_case") == "flat_case.mska"
+    assert archive_name_for(tmp_path / "labels.nii.gz") == "labels.mska"
+
+
+def test_group_syntax_and_natural_order() -> None:
+    assert parse_group("ribs_left=rib_left_*") == ("ribs_left", "rib_left_*")
+    for bad in ("ribs_left", "=rib_*", "ribs="):
+        with pytest.raises(ValueError, match="NAME=GLOB"):
+            parse_group(bad)
+    names = ["rib_10", "rib_2", "rib_1", "aorta"]
+    assert sorted(names, key=natural_key) == ["aorta", "rib_1", "rib_2", "rib_10"]

@@ -1,0 +1,77 @@
+"""unpack_archive / write_multilabel: exact geometry, label names, overlaps never silent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medmask import MaskNotFoundError, MedmaskError, read_nifti
+from medmask.packing import pack
+from medmask.sample import MaskSample
+from medmask.unpacking import OverlapError, unpack_archive, write_multilabel
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, mask_sample: MaskSample) -> Path:
+    target = tmp_path_factory.mktemp("packed") / "organs.mska"
+    pack(mask_sample.masks_dir, target, groups={"ribs_left": "rib_left_*"})
+    return target
+
+
+def test_unpack_gives_back_every_file_exactly(
+    tmp_path: Path, packed: Path, mask_sample: MaskSample
+) -> None:
+    written = unpack_archive(packed, tmp_path)
+    assert len(written) == len(mask_sample.names) + 1  # the group too
+    for name in mask_sample.names:
+        original = nib.load(mask_sample.masks_dir / f"{name}.nii.gz")
+        copy = nib.load(tmp_path / f"{name}.nii.gz")
+        assert np.array_equal(np.asarray(copy.dataobj), np.asarray(original.dataobj))
+        assert np.allclose(copy.affine, original.affine, atol=1e-5)
+        assert read_nifti(copy).mapping.to_dict() == {name: 1}
+
+
+def test_unpack_selected_names_and_refusals(tmp_path: Path, packed: Path) -> None:
+    assert unpack_archive(packed, tmp_path, names=["liver"]) == [tmp_path / "liver.nii.gz"]
+    with pytest.raises(MedmaskError, match="exists"):
+        unpack_archive(packed, tmp_path, names=["liver", "spleen"])
+    assert not (tmp_path / "spleen.nii.gz").exists()  # nothing written before the check
+    with pytest.raises(MaskNotFoundError, match="no_such_organ"):
+        unpack_archive(packed, tmp_path, names=["no_such_organ"])
+
+
+def test_multilabel_refuses_overlaps_naming_each_pair(
+    tmp_path: Path, packed: Path, mask_sample: MaskSample
+) -> None:
+    truth = json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))
+    with pytest.raises(OverlapError) as caught:
+        write_multilabel(packed, tmp_path / "ml.nii.gz")
+    found = {frozenset(pair): n for pair, n in caught.value.overlaps.items()}
+    assert found == {frozenset(o["names"]): o["voxels"] for o in truth["overlaps"]}
+    assert not (tmp_path / "ml.nii.gz").exists()
+
+
+@pytest.mark.parametrize("policy", ["first", "last"])
+def test_multilabel_with_a_winner_keeps_every_other_voxel(
+    tmp_path: Path, packed: Path, mask_sample: MaskSample, policy: str
+) -> None:
+    result = write_multilabel(packed, tmp_path / "ml.nii.gz", overlap=policy)  # type: ignore[arg-type]
+    combined = read_nifti(tmp_path / "ml.nii.gz")
+    assert combined.mapping.to_dict() == result.mapping
+    assert "ribs_left" not in result.mapping  # groups overlap their members by definition
+    lost: dict[str, int] = {}
+    for (_, loser), voxels in result.overlaps.items():
+        lost[loser] = lost.get(loser, 0) + voxels
+    order = list(result.mapping)
+    for name in mask_sample.names:
+        mask = np.asarray(nib.load(mask_sample.masks_dir / f"{name}.nii.gz").dataobj) != 0
+        got = combined.data == result.mapping[name]
+        assert not (got & ~mask).any()  # nothing painted outside the mask
+        assert int(mask.sum() - got.sum()) == lost.get(name, 0)  # and only overlaps lost
+    for kept, loser in result.overlaps:
+        earlier = order.index(kept) < order.index(loser)
+        assert earlier == (policy == "first")
