@@ -1,4 +1,4 @@
-"""Cases on a Dask cluster: the same per-case batches as the local pool, on remote workers.
+"""Cases on a Dask cluster: the same batches of cases as the local pool, on remote workers.
 
 Dask is optional (``pip install medkit[dask]``) and imported only here, when asked for.
 Dask cannot cancel a running task, so a case's risky work runs in a child process with
@@ -9,12 +9,14 @@ scheduler runs its cases again elsewhere; their results arrive as if nothing hap
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .batches import case_batches
 from .cases import CaseResult
 from .errors import DcmExtractorError
+from .isolation import CaseFailedError
 
 __all__ = ["ClusterError", "scan_on_cluster"]
 
@@ -41,20 +43,36 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
 
 def scan_on_cluster(
     case_dirs: list[Path],
-    reused: dict[str, CaseResult],
-    scan: Callable[[Path], CaseResult],
+    scan: Callable[[list[Path]], list[CaseResult | CaseFailedError]],
     address: str | None,
     scheduler_file: str | None,
-) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
-    """Submit every case not in ``reused``; give each case's result (or error) in case order."""
+) -> tuple[dict[str, Callable[[], CaseResult]], Callable[[], None]]:
+    """Submit ``case_dirs`` in batches.
+
+    Returns a callable per case giving its result (or raising
+    :class:`~dcm_extractor.isolation.CaseFailedError`), and one that closes the client.
+    """
     client = _client(address, scheduler_file)
     try:
-        todo = [d for d in case_dirs if d.name not in reused]
-        futures = dict(zip([d.name for d in todo], client.map(scan, todo, pure=False), strict=True))
-        for case_dir in case_dirs:
-            if case_dir.name in reused:
-                yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
-            else:
-                yield case_dir, futures[case_dir.name].result
-    finally:
+        workers = max(1, sum(client.nthreads().values()))
+        batches = case_batches(case_dirs, workers)
+        futures = client.map(scan, batches, pure=False)
+    except BaseException:
         client.close()
+        raise
+    out: dict[str, Callable[[], CaseResult]] = {}
+    for batch, future in zip(batches, futures, strict=True):
+        for index, case_dir in enumerate(batch):
+            out[case_dir.name] = functools.partial(_fetch, case_dir.name, future, index)
+    return out, client.close
+
+
+def _fetch(case: str, future: Any, index: int) -> CaseResult:
+    try:
+        outcome = future.result()[index]
+    except Exception as err:  # e.g. KilledWorker: the task's workers kept dying
+        raise CaseFailedError(case, f"its Dask task failed ({type(err).__name__})") from err
+    if isinstance(outcome, CaseFailedError):
+        raise outcome
+    assert isinstance(outcome, CaseResult)
+    return outcome

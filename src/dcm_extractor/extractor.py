@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cases import iter_case_dirs, scan_case
+from .cases import CaseResult, iter_case_dirs, scan_case
 from .errors import DcmExtractorError, PseudonymKeyError
 from .pipeline import REPORT_NAME, RunOptions, RunSummary, move_top_level_zips, run, with_ids
 from .privacy import (
@@ -231,21 +231,47 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         logging.getLogger(_PACKAGE).removeHandler(handler)
         handler.close()
     seconds = time.perf_counter() - started
-    print(f"{summary.line()} in {seconds:.1f} s")
+    rate = summary.files / max(seconds, 1e-9)
+    print(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
     print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
     print(f"log: {args.log}")
     return 1 if summary.failed else 0
 
 
 def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
+    """The run, with a progress bar (cases, files/s, elapsed, ETA) on a terminal only."""
     if quiet or not sys.stderr.isatty() or not options.data_root.is_dir():
         return run(options)
-    from rich.progress import Progress  # noqa: PLC0415 - only on a terminal
+    from rich.console import Console  # noqa: PLC0415 - only on a terminal
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    columns = (
+        TextColumn("cases"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[files]:,} files, {task.fields[rate]:,.0f} files/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     total = len(iter_case_dirs(options.data_root))
-    with Progress(transient=True) as bar:
-        task = bar.add_task("cases", total=total)
-        return run(options, progress=lambda _: bar.advance(task))
+    started = time.perf_counter()
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("cases", total=total, files=0, rate=0.0)
+
+        def advance(result: CaseResult | None) -> None:
+            files = bar.tasks[task].fields["files"] + (result.files if result else 0)
+            rate = files / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=1, files=files, rate=rate)
+
+        return run(options, progress=advance)
 
 
 if __name__ == "__main__":

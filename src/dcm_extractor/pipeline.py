@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .cases import CaseResult, ReportEntry, iter_case_dirs, scan_case
+from .batches import case_batches, scan_batch, scan_one
+from .cases import CaseResult, ReportEntry, iter_case_dirs
 from .cluster import scan_on_cluster
 from .errors import DcmExtractorError
-from .isolation import CaseFailedError, scan_case_isolated
+from .isolation import CaseFailedError
 from .manifest import Manifest, case_fingerprint
 from .privacy import DateMode, Pseudonymizer, deidentify_rows
 from .projectids import ProjectIdMap, write_atomic
-from .tables import write_csv, write_json, write_parquet, write_report
+from .tables import ReportStream, TableStream, write_csv, write_json
 
 __all__ = ["REPORT_NAME", "RunOptions", "RunSummary", "move_top_level_zips", "run", "with_ids"]
 
@@ -103,7 +104,7 @@ class RunSummary:
     skipped: int = 0
     handed_over: int = 0  # headers the fast reader left to pydicom's full parse
     reused: int = 0  # cases unchanged since a recorded run, not scanned again
-    report: list[ReportEntry] = field(default_factory=list)
+    reported: int = 0  # lines in the report: skipped and failed files, row problems
 
     def line(self) -> str:
         """One human summary line."""
@@ -115,8 +116,14 @@ class RunSummary:
         )
 
 
-def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> RunSummary:
+def run(
+    options: RunOptions, progress: Callable[[CaseResult | None], None] | None = None
+) -> RunSummary:
     """Scan every case under ``options.data_root`` and write the outputs into ``options.out``.
+
+    Cases are taken in project-ID order and their rows streamed into the merged tables
+    and the report, so memory does not grow with the number of files. ``progress`` is
+    called once per finished case with its result (None for a failed case).
 
     With ``options.desensitize`` the log and the report name no case, file or patient:
     cases appear as ``P<ProjectID>`` and files by their position in the case.
@@ -129,66 +136,121 @@ def run(options: RunOptions, progress: Callable[[str], None] | None = None) -> R
     if options.move_top_level_zips:
         _move_zips(root, private)
     ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
-    summary = RunSummary()
-    _report_root_files(root, summary)
-    merged: list[dict[str, Any]] = []
-    labels: dict[str, str] = {}
     case_dirs = iter_case_dirs(root)
-    for case_dir in case_dirs:  # IDs in case order, whatever order the scans finish in
-        labels[case_dir.name] = f"P{ids.get(case_dir.name):06d}"
+    id_of = ids.assign([d.name for d in case_dirs])  # new cases numbered in folder order
+    case_dirs.sort(key=lambda d: id_of[d.name])  # merged tables are in project-ID order
+    labels = {name: f"P{pid:06d}" for name, pid in id_of.items()}
     manifest = _manifest(options)
-    fingerprints, reused = _recorded_cases(manifest, case_dirs, ids)
-    summary.reused = len(reused)
-    for case_dir, outcome in _scan_all(case_dirs, root, options, reused):
-        summary.cases += 1
-        project_id = ids.get(case_dir.name)
-        shown = labels[case_dir.name] if private else case_dir.name
-        try:
-            result = outcome()
-        except (CaseFailedError, OSError) as err:
-            summary.failed += 1
-            reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
-            summary.report.append(
-                ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, str(err))
-            )
-            log.error("case %s failed: %s", shown, reason if private else err)
+    fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of)
+    summary = RunSummary(reused=len(reused))
+    outputs = _Outputs(options, labels if private else None)
+    try:
+        outputs.report(_root_files(root, summary))
+        for case_dir, outcome in _scan_all(case_dirs, root, options, reused):
+            project_id = id_of[case_dir.name]
+            result = _finish_case(case_dir, outcome, labels, summary, outputs, options)
+            if result is not None:
+                rows = with_ids(result.rows, project_id)
+                _write_case(options, result, rows)
+                if manifest is not None and case_dir.name not in reused:  # after its outputs
+                    manifest.store(project_id, fingerprints[case_dir.name], result)
+                outputs.rows(rows)
+                summary.rows += len(rows)
             if progress:
-                progress(shown)
-            continue
-        rows = with_ids(result.rows, project_id)
-        _write_case(options, result, rows)
-        if manifest is not None and case_dir.name not in reused:  # after its outputs
-            manifest.store(project_id, fingerprints[case_dir.name], result)
-        merged.extend(rows)
-        summary.rows += len(rows)
-        summary.files += result.files
-        summary.images += result.images
-        summary.skipped += result.skipped
-        summary.handed_over += result.handed_over
-        summary.report.extend(result.report)
-        log.info(
-            "case %s: %d rows, %d images, %d skipped",
-            shown,
-            len(rows),
-            result.images,
-            result.skipped,
-        )
-        if progress:
-            progress(shown)
-    if options.merge_all or options.only_merged:
-        _write_merged(options, sorted(merged, key=lambda row: row["ProjectID"]))
-    write_report(
-        out / REPORT_NAME, summary.report, excel=options.excel, labels=labels if private else None
-    )
+                progress(result)
+        outputs.commit()
+    except BaseException:
+        outputs.discard()
+        raise
+    summary.reported = outputs.reported
     _write_provenance(options)
     return summary
 
 
-def _scan_one(case_dir: Path, root: Path, timeout: float | None) -> CaseResult:
-    """One case: in this process, or in a child process with a deadline."""
-    if timeout:
-        return scan_case_isolated(case_dir, root, timeout)
-    return scan_case(case_dir, root)
+def _finish_case(
+    case_dir: Path,
+    outcome: Callable[[], CaseResult],
+    labels: dict[str, str],
+    summary: RunSummary,
+    outputs: _Outputs,
+    options: RunOptions,
+) -> CaseResult | None:
+    """The case's result counted and its report lines written; None if the case failed."""
+    summary.cases += 1
+    shown = labels[case_dir.name] if options.desensitize else case_dir.name
+    try:
+        result = outcome()
+    except (CaseFailedError, OSError) as err:
+        summary.failed += 1
+        reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
+        outputs.report([ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, str(err))])
+        log.error("case %s failed: %s", shown, reason if options.desensitize else err)
+        return None
+    summary.files += result.files
+    summary.images += result.images
+    summary.skipped += result.skipped
+    summary.handed_over += result.handed_over
+    outputs.report(result.report)
+    log.info(
+        "case %s: %d rows, %d images, %d skipped",
+        shown,
+        len(result.rows),
+        result.images,
+        result.skipped,
+    )
+    return result
+
+
+class _Outputs:
+    """The merged tables and the report of one run, streamed, committed together at the end."""
+
+    def __init__(self, options: RunOptions, labels: dict[str, str] | None) -> None:
+        self.options = options
+        out, excel = options.out, options.excel
+        self.primary: list[TableStream] = []
+        self.hidden: list[TableStream] = []
+        self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
+        self.reported = 0
+        if not (options.merge_all or options.only_merged):
+            return
+        target = self.hidden if options.desensitize else self.primary
+        for fmt in options.formats:
+            target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel))  # type: ignore[arg-type]
+        self.hidden.append(TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel))
+        if not options.desensitize:
+            self.primary.append(TableStream(out / "all_cases_original.csv", "csv", excel=excel))
+
+    def rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        for stream in self.primary:
+            stream.write(rows)
+        if self.hidden:
+            hidden = _hidden(self.options, rows)
+            for stream in self.hidden:
+                stream.write(hidden)
+
+    def report(self, entries: list[ReportEntry]) -> None:
+        self._report.write(entries)
+        self.reported += len(entries)
+
+    def commit(self) -> None:
+        for stream in [*self.primary, *self.hidden]:
+            stream.commit()
+        self._report.commit()
+        if self.options.desensitize and (self.primary or self.hidden):
+            stale = self.options.out / "all_cases_original.csv"
+            if stale.exists():  # an earlier run's: it holds the names this run must not leave
+                stale.unlink()
+                log.info("--desensitize: removed all_cases_original.csv of an earlier run")
+            log.info(
+                "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
+            )
+
+    def discard(self) -> None:
+        for stream in [*self.primary, *self.hidden]:
+            stream.discard()
+        self._report.discard()
 
 
 def _move_zips(root: Path, private: bool) -> None:
@@ -213,7 +275,7 @@ def _manifest(options: RunOptions) -> Manifest | None:
 
 
 def _recorded_cases(
-    manifest: Manifest | None, case_dirs: list[Path], ids: ProjectIdMap
+    manifest: Manifest | None, case_dirs: list[Path], ids: dict[str, int]
 ) -> tuple[dict[str, str], dict[str, CaseResult]]:
     """Every case's fingerprint, and the results of those unchanged since they were recorded."""
     if manifest is None:
@@ -221,7 +283,7 @@ def _recorded_cases(
     fingerprints = {d.name: case_fingerprint(d) for d in case_dirs}
     reused = {}
     for case_dir in case_dirs:
-        hit = manifest.load(ids.get(case_dir.name), fingerprints[case_dir.name])
+        hit = manifest.load(ids[case_dir.name], fingerprints[case_dir.name])
         if hit is not None:
             reused[case_dir.name] = hit
     return fingerprints, reused
@@ -232,55 +294,66 @@ def _scan_all(
 ) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
     """Each case with a callable giving its result (or raising), in case order.
 
-    Cases in ``reused`` are not scanned again. With several workers the others (each a
-    batch of files) run in a process pool; a worker that dies costs its case, reported
-    as failed, not the run.
+    Cases in ``reused`` are not scanned again. With several workers (or a cluster) the
+    others go out in batches (:mod:`dcm_extractor.batches`); a failing case costs only
+    itself, a worker process that dies costs the cases of its batch, reported as
+    failed, never the run.
     """
-    if options.scheduler or options.scheduler_file:
-        scan = functools.partial(_scan_one, root=root, timeout=options.case_timeout)
-        yield from scan_on_cluster(
-            case_dirs, reused, scan, options.scheduler, options.scheduler_file
-        )
-        return
     todo = [d for d in case_dirs if d.name not in reused]
-    futures: dict[str, Callable[[], CaseResult]] = {}
-    pool = None
-    if options.workers > 1 and len(todo) > 1:
+    pending: dict[str, Callable[[], CaseResult]] = {}
+    pool, close_client = None, None
+    if options.scheduler or options.scheduler_file:
+        pending, close_client = scan_on_cluster(
+            todo, functools.partial(scan_batch, root=root, timeout=options.case_timeout),
+            options.scheduler, options.scheduler_file,
+        )  # fmt: skip
+    elif options.workers > 1 and len(todo) > 1:
         context = multiprocessing.get_context(
             "fork" if sys.platform.startswith("linux") else "spawn"
         )
         pool = ProcessPoolExecutor(options.workers, mp_context=context)
-        for case_dir in todo:
-            future = pool.submit(_scan_one, case_dir, root, options.case_timeout)
-            futures[case_dir.name] = functools.partial(_result_of, case_dir, future)
+        for batch in case_batches(todo, options.workers):
+            future = pool.submit(scan_batch, batch, root, options.case_timeout)
+            for index, case_dir in enumerate(batch):
+                pending[case_dir.name] = functools.partial(_result_of, case_dir, future, index)
     try:
         for case_dir in case_dirs:
             if case_dir.name in reused:
                 yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
-            elif case_dir.name in futures:
-                yield case_dir, futures[case_dir.name]
+            elif case_dir.name in pending:
+                yield case_dir, pending.pop(case_dir.name)  # dropped once used: memory stays flat
             else:
-                yield case_dir, functools.partial(_scan_one, case_dir, root, options.case_timeout)
+                yield case_dir, functools.partial(scan_one, case_dir, root, options.case_timeout)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if close_client is not None:
+            close_client()
 
 
-def _result_of(case_dir: Path, future: Future[CaseResult]) -> CaseResult:
+def _result_of(
+    case_dir: Path, future: Future[list[CaseResult | CaseFailedError]], index: int
+) -> CaseResult:
     try:
-        return future.result()
+        outcome = future.result()[index]
     except BrokenProcessPool as err:
         raise CaseFailedError(case_dir.name, "its worker process died") from err
+    if isinstance(outcome, CaseFailedError):
+        raise outcome
+    return outcome
 
 
-def _report_root_files(root: Path, summary: RunSummary) -> None:
+def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
     """Files directly under the data root are not cases: counted and reported."""
     detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
+    entries = []
     for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
         summary.files += 1
         summary.skipped += 1
-        entry = ReportEntry("", path.name, "not_in_case", detail, "", f"root-file{index:05d}")
-        summary.report.append(entry)
+        entries.append(
+            ReportEntry("", path.name, "not_in_case", detail, "", f"root-file{index:05d}")
+        )
+    return entries
 
 
 def _hidden(options: RunOptions, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -304,30 +377,6 @@ def _write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, An
     write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
     if options.export_json:
         write_json(out / f"{name}.json", hidden if options.desensitize else rows)
-
-
-def _write_merged(options: RunOptions, rows: list[dict[str, Any]]) -> None:
-    out, excel = options.out, options.excel
-    hidden = _hidden(options, rows)
-    primary = hidden if options.desensitize else rows
-    writers: dict[str, Callable[[Path, list[dict[str, Any]]], None]] = {
-        "csv": lambda p, r: write_csv(p, r, excel=excel),
-        "json": write_json,
-        "parquet": write_parquet,
-    }
-    for fmt in options.formats:
-        writers[fmt](out / f"all_cases.{fmt}", primary)
-    write_csv(out / "all_cases_desensitized.csv", hidden, excel=excel)
-    if options.desensitize:
-        stale = out / "all_cases_original.csv"
-        if stale.exists():  # an earlier run's: it holds the names this run must not leave behind
-            stale.unlink()
-            log.info("--desensitize: removed all_cases_original.csv of an earlier run")
-        log.info(
-            "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
-        )
-    else:
-        write_csv(out / "all_cases_original.csv", rows, excel=excel)
 
 
 def _write_provenance(options: RunOptions) -> None:

@@ -66,6 +66,16 @@ class ProjectIdMap:
         self.path = Path(path)
         self.ids = load_projectid_map(self.path)
 
+    def assign(self, cases: list[str]) -> dict[str, int]:
+        """IDs of ``cases``; new ones numbered in the given order, saved once for all."""
+        new = [case for case in dict.fromkeys(cases) if case not in self.ids]
+        start = max(self.ids.values(), default=0)
+        for offset, case in enumerate(new, start=1):
+            self.ids[case] = start + offset
+        if new:
+            save_projectid_map(self.path, self.ids)
+        return {case: self.ids[case] for case in cases}
+
     def get(self, case: str) -> int:
         """The case's ID, assigning and saving a new one if needed."""
         if case not in self.ids:

@@ -3,6 +3,11 @@
 Values are written as text exactly as read: PatientID ``000123`` stays ``000123`` and
 dates stay ``YYYYMMDD``; nothing re-reads a table with type guessing. Every file is
 written atomically (temp file + rename).
+
+Merged tables and the report are written as streams (:class:`TableStream`): rows go to
+a temporary file as cases finish, Parquet in row groups of one fixed schema, so memory
+does not grow with the number of files; the file appears under its name at
+:meth:`TableStream.commit`.
 """
 
 from __future__ import annotations
@@ -11,19 +16,23 @@ import csv
 import io
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cases import ReportEntry
-from .projectids import write_atomic
 from .rows import FIXED_COLUMNS
 
 __all__ = [
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
+    "ReportStream",
+    "TableStream",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -42,6 +51,149 @@ PARQUET_SCHEMA: Final = pa.schema(
     [(name, pa.int64() if name in _INTEGER_COLUMNS else pa.string()) for name in FIXED_COLUMNS]
 )
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
+PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
+
+TableFormat = Literal["csv", "json", "parquet"]
+
+
+class TableStream:
+    """One table written row batch by row batch into a temporary file, renamed at commit.
+
+    Produces exactly the bytes of :func:`write_csv` / :func:`write_json` (and the same
+    table as :func:`write_parquet`) for the same rows, without holding them all.
+    Used as a context manager, an exception discards the temporary file.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], fmt: TableFormat, *, excel: bool = False
+    ) -> None:
+        if fmt not in ("csv", "json", "parquet"):
+            raise ValueError(f"unknown table format {fmt!r}")
+        self.path, self.fmt = Path(path), fmt
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self._temp = Path(temp)
+        self._file: IO[bytes] = os.fdopen(handle, "wb")
+        self._count = 0
+        self._pending: list[dict[str, Any]] = []
+        self._parquet: pq.ParquetWriter | None = None
+        if fmt == "csv":
+            self._text = io.TextIOWrapper(
+                self._file, encoding="utf-8-sig" if excel else "utf-8", newline=""
+            )
+            self._csv = csv.writer(self._text, lineterminator="\r\n" if excel else "\n")
+            self._csv.writerow(FIXED_COLUMNS)
+        elif fmt == "parquet":
+            self._parquet = pq.ParquetWriter(self._file, PARQUET_SCHEMA)
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append ``rows`` (dicts keyed by column; missing columns are empty)."""
+        if self.fmt == "csv":
+            for row in rows:
+                self._csv.writerow([_text(row.get(column)) for column in FIXED_COLUMNS])
+        elif self.fmt == "json":
+            for row in rows:
+                record = {column: row.get(column) for column in FIXED_COLUMNS}
+                text = json.dumps(record, ensure_ascii=False, indent=1).replace("\n", "\n ")
+                self._file.write(((",\n " if self._count else "[\n ") + text).encode("utf-8"))
+                self._count += 1
+        else:
+            self._pending.extend(rows)
+            if len(self._pending) >= PARQUET_ROW_GROUP:
+                self._flush_parquet()
+
+    def commit(self) -> None:
+        """Finish the file and move it into place (fsynced first)."""
+        if self.fmt == "csv":
+            self._text.flush()
+        elif self.fmt == "json":
+            self._file.write(b"\n]\n" if self._count else b"[]\n")
+        else:
+            if self._pending or self._count == 0:
+                self._flush_parquet()
+            assert self._parquet is not None
+            self._parquet.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._close()
+        self._temp.replace(self.path)
+
+    def discard(self) -> None:
+        """Drop the temporary file; ``path`` keeps what it had."""
+        try:
+            self._close()
+        finally:
+            self._temp.unlink(missing_ok=True)
+
+    def _flush_parquet(self) -> None:
+        assert self._parquet is not None
+        columns = {c: [row.get(c) for row in self._pending] for c in FIXED_COLUMNS}
+        self._parquet.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
+        self._count += len(self._pending)
+        self._pending = []
+
+    def _close(self) -> None:
+        if self.fmt == "csv" and not self._text.closed:
+            self._text.detach()
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> TableStream:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class ReportStream:
+    """The report (every skipped or failed file, with its reason), written as it grows."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        excel: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.path, self.labels, self.count = Path(path), labels, 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self._temp = Path(temp)
+        self._text = io.TextIOWrapper(
+            os.fdopen(handle, "wb"), encoding="utf-8-sig" if excel else "utf-8", newline=""
+        )
+        self._writer = csv.DictWriter(self._text, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        self._writer.writeheader()
+
+    def write(self, entries: Iterable[ReportEntry]) -> None:
+        """Append report lines."""
+        for entry in entries:
+            self._writer.writerow(entry.to_dict(self.labels))
+            self.count += 1
+
+    def commit(self) -> None:
+        """Move the finished report into place."""
+        self._text.flush()
+        os.fsync(self._text.fileno())
+        self._text.close()
+        self._temp.replace(self.path)
+
+    def discard(self) -> None:
+        """Drop the temporary file."""
+        self._text.close()
+        self._temp.unlink(missing_ok=True)
 
 
 def _text(value: Any) -> str:
@@ -52,27 +204,20 @@ def write_csv(
     path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, excel: bool = False
 ) -> None:
     """The rows as CSV with the fixed columns; ``excel`` adds a UTF-8 BOM so Excel shows Chinese."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n" if excel else "\n")
-    writer.writerow(FIXED_COLUMNS)
-    for row in rows:
-        writer.writerow([_text(row.get(column)) for column in FIXED_COLUMNS])
-    write_atomic(path, buffer.getvalue().encode("utf-8-sig" if excel else "utf-8"))
+    with TableStream(path, "csv", excel=excel) as stream:
+        stream.write(rows)
 
 
 def write_json(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
     """The rows as a JSON list of records (same values as the CSV; numbers as numbers)."""
-    records = [{column: row.get(column) for column in FIXED_COLUMNS} for row in rows]
-    write_atomic(path, (json.dumps(records, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    with TableStream(path, "json") as stream:
+        stream.write(rows)
 
 
 def write_parquet(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
     """The rows as Parquet with :data:`PARQUET_SCHEMA` (one schema whatever the values)."""
-    columns = {column: [row.get(column) for row in rows] for column in FIXED_COLUMNS}
-    table = pa.table(columns, schema=PARQUET_SCHEMA)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer)
-    write_atomic(path, buffer.getvalue().to_pybytes())
+    with TableStream(path, "parquet") as stream:
+        stream.write(rows)
 
 
 def write_report(
@@ -86,9 +231,10 @@ def write_report(
 
     With ``labels`` (case -> pseudonym) the report names no case, file or patient.
     """
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for entry in entries:
-        writer.writerow(entry.to_dict(labels))
-    write_atomic(path, buffer.getvalue().encode("utf-8-sig" if excel else "utf-8"))
+    stream = ReportStream(path, excel=excel, labels=labels)
+    try:
+        stream.write(entries)
+    except BaseException:
+        stream.discard()
+        raise
+    stream.commit()
