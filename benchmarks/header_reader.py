@@ -76,9 +76,9 @@ def ours_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
 def ours_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
     out = {}
     for zip_path in zips:
-        for item in iter_zip_members(zip_path):
+        for item in iter_zip_members(zip_path, head_bytes=HEAD_BYTES):
             if isinstance(item, ZipMember):
-                verdict, _ = inspect_head(item.data, len(item.data))
+                verdict, _ = inspect_head(item.head, item.size, read_all=item.read_all)
                 if isinstance(verdict, ImageFacts):
                     out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)
     return out

@@ -17,7 +17,7 @@ from typing import Any
 from .fastheader import HEAD_BYTES, inspect_head
 from .header import ImageFacts, Skip
 from .rows import build_row
-from .zipread import DEFAULT_MAX_MEMBER_BYTES, ZipProblem, iter_zip_members
+from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
 
 __all__ = ["CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
 
@@ -151,7 +151,8 @@ def _scan_zip(
 ) -> None:
     """One zip of the case: its members counted or reported, its row added."""
     images: list[ImageFacts] = []
-    for index, item in enumerate(iter_zip_members(zip_path, max_member_bytes=max_member_bytes)):
+    members = iter_zip_members(zip_path, max_member_bytes=max_member_bytes, head_bytes=HEAD_BYTES)
+    for index, item in enumerate(members):
         result.files += 1
         if isinstance(item, ZipProblem) and item.name is None:
             _skip(result, where, item.reason, item.detail)
@@ -160,7 +161,11 @@ def _scan_zip(
         if isinstance(item, ZipProblem):
             _skip(result, place, item.reason, item.detail)
             continue
-        verdict, fast = inspect_head(item.data, len(item.data))  # members are read whole
+        try:
+            verdict, fast = inspect_head(item.head, item.size, read_all=item.read_all)
+        except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
+            _skip(result, place, "corrupt_member", str(err))
+            continue
         result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)

@@ -1,5 +1,9 @@
 """Zip files read in place, member by member: no temp folder, no zip-slip, bounded reads.
 
+Only the head of each member is inflated (what the header reader needs, like the first
+bytes of a loose file); the rest, and the member's CRC check, only when pydicom has to
+take over and asks for the whole member.
+
 Member names without the UTF-8 flag are decoded per member: UTF-8 when they are valid
 UTF-8 (many tools omit the flag), else GB18030 (a superset of the GBK that Chinese
 Windows writes), else the zip standard's CP437.
@@ -11,22 +15,61 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["DEFAULT_MAX_MEMBER_BYTES", "ZipMember", "ZipProblem", "iter_zip_members"]
+__all__ = [
+    "DEFAULT_HEAD_BYTES",
+    "DEFAULT_MAX_MEMBER_BYTES",
+    "MemberReadError",
+    "ZipMember",
+    "ZipProblem",
+    "iter_zip_members",
+]
 
 DEFAULT_MAX_MEMBER_BYTES: Final = 2 * 1024**3  # a larger DICOM file is a zip bomb, not an image
+DEFAULT_HEAD_BYTES: Final = 16 * 1024
 _UTF8_FLAG: Final = 0x800
 _ENCRYPTED_FLAG: Final = 0x1
 
 
+class MemberReadError(Exception):
+    """A member's bytes could not be inflated or fail their CRC."""
+
+
 @dataclass(frozen=True)
 class ZipMember:
-    """One file inside a zip: its decoded name and bytes."""
+    """One file inside a zip: its decoded name, its first bytes, its declared size.
+
+    :meth:`read_all` gives the whole member (CRC-checked) while the iteration that
+    yielded it has not moved on.
+    """
 
     name: str
-    data: bytes
+    head: bytes
+    size: int
+    _archive: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
+    _info: zipfile.ZipInfo | None = field(default=None, repr=False, compare=False)
+    _limit: int = field(default=DEFAULT_MAX_MEMBER_BYTES, repr=False, compare=False)
+
+    def read_all(self) -> bytes:
+        """The whole member.
+
+        Raises
+        ------
+        MemberReadError
+            It cannot be inflated, fails its CRC, or inflates beyond the size limit.
+        """
+        if self._archive is None or self._info is None or len(self.head) >= self.size:
+            return self.head
+        try:
+            with self._archive.open(self._info) as stream:
+                data = stream.read(self._limit + 1)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+            raise MemberReadError(f"cannot be extracted: {err}") from err
+        if len(data) > self._limit:
+            raise MemberReadError(f"inflates beyond {self._limit} bytes (zip bomb?)")
+        return data
 
 
 @dataclass(frozen=True)
@@ -52,13 +95,17 @@ def decode_member_name(info: zipfile.ZipInfo) -> str:
 
 
 def iter_zip_members(
-    path: str | os.PathLike[str], *, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+    path: str | os.PathLike[str],
+    *,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    head_bytes: int | None = DEFAULT_HEAD_BYTES,
 ) -> Iterator[ZipMember | ZipProblem]:
-    """Yield each file member's bytes, or a problem, in member-name order.
+    """Yield each file member (its first ``head_bytes``), or a problem, in member-name order.
 
-    Directories are skipped. Encrypted members, nested zips, members larger than
-    ``max_member_bytes`` (however small their header claims they are) and members that
-    fail their CRC become :class:`ZipProblem`; so does a zip that cannot be opened.
+    Directories are skipped. Encrypted members, nested zips, members declaring more
+    than ``max_member_bytes`` and members whose head cannot be inflated become
+    :class:`ZipProblem`; so does a zip that cannot be opened. ``head_bytes=None``
+    reads every member whole, checking its CRC and the size limit as it inflates.
     """
     try:
         archive = zipfile.ZipFile(path)
@@ -81,9 +128,10 @@ def iter_zip_members(
                     name, "too_large", f"declares {info.file_size} bytes, limit {max_member_bytes}"
                 )
                 continue
+            want = max_member_bytes + 1 if head_bytes is None else min(head_bytes, info.file_size)
             try:
                 with archive.open(info) as stream:
-                    data = stream.read(max_member_bytes + 1)
+                    data = stream.read(want)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as err:
                 yield ZipProblem(name, "corrupt_member", f"cannot be extracted: {err}")
                 continue
@@ -92,4 +140,5 @@ def iter_zip_members(
                     name, "too_large", f"inflates beyond {max_member_bytes} bytes (zip bomb?)"
                 )
                 continue
-            yield ZipMember(name, data)
+            size = len(data) if head_bytes is None else info.file_size
+            yield ZipMember(name, data, size, archive, info, max_member_bytes)

@@ -16,7 +16,7 @@ from dcm_extractor.cases import iter_case_dirs, scan_case
 from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
 from dcm_extractor.rows import FIXED_COLUMNS, age_in_years
 from dcm_extractor.sample import DicomSample
-from dcm_extractor.zipread import ZipMember, ZipProblem, iter_zip_members
+from dcm_extractor.zipread import MemberReadError, ZipMember, ZipProblem, iter_zip_members
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,24 @@ def test_member_names_without_utf8_flag(dicom_sample: DicomSample) -> None:
         isinstance(i, ZipMember)
         for i in iter_zip_members(dicom_sample.cases_root / "王小明" / "CT平扫.zip")
     )
+
+
+def test_zip_members_are_inflated_only_as_far_as_the_header(tmp_path: Path) -> None:
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # type: ignore[arg-type]
+    zipped = make_zip(tmp_path / "s.zip", {"IM1.dcm": ct}, zipfile.ZIP_STORED)
+    stored = bytearray(zipped.read_bytes())
+    at = stored.find(ct[:200]) + len(ct) - 100  # a byte in the pixel data, past the head
+    stored[at] ^= 0xFF
+    zipped.write_bytes(bytes(stored))
+    for item in iter_zip_members(zipped, head_bytes=4096):
+        assert isinstance(item, ZipMember)
+        assert item.head == ct[:4096]  # the damage is not read ...
+        assert item.size == len(ct)
+        with pytest.raises(MemberReadError, match="CRC"):
+            item.read_all()  # ... until the whole member is asked for
+    (whole,) = list(iter_zip_members(zipped, head_bytes=None))
+    assert isinstance(whole, ZipProblem)
+    assert whole.reason == "corrupt_member"
+    for fine in iter_zip_members(make_zip(tmp_path / "d.zip", {"IM1.dcm": ct}), head_bytes=4096):
+        assert isinstance(fine, ZipMember)
+        assert fine.read_all() == ct
