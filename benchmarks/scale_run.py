@@ -1,0 +1,106 @@
+"""End-to-end extraction at scale: time, files/s and peak memory for 1 and 2 workers.
+
+    .venv/bin/python benchmarks/scale_run.py [--files 100000] [--small 10000]
+
+Generates (once, under benchmarks/out/) a data set of ``--files`` files from the real
+CT header template when present (half the cases in zips, 100 files per case), runs the
+whole extraction (per-case tables, merged CSV + Parquet, report) in a fresh process
+with 1 and with 2 workers, and prints wall time, files/s, the main process's peak RSS
+and whether the two runs' tables are identical. The same for ``--small`` files shows
+whether memory stays flat as the number of files grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATE = ROOT.parent.parent / "shared" / "data" / "ct_sample" / "I10"
+PER_CASE = 100
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from dcm_extractor.pipeline import RunOptions, run
+data, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+start = time.perf_counter()
+summary = run(RunOptions(data, out, merge_all=True, formats=("csv", "parquet"),
+                         workers=workers, resume=False))
+seconds = time.perf_counter() - start
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this process, not its workers
+print(json.dumps({"seconds": seconds, "files": summary.files, "rows": summary.rows,
+                  "peak_mb": peak_kb / 1024}))
+"""
+
+
+def dataset(files: int) -> Path:
+    from dcm_extractor.sample import generate_dicom_dataset
+
+    cases = max(2, files // PER_CASE)
+    out = ROOT / "out" / f"scale-{cases}"
+    if not (out / "dicom_cases").is_dir():
+        template = TEMPLATE if TEMPLATE.is_file() else None
+        print(f"generating {cases * PER_CASE:,} files ...", flush=True)
+        generate_dicom_dataset(
+            out,
+            showcase=False,
+            bulk_cases=cases,
+            series_per_case=2,
+            images_per_series=PER_CASE // 2,
+            image_size=16,
+            template=template,
+            overwrite=True,
+        )
+    return out / "dicom_cases"
+
+
+def extract(data: Path, out: Path, workers: int) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(data), str(out), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def same_tables(one: Path, two: Path) -> bool:
+    names = ["all_cases.csv", "all_cases_desensitized.csv", "extraction_report.csv"]
+    return all(filecmp.cmp(one / n, two / n, shallow=False) for n in names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    args = parser.parse_args()
+    print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
+    for count in (args.small, args.files):
+        data = dataset(count)
+        runs = {}
+        for workers in (1, 2):
+            out = ROOT / "out" / f"scale-run-{count}-{workers}"
+            runs[workers] = extract(data, out, workers)
+            r = runs[workers]
+            print(
+                f"{int(r['files']):9,d} {workers:8d} {r['seconds']:8.1f} "
+                f"{r['files'] / r['seconds']:9,.0f} {r['peak_mb']:12.0f}",
+                flush=True,
+            )
+        speedup = runs[1]["seconds"] / runs[2]["seconds"]
+        identical = same_tables(
+            ROOT / "out" / f"scale-run-{count}-1", ROOT / "out" / f"scale-run-{count}-2"
+        )
+        print(f"{'':9s} 2 workers: {speedup:.2f}x one worker; tables identical: {identical}")
+
+
+if __name__ == "__main__":
+    main()
