@@ -337,6 +337,8 @@ def _preview(
         hidden = sorted(result.hidden, key=natural_key)
         more = f" and {len(hidden) - 8} more" if len(hidden) > 8 else ""
         typer.echo(f"not in these slices: {', '.join(hidden[:8])}{more}")
+    if result.empty:
+        typer.echo(f"{len(result.empty)} empty masks (no voxels) not drawn")
 
 
 @app.command("convert")

@@ -36,13 +36,15 @@ class PreviewResult:
     """The picture written and what it shows.
 
     ``cuts`` gives each view's RAS slice index (see :func:`display_slice`); ``shown``
-    and ``hidden`` the chosen masks visible in the three slices and those that are not.
+    the chosen masks visible in the three slices, ``hidden`` those with voxels elsewhere,
+    ``empty`` those without a voxel.
     """
 
     path: Path
     cuts: dict[str, int]
     shown: list[str]
-    hidden: list[str]  # chosen but in none of the three slices
+    hidden: list[str]  # chosen, not empty, but in none of the three slices
+    empty: list[str]  # chosen but without a voxel: nothing to draw
 
 
 def label_colours(count: int) -> NDArray[np.uint8]:
@@ -87,6 +89,7 @@ def render_preview(
         if space is None or not len(archive):
             raise MedmaskError(f"{archive_path}: the archive holds no masks to draw")
         chosen = _choose(archive, names)
+        counts = {name: stat.voxel_count for name, stat in archive.statistics().items()}
         labels = np.zeros(tuple(int(n) for n in space.shape), dtype=np.uint16)
         for index, name in enumerate(chosen, start=1):
             crop, offset = archive.load_crop(name)
@@ -113,12 +116,13 @@ def render_preview(
         shown_axes = [a for a in range(3) if a != axis]  # display columns, rows
         panels.append((view, cut, rgb, ras_spacing[shown_axes[0]], ras_spacing[shown_axes[1]]))
     shown = [name for i, name in enumerate(chosen, start=1) if i in visible]
-    hidden = [name for i, name in enumerate(chosen, start=1) if i not in visible]
+    empty = [name for name in chosen if counts[name] == 0]
+    hidden = [name for i, name in enumerate(chosen, start=1) if i not in visible and counts[name]]
     picture = _compose(panels, [(n, colours[chosen.index(n)]) for n in shown], hidden)
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out, format="PNG", optimize=True)
-    return PreviewResult(out, cuts, shown, hidden)
+    return PreviewResult(out, cuts, shown, hidden, empty)
 
 
 def display_slice(volume: Any, affine: NDArray[Any], view: str, cut: int) -> NDArray[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -97,7 +98,10 @@ def test_picture_over_the_ct_and_refusals(tmp_path: Path, mask_sample: MaskSampl
     archive = tmp_path / "organs.mska"
     pack(mask_sample.masks_dir, archive, level=3)
     result = render_preview(archive, tmp_path / "ct.png", image=mask_sample.ct_path)
-    assert set(result.shown) | set(result.hidden) == set(mask_sample.names)
+    assert set(result.shown) | set(result.hidden) | set(result.empty) == set(mask_sample.names)
+    truth = json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))
+    assert sorted(result.empty) == sorted(truth["empty"])
+    assert not set(result.empty) & (set(result.shown) | set(result.hidden))
     picture = np.asarray(Image.open(tmp_path / "ct.png").convert("RGB"))
     grey = (picture[..., 0] == picture[..., 1]) & (picture[..., 1] == picture[..., 2])
     assert len(np.unique(picture[grey][:, 0])) > 50  # CT grey levels under the masks
