@@ -32,7 +32,12 @@ start = time.perf_counter()
 summary = run(RunOptions(data, out, merge_all=True, formats=("csv", "parquet"),
                          workers=workers, resume=False))
 seconds = time.perf_counter() - start
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this process, not its workers
+# VmHWM: this process's peak since exec (ru_maxrss would keep the forking parent's peak)
+try:
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "files": summary.files, "rows": summary.rows,
                   "peak_mb": peak_kb / 1024}))
 """

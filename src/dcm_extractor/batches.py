@@ -18,11 +18,11 @@ from .isolation import CaseFailedError, scan_case_isolated
 __all__ = ["MAX_BATCH_CASES", "case_batches", "scan_batch", "scan_one"]
 
 MAX_BATCH_CASES: Final = 32
-BATCHES_PER_WORKER: Final = 4  # enough to even out cases of different sizes
+BATCHES_PER_WORKER: Final = 16  # enough to even out cases of different sizes
 
 
 def case_batches(case_dirs: Sequence[Path], workers: int) -> list[list[Path]]:
-    """Consecutive cases in batches: about ``BATCHES_PER_WORKER`` per worker, at most 32 cases."""
+    """Consecutive cases in batches: about 16 per worker (to even out uneven cases), <= 32 cases."""
     per_batch = len(case_dirs) // max(1, workers * BATCHES_PER_WORKER)
     size = max(1, min(MAX_BATCH_CASES, per_batch))
     return [list(case_dirs[i : i + size]) for i in range(0, len(case_dirs), size)]

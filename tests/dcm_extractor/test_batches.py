@@ -15,10 +15,10 @@ from dcm_extractor.sample import DicomSample
 
 
 def test_batches_keep_order_and_bound_their_size() -> None:
-    cases = [Path(f"case{i:04d}") for i in range(1000)]
+    cases = [Path(f"case{i:05d}") for i in range(10_000)]
     batches = case_batches(cases, workers=2)
     assert [c for batch in batches for c in batch] == cases  # every case once, in order
-    assert max(len(b) for b in batches) == MAX_BATCH_CASES  # many one-file cases: not 1000 tasks
+    assert max(len(b) for b in batches) == MAX_BATCH_CASES  # many one-file cases: not 10,000 tasks
     assert len(case_batches(cases[:6], workers=2)) == 6  # few cases: one each, to spread them
     assert case_batches([], workers=2) == []
 
