@@ -6,7 +6,11 @@ Exit codes: 0 ok, 1 damaged or failed input, 2 usage error; errors are one line.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -254,3 +258,33 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("pack", "ls", "info", "unpack", "verify", "preview", "convert"):
         assert command in out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="pseudo-terminals are POSIX")
+def test_pack_shows_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    argv = [sys.executable, "-m", "medmask", "pack", str(mask_sample.masks_dir)]
+    argv += [str(mask_sample.multilabel_path), "--level", "3"]
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [*argv, "-o", str(tmp_path / "tty")], stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert process.wait() == 0
+    os.close(master)
+    assert "packing" in b"".join(chunks).decode("utf-8", "replace")
+    piped = subprocess.run(
+        [*argv, "-o", str(tmp_path / "pipe")], capture_output=True, text=True, check=True
+    )
+    assert "packing" not in piped.stdout + piped.stderr
+    assert "2 packed, 0 failed" in piped.stdout
