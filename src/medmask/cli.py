@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__
-from .archive import convert_legacy_archive
+from .archive import MaskArchive, convert_legacy_archive
 from .codecs import DEFAULT_LEVEL
 from .errors import MaskNotFoundError, MedmaskError
 from .inspection import describe_archive, verify_archive
@@ -195,8 +195,6 @@ def _ls(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List the masks of an archive: labels, voxels, volume, bounding box."""
-    from .archive import MaskArchive  # noqa: PLC0415 - keeps `medmask --help` light
-
     with _reported(), MaskArchive(archive) as opened:
         stats = opened.statistics()
         mappings = opened.read_all_mapping()

@@ -19,7 +19,6 @@ from .archive import MaskArchive
 from .bbox import bounding_box
 from .errors import MedmaskError
 from .format import archive as fmt
-from .format.legacy_mska import LEGACY_MSKA_MAGIC
 from .space import space_to_dict, voxel_volume_ml
 
 __all__ = ["ArchiveInfo", "VerifyResult", "describe_archive", "verify_archive"]
@@ -169,8 +168,6 @@ def _slot_report(target: Path, file_bytes: int, version: str) -> tuple[list[str]
         return ["medmask 0.1.3 header (no superblocks)"], 0
     with target.open("rb") as handle:
         head = handle.read(fmt.DATA_START)
-    if head.startswith(LEGACY_MSKA_MAGIC):
-        return [], 0
     lines, newest = [], 0
     for letter, slot in zip("AB", fmt.read_slots(head, file_bytes), strict=True):
         if slot is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +90,31 @@ def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationM
     files = sorted(p for p in root.iterdir() if p.is_file() and is_nifti(p))
     if not files:
         raise MedmaskError(f"{root}: no .nii or .nii.gz files found")
-    masks: dict[str, SegmentationMask] = {}
-    first = None
-    for path in files:
+    return dict(sorted(iter_nifti_masks(files)))
+
+
+def iter_nifti_masks(
+    files: Iterable[str | os.PathLike[str]],
+) -> Iterator[tuple[str, SegmentationMask]]:
+    """``(name, mask)`` of each file in turn (one in memory at a time), named by its stem.
+
+    Raises
+    ------
+    FormatError
+        A file is not a mask, or its geometry differs from the first file's.
+    """
+    first: tuple[Path, SegmentationMask] | None = None
+    for item in files:
+        path = Path(item)
         mask = read_nifti(path)
         if first is None:
-            first = (path, mask.space)
-        elif not spaces_close(mask.space, first[1]):
-            raise FormatError(f"{path}: geometry differs from {first[0].name}")
-        masks[nifti_stem(path)] = mask
-    return dict(sorted(masks.items()))
+            first = (path, mask)
+        elif not spaces_close(mask.space, first[1].space):
+            raise FormatError(
+                f"{path}: geometry differs from {first[0].name} "
+                f"(shape {mask.shape} vs {first[1].shape}); one archive holds one scan's masks"
+            )
+        yield nifti_stem(path), mask
 
 
 def write_nifti(

@@ -20,11 +20,10 @@ import numpy as np
 
 from .archive import MaskArchive
 from .bbox import label_extents
-from .errors import FormatError, MedmaskError
+from .errors import MedmaskError
 from .mapping import LabelMapping
 from .mask import SegmentationMask
-from .nifti import NIFTI_SUFFIXES, is_nifti, nifti_stem, read_nifti
-from .space import spaces_close
+from .nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
 
 __all__ = [
     "PackFailure",
@@ -143,7 +142,7 @@ def pack(
     skipped: list[tuple[str, str]] = []
     if src.is_dir():
         files = _folder_files(src, skipped)
-        masks: Iterator[tuple[str, SegmentationMask]] = _folder_masks(files)
+        masks: Iterator[tuple[str, SegmentationMask]] = iter_nifti_masks(files)
         input_bytes = sum(p.stat().st_size for p in files)
     else:
         if not is_nifti(src):
@@ -154,14 +153,14 @@ def pack(
     partial = dst.with_name(f".{dst.name}.partial")
     try:
         with MaskArchive(partial, "w", level=level) as archive:
-            names, empty = [], []
+            names = []
             for name, mask in masks:
                 archive.add_mask(mask, name)
                 names.append(name)
-                if archive.statistics()[name].voxel_count == 0:
-                    empty.append(name)
             if not names:
                 raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
+            stats = archive.statistics()
+            empty = [name for name in names if stats[name].voxel_count == 0]
             stored_groups = _add_groups(archive, groups or {}, names)
         partial.replace(dst)
     except BaseException:
@@ -260,20 +259,6 @@ def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
             kind = "folder" if path.is_dir() else "file"
             skipped.append((path.name, f"not a NIfTI mask ({kind})"))
     return files
-
-
-def _folder_masks(files: list[Path]) -> Iterator[tuple[str, SegmentationMask]]:
-    first: tuple[Path, SegmentationMask] | None = None
-    for path in files:
-        mask = read_nifti(path)
-        if first is None:
-            first = (path, mask)
-        elif not spaces_close(mask.space, first[1].space):
-            raise FormatError(
-                f"{path}: geometry differs from {first[0].name} "
-                f"(shape {mask.shape} vs {first[1].shape}); one archive holds one scan's masks"
-            )
-        yield nifti_stem(path), mask
 
 
 def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask]]:

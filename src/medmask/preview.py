@@ -21,8 +21,9 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from .archive import MaskArchive
-from .errors import FormatError, MaskNotFoundError, MedmaskError
+from .errors import FormatError, MedmaskError
 from .space import space_from_affine, spaces_close
+from .unpacking import select_masks
 
 __all__ = ["PreviewResult", "display_slice", "label_colours", "render_preview"]
 
@@ -88,7 +89,7 @@ def render_preview(
         space = archive.space
         if space is None or not len(archive):
             raise MedmaskError(f"{archive_path}: the archive holds no masks to draw")
-        chosen = _choose(archive, names)
+        chosen = select_masks(archive, names, groups=False)
         counts = {name: stat.voxel_count for name, stat in archive.statistics().items()}
         labels = np.zeros(tuple(int(n) for n in space.shape), dtype=np.uint16)
         for index, name in enumerate(chosen, start=1):
@@ -144,17 +145,6 @@ def display_slice(volume: Any, affine: NDArray[Any], view: str, cut: int) -> NDA
         raise ValueError(f"view must be one of {sorted(axes)}, got {view!r}")
     ornt = nib.orientations.io_orientation(affine)
     return _display(_ras_plane(volume, ornt, axes[view], cut))
-
-
-def _choose(archive: MaskArchive, names: Sequence[str] | None) -> list[str]:
-    if names:
-        missing = [n for n in names if n not in archive]
-        if missing:
-            listed = ", ".join(map(repr, missing))
-            raise MaskNotFoundError(f"{archive.path}: no mask named {listed}")
-        return list(dict.fromkeys(names))
-    groups = set(archive.groups())
-    return [n for n in archive if n not in groups]
 
 
 def _open_image(path: str | os.PathLike[str], space: Any) -> nib.Nifti1Image:

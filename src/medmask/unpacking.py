@@ -26,6 +26,7 @@ __all__ = [
     "MultilabelResult",
     "OverlapError",
     "OverlapPolicy",
+    "select_masks",
     "unpack_archive",
     "write_multilabel",
 ]
@@ -77,7 +78,7 @@ def unpack_archive(
     """
     out = Path(out_dir)
     with MaskArchive(archive_path) as archive:
-        chosen = _choose(archive, names, groups=True)
+        chosen = select_masks(archive, names, groups=True)
         targets = {name: out / f"{_file_name(name)}.nii.gz" for name in chosen}
         if not overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
@@ -123,7 +124,7 @@ def write_multilabel(
     if out.exists() and not overwrite:
         raise MedmaskError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     with MaskArchive(archive_path) as archive:
-        chosen = _choose(archive, names, groups=False)
+        chosen = select_masks(archive, names, groups=False)
         space = archive.space
         if space is None:
             raise MedmaskError(f"{archive_path}: the archive holds no masks")
@@ -175,7 +176,15 @@ def _paint(
     return found
 
 
-def _choose(archive: MaskArchive, names: Sequence[str] | None, *, groups: bool) -> list[str]:
+def select_masks(archive: MaskArchive, names: Sequence[str] | None, *, groups: bool) -> list[str]:
+    """``names`` checked against the archive (duplicates dropped), or by default every
+    mask, groups included only when ``groups`` (they cover their members).
+
+    Raises
+    ------
+    MaskNotFoundError
+        A name is not in the archive.
+    """
     if names:
         missing = [n for n in names if n not in archive]
         if missing:
