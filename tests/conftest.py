@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,3 +33,32 @@ def dicom_sample(tmp_path_factory: pytest.TempPathFactory) -> DicomSample:
 def mask_sample(tmp_path_factory: pytest.TempPathFactory) -> MaskSample:
     """The small generated mask set, seed 0."""
     return generate_masks(tmp_path_factory.mktemp("masks"))
+
+
+def _run_in_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; all it printed."""
+    import pty  # POSIX only: imported when a test asks for a terminal
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait()
+    os.close(master)
+    return process.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.fixture
+def run_in_terminal() -> Callable[[list[str]], tuple[int, str]]:
+    """Runs a command on a pseudo-terminal (for progress bars); skips where there is none."""
+    if not hasattr(os, "openpty"):
+        pytest.skip("pseudo-terminals are POSIX")
+    return _run_in_terminal

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,7 +56,70 @@ PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is
 TableFormat = Literal["csv", "json", "parquet"]
 
 
-class TableStream:
+class _AtomicFile:
+    """A file written into a temporary sibling, fsynced and renamed over ``path`` at commit.
+
+    As a context manager it commits on success and discards on an exception.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self._temp = Path(temp)
+        self._file: IO[bytes] = os.fdopen(handle, "wb")
+        self._text: io.TextIOWrapper | None = None
+
+    def _text_file(self, excel: bool) -> io.TextIOWrapper:
+        """A text layer over the file: UTF-8, with a BOM for Excel."""
+        encoding = "utf-8-sig" if excel else "utf-8"
+        self._text = io.TextIOWrapper(self._file, encoding=encoding, newline="")
+        return self._text
+
+    def _finish(self) -> None:
+        """Write what ends the file (subclasses)."""
+
+    def commit(self) -> None:
+        """Finish the file and move it into place (fsynced first)."""
+        self._finish()
+        if self._text is not None:
+            self._text.flush()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._close()
+        self._temp.replace(self.path)
+
+    def discard(self) -> None:
+        """Drop the temporary file; ``path`` keeps what it had."""
+        try:
+            self._close()
+        finally:
+            self._temp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._text is not None and not self._text.closed:
+            self._text.detach()  # the binary file is closed below, once
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class TableStream(_AtomicFile):
     """One table written row batch by row batch into a temporary file, renamed at commit.
 
     Produces exactly the bytes of :func:`write_csv` / :func:`write_json` (and the same
@@ -69,21 +132,14 @@ class TableStream:
     ) -> None:
         if fmt not in ("csv", "json", "parquet"):
             raise ValueError(f"unknown table format {fmt!r}")
-        self.path, self.fmt = Path(path), fmt
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._temp = Path(temp)
-        self._file: IO[bytes] = os.fdopen(handle, "wb")
+        super().__init__(path)
+        self.fmt = fmt
         self._count = 0
         self._pending: list[dict[str, Any]] = []
         self._parquet: pq.ParquetWriter | None = None
         if fmt == "csv":
-            self._text = io.TextIOWrapper(
-                self._file, encoding="utf-8-sig" if excel else "utf-8", newline=""
-            )
-            self._csv = csv.writer(self._text, lineterminator="\r\n" if excel else "\n")
+            terminator = "\r\n" if excel else "\n"
+            self._csv = csv.writer(self._text_file(excel), lineterminator=terminator)
             self._csv.writerow(FIXED_COLUMNS)
         elif fmt == "parquet":
             self._parquet = pq.ParquetWriter(self._file, PARQUET_SCHEMA)
@@ -104,28 +160,13 @@ class TableStream:
             if len(self._pending) >= PARQUET_ROW_GROUP:
                 self._flush_parquet()
 
-    def commit(self) -> None:
-        """Finish the file and move it into place (fsynced first)."""
-        if self.fmt == "csv":
-            self._text.flush()
-        elif self.fmt == "json":
+    def _finish(self) -> None:
+        if self.fmt == "json":
             self._file.write(b"\n]\n" if self._count else b"[]\n")
-        else:
+        elif self._parquet is not None:
             if self._pending or self._count == 0:
                 self._flush_parquet()
-            assert self._parquet is not None
             self._parquet.close()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._close()
-        self._temp.replace(self.path)
-
-    def discard(self) -> None:
-        """Drop the temporary file; ``path`` keeps what it had."""
-        try:
-            self._close()
-        finally:
-            self._temp.unlink(missing_ok=True)
 
     def _flush_parquet(self) -> None:
         assert self._parquet is not None
@@ -134,29 +175,12 @@ class TableStream:
         self._count += len(self._pending)
         self._pending = []
 
-    def _close(self) -> None:
-        if self.fmt == "csv" and not self._text.closed:
-            self._text.detach()
-        if not self._file.closed:
-            self._file.close()
 
-    def __enter__(self) -> TableStream:
-        return self
+class ReportStream(_AtomicFile):
+    """The report (every skipped or failed file, with its reason), written as it grows.
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-class ReportStream:
-    """The report (every skipped or failed file, with its reason), written as it grows."""
+    With ``labels`` (case -> pseudonym) it names no case, file or patient.
+    """
 
     def __init__(
         self,
@@ -165,35 +189,17 @@ class ReportStream:
         excel: bool = False,
         labels: Mapping[str, str] | None = None,
     ) -> None:
-        self.path, self.labels, self.count = Path(path), labels, 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        super().__init__(path)
+        self.labels = labels
+        self._writer = csv.DictWriter(
+            self._text_file(excel), fieldnames=REPORT_COLUMNS, lineterminator="\n"
         )
-        self._temp = Path(temp)
-        self._text = io.TextIOWrapper(
-            os.fdopen(handle, "wb"), encoding="utf-8-sig" if excel else "utf-8", newline=""
-        )
-        self._writer = csv.DictWriter(self._text, fieldnames=REPORT_COLUMNS, lineterminator="\n")
         self._writer.writeheader()
 
     def write(self, entries: Iterable[ReportEntry]) -> None:
         """Append report lines."""
         for entry in entries:
             self._writer.writerow(entry.to_dict(self.labels))
-            self.count += 1
-
-    def commit(self) -> None:
-        """Move the finished report into place."""
-        self._text.flush()
-        os.fsync(self._text.fileno())
-        self._text.close()
-        self._temp.replace(self.path)
-
-    def discard(self) -> None:
-        """Drop the temporary file."""
-        self._text.close()
-        self._temp.unlink(missing_ok=True)
 
 
 def _text(value: Any) -> str:
@@ -231,10 +237,5 @@ def write_report(
 
     With ``labels`` (case -> pseudonym) the report names no case, file or patient.
     """
-    stream = ReportStream(path, excel=excel, labels=labels)
-    try:
+    with ReportStream(path, excel=excel, labels=labels) as stream:
         stream.write(entries)
-    except BaseException:
-        stream.discard()
-        raise
-    stream.commit()

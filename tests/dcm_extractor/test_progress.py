@@ -4,39 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import pty
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from dcm_extractor.projectids import ProjectIdMap
 from dcm_extractor.sample import DicomSample
 
 
-def run_in_terminal(argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; all it printed."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    process.wait()
-    os.close(master)
-    return process.returncode, b"".join(chunks).decode("utf-8", "replace")
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
-def test_progress_bar_on_a_terminal_only(tmp_path: Path, dicom_sample: DicomSample) -> None:
+def test_progress_bar_on_a_terminal_only(
+    tmp_path: Path,
+    dicom_sample: DicomSample,
+    run_in_terminal: Callable[[list[str]], tuple[int, str]],
+) -> None:
     base = [sys.executable, "-m", "dcm_extractor", "-d", str(dicom_sample.cases_root)]
     code, shown = run_in_terminal([*base, "-o", str(tmp_path / "a"), "--log", str(tmp_path / "l")])
     assert code == 0

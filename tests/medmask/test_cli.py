@@ -6,11 +6,10 @@ Exit codes: 0 ok, 1 damaged or failed input, 2 usage error; errors are one line.
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -260,29 +259,16 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="pseudo-terminals are POSIX")
 def test_pack_shows_a_progress_bar_on_a_terminal_only(
-    tmp_path: Path, mask_sample: MaskSample
+    tmp_path: Path,
+    mask_sample: MaskSample,
+    run_in_terminal: Callable[[list[str]], tuple[int, str]],
 ) -> None:
     argv = [sys.executable, "-m", "medmask", "pack", str(mask_sample.masks_dir)]
     argv += [str(mask_sample.multilabel_path), "--level", "3"]
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [*argv, "-o", str(tmp_path / "tty")], stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    assert process.wait() == 0
-    os.close(master)
-    assert "packing" in b"".join(chunks).decode("utf-8", "replace")
+    code, shown = run_in_terminal([*argv, "-o", str(tmp_path / "tty")])
+    assert code == 0
+    assert "packing" in shown
     piped = subprocess.run(
         [*argv, "-o", str(tmp_path / "pipe")], capture_output=True, text=True, check=True
     )
