@@ -12,16 +12,14 @@ data in a partial read, or anything malformed. :func:`inspect_head` says which p
 from __future__ import annotations
 
 import struct
-import warnings
 from typing import Final
 
 from pydicom.charset import python_encoding
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 
 from .header import (
-    TEXT_KEYWORDS,
     TEXT_TAGS,
     HeaderFields,
     ImageFacts,
@@ -62,6 +60,19 @@ _PATIENT_NAME: Final = 0x00100010
 _EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
 _EXPLICIT_LONG: Final = struct.Struct("<HH2s2xI")
 _IMPLICIT: Final = struct.Struct("<HHI")
+_UINT: Final = struct.Struct("<I")
+# Every VR of the standard, with the size of its element header in explicit VR.
+_HEADER_SIZE: Final = {
+    vr: 12 if vr in _LONG_VRS else 8
+    for vr in (
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST",
+        b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+    )
+}  # fmt: skip
+
+# Needed elements found by the walk: tag -> (VR as in the file or None, value start, length).
+_Found = dict[int, tuple[bytes | None, int, int]]
 
 
 class _HandOverError(Exception):
@@ -84,9 +95,7 @@ def inspect_head(head: bytes, size: int, read_all: object = None) -> tuple[Image
     ``fast`` is False when pydicom's full parse decided (counted in the run summary).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _fast(head, size), True
+        return _fast(head, size), True
     except (_HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
         data = head if len(head) >= size or read_all is None else read_all()  # type: ignore[operator]
         return inspect_dicom(data), False
@@ -100,11 +109,11 @@ def _fast(head: bytes, size: int) -> ImageFacts | Skip:
     if syntax in _HANDED_TO_PYDICOM:
         raise _HandOverError(syntax)
     implicit = syntax == _IMPLICIT_LE
-    elements, pixel = _walk_dataset(head, position, implicit, size)
+    found, pixel = _walk_dataset(head, position, implicit, size)
     if pixel is not None and pixel.length == _UNDEFINED and len(head) < size:
         raise _HandOverError("encapsulated pixel data in a partial read")
     meta_class = _ascii(meta.get(0x00020002, b""))
-    return classify(_fields(elements, pixel, meta_class, implicit), head, size)
+    return classify(_fields(head, found, pixel, meta_class, implicit), head, size)
 
 
 def _ascii(raw: bytes) -> str:
@@ -113,13 +122,17 @@ def _ascii(raw: bytes) -> str:
 
 
 def _fields(
-    elements: dict[BaseTag, DataElement | RawDataElement],
-    pixel: RawDataElement | None,
+    head: bytes,
+    found: _Found,
+    pixel: PixelInfo | None,
     meta_class: str,
     implicit: bool,
 ) -> HeaderFields:
-    raw: dict[int, bytes] = {int(tag): bytes(e.value or b"") for tag, e in elements.items()}
-    vrs = {int(tag): element.VR for tag, element in elements.items()}
+    raw: dict[int, bytes] = {}
+    for tag, (_, start, length) in found.items():
+        if start + length > len(head):
+            raise _HandOverError("needed element beyond the bytes read")
+        raw[tag] = head[start : start + length]
     text: dict[str, str] = {}
     hard = []
     codec = _single_codec(raw.get(0x00080005, b""))
@@ -142,16 +155,8 @@ def _fields(
             hard.append(tag)
     undecodable: tuple[str, ...] = ()
     if hard:
-        keep = [t for t in (0x00080005, *hard) if t in raw]
-        subset = Dataset({BaseTag(t): elements[BaseTag(t)] for t in keep})
-        decoded, undecodable = text_values(subset)
-        text.update(
-            {
-                TEXT_KEYWORDS[i]: decoded[TEXT_KEYWORDS[i]]
-                for i, (_, t) in enumerate(TEXT_TAGS)
-                if t in hard
-            }
-        )
+        decoded, undecodable = _decode_by_pydicom(found, raw, hard, implicit)
+        text.update(decoded)
     return HeaderFields(
         meta_class=meta_class,
         sop_class=_ascii(raw.get(0x00080016, b"")),
@@ -159,14 +164,30 @@ def _fields(
         directory_records=0x00041220 in raw,
         text=text,
         undecodable=undecodable,
-        rows=_us(raw, vrs, 0x00280010, implicit),
-        columns=_us(raw, vrs, 0x00280011, implicit),
-        samples=_us(raw, vrs, 0x00280002, implicit) or 1,
-        bits=_us(raw, vrs, 0x00280100, implicit),
+        rows=_us(raw, found, 0x00280010),
+        columns=_us(raw, found, 0x00280011),
+        samples=_us(raw, found, 0x00280002) or 1,
+        bits=_us(raw, found, 0x00280100),
         frames=_is(raw.get(0x00280008)),
         photometric=_ascii(raw.get(0x00280004, b"")),
-        pixel=None if pixel is None else PixelInfo(pixel.length, pixel.value_tell),
+        pixel=pixel,
     )
+
+
+def _decode_by_pydicom(
+    found: _Found, raw: dict[int, bytes], hard: list[int], implicit: bool
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Text values the fast path leaves to pydicom, decoded in the file's character set."""
+    subset = Dataset()
+    for tag in (0x00080005, *hard):
+        if tag in found:
+            vr, start, length = found[tag]
+            text_vr = None if vr is None else vr.decode("ascii")
+            key = BaseTag(tag)
+            subset[key] = RawDataElement(key, text_vr, length, raw[tag], start, implicit, True)
+    decoded, undecodable = text_values(subset)
+    wanted = {keyword for keyword, tag in TEXT_TAGS if tag in hard}
+    return {k: v for k, v in decoded.items() if k in wanted}, undecodable
 
 
 def _single_codec(charset: bytes) -> str | None:
@@ -177,12 +198,12 @@ def _single_codec(charset: bytes) -> str | None:
     return python_encoding[term]
 
 
-def _us(raw: dict[int, bytes], vrs: dict[int, str | None], tag: int, implicit: bool) -> int | None:
+def _us(raw: dict[int, bytes], found: _Found, tag: int) -> int | None:
     """An unsigned short as pydicom reads it; anything else goes to pydicom."""
     value = raw.get(tag)
     if value is None:
         return None
-    if (vrs.get(tag) not in (None, "US") and not implicit) or len(value) != 2:
+    if found[tag][0] not in (None, b"US") or len(value) != 2:
         raise _HandOverError("unusual encoding of an image attribute")
     number: int = _US.unpack(value)[0]
     return number
@@ -220,71 +241,92 @@ def _walk_meta(head: bytes) -> tuple[int, dict[int, bytes]]:
     raise _HandOverError("header longer than the bytes read")
 
 
-def _walk_dataset(  # noqa: PLR0912 - the hot loop, inlined on purpose
+def _walk_dataset(
     head: bytes, position: int, implicit: bool, size: int
-) -> tuple[dict[BaseTag, DataElement | RawDataElement], RawDataElement | None]:
-    """Needed elements as raw elements, and the pixel data element (value not read)."""
-    found: dict[BaseTag, DataElement | RawDataElement] = {}
+) -> tuple[_Found, PixelInfo | None]:
+    """Needed elements as (VR, value start, length), and the pixel data element (value not read).
+
+    The loop up to the last needed tag is the hot path of the whole extractor: explicit
+    VR little endian only, one ``unpack`` and one dict lookup per element (an unknown VR
+    is a KeyError: pydicom takes over). Implicit VR, and whatever follows the last needed
+    tag when the pixel data cannot be found directly, take :func:`_walk_general`.
+    """
+    found: _Found = {}
+    if implicit:
+        return _walk_general(head, position, True, size, found)
     end = len(head)
-    searched = False
     short = _EXPLICIT_SHORT.unpack_from
+    header_size = _HEADER_SIZE
+    needed = _NEEDED
+    last = _LAST_NEEDED
     while position + 8 <= end:
-        group, element, raw_vr, length = short(head, position)
-        if implicit or group == 0xFFFE or raw_vr in _LONG_VRS:
-            tag, vr, length, start = _element_header(head, position, implicit)
-        elif raw_vr.isalpha():  # the common case, inlined: explicit VR with a 2-byte length
-            tag, vr, start = group << 16 | element, None, position + 8
+        group, element, vr, length = short(head, position)
+        tag = group << 16 | element
+        if tag > last:
+            if tag not in _PIXEL_TAGS:
+                pixel = _find_pixel_data(head, position, size)
+                if pixel is not None:  # no need to walk the private groups in between
+                    return found, pixel
+            return _walk_general(head, position, False, size, found)
+        if header_size[vr] == 8:
+            start = position + 8
         else:
-            raise _HandOverError("not an explicit VR")
-        if tag > _LAST_NEEDED and not searched and tag not in _PIXEL_TAGS:
-            searched = True
-            pixel = _find_pixel_data(head, position, implicit, size)
-            if pixel is not None:  # no need to walk the private groups in between
-                return found, pixel
+            if position + 12 > end:
+                raise _HandOverError("element beyond the bytes read")
+            (length,) = _UINT.unpack_from(head, position + 8)
+            start = position + 12
+            if length == _UNDEFINED:
+                if tag in needed:
+                    raise _HandOverError("needed element of undefined length")
+                position = _skip_undefined(head, start, False)
+                continue
+        if tag in needed:
+            found[tag] = (vr, start, length)
+        position = start + length
+    return _walk_general(head, position, False, size, found)
+
+
+def _walk_general(
+    head: bytes, position: int, implicit: bool, size: int, found: _Found
+) -> tuple[_Found, PixelInfo | None]:
+    """The careful walk: any tag order, item tags, implicit VR; stops at the pixel data."""
+    end = len(head)
+    while position + 8 <= end:
+        tag, vr, length, start = _element_header(head, position, implicit)
         if tag in _PIXEL_TAGS:
-            vr = vr or (None if implicit else raw_vr.decode("ascii"))
-            return found, RawDataElement(Tag(tag), vr, length, None, start, implicit, True)
+            return found, PixelInfo(length, start)
         if length == _UNDEFINED:
             if tag in _NEEDED:
                 raise _HandOverError("needed element of undefined length")
             position = _skip_undefined(head, start, implicit)
             continue
-        if start + length > end:
-            raise _HandOverError("element beyond the bytes read")
         if tag in _NEEDED:
-            if vr is None and not implicit:
-                vr = raw_vr.decode("ascii")
-            value = head[start : start + length]
-            key = BaseTag(tag)
-            found[key] = RawDataElement(key, vr, length, value, start, implicit, True)
+            found[tag] = (vr, start, length)
         position = start + length
-    if position < end:
-        raise _HandOverError("trailing bytes")
+    if position != end or end < size:
+        raise _HandOverError("the bytes read end inside the header")
     return found, None
 
 
-def _find_pixel_data(
-    head: bytes, position: int, implicit: bool, size: int
-) -> RawDataElement | None:
+def _find_pixel_data(head: bytes, position: int, size: int) -> PixelInfo | None:
     """The top-level PixelData element found by its header bytes, or None to keep walking.
 
     Explicit VR only: tag, ``OB``/``OW`` and two zero bytes, and the value must reach the
     end of the file (or beyond: truncated). That rejects the pixel data of an icon image
     nested in a sequence, which ends well before the file does.
     """
-    if implicit:
-        return None
     at = head.find(_PIXEL_DATA, position)
     if at < 0 or at + 12 > len(head) or head[at + 4 : at + 8] not in (b"OB\x00\x00", b"OW\x00\x00"):
         return None
     (length,) = struct.unpack_from("<I", head, at + 8)
     if length == _UNDEFINED or at + 12 + length < size:
         return None  # encapsulated, an icon's pixel data, or trailing elements: walk instead
-    vr = head[at + 4 : at + 6].decode("ascii")
-    return RawDataElement(Tag(0x7FE00010), vr, length, None, at + 12, False, True)
+    return PixelInfo(length, at + 12)
 
 
-def _element_header(head: bytes, position: int, implicit: bool) -> tuple[int, str | None, int, int]:
+def _element_header(
+    head: bytes, position: int, implicit: bool
+) -> tuple[int, bytes | None, int, int]:
     if implicit:
         group, element, length = _IMPLICIT.unpack_from(head, position)
         return group << 16 | element, None, length, position + 8
@@ -297,10 +339,10 @@ def _element_header(head: bytes, position: int, implicit: bool) -> tuple[int, st
         if position + 12 > len(head):
             raise _HandOverError("element beyond the bytes read")
         _, _, _, length = _EXPLICIT_LONG.unpack_from(head, position)
-        return tag, raw_vr.decode("ascii"), length, position + 12
-    if not raw_vr.isalpha() or not raw_vr.isupper():
+        return tag, raw_vr, length, position + 12
+    if raw_vr not in _HEADER_SIZE:
         raise _HandOverError("not an explicit VR")
-    return tag, raw_vr.decode("ascii"), length, position + 8
+    return tag, raw_vr, length, position + 8
 
 
 def _skip_undefined(head: bytes, position: int, implicit: bool) -> int:

@@ -8,7 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dcm_extractor.fastheader import HEAD_BYTES, inspect_head
-from dcm_extractor.header import inspect_dicom
+from dcm_extractor.header import ImageFacts, inspect_dicom
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
 
 
@@ -56,3 +56,14 @@ def test_real_ct_headers(tmp_path: Path, shared_data: Path) -> None:
 def test_cut_headers_agree_with_pydicom(cut: int) -> None:
     data = Path(get_testdata_file("CT_small.dcm")).read_bytes()[:cut]  # type: ignore[arg-type]
     check(data)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+def test_head_ending_between_elements_is_not_the_end_of_the_file(name: str) -> None:
+    """The bytes read stop right before the pixel data: the file goes on, pydicom decides."""
+    data = Path(get_testdata_file(name)).read_bytes()  # type: ignore[arg-type]
+    boundary = data.rfind(b"\xe0\x7f\x10\x00")
+    verdict, fast = inspect_head(data[:boundary], len(data), read_all=lambda: data)
+    assert verdict == inspect_dicom(data)
+    assert isinstance(verdict, ImageFacts)
+    assert fast is False
