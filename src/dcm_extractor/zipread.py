@@ -2,7 +2,11 @@
 
 Only the head of each member is inflated (what the header reader needs, like the first
 bytes of a loose file); the rest, and the member's CRC check, only when pydicom has to
-take over and asks for the whole member.
+take over and asks for the whole member. A member that fits in the head is CRC-checked
+at once. Heads of stored and deflated members (nearly every zip) are read by
+:func:`_read_head`: one ``pread`` of the local header and the compressed bytes, one
+inflate, none of :mod:`zipfile`'s per-member stream machinery, which cost more than the
+inflating itself; other methods (bzip2, LZMA) go through :mod:`zipfile`.
 
 Member names without the UTF-8 flag are decoded per member: UTF-8 when they are valid
 UTF-8 (many tools omit the flag), else GB18030 (a superset of the GBK that Chinese
@@ -11,12 +15,17 @@ Windows writes), else the zip standard's CP437.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from zlib_ng import zlib_ng
 
 __all__ = [
     "DEFAULT_HEAD_BYTES",
@@ -31,6 +40,9 @@ DEFAULT_MAX_MEMBER_BYTES: Final = 2 * 1024**3  # a larger DICOM file is a zip bo
 DEFAULT_HEAD_BYTES: Final = 16 * 1024
 _UTF8_FLAG: Final = 0x800
 _ENCRYPTED_FLAG: Final = 0x1
+_LOCAL_HEADER: Final = struct.Struct("<4s22xHH")  # signature ... name length, extra length
+_LOCAL_SIGNATURE: Final = b"PK\x03\x04"
+_SLACK: Final = 1024  # local extra fields may be longer than the central directory's
 
 
 class MemberReadError(Exception):
@@ -107,12 +119,13 @@ def iter_zip_members(
     :class:`ZipProblem`; so does a zip that cannot be opened. ``head_bytes=None``
     reads every member whole, checking its CRC and the size limit as it inflates.
     """
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {err}")
-        return
-    with archive:
+    with contextlib.ExitStack() as stack:
+        try:
+            stream = stack.enter_context(Path(path).open("rb"))
+            archive = stack.enter_context(zipfile.ZipFile(stream))
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {err}")
+            return
         infos = [
             (decode_member_name(info), info) for info in archive.infolist() if not info.is_dir()
         ]
@@ -130,9 +143,20 @@ def iter_zip_members(
                 continue
             want = max_member_bytes + 1 if head_bytes is None else min(head_bytes, info.file_size)
             try:
-                with archive.open(info) as stream:
-                    data = stream.read(want)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as err:
+                if head_bytes is not None and info.compress_type in _RAW_METHODS:
+                    data = _read_head(stream, info, want)
+                else:
+                    with archive.open(info) as member:
+                        data = member.read(want)
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                _ZLIB_NG_ERROR,
+                OSError,
+                EOFError,
+                NotImplementedError,
+                MemberReadError,
+            ) as err:
                 yield ZipProblem(name, "corrupt_member", f"cannot be extracted: {err}")
                 continue
             if len(data) > max_member_bytes:
@@ -142,3 +166,58 @@ def iter_zip_members(
                 continue
             size = len(data) if head_bytes is None else info.file_size
             yield ZipMember(name, data, size, archive, info, max_member_bytes)
+
+
+_RAW_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_HAS_PREAD: Final = hasattr(os, "pread")
+# zlib_ng's stub declares ``error`` as an instance; it is the module's exception class.
+_ZLIB_NG_ERROR: Final[type[Exception]] = zlib_ng.error  # type: ignore[assignment]
+
+
+def _read_head(stream: BinaryIO, info: zipfile.ZipInfo, want: int) -> bytes:
+    """The first ``want`` bytes of a stored or deflated member, read straight from the file.
+
+    :mod:`zipfile` seeks before each of its own reads, so it can share the stream.
+    The first read takes the local header and ``want * 9 / 8`` compressed bytes (fixed
+    Huffman codes spend at most 9 bits on a byte), enough for ``want`` inflated bytes
+    from any sane encoder; a pathological one costs further reads, not a wrong head.
+    """
+    compressed = min(info.compress_size, want + want // 8 + 64)
+    guess = 30 + 4 * len(info.filename) + len(info.extra) + _SLACK
+    block = _read_at(stream, guess + compressed, info.header_offset)
+    if len(block) < 30 or block[:4] != _LOCAL_SIGNATURE:
+        raise MemberReadError("bad local file header")
+    _, name_length, extra_length = _LOCAL_HEADER.unpack_from(block)
+    start = 30 + name_length + extra_length
+    if start + compressed > len(block):
+        block = block[:start] + _read_at(stream, compressed, info.header_offset + start)
+    raw = block[start : start + compressed]
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw[:want]
+    else:
+        inflate = zlib_ng.decompressobj(-zlib.MAX_WBITS)
+        data = inflate.decompress(raw, want)
+        taken = len(raw)
+        while len(data) < want and not inflate.eof and taken < info.compress_size:
+            more = _read_at(
+                stream,
+                min(64 * 1024, info.compress_size - taken),
+                info.header_offset + start + taken,
+            )
+            if not more:
+                break
+            taken += len(more)
+            data += inflate.decompress(inflate.unconsumed_tail + more, want - len(data))
+    if len(data) < want:
+        raise MemberReadError(f"ends after {len(data)} of {info.file_size} bytes")
+    if want >= info.file_size and zlib.crc32(data) != info.CRC:
+        raise MemberReadError(f"bad CRC-32 for file {info.filename!r}")
+    return data
+
+
+def _read_at(stream: BinaryIO, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset``: one ``pread`` call where there is one (not on Windows)."""
+    if _HAS_PREAD:
+        return os.pread(stream.fileno(), size, offset)
+    stream.seek(offset)
+    return stream.read(size)
