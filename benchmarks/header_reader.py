@@ -13,7 +13,6 @@ read in place. Single process; rows are compared on every valid file.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 from pydicom import dcmread
 
-from dcm_extractor.fastheader import HEAD_BYTES, inspect_head
+from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
 from dcm_extractor.header import ImageFacts
 from dcm_extractor.sample import generate_dicom_dataset
 from dcm_extractor.zipread import ZipMember, iter_zip_members
@@ -64,9 +63,7 @@ def baseline_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
 def ours_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
     out = {}
     for path in files:
-        with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            head = stream.read(HEAD_BYTES)
+        head, size = read_head(path)
         verdict, _ = inspect_head(head, size, read_all=path.read_bytes)
         if isinstance(verdict, ImageFacts):
             out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)

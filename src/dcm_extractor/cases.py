@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fastheader import HEAD_BYTES, inspect_head
+from .fastheader import HEAD_BYTES, inspect_head, read_head
 from .header import ImageFacts, Skip
 from .rows import build_row
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
@@ -116,9 +116,7 @@ def scan_case(
         result.files += 1
         place = _Place(_relative(path, root), number[path])
         try:
-            with path.open("rb") as stream:
-                size = os.fstat(stream.fileno()).st_size
-                head = stream.read(HEAD_BYTES)
+            head, size = read_head(path)
             verdict, fast = inspect_head(head, size, read_all=path.read_bytes)
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from dcm_extractor.fastheader import HEAD_BYTES, inspect_head
+from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
 from dcm_extractor.header import ImageFacts, inspect_dicom
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
 
@@ -67,3 +67,18 @@ def test_head_ending_between_elements_is_not_the_end_of_the_file(name: str) -> N
     assert verdict == inspect_dicom(data)
     assert isinstance(verdict, ImageFacts)
     assert fast is False
+
+
+def test_read_head(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 100
+    (tmp_path / "big").write_bytes(data)
+    (tmp_path / "small").write_bytes(data[:10])
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_head(tmp_path / "big", 1000) == (data[:1000], len(data))
+    assert read_head(tmp_path / "big") == (data[:HEAD_BYTES], len(data))
+    assert read_head(tmp_path / "small") == (data[:10], 10)
+    assert read_head(tmp_path / "empty") == (b"", 0)
+    with pytest.raises(FileNotFoundError):
+        read_head(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError):
+        read_head(tmp_path)
