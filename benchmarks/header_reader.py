@@ -13,7 +13,9 @@ read in place. Single process; rows are compared on every valid file.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import tempfile
 import time
 import zipfile
@@ -81,13 +83,33 @@ def ours_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def best(repeat: int, fn: Any, arg: Any) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn(arg)
-        times.append(time.perf_counter() - start)
-    return min(times), result
+def timed(fn: Any, arg: Any) -> tuple[float, Any]:
+    os.sync()  # the baseline's temporary files are flushed outside either timing
+    start = time.perf_counter()
+    result = fn(arg)
+    return time.perf_counter() - start, result
+
+
+def paired(
+    repeat: int, base_fn: Any, our_fn: Any, arg: Any
+) -> tuple[list[float], list[float], Any, Any]:
+    """Baseline and ours run back to back ``repeat`` times, taking turns at going first.
+
+    This VM's speed drifts by tens of percent within a minute, and a run is slower right
+    after the baseline has written and deleted its temporary files; so each ratio
+    compares two runs made moments apart, and neither side always runs second.
+    """
+    base_times, our_times, base_rows, our_rows = [], [], None, None
+    for turn in range(repeat):
+        if turn % 2:
+            our_time, our_rows = timed(our_fn, arg)
+            base_time, base_rows = timed(base_fn, arg)
+        else:
+            base_time, base_rows = timed(base_fn, arg)
+            our_time, our_rows = timed(our_fn, arg)
+        base_times.append(base_time)
+        our_times.append(our_time)
+    return base_times, our_times, base_rows, our_rows
 
 
 def main() -> None:
@@ -95,7 +117,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     template = TEMPLATE if TEMPLATE.is_file() else None
     per_case = 100
@@ -114,18 +136,26 @@ def main() -> None:
     zips = sorted(root.rglob("*.zip"))
     members = sum(len(zipfile.ZipFile(z).namelist()) for z in zips)
     print(f"{len(files)} files in folders, {members} in {len(zips)} zips; one process\n")
-    print(f"{'':22s} {'baseline files/s':>17s} {'ours files/s':>13s} {'ratio':>7s}  rows equal")
+    print(
+        f"{'':8s} {'baseline files/s':>17s} {'ours files/s':>13s} "
+        f"{'ratio':>7s} {'(range)':>13s}  rows equal"
+    )
     for label, base_fn, our_fn, arg, count in (
         ("folders", baseline_folder, ours_folder, files, len(files)),
         ("zips", baseline_zips, ours_zips, zips, members),
     ):
-        base_time, base_rows = best(args.repeat, base_fn, arg)
-        our_time, our_rows = best(args.repeat, our_fn, arg)
+        base_times, our_times, base_rows, our_rows = paired(args.repeat, base_fn, our_fn, arg)
+        ratios = sorted(b / o for b, o in zip(base_times, our_times, strict=True))
         same = base_rows == our_rows
         print(
-            f"{label:22s} {count / base_time:17,.0f} {count / our_time:13,.0f} "
-            f"{base_time / our_time:6.1f}x  {'yes' if same else 'NO'} ({len(our_rows)} images)"
+            f"{label:8s} {count / min(base_times):17,.0f} {count / min(our_times):13,.0f} "
+            f"{statistics.median(ratios):6.1f}x {f'({ratios[0]:.1f}-{ratios[-1]:.1f})':>13s}  "
+            f"{'yes' if same else 'NO'} ({len(our_rows)} images)"
         )
+    print(
+        f"\nfiles/s: the best of {args.repeat} runs; ratio: the median of {args.repeat} "
+        "baseline/ours pairs run back to back (range: lowest-highest pair)"
+    )
 
 
 if __name__ == "__main__":
