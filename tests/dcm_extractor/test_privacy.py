@@ -116,7 +116,9 @@ def _needles(truth: dict[str, Any]) -> tuple[set[bytes], list[re.Pattern[bytes]]
                     continue
         for value in (patient["patient_id"], patient["birth_date"]):
             if value:
-                tokens.append(re.compile(rb"(?<![0-9])" + value.encode() + rb"(?![0-9])"))
+                # whole tokens: not inside a longer number or a hex pseudonym ("hash:3f007a...")
+                token = rb"(?<![0-9A-Za-z])" + value.encode() + rb"(?![0-9A-Za-z])"
+                tokens.append(re.compile(token))
     return texts, tokens
 
 
