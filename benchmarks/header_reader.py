@@ -120,16 +120,24 @@ def main() -> None:
     )
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=16,
+        help="rows = columns of the generated images (16: small files, the baseline's best "
+        "case; 512: real CT size, 0.5 MB a file)",
+    )
     args = parser.parse_args()
     template = TEMPLATE if TEMPLATE.is_file() else None
     per_case = 100
     cases = max(2, args.files // per_case)
-    out = ROOT / "out" / f"headers-{cases}"
+    size = args.image_size
+    out = ROOT / "out" / (f"headers-{cases}" if size == 16 else f"headers-{cases}-px{size}")
     if not (out / "dicom_cases").is_dir():
         print(
             f"generating {cases * per_case} files from {template or 'CT_small.dcm'} ...", flush=True
         )
-        sizes = {"series_per_case": 2, "images_per_series": per_case // 2, "image_size": 16}
+        sizes = {"series_per_case": 2, "images_per_series": per_case // 2, "image_size": size}
         generate_dicom_dataset(
             out, showcase=False, bulk_cases=cases, template=template, overwrite=True, **sizes
         )
@@ -137,7 +145,10 @@ def main() -> None:
     files = sorted(p for p in root.rglob("*.dcm"))
     zips = sorted(root.rglob("*.zip"))
     members = sum(len(zipfile.ZipFile(z).namelist()) for z in zips)
-    print(f"{len(files)} files in folders, {members} in {len(zips)} zips; one process\n")
+    print(
+        f"{len(files)} files in folders, {members} in {len(zips)} zips, "
+        f"{size}x{size} images; one process\n"
+    )
     print(
         f"{'':8s} {'baseline files/s':>17s} {'ours files/s':>13s} "
         f"{'ratio':>7s} {'(range)':>13s}  rows equal"

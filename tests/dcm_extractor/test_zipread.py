@@ -6,6 +6,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -132,3 +133,42 @@ def test_a_bad_local_header_is_a_corrupt_member(tmp_path: Path) -> None:
     assert items["IM1"].reason == "corrupt_member"
     assert isinstance(items["IM2"], ZipMember)  # the next member is still read
     assert items["IM2"].head == b"y" * 1000
+
+
+def test_zip64_and_streamed_members(tmp_path: Path) -> None:
+    """Local headers with a zip64 extra field, and sizes only in a data descriptor."""
+    data = bytes(range(256)) * 64
+    wide = tmp_path / "zip64.zip"
+    with (
+        zipfile.ZipFile(wide, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("IM1", "w", force_zip64=True) as member,
+    ):
+        member.write(data)
+    streamed = tmp_path / "streamed.zip"
+    with (
+        streamed.open("wb") as raw,
+        zipfile.ZipFile(_Unseekable(raw), "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        archive.writestr("IM1", data)  # unseekable output: sizes in a data descriptor
+    with zipfile.ZipFile(streamed) as archive:
+        assert archive.getinfo("IM1").flag_bits & 0x08
+    for path in (wide, streamed):
+        (item,) = members_of(path, 1000).values()
+        assert isinstance(item, ZipMember)
+        assert item.head == data[:1000]
+
+
+class _Unseekable:
+    """A write-only stream that cannot seek, as a pipe would be."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        return int(self.raw.write(data))
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.flush()
