@@ -35,6 +35,7 @@ from .header import (
 )
 from .layout import LayoutCache, follow
 from .tagwalk import (
+    UNDEFINED,
     Found,
     HandOverError,
     Record,
@@ -52,7 +53,6 @@ _IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 _HANDED_TO_PYDICOM: Final = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, BE
 _US: Final = struct.Struct("<H")
 _PATIENT_NAME: Final = 0x00100010
-_UNDEFINED: Final = 0xFFFFFFFF
 
 # The layout of the latest header walked in this process (see :mod:`.layout`).
 LAYOUTS: Final = LayoutCache()
@@ -114,7 +114,7 @@ def _fast(head: bytes, size: int) -> ImageFacts | Skip:
         raise HandOverError(syntax)
     implicit = syntax == _IMPLICIT_LE
     found, pixel = _walk_dataset(head, position, implicit, size)
-    if pixel is not None and pixel.length == _UNDEFINED and len(head) < size:
+    if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
         raise HandOverError("encapsulated pixel data in a partial read")
     meta_class = _ascii(meta.get(0x00020002, b""))
     return classify(_fields(head, found, pixel, meta_class, implicit), head, size)
