@@ -7,7 +7,10 @@ absent) and a generated full-body phantom (117 masks, medmask.sample "medium" sc
 Both archives are built the way MedMask's example builds them: each mask as
 ``SegmentationMask(uint8 0/1 array, {name: 1}, space)``. medmask 0.1.3 runs in its own
 virtual environment (benchmarks/out/venv-medmask013, created on first use with pip:
-its import name clashes with ours). Times are the best of ``--repeat`` runs.
+its import name clashes with ours). Times are the best of ``--repeat`` runs; the ratios
+to the memory floor and to nibabel are medians of runs paired back to back (this VM's
+speed drifts). The last line restates the absolute time targets as multiples of the
+floor, which carry over between machines (the targets' machine had a ~31 ms floor).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ TARGETS = {
     "open_read_one_ms": 0.5,
     "write_ms": 150.0,
 }
+REFERENCE_FLOOR_MS = 31.0  # the issue's floor for s0000's 117 arrays, where the targets were set
 
 LEGACY_SCRIPT = textwrap.dedent(
     """
@@ -94,6 +98,24 @@ def best_of(repeat: int, fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def paired(repeat: int, fn: Callable[[], object], reference: Callable[[], object]) -> float:
+    """Median of ``fn``'s time over ``reference``'s, the two run back to back in turns.
+
+    This VM's speed drifts by tens of percent (even 2x) within a minute, so a ratio of
+    two best-ofs taken at different moments can say anything; each pair here is taken
+    moments apart, and neither side always goes first.
+    """
+    ratios = []
+    for turn in range(repeat):
+        times = {}
+        for which in (fn, reference) if turn % 2 else (reference, fn):
+            start = time.perf_counter()
+            which()
+            times[id(which)] = time.perf_counter() - start
+        ratios.append(times[id(fn)] / times[id(reference)])
+    return statistics.median(ratios)
 
 
 def legacy_python() -> Path | None:
@@ -176,6 +198,8 @@ def measure(folder: Path, repeat: int, legacy: dict[str, float] | None) -> dict[
     result["floor"] = best_of(repeat, floor)
     result["nibabel"] = best_of(max(1, repeat // 2), nibabel_read)
     result["read_full"] = best_of(repeat, read_full)
+    result["read_full_vs_floor"] = paired(repeat, read_full, floor)
+    result["nibabel_vs_read_full"] = paired(max(1, repeat // 2), nibabel_read, read_full)
     result["read_crops"] = best_of(repeat, read_crops)
     one = []
     for name in arrays:
@@ -209,8 +233,8 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"{'read all, full arrays (ms)':34s} {r['nibabel'] * ms:10.1f} "
         f"{legacy.get('read_full', float('nan')) * ms:10.1f} {r['read_full'] * ms:10.1f}   "
-        f"{r['read_full'] / r['floor']:.2f}x the memory floor ({r['floor'] * ms:.1f} ms), "
-        f"{r['nibabel'] / r['read_full']:.1f}x faster than nibabel"
+        f"{r['read_full_vs_floor']:.2f}x the memory floor ({r['floor'] * ms:.1f} ms), "
+        f"{r['nibabel_vs_read_full']:.1f}x faster than nibabel (median pairs)"
     )
     crops_ratio = legacy["read_full"] / r["read_crops"] if legacy else float("nan")
     print(
@@ -231,9 +255,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"{'bit-exact, overlaps included':34s} {'':10s} {'':10s} {exact:>10s}")
     checks = {
         f"size <= {TARGETS['size_kb']:.0f} KB": r["size"] / 1024 <= TARGETS["size_kb"],
-        f"read full <= {TARGETS['read_full_vs_floor']}x floor": r["read_full"] / r["floor"]
+        f"read full <= {TARGETS['read_full_vs_floor']}x floor": r["read_full_vs_floor"]
         <= TARGETS["read_full_vs_floor"],
-        f">= {TARGETS['nibabel_vs_read_full']:.0f}x nibabel": r["nibabel"] / r["read_full"]
+        f">= {TARGETS['nibabel_vs_read_full']:.0f}x nibabel": r["nibabel_vs_read_full"]
         >= TARGETS["nibabel_vs_read_full"],
         f"crops >= {TARGETS['legacy_full_vs_crops']:.0f}x 0.1.3 whole": bool(legacy)
         and crops_ratio >= TARGETS["legacy_full_vs_crops"],
@@ -243,6 +267,18 @@ def report(r: dict[str, Any]) -> None:
         "bit-exact": r["exact"],
     }
     print("targets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+    # The absolute targets were set on a machine whose memory floor for s0000 was ~31 ms;
+    # as multiples of the floor they carry over to a machine of another speed.
+    floor_one = r["floor"] / r["masks"]
+    write_x, one_x = r["write"] / r["floor"], r["open_read_one_median"] / floor_one
+    write_t = TARGETS["write_ms"] / REFERENCE_FLOOR_MS
+    one_t = TARGETS["open_read_one_ms"] / (REFERENCE_FLOOR_MS / 117)
+    print(
+        f"relative to this machine's floor: write {write_x:.1f}x the floor "
+        f"(target {write_t:.1f}x: {'met' if write_x <= write_t else 'MISSED'}); "
+        f"open+read one {one_x:.1f}x one array's floor "
+        f"(target {one_t:.1f}x: {'met' if one_x <= one_t else 'MISSED'})"
+    )
 
 
 def main() -> None:
