@@ -19,13 +19,20 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .tagwalk import LAST_NEEDED, NEEDED, UNDEFINED, Found, HandOverError, Record, skip_undefined
+from .tagwalk import (
+    EXPLICIT_SHORT,
+    LAST_NEEDED,
+    NEEDED,
+    TAG,
+    UINT,
+    UNDEFINED,
+    Found,
+    HandOverError,
+    Record,
+    skip_undefined,
+)
 
 __all__ = ["Layout", "LayoutCache", "follow"]
-
-_SHORT = struct.Struct("<HH2sH")
-_TAG = struct.Struct("<HH")
-_UINT = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,6 @@ def follow(layout: Layout, head: bytes, position: int, found: Found) -> int | No
     Fills ``found`` as the walk would. Raises :class:`HandOverError` where the walk
     would (a needed element of undefined length, a broken sequence).
     """
-    if not layout.segments:
-        return None
     end = len(head)
     try:
         for segment in layout.segments:
@@ -103,11 +108,11 @@ def follow(layout: Layout, head: bytes, position: int, found: Found) -> int | No
                     found[tag] = (vr, position + offset, length)
                 position += segment.span
                 continue
-            group, element, vr, length = _SHORT.unpack_from(head, position)
+            group, element, vr, length = EXPLICIT_SHORT.unpack_from(head, position)
             if group << 16 | element != segment.tag or vr != segment.vr:
                 return None
             if segment.size == 12:
-                (length,) = _UINT.unpack_from(head, position + 8)
+                (length,) = UINT.unpack_from(head, position + 8)
             position += segment.size
             if length == UNDEFINED:
                 if segment.tag in NEEDED:
@@ -119,7 +124,7 @@ def follow(layout: Layout, head: bytes, position: int, found: Found) -> int | No
             position += length
         if position + 8 > end:
             return None
-        group, element = _TAG.unpack_from(head, position)
+        group, element = TAG.unpack_from(head, position)
     except struct.error:  # the layout runs past the bytes read: let the walk decide
         return None
     return position if group << 16 | element > LAST_NEEDED else None

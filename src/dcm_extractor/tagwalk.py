@@ -14,9 +14,12 @@ from typing import Final
 from .header import PixelInfo
 
 __all__ = [
+    "EXPLICIT_SHORT",
     "HEADER_SIZE",
     "LAST_NEEDED",
     "NEEDED",
+    "TAG",
+    "UINT",
     "UNDEFINED",
     "Found",
     "HandOverError",
@@ -57,10 +60,11 @@ _ITEM_END: Final = 0xFFFEE00D
 _SEQUENCE_END: Final = 0xFFFEE0DD
 _PIXEL_TAGS: Final = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _PIXEL_DATA: Final = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
-_EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
+EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
 _EXPLICIT_LONG: Final = struct.Struct("<HH2s2xI")
 _IMPLICIT: Final = struct.Struct("<HHI")
-_UINT: Final = struct.Struct("<I")
+TAG: Final = struct.Struct("<HH")
+UINT: Final = struct.Struct("<I")
 
 # Needed elements found by a walk: tag -> (VR as in the file or None, value start, length).
 Found = dict[int, tuple[bytes | None, int, int]]
@@ -76,11 +80,11 @@ def walk_meta(head: bytes) -> tuple[int, dict[int, bytes]]:
     """Group 0002 (always explicit VR little endian): its values and where the data set starts."""
     position, meta, end = 132, dict[int, bytes](), len(head)
     while position + 8 <= end:
-        group, element, vr, length = _EXPLICIT_SHORT.unpack_from(head, position)
+        group, element, vr, length = EXPLICIT_SHORT.unpack_from(head, position)
         if group != 0x0002:
             return position, meta
         if vr in LONG_VRS:
-            (length,) = _UINT.unpack_from(head, position + 8)
+            (length,) = UINT.unpack_from(head, position + 8)
             start = position + 12
         else:
             start = position + 8
@@ -102,8 +106,8 @@ def walk_explicit(
     whether the walk stopped there at such a tag (False: it ran out of bytes).
     """
     end = len(head)
-    short = _EXPLICIT_SHORT.unpack_from
-    long_length = _UINT.unpack_from
+    short = EXPLICIT_SHORT.unpack_from
+    long_length = UINT.unpack_from
     header_size = HEADER_SIZE
     needed = NEEDED
     last = LAST_NEEDED
@@ -135,7 +139,7 @@ def finish(head: bytes, position: int, size: int, found: Found) -> tuple[Found, 
     Searched for directly when possible (see :func:`_find_pixel_data`), so the private
     groups in between are not walked; otherwise by :func:`walk_general`.
     """
-    group, element = struct.unpack_from("<HH", head, position)
+    group, element = TAG.unpack_from(head, position)
     if group << 16 | element not in _PIXEL_TAGS:
         pixel = _find_pixel_data(head, position, size)
         if pixel is not None:
@@ -175,7 +179,7 @@ def _find_pixel_data(head: bytes, position: int, size: int) -> PixelInfo | None:
     at = head.find(_PIXEL_DATA, position)
     if at < 0 or at + 12 > len(head) or head[at + 4 : at + 8] not in (b"OB\x00\x00", b"OW\x00\x00"):
         return None
-    (length,) = _UINT.unpack_from(head, at + 8)
+    (length,) = UINT.unpack_from(head, at + 8)
     if length == UNDEFINED or at + 12 + length < size:
         return None  # encapsulated, an icon's pixel data, or trailing elements: walk instead
     return PixelInfo(length, at + 12)
@@ -187,7 +191,7 @@ def _element_header(
     if implicit:
         group, element, length = _IMPLICIT.unpack_from(head, position)
         return group << 16 | element, None, length, position + 8
-    group, element, raw_vr, length = _EXPLICIT_SHORT.unpack_from(head, position)
+    group, element, raw_vr, length = EXPLICIT_SHORT.unpack_from(head, position)
     tag = group << 16 | element
     if group == 0xFFFE:  # item tags carry no VR
         _, _, length = _IMPLICIT.unpack_from(head, position)
