@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 
 from ..bbox import BBox, bounding_box
 from ..errors import FormatError
-from .runs import decode_runs_into, encode_runs
+from .arith_runs import decode_arith_runs_into, encode_arith_runs
+from .runs import decode_runs_into
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -36,6 +37,7 @@ __all__ = [
 
 DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still writes fast
 FAST_LEVEL: Final = 3
+BOTH_ORDERS_LEVEL: Final = 10  # from this level on, binary crops try both axis orders
 
 SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
 SMALL_CROP: Final = 32_768  # up to this many voxels both binary codecs are tried
@@ -48,7 +50,8 @@ class CodecId(IntEnum):
     EMPTY = 0  # all-zero mask: no blob
     BITS_ZSTD = 1  # crop of a binary mask, np.packbits (C order, big-endian bits), zstd frame
     RAW_ZSTD = 2  # crop of a label mask, little-endian values in C order, zstd frame
-    RUNS_ZSTD = 3  # crop of a binary mask as row transitions predicted slice to slice (runs.py)
+    RUNS_ZSTD = 3  # binary crop as row transitions predicted slice to slice (runs.py); read only
+    RUNS_ARITH = 4  # binary crop as row transitions, arithmetic-coded (arith_runs.py)
 
 
 @dataclass(frozen=True)
@@ -76,14 +79,14 @@ def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMa
     crop = array[tuple(slice(a, b) for a, b in bbox)]
     compressor = zstandard.ZstdCompressor(level=level)
     if crop.dtype == np.bool_ or int(crop.max()) <= 1:
-        runs = encode_runs(crop, level)
+        binary = crop.astype(bool, copy=False) if crop.dtype == np.bool_ else crop != 0
+        runs = encode_arith_runs(binary, both_orders=level >= BOTH_ORDERS_LEVEL)
         if crop.size > SMALL_CROP:
-            return EncodedMask(CodecId.RUNS_ZSTD, dtype, shape, bbox, runs)
-        packed = np.packbits(crop.astype(bool, copy=False).ravel())
-        bits = compressor.compress(packed.tobytes())
+            return EncodedMask(CodecId.RUNS_ARITH, dtype, shape, bbox, runs)
+        bits = compressor.compress(np.packbits(binary.ravel()).tobytes())
         if len(bits) < len(runs):  # tiny masks: the bitmap can be smaller
             return EncodedMask(CodecId.BITS_ZSTD, dtype, shape, bbox, bits)
-        return EncodedMask(CodecId.RUNS_ZSTD, dtype, shape, bbox, runs)
+        return EncodedMask(CodecId.RUNS_ARITH, dtype, shape, bbox, runs)
     raw = np.ascontiguousarray(crop, dtype=crop.dtype.newbyteorder("<")).tobytes()
     return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, compressor.compress(raw))
 
@@ -112,10 +115,11 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
         bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=voxels)
         crop = bits.reshape(crop_shape).astype(dtype, copy=False)
         return crop, offset
-    if encoded.codec == CodecId.RUNS_ZSTD:
+    if encoded.codec in _RUNS_DECODERS:
         crop = np.zeros(crop_shape, dtype=dtype)
         origin = ((0, crop_shape[0]), (0, crop_shape[1]), (0, crop_shape[2]))
-        decode_runs_into(encoded.blob, crop.view(np.uint8) if dtype == np.bool_ else crop, origin)
+        target = crop.view(np.uint8) if dtype == np.bool_ else crop
+        _RUNS_DECODERS[encoded.codec](encoded.blob, target, origin)
         return crop, offset
     if encoded.codec == CodecId.RAW_ZSTD:
         if dtype == np.bool_:
@@ -131,15 +135,21 @@ def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
     if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
         raise FormatError(f"implausible mask shape {encoded.shape}")
     full = np.zeros(encoded.shape, dtype=_dtype(encoded.dtype))
-    if encoded.codec == CodecId.RUNS_ZSTD and encoded.bbox is not None:
+    if encoded.codec in _RUNS_DECODERS and encoded.bbox is not None:
         _check_bbox(encoded.bbox, encoded.shape)
         target = full.view(np.uint8) if full.dtype == np.bool_ else full
-        decode_runs_into(encoded.blob, target, encoded.bbox)  # straight into place, no crop
+        _RUNS_DECODERS[encoded.codec](encoded.blob, target, encoded.bbox)  # in place, no crop
         return full
     crop, _ = decode_crop(encoded)
     if crop.size:
         full[tuple(slice(a, b) for a, b in encoded.bbox or ())] = crop
     return full
+
+
+_RUNS_DECODERS: Final = {
+    CodecId.RUNS_ZSTD: decode_runs_into,
+    CodecId.RUNS_ARITH: decode_arith_runs_into,
+}
 
 
 def _dtype(name: str) -> np.dtype[Any]:

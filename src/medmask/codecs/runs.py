@@ -38,7 +38,13 @@ from numpy.typing import NDArray
 from ..bbox import BBox
 from ..errors import FormatError
 
-__all__ = ["PERMUTATIONS", "decode_runs_into", "encode_runs"]
+__all__ = [
+    "PERMUTATIONS",
+    "candidate_orders",
+    "decode_runs_into",
+    "encode_runs",
+    "row_transitions",
+]
 
 PERMUTATIONS: Final = tuple(itertools.permutations(range(3)))
 _HEADER: Final = struct.Struct("<BBxxII4x")
@@ -49,7 +55,7 @@ def encode_runs(crop: NDArray[Any], level: int) -> bytes:
     """Encode a binary crop (any dtype, values 0/1), trying the likely-best axis orders."""
     binary = np.asarray(crop) != 0
     best: bytes | None = None
-    for perm in _candidate_orders(binary):
+    for perm in candidate_orders(binary):
         blob = _encode_order(binary, perm, level)
         if best is None or len(blob) < len(best):
             best = blob
@@ -57,7 +63,7 @@ def encode_runs(crop: NDArray[Any], level: int) -> bytes:
     return best
 
 
-def _candidate_orders(binary: NDArray[np.bool_]) -> list[int]:
+def candidate_orders(binary: NDArray[np.bool_]) -> list[int]:
     """Rows along the axis with the fewest transitions; both choices of slice axis."""
     transitions = [
         int(np.count_nonzero(np.diff(binary, axis=axis))) if binary.shape[axis] > 1 else 0
@@ -68,7 +74,14 @@ def _candidate_orders(binary: NDArray[np.bool_]) -> list[int]:
     return [PERMUTATIONS.index((a, b, row_axis)) for a, b in (others, others[::-1])]
 
 
-def _encode_order(binary: NDArray[np.bool_], perm_index: int, level: int) -> bytes:
+def row_transitions(
+    binary: NDArray[np.bool_], perm_index: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Transitions of the crop transposed by ``perm_index``.
+
+    Returns the number of transitions of every row, shape (slices, rows), and all their
+    positions, rows in C order and each row's in increasing order.
+    """
     view = binary.transpose(PERMUTATIONS[perm_index])
     slices, rows, length = view.shape
     padded = np.zeros((slices, rows, length + 2), dtype=bool)
@@ -76,11 +89,17 @@ def _encode_order(binary: NDArray[np.bool_], perm_index: int, level: int) -> byt
     changes = padded[:, :, 1:] != padded[:, :, :-1]
     row_ids, positions = np.nonzero(changes.reshape(slices * rows, length + 1))
     counts = np.bincount(row_ids, minlength=slices * rows).reshape(slices, rows)
+    return counts.astype(np.int64, copy=False), positions.astype(np.int64, copy=False)
+
+
+def _encode_order(binary: NDArray[np.bool_], perm_index: int, level: int) -> bytes:
+    counts, positions = row_transitions(binary, perm_index)
+    slices, rows = counts.shape
     width = max(int(counts.max(initial=0)), 1)
     flat_counts = counts.ravel()
-    rank = np.arange(row_ids.size) - np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
+    rank = np.arange(positions.size) - np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
     table = np.zeros((slices, rows, width), dtype=np.int64)
-    table.reshape(-1, width)[row_ids, rank] = positions
+    table.reshape(-1, width)[np.repeat(np.arange(flat_counts.size), flat_counts), rank] = positions
     previous_counts = np.zeros_like(counts)
     previous_counts[1:] = counts[:-1]
     previous = np.zeros_like(table)
