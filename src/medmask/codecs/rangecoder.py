@@ -12,6 +12,10 @@ registers as local variables, passed between calls as a tuple. Every value stays
 2**40, so int64 arithmetic matches the format's 32-bit registers exactly, compiled or
 run as plain Python (the tests run both). Running out of room or of input never reads
 or writes past an array's end: it shows in the position, which callers check once.
+
+numba caches compiled code per function, keyed on that function's own file: after
+editing this module, ``make clean`` (or delete ``__pycache__`` here), or the callers in
+``arith_runs.py`` keep running the old version of it.
 """
 
 from __future__ import annotations
