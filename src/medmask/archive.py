@@ -148,7 +148,7 @@ class MaskArchive:
     space : spacetransformer.Space, optional
         The archive's geometry; by default the first added mask's.
     level : int, optional
-        zstd level for new blobs (default :data:`medmask.codecs.DEFAULT_LEVEL`).
+        compression level for new blobs (default :data:`medmask.codecs.DEFAULT_LEVEL`).
 
     Raises
     ------

@@ -130,7 +130,7 @@ def _pack(
     ] = None,
     level: Annotated[
         int,
-        typer.Option(min=1, max=22, help="zstd level: 19 smallest, 3 several times faster."),
+        typer.Option(min=1, max=22, help="Level 1-22: 19 smallest, 3 faster and a little larger."),
     ] = DEFAULT_LEVEL,
     workers: Annotated[int, typer.Option(min=1, help="Sources packed at once.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing archives.")] = False,
@@ -343,7 +343,9 @@ def _preview(
 def _convert(
     source: Annotated[Path, typer.Argument(help="A medmask 0.1.3 (or any) archive.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="New .mska file.")],
-    level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = DEFAULT_LEVEL,
+    level: Annotated[
+        int, typer.Option(min=1, max=22, help="19 smallest, 3 faster.")
+    ] = DEFAULT_LEVEL,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
 ) -> None:
     """Copy an archive (e.g. medmask 0.1.3's) into the current format."""

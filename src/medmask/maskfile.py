@@ -34,7 +34,7 @@ def save_mask(
     path : str or os.PathLike
         Destination; an existing file is replaced only once the new one is complete.
     level : int, optional
-        zstd level; default :data:`medmask.codecs.DEFAULT_LEVEL` (small files).
+        compression level; default :data:`medmask.codecs.DEFAULT_LEVEL` (small files).
 
     Examples
     --------

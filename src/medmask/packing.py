@@ -116,8 +116,8 @@ def pack(
         ``{group name: glob}``: each group is stored as the union of the masks whose
         names match the glob (``{"ribs_left": "rib_left_*"}``).
     level : int, optional
-        zstd level (1-22); default :data:`medmask.codecs.DEFAULT_LEVEL` (small),
-        :data:`medmask.codecs.FAST_LEVEL` writes several times faster.
+        compression level (1-22); default :data:`medmask.codecs.DEFAULT_LEVEL` (small),
+        :data:`medmask.codecs.FAST_LEVEL` writes faster and a little larger.
     overwrite : bool
         Replace an existing ``target``.
 

@@ -2,8 +2,8 @@
 
 Every mask is cropped to the bounding box of its non-zero voxels first; only the crop
 is encoded, and an all-zero mask has no blob at all. Binary content (only 0 and 1) is
-detected whatever dtype it arrives in and bit-packed, so uint8 0/1 costs what bool
-costs; the dtype it came in is recorded and given back on decoding.
+detected whatever dtype it arrives in and coded as row transitions (codec 4), so uint8
+0/1 costs what bool costs; the dtype it came in is recorded and given back on decoding.
 
 Codec ids are part of the file formats (docs/mask-format.md); never renumber them.
 """
@@ -35,9 +35,11 @@ __all__ = [
     "encode_mask",
 ]
 
+# Levels are zstd's for codecs 1 and 2; codec 4 has none, but from BOTH_ORDERS_LEVEL on
+# binary crops are encoded in both candidate axis orders and the smaller kept.
 DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still writes fast
 FAST_LEVEL: Final = 3
-BOTH_ORDERS_LEVEL: Final = 10  # from this level on, binary crops try both axis orders
+BOTH_ORDERS_LEVEL: Final = 10
 
 SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
 SMALL_CROP: Final = 32_768  # up to this many voxels both binary codecs are tried
