@@ -148,3 +148,24 @@ def test_damaged_encoded_masks() -> None:
         decode_crop(EncodedMask(CodecId.EMPTY, "uint8", (10, 10, 10), None, b"x"))
     with pytest.raises(FormatError, match="implausible"):
         decode_mask(EncodedMask(good.codec, "uint8", (2**20, 2**20, 2**20), good.bbox, good.blob))
+
+
+def test_numba_loads_only_when_a_binary_mask_is_coded() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, medmask\n"
+        "from medmask.codecs import encode_mask\n"
+        "assert 'numba' not in sys.modules, 'import medmask loaded numba'\n"
+        "m = np.zeros((40, 40, 40), bool)\n"
+        "m[5:30, 5:30, 5:30] = True\n"
+        "m[10:20, 10:20, 10] = False\n"
+        "encode_mask(m)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"

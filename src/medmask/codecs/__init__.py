@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 
 from ..bbox import BBox, bounding_box
 from ..errors import FormatError
-from .arith_runs import decode_arith_runs_into, encode_arith_runs
 from .runs import decode_runs_into
 
 __all__ = [
@@ -82,7 +81,7 @@ def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMa
     compressor = zstandard.ZstdCompressor(level=level)
     if crop.dtype == np.bool_ or int(crop.max()) <= 1:
         binary = crop.astype(bool, copy=False) if crop.dtype == np.bool_ else crop != 0
-        runs = encode_arith_runs(binary, both_orders=level >= BOTH_ORDERS_LEVEL)
+        runs = _encode_arith(binary, both_orders=level >= BOTH_ORDERS_LEVEL)
         if crop.size > SMALL_CROP:
             return EncodedMask(CodecId.RUNS_ARITH, dtype, shape, bbox, runs)
         bits = compressor.compress(np.packbits(binary.ravel()).tobytes())
@@ -148,10 +147,21 @@ def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
     return full
 
 
-_RUNS_DECODERS: Final = {
-    CodecId.RUNS_ZSTD: decode_runs_into,
-    CodecId.RUNS_ARITH: decode_arith_runs_into,
-}
+def _encode_arith(binary: NDArray[np.bool_], *, both_orders: bool) -> bytes:
+    # numba takes ~0.3 s to import: only when a binary mask is coded, so that `medmask ls`
+    # and other index-only work start fast.
+    from .arith_runs import encode_arith_runs  # noqa: PLC0415
+
+    return encode_arith_runs(binary, both_orders=both_orders)
+
+
+def _decode_arith(blob: bytes, target: NDArray[Any], bbox: BBox, value: int = 1) -> None:
+    from .arith_runs import decode_arith_runs_into  # noqa: PLC0415 - see _encode_arith
+
+    decode_arith_runs_into(blob, target, bbox, value)
+
+
+_RUNS_DECODERS: Final = {CodecId.RUNS_ZSTD: decode_runs_into, CodecId.RUNS_ARITH: _decode_arith}
 
 
 def _dtype(name: str) -> np.dtype[Any]:
