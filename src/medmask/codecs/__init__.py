@@ -80,7 +80,7 @@ def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMa
     crop = array[tuple(slice(a, b) for a, b in bbox)]
     compressor = zstandard.ZstdCompressor(level=level)
     if crop.dtype == np.bool_ or int(crop.max()) <= 1:
-        binary = crop.astype(bool, copy=False) if crop.dtype == np.bool_ else crop != 0
+        binary = crop if crop.dtype == np.bool_ else crop != 0
         runs = _encode_arith(binary, both_orders=level >= BOTH_ORDERS_LEVEL)
         if crop.size > SMALL_CROP:
             return EncodedMask(CodecId.RUNS_ARITH, dtype, shape, bbox, runs)

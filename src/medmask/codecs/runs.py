@@ -1,4 +1,8 @@
-"""The row-transition codec for binary masks (codec id 3, "runs-zstd").
+"""The row-transition codec for binary masks (codec id 3, "runs-zstd"); read, no longer written.
+
+Its rows and transitions (:func:`row_transitions`, :func:`candidate_orders`) are also
+codec 4's (``arith_runs.py``), which codes them about a third smaller; its encoder
+stays as the reference the tests and ``benchmarks/mask_coders.py`` compare against.
 
 A binary crop is stored as where each voxel row switches between outside and inside,
 predicted from the same row in the previous slice. Organ boundaries move little from
