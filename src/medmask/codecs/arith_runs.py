@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from ..bbox import BBox
 from ..errors import FormatError
 from . import rangecoder as rc
-from .rangecoder import compiled
+from .rangecoder import compiled, inlined
 from .runs import PERMUTATIONS, candidate_orders, row_transitions
 
 __all__ = ["decode_arith_runs_into", "encode_arith_runs"]
@@ -100,7 +100,7 @@ def _encode_rows(
             n_n = at - n_at if r else 0
             q_at = offsets[row - rows - 1] if s and r else 0
             n_q = p_at - q_at if s and r else 0
-            group = 4 * min(n_p // 2, 2) + 2 * (n_n != n_q) + (n_n == n_p)
+            group = _count_group(n_p, n_n, n_q)
             state = rc.encode_number(out, probs, group, True, (n - n_p) // 2, state)
             if n == 0:
                 continue
@@ -108,8 +108,7 @@ def _encode_rows(
                 planar = n_n == n and n_q == n
                 for k in range(n):
                     m = positions[n_at + k] - positions[q_at + k] if planar else 0
-                    a = min(abs(m), 2) if planar else NO_MOVE
-                    group = MOVE_GROUPS + 8 * a + 2 * moves[p_at + k] + (k & 1)
+                    group = _move_group(planar, m, moves[p_at + k], k)
                     error = positions[at + k] - positions[p_at + k] - m
                     state = rc.encode_number(out, probs, group, True, error, state)
                     moves[at + k] = min(abs(positions[at + k] - positions[p_at + k]), 2)
@@ -213,7 +212,7 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
             n_n = at - n_at
             q_at = previous_offsets[r - 1] if r else 0
             n_q = p_at - q_at
-            group = 4 * min(n_p // 2, 2) + 2 * (n_n != n_q) + (n_n == n_p)
+            group = _count_group(n_p, n_n, n_q)
             step_count, state = rc.decode_number(data, probs, group, True, state)
             n = n_p + 2 * step_count
             if n < 0 or n > length + 1:
@@ -231,8 +230,7 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
                 planar = n_n == n and n_q == n
                 for k in range(n):
                     m = current[n_at + k] - previous[q_at + k] if planar else 0
-                    a = min(abs(m), 2) if planar else NO_MOVE
-                    group = MOVE_GROUPS + 8 * a + 2 * previous_moves[p_at + k] + (k & 1)
+                    group = _move_group(planar, m, previous_moves[p_at + k], k)
                     error, state = rc.decode_number(data, probs, group, True, state)
                     position = previous[p_at + k] + m + error
                     current[at + k] = position
@@ -267,6 +265,20 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
         previous_moves, current_moves = current_moves, previous_moves
         previous_offsets, current_offsets = current_offsets, previous_offsets
     return 0, state[3], state[2]
+
+
+@inlined
+def _count_group(n_previous: int, n_neighbour: int, n_neighbour_previous: int) -> int:
+    """Context of a row's count step: its previous count, and whether its neighbour's moved."""
+    changed = n_neighbour != n_neighbour_previous
+    return 4 * min(n_previous // 2, 2) + 2 * changed + (n_neighbour == n_previous)
+
+
+@inlined
+def _move_group(planar: bool, neighbour_move: int, previous_move: int, rank: int) -> int:
+    """Context of a transition's error: how far the neighbour and the boundary itself moved."""
+    a = min(abs(neighbour_move), 2) if planar else NO_MOVE
+    return MOVE_GROUPS + 8 * a + 2 * previous_move + (rank & 1)
 
 
 @compiled

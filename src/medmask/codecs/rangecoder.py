@@ -33,6 +33,7 @@ __all__ = [
     "decode_number",
     "encode_number",
     "finish",
+    "inlined",
     "new_encoder",
     "new_model",
     "start",
@@ -65,6 +66,11 @@ DecoderState = tuple[int, int, int, int]  # range, code, position, damage flags
 def compiled(fn: F) -> F:
     """Compile ``fn`` with numba (cached on disk, releasing the GIL); the type stays."""
     return cast(F, numba.njit(cache=True, nogil=True)(fn))
+
+
+def inlined(fn: F) -> F:
+    """Like :func:`compiled`, but copied into each caller: for small per-row formulas."""
+    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))
 
 
 def new_model(groups: int) -> NDArray[np.int64]:
