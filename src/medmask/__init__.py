@@ -3,6 +3,8 @@
 MedMask's API (``SegmentationMask``, ``LabelMapping``, ``MaskArchive``,
 ``save_mask``/``load_mask``) with NIfTI in and out, overlap warnings, per-label
 statistics, groups and crash-safe archives; sample data with ``python -m medmask.sample``.
+Code written for MedMask and medmask 0.1.3 runs unchanged (docs/medmask-compatibility.md);
+their old names warn once with the new one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .archive import MaskArchive, MaskStatistics, convert_legacy_archive
+from .deprecation import MedmaskDeprecationWarning
 from .errors import (
     ArchiveLockedError,
     ChecksumError,
@@ -17,11 +20,16 @@ from .errors import (
     MaskNotFoundError,
     MedmaskError,
     MedmaskWarning,
+    ReadOnlyArrayError,
 )
 from .mapping import LabelMapping
 from .mask import LabelStatistics, OverlapWarning, SegmentationMask
-from .maskfile import load_mask, save_mask
+from .maskfile import MaskFile, load_mask, save_mask
 from .nifti import read_nifti, read_nifti_folder, write_nifti
+from .selection import match_allowed_values
+from .space import install_space_aliases
+
+install_space_aliases()  # Space.from_nifty, which MedMask code calls
 
 try:
     __version__ = version("medkit")
@@ -35,15 +43,19 @@ __all__ = [
     "LabelMapping",
     "LabelStatistics",
     "MaskArchive",
+    "MaskFile",
     "MaskNotFoundError",
     "MaskStatistics",
+    "MedmaskDeprecationWarning",
     "MedmaskError",
     "MedmaskWarning",
     "OverlapWarning",
+    "ReadOnlyArrayError",
     "SegmentationMask",
     "__version__",
     "convert_legacy_archive",
     "load_mask",
+    "match_allowed_values",
     "read_nifti",
     "read_nifti_folder",
     "save_mask",

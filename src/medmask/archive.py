@@ -3,20 +3,19 @@
 MedMask's API (``add_mask``/``add_segmask``, ``load_mask``/``load_segmask``,
 ``all_names``, ``read_all_mapping``, ``read_all_masks``) on the append-only, checksummed
 format of docs/mask-format.md, plus groups, crops, statistics without decoding,
-remove/replace and ``compact``. Writes are staged until :meth:`MaskArchive.flush` or
-:meth:`~MaskArchive.close` (also on garbage collection and at interpreter exit); a crash
-before that leaves the previously committed content intact.
+remove/replace and ``compact``. As in MedMask, every change is committed when the call
+returns (another process sees it; a crash keeps it); inside ``with archive:`` or
+``with archive.batch():`` changes wait for the end of the block and are committed together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,16 +23,18 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from .archive_index import Entry, Index, replace_location
+from .archive_file import ArchiveMode, open_archive_file
+from .archive_index import Entry
 from .bbox import BBox, bounding_box
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
-from .errors import ArchiveLockedError, ChecksumError, FormatError, MaskNotFoundError, MedmaskError
+from .deprecation import check_legacy_codec, warn_deprecated
+from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
-from .format.legacy_mska import LEGACY_MSKA_MAGIC, unpack_legacy_archive
+from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
 from .mapping import LabelMapping
-from .mask import SegmentationMask
-from .space import space_from_dict, space_to_dict, spaces_close, voxel_volume_ml
+from .mask import SegmentationMask, warn_legacy_axis_order
+from .space import spaces_close, voxel_volume_ml
 
 __all__ = [
     "ArchiveMode",
@@ -42,8 +43,6 @@ __all__ = [
     "StoredMask",
     "convert_legacy_archive",
 ]
-
-ArchiveMode = Literal["r", "w", "a"]
 
 
 @dataclass(frozen=True)
@@ -77,61 +76,6 @@ class StoredMask:
     dtype: str
     stored_bytes: int
     members: tuple[str, ...]
-
-
-@dataclass
-class _State:
-    """Everything an open archive holds; separate so a finalizer can close it."""
-
-    path: Path
-    mode: ArchiveMode
-    fd: int
-    level: int
-    space: Space | None = None
-    entries: Index = field(default_factory=lambda: Index())  # noqa: PLW0108 - defined below
-    committed: fmt.Superblock | None = None
-    slot: int = 1  # slot of the committed superblock; the first commit goes to slot 0
-    data_end: int = fmt.DATA_START
-    geometry_written: bool = False
-    dirty: bool = False
-    legacy: bool = False
-    legacy_data: bytes = b""
-
-    def read(self, offset: int, length: int) -> bytes:
-        if self.legacy:
-            return self.legacy_data[offset : offset + length]
-        data = os.pread(self.fd, length, offset)
-        if len(data) != length:
-            raise FormatError(f"{self.path}: file ended inside a blob at {offset}+{length}")
-        return data
-
-    def commit(self) -> None:
-        if not self.dirty or self.mode == "r":
-            return
-        if self.space is not None and not self.geometry_written:
-            os.pwrite(self.fd, fmt.pack_geometry(space_to_dict(self.space)), fmt.GEOMETRY_OFFSET)
-            self.geometry_written = True
-        index = fmt.pack_index([entry.to_dict() for entry in self.entries.values()])
-        index_offset = self.data_end
-        os.pwrite(self.fd, index, index_offset)
-        end = index_offset + len(index)
-        os.fsync(self.fd)  # everything the new superblock points to is on disk first
-        generation = (self.committed.generation if self.committed else 0) + 1
-        block = fmt.Superblock(generation, index_offset, len(index), end, zlib.crc32(index))
-        slot = 1 - self.slot
-        os.pwrite(self.fd, fmt.pack_superblock(block), fmt.SLOT_OFFSETS[slot])
-        os.fsync(self.fd)
-        os.ftruncate(self.fd, end)  # drop uncommitted leftovers of an earlier crash
-        self.committed, self.slot, self.data_end, self.dirty = block, slot, end, False
-
-    def close(self) -> None:
-        if self.fd < 0:
-            return
-        try:
-            self.commit()
-        finally:
-            os.close(self.fd)
-            self.fd = -1
 
 
 class MaskArchive:
@@ -171,79 +115,57 @@ class MaskArchive:
         *,
         space: Space | None = None,
         level: int | None = None,
+        codec: str | None = None,
     ) -> None:
         if mode not in ("r", "w", "a"):
             raise ValueError(f"mode must be 'r', 'w' or 'a', got {mode!r}")
+        check_legacy_codec(codec, "MaskArchive")
         target = Path(path)
-        if mode == "r":
-            fd = os.open(target, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        else:
-            fd = os.open(target, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-            try:
-                _lock(fd, target)
-            except BaseException:
-                os.close(fd)
-                raise
-            if mode == "w":
-                os.ftruncate(fd, 0)
-        self._state = _State(target, mode, fd, DEFAULT_LEVEL if level is None else level)
-        self._finalizer = weakref.finalize(self, self._state.close)
+        self._mode: ArchiveMode = mode
+        self._closed = False
+        self._state, shared = open_archive_file(
+            target, mode, DEFAULT_LEVEL if level is None else level
+        )
+        self._finalizer = weakref.finalize(self, self._state.release)
         try:
-            self._load()
+            if shared and mode == "w":
+                self._state.reset()
+            elif not shared:
+                self._load()
+            if space is not None:
+                self._take_space(space)
         except BaseException:
-            self._finalizer()
+            self.close()
             raise
-        if space is not None:
-            if self._state.space is None:
-                self._state.space = space
-                self._state.dirty = mode != "r"
-            elif not spaces_close(self._state.space, space):
-                self.close()
-                raise ValueError(f"{target}: space does not match the archive's geometry")
 
     # -- opening ---------------------------------------------------------------------------
     def _load(self) -> None:
         state = self._state
-        size = os.fstat(state.fd).st_size
-        head = os.pread(state.fd, fmt.DATA_START, 0)
         source = str(state.path)
-        if head.startswith(LEGACY_MSKA_MAGIC):
+        if os.pread(state.fd, len(LEGACY_MSKA_MAGIC), 0) == LEGACY_MSKA_MAGIC:
             self._load_legacy(source)
             return
-        if size == 0 and state.mode != "r":
-            return  # a new archive
-        chosen = fmt.choose_superblock(head, size, source)
-        if chosen is None:
-            if state.mode == "r":
-                raise FormatError(f"{source}: archive was created but never committed")
-            return
-        block, state.slot = chosen
-        state.committed, state.data_end = block, block.data_end
-        geometry = fmt.unpack_geometry(head[fmt.GEOMETRY_OFFSET :], source)
-        if geometry is not None:
-            try:
-                state.space = space_from_dict(geometry)
-            except ValueError as err:
-                raise FormatError(f"{source}: {err}") from err
-            state.geometry_written = True
-        raw = os.pread(state.fd, block.index_length, block.index_offset)
-        state.entries = Index(block.data_end, source)
-        groups = []
-        for item in fmt.unpack_index(raw, block.index_crc, source):
-            if not isinstance(item.get("name"), str):
-                raise FormatError(f"{source}: index entry without a name")
-            state.entries.add_raw(item["name"], item)
-            if item.get("kind") == "group":
-                groups.append(item["name"])
-        for name in groups:
-            for member in state.entries[name].members:
-                target = state.entries.get(member)
-                if target is None or target.kind != "mask":
-                    raise FormatError(f"{source}: group {name!r} names a missing mask {member!r}")
+        state.load(source)
+
+    def _take_space(self, space: Space) -> None:
+        """The ``space`` argument: the archive's geometry if it has none, else checked."""
+        state = self._state
+        if state.space is None:
+            state.space = space
+            if state.writable:
+                state.changed()
+        elif not spaces_close(state.space, space):
+            if spaces_close(state.space, space.reverse_axis_order()):
+                warn_legacy_axis_order("MaskArchive(space=...)")  # MedMask's reversed Space
+                return
+            raise ValueError(
+                f"{state.path}: space {_describe(space)} does not match the archive's "
+                f"geometry {_describe(state.space)}"
+            )
 
     def _load_legacy(self, source: str) -> None:
         state = self._state
-        if state.mode != "r":
+        if state.writable:
             raise FormatError(
                 f"{source}: a medmask 0.1.3 archive opens read-only; "
                 "convert it with `medmask convert` or medmask.archive.convert_legacy_archive"
@@ -264,24 +186,55 @@ class MaskArchive:
 
     # -- context and lifetime ----------------------------------------------------------------
     def __enter__(self) -> MaskArchive:
+        self._state.batch_depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._state.batch_depth -= 1
         self.close()
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[MaskArchive]:
+        """Changes inside the block are committed together at its end (one commit, faster).
+
+        Examples
+        --------
+        >>> with archive.batch():  # doctest: +SKIP
+        ...     for name, mask in masks.items():
+        ...         archive.add_mask(mask, name)
+        """
+        self._writable()
+        self._state.batch_depth += 1
+        try:
+            yield self
+        finally:
+            self._state.batch_depth -= 1
+            if self._state.batch_depth == 0 and not self.closed:
+                self._state.commit()
+
     def close(self) -> None:
-        """Commit staged changes (writers) and release the file; safe to call twice."""
+        """Commit what is staged (writers) and release the file; safe to call twice.
+
+        Writer objects opened on one file in one process share it: the file is released
+        when the last of them is closed.
+        """
+        self._closed = True
         self._finalizer()
 
     def flush(self) -> None:
-        """Commit staged changes now: afterwards a crash keeps them."""
+        """Commit staged changes now (inside a batch): afterwards a crash keeps them."""
         self._writable()
         self._state.commit()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._state.fd < 0
+        return self._closed
+
+    @property
+    def mode(self) -> ArchiveMode:
+        """The mode the archive was opened with: "r", "w" or "a"."""
+        return self._mode
 
     # -- collection protocol ---------------------------------------------------------------
     @property
@@ -308,9 +261,7 @@ class MaskArchive:
         return iter(list(self._state.entries))
 
     def __repr__(self) -> str:
-        return (
-            f"MaskArchive({str(self._state.path)!r}, mode={self._state.mode!r}, masks={len(self)})"
-        )
+        return f"MaskArchive({str(self._state.path)!r}, mode={self._mode!r}, masks={len(self)})"
 
     # -- writing ---------------------------------------------------------------------------
     def add_mask(self, mask: SegmentationMask, name: str, *, replace: bool = False) -> None:
@@ -325,18 +276,33 @@ class MaskArchive:
         self._writable()
         self._check_name(name, replace)
         state = self._state
+        if not isinstance(mask, SegmentationMask):
+            raise TypeError(f"add_mask needs a SegmentationMask, got {type(mask).__name__}")
         if state.space is None:
             state.space = mask.space
         elif not spaces_close(state.space, mask.space):
-            raise ValueError(
-                f"mask {name!r} has shape {mask.shape} / spacing {tuple(mask.space.spacing)}, "
-                f"the archive {tuple(state.space.shape)} / {tuple(state.space.spacing)}"
-            )
-        encoded = encode_mask(mask.data, level=state.level)
-        counts = _label_counts(mask.data, encoded.bbox)
+            if not (
+                # MedMask code opened the archive with its axes reversed (as the notebook's
+                # Space.from_nifty(...).reverse_axis_order()); its masks carry the Space
+                # of their arrays, which is the same grid: until geometry is on disk, use it.
+                not state.geometry_written
+                and not state.entries
+                and spaces_close(state.space.reverse_axis_order(), mask.space)
+            ):
+                raise ValueError(
+                    f"mask {name!r} has geometry {_describe(mask.space)}, "
+                    f"the archive {_describe(state.space)}"
+                )
+            state.space = mask.space
+        array = np.asarray(mask.data)
+        encoded = encode_mask(array, level=state.level)
+        counts = _label_counts(array, encoded.bbox)
         self._store(name, "mask", mask.mapping.to_dict(), encoded, counts, ())
 
-    add_segmask = add_mask  # medmask 0.1.3 name
+    def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
+        """medmask 0.1.3's name of :meth:`add_mask`."""
+        warn_deprecated("MaskArchive.add_segmask", "use MaskArchive.add_mask")
+        self.add_mask(segmask, name)
 
     def add_group(
         self, name: str, members: Iterable[str], mask: SegmentationMask | None = None
@@ -388,7 +354,7 @@ class MaskArchive:
         if users:
             raise ValueError(f"{name!r} is a member of group(s) {users}; remove those first")
         del self._state.entries[name]
-        self._state.dirty = True
+        self._state.changed()
 
     def replace(self, name: str, mask: SegmentationMask) -> None:
         """Store ``mask`` under an existing ``name``."""
@@ -399,31 +365,11 @@ class MaskArchive:
         self.add_mask(mask, name, replace=True)
 
     def compact(self) -> None:
-        """Rewrite the file with only live data (after removals, replacements, flushes)."""
+        """Rewrite the file with only live data (after removals and replacements)."""
         self._writable()
         state = self._state
-        temp = state.path.with_name(f".{state.path.name}.compact")
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            _lock(fd, temp)
-            fresh = _State(state.path, "w", fd, state.level, space=state.space, dirty=True)
-            for name, entry in state.entries.items():
-                blob = self._blob(entry) if entry.length else b""
-                offset = fresh.data_end if entry.length else 0
-                if blob:
-                    os.pwrite(fd, blob, offset)
-                    fresh.data_end += len(blob)
-                fresh.entries[name] = replace_location(entry, offset)
-            fresh.commit()
-            temp.replace(state.path)
-        except BaseException:
-            os.close(fd)
-            temp.unlink(missing_ok=True)
-            raise
-        os.close(state.fd)
-        state.fd, state.entries, state.committed = fd, fresh.entries, fresh.committed
-        state.slot, state.data_end, state.dirty = fresh.slot, fresh.data_end, False
-        state.geometry_written = fresh.geometry_written
+        state.rewrite([(entry, self._blob(entry) if entry.length else b"") for entry in
+                       state.entries.values()])  # fmt: skip
 
     # -- reading ---------------------------------------------------------------------------
     def load_mask(self, name: str) -> SegmentationMask:
@@ -447,7 +393,10 @@ class MaskArchive:
             return SegmentationMask(full, mapping, space)
         return SegmentationMask._trusted(full, mapping, space)
 
-    load_segmask = load_mask  # medmask 0.1.3 name
+    def load_segmask(self, name: str) -> SegmentationMask:
+        """medmask 0.1.3's name of :meth:`load_mask`."""
+        warn_deprecated("MaskArchive.load_segmask", "use MaskArchive.load_mask")
+        return self.load_mask(name)
 
     def load_crop(self, name: str) -> tuple[NDArray[Any], tuple[int, int, int]]:
         """The mask cropped to its bounding box, and the index of the crop's first voxel.
@@ -512,8 +461,34 @@ class MaskArchive:
 
     @property
     def commit(self) -> fmt.Superblock | None:
-        """The superblock this archive was read from (None: never committed, or 0.1.3)."""
-        return self._state.committed
+        """The archive's last commit (None: never committed, or a 0.1.3 archive)."""
+        committed = self._state.committed
+        return committed.superblock if committed else None
+
+    @property
+    def header(self) -> dict[str, int]:
+        """medmask 0.1.3's header dict: where geometry, index and data lie, and the mask count.
+
+        For a 0.1.3 archive its own header; for this format the same keys describe the
+        geometry block, the index block and the blobs before it, plus the ``generation``.
+        """
+        warn_deprecated(
+            "MaskArchive.header", "use len(archive), archive.commit or archive.storage()"
+        )
+        state = self._state
+        if state.legacy:
+            return legacy_archive_header(state.legacy_data)
+        block = self.commit
+        return {
+            "space_offset": fmt.GEOMETRY_OFFSET if state.geometry_written else 0,
+            "space_length": fmt.GEOMETRY_SIZE if state.geometry_written else 0,
+            "index_offset": block.index_offset if block else 0,
+            "index_length": block.index_length if block else 0,
+            "data_offset": fmt.DATA_START if block else 0,
+            "data_length": block.index_offset - fmt.DATA_START if block else 0,
+            "mask_count": len(state.entries),
+            "generation": block.generation if block else 0,
+        }
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """``{group name: member names}``."""
@@ -538,7 +513,7 @@ class MaskArchive:
     def _writable(self) -> None:
         if self.closed:
             raise ValueError(f"{self._state.path}: archive is closed")
-        if self._state.mode == "r":
+        if self._mode == "r":
             raise ValueError(f"{self._state.path}: archive is open read-only (mode 'r')")
 
     def _check_name(self, name: str, replace: bool) -> None:
@@ -587,10 +562,7 @@ class MaskArchive:
         extent: BBox | None = None,
     ) -> None:
         state = self._state
-        offset = state.data_end if encoded.blob else 0
-        if encoded.blob:
-            os.pwrite(state.fd, encoded.blob, offset)
-            state.data_end += len(encoded.blob)
+        offset = state.stage(encoded.blob) if encoded.blob else 0
         entry = Entry(
             name=name,
             kind=kind,
@@ -608,7 +580,7 @@ class MaskArchive:
         )
         state.entries.pop(name)
         state.entries[name] = entry
-        state.dirty = True
+        state.changed()
 
     def _union(self, names: tuple[str, ...]) -> tuple[NDArray[np.bool_], BBox | None]:
         crops = [(self.load_crop(n)) for n in names]
@@ -696,6 +668,13 @@ def convert_legacy_archive(
     return count
 
 
+def _describe(space: Space) -> str:
+    shape = "x".join(str(int(n)) for n in space.shape)
+    spacing = ", ".join(f"{float(v):g}" for v in space.spacing)
+    origin = ", ".join(f"{float(v):.4g}" for v in space.origin)
+    return f"{shape} voxels of ({spacing}) mm at ({origin})"
+
+
 def _hull(boxes: list[BBox]) -> BBox:
     lo = [min(b[a][0] for b in boxes) for a in range(3)]
     hi = [max(b[a][1] for b in boxes) for a in range(3)]
@@ -725,20 +704,3 @@ def _label_counts(array: NDArray[Any], bbox: BBox | None) -> dict[int, int]:
         return {1: int(np.count_nonzero(crop))}
     values, counts = np.unique(crop[crop != 0], return_counts=True)
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
-
-
-def _lock(fd: int, path: Path) -> None:
-    """Take the single-writer lock on ``fd`` without waiting."""
-    try:
-        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-            import msvcrt  # noqa: PLC0415 - exists on Windows only
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl  # noqa: PLC0415 - exists on POSIX only
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        raise ArchiveLockedError(
-            f"{path} is open for writing elsewhere; close that writer first (readers are fine)"
-        ) from err

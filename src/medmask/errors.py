@@ -9,6 +9,7 @@ __all__ = [
     "MaskNotFoundError",
     "MedmaskError",
     "MedmaskWarning",
+    "ReadOnlyArrayError",
 ]
 
 
@@ -26,6 +27,10 @@ class ChecksumError(FormatError):
 
 class MaskNotFoundError(MedmaskError, KeyError):
     """A mask or label name that is not present was asked for."""
+
+
+class ReadOnlyArrayError(MedmaskError, ValueError):
+    """A write into a read-only view of a mask's array (``mask.data``); use ``.copy()``."""
 
 
 class ArchiveLockedError(MedmaskError):

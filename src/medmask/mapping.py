@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import ItemsView, Iterator, Mapping
+from typing import Any
+
+import numpy as np
 
 from .errors import MaskNotFoundError
 
-__all__ = ["LabelMapping"]
+__all__ = ["LabelMapping", "as_label"]
+
+
+def as_label(value: Any, what: str) -> int:
+    """``value`` as a Python int: ints and numpy integers (``np.unique`` gives those), not bools.
+
+    Raises
+    ------
+    ValueError
+        Anything else, naming ``what``.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return int(value)
 
 
 class LabelMapping:
@@ -46,9 +62,11 @@ class LabelMapping:
         """Map ``name`` to ``label``; re-mapping a name moves it, a taken label is refused."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"label names must be non-empty strings, got {name!r}")
-        if isinstance(label, bool) or not isinstance(label, int) or label <= 0:
+        if isinstance(label, bool | np.bool_) or not isinstance(label, int | np.integer):
             raise ValueError(f"label for {name!r} must be a positive integer, got {label!r}")
         label = int(label)
+        if label <= 0:
+            raise ValueError(f"label for {name!r} must be a positive integer, got {label!r}")
         owner = self._label_to_name.get(label)
         if owner is not None and owner != name:
             raise ValueError(
@@ -87,6 +105,10 @@ class LabelMapping:
         except KeyError:
             raise MaskNotFoundError(f"label {label} is not in the mapping") from None
 
+    def get(self, name: str, default: int | None = None) -> int | None:
+        """Label of ``name``, or ``default`` when it is not mapped."""
+        return self._name_to_label.get(name, default)
+
     def has_label(self, label: int) -> bool:
         """Whether ``label`` is mapped to a name."""
         return label in self._label_to_name
@@ -119,7 +141,8 @@ class LabelMapping:
             return self._name_to_label == dict(other)
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  # mutable
+    # Hashable by identity, as in medmask 0.1.3; equality compares the pairs.
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return f"LabelMapping({self._name_to_label!r})"

@@ -19,8 +19,11 @@ from numpy.typing import NDArray
 from spacetransformer import Space
 
 from .bbox import BBox, label_extents
+from .deprecation import check_legacy_codec, warn_deprecated, warn_once
 from .errors import MaskNotFoundError, MedmaskWarning
-from .mapping import LabelMapping
+from .mapping import LabelMapping, as_label
+from .readonly import read_only_view
+from .selection import match_allowed_values
 from .space import check_space, default_space, spaces_equal, voxel_volume_ml
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ __all__ = [
     "LabelStatistics",
     "OverlapWarning",
     "SegmentationMask",
+    "warn_legacy_axis_order",
 ]
 
 DTYPE_FOR_BIT_DEPTH: dict[int, np.dtype[Any]] = {
@@ -93,8 +97,17 @@ class SegmentationMask:
         ``{name: label}`` for the labels in the array. Labels present in the array but
         not named get the name ``idx_<label>`` and a :class:`MedmaskWarning`.
     space : spacetransformer.Space, optional
-        Geometry; ``space.shape`` must equal ``mask_array.shape``. Default: a 1 mm
-        identity Space of the array's shape.
+        Geometry; ``space.shape`` equals ``mask_array.shape`` (medmask 0.1.3's rule).
+        A Space whose shape is the array's reversed, and not the array's own, is taken
+        the way MedMask before 0.1.3 meant it (array axes = the Space's axes in reverse
+        order): the mask's ``space`` is then ``space.reverse_axis_order()``, which
+        describes the array's axes in order (docs/medmask-compatibility.md). Default: a
+        1 mm identity Space of the array's shape.
+
+    Notes
+    -----
+    The mask keeps the array it is given without copying it; the first
+    :meth:`add_label` copies it, so the caller's array never changes.
 
     Raises
     ------
@@ -120,8 +133,13 @@ class SegmentationMask:
         _check_array(array)
         if space is None:
             space = default_space(array.shape)
+        elif _reversed_fit(array.shape, space):
+            warn_legacy_axis_order("SegmentationMask(mask_array, mapping, space)")
+            space = space.reverse_axis_order()
         check_space(array.shape, space)
         self._array: NDArray[Any] = array
+        self._owns_array = False  # the caller's array: copied before the first write
+        self._axes_open = False  # lazy_init: the first add_label may still pick the axis order
         self.space: Space = space
         self.mapping: LabelMapping = (
             mapping if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
@@ -146,6 +164,7 @@ class SegmentationMask:
         check_space(array.shape, space)
         mask = cls.__new__(cls)
         mask._array, mask.space, mask.mapping = array, space, mapping
+        mask._owns_array, mask._axes_open = True, False
         return mask
 
     @classmethod
@@ -155,27 +174,35 @@ class SegmentationMask:
         *,
         space: Space | None = None,
         shape: Sequence[int] | None = None,
+        shape_zyx: Sequence[int] | None = None,
     ) -> SegmentationMask:
         """An empty mask of ``bit_depth`` (1, 8, 16 or 32) to fill with :meth:`add_label`.
 
-        Give ``space`` or ``shape``; with both, they must agree.
+        Give ``space`` or ``shape`` (``shape_zyx`` is MedMask's name of it); with both,
+        they must agree. With a ``space`` only, the first :meth:`add_label` whose array
+        is the Space's shape reversed (MedMask's convention) turns the mask that way.
         """
-        if bit_depth not in DTYPE_FOR_BIT_DEPTH:
+        if shape_zyx is not None:
+            warn_deprecated("lazy_init(shape_zyx=...)", "pass shape=...")
+            shape = shape if shape is not None else shape_zyx
+        depth = as_label(bit_depth, "bit_depth") if not isinstance(bit_depth, bool) else -1
+        if depth not in DTYPE_FOR_BIT_DEPTH:
             raise ValueError(f"bit_depth must be one of 1, 8, 16, 32, got {bit_depth!r}")
         if space is None and shape is None:
             raise ValueError("lazy_init needs a space or a shape")
         grid = tuple(int(n) for n in (space.shape if space is not None else shape))  # type: ignore[union-attr]
         if shape is not None and tuple(int(n) for n in shape) != grid:
             raise ValueError(f"shape {tuple(shape)} does not match space.shape {grid}")
-        return cls(np.zeros(grid, dtype=DTYPE_FOR_BIT_DEPTH[bit_depth]), {}, space)
+        mask = cls(np.zeros(grid, dtype=DTYPE_FOR_BIT_DEPTH[depth]), {}, space)
+        mask._owns_array = True
+        mask._axes_open = space is not None and shape is None
+        return mask
 
     # -- properties ------------------------------------------------------------------------
     @property
     def data(self) -> NDArray[Any]:
-        """The label array as a read-only view."""
-        view = self._array.view()
-        view.flags.writeable = False
-        return view
+        """The label array itself, as a read-only view (no copy; ``.copy()`` to change it)."""
+        return read_only_view(self._array)
 
     @property
     def bit_depth(self) -> int:
@@ -216,15 +243,12 @@ class SegmentationMask:
             raise ValueError(f"on_overlap must be 'warn' or 'error', got {on_overlap!r}")
         region = np.asarray(mask)
         if region.shape != self.shape:
-            raise ValueError(
-                f"mask shape {region.shape} does not match the mask's shape {self.shape}"
-            )
+            self._turn_to(region.shape)
+        label = as_label(label, "label")
         if self.mapping.has_label(label):
             raise ValueError(f"label {label} is already used by {self.mapping.inverse(label)!r}")
-        if name in self.mapping:
-            raise ValueError(f"name {name!r} is already used by label {self.mapping[name]}")
         limit = _label_limit(self._array.dtype)
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 < label <= limit:
+        if not 0 < label <= limit:
             raise ValueError(
                 f"label {label!r} must be in 1..{limit} for bit depth {self.bit_depth}"
             )
@@ -242,8 +266,32 @@ class SegmentationMask:
                 f"of {old_name!r} (label {old})"
             )
             warnings.warn(OverlapWarning(message, label, old, count), stacklevel=2)
-        self.mapping[name] = label
+        moved_from = self.mapping.get(name)
+        self.mapping[name] = label  # a name in use moves to the new label, as in medmask 0.1.3
+        if not self._owns_array:  # never paint into the caller's array
+            self._array = np.array(self._array, order="K")
+            self._owns_array = True
         self._array[selected] = label
+        self._axes_open = False
+        if moved_from is not None and np.any(self._array == moved_from):
+            # 0.1.3 left those voxels without a name; keep them reachable instead.
+            self.mapping[f"idx_{moved_from}"] = moved_from
+            warnings.warn(
+                MedmaskWarning(
+                    f"name {name!r} moved from label {moved_from} to label {label}; the voxels "
+                    f"still labelled {moved_from} are now named 'idx_{moved_from}'"
+                ),
+                stacklevel=2,
+            )
+
+    def _turn_to(self, shape: tuple[int, ...]) -> None:
+        """Take MedMask's axis order for a lazily made mask, or refuse a wrong shape."""
+        if not (self._axes_open and shape == self.shape[::-1] and len(self.mapping) == 0):
+            raise ValueError(f"mask shape {shape} does not match the mask's shape {self.shape}")
+        warn_legacy_axis_order("lazy_init(space=...) + add_label")
+        self._array = np.zeros(shape, dtype=self._array.dtype)
+        self.space = self.space.reverse_axis_order()
+        self._axes_open = False
 
     def _overlaps(self, selected: NDArray[np.bool_]) -> list[tuple[int, int]]:
         """(existing label, voxel count) pairs under ``selected``."""
@@ -272,20 +320,31 @@ class SegmentationMask:
                 raise MaskNotFoundError(f"label {label} is not in the mapping {self.mapping}")
         if self._array.dtype == np.bool_:  # only label 1 can be mapped
             return self._array.copy()
-        if len(wanted) == 1:
-            return self._array == wanted[0]  # type: ignore[no-any-return]
-        if self._array.dtype.itemsize <= 2:  # a lookup table beats one comparison per label
-            lookup = np.zeros(_label_limit(self._array.dtype) + 1, dtype=bool)
-            lookup[wanted] = True
-            return lookup[self._array]  # type: ignore[no-any-return]
-        return np.isin(self._array, wanted)
+        return match_allowed_values(self._array, wanted)
 
-    get_binary_mask_by_names = get_mask_by_names  # medmask 0.1.3 names
-    get_binary_mask_by_labels = get_mask_by_labels
+    def get_binary_mask_by_names(self, names: str | Iterable[str]) -> NDArray[np.bool_]:
+        """medmask 0.1.3's name of :meth:`get_mask_by_names`."""
+        warn_deprecated("SegmentationMask.get_binary_mask_by_names", "use get_mask_by_names")
+        return self.get_mask_by_names(names)
+
+    def get_binary_mask_by_labels(self, labels: int | Iterable[int]) -> NDArray[np.bool_]:
+        """medmask 0.1.3's query: voxels equal to any of ``labels``, named or not.
+
+        Unlike :meth:`get_mask_by_labels`, a label that is not in the mapping is not an
+        error: as in 0.1.3, it selects the voxels holding that value (none, usually).
+        """
+        warn_deprecated(
+            "SegmentationMask.get_binary_mask_by_labels",
+            "use get_mask_by_labels (which raises MaskNotFoundError for unknown labels)",
+        )
+        if isinstance(labels, int | np.integer):
+            return self._array == labels  # type: ignore[no-any-return]
+        return match_allowed_values(self._array, labels)
 
     def get_all_masks(self, binarize: bool = False) -> NDArray[Any]:
-        """A copy of the label array, or a boolean foreground mask with ``binarize=True``."""
-        return self.to_binary() if binarize else self._array.copy()
+        """The label array itself as a read-only view (no copy), or with ``binarize=True``
+        a new boolean foreground mask."""
+        return self.to_binary() if binarize else read_only_view(self._array)
 
     def to_binary(self) -> NDArray[np.bool_]:
         """Boolean array, True where any label is."""
@@ -326,10 +385,13 @@ class SegmentationMask:
 
         return write_nifti(self, path)
 
-    def save(self, path: str | os.PathLike[str], *, level: int | None = None) -> None:
+    def save(
+        self, path: str | os.PathLike[str], *, level: int | None = None, codec: str | None = None
+    ) -> None:
         """Write a single-mask ``.msk`` file; see :func:`medmask.maskfile.save_mask`."""
         from .maskfile import save_mask
 
+        check_legacy_codec(codec, "SegmentationMask.save")
         save_mask(self, path, level=level)
 
     @classmethod
@@ -367,7 +429,26 @@ class SegmentationMask:
             and np.array_equal(self._array, other._array)
         )
 
-    __hash__ = None  # type: ignore[assignment]  # mutable
+    # Hashable by identity, as in medmask 0.1.3 (masks as dict keys, in sets): equal
+    # contents do not make two masks one key.
+    __hash__ = object.__hash__
+
+
+def warn_legacy_axis_order(where: str) -> None:
+    """Say once that an array was matched to its Space with the axes reversed (MedMask's way)."""
+    warn_once(
+        "reversed-axes",
+        f"{where}: the array's shape is the Space's shape reversed, so it is taken as MedMask "
+        "took it (array axes = the Space's axes in reverse order) and the mask's space is "
+        "space.reverse_axis_order(); give a Space in the array's own axis order (e.g. "
+        "Space.from_nifti(img) for nibabel arrays) to silence this",
+    )
+
+
+def _reversed_fit(shape: tuple[int, ...], space: Space) -> bool:
+    """Whether ``shape`` matches ``space`` only with the axes reversed (MedMask's convention)."""
+    grid = tuple(int(n) for n in getattr(space, "shape", ()))
+    return tuple(shape) != grid and tuple(shape) == grid[::-1]
 
 
 def _check_array(array: NDArray[Any]) -> None:

@@ -8,22 +8,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from spacetransformer import Space
 
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
+from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import FormatError
-from .format.legacy_msk import LEGACY_MSK_MAGIC, unpack_legacy_msk
-from .format.msk import pack_msk, unpack_msk
+from .format.legacy_msk import LEGACY_MSK_MAGIC, legacy_msk_header, unpack_legacy_msk
+from .format.msk import msk_header, pack_msk, unpack_msk
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .space import space_from_dict, space_to_dict
 
-__all__ = ["load_mask", "save_mask", "write_atomic"]
+__all__ = ["MaskFile", "load_mask", "save_mask", "write_atomic"]
 
 
 def save_mask(
-    mask: SegmentationMask, path: str | os.PathLike[str], *, level: int | None = None
+    mask: SegmentationMask,
+    path: str | os.PathLike[str],
+    *,
+    level: int | None = None,
+    codec: str | None = None,
 ) -> None:
     """Write ``mask`` to a ``.msk`` file (format 2), atomically.
 
@@ -35,6 +41,9 @@ def save_mask(
         Destination; an existing file is replaced only once the new one is complete.
     level : int, optional
         compression level; default :data:`medmask.codecs.DEFAULT_LEVEL` (small files).
+    codec : {"zstd"}, optional
+        medmask 0.1.3's argument, accepted with a deprecation warning: medmask picks the
+        codec of every mask itself.
 
     Examples
     --------
@@ -42,7 +51,8 @@ def save_mask(
     >>> load_mask("liver.msk") == mask  # doctest: +SKIP
     True
     """
-    encoded = encode_mask(mask.data, level=DEFAULT_LEVEL if level is None else level)
+    check_legacy_codec(codec, "save_mask")
+    encoded = encode_mask(np.asarray(mask.data), level=DEFAULT_LEVEL if level is None else level)
     meta = {
         "space": space_to_dict(mask.space),
         "mapping": mask.mapping.to_dict(),
@@ -53,8 +63,10 @@ def save_mask(
     write_atomic(path, pack_msk(meta, encoded.blob))
 
 
-def load_mask(path: str | os.PathLike[str]) -> SegmentationMask:
+def load_mask(path: str | os.PathLike[str], *, codec: str | None = None) -> SegmentationMask:
     """Read a ``.msk`` file written by this medmask or by medmask 0.1.3.
+
+    ``codec`` is medmask 0.1.3's argument, accepted ("zstd") with a deprecation warning.
 
     Raises
     ------
@@ -64,6 +76,7 @@ def load_mask(path: str | os.PathLike[str]) -> SegmentationMask:
     ChecksumError
         Stored bytes do not match their checksum.
     """
+    check_legacy_codec(codec, "load_mask")
     source = os.fspath(path)
     data = Path(path).read_bytes()
     if data.startswith(LEGACY_MSK_MAGIC):
@@ -84,6 +97,59 @@ def load_mask(path: str | os.PathLike[str]) -> SegmentationMask:
         raise FormatError(f"{source}: {err}") from err
     except (KeyError, TypeError, ValueError) as err:  # fields missing or of the wrong kind
         raise FormatError(f"{source}: metadata is inconsistent: {err!r}") from err
+
+
+class MaskFile:
+    """medmask 0.1.3's single-mask file object: ``MaskFile(path, mode).write(mask)`` / ``.read()``.
+
+    Kept so 0.1.3 code runs; it warns once and delegates to :func:`save_mask` and
+    :func:`load_mask` (so it writes format 2 and reads both formats).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.msk`` file.
+    mode : {"r", "w", "a"}
+        "r" needs an existing file (FileNotFoundError otherwise); "w" replaces it when
+        :meth:`write` runs.
+    codec : {"zstd"}, optional
+        As 0.1.3: only its one codec name is accepted.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], mode: str = "r", *, codec: str | None = None
+    ) -> None:
+        warn_deprecated("MaskFile", "use medmask.save_mask(mask, path) / medmask.load_mask(path)")
+        if mode not in ("r", "w", "a"):
+            raise ValueError(f"unsupported mode: {mode!r} (use 'r', 'w' or 'a')")
+        check_legacy_codec(codec, "MaskFile")
+        self.path, self.mode = os.fspath(path), mode
+        if mode == "r" and not Path(path).exists():
+            raise FileNotFoundError(self.path)
+
+    def write(self, segmask: SegmentationMask) -> None:
+        """Write ``segmask`` to the file (atomically, format 2)."""
+        if self.mode == "r":
+            raise OSError(f"{self.path}: file opened read-only")
+        save_mask(segmask, self.path)
+
+    def read(self) -> SegmentationMask:
+        """The mask in the file."""
+        return load_mask(self.path)
+
+    @property
+    def header(self) -> dict[str, int]:
+        """The file's header fields: 0.1.3's section offsets for its files, else format 2's."""
+        data = Path(self.path).read_bytes()
+        if data.startswith(LEGACY_MSK_MAGIC):
+            return legacy_msk_header(data)
+        return msk_header(data, self.path)
+
+    def __enter__(self) -> MaskFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _bbox(value: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:

@@ -15,9 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
+from .deprecation import warn_deprecated
+
 __all__ = [
     "check_space",
     "default_space",
+    "install_space_aliases",
     "space_from_affine",
     "space_from_dict",
     "space_to_dict",
@@ -117,3 +120,21 @@ def voxel_volume_ml(space: Space) -> float:
     """Volume of one voxel in millilitres (spacing in mm)."""
     sx, sy, sz = (float(v) for v in space.spacing)
     return sx * sy * sz / 1000.0
+
+
+def install_space_aliases() -> None:
+    """Give ``spacetransformer.Space`` MedMask's older name ``from_nifty`` where it lacks it.
+
+    ``Space.from_nifty`` was spacetransformer's earlier spelling of ``Space.from_nifti``
+    (the MedMask notebook calls it); spacetransformer-core 0.2.7 dropped it. The alias
+    calls ``Space.from_nifti`` and warns once. Installed by ``import medmask``.
+    """
+    if hasattr(Space, "from_nifty"):
+        return
+
+    def from_nifty(cls: type[Space], niftiimage: Any) -> Space:
+        warn_deprecated("Space.from_nifty", "use Space.from_nifti (same result)")
+        return cls.from_nifti(niftiimage)
+
+    from_nifty.__doc__ = "spacetransformer's older name of Space.from_nifti (added by medmask)."
+    Space.from_nifty = classmethod(from_nifty)

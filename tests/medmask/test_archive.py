@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -13,11 +16,11 @@ from hypothesis import strategies as st
 from spacetransformer import Space
 
 from medmask import (
-    ArchiveLockedError,
     FormatError,
     LabelMapping,
     MaskArchive,
     MaskNotFoundError,
+    MedmaskDeprecationWarning,
     SegmentationMask,
     convert_legacy_archive,
 )
@@ -55,12 +58,14 @@ def test_medmask_usage_as_written(tmp_path: Path) -> None:
     masks = organs()
     archive = MaskArchive(path, mode="w", space=SPACE)
     archive.add_mask(masks["liver"], "liver")
-    archive.add_segmask(masks["spleen"], "spleen")
+    with pytest.warns(MedmaskDeprecationWarning, match="use MaskArchive.add_mask"):
+        archive.add_segmask(masks["spleen"], "spleen")
     archive.close()
     archive = MaskArchive(path, mode="r")
     m = archive.load_mask("liver")
     assert m == masks["liver"]
-    assert archive.load_segmask("spleen") == masks["spleen"]
+    with pytest.warns(MedmaskDeprecationWarning, match="use MaskArchive.load_mask"):
+        assert archive.load_segmask("spleen") == masks["spleen"]
     assert archive.all_names() == ["liver", "spleen"]
     assert archive.read_all_mapping() == {
         "liver": LabelMapping({"liver": 1}),
@@ -169,7 +174,7 @@ def test_geometry_and_mode_errors(tmp_path: Path) -> None:
     masks = organs()
     with MaskArchive(tmp_path / "e.mska", "w", space=SPACE) as archive:
         other = SegmentationMask(np.zeros((3, 3, 3), np.uint8), {"x": 1})
-        with pytest.raises(ValueError, match="shape"):
+        with pytest.raises(ValueError, match=r"geometry 3x3x3 voxels .* the archive 16x14x12"):
             archive.add_mask(other, "x")
         archive.add_mask(masks["liver"], "liver")
     with MaskArchive(tmp_path / "e.mska") as archive:
@@ -183,18 +188,54 @@ def test_geometry_and_mode_errors(tmp_path: Path) -> None:
         MaskArchive(tmp_path / "e.mska", "x")  # type: ignore[arg-type]
 
 
-def test_one_writer_at_a_time(tmp_path: Path) -> None:
+LOCK_PROBE = textwrap.dedent(
+    """
+    import sys
+    from medmask import ArchiveLockedError, MaskArchive
+    try:
+        MaskArchive(sys.argv[1], "a")
+    except ArchiveLockedError as err:
+        print("locked:", err)
+    """
+)
+
+
+def test_one_writer_process_at_a_time(tmp_path: Path) -> None:
     path = tmp_path / "l.mska"
     writer = MaskArchive(path, "w", space=SPACE)
     writer.add_mask(organs()["liver"], "liver")
-    writer.flush()
-    with pytest.raises(ArchiveLockedError, match="open for writing elsewhere"):
-        MaskArchive(path, "a")
-    with MaskArchive(path) as reader:  # readers need no lock
+    probe = [sys.executable, "-c", LOCK_PROBE, str(path)]
+    result = subprocess.run(probe, capture_output=True, text=True, check=True)
+    assert "locked:" in result.stdout and "open for writing in another process" in result.stdout
+    with MaskArchive(path) as reader:  # readers need no lock, and see the add at once
         assert reader.all_names() == ["liver"]
     writer.close()
-    with MaskArchive(path, "a") as again:
-        assert again.all_names() == ["liver"]
+    result = subprocess.run(probe, capture_output=True, text=True, check=True)
+    assert result.stdout == ""  # the lock went with the writer
+
+
+def test_writers_in_one_process_share_the_file(tmp_path: Path) -> None:
+    """A notebook cell run twice opens a second writer while the first is still bound."""
+    path = tmp_path / "shared.mska"
+    masks = organs()
+    first = MaskArchive(path, "w", space=SPACE)
+    first.add_mask(masks["liver"], "liver")
+    second = MaskArchive(path, "a")
+    assert second.all_names() == ["liver"]
+    second.add_mask(masks["spleen"], "spleen")
+    assert first.all_names() == ["liver", "spleen"]  # one file, one state
+    again = MaskArchive(path, "w", space=SPACE)  # "w" starts the archive anew, for all
+    assert first.all_names() == [] and again.all_names() == []
+    again.add_mask(masks["spleen"], "spleen")
+    first.close()
+    assert first.closed and not again.closed
+    again.add_mask(masks["liver"], "liver")  # still open: the file closes with its last writer
+    del second
+    again.close()
+    with MaskArchive(path) as reader:
+        assert reader.all_names() == ["spleen", "liver"]
+    with MaskArchive(path, "a") as writer:  # and nobody holds the lock any more
+        assert len(writer) == 2
 
 
 def test_uncommitted_adds_are_committed_by_garbage_collection(tmp_path: Path) -> None:

@@ -94,13 +94,15 @@ def test_an_older_damaged_slot_and_leftover_bytes_are_reported(
     target = tmp_path / "two.mska"
     shutil.copy(packed, target)
     with MaskArchive(target, "a") as archive:
-        archive.remove("ribs_left")  # a second commit, in slot B
+        archive.remove("ribs_left")  # a second commit (generations 2 and 3), in slot A
     data = bytearray(target.read_bytes())
-    data[fmt.SLOT_OFFSETS[0] + 20] ^= 1  # slot A (generation 1) damaged
+    slot_a, slot_b = fmt.SLOT_OFFSETS
+    data[slot_b : slot_b + fmt.SLOT_SIZE] = data[slot_a : slot_a + fmt.SLOT_SIZE]
+    data[slot_b + 20] ^= 1  # an older commit in slot B, damaged
     target.write_bytes(bytes(data) + b"\x00" * 7)  # and bytes an interrupted write left
     result = verify_archive(target)
-    assert result.damaged == ["slot A: damaged (superblock checksum mismatch)"]
+    assert result.damaged == ["slot B: damaged (superblock checksum mismatch)"]
     assert result.notes == [
         "7 bytes after the last commit (an interrupted write; the next writer drops them)"
     ]
-    assert describe_archive(target).generation == 2
+    assert describe_archive(target).generation == 3

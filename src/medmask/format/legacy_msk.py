@@ -21,7 +21,7 @@ from typing import Final
 
 from ..errors import FormatError
 
-__all__ = ["LEGACY_MSK_MAGIC", "LegacyMskParts", "unpack_legacy_msk"]
+__all__ = ["LEGACY_MSK_MAGIC", "LegacyMskParts", "legacy_msk_header", "unpack_legacy_msk"]
 
 LEGACY_MSK_MAGIC: Final = b"MSK1"
 LEGACY_HEADER: Final = struct.Struct("<4s2BB6Q7x")
@@ -60,3 +60,11 @@ def unpack_legacy_msk(data: bytes, source: str) -> LegacyMskParts:
             )
         parts.append(bytes(data[offset : offset + length]))
     return LegacyMskParts(*parts)
+
+
+def legacy_msk_header(data: bytes) -> dict[str, int]:
+    """The section offsets and lengths of a 0.1.3 ``.msk`` header, by 0.1.3's names."""
+    unpack_legacy_msk(data, "")  # the same checks as reading
+    names = ("space_offset", "space_length", "mapping_offset", "mapping_length",
+             "data_offset", "data_length")  # fmt: skip
+    return dict(zip(names, LEGACY_HEADER.unpack_from(data)[4:], strict=True))

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ..errors import FormatError
 
-__all__ = ["LEGACY_MSKA_MAGIC", "LegacyArchive", "unpack_legacy_archive"]
+__all__ = ["LEGACY_MSKA_MAGIC", "LegacyArchive", "legacy_archive_header", "unpack_legacy_archive"]
 
 LEGACY_MSKA_MAGIC: Final = b"MSKA"
 _HEADER: Final = struct.Struct("<4s2BB7Q27x")
@@ -65,3 +65,11 @@ def unpack_legacy_archive(data: bytes, source: str) -> LegacyArchive:
                 f"{source}: mask {entry['name']!r} at {offset}+{length} lies outside the file"
             )
     return LegacyArchive(bytes(data[space_offset : space_offset + space_length]), entries)
+
+
+def legacy_archive_header(data: bytes) -> dict[str, int]:
+    """The header fields of a medmask 0.1.3 archive, by 0.1.3's names."""
+    fields = _HEADER.unpack_from(data)[4:]
+    names = ("space_offset", "space_length", "index_offset", "index_length", "data_offset",
+             "data_length", "mask_count")  # fmt: skip
+    return dict(zip(names, (int(v) for v in fields), strict=True))

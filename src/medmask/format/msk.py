@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from ..errors import ChecksumError, FormatError
 
-__all__ = ["FORMAT_VERSION", "HEADER", "MAGIC", "MskParts", "pack_msk", "unpack_msk"]
+__all__ = ["FORMAT_VERSION", "HEADER", "MAGIC", "MskParts", "msk_header", "pack_msk", "unpack_msk"]
 
 MAGIC: Final = b"\x89MSK\r\n\x1a\n"  # PNG-style: catches text-mode and 7-bit transfers
 FORMAT_VERSION: Final = (2, 0)  # major 1 was medmask 0.1.3's "MSK1" layout
@@ -111,3 +111,17 @@ def unpack_msk(data: bytes, source: str) -> MskParts:
     if not isinstance(meta, dict):
         raise FormatError(f"{source}: metadata must be a JSON object")
     return MskParts((major, minor), meta, bytes(blob))
+
+
+def msk_header(data: bytes, source: str) -> dict[str, int]:
+    """Where the sections of a format-2 ``.msk`` file lie, after the checks of reading."""
+    unpack_msk(data, source)
+    _, major, minor, _flags, meta_length, blob_length, *_ = HEADER.unpack_from(data)
+    return {
+        "major": major,
+        "minor": minor,
+        "meta_offset": HEADER_SIZE,
+        "meta_length": meta_length,
+        "data_offset": HEADER_SIZE + meta_length,
+        "data_length": blob_length,
+    }

@@ -1,0 +1,280 @@
+"""The open file behind a :class:`~medmask.archive.MaskArchive`: reading, staging, commits.
+
+One :class:`ArchiveFile` per open file. Writers hold an exclusive lock on it; writer
+objects opened on one file in one process share a single ArchiveFile (MedMask scripts
+open a second writer while the first is still bound, e.g. a notebook cell run twice),
+which closes when the last of them does. New blobs are staged in memory and written by
+:meth:`ArchiveFile.commit` following the plan of :mod:`medmask.format.commit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from spacetransformer import Space
+
+from .archive_index import Entry, Index
+from .errors import ArchiveLockedError, FormatError
+from .format import archive as fmt
+from .format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
+from .space import space_from_dict, space_to_dict
+
+__all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file"]
+
+ArchiveMode = Literal["r", "w", "a"]
+
+_READ_RETRIES = 5  # a reader racing a writer's commit re-reads the slots this often
+_WRITERS: dict[tuple[int, int], ArchiveFile] = {}  # open writers by (device, inode)
+
+
+@dataclass
+class ArchiveFile:
+    """Everything an open archive file holds."""
+
+    path: Path
+    writable: bool
+    fd: int
+    level: int
+    space: Space | None = None
+    entries: Index = field(default_factory=lambda: Index())  # noqa: PLW0108 - Index is a class
+    committed: Committed | None = None
+    base: int = fmt.DATA_START  # where the next commit writes new blobs
+    pending: bytearray = field(default_factory=bytearray)  # staged blobs, from `base` on
+    geometry_written: bool = False
+    dirty: bool = False
+    batch_depth: int = 0  # open `with archive:` / `batch()` blocks: commits wait for them
+    handles: int = 0
+    key: tuple[int, int] | None = None  # (device, inode) of a writer, for the registry
+    legacy: bool = False
+    legacy_data: bytes = b""
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``: from the file, or from the staged blobs."""
+        if self.legacy:
+            return self.legacy_data[offset : offset + length]
+        if offset >= self.base and self.pending:
+            start = offset - self.base
+            return bytes(self.pending[start : start + length])
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise FormatError(f"{self.path}: file ended inside a blob at {offset}+{length}")
+        return data
+
+    def load(self, source: str) -> None:
+        """Read the newest commit: geometry and index (a new, empty file has neither)."""
+        found = self._newest_commit(source)
+        if found is None:
+            return
+        head, block, slot, raw = found
+        geometry = fmt.unpack_geometry(head[fmt.GEOMETRY_OFFSET :], source)
+        if geometry is not None:
+            try:
+                self.space = space_from_dict(geometry)
+            except ValueError as err:
+                raise FormatError(f"{source}: {err}") from err
+            self.geometry_written = True
+        self.entries = Index(block.data_end, source)
+        groups = []
+        for item in fmt.unpack_index(raw, block.index_crc, source):
+            if not isinstance(item.get("name"), str):
+                raise FormatError(f"{source}: index entry without a name")
+            self.entries.add_raw(item["name"], item)
+            if item.get("kind") == "group":
+                groups.append(item["name"])
+        for name in groups:
+            for member in self.entries[name].members:
+                target = self.entries.get(member)
+                if target is None or target.kind != "mask":
+                    raise FormatError(f"{source}: group {name!r} names a missing mask {member!r}")
+        self.committed = Committed(block, slot, raw)
+        self.base = block.index_offset
+        if self.writable:  # blobs past the index (another writer's layout) stay untouched
+            ends = [e.offset + e.length for e in self.entries.values() if e.length]
+            self.base = max([block.index_offset, *ends])
+
+    def _newest_commit(self, source: str) -> tuple[bytes, fmt.Superblock, int, bytes] | None:
+        """Head bytes, superblock, slot and index bytes of the newest commit (None: none yet)."""
+        for _attempt in range(_READ_RETRIES):
+            size = os.fstat(self.fd).st_size
+            head = os.pread(self.fd, fmt.DATA_START, 0)
+            chosen = None if size == 0 else fmt.choose_superblock(head, size, source)
+            if chosen is None:
+                if not self.writable:
+                    raise FormatError(
+                        f"{source}: the archive was created but nothing was committed yet "
+                        "(its writer has added no mask so far, or was killed before the first)"
+                    )
+                return None
+            block, slot = chosen
+            raw = os.pread(self.fd, block.index_length, block.index_offset)
+            if zlib.crc32(raw) == block.index_crc or self.writable:
+                break
+            # A writer may have moved this index between our reads: retry if it committed.
+            again = fmt.choose_superblock(os.pread(self.fd, fmt.DATA_START, 0), size, source)
+            if again is None or again[0] == block:
+                break
+        return head, block, slot, raw
+
+    # -- writing ---------------------------------------------------------------------------
+    def stage(self, blob: bytes) -> int:
+        """Keep ``blob`` for the next commit; returns the offset it will have in the file."""
+        offset = self.base + len(self.pending)
+        self.pending += blob
+        self.dirty = True
+        return offset
+
+    def changed(self) -> None:
+        """Commit now, unless a batch is open (then its end commits)."""
+        self.dirty = True
+        if self.batch_depth == 0:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write staged blobs and the index; afterwards a crash keeps them."""
+        if not self.dirty or not self.writable:
+            return
+        geometry = None
+        if self.space is not None and not self.geometry_written:
+            geometry = fmt.pack_geometry(space_to_dict(self.space))
+        index = fmt.pack_index([entry.to_dict() for entry in self.entries.values()])
+        ops, after = plan_commit(self.committed, self.base, bytes(self.pending), index, geometry)
+        try:
+            _run(self.fd, ops)
+        except OSError as err:
+            raise OSError(
+                err.errno, f"{self.path}: commit failed ({os.strerror(err.errno or 0)}); "
+                "the archive keeps its previous commit"
+            ) from err  # fmt: skip
+        self.committed, self.base, self.dirty = after, after.superblock.index_offset, False
+        self.pending = bytearray()
+        self.geometry_written = self.geometry_written or geometry is not None
+
+    def rewrite(self, items: list[tuple[Entry, bytes]]) -> None:
+        """Put a fresh file holding only ``items`` (entries and their blobs) in this one's place.
+
+        The new file is complete before it replaces the old one under its name.
+        """
+        temp = self.path.with_name(f".{self.path.name}.compact")
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            _lock(fd, temp)
+            fresh = ArchiveFile(self.path, True, fd, self.level, space=self.space)
+            for entry, blob in items:
+                offset = fresh.stage(blob) if blob else 0
+                fresh.entries[entry.name] = dataclasses.replace(entry, offset=offset)
+            fresh.dirty = True
+            fresh.commit()
+            temp.replace(self.path)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(self.fd)
+        if self.key is not None:
+            _WRITERS.pop(self.key, None)
+        stat = os.fstat(fd)
+        self.key = (stat.st_dev, stat.st_ino)
+        _WRITERS[self.key] = self
+        self.fd, self.entries, self.committed, self.base = (
+            fd, fresh.entries, fresh.committed, fresh.base,
+        )  # fmt: skip
+        self.pending, self.dirty, self.geometry_written = bytearray(), False, True
+
+    def reset(self) -> None:
+        """Empty the file for a new archive (mode "w" on a file this process has open)."""
+        os.ftruncate(self.fd, 0)
+        self.space, self.entries, self.committed = None, Index(), None
+        self.base, self.pending, self.geometry_written = fmt.DATA_START, bytearray(), False
+        self.dirty = False
+
+    def release(self) -> None:
+        """One handle fewer; the last one commits and closes the file."""
+        self.handles -= 1
+        if self.handles > 0 or self.fd < 0:
+            return
+        try:
+            self.commit()
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+            if self.key is not None and _WRITERS.get(self.key) is self:
+                del _WRITERS[self.key]
+
+
+def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[ArchiveFile, bool]:
+    """The ArchiveFile for ``path`` and whether it is shared with a writer opened before.
+
+    Raises
+    ------
+    ArchiveLockedError
+        Another process is writing to the file.
+    """
+    if mode == "r":
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        return ArchiveFile(path, False, fd, level, handles=1), False
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not an archive file", str(path))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    stat = os.fstat(fd)
+    shared = _WRITERS.get((stat.st_dev, stat.st_ino))  # this process writes to it already
+    if shared is not None and shared.fd >= 0:
+        os.close(fd)
+        shared.handles += 1
+        return shared, True
+    try:
+        _lock(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    if mode == "w":
+        os.ftruncate(fd, 0)
+    key = (stat.st_dev, stat.st_ino)
+    opened = ArchiveFile(path, True, fd, level, handles=1, key=key)
+    _WRITERS[key] = opened
+    return opened, False
+
+
+def _run(fd: int, ops: list[Operation]) -> None:
+    """Carry out a commit plan."""
+    for op in ops:
+        if isinstance(op, Write):
+            _write_all(fd, op.data, op.offset)
+        elif isinstance(op, Sync):
+            os.fsync(fd)
+        elif isinstance(op, Truncate):
+            os.ftruncate(fd, op.size)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:  # pragma: no cover - the OS reports a full disk as an OSError
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view, offset = view[written:], offset + written
+
+
+def _lock(fd: int, path: Path) -> None:
+    """Take the single-writer lock on ``fd`` without waiting."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            import msvcrt  # noqa: PLC0415 - exists on Windows only
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl  # noqa: PLC0415 - exists on POSIX only
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        raise ArchiveLockedError(
+            f"{path} is open for writing in another process; close that writer first "
+            "(readers are fine)"
+        ) from err
