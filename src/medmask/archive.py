@@ -151,9 +151,10 @@ class MaskArchive:
         """The ``space`` argument: the archive's geometry if it has none, else checked."""
         state = self._state
         if state.space is None:
+            # Committed with the first mask (or at close): until then a MedMask-style
+            # reversed Space can still give way to the first mask's (see add_mask).
             state.space = space
-            if state.writable:
-                state.changed()
+            state.dirty = state.writable
         elif not spaces_close(state.space, space):
             if spaces_close(state.space, space.reverse_axis_order()):
                 warn_legacy_axis_order("MaskArchive(space=...)")  # MedMask's reversed Space
