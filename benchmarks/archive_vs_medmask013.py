@@ -5,7 +5,10 @@
 Data: TotalSegmentator subject s0000 from ../shared/data/totalseg_s0000 (skipped when
 absent) and a generated full-body phantom (117 masks, medmask.sample "medium" scale).
 Both archives are built the way MedMask's example builds them: each mask as
-``SegmentationMask(uint8 0/1 array, {name: 1}, space)``. medmask 0.1.3 runs in its own
+``SegmentationMask(uint8 0/1 array, {name: 1}, space)``; also measured: the MedMask
+notebook's read loop (``load_mask`` + ``get_all_masks``, nothing copied or touched) against
+0.1.3's ``load_segmask(...).data``, and the notebook's 117 separate adds (each committed on
+return) against one batch. medmask 0.1.3 runs in its own
 virtual environment (benchmarks/out/venv-medmask013, created on first use with pip:
 its import name clashes with ours). Times are the best of ``--repeat`` runs; the ratios
 to the memory floor and to nibabel are medians of runs paired back to back (this VM's
@@ -85,6 +88,18 @@ LEGACY_SCRIPT = textwrap.dedent(
         MaskArchive(str(archive_path), mode="r").load_segmask(name).data
         one.append(time.perf_counter() - t0)
     best["open_read_one_median"] = statistics.median(one)
+    def notebook_read():  # the MedMask notebook's loop, 0.1.3's way: .data, nothing touched
+        archive = MaskArchive(str(archive_path), mode="r")
+        for name in arrays:
+            archive.load_segmask(name).data
+    for _ in range(repeat):
+        timed("notebook_read", notebook_read)
+    one = []
+    for name in arrays:
+        t0 = time.perf_counter()
+        MaskArchive(str(archive_path), mode="r").load_segmask(name).data
+        one.append(time.perf_counter() - t0)
+    best["notebook_one_median"] = statistics.median(one)
     best["size"] = archive_path.stat().st_size
     print(json.dumps(best))
     """
@@ -199,6 +214,7 @@ def measure(folder: Path, repeat: int, legacy: dict[str, float] | None) -> dict[
         "write": best_of(max(1, repeat // 2), write),
     }
     result["size"] = archive_path.stat().st_size
+    result.update(measure_notebook_ways(arrays, space, archive_path, repeat, write))
     result["floor"] = best_of(repeat, floor)
     result["nibabel"] = best_of(max(1, repeat // 2), nibabel_read)
     result["read_full"] = best_of(repeat, read_full)
@@ -219,6 +235,40 @@ def measure(folder: Path, repeat: int, legacy: dict[str, float] | None) -> dict[
         )
     result["legacy"] = legacy
     return result
+
+
+def measure_notebook_ways(
+    arrays: dict[str, np.ndarray],
+    space: Space,
+    archive_path: Path,
+    repeat: int,
+    write: Callable[[], None],
+) -> dict[str, float]:
+    """The MedMask notebook's read loop, and its separate adds against one batch (``write``)."""
+    separate_path = archive_path.with_name(archive_path.stem + "-separate.mska")
+
+    def write_separate() -> None:  # the notebook's way: no with-block, each add committed
+        archive = MaskArchive(separate_path, mode="w", space=space)
+        for name, arr in arrays.items():
+            archive.add_mask(SegmentationMask(arr, {name: 1}, space), name)
+        archive.close()
+
+    def notebook_read() -> None:  # the notebook's loop: load_mask + get_all_masks (no copy)
+        archive = MaskArchive(archive_path, mode="r")
+        for name in arrays:
+            archive.load_mask(name).get_all_masks()
+
+    out = {"write_separate": best_of(max(1, repeat // 2), write_separate)}
+    out["separate_size"] = separate_path.stat().st_size
+    out["separate_vs_batch"] = paired(max(1, repeat // 2), write_separate, write)
+    out["notebook_read"] = best_of(repeat, notebook_read)
+    one = []
+    for name in arrays:
+        start = time.perf_counter()
+        MaskArchive(archive_path).load_mask(name).get_all_masks()
+        one.append(time.perf_counter() - start)
+    out["notebook_one_median"] = statistics.median(one)
+    return out
 
 
 def report(r: dict[str, Any]) -> None:
@@ -255,6 +305,25 @@ def report(r: dict[str, Any]) -> None:
         f"{'write all (ms)':34s} {'':10s} {legacy.get('write', float('nan')) * ms:10.1f} "
         f"{r['write'] * ms:10.1f}   {write_ratio:.1f}x faster than 0.1.3"
     )
+    nb_all = legacy["notebook_read"] / r["notebook_read"] if legacy else float("nan")
+    nb_one = legacy["notebook_one_median"] / r["notebook_one_median"] if legacy else float("nan")
+    print(
+        f"{'notebook read loop, all (ms)':34s} {'':10s} "
+        f"{legacy.get('notebook_read', float('nan')) * ms:10.2f} {r['notebook_read'] * ms:10.2f}"
+        f"   {nb_all:.1f}x 0.1.3 (load_mask + get_all_masks vs load_segmask + .data)"
+    )
+    print(
+        f"{'notebook read, open + one (ms)':34s} {'':10s} "
+        f"{legacy.get('notebook_one_median', float('nan')) * ms:10.2f} "
+        f"{r['notebook_one_median'] * ms:10.2f}   {nb_one:.1f}x 0.1.3 (median over masks)"
+    )
+    size_x = r["separate_size"] / r["size"]
+    print(
+        f"{'117 separate adds vs one batch':34s} {'':10s} {'':10s} "
+        f"{r['write_separate'] * ms:10.1f}   {r['separate_size'] / 1024:.1f} KB vs "
+        f"{r['size'] / 1024:.1f} KB ({size_x:.3f}x the size), {r['separate_vs_batch']:.2f}x "
+        f"the time (median pairs)"
+    )
     exact = "yes" if r["exact"] else "NO"
     print(f"{'bit-exact, overlaps included':34s} {'':10s} {'':10s} {exact:>10s}")
     checks = {
@@ -269,6 +338,10 @@ def report(r: dict[str, Any]) -> None:
         <= TARGETS["open_read_one_ms"],
         f"write <= {TARGETS['write_ms']:.0f} ms": r["write"] * ms <= TARGETS["write_ms"],
         "bit-exact": r["exact"],
+        "notebook read all >= 1.0x 0.1.3": nb_all >= 1.0,
+        "notebook read one >= 1.0x 0.1.3": nb_one >= 1.0,
+        "separate adds <= 1.10x batch size": size_x <= 1.10,
+        "separate adds <= 2x batch time": r["separate_vs_batch"] <= 2.0,
     }
     heading = "targets" if r["name"] == SHARED.name else "s0000's targets, for scale"
     verdicts = "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in checks.items())

@@ -30,6 +30,7 @@ __all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file"]
 
 ArchiveMode = Literal["r", "w", "a"]
 
+_sync = getattr(os, "fdatasync", os.fsync)  # data and size on disk; mtime may lag
 _READ_RETRIES = 5  # a reader racing a writer's commit re-reads the slots this often
 _WRITERS: dict[tuple[int, int], ArchiveFile] = {}  # open writers by (device, inode)
 
@@ -101,27 +102,36 @@ class ArchiveFile:
             self.base = max([block.index_offset, *ends])
 
     def _newest_commit(self, source: str) -> tuple[bytes, fmt.Superblock, int, bytes] | None:
-        """Head bytes, superblock, slot and index bytes of the newest commit (None: none yet)."""
+        """Head bytes, superblock, slot and index bytes of the newest intact commit.
+
+        None for a writer on a file never committed. The newest superblock whose index
+        matches its checksum wins: an older one only exists while a commit is under way
+        (or was cut short). A reader racing another process's commit may find both
+        indexes moved; it reads the slots again.
+        """
         for _attempt in range(_READ_RETRIES):
             size = os.fstat(self.fd).st_size
             head = os.pread(self.fd, fmt.DATA_START, 0)
-            chosen = None if size == 0 else fmt.choose_superblock(head, size, source)
-            if chosen is None:
+            candidates = [] if size == 0 else fmt.commit_candidates(head, size, source)
+            if not candidates:
                 if not self.writable:
                     raise FormatError(
                         f"{source}: the archive was created but nothing was committed yet "
                         "(its writer has added no mask so far, or was killed before the first)"
                     )
                 return None
-            block, slot = chosen
-            raw = os.pread(self.fd, block.index_length, block.index_offset)
-            if zlib.crc32(raw) == block.index_crc or self.writable:
-                break
-            # A writer may have moved this index between our reads: retry if it committed.
-            again = fmt.choose_superblock(os.pread(self.fd, fmt.DATA_START, 0), size, source)
-            if again is None or again[0] == block:
-                break
-        return head, block, slot, raw
+            for block, slot in candidates:
+                raw = os.pread(self.fd, block.index_length, block.index_offset)
+                if zlib.crc32(raw) == block.index_crc:
+                    return head, block, slot, raw
+            if (
+                self.writable
+                or fmt.commit_candidates(os.pread(self.fd, fmt.DATA_START, 0), size, source)
+                == candidates
+            ):
+                break  # nobody is committing: the newest index is damaged
+        block, slot = candidates[0]
+        return head, block, slot, os.pread(self.fd, block.index_length, block.index_offset)
 
     # -- writing ---------------------------------------------------------------------------
     def stage(self, blob: bytes) -> int:
@@ -144,7 +154,7 @@ class ArchiveFile:
         geometry = None
         if self.space is not None and not self.geometry_written:
             geometry = fmt.pack_geometry(space_to_dict(self.space))
-        index = fmt.pack_index([entry.to_dict() for entry in self.entries.values()])
+        index = fmt.pack_index_json(self.entries.stored_json())
         ops, after = plan_commit(self.committed, self.base, bytes(self.pending), index, geometry)
         try:
             _run(self.fd, ops)
@@ -248,7 +258,7 @@ def _run(fd: int, ops: list[Operation]) -> None:
         if isinstance(op, Write):
             _write_all(fd, op.data, op.offset)
         elif isinstance(op, Sync):
-            os.fsync(fd)
+            _sync(fd)
         elif isinstance(op, Truncate):
             os.ftruncate(fd, op.size)
 

@@ -121,6 +121,7 @@ class Index:
 
     def __init__(self, data_end: int = 0, source: str = "") -> None:
         self._items: dict[str, Entry | dict[str, Any]] = {}
+        self._json: dict[str, str] = {}  # each entry's index text, made once: adds commit often
         self._data_end, self._source = data_end, source
 
     def add_raw(self, name: str, raw: dict[str, Any]) -> None:
@@ -140,12 +141,26 @@ class Index:
 
     def __setitem__(self, name: str, entry: Entry) -> None:
         self._items[name] = entry
+        self._json.pop(name, None)
 
     def __delitem__(self, name: str) -> None:
         del self._items[name]
+        self._json.pop(name, None)
 
     def pop(self, name: str) -> None:
         self._items.pop(name, None)
+        self._json.pop(name, None)
+
+    def stored_json(self) -> list[str]:
+        """Every entry as the JSON text of the index block, in order."""
+        out = []
+        for name, item in self._items.items():
+            text = self._json.get(name)
+            if text is None:
+                text = fmt.entry_json(item if isinstance(item, dict) else item.to_dict())
+                self._json[name] = text
+            out.append(text)
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

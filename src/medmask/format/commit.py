@@ -101,9 +101,10 @@ def plan_commit(
             current.superblock.index_crc,
         )  # fmt: skip
         generation += 1
+        # No flush between the two writes: if the superblock lands without the copy, the
+        # copy fails its checksum and readers keep the current commit, still intact then.
         ops += [
             Write(aside, current.index),
-            Sync(),
             Write(SLOT_OFFSETS[slot], pack_superblock(moved)),
             Sync(),
         ]
@@ -113,7 +114,8 @@ def plan_commit(
     if geometry is not None:
         ops.append(Write(GEOMETRY_OFFSET, geometry))
     ops += [
-        Write(base, blobs + index),
+        Write(base, blobs),  # two writes: a disk may store the index and not the blobs
+        Write(base + len(blobs), index),
         Sync(),
         Write(SLOT_OFFSETS[slot], pack_superblock(block)),
         Sync(),
