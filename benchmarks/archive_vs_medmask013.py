@@ -260,7 +260,7 @@ def measure_notebook_ways(
 
     out = {"write_separate": best_of(max(1, repeat // 2), write_separate)}
     out["separate_size"] = separate_path.stat().st_size
-    out["separate_vs_batch"] = paired(max(1, repeat // 2), write_separate, write)
+    out["separate_vs_batch"] = paired(repeat, write_separate, write)
     out["notebook_read"] = best_of(repeat, notebook_read)
     one = []
     for name in arrays:
