@@ -24,6 +24,7 @@ from medmask import (
     SegmentationMask,
     convert_legacy_archive,
 )
+from medmask.format import archive as fmt
 from medmask.sample import MaskSample
 from medmask.space import spaces_equal
 
@@ -238,13 +239,103 @@ def test_writers_in_one_process_share_the_file(tmp_path: Path) -> None:
         assert len(writer) == 2
 
 
-def test_uncommitted_adds_are_committed_by_garbage_collection(tmp_path: Path) -> None:
-    path = tmp_path / "gc.mska"
+READ_NAMES = textwrap.dedent(
+    """
+    import sys
+    from medmask import MaskArchive
+    print(",".join(MaskArchive(sys.argv[1]).all_names()))
+    """
+)
+
+
+def names_seen_by_another_process(path: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", READ_NAMES, str(path)], capture_output=True, text=True, check=True
+    )
+    return [n for n in result.stdout.strip().split(",") if n]
+
+
+def test_every_change_is_committed_when_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "durable.mska"
+    masks = organs()
     archive = MaskArchive(path, "w", space=SPACE)  # MedMask users never close archives
-    archive.add_mask(organs()["liver"], "liver")
+    archive.add_mask(masks["liver"], "liver")
+    assert names_seen_by_another_process(path) == ["liver"]
+    archive.add_group("liver_group", ["liver"])
+    archive.remove("liver_group")
+    archive.add_mask(masks["labels"], "labels")
+    assert names_seen_by_another_process(path) == ["liver", "labels"]
+    with MaskArchive(path) as reader:  # another object in this process, too
+        assert reader.load_mask("labels") == masks["labels"]
+    with archive.batch():  # a batch waits for its end
+        archive.add_mask(masks["spleen"], "spleen")
+        archive.add_mask(masks["empty"], "empty")
+        assert names_seen_by_another_process(path) == ["liver", "labels"]
+        assert archive.load_mask("spleen") == masks["spleen"]  # staged, still readable
+    assert names_seen_by_another_process(path) == ["liver", "labels", "spleen", "empty"]
     del archive
-    with MaskArchive(path) as again:
-        assert again.all_names() == ["liver"]
+
+
+def test_adds_one_by_one_give_the_archive_of_one_batch(tmp_path: Path) -> None:
+    """No index is left behind per commit: the file is the batch's, byte for byte, apart
+    from the generation counters in the superblock."""
+    masks = organs()
+    one_by_one = MaskArchive(tmp_path / "a.mska", "w", space=SPACE)
+    for name, mask in masks.items():
+        one_by_one.add_mask(mask, name)
+    with MaskArchive(tmp_path / "b.mska", "w", space=SPACE) as batch:
+        for name, mask in masks.items():
+            batch.add_mask(mask, name)
+    separate, together = (tmp_path / "a.mska").read_bytes(), (tmp_path / "b.mska").read_bytes()
+    assert len(separate) == len(together)
+    assert separate[fmt.SLOT_SIZE * 2 :] == together[fmt.SLOT_SIZE * 2 :]
+    assert one_by_one.commit is not None and one_by_one.commit.generation == 2 * len(masks) - 1
+    one_by_one.close()
+
+
+WRITER_LOOP = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from spacetransformer import Space
+    from medmask import MaskArchive, SegmentationMask
+
+    space = Space(shape=(20, 20, 20))
+    archive = MaskArchive(sys.argv[1], "w", space=space)
+    for i in range(int(sys.argv[2])):
+        arr = np.zeros((20, 20, 20), np.uint8)
+        arr[i % 15 : i % 15 + 4, 2:9, 3:7] = 1
+        archive.add_mask(SegmentationMask(arr, {f"m{i}": 1}, space), f"m{i}")
+    """
+)
+
+
+def test_readers_racing_a_writer_see_whole_commits(tmp_path: Path) -> None:
+    """A reader opening while another process commits never gets an error or a torn index
+    (it reads the slots again when an index moved under it)."""
+    path = tmp_path / "race.mska"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER_LOOP, str(path), "400"])
+    opened = 0
+    try:
+        while writer.poll() is None:
+            try:
+                archive = MaskArchive(path)
+            except FileNotFoundError:
+                continue
+            except FormatError as err:  # only before the writer's first commit
+                assert not opened and "nothing was committed yet" in str(err), err
+                continue
+            with archive:
+                names = archive.all_names()
+                assert names == [f"m{i}" for i in range(len(names))]
+                if names:
+                    archive.load_mask(names[-1])
+            opened += 1
+    finally:
+        writer.wait()
+    assert writer.returncode == 0 and opened > 5
+    with MaskArchive(path) as archive:
+        assert len(archive) == 400
 
 
 def test_on_generated_masks(mask_sample: MaskSample, tmp_path: Path) -> None:

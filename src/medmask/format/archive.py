@@ -149,8 +149,10 @@ def commit_candidates(head: bytes, file_size: int, source: str) -> list[tuple[Su
         Neither slot holds a valid superblock; the message gives both reasons.
     """
     if len(head) < 4 or not (head.startswith(MAGIC[:4]) or head[SLOT_SIZE:].startswith(MAGIC[:4])):
-        if head.strip(b"\x00") == b"" and file_size <= DATA_START:
-            return []
+        if head[:GEOMETRY_OFFSET].count(0) == min(len(head), GEOMETRY_OFFSET) and (
+            file_size <= DATA_START or _geometry_intact(head[GEOMETRY_OFFSET:])
+        ):
+            return []  # a writer is making its first commit, or was stopped before it
         raise FormatError(f"{source}: not a medmask archive (starts with {head[:8]!r})")
     found = [_unpack_superblock(head[o : o + SLOT_SIZE], file_size) for o in SLOT_OFFSETS]
     valid = [(b, slot) for slot, b in enumerate(found) if isinstance(b, Superblock)]
@@ -186,6 +188,13 @@ def pack_geometry(space: dict[str, Any]) -> bytes:
     body = _GEOMETRY.pack(*values)
     block = body + _CRC.pack(zlib.crc32(body))
     return block + bytes(GEOMETRY_SIZE - len(block))
+
+
+def _geometry_intact(raw: bytes) -> bool:
+    body = raw[: _GEOMETRY.size]
+    return (
+        len(raw) >= GEOMETRY_SIZE and zlib.crc32(body) == _CRC.unpack_from(raw, _GEOMETRY.size)[0]
+    )
 
 
 def unpack_geometry(raw: bytes, source: str) -> dict[str, Any] | None:
