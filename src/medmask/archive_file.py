@@ -44,7 +44,7 @@ class ArchiveFile:
     fd: int
     level: int
     space: Space | None = None
-    entries: Index = field(default_factory=lambda: Index())  # noqa: PLW0108 - Index is a class
+    entries: Index = field(default_factory=Index)
     committed: Committed | None = None
     base: int = fmt.DATA_START  # where the next commit writes new blobs
     pending: bytearray = field(default_factory=bytearray)  # staged blobs, from `base` on
