@@ -12,18 +12,20 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .archive import MaskArchive, MaskStatistics, convert_legacy_archive
-from .deprecation import MedmaskDeprecationWarning
 from .errors import (
     ArchiveLockedError,
     ChecksumError,
     FormatError,
     MaskNotFoundError,
+    MedmaskDeprecationWarning,
     MedmaskError,
     MedmaskWarning,
+    OverlapError,
+    OverlapWarning,
     ReadOnlyArrayError,
 )
 from .mapping import LabelMapping
-from .mask import LabelStatistics, OverlapWarning, SegmentationMask
+from .mask import LabelStatistics, SegmentationMask
 from .maskfile import MaskFile, load_mask, save_mask
 from .nifti import read_nifti, read_nifti_folder, write_nifti
 from .selection import match_allowed_values
@@ -49,6 +51,7 @@ __all__ = [
     "MedmaskDeprecationWarning",
     "MedmaskError",
     "MedmaskWarning",
+    "OverlapError",
     "OverlapWarning",
     "ReadOnlyArrayError",
     "SegmentationMask",

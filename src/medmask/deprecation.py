@@ -13,20 +13,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from .errors import MedmaskWarning
+from .errors import MedmaskDeprecationWarning
 
-__all__ = ["MedmaskDeprecationWarning", "check_legacy_codec", "warn_deprecated", "warn_once"]
+__all__ = ["check_legacy_codec", "warn_deprecated", "warn_once"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent) + os.sep
 _warned: set[str] = set()
-
-
-class MedmaskDeprecationWarning(MedmaskWarning, DeprecationWarning):
-    """An old MedMask / medmask 0.1.3 name or convention was used; the message says the new one.
-
-    Shown by default in scripts and notebooks (Python shows DeprecationWarning raised from
-    ``__main__``); silence it with ``warnings.simplefilter("ignore", MedmaskDeprecationWarning)``.
-    """
 
 
 def warn_deprecated(old: str, instead: str) -> None:

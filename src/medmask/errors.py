@@ -7,8 +7,11 @@ __all__ = [
     "ChecksumError",
     "FormatError",
     "MaskNotFoundError",
+    "MedmaskDeprecationWarning",
     "MedmaskError",
     "MedmaskWarning",
+    "OverlapError",
+    "OverlapWarning",
     "ReadOnlyArrayError",
 ]
 
@@ -29,6 +32,17 @@ class MaskNotFoundError(MedmaskError, KeyError):
     """A mask or label name that is not present was asked for."""
 
 
+class OverlapError(MedmaskError):
+    """Masks overlap, and a multi-label file can keep only one of them per voxel.
+
+    ``overlaps`` maps each ``(name, other name)`` pair to the voxels they share.
+    """
+
+    def __init__(self, message: str, overlaps: dict[tuple[str, str], int]) -> None:
+        super().__init__(message)
+        self.overlaps = overlaps
+
+
 class ReadOnlyArrayError(MedmaskError, ValueError):
     """A write into a read-only view of a mask's array (``mask.data``); use ``.copy()``."""
 
@@ -39,3 +53,24 @@ class ArchiveLockedError(MedmaskError):
 
 class MedmaskWarning(UserWarning):
     """Something was changed or dropped that the user should know about (e.g. overlaps)."""
+
+
+class OverlapWarning(MedmaskWarning):
+    """``add_label`` overwrote voxels that carried another label.
+
+    Attributes ``new_label``, ``old_label`` and ``voxels`` say which and how many.
+    """
+
+    def __init__(self, message: str, new_label: int, old_label: int, voxels: int) -> None:
+        super().__init__(message)
+        self.new_label = new_label
+        self.old_label = old_label
+        self.voxels = voxels
+
+
+class MedmaskDeprecationWarning(MedmaskWarning, DeprecationWarning):
+    """An old MedMask / medmask 0.1.3 name or convention was used; the message says the new one.
+
+    Shown by default in scripts and notebooks (Python shows DeprecationWarning raised from
+    ``__main__``); silence it with ``warnings.simplefilter("ignore", MedmaskDeprecationWarning)``.
+    """

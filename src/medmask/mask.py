@@ -20,7 +20,7 @@ from spacetransformer import Space
 
 from .bbox import BBox, label_extents
 from .deprecation import check_legacy_codec, warn_deprecated, warn_once
-from .errors import MaskNotFoundError, MedmaskWarning
+from .errors import MaskNotFoundError, MedmaskWarning, OverlapWarning
 from .mapping import LabelMapping, as_label
 from .readonly import read_only_view
 from .selection import match_allowed_values
@@ -46,19 +46,6 @@ DTYPE_FOR_BIT_DEPTH: dict[int, np.dtype[Any]] = {
 _BIT_DEPTH_OF = {dtype: depth for depth, dtype in DTYPE_FOR_BIT_DEPTH.items()}
 
 OnOverlap = Literal["warn", "error"]
-
-
-class OverlapWarning(MedmaskWarning):
-    """``add_label`` overwrote voxels that carried another label.
-
-    Attributes ``new_label``, ``old_label`` and ``voxels`` say which and how many.
-    """
-
-    def __init__(self, message: str, new_label: int, old_label: int, voxels: int) -> None:
-        super().__init__(message)
-        self.new_label = new_label
-        self.old_label = old_label
-        self.voxels = voxels
 
 
 @dataclass(frozen=True)
@@ -107,7 +94,8 @@ class SegmentationMask:
     Notes
     -----
     The mask keeps the array it is given without copying it; the first
-    :meth:`add_label` copies it, so the caller's array never changes.
+    :meth:`add_label` copies it, so the caller's array never changes. The mapping is
+    copied (a ``LabelMapping`` shared by two masks would rename both).
 
     Raises
     ------
@@ -141,8 +129,9 @@ class SegmentationMask:
         self._owns_array = False  # the caller's array: copied before the first write
         self._axes_open = False  # lazy_init: the first add_label may still pick the axis order
         self.space: Space = space
+        # The mask's own copy: adding labels must not rename another mask's voxels.
         self.mapping: LabelMapping = (
-            mapping if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
+            mapping.copy() if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
         )
         limit = _label_limit(array.dtype)
         for name, label in self.mapping.items():

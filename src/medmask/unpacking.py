@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .archive import MaskArchive
-from .errors import MaskNotFoundError, MedmaskError
+from .errors import MaskNotFoundError, MedmaskError, OverlapError
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti import write_nifti
@@ -33,14 +33,6 @@ __all__ = [
 
 OverlapPolicy = Literal["error", "first", "last"]
 """Who keeps a voxel two masks share: nobody (refuse), the earlier name, the later one."""
-
-
-class OverlapError(MedmaskError):
-    """Masks overlap, and a multi-label file can keep only one of them per voxel."""
-
-    def __init__(self, message: str, overlaps: dict[tuple[str, str], int]) -> None:
-        super().__init__(message)
-        self.overlaps = overlaps
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,11 @@ def test_add_label_never_changes_the_callers_array() -> None:
     region[3] = True
     mask.add_label(region, 2, "b")
     assert np.array_equal(arr, before) and np.array_equal(twin.data, before)
+    # nor a mapping it was given: masks do not rename each other's voxels
+    names = LabelMapping({"a": 1})
+    first, second = SegmentationMask(arr, names, SPACE), SegmentationMask(arr, names, SPACE)
+    first.add_label(region, 2, "b")
+    assert names.to_dict() == {"a": 1} and second.mapping.to_dict() == {"a": 1}
     # a mask made from another mask's read-only view can be edited too
     again = SegmentationMask(mask.data, mask.mapping.copy(), mask.space)
     again.add_label(np.roll(region, 1, axis=0), 3, "c")
