@@ -23,6 +23,7 @@ from .errors import (
     OverlapError,
     OverlapWarning,
     ReadOnlyArrayError,
+    StaleCommitWarning,
 )
 from .mapping import LabelMapping
 from .mask import LabelStatistics, SegmentationMask
@@ -55,6 +56,7 @@ __all__ = [
     "OverlapWarning",
     "ReadOnlyArrayError",
     "SegmentationMask",
+    "StaleCommitWarning",
     "__version__",
     "convert_legacy_archive",
     "load_mask",

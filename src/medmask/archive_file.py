@@ -13,6 +13,8 @@ import dataclasses
 import errno
 import os
 import sys
+import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Literal
 from spacetransformer import Space
 
 from .archive_index import Entry, Index
-from .errors import ArchiveLockedError, FormatError
+from .deprecation import user_stacklevel
+from .errors import ArchiveLockedError, FormatError, StaleCommitWarning
 from .format import archive as fmt
 from .format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
 from .space import space_from_dict, space_to_dict
@@ -32,6 +35,7 @@ ArchiveMode = Literal["r", "w", "a"]
 
 _sync = getattr(os, "fdatasync", os.fsync)  # data and size on disk; mtime may lag
 _READ_RETRIES = 5  # a reader racing a writer's commit re-reads the slots this often
+_SETTLE_SECONDS = 0.05  # a commit's steps take well under this: a writer would have moved on
 _WRITERS: dict[tuple[int, int], ArchiveFile] = {}  # open writers by (device, inode)
 
 
@@ -105,9 +109,9 @@ class ArchiveFile:
         """Head bytes, superblock, slot and index bytes of the newest intact commit.
 
         None for a writer on a file never committed. The newest superblock whose index
-        matches its checksum wins: an older one only exists while a commit is under way
-        (or was cut short). A reader racing another process's commit may find both
-        indexes moved; it reads the slots again.
+        matches its checksum wins: an older one only exists while a commit is under way.
+        A reader racing another process's commit may find its index moved or the other
+        slot half written: it reads the slots again before it believes either.
         """
         for _attempt in range(_READ_RETRIES):
             size = os.fstat(self.fd).st_size
@@ -120,18 +124,57 @@ class ArchiveFile:
                         "(its writer has added no mask so far, or was killed before the first)"
                     )
                 return None
-            for block, slot in candidates:
-                raw = os.pread(self.fd, block.index_length, block.index_offset)
-                if zlib.crc32(raw) == block.index_crc:
-                    return head, block, slot, raw
-            if (
-                self.writable
-                or fmt.commit_candidates(os.pread(self.fd, fmt.DATA_START, 0), size, source)
-                == candidates
-            ):
+            served = self._first_intact(candidates)
+            lost = self._newer_slot(head, served[0]) if served else None
+            if served is not None and lost is None:
+                return head, *served  # the usual case: one live commit, intact
+            if not self.writable and self._head_moved(head, size):
+                continue  # a writer is committing: read again
+            if served is None:
                 break  # nobody is committing: the newest index is damaged
+            assert lost is not None
+            warnings.warn(
+                StaleCommitWarning(
+                    f"{source}: its newest commit (generation {lost[0]}) is damaged or "
+                    f"incomplete ({lost[1]}); serving generation {served[0].generation}, the "
+                    "newest intact one: changes made after it are missing",
+                    source,
+                    lost[0],
+                    served[0].generation,
+                ),
+                stacklevel=user_stacklevel(),
+            )
+            return head, *served
         block, slot = candidates[0]
         return head, block, slot, os.pread(self.fd, block.index_length, block.index_offset)
+
+    def _first_intact(
+        self, candidates: list[tuple[fmt.Superblock, int]]
+    ) -> tuple[fmt.Superblock, int, bytes] | None:
+        """The newest candidate whose index matches its checksum, with the index bytes."""
+        for block, slot in candidates:
+            raw = os.pread(self.fd, block.index_length, block.index_offset)
+            if zlib.crc32(raw) == block.index_crc:
+                return block, slot, raw
+        return None
+
+    def _head_moved(self, head: bytes, size: int) -> bool:
+        """Whether a writer changed the slots since ``head`` was read (after a short wait)."""
+        time.sleep(_SETTLE_SECONDS)
+        return os.pread(self.fd, fmt.DATA_START, 0) != head or os.fstat(self.fd).st_size != size
+
+    @staticmethod
+    def _newer_slot(head: bytes, served: fmt.Superblock) -> tuple[int, str] | None:
+        """(generation, why) of a slot numbered above ``served`` that cannot be served."""
+        for offset in fmt.SLOT_OFFSETS:
+            raw = head[offset : offset + fmt.SLOT_SIZE]
+            generation = fmt.slot_generation(raw)
+            looks_like_one = sum(a == b for a, b in zip(raw, fmt.MAGIC, strict=False)) >= 6
+            if generation > served.generation and looks_like_one:  # (a flip may hit the magic)
+                found = fmt.read_slots(head[: fmt.DATA_START], 2**63)[offset // fmt.SLOT_SIZE]
+                why = found if isinstance(found, str) else "its data is cut off or damaged"
+                return generation, why
+        return None
 
     # -- writing ---------------------------------------------------------------------------
     def stage(self, blob: bytes) -> int:

@@ -245,13 +245,20 @@ def _info(
         ("file size", _size(info.file_bytes)),
         ("mask data", f"{_size(info.data_bytes)}, index {_size(info.index_bytes)}"),
         ("codecs", ", ".join(f"{k}: {v}" for k, v in sorted(info.codecs.items()))),
-        ("checksums", "superblock, geometry and index ok (blobs: `medmask verify`)"),
     ]
+    damaged = [slot for slot in info.slots if "damaged" in slot]
+    if damaged:
+        lines += [("checksums", "DAMAGED: " + "; ".join(damaged))]
+    else:
+        lines += [("checksums", "superblock, geometry and index ok (blobs: `medmask verify`)")]
     lines += [("superblocks", "; ".join(info.slots))]
     if info.trailing_bytes:
         lines += [("note", f"{info.trailing_bytes} bytes after the last commit")]
     for key, value in lines:
         typer.echo(f"{key + ':':<14}{value}")
+    if damaged:
+        _warn(f"{archive}: {len(damaged)} damaged superblock slot(s); see `medmask verify`", None)
+        raise typer.Exit(1)
 
 
 @app.command("unpack")

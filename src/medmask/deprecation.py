@@ -15,7 +15,7 @@ from typing import Final
 
 from .errors import MedmaskDeprecationWarning
 
-__all__ = ["check_legacy_codec", "warn_deprecated", "warn_once"]
+__all__ = ["check_legacy_codec", "user_stacklevel", "warn_deprecated", "warn_once"]
 
 _PACKAGE_DIR: Final = str(Path(__file__).resolve().parent) + os.sep
 _warned: set[str] = set()
@@ -31,7 +31,7 @@ def warn_once(key: str, message: str) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    warnings.warn(MedmaskDeprecationWarning(message), stacklevel=_caller_level())
+    warnings.warn(MedmaskDeprecationWarning(message), stacklevel=user_stacklevel())
 
 
 def check_legacy_codec(codec: str | None, where: str) -> None:
@@ -51,7 +51,7 @@ def check_legacy_codec(codec: str | None, where: str) -> None:
     )
 
 
-def _caller_level() -> int:
+def user_stacklevel() -> int:
     """The stack level of the first frame outside medmask and the import machinery.
 
     So the warning points at the user's line, and Python's default filters show it there.

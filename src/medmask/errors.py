@@ -13,6 +13,7 @@ __all__ = [
     "OverlapError",
     "OverlapWarning",
     "ReadOnlyArrayError",
+    "StaleCommitWarning",
 ]
 
 
@@ -74,3 +75,14 @@ class MedmaskDeprecationWarning(MedmaskWarning, DeprecationWarning):
     Shown by default in scripts and notebooks (Python shows DeprecationWarning raised from
     ``__main__``); silence it with ``warnings.simplefilter("ignore", MedmaskDeprecationWarning)``.
     """
+
+
+class StaleCommitWarning(MedmaskWarning):
+    """An archive's newest commit is damaged or incomplete; an older, intact one is served.
+
+    Attributes ``path``, ``lost`` (the newest generation) and ``served`` (the one read).
+    """
+
+    def __init__(self, message: str, path: str, lost: int, served: int) -> None:
+        super().__init__(message)
+        self.path, self.lost, self.served = path, lost, served

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 import zlib
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacetransformer import Space
 
-from medmask import FormatError, MaskArchive, MedmaskError, SegmentationMask
+from medmask import FormatError, MaskArchive, MedmaskError, SegmentationMask, StaleCommitWarning
 from medmask.format import archive as fmt
 from medmask.format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
 
@@ -57,12 +58,22 @@ def two_commits(tmp_path: Path) -> tuple[bytes, bytes, dict[str, bytes], dict[st
 
 
 def outcome(tmp_path: Path, data: bytes) -> dict[str, bytes] | None:
+    """The content an archive of ``data`` serves (None: refused with the package's error)."""
+    return served(tmp_path, data)[0]
+
+
+def served(tmp_path: Path, data: bytes) -> tuple[dict[str, bytes] | None, int | None]:
+    """The content an archive of ``data`` serves, and the generation a warning says was lost."""
     path = tmp_path / "probe.mska"
     path.write_bytes(data)
-    try:
-        return content(path)
-    except MedmaskError:
-        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StaleCommitWarning)
+        try:
+            result = content(path)
+        except MedmaskError:
+            result = None
+    lost = [w.message.lost for w in caught if isinstance(w.message, StaleCommitWarning)]
+    return result, lost[0] if lost else None
 
 
 def test_truncation_at_every_section_boundary(tmp_path: Path, two_commits: tuple) -> None:
@@ -188,6 +199,76 @@ def test_every_crash_point_of_a_commit(tmp_path: Path, two_commits: tuple) -> No
         assert result in (first_content, second_content), label
         seen.add("second" if result == second_content else "first")
     assert seen == {"first", "second"}
+
+
+def old_protocol_second_commit(first: bytes, second: bytes) -> bytes:
+    """The second commit as medmask before durable adds wrote it: blobs and index appended
+    after the first commit, a superblock in the other slot, the first commit kept."""
+    old, old_slot = fmt.choose_superblock(first[: fmt.DATA_START], len(first), "x")  # type: ignore[misc]
+    new, _ = fmt.choose_superblock(second[: fmt.DATA_START], len(second), "x")  # type: ignore[misc]
+    entries = fmt.unpack_index(second[new.index_offset : new.data_end], new.index_crc, "x")
+    appended = bytearray(first)
+    shift = len(first) - old.index_offset  # new blobs move from the old index's place to the end
+    for entry in entries:
+        if entry.get("offset", 0) >= old.index_offset:
+            entry["offset"] += shift
+    appended += second[old.index_offset : new.index_offset]
+    index = fmt.pack_index(entries)
+    block = fmt.Superblock(
+        old.generation + 1, len(appended), len(index), len(appended) + len(index),
+        zlib.crc32(index),
+    )  # fmt: skip
+    appended += index
+    slot = fmt.SLOT_OFFSETS[1 - old_slot]
+    appended[slot : slot + fmt.SLOT_SIZE] = fmt.pack_superblock(block)
+    return bytes(appended)
+
+
+def test_old_two_commit_files_still_read(tmp_path: Path, two_commits: tuple) -> None:
+    first, second, _, second_content = two_commits
+    assert served(tmp_path, old_protocol_second_commit(first, second)) == (second_content, None)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(0, 10**6), flip=st.one_of(st.none(), st.integers(0, 10**6)))
+def test_a_lost_newest_commit_is_never_served_silently(
+    tmp_path: Path, two_commits: tuple, cut: int, flip: int | None
+) -> None:
+    """Files after complete commits, cut short or with a flipped superblock byte: the
+    newest content, an error, or the older content with a warning naming both generations."""
+    first, second, first_content, second_content = two_commits
+    for data in (second, old_protocol_second_commit(first, second)):
+        damaged = bytearray(data)
+        if flip is None:
+            del damaged[cut % len(damaged) :]
+        else:
+            damaged[flip % (2 * fmt.SLOT_SIZE)] ^= 0x10
+        newest = fmt.choose_superblock(data[: fmt.DATA_START], len(data), "x")
+        content, lost = served(tmp_path, bytes(damaged))
+        if content == first_content and content != second_content:
+            assert newest is not None and lost is not None  # (a flip may hit its number)
+            assert lost == newest[0].generation or flip is not None
+        else:
+            assert content in (None, second_content)
+
+
+def test_the_warning_names_the_file_and_both_generations(
+    tmp_path: Path, two_commits: tuple
+) -> None:
+    first, second, first_content, _ = two_commits
+    data = old_protocol_second_commit(first, second)
+    path = tmp_path / "cut.mska"
+    path.write_bytes(data[:-3])  # the newest index cut short
+    with pytest.warns(StaleCommitWarning) as caught:
+        archive = MaskArchive(path)
+    old = fmt.choose_superblock(first[: fmt.DATA_START], len(first), "x")[0]  # type: ignore[index]
+    message = str(caught[0].message)
+    assert str(path) in message and f"generation {old.generation + 1}" in message
+    assert f"serving generation {old.generation}" in message
+    assert {n: archive.load_mask(n).data.tobytes() for n in archive} == first_content
+    archive.close()
 
 
 WRITER = textwrap.dedent(

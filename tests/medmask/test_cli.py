@@ -168,6 +168,15 @@ def test_info(capsys: pytest.CaptureFixture[str], archive: Path, truth: dict) ->
     code, _, err = run(capsys, "info", LEGACY.with_name("expected.json"))
     assert code == 1
     assert "not a medmask archive" in one_line_error(err)
+    damaged = archive.with_name("damaged-slot.mska")
+    data = bytearray(archive.read_bytes())
+    data[64:128] = data[0:64]  # a copy of the live superblock in the spare slot ...
+    data[64 + 44] ^= 1  # ... damaged: the archive opens, `info` says so and exits 1
+    damaged.write_bytes(bytes(data))
+    code, out, err = run(capsys, "info", damaged)
+    assert code == 1
+    assert "checksums:    DAMAGED: slot B: damaged (superblock checksum mismatch)" in out
+    assert "1 damaged superblock slot(s)" in err
     code, _, err = run(capsys, "ls", archive.with_name("missing.mska"))
     assert code == 1
     assert "No such file" in one_line_error(err)

@@ -98,7 +98,7 @@ def test_an_older_damaged_slot_and_leftover_bytes_are_reported(
     data = bytearray(target.read_bytes())
     slot_a, slot_b = fmt.SLOT_OFFSETS
     data[slot_b : slot_b + fmt.SLOT_SIZE] = data[slot_a : slot_a + fmt.SLOT_SIZE]
-    data[slot_b + 20] ^= 1  # an older commit in slot B, damaged
+    data[slot_b + 44] ^= 1  # a commit in slot B no newer than A, damaged (data_end)
     target.write_bytes(bytes(data) + b"\x00" * 7)  # and bytes an interrupted write left
     result = verify_archive(target)
     assert result.damaged == ["slot B: damaged (superblock checksum mismatch)"]

@@ -36,6 +36,7 @@ __all__ = [
     "pack_index_json",
     "pack_superblock",
     "read_slots",
+    "slot_generation",
     "unpack_geometry",
     "unpack_index",
 ]
@@ -163,6 +164,16 @@ def commit_candidates(head: bytes, file_size: int, source: str) -> list[tuple[Su
             f"{source}: {version[0] if version else 'no valid superblock'} ({reasons})"
         )
     return sorted(valid, key=lambda pair: -pair[0].generation)
+
+
+def slot_generation(raw: bytes) -> int:
+    """The generation field of a slot's bytes, valid or not (0 for an unused slot).
+
+    A damaged slot whose number is above the served commit's may have held a newer one.
+    """
+    if len(raw) < SLOT_SIZE:
+        return 0
+    return int(_SUPERBLOCK.unpack_from(raw)[3])
 
 
 def read_slots(head: bytes, file_size: int) -> tuple[Superblock | str | None, ...]:
