@@ -40,6 +40,15 @@ _WRITERS: dict[tuple[int, int], ArchiveFile] = {}  # open writers by (device, in
 
 
 @dataclass
+class _Replacement:
+    """A new archive written beside the one it replaces at its first commit."""
+
+    temp: Path
+    old_fd: int  # the archive being replaced, held (and locked) until then
+    old_key: tuple[int, int]
+
+
+@dataclass
 class ArchiveFile:
     """Everything an open archive file holds."""
 
@@ -57,6 +66,7 @@ class ArchiveFile:
     batch_depth: int = 0  # open `with archive:` / `batch()` blocks: commits wait for them
     handles: int = 0
     key: tuple[int, int] | None = None  # (device, inode) of a writer, for the registry
+    replacing: _Replacement | None = None  # mode "w" over an archive: built beside it
     legacy: bool = False
     legacy_data: bytes = b""
 
@@ -209,6 +219,21 @@ class ArchiveFile:
         self.committed, self.base, self.dirty = after, after.superblock.index_offset, False
         self.pending = bytearray()
         self.geometry_written = self.geometry_written or geometry is not None
+        if self.replacing is not None:  # the new archive is complete: it takes the name
+            self.replacing.temp.replace(self.path)
+            _sync_folder(self.path.parent)
+            self._drop_replacement()
+
+    def _drop_replacement(self, *, unlink: bool = False) -> None:
+        """Let go of the archive being replaced (and the unused new file, with ``unlink``)."""
+        replacing, self.replacing = self.replacing, None
+        if replacing is None:
+            return
+        os.close(replacing.old_fd)
+        if _WRITERS.get(replacing.old_key) is self:
+            del _WRITERS[replacing.old_key]
+        if unlink:
+            replacing.temp.unlink(missing_ok=True)
 
     def rewrite(self, items: list[tuple[Entry, bytes]]) -> None:
         """Put a fresh file holding only ``items`` (entries and their blobs) in this one's place.
@@ -231,6 +256,7 @@ class ArchiveFile:
             temp.unlink(missing_ok=True)
             raise
         os.close(self.fd)
+        self._drop_replacement(unlink=True)  # the compacted file has taken the name
         if self.key is not None:
             _WRITERS.pop(self.key, None)
         stat = os.fstat(fd)
@@ -242,8 +268,17 @@ class ArchiveFile:
         self.pending, self.dirty, self.geometry_written = bytearray(), False, True
 
     def reset(self) -> None:
-        """Empty the file for a new archive (mode "w" on a file this process has open)."""
-        os.ftruncate(self.fd, 0)
+        """Start a new archive (mode "w" on a file this process writes already).
+
+        As for any "w", a file with content is replaced only when the new one commits.
+        """
+        if self.replacing is None and self.key is not None and os.fstat(self.fd).st_size > 0:
+            fd, key, temp = _open_beside(self.path)
+            self.replacing = _Replacement(temp, self.fd, self.key)
+            self.fd, self.key = fd, key
+            _WRITERS[key] = self
+        else:
+            os.ftruncate(self.fd, 0)
         self.space, self.entries, self.committed = None, Index(), None
         self.base, self.pending, self.geometry_written = fmt.DATA_START, bytearray(), False
         self.dirty = False
@@ -258,6 +293,7 @@ class ArchiveFile:
         finally:
             os.close(self.fd)
             self.fd = -1
+            self._drop_replacement(unlink=True)  # nothing committed: the old archive stays
             if self.key is not None and _WRITERS.get(self.key) is self:
                 del _WRITERS[self.key]
 
@@ -287,12 +323,57 @@ def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[Archiv
     except BaseException:
         os.close(fd)
         raise
+    key = (stat.st_dev, stat.st_ino)
+    if mode == "w" and stat.st_size > 0:
+        return _replacement(path, fd, key, level), False
     if mode == "w":
         os.ftruncate(fd, 0)
-    key = (stat.st_dev, stat.st_ino)
     opened = ArchiveFile(path, True, fd, level, handles=1, key=key)
     _WRITERS[key] = opened
     return opened, False
+
+
+def _replacement(path: Path, old_fd: int, old_key: tuple[int, int], level: int) -> ArchiveFile:
+    """Mode "w" over an existing file: a new archive beside it, taking its name at the
+    first commit; until then (and after a crash) the old one opens as before."""
+    try:
+        fd, key, temp = _open_beside(path)
+    except BaseException:
+        os.close(old_fd)
+        raise
+    opened = ArchiveFile(
+        path, True, fd, level, handles=1, key=key, replacing=_Replacement(temp, old_fd, old_key)
+    )
+    _WRITERS[key] = _WRITERS[old_key] = opened  # writers of the old name share it too
+    return opened
+
+
+def _open_beside(path: Path) -> tuple[int, tuple[int, int], Path]:
+    """An empty, locked ``.<name>.new`` beside ``path``: descriptor, registry key, path.
+
+    A writer killed before its first commit leaves it; the next one reuses it.
+    """
+    temp = path.with_name(f".{path.name}.new")
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        _lock(fd, temp)
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    stat = os.fstat(fd)
+    return fd, (stat.st_dev, stat.st_ino), temp
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; Windows has no folder handles to sync)."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _run(fd: int, ops: list[Operation]) -> None:

@@ -293,6 +293,50 @@ def test_adds_one_by_one_give_the_archive_of_one_batch(tmp_path: Path) -> None:
     one_by_one.close()
 
 
+OPEN_W_AND_WAIT = textwrap.dedent(
+    """
+    import sys, time
+    from spacetransformer import Space
+    from medmask import MaskArchive
+    archive = MaskArchive(sys.argv[1], "w", space=Space(shape=(16, 14, 12)))
+    print("opened", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_w_replaces_an_archive_only_when_the_new_one_commits(tmp_path: Path) -> None:
+    path = tmp_path / "old.mska"
+    masks = organs()
+    with MaskArchive(path, "w", space=SPACE) as archive:
+        archive.add_mask(masks["liver"], "liver")
+        archive.add_mask(masks["spleen"], "spleen")
+    before = path.read_bytes()
+    # killed after opening "w", before committing anything: the old archive is untouched
+    with subprocess.Popen(
+        [sys.executable, "-c", OPEN_W_AND_WAIT, str(path)], stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None and process.stdout.readline() == "opened\n"
+        assert names_seen_by_another_process(path) == ["liver", "spleen"]
+        process.kill()
+    assert path.read_bytes() == before
+    # a writer in this process: the old archive opens as before until the first add
+    archive = MaskArchive(path, "w", space=SPACE)
+    assert names_seen_by_another_process(path) == ["liver", "spleen"]
+    archive.add_mask(masks["overlap"], "overlap")
+    assert names_seen_by_another_process(path) == ["overlap"]
+    archive.add_mask(masks["empty"], "empty")  # and from then on in place
+    archive.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mska"]  # no .new left
+    with MaskArchive(path) as reader:
+        assert reader.all_names() == ["overlap", "empty"]
+    # "w" closed without a commit (no Space, no mask) leaves the old archive as it was
+    MaskArchive(path, "w").close()
+    with MaskArchive(path) as reader:
+        assert reader.all_names() == ["overlap", "empty"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mska"]
+
+
 WRITER_LOOP = textwrap.dedent(
     """
     import sys
