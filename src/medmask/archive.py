@@ -25,6 +25,7 @@ from spacetransformer import Space
 
 from .archive_file import ArchiveMode, open_archive_file
 from .archive_index import Entry
+from .atomic import atomic_path, check_writable
 from .bbox import BBox, bounding_box
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
@@ -651,21 +652,15 @@ def convert_legacy_archive(
     src, dst = Path(source), Path(target)
     if dst.exists() and (dst.resolve() == src.resolve()):
         raise MedmaskError(f"{dst}: convert into a new file, not onto the archive itself")
-    if dst.exists() and not overwrite:
-        raise MedmaskError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
-    partial = dst.with_name(f".{dst.name}.partial")
-    try:
-        with (
-            MaskArchive(src) as old,
-            MaskArchive(partial, "w", space=old.space, level=level) as new,
-        ):
-            for name in old:
-                new.add_mask(old.load_mask(name), name)
-            count = len(new)
-        partial.replace(dst)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    check_writable(dst, overwrite)
+    with (
+        MaskArchive(src) as old,
+        atomic_path(dst) as partial,
+        MaskArchive(partial, "w", space=old.space, level=level) as new,
+    ):
+        for name in old:
+            new.add_mask(old.load_mask(name), name)
+        count = len(new)
     return count
 
 

@@ -212,9 +212,10 @@ class ArchiveFile:
         try:
             _run(self.fd, ops)
         except OSError as err:
+            reason = os.strerror(err.errno) if err.errno else str(err)
             raise OSError(
-                err.errno, f"{self.path}: commit failed ({os.strerror(err.errno or 0)}); "
-                "the archive keeps its previous commit"
+                err.errno, f"commit failed ({reason}); the archive keeps its previous commit",
+                str(self.path),
             ) from err  # fmt: skip
         self.committed, self.base, self.dirty = after, after.superblock.index_offset, False
         self.pending = bytearray()
@@ -306,11 +307,11 @@ def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[Archiv
     ArchiveLockedError
         Another process is writing to the file.
     """
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not an archive file")
     if mode == "r":
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         return ArchiveFile(path, False, fd, level, handles=1), False
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not an archive file", str(path))
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     stat = os.fstat(fd)
     shared = _WRITERS.get((stat.st_dev, stat.st_ino))  # this process writes to it already

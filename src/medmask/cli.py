@@ -22,7 +22,7 @@ import typer
 from . import __version__
 from .archive import MaskArchive, convert_legacy_archive
 from .codecs import DEFAULT_LEVEL
-from .errors import MaskNotFoundError, MedmaskError
+from .errors import MaskNotFoundError, MedmaskError, OutputExistsError
 from .inspection import describe_archive, verify_archive
 from .packing import PackFailure, PackResult, natural_key, pack, pack_many, parse_group
 from .preview import render_preview
@@ -80,6 +80,8 @@ def _reported() -> Iterator[None]:
     except (MedmaskError, OSError, ValueError) as err:
         if _Options.debug:
             traceback.print_exc()
+        if isinstance(err, OutputExistsError):
+            _fail(f"{err.path} exists; pass --overwrite to replace it")
         if isinstance(err, MaskNotFoundError | KeyError) and err.args:
             _fail(str(err.args[0]))
         if isinstance(err, OSError) and err.filename and err.strerror:
@@ -180,13 +182,23 @@ def _pack_with_progress(
 def _print_pack(result: PackResult) -> None:
     for name, reason in result.skipped:
         typer.echo(f"medmask: warning: {result.source}: skipped {name}: {reason}", err=True)
-    ratio = result.input_bytes / max(result.archive_bytes, 1)
     groups = f" + {len(result.groups)} group(s)" if result.groups else ""
     empty = f" ({len(result.empty)} empty)" if result.empty else ""
     typer.echo(
         f"{result.target}: {len(result.masks)} masks{empty}{groups}, "
-        f"{_size(result.input_bytes)} of NIfTI -> {_size(result.archive_bytes)} ({ratio:.0f}:1)"
+        f"{_size(result.input_bytes)} of NIfTI -> {_size(result.archive_bytes)} "
+        f"({_ratio(result.input_bytes, result.archive_bytes)})"
     )
+
+
+def _ratio(before: int, after: int) -> str:
+    """``317:1`` for a file that shrank, ``1:2.5`` for one that grew (tiny inputs)."""
+    if after <= 0 or before <= 0:
+        return "-"
+    ratio = before / after
+    if ratio >= 1:
+        return f"{ratio:.0f}:1" if ratio >= 10 else f"{ratio:.1f}:1"
+    return f"1:{1 / ratio:.1f}"
 
 
 @app.command("ls")

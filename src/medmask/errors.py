@@ -10,6 +10,7 @@ __all__ = [
     "MedmaskDeprecationWarning",
     "MedmaskError",
     "MedmaskWarning",
+    "OutputExistsError",
     "OverlapError",
     "OverlapWarning",
     "ReadOnlyArrayError",
@@ -31,6 +32,15 @@ class ChecksumError(FormatError):
 
 class MaskNotFoundError(MedmaskError, KeyError):
     """A mask or label name that is not present was asked for."""
+
+
+class OutputExistsError(MedmaskError, FileExistsError):
+    """A file to be written exists already; pass ``overwrite=True`` to replace it."""
+
+    def __init__(self, path: object, more: int = 0) -> None:
+        self.path = str(path)
+        extra = f" ({more + 1} files would be replaced)" if more else ""
+        super().__init__(f"{self.path} exists{extra}; pass overwrite=True to replace it")
 
 
 class OverlapError(MedmaskError):

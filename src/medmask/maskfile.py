@@ -4,13 +4,13 @@ and medmask 0.1.3's files."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from spacetransformer import Space
 
+from .atomic import write_atomic
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_mask, encode_mask
 from .codecs.legacy import decode_legacy_blob
 from .deprecation import check_legacy_codec, warn_deprecated
@@ -21,7 +21,7 @@ from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .space import space_from_dict, space_to_dict
 
-__all__ = ["MaskFile", "load_mask", "save_mask", "write_atomic"]
+__all__ = ["MaskFile", "load_mask", "save_mask"]
 
 
 def save_mask(
@@ -174,20 +174,3 @@ def _load_legacy(data: bytes, source: str) -> SegmentationMask:
         return SegmentationMask(array, mapping, space)
     except ValueError as err:
         raise FormatError(f"{source}: {err}") from err
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
-    target = Path(path)
-    handle, temp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).replace(target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
+from .atomic import atomic_path
 from .errors import FormatError, MedmaskError
 from .mapping import LabelMapping
 from .mask import SegmentationMask
@@ -66,14 +67,18 @@ def read_nifti(
         beyond 32 bits, or it cannot be read at all.
     """
     image, name = _open(source)
-    if len(image.shape) != 3:
-        raise FormatError(f"{name}: a mask must be 3-D, got shape {image.shape}")
+    shape = tuple(image.shape)
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
+        raise FormatError(f"{name}: a mask must be 3-D (or 4-D with one volume), got {shape}")
     try:
-        raw = np.asanyarray(image.dataobj)
+        raw = np.asanyarray(image.dataobj) if len(shape) == 3 else image.dataobj[..., 0]
     except (OSError, ValueError, EOFError) as err:
         raise FormatError(f"{name}: cannot read the voxel data: {err}") from err
     array = _as_label_array(raw, name)
-    space = space_from_affine(image.affine, array.shape)
+    try:
+        space = space_from_affine(image.affine, array.shape)
+    except ValueError as err:
+        raise FormatError(f"{name}: {err}") from err
     names = _label_names(image, source, array, mapping)
     return SegmentationMask(array, names, space)
 
@@ -137,7 +142,9 @@ def write_nifti(
         table = encode_label_table({label: name for name, label in mask.mapping.items()})
         image.header.extensions.append(nib.nifti1.Nifti1Extension(TOTALSEG_ECODE, table))
     if path is not None:
-        nib.save(image, os.fspath(path))
+        suffix = next((s for s in NIFTI_SUFFIXES if Path(path).name.endswith(s)), "")
+        with atomic_path(path, keep_suffix=suffix) as temp:
+            nib.save(image, os.fspath(temp))
     return image
 
 

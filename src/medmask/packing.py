@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .archive import MaskArchive
+from .atomic import atomic_path, check_writable
 from .bbox import label_extents
 from .errors import MedmaskError
 from .mapping import LabelMapping
@@ -135,8 +136,7 @@ def pack(
     src, dst = Path(source), Path(target)
     if not src.exists():
         raise MedmaskError(f"{src}: no such file or folder")
-    if dst.exists() and not overwrite:
-        raise MedmaskError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    check_writable(dst, overwrite)
     if level is not None and not 1 <= level <= 22:
         raise MedmaskError(f"level must be between 1 and 22, got {level}")
     skipped: list[tuple[str, str]] = []
@@ -150,22 +150,16 @@ def pack(
         masks = _split_labels(src)
         input_bytes = src.stat().st_size
     dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(f".{dst.name}.partial")
-    try:
-        with MaskArchive(partial, "w", level=level) as archive:
-            names = []
-            for name, mask in masks:
-                archive.add_mask(mask, name)
-                names.append(name)
-            if not names:
-                raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
-            stats = archive.statistics()
-            empty = [name for name in names if stats[name].voxel_count == 0]
-            stored_groups = _add_groups(archive, groups or {}, names)
-        partial.replace(dst)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_path(dst) as partial, MaskArchive(partial, "w", level=level) as archive:
+        names = []
+        for name, mask in masks:
+            archive.add_mask(mask, name)
+            names.append(name)
+        if not names:
+            raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
+        stats = archive.statistics()
+        empty = [name for name in names if stats[name].voxel_count == 0]
+        stored_groups = _add_groups(archive, groups or {}, names)
     return PackResult(
         src, dst, names, stored_groups, empty, skipped, input_bytes, dst.stat().st_size
     )

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from .archive import MaskArchive
+from .atomic import atomic_path
 from .errors import FormatError, MedmaskError
 from .space import space_from_affine, spaces_close
 from .unpacking import select_masks
@@ -80,11 +81,15 @@ def render_preview(
 
     Raises
     ------
+    ValueError
+        ``target`` is not named ``.png`` (the picture is a PNG).
     MaskNotFoundError
         A name is not in the archive.
     FormatError
         ``image`` is not a readable 3-D NIfTI or its geometry differs from the archive's.
     """
+    if Path(target).suffix.lower() != ".png":
+        raise ValueError(f"{target}: a preview is a PNG picture; name it .png")
     with MaskArchive(archive_path) as archive:
         space = archive.space
         if space is None or not len(archive):
@@ -122,7 +127,8 @@ def render_preview(
     picture = _compose(panels, [(n, colours[chosen.index(n)]) for n in shown], hidden)
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(out, format="PNG", optimize=True)
+    with atomic_path(out) as temp:
+        picture.save(temp, format="PNG", optimize=True)
     return PreviewResult(out, cuts, shown, hidden, empty)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
+from spacetransformer.core.exceptions import SpaceTransformerError
 
 from .deprecation import warn_deprecated
 
@@ -67,7 +68,12 @@ def space_from_affine(affine: NDArray[Any], shape: tuple[int, ...]) -> Space:
     matrix = np.asarray(affine, dtype=np.float64)
     if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
         raise ValueError(f"affine must be a finite 4x4 matrix, got shape {matrix.shape}")
-    space = Space.from_nifti(_AffineImage(matrix, tuple(int(n) for n in shape)))
+    try:
+        space = Space.from_nifti(_AffineImage(matrix, tuple(int(n) for n in shape)))
+    except SpaceTransformerError as err:  # e.g. a sheared affine: no Space has one
+        raise ValueError(
+            f"its affine is not a rotation times spacing (sheared or skewed axes): {err}"
+        ) from err
     if not isinstance(space, Space):  # pragma: no cover - library contract
         raise TypeError("spacetransformer returned no Space")
     return space

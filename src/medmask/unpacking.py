@@ -17,7 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .archive import MaskArchive
-from .errors import MaskNotFoundError, MedmaskError, OverlapError
+from .atomic import check_writable
+from .errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapError
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti import write_nifti
@@ -75,10 +76,7 @@ def unpack_archive(
         if not overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
-                raise MedmaskError(
-                    f"{existing[0]} exists ({len(existing)} files would be replaced); "
-                    "pass overwrite=True (--overwrite)"
-                )
+                raise OutputExistsError(existing[0], len(existing) - 1)
         out.mkdir(parents=True, exist_ok=True)
         for name, target in targets.items():
             write_nifti(archive.load_mask(name), target)
@@ -113,8 +111,7 @@ def write_multilabel(
     out = Path(target)
     if overlap not in ("error", "first", "last"):
         raise ValueError(f"overlap must be 'error', 'first' or 'last', got {overlap!r}")
-    if out.exists() and not overwrite:
-        raise MedmaskError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    check_writable(out, overwrite)
     with MaskArchive(archive_path) as archive:
         chosen = select_masks(archive, names, groups=False)
         space = archive.space

@@ -283,3 +283,25 @@ def test_pack_shows_a_progress_bar_on_a_terminal_only(
     )
     assert "packing" not in piped.stdout + piped.stderr
     assert "2 packed, 0 failed" in piped.stdout
+
+
+def test_tiny_inputs_and_wrong_picture_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tiny = np.zeros((4, 4, 4), np.uint8)
+    tiny[1, 1, 1] = 1
+    nib.save(nib.Nifti1Image(tiny, np.eye(4)), tmp_path / "dot.nii.gz")
+    code, out, _ = run(capsys, "pack", tmp_path / "dot.nii.gz", "-o", tmp_path / "dot.mska")
+    assert code == 0
+    size_in, size_out = (
+        (tmp_path / "dot.nii.gz").stat().st_size,
+        (tmp_path / "dot.mska").stat().st_size,
+    )
+    expected = (
+        f"{size_in / size_out:.1f}:1" if size_in >= size_out else f"1:{size_out / size_in:.1f}"
+    )
+    assert f"({expected})" in out and "(0:1)" not in out
+    code, _, err = run(capsys, "preview", tmp_path / "dot.mska", "-o", tmp_path / "p.txt")
+    assert code == 1
+    assert "p.txt: a preview is a PNG picture; name it .png" in one_line_error(err)
+    assert not (tmp_path / "p.txt").exists()

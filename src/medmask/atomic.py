@@ -1,0 +1,80 @@
+"""Files written whole or not at all: a temporary file beside the target, renamed over it.
+
+Every file medmask writes (``.msk``, NIfTI, previews; archives have their own commit
+protocol) goes through here, so a crash or a full disk never leaves a half-written or
+empty file under the target's name, and every I/O error names the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputExistsError
+
+__all__ = ["atomic_path", "check_writable", "write_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``target`` to write to; renamed over ``target`` on success.
+
+    ``keep_suffix`` ends the temporary name (nibabel picks the format by the name, e.g.
+    ``.nii.gz``). On any error the temporary file is removed and an ``OSError`` names
+    ``target``.
+    """
+    final = Path(target)
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{final.name}.", suffix=f".tmp{keep_suffix}", dir=final.parent or "."
+        )
+    except OSError as err:
+        raise _naming(err, final) from err
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        _fsync(temp)
+        temp.replace(final)
+    except OSError as err:
+        temp.unlink(missing_ok=True)
+        if err.filename == str(final):
+            raise
+        raise _naming(err, final) from err
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _naming(err: OSError, final: Path) -> OSError:
+    """``err`` about ``final`` (not the temporary file): the path users know."""
+    return OSError(err.errno, err.strerror or str(err), str(final))
+
+
+def write_atomic(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` whole or not at all (see :func:`atomic_path`)."""
+    with atomic_path(target) as temp:
+        temp.write_bytes(data)
+
+
+def check_writable(target: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse an existing ``target`` unless ``overwrite`` (before any work is done).
+
+    Raises
+    ------
+    OutputExistsError
+        ``target`` exists and ``overwrite`` is False.
+    """
+    if not overwrite and Path(target).exists():
+        raise OutputExistsError(target)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

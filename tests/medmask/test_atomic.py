@@ -1,0 +1,155 @@
+"""Files written whole or not at all, on a disk that fills up, and inputs that are not masks.
+
+A full disk is made real with a file-size limit (RLIMIT_FSIZE) in a child process: the
+kernel refuses writes past it as it would on a full disk (EFBIG instead of ENOSPC).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from spacetransformer import Space
+
+from medmask import FormatError, MaskArchive, OutputExistsError, SegmentationMask, save_mask
+from medmask.atomic import atomic_path, write_atomic
+from medmask.cli import main
+
+SPACE = Space(shape=(40, 40, 40))
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+
+FULL_DISK = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from medmask.cli import main
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def masks() -> dict[str, np.ndarray]:
+    """Small blobs (tiny .nii.gz files) and noise (files of several KB), in turns."""
+    rng = np.random.default_rng(7)
+    out = {}
+    for i in range(6):
+        arr = np.zeros((40, 40, 40), np.uint8)
+        if i % 2:
+            arr[:] = rng.random((40, 40, 40)) < 0.5
+        else:
+            arr[5 + i : 12 + i, 5:15, 5:15] = 1
+        out[f"m{i}"] = arr
+    return out
+
+
+def archive_of(path: Path) -> dict[str, np.ndarray]:
+    arrays = masks()
+    with MaskArchive(path, "w", space=SPACE) as archive:
+        for name, arr in arrays.items():
+            archive.add_mask(SegmentationMask(arr, {name: 1}, SPACE), name)
+    return arrays
+
+
+def run_with_disk_limit(limit: int, *argv: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", FULL_DISK, str(limit), *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_unpack_on_a_full_disk_leaves_only_whole_files(tmp_path: Path) -> None:
+    arrays = archive_of(tmp_path / "a.mska")
+    out = tmp_path / "out"
+    result = run_with_disk_limit(8_000, "unpack", tmp_path / "a.mska", "-o", out)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(out / "m1.nii.gz") in lines[0]  # the first noise file does not fit
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["m0.nii.gz"]  # no empty or partial file, no temporary left
+    assert np.array_equal(np.asarray(nib.load(out / "m0.nii.gz").dataobj), arrays["m0"])
+
+
+def test_an_add_on_a_full_disk_names_the_archive_and_keeps_the_last_commit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.mska"
+    arrays = archive_of(path)
+    noise = SegmentationMask(arrays["m1"][::-1].copy(), {"more": 1}, SPACE)
+    save_mask(noise, tmp_path / "more.msk")
+    limit = path.stat().st_size + 500  # the new blob does not fit
+    code = textwrap.dedent(
+        f"""
+        import resource, signal
+        from medmask import MaskArchive, load_mask
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        mask = load_mask({str(tmp_path / "more.msk")!r})
+        archive = MaskArchive({str(path)!r}, "a")
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+        try:
+            archive.add_mask(mask, "more")
+        except OSError as err:
+            print("error:", err.filename, "|", err.strerror)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert f"error: {path} | commit failed" in result.stdout, result.stdout + result.stderr
+    assert "keeps its previous commit" in result.stdout
+    with MaskArchive(path) as archive:
+        assert archive.all_names() == list(arrays)
+        assert np.array_equal(archive.load_mask("m5").data, arrays["m5"])
+
+
+def test_atomic_writes_replace_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "t.bin"
+    write_atomic(target, b"first")
+    with pytest.raises(RuntimeError), atomic_path(target) as temp:
+        temp.write_bytes(b"half")
+        raise RuntimeError("stopped")
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
+    with pytest.raises(OSError) as caught:
+        write_atomic(tmp_path / "missing" / "t.bin", b"x")
+    assert caught.value.filename == str(tmp_path / "missing" / "t.bin")
+
+
+def test_existing_outputs_say_how_to_replace_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive_of(tmp_path / "a.mska")
+    (tmp_path / "b.mska").write_bytes(b"")
+    from medmask.archive import convert_legacy_archive
+
+    with pytest.raises(OutputExistsError, match=r"b\.mska exists; pass overwrite=True"):
+        convert_legacy_archive(tmp_path / "a.mska", tmp_path / "b.mska", overwrite=False)
+    assert main(["pack", str(tmp_path / "a.mska"), "-o", str(tmp_path / "b.mska")]) == 1
+    err = capsys.readouterr().err
+    assert "b.mska exists; pass --overwrite to replace it" in err and "overwrite=True" not in err
+
+
+def test_inputs_that_are_not_masks_get_one_format_error(tmp_path: Path) -> None:
+    folder = tmp_path / "x.mska"
+    folder.mkdir()
+    for mode in ("r", "a", "w"):
+        with pytest.raises(FormatError, match=r"x\.mska: is a folder, not an archive file"):
+            MaskArchive(folder, mode)  # type: ignore[arg-type]
+    sheared = np.eye(4)
+    sheared[0, 1] = 0.5
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), sheared), tmp_path / "s.nii.gz")
+    with pytest.raises(FormatError, match=r"s\.nii\.gz: its affine is not a rotation"):
+        SegmentationMask.from_nifti(tmp_path / "s.nii.gz")
+    volume = np.zeros((4, 5, 6, 1), np.uint8)
+    volume[1, 2, 3, 0] = 1
+    nib.save(nib.Nifti1Image(volume, np.diag([2.0, 2, 2, 1])), tmp_path / "v.nii.gz")
+    mask = SegmentationMask.from_nifti(tmp_path / "v.nii.gz")  # (X, Y, Z, 1): one volume
+    assert mask.shape == (4, 5, 6) and mask.data[1, 2, 3] == 1
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.uint8), np.eye(4)), tmp_path / "t.nii.gz")
+    with pytest.raises(FormatError, match=r"t\.nii\.gz: a mask must be 3-D .* \(4, 5, 6, 2\)"):
+        SegmentationMask.from_nifti(tmp_path / "t.nii.gz")
