@@ -33,6 +33,7 @@ from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
 from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
+from .label_values import MASK_DTYPES
 from .mapping import LabelMapping
 from .mask import SegmentationMask, warn_legacy_axis_order
 from .space import spaces_close, voxel_volume_ml
@@ -602,7 +603,7 @@ class MaskArchive:
         return union, ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
 
     def _group_crop(self, entry: Entry) -> tuple[NDArray[Any], tuple[int, int, int]]:
-        if entry.dtype not in ("bool", "uint8", "uint16", "uint32"):
+        if entry.dtype not in MASK_DTYPES:
             raise FormatError(f"unsupported stored dtype {entry.dtype!r}")
         dtype = np.dtype(entry.dtype)
         extent = entry.bbox

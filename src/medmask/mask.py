@@ -21,6 +21,7 @@ from spacetransformer import Space
 from .bbox import BBox, label_extents
 from .deprecation import check_legacy_codec, warn_deprecated, warn_once
 from .errors import MaskNotFoundError, MedmaskWarning, OverlapWarning
+from .label_values import check_mask_dtype, label_limit, labels_present
 from .mapping import LabelMapping, as_label
 from .readonly import read_only_view
 from .selection import match_allowed_values
@@ -43,7 +44,6 @@ DTYPE_FOR_BIT_DEPTH: dict[int, np.dtype[Any]] = {
     16: np.dtype(np.uint16),
     32: np.dtype(np.uint32),
 }
-_BIT_DEPTH_OF = {dtype: depth for depth, dtype in DTYPE_FOR_BIT_DEPTH.items()}
 
 OnOverlap = Literal["warn", "error"]
 
@@ -79,7 +79,8 @@ class SegmentationMask:
     Parameters
     ----------
     mask_array : numpy.ndarray
-        3-D array of dtype bool, uint8, uint16 or uint32; 0 is background.
+        3-D array of whole numbers >= 0, 0 being background: bool, (u)int8 to (u)int64,
+        float32 or float64 (kept as given; see :mod:`medmask.label_values`).
     mapping : Mapping[str, int] or LabelMapping
         ``{name: label}`` for the labels in the array. Labels present in the array but
         not named get the name ``idx_<label>`` and a :class:`MedmaskWarning`.
@@ -133,7 +134,7 @@ class SegmentationMask:
         self.mapping: LabelMapping = (
             mapping.copy() if isinstance(mapping, LabelMapping) else LabelMapping(mapping)
         )
-        limit = _label_limit(array.dtype)
+        limit = label_limit(array.dtype)
         for name, label in self.mapping.items():
             if label > limit:
                 raise ValueError(
@@ -195,8 +196,8 @@ class SegmentationMask:
 
     @property
     def bit_depth(self) -> int:
-        """1, 8, 16 or 32, from the array's dtype."""
-        return _BIT_DEPTH_OF[self._array.dtype]
+        """Bits per voxel of the array's dtype: 1 for bool, else 8 to 64."""
+        return 1 if self._array.dtype == np.bool_ else 8 * self._array.dtype.itemsize
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -236,7 +237,7 @@ class SegmentationMask:
         label = as_label(label, "label")
         if self.mapping.has_label(label):
             raise ValueError(f"label {label} is already used by {self.mapping.inverse(label)!r}")
-        limit = _label_limit(self._array.dtype)
+        limit = label_limit(self._array.dtype)
         if not 0 < label <= limit:
             raise ValueError(
                 f"label {label!r} must be in 1..{limit} for bit depth {self.bit_depth}"
@@ -392,7 +393,7 @@ class SegmentationMask:
 
     # -- internals -------------------------------------------------------------------------
     def _name_unlabelled(self) -> None:
-        present = _labels_present(self._array)
+        present = labels_present(self._array)
         missing = [label for label in present if not self.mapping.has_label(label)]
         if not missing:
             return
@@ -443,42 +444,4 @@ def _reversed_fit(shape: tuple[int, ...], space: Space) -> bool:
 def _check_array(array: NDArray[Any]) -> None:
     if array.ndim != 3:
         raise ValueError(f"mask array must be 3-D, got {array.ndim}-D with shape {array.shape}")
-    if array.dtype not in _BIT_DEPTH_OF:
-        raise ValueError(
-            f"unsupported mask dtype {array.dtype}; use bool, uint8, uint16 or uint32 "
-            "(e.g. arr.astype(np.uint8))"
-        )
-
-
-def _label_limit(dtype: np.dtype[Any]) -> int:
-    return 1 if dtype == np.bool_ else int(np.iinfo(dtype).max)
-
-
-def _labels_present(array: NDArray[Any]) -> list[int]:
-    """Non-zero values in the array (bincount is fast for 8/16 bits)."""
-    if array.size == 0:
-        return []
-    if array.dtype == np.bool_:
-        return [1] if array.any() else []
-    highest = _or_of_all(array)
-    if highest <= 1:  # the common binary mask: no need to count values
-        return [highest] if highest else []
-    if array.dtype.itemsize <= 2:
-        counts = np.bincount(array.ravel(order="K"), minlength=1)
-        return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
-    return [int(v) for v in np.unique(array) if v != 0]
-
-
-def _or_of_all(array: NDArray[Any]) -> int:
-    """Bitwise OR of every value: 0 for an all-zero array, 1 for a binary one.
-
-    On contiguous arrays it runs over 64-bit words, several times faster than ``max``.
-    """
-    contiguous = array.flags.c_contiguous or array.flags.f_contiguous
-    if contiguous and array.nbytes % 8 == 0:
-        words = int(np.bitwise_or.reduce(array.ravel(order="K").view(np.uint64)))
-        folded = 0
-        for shift in range(0, 64, 8 * array.itemsize):  # fold the lanes of one word together
-            folded |= (words >> shift) & ((1 << (8 * array.itemsize)) - 1)
-        return folded
-    return int(np.bitwise_or.reduce(array, axis=None))
+    check_mask_dtype(array.dtype)

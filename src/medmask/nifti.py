@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from .atomic import atomic_path
 from .errors import FormatError, MedmaskError
+from .label_values import MASK_DTYPES
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
@@ -57,14 +58,14 @@ def read_nifti(
     Returns
     -------
     SegmentationMask
-        uint8/uint16/uint32 as stored (bool files do not exist in NIfTI); other
-        integer or integral float types become the smallest unsigned type that holds them.
+        The voxels in the type the file stores them in (uint8, int16, float32, ...),
+        not copied; a 4-D file with one volume gives its 3-D volume.
 
     Raises
     ------
     FormatError
-        The file is not a mask: not 3-D, non-integer or negative values, values
-        beyond 32 bits, or it cannot be read at all.
+        The file is not a mask: not 3-D, values that are negative, fractions or
+        beyond 32 bits, a sheared affine, or it cannot be read at all.
     """
     image, name = _open(source)
     shape = tuple(image.shape)
@@ -80,7 +81,10 @@ def read_nifti(
     except ValueError as err:
         raise FormatError(f"{name}: {err}") from err
     names = _label_names(image, source, array, mapping)
-    return SegmentationMask(array, names, space)
+    try:
+        return SegmentationMask(array, names, space)
+    except ValueError as err:  # values that are not labels (negative, fractions, ...)
+        raise FormatError(f"{name}: not a mask: {err}") from err
 
 
 def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:
@@ -164,26 +168,16 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
 
 
 def _as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
-    """The stored values as bool/uint8/16/32, refusing anything that is not labels."""
-    if raw.dtype in (np.uint8, np.uint16, np.uint32):
-        return np.ascontiguousarray(raw)
-    if raw.dtype == np.bool_:
-        return raw.astype(np.uint8)
-    if raw.dtype.kind not in "iuf":
-        raise FormatError(f"{name}: voxel type {raw.dtype} is not a mask type")
-    if raw.size == 0:
-        return np.zeros(raw.shape, dtype=np.uint8)
-    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
-        raise FormatError(
-            f"{name}: floating-point voxel values that are not whole numbers; not a mask"
-        )
-    low, high = raw.min(), raw.max()
-    if low < 0:
-        raise FormatError(f"{name}: negative voxel value {low}; labels must be >= 0")
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if high <= np.iinfo(dtype).max:
-            return raw.astype(dtype)
-    raise FormatError(f"{name}: voxel value {high} does not fit 32 bits")
+    """The stored voxels as they are (no copy), refusing types that cannot be labels.
+
+    The values are checked by the mask (whole numbers >= 0, see medmask.label_values).
+    """
+    array = np.asarray(raw)
+    if array.dtype.byteorder == ">":  # big-endian files: the same values, native order
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.dtype.kind not in "biuf" or str(array.dtype) not in MASK_DTYPES:
+        raise FormatError(f"{name}: voxel type {array.dtype} is not a mask type")
+    return array
 
 
 def _label_names(
@@ -205,7 +199,7 @@ def _label_names(
         sidecar = path.with_name(nifti_stem(path) + ".json")
         if sidecar.is_file():
             return _sidecar_names(sidecar)
-        if int(array.max(initial=0)) <= 1:
+        if bool(array.max(initial=0) <= 1):  # (NaN compares False; the mask refuses it)
             return LabelMapping({nifti_stem(path): 1})
     return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
 

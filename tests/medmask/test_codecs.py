@@ -143,7 +143,7 @@ def test_damaged_encoded_masks() -> None:
             EncodedMask(good.codec, "uint8", (10, 10, 10), ((0, 11), (0, 5), (0, 5)), good.blob)
         )
     with pytest.raises(FormatError, match="unsupported stored dtype"):
-        decode_mask(EncodedMask(good.codec, "float64", (10, 10, 10), good.bbox, good.blob))
+        decode_mask(EncodedMask(good.codec, "complex64", (10, 10, 10), good.bbox, good.blob))
     with pytest.raises(FormatError, match="no data blob"):
         decode_crop(EncodedMask(CodecId.EMPTY, "uint8", (10, 10, 10), None, b"x"))
     with pytest.raises(FormatError, match="implausible"):

@@ -58,8 +58,10 @@ def test_space_of_another_shape_names_both_shapes() -> None:
     [
         (np.zeros((4, 4), np.uint8), {}, "3-D"),
         (np.zeros((2, 2, 2, 2), np.uint8), {}, "3-D"),
-        (np.zeros((4, 4, 4), np.int64), {}, "int64"),
-        (np.zeros((4, 4, 4), np.float32), {}, "float32"),
+        (np.zeros((4, 4, 4), np.complex64), {}, "complex64"),
+        (np.full((4, 4, 4), 1.5, np.float32), {}, "1.5, not a whole number"),
+        (np.full((4, 4, 4), -2, np.int64), {}, "holds -2; labels are >= 0"),
+        (np.full((4, 4, 4), 2**32, np.uint64), {}, "above the highest label"),
         (np.zeros((4, 4, 4), np.uint8), {"big": 256}, "256"),
         (np.zeros((4, 4, 4), bool), {"two": 2}, "label 2"),
     ],

@@ -79,10 +79,10 @@ def test_unnamed_multilabel_is_named_with_a_warning(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("array", "message"),
     [
-        (np.full((3, 3, 3), 0.5, np.float32), "not whole numbers"),
+        (np.full((3, 3, 3), 0.5, np.float32), "0.5, not a whole number"),
         (np.zeros((3, 3, 3, 2), np.uint8), "3-D"),
-        (np.full((3, 3, 3), -1, np.int16), "negative"),
-        (np.full((3, 3, 3), np.nan, np.float32), "not whole numbers"),
+        (np.full((3, 3, 3), -1, np.int16), r"holds -1; labels are >= 0"),
+        (np.full((3, 3, 3), np.nan, np.float32), "NaN or infinite"),
     ],
 )
 def test_not_a_mask(tmp_path: Path, array: np.ndarray, message: str) -> None:
@@ -91,13 +91,17 @@ def test_not_a_mask(tmp_path: Path, array: np.ndarray, message: str) -> None:
         SegmentationMask.from_nifti(path)
 
 
-def test_integral_floats_and_signed_types_are_accepted(tmp_path: Path) -> None:
-    arr = np.zeros((3, 3, 3), np.float32)
-    arr[1, 1, 1] = 300.0
-    path = save(arr, np.eye(4), tmp_path / "float.nii.gz")
-    mask = SegmentationMask.from_nifti(path, mapping={"x": 300})
-    assert mask.dtype == np.uint16
-    assert int(mask.data[1, 1, 1]) == 300
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.int16, np.int32, np.uint16])
+def test_every_mask_type_is_kept_as_stored(tmp_path: Path, dtype: type) -> None:
+    arr = np.zeros((3, 3, 3), dtype)
+    arr[1, 1, 1] = 100
+    path = save(arr, np.eye(4), tmp_path / "m.nii.gz")
+    mask = SegmentationMask.from_nifti(path, mapping={"x": 100})
+    assert mask.dtype == dtype and mask.data[1, 1, 1] == 100
+    mask.to_nifti(tmp_path / "again.nii.gz")  # and written back as it came
+    again = nib.load(tmp_path / "again.nii.gz")
+    assert again.get_data_dtype() == dtype
+    assert np.array_equal(np.asarray(again.dataobj), arr)
 
 
 def test_not_a_nifti_file(tmp_path: Path) -> None:

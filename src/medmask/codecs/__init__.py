@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ..bbox import BBox, bounding_box
 from ..errors import FormatError
+from ..label_values import MASK_DTYPES
 from .runs import decode_runs_into
 
 __all__ = [
@@ -40,7 +41,9 @@ DEFAULT_LEVEL: Final = 19  # small blobs: the highest practical zstd level still
 FAST_LEVEL: Final = 3
 BOTH_ORDERS_LEVEL: Final = 10
 
-SUPPORTED_DTYPES: Final = ("bool", "uint8", "uint16", "uint32")
+SUPPORTED_DTYPES: Final = MASK_DTYPES
+# Runs are painted straight into these (compiled once each); other dtypes via a uint8 crop.
+_NATIVE_RUNS: Final = ("bool", "uint8", "uint16", "uint32")
 SMALL_CROP: Final = 32_768  # up to this many voxels both binary codecs are tried
 MAX_VOXELS: Final = 2**33  # larger shapes in a file are damage, not data (512^3 is 2**27)
 
@@ -69,7 +72,7 @@ class EncodedMask:
 def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMask:
     """Crop ``array`` to its bounding box and encode it with the best-fitting codec."""
     dtype = str(array.dtype)
-    if dtype not in SUPPORTED_DTYPES or array.ndim != 3:
+    if dtype not in SUPPORTED_DTYPES or array.ndim != 3 or array.dtype.byteorder == ">":
         raise ValueError(
             f"cannot encode a {array.ndim}-D {dtype} array; need 3-D {SUPPORTED_DTYPES}"
         )
@@ -117,11 +120,12 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
         crop = bits.reshape(crop_shape).astype(dtype, copy=False)
         return crop, offset
     if encoded.codec in _RUNS_DECODERS:
-        crop = np.zeros(crop_shape, dtype=dtype)
+        native = encoded.dtype in _NATIVE_RUNS
+        crop = np.zeros(crop_shape, dtype=dtype if native else np.uint8)
         origin = ((0, crop_shape[0]), (0, crop_shape[1]), (0, crop_shape[2]))
         target = crop.view(np.uint8) if dtype == np.bool_ else crop
         _RUNS_DECODERS[encoded.codec](encoded.blob, target, origin)
-        return crop, offset
+        return (crop if native else crop.astype(dtype)), offset
     if encoded.codec == CodecId.RAW_ZSTD:
         if dtype == np.bool_:
             raise FormatError("a label-valued blob cannot have dtype bool")
@@ -136,7 +140,11 @@ def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
     if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
         raise FormatError(f"implausible mask shape {encoded.shape}")
     full = np.zeros(encoded.shape, dtype=_dtype(encoded.dtype))
-    if encoded.codec in _RUNS_DECODERS and encoded.bbox is not None:
+    if (
+        encoded.codec in _RUNS_DECODERS
+        and encoded.bbox is not None
+        and encoded.dtype in _NATIVE_RUNS
+    ):
         _check_bbox(encoded.bbox, encoded.shape)
         target = full.view(np.uint8) if full.dtype == np.bool_ else full
         _RUNS_DECODERS[encoded.codec](encoded.blob, target, encoded.bbox)  # in place, no crop
