@@ -33,8 +33,8 @@ from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
 from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
-from .label_values import MASK_DTYPES
-from .mapping import LabelMapping
+from .label_values import LABEL_MAX, MASK_DTYPES
+from .mapping import LabelMapping, as_label
 from .mask import SegmentationMask, warn_legacy_axis_order
 from .space import spaces_close, voxel_volume_ml
 
@@ -78,6 +78,7 @@ class StoredMask:
     dtype: str
     stored_bytes: int
     members: tuple[str, ...]
+    file_label: int | None = None  # its label in the multi-label file it was packed from
 
 
 class MaskArchive:
@@ -267,8 +268,19 @@ class MaskArchive:
         return f"MaskArchive({str(self._state.path)!r}, mode={self._mode!r}, masks={len(self)})"
 
     # -- writing ---------------------------------------------------------------------------
-    def add_mask(self, mask: SegmentationMask, name: str, *, replace: bool = False) -> None:
+    def add_mask(
+        self,
+        mask: SegmentationMask,
+        name: str,
+        *,
+        replace: bool = False,
+        file_label: int | None = None,
+    ) -> None:
         """Store ``mask`` under ``name``.
+
+        ``file_label`` is the label the mask had in a multi-label file it was cut from
+        (``medmask pack labels.nii.gz`` stores one mask per label): a multi-label file
+        written back from the archive gives it that value again.
 
         Raises
         ------
@@ -300,7 +312,11 @@ class MaskArchive:
         array = np.asarray(mask.data)
         encoded = encode_mask(array, level=state.level)
         counts = _label_counts(array, encoded.bbox)
-        self._store(name, "mask", mask.mapping.to_dict(), encoded, counts, ())
+        if file_label is not None and not 0 < as_label(file_label, "file_label") <= LABEL_MAX:
+            raise ValueError(f"file_label must be in 1..{LABEL_MAX}, got {file_label!r}")
+        self._store(
+            name, "mask", mask.mapping.to_dict(), encoded, counts, (), file_label=file_label
+        )
 
     def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
         """medmask 0.1.3's name of :meth:`add_mask`."""
@@ -451,8 +467,9 @@ class MaskArchive:
                 known = {c.value: c.name for c in CodecId}
                 codec = known.get(entry.codec, f"unknown ({entry.codec})")
             out[name] = StoredMask(
-                name, entry.kind, codec, entry.dtype, entry.length, entry.members
-            )
+                name, entry.kind, codec, entry.dtype, entry.length, entry.members,
+                entry.file_label,
+            )  # fmt: skip
         return out
 
     @property
@@ -563,6 +580,7 @@ class MaskArchive:
         members: tuple[str, ...],
         residual_bbox: BBox | None = None,
         extent: BBox | None = None,
+        file_label: int | None = None,
     ) -> None:
         state = self._state
         offset = state.stage(encoded.blob) if encoded.blob else 0
@@ -580,6 +598,7 @@ class MaskArchive:
             label_counts=counts,
             members=members,
             residual_bbox=residual_bbox,
+            file_label=None if file_label is None else int(file_label),
         )
         state.entries.pop(name)
         state.entries[name] = entry

@@ -35,6 +35,7 @@ class Entry:
     label_counts: dict[int, int]
     members: tuple[str, ...] = ()
     residual_bbox: BBox | None = None  # groups: extent of the stored residual
+    file_label: int | None = None  # its label in the multi-label file it was packed from
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -53,6 +54,8 @@ class Entry:
         if self.kind == "group":
             out["members"] = list(self.members)
             out["residual_bbox"] = _box_list(self.residual_bbox)
+        if self.file_label is not None:
+            out["file_label"] = self.file_label
         defaults = _defaults(self.name, self.mapping, self.count)
         return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
@@ -76,6 +79,7 @@ class Entry:
                 label_counts={int(k): int(v) for k, v in raw["label_counts"].items()},
                 members=tuple(str(m) for m in raw.get("members", ())),
                 residual_bbox=_box_tuple(raw.get("residual_bbox")),
+                file_label=None if raw.get("file_label") is None else int(raw["file_label"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise FormatError(f"{source}: index entry is malformed: {err!r}") from err

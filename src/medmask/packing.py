@@ -142,7 +142,9 @@ def pack(
     skipped: list[tuple[str, str]] = []
     if src.is_dir():
         files = _folder_files(src, skipped)
-        masks: Iterator[tuple[str, SegmentationMask]] = iter_nifti_masks(files)
+        masks: Iterator[tuple[str, SegmentationMask, int | None]] = (
+            (name, mask, None) for name, mask in iter_nifti_masks(files)
+        )
         input_bytes = sum(p.stat().st_size for p in files)
     else:
         if not is_nifti(src):
@@ -152,8 +154,8 @@ def pack(
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as partial, MaskArchive(partial, "w", level=level) as archive:
         names = []
-        for name, mask in masks:
-            archive.add_mask(mask, name)
+        for name, mask, file_label in masks:
+            archive.add_mask(mask, name, file_label=file_label)
             names.append(name)
         if not names:
             raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
@@ -255,17 +257,20 @@ def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
     return files
 
 
-def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask]]:
-    """Each named label of a multi-label file as its own 0/1 uint8 mask."""
+def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask, int | None]]:
+    """Each named label of a multi-label file as its own 0/1 mask, in the file's dtype,
+    with the label it had there (so a multi-label file written back gives it again)."""
     combined = read_nifti(path)
-    extents = label_extents(combined.data)
+    data = np.asarray(combined.data)
+    extents = label_extents(data)
     for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
-        part = np.zeros(combined.shape, dtype=np.uint8)
+        part = np.zeros(combined.shape, dtype=combined.dtype)
         if label in extents:
             box = extents[label][1]
             region = tuple(slice(a, b) for a, b in box)
-            part[region] = combined.data[region] == label
-        yield name, SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
+            part[region] = data[region] == label
+        mask = SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
+        yield name, mask, label
 
 
 def _add_groups(

@@ -16,9 +16,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .archive import MaskArchive
+from .archive import MaskArchive, StoredMask
 from .atomic import check_writable
 from .errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapError
+from .label_values import label_limit
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti import write_nifti
@@ -118,13 +119,7 @@ def write_multilabel(
         if space is None:
             raise MedmaskError(f"{archive_path}: the archive holds no masks")
         mappings = archive.read_all_mapping()
-        mapping: dict[str, int] = {}
-        for name in chosen:
-            for label_name in mappings[name].names():
-                if label_name in mapping:
-                    raise MedmaskError(f"label name {label_name!r} occurs in two masks")
-                mapping[label_name] = len(mapping) + 1
-        dtype = np.uint8 if len(mapping) < 256 else np.uint16
+        mapping, dtype = _output_labels(chosen, mappings, archive.storage())
         volume = np.zeros(tuple(int(n) for n in space.shape), dtype=dtype)
         by_label = {label: name for name, label in mapping.items()}
         overlaps: dict[tuple[str, str], int] = {}
@@ -148,6 +143,36 @@ def write_multilabel(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(SegmentationMask._trusted(volume, LabelMapping(mapping), space), out)
     return MultilabelResult(out, mapping, overlaps)
+
+
+def _output_labels(
+    chosen: list[str], mappings: dict[str, LabelMapping], stored: dict[str, StoredMask]
+) -> tuple[dict[str, int], np.dtype[Any]]:
+    """Label of every name in the multi-label file, and the file's dtype.
+
+    Masks packed from one multi-label file get their labels there back, in its dtype;
+    otherwise names are numbered 1, 2, ... in order, in the smallest unsigned type.
+    """
+    mapping: dict[str, int] = {}
+    for name in chosen:
+        for label_name in mappings[name].names():
+            if label_name in mapping:
+                raise MedmaskError(f"label name {label_name!r} occurs in two masks")
+            mapping[label_name] = len(mapping) + 1
+    from_file = [stored[name].file_label for name in chosen]
+    labels = [label for label in from_file if label is not None]
+    single = all(len(mappings[name]) == 1 for name in chosen)
+    if single and len(labels) == len(chosen) and len(set(labels)) == len(labels):
+        mapping = {mappings[n].names()[0]: label for n, label in zip(chosen, labels, strict=True)}
+    highest = max(mapping.values(), default=0)
+    kinds = {stored[name].dtype for name in chosen}
+    kind = np.dtype(kinds.pop()) if len(kinds) == 1 else None
+    if kind is not None and kind != np.bool_ and label_limit(kind) >= highest:
+        return mapping, kind
+    for candidate in (np.uint8, np.uint16, np.uint32):
+        if highest <= np.iinfo(candidate).max:
+            return mapping, np.dtype(candidate)
+    raise MedmaskError(f"label {highest} does not fit 32 bits")  # pragma: no cover - checked
 
 
 def _paint(

@@ -9,8 +9,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from medmask import FormatError, MaskArchive, MedmaskError
+from medmask import FormatError, MaskArchive, MedmaskError, MedmaskWarning
 from medmask.packing import (
     PackFailure,
     PackResult,
@@ -21,6 +23,7 @@ from medmask.packing import (
     parse_group,
 )
 from medmask.sample import MaskSample
+from medmask.unpacking import unpack_archive, write_multilabel
 
 
 def nifti_data(path: Path) -> np.ndarray:
@@ -150,3 +153,52 @@ def test_group_syntax_and_natural_order() -> None:
             parse_group(bad)
     names = ["rib_10", "rib_2", "rib_1", "aorta"]
     assert sorted(names, key=natural_key) == ["aorta", "rib_1", "rib_2", "rib_10"]
+
+
+LABEL_DTYPES = [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.float32, np.float64]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dtype=st.sampled_from(LABEL_DTYPES),
+    labels=st.sets(st.integers(1, 127), min_size=2, max_size=5),  # (one label: a binary file)
+    seed=st.integers(0, 2**16),
+)
+def test_label_maps_come_back_with_their_values_and_dtype(
+    tmp_path_factory: pytest.TempPathFactory, dtype: type, labels: set[int], seed: int
+) -> None:
+    """A label map packed and written back as one file: the same values (not renumbered)
+    in the same type."""
+    folder = tmp_path_factory.mktemp("labels")
+    rng = np.random.default_rng(seed)
+    arr = np.zeros((9, 8, 7), dtype)
+    spots = rng.choice(arr.size, size=3 * len(labels), replace=False).reshape(len(labels), 3)
+    for label, where in zip(sorted(labels), spots, strict=True):
+        arr.flat[where] = label
+    nib.save(nib.Nifti1Image(arr, np.diag([1.5, 1.5, 2.0, 1.0])), folder / "labels.nii.gz")
+    with pytest.warns(MedmaskWarning, match="no name"):
+        pack(folder / "labels.nii.gz", folder / "labels.mska")
+    result = write_multilabel(folder / "labels.mska", folder / "back.nii.gz")
+    back = nib.load(folder / "back.nii.gz")
+    assert back.get_data_dtype() == np.dtype(dtype)
+    assert np.array_equal(np.asarray(back.dataobj), arr)
+    assert result.mapping == {f"idx_{label}": label for label in sorted(labels)}
+    unpack_archive(folder / "labels.mska", folder / "parts")  # one file per label, same type
+    for label in labels:
+        part = nib.load(folder / "parts" / f"idx_{label}.nii.gz")
+        assert part.get_data_dtype() == np.dtype(dtype)
+        assert np.array_equal(np.asarray(part.dataobj), (arr == label).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.int16, np.uint8])
+def test_binary_masks_of_any_type_come_back_in_it(tmp_path: Path, dtype: type) -> None:
+    source = tmp_path / "masks"
+    source.mkdir()
+    arr = np.zeros((6, 5, 4), dtype)
+    arr[1:3, 1:4, 2] = 1
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), source / "liver.nii.gz")
+    pack(source, tmp_path / "a.mska")
+    unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    back = nib.load(tmp_path / "out" / "liver.nii.gz")
+    assert back.get_data_dtype() == np.dtype(dtype)
+    assert np.array_equal(np.asarray(back.dataobj), arr)
