@@ -3,7 +3,7 @@
 Masks come in every numeric type NIfTI files use (TotalSegmentator writes uint8, other
 tools int16, float32 after resampling): medmask keeps the type and checks the values
 instead. A label is a whole number from 1 to 2**32 - 1 (float32 to 2**24, where it
-still counts exactly); 0 is background. Large arrays are scanned in slabs of ~8 M
+still counts exactly); 0 is background. Large arrays are scanned in slabs of 256 K
 voxels, so a 512 x 512 x 800 label map needs no full-size temporary arrays.
 """
 
@@ -22,7 +22,7 @@ MASK_DTYPES: Final = (
     "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
     "float32", "float64",
 )  # fmt: skip
-_SLAB_VOXELS: Final = 1 << 23
+_SLAB_VOXELS: Final = 1 << 18  # small enough for the allocator to reuse temporaries
 _COUNTED_BELOW: Final = 1 << 16  # values below are counted with bincount, others sorted
 
 
@@ -66,10 +66,15 @@ def labels_present(array: NDArray[Any]) -> list[int]:
     counts = np.zeros(0, dtype=np.int64)
     others: set[int] = set()
     for slab in _slabs(array):
-        _check_slab(slab, limit)
-        high = int(slab.max())
+        high = _check_slab(slab, limit)
+        if high == 0:
+            continue  # an empty slab (whole-body maps have many): nothing to count
         if high < _COUNTED_BELOW:
             flat = slab.ravel(order="K")
+            if flat.dtype.kind == "i":  # checked >= 0: the same bits read as unsigned
+                flat = flat.view(flat.dtype.str.replace("i", "u"))
+            if np.count_nonzero(flat) < flat.size // 2:  # mostly background: count the rest
+                flat = flat[flat != 0]  # (4x faster than counting zeros for a body's 7%)
             small = flat.dtype in (np.uint8, np.uint16, np.uint32)  # cast safely by bincount
             found = np.bincount(flat if small else flat.astype(np.intp))
             if found.size > counts.size:
@@ -84,7 +89,8 @@ def labels_present(array: NDArray[Any]) -> list[int]:
     return sorted(present)
 
 
-def _check_slab(slab: NDArray[Any], limit: int) -> None:
+def _check_slab(slab: NDArray[Any], limit: int) -> int:
+    """The slab's highest value, after checking every value is a label or 0."""
     kind = slab.dtype.kind
     if kind == "f":
         if not np.isfinite(slab).all():
@@ -100,6 +106,7 @@ def _check_slab(slab: NDArray[Any], limit: int) -> None:
     high = slab.max()
     if high > limit:
         raise ValueError(f"the array holds {high}, above the highest label {limit} of {slab.dtype}")
+    return int(high)
 
 
 def _slabs(array: NDArray[Any]) -> Iterator[NDArray[Any]]:

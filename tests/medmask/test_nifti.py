@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from medmask import FormatError, MedmaskError, MedmaskWarning, SegmentationMask, read_nifti_folder
+from medmask.nifti import read_voxels
 from medmask.sample import MaskSample, sample_affine
 
 
@@ -172,3 +173,41 @@ def test_property_round_trip_through_nifti(
     assert np.array_equal(np.asarray(again.dataobj), array)
     if labels:  # an unnamed all-zero file is named after its stem instead
         assert SegmentationMask.from_nifti(tmp_path / "q.nii.gz").mapping.to_dict() == labels
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dtype=st.sampled_from(["<u1", "<i2", ">i2", "<u2", ">u4", "<f4", ">f8"]),
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9)),
+    gz=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_voxels_are_read_as_nibabel_reads_them(
+    tmp_path: Path, dtype: str, shape: tuple[int, int, int], gz: bool, seed: int
+) -> None:
+    """The chunked reader against nibabel (the reference), byte orders and files alike."""
+    arr = np.random.default_rng(seed).integers(0, 100, size=shape).astype(dtype)
+    path = tmp_path / ("v.nii.gz" if gz else "v.nii")
+    image = nib.Nifti1Image(arr, np.eye(4))
+    image.header.set_data_dtype(np.dtype(dtype))
+    nib.save(image, path)
+    loaded = nib.load(path)
+    ours = read_voxels(loaded)
+    reference = np.asanyarray(loaded.dataobj)
+    assert ours.shape == reference.shape and np.array_equal(ours, reference)
+    assert ours.dtype.newbyteorder("=") == reference.dtype.newbyteorder("=")
+
+
+def test_scaled_and_truncated_voxel_data(tmp_path: Path) -> None:
+    arr = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    image = nib.Nifti1Image(arr, np.eye(4))
+    image.header.set_slope_inter(2.0, 0.0)  # scaled data: nibabel applies the scaling
+    nib.save(image, tmp_path / "scaled.nii")
+    assert np.array_equal(read_voxels(nib.load(tmp_path / "scaled.nii")), arr * 2.0)
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), tmp_path / "cut.nii")
+    data = (tmp_path / "cut.nii").read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[:-10])
+    with pytest.raises(FormatError, match=r"cut\.nii: cannot read the voxel data"):
+        SegmentationMask.from_nifti(tmp_path / "cut.nii", mapping={})
