@@ -136,6 +136,10 @@ def _pack(
     ] = DEFAULT_LEVEL,
     workers: Annotated[int, typer.Option(min=1, help="Sources packed at once.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing archives.")] = False,
+    strict_geometry: Annotated[
+        bool,
+        typer.Option(help="Refuse files whose geometry differs from the first's at all."),
+    ] = False,
 ) -> None:
     """Pack NIfTI masks into .mska archives (one per SRC)."""
     try:
@@ -145,9 +149,15 @@ def _pack(
     many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
     with _reported():
         if not many:
-            _print_pack(pack(sources[0], output, groups=groups, level=level, overwrite=overwrite))
+            packed = pack(
+                sources[0], output, groups=groups, level=level, overwrite=overwrite,
+                strict_geometry=strict_geometry,
+            )  # fmt: skip
+            _print_pack(packed)
             return
-        outcomes = _pack_with_progress(sources, output, groups, level, workers, overwrite)
+        outcomes = _pack_with_progress(
+            sources, output, groups, level, workers, overwrite, strict_geometry
+        )
     failed = [o for o in outcomes if isinstance(o, PackFailure)]
     for outcome in outcomes:
         if isinstance(outcome, PackResult):
@@ -166,10 +176,12 @@ def _pack_with_progress(
     level: int,
     workers: int,
     overwrite: bool,
+    strict_geometry: bool,
 ) -> list[PackResult | PackFailure]:
     run = functools.partial(
-        pack_many, sources, output, groups=groups, level=level, workers=workers, overwrite=overwrite
-    )
+        pack_many, sources, output, groups=groups, level=level, workers=workers,
+        overwrite=overwrite, strict_geometry=strict_geometry,
+    )  # fmt: skip
     if _Options.quiet or not sys.stderr.isatty():
         return run()
     from rich.progress import Progress  # noqa: PLC0415 - only on a terminal

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 from .archive import MaskArchive
 from .atomic import atomic_path, check_writable
 from .bbox import label_extents
-from .errors import MedmaskError
+from .errors import MedmaskError, MedmaskWarning
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
@@ -52,6 +53,8 @@ class PackResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
     input_bytes: int = 0
     archive_bytes: int = 0
+    drift: list[tuple[str, float]] = field(default_factory=list)  # files whose geometry
+    # differs from the first one's by float noise: (file name, largest difference, mm)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def pack(
     groups: Mapping[str, str] | None = None,
     level: int | None = None,
     overwrite: bool = False,
+    strict_geometry: bool = False,
 ) -> PackResult:
     """Pack a folder of per-organ NIfTI masks, or one multi-label NIfTI, into an archive.
 
@@ -121,6 +125,11 @@ def pack(
         :data:`medmask.codecs.FAST_LEVEL` writes faster and a little larger.
     overwrite : bool
         Replace an existing ``target``.
+    strict_geometry : bool
+        Refuse files whose geometry differs from the first file's at all. By default
+        differences up to :data:`medmask.space.GEOMETRY_TOLERANCE` (float noise) are
+        accepted, listed in :attr:`PackResult.drift` and warned about (the archive
+        keeps the first file's geometry).
 
     Returns
     -------
@@ -142,11 +151,14 @@ def pack(
     skipped: list[tuple[str, str]] = []
     if src.is_dir():
         files = _folder_files(src, skipped)
+        drift: list[tuple[str, float]] = []
         masks: Iterator[tuple[str, SegmentationMask, int | None]] = (
-            (name, mask, None) for name, mask in iter_nifti_masks(files)
+            (name, mask, None)
+            for name, mask in iter_nifti_masks(files, strict=strict_geometry, drift=drift)
         )
         input_bytes = sum(p.stat().st_size for p in files)
     else:
+        drift = []
         if not is_nifti(src):
             raise MedmaskError(f"{src}: not a folder of masks or a .nii/.nii.gz file")
         masks = _split_labels(src)
@@ -162,8 +174,26 @@ def pack(
         stats = archive.statistics()
         empty = [name for name in names if stats[name].voxel_count == 0]
         stored_groups = _add_groups(archive, groups or {}, names)
-    return PackResult(
-        src, dst, names, stored_groups, empty, skipped, input_bytes, dst.stat().st_size
+    result = PackResult(
+        src, dst, names, stored_groups, empty, skipped, input_bytes, dst.stat().st_size,
+        drift,
+    )  # fmt: skip
+    _warn_drift(result)
+    return result
+
+
+def _warn_drift(result: PackResult) -> None:
+    """Say which files' geometry the archive did not keep (float noise, but not silent)."""
+    if not result.drift:
+        return
+    file, largest = max(result.drift, key=lambda item: item[1])
+    warnings.warn(
+        MedmaskWarning(
+            f"{result.source}: {len(result.drift)} of {len(result.masks)} files differ from "
+            f"the first one's geometry by float noise, up to {largest:.3g} mm ({file}); the "
+            "archive keeps the first one's (strict_geometry / --strict-geometry refuses them)"
+        ),
+        stacklevel=3,
     )
 
 
@@ -176,6 +206,7 @@ def pack_many(
     overwrite: bool = False,
     workers: int = 1,
     on_done: Callable[[PackResult | PackFailure], None] | None = None,
+    strict_geometry: bool = False,
 ) -> list[PackResult | PackFailure]:
     """Pack each source into ``out_dir/<name>.mska``, ``workers`` at a time.
 
@@ -206,12 +237,14 @@ def pack_many(
 
     if workers <= 1 or len(jobs) <= 1:
         for source, target in jobs:
-            finish(source, _pack_or_fail(source, target, groups, level, overwrite))
+            finish(source, _pack_or_fail(source, target, groups, level, overwrite, strict_geometry))
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures: dict[Future[PackResult | PackFailure], Path] = {
-                pool.submit(_pack_or_fail, source, target, groups, level, overwrite): source
+                pool.submit(
+                    _pack_or_fail, source, target, groups, level, overwrite, strict_geometry
+                ): source
                 for source, target in jobs
             }
             for future in as_completed(futures):
@@ -220,6 +253,8 @@ def pack_many(
                     outcome = future.result()
                 except Exception as err:  # the worker process itself died
                     outcome = PackFailure(source, f"worker failed: {err!r}")
+                if isinstance(outcome, PackResult):
+                    _warn_drift(outcome)  # warnings of worker processes stay there
                 finish(source, outcome)
     return [results[source] for source, _ in jobs]
 
@@ -230,9 +265,13 @@ def _pack_or_fail(
     groups: Mapping[str, str] | None,
     level: int | None,
     overwrite: bool,
+    strict_geometry: bool = False,
 ) -> PackResult | PackFailure:
     try:
-        return pack(source, target, groups=groups, level=level, overwrite=overwrite)
+        return pack(
+            source, target, groups=groups, level=level, overwrite=overwrite,
+            strict_geometry=strict_geometry,
+        )  # fmt: skip
     except (MedmaskError, OSError, ValueError) as err:
         reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         if isinstance(err, OSError) and err.strerror:

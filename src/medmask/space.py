@@ -23,6 +23,7 @@ from .deprecation import warn_deprecated
 __all__ = [
     "check_space",
     "default_space",
+    "geometry_difference",
     "install_space_aliases",
     "space_from_affine",
     "space_from_dict",
@@ -118,6 +119,16 @@ GEOMETRY_TOLERANCE = 1e-3
 """mm for origin and spacing, and direction-cosine units: files of one scan written by
 one tool differ by float noise (TotalSegmentator s0000: 1.5e-4), real differences are
 far larger."""
+
+
+def geometry_difference(a: Space, b: Space) -> float:
+    """The largest difference between two Spaces' geometry numbers (inf for other shapes)."""
+    first, second = space_to_dict(a), space_to_dict(b)
+    if first["shape"] != second["shape"]:
+        return math.inf
+    return float(
+        max(abs(x - y) for key in _FIELDS for x, y in zip(first[key], second[key], strict=True))
+    )
 
 
 def spaces_close(a: Space, b: Space, tolerance: float = GEOMETRY_TOLERANCE) -> bool:

@@ -202,3 +202,33 @@ def test_binary_masks_of_any_type_come_back_in_it(tmp_path: Path, dtype: type) -
     back = nib.load(tmp_path / "out" / "liver.nii.gz")
     assert back.get_data_dtype() == np.dtype(dtype)
     assert np.array_equal(np.asarray(back.dataobj), arr)
+
+
+def test_float_noise_in_geometry_is_reported_and_strict_refuses(tmp_path: Path) -> None:
+    source = tmp_path / "case"
+    source.mkdir()
+    arr = np.zeros((6, 5, 4), np.uint8)
+    arr[1:3, 1:3, 1:3] = 1
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    for name, shift in (("a", 0.0), ("b", 1.5e-4), ("c", 0.0)):
+        moved = affine.copy()
+        moved[0, 3] += shift
+        nib.save(nib.Nifti1Image(arr, moved), source / f"{name}.nii.gz")
+    with pytest.warns(MedmaskWarning, match=r"1 of 3 files differ .* up to 0\.00015 mm \(b\.nii"):
+        result = pack(source, tmp_path / "a.mska")
+    assert [name for name, _ in result.drift] == ["b.nii.gz"]
+    with pytest.raises(FormatError, match=r"b\.nii\.gz: geometry differs .* \(strict geometry\)"):
+        pack(source, tmp_path / "s.mska", strict_geometry=True)
+    assert not (tmp_path / "s.mska").exists()
+    moved = affine.copy()
+    moved[0, 3] += 0.01  # beyond float noise: a different grid
+    nib.save(nib.Nifti1Image(arr, moved), source / "c.nii.gz")
+    with pytest.raises(FormatError, match=r"c\.nii\.gz: geometry differs from a\.nii\.gz \(by up"):
+        pack(source, tmp_path / "d.mska")
+
+
+@pytest.mark.shared_data
+def test_s0000_geometry_noise_is_reported(shared_data: Path, tmp_path: Path) -> None:
+    with pytest.warns(MedmaskWarning, match=r"25 of 117 files differ from the first one's"):
+        result = pack(shared_data / "totalseg_s0000", tmp_path / "s0000.mska")
+    assert len(result.drift) == 25 and max(d for _, d in result.drift) < 2e-4
