@@ -79,6 +79,7 @@ class StoredMask:
     stored_bytes: int
     members: tuple[str, ...]
     file_label: int | None = None  # its label in the multi-label file it was packed from
+    nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
 
 
 class MaskArchive:
@@ -315,8 +316,9 @@ class MaskArchive:
         if file_label is not None and not 0 < as_label(file_label, "file_label") <= LABEL_MAX:
             raise ValueError(f"file_label must be in 1..{LABEL_MAX}, got {file_label!r}")
         self._store(
-            name, "mask", mask.mapping.to_dict(), encoded, counts, (), file_label=file_label
-        )
+            name, "mask", mask.mapping.to_dict(), encoded, counts, (),
+            file_label=file_label, nifti_codes=mask.nifti_codes,
+        )  # fmt: skip
 
     def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
         """medmask 0.1.3's name of :meth:`add_mask`."""
@@ -409,8 +411,11 @@ class MaskArchive:
         mapping = LabelMapping(entry.mapping)
         present = {int(label) for label in entry.label_counts}
         if not present <= set(mapping.labels()):  # written by another tool? validate fully
-            return SegmentationMask(full, mapping, space)
-        return SegmentationMask._trusted(full, mapping, space)
+            mask = SegmentationMask(full, mapping, space)
+        else:
+            mask = SegmentationMask._trusted(full, mapping, space)
+        mask.nifti_codes = entry.nifti_codes
+        return mask
 
     def load_segmask(self, name: str) -> SegmentationMask:
         """medmask 0.1.3's name of :meth:`load_mask`."""
@@ -468,7 +473,7 @@ class MaskArchive:
                 codec = known.get(entry.codec, f"unknown ({entry.codec})")
             out[name] = StoredMask(
                 name, entry.kind, codec, entry.dtype, entry.length, entry.members,
-                entry.file_label,
+                entry.file_label, entry.nifti_codes,
             )  # fmt: skip
         return out
 
@@ -581,6 +586,7 @@ class MaskArchive:
         residual_bbox: BBox | None = None,
         extent: BBox | None = None,
         file_label: int | None = None,
+        nifti_codes: tuple[int, int] | None = None,
     ) -> None:
         state = self._state
         offset = state.stage(encoded.blob) if encoded.blob else 0
@@ -599,6 +605,7 @@ class MaskArchive:
             members=members,
             residual_bbox=residual_bbox,
             file_label=None if file_label is None else int(file_label),
+            nifti_codes=nifti_codes,
         )
         state.entries.pop(name)
         state.entries[name] = entry

@@ -36,6 +36,7 @@ class Entry:
     members: tuple[str, ...] = ()
     residual_bbox: BBox | None = None  # groups: extent of the stored residual
     file_label: int | None = None  # its label in the multi-label file it was packed from
+    nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -56,6 +57,8 @@ class Entry:
             out["residual_bbox"] = _box_list(self.residual_bbox)
         if self.file_label is not None:
             out["file_label"] = self.file_label
+        if self.nifti_codes is not None and self.nifti_codes != (1, 1):
+            out["nifti_codes"] = list(self.nifti_codes)
         defaults = _defaults(self.name, self.mapping, self.count)
         return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
@@ -80,6 +83,7 @@ class Entry:
                 members=tuple(str(m) for m in raw.get("members", ())),
                 residual_bbox=_box_tuple(raw.get("residual_bbox")),
                 file_label=None if raw.get("file_label") is None else int(raw["file_label"]),
+                nifti_codes=_codes(raw.get("nifti_codes")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
@@ -188,6 +192,13 @@ def replace_location(entry: Entry, offset: int) -> Entry:
 
 def _box_list(box: BBox | None) -> list[list[int]] | None:
     return [list(axis) for axis in box] if box else None
+
+
+def _codes(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    qform, sform = value
+    return (int(qform), int(sform))
 
 
 def _box_tuple(value: Any) -> BBox | None:

@@ -129,6 +129,7 @@ class SegmentationMask:
         self._array: NDArray[Any] = array
         self._owns_array = False  # the caller's array: copied before the first write
         self._axes_open = False  # lazy_init: the first add_label may still pick the axis order
+        self.nifti_codes: tuple[int, int] | None = None  # (qform, sform) of its NIfTI file
         self.space: Space = space
         # The mask's own copy: adding labels must not rename another mask's voxels.
         self.mapping: LabelMapping = (
@@ -155,6 +156,7 @@ class SegmentationMask:
         mask = cls.__new__(cls)
         mask._array, mask.space, mask.mapping = array, space, mapping
         mask._owns_array, mask._axes_open = True, False
+        mask.nifti_codes = None
         return mask
 
     @classmethod

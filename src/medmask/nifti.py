@@ -86,9 +86,12 @@ def read_nifti(
         raise FormatError(f"{name}: {err}") from err
     names = _label_names(image, source, array, mapping)
     try:
-        return SegmentationMask(array, names, space)
+        mask = SegmentationMask(array, names, space)
     except ValueError as err:  # values that are not labels (negative, fractions, ...)
         raise FormatError(f"{name}: not a mask: {err}") from err
+    header = image.header
+    mask.nifti_codes = (int(header["qform_code"]), int(header["sform_code"]))
+    return mask
 
 
 def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:
@@ -149,8 +152,12 @@ def write_nifti(
 ) -> nib.Nifti1Image:
     """The mask as a NIfTI-1 image (bool stored as uint8), written to ``path`` if given.
 
-    The label names go into a TotalSegmentator-style label-table extension, so
-    :func:`read_nifti` (and TotalSegmentator's own reader) get them back.
+    The qform and sform codes are the ones of the file the mask came from
+    (:attr:`SegmentationMask.nifti_codes`), else 1 and 1 ("scanner"). Label names that
+    the file would not give back by itself go into a TotalSegmentator-style label-table
+    extension, which :func:`read_nifti` (and TotalSegmentator's own reader) read: not
+    for a mask named like its file (``liver.nii.gz`` holding ``{"liver": 1}``), nor for
+    names that are all ``idx_<label>``.
     """
     data = mask.data
     if data.dtype == np.bool_:
@@ -158,9 +165,10 @@ def write_nifti(
     affine = mask.space.to_nifti_affine()
     image = nib.Nifti1Image(np.asarray(data), affine)
     image.header.set_data_dtype(data.dtype)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    if len(mask.mapping):
+    qform_code, sform_code = mask.nifti_codes or (1, 1)
+    image.set_qform(affine, code=qform_code)
+    image.set_sform(affine, code=sform_code)
+    if _names_need_a_table(mask.mapping, path):
         table = encode_label_table({label: name for name, label in mask.mapping.items()})
         image.header.extensions.append(nib.nifti1.Nifti1Extension(TOTALSEG_ECODE, table))
     if path is not None:
@@ -168,6 +176,15 @@ def write_nifti(
         with atomic_path(path, keep_suffix=suffix) as temp:
             nib.save(image, os.fspath(temp))
     return image
+
+
+def _names_need_a_table(mapping: LabelMapping, path: str | os.PathLike[str] | None) -> bool:
+    """Whether reading the file back would lose names without a label table."""
+    if not len(mapping):
+        return False
+    if all(name == f"idx_{label}" for name, label in mapping.items()):
+        return False  # what an unnamed label is called anyway
+    return not (path is not None and mapping.to_dict() == {nifti_stem(path): 1})
 
 
 _READ_CHUNK = 16 * 2**20

@@ -309,6 +309,7 @@ def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask, int | Non
             region = tuple(slice(a, b) for a, b in box)
             part[region] = data[region] == label
         mask = SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
+        mask.nifti_codes = combined.nifti_codes
         yield name, mask, label
 
 

@@ -119,7 +119,9 @@ def write_multilabel(
         if space is None:
             raise MedmaskError(f"{archive_path}: the archive holds no masks")
         mappings = archive.read_all_mapping()
-        mapping, dtype = _output_labels(chosen, mappings, archive.storage())
+        stored = archive.storage()
+        mapping, dtype = _output_labels(chosen, mappings, stored)
+        codes = {stored[name].nifti_codes for name in chosen}
         volume = np.zeros(tuple(int(n) for n in space.shape), dtype=dtype)
         by_label = {label: name for name, label in mapping.items()}
         overlaps: dict[tuple[str, str], int] = {}
@@ -141,7 +143,9 @@ def write_multilabel(
             overlaps,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_nifti(SegmentationMask._trusted(volume, LabelMapping(mapping), space), out)
+    combined = SegmentationMask._trusted(volume, LabelMapping(mapping), space)
+    combined.nifti_codes = codes.pop() if len(codes) == 1 else None  # the files' own, if one
+    write_nifti(combined, out)
     return MultilabelResult(out, mapping, overlaps)
 
 

@@ -32,7 +32,10 @@ def test_unpack_gives_back_every_file_exactly(
         copy = nib.load(tmp_path / f"{name}.nii.gz")
         assert np.array_equal(np.asarray(copy.dataobj), np.asarray(original.dataobj))
         assert np.allclose(copy.affine, original.affine, atol=1e-5)
-        assert read_nifti(copy).mapping.to_dict() == {name: 1}
+        assert read_nifti(tmp_path / f"{name}.nii.gz").mapping.to_dict() == {name: 1}
+        assert len(copy.header.extensions) == 0  # the file name says it: no label table
+        assert int(copy.header["qform_code"]) == int(original.header["qform_code"])
+        assert int(copy.header["sform_code"]) == int(original.header["sform_code"])
 
 
 def test_unpack_selected_names_and_refusals(tmp_path: Path, packed: Path) -> None:
@@ -75,3 +78,32 @@ def test_multilabel_with_a_winner_keeps_every_other_voxel(
     for kept, loser in result.overlaps:
         earlier = order.index(kept) < order.index(loser)
         assert earlier == (policy == "first")
+
+
+@pytest.mark.parametrize("codes", [(0, 2), (1, 0), (2, 4)])
+def test_header_codes_and_names_come_back_as_the_files_had_them(
+    tmp_path: Path, codes: tuple[int, int]
+) -> None:
+    source = tmp_path / "case"
+    source.mkdir()
+    arr = np.zeros((5, 4, 3), np.uint8)
+    arr[1:3, 1:3, 1] = 1
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    affine[:3, 3] = [-20.0, 10.0, 5.0]
+    image = nib.Nifti1Image(arr, affine)
+    image.set_qform(affine, code=codes[0])
+    image.set_sform(affine, code=codes[1])
+    nib.save(image, source / "liver.nii.gz")
+    pack(source, tmp_path / "a.mska")
+    unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    back = nib.load(tmp_path / "out" / "liver.nii.gz")
+    assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == codes
+    assert np.allclose(back.affine, affine, atol=1e-6)
+    assert len(back.header.extensions) == 0
+    renamed = tmp_path / "out" / "other.nii.gz"  # a name the file name does not carry
+    from medmask import MaskArchive
+
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        archive.load_mask("liver").to_nifti(renamed)
+    assert len(nib.load(renamed).header.extensions) == 1
+    assert read_nifti(renamed).mapping.to_dict() == {"liver": 1}
