@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import legacy_archive  # noqa: F401 - registers the reader of medmask 0.1.3 archives
 from .archive import MaskArchive, MaskStatistics, convert_legacy_archive
 from .errors import (
     ArchiveLockedError,

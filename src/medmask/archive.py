@@ -28,11 +28,10 @@ from .archive_index import Entry
 from .atomic import atomic_path, check_writable
 from .bbox import BBox, bounding_box
 from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
-from .codecs.legacy import decode_legacy_blob
 from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
-from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
+from .groups import group_values, slices, union_of
 from .label_values import LABEL_MAX, MASK_DTYPES
 from .mapping import LabelMapping, as_label
 from .mask import SegmentationMask, warn_legacy_axis_order
@@ -112,6 +111,19 @@ class MaskArchive:
     >>> MaskArchive("organs.mska").load_mask("liver")  # doctest: +SKIP
     """
 
+    def __new__(cls, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> MaskArchive:
+        """The reader for the file's format, chosen by its first bytes (0.1.3's or this)."""
+        if cls is MaskArchive:
+            try:
+                with Path(path).open("rb") as stream:
+                    head = stream.read(8)
+            except OSError:
+                head = b""  # a new file, or an error the constructor reports
+            for magic, reader in _READERS:
+                if head.startswith(magic):
+                    return super().__new__(reader)
+        return super().__new__(cls)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -144,12 +156,7 @@ class MaskArchive:
 
     # -- opening ---------------------------------------------------------------------------
     def _load(self) -> None:
-        state = self._state
-        source = str(state.path)
-        if os.pread(state.fd, len(LEGACY_MSKA_MAGIC), 0) == LEGACY_MSKA_MAGIC:
-            self._load_legacy(source)
-            return
-        state.load(source)
+        self._state.load(str(self._state.path))
 
     def _take_space(self, space: Space) -> None:
         """The ``space`` argument: the archive's geometry if it has none, else checked."""
@@ -167,27 +174,6 @@ class MaskArchive:
                 f"{state.path}: space {_describe(space)} does not match the archive's "
                 f"geometry {_describe(state.space)}"
             )
-
-    def _load_legacy(self, source: str) -> None:
-        state = self._state
-        if state.writable:
-            raise FormatError(
-                f"{source}: a medmask 0.1.3 archive opens read-only; "
-                "convert it with `medmask convert` or medmask.archive.convert_legacy_archive"
-            )
-        data = Path(state.path).read_bytes()
-        legacy = unpack_legacy_archive(data, source)
-        try:
-            state.space = Space.from_json(legacy.space_json.decode("utf-8")).reverse_axis_order()
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
-            raise FormatError(f"{source}: medmask 0.1.3 geometry is damaged: {err!r}") from err
-        state.legacy, state.legacy_data = True, data
-        for item in legacy.entries:
-            mapping = {str(k): int(v) for k, v in dict(item.get("mapping") or {}).items()}
-            state.entries[str(item["name"])] = Entry(
-                str(item["name"]), "legacy", mapping, "", -1, None,
-                int(item["offset"]), int(item["length"]), 0, -1, {},
-            )  # fmt: skip
 
     # -- context and lifetime ----------------------------------------------------------------
     def __enter__(self) -> MaskArchive:
@@ -349,7 +335,7 @@ class MaskArchive:
         shape = self._shape()
         full = np.zeros(shape, dtype=bool)
         if bbox is not None:
-            full[_slices(bbox)] = union
+            full[slices(bbox)] = union
         if mask is None:
             mapping, dtype, target = {name: 1}, "uint8", full
         else:
@@ -397,9 +383,6 @@ class MaskArchive:
         """The mask stored as ``name`` (groups included), full size, in its original dtype."""
         entry = self._entry(name)
         space = self._require_space()
-        if entry.kind == "legacy":
-            array = decode_legacy_blob(self._blob(entry), f"{self._state.path} [{name}]")
-            return SegmentationMask(array, entry.mapping, space)
         if entry.kind == "mask":
             with self._decoding(name):
                 full = decode_mask(self._encoded(entry))
@@ -428,12 +411,6 @@ class MaskArchive:
         An empty mask gives a ``(0, 0, 0)`` array at ``(0, 0, 0)``.
         """
         entry = self._entry(name)
-        if entry.kind == "legacy":
-            full = self.load_mask(name).data
-            box = _bbox_of(full)
-            if box is None:
-                return np.zeros((0, 0, 0), dtype=full.dtype), (0, 0, 0)
-            return full[_slices(box)].copy(), (box[0][0], box[1][0], box[2][0])
         with self._decoding(name):
             if entry.kind == "group":
                 return self._group_crop(entry)
@@ -452,11 +429,6 @@ class MaskArchive:
         ml = voxel_volume_ml(self._state.space) if self._state.space is not None else 0.0
         out = {}
         for name, entry in self._state.entries.items():
-            if entry.kind == "legacy":
-                mask = self.load_mask(name)
-                count = int(np.count_nonzero(mask.data))
-                out[name] = MaskStatistics(name, count, count * ml, _bbox_of(mask.data), {})
-                continue
             out[name] = MaskStatistics(
                 name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts)
             )
@@ -465,12 +437,9 @@ class MaskArchive:
     def storage(self) -> dict[str, StoredMask]:
         """How every mask is stored, from the index alone."""
         out = {}
+        known = {c.value: c.name for c in CodecId}
         for name, entry in self._state.entries.items():
-            if entry.kind == "legacy":
-                codec = "medmask-0.1.3"
-            else:
-                known = {c.value: c.name for c in CodecId}
-                codec = known.get(entry.codec, f"unknown ({entry.codec})")
+            codec = known.get(entry.codec, f"unknown ({entry.codec})")
             out[name] = StoredMask(
                 name, entry.kind, codec, entry.dtype, entry.length, entry.members,
                 entry.file_label, entry.nifti_codes,
@@ -480,8 +449,6 @@ class MaskArchive:
     @property
     def format_version(self) -> str:
         """``"2.0"`` for this medmask's format, ``"0.1.3"`` for a medmask 0.1.3 archive."""
-        if self._state.legacy:
-            return "0.1.3"
         return ".".join(map(str, fmt.FORMAT_VERSION))
 
     @property
@@ -501,8 +468,6 @@ class MaskArchive:
             "MaskArchive.header", "use len(archive), archive.commit or archive.storage()"
         )
         state = self._state
-        if state.legacy:
-            return legacy_archive_header(state.legacy_data)
         block = self.commit
         return {
             "space_offset": fmt.GEOMETRY_OFFSET if state.geometry_written else 0,
@@ -569,7 +534,7 @@ class MaskArchive:
 
     def _blob(self, entry: Entry) -> bytes:
         data = self._state.read(entry.offset, entry.length)
-        if entry.kind != "legacy" and zlib.crc32(data) != entry.crc:
+        if zlib.crc32(data) != entry.crc:
             raise ChecksumError(
                 f"{self._state.path}: data of {entry.name!r} fails its checksum; damaged"
             )
@@ -612,21 +577,7 @@ class MaskArchive:
         state.changed()
 
     def _union(self, names: tuple[str, ...]) -> tuple[NDArray[np.bool_], BBox | None]:
-        crops = [(self.load_crop(n)) for n in names]
-        boxes = [(o, c.shape) for c, o in crops if c.size]
-        if not boxes:
-            return np.zeros((0, 0, 0), dtype=bool), None
-        lo = [min(o[a] for o, _ in boxes) for a in range(3)]
-        hi = [max(o[a] + s[a] for o, s in boxes) for a in range(3)]
-        union = np.zeros(tuple(h - low for low, h in zip(lo, hi, strict=True)), dtype=bool)
-        for crop, offset in crops:
-            if crop.size:
-                region = tuple(
-                    slice(o - low, o - low + n)
-                    for o, low, n in zip(offset, lo, crop.shape, strict=True)
-                )
-                union[region] |= crop != 0
-        return union, ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+        return union_of([self.load_crop(n) for n in names])
 
     def _group_crop(self, entry: Entry) -> tuple[NDArray[Any], tuple[int, int, int]]:
         if entry.dtype not in MASK_DTYPES:
@@ -635,28 +586,25 @@ class MaskArchive:
         extent = entry.bbox
         if extent is None:
             return np.zeros((0, 0, 0), dtype=dtype), (0, 0, 0)
-        union, union_box = self._union(entry.members)
-        parts: list[tuple[NDArray[Any], BBox, Any]] = []
-        if union_box is not None:
-            parts.append((union, union_box, np.logical_or))
+        residual = None
         if entry.length:
             if entry.residual_bbox is None:
                 raise FormatError("group residual without a bounding box")
-            shape = self._shape()
             encoded = EncodedMask(
-                CodecId(entry.codec), "bool", shape, entry.residual_bbox, self._blob(entry)
+                CodecId(entry.codec), "bool", self._shape(), entry.residual_bbox, self._blob(entry)
             )
-            parts.append((decode_crop(encoded)[0], entry.residual_bbox, np.logical_xor))
-        hull = _hull([extent, *(box for _, box, _ in parts)])
-        work = np.zeros(tuple(b - a for a, b in hull), dtype=bool)
-        for part, box, op in parts:
-            _paste(work, hull, part, box, op)
-        out = work[
-            tuple(slice(e[0] - h[0], e[1] - h[0]) for e, h in zip(extent, hull, strict=True))
-        ]
+            residual = (decode_crop(encoded)[0], entry.residual_bbox)
         label = next(iter(entry.mapping.values()), 1)
-        values = out.astype(dtype) if label == 1 else np.where(out, label, 0).astype(dtype)
+        values = group_values(self._union(entry.members), residual, extent, label, dtype)
         return values, (extent[0][0], extent[1][0], extent[2][0])
+
+
+_READERS: list[tuple[bytes, type[MaskArchive]]] = []
+
+
+def register_reader(magic: bytes, reader: type[MaskArchive]) -> None:
+    """Open files starting with ``magic`` with ``reader`` (a MaskArchive subclass)."""
+    _READERS.append((magic, reader))
 
 
 def convert_legacy_archive(
@@ -698,23 +646,6 @@ def _describe(space: Space) -> str:
     return f"{shape} voxels of ({spacing}) mm at ({origin})"
 
 
-def _hull(boxes: list[BBox]) -> BBox:
-    lo = [min(b[a][0] for b in boxes) for a in range(3)]
-    hi = [max(b[a][1] for b in boxes) for a in range(3)]
-    return ((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
-
-
-def _paste(
-    out: NDArray[np.bool_], out_box: BBox, part: NDArray[Any], part_box: BBox, op: Any
-) -> None:
-    region = tuple(slice(p[0] - o[0], p[1] - o[0]) for p, o in zip(part_box, out_box, strict=True))
-    out[region] = op(out[region], part != 0)
-
-
-def _slices(box: BBox) -> tuple[slice, slice, slice]:
-    return (slice(*box[0]), slice(*box[1]), slice(*box[2]))
-
-
 def _bbox_of(array: NDArray[Any]) -> BBox | None:
     return bounding_box(array)
 
@@ -722,7 +653,7 @@ def _bbox_of(array: NDArray[Any]) -> BBox | None:
 def _label_counts(array: NDArray[Any], bbox: BBox | None) -> dict[int, int]:
     if bbox is None:
         return {}
-    crop = array[_slices(bbox)]
+    crop = array[slices(bbox)]
     if crop.dtype == np.bool_:
         return {1: int(np.count_nonzero(crop))}
     values, counts = np.unique(crop[crop != 0], return_counts=True)

@@ -67,14 +67,10 @@ class ArchiveFile:
     handles: int = 0
     key: tuple[int, int] | None = None  # (device, inode) of a writer, for the registry
     replacing: _Replacement | None = None  # mode "w" over an archive: built beside it
-    legacy: bool = False
-    legacy_data: bytes = b""
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset``: from the file, or from the staged blobs."""
-        if self.legacy:
-            return self.legacy_data[offset : offset + length]
         if offset >= self.base and self.pending:
             start = offset - self.base
             return bytes(self.pending[start : start + length])
