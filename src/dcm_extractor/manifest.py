@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import __version__
+from .atomic import write_atomic
 from .cases import CaseResult, ReportEntry
-from .projectids import write_atomic
 
 __all__ = ["MANIFEST_FORMAT", "Manifest"]
 

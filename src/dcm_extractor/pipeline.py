@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import write_atomic
 from .batches import case_batches, scan_batch, scan_one
 from .cases import CaseResult, ReportEntry, iter_case_dirs
 from .cluster import scan_on_cluster
@@ -29,7 +30,7 @@ from .errors import DcmExtractorError
 from .isolation import CaseFailedError
 from .manifest import Manifest, case_fingerprint
 from .privacy import DateMode, Pseudonymizer, deidentify_rows
-from .projectids import ProjectIdMap, write_atomic
+from .projectids import ProjectIdMap
 from .tables import ReportStream, TableStream, write_csv, write_json
 
 __all__ = ["REPORT_NAME", "RunOptions", "RunSummary", "move_top_level_zips", "run", "with_ids"]

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .atomic import write_atomic
 from .errors import DcmExtractorError
 
-__all__ = ["ProjectIdMap", "load_projectid_map", "save_projectid_map", "write_atomic"]
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).replace(target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+__all__ = ["ProjectIdMap", "load_projectid_map", "save_projectid_map"]
 
 
 def load_projectid_map(path: str | os.PathLike[str]) -> dict[str, int]:

@@ -13,18 +13,15 @@ does not grow with the number of files; the file appears under its name at
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import AtomicFile
 from .cases import ReportEntry
 from .rows import FIXED_COLUMNS
 
@@ -56,70 +53,7 @@ PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is
 TableFormat = Literal["csv", "json", "parquet"]
 
 
-class _AtomicFile:
-    """A file written into a temporary sibling, fsynced and renamed over ``path`` at commit.
-
-    As a context manager it commits on success and discards on an exception.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._temp = Path(temp)
-        self._file: IO[bytes] = os.fdopen(handle, "wb")
-        self._text: io.TextIOWrapper | None = None
-
-    def _text_file(self, excel: bool) -> io.TextIOWrapper:
-        """A text layer over the file: UTF-8, with a BOM for Excel."""
-        encoding = "utf-8-sig" if excel else "utf-8"
-        self._text = io.TextIOWrapper(self._file, encoding=encoding, newline="")
-        return self._text
-
-    def _finish(self) -> None:
-        """Write what ends the file (subclasses)."""
-
-    def commit(self) -> None:
-        """Finish the file and move it into place (fsynced first)."""
-        self._finish()
-        if self._text is not None:
-            self._text.flush()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._close()
-        self._temp.replace(self.path)
-
-    def discard(self) -> None:
-        """Drop the temporary file; ``path`` keeps what it had."""
-        try:
-            self._close()
-        finally:
-            self._temp.unlink(missing_ok=True)
-
-    def _close(self) -> None:
-        if self._text is not None and not self._text.closed:
-            self._text.detach()  # the binary file is closed below, once
-        if not self._file.closed:
-            self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-class TableStream(_AtomicFile):
+class TableStream(AtomicFile):
     """One table written row batch by row batch into a temporary file, renamed at commit.
 
     Produces exactly the bytes of :func:`write_csv` / :func:`write_json` (and the same
@@ -176,7 +110,7 @@ class TableStream(_AtomicFile):
         self._pending = []
 
 
-class ReportStream(_AtomicFile):
+class ReportStream(AtomicFile):
     """The report (every skipped or failed file, with its reason), written as it grows.
 
     With ``labels`` (case -> pseudonym) it names no case, file or patient.
