@@ -124,12 +124,17 @@ class ArchiveFile:
             head = os.pread(self.fd, fmt.DATA_START, 0)
             candidates = [] if size == 0 else fmt.commit_candidates(head, size, source)
             if not candidates:
-                if not self.writable:
+                if self.writable:
+                    return None
+                if size == 0:
                     raise FormatError(
-                        f"{source}: the archive was created but nothing was committed yet "
-                        "(its writer has added no mask so far, or was killed before the first)"
+                        f"{source}: the file is empty (0 bytes): not an archive, or one whose "
+                        "writer has committed nothing yet"
                     )
-                return None
+                raise FormatError(
+                    f"{source}: the archive was created but nothing was committed yet "
+                    "(its writer has added no mask so far, or was killed before the first)"
+                )
             served = self._first_intact(candidates)
             lost = self._newer_slot(head, served[0]) if served else None
             if served is not None and lost is None:

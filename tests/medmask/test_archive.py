@@ -367,7 +367,9 @@ def test_readers_racing_a_writer_see_whole_commits(tmp_path: Path) -> None:
             except FileNotFoundError:
                 continue
             except FormatError as err:  # only before the writer's first commit
-                assert not opened and "nothing was committed yet" in str(err), err
+                assert not opened and "committed nothing yet" in str(err).replace(
+                    "nothing was committed yet", "committed nothing yet"
+                ), err
                 continue
             with archive:
                 names = archive.all_names()
@@ -493,3 +495,22 @@ def _append_to_legacy(tmp_path: Path) -> None:
     copy = tmp_path / "old.mska"
     copy.write_bytes((LEGACY / "organs.mska").read_bytes())
     MaskArchive(copy, "a")
+
+
+def test_empty_and_uncommitted_files_say_what_they_are(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mska"
+    empty.write_bytes(b"")
+    with pytest.raises(FormatError, match=r"empty\.mska: the file is empty \(0 bytes\)"):
+        MaskArchive(empty)
+    started = tmp_path / "started.mska"  # a first commit stopped before its superblock
+    with MaskArchive(started, "w", space=SPACE) as archive:
+        archive.add_mask(organs()["liver"], "liver")
+    data = bytearray(started.read_bytes())
+    data[: 2 * fmt.SLOT_SIZE] = bytes(2 * fmt.SLOT_SIZE)
+    started.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="created but nothing was committed yet"):
+        MaskArchive(started)
+    data[5] = 1  # anything else that does not start like an archive
+    started.write_bytes(bytes(data[:100]) + b"x" * 300)
+    with pytest.raises(FormatError, match="not a medmask archive"):
+        MaskArchive(started)
