@@ -155,7 +155,7 @@ def test_group_syntax_and_natural_order() -> None:
     assert sorted(names, key=natural_key) == ["aorta", "rib_1", "rib_2", "rib_10"]
 
 
-LABEL_DTYPES = [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.float32, np.float64]
+LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.float32, np.float64]
 
 
 @settings(max_examples=25, deadline=None)
