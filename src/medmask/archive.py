@@ -1,11 +1,15 @@
 """``MaskArchive``: every named mask of one scan in one ``.mska`` file.
 
 MedMask's API (``add_mask``/``add_segmask``, ``load_mask``/``load_segmask``,
-``all_names``, ``read_all_mapping``, ``read_all_masks``) on the append-only, checksummed
-format of docs/mask-format.md, plus groups, crops, statistics without decoding,
-remove/replace and ``compact``. As in MedMask, every change is committed when the call
-returns (another process sees it; a crash keeps it); inside ``with archive:`` or
-``with archive.batch():`` changes wait for the end of the block and are committed together.
+``all_names``, ``read_all_mapping``, ``read_all_masks``) on the checksummed format of
+docs/mask-format.md, plus groups, crops, statistics without decoding, remove/replace and
+``compact``. As in MedMask, every change is committed when the call returns (another
+process sees it; a crash keeps it); inside ``with archive:`` or ``with archive.batch():``
+changes wait for the end of the block and are committed together.
+
+The open file (lock, staging, commits) is :mod:`medmask.archive_file`, the group
+arithmetic :mod:`medmask.groups`; medmask 0.1.3 archives are read by
+:mod:`medmask.legacy_archive`, which ``MaskArchive(path)`` picks by the file's magic.
 """
 
 from __future__ import annotations
