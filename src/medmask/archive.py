@@ -116,8 +116,12 @@ class MaskArchive:
     """
 
     def __new__(cls, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> MaskArchive:
-        """The reader for the file's format, chosen by its first bytes (0.1.3's or this)."""
-        if cls is MaskArchive:
+        """The reader for the file's format, chosen by its first bytes (0.1.3's or this).
+
+        Mode "w" always writes this format (over any file).
+        """
+        mode = args[0] if args else kwargs.get("mode", "r")
+        if cls is MaskArchive and mode != "w":
             try:
                 with Path(path).open("rb") as stream:
                     head = stream.read(8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -514,3 +515,16 @@ def test_empty_and_uncommitted_files_say_what_they_are(tmp_path: Path) -> None:
     started.write_bytes(bytes(data[:100]) + b"x" * 300)
     with pytest.raises(FormatError, match="not a medmask archive"):
         MaskArchive(started)
+
+
+def test_w_replaces_a_medmask_0_1_3_archive_with_this_format(tmp_path: Path) -> None:
+    path = tmp_path / "old.mska"
+    shutil.copy(LEGACY / "organs.mska", path)
+    with MaskArchive(path) as old:
+        assert old.format_version == "0.1.3"
+        space = old.space
+    with MaskArchive(path, "w", space=space) as archive:
+        assert archive.format_version == "2.0" and len(archive) == 0
+        archive.add_mask(SegmentationMask(np.zeros(space.shape, np.uint8), {"x": 1}, space), "x")
+    with MaskArchive(path) as again:
+        assert again.format_version == "2.0" and again.all_names() == ["x"]
