@@ -18,6 +18,7 @@ and :func:`classify` decides what the file is:
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from typing import Any, Final, Literal
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
@@ -127,9 +127,24 @@ def inspect_dicom(data: bytes) -> ImageFacts | Skip:
             return Skip("not_dicom", "no DICOM preamble or data set at the start")
         try:
             ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
-        except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError) as err:
-            return Skip("unreadable", f"pydicom cannot parse it: {err}")
-        return classify(_fields_of(ds), data, len(data))
+            fields = _fields_of(ds)  # elements are converted here: damage shows up here too
+        except Exception as err:
+            return Skip("unreadable", parse_failure(err))
+        return classify(fields, data, len(data))
+
+
+_TAG_IN_MESSAGE: Final = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
+
+
+def parse_failure(err: Exception) -> str:
+    """Why pydicom could not read a file, free of its contents.
+
+    pydicom's messages may quote the raw bytes of an element (a patient's name, say): only
+    the kind of error and the tag it names are kept.
+    """
+    tag = _TAG_IN_MESSAGE.search(str(err))
+    where = f" at tag ({tag.group(1).upper()},{tag.group(2).upper()})" if tag else ""
+    return f"pydicom cannot parse it ({type(err).__name__}{where})"
 
 
 def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:

@@ -200,3 +200,60 @@ def test_zip_members_are_inflated_only_as_far_as_the_header(tmp_path: Path) -> N
     for fine in iter_zip_members(make_zip(tmp_path / "d.zip", {"IM1.dcm": ct}), head_bytes=4096):
         assert isinstance(fine, ZipMember)
         assert fine.read_all() == ct
+
+
+def _series_with_one_damaged_file(case: Path) -> None:
+    """Five good CT images and one whose PatientID element has the unknown VR "ZZ"."""
+    source = Path(get_testdata_file("CT_small.dcm"))
+    case.mkdir(parents=True)
+    for k in range(5):
+        ds = dcmread(source)
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1125.{k}"
+        ds.save_as(case / f"good{k}.dcm")
+    data = bytearray(source.read_bytes())
+    at = data.find(b"\x10\x00\x20\x00LO")  # (0010,0020) PatientID, explicit VR
+    data[at + 4 : at + 6] = b"ZZ"
+    (case / "bad.dcm").write_bytes(bytes(data))
+
+
+def test_a_damaged_element_costs_only_its_file(tmp_path: Path) -> None:
+    _series_with_one_damaged_file(tmp_path / "case1")
+    result = scan_case(tmp_path / "case1", tmp_path)
+    assert [row["ImageCount"] for row in result.rows] == [5]
+    [entry] = result.report
+    assert (entry.location, entry.reason) == ("case1/bad.dcm", "unreadable")
+    assert entry.detail == "pydicom cannot parse it (NotImplementedError at tag (0010,0020))"
+    assert result.files == 6
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_one_or_more_workers_give_the_same_tables(tmp_path: Path, workers: str) -> None:
+    from dcm_extractor.cli import main
+
+    _series_with_one_damaged_file(tmp_path / "data" / "case1")
+    out = tmp_path / "out"
+    argv = ["-d", str(tmp_path / "data"), "-o", str(out), "--merge-all", "-q"]
+    assert main([*argv, "--workers", workers, "--log", str(tmp_path / "log")]) == 0
+    report = (out / "extraction_report.csv").read_text(encoding="utf-8").splitlines()
+    assert report == [
+        "case,location,reason,detail",
+        'case1,case1/bad.dcm,unreadable,"pydicom cannot parse it (NotImplementedError at tag '
+        '(0010,0020))"',
+    ]
+    rows = (out / "all_cases.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[14] == "5"  # ImageCount
+
+
+def test_parse_errors_never_quote_what_the_file_holds() -> None:
+    """pydicom's message for a name written with VR UL quotes the name's bytes."""
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = "Li^Na"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=False)
+    data = bytearray(buffer.getvalue())
+    at = data.find(b"\x10\x00\x10\x00PN")
+    data[at + 4 : at + 6] = b"UL"
+    verdict = inspect_dicom(bytes(data))
+    assert isinstance(verdict, Skip) and verdict.reason == "unreadable"
+    assert verdict.detail == "pydicom cannot parse it (BytesLengthException at tag (0010,0010))"
+    assert "Li" not in verdict.detail and "Na" not in verdict.detail
