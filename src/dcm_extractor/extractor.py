@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +51,7 @@ __all__ = [
     "save_projectid_map",
 ]
 
+_WORKERS_PER_CORE = 4  # far more processes than cores only compete for the same cores
 log = logging.getLogger(__name__)
 _PACKAGE = __package__ or "dcm_extractor"
 
@@ -160,8 +163,23 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         )
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    if args.case_timeout is not None and args.case_timeout <= 0:
-        parser.error("--case-timeout must be a positive number of seconds")
+    cores = os.cpu_count() or 1
+    if args.workers > max(_WORKERS_PER_CORE * cores, _WORKERS_PER_CORE):
+        parser.error(
+            f"--workers {args.workers}: this machine has {cores} core(s); use at most "
+            f"{max(_WORKERS_PER_CORE * cores, _WORKERS_PER_CORE)} (more machines: --scheduler)"
+        )
+    timeout = args.case_timeout
+    if timeout is not None and not (
+        math.isfinite(timeout) and 0 < timeout <= threading.TIMEOUT_MAX
+    ):
+        parser.error(f"--case-timeout must be a positive number of seconds, got {timeout!r}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a folder")
+    log_path = Path(args.log)
+    if log_path.is_dir():
+        parser.error(f"--log {log_path}: is a folder; give a file name")
     try:
         key = load_key(args.pseudonym_key_file)
     except PseudonymKeyError as err:
@@ -211,7 +229,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         options = _options(args, parser)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    handler = _configure_logging(Path(args.log))
+    try:
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    try:
+        handler = _configure_logging(Path(args.log))
+    except OSError as err:
+        print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
+        return 2
     map_path = options.projectid_map or options.out / "case_projectid_map.json"
     if options.desensitize and options.out.resolve() in map_path.resolve().parents:
         print(MAP_WARNING, file=sys.stderr)

@@ -306,3 +306,30 @@ def test_parallel_workers_give_the_same_outputs(workspace: Path) -> None:
         outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
     assert outputs["1"] == outputs["2"]
     assert main(["--workers", "0"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--case-timeout", "inf"], "--case-timeout must be a positive number of seconds"),
+        (["--case-timeout", "nan"], "--case-timeout must be a positive number of seconds"),
+        (["--workers", "100000"], "--workers 100000: this machine has"),
+        (["-o", "{file}"], "exists and is not a folder"),
+        (["-o", "{file}/sub"], "--out"),
+        (["--log", "{file}/sub/x.log"], "--log"),
+        (["--log", "{folder}"], "is a folder"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    data = tmp_path / "data"
+    (data / "case1").mkdir(parents=True)
+    (tmp_path / "plain.txt").write_text("x")
+    fill = {"file": str(tmp_path / "plain.txt"), "folder": str(tmp_path)}
+    argv = ["-d", str(data), "-o", str(tmp_path / "out"), "--log", str(tmp_path / "l.log")]
+    argv += [part.format(**fill) for part in extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]  # (argparse adds usage)
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
