@@ -150,7 +150,7 @@ def _fields(
         elif tag == _PATIENT_NAME and (b"=" in value or value.rstrip(b" \x00").endswith(b"^")):
             hard.append(tag)  # person-name groups: pydicom's PersonName trims them its way
         elif value.isascii():
-            text[keyword] = _ascii(value)
+            text[keyword] = _ascii(value).strip()  # as the full reader: no edge whitespace
         elif codec is not None:  # one character set without code extensions
             try:
                 text[keyword] = value.decode(codec).strip(" \x00").replace("\x00", "").strip()

@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
@@ -271,13 +272,20 @@ def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...]]:
             try:
                 element = ds.get(tag)
                 value = None if element is None else element.value
-                text = "" if value is None else str(value).strip()
+                text = "" if value is None else _as_text(value)
             except (ValueError, LookupError, UnicodeError):
                 text, failed = "", True
             if failed or any(_is_decode_warning(w) for w in caught[seen:]):
                 undecodable.append(keyword)
             values[keyword] = text.replace("\x00", "").strip()
     return values, tuple(undecodable)
+
+
+def _as_text(value: Any) -> str:
+    """A value as DICOM writes it: several values joined by a backslash (``A1\\B2``)."""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(part).strip() for part in value)
+    return str(value).strip()
 
 
 def _is_decode_warning(record: Any) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
@@ -82,3 +84,26 @@ def test_read_head(tmp_path: Path) -> None:
         read_head(tmp_path / "missing")
     with pytest.raises(IsADirectoryError):
         read_head(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("PatientID", "12345\t", "12345"),  # the two readers agree on edge whitespace
+        ("PatientID", "A1\\B2", "A1\\B2"),  # several values: as DICOM writes them
+        ("Manufacturer", " GE \\ SIEMENS ", "GE\\SIEMENS"),
+    ],
+)
+def test_both_readers_give_values_as_dicom_writes_them(
+    keyword: str, value: str, expected: str
+) -> None:
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    data = buffer.getvalue()
+    full = inspect_dicom(data)
+    fast, _ = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
+    assert isinstance(full, ImageFacts) and isinstance(fast, ImageFacts)
+    assert full.values[keyword] == expected
+    assert fast.values[keyword] == expected
