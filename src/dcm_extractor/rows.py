@@ -24,6 +24,8 @@ FIXED_COLUMNS: Final = [
 ]
 _CONFLICT_KEYWORDS: Final = ("PatientID", "StudyInstanceUID")
 _AGE: Final = re.compile(r"^\s*(\d{1,3})\s*([DWMY])\s*$", re.IGNORECASE)
+_LOOSE_AGE: Final = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*([DWMY]?)\s*$", re.IGNORECASE)
+_OLDEST: Final = 150  # a number of years above this is not an age
 _PER_YEAR: Final = {"D": 365, "W": 52, "M": 12, "Y": 1}
 
 
@@ -43,15 +45,30 @@ def age_in_years(age: str, birth_date: str, study_date: str) -> int | None:
     """Whole years of a DICOM age string (``045Y`` -> 45, ``006M`` -> 0).
 
     Without an age string, the years between birth and study date; None when neither
-    gives a valid answer.
+    gives a valid answer. :func:`read_age` also says how the age was found.
+    """
+    return read_age(age, birth_date, study_date)[0]
+
+
+def read_age(age: str, birth_date: str, study_date: str) -> tuple[int | None, str]:
+    """Whole years, and a note when the age was not a plain DICOM age string.
+
+    ``045Y`` is 45 years (no note). A number without a unit (``45``, ``045``) or with a
+    fraction (``1.5Y``) is read as years, with a note. Otherwise the years between birth
+    and study date, noted when an age string was there but unreadable.
     """
     match = _AGE.match(age)
     if match:
-        return int(match.group(1)) // _PER_YEAR[match.group(2).upper()]
+        return int(match.group(1)) // _PER_YEAR[match.group(2).upper()], ""
+    loose = _LOOSE_AGE.match(age)
+    if loose and (loose.group(2) or "Y").upper() == "Y" and float(loose.group(1)) <= _OLDEST:
+        return int(float(loose.group(1))), "PatientAge is not a DICOM age string; read as years"
     born, seen = _date(birth_date), _date(study_date)
     if born is None or seen is None or seen < born:
-        return None
-    return seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
+        return None, ""
+    years = seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
+    note = "PatientAge is unreadable; the age is from the birth and study dates" if age else ""
+    return years, note
 
 
 def _date(text: str) -> dt.date | None:
@@ -78,7 +95,9 @@ def build_row(
         if len(seen) > 1:
             detail = f"{keyword} differs among the images ({len(seen)} values)"
             problems.append(RowProblem("conflict", detail, ", ".join(seen)))
-    age = age_in_years(first["PatientAge"], first["PatientBirthDate"], first["StudyDate"])
+    age, note = read_age(first["PatientAge"], first["PatientBirthDate"], first["StudyDate"])
+    if note:
+        problems.append(RowProblem("age_read", note, repr(first["PatientAge"])))
     if age is None and (first["PatientAge"] or first["PatientBirthDate"]):
         shown = first["PatientAge"] or f"birth date {first['PatientBirthDate']}"
         problems.append(RowProblem("bad_age", "PatientAge cannot be determined", repr(shown)))

@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 
 from dcm_extractor.cases import iter_case_dirs, scan_case
 from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
-from dcm_extractor.rows import FIXED_COLUMNS, age_in_years
+from dcm_extractor.rows import FIXED_COLUMNS, age_in_years, read_age
 from dcm_extractor.sample import DicomSample
 from dcm_extractor.zipread import MemberReadError, ZipMember, ZipProblem, iter_zip_members
 
@@ -124,6 +124,19 @@ def test_undecodable_names_are_reported() -> None:
 )  # fmt: skip
 def test_age_in_years(age: str, birth: str, study: str, years: int | None) -> None:
     assert age_in_years(age, birth, study) == years
+
+
+@pytest.mark.parametrize(
+    ("age", "birth", "years", "noted"),
+    [("45", "", 45, True), ("045", "19790101", 45, True), ("1.5Y", "", 1, True),
+     ("045Y", "19790101", 45, False), ("abc", "19790101", 45, True), ("", "19790101", 45, False),
+     ("45M", "", 3, False), ("999", "", None, False), ("12D", "", 0, False)],
+)  # fmt: skip
+def test_ages_without_a_unit_are_years_and_replacements_are_said(
+    age: str, birth: str, years: int | None, noted: bool
+) -> None:
+    found, note = read_age(age, birth, "20240102")
+    assert found == years and bool(note) == noted
 
 
 # -- zips ----------------------------------------------------------------------------------
