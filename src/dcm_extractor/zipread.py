@@ -8,9 +8,11 @@ at once. Heads of stored and deflated members (nearly every zip) are read by
 inflate, none of :mod:`zipfile`'s per-member stream machinery, which cost more than the
 inflating itself; other methods (bzip2, LZMA) go through :mod:`zipfile`.
 
-Member names without the UTF-8 flag are decoded per member: UTF-8 when they are valid
-UTF-8 (many tools omit the flag), else GB18030 (a superset of the GBK that Chinese
-Windows writes), else the zip standard's CP437.
+Member names without the UTF-8 flag are decoded per zip, as one writer wrote them all:
+UTF-8 when every such name is valid UTF-8 (many tools omit the flag), else GB18030 (a
+superset of the GBK that Chinese Windows writes; some GBK names are valid UTF-8 by chance,
+``住院`` would read ``סԺ``, so one name that is not decides for the whole zip), else the
+zip standard's CP437 for the names neither decodes.
 """
 
 from __future__ import annotations
@@ -93,17 +95,33 @@ class ZipProblem:
     detail: str
 
 
-def decode_member_name(info: zipfile.ZipInfo) -> str:
-    """The member's name as its writer meant it (see the module docstring)."""
-    if info.flag_bits & _UTF8_FLAG:
-        return info.filename
-    raw = info.orig_filename.encode("cp437")  # zipfile decoded the raw bytes as CP437
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return info.orig_filename
+def decode_member_names(infos: list[zipfile.ZipInfo]) -> list[str]:
+    """The members' names as their writer meant them (see the module docstring)."""
+    raw = {
+        id(info): info.orig_filename.encode("cp437")  # zipfile decoded the bytes as CP437
+        for info in infos
+        if not info.flag_bits & _UTF8_FLAG
+    }
+    encodings = ["utf-8", "gb18030"] if all(_decodes(r, "utf-8") for r in raw.values()) else [
+        "gb18030", "utf-8"
+    ]  # fmt: skip
+    names = []
+    for info in infos:
+        name = info.filename if id(info) not in raw else None
+        for encoding in encodings if name is None else ():
+            if _decodes(raw[id(info)], encoding):
+                name = raw[id(info)].decode(encoding)
+                break
+        names.append(name if name is not None else info.orig_filename)
+    return names
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def iter_zip_members(
@@ -126,9 +144,8 @@ def iter_zip_members(
         except (zipfile.BadZipFile, OSError, ValueError) as err:
             yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {err}")
             return
-        infos = [
-            (decode_member_name(info), info) for info in archive.infolist() if not info.is_dir()
-        ]
+        files = [info for info in archive.infolist() if not info.is_dir()]
+        infos = list(zip(decode_member_names(files), files, strict=True))
         for name, info in sorted(infos, key=lambda pair: pair[0]):
             if info.flag_bits & _ENCRYPTED_FLAG:
                 yield ZipProblem(name, "encrypted", "encrypted member (no password)")

@@ -172,3 +172,23 @@ class _Unseekable:
 
     def close(self) -> None:
         self.raw.flush()
+
+
+def test_gbk_names_that_happen_to_be_utf8_are_read_as_their_zip_wrote_them(
+    tmp_path: Path,
+) -> None:
+    """Windows writes GBK names without the UTF-8 flag; ``住院`` in GBK is valid UTF-8
+    (``סԺ``), so one member's name alone cannot tell: the zip's other names do."""
+    names = {"aaaa/bbbb.dcm": "住院/一伟.dcm", "cccc/dddd.dcm": "影像/张三.dcm"}
+    path = tmp_path / "windows.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for placeholder in names:
+            archive.writestr(placeholder, b"not dicom")
+    data = path.read_bytes()
+    for placeholder, real in names.items():
+        encoded = real.encode("gbk")
+        assert len(encoded) == len(placeholder)  # same length: the offsets stay right
+        data = data.replace(placeholder.encode("ascii"), encoded)
+    path.write_bytes(data)
+    read = sorted(item.name for item in iter_zip_members(path) if item.name)
+    assert read == sorted(names.values())
