@@ -104,14 +104,14 @@ def scan_case(
     number = {path: f"file{index:05d}" for index, path in enumerate(paths)}  # names-free handle
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     loose = [p for p in paths if p.suffix.lower() != ".zip"]
-    in_zips: dict[str, str] = {}  # SOPInstanceUID -> where it was counted
+    in_zips: dict[tuple[str, str], str] = {}  # (SOP, series UID) -> where it was counted
 
     for zip_path in zips:
         where = _Place(_relative(zip_path, root), number[zip_path])
         _scan_zip(result, zip_path, where, in_zips, max_member_bytes)
 
     loose_images: list[ImageFacts] = []
-    seen_loose: dict[str, str] = {}
+    seen_loose: dict[tuple[str, str], str] = {}
     for path in loose:
         result.files += 1
         place = _Place(_relative(path, root), number[path])
@@ -125,13 +125,13 @@ def scan_case(
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
             continue
-        uid = verdict.sop_instance_uid
-        earlier = (in_zips.get(uid) or seen_loose.get(uid)) if uid else None
+        uid = _identity(verdict)
+        earlier = (in_zips.get(uid) or seen_loose.get(uid)) if uid[0] else None
         if earlier is not None:
-            detail = "same image (SOPInstanceUID) as an earlier copy"
+            detail = "same image (SOPInstanceUID and series) as an earlier copy"
             _skip(result, place, "duplicate", detail, earlier)
             continue
-        if uid:
+        if uid[0]:
             seen_loose[uid] = place.path
         loose_images.append(verdict)
         _note_undecodable(result, place, verdict)
@@ -144,7 +144,7 @@ def _scan_zip(
     result: CaseResult,
     zip_path: Path,
     where: _Place,
-    in_zips: dict[str, str],
+    in_zips: dict[tuple[str, str], str],
     max_member_bytes: int,
 ) -> None:
     """One zip of the case: its members counted or reported, its row added."""
@@ -169,7 +169,7 @@ def _scan_zip(
             _skip(result, place, verdict.reason, verdict.detail)
             continue
         images.append(verdict)
-        in_zips.setdefault(verdict.sop_instance_uid, place.path)
+        in_zips.setdefault(_identity(verdict), place.path)
         _note_undecodable(result, place, verdict)
     _add_row(result, zip_path.name, images, where)
 
@@ -201,6 +201,14 @@ def _add_row(result: CaseResult, file_name: str, images: list[ImageFacts], where
             where.anonymous,
         )
         result.report.append(entry)
+
+
+def _identity(facts: ImageFacts) -> tuple[str, str]:
+    """What makes two files one image: the SOPInstanceUID within its series.
+
+    A UID alone is not enough: broken exporters reuse SOPInstanceUIDs across series.
+    """
+    return facts.sop_instance_uid, facts.values.get("SeriesInstanceUID", "")
 
 
 def _skip(result: CaseResult, place: _Place, reason: str, detail: str, private: str = "") -> None:

@@ -270,3 +270,18 @@ def test_parse_errors_never_quote_what_the_file_holds() -> None:
     assert isinstance(verdict, Skip) and verdict.reason == "unreadable"
     assert verdict.detail == "pydicom cannot parse it (BytesLengthException at tag (0010,0010))"
     assert "Li" not in verdict.detail and "Na" not in verdict.detail
+
+
+def test_one_uid_in_two_series_is_two_images_but_a_copy_is_one(tmp_path: Path) -> None:
+    case = tmp_path / "case1"
+    case.mkdir()
+    source = get_testdata_file("CT_small.dcm")
+    for name, series in (("a.dcm", "1.2.3.1"), ("b.dcm", "1.2.3.2"), ("c.dcm", "1.2.3.2")):
+        ds = dcmread(source)
+        ds.SOPInstanceUID = "1.2.3.99"  # one UID everywhere, as a broken exporter writes it
+        ds.SeriesInstanceUID = series
+        ds.save_as(case / name)
+    result = scan_case(case, tmp_path)
+    [row] = result.rows
+    assert (row["ImageCount"], row["SeriesCount"]) == (2, 2)
+    assert [(e.location, e.reason) for e in result.report] == [("case1/c.dcm", "duplicate")]
