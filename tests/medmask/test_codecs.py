@@ -88,8 +88,13 @@ def test_codec_choice() -> None:
     big = ball((60, 60, 60), (30, 30, 30), 20)
     assert encode_mask(big).codec == CodecId.RUNS_ARITH
     labels = big.astype(np.uint8) * 3
-    assert encode_mask(labels).codec == CodecId.RAW_ZSTD
+    assert encode_mask(labels).codec == CodecId.LABEL_LAYERS  # one label, not 1: codec 5
     assert np.array_equal(decode_mask(encode_mask(labels)), labels)
+    # floats keep zstd (bit-exact), and so does a crop where zstd is smaller: noise
+    assert encode_mask(labels.astype(np.float32)).codec == CodecId.RAW_ZSTD
+    noise = np.random.default_rng(0).integers(0, 3, (40, 40, 40), dtype=np.uint8)
+    assert encode_mask(noise).codec == CodecId.RAW_ZSTD
+    assert encode_mask(noise, level=3).codec == CodecId.RAW_ZSTD
     # uint8 0/1 is stored exactly like bool: binary content is detected whatever the dtype
     assert encode_mask(big.astype(np.uint8)).blob == encode_mask(big).blob
 

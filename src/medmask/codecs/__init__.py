@@ -4,6 +4,8 @@ Every mask is cropped to the bounding box of its non-zero voxels first; only the
 is encoded, and an all-zero mask has no blob at all. Binary content (only 0 and 1) is
 detected whatever dtype it arrives in and coded as row transitions (codec 4), so uint8
 0/1 costs what bool costs; the dtype it came in is recorded and given back on decoding.
+Label crops (several labels, or one other than 1) of integer dtypes are coded as one
+such layer per label (codec 5) when that beats zstd over the raw values (codec 2).
 
 Codec ids are part of the file formats (docs/mask-format.md); never renumber them.
 """
@@ -21,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..bbox import BBox, bounding_box
 from ..errors import FormatError
-from ..label_values import MASK_DTYPES
+from ..label_values import MASK_DTYPES, label_limit
 from .runs import decode_runs_into
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "CodecId",
     "EncodedMask",
     "decode_crop",
+    "decode_label",
     "decode_mask",
     "encode_mask",
 ]
@@ -45,6 +48,14 @@ SUPPORTED_DTYPES: Final = MASK_DTYPES
 # Runs are painted straight into these (compiled once each); other dtypes via a uint8 crop.
 _NATIVE_RUNS: Final = ("bool", "uint8", "uint16", "uint32")
 SMALL_CROP: Final = 32_768  # up to this many voxels both binary codecs are tried
+# Codec 5 is kept without running the slow zstd level when it is this many times smaller
+# than a level-3 frame: level 19 is never that much smaller than level 3 on label maps.
+CLEAR_WIN: Final = 4
+# Codec 5 paints labels through these unsigned views of the stored dtype.
+_LAYER_PAINT: Final = {
+    "uint8": "uint8", "int8": "uint8", "uint16": "uint16", "int16": "uint16",
+    "uint32": "uint32", "int32": "uint32", "uint64": "uint64", "int64": "uint64",
+}  # fmt: skip
 MAX_VOXELS: Final = 2**33  # larger shapes in a file are damage, not data (512^3 is 2**27)
 
 
@@ -56,6 +67,7 @@ class CodecId(IntEnum):
     RAW_ZSTD = 2  # crop of a label mask, little-endian values in C order, zstd frame
     RUNS_ZSTD = 3  # binary crop as row transitions predicted slice to slice (runs.py); read only
     RUNS_ARITH = 4  # binary crop as row transitions, arithmetic-coded (arith_runs.py)
+    LABEL_LAYERS = 5  # label crop as one codec-4 layer per label, one coder (label_layers.py)
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,26 @@ def encode_mask(array: NDArray[Any], *, level: int = DEFAULT_LEVEL) -> EncodedMa
         if len(bits) < len(runs):  # tiny masks: the bitmap can be smaller
             return EncodedMask(CodecId.BITS_ZSTD, dtype, shape, bbox, bits)
         return EncodedMask(CodecId.RUNS_ARITH, dtype, shape, bbox, runs)
+    return _encode_labels(crop, dtype, shape, bbox, level)
+
+
+def _encode_labels(
+    crop: NDArray[Any], dtype: str, shape: tuple[int, int, int], bbox: BBox, level: int
+) -> EncodedMask:
+    """A label crop as codec 5 or codec 2, whichever is smaller (floats: codec 2)."""
     raw = np.ascontiguousarray(crop, dtype=crop.dtype.newbyteorder("<")).tobytes()
-    return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, compressor.compress(raw))
+    compressor = zstandard.ZstdCompressor(level=level)
+    if dtype not in _LAYER_PAINT:  # floats: zstd keeps every bit, negative zero included
+        return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, compressor.compress(raw))
+    layers = _encode_layers(crop)
+    if level > FAST_LEVEL:
+        quick = zstandard.ZstdCompressor(level=FAST_LEVEL).compress(raw)
+        if CLEAR_WIN * len(layers) <= len(quick):
+            return EncodedMask(CodecId.LABEL_LAYERS, dtype, shape, bbox, layers)
+    zstd = compressor.compress(raw)
+    if len(zstd) < len(layers):
+        return EncodedMask(CodecId.RAW_ZSTD, dtype, shape, bbox, zstd)
+    return EncodedMask(CodecId.LABEL_LAYERS, dtype, shape, bbox, layers)
 
 
 def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int]]:
@@ -126,6 +156,11 @@ def decode_crop(encoded: EncodedMask) -> tuple[NDArray[Any], tuple[int, int, int
         target = crop.view(np.uint8) if dtype == np.bool_ else crop
         _RUNS_DECODERS[encoded.codec](encoded.blob, target, origin)
         return (crop if native else crop.astype(dtype)), offset
+    if encoded.codec == CodecId.LABEL_LAYERS:
+        crop = np.zeros(crop_shape, dtype=dtype)
+        origin = ((0, crop_shape[0]), (0, crop_shape[1]), (0, crop_shape[2]))
+        _decode_layers(encoded.blob, crop, origin)
+        return crop, offset
     if encoded.codec == CodecId.RAW_ZSTD:
         if dtype == np.bool_:
             raise FormatError("a label-valued blob cannot have dtype bool")
@@ -149,10 +184,49 @@ def decode_mask(encoded: EncodedMask) -> NDArray[Any]:
         target = full.view(np.uint8) if full.dtype == np.bool_ else full
         _RUNS_DECODERS[encoded.codec](encoded.blob, target, encoded.bbox)  # in place, no crop
         return full
+    if encoded.codec == CodecId.LABEL_LAYERS and encoded.bbox is not None:
+        _check_bbox(encoded.bbox, encoded.shape)
+        _decode_layers(encoded.blob, full, encoded.bbox)  # in place, no crop
+        return full
     crop, _ = decode_crop(encoded)
     if crop.size:
         full[tuple(slice(a, b) for a, b in encoded.bbox or ())] = crop
     return full
+
+
+def decode_label(encoded: EncodedMask, label: int) -> NDArray[np.bool_]:
+    """Where the mask equals ``label``, full size; codec 5 paints only that label's layer."""
+    if encoded.codec != CodecId.LABEL_LAYERS or encoded.bbox is None:
+        return np.asarray(decode_mask(encoded) == label, dtype=np.bool_)
+    if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
+        raise FormatError(f"implausible mask shape {encoded.shape}")
+    _check_bbox(encoded.bbox, encoded.shape)
+    from .label_layers import decode_label_layers_into, layer_labels  # noqa: PLC0415
+
+    full = np.zeros(encoded.shape, dtype=np.bool_)
+    if label in layer_labels(encoded.blob)[0]:
+        limit = label_limit(_dtype(encoded.dtype))
+        decode_label_layers_into(
+            encoded.blob, full.view(np.uint8), encoded.bbox, limit=limit, only=label
+        )
+    return full
+
+
+def _encode_layers(crop: NDArray[Any]) -> bytes:
+    from .label_layers import encode_label_layers  # noqa: PLC0415 - see _encode_arith
+
+    return encode_label_layers(crop)
+
+
+def _decode_layers(blob: bytes, target: NDArray[Any], bbox: BBox) -> None:
+    """Paint a codec 5 blob into ``target`` (the full mask or the crop) at ``bbox``."""
+    from .label_layers import decode_label_layers_into  # noqa: PLC0415 - see _encode_arith
+
+    dtype = str(target.dtype)
+    if dtype not in _LAYER_PAINT:
+        raise FormatError(f"a label-layers blob cannot have dtype {dtype}")
+    limit = label_limit(target.dtype)
+    decode_label_layers_into(blob, target.view(_LAYER_PAINT[dtype]), bbox, limit=limit)
 
 
 def _encode_arith(binary: NDArray[np.bool_], *, both_orders: bool) -> bytes:

@@ -57,37 +57,46 @@ def encode_arith_runs(binary: NDArray[np.bool_], *, both_orders: bool = True) ->
     best: bytes | None = None
     for perm in orders if both_orders else orders[:1]:
         counts, positions = row_transitions(binary, perm)
-        blob = bytes((perm, 0)) + _encode_payload(counts, positions)
+        blob = bytes((perm, 0)) + encode_arith_payload(counts, positions)
         if best is None or len(blob) < len(best):
             best = blob
     assert best is not None
     return best
 
 
-def _encode_payload(counts: NDArray[np.int64], positions: NDArray[np.int64]) -> bytes:
+def encode_arith_payload(counts: NDArray[np.int64], positions: NDArray[np.int64]) -> bytes:
     slices, rows = counts.shape
-    offsets = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts.ravel(), out=offsets[1:])
+    offsets = transitions_offsets(counts)
     capacity = 64 + counts.size // 4 + 2 * positions.size
     while True:  # the first guess is ample for real masks; noise may need more room
         out = np.empty(capacity, dtype=np.uint8)
-        size = _encode_rows(offsets, positions, slices, rows, out, rc.new_model(N_GROUPS))
+        state = encode_rows(
+            offsets, positions, slices, rows, out, rc.new_model(N_GROUPS), rc.new_encoder()
+        )
+        size = rc.finish(out, state)
         if size <= capacity:
             return out[:size].tobytes()
         capacity = 2 * size
 
 
+def transitions_offsets(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Where each row's transitions start in the positions array, plus the total."""
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts.ravel(), out=offsets[1:])
+    return offsets
+
+
 @compiled
-def _encode_rows(
+def encode_rows(
     offsets: NDArray[np.int64],
     positions: NDArray[np.int64],
     slices: int,
     rows: int,
     out: NDArray[np.uint8],
     probs: NDArray[np.int64],
-) -> int:
-    """Code every row (slice-major); return the payload's length."""
-    state = rc.new_encoder()
+    state: rc.EncoderState,
+) -> rc.EncoderState:
+    """Code every row (slice-major), continuing ``state`` and the model ``probs``."""
     moves = np.full(positions.size, NO_MOVE, dtype=np.int64)  # move class per transition
     for s in range(slices):
         for r in range(rows):
@@ -123,7 +132,7 @@ def _encode_rows(
                     gap = positions[at + k] - positions[at + k - 1] - 1
                     group = RUN_GROUP if k & 1 else GAP_GROUP
                     state = rc.encode_number(out, probs, group, False, gap, state)
-    return rc.finish(out, state)
+    return state
 
 
 def decode_arith_runs_into(blob: bytes, target: NDArray[Any], bbox: BBox, value: int = 1) -> None:
@@ -148,8 +157,10 @@ def decode_arith_runs_into(blob: bytes, target: NDArray[Any], bbox: BBox, value:
     strides = [stride // target.itemsize for stride in target.strides]
     origin = sum(box[0] * stride for box, stride in zip(bbox, strides, strict=True))
     data = np.frombuffer(blob, dtype=np.uint8, offset=HEADER_SIZE)
-    problem, damage, used = _decode_rows(
+    state = rc.start(data)
+    problem, state = decode_rows(
         data,
+        state,
         crop_shape[perm[0]],
         crop_shape[perm[1]],
         crop_shape[perm[2]],
@@ -159,24 +170,40 @@ def decode_arith_runs_into(blob: bytes, target: NDArray[Any], bbox: BBox, value:
         strides[perm[1]],
         strides[perm[2]],
         value,
+        True,
         rc.new_model(N_GROUPS),
     )
-    if used > data.size:
-        raise FormatError("runs-arith blob ends early (truncated)")
+    check_decoded("runs-arith", data.size, problem, state, last=True)
+
+
+def check_decoded(
+    codec: str, size: int, problem: int, state: rc.DecoderState, *, last: bool
+) -> None:
+    """Raise for what :func:`decode_rows` found; ``last``: the payload must end here.
+
+    Raises
+    ------
+    FormatError
+        When the rows or the coder found damage, or the payload ends early or late.
+    """
+    used, damage = state[2], state[3]
+    if used > size:
+        raise FormatError(f"{codec} blob ends early (truncated)")
     if damage:
         reasons = ", ".join(text for flag, text in _DAMAGE.items() if damage & flag)
-        raise FormatError(f"runs-arith blob is damaged: {reasons}")
+        raise FormatError(f"{codec} blob is damaged: {reasons}")
     if problem == BAD_COUNT:
-        raise FormatError("runs-arith blob is damaged: a row count outside the row")
+        raise FormatError(f"{codec} blob is damaged: a row count outside the row")
     if problem == BAD_POSITIONS:
-        raise FormatError("runs-arith blob is damaged: transitions out of order or outside the row")
-    if used < data.size:
-        raise FormatError(f"runs-arith blob has {data.size - used} bytes after its last row")
+        raise FormatError(f"{codec} blob is damaged: transitions out of order or outside the row")
+    if last and used < size:
+        raise FormatError(f"{codec} blob has {size - used} bytes after its last row")
 
 
 @compiled
-def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 ns each
+def decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 ns each
     data: NDArray[np.uint8],
+    state: rc.DecoderState,
     slices: int,
     rows: int,
     length: int,
@@ -186,14 +213,14 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
     row_step: int,
     step: int,
     value: int,
+    paint: bool,
     probs: NDArray[np.int64],
-) -> tuple[int, int, int]:
-    """Decode and paint every row; return (problem, damage flags, payload bytes used).
+) -> tuple[int, rc.DecoderState]:
+    """Decode every row, painting it when ``paint``; return (problem, coder state).
 
-    Stops at the first problem; a payload that ends early reads as zeros and is caught
-    by the bytes used.
+    Continues ``state`` and the model ``probs``. Stops at the first problem; a payload
+    that ends early reads as zeros and is caught by the bytes used (``state[2]``).
     """
-    state = rc.start(data)
     capacity = 4 * rows + 16
     previous = np.empty(capacity, dtype=np.int64)  # slice s - 1: positions, move classes
     previous_moves = np.empty(capacity, dtype=np.int64)
@@ -204,7 +231,7 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
     for s in range(slices):
         for r in range(rows):
             if state[3] or state[2] > data.size:
-                return 0, state[3], state[2]
+                return 0, state
             at = current_offsets[r]
             p_at = previous_offsets[r]
             n_p = previous_offsets[r + 1] - p_at
@@ -216,7 +243,7 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
             step_count, state = rc.decode_number(data, probs, group, True, state)
             n = n_p + 2 * step_count
             if n < 0 or n > length + 1:
-                return BAD_COUNT, state[3], state[2]
+                return BAD_COUNT, state
             current_offsets[r + 1] = at + n
             if n == 0:
                 continue
@@ -253,10 +280,12 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
             last = -1
             for k in range(n):
                 if current[at + k] <= last:
-                    return BAD_POSITIONS, state[3], state[2]
+                    return BAD_POSITIONS, state
                 last = current[at + k]
             if current[at] < 0 or last > length:
-                return BAD_POSITIONS, state[3], state[2]
+                return BAD_POSITIONS, state
+            if not paint:
+                continue
             base = origin + s * slice_step + r * row_step
             for k in range(0, n, 2):
                 for i in range(current[at + k], current[at + k + 1]):
@@ -264,7 +293,7 @@ def _decode_rows(  # noqa: PLR0912, PLR0915 - one loop: compiled calls cost ~20 
         previous, current = current, previous
         previous_moves, current_moves = current_moves, previous_moves
         previous_offsets, current_offsets = current_offsets, previous_offsets
-    return 0, state[3], state[2]
+    return 0, state
 
 
 @inlined
