@@ -30,15 +30,23 @@ from spacetransformer import Space
 from .archive_file import ArchiveMode, open_archive_file
 from .archive_index import Entry
 from .atomic import atomic_path, check_writable
-from .bbox import BBox, bounding_box
-from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_crop, decode_mask, encode_mask
+from .bbox import BBox, bounding_box, label_extents
+from .codecs import (
+    DEFAULT_LEVEL,
+    CodecId,
+    EncodedMask,
+    LabelReader,
+    decode_crop,
+    decode_mask,
+    encode_mask,
+)
 from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from .format import archive as fmt
 from .groups import group_values, slices, union_of
 from .label_values import LABEL_MAX, MASK_DTYPES
 from .mapping import LabelMapping, as_label
-from .mask import SegmentationMask, warn_legacy_axis_order
+from .mask import LabelStatistics, SegmentationMask, warn_legacy_axis_order
 from .space import spaces_close, voxel_volume_ml
 
 __all__ = [
@@ -59,16 +67,22 @@ class MaskStatistics:
     volume_ml: float
     bbox: BBox | None
     label_counts: dict[int, int]
+    label_bboxes: dict[int, BBox] | None = None  # several labels: each one's box (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "voxel_count": self.voxel_count,
             "volume_ml": self.volume_ml,
             "bbox": [list(axis) for axis in self.bbox] if self.bbox else None,
             "label_counts": {str(k): v for k, v in self.label_counts.items()},
         }
+        if self.label_bboxes is not None:
+            out["label_bboxes"] = {
+                str(k): [list(axis) for axis in v] for k, v in self.label_bboxes.items()
+            }
+        return out
 
 
 @dataclass(frozen=True)
@@ -306,12 +320,12 @@ class MaskArchive:
             state.space = mask.space
         array = np.asarray(mask.data)
         encoded = encode_mask(array, level=state.level)
-        counts = _label_counts(array, encoded.bbox)
+        counts, boxes = _label_extents(array, encoded.bbox)
         if file_label is not None and not 0 < as_label(file_label, "file_label") <= LABEL_MAX:
             raise ValueError(f"file_label must be in 1..{LABEL_MAX}, got {file_label!r}")
         self._store(
             name, "mask", mask.mapping.to_dict(), encoded, counts, (),
-            file_label=file_label, nifti_codes=mask.nifti_codes,
+            file_label=file_label, nifti_codes=mask.nifti_codes, label_bboxes=boxes,
         )  # fmt: skip
 
     def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
@@ -391,6 +405,15 @@ class MaskArchive:
         """The mask stored as ``name`` (groups included), full size, in its original dtype."""
         entry = self._entry(name)
         space = self._require_space()
+        mapping = LabelMapping(entry.mapping)
+        present = {int(label) for label in entry.label_counts}
+        trusted = present <= set(mapping.labels())
+        if entry.kind == "mask" and entry.codec == CodecId.LABEL_LAYERS and trusted:
+            # decoded on first use, so that one name of a label map paints only its layer
+            source = _StoredLabels(self._encoded(entry), f"{self._state.path} [{name}]")
+            mask = SegmentationMask._stored(source, mapping, space)
+            mask.nifti_codes = entry.nifti_codes
+            return mask
         if entry.kind == "mask":
             with self._decoding(name):
                 full = decode_mask(self._encoded(entry))
@@ -399,9 +422,7 @@ class MaskArchive:
             full = np.zeros(self._shape(), dtype=crop.dtype)
             if crop.size:
                 full[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))] = crop
-        mapping = LabelMapping(entry.mapping)
-        present = {int(label) for label in entry.label_counts}
-        if not present <= set(mapping.labels()):  # written by another tool? validate fully
+        if not trusted:  # written by another tool? validate fully
             mask = SegmentationMask(full, mapping, space)
         else:
             mask = SegmentationMask._trusted(full, mapping, space)
@@ -437,8 +458,29 @@ class MaskArchive:
         ml = voxel_volume_ml(self._state.space) if self._state.space is not None else 0.0
         out = {}
         for name, entry in self._state.entries.items():
+            boxes = _label_boxes(entry)
             out[name] = MaskStatistics(
-                name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts)
+                name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts), boxes
+            )
+        return out
+
+    def label_statistics(self, name: str) -> dict[str, LabelStatistics]:
+        """Per name of the mask ``name`` (a label map's organs): what ``statistics()`` of
+        the loaded mask gives, from the index alone.
+
+        Masks of several labels written before the index kept each label's box
+        (``label_bboxes``) are decoded instead.
+        """
+        entry = self._entry(name)
+        boxes = _label_boxes(entry)
+        if boxes is None:
+            return self.load_mask(name).statistics()
+        ml = voxel_volume_ml(self._require_space())
+        out = {}
+        for label_name, label in entry.mapping.items():
+            count = entry.label_counts.get(label, 0)
+            out[label_name] = LabelStatistics(
+                label_name, label, count, count * ml, boxes.get(label)
             )
         return out
 
@@ -498,15 +540,9 @@ class MaskArchive:
             CodecId(entry.codec), entry.dtype, self._shape(), entry.bbox, self._blob(entry)
         )
 
-    @contextlib.contextmanager
-    def _decoding(self, name: str) -> Iterator[None]:
+    def _decoding(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Name the archive and mask in decoding errors."""
-        try:
-            yield
-        except ChecksumError:
-            raise
-        except ValueError as err:  # FormatError, and CodecId of an unknown id
-            raise FormatError(f"{self._state.path} [{name}]: {err}") from err
+        return _named_errors(f"{self._state.path} [{name}]")
 
     def _writable(self) -> None:
         if self.closed:
@@ -560,6 +596,7 @@ class MaskArchive:
         extent: BBox | None = None,
         file_label: int | None = None,
         nifti_codes: tuple[int, int] | None = None,
+        label_bboxes: dict[int, BBox] | None = None,
     ) -> None:
         state = self._state
         offset = state.stage(encoded.blob) if encoded.blob else 0
@@ -579,6 +616,7 @@ class MaskArchive:
             residual_bbox=residual_bbox,
             file_label=None if file_label is None else int(file_label),
             nifti_codes=nifti_codes,
+            label_bboxes=label_bboxes,
         )
         state.entries.pop(name)
         state.entries[name] = entry
@@ -605,6 +643,51 @@ class MaskArchive:
         label = next(iter(entry.mapping.values()), 1)
         values = group_values(self._union(entry.members), residual, extent, label, dtype)
         return values, (extent[0][0], extent[1][0], extent[2][0])
+
+
+@contextlib.contextmanager
+def _named_errors(where: str) -> Iterator[None]:
+    """Name the archive and mask (``where``) in decoding errors."""
+    try:
+        yield
+    except ChecksumError:
+        raise
+    except ValueError as err:  # FormatError, and CodecId of an unknown id
+        raise FormatError(f"{where}: {err}") from err
+
+
+class _StoredLabels:
+    """A label map's codec 5 blob, checksummed, decoded when the mask first needs it.
+
+    Single labels are painted from their layer alone. Read in increasing order (a loop
+    over the names) that decodes each layer once; out of order, each read may start
+    again from the first layer, so once single reads have decoded twice the layers of
+    a full decode, the mask decodes the whole array instead and serves the rest from it.
+    """
+
+    def __init__(self, encoded: EncodedMask, where: str) -> None:
+        self.encoded, self.where = encoded, where
+        self.shape = encoded.shape
+        self.dtype: np.dtype[Any] = np.dtype(encoded.dtype)
+        self._reader: LabelReader | None = None
+        self._spent = 0  # layers decoded so far for single labels
+
+    def decode_all(self) -> NDArray[Any]:
+        with _named_errors(self.where):
+            return decode_mask(self.encoded)
+
+    def decode_label(self, label: int) -> NDArray[np.bool_] | None:
+        with _named_errors(self.where):
+            if self._reader is None:
+                self._reader = LabelReader(self.encoded)
+            reader = self._reader
+            if label in reader.labels:
+                layer = reader.labels.index(label)
+                start = reader.position if layer >= reader.position else 0
+                if self._spent + layer + 1 - start > 2 * len(reader.labels):
+                    return None
+                self._spent += layer + 1 - start
+            return reader.read(label)
 
 
 _READERS: list[tuple[bytes, type[MaskArchive]]] = []
@@ -658,11 +741,31 @@ def _bbox_of(array: NDArray[Any]) -> BBox | None:
     return bounding_box(array)
 
 
-def _label_counts(array: NDArray[Any], bbox: BBox | None) -> dict[int, int]:
+def _label_boxes(entry: Entry) -> dict[int, BBox] | None:
+    """Each label's box from the index; None when the index does not know them."""
+    if entry.label_bboxes is not None:
+        return dict(entry.label_bboxes)
+    present = [label for label, count in entry.label_counts.items() if count]
+    if len(present) > 1:
+        return None
+    return {present[0]: entry.bbox} if present and entry.bbox is not None else {}
+
+
+def _label_extents(
+    array: NDArray[Any], bbox: BBox | None
+) -> tuple[dict[int, int], dict[int, BBox] | None]:
+    """Voxels per label, and each label's box when there are several labels."""
     if bbox is None:
-        return {}
+        return {}, None
     crop = array[slices(bbox)]
     if crop.dtype == np.bool_:
-        return {1: int(np.count_nonzero(crop))}
-    values, counts = np.unique(crop[crop != 0], return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+        return {1: int(np.count_nonzero(crop))}, None
+    extents = label_extents(crop)
+    counts = {label: count for label, (count, _) in extents.items()}
+    if len(extents) < 2:
+        return counts, None
+    boxes = {
+        label: tuple((a + o, b + o) for (a, b), (o, _) in zip(box, bbox, strict=True))
+        for label, (_, box) in extents.items()
+    }
+    return counts, boxes  # type: ignore[return-value]

@@ -37,6 +37,7 @@ class Entry:
     residual_bbox: BBox | None = None  # groups: extent of the stored residual
     file_label: int | None = None  # its label in the multi-label file it was packed from
     nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
+    label_bboxes: dict[int, BBox] | None = None  # masks of several labels: each one's box
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,6 +60,8 @@ class Entry:
             out["file_label"] = self.file_label
         if self.nifti_codes is not None and self.nifti_codes != (1, 1):
             out["nifti_codes"] = list(self.nifti_codes)
+        if self.label_bboxes is not None:
+            out["label_bboxes"] = {str(k): _box_list(v) for k, v in self.label_bboxes.items()}
         defaults = _defaults(self.name, self.mapping, self.count)
         return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
@@ -84,6 +87,7 @@ class Entry:
                 residual_bbox=_box_tuple(raw.get("residual_bbox")),
                 file_label=None if raw.get("file_label") is None else int(raw["file_label"]),
                 nifti_codes=_codes(raw.get("nifti_codes")),
+                label_bboxes=_label_boxes(raw.get("label_bboxes")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
@@ -199,6 +203,15 @@ def _codes(value: Any) -> tuple[int, int] | None:
         return None
     qform, sform = value
     return (int(qform), int(sform))
+
+
+def _label_boxes(value: Any) -> dict[int, BBox] | None:
+    if value is None:
+        return None
+    boxes = {int(k): _box_tuple(v) for k, v in value.items()}
+    if any(box is None for box in boxes.values()):
+        raise ValueError("label_bboxes holds a null box")
+    return boxes  # type: ignore[return-value]
 
 
 def _box_tuple(value: Any) -> BBox | None:

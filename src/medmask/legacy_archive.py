@@ -24,7 +24,7 @@ from .codecs.legacy import decode_legacy_blob
 from .deprecation import check_legacy_codec, warn_deprecated
 from .errors import FormatError
 from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
-from .mask import SegmentationMask
+from .mask import LabelStatistics, SegmentationMask
 from .space import voxel_volume_ml
 
 __all__ = ["LegacyMaskArchive"]
@@ -102,6 +102,10 @@ class LegacyMaskArchive(MaskArchive):
             count = int(np.count_nonzero(data))
             out[name] = MaskStatistics(name, count, count * ml, bounding_box(data), {})
         return out
+
+    def label_statistics(self, name: str) -> dict[str, LabelStatistics]:
+        """Per name of the mask ``name``, decoded (0.1.3 keeps no statistics)."""
+        return self.load_mask(name).statistics()
 
     def storage(self) -> dict[str, StoredMask]:
         """Every mask as 0.1.3 stored it."""

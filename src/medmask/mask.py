@@ -12,7 +12,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DTYPE_FOR_BIT_DEPTH",
+    "LabelSource",
     "LabelStatistics",
     "OverlapWarning",
     "SegmentationMask",
@@ -46,6 +47,21 @@ DTYPE_FOR_BIT_DEPTH: dict[int, np.dtype[Any]] = {
 }
 
 OnOverlap = Literal["warn", "error"]
+
+
+class LabelSource(Protocol):
+    """Stored voxels not decoded yet: a mask loaded from an archive decodes on first use."""
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype[Any]
+
+    def decode_all(self) -> NDArray[Any]:
+        """The whole label array."""
+        ...
+
+    def decode_label(self, label: int) -> NDArray[np.bool_] | None:
+        """Where the array equals ``label``, when that is cheaper than :meth:`decode_all`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,8 @@ class SegmentationMask:
             warn_legacy_axis_order("SegmentationMask(mask_array, mapping, space)")
             space = space.reverse_axis_order()
         check_space(array.shape, space)
-        self._array: NDArray[Any] = array
+        self._stored_array: NDArray[Any] | None = array
+        self._source: LabelSource | None = None
         self._owns_array = False  # the caller's array: copied before the first write
         self._axes_open = False  # lazy_init: the first add_label may still pick the axis order
         self.nifti_codes: tuple[int, int] | None = None  # (qform, sform) of its NIfTI file
@@ -158,6 +175,34 @@ class SegmentationMask:
         mask._owns_array, mask._axes_open = True, False
         mask.nifti_codes = None
         return mask
+
+    @classmethod
+    def _stored(cls, source: LabelSource, mapping: LabelMapping, space: Space) -> SegmentationMask:
+        """A mask whose voxels ``source`` decodes when first needed (archives' masks).
+
+        Until then, :meth:`get_mask_by_names` of one name asks the source for that label
+        alone (codec 5 paints only its layer); everything else decodes the whole array.
+        """
+        check_space(source.shape, space)
+        mask = cls.__new__(cls)
+        mask._stored_array, mask._source = None, source
+        mask.space, mask.mapping = space, mapping
+        mask._owns_array, mask._axes_open = True, False
+        mask.nifti_codes = None
+        return mask
+
+    # The array, decoded from the source on first use; assigning it drops the source.
+    @property
+    def _array(self) -> NDArray[Any]:
+        if self._stored_array is None:
+            assert self._source is not None
+            self._stored_array = self._source.decode_all()
+            self._source = None
+        return self._stored_array
+
+    @_array.setter
+    def _array(self, array: NDArray[Any]) -> None:
+        self._stored_array, self._source = array, None
 
     @classmethod
     def lazy_init(
@@ -199,16 +244,20 @@ class SegmentationMask:
     @property
     def bit_depth(self) -> int:
         """Bits per voxel of the array's dtype: 1 for bool, else 8 to 64."""
-        return 1 if self._array.dtype == np.bool_ else 8 * self._array.dtype.itemsize
+        return 1 if self.dtype == np.bool_ else 8 * self.dtype.itemsize
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape (same as ``space.shape``)."""
+        if self._source is not None:
+            return self._source.shape
         return self._array.shape
 
     @property
     def dtype(self) -> np.dtype[Any]:
         """Array dtype."""
+        if self._source is not None:
+            return self._source.dtype
         return self._array.dtype
 
     # -- editing ---------------------------------------------------------------------------
@@ -310,6 +359,10 @@ class SegmentationMask:
         for label in wanted:
             if not self.mapping.has_label(int(label)):
                 raise MaskNotFoundError(f"label {label} is not in the mapping {self.mapping}")
+        if self._source is not None and len(wanted) == 1:
+            found = self._source.decode_label(int(wanted[0]))
+            if found is not None:
+                return found
         if self._array.dtype == np.bool_:  # only label 1 can be mapped
             return self._array.copy()
         return match_allowed_values(self._array, wanted)

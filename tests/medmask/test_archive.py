@@ -117,6 +117,78 @@ def test_crops_and_statistics_without_decoding(tmp_path: Path) -> None:
         assert archive.load_crop("empty")[0].shape == (0, 0, 0)
 
 
+def label_map() -> SegmentationMask:
+    """Five organs in one uint16 label map (the notebook's "方式二"), one name unused."""
+    shape = (40, 36, 30)
+    labels = np.zeros(shape, np.uint16)
+    mapping = {}
+    for i, (center, radius) in enumerate(
+        [
+            ((10, 10, 8), 7),
+            ((28, 12, 10), 6),
+            ((20, 26, 18), 8),
+            ((30, 28, 22), 5),
+            ((8, 28, 24), 4),
+        ]
+    ):
+        labels[ball(center, radius, shape)] = (3, 9, 300, 41, 1000)[i]
+        mapping[f"organ_{i}"] = (3, 9, 300, 41, 1000)[i]
+    mapping["absent"] = 77
+    space = Space(shape=shape, spacing=(1.5, 1.5, 1.5))
+    return SegmentationMask(labels, mapping, space)
+
+
+def test_a_label_map_reads_one_name_without_the_whole_array(tmp_path: Path) -> None:
+    combined = label_map()
+    reference = np.asarray(combined.data)
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        archive.add_mask(combined, "all")
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.storage()["all"].codec == "LABEL_LAYERS"
+        loaded = archive.load_mask("all")
+        assert loaded.shape == reference.shape and loaded.dtype == np.uint16
+        for name, label in combined.mapping.items():  # increasing order: each layer once
+            assert np.array_equal(loaded.get_mask_by_names(name), reference == label), name
+        assert loaded._stored_array is None  # the label array was never built
+        for name in reversed(list(combined.mapping)):  # out of order: right, then built once
+            label = combined.mapping[name]
+            assert np.array_equal(loaded.get_mask_by_names(name), reference == label), name
+        for _ in range(3):
+            assert np.array_equal(loaded.get_mask_by_names("organ_1"), reference == 9)
+        assert loaded._stored_array is not None
+        assert np.array_equal(loaded.data, reference)
+        fresh = archive.load_mask("all")
+        assert np.array_equal(
+            fresh.get_mask_by_names(["organ_0", "organ_3"]), np.isin(reference, [3, 41])
+        )
+        assert fresh == combined
+        edited = archive.load_mask("all")
+        edited.add_label(ball((20, 5, 5), 3, reference.shape), 5, "new")
+        assert np.array_equal(edited.get_mask_by_names("new"), ball((20, 5, 5), 3, reference.shape))
+        assert np.array_equal(archive.load_mask("all").data, reference)  # the archive is untouched
+
+
+def test_label_map_statistics_come_from_the_index(tmp_path: Path) -> None:
+    combined = label_map()
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        archive.add_mask(combined, "all")
+    expected = combined.statistics()
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.label_statistics("all") == expected
+        boxes = archive.statistics()["all"].label_bboxes
+        assert boxes == {s.label: s.bbox for s in expected.values() if s.bbox is not None}
+    # damage every voxel byte: statistics still need nothing but the index
+    data = bytearray((tmp_path / "a.mska").read_bytes())
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        entry = archive._entry("all")
+    data[entry.offset : entry.offset + entry.length] = bytes(entry.length)
+    (tmp_path / "a.mska").write_bytes(bytes(data))
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.label_statistics("all") == expected
+        with pytest.raises(FormatError, match=r"a\.mska.*all"):
+            archive.load_mask("all")
+
+
 def test_groups_union_and_residual(tmp_path: Path) -> None:
     masks = organs()
     union = (masks["liver"].data > 0) | (masks["spleen"].data > 0)

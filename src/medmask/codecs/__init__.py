@@ -32,10 +32,12 @@ __all__ = [
     "BBox",
     "CodecId",
     "EncodedMask",
+    "LabelReader",
     "decode_crop",
     "decode_label",
     "decode_mask",
     "encode_mask",
+    "layer_labels",
 ]
 
 # Levels are zstd's for codecs 1 and 2; codec 4 has none, but from BOTH_ORDERS_LEVEL on
@@ -198,18 +200,57 @@ def decode_label(encoded: EncodedMask, label: int) -> NDArray[np.bool_]:
     """Where the mask equals ``label``, full size; codec 5 paints only that label's layer."""
     if encoded.codec != CodecId.LABEL_LAYERS or encoded.bbox is None:
         return np.asarray(decode_mask(encoded) == label, dtype=np.bool_)
-    if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
-        raise FormatError(f"implausible mask shape {encoded.shape}")
-    _check_bbox(encoded.bbox, encoded.shape)
-    from .label_layers import decode_label_layers_into, layer_labels  # noqa: PLC0415
+    return LabelReader(encoded).read(label)
 
-    full = np.zeros(encoded.shape, dtype=np.bool_)
-    if label in layer_labels(encoded.blob)[0]:
-        limit = label_limit(_dtype(encoded.dtype))
-        decode_label_layers_into(
-            encoded.blob, full.view(np.uint8), encoded.bbox, limit=limit, only=label
-        )
-    return full
+
+class LabelReader:
+    """One label at a time out of a codec 5 mask, as full-size boolean arrays.
+
+    Labels read in increasing order decode every layer once in all (see
+    ``label_layers.LayerReader``); :attr:`position` says how many layers it has decoded.
+
+    Raises
+    ------
+    FormatError
+        When the blob is damaged, or the shape or bounding box are implausible.
+    """
+
+    def __init__(self, encoded: EncodedMask) -> None:
+        from .label_layers import LayerReader  # noqa: PLC0415 - see _encode_arith
+
+        if encoded.codec != CodecId.LABEL_LAYERS or encoded.bbox is None:
+            raise ValueError("a LabelReader reads codec 5 (label-layers) masks")
+        if math.prod(encoded.shape) > MAX_VOXELS or min(encoded.shape) < 0:
+            raise FormatError(f"implausible mask shape {encoded.shape}")
+        _check_bbox(encoded.bbox, encoded.shape)
+        self.shape, self.bbox = encoded.shape, encoded.bbox
+        self._layers = LayerReader(encoded.blob, limit=label_limit(_dtype(encoded.dtype)))
+        self.labels: list[int] = self._layers.labels
+
+    @property
+    def position(self) -> int:
+        """Layers decoded since the first."""
+        return self._layers.position
+
+    def read(self, label: int) -> NDArray[np.bool_]:
+        """Where the mask equals ``label`` (all False for a label it does not hold)."""
+        full = np.zeros(self.shape, dtype=np.bool_)
+        if label in self.labels:
+            self._layers.paint(full.view(np.uint8), self.bbox, only=label)
+        return full
+
+
+def layer_labels(blob: bytes) -> tuple[list[int], int]:
+    """The labels of a codec 5 blob's layers, in order, and where its payload starts.
+
+    Raises
+    ------
+    FormatError
+        When the label table is damaged.
+    """
+    from .label_layers import layer_labels as parse  # noqa: PLC0415 - see _encode_arith
+
+    return parse(blob)
 
 
 def _encode_layers(crop: NDArray[Any]) -> bytes:

@@ -38,7 +38,7 @@ from .arith_runs import (
 )
 from .runs import PERMUTATIONS, row_transitions
 
-__all__ = ["decode_label_layers_into", "encode_label_layers", "layer_labels"]
+__all__ = ["LayerReader", "decode_label_layers_into", "encode_label_layers", "layer_labels"]
 
 N_GROUPS: Final = 56
 PERM_GROUP: Final = ROW_GROUPS  # 49
@@ -142,56 +142,103 @@ def decode_label_layers_into(
     FormatError
         When the blob is damaged or does not fit the crop's shape.
     """
-    if not target.flags.c_contiguous or target.ndim != 3:
-        raise ValueError("label-layers target must be a C-contiguous 3-D array")
-    if any(not 0 <= a < b <= n for (a, b), n in zip(bbox, target.shape, strict=True)):
-        raise ValueError(f"bounding box {bbox} does not fit the target {target.shape}")
-    labels, payload = layer_labels(blob)
-    if labels[-1] > limit:
-        raise FormatError(f"{CODEC} blob is damaged: label {labels[-1]} does not fit its dtype")
-    crop_shape = [stop - start for start, stop in bbox]
-    strides = [stride // target.itemsize for stride in target.strides]
-    flat = target.reshape(-1)
-    data = np.frombuffer(blob, dtype=np.uint8, offset=payload)
-    probs = rc.new_model(N_GROUPS)
-    state = rc.start(data)
-    for label in labels:
-        perm, state = rc.decode_number(data, probs, PERM_GROUP, False, state)
-        box = []
-        for axis in range(3):
-            start, state = rc.decode_number(data, probs, START_GROUP + axis, False, state)
-            size, state = rc.decode_number(data, probs, SIZE_GROUP + axis, False, state)
-            box.append((start, start + size + 1))
-        check_decoded(CODEC, data.size, 0, state, last=False)
-        if perm >= len(PERMUTATIONS):
-            raise FormatError(f"{CODEC} blob is damaged: axis order {perm} of label {label}")
-        if any(stop > n for (_, stop), n in zip(box, crop_shape, strict=True)):
+    LayerReader(blob, limit=limit).paint(target, bbox, only=only)
+
+
+class LayerReader:
+    """Decodes a blob layer by layer and remembers where it stopped.
+
+    Reading labels in increasing order (a loop over a label map's names) then decodes
+    every layer once in all; a label before the last one read starts again from the
+    first layer, as the shared model requires.
+
+    Raises
+    ------
+    FormatError
+        When the label table is damaged or holds a label above ``limit``.
+    """
+
+    def __init__(self, blob: bytes, *, limit: int) -> None:
+        self.labels, payload = layer_labels(blob)
+        if self.labels[-1] > limit:
             raise FormatError(
-                f"{CODEC} blob is damaged: the box {box} of label {label} leaves the crop"
+                f"{CODEC} blob is damaged: label {self.labels[-1]} does not fit its dtype"
             )
-        order = PERMUTATIONS[perm]
-        sizes = [box[axis][1] - box[axis][0] for axis in order]
-        origin = sum((bbox[a][0] + box[a][0]) * strides[a] for a in range(3))
-        paint = only is None or label == only
-        problem, state = decode_rows(
-            data,
-            state,
-            sizes[0],
-            sizes[1],
-            sizes[2],
-            flat,
-            origin,
-            strides[order[0]],
-            strides[order[1]],
-            strides[order[2]],
-            label if only is None else 1,
-            paint,
-            probs,
-        )
-        check_decoded(CODEC, data.size, problem, state, last=False)
-        if only is not None and label == only:
-            return
-    check_decoded(CODEC, data.size, 0, state, last=True)
+        self._data = np.frombuffer(blob, dtype=np.uint8, offset=payload)
+        self._rewind()
+
+    @property
+    def position(self) -> int:
+        """How many layers have been decoded since the first."""
+        return self._next
+
+    def _rewind(self) -> None:
+        self._next = 0
+        self._probs = rc.new_model(N_GROUPS)
+        self._state = rc.start(self._data)
+
+    def paint(self, target: NDArray[Any], bbox: BBox, *, only: int | None = None) -> None:
+        """Paint every layer's label at ``bbox`` (see :func:`decode_label_layers_into`).
+
+        With ``only``, paint 1 where that label is, and stop after its layer.
+        """
+        if not target.flags.c_contiguous or target.ndim != 3:
+            raise ValueError("label-layers target must be a C-contiguous 3-D array")
+        if any(not 0 <= a < b <= n for (a, b), n in zip(bbox, target.shape, strict=True)):
+            raise ValueError(f"bounding box {bbox} does not fit the target {target.shape}")
+        wanted = self.labels.index(only) if only in self.labels else len(self.labels)
+        if only is None or wanted < self._next:
+            self._rewind()
+        try:
+            self._paint_from(target, bbox, only, wanted)
+        except FormatError:
+            self._rewind()
+            raise
+
+    def _paint_from(self, target: NDArray[Any], bbox: BBox, only: int | None, wanted: int) -> None:
+        data, probs, state = self._data, self._probs, self._state
+        crop_shape = [stop - start for start, stop in bbox]
+        strides = [stride // target.itemsize for stride in target.strides]
+        flat = target.reshape(-1)
+        while self._next < len(self.labels):
+            label = self.labels[self._next]
+            perm, state = rc.decode_number(data, probs, PERM_GROUP, False, state)
+            box = []
+            for axis in range(3):
+                start, state = rc.decode_number(data, probs, START_GROUP + axis, False, state)
+                size, state = rc.decode_number(data, probs, SIZE_GROUP + axis, False, state)
+                box.append((start, start + size + 1))
+            check_decoded(CODEC, data.size, 0, state, last=False)
+            if perm >= len(PERMUTATIONS):
+                raise FormatError(f"{CODEC} blob is damaged: axis order {perm} of label {label}")
+            if any(stop > n for (_, stop), n in zip(box, crop_shape, strict=True)):
+                raise FormatError(
+                    f"{CODEC} blob is damaged: the box {box} of label {label} leaves the crop"
+                )
+            order = PERMUTATIONS[perm]
+            sizes = [box[axis][1] - box[axis][0] for axis in order]
+            origin = sum((bbox[a][0] + box[a][0]) * strides[a] for a in range(3))
+            problem, state = decode_rows(
+                data,
+                state,
+                sizes[0],
+                sizes[1],
+                sizes[2],
+                flat,
+                origin,
+                strides[order[0]],
+                strides[order[1]],
+                strides[order[2]],
+                label if only is None else 1,
+                only is None or self._next == wanted,
+                probs,
+            )
+            check_decoded(CODEC, data.size, problem, state, last=False)
+            self._next += 1
+            self._state = state
+            if self._next == wanted + 1 and only is not None:
+                return
+        check_decoded(CODEC, data.size, 0, state, last=True)
 
 
 def _varint(value: int) -> bytes:
