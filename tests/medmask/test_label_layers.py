@@ -126,6 +126,18 @@ def test_every_integer_dtype_round_trips_with_its_highest_label(dtype: str) -> N
     assert not decode_label(encoded, 99).any()  # not a layer: nothing, without decoding
 
 
+def test_a_thousand_labels_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    full = np.zeros((64, 64, 64), np.uint16)
+    for label in range(1, 1001):
+        x, y, z = rng.integers(3, 61, 3)
+        full[x - 3 : x + 2, y - 2 : y + 3, z - 1 : z + 2] = label * 60  # up to 60,000
+    encoded = encode_mask(full)
+    assert encoded.codec == CodecId.LABEL_LAYERS
+    assert np.array_equal(decode_mask(encoded), full)
+    assert np.array_equal(decode_label(encoded, int(full.max())), full == full.max())
+
+
 def test_one_label_paints_only_its_layer() -> None:
     full = np.zeros((44, 40, 34), np.uint16)
     full[2:42, 2:38, 2:32] = organs()
