@@ -6,6 +6,7 @@ __all__ = [
     "ArchiveLockedError",
     "ChecksumError",
     "FormatError",
+    "GeometryMismatchError",
     "MaskNotFoundError",
     "MedmaskDeprecationWarning",
     "MedmaskError",
@@ -28,6 +29,10 @@ class FormatError(MedmaskError, ValueError):
 
 class ChecksumError(FormatError):
     """Stored bytes do not match their checksum: the file is damaged."""
+
+
+class GeometryMismatchError(MedmaskError, ValueError):
+    """Masks and a DICOM series do not share one voxel grid (export would shift or mirror)."""
 
 
 class MaskNotFoundError(MedmaskError, KeyError):

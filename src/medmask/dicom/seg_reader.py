@@ -1,0 +1,338 @@
+"""Read DICOM Segmentation objects from any writer into masks on one voxel grid.
+
+BINARY, FRACTIONAL (thresholded at half the maximum, and said so) and LABELMAP
+segmentations; frames in any order, slices without frames (empty there), several
+instances of one segmentation (their segments side by side). Frames are placed by
+their own position and orientation: onto a given Space (the source series' grid, so
+that masks come back on the grid they were exported from) or, by default, onto the
+grid the frames themselves span.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import SegmentationStorage
+from spacetransformer import Space
+
+from ..errors import FormatError, GeometryMismatchError
+from .concepts import rgb_of_cielab
+from .grid import POSITION_TOLERANCE, SliceGrid, describe_space
+
+__all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "read_seg"]
+
+KINDS = ("BINARY", "FRACTIONAL", "LABELMAP")
+
+
+@dataclass(frozen=True)
+class SegSegment:
+    """One segment: its name (the label), number, file and colour, and where its frames are."""
+
+    name: str
+    number: int
+    path: Path
+    colour: tuple[int, int, int] | None
+    frames: tuple[int, ...]  # indices into its instance's frames (LABELMAP: every frame)
+
+
+@dataclass
+class SegSeries:
+    """Segments of one or more SEG instances, and the grid they are read onto.
+
+    Use :meth:`masks` to decode them one at a time (each a full-size boolean array).
+    """
+
+    space: Space
+    kind: str
+    segments: list[SegSegment]
+    notes: list[str] = field(default_factory=list)
+    _instances: dict[Path, Dataset] = field(default_factory=dict, repr=False)
+    _pixels: dict[Path, NDArray[Any]] = field(default_factory=dict, repr=False)
+
+    def masks(self) -> Iterator[tuple[SegSegment, NDArray[np.bool_]]]:
+        """Each segment's voxels on :attr:`space`, in segment order."""
+        for segment in self.segments:
+            yield segment, self._voxels(segment)
+
+    def _voxels(self, segment: SegSegment) -> NDArray[np.bool_]:
+        ds = self._instances[segment.path]
+        if segment.path not in self._pixels:
+            self._pixels.clear()  # one instance's frames in memory at a time
+            self._pixels[segment.path] = _frame_pixels(ds, segment.path)
+        pixels = self._pixels[segment.path]
+        out = np.zeros(tuple(int(n) for n in self.space.shape), dtype=np.bool_)
+        kind = str(ds.SegmentationType)
+        threshold = _threshold(ds)
+        for index in segment.frames:
+            frame = pixels[index]
+            if kind == "LABELMAP":
+                selected = frame == segment.number
+            elif kind == "FRACTIONAL":
+                selected = frame >= threshold
+            else:
+                selected = frame != 0
+            if selected.any():
+                _place(out, selected, _frame_geometry(ds, index), self.space, segment.path)
+        return out
+
+
+def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a DICOM file of the Segmentation SOP class."""
+    try:
+        with Path(path).open("rb") as handle:
+            if handle.read(132)[128:] != b"DICM":
+                return False
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (OSError, InvalidDicomError, ValueError):
+        return False
+    return str(ds.get("SOPClassUID", "")) == SegmentationStorage
+
+
+def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = None) -> SegSeries:
+    """Open SEG instances (headers now, pixels when :meth:`SegSeries.masks` runs).
+
+    Parameters
+    ----------
+    paths : sequence of paths
+        One file, or every instance of one segmentation series.
+    space : spacetransformer.Space, optional
+        The grid to read onto (e.g. ``read_source_series(ct).grid.space()``); by default
+        the grid of the frames' own slices, from the first slice with a frame to the last.
+
+    Raises
+    ------
+    FormatError
+        A file is not a readable DICOM SEG, its type is unknown, or its frames lack
+        the position or orientation they need.
+    GeometryMismatchError
+        Frames that do not lie on the grid (a plane at an angle, between two slices).
+    """
+    instances: dict[Path, Dataset] = {}
+    for raw in paths:
+        path = Path(raw)
+        try:
+            ds = pydicom.dcmread(path, defer_size=1024)
+        except (OSError, InvalidDicomError, ValueError, EOFError) as err:
+            raise FormatError(f"{path}: not a readable DICOM file ({err})") from err
+        if str(ds.get("SOPClassUID", "")) != SegmentationStorage:
+            raise FormatError(
+                f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
+            )
+        kind = str(ds.get("SegmentationType", ""))
+        if kind not in KINDS:
+            raise FormatError(
+                f"{path}: unknown SegmentationType {kind!r} (expected one of {KINDS})"
+            )
+        instances[path] = ds
+    if not instances:
+        raise FormatError("no DICOM SEG files given")
+    kinds = {str(ds.SegmentationType) for ds in instances.values()}
+    frames_of_reference = {str(ds.get("FrameOfReferenceUID", "")) for ds in instances.values()}
+    if len(frames_of_reference) > 1:
+        raise FormatError(
+            f"the SEG instances lie in {len(frames_of_reference)} frames of reference; "
+            "give the instances of one segmentation"
+        )
+    grid_space = space if space is not None else _frames_space(instances)
+    segments: list[SegSegment] = []
+    notes: list[str] = []
+    taken: set[str] = set()
+    for path, instance in instances.items():
+        per_segment = _frames_by_segment(instance, path)
+        for item in instance.SegmentSequence:
+            number = int(item.SegmentNumber)
+            name = _unique(str(item.get("SegmentLabel", "") or f"segment_{number}"), taken)
+            lab = item.get("RecommendedDisplayCIELabValue")
+            colour = rgb_of_cielab(tuple(int(v) for v in lab)) if lab else None  # type: ignore[arg-type]
+            segments.append(SegSegment(name, number, path, colour, per_segment.get(number, ())))
+        if str(instance.SegmentationType) == "FRACTIONAL":
+            kind_of = str(instance.get("SegmentationFractionalType", "PROBABILITY")).lower()
+            maximum = int(instance.get("MaximumFractionalValue", 255))
+            notes.append(
+                f"{path.name}: FRACTIONAL ({kind_of}) frames thresholded at half their maximum "
+                f"({_threshold(instance)} of {maximum})"
+            )
+    return SegSeries(grid_space, "/".join(sorted(kinds)), segments, notes, instances)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _threshold(ds: Dataset) -> int:
+    maximum = int(ds.get("MaximumFractionalValue", 255) or 255)
+    return (maximum + 1) // 2
+
+
+def _number_of_frames(ds: Dataset) -> int:
+    return int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def _frames_by_segment(ds: Dataset, path: Path) -> dict[int, tuple[int, ...]]:
+    count = _number_of_frames(ds)
+    if str(ds.SegmentationType) == "LABELMAP":
+        every = tuple(range(count))
+        return {int(item.SegmentNumber): every for item in ds.SegmentSequence}
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != count:
+        raise FormatError(f"{path}: needs one per-frame functional group item per frame")
+    out: dict[int, list[int]] = {}
+    for index, item in enumerate(per_frame):
+        identification = item.get("SegmentIdentificationSequence")
+        if not identification:
+            raise FormatError(f"{path}: frame {index + 1} names no segment")
+        out.setdefault(int(identification[0].ReferencedSegmentNumber), []).append(index)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _frame_pixels(ds: Dataset, path: Path) -> NDArray[Any]:
+    try:
+        pixels = ds.pixel_array
+    except Exception as err:  # pydicom raises many kinds for undecodable pixel data
+        raise FormatError(
+            f"{path}: its pixel data cannot be decoded ({type(err).__name__}: {err})"
+        ) from err
+    return pixels.reshape(_number_of_frames(ds), int(ds.Rows), int(ds.Columns))
+
+
+@dataclass(frozen=True)
+class _FrameGeometry:
+    position: NDArray[np.float64]
+    row_direction: NDArray[np.float64]
+    column_direction: NDArray[np.float64]
+    spacing: tuple[float, float]  # between rows, between columns
+
+
+def _functional(ds: Dataset, index: int, sequence: str, attribute: str) -> Any:
+    """An attribute from the frame's per-frame group, else from the shared one."""
+    for groups in (
+        ds.get("PerFrameFunctionalGroupsSequence"),
+        ds.get("SharedFunctionalGroupsSequence"),
+    ):
+        if not groups:
+            continue
+        group = groups[index] if groups is ds.get("PerFrameFunctionalGroupsSequence") else groups[0]
+        inner = group.get(sequence)
+        if inner and attribute in inner[0]:
+            return inner[0].data_element(attribute).value
+    return None
+
+
+def _frame_geometry(ds: Dataset, index: int) -> _FrameGeometry:
+    position = _functional(ds, index, "PlanePositionSequence", "ImagePositionPatient")
+    orientation = _functional(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient")
+    spacing = _functional(ds, index, "PixelMeasuresSequence", "PixelSpacing")
+    if position is None or orientation is None or spacing is None:
+        raise FormatError(
+            f"frame {index + 1} lacks its position, orientation or pixel spacing "
+            "(PlanePosition, PlaneOrientation, PixelMeasures functional groups)"
+        )
+    values = [float(v) for v in orientation]
+    return _FrameGeometry(
+        np.asarray([float(v) for v in position]),
+        np.asarray(values[:3]),
+        np.asarray(values[3:]),
+        (float(spacing[0]), float(spacing[1])),
+    )
+
+
+def _frames_space(instances: dict[Path, Dataset]) -> Space:
+    """The grid the frames span: their plane, spacing, and every slice from first to last."""
+    geometries = [
+        (path, _frame_geometry(ds, i), int(ds.Rows), int(ds.Columns))
+        for path, ds in instances.items()
+        for i in range(_number_of_frames(ds))
+    ]
+    _, first, rows, columns = geometries[0]
+    for other_path, g, r, c in geometries:
+        if (
+            np.abs(g.row_direction - first.row_direction).max() > 1e-4
+            or np.abs(g.column_direction - first.column_direction).max() > 1e-4
+            or (r, c) != (rows, columns)
+        ):
+            raise FormatError(f"{other_path}: frames of different orientation or size; give space=")
+    normal = np.cross(first.row_direction, first.column_direction)
+    heights = np.asarray([float(g.position @ normal) for _, g, _, _ in geometries])
+    levels = np.unique(np.round(heights, 3))
+    declared = None
+    for ds in instances.values():
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        measures = shared[0].get("PixelMeasuresSequence") if shared else None
+        if measures and "SpacingBetweenSlices" in measures[0]:
+            declared = float(measures[0].SpacingBetweenSlices)
+    step = declared if declared else (float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0)
+    bottom = geometries[int(np.argmin(heights))][1].position
+    count = round((levels[-1] - levels[0]) / step) + 1 if len(levels) > 1 else 1
+    positions = bottom + np.arange(count)[:, None] * step * normal
+    grid = SliceGrid(
+        rows, columns, first.row_direction, first.column_direction, first.spacing, positions
+    )
+    return grid.space()
+
+
+def _place(
+    out: NDArray[np.bool_], frame: NDArray[np.bool_], g: _FrameGeometry, space: Space, path: Path
+) -> None:
+    """Set ``frame``'s pixels in ``out`` (on ``space``), or refuse a frame off the grid."""
+    directions = np.asarray(
+        [space.x_orientation, space.y_orientation, space.z_orientation], dtype=np.float64
+    )
+    spacing = np.asarray(space.spacing, dtype=np.float64)
+    origin = np.asarray(space.origin, dtype=np.float64)
+
+    def index_of(world: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(directions @ (world - origin) / spacing)
+
+    start = index_of(g.position)
+    column_step = directions @ g.row_direction * g.spacing[1] / spacing  # per column
+    row_step = directions @ g.column_direction * g.spacing[0] / spacing  # per row
+    rounded = np.rint(start)
+    tolerance = POSITION_TOLERANCE
+    for step in (column_step, row_step):
+        if (
+            np.sort(np.abs(np.rint(step)))[::-1].tolist() != [1.0, 0.0, 0.0]
+            or np.abs(step - np.rint(step)).max() > tolerance
+        ):
+            raise GeometryMismatchError(
+                f"{path}: its frames' plane does not run along the grid's axes "
+                f"({describe_space(space)}); read it onto its own grid (no space=)"
+            )
+    if np.abs(start - rounded).max() > tolerance:
+        raise GeometryMismatchError(
+            f"{path}: a frame at {np.round(g.position, 3).tolist()} lies between the grid's "
+            f"voxels ({describe_space(space)})"
+        )
+    column_axis, row_axis = int(np.argmax(np.abs(column_step))), int(np.argmax(np.abs(row_step)))
+    slice_axis = 3 - column_axis - row_axis
+    rows, columns = frame.shape
+    begin = rounded.astype(int)
+    extent = begin.copy()
+    extent[column_axis] += int(np.rint(column_step[column_axis])) * (columns - 1)
+    extent[row_axis] += int(np.rint(row_step[row_axis])) * (rows - 1)
+    shape = np.asarray(out.shape)
+    if (np.minimum(begin, extent) < 0).any() or (np.maximum(begin, extent) >= shape).any():
+        raise GeometryMismatchError(
+            f"{path}: a frame at {np.round(g.position, 3).tolist()} reaches outside the grid "
+            f"({describe_space(space)})"
+        )
+    index: list[Any] = [0, 0, 0]
+    index[slice_axis] = int(begin[slice_axis])
+    for axis, step, n in ((column_axis, column_step, columns), (row_axis, row_step, rows)):
+        sign = int(np.rint(step[axis]))
+        stop = int(begin[axis]) + sign * n
+        index[axis] = slice(int(begin[axis]), stop if stop >= 0 else None, sign)
+    view = out[tuple(index)]  # axes in out's order: the two in-plane axes
+    view |= frame if column_axis > row_axis else frame.T  # frame is (row, column)
