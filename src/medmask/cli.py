@@ -140,18 +140,29 @@ def _pack(
         bool,
         typer.Option(help="Refuse files whose geometry differs from the first's at all."),
     ] = False,
+    source: Annotated[
+        Path | None,
+        typer.Option(help="DICOM SEG input: its image series (folder), to read it onto."),
+    ] = None,
+    like: Annotated[
+        Path | None,
+        typer.Option(help="DICOM SEG input: an archive or NIfTI whose grid to read it onto."),
+    ] = None,
 ) -> None:
-    """Pack NIfTI masks into .mska archives (one per SRC)."""
+    """Pack NIfTI masks or DICOM SEG files into .mska archives (one per SRC)."""
     try:
         groups = dict(parse_group(text) for text in group or [])
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--group") from err
     many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
+    if (source or like) and (many or (source and like)):
+        raise typer.BadParameter("give one SRC and one of --source / --like", param_hint="--source")
     with _reported():
         if not many:
+            reference = _reference_space(source, like)
             packed = pack(
                 sources[0], output, groups=groups, level=level, overwrite=overwrite,
-                strict_geometry=strict_geometry,
+                strict_geometry=strict_geometry, reference=reference,
             )  # fmt: skip
             _print_pack(packed)
             return
@@ -167,6 +178,22 @@ def _pack(
     typer.echo(f"{len(outcomes) - len(failed)} packed, {len(failed)} failed, in {output}")
     if failed:
         raise typer.Exit(1)
+
+
+def _reference_space(source: Path | None, like: Path | None) -> Any:
+    """The grid ``--source`` (an image series) or ``--like`` (an archive, a NIfTI) names."""
+    if source is not None:
+        from .dicom.source import read_source_series  # noqa: PLC0415 - pydicom when asked
+
+        return read_source_series(source).grid.space()
+    if like is None:
+        return None
+    if like.suffix == ".mska":
+        with MaskArchive(like) as opened:
+            return opened.space
+    from .nifti import read_nifti  # noqa: PLC0415
+
+    return read_nifti(like).space
 
 
 def _pack_with_progress(
@@ -319,6 +346,58 @@ def _unpack(
         assert output is not None  # checked above
         written = unpack_archive(archive, output, names=name, overwrite=overwrite)
     typer.echo(f"{len(written)} masks written to {output}")
+
+
+class _Syntax(StrEnum):
+    deflated = "deflated"
+    explicit = "explicit"
+
+
+@app.command("export-seg")
+def _export_seg(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    source: Annotated[
+        Path, typer.Option(help="Folder of the image series (CT/MR) the masks were made on.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="DICOM SEG file to write.")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", "-n", help="Only this mask; repeatable.")
+    ] = None,
+    groups: Annotated[bool, typer.Option(help="Also write the archive's groups.")] = False,
+    algorithm: Annotated[
+        str, typer.Option(help="Algorithm named in the SEG; 'manual' for hand-drawn masks.")
+    ] = "medmask",
+    algorithm_version: Annotated[str, typer.Option(help="Its version.")] = "",
+    transfer_syntax: Annotated[
+        _Syntax, typer.Option(help="deflated (small) or explicit (uncompressed).")
+    ] = _Syntax.deflated,
+    series_uid: Annotated[
+        str | None, typer.Option(help="Which series of --source, when it holds several.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
+) -> None:
+    """Write an archive's masks as a DICOM Segmentation (BINARY) on their image series."""
+    from .dicom.exchange import export_seg  # noqa: PLC0415 - pydicom only for this command
+
+    with _reported():
+        result = export_seg(
+            archive, source, output, names=name, groups=groups,
+            algorithm=None if algorithm.lower() == "manual" else algorithm,
+            algorithm_version=algorithm_version, transfer_syntax=transfer_syntax.value,
+            series_uid=series_uid, overwrite=overwrite,
+        )  # fmt: skip
+    if result.empty:
+        listed = ", ".join(sorted(result.empty, key=natural_key)[:8])
+        more = f" and {len(result.empty) - 8} more" if len(result.empty) > 8 else ""
+        typer.echo(
+            f"medmask: warning: {len(result.empty)} empty masks have no voxels and are not "
+            f"segments of the SEG: {listed}{more}",
+            err=True,
+        )
+    typer.echo(
+        f"{result.path}: {len(result.segments)} segments, {result.frames} frames, "
+        f"{_size(result.file_bytes)} ({result.transfer_syntax})"
+    )
 
 
 @app.command("verify")

@@ -18,6 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from spacetransformer import Space
 
 from .archive import MaskArchive
 from .atomic import atomic_path, check_writable
@@ -106,15 +107,18 @@ def pack(
     level: int | None = None,
     overwrite: bool = False,
     strict_geometry: bool = False,
+    reference: Space | None = None,
 ) -> PackResult:
-    """Pack a folder of per-organ NIfTI masks, or one multi-label NIfTI, into an archive.
+    """Pack per-organ NIfTI masks, a multi-label NIfTI or a DICOM SEG into an archive.
 
     Parameters
     ----------
     source : str or os.PathLike
         A folder of ``<name>.nii.gz`` masks (TotalSegmentator layout; every file one
-        mask named after the file) or a multi-label ``.nii``/``.nii.gz`` whose label
-        names come from its label table or JSON sidecar (each label one mask).
+        mask named after the file), a multi-label ``.nii``/``.nii.gz`` whose label
+        names come from its label table or JSON sidecar (each label one mask), or a
+        DICOM SEG file (or a folder of one segmentation's SEG instances; each segment
+        one mask named by its label).
     target : str or os.PathLike
         The ``.mska`` file to write.
     groups : Mapping[str, str], optional
@@ -130,6 +134,10 @@ def pack(
         differences up to :data:`medmask.space.GEOMETRY_TOLERANCE` (float noise) are
         accepted, listed in :attr:`PackResult.drift` and warned about (the archive
         keeps the first file's geometry).
+    reference : spacetransformer.Space, optional
+        DICOM SEG only: the grid to place its frames on (the source series' grid,
+        ``read_source_series(ct).grid.space()``, or an archive's space); by default the
+        grid the frames span.
 
     Returns
     -------
@@ -149,18 +157,25 @@ def pack(
     if level is not None and not 1 <= level <= 22:
         raise MedmaskError(f"level must be between 1 and 22, got {level}")
     skipped: list[tuple[str, str]] = []
-    if src.is_dir():
+    notes: list[str] = []
+    drift: list[tuple[str, float]] = []
+    masks: Iterator[tuple[str, SegmentationMask, int | None]]
+    seg = _seg_inputs(src)
+    if seg:
+        from .dicom.exchange import seg_masks  # noqa: PLC0415 - pydicom only for SEG sources
+
+        masks = ((name, mask, None) for name, mask in seg_masks(seg, space=reference, notes=notes))
+        input_bytes = sum(p.stat().st_size for p in seg)
+    elif src.is_dir():
         files = _folder_files(src, skipped)
-        drift: list[tuple[str, float]] = []
-        masks: Iterator[tuple[str, SegmentationMask, int | None]] = (
+        masks = (
             (name, mask, None)
             for name, mask in iter_nifti_masks(files, strict=strict_geometry, drift=drift)
         )
         input_bytes = sum(p.stat().st_size for p in files)
     else:
-        drift = []
         if not is_nifti(src):
-            raise MedmaskError(f"{src}: not a folder of masks or a .nii/.nii.gz file")
+            raise MedmaskError(f"{src}: not a folder of masks, a .nii/.nii.gz file or a DICOM SEG")
         masks = _split_labels(src)
         input_bytes = src.stat().st_size
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +186,7 @@ def pack(
             names.append(name)
         if not names:
             raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
+
         stats = archive.statistics()
         empty = [name for name in names if stats[name].voxel_count == 0]
         stored_groups = _add_groups(archive, groups or {}, names)
@@ -179,6 +195,8 @@ def pack(
         drift,
     )  # fmt: skip
     _warn_drift(result)
+    for note in notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
+        warnings.warn(MedmaskWarning(note), stacklevel=2)
     return result
 
 
@@ -279,6 +297,17 @@ def _pack_or_fail(
         elif str(source) not in reason:
             reason = f"{source}: {reason}"
         return PackFailure(source, reason)
+
+
+def _seg_inputs(source: Path) -> list[Path]:
+    """The DICOM SEG files of a source that holds no NIfTI masks ([] for NIfTI sources)."""
+    if source.is_file() and is_nifti(source):
+        return []
+    if source.is_dir() and any(is_nifti(p) for p in source.iterdir() if p.is_file()):
+        return []
+    from .dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG sources
+
+    return seg_files(source)
 
 
 def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:

@@ -1,0 +1,119 @@
+"""Archives to DICOM SEG and back: what ``medmask export-seg`` and ``medmask pack SEG`` call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from spacetransformer import Space
+
+from ..archive import MaskArchive
+from ..atomic import check_writable
+from ..errors import MaskNotFoundError, MedmaskError
+from ..mapping import LabelMapping
+from ..mask import SegmentationMask
+from .seg_reader import SegSeries, is_dicom_seg, read_seg
+from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
+from .source import read_source_series
+
+__all__ = ["export_seg", "seg_files", "seg_masks"]
+
+
+def export_seg(
+    archive: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    names: Iterable[str] | None = None,
+    groups: bool = False,
+    algorithm: str | None = "medmask",
+    algorithm_version: str = "",
+    transfer_syntax: TransferSyntax = "deflated",
+    series_uid: str | None = None,
+    overwrite: bool = False,
+) -> SegExport:
+    """Write the masks of ``archive`` as a DICOM SEG on the CT/MR series in ``source``.
+
+    Parameters
+    ----------
+    archive : path
+        A ``.mska`` archive.
+    source : path
+        Folder of the image series the masks were made on.
+    output : path
+        The ``.dcm`` file to write.
+    names : iterable of str, optional
+        Only these masks (and groups), in this order; default every mask.
+    groups : bool
+        Also write the archive's groups (``ribs = rib_*``) as segments of their own.
+    algorithm, algorithm_version : str
+        The algorithm named in the SEG (None: masks drawn by hand).
+    transfer_syntax : {"deflated", "explicit"}
+        Deflated (default, small) or uncompressed.
+    series_uid : str, optional
+        Which series of ``source``, when it holds several.
+    overwrite : bool
+        Replace an existing ``output``.
+
+    Raises
+    ------
+    GeometryMismatchError
+        The archive's grid is not the series' (the message names both).
+    MaskNotFoundError
+        A name in ``names`` is not in the archive.
+    """
+    check_writable(Path(output), overwrite)
+    series = read_source_series(source, series_uid)
+    with MaskArchive(archive) as opened:
+        if opened.space is None:
+            raise MedmaskError(f"{archive}: the archive has no masks")
+        group_names = set(opened.groups())
+        if names is None:
+            chosen = [n for n in opened if groups or n not in group_names]
+        else:
+            chosen = list(names)
+            missing = [n for n in chosen if n not in opened]
+            if missing:
+                raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
+        masks = [SegmentInput(name, _binary(opened.load_mask(name))) for name in chosen]
+        space = opened.space
+    return write_seg(
+        masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
+        transfer_syntax=transfer_syntax,
+    )  # fmt: skip
+
+
+def _binary(mask: SegmentationMask) -> np.ndarray:
+    """Where a mask is set (any label), as stored in one segment."""
+    return np.asarray(np.asarray(mask.data) != 0)
+
+
+def seg_files(source: str | os.PathLike[str]) -> list[Path]:
+    """The DICOM SEG files of ``source`` (a file, or a folder of one segmentation's instances)."""
+    path = Path(source)
+    if path.is_file():
+        return [path] if is_dicom_seg(path) else []
+    return sorted(p for p in path.rglob("*") if p.is_file() and is_dicom_seg(p))
+
+
+def seg_masks(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    space: Space | None = None,
+    notes: list[str] | None = None,
+) -> Iterator[tuple[str, SegmentationMask]]:
+    """Each segment of the SEG instances ``paths`` as a 0/1 uint8 mask, in segment order.
+
+    ``space`` is the grid to read onto (default: the frames' own); ``notes`` receives
+    what the reading changed (FRACTIONAL thresholds).
+    """
+    series: SegSeries = read_seg(paths, space=space)
+    if notes is not None:
+        notes.extend(series.notes)
+    for segment, voxels in series.masks():
+        mask = SegmentationMask._trusted(
+            voxels.view(np.uint8), LabelMapping({segment.name: 1}), series.space
+        )
+        yield segment.name, mask
