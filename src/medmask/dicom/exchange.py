@@ -77,17 +77,15 @@ def export_seg(
             missing = [n for n in chosen if n not in opened]
             if missing:
                 raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
-        masks = [SegmentInput(name, _binary(opened.load_mask(name))) for name in chosen]
+        masks = []
+        for name in chosen:
+            crop, offset = opened.load_crop(name)
+            masks.append(SegmentInput(name, crop != 0, offset))
         space = opened.space
     return write_seg(
         masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
         transfer_syntax=transfer_syntax,
     )  # fmt: skip
-
-
-def _binary(mask: SegmentationMask) -> np.ndarray:
-    """Where a mask is set (any label), as stored in one segment."""
-    return np.asarray(np.asarray(mask.data) != 0)
 
 
 def seg_files(source: str | os.PathLike[str]) -> list[Path]:

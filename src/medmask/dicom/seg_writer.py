@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -36,8 +40,9 @@ from spacetransformer import Space
 
 from ..atomic import atomic_path
 from ..errors import MedmaskError
+from . import encoding as enc
 from .concepts import Code, cielab_of_rgb, concept_for, segment_colour
-from .grid import map_axes
+from .grid import AxisMap, map_axes
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
 __all__ = ["SegExport", "SegmentInput", "write_seg"]
@@ -52,10 +57,15 @@ LABEL_LIMIT = 64  # SegmentLabel is LO
 
 @dataclass(frozen=True)
 class SegmentInput:
-    """One mask to write: its name and its voxels on the masks' Space (non-zero = in)."""
+    """One mask to write: its name and voxels (non-zero = in) on the masks' Space.
+
+    ``voxels`` is the whole mask, or a crop of it whose first voxel is at ``offset``
+    (``MaskArchive.load_crop``): only the crop is read.
+    """
 
     name: str
     voxels: NDArray[Any]
+    offset: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -128,49 +138,145 @@ def write_seg(
         raise MedmaskError("two masks share a name; segment labels must be unique")
     axes = map_axes(space, source.grid, f"the source series in {source.folder}")
     grid = source.grid
-    frames: list[NDArray[np.bool_]] = []
-    frame_slices: list[tuple[int, int]] = []  # (segment number, slice index)
-    written: list[tuple[int, str]] = []
+    shape = tuple(int(n) for n in space.shape)
+    crops: list[tuple[str, NDArray[np.bool_], tuple[int, ...], NDArray[np.intp]]] = []
     empty = []
     for mask in masks:
-        volume = axes.to_series(np.asarray(mask.voxels) != 0)  # (column, row, slice)
-        touched = np.flatnonzero(volume.any(axis=(0, 1)))
+        crop, offset = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
+        touched = np.flatnonzero(crop.any(axis=(0, 1))) if crop.size else np.zeros(0, np.intp)
         if touched.size == 0:
             empty.append(mask.name)
             continue
-        number = len(written) + 1
-        written.append((number, mask.name))
-        frames.append(volume[:, :, touched].transpose(2, 1, 0))  # (frame, row, column)
-        frame_slices += [(number, int(s)) for s in touched]
-    if not written:
+        crops.append((mask.name, crop, offset, touched))
+    if not crops:
         raise MedmaskError("every mask is empty: a DICOM SEG needs one segment with voxels")
-    pixels = np.concatenate(frames)
+    count = sum(len(touched) for *_, touched in crops)
+    pixels = np.zeros((count, grid.rows, grid.columns), dtype=np.bool_)
+    frame_slices: list[tuple[int, int]] = []  # (segment number, slice index)
+    for number, (_, crop, (x, y, z), touched) in enumerate(crops, start=1):
+        at = len(frame_slices)
+        width, height = crop.shape[0], crop.shape[1]
+        pixels[at : at + len(touched), y : y + height, x : x + width] = crop[
+            :, :, touched
+        ].transpose(2, 1, 0)
+        frame_slices += [(number, z + int(s)) for s in touched]
     ds = _dataset(source, series_description, series_number, transfer_syntax)
     ds.Rows, ds.Columns = grid.rows, grid.columns
-    ds.NumberOfFrames = len(frame_slices)
+    ds.NumberOfFrames = count
     ds.SegmentSequence = DicomSequence(
         _segment(
             number, name, algorithm, algorithm_version, (colours or {}).get(name), i, len(masks)
         )
-        for i, (number, name) in enumerate(written)
+        for i, (number, name) in enumerate((n, c[0]) for n, c in enumerate(crops, start=1))
     )
     ds.SharedFunctionalGroupsSequence = DicomSequence([_shared_groups(source)])
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(
-        _frame_groups(source, number, s) for number, s in frame_slices
-    )
     bits = np.packbits(pixels.reshape(-1), bitorder="little").tobytes()
-    ds.PixelData = bits + (b"\0" if len(bits) % 2 else b"")
+    body = (
+        _encode(ds)
+        + enc.sequence(0x52009230, _FrameEncoder(source).items(frame_slices))
+        + enc.element(0x7FE00010, "OB", bits + (b"\0" if len(bits) % 2 else b""))
+    )
     out = Path(path)
     with atomic_path(out) as partial:
-        ds.save_as(partial, enforce_file_format=True)
+        _write_file(partial, ds.file_meta, body, deflate=transfer_syntax == "deflated")
     return SegExport(
         out,
-        tuple(name for _, name in written),
-        len(frame_slices),
+        tuple(c[0] for c in crops),
+        count,
         tuple(empty),
         out.stat().st_size,
         _SYNTAXES[transfer_syntax],
     )
+
+
+def _series_crop(
+    crop: NDArray[np.bool_],
+    offset: tuple[int, int, int],
+    shape: tuple[int, ...],
+    axes: AxisMap,
+) -> tuple[NDArray[np.bool_], tuple[int, ...]]:
+    """A mask crop and its offset in the series' (column, row, slice) axes."""
+    if crop.ndim != 3 or any(
+        o < 0 or o + n > s for o, n, s in zip(offset, crop.shape, shape, strict=True)
+    ):
+        raise MedmaskError(
+            f"a crop of shape {crop.shape} at {offset} does not fit the masks' {shape}"
+        )
+    flipped = [
+        s - o - n if f else o
+        for o, n, s, f in zip(offset, crop.shape, shape, axes.flips, strict=True)
+    ]
+    series_offset = [0, 0, 0]
+    for a, b in enumerate(axes.axes):
+        series_offset[b] = flipped[a]
+    return axes.to_series(crop), tuple(series_offset)
+
+
+def _encode(ds: Dataset) -> bytes:
+    """The data set (no file meta) as Explicit VR Little Endian bytes, by pydicom."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def _write_file(path: Path, meta: FileMetaDataset, body: bytes, *, deflate: bool) -> None:
+    """Preamble, DICM, file meta (pydicom) and the body, deflated for 1.2.840.10008.1.2.1.99."""
+    head = DicomBytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, meta, enforce_standard=True)
+    if deflate:  # PS3.5 A.5: raw deflate (no zlib header) of everything after the meta
+        packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        body = packer.compress(body) + packer.flush()
+        body += b"\0" if len(body) % 2 else b""
+    with path.open("wb") as handle:
+        handle.write(head.getvalue())
+        handle.write(body)
+
+
+class _FrameEncoder:
+    """The per-frame functional group items, encoded directly (see ``encoding``)."""
+
+    def __init__(self, source: SourceSeries) -> None:
+        self.source = source
+        code = [
+            enc.element(0x00080100, "SH", enc.text(SOURCE_IMAGE.value)),
+            enc.element(0x00080102, "SH", enc.text(SOURCE_IMAGE.scheme)),
+            enc.element(0x00080104, "LO", enc.text(SOURCE_IMAGE.meaning)),
+        ]
+        self.sop_class = enc.element(0x00081150, "UI", enc.uid(source.sop_class_uid))
+        self.purpose = enc.sequence(0x0040A170, [enc.item(b"".join(code))])
+        derivation = [
+            enc.element(0x00080100, "SH", enc.text(SEGMENTATION_DERIVATION.value)),
+            enc.element(0x00080102, "SH", enc.text(SEGMENTATION_DERIVATION.scheme)),
+            enc.element(0x00080104, "LO", enc.text(SEGMENTATION_DERIVATION.meaning)),
+        ]
+        self.derivation_code = enc.sequence(0x00089215, [enc.item(b"".join(derivation))])
+
+    def items(self, frames: Sequence[tuple[int, int]]) -> list[bytes]:
+        out = []
+        for segment, s in frames:
+            instance = enc.element(0x00081155, "UI", enc.uid(self.source.sop_instance_uids[s]))
+            image = enc.item(self.sop_class + instance + self.purpose)
+            derivation = enc.item(enc.sequence(0x00082112, [image]) + self.derivation_code)
+            content = enc.item(enc.element(0x00209157, "UL", struct.pack("<II", segment, s + 1)))
+            position = "\\".join(_ds(v) for v in self.source.grid.positions[s])
+            plane = enc.item(enc.element(0x00200032, "DS", enc.text(position)))
+            segment_id = enc.item(enc.element(0x0062000B, "US", struct.pack("<H", segment)))
+            out.append(
+                enc.item(
+                    enc.sequence(0x00089124, [derivation])
+                    + enc.sequence(0x00209111, [content])
+                    + enc.sequence(0x00209113, [plane])
+                    + enc.sequence(0x0062000A, [segment_id])
+                )
+            )
+        return out
+
+
+def _ds(value: float) -> str:
+    """A DS value of at most 16 characters."""
+    return f"{float(value):.8g}"
 
 
 def _code(code: Code) -> Dataset:
@@ -322,7 +428,7 @@ def _frame_groups(source: SourceSeries, segment: int, slice_index: int) -> Datas
     content.DimensionIndexValues = [segment, slice_index + 1]
     frame.FrameContentSequence = DicomSequence([content])
     position = Dataset()
-    position.ImagePositionPatient = [f"{v:.8g}" for v in source.grid.positions[slice_index]]
+    position.ImagePositionPatient = [_ds(v) for v in source.grid.positions[slice_index]]
     frame.PlanePositionSequence = DicomSequence([position])
     identification = Dataset()
     identification.ReferencedSegmentNumber = segment
