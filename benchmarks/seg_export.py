@@ -53,9 +53,7 @@ def prepare(folder: Path, label: str) -> tuple[Path, Path, dict[str, np.ndarray]
     """Archive of the case's masks and a CT series of their grid (cached in benchmarks/out)."""
     OUT.mkdir(parents=True, exist_ok=True)
     archive = OUT / f"{label}.mska"
-    masks = {
-        f.name[:-7]: SegmentationMask.from_nifti(f) for f in sorted(folder.glob("*.nii.gz"))
-    }
+    masks = {f.name[:-7]: SegmentationMask.from_nifti(f) for f in sorted(folder.glob("*.nii.gz"))}
     with MaskArchive(archive, "w") as out:
         for name, mask in masks.items():
             out.add_mask(mask, name)
@@ -146,7 +144,7 @@ def run(label: str, folder: Path, repeat: int, skip_slow: bool) -> None:
     report("highdicom BINARY, non-empty classes", path, seconds)
     for syntax in ("deflated", "explicit"):
         path = OUT / f"{label}-medmask-{syntax}.dcm"
-        seconds, result = best(
+        seconds, _ = best(
             repeat,
             lambda syntax=syntax, path=path: export_seg(
                 archive, ct, path, transfer_syntax=syntax, overwrite=True
@@ -160,7 +158,8 @@ def run(label: str, folder: Path, repeat: int, skip_slow: bool) -> None:
         size, seconds = rows[anchor]
         ours_size, ours_s = rows["medmask export-seg (deflated)"]
         print(f"export {seconds / ours_s:.0f}x faster than {anchor} (target >= 10x)")
-        print(f"SEG {size / ours_size:.0f}x smaller ({ours_size / size:.3f} of its size; target <= 0.1)")
+        share = ours_size / size
+        print(f"SEG {size / ours_size:.0f}x smaller ({share:.3f} of its size; target <= 0.1)")
 
 
 def check_round_trip(archive: Path, ct: Path, seg: Path, masks: dict[str, np.ndarray]) -> str:

@@ -31,6 +31,8 @@ from .grid import POSITION_TOLERANCE, SliceGrid, describe_space
 __all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "read_seg"]
 
 KINDS = ("BINARY", "FRACTIONAL", "LABELMAP")
+# Segmentation Storage, and Label Map Segmentation Storage (PS3.4, DICOM 2024 Sup 243)
+SEG_CLASSES = (SegmentationStorage, "1.2.840.10008.5.1.4.1.1.66.7")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
     except (OSError, InvalidDicomError, ValueError):
         return False
-    return str(ds.get("SOPClassUID", "")) == SegmentationStorage
+    return str(ds.get("SOPClassUID", "")) in SEG_CLASSES
 
 
 def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = None) -> SegSeries:
@@ -123,7 +125,7 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
             ds = pydicom.dcmread(path, defer_size=1024)
         except (OSError, InvalidDicomError, ValueError, EOFError) as err:
             raise FormatError(f"{path}: not a readable DICOM file ({err})") from err
-        if str(ds.get("SOPClassUID", "")) != SegmentationStorage:
+        if str(ds.get("SOPClassUID", "")) not in SEG_CLASSES:
             raise FormatError(
                 f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
             )
@@ -150,6 +152,8 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
         per_segment = _frames_by_segment(instance, path)
         for item in instance.SegmentSequence:
             number = int(item.SegmentNumber)
+            if number == 0 and str(instance.SegmentationType) == "LABELMAP":
+                continue  # pixel value 0: the background every label map has, not a mask
             name = _unique(str(item.get("SegmentLabel", "") or f"segment_{number}"), taken)
             lab = item.get("RecommendedDisplayCIELabValue")
             colour = rgb_of_cielab(tuple(int(v) for v in lab)) if lab else None  # type: ignore[arg-type]
