@@ -400,6 +400,29 @@ def _export_seg(
     )
 
 
+@app.command("export-slicer")
+def _export_slicer(
+    archive: Annotated[Path, typer.Argument(help="A .mska archive.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .seg.nrrd file to write.")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", "-n", help="Only this mask; repeatable.")
+    ] = None,
+    groups: Annotated[bool, typer.Option(help="Also write the archive's groups.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
+) -> None:
+    """Write an archive's masks as a 3D Slicer segmentation (.seg.nrrd), overlaps as layers."""
+    from .slicer import export_seg_nrrd  # noqa: PLC0415 - pynrrd only for this command
+
+    if not str(output).lower().endswith(".seg.nrrd"):
+        raise typer.BadParameter("the file name must end in .seg.nrrd", param_hint="-o")
+    with _reported():
+        result = export_seg_nrrd(archive, output, names=name, groups=groups, overwrite=overwrite)
+    typer.echo(
+        f"{result.path}: {len(result.segments)} segments in {result.layers} layer(s), "
+        f"{_size(result.file_bytes)}"
+    )
+
+
 @app.command("verify")
 def _verify(
     archives: Annotated[list[Path], typer.Argument(help="Archives to check.")],

@@ -118,7 +118,8 @@ def pack(
         mask named after the file), a multi-label ``.nii``/``.nii.gz`` whose label
         names come from its label table or JSON sidecar (each label one mask), or a
         DICOM SEG file (or a folder of one segmentation's SEG instances; each segment
-        one mask named by its label).
+        one mask named by its label), or a 3D Slicer ``.seg.nrrd`` (each segment one
+        mask, overlapping layers included).
     target : str or os.PathLike
         The ``.mska`` file to write.
     groups : Mapping[str, str], optional
@@ -161,7 +162,12 @@ def pack(
     drift: list[tuple[str, float]] = []
     masks: Iterator[tuple[str, SegmentationMask, int | None]]
     seg = _seg_inputs(src)
-    if seg:
+    if src.is_file() and str(src).lower().endswith(".seg.nrrd"):
+        from .slicer import read_seg_nrrd  # noqa: PLC0415 - pynrrd only for Slicer files
+
+        masks = ((name, mask, None) for name, mask in read_seg_nrrd(src))
+        input_bytes = src.stat().st_size
+    elif seg:
         from .dicom.exchange import seg_masks  # noqa: PLC0415 - pydicom only for SEG sources
 
         masks = ((name, mask, None) for name, mask in seg_masks(seg, space=reference, notes=notes))
@@ -301,7 +307,7 @@ def _pack_or_fail(
 
 def _seg_inputs(source: Path) -> list[Path]:
     """The DICOM SEG files of a source that holds no NIfTI masks ([] for NIfTI sources)."""
-    if source.is_file() and is_nifti(source):
+    if source.is_file() and (is_nifti(source) or source.name.lower().endswith(".seg.nrrd")):
         return []
     if source.is_dir() and any(is_nifti(p) for p in source.iterdir() if p.is_file()):
         return []

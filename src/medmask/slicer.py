@@ -1,0 +1,246 @@
+"""3D Slicer's segmentation files (``.seg.nrrd``): masks in and out, overlaps kept as layers.
+
+Slicer stores a segmentation as a NRRD volume of label values and one set of
+``SegmentN_*`` key/value fields per segment (Name, Color, LabelValue, Layer, Extent,
+ID ...; see Slicer's vtkMRMLSegmentationStorageNode). Segments that overlap cannot share
+a label volume, so Slicer keeps them in separate *layers*: a 4-D volume whose first
+axis is the layer. Export puts each mask in the first layer where it overlaps nothing
+(as few layers as that greedy pass needs); import reads any layer count, in LPS or RAS.
+pynrrd reads and writes the NRRD itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nrrd
+import numpy as np
+from numpy.typing import NDArray
+from spacetransformer import Space
+
+from .archive import MaskArchive
+from .atomic import atomic_path, check_writable
+from .dicom.concepts import segment_colour
+from .errors import FormatError, MaskNotFoundError, MedmaskError
+from .mapping import LabelMapping
+from .mask import SegmentationMask
+
+__all__ = ["SlicerExport", "export_seg_nrrd", "is_seg_nrrd", "read_seg_nrrd"]
+
+SUFFIX = ".seg.nrrd"
+MAX_LABELS_PER_LAYER = 255  # uint8 label values
+_LPS = "left-posterior-superior"
+_RAS = "right-anterior-superior"
+
+
+@dataclass(frozen=True)
+class SlicerExport:
+    """What :func:`export_seg_nrrd` wrote."""
+
+    path: Path
+    segments: tuple[str, ...]
+    layers: int
+    file_bytes: int
+
+
+def is_seg_nrrd(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named like a Slicer segmentation file."""
+    return str(path).lower().endswith(SUFFIX)
+
+
+def export_seg_nrrd(
+    archive: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    groups: bool = False,
+    overwrite: bool = False,
+) -> SlicerExport:
+    """Write the masks of ``archive`` as one Slicer ``.seg.nrrd`` (gzip, LPS).
+
+    Empty masks are segments too (Slicer keeps empty segments; their extent is empty).
+
+    Raises
+    ------
+    MaskNotFoundError
+        A name in ``names`` is not in the archive.
+    MedmaskError
+        The archive holds no masks.
+    """
+    out = Path(output)
+    check_writable(out, overwrite)
+    with MaskArchive(archive) as opened:
+        space = opened.space
+        if space is None or not len(opened):
+            raise MedmaskError(f"{archive}: the archive has no masks")
+        group_names = set(opened.groups())
+        chosen = (
+            list(names)
+            if names is not None
+            else [n for n in opened if groups or n not in group_names]
+        )
+        missing = [n for n in chosen if n not in opened]
+        if missing:
+            raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
+        shape = tuple(int(n) for n in space.shape)
+        layers: list[NDArray[np.uint8]] = []
+        counts: list[int] = []
+        header: dict[str, Any] = {}
+        for index, name in enumerate(chosen):
+            crop, offset = opened.load_crop(name)
+            box = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
+            inside = crop != 0
+            layer = _free_layer(layers, counts, box, inside, shape)
+            counts[layer] += 1
+            if inside.any():
+                layers[layer][box][inside] = counts[layer]
+            _segment_fields(header, index, name, layer, counts[layer], offset, inside, len(chosen))
+    data = np.stack(layers) if len(layers) > 1 else layers[0]
+    header.update(_geometry_fields(space, four_d=len(layers) > 1))
+    header["Segmentation_MasterRepresentation"] = "Binary labelmap"
+    header["Segmentation_ContainedRepresentationNames"] = "Binary labelmap|"
+    header["Segmentation_ReferenceImageExtentOffset"] = "0 0 0"
+    with atomic_path(out, keep_suffix=SUFFIX) as partial:
+        nrrd.write(str(partial), data, header, compression_level=6, index_order="F")
+    return SlicerExport(out, tuple(chosen), len(layers), out.stat().st_size)
+
+
+def _free_layer(
+    layers: list[NDArray[np.uint8]],
+    counts: list[int],
+    box: tuple[slice, ...],
+    inside: NDArray[np.bool_],
+    shape: tuple[int, ...],
+) -> int:
+    """The first layer where the mask overlaps nothing (a new one when there is none)."""
+    for i, layer in enumerate(layers):
+        if counts[i] < MAX_LABELS_PER_LAYER and not (layer[box][inside] != 0).any():
+            return i
+    layers.append(np.zeros(shape, dtype=np.uint8))
+    counts.append(0)
+    return len(layers) - 1
+
+
+def _segment_fields(
+    header: dict[str, Any],
+    index: int,
+    name: str,
+    layer: int,
+    label: int,
+    offset: tuple[int, int, int],
+    inside: NDArray[np.bool_],
+    count: int,
+) -> None:
+    red, green, blue = segment_colour(index, count)
+    key = f"Segment{index}_"
+    header[key + "Color"] = f"{red / 255:.6g} {green / 255:.6g} {blue / 255:.6g}"
+    header[key + "ColorAutoGenerated"] = "0"
+    if inside.any():
+        where = np.nonzero(inside)
+        extent = " ".join(
+            f"{o + int(w.min())} {o + int(w.max())}" for o, w in zip(offset, where, strict=True)
+        )
+    else:
+        extent = "0 -1 0 -1 0 -1"  # Slicer's empty extent
+    header[key + "Extent"] = extent
+    header[key + "ID"] = name
+    header[key + "LabelValue"] = str(label)
+    header[key + "Layer"] = str(layer)
+    header[key + "Name"] = name
+    header[key + "NameAutoGenerated"] = "0"
+
+
+def _geometry_fields(space: Space, *, four_d: bool) -> dict[str, Any]:
+    directions = np.asarray(
+        [
+            np.asarray(d, dtype=np.float64) * float(s)
+            for d, s in zip(
+                (space.x_orientation, space.y_orientation, space.z_orientation),
+                space.spacing,
+                strict=True,
+            )
+        ]
+    )
+    if four_d:
+        directions = np.vstack([np.full(3, np.nan), directions])
+    return {
+        "space": _LPS,
+        "space directions": directions,
+        "space origin": np.asarray(space.origin, dtype=np.float64),
+        "kinds": ["list", "domain", "domain", "domain"] if four_d else ["domain"] * 3,
+        "encoding": "gzip",
+    }
+
+
+def read_seg_nrrd(path: str | os.PathLike[str]) -> Iterator[tuple[str, SegmentationMask]]:
+    """Each segment of a ``.seg.nrrd`` as a 0/1 uint8 mask, in segment order.
+
+    Raises
+    ------
+    FormatError
+        Not a readable NRRD, no segment fields, or geometry it cannot describe.
+    """
+    source = Path(path)
+    try:
+        data, header = nrrd.read(str(source))
+    except (OSError, ValueError, nrrd.NRRDError) as err:
+        raise FormatError(f"{source}: not a readable NRRD file ({err})") from err
+    space = _space_of(header, data, source)
+    segments = sorted(
+        int(k[len("Segment") : -len("_Name")])
+        for k in header
+        if k.startswith("Segment") and k.endswith("_Name") and k[7:-5].isdigit()
+    )
+    if not segments:
+        raise FormatError(f"{source}: no SegmentN_Name fields: not a Slicer segmentation")
+    volumes = data if data.ndim == 4 else data[None]
+    taken: set[str] = set()
+    for n in segments:
+        key = f"Segment{n}_"
+        name = str(header[key + "Name"]) or f"segment_{n}"
+        if name in taken:
+            raise FormatError(f"{source}: two segments are named {name!r}")
+        taken.add(name)
+        try:
+            layer = int(header.get(key + "Layer", 0))
+            label = int(header.get(key + "LabelValue", 1))
+        except ValueError as err:
+            raise FormatError(f"{source}: segment {name!r} has a bad layer or label") from err
+        if not 0 <= layer < volumes.shape[0]:
+            raise FormatError(
+                f"{source}: segment {name!r} is in layer {layer} of {volumes.shape[0]}"
+            )
+        voxels = np.ascontiguousarray(volumes[layer] == label).view(np.uint8)
+        yield name, SegmentationMask._trusted(voxels, LabelMapping({name: 1}), space)
+
+
+def _space_of(header: dict[str, Any], data: NDArray[Any], source: Path) -> Space:
+    directions = np.asarray(header.get("space directions"), dtype=np.float64)
+    if data.ndim == 4:
+        directions = directions[1:]
+    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+    if directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
+        raise FormatError(f"{source}: needs 3 space directions for a 3-D volume")
+    kind = str(header.get("space", _LPS))
+    if kind in (_RAS, "RAS"):
+        flip = np.asarray([-1.0, -1.0, 1.0])
+        directions, origin = directions * flip, origin * flip
+    elif kind not in (_LPS, "LPS"):
+        raise FormatError(f"{source}: space {kind!r} (expected LPS or RAS)")
+    spacing = np.linalg.norm(directions, axis=1)
+    shape = data.shape[1:] if data.ndim == 4 else data.shape
+    try:
+        return Space(
+            shape=tuple(int(n) for n in shape),
+            origin=tuple(float(v) for v in origin),
+            spacing=tuple(float(v) for v in spacing),
+            x_orientation=tuple(float(v) for v in directions[0] / spacing[0]),
+            y_orientation=tuple(float(v) for v in directions[1] / spacing[1]),
+            z_orientation=tuple(float(v) for v in directions[2] / spacing[2]),
+        )
+    except Exception as err:  # spacetransformer's validation: sheared or skewed axes
+        raise FormatError(f"{source}: its axes are not a rotation times spacing ({err})") from err

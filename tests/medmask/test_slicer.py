@@ -1,0 +1,126 @@
+"""3D Slicer .seg.nrrd export and import: overlaps as layers, Slicer's fields, LPS and RAS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nrrd
+import numpy as np
+import pytest
+
+from medmask import FormatError, MaskArchive, SegmentationMask
+from medmask.cli import main
+from medmask.packing import pack
+from medmask.sample import generate_masks
+from medmask.slicer import export_seg_nrrd, read_seg_nrrd
+from medmask.space import spaces_close
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("slicer")
+    sample = generate_masks(folder / "sample", scale="small")
+    path = folder / "sample.mska"
+    pack(sample.masks_dir, path)
+    return path
+
+
+def test_every_mask_and_overlap_comes_back(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "organs.seg.nrrd"
+    result = export_seg_nrrd(archive, out)
+    with MaskArchive(archive) as opened:
+        originals = {name: np.asarray(opened.load_mask(name).data) for name in opened}
+        space = opened.space
+    assert space is not None
+    overlapping = any(
+        (a & b).any()
+        for i, a in enumerate(m != 0 for m in originals.values())
+        for j, b in enumerate(m != 0 for m in originals.values())
+        if i < j
+    )
+    assert overlapping and result.layers > 1  # the sample declares overlaps
+    back = dict(read_seg_nrrd(out))
+    assert list(back) == list(originals)  # every mask, empty ones included, in order
+    for name, mask in back.items():
+        assert np.array_equal(np.asarray(mask.data), originals[name]), name
+        assert spaces_close(mask.space, space)
+
+
+def test_the_header_is_what_slicer_reads(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "organs.seg.nrrd"
+    export_seg_nrrd(archive, out, names=["liver", "spleen", "brain"])
+    data, header = nrrd.read(str(out))
+    assert header["space"] == "left-posterior-superior"
+    assert header["Segmentation_MasterRepresentation"] == "Binary labelmap"
+    with MaskArchive(archive) as opened:
+        stats = opened.statistics()
+    for i, name in enumerate(["liver", "spleen", "brain"]):
+        assert header[f"Segment{i}_Name"] == name
+        box = stats[name].bbox
+        expected = "0 -1 0 -1 0 -1" if box is None else " ".join(f"{a} {b - 1}" for a, b in box)
+        assert header[f"Segment{i}_Extent"] == expected  # inclusive, as Slicer writes it
+        layer = data if data.ndim == 3 else data[int(header[f"Segment{i}_Layer"])]
+        assert (
+            int((layer == int(header[f"Segment{i}_LabelValue"])).sum()) == stats[name].voxel_count
+        )
+
+
+def test_a_ras_file_with_one_layer_as_slicer_writes_it(tmp_path: Path) -> None:
+    labels = np.zeros((20, 18, 16), np.uint8)
+    labels[2:8, 3:9, 4:10] = 1
+    labels[10:15, 3:9, 4:10] = 2
+    header = {
+        "space": "right-anterior-superior",
+        "space directions": np.diag([-0.8, -0.8, 2.0]),  # RAS: LPS axes +x, +y
+        "space origin": np.array([-10.0, -20.0, 30.0]),
+        "kinds": ["domain", "domain", "domain"],
+        "Segment0_Name": "kidney_left",
+        "Segment0_LabelValue": "1",
+        "Segment0_Layer": "0",
+        "Segment1_Name": "kidney_right",
+        "Segment1_LabelValue": "2",
+        "Segment1_Layer": "0",
+    }
+    path = tmp_path / "two.seg.nrrd"
+    nrrd.write(str(path), labels, header)
+    back = dict(read_seg_nrrd(path))
+    assert np.array_equal(np.asarray(back["kidney_right"].data), (labels == 2).astype(np.uint8))
+    space = back["kidney_left"].space
+    assert np.allclose(space.origin, (10.0, 20.0, 30.0))
+    assert np.allclose(space.x_orientation, (1, 0, 0)) and np.allclose(space.spacing, (0.8, 0.8, 2))
+    archive = tmp_path / "two.mska"
+    assert main(["pack", str(path), "-o", str(archive)]) == 0
+    with MaskArchive(archive) as opened:
+        assert sorted(opened) == ["kidney_left", "kidney_right"]
+
+
+def test_files_that_are_not_segmentations(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.seg.nrrd"
+    junk.write_bytes(b"not a nrrd")
+    with pytest.raises(FormatError, match="not a readable NRRD"):
+        list(read_seg_nrrd(junk))
+    plain = tmp_path / "plain.seg.nrrd"
+    nrrd.write(
+        str(plain),
+        np.zeros((4, 4, 4), np.uint8),
+        {"space directions": np.eye(3), "space": "left-posterior-superior"},
+    )
+    with pytest.raises(FormatError, match="no SegmentN_Name"):
+        list(read_seg_nrrd(plain))
+
+
+def test_the_command_line_round_trip(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "organs.seg.nrrd"
+    assert main(["export-slicer", str(archive), "-o", str(out)]) == 0
+    assert "segments in" in capsys.readouterr().out
+    back = tmp_path / "back.mska"
+    assert main(["pack", str(out), "-o", str(back)]) == 0
+    with MaskArchive(archive) as a, MaskArchive(back) as b:
+        assert list(a) == list(b)
+        for name in a:
+            assert a.load_mask(name) == SegmentationMask(
+                np.asarray(b.load_mask(name).data), {name: 1}, b.space
+            )
+    assert main(["export-slicer", str(archive), "-o", str(tmp_path / "x.nrrd")]) == 2
