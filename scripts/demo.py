@@ -72,7 +72,8 @@ def main(out: str = "demo") -> None:
     ]
     run("dcm-extract", dcm_extract, extract)
     run("medmask", medmask, ["--version"])
-    run("medmask", medmask, ["sample", str(masks_dir), "--scale", "medium", "--overwrite"])
+    sample = ["sample", str(masks_dir), "--scale", "medium", "--overwrite", "--ct-series"]
+    run("medmask", medmask, sample)
     summarize_masks(masks_dir / "ground_truth.json")
     archive = masks_dir / "organs.mska"
     pack = ["pack", str(masks_dir / "segmentations"), "-o", str(archive), "--overwrite"]
@@ -85,6 +86,17 @@ def main(out: str = "demo") -> None:
         medmask,
         ["preview", str(archive), "-o", str(preview), "--image", str(masks_dir / "ct.nii.gz")],
     )
+    seg, slicer = masks_dir / "organs_seg.dcm", masks_dir / "organs.seg.nrrd"
+    ct_series = masks_dir / "ct_dicom"
+    export = ["export-seg", str(archive), "--source", str(ct_series), "-o", str(seg)]
+    run("medmask", medmask, [*export, "--algorithm", "medkit-sample", "--overwrite"])
+    back = masks_dir / "from_seg.mska"
+    run(
+        "medmask",
+        medmask,
+        ["pack", str(seg), "-o", str(back), "--like", str(archive), "--overwrite"],
+    )
+    run("medmask", medmask, ["export-slicer", str(archive), "-o", str(slicer), "--overwrite"])
     open_from_python(archive)
     print("\nResults:")
     print(f"  DICOM cases:        {dicom_dir / 'dicom_cases'}")
@@ -95,6 +107,9 @@ def main(out: str = "demo") -> None:
     print(f"  synthetic CT:       {masks_dir / 'ct.nii.gz'}")
     print(f"  mask archive:       {archive}")
     print(f"  preview picture:    {preview}")
+    print(f"  CT series (DICOM):  {ct_series}")
+    print(f"  DICOM SEG:          {seg} (and back: {back})")
+    print(f"  3D Slicer:          {slicer}")
 
 
 if __name__ == "__main__":

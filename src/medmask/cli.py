@@ -225,9 +225,22 @@ def _print_pack(result: PackResult) -> None:
     empty = f" ({len(result.empty)} empty)" if result.empty else ""
     typer.echo(
         f"{result.target}: {len(result.masks)} masks{empty}{groups}, "
-        f"{_size(result.input_bytes)} of NIfTI -> {_size(result.archive_bytes)} "
+        f"{_size(result.input_bytes)} of {_input_kind(result.source)} -> "
+        f"{_size(result.archive_bytes)} "
         f"({_ratio(result.input_bytes, result.archive_bytes)})"
     )
+
+
+def _input_kind(source: Path) -> str:
+    """What a pack source was, for its summary line."""
+    from .nifti import is_nifti  # noqa: PLC0415
+
+    if source.name.lower().endswith(".seg.nrrd"):
+        return "Slicer .seg.nrrd"
+    if source.is_file():
+        return "NIfTI" if is_nifti(source) else "DICOM SEG"
+    has_nifti = any(is_nifti(p) for p in source.iterdir() if p.is_file())
+    return "NIfTI" if has_nifti else "DICOM SEG"
 
 
 def _ratio(before: int, after: int) -> str:
@@ -497,12 +510,19 @@ def _sample(
         _Scale, typer.Option(help="Grid size: small, medium, or full body (512x512x600).")
     ] = _Scale.small,
     overwrite: Annotated[bool, typer.Option(help="Replace masks generated earlier.")] = False,
+    ct_series: Annotated[
+        bool, typer.Option(help="Also write the CT as a DICOM series (for export-seg).")
+    ] = False,
 ) -> None:
     """Write generated organ masks (TotalSegmentator layout) to OUT_DIR."""
     with _reported():
-        result = generate_masks(out_dir, seed=seed, scale=scale.value, overwrite=overwrite)
+        result = generate_masks(
+            out_dir, seed=seed, scale=scale.value, overwrite=overwrite, ct_series=ct_series
+        )
     typer.echo(f"{len(result.names)} masks in {result.masks_dir}")
     typer.echo(f"multi-label: {result.multilabel_path}")
+    if result.ct_series_dir is not None:
+        typer.echo(f"CT series: {result.ct_series_dir}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

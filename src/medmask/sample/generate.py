@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from ..errors import MedmaskError
 from ..nifti_labels import TOTALSEG_ECODE, encode_label_table
+from ..space import space_from_affine
 from .anatomy import DECLARED_OVERLAPS, ORGANS, Blob
 from .shapes import Crop, Shape3, rasterize
 
@@ -30,6 +31,7 @@ SCALES: dict[str, tuple[Shape3, tuple[float, float, float]]] = {
 MASKS_DIRNAME = "segmentations"
 MULTILABEL_FILENAME = "multilabel.nii.gz"
 CT_FILENAME = "ct.nii.gz"
+CT_SERIES_DIRNAME = "ct_dicom"
 TRUTH_FILENAME = "ground_truth.json"
 
 
@@ -50,6 +52,9 @@ class MaskSample:
         Ground truth: labels, voxel counts, overlaps, geometry.
     names : tuple[str, ...]
         Structure names in label order (label = position + 1).
+    ct_series_dir : Path or None
+        The synthetic CT as a DICOM series (one file per slice), when asked for: the
+        source series to export the masks onto as a DICOM SEG.
     """
 
     masks_dir: Path
@@ -57,6 +62,7 @@ class MaskSample:
     ct_path: Path
     truth_path: Path
     names: tuple[str, ...]
+    ct_series_dir: Path | None = None
 
 
 def sample_affine(shape: Shape3, spacing: tuple[float, float, float]) -> NDArray[np.float64]:
@@ -87,6 +93,7 @@ def generate_masks(
     shape: Shape3 | None = None,
     spacing: tuple[float, float, float] | None = None,
     overwrite: bool = False,
+    ct_series: bool = False,
 ) -> MaskSample:
     """Generate 117 per-organ masks, their multi-label image, a CT and ground truth.
 
@@ -102,6 +109,8 @@ def generate_masks(
         Override the preset's grid size (voxels) or spacing (mm).
     overwrite : bool
         Replace earlier output in ``out_dir`` instead of refusing.
+    ct_series : bool
+        Also write the CT as a DICOM series in ``out_dir/ct_dicom`` (the masks' grid).
 
     Returns
     -------
@@ -146,12 +155,23 @@ def generate_masks(
     sidecar.write_text(
         json.dumps({str(v): k for k, v in labels.items()}, indent=1) + "\n", encoding="utf-8"
     )
-    ct_path = _save(_synthetic_ct(label_image, rng), affine, out / CT_FILENAME)
+    ct = _synthetic_ct(label_image, rng)
+    ct_path = _save(ct, affine, out / CT_FILENAME)
+    series_dir = None
+    if ct_series:
+        from .ct_series import write_ct_series  # noqa: PLC0415 - pydicom only when asked
+
+        series_dir = out / CT_SERIES_DIRNAME
+        if series_dir.exists():
+            shutil.rmtree(series_dir)
+        write_ct_series(
+            ct, space_from_affine(affine, grid), series_dir, seed=f"medmask-sample-{seed}"
+        )
 
     truth = _truth(seed, grid, mm, affine, names, crops, labels)
     truth_path = out / TRUTH_FILENAME
     truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
-    return MaskSample(masks_dir, multilabel, ct_path, truth_path, names)
+    return MaskSample(masks_dir, multilabel, ct_path, truth_path, names, series_dir)
 
 
 def _carve(
