@@ -424,6 +424,22 @@ class SegmentationMask:
 
         return read_nifti_folder(folder)
 
+    @classmethod
+    def from_dicom_seg(
+        cls, source: str | os.PathLike[str], space: Space | None = None
+    ) -> dict[str, SegmentationMask]:
+        """Each segment of a DICOM SEG (a file, or a folder of one segmentation's
+        instances) as a 0/1 mask, by segment label; see :func:`medmask.dicom.seg_reader.read_seg`.
+
+        ``space``: the grid to read onto (e.g. the source series'); default the frames' own.
+        """
+        from .dicom.exchange import seg_files, seg_masks
+
+        files = seg_files(source)
+        if not files:
+            raise MaskNotFoundError(f"{source}: no DICOM SEG file found")
+        return dict(seg_masks(files, space=space))
+
     def to_nifti(self, path: str | os.PathLike[str] | None = None) -> nib.Nifti1Image:
         """The mask as a NIfTI image, written to ``path`` when given; see :mod:`medmask.nifti`."""
         from .nifti import write_nifti

@@ -370,3 +370,33 @@ def test_dciodvfy_finds_no_errors(case: Case, tmp_path: Path, syntax: str) -> No
     assert "Segmentation" in report
     errors = [line for line in report.splitlines() if line.startswith("Error")]
     assert not errors, report
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED / "totalseg_s0000").is_dir(), reason="needs ../shared/data")
+def test_s0000_onto_a_series_of_its_own_geometry(tmp_path: Path) -> None:
+    """TotalSegmentator's s0000 (oblique, 1.5 mm) on a CT series with a real CT's header."""
+    masks = SegmentationMask.from_nifti_folder(SHARED / "totalseg_s0000")
+    archive = tmp_path / "s0000.mska"
+    with MaskArchive(archive, "w") as out:
+        for name, mask in masks.items():
+            out.add_mask(mask, name)
+        space = out.space
+    assert space is not None
+    templates = sorted((SHARED / "ct_sample").glob("*"))
+    template = pydicom.dcmread(templates[0], stop_before_pixels=True) if templates else None
+    shape = tuple(int(n) for n in space.shape)
+    write_ct_series(np.zeros(shape, np.int16), space, tmp_path / "ct", template=template)
+    seg = tmp_path / "s0000_seg.dcm"
+    result = export_seg(archive, tmp_path / "ct", seg)
+    truth = {n: int(np.count_nonzero(m.data)) for n, m in masks.items()}
+    assert counts_by_highdicom(seg) == {n: c for n, c in truth.items() if c}
+    assert len(result.empty) == sum(1 for c in truth.values() if not c)
+    if template is not None:
+        assert pydicom.dcmread(seg).PatientName == template.PatientName
+    back = SegmentationMask.from_dicom_seg(seg, space=space)
+    for name, mask in back.items():  # every voxel, the 21 shared ones included
+        assert np.array_equal(np.asarray(mask.data) != 0, np.asarray(masks[name].data) != 0), name

@@ -25,6 +25,12 @@ from spacetransformer import Space
 
 __all__ = ["write_ct_series"]
 
+_FROM_TEMPLATE = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyDate",
+    "StudyTime", "StudyDescription", "AccessionNumber", "Manufacturer",
+    "ManufacturerModelName", "KVP", "BodyPartExamined", "InstitutionName",
+)  # fmt: skip
+
 
 def write_ct_series(
     volume: NDArray[Any],
@@ -35,6 +41,7 @@ def write_ct_series(
     tilt_degrees: float = 0.0,
     patient_name: str = "SAMPLE^PHANTOM",
     patient_id: str = "SAMPLE0001",
+    template: Dataset | None = None,
 ) -> list[Path]:
     """Write ``volume`` (HU, on ``space``) as a CT series; return the files, slice order.
 
@@ -53,6 +60,9 @@ def write_ct_series(
         the slice spacing, as a tilted acquisition stores it (for tests of refusal).
     patient_name, patient_id : str
         Patient module values.
+    template : pydicom.dataset.Dataset, optional
+        A real CT header whose patient, study and equipment attributes the slices take
+        (names, IDs, dates, manufacturer, kVp...); geometry and UIDs stay ours.
     """
     shape = tuple(int(n) for n in space.shape)
     if volume.shape != shape:
@@ -79,22 +89,8 @@ def write_ct_series(
         ds.file_meta.MediaStorageSOPInstanceUID = instance
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, instance
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240101"
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
-        ds.AccessionNumber = ""
-        ds.Modality = "CT"
-        ds.Manufacturer = "medkit sample generator"
-        ds.ReferringPhysicianName = ""
-        ds.PatientName, ds.PatientID = patient_name, patient_id
-        ds.PatientBirthDate, ds.PatientSex = "19700101", "O"
-        ds.KVP = "120"
-        ds.SliceThickness = f"{sz:g}"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, k + 1
-        ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = frame, ""
+        _describe(ds, instance, patient_name, patient_id, (study, series, frame), sz)
+        ds.InstanceNumber = k + 1
         position = origin + k * sz * z + k * shear * y
         ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
         ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*x, *y)]
@@ -103,8 +99,39 @@ def write_ct_series(
         ds.PixelSpacing = [f"{sy:g}", f"{sx:g}"]  # between rows, between columns
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "HU"
+        if template is not None:
+            for keyword in _FROM_TEMPLATE:
+                if keyword in template:
+                    setattr(ds, keyword, template.data_element(keyword).value)  # type: ignore[union-attr]
         ds.PixelData = np.ascontiguousarray(hu[:, :, k].T).tobytes()
         path = out / f"CT{k + 1:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def _describe(
+    ds: Dataset,
+    instance: str,
+    patient_name: str,
+    patient_id: str,
+    uids: tuple[str, str, str],
+    thickness: float,
+) -> None:
+    """The attributes every slice shares (all but geometry, number and pixels)."""
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, instance
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240101"
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
+    ds.AccessionNumber = ""
+    ds.Modality = "CT"
+    ds.Manufacturer = "medkit sample generator"
+    ds.ReferringPhysicianName = ""
+    ds.PatientName, ds.PatientID = patient_name, patient_id
+    ds.PatientBirthDate, ds.PatientSex = "19700101", "O"
+    ds.KVP = "120"
+    ds.SliceThickness = f"{thickness:g}"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uids[0], uids[1]
+    ds.StudyID, ds.SeriesNumber = "1", 1
+    ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = uids[2], ""
