@@ -35,6 +35,7 @@ from medmask.packing import pack
 from medmask.sample import generate_masks
 from medmask.sample.ct_series import write_ct_series
 from medmask.space import space_from_affine
+from medmask.unpacking import unpack_archive
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ def test_seg_to_archive_gives_every_voxel_back(case: Case, tmp_path: Path) -> No
         for name in opened:
             assert np.array_equal(np.asarray(opened.load_mask(name).data) != 0, case.masks[name])
         assert sorted(opened) == sorted(n for n, m in case.masks.items() if m.any())
+    # and on to NIfTI: the files equal the generator's own, voxels and affine
+    unpack_archive(back, tmp_path / "nifti")
+    for path in sorted((tmp_path / "nifti").glob("*.nii.gz")):
+        original = nib.load(case.folder / "sample" / "segmentations" / path.name)
+        written = nib.load(path)
+        assert np.array_equal(np.asarray(written.dataobj) != 0, np.asarray(original.dataobj) != 0)
+        assert np.allclose(written.affine, original.affine, atol=1e-4)
     # onto the source series' grid, then by the same axis map back to the masks' grid
     source = read_source_series(case.ct)
     axes = map_axes(space, source.grid)
