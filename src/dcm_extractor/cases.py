@@ -9,7 +9,7 @@ reason, so the summary adds up to every file found.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from .fastheader import HEAD_BYTES, inspect_head, read_head
 from .header import ImageFacts, Skip
 from .rows import build_row
+from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
 
 __all__ = ["CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
@@ -72,14 +73,6 @@ def iter_case_dirs(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _walk(case_dir: Path) -> Iterator[Path]:
-    """Every file under the case, in sorted relative-path order; symlinks are not followed."""
-    for folder, dirs, files in os.walk(case_dir):
-        dirs.sort()
-        for name in sorted(files):
-            yield Path(folder) / name
-
-
 def scan_case(
     case_dir: str | os.PathLike[str],
     data_root: str | os.PathLike[str] | None = None,
@@ -100,8 +93,16 @@ def scan_case(
     case = Path(case_dir)
     root = Path(data_root) if data_root is not None else case.parent
     result = CaseResult(case.name)
-    paths = list(_walk(case))
-    number = {path: f"file{index:05d}" for index, path in enumerate(paths)}  # names-free handle
+    found = list(walk_case_files(case))
+    number = {  # names-free handle of every entry
+        (item.path if isinstance(item, WalkProblem) else item): f"file{index:05d}"
+        for index, item in enumerate(found)
+    }
+    for problem in (item for item in found if isinstance(item, WalkProblem)):
+        result.files += 1
+        place = _Place(_relative(problem.path, root), number[problem.path])
+        _skip(result, place, problem.reason, problem.detail)
+    paths = [item for item in found if not isinstance(item, WalkProblem)]
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     loose = [p for p in paths if p.suffix.lower() != ".zip"]
     in_zips: dict[tuple[str, str], str] = {}  # (SOP, series UID) -> where it was counted
@@ -150,7 +151,9 @@ def _scan_zip(
     """One zip of the case: its members counted or reported, its row added."""
     images: list[ImageFacts] = []
     members = iter_zip_members(zip_path, max_member_bytes=max_member_bytes, head_bytes=HEAD_BYTES)
+    seen = 0
     for index, item in enumerate(members):
+        seen += 1
         result.files += 1
         if isinstance(item, ZipProblem) and item.name is None:
             _skip(result, where, item.reason, item.detail)
@@ -171,6 +174,9 @@ def _scan_zip(
         images.append(verdict)
         in_zips.setdefault(_identity(verdict), place.path)
         _note_undecodable(result, place, verdict)
+    if not seen:  # the zip itself is then the file accounted for
+        result.files += 1
+        _skip(result, where, "empty_zip", "a zip without files (empty, or folders only)")
     _add_row(result, zip_path.name, images, where)
 
 

@@ -1,10 +1,10 @@
 """The resume manifest: each finished case's sources and results, so a re-run skips it.
 
 One JSON file per case, named by project ID, written atomically after the case's
-outputs. A case is reused when the fingerprint of its files (relative path, size and
-modification time of every file, hashed) and of this medkit version is unchanged; a
-changed case is scanned again. A run killed midway resumes from the cases it finished;
-nothing is appended, so no row is duplicated.
+outputs. A case is reused when the fingerprint of its name and files (relative path,
+size, modification and change time and inode of every file, hashed) and of this medkit
+version is unchanged; a changed case is scanned again. A run killed midway resumes from
+the cases it finished; nothing is appended, so no row is duplicated.
 
 The records hold the case's rows, with patient names: the manifest is kept in
 ``<out>/.manifest`` for ordinary runs, and de-identified runs use one only where told
@@ -15,30 +15,49 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Final
 
 from . import __version__
 from .atomic import write_atomic
 from .cases import CaseResult, ReportEntry
+from .walk import WalkProblem, walk_case_files
 
 __all__ = ["MANIFEST_FORMAT", "Manifest"]
 
-MANIFEST_FORMAT: Final = "medkit-dcm-manifest/1"
+MANIFEST_FORMAT: Final = "medkit-dcm-manifest/2"  # 2: name, ctime and inode in the fingerprint
 
 
 def case_fingerprint(case_dir: Path) -> str:
-    """A hash of every file's relative path, size and mtime under the case, and the version."""
-    digest = hashlib.sha256(f"{MANIFEST_FORMAT}\x1f{__version__}".encode())
-    for folder, dirs, files in os.walk(case_dir):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            stat = path.stat()
-            relative = path.relative_to(case_dir).as_posix()
-            digest.update(f"\x1e{relative}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}".encode())
+    """A hash of the case's name and every entry's relative path, size, mtime, ctime and
+    inode (and of entries that are not read, their reason), and the version.
+
+    The case name is in it, so a renamed case is scanned again rather than matched to the
+    old name's results. ctime and inode catch a file replaced by one of the same size with
+    its mtime kept (``cp -p``, ``rsync -a``): both change whenever a file is written or
+    replaced, and reading them costs no more than the size.
+    """
+    digest = hashlib.sha256(f"{MANIFEST_FORMAT}\x1f{__version__}\x1f{case_dir.name}".encode())
+    for item in walk_case_files(case_dir):
+        if isinstance(item, WalkProblem):
+            relative = _relative(item.path, case_dir)
+            digest.update(f"\x1e{relative}\x1f{item.reason}".encode())
+            continue
+        try:
+            info = item.stat()
+        except OSError as err:  # gone since the walk: this run will report it
+            digest.update(f"\x1e{_relative(item, case_dir)}\x1f{type(err).__name__}".encode())
+            continue
+        fields = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        digest.update(f"\x1e{_relative(item, case_dir)}\x1f{fields}".encode())
     return digest.hexdigest()
+
+
+def _relative(path: Path, case_dir: Path) -> str:
+    try:
+        return path.relative_to(case_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 class Manifest:

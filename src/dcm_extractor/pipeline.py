@@ -32,6 +32,7 @@ from .manifest import Manifest, case_fingerprint
 from .privacy import DateMode, Pseudonymizer, deidentify_rows
 from .projectids import ProjectIdMap
 from .tables import ReportStream, TableStream, write_csv, write_json
+from .walk import walk_case_files
 
 __all__ = ["REPORT_NAME", "RunOptions", "RunSummary", "move_top_level_zips", "run", "with_ids"]
 
@@ -345,7 +346,8 @@ def _result_of(
 
 
 def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
-    """Files directly under the data root are not cases: counted and reported."""
+    """What under the data root is not a case, counted and reported: files directly
+    under it, and hidden folders (``.Trash``, ``.git``: names starting with a dot)."""
     detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
     entries = []
     for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
@@ -353,6 +355,15 @@ def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
         summary.skipped += 1
         entries.append(
             ReportEntry("", path.name, "not_in_case", detail, "", f"root-file{index:05d}")
+        )
+    hidden = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("."))
+    for index, folder in enumerate(hidden):
+        count = sum(1 for _ in walk_case_files(folder))
+        summary.files += count
+        summary.skipped += count
+        why = f"a hidden folder (its name starts with a dot): its {count} files were not scanned"
+        entries.append(
+            ReportEntry("", folder.name, "hidden_folder", why, "", f"root-folder{index:05d}")
         )
     return entries
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,58 @@ def test_one_uid_in_two_series_is_two_images_but_a_copy_is_one(tmp_path: Path) -
     [row] = result.rows
     assert (row["ImageCount"], row["SeriesCount"]) == (2, 2)
     assert [(e.location, e.reason) for e in result.report] == [("case1/c.dcm", "duplicate")]
+
+
+def _image(path: Path, name: str = "CT_small.dcm") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(Path(get_testdata_file(name)).read_bytes())  # type: ignore[arg-type]
+    return path
+
+
+def test_only_regular_files_are_opened_and_links_are_followed_once(tmp_path: Path) -> None:
+    case = tmp_path / "root" / "case"
+    _image(case / "a" / "ct.dcm")
+    os.mkfifo(case / "a" / "pipe")  # opening it would block: reported, never opened
+    (case / "a" / "gone").symlink_to(case / "nowhere")
+    (case / "a" / "up").symlink_to(case)  # a loop back to the case
+    outside = _image(tmp_path / "elsewhere" / "mr.dcm", "MR_small.dcm")
+    (case / "b").symlink_to(outside.parent)  # a linked folder: read once
+    (case / "0_link.dcm").symlink_to(case / "a" / "ct.dcm")  # sorts before its target
+    result = scan_case(case, tmp_path / "root")
+    reasons = {e.location: e.reason for e in result.report}
+    assert reasons["case/a/pipe"] == "not_regular_file"
+    assert reasons["case/a/gone"] == "dangling_link"
+    assert reasons["case/a/up"] == "symlink_loop"
+    assert reasons["case/0_link.dcm"] == "duplicate"  # the real file is the one counted
+    assert result.images == 2  # a/ct.dcm and, through the linked folder, b/mr.dcm
+    assert result.files == 6 and result.images + result.skipped == result.files
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: no unreadable folder")
+def test_an_unreadable_folder_is_reported(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    _image(case / "ok.dcm")
+    locked = case / "locked"
+    _image(locked / "x.dcm")
+    locked.chmod(0)
+    try:
+        result = scan_case(case, tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert {e.location: e.reason for e in result.report}["case/locked"] == "unreadable_folder"
+
+
+def test_empty_zips_are_reported(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    case.mkdir()
+    with zipfile.ZipFile(case / "empty.zip", "w"):
+        pass
+    with zipfile.ZipFile(case / "folders.zip", "w") as folders:
+        folders.writestr("a/", b"")
+        folders.writestr("a/b/", b"")
+    result = scan_case(case, tmp_path)
+    assert {e.location: e.reason for e in result.report} == {
+        "case/empty.zip": "empty_zip",
+        "case/folders.zip": "empty_zip",
+    }
+    assert result.files == 2 and result.skipped == 2

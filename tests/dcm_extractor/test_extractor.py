@@ -8,10 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from slow_case import make_slow_case
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import (
@@ -24,6 +26,7 @@ from dcm_extractor.extractor import (
     move_top_level_zips,
     save_projectid_map,
 )
+from dcm_extractor.pipeline import RunOptions, run
 from dcm_extractor.privacy import Pseudonymizer, deidentify_rows
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
 
@@ -202,10 +205,9 @@ def test_move_top_level_zips_with_collisions(tmp_path: Path) -> None:
     assert (tmp_path / "b" / "b.zip").read_bytes() == b"old"
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe to hang a case")
-def test_a_hanging_case_is_stopped_and_the_run_completes(workspace: Path) -> None:
+def test_a_slow_case_is_stopped_and_the_run_completes(workspace: Path) -> None:
     data, out = workspace / "data" / "dicom_cases", workspace / "out"
-    os.mkfifo(data / "Smith_John" / "stalled_network_file")  # reading it blocks forever
+    make_slow_case(data / "Smith_John" / "many")  # takes seconds to scan
     argv = [
         "-d",
         str(data),
@@ -213,7 +215,7 @@ def test_a_hanging_case_is_stopped_and_the_run_completes(workspace: Path) -> Non
         str(out),
         "--merge-all",
         "--case-timeout",
-        "3",
+        "0.3",
         "--log",
         str(out / "l"),
     ]
@@ -333,3 +335,45 @@ def test_usage_errors_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "error:" in line]  # (argparse adds usage)
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
+
+
+def test_the_summary_adds_up_to_everything_on_disk(tmp_path: Path) -> None:
+    """The issue's case: hidden case folders, a FIFO, links and an empty zip, all counted."""
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=1)
+    root = sample.cases_root
+    (root / ".Trash").mkdir()
+    (root / ".Trash" / "old.dcm").write_bytes(b"x")
+    (root / ".Trash" / "older.dcm").write_bytes(b"y")
+    case = next(p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith("."))
+    os.mkfifo(case / "pipe")
+    (case / "gone").symlink_to(case / "nothing")
+    with zipfile.ZipFile(case / "empty.zip", "w"):
+        pass
+    os.mkfifo(root / "pipe_at_root")
+
+    def entries(path: Path) -> int:  # a zip inside a case counts its files (or itself)
+        if path.suffix.lower() != ".zip":
+            return 1
+        members = [n for n in zipfile.ZipFile(path).namelist() if not n.endswith("/")]
+        return len(members) or 1
+
+    at_root = sum(1 for p in root.iterdir() if not p.is_dir())  # not cases: one entry each
+    in_folders = sum(
+        entries(Path(folder) / name)
+        for top in root.iterdir()
+        if top.is_dir()
+        for folder, _, files in os.walk(top)
+        for name in files
+    )
+    on_disk = at_root + in_folders
+    options = RunOptions(data_root=root, out=tmp_path / "out", merge_all=True)
+    summary = run(options)
+    assert summary.files == on_disk
+    assert summary.images + summary.skipped == summary.files
+    report = read_csv(tmp_path / "out" / "extraction_report.csv")
+    reasons = {r["location"]: r["reason"] for r in report}
+    assert reasons[".Trash"] == "hidden_folder"
+    assert reasons["pipe_at_root"] == "not_in_case"
+    assert reasons[f"{case.name}/pipe"] == "not_regular_file"
+    assert reasons[f"{case.name}/gone"] == "dangling_link"
+    assert reasons[f"{case.name}/empty.zip"] == "empty_zip"

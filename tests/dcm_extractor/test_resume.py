@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from slow_case import make_slow_case
 
 from dcm_extractor.extractor import main
 from dcm_extractor.sample import DicomSample
@@ -67,14 +68,14 @@ def test_de_identified_runs_keep_no_manifest_in_their_outputs(data: Path, tmp_pa
     assert len(list((tmp_path / "private").iterdir())) == 6
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe to stall a case")
 def test_a_killed_run_resumes_without_losing_or_duplicating_rows(
     data: Path, tmp_path: Path
 ) -> None:
+    stall = make_slow_case(tmp_path / "stall", files=60_000)  # the slow part of the last case
     reference = tmp_path / "reference"
+    with_stall = data / "王小明" / "stall"  # the last case in order: the others finish first
+    shutil.copytree(stall, with_stall, copy_function=os.link)
     assert extract(data, reference, "--no-resume") == 0
-    stall = data / "王小明" / "stall"  # the last case in order: the others finish first
-    os.mkfifo(stall)
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
     argv += ["--workers", "1", "-q", "--log", str(tmp_path / "log")]
@@ -86,7 +87,45 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(
         process.wait()
     assert len(list((out / ".manifest").glob("*.json"))) == 5
     assert not (out / "all_cases.csv").exists()
-    stall.unlink()
     assert extract(data, out) == 0
     assert outputs(out)["all_cases.csv"] == outputs(reference)["all_cases.csv"]
     assert outputs(out) == outputs(reference)
+
+
+def test_a_same_size_file_with_its_mtime_kept_is_scanned_again(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cp -p`` of a corrected export: same size, same mtime, other bytes."""
+    out = tmp_path / "out"
+    assert extract(data, out) == 0
+    for target in sorted((data / "Smith_John").rglob("*.dcm")):
+        before = target.stat()
+        raw = target.read_bytes()
+        fixed = raw.replace(b"Smith^John", b"Smyth^John")  # same length
+        assert len(fixed) == len(raw)
+        replacement = tmp_path / "replacement.dcm"
+        replacement.write_bytes(fixed)
+        os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+        shutil.copy2(replacement, target)  # keeps the mtime, as cp -p and rsync -a do
+        assert target.stat().st_mtime_ns == before.st_mtime_ns
+        assert target.stat().st_size == before.st_size
+    capsys.readouterr()
+    assert extract(data, out) == 0
+    assert "0 failed, 5 unchanged" in capsys.readouterr().out
+    assert b"Smyth" in outputs(out)["all_cases.csv"]
+
+
+def test_a_renamed_case_with_a_fresh_id_map_is_not_matched_to_its_old_name(
+    data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert extract(data, out) == 0
+    (data / "Smith_John").rename(data / "CASE_0001")
+    (out / "case_projectid_map.json").unlink()  # a fresh map: IDs handed out again
+    assert extract(data, out) == 0
+    assert (out / "CASE_0001.csv").exists()
+    names = {
+        row.split(",")[1]
+        for row in (out / "all_cases.csv").read_text(encoding="utf-8").splitlines()[1:]
+    }
+    assert "CASE_0001.dir" in names and "Smith_John.dir" not in names

@@ -1,0 +1,93 @@
+"""The files of a case folder: regular files only, every other entry reported with why.
+
+Opening anything but a regular file can hang (a named pipe blocks until a writer comes)
+or read a device; so only regular files are returned, and FIFOs, sockets and devices
+come back as :class:`WalkProblem` entries for the report. Symlinks are followed, folders
+at most once (a link back up the tree is a loop, reported), and links to nothing are
+reported too. Files reached through a symlink come after every real file, so that when a
+link and its target are both in the case, the real file is the one counted.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["WalkProblem", "walk_case_files"]
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+@dataclass(frozen=True)
+class WalkProblem:
+    """An entry under a case that is not read: ``reason`` code and a names-free ``detail``."""
+
+    path: Path
+    reason: str
+    detail: str
+
+
+def walk_case_files(folder: Path) -> Iterator[Path | WalkProblem]:
+    """Regular files under ``folder`` (sorted, real files first), and problems met on the way."""
+    linked: list[Path] = []
+    try:
+        top = folder.stat()
+    except OSError as err:
+        yield WalkProblem(folder, "unreadable_folder", f"cannot be opened ({_name(err)})")
+        return
+    visited = {(top.st_dev, top.st_ino)}
+    yield from _visit(folder, visited, linked, via_link=False)
+    yield from linked
+
+
+def _visit(
+    folder: Path, visited: set[tuple[int, int]], linked: list[Path], *, via_link: bool
+) -> Iterator[Path | WalkProblem]:
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except OSError as err:
+        yield WalkProblem(folder, "unreadable_folder", f"cannot be listed ({_name(err)})")
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        is_link = entry.is_symlink()
+        try:
+            info = path.stat()  # follows links
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                yield WalkProblem(path, "symlink_loop", "a symbolic link that loops")
+            elif is_link and isinstance(err, FileNotFoundError):
+                yield WalkProblem(path, "dangling_link", "a symbolic link to nothing")
+            else:
+                yield WalkProblem(path, "unreadable", f"cannot be examined ({_name(err)})")
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in visited:
+                detail = "a linked folder already scanned (a link back up the tree, or twice)"
+                yield WalkProblem(path, "symlink_loop", detail)
+                continue
+            visited.add(key)
+            yield from _visit(path, visited, linked, via_link=via_link or is_link)
+        elif stat.S_ISREG(info.st_mode):
+            if is_link or via_link:
+                linked.append(path)
+            else:
+                yield path
+        else:
+            kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
+            yield WalkProblem(path, "not_regular_file", f"{kind}: not opened")
+
+
+def _name(err: OSError) -> str:
+    return type(err).__name__
