@@ -1,12 +1,34 @@
-"""Exceptions raised by dcm_extractor; catch :class:`DcmExtractorError` for all of them."""
+"""Exceptions raised by dcm_extractor; catch :class:`DcmExtractorError` for all of them.
+
+Each class carries the command line's exit code for it (``exit_code``): 2 for usage
+errors (a missing data root), 1 for everything else that stops a run.
+"""
 
 from __future__ import annotations
 
-__all__ = ["DcmExtractorError", "PseudonymKeyError", "SampleDataError"]
+__all__ = [
+    "DataRootError",
+    "DcmExtractorError",
+    "OutputBusyError",
+    "PseudonymKeyError",
+    "SampleDataError",
+]
 
 
 class DcmExtractorError(Exception):
     """Base class of every error dcm_extractor raises on bad inputs or outputs."""
+
+    exit_code = 1
+
+
+class DataRootError(DcmExtractorError):
+    """The data root does not exist, is not a folder, or cannot be listed."""
+
+    exit_code = 2
+
+
+class OutputBusyError(DcmExtractorError):
+    """Another run is writing into the same ``--out`` (it holds the output lock)."""
 
 
 class SampleDataError(DcmExtractorError):

@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
     except DcmExtractorError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         log.error("%s", err)
-        return 2 if "data root" in str(err) else 1
+        return err.exit_code
     finally:
         logging.getLogger(_PACKAGE).removeHandler(handler)
         handler.close()

@@ -26,11 +26,12 @@ from .atomic import write_atomic
 from .batches import case_batches, scan_batch, scan_one
 from .cases import CaseResult, ReportEntry, iter_case_dirs
 from .cluster import scan_on_cluster
-from .errors import DcmExtractorError
+from .errors import DataRootError
 from .isolation import CaseFailedError
 from .manifest import Manifest, case_fingerprint
 from .privacy import DateMode, Pseudonymizer, deidentify_rows
 from .projectids import ProjectIdMap
+from .runlock import output_lock
 from .tables import ReportStream, TableStream, write_csv, write_json
 from .walk import walk_case_files
 
@@ -132,8 +133,16 @@ def run(
     """
     root, out = options.data_root, options.out
     if not root.is_dir():
-        raise DcmExtractorError(f"data root {root} does not exist or is not a folder")
+        raise DataRootError(f"data root {root} does not exist or is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        return _run_locked(options, progress)
+
+
+def _run_locked(
+    options: RunOptions, progress: Callable[[CaseResult | None], None] | None
+) -> RunSummary:
+    root, out = options.data_root, options.out
     private = options.desensitize
     if options.move_top_level_zips:
         _move_zips(root, private)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -129,3 +130,27 @@ def test_a_renamed_case_with_a_fresh_id_map_is_not_matched_to_its_old_name(
         for row in (out / "all_cases.csv").read_text(encoding="utf-8").splitlines()[1:]
     }
     assert "CASE_0001.dir" in names and "Smith_John.dir" not in names
+
+
+def test_a_second_run_into_the_same_out_is_refused_naming_the_first(
+    data: Path, tmp_path: Path
+) -> None:
+    make_slow_case(data / "王小明" / "stall", files=60_000)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
+    argv += ["-q", "--log", str(tmp_path / "log1")]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as first:
+        deadline = time.monotonic() + 60
+        lock = out / ".dcm-extract.lock"
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
+            time.sleep(0.05)
+        second = subprocess.run(
+            [*argv[:-1], str(tmp_path / "log2")], capture_output=True, text=True, check=False
+        )
+        assert first.wait(120) == 0
+    assert second.returncode == 1
+    assert f"process {first.pid} on" in second.stderr and "another run is writing" in second.stderr
+    assert second.stderr.count("\n") == 1  # one line, no traceback
+    ids = json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8"))
+    assert sorted(ids.values()) == list(range(1, len(ids) + 1))  # one run's numbering
+    assert extract(data, out) == 0  # the lock went with the first run
