@@ -211,9 +211,11 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
     )
 
 
-def _configure_logging(path: Path) -> logging.Handler:
+def _configure_logging(path: Path, *, fresh: bool = False) -> logging.Handler:
+    """The log file's handler; appended to, or started afresh (de-identified runs: an
+    earlier run's lines could name patients)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(path, mode="w" if fresh else "a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger(_PACKAGE)  # also "src.dcm_extractor" when run by the old path
     package.setLevel(logging.INFO)
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     try:
-        handler = _configure_logging(Path(args.log))
+        handler = _configure_logging(Path(args.log), fresh=options.desensitize)
     except OSError as err:
         print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
         return 2
@@ -259,9 +261,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         handler.close()
     seconds = time.perf_counter() - started
     rate = summary.files / max(seconds, 1e-9)
+    if summary.cleaned:
+        print(f"--desensitize: removed from {options.out}: {summary.cleaned}", file=sys.stderr)
     print(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
     print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
-    print(f"log: {args.log}")
+    fresh = (
+        " (started afresh: earlier runs' lines could name patients)" if options.desensitize else ""
+    )
+    print(f"log: {args.log}{fresh}")
     return 1 if summary.failed else 0
 
 

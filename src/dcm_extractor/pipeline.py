@@ -26,8 +26,9 @@ from .atomic import write_atomic
 from .batches import case_batches, scan_batch, scan_one
 from .cases import CaseResult, ReportEntry, iter_case_dirs
 from .cluster import scan_on_cluster
-from .errors import DataRootError
+from .errors import DataRootError, DcmExtractorError
 from .isolation import CaseFailedError
+from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
 from .privacy import DateMode, Pseudonymizer, deidentify_rows
 from .projectids import ProjectIdMap
@@ -108,6 +109,7 @@ class RunSummary:
     handed_over: int = 0  # headers the fast reader left to pydicom's full parse
     reused: int = 0  # cases unchanged since a recorded run, not scanned again
     reported: int = 0  # lines in the report: skipped and failed files, row problems
+    cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
 
     def line(self) -> str:
         """One human summary line."""
@@ -143,6 +145,12 @@ def _run_locked(
     options: RunOptions, progress: Callable[[CaseResult | None], None] | None
 ) -> RunSummary:
     root, out = options.data_root, options.out
+    cleaned = ""
+    if options.desensitize:  # the folder is to be shareable: nothing earlier may name anyone
+        _refuse_foreign_map(options)
+        cleaned = remove_identifying_leftovers(out, options.manifest_dir).line()
+        if cleaned:
+            log.warning("--desensitize: removed from --out %s", cleaned)
     private = options.desensitize
     if options.move_top_level_zips:
         _move_zips(root, private)
@@ -153,7 +161,7 @@ def _run_locked(
     labels = {name: f"P{pid:06d}" for name, pid in id_of.items()}
     manifest = _manifest(options)
     fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of)
-    summary = RunSummary(reused=len(reused))
+    summary = RunSummary(reused=len(reused), cleaned=cleaned)
     outputs = _Outputs(options, labels if private else None)
     try:
         outputs.report(_root_files(root, summary))
@@ -352,6 +360,19 @@ def _result_of(
     if isinstance(outcome, CaseFailedError):
         raise outcome
     return outcome
+
+
+def _refuse_foreign_map(options: RunOptions) -> None:
+    """A de-identified run must not leave an earlier run's ID map (names -> IDs) in --out;
+    it is the key to the project IDs, so it is moved by the user, never deleted here."""
+    default = options.out / "case_projectid_map.json"
+    in_use = options.projectid_map or default
+    if default.exists() and default.resolve() != in_use.resolve():
+        raise DcmExtractorError(
+            f"{default} is an earlier run's project ID map (it names patients) and this "
+            "de-identified run uses another: move it out of --out (it keeps the project IDs "
+            "stable: pass it as --projectid-map) or delete it"
+        )
 
 
 def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:

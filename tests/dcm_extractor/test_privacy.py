@@ -253,3 +253,52 @@ def test_key_handling_errors(
     p = Pseudonymizer(b"k" * 32)
     assert p.pseudonym("PatientName", "A") != p.pseudonym("PatientID", "A")  # fields never collide
     assert p.pseudonym("PatientName", "") == ""
+
+
+def test_a_desensitized_run_into_a_used_out_leaves_nothing_that_names_anyone(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's case: an identified run's manifest, tables of several formats, a killed
+    run's temporary file and the appended log, then a de-identified run into that --out."""
+    root, truth = cases
+    out = tmp_path / "shared_outputs"
+    log = tmp_path / "shared_outputs.log"
+    ids = ["--projectid-map", str(tmp_path / "private" / "ids.json")]
+    assert run(root, out, "--export-json", "--format", "csv,json,parquet", *ids) == 0
+    assert (out / ".manifest").is_dir() and (out / "all_cases.parquet").exists()
+    killed = out / ".all_cases_original.csv.x1y2z3.tmp"  # what a killed run leaves
+    killed.write_bytes((out / "all_cases_original.csv").read_bytes())
+    (out / "notes.txt").write_text("the user's own file", encoding="utf-8")
+    renamed = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    old_table = out / f"{renamed.name}.csv"
+    assert old_table.exists()
+    renamed.rename(renamed.with_name("CASE_RENAMED"))  # its old table would stay behind
+    capsys.readouterr()
+    argv = ["--desensitize", "--pseudonym-key-file", str(key_file), *ids]
+    assert run(root, out, *argv) == 0
+    console = capsys.readouterr()
+    assert "--desensitize: removed from" in console.err and "tables of earlier" in console.err
+    assert not (out / ".manifest").exists() and not killed.exists() and not old_table.exists()
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "the user's own file"
+    texts, tokens = _needles(truth)
+    written = [p for p in out.rglob("*") if p.is_file() and p.name != "notes.txt"]
+    for path in [*written, log]:
+        data = _searchable(path)
+        for text in texts:
+            assert text not in data, (path.name, text)
+        for token in tokens:
+            assert not token.search(data), (path.name, token.pattern)
+
+
+def test_an_earlier_id_map_in_out_is_refused_not_deleted(
+    cases: tuple[Path, dict[str, Any]], key_file: Path, tmp_path: Path
+) -> None:
+    root, _ = cases
+    out = tmp_path / "out"
+    assert run(root, out) == 0  # the default map: out/case_projectid_map.json
+    argv = ["--desensitize", "--pseudonym-key-file", str(key_file)]
+    assert run(root, out, *argv, "--projectid-map", str(tmp_path / "ids.json")) == 1
+    assert (out / "case_projectid_map.json").exists()
