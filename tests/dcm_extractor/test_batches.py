@@ -29,7 +29,7 @@ def test_a_case_past_its_time_limit_costs_only_itself(
     shutil.copytree(dicom_sample.cases_root, root)
     first, stalled, last = sorted(p for p in root.iterdir() if p.is_dir())[:3]
     make_slow_case(stalled / "many")  # takes seconds to scan
-    results = scan_batch([first, stalled, last], root, timeout=0.3)
+    results = scan_batch([first, stalled, last], root, timeout=0.8)
     assert isinstance(results[1], CaseFailedError)
     assert results[1].case == stalled.name
     assert "time limit" in results[1].reason
