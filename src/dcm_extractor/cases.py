@@ -16,7 +16,7 @@ from typing import Any
 
 from .fastheader import HEAD_BYTES, inspect_head, read_head
 from .header import ImageFacts, Skip
-from .rows import build_row
+from .rows import RowProblem, build_row, fill_from
 from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
 
@@ -112,6 +112,7 @@ def scan_case(
         _scan_zip(result, zip_path, where, in_zips, max_member_bytes)
 
     loose_images: list[ImageFacts] = []
+    loose_header_only: list[ImageFacts] = []
     seen_loose: dict[tuple[str, str], str] = {}
     for path in loose:
         result.files += 1
@@ -125,6 +126,8 @@ def scan_case(
         result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
+            if verdict.facts is not None:
+                loose_header_only.append(verdict.facts)
             continue
         uid = _identity(verdict)
         earlier = (in_zips.get(uid) or seen_loose.get(uid)) if uid[0] else None
@@ -137,7 +140,7 @@ def scan_case(
         loose_images.append(verdict)
         _note_undecodable(result, place, verdict)
     loose_place = _Place(_relative(case, root), "loose files")
-    _add_row(result, f"{case.name}.dir", loose_images, loose_place)
+    _add_row(result, f"{case.name}.dir", loose_images, loose_place, loose_header_only)
     return result
 
 
@@ -150,6 +153,7 @@ def _scan_zip(
 ) -> None:
     """One zip of the case: its members counted or reported, its row added."""
     images: list[ImageFacts] = []
+    header_only: list[ImageFacts] = []  # readable DICOM objects that are not images
     members = iter_zip_members(zip_path, max_member_bytes=max_member_bytes, head_bytes=HEAD_BYTES)
     seen = 0
     for index, item in enumerate(members):
@@ -170,6 +174,8 @@ def _scan_zip(
         result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
+            if verdict.facts is not None:
+                header_only.append(verdict.facts)
             continue
         images.append(verdict)
         in_zips.setdefault(_identity(verdict), place.path)
@@ -177,7 +183,7 @@ def _scan_zip(
     if not seen:  # the zip itself is then the file accounted for
         result.files += 1
         _skip(result, where, "empty_zip", "a zip without files (empty, or folders only)")
-    _add_row(result, zip_path.name, images, where)
+    _add_row(result, zip_path.name, images, where, header_only)
 
 
 @dataclass(frozen=True)
@@ -191,10 +197,38 @@ class _Place:
         return _Place(f"{self.path}!{name}", f"{self.anonymous}!member{index:05d}")
 
 
-def _add_row(result: CaseResult, file_name: str, images: list[ImageFacts], where: _Place) -> None:
-    if not images:
+def _add_row(
+    result: CaseResult,
+    file_name: str,
+    images: list[ImageFacts],
+    where: _Place,
+    header_only: list[ImageFacts] | None = None,
+) -> None:
+    """The source's row: from its images, values they lack from its other DICOM objects;
+    a source with no image but a readable DICOM header still gets a row (ImageCount 0)."""
+    others = header_only or []
+    if not images and not others:
         return
-    row, problems = build_row(file_name, images)
+    row, problems = build_row(file_name, images or others)
+    if not images:
+        row.update(Rows=None, Columns=None, ImageCount=0, SeriesCount=0)
+        problems.append(
+            RowProblem(
+                "no_images",
+                f"no complete image: the row's values come from {len(others)} DICOM "
+                "objects without pixel data",
+            )
+        )
+    else:
+        filled = fill_from(row, others)
+        if filled:
+            problems.append(
+                RowProblem(
+                    "values_from_other_objects",
+                    f"{', '.join(filled)} not in the images: taken from a DICOM object "
+                    "without pixel data in the same source",
+                )
+            )
     result.rows.append(row)
     result.images += len(images)
     for problem in problems:

@@ -83,10 +83,15 @@ class ImageFacts:
 
 @dataclass(frozen=True)
 class Skip:
-    """A file that is not counted as an image, and why."""
+    """A file that is not counted as an image, and why.
+
+    ``facts`` holds the header values of a readable DICOM object that is not an image (a
+    report, a header-only copy): a source with no image takes its row's values from them.
+    """
 
     reason: SkipReason
     detail: str
+    facts: ImageFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -153,23 +158,23 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
     if fields.meta_class == DICOMDIR_CLASS or fields.directory_records:
         return Skip("dicomdir", "DICOMDIR (media storage directory)")
     sop_class = fields.sop_class or fields.meta_class
-    kind = non_image_kind(sop_class)
-    if kind is not None:
-        return Skip("non_image", f"{kind} ({sop_class})")
-    if fields.pixel is None:
-        return Skip(
-            "no_pixel_data", f"image object ({sop_class or 'no SOP class'}) without pixel data"
-        )
-    problem = _pixel_problem(fields, data, size)
-    if problem is not None:
-        return Skip("truncated", problem)
-    return ImageFacts(
+    facts = ImageFacts(
         values={keyword: fields.text.get(keyword, "") for keyword in TEXT_KEYWORDS},
         rows=fields.rows,
         columns=fields.columns,
         sop_instance_uid=fields.sop_instance_uid,
         undecodable=fields.undecodable,
     )
+    kind = non_image_kind(sop_class)
+    if kind is not None:
+        return Skip("non_image", f"{kind} ({sop_class})", facts)
+    if fields.pixel is None:
+        detail = f"image object ({sop_class or 'no SOP class'}) without pixel data"
+        return Skip("no_pixel_data", detail, facts)
+    problem = _pixel_problem(fields, data, size)
+    if problem is not None:
+        return Skip("truncated", problem)
+    return facts
 
 
 def _fields_of(ds: Dataset) -> HeaderFields:

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from .header import TEXT_KEYWORDS, ImageFacts
 
-__all__ = ["FIXED_COLUMNS", "RowProblem", "age_in_years", "build_row"]
+__all__ = ["FIXED_COLUMNS", "RowProblem", "age_in_years", "build_row", "fill_from"]
 
 # The original tool's column order: the text columns sit in the middle, as read.
 FIXED_COLUMNS: Final = [
@@ -122,3 +122,20 @@ def build_row(
         ),
     }
     return row, problems
+
+
+# Columns a non-image object may fill: who and which study, not image properties.
+_FILLABLE: Final = ("PatientName", "PatientID", "StudyDate", "PatientBirthDate", "PatientSex",
+                    "StudyInstanceUID", "Manufacturer")  # fmt: skip
+
+
+def fill_from(row: dict[str, Any], others: Sequence[ImageFacts]) -> list[str]:
+    """Fill the row's empty patient and study columns from ``others``; the columns filled."""
+    filled = []
+    for keyword in _FILLABLE:
+        if row.get(keyword) in ("", None):
+            value = next((o.values[keyword] for o in others if o.values.get(keyword)), "")
+            if value:
+                row[keyword] = value
+                filled.append(keyword)
+    return filled

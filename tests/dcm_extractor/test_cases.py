@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
+from pydicom.data import get_charset_files, get_testdata_file
 
 from dcm_extractor.cases import iter_case_dirs, scan_case
 from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
@@ -341,3 +341,65 @@ def test_empty_zips_are_reported(tmp_path: Path) -> None:
         "case/folders.zip": "empty_zip",
     }
     assert result.files == 2 and result.skipped == 2
+
+
+def _header_only(path: Path, name: str, sop_class: str, *, patient_id: str = "ID1") -> Path:
+    """A DICOM object without pixel data (pydicom writes it; its values are the truth)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.PatientSex = name, patient_id, "F"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate, ds.Modality = "20240102", "OT"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def test_a_case_of_header_only_objects_gets_its_row(tmp_path: Path) -> None:
+    """The original extractor's own test: a Secondary Capture header, a row with the name."""
+    case = tmp_path / "case"
+    _header_only(case / "sc.dcm", "Doe^Jane", SECONDARY_CAPTURE)
+    result = scan_case(case, tmp_path)
+    assert len(result.rows) == 1
+    row = result.rows[0]
+    assert row["PatientName"] == "Doe^Jane" and row["PatientID"] == "ID1"
+    assert row["ImageCount"] == 0 and row["Rows"] is None
+    reasons = [e.reason for e in result.report]
+    assert reasons == ["no_pixel_data", "no_images"]  # the file, and where the row came from
+    assert result.images == 0 and result.skipped == result.files == 1
+
+
+@pytest.mark.parametrize("name", ["chrJapMulti.dcm", "chrKoreanMulti.dcm", "chrH31.dcm"])
+def test_pydicom_charset_files_without_pixels_give_rows(tmp_path: Path, name: str) -> None:
+    source = Path(get_charset_files(name)[0])
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / name).write_bytes(source.read_bytes())
+    result = scan_case(case, tmp_path)
+    assert len(result.rows) == 1, result.report
+    expected = str(dcmread(source).PatientName)  # pydicom's own decoding is the truth
+    assert result.rows[0]["PatientName"] == expected
+
+
+def test_values_the_images_lack_come_from_the_other_objects(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    image = _image(case / "ct.dcm")
+    ds = dcmread(image)
+    del ds.PatientName  # an image without a name, beside a report that has it
+    ds.save_as(image)
+    _header_only(case / "sr.dcm", "Roe^Richard", "1.2.840.10008.5.1.4.1.1.88.11")
+    result = scan_case(case, tmp_path)
+    assert result.rows[0]["PatientName"] == "Roe^Richard"
+    assert result.rows[0]["ImageCount"] == 1
+    filled = [e for e in result.report if e.reason == "values_from_other_objects"]
+    assert len(filled) == 1 and "PatientName" in filled[0].detail
