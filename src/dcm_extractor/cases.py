@@ -177,8 +177,15 @@ def _scan_zip(
             if verdict.facts is not None:
                 header_only.append(verdict.facts)
             continue
+        uid = _identity(verdict)
+        earlier = in_zips.get(uid) if uid[0] else None
+        if earlier is not None:  # the same image in an earlier zip (a copied zip: "CT (1).zip")
+            detail = "same image (SOPInstanceUID and series) as an earlier copy"
+            _skip(result, place, "duplicate", detail, earlier)
+            continue
         images.append(verdict)
-        in_zips.setdefault(_identity(verdict), place.path)
+        if uid[0]:
+            in_zips[uid] = place.path
         _note_undecodable(result, place, verdict)
     if not seen:  # the zip itself is then the file accounted for
         result.files += 1

@@ -6,7 +6,6 @@ original tool's API and command line around it.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import logging
@@ -426,7 +425,6 @@ def _write_provenance(options: RunOptions) -> None:
     pseudonymizer = options.pseudonymizer
     record = {
         "tool": f"medkit dcm_extractor {__version__}",
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "pseudonyms": pseudonymizer.method,
         "key_fingerprint": pseudonymizer.fingerprint,
         "reversible_by_dictionary": not pseudonymizer.keyed,

@@ -403,3 +403,16 @@ def test_values_the_images_lack_come_from_the_other_objects(tmp_path: Path) -> N
     assert result.rows[0]["ImageCount"] == 1
     filled = [e for e in result.report if e.reason == "values_from_other_objects"]
     assert len(filled) == 1 and "PatientName" in filled[0].detail
+
+
+def test_an_identical_copy_of_a_zip_is_counted_once(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    case.mkdir()
+    with zipfile.ZipFile(case / "CT.zip", "w") as archive:
+        for name in ("CT_small.dcm", "MR_small.dcm"):
+            archive.write(get_testdata_file(name), name)  # type: ignore[arg-type]
+    (case / "CT (1).zip").write_bytes((case / "CT.zip").read_bytes())  # Windows' copy name
+    result = scan_case(case, tmp_path)
+    assert result.images == 2 and [r["FileName"] for r in result.rows] == ["CT (1).zip"]
+    duplicates = [e for e in result.report if e.reason == "duplicate"]
+    assert len(duplicates) == 2 and all(e.location.startswith("case/CT.zip!") for e in duplicates)

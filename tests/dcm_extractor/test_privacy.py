@@ -302,3 +302,25 @@ def test_an_earlier_id_map_in_out_is_refused_not_deleted(
     argv = ["--desensitize", "--pseudonym-key-file", str(key_file)]
     assert run(root, out, *argv, "--projectid-map", str(tmp_path / "ids.json")) == 1
     assert (out / "case_projectid_map.json").exists()
+
+
+def test_two_runs_write_the_same_bytes(
+    cases: tuple[Path, dict[str, Any]], key_file: Path, tmp_path: Path
+) -> None:
+    """No timestamp in the outputs (the run's time is in the log only)."""
+    root, _ = cases
+    argv = ["--desensitize", "--pseudonym-key-file", str(key_file), "--format", "csv,json,parquet"]
+    argv += ["--projectid-map", str(tmp_path / "ids.json")]
+    written = []
+    for name in ("a", "b"):
+        time.sleep(1.1 if name == "b" else 0)  # another second: a timestamp would differ
+        assert run(root, tmp_path / name, *argv) == 0
+        out = tmp_path / name
+        written.append(
+            {
+                p.name: p.read_bytes()
+                for p in out.iterdir()
+                if p.is_file() and not p.name.startswith(".")
+            }
+        )
+    assert written[0] == written[1]
