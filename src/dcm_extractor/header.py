@@ -171,6 +171,9 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
     if fields.pixel is None:
         detail = f"image object ({sop_class or 'no SOP class'}) without pixel data"
         return Skip("no_pixel_data", detail, facts)
+    if fields.rows == 0 or fields.columns == 0:  # an image of no pixels is no image
+        detail = f"image object with {fields.rows} rows and {fields.columns} columns"
+        return Skip("no_pixel_data", detail, facts)
     problem = _pixel_problem(fields, data, size)
     if problem is not None:
         return Skip("truncated", problem)

@@ -1,7 +1,9 @@
 """Which DICOM objects are images: SOP classes known not to be images.
 
 ImageCount counts instances of image storage classes and of classes not known to be
-something else; everything listed here is reported instead. UIDs are from DICOM PS3.4
+something else; everything listed here is reported instead. RT Dose is listed: it has
+pixel data, but a dose grid computed by a planning system is not an image of the patient,
+and counting it would make a CT series look one image longer. UIDs are from DICOM PS3.4
 Annex B (storage SOP classes) and PS3.10 (media storage directory).
 """
 
@@ -25,7 +27,7 @@ _NON_IMAGE: Final[dict[str, str]] = {
     "66.1": "spatial registration",
     "66.2": "spatial fiducials",
     "66.3": "deformable registration",
-    "66.4": "segmentation-free surface",
+    "66.4": "segmentation (DICOM SEG)",
     "66.5": "surface segmentation",
     "67": "real world value mapping",
     "88.59": "key object selection",
@@ -34,6 +36,7 @@ _NON_IMAGE: Final[dict[str, str]] = {
     "104.3": "encapsulated STL",
     "104.4": "encapsulated OBJ",
     "104.5": "encapsulated MTL",
+    "481.2": "RT dose grid",  # pixel data, but a computed dose, not an image of the patient
     "481.3": "RT structure set",
     "481.4": "RT beams treatment record",
     "481.5": "RT plan",

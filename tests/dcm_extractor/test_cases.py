@@ -416,3 +416,21 @@ def test_an_identical_copy_of_a_zip_is_counted_once(tmp_path: Path) -> None:
     assert result.images == 2 and [r["FileName"] for r in result.rows] == ["CT (1).zip"]
     duplicates = [e for e in result.report if e.reason == "duplicate"]
     assert len(duplicates) == 2 and all(e.location.startswith("case/CT.zip!") for e in duplicates)
+
+
+def test_rt_dose_and_images_of_no_pixels_are_not_counted(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    dose = case / "dose.dcm"
+    dose.parent.mkdir(parents=True)
+    dose.write_bytes(Path(get_testdata_file("rtdose.dcm")).read_bytes())  # type: ignore[arg-type]
+    empty = _image(case / "zero.dcm")
+    ds = dcmread(empty)
+    ds.Rows = 0
+    ds.save_as(empty)
+    result = scan_case(case, tmp_path)
+    reasons = {e.location: (e.reason, e.detail) for e in result.report}
+    assert reasons["case/dose.dcm"] == ("non_image", "RT dose grid (1.2.840.10008.5.1.4.1.1.481.2)")
+    assert (
+        reasons["case/zero.dcm"][0] == "no_pixel_data" and "0 rows" in reasons["case/zero.dcm"][1]
+    )
+    assert result.images == 0 and result.rows[0]["ImageCount"] == 0  # still a row: a header
