@@ -52,8 +52,11 @@ __all__ = [
 ]
 
 _WORKERS_PER_CORE = 4  # far more processes than cores only compete for the same cores
-log = logging.getLogger(__name__)
 _PACKAGE = __package__ or "dcm_extractor"
+# run as `python -m src.dcm_extractor.extractor` this module is __main__: name its logger
+# inside the package anyway, or its warnings reach the console twice (through Python's
+# last-resort handler besides our own lines)
+log = logging.getLogger(f"{_PACKAGE}.extractor")
 
 MAP_WARNING = (
     "warning: the project ID map links case folder names (often patient names) to IDs and "

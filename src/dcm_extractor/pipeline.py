@@ -201,7 +201,8 @@ def _finish_case(
     except (CaseFailedError, OSError) as err:
         summary.failed += 1
         reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
-        outputs.report([ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, str(err))])
+        private = "" if isinstance(err, CaseFailedError) else str(err)  # the reason already
+        outputs.report([ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, private)])
         log.error("case %s failed: %s", shown, reason if options.desensitize else err)
         return None
     summary.files += result.files
