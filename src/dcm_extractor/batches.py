@@ -8,6 +8,8 @@ its :class:`~dcm_extractor.isolation.CaseFailedError`; the others' results are k
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -15,9 +17,12 @@ from typing import Final
 from .cases import CaseResult, scan_case
 from .isolation import CaseFailedError, scan_case_isolated
 
-__all__ = ["MAX_BATCH_CASES", "case_batches", "scan_batch", "scan_one"]
+__all__ = ["DEFAULT_CASE_LIMIT", "MAX_BATCH_CASES", "case_batches", "scan_batch", "scan_one"]
 
 MAX_BATCH_CASES: Final = 32
+# Without --case-timeout no case may run longer than this (a stalled network share):
+# generous, as 10^5 files of one case scan in a few minutes here.
+DEFAULT_CASE_LIMIT: Final = 3600.0
 BATCHES_PER_WORKER: Final = 16  # enough to even out cases of different sizes
 
 
@@ -28,11 +33,42 @@ def case_batches(case_dirs: Sequence[Path], workers: int) -> list[list[Path]]:
     return [list(case_dirs[i : i + size]) for i in range(0, len(case_dirs), size)]
 
 
-def scan_one(case_dir: Path, root: Path, timeout: float | None) -> CaseResult:
-    """One case: in this process, or in a child process with a deadline."""
+def scan_one(
+    case_dir: Path, root: Path, timeout: float | None, *, default_limit: float = DEFAULT_CASE_LIMIT
+) -> CaseResult:
+    """One case: in a child process killed at ``timeout`` (``--case-timeout``), or in this
+    process under the generous ``default_limit``.
+
+    The default limit costs nothing per case (a child process per case costs ~10 ms): a
+    timer signal interrupts the scan in this process's main thread. Where there is no main
+    thread to interrupt (a Dask worker's thread), only ``--case-timeout`` limits a case.
+    """
     if timeout:
         return scan_case_isolated(case_dir, root, timeout)
-    return scan_case(case_dir, root)
+    if threading.current_thread() is not threading.main_thread() or not default_limit:
+        return scan_case(case_dir, root)
+    return _scan_with_alarm(case_dir, root, default_limit)
+
+
+class _PastLimitError(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _PastLimitError
+
+
+def _scan_with_alarm(case_dir: Path, root: Path, limit: float) -> CaseResult:
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return scan_case(case_dir, root)
+    except _PastLimitError:
+        reason = f"stopped after the {limit:g} s default time limit (--case-timeout sets it)"
+        raise CaseFailedError(case_dir.name, reason) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def scan_batch(

@@ -125,7 +125,8 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     parser.add_argument("--format", default="csv", help="merged table formats: csv,json,parquet")
     parser.add_argument(
         "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
-        help="stop a case after this many seconds and carry on with the others",
+        help="stop a case after this many seconds, in a child process, and carry on with the "
+        "others (default: 3600 s, checked in-process)",
     )  # fmt: skip
     parser.add_argument(
         "--pseudonym-key-file", help=f"secret key for keyed pseudonyms (or set ${KEY_ENV})"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
+import pytest
 from slow_case import make_slow_case
 
-from dcm_extractor.batches import MAX_BATCH_CASES, case_batches, scan_batch
+from dcm_extractor.batches import (
+    DEFAULT_CASE_LIMIT,
+    MAX_BATCH_CASES,
+    case_batches,
+    scan_batch,
+    scan_one,
+)
 from dcm_extractor.cases import CaseResult, scan_case
 from dcm_extractor.isolation import CaseFailedError
 from dcm_extractor.sample import DicomSample
@@ -36,3 +44,18 @@ def test_a_case_past_its_time_limit_costs_only_itself(
     for case, result in ((first, results[0]), (last, results[2])):
         assert isinstance(result, CaseResult)
         assert result == scan_case(case, root)
+
+
+def test_without_a_case_timeout_a_case_still_has_a_default_limit(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    """In this process (no child per case): a timer stops a case past the limit."""
+    root = tmp_path / "cases"
+    shutil.copytree(dicom_sample.cases_root, root)
+    first = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    assert scan_one(first, root, None, default_limit=5) == scan_case(first, root)
+    stalled = make_slow_case(root / "stalled" / "many")
+    with pytest.raises(CaseFailedError, match="default time limit"):
+        scan_one(stalled.parent, root, None, default_limit=0.3)
+    assert DEFAULT_CASE_LIMIT >= 600  # generous: a large case must never be cut
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no timer left running
