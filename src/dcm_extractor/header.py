@@ -153,6 +153,22 @@ def parse_failure(err: Exception) -> str:
     return f"pydicom cannot parse it ({type(err).__name__}{where})"
 
 
+_UID: Final = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def shown_uid(uid: str) -> str:
+    """A UID fit for a report: itself when it is one, never a damaged value's bytes.
+
+    A damaged length can make a "UID" swallow the elements after it (names, IDs): such
+    a value is not quoted.
+    """
+    if not uid:
+        return "no SOP class"
+    if len(uid) <= 64 and _UID.fullmatch(uid):
+        return uid
+    return "a damaged SOP Class UID"
+
+
 def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
     """The verdict on a header; ``data`` holds the file's first bytes, ``size`` all of it."""
     if fields.meta_class == DICOMDIR_CLASS or fields.directory_records:
@@ -166,11 +182,11 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
         undecodable=fields.undecodable,
     )
     kind = non_image_kind(sop_class)
+    shown = shown_uid(sop_class)
     if kind is not None:
-        return Skip("non_image", f"{kind} ({sop_class})", facts)
+        return Skip("non_image", f"{kind} ({shown})", facts)
     if fields.pixel is None:
-        detail = f"image object ({sop_class or 'no SOP class'}) without pixel data"
-        return Skip("no_pixel_data", detail, facts)
+        return Skip("no_pixel_data", f"image object ({shown}) without pixel data", facts)
     if fields.rows == 0 or fields.columns == 0:  # an image of no pixels is no image
         detail = f"image object with {fields.rows} rows and {fields.columns} columns"
         return Skip("no_pixel_data", detail, facts)
