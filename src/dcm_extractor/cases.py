@@ -270,6 +270,9 @@ def _note_undecodable(result: CaseResult, place: _Place, facts: ImageFacts) -> N
         detail = f"{keyword} could not be decoded with the file's SpecificCharacterSet"
         entry = ReportEntry(result.name, place.path, "undecodable", detail, "", place.anonymous)
         result.report.append(entry)
+    for note in facts.charset_notes:  # "PatientName: no SpecificCharacterSet ...: read as GB18030"
+        entry = ReportEntry(result.name, place.path, "charset", note, "", place.anonymous)
+        result.report.append(entry)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -151,6 +151,8 @@ def _fields(
             hard.append(tag)  # person-name groups: pydicom's PersonName trims them its way
         elif value.isascii():
             text[keyword] = _ascii(value).strip()  # as the full reader: no edge whitespace
+        elif codec == "latin_1" and _is_utf8(value):
+            hard.append(tag)  # labelled Latin-1 but UTF-8: the full reader says so
         elif codec is not None:  # one character set without code extensions
             try:
                 text[keyword] = value.decode(codec).strip(" \x00").replace("\x00", "").strip()
@@ -159,8 +161,9 @@ def _fields(
         else:
             hard.append(tag)
     undecodable: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     if hard:
-        decoded, undecodable = _decode_by_pydicom(found, raw, hard, implicit)
+        decoded, undecodable, notes = _decode_by_pydicom(found, raw, hard, implicit)
         text.update(decoded)
     return HeaderFields(
         meta_class=meta_class,
@@ -169,6 +172,7 @@ def _fields(
         directory_records=0x00041220 in raw,
         text=text,
         undecodable=undecodable,
+        charset_notes=notes,
         rows=_us(raw, found, 0x00280010),
         columns=_us(raw, found, 0x00280011),
         samples=_us(raw, found, 0x00280002) or 1,
@@ -179,9 +183,17 @@ def _fields(
     )
 
 
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode_by_pydicom(
     found: Found, raw: dict[int, bytes], hard: list[int], implicit: bool
-) -> tuple[dict[str, str], tuple[str, ...]]:
+) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
     """Text values the fast path leaves to pydicom, decoded in the file's character set."""
     subset = Dataset()
     for tag in (0x00080005, *hard):
@@ -190,9 +202,10 @@ def _decode_by_pydicom(
             text_vr = None if vr is None else vr.decode("ascii")
             key = BaseTag(tag)
             subset[key] = RawDataElement(key, text_vr, length, raw[tag], start, implicit, True)
-    decoded, undecodable = text_values(subset)
+    decoded, undecodable, notes = text_values(subset)
     wanted = {keyword for keyword, tag in TEXT_TAGS if tag in hard}
-    return {k: v for k, v in decoded.items() if k in wanted}, undecodable
+    kept = tuple(n for n in notes if n.split(":", 1)[0] in wanted)
+    return {k: v for k, v in decoded.items() if k in wanted}, undecodable, kept
 
 
 def _single_codec(charset: bytes) -> str | None:

@@ -79,6 +79,7 @@ class ImageFacts:
     columns: int | None
     sop_instance_uid: str
     undecodable: tuple[str, ...] = field(default=())
+    charset_notes: tuple[str, ...] = field(default=())  # "PatientName: read as GB18030 ..."
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class HeaderFields:
     directory_records: bool = False
     text: dict[str, str] = field(default_factory=dict)
     undecodable: tuple[str, ...] = ()
+    charset_notes: tuple[str, ...] = ()
     rows: int | None = None
     columns: int | None = None
     samples: int | None = 1
@@ -180,6 +182,7 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
         columns=fields.columns,
         sop_instance_uid=fields.sop_instance_uid,
         undecodable=fields.undecodable,
+        charset_notes=fields.charset_notes,
     )
     kind = non_image_kind(sop_class)
     shown = shown_uid(sop_class)
@@ -199,7 +202,7 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
 def _fields_of(ds: Dataset) -> HeaderFields:
     """The verdict's fields from a data set pydicom parsed in full."""
     meta = getattr(ds, "file_meta", Dataset())
-    text, undecodable = text_values(ds)
+    text, undecodable, notes = text_values(ds)
     pixel = None
     element = next((ds.get_item(t, keep_deferred=True) for t in _PIXEL_TAGS if t in ds), None)
     if element is not None:
@@ -216,6 +219,7 @@ def _fields_of(ds: Dataset) -> HeaderFields:
         directory_records=0x00041220 in ds,
         text=text,
         undecodable=undecodable,
+        charset_notes=notes,
         rows=_int(ds.get("Rows")),
         columns=_int(ds.get("Columns")),
         samples=_int(ds.get("SamplesPerPixel", 1) or 1),
@@ -284,15 +288,25 @@ def _expected_bytes(fields: HeaderFields) -> int:
     return (rows * columns * samples * frames * bits + 7) // 8
 
 
-def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The text columns decoded by pydicom (file character set), and those that failed."""
+def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
+    """The text columns decoded in the file's character set; those that failed; and notes
+    on values whose bytes are not in the declared character set (see :func:`_repaired`)."""
     values: dict[str, str] = {}
     undecodable = []
+    notes = []
+    term = _charset_term(ds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for keyword, tag in TEXT_TAGS:
             seen = len(caught)
             failed = False
+            raw = _raw_bytes(ds, tag)
+            repaired = _repaired(raw, term) if raw else None
+            if repaired is not None:
+                text, note = repaired
+                values[keyword] = text.replace("\x00", "").strip()
+                notes.append(f"{keyword}: {note}")
+                continue
             try:
                 element = ds.get(tag)
                 value = None if element is None else element.value
@@ -302,7 +316,72 @@ def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...]]:
             if failed or any(_is_decode_warning(w) for w in caught[seen:]):
                 undecodable.append(keyword)
             values[keyword] = text.replace("\x00", "").strip()
-    return values, tuple(undecodable)
+    return values, tuple(undecodable), tuple(notes)
+
+
+def _plausible(text: str) -> float:
+    """The share of characters a name plausibly holds: ASCII, Latin letters, CJK, kana,
+    Hangul; on a tie UTF-8 wins (valid multi-byte UTF-8 rarely happens by chance)."""
+    good = sum(
+        c.isascii()
+        or "\u00c0" <= c <= "\u024f"
+        or "\u3000" <= c <= "\u30ff"
+        or "\u4e00" <= c <= "\u9fff"
+        or "\uac00" <= c <= "\ud7af"
+        or "\uff00" <= c <= "\uffef"
+        for c in text
+    )
+    return good / max(1, len(text))
+
+
+def _charset_term(ds: Dataset) -> str:
+    raw = _raw_bytes(ds, 0x00080005)
+    if raw is not None:
+        return raw.decode("ascii", "replace").strip(" \x00")
+    value = ds.get("SpecificCharacterSet")
+    return "\\".join(value) if isinstance(value, MultiValue | list) else str(value or "")
+
+
+def _raw_bytes(ds: Dataset, tag: int) -> bytes | None:
+    """An element's undecoded bytes, when pydicom has not converted it yet."""
+    if tag not in ds:
+        return None
+    element = ds.get_item(tag)
+    value = getattr(element, "value", None)
+    return value if isinstance(value, bytes) else None
+
+
+def _repaired(raw: bytes, term: str) -> tuple[str, str] | None:
+    """A text value whose bytes cannot be in its declared character set, read as what they
+    evidently are, with a note; None when the label fits (pydicom decodes it).
+
+    * No SpecificCharacterSet (the default repertoire is ASCII) but other bytes: UTF-8 when
+      they are valid UTF-8, else GB18030 when valid (Chinese exports often omit the term).
+    * ISO_IR 100 (Latin-1) holding valid multi-byte UTF-8: read as UTF-8 (as Latin-1 it
+      would be mojibake such as "å¼ ä¸‰").
+    """
+    if raw.isascii() or b"\x1b" in raw:
+        return None
+    if not term or term == "ISO_IR 6":
+        readings: list[tuple[float, int, str, str]] = []
+        for codec, name in (("utf-8", "UTF-8"), ("gb18030", "GB18030")):
+            try:
+                readings.append(
+                    (_plausible(raw.decode(codec)), -len(readings), raw.decode(codec), name)
+                )
+            except UnicodeDecodeError:
+                continue
+        if not readings:
+            return None
+        _, _, text, name = max(readings)  # GBK bytes can be valid UTF-8 (住院: "סԺ")
+        return text, f"no SpecificCharacterSet, not ASCII: read as {name}"
+    if term == "ISO_IR 100":
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return text, "labelled ISO_IR 100 (Latin-1) but UTF-8: read as UTF-8"
+    return None
 
 
 def _as_text(value: Any) -> str:

@@ -434,3 +434,40 @@ def test_rt_dose_and_images_of_no_pixels_are_not_counted(tmp_path: Path) -> None
         reasons["case/zero.dcm"][0] == "no_pixel_data" and "0 rows" in reasons["case/zero.dcm"][1]
     )
     assert result.images == 0 and result.rows[0]["ImageCount"] == 0  # still a row: a header
+
+
+@pytest.mark.parametrize(
+    ("charset", "raw", "expected", "note"),
+    [
+        (None, "张三".encode("gbk"), "张三", "read as GB18030"),
+        (None, "住院".encode("gbk"), "住院", "read as GB18030"),  # also valid UTF-8: סԺ
+        (None, "张三".encode(), "张三", "read as UTF-8"),
+        ("ISO_IR 100", "Müller^张".encode(), "Müller^张", "labelled ISO_IR 100"),
+        ("ISO_IR 100", "Müller".encode("latin-1"), "Müller", None),  # as labelled: no note
+    ],
+)
+def test_names_in_another_character_set_than_declared(
+    tmp_path: Path, charset: str | None, raw: bytes, expected: str, note: str | None
+) -> None:
+    """GBK without SpecificCharacterSet, UTF-8 labelled Latin-1: read right, and said."""
+    path = _image(tmp_path / "case" / "ct.dcm")
+    ds = dcmread(path)
+    if charset is None:
+        del ds.SpecificCharacterSet
+    else:
+        ds.SpecificCharacterSet = charset
+    ds.save_as(path)
+    data = bytearray(path.read_bytes())
+    old = str(ds.PatientName).encode("ascii")
+    at = data.index(old)
+    length_at = at - 2
+    padded = raw + (b" " if len(raw) % 2 else b"")
+    data[length_at : at + len(old) + (len(old) % 2)] = len(padded).to_bytes(2, "little") + padded
+    path.write_bytes(bytes(data))
+    result = scan_case(tmp_path / "case", tmp_path)
+    assert result.rows[0]["PatientName"] == expected
+    notes = [e.detail for e in result.report if e.reason == "charset"]
+    if note is None:
+        assert not notes
+    else:
+        assert len(notes) == 1 and note in notes[0] and notes[0].startswith("PatientName:")
