@@ -3,7 +3,10 @@
     python scripts/process_cases_with_timeout.py -d data/dicom_cases -o data/output_csv \\
         --timeout 900 --move-top-level-zips --projectid-map data/output_csv/case_projectid_map.json
 
-Same options and outputs as the extractor; ``--timeout`` is ``--case-timeout``.
+Same options as the extractor (``--timeout`` is ``--case-timeout``); like the original
+script it writes the merged tables only (``all_cases_original.csv``,
+``all_cases_desensitized.csv``, and ``all_cases.csv``), no per-case files, and saves the
+project ID map.
 """
 
 from __future__ import annotations
@@ -18,4 +21,4 @@ except ImportError:  # run from a source checkout without installing
     from dcm_extractor.extractor import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], prog="process_cases_with_timeout.py"))
+    sys.exit(main(["--only-merged", *sys.argv[1:]], prog="process_cases_with_timeout.py"))

@@ -85,9 +85,10 @@ def test_documented_commands(workspace: Path, dicom_sample: DicomSample, command
     out = workspace / "data" / "output_csv"
     assert (workspace / "logs" / "extractor.log").is_file()
     moved = "--move-top-level-zips" in command
-    merged = "--merge-all" in command or "--only-merged" in command
+    script = "process_cases_with_timeout" in command  # the original: merged tables only
+    merged = "--merge-all" in command or "--only-merged" in command or script
     desensitize = "--desensitize" in command
-    per_case = "--only-merged" not in command
+    per_case = "--only-merged" not in command and not script
     cases = [p.name for p in iter_case_dirs(workspace / "data" / "dicom_cases")]
     truth = json.loads(dicom_sample.truth_path.read_text(encoding="utf-8"))
     assert sorted(cases) == sorted(
