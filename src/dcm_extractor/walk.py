@@ -45,12 +45,17 @@ def walk_case_files(folder: Path) -> Iterator[Path | WalkProblem]:
         yield WalkProblem(folder, "unreadable_folder", f"cannot be opened ({_name(err)})")
         return
     visited = {(top.st_dev, top.st_ino)}
-    yield from _visit(folder, visited, linked, via_link=False)
+    yield from _visit(folder, visited, linked, top.st_dev, via_link=False)
     yield from linked
 
 
 def _visit(
-    folder: Path, visited: set[tuple[int, int]], linked: list[Path], *, via_link: bool
+    folder: Path,
+    visited: set[tuple[int, int]],
+    linked: list[Path],
+    device: int,
+    *,
+    via_link: bool,
 ) -> Iterator[Path | WalkProblem]:
     try:
         with os.scandir(folder) as scan:
@@ -61,32 +66,57 @@ def _visit(
     for entry in entries:
         path = Path(entry.path)
         is_link = entry.is_symlink()
-        try:
-            info = path.stat()  # follows links
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                yield WalkProblem(path, "symlink_loop", "a symbolic link that loops")
-            elif is_link and isinstance(err, FileNotFoundError):
-                yield WalkProblem(path, "dangling_link", "a symbolic link to nothing")
-            else:
-                yield WalkProblem(path, "unreadable", f"cannot be examined ({_name(err)})")
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            key = (info.st_dev, info.st_ino)
-            if key in visited:
-                detail = "a linked folder already scanned (a link back up the tree, or twice)"
-                yield WalkProblem(path, "symlink_loop", detail)
+        if not is_link:  # the directory entry's type says enough: no stat per file
+            if entry.is_file(follow_symlinks=False):
+                if via_link:
+                    linked.append(path)
+                else:
+                    yield path
                 continue
-            visited.add(key)
-            yield from _visit(path, visited, linked, via_link=via_link or is_link)
-        elif stat.S_ISREG(info.st_mode):
-            if is_link or via_link:
-                linked.append(path)
-            else:
-                yield path
+            if entry.is_dir(follow_symlinks=False):
+                # a real folder cannot close a loop, but a link may point back to it:
+                # its inode (free from the directory entry) on the walk's device
+                visited.add((device, entry.inode()))
+                yield from _visit(path, visited, linked, device, via_link=via_link)
+                continue
+        yield from _examine(path, is_link, visited, linked, via_link=via_link)
+
+
+def _examine(
+    path: Path,
+    is_link: bool,
+    visited: set[tuple[int, int]],
+    linked: list[Path],
+    *,
+    via_link: bool,
+) -> Iterator[Path | WalkProblem]:
+    """A symlink, or an entry that is neither a regular file nor a folder: stat it."""
+    try:
+        info = path.stat()  # follows links
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            yield WalkProblem(path, "symlink_loop", "a symbolic link that loops")
+        elif is_link and isinstance(err, FileNotFoundError):
+            yield WalkProblem(path, "dangling_link", "a symbolic link to nothing")
         else:
-            kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
-            yield WalkProblem(path, "not_regular_file", f"{kind}: not opened")
+            yield WalkProblem(path, "unreadable", f"cannot be examined ({_name(err)})")
+        return
+    if stat.S_ISDIR(info.st_mode):
+        key = (info.st_dev, info.st_ino)
+        if key in visited:
+            detail = "a linked folder already scanned (a link back up the tree, or twice)"
+            yield WalkProblem(path, "symlink_loop", detail)
+            return
+        visited.add(key)
+        yield from _visit(path, visited, linked, info.st_dev, via_link=via_link or is_link)
+    elif stat.S_ISREG(info.st_mode):
+        if is_link or via_link:
+            linked.append(path)
+        else:
+            yield path
+    else:
+        kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
+        yield WalkProblem(path, "not_regular_file", f"{kind}: not opened")
 
 
 def _name(err: OSError) -> str:
