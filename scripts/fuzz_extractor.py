@@ -85,6 +85,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     raw = bytearray(data)
     header_end = min(len(raw), 2048)
     for _ in range(rng.randint(1, 3)):
+        header_end = min(len(raw), 2048)  # mutations change the length
         kind = rng.choice(("vr", "length", "charset", "flip", "cut", "repeat"))
         if kind == "vr":
             spots = [
@@ -100,7 +101,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             )
         elif kind == "charset":
             at = bytes(raw).find(b"\x08\x00\x05\x00")
-            if at >= 0:
+            if at >= 0 and at + 8 <= len(raw):
                 term = rng.choice(TERMS).encode()
                 term += b" " * (len(term) % 2)
                 value = struct.pack("<H", len(term)) + term
@@ -110,8 +111,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             for _ in range(rng.randint(1, 8)):
                 raw[rng.randrange(132, header_end)] = rng.randrange(256)
         elif kind == "cut":
-            raw = raw[: rng.randrange(1, len(raw))]
-            header_end = min(len(raw), header_end)
+            raw = raw[: rng.randrange(1, len(raw))] if len(raw) > 1 else raw
         elif kind == "repeat" and header_end > 160:
             at = rng.randrange(132, header_end - 16)
             raw[at:at] = raw[at : at + rng.randint(2, 16)]
