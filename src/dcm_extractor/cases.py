@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .fastheader import HEAD_BYTES, inspect_head, read_head
-from .header import ImageFacts, Skip
+from .header import ImageFacts, Skip, parse_failure
 from .rows import RowProblem, build_row, fill_from
 from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
@@ -123,6 +123,9 @@ def scan_case(
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
+        except Exception as err:
+            _skip(result, place, "unreadable", parse_failure(err))
+            continue
         result.handed_over += not fast
         if isinstance(verdict, Skip):
             _skip(result, place, verdict.reason, verdict.detail)
@@ -170,6 +173,9 @@ def _scan_zip(
             verdict, fast = inspect_head(item.head, item.size, read_all=item.read_all)
         except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
             _skip(result, place, "corrupt_member", str(err))
+            continue
+        except Exception as err:
+            _skip(result, place, "unreadable", parse_failure(err))
             continue
         result.handed_over += not fast
         if isinstance(verdict, Skip):

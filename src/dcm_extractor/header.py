@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.filereader import data_element_generator
 from pydicom.multival import MultiValue
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
@@ -138,7 +139,42 @@ def inspect_dicom(data: bytes) -> ImageFacts | Skip:
             fields = _fields_of(ds)  # elements are converted here: damage shows up here too
         except Exception as err:
             return Skip("unreadable", parse_failure(err))
-        return classify(fields, data, len(data))
+        verdict = classify(fields, data, len(data))
+        cut = isinstance(verdict, Skip) and verdict.reason == "no_pixel_data"
+        if cut and _ends_inside_header(data, ds):  # not a header-only copy: a cut file
+            detail = "the file ends inside its header, before any pixel data"
+            return Skip("truncated", detail, verdict.facts if isinstance(verdict, Skip) else None)
+        return verdict
+
+
+def _ends_inside_header(data: bytes, ds: Dataset) -> bool:
+    """Whether the data set's bytes stop in the middle of an element (pydicom's parse
+    stops there silently): the last element shorter than its length, or bytes left over
+    that are no whole element."""
+    try:
+        meta = getattr(ds, "file_meta", None)
+        syntax = None if meta is None else meta.get("TransferSyntaxUID")
+        length = None if meta is None else meta.get("FileMetaInformationGroupLength")
+        if syntax is None or length is None or data[128:132] != b"DICM" or syntax.is_deflated:
+            return False
+        start = 132 + 12 + int(length)
+        handle = io.BytesIO(data)
+        handle.seek(start)
+        last = None
+        for element in data_element_generator(
+            handle, syntax.is_implicit_VR, syntax.is_little_endian
+        ):
+            last = element
+    except Exception:  # a damaged meta or element (not a transfer syntax ...): no verdict
+        return False
+    if last is None:
+        return len(data) != start  # cut inside the file meta, or bytes that are no element
+    value = last.value if isinstance(last.value, bytes) else b""
+    declared = getattr(last, "length", len(value))
+    if declared != 0xFFFFFFFF and len(value) < declared:
+        return True  # the last element is shorter than its length
+    end = getattr(last, "value_tell", 0) + len(value)
+    return end < len(data)  # bytes after it too few for an element: cut mid-header
 
 
 _TAG_IN_MESSAGE: Final = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")

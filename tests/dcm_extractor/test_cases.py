@@ -471,3 +471,16 @@ def test_names_in_another_character_set_than_declared(
         assert not notes
     else:
         assert len(notes) == 1 and note in notes[0] and notes[0].startswith("PatientName:")
+
+
+@pytest.mark.parametrize("cut", [300, 601, 903, 1200])
+def test_a_file_cut_inside_its_header_is_truncated(tmp_path: Path, cut: int) -> None:
+    raw = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # type: ignore[arg-type]
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "cut.dcm").write_bytes(raw[:cut])
+    _header_only(case / "sc.dcm", "Doe^Jane", SECONDARY_CAPTURE)  # complete, no pixels
+    result = scan_case(case, tmp_path)
+    reasons = {e.location: e.reason for e in result.report}
+    assert reasons["case/cut.dcm"] == "truncated"
+    assert reasons["case/sc.dcm"] == "no_pixel_data"
