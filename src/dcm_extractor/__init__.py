@@ -1,18 +1,69 @@
 """dcm_extractor: per-case DICOM metadata tables from folders and zips, at scale.
 
-The extractor arrives in stages (see the issues); this package already provides the
-error hierarchy and realistic sample data (``python -m dcm_extractor.sample``).
+The Python API (the command line calls the same)::
+
+    from pathlib import Path
+    from dcm_extractor import RunOptions, run
+
+    summary = run(RunOptions(Path("data/dicom_cases"), Path("out"), merge_all=True))
+    print(summary.line())
+
+:class:`RunOptions` checks its values when made (:class:`OptionsError`); :func:`run`
+writes the tables into ``out`` and returns a :class:`RunSummary`; :func:`scan_case` reads
+one case folder into a :class:`CaseResult` without writing anything. Every error is a
+:class:`DcmExtractorError` (``exit_code`` says what the command line exits with).
+Importing the package stays light: the names below load their modules when first used.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from .errors import DcmExtractorError, SampleDataError
+from .errors import (
+    DataRootError,
+    DcmExtractorError,
+    OptionsError,
+    OutputBusyError,
+    PseudonymKeyError,
+    SampleDataError,
+)
 
 try:
     __version__ = version("medkit")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["DcmExtractorError", "SampleDataError", "__version__"]
+_LAZY = {
+    "RunOptions": ".pipeline",
+    "RunSummary": ".pipeline",
+    "run": ".pipeline",
+    "CaseResult": ".cases",
+    "ReportEntry": ".cases",
+    "scan_case": ".cases",
+    "Pseudonymizer": ".privacy",
+}
+
+__all__ = [
+    "CaseResult",
+    "DataRootError",
+    "DcmExtractorError",
+    "OptionsError",
+    "OutputBusyError",
+    "PseudonymKeyError",
+    "Pseudonymizer",
+    "ReportEntry",
+    "RunOptions",
+    "RunSummary",
+    "SampleDataError",
+    "__version__",
+    "run",
+    "scan_case",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DataRootError",
     "DcmExtractorError",
+    "OptionsError",
     "OutputBusyError",
     "PseudonymKeyError",
     "SampleDataError",
@@ -23,6 +24,12 @@ class DcmExtractorError(Exception):
 
 class DataRootError(DcmExtractorError):
     """The data root does not exist, is not a folder, or cannot be listed."""
+
+    exit_code = 2
+
+
+class OptionsError(DcmExtractorError, ValueError):
+    """Options that cannot work together or are out of range (a usage error)."""
 
     exit_code = 2
 

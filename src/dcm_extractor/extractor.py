@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .cases import CaseResult, iter_case_dirs, scan_case
-from .errors import DcmExtractorError, PseudonymKeyError
-from .pipeline import REPORT_NAME, RunOptions, RunSummary, move_top_level_zips, run, with_ids
+from .errors import DcmExtractorError, OptionsError, PseudonymKeyError
+from .pipeline import (
+    REPORT_NAME,
+    RunOptions,
+    RunSummary,
+    move_top_level_zips,
+    run,
+    with_ids,
+)
 from .privacy import (
     COMPAT_WARNING,
     KEY_ENV,
@@ -51,7 +56,6 @@ __all__ = [
     "save_projectid_map",
 ]
 
-_WORKERS_PER_CORE = 4  # far more processes than cores only compete for the same cores
 _PACKAGE = __package__ or "dcm_extractor"
 # run as `python -m src.dcm_extractor.extractor` this module is __main__: name its logger
 # inside the package anyway, or its warnings reach the console twice (through Python's
@@ -62,7 +66,6 @@ MAP_WARNING = (
     "warning: the project ID map links case folder names (often patient names) to IDs and "
     "is inside --out; keep it with the key instead (--projectid-map PRIVATE/PATH)"
 )
-FORMATS = ("csv", "json", "parquet")
 
 
 def extract_case_metadata(
@@ -159,28 +162,8 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
+    """The validated options (RunOptions checks them) from the parsed command line."""
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        parser.error(
-            f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {args.format!r}"
-        )
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    cores = os.cpu_count() or 1
-    if args.workers > max(_WORKERS_PER_CORE * cores, _WORKERS_PER_CORE):
-        parser.error(
-            f"--workers {args.workers}: this machine has {cores} core(s); use at most "
-            f"{max(_WORKERS_PER_CORE * cores, _WORKERS_PER_CORE)} (more machines: --scheduler)"
-        )
-    timeout = args.case_timeout
-    if timeout is not None and not (
-        math.isfinite(timeout) and 0 < timeout <= threading.TIMEOUT_MAX
-    ):
-        parser.error(f"--case-timeout must be a positive number of seconds, got {timeout!r}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a folder")
     log_path = Path(args.log)
     if log_path.is_dir():
         parser.error(f"--log {log_path}: is a folder; give a file name")
@@ -193,26 +176,41 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
             "--shift-dates needs a pseudonym key (--pseudonym-key-file or $DCM_EXTRACT_KEY)"
         )
     dates: DateMode = "keep" if args.keep_dates else "shift" if args.shift_dates else "remove"
-    return RunOptions(
-        data_root=Path(args.data_root),
-        out=Path(args.out),
-        merge_all=args.merge_all,
-        only_merged=args.only_merged,
-        move_top_level_zips=args.move_top_level_zips,
-        export_json=args.export_json,
-        desensitize=args.desensitize,
-        projectid_map=Path(args.projectid_map) if args.projectid_map else None,
-        excel=args.excel,
-        formats=formats,
-        case_timeout=args.case_timeout,
-        workers=args.workers,
-        resume=args.resume,
-        manifest_dir=Path(args.manifest_dir) if args.manifest_dir else None,
-        scheduler=args.scheduler,
-        scheduler_file=args.scheduler_file,
-        pseudonymizer=Pseudonymizer(key),
-        dates=dates,
-    )
+    try:
+        return RunOptions(
+            data_root=Path(args.data_root),
+            out=Path(args.out),
+            merge_all=args.merge_all,
+            only_merged=args.only_merged,
+            move_top_level_zips=args.move_top_level_zips,
+            export_json=args.export_json,
+            desensitize=args.desensitize,
+            projectid_map=Path(args.projectid_map) if args.projectid_map else None,
+            excel=args.excel,
+            formats=formats,
+            case_timeout=args.case_timeout,
+            workers=args.workers,
+            resume=args.resume,
+            manifest_dir=Path(args.manifest_dir) if args.manifest_dir else None,
+            scheduler=args.scheduler,
+            scheduler_file=args.scheduler_file,
+            pseudonymizer=Pseudonymizer(key),
+            dates=dates,
+        )
+    except OptionsError as err:  # one line, exit code 2, in the option's own words
+        parser.error(_as_flags(str(err)))
+
+
+def _as_flags(message: str) -> str:
+    """An options error in command-line terms (--workers, --format, --case-timeout, --out)."""
+    for word, flag in (
+        ("workers ", "--workers "),
+        ("formats ", "--format: "),
+        ("the case time limit", "--case-timeout"),
+        ("out ", "--out "),
+    ):
+        message = message.replace(word, flag, 1) if message.startswith(word) else message
+    return message
 
 
 def _configure_logging(path: Path, *, fresh: bool = False) -> logging.Handler:

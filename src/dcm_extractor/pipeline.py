@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -16,16 +17,17 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from threading import TIMEOUT_MAX
+from typing import Any, Final
 
 from . import __version__
 from .atomic import write_atomic
 from .batches import case_batches, scan_batch, scan_one
 from .cases import CaseResult, ReportEntry, iter_case_dirs
 from .cluster import scan_on_cluster
-from .errors import DataRootError, DcmExtractorError
+from .errors import DataRootError, DcmExtractorError, OptionsError
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
@@ -67,13 +69,32 @@ def move_top_level_zips(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]
     return moves
 
 
+FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
+WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
+
+
 def with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
     return [{**row, "ProjectID": project_id} for row in rows]
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What one run does (the command-line options)."""
+    """What one run does: the command line's options, checked when made.
+
+    Raises
+    ------
+    OptionsError
+        A value out of range or options that cannot work together (the message says
+        which): an unknown table format, fewer than one worker or more than four per
+        core, a time limit that is not a finite positive number of seconds, ``out``
+        being a file, date shifting without a pseudonym key.
+
+    Examples
+    --------
+    >>> options = RunOptions(Path("data/dicom_cases"), Path("out"), merge_all=True)
+    >>> RunOptions.from_dict(options.to_dict()) == options
+    True
+    """
 
     data_root: Path
     out: Path
@@ -93,6 +114,70 @@ class RunOptions:
     scheduler_file: str | None = None
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
+
+    def __post_init__(self) -> None:
+        problems = []
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            problems.append(f"formats must be some of {', '.join(FORMATS)}, got {self.formats}")
+        cores = os.cpu_count() or 1
+        most = max(WORKERS_PER_CORE * cores, WORKERS_PER_CORE)
+        if not 1 <= self.workers <= most:
+            problems.append(
+                f"workers {self.workers}: this machine has {cores} core(s); use 1 to {most} "
+                "(more machines: --scheduler)"
+            )
+        timeout = self.case_timeout
+        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
+            problems.append(
+                f"the case time limit must be a positive number of seconds, got {timeout!r}"
+            )
+        if self.out.exists() and not self.out.is_dir():
+            problems.append(f"out {self.out}: exists and is not a folder")
+        if self.dates not in ("remove", "keep", "shift"):
+            problems.append(f"dates must be remove, keep or shift, got {self.dates!r}")
+        if self.dates == "shift" and not self.pseudonymizer.keyed:
+            problems.append("shifted dates need a pseudonym key")
+        if problems:
+            raise OptionsError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "pseudonymizer":
+                out["keyed_pseudonyms"] = value.keyed
+                continue
+            out[item.name] = (
+                str(value)
+                if isinstance(value, Path)
+                else (list(value) if isinstance(value, tuple) else value)
+            )
+        return out
+
+    @classmethod
+    def from_dict(
+        cls, values: dict[str, Any], *, pseudonymizer: Pseudonymizer | None = None
+    ) -> RunOptions:
+        """Options from :meth:`to_dict`'s form; the key comes separately (``pseudonymizer``).
+
+        Raises
+        ------
+        OptionsError
+            Unknown names, or values :class:`RunOptions` refuses.
+        """
+        names = {item.name for item in fields(cls)} - {"pseudonymizer"}
+        unknown = sorted(set(values) - names - {"keyed_pseudonyms"})
+        if unknown:
+            raise OptionsError(f"unknown options: {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in names}
+        for name in ("data_root", "out", "projectid_map", "manifest_dir"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = Path(kwargs[name])
+        if "formats" in kwargs:
+            kwargs["formats"] = tuple(kwargs["formats"])
+        return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())
 
 
 @dataclass

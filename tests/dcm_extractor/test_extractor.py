@@ -381,3 +381,28 @@ def test_the_summary_adds_up_to_everything_on_disk(tmp_path: Path) -> None:
     assert reasons[f"{case.name}/pipe"] == "not_regular_file"
     assert reasons[f"{case.name}/gone"] == "dangling_link"
     assert reasons[f"{case.name}/empty.zip"] == "empty_zip"
+
+
+def test_the_python_api_and_its_checked_options(tmp_path: Path, dicom_sample: DicomSample) -> None:
+    import dcm_extractor
+
+    options = dcm_extractor.RunOptions(dicom_sample.cases_root, tmp_path / "out", merge_all=True)
+    again = dcm_extractor.RunOptions.from_dict(options.to_dict())
+    assert again == options
+    keyed = dcm_extractor.RunOptions(
+        dicom_sample.cases_root, tmp_path / "o", pseudonymizer=Pseudonymizer(b"k" * 32)
+    )
+    assert "k" * 32 not in json.dumps(keyed.to_dict())  # the key never leaves
+    summary = dcm_extractor.run(options)
+    assert summary.files == summary.images + summary.skipped and summary.rows > 0
+    for bad, message in (
+        ({"workers": 0}, "workers 0"),
+        ({"formats": ("xls",)}, "formats must be"),
+        ({"case_timeout": float("nan")}, "time limit"),
+        ({"dates": "shift"}, "need a pseudonym key"),
+    ):
+        with pytest.raises(dcm_extractor.OptionsError, match=message):
+            dcm_extractor.RunOptions(dicom_sample.cases_root, tmp_path / "x", **bad)  # type: ignore[arg-type]
+    with pytest.raises(dcm_extractor.OptionsError, match="unknown options: colour"):
+        dcm_extractor.RunOptions.from_dict({**options.to_dict(), "colour": 1})
+    assert dcm_extractor.OptionsError.exit_code == 2
