@@ -299,7 +299,8 @@ def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
     )
     total = len(iter_case_dirs(options.data_root))
     started = time.perf_counter()
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    current = CurrentCase()
+    with Progress(*columns, current.column(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("cases", total=total, files=0, rate=0.0)
 
         def advance(result: CaseResult | None) -> None:
@@ -307,7 +308,42 @@ def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
             rate = files / max(time.perf_counter() - started, 1e-9)
             bar.update(task, advance=1, files=files, rate=rate)
 
-        return run(options, progress=advance)
+        return run(options, progress=advance, on_case=current.start)
+
+
+class CurrentCase:
+    """The case the run is waiting for, and since when: the progress bar names it once it
+    has taken longer than :attr:`STUCK_AFTER` seconds (a huge case, a stalled share)."""
+
+    STUCK_AFTER = 30.0
+
+    def __init__(self) -> None:
+        self.label = ""
+        self.since = time.monotonic()
+
+    def start(self, label: str) -> None:
+        """The run now waits for ``label``."""
+        self.label, self.since = label, time.monotonic()
+
+    def line(self, now: float | None = None) -> str:
+        """``still on P000012 after 95 s`` for a case past the threshold, else ``""``."""
+        elapsed = (time.monotonic() if now is None else now) - self.since
+        if not self.label or elapsed < self.STUCK_AFTER:
+            return ""
+        return f"still on {self.label} after {elapsed:.0f} s"
+
+    def column(self) -> Any:
+        """A rich progress column showing :meth:`line` (rendered at every refresh)."""
+        from rich.progress import ProgressColumn  # noqa: PLC0415 - only on a terminal
+        from rich.text import Text  # noqa: PLC0415
+
+        owner = self
+
+        class _Stuck(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(owner.line(), style="yellow")
+
+        return _Stuck()
 
 
 if __name__ == "__main__":

@@ -206,13 +206,17 @@ class RunSummary:
 
 
 def run(
-    options: RunOptions, progress: Callable[[CaseResult | None], None] | None = None
+    options: RunOptions,
+    progress: Callable[[CaseResult | None], None] | None = None,
+    on_case: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Scan every case under ``options.data_root`` and write the outputs into ``options.out``.
 
     Cases are taken in project-ID order and their rows streamed into the merged tables
     and the report, so memory does not grow with the number of files. ``progress`` is
-    called once per finished case with its result (None for a failed case).
+    called once per finished case with its result (None for a failed case); ``on_case``
+    with the case's label (``P<ProjectID>`` under ``--desensitize``) when the run starts
+    waiting for it (the progress display shows a case that takes long).
 
     With ``options.desensitize`` the log and the report name no case, file or patient:
     cases appear as ``P<ProjectID>`` and files by their position in the case.
@@ -222,11 +226,13 @@ def run(
         raise DataRootError(f"data root {root} does not exist or is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
-        return _run_locked(options, progress)
+        return _run_locked(options, progress, on_case)
 
 
 def _run_locked(
-    options: RunOptions, progress: Callable[[CaseResult | None], None] | None
+    options: RunOptions,
+    progress: Callable[[CaseResult | None], None] | None,
+    on_case: Callable[[str], None] | None = None,
 ) -> RunSummary:
     root, out = options.data_root, options.out
     cleaned = ""
@@ -251,6 +257,8 @@ def _run_locked(
         outputs.report(_root_files(root, summary))
         for case_dir, outcome in _scan_all(case_dirs, root, options, reused):
             project_id = id_of[case_dir.name]
+            if on_case is not None:
+                on_case(labels[case_dir.name] if options.desensitize else case_dir.name)
             result = _finish_case(case_dir, outcome, labels, summary, outputs, options)
             if result is not None:
                 rows = with_ids(result.rows, project_id)

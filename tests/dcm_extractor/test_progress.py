@@ -65,3 +65,22 @@ def test_merged_rows_follow_project_ids_not_folder_order(
         ids = [int(row["ProjectID"]) for row in csv.DictReader(handle)]
     assert ids == sorted(ids)
     assert set(ids) <= set(mapping.values())
+
+
+def test_a_case_that_takes_long_is_named_in_the_progress_line(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    from dcm_extractor import RunOptions, run
+    from dcm_extractor.extractor import CurrentCase
+
+    waited: list[str] = []
+    options = RunOptions(dicom_sample.cases_root, tmp_path / "out", desensitize=True)
+    run(options, on_case=waited.append)
+    assert waited and all(label.startswith("P0") for label in waited)  # no names shown
+    assert waited == sorted(waited)  # in project-ID order, as the run waits for them
+    current = CurrentCase()
+    current.start("P000007")
+    assert current.line(now=current.since + 5) == ""  # not yet: cases take seconds
+    assert current.line(now=current.since + 95) == "still on P000007 after 95 s"
+    column = current.column()
+    assert column.render(None).plain == ""  # the live column, as rich renders it
