@@ -1,12 +1,17 @@
-"""The ``dcm-extract`` command: argument parsing and exit codes only; the work is in the library."""
+"""The ``dcm-extract`` command line: one argparse parser per subcommand, no logic.
+
+``dcm-extract [OPTIONS]`` is the extraction with the original tool's options (also run
+as ``python -m src.dcm_extractor.extractor`` and ``python -m dcm_extractor``);
+``dcm-extract sample OUT_DIR`` writes generated data, ``dcm-extract keygen FILE`` a new
+pseudonym key, ``dcm-extract --version`` the version. Exit codes: 0 done, 1 a failure
+(a case, an unwritable folder), 2 a usage error.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
-from typing import Annotated
-
-import typer
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import DcmExtractorError
@@ -14,94 +19,96 @@ from .extractor import main as extract_main
 from .privacy import generate_key
 from .sample import generate_dicom_dataset
 
-app = typer.Typer(
-    name="dcm-extract",
-    help="Per-case DICOM metadata tables from folders and zip files.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    no_args_is_help=True,
-)  # subcommands only; the extractor itself parses its own options (extractor.build_parser)
+__all__ = ["main"]
+
+PROG = "dcm-extract"
 
 
-def _show_version(value: bool) -> None:
-    if value:
-        typer.echo(f"dcm-extract (medkit) {__version__}")
-        raise typer.Exit()
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
-    ] = False,
-) -> None:
-    """Per-case DICOM metadata tables from folders and zip files."""
+def _sample_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} sample",
+        description="Generate DICOM cases in every layout the extractor must handle, "
+        "with ground truth.",
+    )
+    parser.add_argument("out_dir", help="folder for dicom_cases/ and ground_truth.json")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same files")
+    parser.add_argument("--bulk-cases", type=int, default=0, help="extra benchmark cases")
+    parser.add_argument("--series-per-case", type=_positive, default=2)
+    parser.add_argument("--images-per-series", type=_positive, default=3)
+    parser.add_argument("--image-size", type=_positive, default=32, help="rows and columns")
+    parser.add_argument("--template", help="a real CT file whose header every image reuses")
+    parser.add_argument(
+        "--showcase", action=argparse.BooleanOptionalAction, default=True,
+        help="write the showcase cases",
+    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing data set")
+    return parser
 
 
-@app.command("sample")
-def _sample(
-    out_dir: Annotated[str, typer.Argument(help="Folder for dicom_cases/ and ground_truth.json.")],
-    seed: Annotated[int, typer.Option(help="Same seed, same files.")] = 0,
-    bulk_cases: Annotated[int, typer.Option(min=0, help="Extra benchmark cases.")] = 0,
-    series_per_case: Annotated[int, typer.Option(min=1)] = 2,
-    images_per_series: Annotated[int, typer.Option(min=1)] = 3,
-    image_size: Annotated[int, typer.Option(min=1, help="Rows and Columns of each image.")] = 32,
-    template: Annotated[
-        str | None, typer.Option(help="A real CT file whose header every image reuses.")
-    ] = None,
-    showcase: Annotated[bool, typer.Option(help="Write the showcase cases.")] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing data set.")] = False,
-) -> None:
-    """Generate DICOM cases in every layout the extractor must handle, with ground truth."""
+def _sample(argv: Sequence[str]) -> int:
+    args = _sample_parser().parse_args(argv)
+    if args.bulk_cases < 0:
+        _sample_parser().error("--bulk-cases must be 0 or more")
     try:
         result = generate_dicom_dataset(
-            out_dir,
-            seed=seed,
-            showcase=showcase,
-            bulk_cases=bulk_cases,
-            series_per_case=series_per_case,
-            images_per_series=images_per_series,
-            image_size=image_size,
-            template=template,
-            overwrite=overwrite,
+            args.out_dir,
+            seed=args.seed,
+            showcase=args.showcase,
+            bulk_cases=args.bulk_cases,
+            series_per_case=args.series_per_case,
+            images_per_series=args.images_per_series,
+            image_size=args.image_size,
+            template=args.template,
+            overwrite=args.overwrite,
         )
     except (DcmExtractorError, OSError) as err:
-        typer.echo(f"dcm-extract: error: {err}", err=True)
-        raise typer.Exit(1) from err
-    typer.echo(f"{result.file_count} files in {result.cases_root}")
-    typer.echo(f"ground truth: {result.truth_path}")
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{result.file_count} files in {result.cases_root}")
+    print(f"ground truth: {result.truth_path}")
+    return 0
 
 
-@app.command("keygen")
-def _keygen(
-    path: Annotated[str, typer.Argument(help="Where to write the new key (mode 0600).")],
-) -> None:
-    """Write a new secret key for keyed pseudonyms; keep it outside the outputs."""
+def _keygen(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} keygen",
+        description="Write a new secret key for keyed pseudonyms; keep it outside the outputs.",
+    )
+    parser.add_argument("path", help="where to write the new key (mode 0600)")
+    args = parser.parse_args(argv)
     try:
-        fingerprint = generate_key(path)
+        fingerprint = generate_key(args.path)
     except (DcmExtractorError, OSError) as err:
-        typer.echo(f"dcm-extract: error: {err}", err=True)
-        raise typer.Exit(1) from err
-    typer.echo(f"new pseudonym key in {path} (fingerprint {fingerprint})")
-    typer.echo("back it up and keep it private: the same key gives the same pseudonyms")
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"new pseudonym key in {args.path} (fingerprint {fingerprint})")
+    print("back it up and keep it private: the same key gives the same pseudonyms")
+    return 0
+
+
+_SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"sample": _sample, "keygen": _keygen}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code.
-
-    ``dcm-extract sample ...`` and ``dcm-extract --version`` are subcommands; everything
-    else is the extractor's own command line (the original tool's options).
-    """
+    """Run ``dcm-extract`` with ``argv`` (default: the process arguments); return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] not in (["sample"], ["keygen"], ["--version"]):
-        return extract_main(args)
-    command = typer.main.get_command(app)
+    if args[:1] == ["--version"]:
+        print(f"{PROG} (medkit) {__version__}")
+        return 0
+    command = _SUBCOMMANDS.get(args[0]) if args else None
     try:
-        command.main(args=args, prog_name="dcm-extract")
-    except SystemExit as done:  # click exits 0 on success, 2 on usage errors
+        if command is not None:
+            return command(args[1:])
+        return extract_main(args, prog=PROG)
+    except SystemExit as done:  # argparse: 0 after --help, 2 on usage errors
         return int(done.code or 0)
-    return 0
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Per-case DICOM metadata tables from case folders and zip files.",
-        epilog="Sample data: dcm-extract sample OUT_DIR (see dcm-extract sample --help).",
+        epilog="Also: dcm-extract sample OUT_DIR (generated data), dcm-extract keygen FILE "
+        "(a pseudonym key), dcm-extract --version.",
     )
     parser.add_argument(
         "-d", "--data-root", default="data/dicom_cases", help="folder of case folders"

@@ -406,3 +406,14 @@ def test_the_python_api_and_its_checked_options(tmp_path: Path, dicom_sample: Di
     with pytest.raises(dcm_extractor.OptionsError, match="unknown options: colour"):
         dcm_extractor.RunOptions.from_dict({**options.to_dict(), "colour": 1})
     assert dcm_extractor.OptionsError.exit_code == 2
+
+
+def test_one_command_line_with_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--data-root" in shown and "dcm-extract sample" in shown and "keygen" in shown
+    assert cli_main(["keygen"]) == 2  # argparse: the path is missing
+    assert "the following arguments are required: path" in capsys.readouterr().err
+    assert cli_main(["--no-such-option"]) == 2
+    assert cli_main(["sample", "--help"]) == 0
+    assert "--bulk-cases" in capsys.readouterr().out
