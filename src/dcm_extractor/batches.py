@@ -12,12 +12,19 @@ import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .cases import CaseResult, scan_case
 from .isolation import CaseFailedError, scan_case_isolated
 
-__all__ = ["DEFAULT_CASE_LIMIT", "MAX_BATCH_CASES", "case_batches", "scan_batch", "scan_one"]
+__all__ = [
+    "DEFAULT_CASE_LIMIT",
+    "MAX_BATCH_CASES",
+    "batch_outcome",
+    "case_batches",
+    "scan_batch",
+    "scan_one",
+]
 
 MAX_BATCH_CASES: Final = 32
 # Without --case-timeout no case may run longer than this (a stalled network share):
@@ -84,3 +91,16 @@ def scan_batch(
         except Exception as err:
             results.append(CaseFailedError(case_dir.name, f"failed: {type(err).__name__}: {err}"))
     return results
+
+
+def batch_outcome(case: str, future: Any, index: int, lost: str) -> CaseResult:
+    """Case ``index`` of a batch's future (a process pool's or Dask's): its result, or its
+    CaseFailedError; ``lost`` says why when the whole batch's task failed."""
+    try:
+        outcome = future.result()[index]
+    except Exception as err:  # BrokenProcessPool, KilledWorker: the task itself is gone
+        raise CaseFailedError(case, f"{lost} ({type(err).__name__})") from err
+    if isinstance(outcome, CaseFailedError):
+        raise outcome
+    assert isinstance(outcome, CaseResult)
+    return outcome

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .batches import case_batches
+from .batches import batch_outcome, case_batches
 from .cases import CaseResult
 from .errors import DcmExtractorError
 from .isolation import CaseFailedError
@@ -63,16 +63,7 @@ def scan_on_cluster(
     out: dict[str, Callable[[], CaseResult]] = {}
     for batch, future in zip(batches, futures, strict=True):
         for index, case_dir in enumerate(batch):
-            out[case_dir.name] = functools.partial(_fetch, case_dir.name, future, index)
+            out[case_dir.name] = functools.partial(
+                batch_outcome, case_dir.name, future, index, "its Dask task failed"
+            )
     return out, client.close
-
-
-def _fetch(case: str, future: Any, index: int) -> CaseResult:
-    try:
-        outcome = future.result()[index]
-    except Exception as err:  # e.g. KilledWorker: the task's workers kept dying
-        raise CaseFailedError(case, f"its Dask task failed ({type(err).__name__})") from err
-    if isinstance(outcome, CaseFailedError):
-        raise outcome
-    assert isinstance(outcome, CaseResult)
-    return outcome

@@ -1,47 +1,44 @@
-"""One extraction run: scan the cases (here, in a process pool or on Dask), write the tables.
+"""One extraction run: the cases in project-ID order, each scanned (``executors``),
+counted and written (``outputs``); resume, lock and the cleaning of de-identified outputs.
 
 :func:`run` is what the command line calls; :mod:`dcm_extractor.extractor` keeps the
-original tool's API and command line around it.
+original tool's API and command line around it; :mod:`dcm_extractor.options` holds what
+a run is asked to do.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import math
-import multiprocessing
 import os
 import shutil
-import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
 from pathlib import Path
-from threading import TIMEOUT_MAX
-from typing import Any, Final
+from typing import Any
 
-from . import __version__
-from .atomic import write_atomic
-from .batches import case_batches, scan_batch, scan_one
 from .cases import CaseResult, ReportEntry, iter_case_dirs
-from .cluster import scan_on_cluster
-from .errors import DataRootError, DcmExtractorError, OptionsError
+from .errors import DataRootError, DcmExtractorError
+from .executors import scan_all
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
-from .privacy import DateMode, Pseudonymizer, deidentify_rows
+from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
+from .outputs import REPORT_NAME, RunOutputs, write_case, write_provenance
 from .projectids import ProjectIdMap
 from .runlock import output_lock
-from .tables import ReportStream, TableStream, write_csv, write_json
 from .walk import walk_case_files
 
-__all__ = ["REPORT_NAME", "RunOptions", "RunSummary", "move_top_level_zips", "run", "with_ids"]
+__all__ = [
+    "FORMATS",
+    "REPORT_NAME",
+    "WORKERS_PER_CORE",
+    "RunOptions",
+    "RunSummary",
+    "move_top_level_zips",
+    "run",
+    "with_ids",
+]
 
 log = logging.getLogger(__name__)
-
-REPORT_NAME = "extraction_report.csv"
 
 
 def move_top_level_zips(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
@@ -69,140 +66,8 @@ def move_top_level_zips(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]
     return moves
 
 
-FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
-WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
-
-
 def with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
     return [{**row, "ProjectID": project_id} for row in rows]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What one run does: the command line's options, checked when made.
-
-    Raises
-    ------
-    OptionsError
-        A value out of range or options that cannot work together (the message says
-        which): an unknown table format, fewer than one worker or more than four per
-        core, a time limit that is not a finite positive number of seconds, ``out``
-        being a file, date shifting without a pseudonym key.
-
-    Examples
-    --------
-    >>> options = RunOptions(Path("data/dicom_cases"), Path("out"), merge_all=True)
-    >>> RunOptions.from_dict(options.to_dict()) == options
-    True
-    """
-
-    data_root: Path
-    out: Path
-    merge_all: bool = False
-    only_merged: bool = False
-    move_top_level_zips: bool = False
-    export_json: bool = False
-    desensitize: bool = False
-    projectid_map: Path | None = None
-    excel: bool = False
-    formats: tuple[str, ...] = ("csv",)
-    case_timeout: float | None = None
-    workers: int = 1
-    resume: bool = True
-    manifest_dir: Path | None = None
-    scheduler: str | None = None
-    scheduler_file: str | None = None
-    pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
-    dates: DateMode = "remove"
-
-    def __post_init__(self) -> None:
-        problems = []
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            problems.append(f"formats must be some of {', '.join(FORMATS)}, got {self.formats}")
-        cores = os.cpu_count() or 1
-        most = max(WORKERS_PER_CORE * cores, WORKERS_PER_CORE)
-        if not 1 <= self.workers <= most:
-            problems.append(
-                f"workers {self.workers}: this machine has {cores} core(s); use 1 to {most} "
-                "(more machines: --scheduler)"
-            )
-        timeout = self.case_timeout
-        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
-            problems.append(
-                f"the case time limit must be a positive number of seconds, got {timeout!r}"
-            )
-        if self.out.exists() and not self.out.is_dir():
-            problems.append(f"out {self.out}: exists and is not a folder")
-        if self.dates not in ("remove", "keep", "shift"):
-            problems.append(f"dates must be remove, keep or shift, got {self.dates!r}")
-        if self.dates == "shift" and not self.pseudonymizer.keyed:
-            problems.append("shifted dates need a pseudonym key")
-        if problems:
-            raise OptionsError("; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""
-        out: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name == "pseudonymizer":
-                out["keyed_pseudonyms"] = value.keyed
-                continue
-            out[item.name] = (
-                str(value)
-                if isinstance(value, Path)
-                else (list(value) if isinstance(value, tuple) else value)
-            )
-        return out
-
-    @classmethod
-    def from_dict(
-        cls, values: dict[str, Any], *, pseudonymizer: Pseudonymizer | None = None
-    ) -> RunOptions:
-        """Options from :meth:`to_dict`'s form; the key comes separately (``pseudonymizer``).
-
-        Raises
-        ------
-        OptionsError
-            Unknown names, or values :class:`RunOptions` refuses.
-        """
-        names = {item.name for item in fields(cls)} - {"pseudonymizer"}
-        unknown = sorted(set(values) - names - {"keyed_pseudonyms"})
-        if unknown:
-            raise OptionsError(f"unknown options: {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in names}
-        for name in ("data_root", "out", "projectid_map", "manifest_dir"):
-            if kwargs.get(name) is not None:
-                kwargs[name] = Path(kwargs[name])
-        if "formats" in kwargs:
-            kwargs["formats"] = tuple(kwargs["formats"])
-        return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())
-
-
-@dataclass
-class RunSummary:
-    """The counts of a run; ``files == images + skipped`` over the completed cases."""
-
-    cases: int = 0
-    failed: int = 0
-    rows: int = 0
-    files: int = 0
-    images: int = 0
-    skipped: int = 0
-    handed_over: int = 0  # headers the fast reader left to pydicom's full parse
-    reused: int = 0  # cases unchanged since a recorded run, not scanned again
-    reported: int = 0  # lines in the report: skipped and failed files, row problems
-    cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
-
-    def line(self) -> str:
-        """One human summary line."""
-        return (
-            f"{self.cases} cases ({self.failed} failed, {self.reused} unchanged), "
-            f"{self.rows} rows; "
-            f"{self.files} files: {self.images} images + {self.skipped} skipped "
-            f"(pydicom's full parse took over for {self.handed_over})"
-        )
 
 
 def run(
@@ -252,17 +117,17 @@ def _run_locked(
     manifest = _manifest(options)
     fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of)
     summary = RunSummary(reused=len(reused), cleaned=cleaned)
-    outputs = _Outputs(options, labels if private else None)
+    outputs = RunOutputs(options, labels if private else None)
     try:
         outputs.report(_root_files(root, summary))
-        for case_dir, outcome in _scan_all(case_dirs, root, options, reused):
+        for case_dir, outcome in scan_all(case_dirs, root, options, reused):
             project_id = id_of[case_dir.name]
             if on_case is not None:
                 on_case(labels[case_dir.name] if options.desensitize else case_dir.name)
             result = _finish_case(case_dir, outcome, labels, summary, outputs, options)
             if result is not None:
                 rows = with_ids(result.rows, project_id)
-                _write_case(options, result, rows)
+                write_case(options, result, rows)
                 if manifest is not None and case_dir.name not in reused:  # after its outputs
                     manifest.store(project_id, fingerprints[case_dir.name], result)
                 outputs.rows(rows)
@@ -274,7 +139,7 @@ def _run_locked(
         outputs.discard()
         raise
     summary.reported = outputs.reported
-    _write_provenance(options)
+    write_provenance(options)
     return summary
 
 
@@ -283,7 +148,7 @@ def _finish_case(
     outcome: Callable[[], CaseResult],
     labels: dict[str, str],
     summary: RunSummary,
-    outputs: _Outputs,
+    outputs: RunOutputs,
     options: RunOptions,
 ) -> CaseResult | None:
     """The case's result counted and its report lines written; None if the case failed."""
@@ -311,58 +176,6 @@ def _finish_case(
         result.skipped,
     )
     return result
-
-
-class _Outputs:
-    """The merged tables and the report of one run, streamed, committed together at the end."""
-
-    def __init__(self, options: RunOptions, labels: dict[str, str] | None) -> None:
-        self.options = options
-        out, excel = options.out, options.excel
-        self.primary: list[TableStream] = []
-        self.hidden: list[TableStream] = []
-        self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
-        self.reported = 0
-        if not (options.merge_all or options.only_merged):
-            return
-        target = self.hidden if options.desensitize else self.primary
-        for fmt in options.formats:
-            target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel))  # type: ignore[arg-type]
-        self.hidden.append(TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel))
-        if not options.desensitize:
-            self.primary.append(TableStream(out / "all_cases_original.csv", "csv", excel=excel))
-
-    def rows(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        for stream in self.primary:
-            stream.write(rows)
-        if self.hidden:
-            hidden = _hidden(self.options, rows)
-            for stream in self.hidden:
-                stream.write(hidden)
-
-    def report(self, entries: list[ReportEntry]) -> None:
-        self._report.write(entries)
-        self.reported += len(entries)
-
-    def commit(self) -> None:
-        for stream in [*self.primary, *self.hidden]:
-            stream.commit()
-        self._report.commit()
-        if self.options.desensitize and (self.primary or self.hidden):
-            stale = self.options.out / "all_cases_original.csv"
-            if stale.exists():  # an earlier run's: it holds the names this run must not leave
-                stale.unlink()
-                log.info("--desensitize: removed all_cases_original.csv of an earlier run")
-            log.info(
-                "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
-            )
-
-    def discard(self) -> None:
-        for stream in [*self.primary, *self.hidden]:
-            stream.discard()
-        self._report.discard()
 
 
 def _move_zips(root: Path, private: bool) -> None:
@@ -401,60 +214,6 @@ def _recorded_cases(
     return fingerprints, reused
 
 
-def _scan_all(
-    case_dirs: list[Path], root: Path, options: RunOptions, reused: dict[str, CaseResult]
-) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
-    """Each case with a callable giving its result (or raising), in case order.
-
-    Cases in ``reused`` are not scanned again. With several workers (or a cluster) the
-    others go out in batches (:mod:`dcm_extractor.batches`); a failing case costs only
-    itself, a worker process that dies costs the cases of its batch, reported as
-    failed, never the run.
-    """
-    todo = [d for d in case_dirs if d.name not in reused]
-    pending: dict[str, Callable[[], CaseResult]] = {}
-    pool, close_client = None, None
-    if options.scheduler or options.scheduler_file:
-        pending, close_client = scan_on_cluster(
-            todo, functools.partial(scan_batch, root=root, timeout=options.case_timeout),
-            options.scheduler, options.scheduler_file,
-        )  # fmt: skip
-    elif options.workers > 1 and len(todo) > 1:
-        context = multiprocessing.get_context(
-            "fork" if sys.platform.startswith("linux") else "spawn"
-        )
-        pool = ProcessPoolExecutor(options.workers, mp_context=context)
-        for batch in case_batches(todo, options.workers):
-            future = pool.submit(scan_batch, batch, root, options.case_timeout)
-            for index, case_dir in enumerate(batch):
-                pending[case_dir.name] = functools.partial(_result_of, case_dir, future, index)
-    try:
-        for case_dir in case_dirs:
-            if case_dir.name in reused:
-                yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
-            elif case_dir.name in pending:
-                yield case_dir, pending.pop(case_dir.name)  # dropped once used: memory stays flat
-            else:
-                yield case_dir, functools.partial(scan_one, case_dir, root, options.case_timeout)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        if close_client is not None:
-            close_client()
-
-
-def _result_of(
-    case_dir: Path, future: Future[list[CaseResult | CaseFailedError]], index: int
-) -> CaseResult:
-    try:
-        outcome = future.result()[index]
-    except BrokenProcessPool as err:
-        raise CaseFailedError(case_dir.name, "its worker process died") from err
-    if isinstance(outcome, CaseFailedError):
-        raise outcome
-    return outcome
-
-
 def _refuse_foreign_map(options: RunOptions) -> None:
     """A de-identified run must not leave an earlier run's ID map (names -> IDs) in --out;
     it is the key to the project IDs, so it is moved by the user, never deleted here."""
@@ -489,58 +248,3 @@ def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
             ReportEntry("", folder.name, "hidden_folder", why, "", f"root-folder{index:05d}")
         )
     return entries
-
-
-def _hidden(options: RunOptions, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return deidentify_rows(rows, options.pseudonymizer, options.dates)
-
-
-def _write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
-    if options.only_merged:
-        return
-    out, excel = options.out, options.excel
-    hidden = _hidden(options, rows)
-    name = f"P{rows[0]['ProjectID']:06d}" if options.desensitize and rows else result.name
-    if options.desensitize and name != result.name:
-        for stale in (
-            f"{result.name}.csv",
-            f"{result.name}.desensitized.csv",
-            f"{result.name}.json",
-        ):
-            (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
-    write_csv(out / f"{name}.csv", hidden if options.desensitize else rows, excel=excel)
-    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
-    if options.export_json:
-        write_json(out / f"{name}.json", hidden if options.desensitize else rows)
-
-
-def _write_provenance(options: RunOptions) -> None:
-    """How the de-identified tables were made (never the key), beside them."""
-    pseudonymizer = options.pseudonymizer
-    record = {
-        "tool": f"medkit dcm_extractor {__version__}",
-        "pseudonyms": pseudonymizer.method,
-        "key_fingerprint": pseudonymizer.fingerprint,
-        "reversible_by_dictionary": not pseudonymizer.keyed,
-        "PatientName": "pseudonym",
-        "PatientID": "pseudonym",
-        "PatientBirthDate": "removed (PatientAge kept)",
-        "StudyDate": {
-            "remove": "removed",
-            "keep": "kept",
-            "shift": "shifted by a per-patient offset (key-derived)",
-        }[options.dates],
-        "FileName": "replaced by P<ProjectID>_<n>.zip / P<ProjectID>.dir",
-        "kept": (
-            "StudyInstanceUID, SeriesInstanceUID, Modality, Manufacturer, PatientSex, "
-            "PatientAge, Rows, Columns, counts"
-        ),
-        "profile": (
-            "after DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile; "
-            "pseudonymized, not anonymized"
-        ),
-        "applies_to": "*.desensitized.csv, all_cases_desensitized.csv"
-        + (", and with --desensitize every primary table" if options.desensitize else ""),
-    }
-    text = json.dumps(record, ensure_ascii=False, indent=1) + "\n"
-    write_atomic(options.out / "deidentification.json", text.encode("utf-8"))

@@ -1,0 +1,147 @@
+"""What a run is asked to do (:class:`RunOptions`, checked when made) and what it did
+(:class:`RunSummary`)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from threading import TIMEOUT_MAX
+from typing import Any, Final
+
+from .errors import OptionsError
+from .privacy import DateMode, Pseudonymizer
+
+__all__ = ["FORMATS", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
+
+FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
+WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does: the command line's options, checked when made.
+
+    Raises
+    ------
+    OptionsError
+        A value out of range or options that cannot work together (the message says
+        which): an unknown table format, fewer than one worker or more than four per
+        core, a time limit that is not a finite positive number of seconds, ``out``
+        being a file, date shifting without a pseudonym key.
+
+    Examples
+    --------
+    >>> options = RunOptions(Path("data/dicom_cases"), Path("out"), merge_all=True)
+    >>> RunOptions.from_dict(options.to_dict()) == options
+    True
+    """
+
+    data_root: Path
+    out: Path
+    merge_all: bool = False
+    only_merged: bool = False
+    move_top_level_zips: bool = False
+    export_json: bool = False
+    desensitize: bool = False
+    projectid_map: Path | None = None
+    excel: bool = False
+    formats: tuple[str, ...] = ("csv",)
+    case_timeout: float | None = None
+    workers: int = 1
+    resume: bool = True
+    manifest_dir: Path | None = None
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
+    dates: DateMode = "remove"
+
+    def __post_init__(self) -> None:
+        problems = []
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            problems.append(f"formats must be some of {', '.join(FORMATS)}, got {self.formats}")
+        cores = os.cpu_count() or 1
+        most = max(WORKERS_PER_CORE * cores, WORKERS_PER_CORE)
+        if not 1 <= self.workers <= most:
+            problems.append(
+                f"workers {self.workers}: this machine has {cores} core(s); use 1 to {most} "
+                "(more machines: --scheduler)"
+            )
+        timeout = self.case_timeout
+        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX):
+            problems.append(
+                f"the case time limit must be a positive number of seconds, got {timeout!r}"
+            )
+        if self.out.exists() and not self.out.is_dir():
+            problems.append(f"out {self.out}: exists and is not a folder")
+        if self.dates not in ("remove", "keep", "shift"):
+            problems.append(f"dates must be remove, keep or shift, got {self.dates!r}")
+        if self.dates == "shift" and not self.pseudonymizer.keyed:
+            problems.append("shifted dates need a pseudonym key")
+        if problems:
+            raise OptionsError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "pseudonymizer":
+                out["keyed_pseudonyms"] = value.keyed
+                continue
+            out[item.name] = (
+                str(value)
+                if isinstance(value, Path)
+                else (list(value) if isinstance(value, tuple) else value)
+            )
+        return out
+
+    @classmethod
+    def from_dict(
+        cls, values: dict[str, Any], *, pseudonymizer: Pseudonymizer | None = None
+    ) -> RunOptions:
+        """Options from :meth:`to_dict`'s form; the key comes separately (``pseudonymizer``).
+
+        Raises
+        ------
+        OptionsError
+            Unknown names, or values :class:`RunOptions` refuses.
+        """
+        names = {item.name for item in fields(cls)} - {"pseudonymizer"}
+        unknown = sorted(set(values) - names - {"keyed_pseudonyms"})
+        if unknown:
+            raise OptionsError(f"unknown options: {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {k: v for k, v in values.items() if k in names}
+        for name in ("data_root", "out", "projectid_map", "manifest_dir"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = Path(kwargs[name])
+        if "formats" in kwargs:
+            kwargs["formats"] = tuple(kwargs["formats"])
+        return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())
+
+
+@dataclass
+class RunSummary:
+    """The counts of a run; ``files == images + skipped`` over the completed cases."""
+
+    cases: int = 0
+    failed: int = 0
+    rows: int = 0
+    files: int = 0
+    images: int = 0
+    skipped: int = 0
+    handed_over: int = 0  # headers the fast reader left to pydicom's full parse
+    reused: int = 0  # cases unchanged since a recorded run, not scanned again
+    reported: int = 0  # lines in the report: skipped and failed files, row problems
+    cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
+
+    def line(self) -> str:
+        """One human summary line."""
+        return (
+            f"{self.cases} cases ({self.failed} failed, {self.reused} unchanged), "
+            f"{self.rows} rows; "
+            f"{self.files} files: {self.images} images + {self.skipped} skipped "
+            f"(pydicom's full parse took over for {self.handed_over})"
+        )

@@ -1,0 +1,135 @@
+"""What a run writes: the merged tables and the report (streamed, committed together),
+the per-case tables, and the de-identification record."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from . import __version__
+from .atomic import write_atomic
+from .cases import CaseResult, ReportEntry
+from .options import RunOptions
+from .privacy import deidentify_rows
+from .tables import ReportStream, TableStream, write_csv, write_json
+
+__all__ = ["REPORT_NAME", "RunOutputs", "hidden_rows", "write_case", "write_provenance"]
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "extraction_report.csv"
+
+
+class RunOutputs:
+    """The merged tables and the report of one run, streamed, committed together at the end.
+
+    ``rows`` and ``report`` append; ``commit`` makes every file appear at once (atomic
+    renames), ``discard`` removes the partial files of a run that failed.
+    """
+
+    def __init__(self, options: RunOptions, labels: dict[str, str] | None) -> None:
+        self.options = options
+        out, excel = options.out, options.excel
+        self.primary: list[TableStream] = []
+        self.hidden: list[TableStream] = []
+        self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
+        self.reported = 0
+        if not (options.merge_all or options.only_merged):
+            return
+        target = self.hidden if options.desensitize else self.primary
+        for fmt in options.formats:
+            target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel))  # type: ignore[arg-type]
+        self.hidden.append(TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel))
+        if not options.desensitize:
+            self.primary.append(TableStream(out / "all_cases_original.csv", "csv", excel=excel))
+
+    def rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        for stream in self.primary:
+            stream.write(rows)
+        if self.hidden:
+            hidden = hidden_rows(self.options, rows)
+            for stream in self.hidden:
+                stream.write(hidden)
+
+    def report(self, entries: list[ReportEntry]) -> None:
+        self._report.write(entries)
+        self.reported += len(entries)
+
+    def commit(self) -> None:
+        for stream in [*self.primary, *self.hidden]:
+            stream.commit()
+        self._report.commit()
+        if self.options.desensitize and (self.primary or self.hidden):
+            stale = self.options.out / "all_cases_original.csv"
+            if stale.exists():  # an earlier run's: it holds the names this run must not leave
+                stale.unlink()
+                log.info("--desensitize: removed all_cases_original.csv of an earlier run")
+            log.info(
+                "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
+            )
+
+    def discard(self) -> None:
+        for stream in [*self.primary, *self.hidden]:
+            stream.discard()
+        self._report.discard()
+
+
+def hidden_rows(options: RunOptions, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows de-identified as the run's options say (pseudonyms, dates)."""
+    return deidentify_rows(rows, options.pseudonymizer, options.dates)
+
+
+def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
+    """A case's own tables (unless only merged tables are asked for), named by project ID
+    under ``--desensitize`` (an earlier identified run's files of the case removed)."""
+    if options.only_merged:
+        return
+    out, excel = options.out, options.excel
+    hidden = hidden_rows(options, rows)
+    name = f"P{rows[0]['ProjectID']:06d}" if options.desensitize and rows else result.name
+    if options.desensitize and name != result.name:
+        for stale in (
+            f"{result.name}.csv",
+            f"{result.name}.desensitized.csv",
+            f"{result.name}.json",
+        ):
+            (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
+    write_csv(out / f"{name}.csv", hidden if options.desensitize else rows, excel=excel)
+    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
+    if options.export_json:
+        write_json(out / f"{name}.json", hidden if options.desensitize else rows)
+
+
+def write_provenance(options: RunOptions) -> None:
+    """How the de-identified tables were made (never the key), beside them."""
+    pseudonymizer = options.pseudonymizer
+    record = {
+        "tool": f"medkit dcm_extractor {__version__}",
+        "pseudonyms": pseudonymizer.method,
+        "key_fingerprint": pseudonymizer.fingerprint,
+        "reversible_by_dictionary": not pseudonymizer.keyed,
+        "PatientName": "pseudonym",
+        "PatientID": "pseudonym",
+        "PatientBirthDate": "removed (PatientAge kept)",
+        "StudyDate": {
+            "remove": "removed",
+            "keep": "kept",
+            "shift": "shifted by a per-patient offset (key-derived)",
+        }[options.dates],
+        "FileName": "replaced by P<ProjectID>_<n>.zip / P<ProjectID>.dir",
+        "kept": (
+            "StudyInstanceUID, SeriesInstanceUID, Modality, Manufacturer, PatientSex, "
+            "PatientAge, Rows, Columns, counts"
+        ),
+        "profile": (
+            "after DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile; "
+            "pseudonymized, not anonymized"
+        ),
+        "applies_to": "*.desensitized.csv, all_cases_desensitized.csv"
+        + (", and with --desensitize every primary table" if options.desensitize else ""),
+    }
+    text = json.dumps(record, ensure_ascii=False, indent=1) + "\n"
+    write_atomic(options.out / "deidentification.json", text.encode("utf-8"))
