@@ -484,3 +484,27 @@ def test_a_file_cut_inside_its_header_is_truncated(tmp_path: Path, cut: int) -> 
     reasons = {e.location: e.reason for e in result.report}
     assert reasons["case/cut.dcm"] == "truncated"
     assert reasons["case/sc.dcm"] == "no_pixel_data"
+
+
+def test_header_only_rows_and_charset_notes_are_the_same_in_a_worker_pool(tmp_path: Path) -> None:
+    from dcm_extractor import RunOptions, run
+
+    root = tmp_path / "root"
+    _header_only(root / "a" / "sc.dcm", "Doe^Jane", SECONDARY_CAPTURE)
+    _image(root / "b" / "ct.dcm")
+    (root / "c").mkdir()
+    with zipfile.ZipFile(root / "c" / "CT.zip", "w") as archive:
+        archive.write(get_testdata_file("CT_small.dcm"), "CT_small.dcm")  # type: ignore[arg-type]
+    (root / "c" / "CT (1).zip").write_bytes((root / "c" / "CT.zip").read_bytes())
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        run(
+            RunOptions(
+                root, out, merge_all=True, workers=workers, projectid_map=tmp_path / "ids.json"
+            )
+        )
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+    assert outputs[1] == outputs[2]
+    assert b"no_images" in outputs[1]["extraction_report.csv"]
+    assert b"duplicate" in outputs[1]["extraction_report.csv"]

@@ -341,8 +341,10 @@ def test_usage_errors_are_one_line_and_exit_2(
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
 
 
-def test_the_summary_adds_up_to_everything_on_disk(tmp_path: Path) -> None:
-    """The issue's case: hidden case folders, a FIFO, links and an empty zip, all counted."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_summary_adds_up_to_everything_on_disk(tmp_path: Path, workers: int) -> None:
+    """The issue's case: hidden case folders, a FIFO, links and an empty zip, all counted,
+    the same with one worker and with a pool."""
     sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=1)
     root = sample.cases_root
     (root / ".Trash").mkdir()
@@ -370,7 +372,7 @@ def test_the_summary_adds_up_to_everything_on_disk(tmp_path: Path) -> None:
         for name in files
     )
     on_disk = at_root + in_folders
-    options = RunOptions(data_root=root, out=tmp_path / "out", merge_all=True)
+    options = RunOptions(data_root=root, out=tmp_path / "out", merge_all=True, workers=workers)
     summary = run(options)
     assert summary.files == on_disk
     assert summary.images + summary.skipped == summary.files
