@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from label_map_coders import best  # the same best-of-N timing as the label-map anchors
 from medmask import MaskArchive, SegmentationMask
 from medmask.dicom.exchange import export_seg, seg_masks
 from medmask.dicom.grid import map_axes
@@ -39,15 +38,6 @@ from medmask.sample.ct_series import write_ct_series
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out" / "seg"
 SHARED = ROOT.parent.parent / "shared" / "data" / "totalseg_s0000"
-
-
-def best(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def prepare(folder: Path, label: str) -> tuple[Path, Path, dict[str, np.ndarray]]:

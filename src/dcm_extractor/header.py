@@ -402,11 +402,10 @@ def _repaired(raw: bytes, term: str) -> tuple[str, str] | None:
         readings: list[tuple[float, int, str, str]] = []
         for codec, name in (("utf-8", "UTF-8"), ("gb18030", "GB18030")):
             try:
-                readings.append(
-                    (_plausible(raw.decode(codec)), -len(readings), raw.decode(codec), name)
-                )
+                text = raw.decode(codec)
             except UnicodeDecodeError:
                 continue
+            readings.append((_plausible(text), -len(readings), text, name))
         if not readings:
             return None
         _, _, text, name = max(readings)  # GBK bytes can be valid UTF-8 (住院: "סԺ")

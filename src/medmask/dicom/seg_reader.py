@@ -222,13 +222,11 @@ class _FrameGeometry:
 
 def _functional(ds: Dataset, index: int, sequence: str, attribute: str) -> Any:
     """An attribute from the frame's per-frame group, else from the shared one."""
-    for groups in (
-        ds.get("PerFrameFunctionalGroupsSequence"),
-        ds.get("SharedFunctionalGroupsSequence"),
-    ):
-        if not groups:
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for group in (per_frame[index] if per_frame else None, shared[0] if shared else None):
+        if group is None:
             continue
-        group = groups[index] if groups is ds.get("PerFrameFunctionalGroupsSequence") else groups[0]
         inner = group.get(sequence)
         if inner and attribute in inner[0]:
             return inner[0].data_element(attribute).value

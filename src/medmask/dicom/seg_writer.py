@@ -167,7 +167,7 @@ def write_seg(
         _segment(
             number, name, algorithm, algorithm_version, (colours or {}).get(name), i, len(masks)
         )
-        for i, (number, name) in enumerate((n, c[0]) for n, c in enumerate(crops, start=1))
+        for i, (number, (name, *_)) in enumerate(enumerate(crops, start=1))
     )
     ds.SharedFunctionalGroupsSequence = DicomSequence([_shared_groups(source)])
     bits = np.packbits(pixels.reshape(-1), bitorder="little").tobytes()
