@@ -29,12 +29,12 @@ from .pipeline import (
     run,
     with_ids,
 )
+from .policy import PrivacyPolicy
 from .privacy import (
     COMPAT_WARNING,
     KEY_ENV,
     DateMode,
     Pseudonymizer,
-    deidentify_rows,
     desensitize_name,
     load_key,
 )
@@ -91,8 +91,9 @@ def extract_case_metadata(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     primary = out / f"{result.name}.csv"
-    hidden = deidentify_rows(rows, Pseudonymizer(load_key()))
-    write_csv(primary, hidden if desensitize else rows)
+    policy = PrivacyPolicy(desensitize, Pseudonymizer(load_key()))
+    hidden = policy.shared_rows(rows)
+    write_csv(primary, policy.primary_rows(rows, hidden))
     write_csv(out / f"{result.name}.desensitized.csv", hidden)
     return primary
 
@@ -234,22 +235,23 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         options = _options(args, parser)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    policy = options.privacy
     try:
         options.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     try:
-        handler = _configure_logging(Path(args.log), fresh=options.desensitize)
+        handler = _configure_logging(Path(args.log), fresh=policy.cleans_out)
     except OSError as err:
         print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
         return 2
     map_path = options.projectid_map or options.out / "case_projectid_map.json"
-    if options.desensitize and options.out.resolve() in map_path.resolve().parents:
+    if policy.deidentify and options.out.resolve() in map_path.resolve().parents:
         print(MAP_WARNING, file=sys.stderr)
         log.warning("the project ID map is inside the de-identified outputs")
     if not options.pseudonymizer.keyed:
-        if options.desensitize:
+        if policy.deidentify:
             print(COMPAT_WARNING, file=sys.stderr)
         log.warning("no pseudonym key: de-identified tables use the original, reversible hashes")
     started = time.perf_counter()
@@ -269,7 +271,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
     print(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
     print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
     fresh = (
-        " (started afresh: earlier runs' lines could name patients)" if options.desensitize else ""
+        " (started afresh: earlier runs' lines could name patients)" if policy.cleans_out else ""
     )
     print(f"log: {args.log}{fresh}")
     return 1 if summary.failed else 0

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from threading import TIMEOUT_MAX
 from typing import Any, Final
 
 from .errors import OptionsError
+from .policy import PrivacyPolicy
 from .privacy import DateMode, Pseudonymizer
 
 __all__ = ["FORMATS", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
@@ -82,6 +84,11 @@ class RunOptions:
             problems.append("shifted dates need a pseudonym key")
         if problems:
             raise OptionsError("; ".join(problems))
+
+    @cached_property
+    def privacy(self) -> PrivacyPolicy:
+        """The run's privacy policy: what it may write and say about patients."""
+        return PrivacyPolicy(self.desensitize, self.pseudonymizer, self.dates)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""

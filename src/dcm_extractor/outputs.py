@@ -11,10 +11,9 @@ from . import __version__
 from .atomic import write_atomic
 from .cases import CaseResult, ReportEntry
 from .options import RunOptions
-from .privacy import deidentify_rows
 from .tables import ReportStream, TableStream, write_csv, write_json
 
-__all__ = ["REPORT_NAME", "RunOutputs", "hidden_rows", "write_case", "write_provenance"]
+__all__ = ["REPORT_NAME", "RunOutputs", "write_case", "write_provenance"]
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,12 @@ class RunOutputs:
         self.reported = 0
         if not (options.merge_all or options.only_merged):
             return
-        target = self.hidden if options.desensitize else self.primary
+        policy = options.privacy
+        target = self.primary if policy.writes_identified_tables else self.hidden
         for fmt in options.formats:
             target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel))  # type: ignore[arg-type]
         self.hidden.append(TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel))
-        if not options.desensitize:
+        if policy.writes_identified_tables:
             self.primary.append(TableStream(out / "all_cases_original.csv", "csv", excel=excel))
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
@@ -50,7 +50,7 @@ class RunOutputs:
         for stream in self.primary:
             stream.write(rows)
         if self.hidden:
-            hidden = hidden_rows(self.options, rows)
+            hidden = self.options.privacy.shared_rows(rows)
             for stream in self.hidden:
                 stream.write(hidden)
 
@@ -62,7 +62,7 @@ class RunOutputs:
         for stream in [*self.primary, *self.hidden]:
             stream.commit()
         self._report.commit()
-        if self.options.desensitize and (self.primary or self.hidden):
+        if not self.options.privacy.writes_identified_tables and (self.primary or self.hidden):
             stale = self.options.out / "all_cases_original.csv"
             if stale.exists():  # an earlier run's: it holds the names this run must not leave
                 stale.unlink()
@@ -77,35 +77,32 @@ class RunOutputs:
         self._report.discard()
 
 
-def hidden_rows(options: RunOptions, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows de-identified as the run's options say (pseudonyms, dates)."""
-    return deidentify_rows(rows, options.pseudonymizer, options.dates)
-
-
 def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
     """A case's own tables (unless only merged tables are asked for), named by project ID
     under ``--desensitize`` (an earlier identified run's files of the case removed)."""
     if options.only_merged:
         return
-    out, excel = options.out, options.excel
-    hidden = hidden_rows(options, rows)
-    name = f"P{rows[0]['ProjectID']:06d}" if options.desensitize and rows else result.name
-    if options.desensitize and name != result.name:
+    out, excel, policy = options.out, options.excel, options.privacy
+    hidden = policy.shared_rows(rows)
+    primary = policy.primary_rows(rows, hidden)
+    name = policy.table_stem(result.name, rows[0]["ProjectID"] if rows else None)
+    if name != result.name:
         for stale in (
             f"{result.name}.csv",
             f"{result.name}.desensitized.csv",
             f"{result.name}.json",
         ):
             (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
-    write_csv(out / f"{name}.csv", hidden if options.desensitize else rows, excel=excel)
+    write_csv(out / f"{name}.csv", primary, excel=excel)
     write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
     if options.export_json:
-        write_json(out / f"{name}.json", hidden if options.desensitize else rows)
+        write_json(out / f"{name}.json", primary)
 
 
 def write_provenance(options: RunOptions) -> None:
     """How the de-identified tables were made (never the key), beside them."""
-    pseudonymizer = options.pseudonymizer
+    policy = options.privacy
+    pseudonymizer = policy.pseudonymizer
     record = {
         "tool": f"medkit dcm_extractor {__version__}",
         "pseudonyms": pseudonymizer.method,
@@ -118,7 +115,7 @@ def write_provenance(options: RunOptions) -> None:
             "remove": "removed",
             "keep": "kept",
             "shift": "shifted by a per-patient offset (key-derived)",
-        }[options.dates],
+        }[policy.dates],
         "FileName": "replaced by P<ProjectID>_<n>.zip / P<ProjectID>.dir",
         "kept": (
             "StudyInstanceUID, SeriesInstanceUID, Modality, Manufacturer, PatientSex, "
@@ -129,7 +126,7 @@ def write_provenance(options: RunOptions) -> None:
             "pseudonymized, not anonymized"
         ),
         "applies_to": "*.desensitized.csv, all_cases_desensitized.csv"
-        + (", and with --desensitize every primary table" if options.desensitize else ""),
+        + ("" if policy.writes_identified_tables else ", and with --desensitize every table"),
     }
     text = json.dumps(record, ensure_ascii=False, indent=1) + "\n"
     write_atomic(options.out / "deidentification.json", text.encode("utf-8"))

@@ -23,6 +23,7 @@ from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
 from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
 from .outputs import REPORT_NAME, RunOutputs, write_case, write_provenance
+from .policy import PrivacyPolicy
 from .projectids import ProjectIdMap
 from .runlock import output_lock
 from .walk import walk_case_files
@@ -83,8 +84,8 @@ def run(
     with the case's label (``P<ProjectID>`` under ``--desensitize``) when the run starts
     waiting for it (the progress display shows a case that takes long).
 
-    With ``options.desensitize`` the log and the report name no case, file or patient:
-    cases appear as ``P<ProjectID>`` and files by their position in the case.
+    Under de-identification (``options.privacy``) the log and the report name no case,
+    file or patient: cases appear as ``P<ProjectID>`` and files by their position in the case.
     """
     root, out = options.data_root, options.out
     if not root.is_dir():
@@ -100,31 +101,31 @@ def _run_locked(
     on_case: Callable[[str], None] | None = None,
 ) -> RunSummary:
     root, out = options.data_root, options.out
+    policy = options.privacy
     cleaned = ""
-    if options.desensitize:  # the folder is to be shareable: nothing earlier may name anyone
+    if policy.cleans_out:  # the folder is to be shareable: nothing earlier may name anyone
         _refuse_foreign_map(options)
         cleaned = remove_identifying_leftovers(out, options.manifest_dir).line()
         if cleaned:
             log.warning("--desensitize: removed from --out %s", cleaned)
-    private = options.desensitize
     if options.move_top_level_zips:
-        _move_zips(root, private)
+        _move_zips(root, policy)
     ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
     case_dirs = iter_case_dirs(root)
     id_of = ids.assign([d.name for d in case_dirs])  # new cases numbered in folder order
     case_dirs.sort(key=lambda d: id_of[d.name])  # merged tables are in project-ID order
-    labels = {name: f"P{pid:06d}" for name, pid in id_of.items()}
     manifest = _manifest(options)
     fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of)
     summary = RunSummary(reused=len(reused), cleaned=cleaned)
-    outputs = RunOutputs(options, labels if private else None)
+    outputs = RunOutputs(options, policy.report_labels(id_of))
     try:
         outputs.report(_root_files(root, summary))
         for case_dir, outcome in scan_all(case_dirs, root, options, reused):
             project_id = id_of[case_dir.name]
+            shown = policy.case_name(case_dir.name, project_id)
             if on_case is not None:
-                on_case(labels[case_dir.name] if options.desensitize else case_dir.name)
-            result = _finish_case(case_dir, outcome, labels, summary, outputs, options)
+                on_case(shown)
+            result = _finish_case(case_dir, shown, outcome, summary, outputs, policy)
             if result is not None:
                 rows = with_ids(result.rows, project_id)
                 write_case(options, result, rows)
@@ -145,15 +146,15 @@ def _run_locked(
 
 def _finish_case(
     case_dir: Path,
+    shown: str,
     outcome: Callable[[], CaseResult],
-    labels: dict[str, str],
     summary: RunSummary,
     outputs: RunOutputs,
-    options: RunOptions,
+    policy: PrivacyPolicy,
 ) -> CaseResult | None:
-    """The case's result counted and its report lines written; None if the case failed."""
+    """The case's result counted and its report lines written (the log names it ``shown``);
+    None if the case failed."""
     summary.cases += 1
-    shown = labels[case_dir.name] if options.desensitize else case_dir.name
     try:
         result = outcome()
     except (CaseFailedError, OSError) as err:
@@ -161,7 +162,7 @@ def _finish_case(
         reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
         private = "" if isinstance(err, CaseFailedError) else str(err)  # the reason already
         outputs.report([ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, private)])
-        log.error("case %s failed: %s", shown, reason if options.desensitize else err)
+        log.error("case %s failed: %s", shown, policy.error_text(reason, err))
         return None
     summary.files += result.files
     summary.images += result.images
@@ -178,9 +179,9 @@ def _finish_case(
     return result
 
 
-def _move_zips(root: Path, private: bool) -> None:
+def _move_zips(root: Path, policy: PrivacyPolicy) -> None:
     moves = move_top_level_zips(root)
-    for source, target in [] if private else moves:  # zip names can carry patient names
+    for source, target in moves if policy.names_moved_files else []:
         log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
     log.info("moved %d top-level zips into case folders", len(moves))
 
@@ -191,7 +192,7 @@ def _manifest(options: RunOptions) -> Manifest | None:
         return None
     if options.manifest_dir is not None:
         return Manifest(options.manifest_dir)
-    if options.desensitize:
+    if not options.privacy.manifest_in_out:
         log.info(
             "--desensitize: no resume manifest in --out (it would hold names); see --manifest-dir"
         )

@@ -1,0 +1,107 @@
+"""What a run may write and say about patients, decided once (docs/privacy.md).
+
+A :class:`PrivacyPolicy` is built once from the run's options (``RunOptions.privacy``);
+every place that names a case, writes rows, logs an error or keeps a file asks it,
+instead of each reading the ``desensitize`` flag and deciding on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .privacy import DateMode, Pseudonymizer, deidentify_rows
+
+__all__ = ["PrivacyPolicy"]
+
+
+@dataclass(frozen=True)
+class PrivacyPolicy:
+    """Identified or de-identified outputs, and how cases are named in them.
+
+    Parameters
+    ----------
+    deidentify
+        Every output (tables, report, log, console, file names) is to be shareable:
+        ``--desensitize``.
+    pseudonymizer
+        Makes the pseudonyms of the de-identified tables (written by every run).
+    dates
+        What de-identified tables do with StudyDate.
+
+    Examples
+    --------
+    >>> policy = PrivacyPolicy(deidentify=True)
+    >>> policy.case_name("Zhang San", 1), policy.table_stem("Zhang San", 1)
+    ('P000001', 'P000001')
+    """
+
+    deidentify: bool = False
+    pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
+    dates: DateMode = "remove"
+
+    # -- names --------------------------------------------------------------------------
+
+    @staticmethod
+    def label(project_id: int) -> str:
+        """A case's pseudonymous name, ``P<ProjectID>`` (six digits)."""
+        return f"P{project_id:06d}"
+
+    def case_name(self, case: str, project_id: int) -> str:
+        """How the log, the console and the progress display name a case."""
+        return self.label(project_id) if self.deidentify else case
+
+    def table_stem(self, case: str, project_id: int | None) -> str:
+        """The file name (without suffix) of a case's own tables."""
+        if self.deidentify and project_id is not None:
+            return self.label(project_id)
+        return case
+
+    def report_labels(self, ids: Mapping[str, int]) -> dict[str, str] | None:
+        """What the report names cases by (case -> ``P<ProjectID>``); None: by their folder
+        names and paths."""
+        return {case: self.label(pid) for case, pid in ids.items()} if self.deidentify else None
+
+    @property
+    def names_moved_files(self) -> bool:
+        """Whether the log may list moved zips by name (zip names carry patient names)."""
+        return not self.deidentify
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def shared_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The de-identified copy of ``rows`` (pseudonyms, dates as asked, no file names)."""
+        return deidentify_rows(rows, self.pseudonymizer, self.dates)
+
+    def primary_rows(
+        self, rows: list[dict[str, Any]], shared: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """What the primary tables hold: the rows, or their de-identified copy
+        (``shared`` when already made)."""
+        if not self.deidentify:
+            return rows
+        return shared if shared is not None else self.shared_rows(rows)
+
+    @property
+    def writes_identified_tables(self) -> bool:
+        """Whether ``all_cases_original.csv`` and identified primary tables are written."""
+        return not self.deidentify
+
+    # -- errors and files ---------------------------------------------------------------
+
+    def error_text(self, reason: str, error: BaseException) -> str:
+        """What the log says about a failed case: the fixed reason under de-identification
+        (an error's message can quote a path or a value), else the error itself."""
+        return reason if self.deidentify else str(error)
+
+    @property
+    def manifest_in_out(self) -> bool:
+        """Whether the resume manifest (rows with names) may live in ``--out``."""
+        return not self.deidentify
+
+    @property
+    def cleans_out(self) -> bool:
+        """Whether identifying leftovers of earlier runs are removed from ``--out`` (and the
+        log started afresh) before the run."""
+        return self.deidentify
