@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
+from pydicom.data import get_testdata_file
+from test_cases import SECONDARY_CAPTURE, _header_only, _image, _series_with_one_damaged_file
 
 from dcm_extractor.extractor import main
 from dcm_extractor.sample import DicomSample
@@ -43,6 +47,59 @@ def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> No
     ) as cluster:
         assert extract(data, tmp_path / "dask", ids, "--scheduler", cluster.scheduler_address) == 0
     assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+
+
+def _bad_inputs(root: Path) -> None:
+    """Issue 18's cases in one data root: a damaged element, a header without pixels, a
+    zip and its identical copy, a FIFO, a dangling link, an empty zip, a hidden folder."""
+    _series_with_one_damaged_file(root / "damaged")
+    _header_only(root / "header_only" / "sc.dcm", "Doe^Jane", SECONDARY_CAPTURE)
+    _image(root / "zips" / "loose.dcm")
+    with zipfile.ZipFile(root / "zips" / "CT.zip", "w") as archive:
+        archive.write(get_testdata_file("CT_small.dcm"), "CT_small.dcm")  # type: ignore[arg-type]
+    (root / "zips" / "CT (1).zip").write_bytes((root / "zips" / "CT.zip").read_bytes())
+    with zipfile.ZipFile(root / "zips" / "empty.zip", "w"):
+        pass
+    os.mkfifo(root / "zips" / "pipe")
+    (root / "zips" / "gone").symlink_to(root / "nothing")
+    (root / ".Trash").mkdir()
+    (root / ".Trash" / "old.dcm").write_bytes(b"x")
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix != ".lock"}
+
+
+def test_bad_inputs_give_the_same_outputs_inline_in_a_pool_and_on_a_cluster(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    _bad_inputs(root)
+    ids = tmp_path / "ids.json"
+    runs = {}
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        ways = {
+            "inline": ["--workers", "1"],
+            "pool": ["--workers", "2"],
+            "dask": ["--scheduler", cluster.scheduler_address],
+        }
+        for private in (False, True):
+            for way, how in ways.items():
+                out = tmp_path / f"{way}-{private}"
+                assert extract(root, out, ids, *how, *(["--desensitize"] * private)) == 0
+                runs[way, private] = _outputs(out)
+    for private in (False, True):
+        inline = runs["inline", private]
+        assert runs["pool", private] == inline
+        assert runs["dask", private] == inline
+        report = inline["extraction_report.csv"].decode("utf-8")
+        for reason in ("unreadable", "duplicate", "empty_zip", "not_regular_file",
+                       "dangling_link", "hidden_folder", "no_images"):  # fmt: skip
+            assert reason in report, reason
+        names = ("damaged", "header_only", "zips", "CT (1).zip", "Doe", "Trash")
+        assert any(name in report for name in names) != private  # names only when identified
 
 
 def test_unreachable_scheduler_is_one_clear_error(
