@@ -5,18 +5,78 @@ through :func:`~dcm_extractor.batches.batch_outcome`."""
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from .batches import batch_outcome, case_batches, scan_batch, scan_one
+from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
 from .cases import CaseResult
 from .cluster import scan_on_cluster
+from .isolation import CaseFailedError
 from .options import RunOptions
 
-__all__ = ["scan_all"]
+__all__ = ["WorkerPool", "scan_all"]
+
+log = logging.getLogger(__name__)
+
+BatchResult = list[CaseResult | CaseFailedError]
+
+
+class WorkerPool:
+    """Batches of cases on a pool of worker processes that outlives a dead worker.
+
+    When a worker process dies (killed, out of memory, a crash in a C library), Python's
+    pool fails every batch not yet finished. Here the batch being waited for is scanned
+    again one case per child process (so a case that kills its process costs itself
+    only), and the unfinished batches go to a fresh pool.
+    """
+
+    def __init__(
+        self, batches: list[list[Path]], root: Path, timeout: float | None, workers: int
+    ) -> None:
+        self.batches, self.root, self.timeout, self.workers = batches, root, timeout, workers
+        self.context = multiprocessing.get_context(
+            "fork" if sys.platform.startswith("linux") else "spawn"
+        )
+        self.pool = ProcessPoolExecutor(workers, mp_context=self.context)
+        self.futures: list[Future[BatchResult]] = [self._submit(b) for b in batches]
+        self.restarts = 0
+
+    def _submit(self, batch: list[Path]) -> Future[BatchResult]:
+        return self.pool.submit(scan_batch, batch, self.root, self.timeout)
+
+    def outcome(self, number: int, index: int, case: str) -> CaseResult:
+        """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError."""
+        future = self.futures[number]
+        if isinstance(future.exception(), BrokenProcessPool):  # waits for the batch
+            future = self._recover(number)
+        return batch_outcome(case, future, index, "its worker process died")
+
+    def _recover(self, number: int) -> Future[BatchResult]:
+        broken, self.pool = self.pool, ProcessPoolExecutor(self.workers, mp_context=self.context)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        for later in range(number + 1, len(self.batches)):
+            future = self.futures[later]
+            if not future.done() or future.exception() is not None:
+                self.futures[later] = self._submit(self.batches[later])
+        batch = self.batches[number]
+        log.warning(
+            "a worker process died: the %d case(s) of its batch are scanned again, each in "
+            "its own process; the unfinished batches go to a new pool",
+            len(batch),
+        )
+        alone: Future[BatchResult] = Future()
+        alone.set_result(scan_batch(batch, self.root, self.timeout or DEFAULT_CASE_LIMIT))
+        self.futures[number] = alone
+        return alone
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
 def scan_all(
@@ -26,27 +86,25 @@ def scan_all(
 
     Cases in ``reused`` are not scanned again. With several workers (or a cluster) the
     others go out in batches (:mod:`dcm_extractor.batches`); a failing case costs only
-    itself, a worker process that dies costs the cases of its batch, reported as
-    failed, never the run.
+    itself; after a worker process dies its batch is scanned again case by case
+    (:class:`WorkerPool`; on Dask the scheduler reruns it), never the run.
     """
     todo = [d for d in case_dirs if d.name not in reused]
     pending: dict[str, Callable[[], CaseResult]] = {}
-    pool, close_client = None, None
+    pool: WorkerPool | None = None
+    close_client = None
     if options.scheduler or options.scheduler_file:
         pending, close_client = scan_on_cluster(
             todo, functools.partial(scan_batch, root=root, timeout=options.case_timeout),
             options.scheduler, options.scheduler_file,
         )  # fmt: skip
     elif options.workers > 1 and len(todo) > 1:
-        context = multiprocessing.get_context(
-            "fork" if sys.platform.startswith("linux") else "spawn"
-        )
-        pool = ProcessPoolExecutor(options.workers, mp_context=context)
-        for batch in case_batches(todo, options.workers):
-            future = pool.submit(scan_batch, batch, root, options.case_timeout)
+        batches = case_batches(todo, options.workers)
+        pool = WorkerPool(batches, root, options.case_timeout, options.workers)
+        for number, batch in enumerate(batches):
             for index, case_dir in enumerate(batch):
                 pending[case_dir.name] = functools.partial(
-                    batch_outcome, case_dir.name, future, index, "its worker process died"
+                    pool.outcome, number, index, case_dir.name
                 )
     try:
         for case_dir in case_dirs:
@@ -58,6 +116,6 @@ def scan_all(
                 yield case_dir, functools.partial(scan_one, case_dir, root, options.case_timeout)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
         if close_client is not None:
             close_client()

@@ -1,0 +1,76 @@
+"""Where cases run: a pool that outlives a dead worker, and a child process per case."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from slow_case import make_slow_case
+
+from dcm_extractor import RunOptions, run
+from dcm_extractor.isolation import CaseFailedError, scan_case_isolated
+from dcm_extractor.sample import generate_dicom_dataset
+
+
+def _kill_a_child_once_busy(killed: list[int], delay: float) -> threading.Thread:
+    """Kill (SIGKILL) one child process of this one, ``delay`` s after the first appears."""
+
+    def kill() -> None:
+        deadline = time.monotonic() + 120
+        while not multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(delay)
+        children = multiprocessing.active_children()
+        if children and children[0].pid is not None:
+            os.kill(children[0].pid, signal.SIGKILL)
+            killed.append(children[0].pid)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def _tables(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
+
+
+def test_a_killed_pool_worker_costs_no_case(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python's pool fails every unfinished batch when one worker dies (the issue: five
+    cases lost to one kill); the run scans them again and loses none."""
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=8).cases_root
+    for index in range(3):  # first in project-ID order: both workers busy, batches waiting
+        make_slow_case(root / f"0_slow{index}" / "many", files=20_000)
+    ids = tmp_path / "ids.json"
+    inline = run(RunOptions(root, tmp_path / "one", merge_all=True, projectid_map=ids))
+    killed: list[int] = []
+    thread = _kill_a_child_once_busy(killed, delay=0.5)
+    with caplog.at_level(logging.WARNING, logger="dcm_extractor"):
+        pooled = run(
+            RunOptions(root, tmp_path / "two", merge_all=True, workers=2, projectid_map=ids)
+        )
+    thread.join()
+    assert killed, "no worker process was killed"
+    assert "a worker process died" in caplog.text
+    assert pooled.failed == 0
+    assert (pooled.files, pooled.images, pooled.rows) == (inline.files, inline.images, inline.rows)
+    assert _tables(tmp_path / "two") == _tables(tmp_path / "one")
+
+
+def test_a_case_whose_process_dies_fails_alone_with_the_reason(tmp_path: Path) -> None:
+    case = make_slow_case(tmp_path / "root" / "case" / "many", files=20_000).parent
+    killed: list[int] = []
+    thread = _kill_a_child_once_busy(killed, delay=0.2)
+    with pytest.raises(CaseFailedError) as caught:
+        scan_case_isolated(case, case.parent, timeout=120)
+    thread.join()
+    assert killed
+    assert caught.value.case == "case"
+    assert caught.value.reason == f"its process died (exit code {-signal.SIGKILL})"
