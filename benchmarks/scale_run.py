@@ -1,6 +1,7 @@
 """End-to-end extraction at scale: time, files/s and peak memory for 1 and 2 workers.
 
     .venv/bin/python benchmarks/scale_run.py [--files 100000] [--small 10000]
+    .venv/bin/python benchmarks/scale_run.py --against /tmp/old/src --repeat 5 --workers 1
 
 Generates (once, under benchmarks/out/) a data set of ``--files`` files from the real
 CT header template when present (half the cases in zips, 100 files per case), runs the
@@ -8,6 +9,11 @@ whole extraction (per-case tables, merged CSV + Parquet, report) in a fresh proc
 with 1 and with 2 workers, and prints wall time, files/s, the main process's peak RSS
 and whether the two runs' tables are identical. The same for ``--small`` files shows
 whether memory stays flat as the number of files grows.
+
+``--against SRC`` runs another version's ``dcm_extractor`` (``SRC`` is its ``src``
+folder, e.g. of ``git worktree add /tmp/old <commit>``) on the same data, alternating
+with this one ``--repeat`` times (this machine's timings drift by 10% between runs, so
+one run each proves nothing), and prints the median time of each and their ratio.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -64,12 +72,17 @@ def dataset(files: int) -> Path:
     return out / "dicom_cases"
 
 
-def extract(data: Path, out: Path, workers: int) -> dict[str, float]:
+def extract(data: Path, out: Path, workers: int, source: Path | None = None) -> dict[str, float]:
+    """One run in a fresh process; ``source``: another version's ``src`` folder."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(data), str(out), str(workers)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -80,13 +93,44 @@ def same_tables(one: Path, two: Path) -> bool:
     return all(filecmp.cmp(one / n, two / n, shallow=False) for n in names)
 
 
+def against(source: Path, counts: list[int], repeat: int, workers: int) -> None:
+    """This version and ``source``'s, alternately on the same data: medians and ratio."""
+    print(f"this version vs {source}, {workers} worker(s), median of {repeat} alternating runs")
+    heads = ("this s", "other s", "ratio", "this MB", "other MB")
+    print(f"{'files':>9s} " + " ".join(f"{h:>8s}" for h in heads))
+    for count in counts:
+        data = dataset(count)
+        times: dict[str, list[float]] = {"this": [], "other": []}
+        peaks: dict[str, list[float]] = {"this": [], "other": []}
+        for _ in range(repeat):
+            for name, src in (("this", None), ("other", source)):
+                out = ROOT / "out" / f"scale-against-{count}-{name}"
+                result = extract(data, out, workers, src)
+                times[name].append(result["seconds"])
+                peaks[name].append(result["peak_mb"])
+        this, other = statistics.median(times["this"]), statistics.median(times["other"])
+        print(
+            f"{count:9,d} {this:8.1f} {other:8.1f} {this / other:8.2f} "
+            f"{max(peaks['this']):8.0f} {max(peaks['other']):8.0f}",
+            flush=True,
+        )
+        print(f"{'':9s} each run, this:  {', '.join(f'{t:.1f}' for t in times['this'])}")
+        print(f"{'':9s} each run, other: {', '.join(f'{t:.1f}' for t in times['other'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--against", type=Path, help="another version's src folder")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs (--against)")
+    parser.add_argument("--workers", type=int, default=1, help="workers (--against)")
     args = parser.parse_args()
+    if args.against is not None:
+        against(args.against, [args.small, args.files], args.repeat, args.workers)
+        return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):
         data = dataset(count)
