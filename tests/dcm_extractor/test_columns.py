@@ -1,0 +1,105 @@
+"""Extra columns: parsing, reading from real files, and the PHI classification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+
+from dcm_extractor.columns import (
+    ColumnsError,
+    identifying,
+    parse_columns,
+    read_columns_file,
+    refused,
+)
+from dcm_extractor.errors import OptionsError
+
+
+def _read(name: str):  # type: ignore[no-untyped-def]
+    return dcmread(get_testdata_file(name))  # type: ignore[arg-type]
+
+
+def test_keywords_tags_and_multiple_values_read_as_dicom_writes_them() -> None:
+    ds = _read("CT_small.dcm")
+    kvp, image_type, spacing, modality = parse_columns("KVP, ImageType,(0028,0030),(0008,0060)")
+    assert [c.header for c in (kvp, image_type, spacing, modality)] == [
+        "KVP", "ImageType", "(0028,0030)", "(0008,0060)",
+    ]  # fmt: skip
+    assert kvp.value(ds) == str(ds.KVP)
+    assert image_type.value(ds) == "\\".join(ds.ImageType)
+    assert spacing.value(ds) == "\\".join(str(v) for v in ds.PixelSpacing)
+    assert modality.value(ds) == ds.Modality
+    [contrast, absent] = parse_columns("ContrastBolusAgent,(0018,0088)")
+    assert contrast.value(ds) == ds.ContrastBolusAgent
+    assert absent.value(ds) == str(ds.SpacingBetweenSlices)
+    del ds.SpacingBetweenSlices
+    assert absent.value(ds) == ""
+
+
+def test_private_tag_by_its_creator_and_as_written() -> None:
+    ds = _read("CT_small.dcm")
+    by_creator, as_written, other_creator = parse_columns(
+        "(0009,04,GEMS_IDEN_01),(0009,1004),(0009,04,NOBODY)"
+    )
+    expected = ds.private_block(0x0009, "GEMS_IDEN_01")[0x04].value
+    assert by_creator.value(ds) == expected
+    assert as_written.value(ds) == expected
+    assert other_creator.value(ds) == ""
+
+
+def test_sequence_paths_by_tag_and_by_keyword() -> None:
+    ds = _read("rtplan.dcm")
+    beam = ds.BeamSequence
+    by_tag, by_keyword, second, beyond = parse_columns(
+        "(300A,00B0)[0].(300A,00C2),BeamSequence[0].BeamName,BeamSequence[1].BeamName,"
+        "BeamSequence[99].BeamName"
+    )
+    assert by_tag.value(ds) == beam[0].BeamName
+    assert by_keyword.value(ds) == beam[0].BeamName
+    assert second.value(ds) == (beam[1].BeamName if len(beam) > 1 else "")
+    assert beyond.value(ds) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SeriesDescription,KVPP", "unknown DICOM keyword 'KVPP'"),
+        ("(00G8,0060)", "is not a keyword or a tag"),
+        ("BeamSequence", "is a sequence"),
+        ("Modality.BeamName", "is not a sequence"),
+        ("(0008,04,CREATOR)", "is not private"),
+        ("BeamSequence[0]..BeamName", "an empty step"),
+    ],
+)
+def test_bad_columns_are_usage_errors_naming_the_entry(text: str, message: str) -> None:
+    with pytest.raises(ColumnsError, match=message.replace("(", r"\(")) as caught:
+        parse_columns(text)
+    assert isinstance(caught.value, OptionsError) and caught.value.exit_code == 2
+
+
+def test_columns_file_with_comments(tmp_path: Path) -> None:
+    path = tmp_path / "columns.txt"
+    path.write_text("# scanner\nKVP\n\n(0009,04,GEMS_IDEN_01)  # product\n", encoding="utf-8")
+    assert [c.header for c in read_columns_file(path)] == ["KVP", "(0009,04,GEMS_IDEN_01)"]
+    with pytest.raises(ColumnsError, match="cannot be read"):
+        read_columns_file(tmp_path / "missing.txt")
+
+
+def test_identifying_columns_are_named_with_the_reason() -> None:
+    safe = parse_columns("KVP,SliceThickness,ImageType,Modality,BeamSequence[0].BeamNumber")
+    assert [identifying(c) for c in safe] == [None] * len(safe)
+    phi = parse_columns(
+        "PatientName,OperatorsName,AcquisitionDate,SeriesTime,InstitutionName,"
+        "SeriesDescription,(0009,1004),(0009,04,GEMS_IDEN_01),"
+        "RequestAttributesSequence[0].RequestedProcedureCodeSequence[0].CodeValue"
+    )
+    reasons = refused(phi)
+    assert len(reasons) == len(phi)
+    assert reasons[0] == "PatientName: PatientName is a person's name"
+    assert "date or time" in reasons[2] and "date or time" in reasons[3]
+    assert "Table E.1-1" in reasons[4] and "Table E.1-1" in reasons[5]
+    assert "private" in reasons[6] and "private" in reasons[7]
+    assert "RequestAttributesSequence" in reasons[8]  # a sequence of identifying items
