@@ -177,14 +177,7 @@ def parse_columns(text: str) -> list[ColumnSpec]:
         An entry names no attribute (an unknown keyword, a malformed tag), a sequence as
         the last step, or a step inside something that is not a sequence.
     """
-    entries, depth, start = [], 0, 0
-    for position, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            entries.append(text[start:position])
-            start = position + 1
-    entries.append(text[start:])
-    return [parse_column(entry.strip()) for entry in entries if entry.strip()]
+    return [parse_column(entry.strip()) for entry in _split(text, ",") if entry.strip()]
 
 
 def read_columns_file(path: str | Path) -> list[ColumnSpec]:
@@ -239,14 +232,21 @@ def parse_column(entry: str) -> ColumnSpec:
     return ColumnSpec(entry, tuple(steps))
 
 
-def _split_path(entry: str) -> list[str]:
+def _split(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside parentheses (tags hold commas and creators
+    may hold dots)."""
     parts, depth, start = [], 0, 0
-    for position, char in enumerate(entry):
+    for position, char in enumerate(text):
         depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "." and depth == 0:
-            parts.append(entry[start:position])
+        if char == separator and depth == 0:
+            parts.append(text[start:position])
             start = position + 1
-    parts.append(entry[start:])
+    parts.append(text[start:])
+    return parts
+
+
+def _split_path(entry: str) -> list[str]:
+    parts = _split(entry, ".")
     if any(not p.strip() for p in parts):
         raise ColumnsError(f"--columns {entry!r}: an empty step in the path")
     return parts
