@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .extras import Extras
 from .fastheader import HEAD_BYTES, inspect_head, read_head
 from .header import ImageFacts, Skip, parse_failure
 from .rows import RowProblem, build_row, fill_from
+from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
 
@@ -61,6 +63,7 @@ class CaseResult:
     name: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     report: list[ReportEntry] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)  # with Extras(series=True)
     files: int = 0  # files and zip members found
     images: int = 0  # counted as images
     skipped: int = 0  # reported, not counted (junk, duplicates, problems)
@@ -78,6 +81,7 @@ def scan_case(
     data_root: str | os.PathLike[str] | None = None,
     *,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    extras: Extras | None = None,
 ) -> CaseResult:
     """Read every file of one case folder into rows and report entries.
 
@@ -89,10 +93,14 @@ def scan_case(
         Locations in the report are relative to it (default: the case's parent).
     max_member_bytes : int
         Zip members larger than this are reported, not read.
+    extras : Extras, optional
+        What to read beyond the fixed columns: ``--columns`` values join the rows, and
+        with ``series`` the result holds the case's series rows.
     """
     case = Path(case_dir)
     root = Path(data_root) if data_root is not None else case.parent
     result = CaseResult(case.name)
+    reading = _Reading(extras or Extras())
     found = list(walk_case_files(case))
     number = {  # names-free handle of every entry
         (item.path if isinstance(item, WalkProblem) else item): f"file{index:05d}"
@@ -109,8 +117,25 @@ def scan_case(
 
     for zip_path in zips:
         where = _Place(_relative(zip_path, root), number[zip_path])
-        _scan_zip(result, zip_path, where, in_zips, max_member_bytes)
+        _scan_zip(result, zip_path, where, in_zips, max_member_bytes, reading)
 
+    loose_images, loose_header_only = _scan_loose(result, loose, root, number, in_zips, reading)
+    loose_place = _Place(_relative(case, root), "loose files")
+    _add_row(result, f"{case.name}.dir", loose_images, loose_place, reading, loose_header_only)
+    if reading.tally is not None:
+        result.series = reading.tally.rows()
+    return result
+
+
+def _scan_loose(
+    result: CaseResult,
+    loose: list[Path],
+    root: Path,
+    number: dict[Path, str],
+    in_zips: dict[tuple[str, str], str],
+    reading: _Reading,
+) -> tuple[list[ImageFacts], list[ImageFacts]]:
+    """The case's loose files: counted or reported; its images and header-only objects."""
     loose_images: list[ImageFacts] = []
     loose_header_only: list[ImageFacts] = []
     seen_loose: dict[tuple[str, str], str] = {}
@@ -119,7 +144,7 @@ def scan_case(
         place = _Place(_relative(path, root), number[path])
         try:
             head, size = read_head(path)
-            verdict, fast = inspect_head(head, size, read_all=path.read_bytes)
+            verdict, fast = inspect_head(head, size, path.read_bytes, reading.extras)
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
@@ -142,9 +167,16 @@ def scan_case(
             seen_loose[uid] = place.path
         loose_images.append(verdict)
         _note_undecodable(result, place, verdict)
-    loose_place = _Place(_relative(case, root), "loose files")
-    _add_row(result, f"{case.name}.dir", loose_images, loose_place, loose_header_only)
-    return result
+    return loose_images, loose_header_only
+
+
+class _Reading:
+    """What the case's images give beyond the fixed columns, and the series they form."""
+
+    def __init__(self, extras: Extras) -> None:
+        self.extras = extras if extras else None
+        self.headers = extras.headers
+        self.tally = SeriesTally(extras.headers) if extras.series else None
 
 
 def _scan_zip(
@@ -153,6 +185,7 @@ def _scan_zip(
     where: _Place,
     in_zips: dict[tuple[str, str], str],
     max_member_bytes: int,
+    reading: _Reading,
 ) -> None:
     """One zip of the case: its members counted or reported, its row added."""
     images: list[ImageFacts] = []
@@ -170,7 +203,7 @@ def _scan_zip(
             _skip(result, place, item.reason, item.detail)
             continue
         try:
-            verdict, fast = inspect_head(item.head, item.size, read_all=item.read_all)
+            verdict, fast = inspect_head(item.head, item.size, item.read_all, reading.extras)
         except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
             _skip(result, place, "corrupt_member", str(err))
             continue
@@ -196,7 +229,7 @@ def _scan_zip(
     if not seen:  # the zip itself is then the file accounted for
         result.files += 1
         _skip(result, where, "empty_zip", "a zip without files (empty, or folders only)")
-    _add_row(result, zip_path.name, images, where, header_only)
+    _add_row(result, zip_path.name, images, where, reading, header_only)
 
 
 @dataclass(frozen=True)
@@ -215,6 +248,7 @@ def _add_row(
     file_name: str,
     images: list[ImageFacts],
     where: _Place,
+    reading: _Reading,
     header_only: list[ImageFacts] | None = None,
 ) -> None:
     """The source's row: from its images, values they lack from its other DICOM objects;
@@ -222,7 +256,10 @@ def _add_row(
     others = header_only or []
     if not images and not others:
         return
-    row, problems = build_row(file_name, images or others)
+    row, problems = build_row(file_name, images or others, reading.headers)
+    if reading.tally is not None:
+        for image in images:
+            reading.tally.add(image, file_name)
     if not images:
         row.update(Rows=None, Columns=None, ImageCount=0, SeriesCount=0)
         problems.append(

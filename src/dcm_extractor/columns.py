@@ -9,8 +9,6 @@ creator's block, creator), and an item index for sequences (``[0]``, default 0):
 Values are written as DICOM writes them: several values joined by ``\\``; binary values
 as hex. What a column may not show in de-identified tables is decided by
 :func:`identifying` (after DICOM PS3.15 Table E.1-1; docs/dcm-extractor.md).
-
-Not yet wired into the run (issue 19): this module parses, reads and classifies.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ __all__ = [
     "parse_columns",
     "read_columns_file",
     "refused",
+    "value_text",
 ]
 
 MAX_HEX_BYTES: Final = 64  # binary values longer than this are cut (their length is said)
@@ -134,7 +133,7 @@ class ColumnSpec:
                 return ""
             last = position == len(self.steps) - 1
             if last:
-                return _text(element.value)
+                return value_text(element.value)
             if not isinstance(element.value, Sequence) or step.index >= len(element.value):
                 return ""
             current = element.value[step.index]
@@ -151,7 +150,8 @@ def _element(dataset: Dataset, step: Step) -> Any:
         return None
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A value as text: several values joined by ``\\``, binary values as hex."""
     if value is None:
         return ""
     if isinstance(value, bytes):
@@ -163,8 +163,8 @@ def _text(value: Any) -> str:
     if isinstance(value, Sequence):
         return f"{len(value)} items"
     if isinstance(value, (MultiValue, list, tuple)):
-        return "\\".join(_text(v) for v in value)
-    return str(value).strip()
+        return "\\".join(value_text(v) for v in value)
+    return str(value).replace("\x00", "").strip()
 
 
 def parse_columns(text: str) -> list[ColumnSpec]:

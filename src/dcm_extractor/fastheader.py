@@ -14,15 +14,22 @@ skip most of it.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+import warnings
+from dataclasses import replace
 from typing import Final
 
+from pydicom import dcmread
 from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from .columns import ColumnSpec, value_text
+from .extras import TRANSFER_SYNTAX, Extras
 from .header import (
     TEXT_TAGS,
     HeaderFields,
@@ -83,7 +90,9 @@ def read_head(path: str | os.PathLike[str], limit: int = HEAD_BYTES) -> tuple[by
         os.close(fd)
 
 
-def inspect_head(head: bytes, size: int, read_all: object = None) -> tuple[ImageFacts | Skip, bool]:
+def inspect_head(
+    head: bytes, size: int, read_all: object = None, extras: Extras | None = None
+) -> tuple[ImageFacts | Skip, bool]:
     """The verdict on a file from its first bytes; returns ``(verdict, fast)``.
 
     Parameters
@@ -95,17 +104,34 @@ def inspect_head(head: bytes, size: int, read_all: object = None) -> tuple[Image
     read_all : callable, optional
         Returns the whole file's bytes; called only when pydicom must take over and
         ``head`` is not the whole file.
+    extras : Extras, optional
+        Values an image gives beyond the fixed columns (:mod:`dcm_extractor.extras`).
 
     ``fast`` is False when pydicom's full parse decided (counted in the run summary).
     """
     try:
-        return _fast(head, size), True
+        verdict = _fast(head, size, extras)
     except (HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
         data = head if len(head) >= size or read_all is None else read_all()  # type: ignore[operator]
-        return inspect_dicom(data), False
+        return inspect_dicom(data, extras), False
+    if extras is not None and extras.slow_columns and isinstance(verdict, ImageFacts):
+        verdict.extra.update(_slow_columns(head, extras.slow_columns))
+    return verdict, True
 
 
-def _fast(head: bytes, size: int) -> ImageFacts | Skip:
+def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str]:
+    """``--columns`` values the walk does not reach, from pydicom's parse of the header bytes
+    (up to the pixel data); "" for any the bytes read do not hold."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+            return {column.header: column.value(ds) for column in columns}
+        except Exception:  # the header runs past the bytes read: keep what parses
+            return {column.header: "" for column in columns}
+
+
+def _fast(head: bytes, size: int, extras: Extras | None) -> ImageFacts | Skip:
     if not head or head[128:132] != b"DICM":
         raise HandOverError("no preamble")
     position, meta = walk_meta(head)
@@ -117,7 +143,84 @@ def _fast(head: bytes, size: int) -> ImageFacts | Skip:
     if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
         raise HandOverError("encapsulated pixel data in a partial read")
     meta_class = _ascii(meta.get(0x00020002, b""))
-    return classify(_fields(head, found, pixel, meta_class, implicit), head, size)
+    fields = _fields(head, found, pixel, meta_class, implicit)
+    if extras:
+        codec = _single_codec(_value(head, found, 0x00080005))
+        extra = _fast_extras(extras, head, found, codec, implicit)
+        if extras.series:
+            extra[TRANSFER_SYNTAX] = syntax
+        fields = replace(fields, extra=extra)
+    return classify(fields, head, size)
+
+
+def _value(head: bytes, found: Found, tag: int) -> bytes:
+    if tag not in found:
+        return b""
+    _, start, length = found[tag]
+    return head[start : start + length]
+
+
+_TEXT_VRS: Final = frozenset(
+    {b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"LT", b"SH", b"ST", b"TM",
+     b"UC", b"UI", b"UR", b"UT"}
+)  # fmt: skip
+_SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
+_CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
+
+
+def _fast_extras(
+    extras: Extras, head: bytes, found: Found, codec: str | None, implicit: bool
+) -> dict[str, str]:
+    """The extra values among the walked tags, as :func:`~.columns.value_text` writes
+    pydicom's values: plain text here, anything else decoded by pydicom."""
+    values: dict[str, str] = {}
+    hard: list[tuple[str, int]] = []
+    for key, tag in extras.fast_tags:
+        if tag not in found:
+            values[key] = ""
+            continue
+        vr = found[tag][0] or _dictionary_vr(tag)
+        raw = _value(head, found, tag)
+        if vr not in _TEXT_VRS or b"\x1b" in raw:
+            hard.append((key, tag))
+            continue
+        if raw.isascii():
+            text = raw.decode("ascii")
+        elif codec is not None and vr in _CHARSET_VRS:
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                hard.append((key, tag))
+                continue
+        else:
+            hard.append((key, tag))
+            continue
+        parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
+        values[key] = "\\".join(part.replace("\x00", "").strip() for part in parts)
+    if hard:
+        subset = Dataset()
+        for tag in {0x00080005, *(tag for _, tag in hard)} & found.keys():
+            file_vr, start, length = found[tag]
+            key_tag = BaseTag(tag)
+            raw_vr = None if file_vr is None else file_vr.decode("ascii")
+            subset[key_tag] = RawDataElement(
+                key_tag, raw_vr, length, head[start : start + length], start, implicit, True
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for key, tag in hard:
+                try:
+                    values[key] = value_text(subset[tag].value)
+                except Exception:  # a value pydicom cannot convert: shown as hex
+                    values[key] = value_text(_value(head, found, tag))
+    return values
+
+
+def _dictionary_vr(tag: int) -> bytes:
+    try:
+        return str(dictionary_VR(tag)).encode("ascii")
+    except KeyError:
+        return b"UN"
 
 
 def _ascii(raw: bytes) -> str:

@@ -22,7 +22,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
@@ -31,6 +31,9 @@ from pydicom.filereader import data_element_generator
 from pydicom.multival import MultiValue
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
+
+if TYPE_CHECKING:
+    from .extras import Extras
 
 __all__ = [
     "TEXT_KEYWORDS",
@@ -81,6 +84,8 @@ class ImageFacts:
     sop_instance_uid: str
     undecodable: tuple[str, ...] = field(default=())
     charset_notes: tuple[str, ...] = field(default=())  # "PatientName: read as GB18030 ..."
+    extra: dict[str, str] = field(default_factory=dict)  # what Extras asked for (extras.py)
+    frames: int = 1  # NumberOfFrames
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,12 @@ class HeaderFields:
     frames: int | None = 1  # None: present but not a number
     photometric: str = ""
     pixel: PixelInfo | None = None
+    extra: dict[str, str] = field(default_factory=dict)
 
 
-def inspect_dicom(data: bytes) -> ImageFacts | Skip:
-    """Classify the bytes of one file (or zip member) by pydicom's full parse."""
+def inspect_dicom(data: bytes, extras: Extras | None = None) -> ImageFacts | Skip:
+    """Classify the bytes of one file (or zip member) by pydicom's full parse; ``extras``
+    says which values beyond the fixed columns an image gives."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's complaints about odd values; ours are verdicts
         if not data:
@@ -136,7 +143,7 @@ def inspect_dicom(data: bytes) -> ImageFacts | Skip:
             return Skip("not_dicom", "no DICOM preamble or data set at the start")
         try:
             ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
-            fields = _fields_of(ds)  # elements are converted here: damage shows up here too
+            fields = _fields_of(ds, extras)  # elements are converted here: damage shows up here too
         except Exception as err:
             return Skip("unreadable", parse_failure(err))
         verdict = classify(fields, data, len(data))
@@ -219,6 +226,8 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
         sop_instance_uid=fields.sop_instance_uid,
         undecodable=fields.undecodable,
         charset_notes=fields.charset_notes,
+        extra=fields.extra,
+        frames=fields.frames or 1,
     )
     kind = non_image_kind(sop_class)
     shown = shown_uid(sop_class)
@@ -235,7 +244,7 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
     return facts
 
 
-def _fields_of(ds: Dataset) -> HeaderFields:
+def _fields_of(ds: Dataset, extras: Extras | None = None) -> HeaderFields:
     """The verdict's fields from a data set pydicom parsed in full."""
     meta = getattr(ds, "file_meta", Dataset())
     text, undecodable, notes = text_values(ds)
@@ -263,7 +272,14 @@ def _fields_of(ds: Dataset) -> HeaderFields:
         frames=_int(ds.get("NumberOfFrames", 1) or 1),
         photometric=str(ds.get("PhotometricInterpretation", "") or ""),
         pixel=pixel,
+        extra=_dataset_extras(ds, extras) if extras else {},
     )
+
+
+def _dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
+    from .extras import dataset_extras  # noqa: PLC0415 - extras -> tagwalk -> this module
+
+    return dataset_extras(ds, extras)
 
 
 def _looks_like_dicom(data: bytes) -> bool:

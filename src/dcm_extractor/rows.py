@@ -79,12 +79,13 @@ def _date(text: str) -> dt.date | None:
 
 
 def build_row(
-    file_name: str, images: Sequence[ImageFacts]
+    file_name: str, images: Sequence[ImageFacts], extra_columns: Sequence[str] = ()
 ) -> tuple[dict[str, Any], list[RowProblem]]:
     """The row of one source (a zip, or a case's loose files) from its images in path order.
 
     Each value is the first non-empty one among the images; ImageCount counts them and
     SeriesCount their distinct SeriesInstanceUIDs. ProjectID is left None for the caller.
+    ``extra_columns`` (``--columns`` headers) follow the fixed ones, taken the same way.
     """
     problems: list[RowProblem] = []
     first: dict[str, str] = {}
@@ -121,6 +122,9 @@ def build_row(
             {i.values["SeriesInstanceUID"] for i in images if i.values.get("SeriesInstanceUID")}
         ),
     }
+    for column in extra_columns:
+        if column not in row:
+            row[column] = next((i.extra[column] for i in images if i.extra.get(column)), "")
     return row, problems
 
 

@@ -51,6 +51,11 @@ NEEDED: Final = frozenset(
         0x0020000D, 0x0020000E,
         0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
         0x00041220,  # DirectoryRecordSequence: a DICOMDIR
+        # the series table's (dcm_extractor.extras.SERIES_KEYWORDS): all before (0028,0100),
+        # so finding them costs no extra walking, only a dict entry each
+        0x00080008, 0x00080021, 0x00080031, 0x00081030, 0x0008103E, 0x00081090,
+        0x00180010, 0x00180015, 0x00180050, 0x00180060, 0x00180088, 0x00181030, 0x00181210,
+        0x00200011, 0x00200032, 0x00200037, 0x00280030,
     }
 )  # fmt: skip
 LAST_NEEDED: Final = max(NEEDED)

@@ -1,0 +1,237 @@
+"""The series table: one row per series of a case, from the images counted in it.
+
+Images reach a :class:`SeriesTally` only once (a zip and its extracted copy, or two
+copies of a zip, give each image once: :mod:`dcm_extractor.cases` drops the later
+copies), so a series split across two zips is one row whose ``Sources`` names both.
+
+Slice geometry: each image's position along the series' normal (the cross product of
+the ImageOrientationPatient row and column directions, dotted with
+ImagePositionPatient). ``SliceCount`` counts distinct positions (to 0.001 mm),
+``ZExtent`` is the distance from the first to the last, ``SliceSpacing`` the median step,
+and ``EvenlySpaced`` is ``yes`` when every step is within 10 % of that median, ``no``
+when one is not (a missing slice, a second stack) or the images' orientations differ,
+and empty with fewer than two positions or none readable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
+from .header import ImageFacts
+
+__all__ = [
+    "SERIES_COLUMNS",
+    "SERIES_FLOATS",
+    "SERIES_INTEGERS",
+    "SeriesTally",
+    "slice_geometry",
+]
+
+SERIES_COLUMNS: Final = [
+    "ProjectID",
+    "PatientID",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "SeriesDate",
+    "SeriesTime",
+    "Modality",
+    "BodyPartExamined",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "ProtocolName",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "PixelSpacing",
+    "Rows",
+    "Columns",
+    "ImageType",
+    "ConvolutionKernel",
+    "ContrastBolusAgent",
+    "KVP",
+    "ImageCount",
+    "NumberOfFrames",
+    "SliceCount",
+    "ZExtent",
+    "SliceSpacing",
+    "EvenlySpaced",
+    "TransferSyntaxUID",
+    "Sources",
+]
+SERIES_INTEGERS: Final = frozenset(
+    {"ProjectID", "Rows", "Columns", "ImageCount", "NumberOfFrames", "SliceCount"}
+)
+SERIES_FLOATS: Final = frozenset({"ZExtent", "SliceSpacing"})
+_FROM_VALUES: Final = ("PatientID", "StudyDate", "Modality", "Manufacturer")
+_GEOMETRY: Final = ("ImagePositionPatient", "ImageOrientationPatient")  # per image, not shown
+_FIRST_OF: Final = tuple(k for k in SERIES_KEYWORDS if k not in _GEOMETRY)
+_STEP_TOLERANCE: Final = 0.10  # a step may differ this much from the median step
+_SAME_POSITION: Final = 1e-3  # mm
+_SAME_DIRECTION: Final = 1e-4
+
+
+@dataclass
+class _Series:
+    first: dict[str, str] = field(default_factory=dict)
+    rows: int | None = None
+    columns: int | None = None
+    images: int = 0
+    frames: int = 0
+    positions: list[float] = field(default_factory=list)
+    orientation: tuple[float, ...] | None = None
+    mixed: bool = False
+    syntaxes: dict[str, None] = field(default_factory=dict)
+    sources: dict[str, None] = field(default_factory=dict)
+
+
+class SeriesTally:
+    """The series of one case, gathered image by image.
+
+    Parameters
+    ----------
+    headers
+        The ``--columns`` headers, added after the standard columns (first non-empty
+        value among the series' images, like every text column).
+    """
+
+    def __init__(self, headers: Sequence[str] = ()) -> None:
+        self.headers = [h for h in dict.fromkeys(headers) if h not in SERIES_COLUMNS]
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def add(self, image: ImageFacts, source: str) -> None:
+        """Count ``image`` (already deduplicated) found in ``source`` (a zip, ``<case>.dir``)."""
+        values, extra = image.values, image.extra
+        key = (values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", ""))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
+        first = series.first
+        for keyword in _FROM_VALUES:
+            if not first.get(keyword):
+                first[keyword] = values.get(keyword, "")
+        for keyword in (*_FIRST_OF, *self.headers):
+            if not first.get(keyword):
+                first[keyword] = extra.get(keyword, "")
+        series.rows = series.rows or image.rows
+        series.columns = series.columns or image.columns
+        series.images += 1
+        series.frames += image.frames
+        series.syntaxes.setdefault(extra.get(TRANSFER_SYNTAX, ""), None)
+        series.sources.setdefault(source, None)
+        _add_position(series, extra)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per series, sorted by StudyInstanceUID, then SeriesNumber (as a number,
+        missing last), then SeriesInstanceUID; ProjectID is left None for the caller."""
+        rows = []
+        for (study, uid), series in self._series.items():
+            count, extent, spacing, even = slice_geometry(series.positions, series.mixed)
+            row: dict[str, Any] = {column: "" for column in SERIES_COLUMNS}
+            row.update({k: series.first.get(k, "") for k in (*_FIRST_OF, *_FROM_VALUES)})
+            row.update(
+                ProjectID=None,
+                StudyInstanceUID=study,
+                SeriesInstanceUID=uid,
+                Rows=series.rows,
+                Columns=series.columns,
+                ImageCount=series.images,
+                NumberOfFrames=series.frames,
+                SliceCount=count,
+                ZExtent=extent,
+                SliceSpacing=spacing,
+                EvenlySpaced=even,
+                TransferSyntaxUID=",".join(s for s in series.syntaxes if s),
+                Sources="; ".join(series.sources),
+            )
+            for header in self.headers:
+                row[header] = series.first.get(header, "")
+            rows.append(row)
+        return sorted(rows, key=_order)
+
+
+def _order(row: dict[str, Any]) -> tuple[str, float, str, str]:
+    number = str(row["SeriesNumber"])
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.inf
+    return (
+        str(row["StudyInstanceUID"]),
+        value if math.isfinite(value) else math.inf,
+        number,
+        str(row["SeriesInstanceUID"]),
+    )
+
+
+def _add_position(series: _Series, extra: dict[str, str]) -> None:
+    orientation = _numbers(extra.get("ImageOrientationPatient", ""), 6)
+    position = _numbers(extra.get("ImagePositionPatient", ""), 3)
+    if orientation is None or position is None:
+        return
+    if series.orientation is None:
+        series.orientation = orientation
+    elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
+        _SAME_DIRECTION
+    ):
+        series.mixed = True
+    normal = _normal(series.orientation)
+    if normal is not None:
+        series.positions.append(sum(p * n for p, n in zip(position, normal, strict=True)))
+
+
+def _numbers(text: str, count: int) -> tuple[float, ...] | None:
+    parts = text.split("\\")
+    if len(parts) != count:
+        return None
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def _normal(orientation: tuple[float, ...]) -> tuple[float, float, float] | None:
+    (a, b, c), (d, e, f) = orientation[:3], orientation[3:]
+    normal = (b * f - c * e, c * d - a * f, a * e - b * d)
+    length = math.sqrt(sum(v * v for v in normal))
+    if length < 1e-6:
+        return None
+    return normal[0] / length, normal[1] / length, normal[2] / length
+
+
+def slice_geometry(
+    positions: Sequence[float], mixed: bool = False
+) -> tuple[int, float | None, float | None, str]:
+    """``(SliceCount, ZExtent, SliceSpacing, EvenlySpaced)`` of positions along the normal.
+
+    Examples
+    --------
+    >>> slice_geometry([0.0, 5.0, 10.0, 20.0])
+    (4, 20.0, 5.0, 'no')
+    >>> slice_geometry([2.5, 0.0, 5.0, 5.0])
+    (3, 5.0, 2.5, 'yes')
+    """
+    distinct: list[float] = []
+    for z in sorted(positions):
+        if not distinct or z - distinct[-1] > _SAME_POSITION:
+            distinct.append(z)
+    if len(distinct) < 2:
+        return len(distinct), (0.0 if distinct else None), None, ""
+    steps = [b - a for a, b in itertools.pairwise(distinct)]
+    spacing = statistics.median(steps)
+    even = all(abs(s - spacing) <= _STEP_TOLERANCE * spacing for s in steps) and not mixed
+    return (
+        len(distinct),
+        round(distinct[-1] - distinct[0], 3),
+        round(spacing, 3),
+        ("yes" if even else "no"),
+    )
