@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .cases import CaseResult, scan_case
+from .extras import Extras
 from .isolation import CaseFailedError, scan_case_isolated
 
 __all__ = [
@@ -41,7 +42,12 @@ def case_batches(case_dirs: Sequence[Path], workers: int) -> list[list[Path]]:
 
 
 def scan_one(
-    case_dir: Path, root: Path, timeout: float | None, *, default_limit: float = DEFAULT_CASE_LIMIT
+    case_dir: Path,
+    root: Path,
+    timeout: float | None,
+    *,
+    default_limit: float = DEFAULT_CASE_LIMIT,
+    extras: Extras | None = None,
 ) -> CaseResult:
     """One case: in a child process killed at ``timeout`` (``--case-timeout``), or in this
     process under the generous ``default_limit``.
@@ -49,12 +55,13 @@ def scan_one(
     The default limit costs nothing per case (a child process per case costs ~10 ms): a
     timer signal interrupts the scan in this process's main thread. Where there is no main
     thread to interrupt (a Dask worker's thread), only ``--case-timeout`` limits a case.
+    ``extras``: what to read beyond the fixed columns (:mod:`dcm_extractor.extras`).
     """
     if timeout:
-        return scan_case_isolated(case_dir, root, timeout)
+        return scan_case_isolated(case_dir, root, timeout, extras)
     if threading.current_thread() is not threading.main_thread() or not default_limit:
-        return scan_case(case_dir, root)
-    return _scan_with_alarm(case_dir, root, default_limit)
+        return scan_case(case_dir, root, extras=extras)
+    return _scan_with_alarm(case_dir, root, default_limit, extras)
 
 
 class _PastLimitError(Exception):
@@ -65,11 +72,11 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _PastLimitError
 
 
-def _scan_with_alarm(case_dir: Path, root: Path, limit: float) -> CaseResult:
+def _scan_with_alarm(case_dir: Path, root: Path, limit: float, extras: Extras | None) -> CaseResult:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return scan_case(case_dir, root)
+        return scan_case(case_dir, root, extras=extras)
     except _PastLimitError:
         reason = f"stopped after the {limit:g} s default time limit (--case-timeout sets it)"
         raise CaseFailedError(case_dir.name, reason) from None
@@ -79,13 +86,13 @@ def _scan_with_alarm(case_dir: Path, root: Path, limit: float) -> CaseResult:
 
 
 def scan_batch(
-    case_dirs: Sequence[Path], root: Path, timeout: float | None
+    case_dirs: Sequence[Path], root: Path, timeout: float | None, extras: Extras | None = None
 ) -> list[CaseResult | CaseFailedError]:
     """Each case's result, or the error that cost that case alone."""
     results: list[CaseResult | CaseFailedError] = []
     for case_dir in case_dirs:
         try:
-            results.append(scan_one(case_dir, root, timeout))
+            results.append(scan_one(case_dir, root, timeout, extras=extras))
         except CaseFailedError as err:
             results.append(err)
         except Exception as err:

@@ -47,7 +47,8 @@ _E1_1: Final = frozenset(
     """
     AccessionNumber AcquisitionComments AdmissionID AdmittingDiagnosesDescription
     AdditionalPatientHistory Allergies BranchOfService ConsultingPhysicianIdentificationSequence
-    ContentCreatorIdentificationCodeSequence CurrentPatientLocation DerivationDescription
+    ContentCreatorIdentificationCodeSequence ContrastBolusAgent CurrentPatientLocation
+    DerivationDescription
     DeviceSerialNumber DeviceUID EthnicGroup FrameComments GeneratorID IconImageSequence
     ImageComments ImagingServiceRequestComments InstitutionAddress InstitutionalDepartmentName
     InstitutionName InstitutionCodeSequence IssuerOfAdmissionID IssuerOfPatientID

@@ -16,6 +16,7 @@ from pathlib import Path
 from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
 from .cases import CaseResult
 from .cluster import scan_on_cluster
+from .extras import Extras
 from .isolation import CaseFailedError
 from .options import RunOptions
 
@@ -36,9 +37,15 @@ class WorkerPool:
     """
 
     def __init__(
-        self, batches: list[list[Path]], root: Path, timeout: float | None, workers: int
+        self,
+        batches: list[list[Path]],
+        root: Path,
+        timeout: float | None,
+        workers: int,
+        extras: Extras | None = None,
     ) -> None:
         self.batches, self.root, self.timeout, self.workers = batches, root, timeout, workers
+        self.extras = extras
         self.context = multiprocessing.get_context(
             "fork" if sys.platform.startswith("linux") else "spawn"
         )
@@ -47,7 +54,7 @@ class WorkerPool:
         self.restarts = 0
 
     def _submit(self, batch: list[Path]) -> Future[BatchResult]:
-        return self.pool.submit(scan_batch, batch, self.root, self.timeout)
+        return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
 
     def outcome(self, number: int, index: int, case: str) -> CaseResult:
         """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError."""
@@ -71,7 +78,8 @@ class WorkerPool:
             len(batch),
         )
         alone: Future[BatchResult] = Future()
-        alone.set_result(scan_batch(batch, self.root, self.timeout or DEFAULT_CASE_LIMIT))
+        limit = self.timeout or DEFAULT_CASE_LIMIT
+        alone.set_result(scan_batch(batch, self.root, limit, self.extras))
         self.futures[number] = alone
         return alone
 
@@ -90,17 +98,21 @@ def scan_all(
     (:class:`WorkerPool`; on Dask the scheduler reruns it), never the run.
     """
     todo = [d for d in case_dirs if d.name not in reused]
+    extras = options.extras or None
     pending: dict[str, Callable[[], CaseResult]] = {}
     pool: WorkerPool | None = None
     close_client = None
     if options.scheduler or options.scheduler_file:
         pending, close_client = scan_on_cluster(
-            todo, functools.partial(scan_batch, root=root, timeout=options.case_timeout),
+            todo,
+            functools.partial(
+                scan_batch, root=root, timeout=options.case_timeout, extras=extras
+            ),
             options.scheduler, options.scheduler_file,
         )  # fmt: skip
     elif options.workers > 1 and len(todo) > 1:
         batches = case_batches(todo, options.workers)
-        pool = WorkerPool(batches, root, options.case_timeout, options.workers)
+        pool = WorkerPool(batches, root, options.case_timeout, options.workers, extras)
         for number, batch in enumerate(batches):
             for index, case_dir in enumerate(batch):
                 pending[case_dir.name] = functools.partial(
@@ -113,7 +125,12 @@ def scan_all(
             elif case_dir.name in pending:
                 yield case_dir, pending.pop(case_dir.name)  # dropped once used: memory stays flat
             else:
-                yield case_dir, functools.partial(scan_one, case_dir, root, options.case_timeout)
+                yield (
+                    case_dir,
+                    functools.partial(
+                        scan_one, case_dir, root, options.case_timeout, extras=extras
+                    ),
+                )
     finally:
         if pool is not None:
             pool.shutdown()

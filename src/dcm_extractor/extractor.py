@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .cases import CaseResult, iter_case_dirs, scan_case
+from .columns import parse_columns, read_columns_file
 from .errors import DcmExtractorError, OptionsError, PseudonymKeyError
 from .pipeline import (
     REPORT_NAME,
@@ -159,6 +160,24 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", help="run the cases on a Dask cluster: tcp://HOST:PORT")
     cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
+    parser.add_argument(
+        "--series", action="store_true",
+        help="also write all_series.csv (with --format: .json/.parquet): one row per series",
+    )  # fmt: skip
+    parser.add_argument(
+        "--columns", default="",
+        help="extra columns: keywords, (gggg,eeee) tags, private (gggg,EE,CREATOR) tags, "
+        "sequence paths such as (0040,0275)[0].(0032,1060); comma-separated",
+    )  # fmt: skip
+    parser.add_argument("--columns-file", help="extra columns, one per line (# comments)")
+    parser.add_argument(
+        "--allow-phi-columns", action="store_true",
+        help="with --desensitize: keep identifying --columns and the series table's free text",
+    )  # fmt: skip
+    parser.add_argument(
+        "--report", dest="html_report", action="store_true",
+        help="also write report.html: the cohort at a glance (one self-contained page)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -179,6 +198,9 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
         )
     dates: DateMode = "keep" if args.keep_dates else "shift" if args.shift_dates else "remove"
     try:
+        columns = parse_columns(args.columns)
+        if args.columns_file:
+            columns += read_columns_file(args.columns_file)
         return RunOptions(
             data_root=Path(args.data_root),
             out=Path(args.out),
@@ -198,6 +220,10 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
             scheduler_file=args.scheduler_file,
             pseudonymizer=Pseudonymizer(key),
             dates=dates,
+            series=args.series,
+            columns=tuple(columns),
+            allow_phi_columns=args.allow_phi_columns,
+            html_report=args.html_report,
         )
     except OptionsError as err:  # one line, exit code 2, in the option's own words
         parser.error(_as_flags(str(err)))

@@ -11,6 +11,7 @@ from typing import Any
 
 from .cases import CaseResult, scan_case
 from .errors import DcmExtractorError
+from .extras import Extras
 
 __all__ = ["CaseFailedError", "scan_case_isolated"]
 
@@ -29,9 +30,9 @@ class CaseFailedError(DcmExtractorError):
         return f"{self.case}: {self.reason}"
 
 
-def _child(connection: Connection, case_dir: str, data_root: str) -> None:
+def _child(connection: Connection, case_dir: str, data_root: str, extras: Extras | None) -> None:
     try:
-        connection.send(("ok", scan_case(case_dir, data_root)))
+        connection.send(("ok", scan_case(case_dir, data_root, extras=extras)))
     except BaseException as err:  # report every failure to the parent, then exit
         connection.send(("error", f"{type(err).__name__}: {err}"))
     finally:
@@ -39,7 +40,10 @@ def _child(connection: Connection, case_dir: str, data_root: str) -> None:
 
 
 def scan_case_isolated(
-    case_dir: str | os.PathLike[str], data_root: str | os.PathLike[str], timeout: float
+    case_dir: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    timeout: float,
+    extras: Extras | None = None,
 ) -> CaseResult:
     """:func:`~dcm_extractor.cases.scan_case` in a child process, killed after ``timeout`` seconds.
 
@@ -52,7 +56,7 @@ def scan_case_isolated(
     context: Any = multiprocessing.get_context(method)  # typeshed lacks Process on BaseContext
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
-        target=_child, args=(sender, str(case_dir), str(data_root)), daemon=True
+        target=_child, args=(sender, str(case_dir), str(data_root), extras), daemon=True
     )
     process.start()
     sender.close()

@@ -21,7 +21,16 @@ __all__ = ["Leftovers", "remove_identifying_leftovers"]
 
 _OUR_TEMP: Final = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # AtomicFile: .<name>.<random>.tmp
 _DEIDENTIFIED_CASE: Final = re.compile(r"^P\d{6}(\.desensitized)?\.(csv|json)$")
-_MERGED: Final = ("all_cases.csv", "all_cases.json", "all_cases.parquet", "all_cases_original.csv")
+_MERGED: Final = (
+    "all_cases.csv",
+    "all_cases.json",
+    "all_cases.parquet",
+    "all_cases_original.csv",
+    "all_series.csv",
+    "all_series.json",
+    "all_series.parquet",
+    "report.html",
+)
 # our CSV (with or without Excel's BOM) or JSON tables, by how they start
 _TABLE_START: Final = re.compile(r'^\ufeff?(ProjectID,FileName,|\[\s*\{\s*"ProjectID")')
 

@@ -28,16 +28,19 @@ __all__ = ["MANIFEST_FORMAT", "Manifest"]
 MANIFEST_FORMAT: Final = "medkit-dcm-manifest/2"  # 2: name, ctime and inode in the fingerprint
 
 
-def case_fingerprint(case_dir: Path) -> str:
+def case_fingerprint(case_dir: Path, reading: str = "") -> str:
     """A hash of the case's name and every entry's relative path, size, mtime, ctime and
     inode (and of entries that are not read, their reason), and the version.
 
     The case name is in it, so a renamed case is scanned again rather than matched to the
     old name's results. ctime and inode catch a file replaced by one of the same size with
     its mtime kept (``cp -p``, ``rsync -a``): both change whenever a file is written or
-    replaced, and reading them costs no more than the size.
+    replaced, and reading them costs no more than the size. ``reading`` (the run's
+    :meth:`Extras.signature <dcm_extractor.extras.Extras.signature>`) makes a run that
+    reads other columns scan the case again.
     """
-    digest = hashlib.sha256(f"{MANIFEST_FORMAT}\x1f{__version__}\x1f{case_dir.name}".encode())
+    head = f"{MANIFEST_FORMAT}\x1f{__version__}\x1f{case_dir.name}\x1f{reading}"
+    digest = hashlib.sha256(head.encode())
     for item in walk_case_files(case_dir):
         if isinstance(item, WalkProblem):
             relative = _relative(item.path, case_dir)
@@ -97,6 +100,7 @@ def _result_to(result: CaseResult) -> dict[str, Any]:
     return {
         "name": result.name,
         "rows": result.rows,
+        "series": result.series,
         "report": [vars(entry) for entry in result.report],
         "files": result.files,
         "images": result.images,
@@ -109,6 +113,7 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
     return CaseResult(
         name=str(data["name"]),
         rows=[dict(row) for row in data["rows"]],
+        series=[dict(row) for row in data.get("series", [])],
         report=[ReportEntry(**entry) for entry in data["report"]],
         files=int(data["files"]),
         images=int(data["images"]),

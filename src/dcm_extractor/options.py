@@ -11,7 +11,9 @@ from pathlib import Path
 from threading import TIMEOUT_MAX
 from typing import Any, Final
 
+from .columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
 from .errors import OptionsError
+from .extras import Extras
 from .policy import PrivacyPolicy
 from .privacy import DateMode, Pseudonymizer
 
@@ -31,7 +33,8 @@ class RunOptions:
         A value out of range or options that cannot work together (the message says
         which): an unknown table format, fewer than one worker or more than four per
         core, a time limit that is not a finite positive number of seconds, ``out``
-        being a file, date shifting without a pseudonym key.
+        being a file, date shifting without a pseudonym key; identifying ``columns``
+        in a de-identified run without ``allow_phi_columns`` (a :class:`ColumnsError`).
 
     Examples
     --------
@@ -58,8 +61,18 @@ class RunOptions:
     scheduler_file: str | None = None
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
+    series: bool = False
+    columns: tuple[ColumnSpec, ...] = ()
+    allow_phi_columns: bool = False
+    html_report: bool = False
 
     def __post_init__(self) -> None:
+        if self.desensitize and not self.allow_phi_columns and refused(self.columns):
+            raise ColumnsError(
+                "--desensitize refuses --columns that can identify a patient ("
+                + "; ".join(refused(self.columns))
+                + "); drop them, or keep them knowingly with --allow-phi-columns"
+            )
         problems = []
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
@@ -88,7 +101,18 @@ class RunOptions:
     @cached_property
     def privacy(self) -> PrivacyPolicy:
         """The run's privacy policy: what it may write and say about patients."""
-        return PrivacyPolicy(self.desensitize, self.pseudonymizer, self.dates)
+        return PrivacyPolicy(
+            self.desensitize,
+            self.pseudonymizer,
+            self.dates,
+            allow_phi=self.allow_phi_columns,
+            identifying_columns=tuple(c.header for c in self.columns if identifying(c) is not None),
+        )
+
+    @cached_property
+    def extras(self) -> Extras:
+        """What each image gives beyond the fixed columns (the HTML report needs the series)."""
+        return Extras(series=self.series or self.html_report, columns=self.columns)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""
@@ -97,6 +121,9 @@ class RunOptions:
             value = getattr(self, item.name)
             if item.name == "pseudonymizer":
                 out["keyed_pseudonyms"] = value.keyed
+                continue
+            if item.name == "columns":
+                out["columns"] = [column.header for column in value]
                 continue
             out[item.name] = (
                 str(value)
@@ -126,6 +153,8 @@ class RunOptions:
                 kwargs[name] = Path(kwargs[name])
         if "formats" in kwargs:
             kwargs["formats"] = tuple(kwargs["formats"])
+        if "columns" in kwargs:
+            kwargs["columns"] = tuple(parse_column(str(c)) for c in kwargs["columns"])
         return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())
 
 
@@ -142,13 +171,15 @@ class RunSummary:
     handed_over: int = 0  # headers the fast reader left to pydicom's full parse
     reused: int = 0  # cases unchanged since a recorded run, not scanned again
     reported: int = 0  # lines in the report: skipped and failed files, row problems
+    series: int = 0  # rows of the series table
     cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
 
     def line(self) -> str:
         """One human summary line."""
         return (
             f"{self.cases} cases ({self.failed} failed, {self.reused} unchanged), "
-            f"{self.rows} rows; "
-            f"{self.files} files: {self.images} images + {self.skipped} skipped "
+            f"{self.rows} rows"
+            + (f", {self.series} series; " if self.series else "; ")
+            + f"{self.files} files: {self.images} images + {self.skipped} skipped "
             f"(pydicom's full parse took over for {self.handed_over})"
         )

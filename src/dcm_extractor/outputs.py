@@ -10,14 +10,24 @@ from typing import Any
 from . import __version__
 from .atomic import write_atomic
 from .cases import CaseResult, ReportEntry
-from .options import RunOptions
-from .tables import ReportStream, TableStream, write_csv, write_json
+from .cohort import Cohort
+from .htmlreport import render_report
+from .options import RunOptions, RunSummary
+from .tables import CASE_TABLE, SERIES_TABLE, ReportStream, TableStream, write_csv, write_json
 
-__all__ = ["REPORT_NAME", "RunOutputs", "write_case", "write_provenance"]
+__all__ = [
+    "HTML_REPORT_NAME",
+    "REPORT_NAME",
+    "RunOutputs",
+    "write_case",
+    "write_html_report",
+    "write_provenance",
+]
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "extraction_report.csv"
+HTML_REPORT_NAME = "report.html"
 
 
 class RunOutputs:
@@ -32,17 +42,39 @@ class RunOutputs:
         out, excel = options.out, options.excel
         self.primary: list[TableStream] = []
         self.hidden: list[TableStream] = []
+        self.series_primary: list[TableStream] = []
+        self.series_hidden: list[TableStream] = []
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
+        self.cohort = Cohort() if options.html_report else None
+        headers = options.extras.headers
+        policy = options.privacy
+        if options.series:
+            shape = SERIES_TABLE.with_columns(headers)
+            target = self.series_primary if policy.writes_identified_tables else self.series_hidden
+            for fmt in options.formats:
+                target.append(TableStream(out / f"all_series.{fmt}", fmt, excel=excel, shape=shape))  # type: ignore[arg-type]
+            hidden = TableStream(
+                out / "all_series_desensitized.csv", "csv", excel=excel, shape=shape
+            )
+            self.series_hidden.append(hidden)
         if not (options.merge_all or options.only_merged):
             return
-        policy = options.privacy
+        shape = CASE_TABLE.with_columns(headers)
         target = self.primary if policy.writes_identified_tables else self.hidden
         for fmt in options.formats:
-            target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel))  # type: ignore[arg-type]
-        self.hidden.append(TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel))
+            target.append(TableStream(out / f"all_cases.{fmt}", fmt, excel=excel, shape=shape))  # type: ignore[arg-type]
+        self.hidden.append(
+            TableStream(out / "all_cases_desensitized.csv", "csv", excel=excel, shape=shape)
+        )
         if policy.writes_identified_tables:
-            self.primary.append(TableStream(out / "all_cases_original.csv", "csv", excel=excel))
+            self.primary.append(
+                TableStream(out / "all_cases_original.csv", "csv", excel=excel, shape=shape)
+            )
+
+    @property
+    def _streams(self) -> list[TableStream]:
+        return [*self.primary, *self.hidden, *self.series_primary, *self.series_hidden]
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -54,12 +86,27 @@ class RunOutputs:
             for stream in self.hidden:
                 stream.write(hidden)
 
+    def series(self, series: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        """A case's series rows (``rows``: its table rows, which name the sources)."""
+        if not series:
+            return
+        policy = self.options.privacy
+        shared = policy.shared_series(series, rows, policy.shared_rows(rows))
+        for stream in self.series_primary:
+            stream.write(series)
+        for stream in self.series_hidden:
+            stream.write(shared)
+        if self.cohort is not None:
+            self.cohort.add_series(policy.primary_series(series, shared))
+
     def report(self, entries: list[ReportEntry]) -> None:
         self._report.write(entries)
         self.reported += len(entries)
+        if self.cohort is not None:
+            self.cohort.add_report(entries, self._report.labels)
 
     def commit(self) -> None:
-        for stream in [*self.primary, *self.hidden]:
+        for stream in self._streams:
             stream.commit()
         self._report.commit()
         if not self.options.privacy.writes_identified_tables and (self.primary or self.hidden):
@@ -72,7 +119,7 @@ class RunOutputs:
             )
 
     def discard(self) -> None:
-        for stream in [*self.primary, *self.hidden]:
+        for stream in self._streams:
             stream.discard()
         self._report.discard()
 
@@ -85,6 +132,7 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
     out, excel, policy = options.out, options.excel, options.privacy
     hidden = policy.shared_rows(rows)
     primary = policy.primary_rows(rows, hidden)
+    shape = CASE_TABLE.with_columns(options.extras.headers)
     name = policy.table_stem(result.name, rows[0]["ProjectID"] if rows else None)
     if name != result.name:
         for stale in (
@@ -93,10 +141,25 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
             f"{result.name}.json",
         ):
             (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
-    write_csv(out / f"{name}.csv", primary, excel=excel)
-    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel)
+    write_csv(out / f"{name}.csv", primary, excel=excel, shape=shape)
+    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel, shape=shape)
     if options.export_json:
-        write_json(out / f"{name}.json", primary)
+        write_json(out / f"{name}.json", primary, shape=shape)
+
+
+def write_html_report(
+    options: RunOptions, cohort: Cohort, summary: RunSummary, seconds: float
+) -> None:
+    """``report.html``: the cohort at a glance (:mod:`dcm_extractor.htmlreport`)."""
+    policy = options.privacy
+    page = render_report(
+        cohort,
+        summary=vars(summary),
+        options=options.to_dict(),
+        seconds=seconds,
+        deidentified=policy.deidentify,
+    )
+    write_atomic(options.out / HTML_REPORT_NAME, page.encode("utf-8"))
 
 
 def write_provenance(options: RunOptions) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
 from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
-from .outputs import REPORT_NAME, RunOutputs, write_case, write_provenance
+from .outputs import REPORT_NAME, RunOutputs, write_case, write_html_report, write_provenance
 from .policy import PrivacyPolicy
 from .projectids import ProjectIdMap
 from .runlock import output_lock
@@ -102,6 +103,7 @@ def _run_locked(
 ) -> RunSummary:
     root, out = options.data_root, options.out
     policy = options.privacy
+    started = time.perf_counter()
     cleaned = ""
     if policy.cleans_out:  # the folder is to be shareable: nothing earlier may name anyone
         _refuse_foreign_map(options)
@@ -115,7 +117,7 @@ def _run_locked(
     id_of = ids.assign([d.name for d in case_dirs])  # new cases numbered in folder order
     case_dirs.sort(key=lambda d: id_of[d.name])  # merged tables are in project-ID order
     manifest = _manifest(options)
-    fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of)
+    fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of, options)
     summary = RunSummary(reused=len(reused), cleaned=cleaned)
     outputs = RunOutputs(options, policy.report_labels(id_of))
     try:
@@ -128,11 +130,14 @@ def _run_locked(
             result = _finish_case(case_dir, shown, outcome, summary, outputs, policy)
             if result is not None:
                 rows = with_ids(result.rows, project_id)
+                series = with_ids(result.series, project_id)
                 write_case(options, result, rows)
                 if manifest is not None and case_dir.name not in reused:  # after its outputs
                     manifest.store(project_id, fingerprints[case_dir.name], result)
                 outputs.rows(rows)
+                outputs.series(series, rows)
                 summary.rows += len(rows)
+                summary.series += len(series)
             if progress:
                 progress(result)
         outputs.commit()
@@ -141,6 +146,8 @@ def _run_locked(
         raise
     summary.reported = outputs.reported
     write_provenance(options)
+    if outputs.cohort is not None:
+        write_html_report(options, outputs.cohort, summary, time.perf_counter() - started)
     return summary
 
 
@@ -201,12 +208,13 @@ def _manifest(options: RunOptions) -> Manifest | None:
 
 
 def _recorded_cases(
-    manifest: Manifest | None, case_dirs: list[Path], ids: dict[str, int]
+    manifest: Manifest | None, case_dirs: list[Path], ids: dict[str, int], options: RunOptions
 ) -> tuple[dict[str, str], dict[str, CaseResult]]:
     """Every case's fingerprint, and the results of those unchanged since they were recorded."""
     if manifest is None:
         return {}, {}
-    fingerprints = {d.name: case_fingerprint(d) for d in case_dirs}
+    reading = options.extras.signature()
+    fingerprints = {d.name: case_fingerprint(d, reading) for d in case_dirs}
     reused = {}
     for case_dir in case_dirs:
         hit = manifest.load(ids[case_dir.name], fingerprints[case_dir.name])

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from .privacy import DateMode, Pseudonymizer, deidentify_rows
+from .privacy import DateMode, Pseudonymizer, deidentify_rows, shift_date
+
+# Series table columns that PS3.15 Table E.1-1 lists as free text or identifying: blank in
+# de-identified series rows unless --allow-phi-columns (dates follow --keep/--shift-dates).
+SERIES_FREE_TEXT: Final = (
+    "StudyDescription",
+    "SeriesDescription",
+    "ProtocolName",
+    "ContrastBolusAgent",
+)
 
 __all__ = ["PrivacyPolicy"]
 
@@ -28,7 +37,14 @@ class PrivacyPolicy:
     pseudonymizer
         Makes the pseudonyms of the de-identified tables (written by every run).
     dates
-        What de-identified tables do with StudyDate.
+        What de-identified tables do with StudyDate (and the series table's SeriesDate;
+        SeriesTime is kept only with ``keep``).
+    allow_phi
+        ``--allow-phi-columns``: identifying ``--columns`` and the series table's free
+        text stay in de-identified tables.
+    identifying_columns
+        The headers of the ``--columns`` that can identify a patient; blanked in
+        de-identified rows unless ``allow_phi``.
 
     Examples
     --------
@@ -40,6 +56,8 @@ class PrivacyPolicy:
     deidentify: bool = False
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
+    allow_phi: bool = False
+    identifying_columns: tuple[str, ...] = ()
 
     # -- names --------------------------------------------------------------------------
 
@@ -71,8 +89,54 @@ class PrivacyPolicy:
     # -- rows ---------------------------------------------------------------------------
 
     def shared_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The de-identified copy of ``rows`` (pseudonyms, dates as asked, no file names)."""
-        return deidentify_rows(rows, self.pseudonymizer, self.dates)
+        """The de-identified copy of ``rows`` (pseudonyms, dates as asked, no file names,
+        identifying ``--columns`` blank unless allowed)."""
+        shared = deidentify_rows(rows, self.pseudonymizer, self.dates)
+        for row in shared if not self.allow_phi else []:
+            for header in self.identifying_columns:
+                if header in row:
+                    row[header] = ""
+        return shared
+
+    def shared_series(
+        self,
+        series: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+        shared: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """The de-identified copy of a case's ``series`` rows.
+
+        ``rows`` and ``shared`` are the case's table rows and their de-identified copy:
+        the series' sources are renamed as the rows' FileNames were.
+        """
+        renamed = {r["FileName"]: s["FileName"] for r, s in zip(rows, shared, strict=True)}
+        blank = () if self.allow_phi else (*SERIES_FREE_TEXT, *self.identifying_columns)
+        out = []
+        for row in series:
+            new = dict(row)
+            patient = str(row.get("PatientID") or "")
+            new["PatientID"] = self.pseudonymizer.pseudonym("PatientID", patient)
+            for column in ("StudyDate", "SeriesDate"):
+                value = str(row.get(column) or "")
+                if self.dates == "remove":
+                    new[column] = ""
+                elif self.dates == "shift" and value:
+                    new[column] = shift_date(value, self.pseudonymizer.date_shift_days(patient))
+            if self.dates != "keep":
+                new["SeriesTime"] = ""
+            for column in blank:
+                if column in new:
+                    new[column] = ""
+            sources = str(row.get("Sources") or "").split("; ")
+            new["Sources"] = "; ".join(renamed.get(s, "") for s in sources if s)
+            out.append(new)
+        return out
+
+    def primary_series(
+        self, series: list[dict[str, Any]], shared: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """What the primary series table holds: the rows, or their de-identified copy."""
+        return shared if self.deidentify else series
 
     def primary_rows(
         self, rows: list[dict[str, Any]], shared: list[dict[str, Any]] | None = None

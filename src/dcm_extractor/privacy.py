@@ -28,6 +28,7 @@ __all__ = [
     "desensitize_name",
     "generate_key",
     "load_key",
+    "shift_date",
 ]
 
 KEY_ENV: Final = "DCM_EXTRACT_KEY"
@@ -150,7 +151,8 @@ class Pseudonymizer:
         return days if digest[4] & 1 else -days
 
 
-def _shift(date: str, days: int) -> str:
+def shift_date(date: str, days: int) -> str:
+    """A ``YYYYMMDD`` date moved by ``days``; "" when it is not a date."""
     try:
         day = dt.datetime.strptime(date.strip()[:8], "%Y%m%d").date()
     except ValueError:
@@ -182,7 +184,7 @@ def deidentify_rows(
         if dates == "remove":
             new["StudyDate"] = ""
         elif dates == "shift" and study_date:
-            new["StudyDate"] = _shift(study_date, pseudonymizer.date_shift_days(patient))
+            new["StudyDate"] = shift_date(study_date, pseudonymizer.date_shift_days(patient))
         project = row.get("ProjectID")
         prefix = f"P{project:06d}" if isinstance(project, int) else "P"
         if str(row.get("FileName", "")).lower().endswith(".zip"):

@@ -16,6 +16,8 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -24,11 +26,15 @@ import pyarrow.parquet as pq
 from .atomic import AtomicFile
 from .cases import ReportEntry
 from .rows import FIXED_COLUMNS
+from .series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 
 __all__ = [
+    "CASE_TABLE",
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
+    "SERIES_TABLE",
     "ReportStream",
+    "TableShape",
     "TableStream",
     "write_csv",
     "write_json",
@@ -44,9 +50,42 @@ _INTEGER_COLUMNS: Final = {
     "ImageCount",
     "SeriesCount",
 }
-PARQUET_SCHEMA: Final = pa.schema(
-    [(name, pa.int64() if name in _INTEGER_COLUMNS else pa.string()) for name in FIXED_COLUMNS]
-)
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A table's columns in order, and which hold integers or decimals (the rest text)."""
+
+    names: tuple[str, ...]
+    integers: frozenset[str] = frozenset()
+    floats: frozenset[str] = frozenset()
+
+    def with_columns(self, extra: Iterable[str]) -> TableShape:
+        """This shape with ``extra`` text columns after its own (those it has are kept once)."""
+        added = tuple(name for name in dict.fromkeys(extra) if name not in self.names)
+        return TableShape(self.names + added, self.integers, self.floats)
+
+    @cached_property
+    def schema(self) -> pa.Schema:
+        """The Parquet schema: int64, float64 or string per column, whatever the values."""
+        return pa.schema(
+            [
+                (
+                    name,
+                    pa.int64()
+                    if name in self.integers
+                    else pa.float64()
+                    if name in self.floats
+                    else pa.string(),
+                )
+                for name in self.names
+            ]
+        )
+
+
+CASE_TABLE: Final = TableShape(tuple(FIXED_COLUMNS), frozenset(_INTEGER_COLUMNS))
+SERIES_TABLE: Final = TableShape(tuple(SERIES_COLUMNS), SERIES_INTEGERS, SERIES_FLOATS)
+PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
 
@@ -62,30 +101,37 @@ class TableStream(AtomicFile):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], fmt: TableFormat, *, excel: bool = False
+        self,
+        path: str | os.PathLike[str],
+        fmt: TableFormat,
+        *,
+        excel: bool = False,
+        shape: TableShape = CASE_TABLE,
     ) -> None:
         if fmt not in ("csv", "json", "parquet"):
             raise ValueError(f"unknown table format {fmt!r}")
         super().__init__(path)
         self.fmt = fmt
+        self.names = shape.names
+        self.schema = shape.schema
         self._count = 0
         self._pending: list[dict[str, Any]] = []
         self._parquet: pq.ParquetWriter | None = None
         if fmt == "csv":
             terminator = "\r\n" if excel else "\n"
             self._csv = csv.writer(self._text_file(excel), lineterminator=terminator)
-            self._csv.writerow(FIXED_COLUMNS)
+            self._csv.writerow(self.names)
         elif fmt == "parquet":
-            self._parquet = pq.ParquetWriter(self._file, PARQUET_SCHEMA)
+            self._parquet = pq.ParquetWriter(self._file, self.schema)
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append ``rows`` (dicts keyed by column; missing columns are empty)."""
         if self.fmt == "csv":
             for row in rows:
-                self._csv.writerow([_text(row.get(column)) for column in FIXED_COLUMNS])
+                self._csv.writerow([_text(row.get(column)) for column in self.names])
         elif self.fmt == "json":
             for row in rows:
-                record = {column: row.get(column) for column in FIXED_COLUMNS}
+                record = {column: row.get(column) for column in self.names}
                 text = json.dumps(record, ensure_ascii=False, indent=1).replace("\n", "\n ")
                 self._file.write(((",\n " if self._count else "[\n ") + text).encode("utf-8"))
                 self._count += 1
@@ -104,8 +150,10 @@ class TableStream(AtomicFile):
 
     def _flush_parquet(self) -> None:
         assert self._parquet is not None
-        columns = {c: [row.get(c) for row in self._pending] for c in FIXED_COLUMNS}
-        self._parquet.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
+        columns = {
+            c: [_typed(row.get(c), c, self.schema) for row in self._pending] for c in self.names
+        }
+        self._parquet.write_table(pa.table(columns, schema=self.schema))
         self._count += len(self._pending)
         self._pending = []
 
@@ -140,17 +188,31 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _typed(value: Any, column: str, schema: pa.Schema) -> Any:
+    """A value as its Parquet column holds it: "" in a number column is null."""
+    if value == "" and not pa.types.is_string(schema.field(column).type):
+        return None
+    return value
+
+
 def write_csv(
-    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, excel: bool = False
+    path: str | os.PathLike[str],
+    rows: Sequence[dict[str, Any]],
+    *,
+    excel: bool = False,
+    shape: TableShape = CASE_TABLE,
 ) -> None:
-    """The rows as CSV with the fixed columns; ``excel`` adds a UTF-8 BOM so Excel shows Chinese."""
-    with TableStream(path, "csv", excel=excel) as stream:
+    """The rows as CSV with the fixed columns (or ``shape``'s); ``excel`` adds a UTF-8 BOM so
+    Excel shows Chinese."""
+    with TableStream(path, "csv", excel=excel, shape=shape) as stream:
         stream.write(rows)
 
 
-def write_json(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
+def write_json(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, shape: TableShape = CASE_TABLE
+) -> None:
     """The rows as a JSON list of records (same values as the CSV; numbers as numbers)."""
-    with TableStream(path, "json") as stream:
+    with TableStream(path, "json", shape=shape) as stream:
         stream.write(rows)
 
 
