@@ -12,6 +12,8 @@ Showcase cases (always written unless ``showcase=False``):
 ``Mueller_Anna/``             a CD export: DICOMDIR + ``PT000000/ST000000/...`` (age ``003W``)
 ``ChenJing_CT.zip``           top-level zip, two series (GB18030 name, no age, birth date)
 ``ZhaoLei.zip``               top-level zip, members at its root (GBK name)
+``SunLi_split/``              one series split across two zips, and a loose series with a
+                              slice missing (a gap)
 ============================  ===============================================================
 
 Bulk cases (``bulk_cases=N``) alternate between a folder of series folders and one
@@ -252,6 +254,7 @@ class _CaseWriter:
             self._cd_export("Mueller_Anna", patients["Mueller_Anna"]),
             self._top_level_zip("ChenJing_CT", patients["ChenJing_CT"], "20240102", "ChenJing/", 2),
             self._top_level_zip("ZhaoLei", patients["ZhaoLei"], "20240115", "", 1),
+            self._split_and_gap("SunLi_split", patients["SunLi_split"]),
         ]
 
     def _nested_two_studies(self, name: str, patient: Patient) -> CaseTruth:
@@ -340,6 +343,31 @@ class _CaseWriter:
             self.file_count += 1
         case.add_junk(f"{name}/DICOMDIR", None, "dicomdir")
         self.file_count += 1
+        return case
+
+    def _split_and_gap(self, name: str, patient: Patient) -> CaseTruth:
+        """One series split across two zips (a DVD export in parts), and a loose series
+        missing its middle slice (a gap the series table must show)."""
+        case = CaseTruth(name, patient)
+        split = self._plan(name, patient, 1, "20231120", 1, "动脉期")
+        parts = (range(1, self.n + 1), range(self.n + 1, 2 * self.n + 1))
+        for part, numbers in enumerate(parts, start=1):
+            zip_rel = f"{name}/{name}_part{part}.zip"
+            builder = _ZipBuilder(zipfile.ZIP_DEFLATED)
+            for number, (uid, data) in zip(
+                numbers, self.factory.series(split, numbers), strict=True
+            ):
+                member = f"SE1/IM{number:04d}.dcm"
+                builder.add(member, data)
+                case.add_image(zip_rel, member, split, uid)
+            self._write_zip(zip_rel, builder)
+        gap = self._plan(name, patient, 1, "20231120", 2, "Gap")
+        kept = [1, 2, *range(4, self.n + 4)]  # slice 3 missing: the steps are 5, 10, 5 ... mm
+        for number, (uid, data) in zip(kept, self.factory.series(gap, kept), strict=True):
+            rel = f"{name}/SE2/IM{number:04d}.dcm"
+            self._write(rel, data)
+            case.add_image(rel, None, gap, uid)
+        case.gaps.add(gap.series_uid)
         return case
 
     def _top_level_zip(

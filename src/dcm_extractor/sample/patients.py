@@ -75,6 +75,7 @@ def showcase_patients() -> dict[str, Patient]:
         "Mueller_Anna": Patient("Müller^Anna", "000999", LATIN1, "F", "20240110", "003W"),
         "ChenJing_CT": Patient("陈^静", "000456", GB18030, "F", "19800315", None),
         "ZhaoLei": Patient("赵^磊", "0000789", GBK, "M", "19711102", "052Y"),
+        "SunLi_split": Patient("孙^丽", "0031", GB18030, "F", "19660704", "058Y"),
     }
 
 

@@ -58,6 +58,7 @@ class CaseTruth:
     patient: Patient
     top_level_zip: str | None = None
     files: list[FileRecord] = field(default_factory=list)
+    gaps: set[str] = field(default_factory=set)  # series written with a slice missing
     _series: dict[str, SeriesPlan] = field(default_factory=dict, repr=False)
 
     def add_image(self, path: str, member: str | None, plan: SeriesPlan, sop_uid: str) -> None:
@@ -73,6 +74,35 @@ class CaseTruth:
     def add_junk(self, path: str, member: str | None, reason: JunkReason) -> None:
         """Record a file that is not an image and must be reported, not counted."""
         self.files.append(FileRecord(path, member, "junk", reason))
+
+    def series(self) -> list[dict[str, Any]]:
+        """The expected series table rows of this case (StudyInstanceUID, SeriesNumber
+        order): images counted once, their sources (zips, ``<case>.dir``) in path order."""
+        found: dict[str, list[FileRecord]] = {}
+        for record in self.files:
+            if record.role == "image":
+                found.setdefault(record.series_instance_uid or "", []).append(record)
+        rows = []
+        for uid, records in found.items():
+            plan = self._series[uid]
+            sources = sorted(
+                {r.path.rsplit("/", 1)[-1] if r.member else f"{self.name}.dir" for r in records},
+                key=lambda k: (k.endswith(".dir"), k),
+            )
+            rows.append(
+                {
+                    "PatientID": plan.patient.patient_id,
+                    "StudyInstanceUID": plan.study_uid,
+                    "StudyDate": plan.study_date,
+                    "SeriesInstanceUID": uid,
+                    "SeriesNumber": str(plan.series_number),
+                    "SeriesDescription": plan.description,
+                    "ImageCount": len(records),
+                    "Sources": sources,
+                    "EvenlySpaced": "no" if uid in self.gaps else "yes",
+                }
+            )
+        return sorted(rows, key=lambda r: (r["StudyInstanceUID"], int(r["SeriesNumber"])))
 
     def rows(self, modality: str, manufacturer: str, image_size: int) -> list[dict[str, Any]]:
         """The expected table rows of this case, zips first in name order, then ``.dir``."""
@@ -144,6 +174,7 @@ class DatasetTruth:
                     "top_level_zip": case.top_level_zip,
                     "patient": asdict(case.patient),
                     "rows": case.rows(self.modality, self.manufacturer, self.image_size),
+                    "series": case.series(),
                     "files": [asdict(record) for record in case.files],
                 }
                 for case in self.cases
