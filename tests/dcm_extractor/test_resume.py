@@ -39,14 +39,15 @@ def test_unchanged_cases_are_reused_and_changed_ones_redone(
     assert extract(data, out) == 0
     first = outputs(out)
     capsys.readouterr()
+    cases = len([d for d in data.iterdir() if d.is_dir()])
     assert extract(data, out) == 0
-    assert "0 failed, 6 unchanged" in capsys.readouterr().out
+    assert f"0 failed, {cases} unchanged" in capsys.readouterr().out
     assert outputs(out) == first
     # a new copy of a file in one case: that case is scanned again, the others reused
     source = next((data / "Smith_John").rglob("IM0001.dcm"))
     shutil.copy(source, data / "Smith_John" / "copy_of_IM0001.dcm")
     assert extract(data, out) == 0
-    assert "0 failed, 5 unchanged" in capsys.readouterr().out
+    assert f"0 failed, {cases - 1} unchanged" in capsys.readouterr().out
     report = (out / "extraction_report.csv").read_text(encoding="utf-8")
     duplicates = [
         line
@@ -61,12 +62,29 @@ def test_unchanged_cases_are_reused_and_changed_ones_redone(
     assert outputs(tmp_path / "fresh")["all_cases.csv"] == outputs(out)["all_cases.csv"]
 
 
+def test_reading_other_columns_scans_again_and_series_resume_unchanged(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    cases = len([d for d in data.iterdir() if d.is_dir()])
+    assert extract(data, out, "--series", "--columns", "KVP") == 0
+    first = outputs(out)
+    capsys.readouterr()
+    assert extract(data, out, "--series", "--columns", "KVP") == 0
+    assert f"{cases} unchanged" in capsys.readouterr().out
+    assert outputs(out) == first  # the series rows come back from the manifest
+    assert extract(data, out, "--series", "--columns", "KVP,ImageType") == 0
+    assert "0 unchanged" in capsys.readouterr().out  # other columns: every case again
+    assert b"ImageType" in outputs(out)["all_series.csv"].splitlines()[0]
+
+
 def test_de_identified_runs_keep_no_manifest_in_their_outputs(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "shared"
     assert extract(data, out, "--desensitize") == 0
     assert not (out / ".manifest").exists()
     assert extract(data, out, "--desensitize", "--manifest-dir", str(tmp_path / "private")) == 0
-    assert len(list((tmp_path / "private").iterdir())) == 6
+    cases = [d for d in data.iterdir() if d.is_dir()]
+    assert len(list((tmp_path / "private").iterdir())) == len(cases)
 
 
 def test_a_killed_run_resumes_without_losing_or_duplicating_rows(
@@ -77,16 +95,19 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_rows(
     with_stall = data / "王小明" / "stall"  # the last case in order: the others finish first
     shutil.copytree(stall, with_stall, copy_function=os.link)
     assert extract(data, reference, "--no-resume") == 0
+    others = len([d for d in data.iterdir() if d.is_dir()]) - 1  # every case before 王小明
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
     argv += ["--workers", "1", "-q", "--log", str(tmp_path / "log")]
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list((out / ".manifest").glob("*.json"))) < 5:
+        while (
+            time.monotonic() < deadline and len(list((out / ".manifest").glob("*.json"))) < others
+        ):
             time.sleep(0.1)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    assert len(list((out / ".manifest").glob("*.json"))) == 5
+    assert len(list((out / ".manifest").glob("*.json"))) == others
     assert not (out / "all_cases.csv").exists()
     assert extract(data, out) == 0
     assert outputs(out)["all_cases.csv"] == outputs(reference)["all_cases.csv"]
@@ -112,7 +133,8 @@ def test_a_same_size_file_with_its_mtime_kept_is_scanned_again(
         assert target.stat().st_size == before.st_size
     capsys.readouterr()
     assert extract(data, out) == 0
-    assert "0 failed, 5 unchanged" in capsys.readouterr().out
+    cases = len([d for d in data.iterdir() if d.is_dir()])
+    assert f"0 failed, {cases - 1} unchanged" in capsys.readouterr().out
     assert b"Smyth" in outputs(out)["all_cases.csv"]
 
 
@@ -136,6 +158,7 @@ def test_a_second_run_into_the_same_out_is_refused_naming_the_first(
     data: Path, tmp_path: Path
 ) -> None:
     make_slow_case(data / "王小明" / "stall", files=60_000)
+    others = len([d for d in data.iterdir() if d.is_dir()]) - 1  # every case before 王小明
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
     argv += ["-q", "--log", str(tmp_path / "log1")]
