@@ -158,7 +158,6 @@ def test_a_second_run_into_the_same_out_is_refused_naming_the_first(
     data: Path, tmp_path: Path
 ) -> None:
     make_slow_case(data / "王小明" / "stall", files=60_000)
-    others = len([d for d in data.iterdir() if d.is_dir()]) - 1  # every case before 王小明
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
     argv += ["-q", "--log", str(tmp_path / "log1")]
