@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scale_run.py [--files 100000] [--small 10000]
     .venv/bin/python benchmarks/scale_run.py --against /tmp/old/src --repeat 5 --workers 1
+    .venv/bin/python benchmarks/scale_run.py --series --repeat 5
 
 Generates (once, under benchmarks/out/) a data set of ``--files`` files from the real
 CT header template when present (half the cases in zips, 100 files per case), runs the
@@ -14,6 +15,9 @@ whether memory stays flat as the number of files grows.
 folder, e.g. of ``git worktree add /tmp/old <commit>``) on the same data, alternating
 with this one ``--repeat`` times (this machine's timings drift by 10% between runs, so
 one run each proves nothing), and prints the median time of each and their ratio.
+
+``--series`` compares, the same way, runs with ``--series --report`` (the series table
+and report.html besides the case tables) against runs without.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import json, resource, sys, time
 from pathlib import Path
 from dcm_extractor.pipeline import RunOptions, run
 data, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+more = {"series": True, "html_report": True} if sys.argv[4:] == ["series"] else {}
 start = time.perf_counter()
 summary = run(RunOptions(data, out, merge_all=True, formats=("csv", "parquet"),
-                         workers=workers, resume=False))
+                         workers=workers, resume=False, **more))
 seconds = time.perf_counter() - start
 # VmHWM: this process's peak since exec (ru_maxrss would keep the forking parent's peak)
 try:
@@ -72,13 +77,17 @@ def dataset(files: int) -> Path:
     return out / "dicom_cases"
 
 
-def extract(data: Path, out: Path, workers: int, source: Path | None = None) -> dict[str, float]:
-    """One run in a fresh process; ``source``: another version's ``src`` folder."""
+def extract(
+    data: Path, out: Path, workers: int, source: Path | None = None, series: bool = False
+) -> dict[str, float]:
+    """One run in a fresh process; ``source``: another version's ``src`` folder;
+    ``series``: with the series table and report.html."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), str(out), str(workers)],
+        [sys.executable, "-c", CHILD, str(data), str(out), str(workers)]
+        + (["series"] if series else []),
         capture_output=True,
         text=True,
         check=True,
@@ -93,9 +102,16 @@ def same_tables(one: Path, two: Path) -> bool:
     return all(filecmp.cmp(one / n, two / n, shallow=False) for n in names)
 
 
-def against(source: Path, counts: list[int], repeat: int, workers: int) -> None:
-    """This version and ``source``'s, alternately on the same data: medians and ratio."""
-    print(f"this version vs {source}, {workers} worker(s), median of {repeat} alternating runs")
+def against(
+    source: Path | None, counts: list[int], repeat: int, workers: int, series: bool = False
+) -> None:
+    """This version and ``source``'s (or, with ``series``, this version with and without
+    the series table and report), alternately on the same data: medians and ratio."""
+    if series:
+        print(f"--series --report vs without, {workers} worker(s), median of {repeat} "
+              "alternating runs")  # fmt: skip
+    else:
+        print(f"this version vs {source}, {workers} worker(s), median of {repeat} alternating runs")
     heads = ("this s", "other s", "ratio", "this MB", "other MB")
     print(f"{'files':>9s} " + " ".join(f"{h:>8s}" for h in heads))
     for count in counts:
@@ -105,7 +121,7 @@ def against(source: Path, counts: list[int], repeat: int, workers: int) -> None:
         for _ in range(repeat):
             for name, src in (("this", None), ("other", source)):
                 out = ROOT / "out" / f"scale-against-{count}-{name}"
-                result = extract(data, out, workers, src)
+                result = extract(data, out, workers, src, series and name == "this")
                 times[name].append(result["seconds"])
                 peaks[name].append(result["peak_mb"])
         this, other = statistics.median(times["this"]), statistics.median(times["other"])
@@ -127,9 +143,13 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="another version's src folder")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs (--against)")
     parser.add_argument("--workers", type=int, default=1, help="workers (--against)")
+    parser.add_argument(
+        "--series", action="store_true", help="with --series --report vs without (this version)"
+    )
     args = parser.parse_args()
-    if args.against is not None:
-        against(args.against, [args.small, args.files], args.repeat, args.workers)
+    if args.against is not None or args.series:
+        counts = [args.small, args.files]
+        against(args.against, counts, args.repeat, args.workers, args.series)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):

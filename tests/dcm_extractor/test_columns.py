@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
 
 from dcm_extractor.columns import (
     ColumnsError,
@@ -16,6 +20,7 @@ from dcm_extractor.columns import (
     refused,
 )
 from dcm_extractor.errors import OptionsError
+from dcm_extractor.extractor import main
 
 
 def _read(name: str):  # type: ignore[no-untyped-def]
@@ -103,3 +108,90 @@ def test_identifying_columns_are_named_with_the_reason() -> None:
     assert "Table E.1-1" in reasons[4] and "Table E.1-1" in reasons[5]
     assert "private" in reasons[6] and "private" in reasons[7]
     assert "RequestAttributesSequence" in reasons[8]  # a sequence of identifying items
+
+
+# -- through the command line ------------------------------------------------------------
+
+_COLUMNS = "KVP,ImageType,(0009,04,GEMS_IDEN_01),(0008,1140)[0].(0008,1155),InstitutionName"
+
+
+def _case_of_ct_files(root: Path, count: int = 3) -> Path:
+    """A case of CT_small copies (GE private block kept) with a referenced-image sequence."""
+    case = root / "cases" / "Case_A"
+    case.mkdir(parents=True)
+    for number in range(1, count + 1):
+        ds = _read("CT_small.dcm")
+        ds.SOPInstanceUID = generate_uid()
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = ds.SOPClassUID
+        reference.ReferencedSOPInstanceUID = f"1.2.3.{number}"
+        ds.ReferencedImageSequence = Sequence([reference])
+        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * number]
+        ds.save_as(case / f"IM{number}.dcm")
+    return case.parent
+
+
+def _run(data: Path, out: Path, *extra: str) -> int:
+    argv = ["-d", str(data), "-o", str(out), "--log", str(out.parent / "log"), "-q"]
+    return main([*argv, *extra])
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_columns_reach_the_case_and_series_tables_as_pydicom_reads_them(tmp_path: Path) -> None:
+    data = _case_of_ct_files(tmp_path)
+    out = tmp_path / "out"
+    assert _run(data, out, "--merge-all", "--series", "--columns", _COLUMNS) == 0
+    first = dcmread(sorted((data / "Case_A").iterdir())[0])
+    expected = {
+        "KVP": str(first.KVP),
+        "ImageType": "\\".join(first.ImageType),
+        "(0009,04,GEMS_IDEN_01)": str(first.private_block(0x0009, "GEMS_IDEN_01")[0x04].value),
+        "(0008,1140)[0].(0008,1155)": "1.2.3.1",
+        "InstitutionName": str(first.get("InstitutionName", "")),
+    }
+    assert expected["(0009,04,GEMS_IDEN_01)"]  # the private value is really there
+    (row,) = _csv(out / "all_cases.csv")
+    assert list(row)[16:] == list(expected)  # after the fixed 16, in the order given
+    assert {k: row[k] for k in expected} == expected
+    (series,) = _csv(out / "all_series.csv")
+    assert series["ImageType"] == expected["ImageType"]  # a standard column: not twice
+    assert list(series).count("ImageType") == 1
+    assert series["(0009,04,GEMS_IDEN_01)"] == expected["(0009,04,GEMS_IDEN_01)"]
+    assert series["ImageCount"] == "3" and series["SliceSpacing"] == "2.5"
+    shared = _csv(out / "all_cases_desensitized.csv")[0]
+    assert shared["(0009,04,GEMS_IDEN_01)"] == "" and shared["InstitutionName"] == ""
+    assert shared["KVP"] == expected["KVP"]  # not identifying: kept
+
+
+def test_de_identified_runs_refuse_identifying_columns_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _case_of_ct_files(tmp_path, count=1)
+    for entry in ("InstitutionName", "(0009,04,GEMS_IDEN_01)", "AcquisitionDate",
+                  "RequestAttributesSequence[0].RequestedProcedureID"):  # fmt: skip
+        code = _run(data, tmp_path / "refused", "--desensitize", "--columns", f"KVP,{entry}")
+        err = capsys.readouterr().err
+        assert code == 2, entry
+        assert entry in err and "--allow-phi-columns" in err and "Traceback" not in err
+        assert not (tmp_path / "refused" / "all_cases.csv").exists()
+    out = tmp_path / "allowed"
+    code = _run(data, out, "--desensitize", "--merge-all", "--allow-phi-columns",
+                "--columns", "InstitutionName,(0009,04,GEMS_IDEN_01)")  # fmt: skip
+    assert code == 0
+    (row,) = _csv(out / "all_cases.csv")
+    assert row["(0009,04,GEMS_IDEN_01)"] != ""
+    assert row["PatientName"] != str(dcmread(next((data / "Case_A").iterdir())).PatientName)
+
+
+def test_unknown_keywords_and_unreadable_column_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _case_of_ct_files(tmp_path, count=1)
+    assert _run(data, tmp_path / "o", "--columns", "KVP,SliceThicknes") == 2
+    assert "SliceThicknes" in capsys.readouterr().err
+    assert _run(data, tmp_path / "o", "--columns-file", str(tmp_path / "missing.txt")) == 2
+    assert "missing.txt" in capsys.readouterr().err
