@@ -18,7 +18,6 @@ import io
 import os
 import struct
 import warnings
-from dataclasses import replace
 from typing import Final
 
 from pydicom import dcmread
@@ -143,14 +142,13 @@ def _fast(head: bytes, size: int, extras: Extras | None) -> ImageFacts | Skip:
     if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
         raise HandOverError("encapsulated pixel data in a partial read")
     meta_class = _ascii(meta.get(0x00020002, b""))
-    fields = _fields(head, found, pixel, meta_class, implicit)
+    extra: dict[str, str] = {}
     if extras:
         codec = _single_codec(_value(head, found, 0x00080005))
         extra = _fast_extras(extras, head, found, codec, implicit)
         if extras.series:
             extra[TRANSFER_SYNTAX] = syntax
-        fields = replace(fields, extra=extra)
-    return classify(fields, head, size)
+    return classify(_fields(head, found, pixel, meta_class, implicit, extra), head, size)
 
 
 def _value(head: bytes, found: Found, tag: int) -> bytes:
@@ -166,6 +164,9 @@ _TEXT_VRS: Final = frozenset(
 )  # fmt: skip
 _SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
 _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
+# Decoded extra values by (tag, codec, raw bytes), per process; cleared when this large.
+_DECODED: Final[dict[tuple[int, str | None, bytes], str]] = {}
+_DECODED_MOST: Final = 100_000
 
 
 def _fast_extras(
@@ -175,12 +176,22 @@ def _fast_extras(
     pydicom's values: plain text here, anything else decoded by pydicom."""
     values: dict[str, str] = {}
     hard: list[tuple[str, int]] = []
+    known = _DECODED
+    if len(known) > _DECODED_MOST:
+        known.clear()
     for key, tag in extras.fast_tags:
-        if tag not in found:
+        where = found.get(tag)
+        if where is None:
             values[key] = ""
             continue
-        vr = found[tag][0] or _dictionary_vr(tag)
-        raw = _value(head, found, tag)
+        file_vr, start, length = where
+        raw = head[start : start + length]
+        memo = (tag, codec, raw)  # the series' files repeat most values: decode each once
+        text = known.get(memo)
+        if text is not None:
+            values[key] = text
+            continue
+        vr = file_vr or _dictionary_vr(tag)
         if vr not in _TEXT_VRS or b"\x1b" in raw:
             hard.append((key, tag))
             continue
@@ -196,23 +207,32 @@ def _fast_extras(
             hard.append((key, tag))
             continue
         parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
-        values[key] = "\\".join(part.replace("\x00", "").strip() for part in parts)
+        values[key] = known[memo] = "\\".join(p.replace("\x00", "").strip() for p in parts)
     if hard:
-        subset = Dataset()
-        for tag in {0x00080005, *(tag for _, tag in hard)} & found.keys():
-            file_vr, start, length = found[tag]
-            key_tag = BaseTag(tag)
-            raw_vr = None if file_vr is None else file_vr.decode("ascii")
-            subset[key_tag] = RawDataElement(
-                key_tag, raw_vr, length, head[start : start + length], start, implicit, True
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for key, tag in hard:
-                try:
-                    values[key] = value_text(subset[tag].value)
-                except Exception:  # a value pydicom cannot convert: shown as hex
-                    values[key] = value_text(_value(head, found, tag))
+        values.update(_hard_extras(head, found, hard, implicit))
+    return values
+
+
+def _hard_extras(
+    head: bytes, found: Found, hard: list[tuple[str, int]], implicit: bool
+) -> dict[str, str]:
+    """Extra values pydicom decodes: other VRs, escape sequences, unknown character sets."""
+    values: dict[str, str] = {}
+    subset = Dataset()
+    for tag in {0x00080005, *(tag for _, tag in hard)} & found.keys():
+        file_vr, start, length = found[tag]
+        key_tag = BaseTag(tag)
+        raw_vr = None if file_vr is None else file_vr.decode("ascii")
+        subset[key_tag] = RawDataElement(
+            key_tag, raw_vr, length, head[start : start + length], start, implicit, True
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, tag in hard:
+            try:
+                values[key] = value_text(subset[tag].value)
+            except Exception:  # a value pydicom cannot convert: shown as hex
+                values[key] = value_text(_value(head, found, tag))
     return values
 
 
@@ -234,6 +254,7 @@ def _fields(
     pixel: PixelInfo | None,
     meta_class: str,
     implicit: bool,
+    extra: dict[str, str],
 ) -> HeaderFields:
     end = len(head)
     raw: dict[int, bytes] = {}
@@ -283,6 +304,7 @@ def _fields(
         frames=_is(raw.get(0x00280008)),
         photometric=_ascii(raw.get(0x00280004, b"")),
         pixel=pixel,
+        extra=extra,
     )
 
 

@@ -88,7 +88,10 @@ class _Series:
     frames: int = 0
     positions: list[float] = field(default_factory=list)
     orientation: tuple[float, ...] | None = None
+    orientation_text: str = ""
+    normal: tuple[float, float, float] | None = None
     mixed: bool = False
+    missing: list[str] = field(default_factory=list)  # keys still without a value
     syntaxes: dict[str, None] = field(default_factory=dict)
     sources: dict[str, None] = field(default_factory=dict)
 
@@ -114,13 +117,13 @@ class SeriesTally:
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series()
-        first = series.first
-        for keyword in _FROM_VALUES:
-            if not first.get(keyword):
-                first[keyword] = values.get(keyword, "")
-        for keyword in (*_FIRST_OF, *self.headers):
-            if not first.get(keyword):
-                first[keyword] = extra.get(keyword, "")
+            series.missing = [*_FROM_VALUES, *_FIRST_OF, *self.headers]
+        if series.missing:  # usually the first image fills them all
+            first = series.first
+            for keyword in series.missing:
+                source_values = values if keyword in _FROM_VALUES else extra
+                first[keyword] = source_values.get(keyword, "")
+            series.missing = [k for k in series.missing if not first[k]]
         series.rows = series.rows or image.rows
         series.columns = series.columns or image.columns
         series.images += 1
@@ -173,19 +176,24 @@ def _order(row: dict[str, Any]) -> tuple[str, float, str, str]:
 
 
 def _add_position(series: _Series, extra: dict[str, str]) -> None:
-    orientation = _numbers(extra.get("ImageOrientationPatient", ""), 6)
+    text = extra.get("ImageOrientationPatient", "")
+    if text != series.orientation_text or series.orientation is None:  # parse when it changes
+        orientation = _numbers(text, 6)
+        if orientation is None:
+            return
+        if series.orientation is None:
+            series.orientation = orientation
+            series.normal = _normal(orientation)
+        elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
+            _SAME_DIRECTION
+        ):
+            series.mixed = True
+        series.orientation_text = text
     position = _numbers(extra.get("ImagePositionPatient", ""), 3)
-    if orientation is None or position is None:
-        return
-    if series.orientation is None:
-        series.orientation = orientation
-    elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
-        _SAME_DIRECTION
-    ):
-        series.mixed = True
-    normal = _normal(series.orientation)
-    if normal is not None:
-        series.positions.append(sum(p * n for p, n in zip(position, normal, strict=True)))
+    normal = series.normal
+    if position is not None and normal is not None:
+        x, y, z = position
+        series.positions.append(x * normal[0] + y * normal[1] + z * normal[2])
 
 
 def _numbers(text: str, count: int) -> tuple[float, ...] | None:
