@@ -69,8 +69,13 @@ def main(out: str = "demo") -> None:
         "csv,parquet",
         "--log",
         str(root / "extractor.log"),
+        "--series",
+        "--report",
+        "--columns",
+        "KVP,ConvolutionKernel,(0009,04,GEMS_IDEN_01)",
     ]
     run("dcm-extract", dcm_extract, extract)
+    print(f"  series table: {tables / 'all_series.csv'}; cohort report: {tables / 'report.html'}")
     run("medmask", medmask, ["--version"])
     sample = ["sample", str(masks_dir), "--scale", "medium", "--overwrite", "--ct-series"]
     run("medmask", medmask, sample)

@@ -41,12 +41,15 @@ def extract(data: Path, out: Path, ids: Path, *extra: str) -> int:
 
 def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> None:
     ids = tmp_path / "ids.json"
-    assert extract(data, tmp_path / "local", ids, "--workers", "1") == 0
+    more = ["--series", "--columns", "KVP,(0009,04,GEMS_IDEN_01),PatientPosition"]
+    assert extract(data, tmp_path / "local", ids, "--workers", "1", *more) == 0
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, dashboard_address=None
     ) as cluster:
-        assert extract(data, tmp_path / "dask", ids, "--scheduler", cluster.scheduler_address) == 0
+        address = cluster.scheduler_address
+        assert extract(data, tmp_path / "dask", ids, "--scheduler", address, *more) == 0
     assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+    assert b"PatientPosition" in tables(tmp_path / "dask")["all_series.csv"]
 
 
 def _bad_inputs(root: Path) -> None:
@@ -88,12 +91,14 @@ def test_bad_inputs_give_the_same_outputs_inline_in_a_pool_and_on_a_cluster(
         for private in (False, True):
             for way, how in ways.items():
                 out = tmp_path / f"{way}-{private}"
-                assert extract(root, out, ids, *how, *(["--desensitize"] * private)) == 0
+                more = ["--series", "--columns", "KVP,ImageType", *(["--desensitize"] * private)]
+                assert extract(root, out, ids, *how, *more) == 0
                 runs[way, private] = _outputs(out)
     for private in (False, True):
         inline = runs["inline", private]
         assert runs["pool", private] == inline
         assert runs["dask", private] == inline
+        assert inline["all_series.csv"].count(b"\n") > 2  # series rows were compared too
         report = inline["extraction_report.csv"].decode("utf-8")
         for reason in ("unreadable", "duplicate", "empty_zip", "not_regular_file",
                        "dangling_link", "hidden_folder", "no_images"):  # fmt: skip
