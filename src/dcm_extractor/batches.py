@@ -64,8 +64,9 @@ def scan_one(
     return _scan_with_alarm(case_dir, root, default_limit, extras)
 
 
-class _PastLimitError(Exception):
-    pass
+class _PastLimitError(BaseException):
+    """The timer's interrupt: a BaseException, so the per-file ``except Exception`` that
+    keeps one bad file from costing its case cannot swallow it (as KeyboardInterrupt)."""
 
 
 def _on_alarm(signum: int, frame: object) -> None:
