@@ -44,7 +44,9 @@ def test_series_rows_equal_the_ground_truth(
 ) -> None:
     expected = {c["name"]: c["series"] for c in truth["cases"] if not c["top_level_zip"]}
     checked = ("PatientID", "StudyInstanceUID", "StudyDate", "SeriesInstanceUID", "SeriesNumber",
-               "SeriesDescription", "ImageCount", "EvenlySpaced")  # fmt: skip
+               "SeriesDescription", "Manufacturer", "ManufacturerModelName", "ConvolutionKernel",
+               "KVP", "SliceThickness", "ContrastBolusAgent", "SliceSpacing", "ImageCount",
+               "EvenlySpaced")  # fmt: skip
     for case_dir in iter_case_dirs(dicom_sample.cases_root):
         result = scan_case(case_dir, dicom_sample.cases_root, extras=SERIES)
         got = [{k: row[k] for k in checked} for row in result.series]
@@ -74,14 +76,26 @@ def test_a_split_series_is_one_row_and_an_extracted_copy_counts_once(
     assert copy[0]["ImageCount"] == per_series
 
 
-def test_series_values_are_the_images_values(dicom_sample: DicomSample) -> None:
+def test_series_values_are_the_images_values(
+    dicom_sample: DicomSample, truth: dict[str, Any]
+) -> None:
     root = dicom_sample.cases_root
-    row = scan_case(root / "Smith_John", root, extras=SERIES).series[0]
-    assert row["SliceThickness"] and row["KVP"] and row["ImageType"].count("\\") >= 1
-    assert row["NumberOfFrames"] == row["ImageCount"] == row["SliceCount"]
-    assert row["SliceSpacing"] == 5.0  # the generator's slices are 5 mm apart
-    assert row["ZExtent"] == 5.0 * (row["SliceCount"] - 1)
-    assert row["TransferSyntaxUID"] == "1.2.840.10008.1.2.1"
+    expected = next(c["series"] for c in truth["cases"] if c["name"] == "Smith_John")
+    rows = scan_case(root / "Smith_John", root, extras=SERIES).series
+    assert len(rows) == len(expected) >= 2
+    for row, want in zip(rows, expected, strict=True):
+        assert row["ImageType"].count("\\") >= 1
+        assert row["NumberOfFrames"] == row["ImageCount"] == row["SliceCount"]
+        assert row["SliceSpacing"] == want["SliceSpacing"] > 0  # slices one thickness apart
+        assert row["ZExtent"] == want["SliceSpacing"] * (row["SliceCount"] - 1)
+        assert row["TransferSyntaxUID"] == "1.2.840.10008.1.2.1"
+
+
+def test_the_sample_mixes_scanners_and_reconstructions(truth: dict[str, Any]) -> None:
+    series = [row for case in truth["cases"] for row in case["series"]]
+    assert len({row["Manufacturer"] for row in series}) >= 2
+    assert len({row["SliceThickness"] for row in series}) >= 3
+    assert {bool(row["ContrastBolusAgent"]) for row in series} == {True, False}
 
 
 def test_the_series_attributes_are_where_the_fast_reader_walks() -> None:
@@ -195,3 +209,4 @@ def test_too_few_positions_say_nothing_about_spacing() -> None:
     assert slice_geometry([]) == (0, None, None, "")
     assert slice_geometry([3.0, 3.0]) == (1, 0.0, None, "")
     assert slice_geometry([0.0, 5.0], mixed=True)[3] == "no"  # orientations differ
+

@@ -37,6 +37,7 @@ from pydicom.uid import UID
 from ..errors import SampleDataError
 from .instances import InstanceFactory, SeriesPlan, derived_uid
 from .patients import Patient, bulk_patient, showcase_patients
+from .scanners import acquisition
 from .truth import CaseTruth, DatasetTruth, JunkReason
 
 __all__ = ["DicomSample", "generate_dicom_dataset"]
@@ -149,7 +150,7 @@ def generate_dicom_dataset(
         "image_size": image_size,
         "template": Path(template).name if template is not None else "CT_small.dcm",
     }
-    truth = DatasetTruth(seed, params, factory.modality, factory.manufacturer, image_size)
+    truth = DatasetTruth(seed, params, factory.modality, image_size)
     if showcase:
         truth.cases.extend(writer.showcase())
     rng = random.Random(seed)
@@ -222,6 +223,7 @@ class _CaseWriter:
             series_number=number,
             description=desc,
             image_count=self.n,
+            acquisition=acquisition(seed, case, study, number),
         )
 
     def _write(self, rel: str, data: bytes) -> None:

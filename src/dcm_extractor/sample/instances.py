@@ -1,8 +1,9 @@
 """DICOM objects built from a real CT header template, serialized to bytes.
 
-Every image keeps the template's header (manufacturer, private tags, acquisition
-parameters) and gets fresh, seed-derived UIDs, the patient's demographics in the
-patient's character set, and small synthetic pixel data of a chosen size.
+Every image keeps the template's header (private tags, image type, geometry) and gets
+fresh, seed-derived UIDs, the patient's demographics in the patient's character set,
+its series' scanner and reconstruction (``scanners.py``), and small synthetic pixel
+data of a chosen size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from .patients import Patient
+from .scanners import Acquisition
 
 __all__ = [
     "BASIC_TEXT_SR",
@@ -55,7 +57,7 @@ def derived_uid(seed: int, *parts: object) -> str:
 
 @dataclass(frozen=True)
 class SeriesPlan:
-    """One series to generate: whose it is, which study, how many images."""
+    """One series to generate: whose it is, which study, how many images, how acquired."""
 
     patient: Patient
     study_uid: str
@@ -64,6 +66,7 @@ class SeriesPlan:
     series_number: int
     description: str
     image_count: int
+    acquisition: Acquisition
 
 
 class InstanceFactory:
@@ -119,12 +122,14 @@ class InstanceFactory:
         ds.SeriesNumber = plan.series_number
         ds.SeriesDescription = plan.description
         ds.Rows = ds.Columns = self.image_size
+        _set_acquisition(ds, plan.acquisition)
+        step = plan.acquisition.spacing
         for number in numbers if numbers is not None else range(1, plan.image_count + 1):
             sop_uid = derived_uid(self.seed, plan.series_uid, number)
             ds.SOPInstanceUID = sop_uid
             ds.InstanceNumber = number
-            ds.ImagePositionPatient = [-100.0, -100.0, -5.0 * number]
-            ds.SliceLocation = -5.0 * number
+            ds.ImagePositionPatient = [-100.0, -100.0, -step * number]
+            ds.SliceLocation = -step * number
             ds.add_new(0x7FE00010, "OW", self._pixels(number))  # PixelData, 16-bit words
             yield sop_uid, self._encode(ds)
 
@@ -195,6 +200,18 @@ def _set_patient(ds: Dataset, patient: Patient) -> None:
         ds.PatientAge = patient.age
     elif "PatientAge" in ds:
         del ds.PatientAge
+
+
+def _set_acquisition(ds: Dataset, acquisition: Acquisition) -> None:
+    ds.Manufacturer = acquisition.manufacturer
+    ds.ManufacturerModelName = acquisition.model
+    ds.ConvolutionKernel = acquisition.kernel
+    ds.KVP = acquisition.kvp
+    ds.SliceThickness = ds.SpacingBetweenSlices = acquisition.slice_thickness
+    if acquisition.contrast:
+        ds.ContrastBolusAgent = acquisition.contrast
+    elif "ContrastBolusAgent" in ds:
+        del ds.ContrastBolusAgent
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:

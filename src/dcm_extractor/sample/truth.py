@@ -97,6 +97,13 @@ class CaseTruth:
                     "SeriesInstanceUID": uid,
                     "SeriesNumber": str(plan.series_number),
                     "SeriesDescription": plan.description,
+                    "Manufacturer": plan.acquisition.manufacturer,
+                    "ManufacturerModelName": plan.acquisition.model,
+                    "ConvolutionKernel": plan.acquisition.kernel,
+                    "KVP": plan.acquisition.kvp,
+                    "SliceThickness": plan.acquisition.slice_thickness,
+                    "ContrastBolusAgent": plan.acquisition.contrast,
+                    "SliceSpacing": plan.acquisition.spacing if len(records) > 1 else None,
                     "ImageCount": len(records),
                     "Sources": sources,
                     "EvenlySpaced": "no" if uid in self.gaps else "yes",
@@ -104,7 +111,7 @@ class CaseTruth:
             )
         return sorted(rows, key=lambda r: (r["StudyInstanceUID"], int(r["SeriesNumber"])))
 
-    def rows(self, modality: str, manufacturer: str, image_size: int) -> list[dict[str, Any]]:
+    def rows(self, modality: str, image_size: int) -> list[dict[str, Any]]:
         """The expected table rows of this case, zips first in name order, then ``.dir``."""
         sources: dict[str, list[FileRecord]] = {}
         for record in self.files:
@@ -140,7 +147,7 @@ class CaseTruth:
                     "StudyInstanceUID": first.study_uid,
                     "SeriesInstanceUID": first.series_uid,
                     "Modality": modality,
-                    "Manufacturer": manufacturer,
+                    "Manufacturer": first.acquisition.manufacturer,
                     "Rows": image_size,
                     "Columns": image_size,
                     "ImageCount": len(images),
@@ -158,7 +165,6 @@ class DatasetTruth:
     seed: int
     params: dict[str, Any]
     modality: str
-    manufacturer: str
     image_size: int
     cases: list[CaseTruth] = field(default_factory=list)
 
@@ -173,7 +179,7 @@ class DatasetTruth:
                     "name": case.name,
                     "top_level_zip": case.top_level_zip,
                     "patient": asdict(case.patient),
-                    "rows": case.rows(self.modality, self.manufacturer, self.image_size),
+                    "rows": case.rows(self.modality, self.image_size),
                     "series": case.series(),
                     "files": [asdict(record) for record in case.files],
                 }
