@@ -119,9 +119,12 @@ def scan_case(
         where = _Place(_relative(zip_path, root), number[zip_path])
         _scan_zip(result, zip_path, where, in_zips, max_member_bytes, reading)
 
-    loose_images, loose_header_only = _scan_loose(result, loose, root, number, in_zips, reading)
+    loose_source = f"{case.name}.dir"
+    loose_images, loose_header_only = _scan_loose(
+        result, loose, root, number, in_zips, reading, loose_source
+    )
     loose_place = _Place(_relative(case, root), "loose files")
-    _add_row(result, f"{case.name}.dir", loose_images, loose_place, reading, loose_header_only)
+    _add_row(result, loose_source, loose_images, loose_place, reading, loose_header_only)
     if reading.tally is not None:
         result.series = reading.tally.rows()
     return result
@@ -134,8 +137,10 @@ def _scan_loose(
     number: dict[Path, str],
     in_zips: dict[tuple[str, str], str],
     reading: _Reading,
+    loose_source: str,
 ) -> tuple[list[ImageFacts], list[ImageFacts]]:
-    """The case's loose files: counted or reported; its images and header-only objects."""
+    """The case's loose files (the row ``loose_source``): counted or reported; its images
+    and header-only objects."""
     loose_images: list[ImageFacts] = []
     loose_header_only: list[ImageFacts] = []
     seen_loose: dict[tuple[str, str], str] = {}
@@ -144,7 +149,7 @@ def _scan_loose(
         place = _Place(_relative(path, root), number[path])
         try:
             head, size = read_head(path)
-            verdict, fast = inspect_head(head, size, path.read_bytes, reading.extras)
+            verdict, fast = inspect_head(head, size, path.read_bytes, reading.extras, reading.known)
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
@@ -166,6 +171,7 @@ def _scan_loose(
         if uid[0]:
             seen_loose[uid] = place.path
         loose_images.append(verdict)
+        reading.count(verdict, loose_source)
         _note_undecodable(result, place, verdict)
     return loose_images, loose_header_only
 
@@ -177,6 +183,13 @@ class _Reading:
         self.extras = extras if extras else None
         self.headers = extras.headers
         self.tally = SeriesTally(extras.headers) if extras.series else None
+        # what the tally holds need not be decoded again (inspect_head's ``known``)
+        self.known = self.tally.settled if self.tally is not None else None
+
+    def count(self, image: ImageFacts, source: str) -> None:
+        """An image counted in ``source``: into the series tally, in reading order."""
+        if self.tally is not None:
+            self.tally.add(image, source)
 
 
 def _scan_zip(
@@ -203,7 +216,9 @@ def _scan_zip(
             _skip(result, place, item.reason, item.detail)
             continue
         try:
-            verdict, fast = inspect_head(item.head, item.size, item.read_all, reading.extras)
+            verdict, fast = inspect_head(
+                item.head, item.size, item.read_all, reading.extras, reading.known
+            )
         except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
             _skip(result, place, "corrupt_member", str(err))
             continue
@@ -223,6 +238,7 @@ def _scan_zip(
             _skip(result, place, "duplicate", detail, earlier)
             continue
         images.append(verdict)
+        reading.count(verdict, zip_path.name)
         if uid[0]:
             in_zips[uid] = place.path
         _note_undecodable(result, place, verdict)
@@ -257,9 +273,6 @@ def _add_row(
     if not images and not others:
         return
     row, problems = build_row(file_name, images or others, reading.headers)
-    if reading.tally is not None:
-        for image in images:
-            reading.tally.add(image, file_name)
     if not images:
         row.update(Rows=None, Columns=None, ImageCount=0, SeriesCount=0)
         problems.append(

@@ -18,6 +18,7 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Callable
 from typing import Final
 
 from pydicom import dcmread
@@ -90,7 +91,11 @@ def read_head(path: str | os.PathLike[str], limit: int = HEAD_BYTES) -> tuple[by
 
 
 def inspect_head(
-    head: bytes, size: int, read_all: object = None, extras: Extras | None = None
+    head: bytes,
+    size: int,
+    read_all: object = None,
+    extras: Extras | None = None,
+    known: Callable[[str, str], frozenset[str]] | None = None,
 ) -> tuple[ImageFacts | Skip, bool]:
     """The verdict on a file from its first bytes; returns ``(verdict, fast)``.
 
@@ -105,11 +110,15 @@ def inspect_head(
         ``head`` is not the whole file.
     extras : Extras, optional
         Values an image gives beyond the fixed columns (:mod:`dcm_extractor.extras`).
+    known : callable, optional
+        Given the image's StudyInstanceUID and SeriesInstanceUID, the ``extras`` keys the
+        caller already holds for that series (:meth:`.SeriesTally.settled`): the fast
+        reader leaves them out of ``extra`` instead of decoding them again.
 
     ``fast`` is False when pydicom's full parse decided (counted in the run summary).
     """
     try:
-        verdict = _fast(head, size, extras)
+        verdict = _fast(head, size, extras, known)
     except (HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
         data = head if len(head) >= size or read_all is None else read_all()  # type: ignore[operator]
         return inspect_dicom(data, extras), False
@@ -130,7 +139,12 @@ def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str
             return {column.header: "" for column in columns}
 
 
-def _fast(head: bytes, size: int, extras: Extras | None) -> ImageFacts | Skip:
+def _fast(
+    head: bytes,
+    size: int,
+    extras: Extras | None,
+    known: Callable[[str, str], frozenset[str]] | None,
+) -> ImageFacts | Skip:
     if not head or head[128:132] != b"DICM":
         raise HandOverError("no preamble")
     position, meta = walk_meta(head)
@@ -142,13 +156,18 @@ def _fast(head: bytes, size: int, extras: Extras | None) -> ImageFacts | Skip:
     if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
         raise HandOverError("encapsulated pixel data in a partial read")
     meta_class = _ascii(meta.get(0x00020002, b""))
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = {}  # filled below: the facts hold this dict
+    fields = _fields(head, found, pixel, meta_class, implicit, extra)
     if extras:
+        held = frozenset[str]()
+        if known is not None:
+            text = fields.text
+            held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
         codec = _single_codec(_value(head, found, 0x00080005))
-        extra = _fast_extras(extras, head, found, codec, implicit)
+        extra.update(_fast_extras(extras, head, found, codec, implicit, held))
         if extras.series:
             extra[TRANSFER_SYNTAX] = syntax
-    return classify(_fields(head, found, pixel, meta_class, implicit, extra), head, size)
+    return classify(fields, head, size)
 
 
 def _value(head: bytes, found: Found, tag: int) -> bytes:
@@ -164,53 +183,78 @@ _TEXT_VRS: Final = frozenset(
 )  # fmt: skip
 _SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
 _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
-# Decoded extra values by (tag, codec, raw bytes), per process; cleared when this large.
-_DECODED: Final[dict[tuple[int, str | None, bytes], str]] = {}
-_DECODED_MOST: Final = 100_000
+# Decoded extra values per tag: raw bytes -> (VR in the file, the codec when the bytes are
+# not ASCII, text). A series' files repeat most values, so each is decoded once per process.
+_DECODED: Final[dict[int, dict[bytes, tuple[bytes | None, str | None, str]]]] = {}
+_DECODED_MOST: Final = 20_000  # per tag; a tag's memo starts afresh when it holds this many
+# Values that differ from image to image (positions, numbers, times, UIDs): not remembered.
+_PER_IMAGE: Final = frozenset(
+    {0x00080013, 0x00080018, 0x00080032, 0x00080033, 0x00200013, 0x00200032, 0x00201041}
+)
 
 
 def _fast_extras(
-    extras: Extras, head: bytes, found: Found, codec: str | None, implicit: bool
+    extras: Extras,
+    head: bytes,
+    found: Found,
+    codec: str | None,
+    implicit: bool,
+    held: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """The extra values among the walked tags, as :func:`~.columns.value_text` writes
-    pydicom's values: plain text here, anything else decoded by pydicom."""
+    """The extra values among the walked tags but ``held``, as :func:`~.columns.value_text`
+    writes pydicom's values: plain text here, anything else decoded by pydicom."""
     values: dict[str, str] = {}
     hard: list[tuple[str, int]] = []
-    known = _DECODED
-    if len(known) > _DECODED_MOST:
-        known.clear()
     for key, tag in extras.fast_tags:
+        if key in held:
+            continue
         where = found.get(tag)
         if where is None:
             values[key] = ""
             continue
         file_vr, start, length = where
         raw = head[start : start + length]
-        memo = (tag, codec, raw)  # the series' files repeat most values: decode each once
-        text = known.get(memo)
-        if text is not None:
-            values[key] = text
+        memo = _DECODED.get(tag)
+        hit = memo.get(raw) if memo is not None else None
+        if hit is not None and hit[0] == file_vr and (hit[1] is None or hit[1] == codec):
+            values[key] = hit[2]
             continue
-        vr = file_vr or _dictionary_vr(tag)
-        if vr not in _TEXT_VRS or b"\x1b" in raw:
+        text = _plain_text(raw, file_vr or _dictionary_vr(tag), codec)
+        if text is None:
             hard.append((key, tag))
             continue
-        if raw.isascii():
-            text = raw.decode("ascii")
-        elif codec is not None and vr in _CHARSET_VRS:
-            try:
-                text = raw.decode(codec)
-            except UnicodeDecodeError:
-                hard.append((key, tag))
-                continue
-        else:
-            hard.append((key, tag))
-            continue
-        parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
-        values[key] = known[memo] = "\\".join(p.replace("\x00", "").strip() for p in parts)
+        values[key] = text
+        if tag not in _PER_IMAGE:
+            if memo is None:
+                memo = _DECODED[tag] = {}
+            elif len(memo) >= _DECODED_MOST:
+                memo.clear()
+            memo[raw] = (file_vr, None if raw.isascii() else codec, text)
     if hard:
         values.update(_hard_extras(head, found, hard, implicit))
     return values
+
+
+def _plain_text(raw: bytes, vr: bytes, codec: str | None) -> str | None:
+    """A text value decoded as pydicom shows it, or None when pydicom must decode it
+    (other VRs, escape sequences, bytes the character set cannot decode)."""
+    if vr not in _TEXT_VRS or b"\x1b" in raw:
+        return None
+    if raw.isascii():
+        text = raw.decode("ascii")
+    elif codec is not None and vr in _CHARSET_VRS:
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            return None
+    else:
+        return None
+    if text.isprintable():  # no control or separator characters but the space
+        bare = text.strip(" ")
+        if " " not in bare:  # nothing to strip around any backslash either
+            return bare
+    parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
+    return "\\".join(p.replace("\x00", "").strip() for p in parts)
 
 
 def _hard_extras(

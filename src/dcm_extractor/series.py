@@ -92,6 +92,7 @@ class _Series:
     normal: tuple[float, float, float] | None = None
     mixed: bool = False
     missing: list[str] = field(default_factory=list)  # keys still without a value
+    settled: frozenset[str] = frozenset()  # extra keys a reader need not decode again
     syntaxes: dict[str, None] = field(default_factory=dict)
     sources: dict[str, None] = field(default_factory=dict)
 
@@ -109,21 +110,41 @@ class SeriesTally:
     def __init__(self, headers: Sequence[str] = ()) -> None:
         self.headers = [h for h in dict.fromkeys(headers) if h not in SERIES_COLUMNS]
         self._series: dict[tuple[str, str], _Series] = {}
+        # Series attributes once taken need not be read again; --columns values may (each
+        # case table row takes its own images' first values).
+        self._settleable = frozenset(_FIRST_OF).difference(headers)
+
+    def settled(self, study: str, series: str) -> frozenset[str]:
+        """The series attributes this tally already holds for the series: a reader need
+        not decode them from its further images (:func:`~.fastheader.inspect_head`'s
+        ``known``). Never the per-image geometry or a ``--columns`` value."""
+        found = self._series.get((study, series))
+        return found.settled if found is not None else frozenset()
 
     def add(self, image: ImageFacts, source: str) -> None:
-        """Count ``image`` (already deduplicated) found in ``source`` (a zip, ``<case>.dir``)."""
+        """Count ``image`` (already deduplicated) found in ``source`` (a zip, ``<case>.dir``).
+
+        Images must arrive in the order they were read: a series takes each attribute
+        from the first image that has it, and a reader told :meth:`settled` leaves the
+        taken ones out of later images."""
         values, extra = image.values, image.extra
         key = (values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", ""))
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series()
             series.missing = [*_FROM_VALUES, *_FIRST_OF, *self.headers]
-        if series.missing:  # usually the first image fills them all
+        if series.missing:  # usually the first image fills all but the absent ones
             first = series.first
+            filled = False
             for keyword in series.missing:
                 source_values = values if keyword in _FROM_VALUES else extra
-                first[keyword] = source_values.get(keyword, "")
-            series.missing = [k for k in series.missing if not first[k]]
+                value = source_values.get(keyword, "")
+                if value:
+                    first[keyword] = value
+                    filled = True
+            if filled:
+                series.missing = [k for k in series.missing if not first.get(k)]
+                series.settled = self._settleable.difference(series.missing)
         series.rows = series.rows or image.rows
         series.columns = series.columns or image.columns
         series.images += 1
@@ -189,11 +210,16 @@ def _add_position(series: _Series, extra: dict[str, str]) -> None:
         ):
             series.mixed = True
         series.orientation_text = text
-    position = _numbers(extra.get("ImagePositionPatient", ""), 3)
     normal = series.normal
-    if position is not None and normal is not None:
-        x, y, z = position
-        series.positions.append(x * normal[0] + y * normal[1] + z * normal[2])
+    if normal is None:
+        return
+    try:  # the one value read per image: parsed inline (a ValueError when not 3 numbers)
+        x, y, z = map(float, extra.get("ImagePositionPatient", "").split("\\"))
+    except ValueError:
+        return
+    along = x * normal[0] + y * normal[1] + z * normal[2]
+    if math.isfinite(along):
+        series.positions.append(along)
 
 
 def _numbers(text: str, count: int) -> tuple[float, ...] | None:
@@ -201,10 +227,10 @@ def _numbers(text: str, count: int) -> tuple[float, ...] | None:
     if len(parts) != count:
         return None
     try:
-        values = tuple(float(p) for p in parts)
+        values = tuple(map(float, parts))
     except ValueError:
         return None
-    return values if all(math.isfinite(v) for v in values) else None
+    return values if all(map(math.isfinite, values)) else None
 
 
 def _normal(orientation: tuple[float, ...]) -> tuple[float, float, float] | None:

@@ -3,6 +3,7 @@ de-identified, and the slice geometry behind its gap check."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import random
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from dcm_extractor.cases import iter_case_dirs, scan_case
@@ -22,7 +24,7 @@ from dcm_extractor.extras import SERIES_KEYWORDS, SERIES_TAGS, Extras
 from dcm_extractor.fastheader import inspect_head, read_head
 from dcm_extractor.header import ImageFacts, inspect_dicom
 from dcm_extractor.sample import DicomSample
-from dcm_extractor.series import SERIES_COLUMNS, slice_geometry
+from dcm_extractor.series import SERIES_COLUMNS, SeriesTally, slice_geometry
 from dcm_extractor.tagwalk import NEEDED
 
 SERIES = Extras(series=True)
@@ -210,3 +212,58 @@ def test_too_few_positions_say_nothing_about_spacing() -> None:
     assert slice_geometry([3.0, 3.0]) == (1, 0.0, None, "")
     assert slice_geometry([0.0, 5.0], mixed=True)[3] == "no"  # orientations differ
 
+
+def _series_of_three(folder: Path) -> list[Path]:
+    """Three images of one series: the first without ContrastBolusAgent, the next two
+    with different ones; SeriesDescription differs from the second image on."""
+    source = dcmread(get_testdata_file("CT_small.dcm"))
+    paths = []
+    for number, (agent, description) in enumerate(
+        [(None, "first"), ("Omnipaque", "second"), ("Ultravist", "third")], start=1
+    ):
+        ds = copy.deepcopy(source)
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
+        ds.ImagePositionPatient = [0.0, 0.0, 2.5 * number]
+        ds.SeriesDescription = description
+        if agent is None:
+            del ds.ContrastBolusAgent
+        else:
+            ds.ContrastBolusAgent = agent
+        path = folder / f"IM{number}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_a_series_takes_each_attribute_from_the_first_image_that_has_it(tmp_path: Path) -> None:
+    case = tmp_path / "root" / "case"
+    case.mkdir(parents=True)
+    _series_of_three(case)
+    (row,) = scan_case(case, case.parent, extras=SERIES).series
+    assert row["SeriesDescription"] == "first"  # the first image's, though later ones differ
+    assert row["ContrastBolusAgent"] == "Omnipaque"  # the first image lacks it: the next's
+    assert (row["ImageCount"], row["SliceCount"], row["SliceSpacing"]) == (3, 3, 2.5)
+
+
+def test_a_reader_told_what_the_tally_holds_decodes_only_the_rest(tmp_path: Path) -> None:
+    paths = _series_of_three(tmp_path)
+    tally = SeriesTally()
+    extras = []
+    for path in paths:
+        head, size = read_head(path)
+        facts, fast = inspect_head(head, size, path.read_bytes, SERIES, tally.settled)
+        assert fast and isinstance(facts, ImageFacts)
+        tally.add(facts, "case.dir")
+        extras.append(facts.extra)
+    assert set(extras[0]) == set(SERIES_KEYWORDS) | {"TransferSyntaxUID"}
+    # later images give the geometry and what no earlier image had (the agent among them)
+    geometry = {"ImagePositionPatient", "ImageOrientationPatient", "TransferSyntaxUID"}
+    lacking = {k for k, v in extras[0].items() if not v}
+    assert "ContrastBolusAgent" in lacking and len(lacking) < len(SERIES_KEYWORDS) // 2
+    assert set(extras[1]) == geometry | lacking
+    assert set(extras[2]) == geometry | (lacking - {"ContrastBolusAgent"})
+    full = inspect_dicom(paths[2].read_bytes(), SERIES)
+    assert isinstance(full, ImageFacts)
+    assert {k: full.extra[k] for k in extras[2]} == extras[2]
+    (row,) = tally.rows()
+    assert row["ContrastBolusAgent"] == "Omnipaque" and row["SliceCount"] == 3
