@@ -113,6 +113,9 @@ def test_headless_chromium_draws_the_report(identified: Path, tmp_path: Path) ->
     command = [
         str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+        # offline: no update checks, sync or QUIC probes (a closed network refuses them)
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-quic",
         f"--window-size={width},{height}", f"--screenshot={shot}",
         (identified / "report.html").resolve().as_uri(),
     ]  # fmt: skip
