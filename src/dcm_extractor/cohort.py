@@ -114,9 +114,10 @@ class Cohort:
 
 
 def _thickness(text: str) -> str:
-    """Slice thickness in mm, to 0.1 mm (``"(none)"`` when absent or not a number)."""
+    """Slice thickness in mm to 0.001 mm, without trailing zeros (``0.625``, ``5``; common
+    thin slices differ below 0.1 mm); ``"(none)"`` when absent or not a number."""
     try:
         value = float(text)
     except ValueError:
         return "(none)"
-    return f"{value:.1f}" if math.isfinite(value) else "(none)"
+    return f"{value:.3f}".rstrip("0").rstrip(".") if math.isfinite(value) else "(none)"

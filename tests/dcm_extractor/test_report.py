@@ -67,10 +67,14 @@ def test_the_report_shows_the_runs_own_numbers(identified: Path) -> None:
     gaps = [r for r in series if r["EvenlySpaced"] == "no"]
     assert f"Series with uneven slice spacing or gaps ({len(gaps)})" in page
     assert len(gaps) == 1 and ">Gap<" in page
-    for label, count in bins.items():  # the histogram's bars are labelled with their counts
-        assert re.search(
-            rf">{re.escape(label)}<title>.*?</text><rect[^>]*/><text[^>]*>{count}<", page
-        )
+    thickness = Counter(f"{float(r['SliceThickness']):g}" for r in series)
+    makers = Counter(r["Manufacturer"] for r in series)
+    assert len(thickness) >= 3 and len(makers) >= 2  # the sample mixes them
+    for label, count in [*bins.items(), *thickness.items(), *makers.items()]:
+        assert re.search(  # each chart's bars are labelled with their counts
+            rf">{re.escape(html.escape(label))}<title>.*?</text><rect[^>]*/><text[^>]*>{count}<",
+            page,
+        ), label
     assert _kpi(page, "studies") == len({r["StudyInstanceUID"] for r in series})
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
