@@ -46,6 +46,7 @@ SERIES_KEYWORDS: Final = (
 )
 SERIES_TAGS: Final = {keyword: int(tag_for_keyword(keyword) or 0) for keyword in SERIES_KEYWORDS}
 TRANSFER_SYNTAX: Final = "TransferSyntaxUID"  # from the file meta group
+_BESIDES_MOST: Final = 256  # remembered tag lists (one per set of attributes a series has)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,23 @@ class Extras:
             if len(column.steps) == 1 and step.creator is None and step.tag in NEEDED:
                 wanted.setdefault(column.header, step.tag)
         return tuple(wanted.items())
+
+    def fast_tags_besides(self, held: frozenset[str]) -> tuple[tuple[str, int], ...]:
+        """:attr:`fast_tags` without the keys in ``held`` (what a series already has);
+        remembered per ``held``, as a series' images ask with the same set."""
+        if not held:
+            return self.fast_tags
+        besides = self._besides
+        tags = besides.get(held)
+        if tags is None:
+            if len(besides) >= _BESIDES_MOST:
+                besides.clear()
+            tags = besides[held] = tuple((k, t) for k, t in self.fast_tags if k not in held)
+        return tags
+
+    @cached_property
+    def _besides(self) -> dict[frozenset[str], tuple[tuple[str, int], ...]]:
+        return {}
 
     @cached_property
     def slow_columns(self) -> tuple[ColumnSpec, ...]:

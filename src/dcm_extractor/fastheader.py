@@ -14,6 +14,7 @@ skip most of it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -159,15 +160,18 @@ def _fast(
     extra: dict[str, str] = {}  # filled below: the facts hold this dict
     fields = _fields(head, found, pixel, meta_class, implicit, extra)
     if extras:
-        held = frozenset[str]()
+        held = _NOTHING
         if known is not None:
             text = fields.text
             held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
         codec = _single_codec(_value(head, found, 0x00080005))
-        extra.update(_fast_extras(extras, head, found, codec, implicit, held))
+        _fast_extras(extra, extras, head, found, codec, implicit, held)
         if extras.series:
             extra[TRANSFER_SYNTAX] = syntax
     return classify(fields, head, size)
+
+
+_NOTHING: Final = frozenset[str]()
 
 
 def _value(head: bytes, found: Found, tag: int) -> bytes:
@@ -194,20 +198,19 @@ _PER_IMAGE: Final = frozenset(
 
 
 def _fast_extras(
+    values: dict[str, str],
     extras: Extras,
     head: bytes,
     found: Found,
     codec: str | None,
     implicit: bool,
-    held: frozenset[str] = frozenset(),
-) -> dict[str, str]:
-    """The extra values among the walked tags but ``held``, as :func:`~.columns.value_text`
-    writes pydicom's values: plain text here, anything else decoded by pydicom."""
-    values: dict[str, str] = {}
+    held: frozenset[str],
+) -> None:
+    """Put into ``values`` the extra values among the walked tags but ``held``, as
+    :func:`~.columns.value_text` writes pydicom's values: plain text here, anything else
+    decoded by pydicom."""
     hard: list[tuple[str, int]] = []
-    for key, tag in extras.fast_tags:
-        if key in held:
-            continue
+    for key, tag in extras.fast_tags_besides(held):
         where = found.get(tag)
         if where is None:
             values[key] = ""
@@ -232,7 +235,6 @@ def _fast_extras(
             memo[raw] = (file_vr, None if raw.isascii() else codec, text)
     if hard:
         values.update(_hard_extras(head, found, hard, implicit))
-    return values
 
 
 def _plain_text(raw: bytes, vr: bytes, codec: str | None) -> str | None:
@@ -377,6 +379,7 @@ def _decode_by_pydicom(
     return {k: v for k, v in decoded.items() if k in wanted}, undecodable, kept
 
 
+@functools.lru_cache(maxsize=64)  # a data set repeats a handful of character sets
 def _single_codec(charset: bytes) -> str | None:
     """The Python codec of a single, non-ISO-2022 SpecificCharacterSet, else None."""
     term = charset.decode("ascii", "replace").strip(" \x00")

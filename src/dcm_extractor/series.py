@@ -79,7 +79,7 @@ _SAME_POSITION: Final = 1e-3  # mm
 _SAME_DIRECTION: Final = 1e-4
 
 
-@dataclass
+@dataclass(slots=True)
 class _Series:
     first: dict[str, str] = field(default_factory=dict)
     rows: int | None = None
