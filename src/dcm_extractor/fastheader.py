@@ -190,7 +190,7 @@ _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
 # Decoded extra values per tag: raw bytes -> (VR in the file, the codec when the bytes are
 # not ASCII, text). A series' files repeat most values, so each is decoded once per process.
 _DECODED: Final[dict[int, dict[bytes, tuple[bytes | None, str | None, str]]]] = {}
-_DECODED_MOST: Final = 20_000  # per tag; a tag's memo starts afresh when it holds this many
+_DECODED_MOST: Final = 1_000  # per tag (~300 kB); a tag's memo starts afresh when this full
 # Values that differ from image to image (positions, numbers, times, UIDs): not remembered.
 _PER_IMAGE: Final = frozenset(
     {0x00080013, 0x00080018, 0x00080032, 0x00080033, 0x00200013, 0x00200032, 0x00201041}

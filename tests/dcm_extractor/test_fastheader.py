@@ -9,6 +9,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
+from dcm_extractor import fastheader
+from dcm_extractor.extras import Extras
 from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
 from dcm_extractor.header import ImageFacts, inspect_dicom
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
@@ -107,3 +109,27 @@ def test_both_readers_give_values_as_dicom_writes_them(
     assert isinstance(full, ImageFacts) and isinstance(fast, ImageFacts)
     assert full.values[keyword] == expected
     assert fast.values[keyword] == expected
+
+
+def test_decoded_values_are_remembered_within_a_bound() -> None:
+    """Values repeat within a series, so the reader remembers decoded ones, but a run of
+    millions of files with a distinct value each must not grow the memory."""
+    extras = Extras(series=True)
+    tag = 0x0008103E  # SeriesDescription: one per series, distinct across a cohort
+    values = [f"series {n:05d}".encode() for n in range(3 * fastheader._DECODED_MOST)]
+    head = b"".join(values)
+    fastheader._DECODED.clear()
+    start = 0
+    for value in values:
+        out: dict[str, str] = {}
+        found = {tag: (b"LO", start, len(value))}
+        fastheader._fast_extras(out, extras, head, found, None, False, frozenset())
+        assert out["SeriesDescription"] == value.decode()
+        start += len(value)
+    assert 0 < len(fastheader._DECODED[tag]) <= fastheader._DECODED_MOST
+    per_image = 0x00200032  # ImagePositionPatient: never remembered
+    found = {per_image: (b"DS", 0, 6)}
+    out = {}
+    fastheader._fast_extras(out, extras, b"1\\2\\3 ", found, None, False, frozenset())
+    assert out["ImagePositionPatient"] == "1\\2\\3"
+    assert per_image not in fastheader._DECODED
