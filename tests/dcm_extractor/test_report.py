@@ -119,13 +119,14 @@ def test_headless_chromium_draws_the_report(identified: Path, tmp_path: Path) ->
         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
         # offline: no update checks, sync or QUIC probes (a closed network refuses them)
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-quic",
+        "--disable-quic", "--disable-dev-shm-usage",  # containers often have a small /dev/shm
         f"--window-size={width},{height}", f"--screenshot={shot}",
         (identified / "report.html").resolve().as_uri(),
     ]  # fmt: skip
     env = {**os.environ, "HOME": str(tmp_path)}
-    subprocess.run(command, capture_output=True, timeout=180, check=False, env=env)
-    assert shot.is_file(), "chromium wrote no screenshot"
+    done = subprocess.run(command, capture_output=True, timeout=180, check=False, env=env)
+    tail = done.stderr.decode(errors="replace")[-1500:]
+    assert shot.is_file(), f"chromium (exit {done.returncode}) wrote no screenshot: {tail}"
     picture = Image.open(shot).convert("RGB")
     assert picture.size == (width, height)
     pixels = np.asarray(picture, dtype=np.int16)
