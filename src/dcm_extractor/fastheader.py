@@ -159,7 +159,7 @@ def _fast(
     meta_class = _ascii(meta.get(0x00020002, b""))
     extra: dict[str, str] = {}  # filled below: the facts hold this dict
     fields = _fields(head, found, pixel, meta_class, implicit, extra)
-    if extras:
+    if extras is not None:  # (an empty Extras reads nothing: no tags, no series)
         held = _NOTHING
         if known is not None:
             text = fields.text
