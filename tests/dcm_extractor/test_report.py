@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
 
 from dcm_extractor.cohort import Cohort, image_bin
 from dcm_extractor.extractor import main
@@ -137,3 +139,28 @@ def test_headless_chromium_draws_the_report(identified: Path, tmp_path: Path) ->
     assert white > pixels.shape[0] * pixels.shape[1] // 2  # on a white page
     dark = int((pixels.sum(axis=2) < 200).sum())
     assert dark > 1_000  # and text was drawn
+
+
+def _gbk_name_without_charset(path: Path) -> None:
+    """A CT image whose PatientName is GB18030 bytes and which declares no character set
+    (as some Chinese exporters write them): the extractor reads it and reports it."""
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    del ds.SpecificCharacterSet
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    data = bytearray(path.read_bytes())
+    old = str(ds.PatientName).encode("ascii")
+    at = data.index(old)
+    name = "张三".encode("gbk")
+    data[at - 2 : at + len(old) + len(old) % 2] = len(name).to_bytes(2, "little") + name
+    path.write_bytes(bytes(data))
+
+
+def test_character_set_problems_are_listed_as_the_report_lines_say(tmp_path: Path) -> None:
+    _gbk_name_without_charset(tmp_path / "data" / "case" / "ct.dcm")
+    out = tmp_path / "out"
+    assert _extract(tmp_path / "data", out) == 0
+    lines = [r for r in read_csv(out / "extraction_report.csv") if r["reason"] == "charset"]
+    assert len(lines) == 1 and "GB18030" in lines[0]["detail"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert _table(page, "Character set problems") == {lines[0]["detail"]: 1}
