@@ -13,13 +13,14 @@ as hex. What a column may not show in de-identified tables is decided by
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_dict, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -200,6 +201,14 @@ def read_columns_file(path: str | Path) -> list[ColumnSpec]:
     ]
 
 
+def _hint(keyword: str) -> str:
+    """`` (did you mean ...?)`` for a misspelt keyword: the same letters in another case,
+    else the closest keywords of the DICOM dictionary; empty when nothing is close."""
+    same = [k for k in keyword_dict if k.lower() == keyword.lower()]
+    close = same or difflib.get_close_matches(keyword, list(keyword_dict), n=3, cutoff=0.8)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+
+
 def parse_column(entry: str) -> ColumnSpec:
     """One column from its text (see the module's description)."""
     steps = []
@@ -212,7 +221,8 @@ def parse_column(entry: str) -> ColumnSpec:
         if match["keyword"]:
             tag = tag_for_keyword(match["keyword"])
             if tag is None:
-                raise ColumnsError(f"--columns: unknown DICOM keyword {match['keyword']!r}")
+                keyword = match["keyword"]
+                raise ColumnsError(f"--columns: unknown DICOM keyword {keyword!r}{_hint(keyword)}")
             step = Step(int(tag), None, index)
         elif match["group"]:
             step = Step(int(match["group"] + match["element"], 16), None, index)

@@ -85,6 +85,22 @@ def test_bad_columns_are_usage_errors_naming_the_entry(text: str, message: str) 
     assert isinstance(caught.value, OptionsError) and caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("Kvp", "(did you mean 'KVP'?)"),  # another case
+        ("SliceThicknes", "did you mean 'SliceThickness'"),  # a letter missing
+        ("Zzyzx", None),  # nothing close: no guess
+    ],
+)
+def test_a_misspelt_keyword_gets_the_closest_ones(text: str, hint: str | None) -> None:
+    with pytest.raises(ColumnsError) as caught:
+        parse_columns(text)
+    message = str(caught.value)
+    assert f"unknown DICOM keyword {text!r}" in message
+    assert (hint in message) if hint else "did you mean" not in message
+
+
 def test_columns_file_with_comments(tmp_path: Path) -> None:
     path = tmp_path / "columns.txt"
     path.write_text("# scanner\nKVP\n\n(0009,04,GEMS_IDEN_01)  # product\n", encoding="utf-8")
