@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from .atomic import atomic_path
 from .errors import FormatError, MedmaskError
+from .geometry import nifti_affine
 from .label_values import MASK_DTYPES
 from .mapping import LabelMapping
 from .mask import SegmentationMask
@@ -162,7 +163,7 @@ def write_nifti(
     data = mask.data
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
-    affine = mask.space.to_nifti_affine()
+    affine = nifti_affine(mask.space)
     image = nib.Nifti1Image(np.asarray(data), affine)
     image.header.set_data_dtype(data.dtype)
     qform_code, sform_code = mask.nifti_codes or (1, 1)

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .archive import MaskArchive
 from .atomic import atomic_path
 from .errors import FormatError, MedmaskError
+from .geometry import nifti_affine
 from .space import space_from_affine, spaces_close
 from .unpacking import select_masks
 
@@ -102,7 +103,7 @@ def render_preview(
             if crop.size:
                 region = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
                 labels[region][crop != 0] = index
-    affine = space.to_nifti_affine()
+    affine = nifti_affine(space)
     ornt = nib.orientations.io_orientation(affine)
     spacing = [float(s) for s in space.spacing]
     ras_spacing = [spacing[int(np.flatnonzero(ornt[:, 0] == r)[0])] for r in range(3)]

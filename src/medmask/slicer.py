@@ -26,6 +26,7 @@ from .archive import MaskArchive
 from .atomic import atomic_path, check_writable
 from .dicom.concepts import segment_colour
 from .errors import FormatError, MaskNotFoundError, MedmaskError
+from .geometry import nrrd_geometry, space_from_nrrd
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 
@@ -155,22 +156,13 @@ def _segment_fields(
 
 
 def _geometry_fields(space: Space, *, four_d: bool) -> dict[str, Any]:
-    directions = np.asarray(
-        [
-            np.asarray(d, dtype=np.float64) * float(s)
-            for d, s in zip(
-                (space.x_orientation, space.y_orientation, space.z_orientation),
-                space.spacing,
-                strict=True,
-            )
-        ]
-    )
+    directions, origin = nrrd_geometry(space)
     if four_d:
         directions = np.vstack([np.full(3, np.nan), directions])
     return {
         "space": _LPS,
         "space directions": directions,
-        "space origin": np.asarray(space.origin, dtype=np.float64),
+        "space origin": origin,
         "kinds": ["list", "domain", "domain", "domain"] if four_d else ["domain"] * 3,
         "encoding": "gzip",
     }
@@ -219,28 +211,15 @@ def read_seg_nrrd(path: str | os.PathLike[str]) -> Iterator[tuple[str, Segmentat
 
 
 def _space_of(header: dict[str, Any], data: NDArray[Any], source: Path) -> Space:
-    directions = np.asarray(header.get("space directions"), dtype=np.float64)
+    try:
+        directions = np.asarray(header.get("space directions"), dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{source}: its space directions are not numbers ({err})") from err
     if data.ndim == 4:
         directions = directions[1:]
-    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
-    if directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
-        raise FormatError(f"{source}: needs 3 space directions for a 3-D volume")
-    kind = str(header.get("space", _LPS))
-    if kind in (_RAS, "RAS"):
-        flip = np.asarray([-1.0, -1.0, 1.0])
-        directions, origin = directions * flip, origin * flip
-    elif kind not in (_LPS, "LPS"):
-        raise FormatError(f"{source}: space {kind!r} (expected LPS or RAS)")
-    spacing = np.linalg.norm(directions, axis=1)
     shape = data.shape[1:] if data.ndim == 4 else data.shape
     try:
-        return Space(
-            shape=tuple(int(n) for n in shape),
-            origin=tuple(float(v) for v in origin),
-            spacing=tuple(float(v) for v in spacing),
-            x_orientation=tuple(float(v) for v in directions[0] / spacing[0]),
-            y_orientation=tuple(float(v) for v in directions[1] / spacing[1]),
-            z_orientation=tuple(float(v) for v in directions[2] / spacing[2]),
-        )
-    except Exception as err:  # spacetransformer's validation: sheared or skewed axes
-        raise FormatError(f"{source}: its axes are not a rotation times spacing ({err})") from err
+        origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+        return space_from_nrrd(directions, origin, str(header.get("space", _LPS)), shape)
+    except ValueError as err:
+        raise FormatError(f"{source}: {err}") from err

@@ -10,15 +10,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
-from spacetransformer.core.exceptions import SpaceTransformerError
 
 from .deprecation import warn_deprecated
+from .geometry import space_from_nifti_affine
 
 __all__ = [
     "check_space",
@@ -52,32 +51,17 @@ def check_space(shape: tuple[int, ...], space: Space) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _AffineImage:
-    """Just enough of a NIfTI image for spacetransformer: it then uses ``affine`` as given."""
-
-    affine: NDArray[np.float64]
-    shape: tuple[int, ...]
-
-
 def space_from_affine(affine: NDArray[Any], shape: tuple[int, ...]) -> Space:
     """Space of a voxel-to-RAS affine (nibabel's ``img.affine``) for an array of ``shape``.
 
-    ``Space.from_nifti`` prefers the qform, whose quaternion is rounded to float32; going
-    through the affine nibabel reports (the sform when set) keeps geometry exact both ways.
+    See :func:`medmask.geometry.space_from_nifti_affine`, which this calls: the affine
+    nibabel reports (the sform when set) keeps geometry exact both ways, where the qform's
+    quaternion is rounded to float32.
     """
     matrix = np.asarray(affine, dtype=np.float64)
     if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
         raise ValueError(f"affine must be a finite 4x4 matrix, got shape {matrix.shape}")
-    try:
-        space = Space.from_nifti(_AffineImage(matrix, tuple(int(n) for n in shape)))
-    except SpaceTransformerError as err:  # e.g. a sheared affine: no Space has one
-        raise ValueError(
-            f"its affine is not a rotation times spacing (sheared or skewed axes): {err}"
-        ) from err
-    if not isinstance(space, Space):  # pragma: no cover - library contract
-        raise TypeError("spacetransformer returned no Space")
-    return space
+    return space_from_nifti_affine(matrix, tuple(int(n) for n in shape))
 
 
 def space_to_dict(space: Space) -> dict[str, Any]:
@@ -150,18 +134,32 @@ def voxel_volume_ml(space: Space) -> float:
 
 
 def install_space_aliases() -> None:
-    """Give ``spacetransformer.Space`` MedMask's older name ``from_nifty`` where it lacks it.
+    """Give ``spacetransformer.Space`` MedMask's older name ``from_nifty``, converting right.
 
     ``Space.from_nifty`` was spacetransformer's earlier spelling of ``Space.from_nifti``
     (the MedMask notebook calls it); spacetransformer-core 0.2.7 dropped it. The alias
-    calls ``Space.from_nifti`` and warns once. Installed by ``import medmask``.
+    medmask installs converts the image's affine (nibabel's ``img.affine``) from RAS to LPS
+    with :func:`medmask.geometry.space_from_nifti_affine`, which is right in every
+    orientation; ``Space.from_nifti`` itself negates the affine's columns instead of its
+    rows and misplaces sagittal, coronal and oblique grids (docs/mask-format.md). The
+    alias warns once that the name is old. Installed by ``import medmask``; an alias
+    spacetransformer defines itself is replaced.
     """
-    if hasattr(Space, "from_nifty"):
+    if getattr(Space, "from_nifty", None) is not None and getattr(
+        Space.from_nifty, "__medmask__", False
+    ):
         return
 
     def from_nifty(cls: type[Space], niftiimage: Any) -> Space:
-        warn_deprecated("Space.from_nifty", "use Space.from_nifti (same result)")
-        return cls.from_nifti(niftiimage)
+        warn_deprecated(
+            "Space.from_nifty",
+            "use medmask.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) "
+            "(Space.from_nifti misplaces sagittal, coronal and oblique grids)",
+        )
+        shape = tuple(int(n) for n in niftiimage.shape[:3])
+        return space_from_nifti_affine(np.asarray(niftiimage.affine), shape)
 
-    from_nifty.__doc__ = "spacetransformer's older name of Space.from_nifti (added by medmask)."
-    Space.from_nifty = classmethod(from_nifty)
+    from_nifty.__doc__ = "The Space (LPS) of a NIfTI image, right in every orientation (medmask)."
+    method = classmethod(from_nifty)
+    from_nifty.__medmask__ = True  # type: ignore[attr-defined]
+    Space.from_nifty = method

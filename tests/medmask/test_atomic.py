@@ -143,7 +143,7 @@ def test_inputs_that_are_not_masks_get_one_format_error(tmp_path: Path) -> None:
     sheared = np.eye(4)
     sheared[0, 1] = 0.5
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), sheared), tmp_path / "s.nii.gz")
-    with pytest.raises(FormatError, match=r"s\.nii\.gz: its affine is not a rotation"):
+    with pytest.raises(FormatError, match=r"s\.nii\.gz: its axes are not perpendicular"):
         SegmentationMask.from_nifti(tmp_path / "s.nii.gz")
     volume = np.zeros((4, 5, 6, 1), np.uint8)
     volume[1, 2, 3, 0] = 1

@@ -100,13 +100,28 @@ def test_old_method_names_warn_once_and_point_at_the_new_ones(tmp_path: Path) ->
             assert archive.load_segmask("liver") == mask
 
 
-def test_space_from_nifty_is_from_nifti() -> None:
+def test_space_from_nifty_equals_from_nifti_on_axial_grids_and_is_right_on_others() -> None:
     import nibabel as nib
 
+    from medmask.geometry import space_from_nifti_affine, voxel_positions
+
     image = nib.Nifti1Image(np.zeros((6, 5, 4), np.uint8), np.diag([0.8, 0.8, 2.5, 1.0]))
-    with pytest.warns(MedmaskDeprecationWarning, match="Space.from_nifti"):
+    with pytest.warns(MedmaskDeprecationWarning, match="space_from_nifti_affine"):
         old = Space.from_nifty(image)
-    assert old.to_json() == Space.from_nifti(image).to_json()
+    theirs = Space.from_nifti(image)
+    for field in ("shape", "origin", "spacing", "x_orientation", "y_orientation"):
+        assert np.array_equal(getattr(old, field), getattr(theirs, field)), field
+    # voxel axes along y, z, x (the example): nibabel's affine is the truth
+    affine = np.array([[0, 0, 2, 10], [1, 0, 0, 20], [0, 1.5, 0, 30], [0, 0, 0, 1.0]])
+    permuted = nib.Nifti1Image(np.zeros((3, 4, 5), np.uint8), affine)
+    space = Space.from_nifty(permuted)
+    assert space.to_json() == space_from_nifti_affine(affine, (3, 4, 5)).to_json()
+    index = np.array([[2, 3, 4], [1, 0, 0]])
+    ras = nib.affines.apply_affine(affine, index)
+    assert np.allclose(voxel_positions(space, index), ras * [-1, -1, 1])
+    assert np.allclose(space.y_orientation, (0, 0, 1))
+    assert np.allclose(space.z_orientation, (-1, 0, 0))
+    assert not np.allclose(Space.from_nifti(permuted).z_orientation, (-1, 0, 0))  # their bug
 
 
 # -- MaskFile and codec= ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from spacetransformer import Space
 
 from ..errors import GeometryMismatchError
+from ..geometry import space_from_dicom_frames
 
 __all__ = ["AxisMap", "SliceGrid", "describe_space", "map_axes"]
 
@@ -91,16 +92,14 @@ class SliceGrid:
 
     def space(self) -> Space:
         """The grid as a Space: axes column, row, slice (as a NIfTI of the series)."""
-        step = self.slice_step
-        spacing = float(np.linalg.norm(step))
-        z = step / spacing if spacing > 0 else self.normal
-        return Space(
-            shape=(self.columns, self.rows, len(self.positions)),
-            origin=tuple(float(v) for v in self.positions[0]),
-            spacing=(self.pixel_spacing[1], self.pixel_spacing[0], spacing or 1.0),
-            x_orientation=tuple(float(v) for v in self.row_direction),
-            y_orientation=tuple(float(v) for v in self.column_direction),
-            z_orientation=tuple(float(v) for v in z),
+        step = self.slice_step if len(self.positions) > 1 else None
+        return space_from_dicom_frames(
+            self.row_direction,
+            self.column_direction,
+            self.pixel_spacing,
+            self.positions[0],
+            step,
+            (self.columns, self.rows, len(self.positions)),
         )
 
     def describe(self) -> str:
