@@ -23,6 +23,7 @@ from typing import Literal
 from spacetransformer import Space
 
 from .archive_index import Entry, Index
+from .atomic import mode_for
 from .deprecation import user_stacklevel
 from .errors import ArchiveLockedError, FormatError, StaleCommitWarning
 from .format import archive as fmt
@@ -243,7 +244,8 @@ class ArchiveFile:
         The new file is complete before it replaces the old one under its name.
         """
         temp = self.path.with_name(f".{self.path.name}.compact")
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        temp.chmod(mode_for(self.path))  # the compacted file keeps the archive's mode
         try:
             _lock(fd, temp)
             fresh = ArchiveFile(self.path, True, fd, self.level, space=self.space)
@@ -313,7 +315,7 @@ def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[Archiv
     if mode == "r":
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         return ArchiveFile(path, False, fd, level, handles=1), False
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
     stat = os.fstat(fd)
     shared = _WRITERS.get((stat.st_dev, stat.st_ino))  # this process writes to it already
     if shared is not None and shared.fd >= 0:
@@ -356,10 +358,11 @@ def _open_beside(path: Path) -> tuple[int, tuple[int, int], Path]:
     A writer killed before its first commit leaves it; the next one reuses it.
     """
     temp = path.with_name(f".{path.name}.new")
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
     try:
         _lock(fd, temp)
         os.ftruncate(fd, 0)
+        temp.chmod(mode_for(path))  # replacing an archive keeps its mode
     except BaseException:
         os.close(fd)
         raise

@@ -9,13 +9,39 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputExistsError
 
-__all__ = ["atomic_path", "check_writable", "write_atomic"]
+__all__ = ["atomic_path", "check_writable", "mode_for", "write_atomic"]
+
+
+def mode_for(target: str | os.PathLike[str]) -> int:
+    """The permission bits a file written to ``target`` gets, as ``open()`` would give them.
+
+    An existing file keeps its mode when it is replaced; a new one gets 0o666 less the
+    process's umask (read from /proc where there is one, so no thread sees it changed).
+    """
+    try:
+        return stat.S_IMODE(Path(target).stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:
+        with Path("/proc/self/status").open(encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # no /proc: read it by setting it, and put it back
+    os.umask(current)
+    return current
 
 
 @contextlib.contextmanager
@@ -38,6 +64,7 @@ def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Ite
     try:
         yield temp
         _fsync(temp)
+        temp.chmod(mode_for(final))  # mkstemp made it 0600
         temp.replace(final)
     except OSError as err:
         temp.unlink(missing_ok=True)

@@ -11,7 +11,9 @@ pynrrd reads and writes the NRRD itself.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,21 @@ from numpy.typing import NDArray
 from spacetransformer import Space
 
 from .archive import MaskArchive
-from .atomic import atomic_path, check_writable
+from .atomic import check_writable, write_atomic
 from .dicom.concepts import segment_colour
-from .errors import FormatError, MaskNotFoundError, MedmaskError
+from .errors import FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
 from .geometry import nrrd_geometry, space_from_nrrd
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 
-__all__ = ["SlicerExport", "export_seg_nrrd", "is_seg_nrrd", "read_seg_nrrd"]
+__all__ = [
+    "SlicerExport",
+    "export_seg_nrrd",
+    "is_seg_nrrd",
+    "nrrd_bytes",
+    "read_nrrd",
+    "read_seg_nrrd",
+]
 
 SUFFIX = ".seg.nrrd"
 MAX_LABELS_PER_LAYER = 255  # uint8 label values
@@ -105,8 +114,7 @@ def export_seg_nrrd(
     header["Segmentation_MasterRepresentation"] = "Binary labelmap"
     header["Segmentation_ContainedRepresentationNames"] = "Binary labelmap|"
     header["Segmentation_ReferenceImageExtentOffset"] = "0 0 0"
-    with atomic_path(out, keep_suffix=SUFFIX) as partial:
-        nrrd.write(str(partial), data, header, compression_level=6, index_order="F")
+    write_atomic(out, nrrd_bytes(data, header))
     return SlicerExport(out, tuple(chosen), len(layers), out.stat().st_size)
 
 
@@ -177,10 +185,7 @@ def read_seg_nrrd(path: str | os.PathLike[str]) -> Iterator[tuple[str, Segmentat
         Not a readable NRRD, no segment fields, or geometry it cannot describe.
     """
     source = Path(path)
-    try:
-        data, header = nrrd.read(str(source))
-    except (OSError, ValueError, nrrd.NRRDError) as err:
-        raise FormatError(f"{source}: not a readable NRRD file ({err})") from err
+    data, header = read_nrrd(source)
     space = _space_of(header, data, source)
     segments = sorted(
         int(k[len("Segment") : -len("_Name")])
@@ -208,6 +213,108 @@ def read_seg_nrrd(path: str | os.PathLike[str]) -> Iterator[tuple[str, Segmentat
             )
         voxels = np.ascontiguousarray(volumes[layer] == label).view(np.uint8)
         yield name, SegmentationMask._trusted(voxels, LabelMapping({name: 1}), space)
+
+
+def nrrd_bytes(data: NDArray[Any], header: dict[str, Any]) -> bytes:
+    """A whole NRRD file (data attached) whose key/value text may be any Unicode, as UTF-8.
+
+    3D Slicer keeps every string as UTF-8 (Slicer PR #1319, 2020) and teem writes header
+    bytes as given, so a segment named 肝脏 is UTF-8 in the header Slicer writes. pynrrd
+    encodes its header as ASCII; non-ASCII values go through it as ASCII placeholders
+    that are replaced by their UTF-8 bytes in the header afterwards.
+
+    Raises
+    ------
+    ValueError
+        A value holds a line break (a NRRD header line cannot).
+    """
+    placeholders: dict[bytes, bytes] = {}
+    ascii_header: dict[str, Any] = {}
+    for key, value in header.items():
+        ascii_header[key] = value
+        if isinstance(value, str):
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"{key} holds a line break, which a NRRD header cannot: {value!r}")
+            if not value.isascii():
+                token = f"@medmask-utf8-{len(placeholders)}@"
+                placeholders[token.encode("ascii")] = value.encode("utf-8")
+                ascii_header[key] = token
+    buffer = io.BytesIO()
+    nrrd.write(buffer, data, ascii_header, compression_level=6, index_order="F")
+    raw = buffer.getvalue()
+    end = raw.index(b"\n\n") + 2  # the blank line between header and data
+    head = raw[:end]
+    for placeholder, utf8 in placeholders.items():
+        head = head.replace(placeholder, utf8)
+    return head + raw[end:]
+
+
+_MAX_HEADER_BYTES = 64 * 2**20
+
+
+def read_nrrd(source: Path) -> tuple[NDArray[Any], dict[str, Any]]:
+    """A NRRD file's data and header, the header's text decoded as UTF-8 (what Slicer writes).
+
+    A header that is not UTF-8 is read as GB18030, else Latin-1, with a warning naming
+    the file (pynrrd alone drops every non-ASCII byte without a word).
+
+    Raises
+    ------
+    FormatError
+        Not a NRRD file, a header without its end, or data pynrrd cannot read; the message
+        names the file.
+    """
+    try:
+        with source.open("rb") as handle:
+            magic = handle.readline(64)
+            if not magic.startswith(b"NRRD"):
+                raise FormatError(
+                    f"{source}: not a NRRD file (it begins {magic[:8]!r}, expected b'NRRD000x')"
+                )
+            lines, size = [], 0
+            while True:
+                line = handle.readline(_MAX_HEADER_BYTES)
+                size += len(line)
+                if not line or size >= _MAX_HEADER_BYTES:
+                    raise FormatError(
+                        f"{source}: the NRRD header has no end (no blank line before the data)"
+                    )
+                if not line.strip():
+                    break
+                lines.append(line)
+            text = _decode_header(b"".join(lines), source)
+            header = nrrd.read_header([magic.decode("ascii"), *text.splitlines(keepends=True)])
+            data = nrrd.read_data(header, handle, str(source))
+    except FormatError:
+        raise
+    except OSError as err:
+        raise FormatError(f"{source}: cannot read the file ({err.strerror or err})") from err
+    except Exception as err:  # pynrrd's parser: NRRDError, ValueError, zlib.error, KeyError ...
+        raise FormatError(
+            f"{source}: not a readable NRRD file ({type(err).__name__}: {err})"
+        ) from err
+    return data, dict(header)
+
+
+def _decode_header(raw: bytes, source: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for codec in ("gb18030", "latin-1"):
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        warnings.warn(
+            MedmaskWarning(
+                f"{source}: the NRRD header is not UTF-8 (what 3D Slicer writes); read its "
+                f"text as {codec.upper()}: check the segment names"
+            ),
+            stacklevel=3,
+        )
+        return text
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
 
 
 def _space_of(header: dict[str, Any], data: NDArray[Any], source: Path) -> Space:

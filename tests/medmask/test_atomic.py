@@ -153,3 +153,49 @@ def test_inputs_that_are_not_masks_get_one_format_error(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.uint8), np.eye(4)), tmp_path / "t.nii.gz")
     with pytest.raises(FormatError, match=r"t\.nii\.gz: a mask must be 3-D .* \(4, 5, 6, 2\)"):
         SegmentationMask.from_nifti(tmp_path / "t.nii.gz")
+
+
+WITH_UMASK = textwrap.dedent(
+    """
+    import os, sys
+    os.umask(int(sys.argv[1], 8))
+    from medmask.cli import main
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def run_with_umask(umask: str, *argv: str | Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITH_UMASK, umask, *map(str, argv)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize(("umask", "expected"), [("022", 0o644), ("027", 0o640), ("077", 0o600)])
+def test_written_files_honour_the_umask_and_replaced_files_keep_their_mode(
+    tmp_path: Path, umask: str, expected: int
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, array in list(masks().items())[:2]:
+        nib.save(nib.Nifti1Image(array, np.eye(4)), folder / f"{name}.nii.gz")
+    archive, out, seg = tmp_path / "a.mska", tmp_path / "out", tmp_path / "a.seg.nrrd"
+    run_with_umask(umask, "pack", folder, "-o", archive)
+    run_with_umask(umask, "unpack", archive, "-o", out)
+    run_with_umask(umask, "export-slicer", archive, "-o", seg)
+    written = [archive, seg, *sorted(out.glob("*.nii.gz"))]
+    assert len(written) == 4
+    assert {p.name: mode(p) for p in written} == {p.name: expected for p in written}
+    # replacing a file keeps the mode its owner gave it, whatever the umask
+    for path in written:
+        path.chmod(0o604)
+    run_with_umask(umask, "pack", folder, "-o", archive, "--overwrite")
+    run_with_umask(umask, "unpack", archive, "-o", out, "--overwrite")
+    run_with_umask(umask, "export-slicer", archive, "-o", seg, "--overwrite")
+    assert {p.name: mode(p) for p in written} == {p.name: 0o604 for p in written}
