@@ -35,6 +35,7 @@ from .space import GEOMETRY_TOLERANCE, geometry_difference, space_from_affine
 __all__ = [
     "NIFTI_SUFFIXES",
     "is_nifti",
+    "mask_file_name",
     "nifti_stem",
     "read_nifti",
     "read_nifti_folder",
@@ -145,7 +146,58 @@ def iter_nifti_masks(
                 )
             if difference and drift is not None:
                 drift.append((path.name, difference))
-        yield nifti_stem(path), mask
+        yield _mask_name(path, mask), mask
+
+
+def _mask_name(path: Path, mask: SegmentationMask) -> str:
+    """The file's stem, or the one name its label table holds when the stem is that name
+    escaped by :func:`mask_file_name` (``a%2Fb.nii.gz`` holding ``a/b``)."""
+    stem = nifti_stem(path)
+    names = mask.mapping.names()
+    if len(names) == 1 and names[0] != stem and mask_file_name(names[0]) == stem:
+        return names[0]
+    return stem
+
+
+_UNSAFE_IN_FILE_NAMES = frozenset('%/\\:*?"<>|')
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{d}{n}" for d in ("COM", "LPT") for n in range(1, 10)]
+)
+
+
+def mask_file_name(name: str) -> str:
+    """``name`` as a file name that is safe on Linux, macOS and Windows.
+
+    Characters a file name cannot hold somewhere (``/ \\ : * ? " < > |``, control
+    characters) and ``%`` itself become ``%XX`` (their UTF-8 bytes in hex, as in a URL);
+    so do spaces and dots at either end, a name that is all dots (``.``, ``..``) and the
+    first letter of a Windows device name (``CON`` -> ``%43ON``). Every other character,
+    Chinese included, stays. Two different names never give the same file name.
+
+    Examples
+    --------
+    >>> mask_file_name("a/b")
+    'a%2Fb'
+    >>> mask_file_name("..")
+    '%2E%2E'
+    >>> mask_file_name("肝脏")
+    '肝脏'
+    """
+
+    def escape(ch: str) -> str:
+        return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+
+    chars = [escape(ch) if ch in _UNSAFE_IN_FILE_NAMES or ord(ch) < 32 else ch for ch in name]
+    for order in (range(len(chars)), range(len(chars) - 1, -1, -1)):
+        for i in order:  # spaces and dots at either end
+            if name[i] not in " .":
+                break
+            chars[i] = escape(name[i])
+    if chars and name.split(".", maxsplit=1)[0].upper() in _WINDOWS_DEVICES:
+        chars[0] = escape(name[0])
+    if not chars:
+        raise ValueError("a mask name cannot be empty")
+    return "".join(chars)
 
 
 def write_nifti(
@@ -164,8 +216,8 @@ def write_nifti(
     if data.dtype == np.bool_:
         data = data.astype(np.uint8)
     affine = nifti_affine(mask.space)
-    image = nib.Nifti1Image(np.asarray(data), affine)
-    image.header.set_data_dtype(data.dtype)
+    # int64/uint64 are NIfTI-1 types (codes 1024, 1280) that nibabel writes only when told
+    image = nib.Nifti1Image(np.asarray(data), affine, dtype=data.dtype)
     qform_code, sform_code = mask.nifti_codes or (1, 1)
     image.set_qform(affine, code=qform_code)
     image.set_sform(affine, code=sform_code)

@@ -65,8 +65,9 @@ def decode_label_table(content: bytes) -> dict[int, str]:
         raise FormatError(f"label table extension is not valid XML: {err}") from err
     labels: dict[int, str] = {}
     for element in root.iterfind("./VolumeInformation/LabelTable/Label"):
-        key, name = element.get("Key"), (element.text or "").strip()
-        if key is None or not key.strip().lstrip("-").isdigit() or not name:
+        # spaces may be part of a name; line breaks and tabs are the XML's indentation
+        key, name = element.get("Key"), (element.text or "").strip("\n\r\t")
+        if key is None or not key.strip().lstrip("-").isdigit() or not name.strip():
             raise FormatError(f"label table entry without an integer Key and a name: {key!r}")
         labels[int(key)] = name
     if not labels:

@@ -7,6 +7,7 @@ voxel count) unless told which mask wins, and reports what it overwrote either w
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ from .errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapE
 from .label_values import label_limit
 from .mapping import LabelMapping
 from .mask import SegmentationMask
-from .nifti import write_nifti
+from .nifti import mask_file_name, write_nifti
 
 __all__ = [
     "MultilabelResult",
     "OverlapError",
     "OverlapPolicy",
+    "mask_file_name",
     "select_masks",
     "unpack_archive",
     "write_multilabel",
@@ -68,19 +70,39 @@ def unpack_archive(
     MaskNotFoundError
         A name is not in the archive.
     MedmaskError
-        A name cannot be a file name, or a file exists and ``overwrite`` is False.
+        A file exists and ``overwrite`` is False, or a file cannot be written (then the
+        files this call wrote so far and the folder it made are removed again).
+
+    Notes
+    -----
+    A name that cannot be a file name everywhere is escaped (:func:`mask_file_name`,
+    ``a/b`` -> ``a%2Fb.nii.gz``); the file's label table keeps the name itself, so
+    ``medmask pack`` of the folder gives the name back.
     """
     out = Path(out_dir)
     with MaskArchive(archive_path) as archive:
         chosen = select_masks(archive, names, groups=True)
-        targets = {name: out / f"{_file_name(name)}.nii.gz" for name in chosen}
+        targets = {name: out / f"{mask_file_name(name)}.nii.gz" for name in chosen}
         if not overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
                 raise OutputExistsError(existing[0], len(existing) - 1)
+        made = [p for p in (out, *out.parents) if not p.exists()]
         out.mkdir(parents=True, exist_ok=True)
-        for name, target in targets.items():
-            write_nifti(archive.load_mask(name), target)
+        written: list[Path] = []
+        try:
+            for name, target in targets.items():
+                fresh = not target.exists()
+                write_nifti(archive.load_mask(name), target)
+                if fresh:
+                    written.append(target)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            for folder in made:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
     return list(targets.values())
 
 
@@ -213,11 +235,3 @@ def select_masks(archive: MaskArchive, names: Sequence[str] | None, *, groups: b
         return list(dict.fromkeys(names))
     group_names = set(archive.groups())
     return [n for n in archive if groups or n not in group_names]
-
-
-def _file_name(name: str) -> str:
-    """``name`` if it is safe as a file name on every system, else a clear error."""
-    bad = set('/\\:*?"<>|\0')
-    if name in (".", "..") or any(ch in bad for ch in name) or name != name.strip():
-        raise MedmaskError(f"mask name {name!r} cannot be a file name; unpack it with --multilabel")
-    return name

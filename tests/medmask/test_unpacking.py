@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medmask import MaskNotFoundError, MedmaskError, read_nifti
+from medmask import MaskNotFoundError, MedmaskError, MedmaskWarning, read_nifti
 from medmask.packing import pack
 from medmask.sample import MaskSample
 from medmask.unpacking import OverlapError, unpack_archive, write_multilabel
@@ -107,3 +107,68 @@ def test_header_codes_and_names_come_back_as_the_files_had_them(
         archive.load_mask("liver").to_nifti(renamed)
     assert len(nib.load(renamed).header.extensions) == 1
     assert read_nifti(renamed).mapping.to_dict() == {"liver": 1}
+
+
+def test_names_that_cannot_be_file_names_are_escaped_and_come_back(tmp_path: Path) -> None:
+    from spacetransformer import Space
+
+    from medmask import MaskArchive, SegmentationMask
+
+    names = ["a/b", "..", ".", "肝脏", "CON", "50%", " padded ", "x:y*z?"]
+    with MaskArchive(tmp_path / "a.mska", "w", space=Space(shape=(4, 4, 4))) as archive:
+        for i, name in enumerate(names):
+            array = np.zeros((4, 4, 4), np.uint8)
+            array.flat[i] = 1
+            archive.add_mask(SegmentationMask(array, {name: 1}, Space(shape=(4, 4, 4))), name)
+    out = tmp_path / "deep" / "out"
+    written = unpack_archive(tmp_path / "a.mska", out)
+    assert {p.name for p in written} == {
+        "a%2Fb.nii.gz", "%2E%2E.nii.gz", "%2E.nii.gz", "肝脏.nii.gz", "%43ON.nii.gz",
+        "50%25.nii.gz", "%20padded%20.nii.gz", "x%3Ay%2Az%3F.nii.gz",
+    }  # fmt: skip
+    assert all(p.parent == out for p in written)
+    assert sorted(p.name for p in tmp_path.rglob("*.nii.gz")) == sorted(p.name for p in written)
+    pack(out, tmp_path / "back.mska")  # the label tables give the names back
+    from medmask import MaskArchive as Archive
+
+    with Archive(tmp_path / "back.mska") as back:
+        assert sorted(back) == sorted(names)
+        for i, name in enumerate(names):
+            assert int(np.flatnonzero(np.asarray(back.load_mask(name).data))[0]) == i
+
+
+def test_a_failed_unpack_takes_back_what_it_wrote(tmp_path: Path, packed: Path) -> None:
+    out = tmp_path / "new" / "out"
+    blocker = "spleen"  # a folder where its file would go: the write fails there
+    (out / f"{blocker}.nii.gz").mkdir(parents=True)
+    with pytest.raises(OSError, match=r"spleen\.nii\.gz"):  # the error names the file
+        unpack_archive(packed, out, overwrite=True)
+    assert [p.name for p in out.iterdir()] == [f"{blocker}.nii.gz"]  # nothing else is left
+    (out / f"{blocker}.nii.gz").rmdir()
+    out.rmdir()
+    (tmp_path / "new").rmdir()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_64_bit_masks_go_back_in_their_own_type(tmp_path: Path, dtype: type) -> None:
+    sitk = pytest.importorskip("SimpleITK")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    array = np.zeros((5, 6, 7), dtype)
+    array[1:3, 2:4, 3], array[4, 4, 4] = 1, 2
+    affine = np.diag([0.5, 0.7, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(array, affine, dtype=dtype), folder / "organs.nii.gz")
+    with pytest.warns(MedmaskWarning, match=r"labels \[1, 2\] have no name"):
+        pack(folder, tmp_path / "a.mska")
+    unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    write_multilabel(tmp_path / "a.mska", tmp_path / "multi.nii.gz")
+    for path in (tmp_path / "out" / "organs.nii.gz", tmp_path / "multi.nii.gz"):
+        image = nib.load(path)
+        assert image.get_data_dtype() == np.dtype(dtype)
+        assert np.array_equal(np.asarray(image.dataobj), array)
+        by_sitk = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).transpose(2, 1, 0)
+        assert np.array_equal(by_sitk, array)
+    with pytest.warns(MedmaskWarning, match="have no name"):
+        mask = read_nifti(folder / "organs.nii.gz")
+    image = mask.to_nifti(tmp_path / "api.nii.gz")
+    assert image.get_data_dtype() == np.dtype(dtype)
