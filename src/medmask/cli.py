@@ -185,7 +185,7 @@ def _reference_space(source: Path | None, like: Path | None) -> Any:
     if source is not None:
         from .dicom.source import read_source_series  # noqa: PLC0415 - pydicom when asked
 
-        return read_source_series(source).grid.space()
+        return read_source_series(source)  # pack checks the SEG is of this series
     if like is None:
         return None
     if like.suffix == ".mska":

@@ -15,6 +15,7 @@ __all__ = [
     "OverlapError",
     "OverlapWarning",
     "ReadOnlyArrayError",
+    "SourceMismatchError",
     "StaleCommitWarning",
 ]
 
@@ -33,6 +34,10 @@ class ChecksumError(FormatError):
 
 class GeometryMismatchError(MedmaskError, ValueError):
     """Masks and a DICOM series do not share one voxel grid (export would shift or mirror)."""
+
+
+class SourceMismatchError(MedmaskError, ValueError):
+    """A segmentation and the image series given as its source belong to different scans."""
 
 
 class MaskNotFoundError(MedmaskError, KeyError):

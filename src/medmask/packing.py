@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from spacetransformer import Space
@@ -27,6 +28,9 @@ from .errors import MedmaskError, MedmaskWarning
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
+
+if TYPE_CHECKING:
+    from .dicom.source import SourceSeries
 
 __all__ = [
     "PackFailure",
@@ -107,7 +111,7 @@ def pack(
     level: int | None = None,
     overwrite: bool = False,
     strict_geometry: bool = False,
-    reference: Space | None = None,
+    reference: Space | SourceSeries | None = None,
 ) -> PackResult:
     """Pack per-organ NIfTI masks, a multi-label NIfTI or a DICOM SEG into an archive.
 
@@ -135,10 +139,12 @@ def pack(
         differences up to :data:`medmask.space.GEOMETRY_TOLERANCE` (float noise) are
         accepted, listed in :attr:`PackResult.drift` and warned about (the archive
         keeps the first file's geometry).
-    reference : spacetransformer.Space, optional
-        DICOM SEG only: the grid to place its frames on (the source series' grid,
-        ``read_source_series(ct).grid.space()``, or an archive's space); by default the
-        grid the frames span.
+    reference : spacetransformer.Space or medmask.dicom.source.SourceSeries, optional
+        DICOM SEG only: the grid to place its frames on, by default the grid the frames
+        span. The image series the SEG was drawn on (``read_source_series(ct)``): its
+        grid, once the SEG is checked to be of that series (frame of reference,
+        referenced series, patient; :class:`SourceMismatchError` otherwise); or a Space
+        (an archive's) to read it onto.
 
     Returns
     -------
@@ -168,8 +174,12 @@ def pack(
         masks = ((name, mask, None) for name, mask in read_seg_nrrd(src))
         input_bytes = src.stat().st_size
     elif seg:
-        from .dicom.exchange import seg_masks  # noqa: PLC0415 - pydicom only for SEG sources
+        from .dicom.exchange import check_seg_source, seg_masks  # noqa: PLC0415 - pydicom
+        from .dicom.source import SourceSeries  # noqa: PLC0415 - only for SEG sources
 
+        if isinstance(reference, SourceSeries):
+            check_seg_source(seg, reference)
+            reference = reference.grid.space()
         masks = ((name, mask, None) for name, mask in seg_masks(seg, space=reference, notes=notes))
         input_bytes = sum(p.stat().st_size for p in seg)
     elif src.is_dir():
@@ -191,7 +201,7 @@ def pack(
             archive.add_mask(mask, name, file_label=file_label)
             names.append(name)
         if not names:
-            raise MedmaskError(f"{src}: no .nii or .nii.gz masks found")
+            raise MedmaskError(f"{src}: {_nothing_found(src, seg)}")
 
         stats = archive.statistics()
         empty = [name for name in names if stats[name].voxel_count == 0]
@@ -204,6 +214,15 @@ def pack(
     for note in notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
         warnings.warn(MedmaskWarning(note), stacklevel=2)
     return result
+
+
+def _nothing_found(src: Path, seg: list[Path]) -> str:
+    """Why a source gave no mask, in the words of its kind."""
+    if seg:
+        return "the DICOM SEG declares no segment that holds a mask"
+    if str(src).lower().endswith(".seg.nrrd"):
+        return "the segmentation holds no segments"
+    return "no .nii or .nii.gz masks found"
 
 
 def _warn_drift(result: PackResult) -> None:

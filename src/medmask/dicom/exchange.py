@@ -7,18 +7,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from spacetransformer import Space
 
 from ..archive import MaskArchive
 from ..atomic import check_writable
-from ..errors import MaskNotFoundError, MedmaskError
+from ..errors import MaskNotFoundError, MedmaskError, SourceMismatchError
 from ..mapping import LabelMapping
 from ..mask import SegmentationMask
 from .seg_reader import SegSeries, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
-from .source import read_source_series
+from .source import SourceSeries, read_source_series
 
-__all__ = ["export_seg", "seg_files", "seg_masks"]
+__all__ = ["check_seg_source", "export_seg", "seg_files", "seg_masks"]
 
 
 def export_seg(
@@ -108,10 +109,48 @@ def seg_masks(
     what the reading changed (FRACTIONAL thresholds).
     """
     series: SegSeries = read_seg(paths, space=space)
-    if notes is not None:
-        notes.extend(series.notes)
     for segment, voxels in series.masks():
         mask = SegmentationMask._trusted(
             voxels.view(np.uint8), LabelMapping({segment.name: 1}), series.space
         )
         yield segment.name, mask
+    if notes is not None:  # after the pixels: undeclared label-map values are found there
+        notes.extend(series.notes)
+
+
+def check_seg_source(paths: Sequence[str | os.PathLike[str]], series: SourceSeries) -> None:
+    """Refuse SEG instances that were not drawn on ``series`` (a matching grid is not enough).
+
+    Checks the Frame of Reference UID, the Referenced Series Sequence (when the SEG has
+    one) and the Patient ID (when both have one).
+
+    Raises
+    ------
+    SourceMismatchError
+        The SEG and the series differ; the message names both values and both places.
+    """
+    where = f"the series in {series.folder}"
+    for raw in paths:
+        path = Path(raw)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        frame = str(ds.get("FrameOfReferenceUID", ""))
+        if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
+            raise SourceMismatchError(
+                f"{path}: the SEG lies in frame of reference {frame}, {where} in "
+                f"{series.frame_of_reference_uid}: it was not drawn on that series"
+            )
+        referenced = [
+            str(item.get("SeriesInstanceUID", ""))
+            for item in ds.get("ReferencedSeriesSequence", [])
+        ]
+        if referenced and series.series_instance_uid not in referenced:
+            raise SourceMismatchError(
+                f"{path}: the SEG was drawn on series {', '.join(referenced)}, {where} is "
+                f"{series.series_instance_uid}"
+            )
+        patient = str(ds.get("PatientID", ""))
+        source_patient = str(series.header.get("PatientID", ""))
+        if patient and source_patient and patient != source_patient:
+            raise SourceMismatchError(
+                f"{path}: the SEG is of patient ID {patient!r}, {where} of {source_patient!r}"
+            )

@@ -10,6 +10,7 @@ grid the frames themselves span.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from spacetransformer import Space
 
 from ..errors import FormatError, GeometryMismatchError
 from .concepts import rgb_of_cielab
-from .grid import POSITION_TOLERANCE, SliceGrid, describe_space
+from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
 
 __all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "read_seg"]
 
@@ -37,13 +38,20 @@ SEG_CLASSES = (SegmentationStorage, "1.2.840.10008.5.1.4.1.1.66.7")
 
 @dataclass(frozen=True)
 class SegSegment:
-    """One segment: its name (the label), number, file and colour, and where its frames are."""
+    """One segment: its name (the label), number, file and colour, and where its frames are.
+
+    A segmentation stored as several instances repeats its Segment Sequence in each and
+    splits the frames among them: its segments are joined by segment number, ``parts``
+    holding each instance's frames.
+    """
 
     name: str
     number: int
-    path: Path
+    path: Path  # the first instance that declares it
     colour: tuple[int, int, int] | None
-    frames: tuple[int, ...]  # indices into its instance's frames (LABELMAP: every frame)
+    frames: tuple[int, ...]  # indices into that instance's frames (LABELMAP: every frame)
+    parts: tuple[tuple[Path, tuple[int, ...]], ...] = ()  # every instance's frames
+    description: Dataset | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -66,25 +74,45 @@ class SegSeries:
             yield segment, self._voxels(segment)
 
     def _voxels(self, segment: SegSegment) -> NDArray[np.bool_]:
-        ds = self._instances[segment.path]
-        if segment.path not in self._pixels:
-            self._pixels.clear()  # one instance's frames in memory at a time
-            self._pixels[segment.path] = _frame_pixels(ds, segment.path)
-        pixels = self._pixels[segment.path]
         out = np.zeros(tuple(int(n) for n in self.space.shape), dtype=np.bool_)
-        kind = str(ds.SegmentationType)
-        threshold = _threshold(ds)
-        for index in segment.frames:
-            frame = pixels[index]
-            if kind == "LABELMAP":
-                selected = frame == segment.number
-            elif kind == "FRACTIONAL":
-                selected = frame >= threshold
-            else:
-                selected = frame != 0
-            if selected.any():
-                _place(out, selected, _frame_geometry(ds, index), self.space, segment.path)
+        for path, frames in segment.parts or ((segment.path, segment.frames),):
+            ds = self._instances[path]
+            pixels = self._instance_pixels(path)
+            kind = str(ds.SegmentationType)
+            threshold = _threshold(ds)
+            for index in frames:
+                frame = pixels[index]
+                if kind == "LABELMAP":
+                    selected = frame == segment.number
+                elif kind == "FRACTIONAL":
+                    selected = frame >= threshold
+                else:
+                    selected = frame != 0
+                if selected.any():
+                    _place(out, selected, _frame_geometry(ds, index, path), self.space, path)
         return out
+
+    def _instance_pixels(self, path: Path) -> NDArray[Any]:
+        if path not in self._pixels:
+            self._pixels.clear()  # one instance's frames in memory at a time
+            ds = self._instances[path]
+            pixels = _frame_pixels(ds, path)
+            self._pixels[path] = pixels
+            if str(ds.SegmentationType) == "LABELMAP":
+                self._report_undeclared(path, ds, pixels)
+        return self._pixels[path]
+
+    def _report_undeclared(self, path: Path, ds: Dataset, pixels: NDArray[Any]) -> None:
+        """A label-map value no segment declares holds voxels no mask gets: say so."""
+        declared = {int(item.SegmentNumber) for item in ds.SegmentSequence} | {0}
+        values, counts = np.unique(pixels, return_counts=True)
+        lost = [(int(v), int(c)) for v, c in zip(values, counts, strict=True) if v not in declared]
+        if lost:
+            listed = ", ".join(f"{v} ({c} pixels)" for v, c in lost[:8])
+            self.notes.append(
+                f"{path.name}: LABELMAP pixel values that no segment declares were not read: "
+                f"{listed}{' ...' if len(lost) > 8 else ''}"
+            )
 
 
 def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
@@ -130,10 +158,18 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
                 f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
             )
         kind = str(ds.get("SegmentationType", ""))
+        if not kind:
+            size = path.stat().st_size
+            raise FormatError(
+                f"{path}: no SegmentationType and no segments can be read: the file ends "
+                f"after {size:,} bytes (cut short?) or is not a complete DICOM SEG"
+            )
         if kind not in KINDS:
             raise FormatError(
                 f"{path}: unknown SegmentationType {kind!r} (expected one of {KINDS})"
             )
+        if "SegmentSequence" not in ds:
+            raise FormatError(f"{path}: no Segment Sequence: the SEG declares no segments")
         instances[path] = ds
     if not instances:
         raise FormatError("no DICOM SEG files given")
@@ -145,19 +181,9 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
             "give the instances of one segmentation"
         )
     grid_space = space if space is not None else _frames_space(instances)
-    segments: list[SegSegment] = []
     notes: list[str] = []
-    taken: set[str] = set()
+    segments = _join_segments(instances, notes)
     for path, instance in instances.items():
-        per_segment = _frames_by_segment(instance, path)
-        for item in instance.SegmentSequence:
-            number = int(item.SegmentNumber)
-            if number == 0 and str(instance.SegmentationType) == "LABELMAP":
-                continue  # pixel value 0: the background every label map has, not a mask
-            name = _unique(str(item.get("SegmentLabel", "") or f"segment_{number}"), taken)
-            lab = item.get("RecommendedDisplayCIELabValue")
-            colour = rgb_of_cielab(tuple(int(v) for v in lab)) if lab else None  # type: ignore[arg-type]
-            segments.append(SegSegment(name, number, path, colour, per_segment.get(number, ())))
         if str(instance.SegmentationType) == "FRACTIONAL":
             kind_of = str(instance.get("SegmentationFractionalType", "PROBABILITY")).lower()
             maximum = int(instance.get("MaximumFractionalValue", 255))
@@ -166,6 +192,69 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
                 f"({_threshold(instance)} of {maximum})"
             )
     return SegSeries(grid_space, "/".join(sorted(kinds)), segments, notes, instances)
+
+
+def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[SegSegment]:
+    """Segments of every instance, one per (series, segment number), in order of appearance.
+
+    A LABELMAP's segment 0 is a segment when the SEG declares it as a structure (as
+    highdicom and dcmqi read it), not when its type is DCM 125040 "Background" (what
+    highdicom writes for every label map); two segments with one label get ``_2``, ``_3``
+    ... and a note says so.
+    """
+    found: dict[tuple[str, int], SegSegment] = {}
+    for path, instance in instances.items():
+        series_uid = str(instance.get("SeriesInstanceUID", ""))
+        per_segment = _frames_by_segment(instance, path)
+        for item in instance.SegmentSequence:
+            number = int(item.SegmentNumber)
+            if number == 0 and _is_background(item):
+                continue  # a label map's value 0 described as background (highdicom's way)
+            label = str(item.get("SegmentLabel", "") or f"segment_{number}")
+            frames = per_segment.get(number, ())
+            key = (series_uid, number)
+            known = found.get(key)
+            if known is not None:
+                if (
+                    known.description is not None
+                    and str(known.description.get("SegmentLabel", "") or f"segment_{number}")
+                    != label
+                ):
+                    raise FormatError(
+                        f"{path}: segment {number} is {label!r} here but "
+                        f"{known.description.get('SegmentLabel')!r} in {known.path.name}; "
+                        "give the instances of one segmentation"
+                    )
+                found[key] = dataclasses.replace(known, parts=(*known.parts, (path, frames)))
+                continue
+            lab = item.get("RecommendedDisplayCIELabValue")
+            colour = rgb_of_cielab(tuple(int(v) for v in lab)) if lab else None  # type: ignore[arg-type]
+            found[key] = SegSegment(
+                label, number, path, colour, frames, ((path, frames),), description=item
+            )
+    segments: list[SegSegment] = []
+    taken: set[str] = set()
+    for segment in found.values():
+        name = _unique(segment.name, taken)
+        if name != segment.name:
+            notes.append(
+                f"{segment.path.name}: two segments are labelled {segment.name!r}; segment "
+                f"{segment.number} is stored as {name!r}"
+            )
+        segments.append(dataclasses.replace(segment, name=name))
+    return segments
+
+
+BACKGROUND = ("125040", "DCM")  # PS3.16 CID 7150: Background
+
+
+def _is_background(item: Dataset) -> bool:
+    """Whether a segment's property type is "Background"."""
+    types = item.get("SegmentedPropertyTypeCodeSequence") or []
+    return any(
+        (str(code.get("CodeValue", "")), str(code.get("CodingSchemeDesignator", ""))) == BACKGROUND
+        for code in types
+    )
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -233,14 +322,30 @@ def _functional(ds: Dataset, index: int, sequence: str, attribute: str) -> Any:
     return None
 
 
-def _frame_geometry(ds: Dataset, index: int) -> _FrameGeometry:
+def _frame_geometry(ds: Dataset, index: int, path: Path) -> _FrameGeometry:
     position = _functional(ds, index, "PlanePositionSequence", "ImagePositionPatient")
     orientation = _functional(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient")
     spacing = _functional(ds, index, "PixelMeasuresSequence", "PixelSpacing")
     if position is None or orientation is None or spacing is None:
+        if "TotalPixelMatrixRows" in ds or _functional(
+            ds, index, "PlanePositionSlideSequence", "XOffsetInSlideCoordinateSystem"
+        ):
+            raise FormatError(
+                f"{path}: a segmentation of a slide (tiled, slide coordinates), not of a "
+                "volume in patient coordinates: medmask stores volumes only"
+            )
+        missing = [
+            name
+            for name, value in (
+                ("Image Position (Patient)", position),
+                ("Image Orientation (Patient)", orientation),
+                ("Pixel Spacing", spacing),
+            )
+            if value is None
+        ]
         raise FormatError(
-            f"frame {index + 1} lacks its position, orientation or pixel spacing "
-            "(PlanePosition, PlaneOrientation, PixelMeasures functional groups)"
+            f"{path}: frame {index + 1} has no {', no '.join(missing)} (PlanePosition, "
+            "PlaneOrientation, PixelMeasures functional groups): it cannot be placed"
         )
     values = [float(v) for v in orientation]
     return _FrameGeometry(
@@ -254,7 +359,7 @@ def _frame_geometry(ds: Dataset, index: int) -> _FrameGeometry:
 def _frames_space(instances: dict[Path, Dataset]) -> Space:
     """The grid the frames span: their plane, spacing, and every slice from first to last."""
     geometries = [
-        (path, _frame_geometry(ds, i), int(ds.Rows), int(ds.Columns))
+        (path, _frame_geometry(ds, i, path), int(ds.Rows), int(ds.Columns))
         for path, ds in instances.items()
         for i in range(_number_of_frames(ds))
     ]
@@ -278,6 +383,14 @@ def _frames_space(instances: dict[Path, Dataset]) -> Space:
     step = declared if declared else (float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0)
     bottom = geometries[int(np.argmin(heights))][1].position
     count = round((levels[-1] - levels[0]) / step) + 1 if len(levels) > 1 else 1
+    steps = (levels - levels[0]) / step
+    if np.abs(steps - np.rint(steps)).max() > POSITION_TOLERANCE * 10:
+        gaps = ", ".join(f"{v:g}" for v in np.unique(np.round(np.diff(levels), 3))[:6])
+        raise FormatError(
+            f"{next(iter(instances))}: its frames' slices are unevenly spaced (gaps of {gaps} "
+            f"mm, step {step:g} mm): no regular grid holds them; read it onto its image "
+            "series (--source / space=)"
+        )
     positions = bottom + np.arange(count)[:, None] * step * normal
     grid = SliceGrid(
         rows, columns, first.row_direction, first.column_direction, first.spacing, positions
@@ -303,14 +416,20 @@ def _place(
     row_step = directions @ g.column_direction * g.spacing[0] / spacing  # per row
     rounded = np.rint(start)
     tolerance = POSITION_TOLERANCE
-    for step in (column_step, row_step):
-        if (
-            np.sort(np.abs(np.rint(step)))[::-1].tolist() != [1.0, 0.0, 0.0]
-            or np.abs(step - np.rint(step)).max() > tolerance
-        ):
+    for step, direction in ((column_step, g.row_direction), (row_step, g.column_direction)):
+        cosines = directions @ direction
+        if np.sort(np.abs(cosines))[::-1][0] < 1 - DIRECTION_TOLERANCE:
             raise GeometryMismatchError(
-                f"{path}: its frames' plane does not run along the grid's axes "
+                f"{path}: its frames' rows and columns run along "
+                f"{np.round(g.row_direction, 4).tolist()} and "
+                f"{np.round(g.column_direction, 4).tolist()}, none of the grid's axes "
                 f"({describe_space(space)}); read it onto its own grid (no space=)"
+            )
+        if np.abs(step - np.rint(step)).max() > tolerance:
+            raise GeometryMismatchError(
+                f"{path}: its frames' pixel spacing ({g.spacing[0]:g} x {g.spacing[1]:g} mm) "
+                f"is not the grid's ({describe_space(space)}): the SEG was not drawn on this "
+                "grid; read it onto its own grid (no space=) or give its own series"
             )
     if np.abs(start - rounded).max() > tolerance:
         raise GeometryMismatchError(

@@ -246,6 +246,9 @@ class _FrameEncoder:
         ]
         self.sop_class = enc.element(0x00081150, "UI", enc.uid(source.sop_class_uid))
         self.purpose = enc.sequence(0x0040A170, [enc.item(b"".join(code))])
+        # the frame's pixels lie where the source slice's do (highdicom's
+        # get_pixels_by_source_instance needs it said)
+        self.preserved = enc.element(0x0028135A, "CS", enc.text("YES"))
         derivation = [
             enc.element(0x00080100, "SH", enc.text(SEGMENTATION_DERIVATION.value)),
             enc.element(0x00080102, "SH", enc.text(SEGMENTATION_DERIVATION.scheme)),
@@ -257,7 +260,7 @@ class _FrameEncoder:
         out = []
         for segment, s in frames:
             instance = enc.element(0x00081155, "UI", enc.uid(self.source.sop_instance_uids[s]))
-            image = enc.item(self.sop_class + instance + self.purpose)
+            image = enc.item(self.sop_class + instance + self.preserved + self.purpose)
             derivation = enc.item(enc.sequence(0x00082112, [image]) + self.derivation_code)
             content = enc.item(enc.element(0x00209157, "UL", struct.pack("<II", segment, s + 1)))
             position = "\\".join(_ds(v) for v in self.source.grid.positions[s])
@@ -420,6 +423,7 @@ def _frame_groups(source: SourceSeries, segment: int, slice_index: int) -> Datas
     frame = Dataset()
     derivation = Dataset()
     image = _reference(source.sop_class_uid, source.sop_instance_uids[slice_index])
+    image.SpatialLocationsPreserved = "YES"
     image.PurposeOfReferenceCodeSequence = DicomSequence([_code(SOURCE_IMAGE)])
     derivation.SourceImageSequence = DicomSequence([image])
     derivation.DerivationCodeSequence = DicomSequence([_code(SEGMENTATION_DERIVATION)])
