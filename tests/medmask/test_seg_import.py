@@ -1,0 +1,257 @@
+"""DICOM SEG import: what other writers put in a SEG arrives whole, or is refused clearly.
+
+SEGs here are written by highdicom (and then edited with pydicom where a case needs a
+file highdicom would not write); the image series by medmask's sample generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian
+from spacetransformer import Space
+
+from medmask import MaskArchive, MedmaskWarning
+from medmask.cli import main
+from medmask.dicom.exchange import export_seg
+from medmask.dicom.source import read_source_series
+from medmask.packing import pack
+from medmask.sample.ct_series import write_ct_series
+
+SPACE = Space(shape=(6, 5, 4), origin=(-10.0, 5.0, 30.0), spacing=(0.8, 0.9, 2.0))
+
+
+@dataclass(frozen=True)
+class Series:
+    folder: Path
+    datasets: list[pydicom.Dataset]
+
+
+def ct(folder: Path, seed: str = "a", patient: str = "P1", space: Space = SPACE) -> Series:
+    paths = write_ct_series(
+        np.zeros(tuple(space.shape), np.int16), space, folder, seed=seed, patient_id=patient
+    )
+    return Series(folder, [pydicom.dcmread(p) for p in paths])
+
+
+def masks() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, tuple(SPACE.shape))
+    return {"liver": labels == 1, "spleen": labels == 2}
+
+
+def descriptions(names: list[str]) -> list[hd.seg.SegmentDescription]:
+    return [
+        hd.seg.SegmentDescription(
+            segment_number=i + 1, segment_label=name,
+            segmented_property_category=codes.SCT.Organ, segmented_property_type=codes.SCT.Liver,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+
+
+def highdicom_seg(series: Series, path: Path, kind: str = "BINARY") -> Path:
+    names = list(masks())
+    if kind == "LABELMAP":
+        labels = np.zeros(tuple(SPACE.shape), np.uint8)
+        for i, name in enumerate(names):
+            labels[masks()[name]] = i + 1
+        pixels = labels.transpose(2, 1, 0)
+    else:
+        pixels = np.stack([masks()[n].transpose(2, 1, 0) for n in names], axis=-1)
+        pixels = pixels.astype(np.uint8)
+    seg = hd.seg.Segmentation(
+        source_images=series.datasets, pixel_array=pixels,
+        segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
+        segment_descriptions=descriptions(names), series_instance_uid=hd.UID(),
+        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
+        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
+    )  # fmt: skip
+    seg.save_as(path)
+    return path
+
+
+def read_back(archive: Path) -> dict[str, np.ndarray]:
+    with MaskArchive(archive) as opened:
+        return {name: np.asarray(opened.load_mask(name).data) != 0 for name in opened}
+
+
+def test_a_segmentation_in_two_instances_is_joined_by_segment_number(tmp_path: Path) -> None:
+    series = ct(tmp_path / "ct")
+    whole = pydicom.dcmread(highdicom_seg(series, tmp_path / "whole.dcm"))
+    pixels = whole.pixel_array
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    count = int(whole.NumberOfFrames)
+    for i, frames in enumerate((range(0, count, 2), range(1, count, 2))):  # frames split
+        part = pydicom.dcmread(tmp_path / "whole.dcm")  # each repeats the Segment Sequence
+        part.PerFrameFunctionalGroupsSequence = DicomSequence(
+            [whole.PerFrameFunctionalGroupsSequence[j] for j in frames]
+        )
+        part.NumberOfFrames = len(frames)
+        bits = np.packbits(pixels[list(frames)].reshape(-1), bitorder="little").tobytes()
+        part.PixelData = bits + (b"\0" if len(bits) % 2 else b"")
+        part.SOPInstanceUID = part.file_meta.MediaStorageSOPInstanceUID = hd.UID()
+        part.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        part.save_as(parts / f"part{i}.dcm", enforce_file_format=True)
+    pack(parts, tmp_path / "a.mska", reference=read_source_series(series.folder))
+    got = read_back(tmp_path / "a.mska")
+    assert sorted(got) == ["liver", "spleen"]  # not liver + liver_2
+    for name, mask in masks().items():
+        assert np.array_equal(got[name], mask), name
+
+
+def test_labelmap_segment_zero_declared_as_a_structure_is_kept(tmp_path: Path) -> None:
+    series = ct(tmp_path / "ct")
+    path = highdicom_seg(series, tmp_path / "labels.dcm", kind="LABELMAP")
+    ds = pydicom.dcmread(path)
+    zero = next(item for item in ds.SegmentSequence if int(item.SegmentNumber) == 0)
+    assert zero.SegmentedPropertyTypeCodeSequence[0].CodeValue == "125040"  # highdicom's
+    zero.SegmentLabel = "body"
+    zero.SegmentedPropertyTypeCodeSequence[0].CodeValue = "38266002"
+    zero.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator = "SCT"
+    zero.SegmentedPropertyTypeCodeSequence[0].CodeMeaning = "Entire body"
+    ds.save_as(tmp_path / "declared.dcm")
+    pack(tmp_path / "declared.dcm", tmp_path / "a.mska", reference=SPACE)
+    got = read_back(tmp_path / "a.mska")
+    assert sorted(got) == ["body", "liver", "spleen"]
+    assert np.array_equal(got["body"], ~(masks()["liver"] | masks()["spleen"]))
+    # highdicom's own Background segment 0 is no mask
+    pack(path, tmp_path / "b.mska", reference=SPACE)
+    assert sorted(read_back(tmp_path / "b.mska")) == ["liver", "spleen"]
+
+
+def test_labelmap_values_no_segment_declares_are_reported(tmp_path: Path) -> None:
+    series = ct(tmp_path / "ct")
+    ds = pydicom.dcmread(highdicom_seg(series, tmp_path / "labels.dcm", kind="LABELMAP"))
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0, :3] = 7  # three pixels of a value nobody declares
+    ds.PixelData = pixels.astype(np.uint8).tobytes()
+    ds.save_as(tmp_path / "odd.dcm")
+    with pytest.warns(MedmaskWarning, match=r"odd\.dcm: LABELMAP pixel values .* 7 \(3 pixels\)"):
+        pack(tmp_path / "odd.dcm", tmp_path / "a.mska", reference=SPACE)
+
+
+def test_duplicate_labels_are_kept_apart_and_said(tmp_path: Path) -> None:
+    series = ct(tmp_path / "ct")
+    ds = pydicom.dcmread(highdicom_seg(series, tmp_path / "s.dcm"))
+    ds.SegmentSequence[1].SegmentLabel = "liver"
+    ds.save_as(tmp_path / "twice.dcm")
+    with pytest.warns(MedmaskWarning, match=r"two segments are labelled 'liver'.* 'liver_2'"):
+        pack(tmp_path / "twice.dcm", tmp_path / "a.mska", reference=SPACE)
+    got = read_back(tmp_path / "a.mska")
+    assert np.array_equal(got["liver_2"], masks()["spleen"])
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> str:
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("medmask: error:") == 1, err
+    return err
+
+
+def test_a_seg_is_only_read_onto_the_series_it_was_drawn_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = ct(tmp_path / "mine")
+    other = ct(tmp_path / "other", seed="b", patient="P2")  # same grid, another scan
+    seg = highdicom_seg(mine, tmp_path / "s.dcm")
+    assert (
+        main(["pack", str(seg), "--source", str(mine.folder), "-o", str(tmp_path / "a.mska")]) == 0
+    )
+    err = cli_error(capsys, "pack", seg, "--source", other.folder, "-o", tmp_path / "b.mska")
+    assert "frame of reference" in err
+    assert mine.datasets[0].FrameOfReferenceUID in err
+    assert other.datasets[0].FrameOfReferenceUID in err
+    assert not (tmp_path / "b.mska").exists()
+    # same frame of reference, another series of another patient: each named
+    ds = pydicom.dcmread(seg)
+    ds.FrameOfReferenceUID = other.datasets[0].FrameOfReferenceUID
+    ds.save_as(tmp_path / "moved.dcm")
+    err = cli_error(
+        capsys, "pack", tmp_path / "moved.dcm", "--source", other.folder, "-o", tmp_path / "c.mska"
+    )
+    assert mine.datasets[0].SeriesInstanceUID in err
+    assert other.datasets[0].SeriesInstanceUID in err
+    del ds.ReferencedSeriesSequence
+    ds.save_as(tmp_path / "unreferenced.dcm")
+    err = cli_error(
+        capsys,
+        "pack",
+        tmp_path / "unreferenced.dcm",
+        "--source",
+        other.folder,
+        "-o",
+        tmp_path / "d.mska",
+    )
+    assert "'P1'" in err and "'P2'" in err
+
+
+def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:
+    series = ct(tmp_path / "ct")
+    highdicom_seg(series, tmp_path / "s.dcm")
+    pack(tmp_path / "s.dcm", tmp_path / "a.mska", reference=SPACE)
+    export_seg(tmp_path / "a.mska", series.folder, tmp_path / "ours.dcm")
+    seg = hd.seg.segread(tmp_path / "ours.dcm")
+    uids = [str(d.SOPInstanceUID) for d in series.datasets]
+    pixels = seg.get_pixels_by_source_instance(uids, combine_segments=False)  # needs the flag
+    numbers = {seg.get_segment_description(n).segment_label: n for n in seg.segment_numbers}
+    for name, mask in masks().items():
+        by_slice = pixels[..., numbers[name] - 1] != 0  # (slice, row, column)
+        assert np.array_equal(by_slice, mask.transpose(2, 1, 0)), name
+
+
+def test_misleading_cases_get_the_real_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # uneven slices (the last one 1 mm further), a SEG on them, read onto its own frames
+    series = ct(tmp_path / "ct")
+    last = series.datasets[-1]
+    last.ImagePositionPatient = [
+        *last.ImagePositionPatient[:2],
+        float(last.ImagePositionPatient[2]) + 1,
+    ]
+    names = list(masks())
+    pixels = np.stack([masks()[n].transpose(2, 1, 0) for n in names], axis=-1)
+    seg = hd.seg.Segmentation(
+        source_images=series.datasets, pixel_array=pixels.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions(names), series_instance_uid=hd.UID(),
+        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
+        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
+    )  # fmt: skip
+    seg.save_as(tmp_path / "gappy.dcm")
+    err = cli_error(capsys, "pack", tmp_path / "gappy.dcm", "-o", tmp_path / "a.mska")
+    assert "gappy.dcm: its frames' slices are unevenly spaced" in err
+    assert "between the grid's voxels" not in err
+    # a SEG of another pixel spacing onto a grid of the same axes
+    fine = ct(tmp_path / "fine", space=Space(shape=(6, 5, 4), spacing=(0.5, 0.9, 2.0)))
+    highdicom_seg(fine, tmp_path / "fine.dcm")
+    from medmask.dicom.exchange import seg_masks
+    from medmask.errors import GeometryMismatchError
+
+    with pytest.raises(GeometryMismatchError, match=r"fine\.dcm: its frames' pixel spacing"):
+        dict(seg_masks([tmp_path / "fine.dcm"], space=SPACE))
+    # a slide-microscopy style SEG: no patient-space positions
+    ds = pydicom.dcmread(tmp_path / "fine.dcm")
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        del item.PlanePositionSequence
+    ds.TotalPixelMatrixRows = 5
+    ds.save_as(tmp_path / "slide.dcm")
+    err = cli_error(capsys, "pack", tmp_path / "slide.dcm", "-o", tmp_path / "c.mska")
+    assert "slide.dcm: a segmentation of a slide" in err
+    # cut short before SegmentationType
+    raw = (tmp_path / "fine.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(raw[: raw.index(b"\x62\x00\x01\x00")])
+    err = cli_error(capsys, "pack", tmp_path / "cut.dcm", "-o", tmp_path / "d.mska")
+    assert "cut.dcm" in err
+    assert "SegmentationType ''" not in err
