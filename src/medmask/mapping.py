@@ -27,7 +27,14 @@ def as_label(value: Any, what: str) -> int:
 
 
 class LabelMapping:
-    """A one-to-one mapping between semantic names and positive integer labels.
+    """A one-to-one mapping between semantic names and integer labels.
+
+    Labels of masks are positive. Label 0 may be named too (medmask 0.1.3 and nnU-Net's
+    ``dataset.json`` write ``{"background": 0, ...}``): that name is the background, not
+    a mask. It answers lookups (``m["background"] == 0``, ``m.inverse(0)``,
+    ``"background" in m``) and is kept by :meth:`to_dict`/:meth:`to_json`, but
+    iteration, :meth:`items`, :meth:`names`, :meth:`labels` and ``len`` cover the
+    masks' labels only, so no code mistakes the background for a mask.
 
     Parameters
     ----------
@@ -37,7 +44,7 @@ class LabelMapping:
     Raises
     ------
     ValueError
-        When a name is empty or not a string, a label is not a positive integer, or
+        When a name is empty or not a string, a label is not a non-negative integer, or
         two names share a label.
 
     Examples
@@ -47,11 +54,15 @@ class LabelMapping:
     (1, 2, 'spleen', False, 2)
     >>> LabelMapping.from_json(m.to_json()) == m
     True
+    >>> nnunet = LabelMapping({"background": 0, "liver": 1})
+    >>> nnunet.background, nnunet["background"], nnunet.names(), nnunet.to_dict()
+    ('background', 0, ['liver'], {'background': 0, 'liver': 1})
     """
 
     def __init__(self, name_to_label: Mapping[str, int] | None = None) -> None:
         self._name_to_label: dict[str, int] = {}
         self._label_to_name: dict[int, str] = {}
+        self._background: str | None = None
         for name, label in (name_to_label or {}).items():
             if name in self._name_to_label:  # pragma: no cover - a Mapping has unique keys
                 raise ValueError(f"duplicate name {name!r}")
@@ -65,8 +76,20 @@ class LabelMapping:
         if isinstance(label, bool | np.bool_) or not isinstance(label, int | np.integer):
             raise ValueError(f"label for {name!r} must be a positive integer, got {label!r}")
         label = int(label)
-        if label <= 0:
+        if label < 0:
             raise ValueError(f"label for {name!r} must be a positive integer, got {label!r}")
+        if label == 0:
+            if self._background not in (None, name):
+                raise ValueError(
+                    f"label 0 is already used by {self._background!r}, cannot give it to {name!r}"
+                )
+            old = self._name_to_label.pop(name, None)
+            if old is not None:
+                del self._label_to_name[old]
+            self._background = name
+            return
+        if name == self._background:
+            self._background = None
         owner = self._label_to_name.get(label)
         if owner is not None and owner != name:
             raise ValueError(
@@ -79,10 +102,17 @@ class LabelMapping:
         self._label_to_name[label] = name
 
     # -- lookup ----------------------------------------------------------------------------
+    @property
+    def background(self) -> str | None:
+        """The name of label 0 (the background), if one is given."""
+        return self._background
+
     def __getitem__(self, name: str) -> int:
         try:
             return self._name_to_label[name]
         except KeyError:
+            if name == self._background and name is not None:
+                return 0
             raise MaskNotFoundError(self._missing(name)) from None
 
     def __getattr__(self, name: str) -> int:
@@ -92,6 +122,8 @@ class LabelMapping:
         try:
             return self.__dict__["_name_to_label"][name]  # type: ignore[no-any-return]
         except KeyError:
+            if name == self.__dict__.get("_background"):
+                return 0
             raise AttributeError(self._missing(name)) from None
 
     def __call__(self, name: str) -> int:
@@ -103,18 +135,22 @@ class LabelMapping:
         try:
             return self._label_to_name[label]
         except KeyError:
+            if label == 0 and self._background is not None:
+                return self._background
             raise MaskNotFoundError(f"label {label} is not in the mapping") from None
 
     def get(self, name: str, default: int | None = None) -> int | None:
         """Label of ``name``, or ``default`` when it is not mapped."""
+        if name == self._background and name is not None:
+            return 0
         return self._name_to_label.get(name, default)
 
     def has_label(self, label: int) -> bool:
-        """Whether ``label`` is mapped to a name."""
-        return label in self._label_to_name
+        """Whether ``label`` is mapped to a name (0 when the background is named)."""
+        return label in self._label_to_name or (label == 0 and self._background is not None)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._name_to_label
+        return name in self._name_to_label or (name == self._background and name is not None)
 
     def items(self) -> ItemsView[str, int]:
         """``(name, label)`` pairs in insertion order."""
@@ -136,27 +172,28 @@ class LabelMapping:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LabelMapping):
-            return self._name_to_label == other._name_to_label
+            return self.to_dict() == other.to_dict()
         if isinstance(other, Mapping):
-            return self._name_to_label == dict(other)
+            return self.to_dict() == dict(other)
         return NotImplemented
 
     # Hashable by identity, as in medmask 0.1.3; equality compares the pairs.
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        return f"LabelMapping({self._name_to_label!r})"
+        return f"LabelMapping({self.to_dict()!r})"
 
     __str__ = __repr__
 
     # -- conversion ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, int]:
-        """A plain ``{name: label}`` copy."""
-        return dict(self._name_to_label)
+        """A plain ``{name: label}`` copy (the background's name first, when named)."""
+        head = {} if self._background is None else {self._background: 0}
+        return {**head, **self._name_to_label}
 
     def to_json(self) -> str:
         """JSON object ``{"name": label, ...}`` (non-ASCII names kept readable)."""
-        return json.dumps(self._name_to_label, ensure_ascii=False)
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> LabelMapping:
@@ -168,7 +205,7 @@ class LabelMapping:
 
     def copy(self) -> LabelMapping:
         """An independent copy."""
-        return LabelMapping(self._name_to_label)
+        return LabelMapping(self.to_dict())
 
     def _missing(self, name: str) -> str:
         known = ", ".join(list(self._name_to_label)[:8])

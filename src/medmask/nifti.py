@@ -222,7 +222,7 @@ def write_nifti(
     image.set_qform(affine, code=qform_code)
     image.set_sform(affine, code=sform_code)
     if _names_need_a_table(mask.mapping, path):
-        table = encode_label_table({label: name for name, label in mask.mapping.items()})
+        table = encode_label_table({label: name for name, label in mask.mapping.to_dict().items()})
         image.header.extensions.append(nib.nifti1.Nifti1Extension(TOTALSEG_ECODE, table))
     if path is not None:
         suffix = next((s for s in NIFTI_SUFFIXES if Path(path).name.endswith(s)), "")

@@ -33,8 +33,8 @@ def encode_label_table(labels: Mapping[int, str]) -> bytes:
     table = ET.SubElement(volume, "LabelTable")
     ordered = sorted(labels.items())
     for position, (label, name) in enumerate(ordered):
-        if label <= 0:
-            raise ValueError(f"label values must be positive, got {label} for {name!r}")
+        if label < 0:  # 0 may be named: the background (medmask.mapping.LabelMapping)
+            raise ValueError(f"label values must not be negative, got {label} for {name!r}")
         red, green, blue = colorsys.hsv_to_rgb((position * 0.618034) % 1.0, 0.75, 0.95)
         element = ET.SubElement(
             table,

@@ -62,7 +62,7 @@ def run_with_disk_limit(limit: int, *argv: object) -> subprocess.CompletedProces
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
-def test_unpack_on_a_full_disk_leaves_only_whole_files(tmp_path: Path) -> None:
+def test_unpack_on_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
     arrays = archive_of(tmp_path / "a.mska")
     out = tmp_path / "out"
     result = run_with_disk_limit(8_000, "unpack", tmp_path / "a.mska", "-o", out)
@@ -70,8 +70,13 @@ def test_unpack_on_a_full_disk_leaves_only_whole_files(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert str(out / "m1.nii.gz") in lines[0]  # the first noise file does not fit
-    written = sorted(p.name for p in out.iterdir())
-    assert written == ["m0.nii.gz"]  # no empty or partial file, no temporary left
+    assert not out.exists()  # m0 written, then taken back with the folder: all or nothing
+    # into a folder that was there: it stays, empty (no partial file, no temporary)
+    out.mkdir()
+    result = run_with_disk_limit(8_000, "unpack", tmp_path / "a.mska", "-o", out)
+    assert result.returncode == 1
+    assert list(out.iterdir()) == []
+    result = run_with_disk_limit(10**8, "unpack", tmp_path / "a.mska", "-o", out)
     assert np.array_equal(np.asarray(nib.load(out / "m0.nii.gz").dataobj), arrays["m0"])
 
 

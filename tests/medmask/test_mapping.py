@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,7 +40,6 @@ def test_setitem_moves_a_name_and_refuses_a_taken_label() -> None:
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
-        ({"a": 0}, "positive"),
         ({"a": -2}, "positive"),
         ({"a": 1.5}, "positive"),
         ({"": 1}, "non-empty"),
@@ -86,3 +87,41 @@ def test_json_round_trip(pairs: dict[str, int]) -> None:
     again = LabelMapping.from_json(m.to_json())
     assert again == m
     assert list(again.items()) == list(pairs.items())
+
+
+def test_label_zero_names_the_background_and_is_no_mask() -> None:
+    m = LabelMapping({"background": 0, "liver": 1, "spleen": 2})  # nnU-Net's dataset.json
+    assert m.background == "background"
+    assert m["background"] == 0 and m.background == "background" and m.inverse(0) == "background"
+    assert "background" in m and m.has_label(0)
+    assert list(m) == m.names() == ["liver", "spleen"] and m.labels() == [1, 2] and len(m) == 2
+    assert dict(m.items()) == {"liver": 1, "spleen": 2}
+    assert m.to_dict() == {"background": 0, "liver": 1, "spleen": 2}
+    assert LabelMapping.from_json(m.to_json()) == m
+    assert m.copy() == m and m != LabelMapping({"liver": 1, "spleen": 2})
+    with pytest.raises(ValueError, match="label 0 is already used by 'background'"):
+        m["air"] = 0
+    m["background"] = 3  # moved to a mask label: no background any more
+    assert m.background is None and m.names() == ["liver", "spleen", "background"]
+    m["liver"] = 0
+    assert m.background == "liver" and m.names() == ["spleen", "background"]
+    assert not LabelMapping({"liver": 1}).has_label(0)
+
+
+def test_a_named_background_survives_archive_and_nifti(tmp_path: Path) -> None:
+    from spacetransformer import Space
+
+    from medmask import MaskArchive, SegmentationMask, read_nifti
+
+    array = np.zeros((4, 4, 4), np.uint8)
+    array[0, 0, 0], array[1, 1, 1] = 1, 2
+    mask = SegmentationMask(
+        array, {"background": 0, "liver": 1, "spleen": 2}, Space(shape=(4, 4, 4))
+    )
+    assert sorted(mask.statistics()) == ["liver", "spleen"]
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        archive.add_mask(mask, "organs")
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.load_mask("organs") == mask
+    mask.to_nifti(tmp_path / "o.nii.gz")
+    assert read_nifti(tmp_path / "o.nii.gz").mapping.to_dict() == mask.mapping.to_dict()

@@ -70,6 +70,10 @@ def test_bad_tables_raise_format_error(content: bytes, message: str) -> None:
         decode_label_table(content)
 
 
-def test_non_positive_labels_are_refused() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        encode_label_table({0: "background"})
+def test_negative_labels_are_refused_and_zero_names_the_background() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        encode_label_table({-1: "x"})
+    assert decode_label_table(encode_label_table({0: "background", 1: "liver"})) == {
+        0: "background",
+        1: "liver",
+    }
