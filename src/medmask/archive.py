@@ -47,6 +47,7 @@ from .groups import group_values, slices, union_of
 from .label_values import LABEL_MAX, MASK_DTYPES
 from .mapping import LabelMapping, as_label
 from .mask import LabelStatistics, SegmentationMask, warn_legacy_axis_order
+from .meaning import SegmentMeaning
 from .space import spaces_close, voxel_volume_ml
 
 __all__ = [
@@ -284,12 +285,15 @@ class MaskArchive:
         *,
         replace: bool = False,
         file_label: int | None = None,
+        meaning: SegmentMeaning | None = None,
     ) -> None:
         """Store ``mask`` under ``name``.
 
         ``file_label`` is the label the mask had in a multi-label file it was cut from
         (``medmask pack labels.nii.gz`` stores one mask per label): a multi-label file
-        written back from the archive gives it that value again.
+        written back from the archive gives it that value again. ``meaning`` is what a
+        SEG or Slicer file said the mask is (codes, colour, algorithm): ``export-seg``
+        and ``export-slicer`` write it back (:meth:`meaning`).
 
         Raises
         ------
@@ -323,9 +327,12 @@ class MaskArchive:
         counts, boxes = _label_extents(array, encoded.bbox)
         if file_label is not None and not 0 < as_label(file_label, "file_label") <= LABEL_MAX:
             raise ValueError(f"file_label must be in 1..{LABEL_MAX}, got {file_label!r}")
+        if meaning is not None and not isinstance(meaning, SegmentMeaning):
+            raise TypeError(f"meaning must be a SegmentMeaning, got {type(meaning).__name__}")
         self._store(
             name, "mask", mask.mapping.to_dict(), encoded, counts, (),
             file_label=file_label, nifti_codes=mask.nifti_codes, label_bboxes=boxes,
+            meaning=meaning,
         )  # fmt: skip
 
     def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
@@ -484,6 +491,16 @@ class MaskArchive:
             )
         return out
 
+    def meaning(self, name: str) -> SegmentMeaning | None:
+        """What the file ``name`` was packed from said the mask is (None: nothing was said).
+
+        Raises
+        ------
+        MaskNotFoundError
+            ``name`` is not in the archive.
+        """
+        return self._entry(name).meaning
+
     def storage(self) -> dict[str, StoredMask]:
         """How every mask is stored, from the index alone."""
         out = {}
@@ -597,6 +614,7 @@ class MaskArchive:
         file_label: int | None = None,
         nifti_codes: tuple[int, int] | None = None,
         label_bboxes: dict[int, BBox] | None = None,
+        meaning: SegmentMeaning | None = None,
     ) -> None:
         state = self._state
         offset = state.stage(encoded.blob) if encoded.blob else 0
@@ -617,6 +635,7 @@ class MaskArchive:
             file_label=None if file_label is None else int(file_label),
             nifti_codes=nifti_codes,
             label_bboxes=label_bboxes,
+            meaning=meaning,
         )
         state.entries.pop(name)
         state.entries[name] = entry

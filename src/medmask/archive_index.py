@@ -14,6 +14,7 @@ from typing import Any, Literal
 from .bbox import BBox
 from .errors import FormatError
 from .format import archive as fmt
+from .meaning import SegmentMeaning
 
 __all__ = ["Entry", "Index", "replace_location"]
 
@@ -38,6 +39,7 @@ class Entry:
     file_label: int | None = None  # its label in the multi-label file it was packed from
     nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
     label_bboxes: dict[int, BBox] | None = None  # masks of several labels: each one's box
+    meaning: SegmentMeaning | None = None  # coded concepts, colour, algorithm (SEG, Slicer)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -62,6 +64,8 @@ class Entry:
             out["nifti_codes"] = list(self.nifti_codes)
         if self.label_bboxes is not None:
             out["label_bboxes"] = {str(k): _box_list(v) for k, v in self.label_bboxes.items()}
+        if self.meaning is not None:
+            out["meaning"] = self.meaning.to_dict()
         defaults = _defaults(self.name, self.mapping, self.count)
         return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
@@ -88,6 +92,9 @@ class Entry:
                 file_label=None if raw.get("file_label") is None else int(raw["file_label"]),
                 nifti_codes=_codes(raw.get("nifti_codes")),
                 label_bboxes=_label_boxes(raw.get("label_bboxes")),
+                meaning=None
+                if raw.get("meaning") is None
+                else SegmentMeaning.from_dict(raw["meaning"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
@@ -196,6 +203,10 @@ def replace_location(entry: Entry, offset: int) -> Entry:
 
 def _box_list(box: BBox | None) -> list[list[int]] | None:
     return [list(axis) for axis in box] if box else None
+
+
+def _meaning(value: Any) -> SegmentMeaning | None:
+    return None if value is None else SegmentMeaning.from_dict(value)
 
 
 def _codes(value: Any) -> tuple[int, int] | None:

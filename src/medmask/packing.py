@@ -11,7 +11,7 @@ import fnmatch
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -27,6 +27,7 @@ from .bbox import label_extents
 from .errors import MedmaskError, MedmaskWarning
 from .mapping import LabelMapping
 from .mask import SegmentationMask
+from .meaning import SegmentMeaning
 from .nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
 
 if TYPE_CHECKING:
@@ -167,20 +168,21 @@ def pack(
     notes: list[str] = []
     drift: list[tuple[str, float]] = []
     masks: Iterator[tuple[str, SegmentationMask, int | None]]
+    meanings: dict[str, SegmentMeaning] = {}  # what a SEG or Slicer file says each mask is
     seg = _seg_inputs(src)
     if src.is_file() and str(src).lower().endswith(".seg.nrrd"):
-        from .slicer import read_seg_nrrd  # noqa: PLC0415 - pynrrd only for Slicer files
+        from .slicer import read_seg_nrrd_segments  # noqa: PLC0415 - pynrrd for Slicer files
 
-        masks = ((name, mask, None) for name, mask in read_seg_nrrd(src))
+        masks = _keeping_meanings(read_seg_nrrd_segments(src), meanings)
         input_bytes = src.stat().st_size
     elif seg:
-        from .dicom.exchange import check_seg_source, seg_masks  # noqa: PLC0415 - pydicom
+        from .dicom.exchange import check_seg_source, seg_segments  # noqa: PLC0415 - pydicom
         from .dicom.source import SourceSeries  # noqa: PLC0415 - only for SEG sources
 
         if isinstance(reference, SourceSeries):
             check_seg_source(seg, reference)
             reference = reference.grid.space()
-        masks = ((name, mask, None) for name, mask in seg_masks(seg, space=reference, notes=notes))
+        masks = _keeping_meanings(seg_segments(seg, space=reference, notes=notes), meanings)
         input_bytes = sum(p.stat().st_size for p in seg)
     elif src.is_dir():
         files = _folder_files(src, skipped)
@@ -198,7 +200,7 @@ def pack(
     with atomic_path(dst) as partial, MaskArchive(partial, "w", level=level) as archive:
         names = []
         for name, mask, file_label in masks:
-            archive.add_mask(mask, name, file_label=file_label)
+            archive.add_mask(mask, name, file_label=file_label, meaning=meanings.get(name))
             names.append(name)
         if not names:
             raise MedmaskError(f"{src}: {_nothing_found(src, seg)}")
@@ -214,6 +216,16 @@ def pack(
     for note in notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
         warnings.warn(MedmaskWarning(note), stacklevel=2)
     return result
+
+
+def _keeping_meanings(
+    items: Iterable[tuple[str, SegmentationMask, SegmentMeaning]],
+    meanings: dict[str, SegmentMeaning],
+) -> Iterator[tuple[str, SegmentationMask, int | None]]:
+    """``(name, mask, None)`` of each item, its meaning put in ``meanings`` on the way."""
+    for name, mask, meaning in items:
+        meanings[name] = meaning
+        yield name, mask, None
 
 
 def _nothing_found(src: Path, seg: list[Path]) -> str:

@@ -19,16 +19,16 @@ from __future__ import annotations
 import colorsys
 from dataclasses import dataclass
 
-__all__ = ["Code", "SegmentConcept", "cielab_of_rgb", "concept_for", "segment_colour"]
+from ..meaning import Code, SegmentMeaning
 
-
-@dataclass(frozen=True)
-class Code:
-    """One coded concept: value, coding scheme designator, meaning."""
-
-    value: str
-    scheme: str
-    meaning: str
+__all__ = [
+    "Code",
+    "SegmentConcept",
+    "cielab_of_rgb",
+    "concept_for",
+    "meaning_of_concept",
+    "segment_colour",
+]
 
 
 ANATOMICAL_STRUCTURE = Code("91723000", "SCT", "Anatomical Structure")
@@ -116,7 +116,14 @@ _CYST = Code("367643001", "SCT", "Cyst")
 
 
 def concept_for(name: str) -> SegmentConcept:
-    """The coded concept of a mask name (TotalSegmentator's names; others as Tissue)."""
+    """The coded concept of a mask name (TotalSegmentator's names; others as Tissue).
+
+    Names are looked up without regard to case, spaces or hyphens: ``Liver``,
+    ``kidney left`` and ``Kidney-Left`` are ``liver`` and ``kidney_left``.
+    """
+    name = "_".join(name.strip().lower().replace("-", " ").split())
+    if name.startswith("vertebrae_"):
+        name = "vertebrae_" + name[10:].upper()  # vertebrae_C1 ...
     side = LEFT if name.endswith("_left") else RIGHT if name.endswith("_right") else None
     base = name.rsplit("_", 1)[0] if side else name
     if base == "kidney_cyst":
@@ -138,6 +145,17 @@ def concept_for(name: str) -> SegmentConcept:
                 ANATOMICAL_STRUCTURE, Code(_RIBS[i], "SCT", f"{_ORDINALS[i]} rib"), rib_side
             )
     return SegmentConcept(TISSUE, TISSUE, known=False)
+
+
+def meaning_of_concept(concept: SegmentConcept) -> SegmentMeaning:
+    """A :class:`SegmentConcept` of the name table as a :class:`SegmentMeaning`."""
+    return SegmentMeaning(
+        category=concept.category,
+        type=concept.type,
+        type_modifier=concept.modifier,
+        region=concept.region,
+        region_modifier=concept.region_modifier,
+    )
 
 
 def segment_colour(index: int, count: int) -> tuple[int, int, int]:

@@ -15,11 +15,12 @@ from ..atomic import check_writable
 from ..errors import MaskNotFoundError, MedmaskError, SourceMismatchError
 from ..mapping import LabelMapping
 from ..mask import SegmentationMask
+from ..meaning import SegmentMeaning
 from .seg_reader import SegSeries, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
 from .source import SourceSeries, read_source_series
 
-__all__ = ["check_seg_source", "export_seg", "seg_files", "seg_masks"]
+__all__ = ["check_seg_source", "export_seg", "seg_files", "seg_masks", "seg_segments"]
 
 
 def export_seg(
@@ -50,7 +51,9 @@ def export_seg(
     groups : bool
         Also write the archive's groups (``ribs = rib_*``) as segments of their own.
     algorithm, algorithm_version : str
-        The algorithm named in the SEG (None: masks drawn by hand).
+        The algorithm named in the SEG (None: masks drawn by hand), for masks whose
+        archive entry does not name one; a mask packed from a SEG keeps the algorithm,
+        codes and colour that SEG gave it (``MaskArchive.meaning``).
     transfer_syntax : {"deflated", "explicit"}
         Deflated (default, small) or uncompressed.
     series_uid : str, optional
@@ -81,7 +84,7 @@ def export_seg(
         masks = []
         for name in chosen:
             crop, offset = opened.load_crop(name)
-            masks.append(SegmentInput(name, crop != 0, offset))
+            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
         space = opened.space
     return write_seg(
         masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
@@ -108,12 +111,24 @@ def seg_masks(
     ``space`` is the grid to read onto (default: the frames' own); ``notes`` receives
     what the reading changed (FRACTIONAL thresholds).
     """
+    for name, mask, _ in seg_segments(paths, space=space, notes=notes):
+        yield name, mask
+
+
+def seg_segments(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    space: Space | None = None,
+    notes: list[str] | None = None,
+) -> Iterator[tuple[str, SegmentationMask, SegmentMeaning]]:
+    """As :func:`seg_masks`, each with what the SEG says the segment is (codes, colour,
+    algorithm), which ``MaskArchive.add_mask(..., meaning=)`` keeps."""
     series: SegSeries = read_seg(paths, space=space)
     for segment, voxels in series.masks():
         mask = SegmentationMask._trusted(
             voxels.view(np.uint8), LabelMapping({segment.name: 1}), series.space
         )
-        yield segment.name, mask
+        yield segment.name, mask, segment.meaning
     if notes is not None:  # after the pixels: undeclared label-map values are found there
         notes.extend(series.notes)
 

@@ -26,10 +26,11 @@ from pydicom.uid import SegmentationStorage
 from spacetransformer import Space
 
 from ..errors import FormatError, GeometryMismatchError
+from ..meaning import ALGORITHM_TYPES, Code, SegmentMeaning
 from .concepts import rgb_of_cielab
 from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
 
-__all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "read_seg"]
+__all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "meaning_of_segment", "read_seg"]
 
 KINDS = ("BINARY", "FRACTIONAL", "LABELMAP")
 # Segmentation Storage, and Label Map Segmentation Storage (PS3.4, DICOM 2024 Sup 243)
@@ -52,6 +53,62 @@ class SegSegment:
     frames: tuple[int, ...]  # indices into that instance's frames (LABELMAP: every frame)
     parts: tuple[tuple[Path, tuple[int, ...]], ...] = ()  # every instance's frames
     description: Dataset | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def meaning(self) -> SegmentMeaning:
+        """What the SEG says the segment is: codes, colour, algorithm."""
+        return meaning_of_segment(self.description, self.colour)
+
+
+def meaning_of_segment(
+    item: Dataset | None, colour: tuple[int, int, int] | None = None
+) -> SegmentMeaning:
+    """A Segment Sequence item's coded concepts, colour and algorithm as a SegmentMeaning.
+
+    Codes that are incomplete (no value or no scheme) are left out rather than guessed.
+    """
+    if item is None:
+        return SegmentMeaning(colour=colour)
+
+    def code(sequence: Any) -> Code | None:
+        if not sequence:
+            return None
+        first = sequence[0]
+        value = str(first.get("CodeValue", "") or first.get("LongCodeValue", "") or "")
+        value = value or str(first.get("URNCodeValue", "") or "")
+        scheme = str(first.get("CodingSchemeDesignator", "") or "")
+        if not value or not scheme:
+            return None
+        return Code(value, scheme, str(first.get("CodeMeaning", "") or ""))
+
+    types = item.get("SegmentedPropertyTypeCodeSequence")
+    regions = item.get("AnatomicRegionSequence")
+    category, kind = code(item.get("SegmentedPropertyCategoryCodeSequence")), code(types)
+    if (category is None) != (kind is None):
+        category = kind = None
+    identification = item.get("SegmentationAlgorithmIdentificationSequence")
+    first = identification[0] if identification else None
+    algorithm_type = str(item.get("SegmentAlgorithmType", "") or "") or None
+    name = str(item.get("SegmentAlgorithmName", "") or "") or (
+        str(first.get("AlgorithmName", "") or "") if first is not None else ""
+    )
+    version = str(first.get("AlgorithmVersion", "") or "") if first is not None else ""
+    return SegmentMeaning(
+        category=category,
+        type=kind,
+        type_modifier=code(types[0].get("SegmentedPropertyTypeModifierCodeSequence"))
+        if types
+        else None,
+        region=code(regions),
+        region_modifier=code(regions[0].get("AnatomicRegionModifierSequence")) if regions else None,
+        colour=colour,
+        algorithm_type=algorithm_type if algorithm_type in ALGORITHM_TYPES else None,
+        algorithm_name=name or None,
+        algorithm_version=version or None,
+        algorithm_family=code(first.get("AlgorithmFamilyCodeSequence"))
+        if first is not None
+        else None,
+    )
 
 
 @dataclass

@@ -14,6 +14,7 @@ and frame of reference are the source series'.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import struct
@@ -40,8 +41,9 @@ from spacetransformer import Space
 
 from ..atomic import atomic_path
 from ..errors import MedmaskError
+from ..meaning import SegmentMeaning
 from . import encoding as enc
-from .concepts import Code, cielab_of_rgb, concept_for, segment_colour
+from .concepts import Code, cielab_of_rgb, concept_for, meaning_of_concept, segment_colour
 from .grid import AxisMap, map_axes
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
@@ -66,6 +68,7 @@ class SegmentInput:
     name: str
     voxels: NDArray[Any]
     offset: tuple[int, int, int] = (0, 0, 0)
+    meaning: SegmentMeaning | None = None  # codes, colour, algorithm to write (else derived)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def write_seg(
     shape = tuple(int(n) for n in space.shape)
     crops: list[tuple[str, NDArray[np.bool_], tuple[int, ...], NDArray[np.intp]]] = []
     empty = []
+    meanings = {mask.name: mask.meaning for mask in masks}
     for mask in masks:
         crop, offset = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
         touched = np.flatnonzero(crop.any(axis=(0, 1))) if crop.size else np.zeros(0, np.intp)
@@ -165,7 +169,14 @@ def write_seg(
     ds.NumberOfFrames = count
     ds.SegmentSequence = DicomSequence(
         _segment(
-            number, name, algorithm, algorithm_version, (colours or {}).get(name), i, len(masks)
+            number,
+            name,
+            algorithm,
+            algorithm_version,
+            (colours or {}).get(name),
+            i,
+            len(masks),
+            meanings.get(name),
         )
         for i, (number, (name, *_)) in enumerate(enumerate(crops, start=1))
     )
@@ -365,37 +376,52 @@ def _segment(
     colour: tuple[int, int, int] | None,
     index: int,
     count: int,
+    meaning: SegmentMeaning | None = None,
 ) -> Dataset:
-    concept = concept_for(name)
+    """One Segment Sequence item: the mask's own meaning where it has one (what the SEG or
+    Slicer file it was packed from said), else the name table's concept and ``algorithm``."""
+    if meaning is None or not meaning.coded:
+        derived = meaning_of_concept(concept_for(name))
+        meaning = dataclasses.replace(meaning, category=derived.category, type=derived.type,
+            type_modifier=derived.type_modifier, region=derived.region,
+            region_modifier=derived.region_modifier,
+        ) if meaning is not None else derived  # fmt: skip
+    assert meaning.category is not None and meaning.type is not None  # coded above
     item = Dataset()
     item.SegmentNumber = number
     item.SegmentLabel = name[:LABEL_LIMIT]
     if len(name) > LABEL_LIMIT:
         item.SegmentDescription = name
-    item.SegmentedPropertyCategoryCodeSequence = DicomSequence([_code(concept.category)])
-    segment_type = _code(concept.type)
-    if concept.modifier is not None:
+    item.SegmentedPropertyCategoryCodeSequence = DicomSequence([_code(meaning.category)])
+    segment_type = _code(meaning.type)
+    if meaning.type_modifier is not None:
         segment_type.SegmentedPropertyTypeModifierCodeSequence = DicomSequence(
-            [_code(concept.modifier)]
+            [_code(meaning.type_modifier)]
         )
     item.SegmentedPropertyTypeCodeSequence = DicomSequence([segment_type])
-    if concept.region is not None:
-        region = _code(concept.region)
-        if concept.region_modifier is not None:
-            region.AnatomicRegionModifierSequence = DicomSequence([_code(concept.region_modifier)])
+    if meaning.region is not None:
+        region = _code(meaning.region)
+        if meaning.region_modifier is not None:
+            region.AnatomicRegionModifierSequence = DicomSequence([_code(meaning.region_modifier)])
         item.AnatomicRegionSequence = DicomSequence([region])
-    if algorithm:
-        item.SegmentAlgorithmType = "AUTOMATIC"
-        item.SegmentAlgorithmName = algorithm[:64]
+    if meaning.algorithm_type is not None:  # kept from the file the mask came from
+        algorithm_type, algorithm_name = meaning.algorithm_type, meaning.algorithm_name
+        version = meaning.algorithm_version or ""
+        family = meaning.algorithm_family or ARTIFICIAL_INTELLIGENCE
+    else:
+        algorithm_type = "AUTOMATIC" if algorithm else "MANUAL"
+        algorithm_name, family = algorithm, ARTIFICIAL_INTELLIGENCE
+    item.SegmentAlgorithmType = algorithm_type
+    if algorithm_type != "MANUAL" and algorithm_name:
+        item.SegmentAlgorithmName = algorithm_name[:64]
         identification = Dataset()
-        identification.AlgorithmFamilyCodeSequence = DicomSequence([_code(ARTIFICIAL_INTELLIGENCE)])
-        identification.AlgorithmName = algorithm[:64]
+        identification.AlgorithmFamilyCodeSequence = DicomSequence([_code(family)])
+        identification.AlgorithmName = algorithm_name[:64]
         identification.AlgorithmVersion = version[:64] or "unknown"
         item.SegmentationAlgorithmIdentificationSequence = DicomSequence([identification])
-    else:
-        item.SegmentAlgorithmType = "MANUAL"
+    chosen = meaning.colour or colour
     item.RecommendedDisplayCIELabValue = list(
-        cielab_of_rgb(colour if colour is not None else segment_colour(index, count))
+        cielab_of_rgb(chosen if chosen is not None else segment_colour(index, count))
     )
     return item
 
