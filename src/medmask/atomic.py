@@ -68,8 +68,8 @@ def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Ite
         temp.replace(final)
     except OSError as err:
         temp.unlink(missing_ok=True)
-        if err.filename == str(final):
-            raise
+        if err.filename == str(final) or err.errno is None:
+            raise  # named already, or not an I/O error of this file (a reader's complaint)
         raise _naming(err, final) from err
     except BaseException:
         temp.unlink(missing_ok=True)

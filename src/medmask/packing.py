@@ -24,7 +24,7 @@ from spacetransformer import Space
 from .archive import MaskArchive
 from .atomic import atomic_path, check_writable
 from .bbox import label_extents
-from .errors import MedmaskError, MedmaskWarning
+from .errors import FormatError, MedmaskError, MedmaskWarning
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .meaning import SegmentMeaning
@@ -343,8 +343,14 @@ def _seg_inputs(source: Path) -> list[Path]:
     if source.is_dir() and any(is_nifti(p) for p in source.iterdir() if p.is_file()):
         return []
     from .dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG sources
+    from .dicom.seg_reader import dicom_header_problem  # noqa: PLC0415
 
-    return seg_files(source)
+    found = seg_files(source)
+    if not found and source.is_file():
+        problem = dicom_header_problem(source)
+        if problem:
+            raise FormatError(f"{source}: {problem}")
+    return found
 
 
 def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:

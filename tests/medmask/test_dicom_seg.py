@@ -333,7 +333,7 @@ def test_fractional_and_labelmap_segs_of_highdicom(case: Case, tmp_path: Path, k
 def test_not_a_seg_and_an_empty_archive_are_clear_errors(case: Case, tmp_path: Path) -> None:
     ct_file = next(case.ct.glob("*.dcm"))
     with pytest.raises(
-        MedmaskError, match=r"not a folder of masks, a \.nii/\.nii\.gz file or a DICOM SEG"
+        MedmaskError, match=r"CT\d+\.dcm: a DICOM file, but not a Segmentation \(SOP class CT Image"
     ):
         pack(ct_file, tmp_path / "x.mska")
     with MaskArchive(case.archive) as opened:

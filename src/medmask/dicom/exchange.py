@@ -16,7 +16,7 @@ from ..errors import MaskNotFoundError, MedmaskError, SourceMismatchError
 from ..mapping import LabelMapping
 from ..mask import SegmentationMask
 from ..meaning import SegmentMeaning
-from .seg_reader import SegSeries, is_dicom_seg, read_seg
+from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
 from .source import SourceSeries, read_source_series
 
@@ -147,7 +147,8 @@ def check_seg_source(paths: Sequence[str | os.PathLike[str]], series: SourceSeri
     where = f"the series in {series.folder}"
     for raw in paths:
         path = Path(raw)
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with damage_named(path):
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
         frame = str(ds.get("FrameOfReferenceUID", ""))
         if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
             raise SourceMismatchError(

@@ -10,6 +10,7 @@ grid the frames themselves span.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -21,16 +22,22 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import SegmentationStorage
 from spacetransformer import Space
 
-from ..errors import FormatError, GeometryMismatchError
+from ..errors import FormatError, GeometryMismatchError, MedmaskError
 from ..meaning import ALGORITHM_TYPES, Code, SegmentMeaning
 from .concepts import rgb_of_cielab
 from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
 
-__all__ = ["SegSegment", "SegSeries", "is_dicom_seg", "meaning_of_segment", "read_seg"]
+__all__ = [
+    "SegSegment",
+    "SegSeries",
+    "dicom_header_problem",
+    "is_dicom_seg",
+    "meaning_of_segment",
+    "read_seg",
+]
 
 KINDS = ("BINARY", "FRACTIONAL", "LABELMAP")
 # Segmentation Storage, and Label Map Segmentation Storage (PS3.4, DICOM 2024 Sup 243)
@@ -133,21 +140,27 @@ class SegSeries:
     def _voxels(self, segment: SegSegment) -> NDArray[np.bool_]:
         out = np.zeros(tuple(int(n) for n in self.space.shape), dtype=np.bool_)
         for path, frames in segment.parts or ((segment.path, segment.frames),):
-            ds = self._instances[path]
-            pixels = self._instance_pixels(path)
-            kind = str(ds.SegmentationType)
-            threshold = _threshold(ds)
-            for index in frames:
-                frame = pixels[index]
-                if kind == "LABELMAP":
-                    selected = frame == segment.number
-                elif kind == "FRACTIONAL":
-                    selected = frame >= threshold
-                else:
-                    selected = frame != 0
-                if selected.any():
-                    _place(out, selected, _frame_geometry(ds, index, path), self.space, path)
+            with damage_named(path):
+                self._place_frames(out, segment.number, path, frames)
         return out
+
+    def _place_frames(
+        self, out: NDArray[np.bool_], number: int, path: Path, frames: tuple[int, ...]
+    ) -> None:
+        ds = self._instances[path]
+        pixels = self._instance_pixels(path)
+        kind = str(ds.SegmentationType)
+        threshold = _threshold(ds)
+        for index in frames:
+            frame = pixels[index]
+            if kind == "LABELMAP":
+                selected = frame == number
+            elif kind == "FRACTIONAL":
+                selected = frame >= threshold
+            else:
+                selected = frame != 0
+            if selected.any():
+                _place(out, selected, _frame_geometry(ds, index, path), self.space, path)
 
     def _instance_pixels(self, path: Path) -> NDArray[Any]:
         if path not in self._pixels:
@@ -173,15 +186,41 @@ class SegSeries:
 
 
 def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a DICOM file of the Segmentation SOP class."""
+    """Whether ``path`` is a DICOM file of the Segmentation SOP class.
+
+    A file that begins like DICOM but whose header cannot be read is not one here (a
+    folder scan skips it); :func:`dicom_header_problem` says why.
+    """
     try:
         with Path(path).open("rb") as handle:
             if handle.read(132)[128:] != b"DICM":
                 return False
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-    except (OSError, InvalidDicomError, ValueError):
+        return str(ds.get("SOPClassUID", "")) in SEG_CLASSES
+    except Exception:  # pydicom raises many kinds on damaged headers
         return False
-    return str(ds.get("SOPClassUID", "")) in SEG_CLASSES
+
+
+def dicom_header_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a file that begins like DICOM (``DICM`` at byte 128) is no readable SEG, or None.
+
+    None also for files that do not begin like DICOM at all.
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            if handle.read(132)[128:] != b"DICM":
+                return None
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception as err:
+        return f"its DICOM header cannot be read ({type(err).__name__}: {err})"
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class not in SEG_CLASSES:
+        known = pydicom.uid.UID(sop_class).name if sop_class else "missing"
+        return (
+            f"a DICOM file, but not a Segmentation (SOP class {known}); pack reads DICOM SEG, "
+            "NIfTI and .seg.nrrd (an image series goes to --source)"
+        )
+    return None
 
 
 def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = None) -> SegSeries:
@@ -208,8 +247,12 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
         path = Path(raw)
         try:
             ds = pydicom.dcmread(path, defer_size=1024)
-        except (OSError, InvalidDicomError, ValueError, EOFError) as err:
-            raise FormatError(f"{path}: not a readable DICOM file ({err})") from err
+            for _ in ds.iterall():  # parse every nested item now: damage shows here, named
+                pass
+        except Exception as err:
+            raise FormatError(
+                f"{path}: not a readable DICOM file ({type(err).__name__}: {err})"
+            ) from err
         if str(ds.get("SOPClassUID", "")) not in SEG_CLASSES:
             raise FormatError(
                 f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
@@ -237,9 +280,11 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
             f"the SEG instances lie in {len(frames_of_reference)} frames of reference; "
             "give the instances of one segmentation"
         )
-    grid_space = space if space is not None else _frames_space(instances)
+    with damage_named(", ".join(str(p) for p in instances)):
+        grid_space = space if space is not None else _frames_space(instances)
     notes: list[str] = []
-    segments = _join_segments(instances, notes)
+    with damage_named(", ".join(str(p) for p in instances)):
+        segments = _join_segments(instances, notes)
     for path, instance in instances.items():
         if str(instance.SegmentationType) == "FRACTIONAL":
             kind_of = str(instance.get("SegmentationFractionalType", "PROBABILITY")).lower()
@@ -249,6 +294,18 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
                 f"({_threshold(instance)} of {maximum})"
             )
     return SegSeries(grid_space, "/".join(sorted(kinds)), segments, notes, instances)
+
+
+@contextlib.contextmanager
+def damage_named(where: str | Path) -> Iterator[None]:
+    """Any error reading a damaged SEG (pydicom's and numpy's many kinds) as one
+    FormatError naming the file; medmask's own errors pass unchanged."""
+    try:
+        yield
+    except MedmaskError:
+        raise
+    except Exception as err:
+        raise FormatError(f"{where}: a damaged DICOM SEG ({type(err).__name__}: {err})") from err
 
 
 def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[SegSegment]:
