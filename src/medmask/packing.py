@@ -24,7 +24,7 @@ from spacetransformer import Space
 from .archive import MaskArchive
 from .atomic import atomic_path, check_writable
 from .bbox import label_extents
-from .errors import FormatError, MedmaskError, MedmaskWarning
+from .errors import FormatError, GeometryMismatchError, MedmaskError, MedmaskWarning
 from .mapping import LabelMapping
 from .mask import SegmentationMask
 from .meaning import SegmentMeaning
@@ -181,6 +181,13 @@ def pack(
 
         if isinstance(reference, SourceSeries):
             check_seg_source(seg, reference)
+            problems = reference.grid.problems()
+            if problems:
+                raise GeometryMismatchError(
+                    f"{reference.folder}: the image series is not one regular grid of voxels "
+                    f"({'; '.join(problems)}); pack the SEG without --source to read it onto "
+                    "its own frames"
+                )
             reference = reference.grid.space()
         masks = _keeping_meanings(seg_segments(seg, space=reference, notes=notes), meanings)
         input_bytes = sum(p.stat().st_size for p in seg)

@@ -50,7 +50,9 @@ def check_pack(path: Path, out: Path, capsys: pytest.CaptureFixture[str], what: 
 
 
 def damaged(raw: bytes, cuts: range, seed: int) -> list[tuple[str, bytes]]:
-    out = [(f"cut at {n}", raw[:n]) for n in cuts]
+    """The whole file first (it must pack: else every damage test would pass by failing),
+    then every cut, then seeded flips."""
+    out = [("the whole file", raw)] + [(f"cut at {n}", raw[:n]) for n in cuts]
     rng = random.Random(seed)
     for i in range(FLIPS):
         data = bytearray(raw)
@@ -70,7 +72,9 @@ def run_all(
     for what, data in samples:
         path = folder / name
         path.write_bytes(data)
-        packed += check_pack(path, tmp_path / "out.mska", capsys, what)
+        done = check_pack(path, tmp_path / "out.mska", capsys, what)
+        assert done or what != "the whole file", f"{name}: the undamaged file does not pack"
+        packed += done
         (tmp_path / "out.mska").unlink(missing_ok=True)
     return packed
 

@@ -397,11 +397,12 @@ def _frames_by_segment(ds: Dataset, path: Path) -> dict[int, tuple[int, ...]]:
     if per_frame is None or len(per_frame) != count:
         raise FormatError(f"{path}: needs one per-frame functional group item per frame")
     out: dict[int, list[int]] = {}
-    for index, item in enumerate(per_frame):
-        identification = item.get("SegmentIdentificationSequence")
-        if not identification:
+    for index in range(count):
+        # per frame, or shared by every frame (highdicom's way for a single segment)
+        number = _functional(ds, index, "SegmentIdentificationSequence", "ReferencedSegmentNumber")
+        if number is None:
             raise FormatError(f"{path}: frame {index + 1} names no segment")
-        out.setdefault(int(identification[0].ReferencedSegmentNumber), []).append(index)
+        out.setdefault(int(number), []).append(index)
     return {k: tuple(v) for k, v in out.items()}
 
 
