@@ -255,3 +255,17 @@ def test_misleading_cases_get_the_real_reason(
     err = cli_error(capsys, "pack", tmp_path / "cut.dcm", "-o", tmp_path / "d.mska")
     assert "cut.dcm" in err
     assert "SegmentationType ''" not in err
+
+
+def test_a_label_map_with_only_background_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    series = ct(tmp_path / "ct")
+    ds = pydicom.dcmread(highdicom_seg(series, tmp_path / "labels.dcm", kind="LABELMAP"))
+    ds.SegmentSequence = DicomSequence(
+        [item for item in ds.SegmentSequence if int(item.SegmentNumber) == 0]
+    )
+    ds.save_as(tmp_path / "background.dcm")
+    err = cli_error(capsys, "pack", tmp_path / "background.dcm", "-o", tmp_path / "a.mska")
+    assert "background.dcm: the DICOM SEG declares no segment that holds a mask" in err
+    assert "no .nii" not in err
