@@ -502,7 +502,8 @@ def warn_legacy_axis_order(where: str) -> None:
         f"{where}: the array's shape is the Space's shape reversed, so it is taken as MedMask "
         "took it (array axes = the Space's axes in reverse order) and the mask's space is "
         "space.reverse_axis_order(); give a Space in the array's own axis order (e.g. "
-        "Space.from_nifti(img) for nibabel arrays) to silence this",
+        "medmask.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) for nibabel "
+        "arrays) to silence this",
     )
 
 
