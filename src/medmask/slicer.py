@@ -121,7 +121,11 @@ def export_seg_nrrd(
     header["Segmentation_MasterRepresentation"] = "Binary labelmap"
     header["Segmentation_ContainedRepresentationNames"] = "Binary labelmap|"
     header["Segmentation_ReferenceImageExtentOffset"] = "0 0 0"
-    write_atomic(out, nrrd_bytes(data, header))
+    try:
+        content = nrrd_bytes(data, header)
+    except ValueError as err:  # a name with a line break
+        raise MedmaskError(f"{out}: cannot be written: {err}") from err
+    write_atomic(out, content)
     return SlicerExport(out, tuple(chosen), len(layers), out.stat().st_size)
 
 
@@ -230,9 +234,18 @@ def read_seg_nrrd_segments(
     taken: set[str] = set()
     for n in segments:
         key = f"Segment{n}_"
-        name = str(header[key + "Name"]) or f"segment_{n}"
-        if name in taken:
-            raise FormatError(f"{source}: two segments are named {name!r}")
+        given = str(header[key + "Name"]) or f"segment_{n}"
+        name, number = given, 2
+        while name in taken:  # Slicer allows two segments one name (their IDs differ)
+            name, number = f"{given}_{number}", number + 1
+        if name != given:
+            warnings.warn(
+                MedmaskWarning(
+                    f"{source}: two segments are named {given!r}; segment {n} is stored as "
+                    f"{name!r}"
+                ),
+                stacklevel=2,
+            )
         taken.add(name)
         try:
             layer = int(header.get(key + "Layer", 0))

@@ -8,7 +8,7 @@ import nrrd
 import numpy as np
 import pytest
 
-from medmask import FormatError, MaskArchive, SegmentationMask
+from medmask import FormatError, MaskArchive, MedmaskError, MedmaskWarning, SegmentationMask
 from medmask.cli import main
 from medmask.packing import pack
 from medmask.sample import generate_masks
@@ -124,3 +124,27 @@ def test_the_command_line_round_trip(
                 np.asarray(b.load_mask(name).data), {name: 1}, b.space
             )
     assert main(["export-slicer", str(archive), "-o", str(tmp_path / "x.nrrd")]) == 2
+
+
+def test_two_segments_of_one_name_are_kept_apart_and_said(tmp_path: Path) -> None:
+    labels = np.zeros((4, 5, 6), np.uint8)
+    labels[0, 0, 0], labels[1, 1, 1] = 1, 2
+    header = {"space": "left-posterior-superior", "space directions": np.eye(3)}
+    for i in range(2):
+        header |= {f"Segment{i}_Name": "lesion", f"Segment{i}_LabelValue": str(i + 1)}
+    nrrd.write(str(tmp_path / "two.seg.nrrd"), labels, header)
+    with pytest.warns(MedmaskWarning, match=r"two segments are named 'lesion'.*'lesion_2'"):
+        read = dict(read_seg_nrrd(tmp_path / "two.seg.nrrd"))
+    assert sorted(read) == ["lesion", "lesion_2"]
+    assert int(np.asarray(read["lesion_2"].data)[1, 1, 1]) == 1
+
+
+def test_a_name_a_nrrd_header_cannot_hold_is_a_clear_error(tmp_path: Path) -> None:
+    from spacetransformer import Space
+
+    space = Space(shape=(3, 3, 3))
+    with MaskArchive(tmp_path / "a.mska", "w", space=space) as archive:
+        archive.add_mask(SegmentationMask(np.ones((3, 3, 3), np.uint8), {"a\nb": 1}, space), "a\nb")
+    with pytest.raises(MedmaskError, match=r"x\.seg\.nrrd: cannot be written: .* line break"):
+        export_seg_nrrd(tmp_path / "a.mska", tmp_path / "x.seg.nrrd")
+    assert not (tmp_path / "x.seg.nrrd").exists()
