@@ -241,8 +241,7 @@ def read_seg_nrrd_segments(
         if name != given:
             warnings.warn(
                 MedmaskWarning(
-                    f"{source}: two segments are named {given!r}; segment {n} is stored as "
-                    f"{name!r}"
+                    f"{source}: two segments are named {given!r}; segment {n} is stored as {name!r}"
                 ),
                 stacklevel=2,
             )

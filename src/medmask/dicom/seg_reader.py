@@ -247,29 +247,14 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
         path = Path(raw)
         try:
             ds = pydicom.dcmread(path, defer_size=1024)
-            for _ in ds.iterall():  # parse every nested item now: damage shows here, named
-                pass
         except Exception as err:
             raise FormatError(
                 f"{path}: not a readable DICOM file ({type(err).__name__}: {err})"
             ) from err
-        if str(ds.get("SOPClassUID", "")) not in SEG_CLASSES:
-            raise FormatError(
-                f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})"
-            )
-        kind = str(ds.get("SegmentationType", ""))
-        if not kind:
-            size = path.stat().st_size
-            raise FormatError(
-                f"{path}: no SegmentationType and no segments can be read: the file ends "
-                f"after {size:,} bytes (cut short?) or is not a complete DICOM SEG"
-            )
-        if kind not in KINDS:
-            raise FormatError(
-                f"{path}: unknown SegmentationType {kind!r} (expected one of {KINDS})"
-            )
-        if "SegmentSequence" not in ds:
-            raise FormatError(f"{path}: no Segment Sequence: the SEG declares no segments")
+        # nested items are parsed when first used (parsing all now doubles the reading
+        # time): damage found later is named by damage_named
+        with damage_named(path):
+            _check_instance(ds, path)
         instances[path] = ds
     if not instances:
         raise FormatError("no DICOM SEG files given")
@@ -294,6 +279,23 @@ def read_seg(paths: Sequence[str | os.PathLike[str]], *, space: Space | None = N
                 f"({_threshold(instance)} of {maximum})"
             )
     return SegSeries(grid_space, "/".join(sorted(kinds)), segments, notes, instances)
+
+
+def _check_instance(ds: Dataset, path: Path) -> None:
+    """Refuse what is no SEG, or no SEG medmask can read, before any frame is touched."""
+    if str(ds.get("SOPClassUID", "")) not in SEG_CLASSES:
+        raise FormatError(f"{path}: not a DICOM Segmentation (SOP class {ds.get('SOPClassUID')})")
+    kind = str(ds.get("SegmentationType", ""))
+    if not kind:
+        size = path.stat().st_size
+        raise FormatError(
+            f"{path}: no SegmentationType and no segments can be read: the file ends "
+            f"after {size:,} bytes (cut short?) or is not a complete DICOM SEG"
+        )
+    if kind not in KINDS:
+        raise FormatError(f"{path}: unknown SegmentationType {kind!r} (expected one of {KINDS})")
+    if "SegmentSequence" not in ds:
+        raise FormatError(f"{path}: no Segment Sequence: the SEG declares no segments")
 
 
 @contextlib.contextmanager
