@@ -39,6 +39,9 @@ def _child(connection: Connection, case_dir: str, data_root: str, extras: Extras
         connection.close()
 
 
+_REAP_SECONDS = 60.0  # how long a process whose pipe closed may take to end
+
+
 def scan_case_isolated(
     case_dir: str | os.PathLike[str],
     data_root: str | os.PathLike[str],
@@ -68,7 +71,15 @@ def scan_case_isolated(
         try:
             status, payload = receiver.recv()
         except EOFError:
-            died = f"its process died (exit code {process.exitcode})"
+            # the pipe closed: the process is ending; join it before asking how (on a
+            # busy machine it is often not reaped yet, and exitcode would be None)
+            process.join(_REAP_SECONDS)
+            code = process.exitcode
+            died = (
+                f"its process died (exit code {code})"
+                if code is not None
+                else f"its process closed its pipe and had not ended {_REAP_SECONDS:g} s later"
+            )
             raise CaseFailedError(Path(case_dir).name, died) from None
     finally:
         receiver.close()
