@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -17,7 +18,7 @@ from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch
 from .cases import CaseResult
 from .cluster import scan_on_cluster
 from .extras import Extras
-from .isolation import CaseFailedError
+from .isolation import CaseFailedError, die_with_parent
 from .options import RunOptions
 
 __all__ = ["WorkerPool", "scan_all"]
@@ -49,9 +50,18 @@ class WorkerPool:
         self.context = multiprocessing.get_context(
             "fork" if sys.platform.startswith("linux") else "spawn"
         )
-        self.pool = ProcessPoolExecutor(workers, mp_context=self.context)
+        self.pool = self._new_pool()
         self.futures: list[Future[BatchResult]] = [self._submit(b) for b in batches]
         self.restarts = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        """Worker processes that end with this one, however it ends (die_with_parent)."""
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=self.context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def _submit(self, batch: list[Path]) -> Future[BatchResult]:
         return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
@@ -64,7 +74,7 @@ class WorkerPool:
         return batch_outcome(case, future, index, "its worker process died")
 
     def _recover(self, number: int) -> Future[BatchResult]:
-        broken, self.pool = self.pool, ProcessPoolExecutor(self.workers, mp_context=self.context)
+        broken, self.pool = self.pool, self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
         self.restarts += 1
         for later in range(number + 1, len(self.batches)):

@@ -21,13 +21,14 @@ from typing import Any
 
 from .cases import CaseResult, iter_case_dirs, scan_case
 from .columns import parse_columns, read_columns_file
-from .errors import DcmExtractorError, OptionsError, PseudonymKeyError
+from .errors import DcmExtractorError, OptionsError, OutputBusyError, PseudonymKeyError
 from .pipeline import (
     REPORT_NAME,
     RunOptions,
     RunSummary,
     move_top_level_zips,
     run,
+    run_lock,
     with_ids,
 )
 from .policy import PrivacyPolicy
@@ -41,6 +42,7 @@ from .privacy import (
 )
 from .projectids import load_projectid_map, save_projectid_map
 from .rows import FIXED_COLUMNS
+from .runlock import Takeover
 from .tables import write_csv
 
 __all__ = [
@@ -226,7 +228,9 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
             html_report=args.html_report,
         )
     except OptionsError as err:  # one line, exit code 2, in the option's own words
-        parser.error(_as_flags(str(err)))
+        # (values refused, not the syntax: the usage block would say nothing useful)
+        print(f"{parser.prog}: error: {_as_flags(str(err))}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _as_flags(message: str) -> str:
@@ -261,17 +265,32 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         options = _options(args, parser)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    policy = options.privacy
     try:
         options.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     try:
+        with run_lock(options) as takeover:  # first: a refused run touches no other run's log
+            return _locked_main(options, args, prog, takeover)
+    except OutputBusyError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _locked_main(
+    options: RunOptions, args: argparse.Namespace, prog: str, takeover: Takeover
+) -> int:
+    """:func:`main` once the output lock is held."""
+    policy = options.privacy
+    try:
         handler = _configure_logging(Path(args.log), fresh=policy.cleans_out)
     except OSError as err:
         print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
         return 2
+    if takeover.line(options.out):
+        print(f"{prog}: warning: {takeover.line(options.out)}", file=sys.stderr)
+        log.warning("%s", takeover.line(options.out))
     map_path = options.projectid_map or options.out / "case_projectid_map.json"
     if policy.deidentify and options.out.resolve() in map_path.resolve().parents:
         print(MAP_WARNING, file=sys.stderr)
@@ -306,7 +325,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
 def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
     """The run, with a progress bar (cases, files/s, elapsed, ETA) on a terminal only."""
     if quiet or not sys.stderr.isatty() or not options.data_root.is_dir():
-        return run(options)
+        return run(options, lock=False)
     from rich.console import Console  # noqa: PLC0415 - only on a terminal
     from rich.progress import (  # noqa: PLC0415
         BarColumn,
@@ -337,7 +356,7 @@ def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
             rate = files / max(time.perf_counter() - started, 1e-9)
             bar.update(task, advance=1, files=files, rate=rate)
 
-        return run(options, progress=advance, on_case=current.start)
+        return run(options, progress=advance, on_case=current.start, lock=False)
 
 
 class CurrentCase:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .cases import CaseResult, scan_case
 from .errors import DcmExtractorError
@@ -30,7 +32,33 @@ class CaseFailedError(DcmExtractorError):
         return f"{self.case}: {self.reason}"
 
 
-def _child(connection: Connection, case_dir: str, data_root: str, extras: Extras | None) -> None:
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (child) process end when ``parent``, the process that started it, ends.
+
+    However the run ends (Ctrl-C, ``kill``, ``kill -9``, out of memory), its worker
+    processes must not live on: orphans kept scanning, blocked on a pipe nobody reads.
+    On Linux the kernel sends SIGKILL to this process when its parent ends
+    (``prctl(PR_SET_PDEATHSIG)``); if the parent is gone already, this process exits now.
+    Elsewhere only the second check applies.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(1)
+
+
+def _child(
+    connection: Connection,
+    case_dir: str,
+    data_root: str,
+    extras: Extras | None,
+    parent: int,
+) -> None:
+    die_with_parent(parent)
     try:
         connection.send(("ok", scan_case(case_dir, data_root, extras=extras)))
     except BaseException as err:  # report every failure to the parent, then exit
@@ -59,7 +87,9 @@ def scan_case_isolated(
     context: Any = multiprocessing.get_context(method)  # typeshed lacks Process on BaseContext
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
-        target=_child, args=(sender, str(case_dir), str(data_root), extras), daemon=True
+        target=_child,
+        args=(sender, str(case_dir), str(data_root), extras, os.getpid()),
+        daemon=True,
     )
     process.start()
     sender.close()

@@ -91,6 +91,13 @@ class RunOptions:
             )
         if self.out.exists() and not self.out.is_dir():
             problems.append(f"out {self.out}: exists and is not a folder")
+        inside = _inside(self.out, self.data_root)
+        if inside:
+            problems.append(
+                f"out {self.out} {inside} the data root {self.data_root}: the next run would "
+                "scan its tables as a case (or write among a patient's images); choose a "
+                "folder outside it"
+            )
         if self.dates not in ("remove", "keep", "shift"):
             problems.append(f"dates must be remove, keep or shift, got {self.dates!r}")
         if self.dates == "shift" and not self.pseudonymizer.keyed:
@@ -183,3 +190,15 @@ class RunSummary:
             + f"{self.files} files: {self.images} images + {self.skipped} skipped "
             f"(pydicom's full parse took over for {self.handed_over})"
         )
+
+
+def _inside(out: Path, root: Path) -> str:
+    """``"is"`` or ``"lies inside"`` when ``out`` is ``root`` or within it, else ``""``
+    (links resolved: a link into the data root is inside it)."""
+    try:
+        out_path, root_path = out.resolve(), root.resolve()
+    except (OSError, RuntimeError):  # a link loop: the scan will say so
+        return ""
+    if out_path == root_path:
+        return "is"
+    return "lies inside" if root_path in out_path.parents else ""

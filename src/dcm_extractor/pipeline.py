@@ -8,6 +8,7 @@ a run is asked to do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
 from .outputs import REPORT_NAME, RunOutputs, write_case, write_html_report, write_provenance
 from .policy import PrivacyPolicy
 from .projectids import ProjectIdMap
-from .runlock import output_lock
+from .runlock import Takeover, output_lock
 from .walk import walk_case_files
 
 __all__ = [
@@ -76,6 +77,8 @@ def run(
     options: RunOptions,
     progress: Callable[[CaseResult | None], None] | None = None,
     on_case: Callable[[str], None] | None = None,
+    *,
+    lock: bool = True,
 ) -> RunSummary:
     """Scan every case under ``options.data_root`` and write the outputs into ``options.out``.
 
@@ -87,13 +90,26 @@ def run(
 
     Under de-identification (``options.privacy``) the log and the report name no case,
     file or patient: cases appear as ``P<ProjectID>`` and files by their position in the case.
+
+    ``lock=False``: the caller holds ``options.out``'s lock already (:func:`run_lock`).
     """
     root, out = options.data_root, options.out
     if not root.is_dir():
         raise DataRootError(f"data root {root} does not exist or is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    with output_lock(out):
+    if not lock:
         return _run_locked(options, progress, on_case)
+    with run_lock(options) as takeover:
+        if takeover.line(out):
+            log.warning("%s", takeover.line(out))
+        return _run_locked(options, progress, on_case)
+
+
+def run_lock(options: RunOptions) -> contextlib.AbstractContextManager[Takeover]:
+    """The lock a run into ``options.out`` holds (and the clean-up of a killed run's
+    temporary files there and in the manifest folder): take it before touching anything
+    another run could be using, the log included."""
+    return output_lock(options.out, [d for d in (options.manifest_dir,) if d is not None])
 
 
 def _run_locked(

@@ -1,58 +1,132 @@
 """One run per output folder: an exclusive lock on ``<out>/.dcm-extract.lock``.
 
 Two runs into one ``--out`` would both hand out project IDs from 1 and overwrite each
-other's tables and ID map (the last writer wins). The lock is an OS file lock (flock):
-it goes away with the process that held it, even after ``kill -9``, so there is nothing
-stale to clean up. The file names its holder (process ID, host, start time; no paths or
-names) so the refused run can say who is writing.
+other's tables and ID map (the last writer wins). The lock is a POSIX record lock
+(``fcntl.lockf``): it belongs to the run's own process alone, so the worker processes a
+run starts never hold it (a ``flock`` lock is shared with every forked child, and
+orphaned workers of a killed run kept it), and it goes away with that process, even
+after ``kill -9``. The file names its holder (process ID, host, start time; no paths or
+names) so the refused run can say who is writing; a run that ends empties it, so a
+holder named by a lock nobody holds is a run that was killed: the next run says so and
+removes that run's temporary files (``.<name>.<random>.tmp`` in ``--out`` and the
+manifest folder), some of which hold patient names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import os
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from .errors import OutputBusyError
 
-__all__ = ["LOCK_NAME", "output_lock"]
+__all__ = ["LOCK_NAME", "Takeover", "output_lock", "remove_temporary_files"]
 
 LOCK_NAME: Final = ".dcm-extract.lock"
+TEMPORARY: Final = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # atomic.AtomicFile's names
+
+_HELD: set[tuple[int, int]] = set()  # POSIX locks do not refuse their own process: we do
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """What the run before this one left: who it was (empty: it ended properly) and how
+    many temporary files of it were removed."""
+
+    previous: str
+    removed: int
+
+    def line(self, out: Path) -> str:
+        """The warning to give, or ``""`` when there is nothing to say."""
+        if not self.previous and not self.removed:
+            return ""
+        return (
+            f"the run before this one into {out} did not finish "
+            f"({self.previous or 'holder unknown'}); removed {self.removed} temporary file(s) "
+            "it left"
+        )
 
 
 @contextlib.contextmanager
-def output_lock(out: Path) -> Iterator[None]:
-    """Hold ``out``'s lock for the block.
+def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover]:
+    """Hold ``out``'s lock for the block; first remove what a killed run left.
+
+    Parameters
+    ----------
+    out : Path
+        The output folder.
+    also_clean : iterable of Path
+        Other folders the run writes temporary files into (a manifest folder elsewhere).
+
+    Yields
+    ------
+    Takeover
+        What a killed run before this one left (the caller says it, once it logs).
 
     Raises
     ------
     OutputBusyError
-        Another process holds it; the message names that process.
+        Another process (or another run in this one) holds it; the message names it.
     """
     path = out / LOCK_NAME
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    key: tuple[int, int] | None = None
     try:
+        stat = os.fstat(descriptor)
+        key = (stat.st_dev, stat.st_ino)
+        if key in _HELD:
+            key = None
+            raise OutputBusyError(
+                f"another run in this process is writing into {out}; give this run another --out"
+            )
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             holder = os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
+            key = None
             raise OutputBusyError(
                 f"another run is writing into {out} ({holder or 'holder unknown'}); "
                 "wait for it, or give this run another --out"
             ) from None
+        _HELD.add(key)
+        previous = os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
+        takeover = Takeover(previous, remove_temporary_files([out, *also_clean]))
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         note = f"process {os.getpid()} on {socket.gethostname()}, started {started}\n"
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, note.encode(), 0)
         try:
-            yield
+            yield takeover
         finally:
             os.ftruncate(descriptor, 0)
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            fcntl.lockf(descriptor, fcntl.LOCK_UN)
     finally:
+        if key is not None:
+            _HELD.discard(key)
         os.close(descriptor)
+
+
+def remove_temporary_files(folders: Iterable[Path]) -> int:
+    """Remove the temporary files a killed run left in ``folders`` and their sub-folders
+    (not following links); returns how many. Call only while holding the lock."""
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for parent, _, files in os.walk(folder):
+            for name in files:
+                if TEMPORARY.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        (Path(parent) / name).unlink()
+                        removed += 1
+    return removed

@@ -21,12 +21,12 @@ ROW = {
 
 def test_options_build_the_policy_once_from_their_fields(tmp_path: Path) -> None:
     options = RunOptions(
-        tmp_path, tmp_path / "out", desensitize=True, pseudonymizer=Pseudonymizer(KEY),
+        tmp_path / "data", tmp_path / "out", desensitize=True, pseudonymizer=Pseudonymizer(KEY),
         dates="shift",
     )  # fmt: skip
     assert options.privacy is options.privacy
     assert options.privacy == PrivacyPolicy(True, Pseudonymizer(KEY), "shift")
-    assert RunOptions(tmp_path, tmp_path / "out").privacy.deidentify is False
+    assert RunOptions(tmp_path / "data", tmp_path / "out").privacy.deidentify is False
 
 
 def test_deidentified_policy_names_cases_and_tables_by_project_id() -> None:

@@ -176,3 +176,37 @@ def test_a_second_run_into_the_same_out_is_refused_naming_the_first(
     ids = json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8"))
     assert sorted(ids.values()) == list(range(1, len(ids) + 1))  # one run's numbering
     assert extract(data, out) == 0  # the lock went with the first run
+
+
+def test_a_refused_run_leaves_the_running_runs_log_alone(data: Path, tmp_path: Path) -> None:
+    make_slow_case(data / "王小明" / "stall", files=60_000)
+    out, log = tmp_path / "out", tmp_path / "shared.log"
+    argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
+    argv += ["-q", "--log", str(log)]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as first:
+        deadline = time.monotonic() + 60
+        lock = out / ".dcm-extract.lock"
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
+            time.sleep(0.05)
+        before = log.read_bytes() if log.exists() else b""
+        second = subprocess.run(
+            [*argv, "--desensitize"], capture_output=True, text=True, check=False
+        )
+        after = log.read_bytes() if log.exists() else b""
+        assert first.wait(120) == 0
+    assert second.returncode == 1 and "another run is writing" in second.stderr
+    assert after.startswith(before)  # not truncated by the refused --desensitize run
+    assert b"another run is writing" not in log.read_bytes()  # nor written to
+
+
+@pytest.mark.parametrize("where", ["out", "王小明"])
+def test_an_out_inside_the_data_root_is_refused(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    code = main(["-d", str(data), "-o", str(data / where), "-q", "--log", str(tmp_path / "l")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "inside the data root" in err and err.count("\n") == 1
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # nothing written
+    assert main(["-d", str(data), "-o", str(data), "-q", "--log", str(tmp_path / "l")]) == 2
