@@ -8,7 +8,9 @@ birth date, case folder names: ``LEAKNAME``, ``泄露``, ``LEAKID`` ...). Each f
 is a seed with one to three mutations: a VR replaced (by an unknown ``ZZ``, or another
 real VR), a length field overwritten, SpecificCharacterSet changed to another or an
 unknown term, bytes flipped in the header, a cut at a random offset, an element's bytes
-repeated. Files go into cases of about 100, a third of them zipped. Then one
+repeated. Files go into cases of about 100, a third of them zipped; a quarter of the case
+folders and a fifth of the loose files have names of random bytes (not UTF-8, GBK, control
+characters: any name Linux allows; the case names hold 泄露 in GBK). Then one
 de-identified run (``--desensitize`` with a key, ``--workers``) over all of them.
 
 Counted: crashes (a traceback on the console, an exit code other than 0 or 1, or a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import re
 import shutil
@@ -128,6 +131,9 @@ def write_cases(root: Path, files: int, seed: int) -> Figures:
         count = min(per_case, files - case_index * per_case)
         blobs = [mutate(rng.choice(seeds), rng) for _ in range(count)]
         case = root / f"LEAKNAME_case{case_index:04d}"
+        if case_index % 4 == 1:  # a name that is not UTF-8: GBK, then any bytes
+            raw = b"LEAKNAME_" + "泄露".encode("gbk") + byte_name(rng) + b"%04d" % case_index
+            case = Path(os.fsdecode(os.fsencode(root) + b"/" + raw))
         case.mkdir()
         if case_index % 3 == 2:
             with zipfile.ZipFile(case / "LEAKID_study.zip", "w") as archive:
@@ -135,8 +141,18 @@ def write_cases(root: Path, files: int, seed: int) -> Figures:
                     archive.writestr(f"泄露/IM{i:04d}.dcm", blob)
         else:
             for i, blob in enumerate(blobs):
-                (case / f"IM{i:04d}.dcm").write_bytes(blob)
+                name = f"IM{i:04d}.dcm"
+                if rng.random() < 0.2:  # any bytes a file system allows in a name
+                    name = os.fsdecode(byte_name(rng) + b"%04d.dcm" % i)
+                (case / name).write_bytes(blob)
     return figures
+
+
+def byte_name(rng: random.Random) -> bytes:
+    """1-8 random bytes a Linux name may hold (not "/" or NUL): control characters, invalid
+    UTF-8, GBK lead bytes, a leading dot or space."""
+    allowed = [b for b in range(1, 256) if b != ord("/")]
+    return bytes(rng.choice(allowed) for _ in range(rng.randint(1, 8)))
 
 
 def encodings(text: str) -> list[bytes]:

@@ -17,6 +17,7 @@ from typing import Any, Final
 from .cases import CaseResult, scan_case
 from .extras import Extras
 from .isolation import CaseFailedError, scan_case_isolated
+from .names import readable
 
 __all__ = [
     "DEFAULT_CASE_LIMIT",
@@ -80,7 +81,7 @@ def _scan_with_alarm(case_dir: Path, root: Path, limit: float, extras: Extras | 
         return scan_case(case_dir, root, extras=extras)
     except _PastLimitError:
         reason = f"stopped after the {limit:g} s default time limit (--case-timeout sets it)"
-        raise CaseFailedError(case_dir.name, reason) from None
+        raise CaseFailedError(readable(case_dir.name), reason) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -97,7 +98,9 @@ def scan_batch(
         except CaseFailedError as err:
             results.append(err)
         except Exception as err:
-            results.append(CaseFailedError(case_dir.name, f"failed: {type(err).__name__}: {err}"))
+            results.append(
+                CaseFailedError(readable(case_dir.name), f"failed: {type(err).__name__}: {err}")
+            )
     return results
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from .extras import Extras
 from .fastheader import HEAD_BYTES, inspect_head, read_head
 from .header import ImageFacts, Skip, parse_failure
+from .names import readable
 from .rows import RowProblem, build_row, fill_from
 from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
@@ -99,7 +100,7 @@ def scan_case(
     """
     case = Path(case_dir)
     root = Path(data_root) if data_root is not None else case.parent
-    result = CaseResult(case.name)
+    result = CaseResult(readable(case.name))  # names that are not UTF-8: names.py
     reading = _Reading(extras or Extras())
     found = list(walk_case_files(case))
     number = {  # names-free handle of every entry
@@ -119,7 +120,7 @@ def scan_case(
         where = _Place(_relative(zip_path, root), number[zip_path])
         _scan_zip(result, zip_path, where, in_zips, max_member_bytes, reading)
 
-    loose_source = f"{case.name}.dir"
+    loose_source = f"{readable(case.name)}.dir"
     loose_images, loose_header_only = _scan_loose(
         result, loose, root, number, in_zips, reading, loose_source
     )
@@ -238,14 +239,14 @@ def _scan_zip(
             _skip(result, place, "duplicate", detail, earlier)
             continue
         images.append(verdict)
-        reading.count(verdict, zip_path.name)
+        reading.count(verdict, readable(zip_path.name))
         if uid[0]:
             in_zips[uid] = place.path
         _note_undecodable(result, place, verdict)
     if not seen:  # the zip itself is then the file accounted for
         result.files += 1
         _skip(result, where, "empty_zip", "a zip without files (empty, or folders only)")
-    _add_row(result, zip_path.name, images, where, reading, header_only)
+    _add_row(result, readable(zip_path.name), images, where, reading, header_only)
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,8 @@ def _note_undecodable(result: CaseResult, place: _Place, facts: ImageFacts) -> N
 
 
 def _relative(path: Path, root: Path) -> str:
+    """The path below ``root`` as text for the outputs (:func:`~dcm_extractor.names.readable`)."""
     try:
-        return path.relative_to(root).as_posix()
+        return readable(path.relative_to(root).as_posix())
     except ValueError:
-        return path.as_posix()
+        return readable(path.as_posix())

@@ -249,7 +249,9 @@ def _configure_logging(path: Path, *, fresh: bool = False) -> logging.Handler:
     """The log file's handler; appended to, or started afresh (de-identified runs: an
     earlier run's lines could name patients)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w" if fresh else "a", encoding="utf-8")
+    handler = logging.FileHandler(
+        path, mode="w" if fresh else "a", encoding="utf-8", errors="backslashreplace"
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger(_PACKAGE)  # also "src.dcm_extractor" when run by the old path
     package.setLevel(logging.INFO)

@@ -40,19 +40,23 @@ def case_fingerprint(case_dir: Path, reading: str = "") -> str:
     reads other columns scan the case again.
     """
     head = f"{MANIFEST_FORMAT}\x1f{__version__}\x1f{case_dir.name}\x1f{reading}"
-    digest = hashlib.sha256(head.encode())
+    # surrogateescape: a name that is not UTF-8 hashes as its bytes (names.py)
+    digest = hashlib.sha256(head.encode("utf-8", "surrogateescape"))
     for item in walk_case_files(case_dir):
         if isinstance(item, WalkProblem):
             relative = _relative(item.path, case_dir)
-            digest.update(f"\x1e{relative}\x1f{item.reason}".encode())
+            digest.update(f"\x1e{relative}\x1f{item.reason}".encode("utf-8", "surrogateescape"))
             continue
         try:
             info = item.stat()
         except OSError as err:  # gone since the walk: this run will report it
-            digest.update(f"\x1e{_relative(item, case_dir)}\x1f{type(err).__name__}".encode())
+            text = f"\x1e{_relative(item, case_dir)}\x1f{type(err).__name__}"
+            digest.update(text.encode("utf-8", "surrogateescape"))
             continue
         fields = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        digest.update(f"\x1e{_relative(item, case_dir)}\x1f{fields}".encode())
+        digest.update(
+            f"\x1e{_relative(item, case_dir)}\x1f{fields}".encode("utf-8", "surrogateescape")
+        )
     return digest.hexdigest()
 
 

@@ -23,6 +23,7 @@ from .executors import scan_all
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
+from .names import readable
 from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
 from .outputs import REPORT_NAME, RunOutputs, write_case, write_html_report, write_provenance
 from .policy import PrivacyPolicy
@@ -140,7 +141,7 @@ def _run_locked(
         outputs.report(_root_files(root, summary))
         for case_dir, outcome in scan_all(case_dirs, root, options, reused):
             project_id = id_of[case_dir.name]
-            shown = policy.case_name(case_dir.name, project_id)
+            shown = policy.case_name(readable(case_dir.name), project_id)
             if on_case is not None:
                 on_case(shown)
             result = _finish_case(case_dir, shown, outcome, summary, outputs, policy)
@@ -184,7 +185,8 @@ def _finish_case(
         summary.failed += 1
         reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
         private = "" if isinstance(err, CaseFailedError) else str(err)  # the reason already
-        outputs.report([ReportEntry(case_dir.name, case_dir.name, "case_failed", reason, private)])
+        name = readable(case_dir.name)
+        outputs.report([ReportEntry(name, name, "case_failed", reason, private)])
         log.error("case %s failed: %s", shown, policy.error_text(reason, err))
         return None
     summary.files += result.files
@@ -205,7 +207,9 @@ def _finish_case(
 def _move_zips(root: Path, policy: PrivacyPolicy) -> None:
     moves = move_top_level_zips(root)
     for source, target in moves if policy.names_moved_files else []:
-        log.info("moved %s -> %s", source.name, target.relative_to(root).as_posix())
+        log.info(
+            "moved %s -> %s", readable(source.name), readable(target.relative_to(root).as_posix())
+        )
     log.info("moved %d top-level zips into case folders", len(moves))
 
 
@@ -261,7 +265,7 @@ def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
         summary.files += 1
         summary.skipped += 1
         entries.append(
-            ReportEntry("", path.name, "not_in_case", detail, "", f"root-file{index:05d}")
+            ReportEntry("", readable(path.name), "not_in_case", detail, "", f"root-file{index:05d}")
         )
     hidden = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("."))
     for index, folder in enumerate(hidden):
@@ -270,6 +274,8 @@ def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
         summary.skipped += count
         why = f"a hidden folder (its name starts with a dot): its {count} files were not scanned"
         entries.append(
-            ReportEntry("", folder.name, "hidden_folder", why, "", f"root-folder{index:05d}")
+            ReportEntry(
+                "", readable(folder.name), "hidden_folder", why, "", f"root-folder{index:05d}"
+            )
         )
     return entries

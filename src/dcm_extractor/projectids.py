@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .atomic import write_atomic
 from .errors import DcmExtractorError
+from .names import readable
 
 __all__ = ["ProjectIdMap", "load_projectid_map", "save_projectid_map"]
 
@@ -51,18 +52,29 @@ class ProjectIdMap:
         self.ids = load_projectid_map(self.path)
 
     def assign(self, cases: list[str]) -> dict[str, int]:
-        """IDs of ``cases``; new ones numbered in the given order, saved once for all."""
-        new = [case for case in dict.fromkeys(cases) if case not in self.ids]
+        """IDs of ``cases`` (folder names as Python gives them); new ones numbered in the
+        given order, saved once for all.
+
+        The map's keys are the names as text (:func:`~dcm_extractor.names.readable`: a
+        GBK-named folder is its GB18030 reading). Two folders whose names read alike
+        (a UTF-8 张三 beside a GBK one) must not share an ID: the later one's key adds its
+        bytes in hex, ``张三 [d5c5c8fd]``.
+        """
+        keys: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        for case in dict.fromkeys(cases):
+            key = readable(case)
+            if owners.setdefault(key, case) != case:
+                key = f"{key} [{os.fsencode(case).hex()}]"
+            keys[case] = key
+        new = [key for key in keys.values() if key not in self.ids]
         start = max(self.ids.values(), default=0)
-        for offset, case in enumerate(new, start=1):
-            self.ids[case] = start + offset
+        for offset, key in enumerate(new, start=1):
+            self.ids[key] = start + offset
         if new:
             save_projectid_map(self.path, self.ids)
-        return {case: self.ids[case] for case in cases}
+        return {case: self.ids[keys[case]] for case in cases}
 
     def get(self, case: str) -> int:
         """The case's ID, assigning and saving a new one if needed."""
-        if case not in self.ids:
-            self.ids[case] = max(self.ids.values(), default=0) + 1
-            save_projectid_map(self.path, self.ids)
-        return self.ids[case]
+        return self.assign([case])[case]

@@ -1,0 +1,63 @@
+"""Folder and file names that are not UTF-8 (a Windows copy of a Chinese export on Linux):
+the run goes through, and every name lands in the outputs as readable text."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dcm_extractor.extractor import main
+from dcm_extractor.names import original_bytes, readable, reading_of
+from dcm_extractor.sample import DicomSample
+
+GBK_ZHANG_SAN = "张三".encode("gbk")  # b"\xd5\xc5\xc8\xfd"
+
+
+def byte_path(parent: Path, raw: bytes) -> Path:
+    return Path(os.fsdecode(os.fsencode(parent) + b"/" + raw))
+
+
+@pytest.fixture
+def root(tmp_path: Path, dicom_sample: DicomSample) -> Path:
+    cases = sorted(d for d in dicom_sample.cases_root.iterdir() if d.is_dir())
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copytree(cases[0], byte_path(root, GBK_ZHANG_SAN))  # GBK: not UTF-8
+    shutil.copytree(cases[1], root / "张三")  # the same name in UTF-8, beside it
+    other = shutil.copytree(cases[2], root / "ok_case")
+    first = next(p for p in sorted(Path(other).rglob("*")) if p.is_file())
+    first.rename(byte_path(first.parent, b"bad\xff\x01name.dcm"))
+    return root
+
+
+@pytest.mark.parametrize("resume", [[], ["--no-resume"]])
+def test_names_that_are_not_utf8_go_through_as_text(
+    root: Path, tmp_path: Path, resume: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "-q", "--log", str(tmp_path / "l")]
+    assert main([*argv, *resume]) == 0, capsys.readouterr().err
+    ids = json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8"))
+    assert sorted(ids) == ["ok_case", "张三", "张三 [d5c5c8fd]"]  # never one ID for two folders
+    assert len(set(ids.values())) == 3
+    merged = (out / "all_cases.csv").read_text(encoding="utf-8-sig")
+    assert "badÿ\x01name.dcm" in merged or "badÿ\x01name.dcm" in (
+        out / "extraction_report.csv"
+    ).read_text(encoding="utf-8")
+    assert (out / "张三.csv").is_file()
+    log = (tmp_path / "l").read_bytes()
+    log.decode("utf-8")  # the log is UTF-8 throughout
+    assert main([*argv, *resume]) == 0  # and again: the same IDs
+    assert json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8")) == ids
+
+
+def test_the_original_bytes_come_back_from_the_text() -> None:
+    for raw in (GBK_ZHANG_SAN, b"bad\xff.dcm", "王小明".encode(), b"\x81\x30\x81\x30", b"a\x80"):
+        name = os.fsdecode(raw)
+        assert original_bytes(readable(name), reading_of(name)) == raw
+    assert readable(os.fsdecode(GBK_ZHANG_SAN)) == "张三"
+    assert reading_of("张三") == "utf-8"
