@@ -8,6 +8,7 @@ reason, so the summary adds up to every file found.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .extras import Extras
-from .fastheader import HEAD_BYTES, inspect_head, read_head
+from .fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
 from .header import ImageFacts, Skip, parse_failure
 from .names import readable
 from .rows import RowProblem, build_row, fill_from
@@ -150,7 +151,10 @@ def _scan_loose(
         place = _Place(_relative(path, root), number[path])
         try:
             head, size = read_head(path)
-            verdict, fast = inspect_head(head, size, path.read_bytes, reading.extras, reading.known)
+            verdict, fast = inspect_head(
+                head, size, functools.partial(_prefix, path), reading.extras, reading.known,
+                read_at(path),
+            )  # fmt: skip
         except OSError as err:
             _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
@@ -218,8 +222,9 @@ def _scan_zip(
             continue
         try:
             verdict, fast = inspect_head(
-                item.head, item.size, item.read_all, reading.extras, reading.known
-            )
+                item.head, item.size, item.read_prefix, reading.extras, reading.known,
+                item.reader(),
+            )  # fmt: skip
         except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
             _skip(result, place, "corrupt_member", str(err))
             continue
@@ -330,6 +335,11 @@ def _note_undecodable(result: CaseResult, place: _Place, facts: ImageFacts) -> N
     for note in facts.charset_notes:  # "PatientName: no SpecificCharacterSet ...: read as GB18030"
         entry = ReportEntry(result.name, place.path, "charset", note, "", place.anonymous)
         result.report.append(entry)
+
+
+def _prefix(path: Path) -> bytes:
+    """The first bytes of a file pydicom's parse is given (fastheader.HANDOVER_BYTES)."""
+    return read_head(path, HANDOVER_BYTES)[0]
 
 
 def _relative(path: Path, root: Path) -> str:

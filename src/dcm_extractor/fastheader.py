@@ -39,6 +39,7 @@ from .header import (
     Skip,
     classify,
     inspect_dicom,
+    looks_like_dicom,
     text_values,
 )
 from .layout import LayoutCache, follow
@@ -53,9 +54,14 @@ from .tagwalk import (
     walk_meta,
 )
 
-__all__ = ["HEAD_BYTES", "inspect_head", "read_head"]
+__all__ = ["HANDOVER_BYTES", "HEAD_BYTES", "inspect_head", "read_at", "read_head"]
 
 HEAD_BYTES: Final = 16 * 1024  # enough for the header of nearly every CT/MR file
+HANDOVER_BYTES: Final = 32 * 2**20
+"""The most pydicom's parse is given of one file or member: the header (up to the pixel
+data, whose length and position decide its completeness without reading it) lies within
+it in every real file; a file that is no DICOM, or a "header" of 4 GB, costs at most this
+much memory and the time to parse it (docs/dcm-extractor.md, "Bounded cost per file")."""
 
 _IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 _HANDED_TO_PYDICOM: Final = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, BE
@@ -91,12 +97,26 @@ def read_head(path: str | os.PathLike[str], limit: int = HEAD_BYTES) -> tuple[by
         os.close(fd)
 
 
+def read_at(path: str | os.PathLike[str]) -> Callable[[int, int], bytes]:
+    """``reader(offset, n)`` of a file (``pread``: no file position to keep)."""
+
+    def reader(offset: int, n: int) -> bytes:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            return os.pread(fd, n, offset)
+        finally:
+            os.close(fd)
+
+    return reader
+
+
 def inspect_head(
     head: bytes,
     size: int,
     read_all: object = None,
     extras: Extras | None = None,
     known: Callable[[str, str], frozenset[str]] | None = None,
+    reader: Callable[[int, int], bytes] | None = None,
 ) -> tuple[ImageFacts | Skip, bool]:
     """The verdict on a file from its first bytes; returns ``(verdict, fast)``.
 
@@ -107,8 +127,8 @@ def inspect_head(
     size : int
         The file's full size in bytes.
     read_all : callable, optional
-        Returns the whole file's bytes; called only when pydicom must take over and
-        ``head`` is not the whole file.
+        Returns the file's first :data:`HANDOVER_BYTES` (all of it when smaller); called
+        only when pydicom must take over and ``head`` is not the whole file.
     extras : Extras, optional
         Values an image gives beyond the fixed columns (:mod:`dcm_extractor.extras`).
     known : callable, optional
@@ -116,13 +136,20 @@ def inspect_head(
         caller already holds for that series (:meth:`.SeriesTally.settled`): the fast
         reader leaves them out of ``extra`` instead of decoding them again.
 
+    reader : callable, optional
+        ``reader(offset, n)``: ``n`` bytes of the file at ``offset`` (the item headers of
+        encapsulated pixel data that lie past what pydicom was given).
+
     ``fast`` is False when pydicom's full parse decided (counted in the run summary).
     """
     try:
         verdict = _fast(head, size, extras, known)
     except (HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
-        data = head if len(head) >= size or read_all is None else read_all()  # type: ignore[operator]
-        return inspect_dicom(data, extras), False
+        if len(head) >= size or read_all is None or not looks_like_dicom(head):
+            data = head  # all of it, or no DICOM at all: nothing more to read
+        else:
+            data = read_all()  # type: ignore[operator]
+        return inspect_dicom(data, extras, size=size, read_at=reader), False
     if extras is not None and extras.slow_columns and isinstance(verdict, ImageFacts):
         verdict.extra.update(_slow_columns(head, extras.slow_columns))
     return verdict, True

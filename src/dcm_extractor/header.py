@@ -17,17 +17,20 @@ and :func:`classify` decides what the file is:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.filereader import data_element_generator
+from pydicom.filereader import _read_file_meta_info as read_file_meta_info_from
+from pydicom.filereader import data_element_generator, read_preamble
 from pydicom.multival import MultiValue
 
 from .sopclass import DICOMDIR_CLASS, non_image_kind
@@ -132,26 +135,90 @@ class HeaderFields:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def inspect_dicom(data: bytes, extras: Extras | None = None) -> ImageFacts | Skip:
+def inspect_dicom(
+    data: bytes,
+    extras: Extras | None = None,
+    *,
+    size: int | None = None,
+    read_at: Callable[[int, int], bytes] | None = None,
+) -> ImageFacts | Skip:
     """Classify the bytes of one file (or zip member) by pydicom's full parse; ``extras``
-    says which values beyond the fixed columns an image gives."""
+    says which values beyond the fixed columns an image gives.
+
+    ``data`` may be the file's first bytes only (``size`` is then the whole file's): the
+    pixel data's position and length, set against ``size``, decide whether it is whole,
+    and ``read_at(offset, n)`` reads the item headers of encapsulated pixel data past
+    ``data``.
+    """
+    whole = size is None or len(data) >= size
+    size = len(data) if size is None else size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's complaints about odd values; ours are verdicts
         if not data:
             return Skip("empty", "empty file")
-        if not _looks_like_dicom(data):
+        if not looks_like_dicom(data):
             return Skip("not_dicom", "no DICOM preamble or data set at the start")
         try:
-            ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
-            fields = _fields_of(ds, extras)  # elements are converted here: damage shows up here too
+            ds: Dataset
+            if whole:
+                ds = dcmread(io.BytesIO(data), defer_size=1024, force=True)
+                fields = _fields_of(ds, extras)  # elements converted here: damage shows here too
+            else:  # the first bytes of a larger file: the header, then where the pixels are
+                ds, pixel = _prefix_dataset(data)
+                fields = dataclasses.replace(_fields_of(ds, extras), pixel=pixel)
         except Exception as err:
+            kind = None if whole else _non_image_by_meta(data)
+            if kind is not None:  # a large RT structure set, say, past the bytes read
+                return Skip("non_image", kind)
             return Skip("unreadable", parse_failure(err))
-        verdict = classify(fields, data, len(data))
+        verdict = classify(fields, data, size, read_at)
         cut = isinstance(verdict, Skip) and verdict.reason == "no_pixel_data"
-        if cut and _ends_inside_header(data, ds):  # not a header-only copy: a cut file
+        if cut and whole and _ends_inside_header(data, ds):  # not a header-only copy: cut
             detail = "the file ends inside its header, before any pixel data"
             return Skip("truncated", detail, verdict.facts if isinstance(verdict, Skip) else None)
         return verdict
+
+
+_LONG_VRS: Final = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"})
+
+
+def _prefix_dataset(data: bytes) -> tuple[Dataset, PixelInfo | None]:
+    """The data set up to its pixel data, from a file's first bytes, and where the pixel
+    data element's value starts and how long it says it is (never read: it may lie past
+    the bytes given)."""
+    handle = io.BytesIO(data)
+    ds = dcmread(handle, defer_size=1024, force=True, stop_before_pixels=True)
+    at = handle.tell()  # pydicom rewinds to the start of the pixel data element
+    meta = getattr(ds, "file_meta", None)
+    syntax = None if meta is None else meta.get("TransferSyntaxUID")
+    implicit, little = ds.original_encoding
+    if at + 8 > len(data) or implicit is None or (syntax is not None and syntax.is_deflated):
+        return ds, None
+    endian = "<" if little else ">"
+    group, element = struct.unpack_from(f"{endian}HH", data, at)
+    if (group << 16 | element) not in _PIXEL_TAGS:
+        return ds, None
+    if implicit:
+        return ds, PixelInfo(struct.unpack_from(f"{endian}I", data, at + 4)[0], at + 8)
+    if data[at + 4 : at + 6] in _LONG_VRS:
+        if at + 12 > len(data):
+            return ds, None
+        return ds, PixelInfo(struct.unpack_from(f"{endian}I", data, at + 8)[0], at + 12)
+    return ds, PixelInfo(struct.unpack_from(f"{endian}H", data, at + 6)[0], at + 8)
+
+
+def _non_image_by_meta(data: bytes) -> str | None:
+    """What kind of non-image object the file meta says a file is (a file too large for
+    its data set to be parsed from the bytes read), or None."""
+    try:
+        handle = io.BytesIO(data)
+        read_preamble(handle, False)
+        meta = read_file_meta_info_from(handle)
+    except Exception:  # no file meta, or a damaged one
+        return None
+    sop_class = str(meta.get("MediaStorageSOPClassUID", "") or "")
+    kind = non_image_kind(sop_class)
+    return None if kind is None else f"{kind} ({shown_uid(sop_class)})"
 
 
 def _ends_inside_header(data: bytes, ds: Dataset) -> bool:
@@ -214,8 +281,14 @@ def shown_uid(uid: str) -> str:
     return "a damaged SOP Class UID"
 
 
-def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
-    """The verdict on a header; ``data`` holds the file's first bytes, ``size`` all of it."""
+def classify(
+    fields: HeaderFields,
+    data: bytes,
+    size: int,
+    read_at: Callable[[int, int], bytes] | None = None,
+) -> ImageFacts | Skip:
+    """The verdict on a header; ``data`` holds the file's first bytes, ``size`` all of it
+    (``read_at``: more of it, for encapsulated pixel data past ``data``)."""
     if fields.meta_class == DICOMDIR_CLASS or fields.directory_records:
         return Skip("dicomdir", "DICOMDIR (media storage directory)")
     sop_class = fields.sop_class or fields.meta_class
@@ -238,7 +311,7 @@ def classify(fields: HeaderFields, data: bytes, size: int) -> ImageFacts | Skip:
     if fields.rows == 0 or fields.columns == 0:  # an image of no pixels is no image
         detail = f"image object with {fields.rows} rows and {fields.columns} columns"
         return Skip("no_pixel_data", detail, facts)
-    problem = _pixel_problem(fields, data, size)
+    problem = _pixel_problem(fields, data, size, read_at)
     if problem is not None:
         return Skip("truncated", problem)
     return facts
@@ -282,7 +355,7 @@ def _dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
     return dataset_extras(ds, extras)
 
 
-def _looks_like_dicom(data: bytes) -> bool:
+def looks_like_dicom(data: bytes) -> bool:
     """A preamble with ``DICM``, or (old files without one) a group 0002/0008 tag first."""
     if data[128:132] == b"DICM":
         return True
@@ -292,7 +365,12 @@ def _looks_like_dicom(data: bytes) -> bool:
     return little in (0x0002, 0x0008) or big in (0x0002, 0x0008)  # no preamble: old files
 
 
-def _pixel_problem(fields: HeaderFields, data: bytes, size: int) -> str | None:
+def _pixel_problem(
+    fields: HeaderFields,
+    data: bytes,
+    size: int,
+    read_at: Callable[[int, int], bytes] | None = None,
+) -> str | None:
     """Why the image's pixel data is incomplete, or None when it is whole."""
     pixel = fields.pixel
     assert pixel is not None
@@ -304,7 +382,7 @@ def _pixel_problem(fields: HeaderFields, data: bytes, size: int) -> str | None:
             return f"pixel data has {have} bytes, the image needs {expected}"
         return None
     if length == _UNDEFINED:
-        return _encapsulated_problem(data, tell)
+        return _encapsulated_problem(data, tell, size, read_at)
     if tell + length > size:
         return f"file ends {tell + length - size} bytes inside the pixel data"
     expected = _expected_bytes(fields)
@@ -313,10 +391,20 @@ def _pixel_problem(fields: HeaderFields, data: bytes, size: int) -> str | None:
     return None
 
 
-def _encapsulated_problem(data: bytes, at: int) -> str | None:
-    """Walk the fragments of encapsulated pixel data up to the sequence delimiter."""
-    while at + 8 <= len(data):
-        group, element, length = _ITEM.unpack_from(data, at)
+def _encapsulated_problem(
+    data: bytes,
+    at: int,
+    size: int | None = None,
+    read_at: Callable[[int, int], bytes] | None = None,
+) -> str | None:
+    """Walk the fragments of encapsulated pixel data up to the sequence delimiter (item
+    headers past ``data`` through ``read_at``; each fragment's bytes are never read)."""
+    end = len(data) if read_at is None or size is None else size
+    while at + 8 <= end:
+        item = data[at : at + 8] if at + 8 <= len(data) else read_at(at, 8)  # type: ignore[misc]
+        if len(item) < 8:
+            break
+        group, element, length = _ITEM.unpack_from(item)
         if (group, element) == (0xFFFE, 0xE0DD):
             return None
         if (group, element) != (0xFFFE, 0xE000) or length == _UNDEFINED:

@@ -22,10 +22,10 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from zlib_ng import zlib_ng
 
@@ -47,6 +47,9 @@ _LOCAL_SIGNATURE: Final = b"PK\x03\x04"
 _SLACK: Final = 1024  # local extra fields may be longer than the central directory's
 
 
+PREFIX_BYTES: Final = 32 * 2**20  # = fastheader.HANDOVER_BYTES (no import: layers)
+
+
 class MemberReadError(Exception):
     """A member's bytes could not be inflated or fail their CRC."""
 
@@ -65,6 +68,58 @@ class ZipMember:
     _archive: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
     _info: zipfile.ZipInfo | None = field(default=None, repr=False, compare=False)
     _limit: int = field(default=DEFAULT_MAX_MEMBER_BYTES, repr=False, compare=False)
+
+    def read_prefix(self, limit: int | None = None) -> bytes:
+        """The member's first ``limit`` bytes (default :data:`fastheader.HANDOVER_BYTES
+        <dcm_extractor.fastheader.HANDOVER_BYTES>`): the whole member, CRC-checked, when
+        it is no larger; else only its start (a 1 GiB member costs 32 MB, not 1 GiB).
+
+        Raises
+        ------
+        MemberReadError
+            It cannot be inflated, fails its CRC, or inflates beyond the size limit.
+        """
+        want = PREFIX_BYTES if limit is None else limit
+        if self.size <= want:
+            return self.read_all()
+        if self._archive is None or self._info is None or len(self.head) >= want:
+            return self.head[:want]
+        try:
+            with self._archive.open(self._info) as stream:
+                return stream.read(want)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+            raise MemberReadError(f"cannot be extracted: {err}") from err
+
+    def reader(self) -> Callable[[int, int], bytes] | None:
+        """``reader(offset, n)`` into the member, offsets not decreasing between calls
+        (the item headers of encapsulated pixel data): inflates forward, keeping nothing.
+
+        Valid while the iteration that yielded the member has not moved on.
+        """
+        if self._archive is None or self._info is None:
+            return None
+        archive, info = self._archive, self._info
+        state: dict[str, Any] = {"stream": None, "at": 0}
+
+        def read(offset: int, n: int) -> bytes:
+            try:
+                if state["stream"] is None or offset < state["at"]:
+                    if state["stream"] is not None:
+                        state["stream"].close()
+                    state["stream"], state["at"] = archive.open(info), 0
+                stream = state["stream"]
+                while state["at"] < offset:  # skip forward in pieces
+                    skipped = len(stream.read(min(offset - state["at"], 2**20)))
+                    if not skipped:
+                        return b""
+                    state["at"] += skipped
+                data: bytes = stream.read(n)
+                state["at"] += len(data)
+                return data
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+                raise MemberReadError(f"cannot be extracted: {err}") from err
+
+        return read
 
     def read_all(self) -> bytes:
         """The whole member.
