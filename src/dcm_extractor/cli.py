@@ -33,6 +33,7 @@ def _positive(text: str) -> int:
 
 def _sample_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # --merge-al is a typo, not --merge-all
         prog=f"{PROG} sample",
         description="Generate DICOM cases in every layout the extractor must handle, "
         "with ground truth.",
@@ -78,6 +79,7 @@ def _sample(argv: Sequence[str]) -> int:
 
 def _keygen(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # --merge-al is a typo, not --merge-all
         prog=f"{PROG} keygen",
         description="Write a new secret key for keyed pseudonyms; keep it outside the outputs.",
     )

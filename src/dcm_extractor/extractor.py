@@ -107,6 +107,7 @@ def extract_case_metadata(
 def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     """The command-line options of the original extractor, plus ours."""
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # --merge-al is a typo, not --merge-all
         prog=prog,
         description="Per-case DICOM metadata tables from case folders and zip files.",
         epilog="Also: dcm-extract sample OUT_DIR (generated data), dcm-extract keygen FILE "

@@ -76,7 +76,8 @@ class RunOptions:
         problems = []
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
-            problems.append(f"formats must be some of {', '.join(FORMATS)}, got {self.formats}")
+            given = ", ".join(self.formats) or "nothing"
+            problems.append(f"formats must be some of {', '.join(FORMATS)}, got {given}")
         cores = os.cpu_count() or 1
         most = max(WORKERS_PER_CORE * cores, WORKERS_PER_CORE)
         if not 1 <= self.workers <= most:
