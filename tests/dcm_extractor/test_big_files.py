@@ -94,8 +94,8 @@ def test_huge_files_cost_a_bounded_amount_and_big_images_stay_right(tmp_path: Pa
         archive.writestr("big.dcm", image(80))  # other UIDs: no duplicate of the loose one
         archive.writestr("fragments.dcm", image(80, encapsulated=True))
         with archive.open("zeros.dcm", "w", force_zip64=True) as member:
-            for _ in range(32):
-                member.write(b"\x00" * 2**24)  # 512 MB of zeros
+            for _ in range(80):
+                member.write(b"\x00" * 2**24)  # 1.25 GiB of zeros
     found = scan(case)
     reasons = found["reasons"]
     assert isinstance(reasons, dict)
@@ -106,4 +106,7 @@ def test_huge_files_cost_a_bounded_amount_and_big_images_stay_right(tmp_path: Pa
     assert reasons.get("fragments_cut.dcm") == "truncated"
     assert "big.dcm" not in reasons and "fragments.dcm" not in reasons, reasons
     assert found["images"] == 4  # big and fragments, loose and zipped
-    assert float(found["peak_mb"]) < 400, found  # not the 4 GiB, 2 GiB or 512 MB
+    # Bounded: well under any one of the 4 GiB, 2 GiB or 1.25 GiB files (reading one whole
+    # cost its size and more). Not tighter: a few 32 MB prefixes, pydicom's copies and
+    # glibc keeping freed heap give 270 MB here on a quiet run, 520 MB in one loaded run.
+    assert float(found["peak_mb"]) < 1000, found
