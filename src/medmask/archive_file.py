@@ -121,8 +121,12 @@ class ArchiveFile:
         slot half written: it reads the slots again before it believes either.
         """
         for _attempt in range(_READ_RETRIES):
-            size = os.fstat(self.fd).st_size
+            # the slots first, the size after: a writer grows the file before it writes the
+            # superblock that covers the new bytes, so this size covers every commit the
+            # slots name (read the other way round, a commit landing between the two reads
+            # looked like "commit covers 2761 bytes but the file has 2741")
             head = os.pread(self.fd, fmt.DATA_START, 0)
+            size = os.fstat(self.fd).st_size
             candidates = [] if size == 0 else fmt.commit_candidates(head, size, source)
             if not candidates:
                 if self.writable:

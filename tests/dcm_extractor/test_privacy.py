@@ -122,15 +122,17 @@ def _needles(truth: dict[str, Any]) -> tuple[set[bytes], list[re.Pattern[bytes]]
     return texts, tokens
 
 
-# The summary's measured speed ("in 0.4 s (1,007 files/s)") may look like a short ID.
+# The summary's measured speed ("in 0.4 s (1,007 files/s)") may look like a short ID, and
+# so may a log line's time stamp ("03:52:10,007": its milliseconds): both are the clock's.
 _RUN_SPEED = re.compile(rb"in [0-9.]+ s \([0-9,]+ files/s\)")
+_LOG_TIME = re.compile(rb"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 
 
 def _searchable(path: Path) -> bytes:
     """A written file's bytes; Parquet decoded (its pages are compressed and would
     hide a name from a byte search, and random compressed bytes can look like a short ID)."""
     if path.suffix != ".parquet":
-        return _RUN_SPEED.sub(b"", path.read_bytes())
+        return _LOG_TIME.sub(b"", _RUN_SPEED.sub(b"", path.read_bytes()))
     table = pq.read_table(path)
     metadata = repr(table.schema.metadata).encode("utf-8")
     return metadata + "\n".join(map(str, table.to_pylist())).encode("utf-8")
