@@ -410,28 +410,42 @@ def test_w_replaces_an_archive_only_when_the_new_one_commits(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mska"]
 
 
-WRITER_LOOP = textwrap.dedent(
+# Commits until the reader says it has seen enough (an event, not a duration): the reader
+# opens the archive while commits land however busy the machine is.
+WRITER_UNTIL_TOLD = textwrap.dedent(
     """
-    import sys
+    import sys, time
+    from pathlib import Path
     import numpy as np
     from spacetransformer import Space
     from medmask import MaskArchive, SegmentationMask
 
     space = Space(shape=(20, 20, 20))
     archive = MaskArchive(sys.argv[1], "w", space=space)
-    for i in range(int(sys.argv[2])):
+    stop, most, i = Path(sys.argv[2]), int(sys.argv[3]), 0
+    while not stop.exists():
+        if i == most:  # enough masks: wait for the reader's word
+            time.sleep(0.01)
+            continue
         arr = np.zeros((20, 20, 20), np.uint8)
         arr[i % 15 : i % 15 + 4, 2:9, 3:7] = 1
         archive.add_mask(SegmentationMask(arr, {f"m{i}": 1}, space), f"m{i}")
+        i += 1
+    archive.close()
+    print(i)
     """
 )
 
 
 def test_readers_racing_a_writer_see_whole_commits(tmp_path: Path) -> None:
     """A reader opening while another process commits never gets an error or a torn index
-    (it reads the slots again when an index moved under it)."""
-    path = tmp_path / "race.mska"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER_LOOP, str(path), "400"])
+    (it reads the slots again when an index moved under it). The writer commits until the
+    reader has opened the archive 20 times: no count of opens depends on scheduling."""
+    path, stop = tmp_path / "race.mska", tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_UNTIL_TOLD, str(path), str(stop), "2000"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     opened = 0
     try:
         while writer.poll() is None:
@@ -450,11 +464,14 @@ def test_readers_racing_a_writer_see_whole_commits(tmp_path: Path) -> None:
                 if names:
                     archive.load_mask(names[-1])
             opened += 1
+            if opened == 20:
+                stop.touch()
     finally:
-        writer.wait()
-    assert writer.returncode == 0 and opened > 5
+        stop.touch()
+        written = int(writer.communicate()[0].strip() or -1)
+    assert writer.returncode == 0 and opened >= 20
     with MaskArchive(path) as archive:
-        assert len(archive) == 400
+        assert len(archive) == written > 0
 
 
 def test_on_generated_masks(mask_sample: MaskSample, tmp_path: Path) -> None:
