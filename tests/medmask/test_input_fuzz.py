@@ -12,11 +12,11 @@ import gzip
 import random
 from pathlib import Path
 
-import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from highdicom_segs import descriptions, write_seg
 from pydicom.sr.codedict import codes
 from spacetransformer import Space
 
@@ -109,18 +109,8 @@ def test_damaged_seg_nrrd_files(tmp_path: Path, capsys: pytest.CaptureFixture[st
 @pytest.mark.slow
 def test_damaged_dicom_seg_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = write_ct_series(np.zeros(tuple(SPACE.shape), np.int16), SPACE, tmp_path / "ct")
-    description = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="liver", segmented_property_category=codes.SCT.Organ,
-        segmented_property_type=codes.SCT.Liver,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-    )  # fmt: skip
-    seg = hd.seg.Segmentation(
-        source_images=[pydicom.dcmread(p) for p in paths],
-        pixel_array=mask_array().transpose(2, 1, 0), segment_descriptions=[description],
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, series_instance_uid=hd.UID(),
-        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
-        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(tmp_path / "good.dcm")
+    source = [pydicom.dcmread(p) for p in paths]
+    liver = descriptions(["liver"], codes.SCT.Liver)
+    write_seg(source, mask_array().transpose(2, 1, 0), liver, tmp_path / "good.dcm")
     raw = (tmp_path / "good.dcm").read_bytes()
     run_all(damaged(raw, range(132, len(raw), 5), 4), "seg.dcm", tmp_path, capsys)

@@ -12,6 +12,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from highdicom_segs import write_seg
 from pydicom.sr.coding import Code as DicomCode
 from spacetransformer import Space
 
@@ -62,13 +63,7 @@ def test_coded_concepts_colours_and_algorithm_of_a_seg_come_back(tmp_path: Path)
     ]  # fmt: skip
     described[0].RecommendedDisplayCIELabValue = [40000, 40000, 20000]
     pixels = np.stack([m.transpose(2, 1, 0) for m in masks.values()], axis=-1).astype(np.uint8)
-    seg = hd.seg.Segmentation(
-        source_images=series, pixel_array=pixels, segment_descriptions=described,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, series_instance_uid=hd.UID(),
-        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
-        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(tmp_path / "in.dcm")
+    write_seg(series, pixels, described, tmp_path / "in.dcm")
     cli("pack", tmp_path / "in.dcm", "--source", tmp_path / "ct", "-o", tmp_path / "a.mska")
     with MaskArchive(tmp_path / "a.mska") as archive:
         liver = archive.meaning("Hepar 肝脏")

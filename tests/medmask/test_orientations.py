@@ -21,6 +21,7 @@ import nrrd
 import numpy as np
 import pydicom
 import pytest
+from highdicom_segs import descriptions, write_seg
 from spacetransformer import Space
 
 from medmask.cli import main
@@ -235,28 +236,11 @@ def test_nifti_to_archive_to_dicom_seg(grid: Grid, tmp_path: Path) -> None:
 
 
 def test_dicom_seg_of_highdicom_to_archive_to_nifti(grid: Grid, tmp_path: Path) -> None:
-    from pydicom.sr.codedict import codes
-
     paths = ct_series(grid, tmp_path / "ct")
     series = [pydicom.dcmread(p) for p in paths]
     names = list(masks())
     stacked = np.stack([masks()[n].transpose(2, 1, 0) for n in names], axis=-1)  # k, row, col
-    descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=i + 1, segment_label=name,
-            segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-        )
-        for i, name in enumerate(names)
-    ]  # fmt: skip
-    seg = hd.seg.Segmentation(
-        source_images=series, pixel_array=stacked, segment_descriptions=descriptions,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
-        instance_number=1, manufacturer="test", manufacturer_model_name="test",
-        software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(tmp_path / "s.dcm")
+    write_seg(series, stacked, descriptions(names), tmp_path / "s.dcm")
     read = highdicom_world(tmp_path / "s.dcm")
     cli("pack", tmp_path / "s.dcm", "--source", tmp_path / "ct", "-o", tmp_path / "a.mska")
     cli("unpack", tmp_path / "a.mska", "-o", tmp_path / "out")

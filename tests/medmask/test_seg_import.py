@@ -13,6 +13,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from highdicom_segs import write_seg
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian
@@ -68,14 +69,7 @@ def highdicom_seg(series: Series, path: Path, kind: str = "BINARY") -> Path:
     else:
         pixels = np.stack([masks()[n].transpose(2, 1, 0) for n in names], axis=-1)
         pixels = pixels.astype(np.uint8)
-    seg = hd.seg.Segmentation(
-        source_images=series.datasets, pixel_array=pixels,
-        segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
-        segment_descriptions=descriptions(names), series_instance_uid=hd.UID(),
-        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
-        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(path)
+    write_seg(series.datasets, pixels, descriptions(names), path, kind)
     return path
 
 
@@ -222,14 +216,7 @@ def test_misleading_cases_get_the_real_reason(
     ]
     names = list(masks())
     pixels = np.stack([masks()[n].transpose(2, 1, 0) for n in names], axis=-1)
-    seg = hd.seg.Segmentation(
-        source_images=series.datasets, pixel_array=pixels.astype(np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions(names), series_instance_uid=hd.UID(),
-        series_number=5, sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
-        manufacturer_model_name="test", software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(tmp_path / "gappy.dcm")
+    write_seg(series.datasets, pixels.astype(np.uint8), descriptions(names), tmp_path / "gappy.dcm")
     err = cli_error(capsys, "pack", tmp_path / "gappy.dcm", "-o", tmp_path / "a.mska")
     assert "gappy.dcm: its frames' slices are unevenly spaced" in err
     assert "between the grid's voxels" not in err

@@ -15,7 +15,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom.sr.codedict import codes
+from highdicom_segs import descriptions, write_seg
 
 from medmask import MaskArchive
 from medmask.cli import main
@@ -162,19 +162,7 @@ def test_rt_utils_oblique_slices_both_ways(shared_data: Path, tmp_path: Path) ->
         series.append(ds)
     rng = np.random.default_rng(30)
     pixels = rng.random((len(series), int(series[0].Rows), int(series[0].Columns))) > 0.7
-    description = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="lesion", segmented_property_category=codes.SCT.Tissue,
-        segmented_property_type=codes.SCT.Tissue,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-    )  # fmt: skip
-    seg = hd.seg.Segmentation(
-        source_images=series, pixel_array=pixels.astype(np.uint8),
-        segment_descriptions=[description], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
-        instance_number=1, manufacturer="test", manufacturer_model_name="test",
-        software_versions="1", device_serial_number="1",
-    )  # fmt: skip
-    seg.save_as(tmp_path / "s.dcm")
+    write_seg(series, pixels.astype(np.uint8), descriptions(["lesion"]), tmp_path / "s.dcm")
     expected = highdicom_world(tmp_path / "s.dcm")["lesion"]
     cli("pack", tmp_path / "s.dcm", "--source", folder, "-o", tmp_path / "a.mska")
     cli("unpack", tmp_path / "a.mska", "-o", tmp_path / "out")
