@@ -9,8 +9,9 @@ reason, so the summary adds up to every file found.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,14 +168,16 @@ def _scan_loose(
             if verdict.facts is not None:
                 loose_header_only.append(verdict.facts)
             continue
-        uid = _identity(verdict)
-        earlier = (in_zips.get(uid) or seen_loose.get(uid)) if uid[0] else None
-        if earlier is not None:
-            detail = "same image (SOPInstanceUID and series) as an earlier copy"
-            _skip(result, place, "duplicate", detail, earlier)
+        try:
+            uid = _identity(verdict, head, size, functools.partial(_prefix, path))
+        except OSError as err:
+            _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
             continue
-        if uid[0]:
-            seen_loose[uid] = place.path
+        earlier = in_zips.get(uid) or seen_loose.get(uid)
+        if earlier is not None:
+            _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
+            continue
+        seen_loose[uid] = place.path
         loose_images.append(verdict)
         reading.count(verdict, loose_source)
         _note_undecodable(result, place, verdict)
@@ -237,16 +240,18 @@ def _scan_zip(
             if verdict.facts is not None:
                 header_only.append(verdict.facts)
             continue
-        uid = _identity(verdict)
-        earlier = in_zips.get(uid) if uid[0] else None
+        try:
+            uid = _identity(verdict, item.head, item.size, item.read_prefix)
+        except MemberReadError as err:
+            _skip(result, place, "corrupt_member", str(err))
+            continue
+        earlier = in_zips.get(uid)
         if earlier is not None:  # the same image in an earlier zip (a copied zip: "CT (1).zip")
-            detail = "same image (SOPInstanceUID and series) as an earlier copy"
-            _skip(result, place, "duplicate", detail, earlier)
+            _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
             continue
         images.append(verdict)
         reading.count(verdict, readable(zip_path.name))
-        if uid[0]:
-            in_zips[uid] = place.path
+        in_zips[uid] = place.path
         _note_undecodable(result, place, verdict)
     if not seen:  # the zip itself is then the file accounted for
         result.files += 1
@@ -280,12 +285,12 @@ def _add_row(
         return
     row, problems = build_row(file_name, images or others, reading.headers)
     if not images:
-        row.update(Rows=None, Columns=None, ImageCount=0, SeriesCount=0)
+        row.update(ImageCount=0, SeriesCount=0)
         problems.append(
             RowProblem(
                 "no_images",
                 f"no complete image: the row's values come from {len(others)} DICOM "
-                "objects without pixel data",
+                "objects that are not counted (header-only, cut or without image size)",
             )
         )
     else:
@@ -312,12 +317,30 @@ def _add_row(
         result.report.append(entry)
 
 
-def _identity(facts: ImageFacts) -> tuple[str, str]:
-    """What makes two files one image: the SOPInstanceUID within its series.
+def _identity(
+    facts: ImageFacts, head: bytes, size: int, prefix: Callable[[], bytes]
+) -> tuple[str, str]:
+    """What makes two files one image: the SOPInstanceUID within its series; without a
+    SOPInstanceUID, the file's content (:func:`_content`).
 
     A UID alone is not enough: broken exporters reuse SOPInstanceUIDs across series.
     """
-    return facts.sop_instance_uid, facts.values.get("SeriesInstanceUID", "")
+    return facts.sop_instance_uid or _content(head, size, prefix), facts.series
+
+
+def _content(head: bytes, size: int, prefix: Callable[[], bytes]) -> str:
+    """A fingerprint of a file's content: SHA-256 of its size and its first
+    :data:`~.fastheader.HANDOVER_BYTES` (the whole file, for any file smaller than that:
+    a read within the bound every file has)."""
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    digest.update(head if len(head) >= size else prefix())
+    return f"content:{digest.hexdigest()}"
+
+
+def _duplicate_detail(facts: ImageFacts) -> str:
+    if facts.sop_instance_uid:
+        return "same image (SOPInstanceUID and series) as an earlier copy"
+    return "same content as an earlier copy (no SOPInstanceUID)"
 
 
 def _skip(result: CaseResult, place: _Place, reason: str, detail: str, private: str = "") -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "read_columns_file",
     "refused",
     "value_text",
+    "without_escapes",
 ]
 
 MAX_HEX_BYTES: Final = 64  # binary values longer than this are cut (their length is said)
@@ -152,6 +153,25 @@ def _element(dataset: Dataset, step: Step) -> Any:
         return None
 
 
+# An ISO 2022 escape sequence (PS3.5 6.1.2.5): ESC, intermediate bytes, one final byte.
+_ESCAPE: Final = re.compile("\x1b[\x20-\x2f]+[\x30-\x7e]")
+
+
+def without_escapes(text: str) -> str:
+    """Text decoded from ISO 2022 bytes without the escape sequences left in it.
+
+    Escape sequences switch character sets; they are not characters of the value
+    (PS3.5 6.1.2.5.3). pydicom 3 leaves ``ESC $ ) A`` (GB2312, ISO 2022 IR 58) in the
+    text it decodes, which then shows in tables as a control character.
+
+    Examples
+    --------
+    >>> without_escapes("Zhang^San=\x1b$)A张^三")
+    'Zhang^San=张^三'
+    """
+    return _ESCAPE.sub("", text) if "\x1b" in text else text
+
+
 def value_text(value: Any) -> str:
     """A value as text: several values joined by ``\\``, binary values as hex."""
     if value is None:
@@ -166,7 +186,7 @@ def value_text(value: Any) -> str:
         return f"{len(value)} items"
     if isinstance(value, (MultiValue, list, tuple)):
         return "\\".join(value_text(v) for v in value)
-    return str(value).replace("\x00", "").strip()
+    return without_escapes(str(value)).replace("\x00", "").strip()
 
 
 def parse_columns(text: str) -> list[ColumnSpec]:

@@ -40,6 +40,7 @@ from .header import (
     classify,
     inspect_dicom,
     looks_like_dicom,
+    series_key,
     text_values,
 )
 from .layout import LayoutCache, follow
@@ -362,6 +363,8 @@ def _fields(
     if hard:
         decoded, undecodable, notes = _decode_by_pydicom(found, raw, hard, implicit)
         text.update(decoded)
+    rows, columns = _us(raw, found, 0x00280010), _us(raw, found, 0x00280011)
+    key = "" if text.get("SeriesInstanceUID") else series_key(raw, rows, columns)
     return HeaderFields(
         meta_class=meta_class,
         sop_class=_ascii(raw.get(0x00080016, b"")),
@@ -370,14 +373,15 @@ def _fields(
         text=text,
         undecodable=undecodable,
         charset_notes=notes,
-        rows=_us(raw, found, 0x00280010),
-        columns=_us(raw, found, 0x00280011),
+        rows=rows,
+        columns=columns,
         samples=_us(raw, found, 0x00280002) or 1,
         bits=_us(raw, found, 0x00280100),
         frames=_is(raw.get(0x00280008)),
         photometric=_ascii(raw.get(0x00280004, b"")),
         pixel=pixel,
         extra=extra,
+        series_key=key,
     )
 
 

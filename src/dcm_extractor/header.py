@@ -33,6 +33,7 @@ from pydicom.filereader import _read_file_meta_info as read_file_meta_info_from
 from pydicom.filereader import data_element_generator, read_preamble
 from pydicom.multival import MultiValue
 
+from .columns import without_escapes
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
 if TYPE_CHECKING:
@@ -89,6 +90,13 @@ class ImageFacts:
     charset_notes: tuple[str, ...] = field(default=())  # "PatientName: read as GB18030 ..."
     extra: dict[str, str] = field(default_factory=dict)  # what Extras asked for (extras.py)
     frames: int = 1  # NumberOfFrames
+    series_key: str = ""  # without a SeriesInstanceUID: what identifies the series instead
+
+    @property
+    def series(self) -> str:
+        """The image's series: its SeriesInstanceUID, or without one (blank), ``?`` and
+        what does identify it (:func:`series_key`)."""
+        return self.values.get("SeriesInstanceUID", "") or f"?{self.series_key}"
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,36 @@ class HeaderFields:
     photometric: str = ""
     pixel: PixelInfo | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    series_key: str = ""
+
+
+# What identifies a series without a SeriesInstanceUID: FrameOfReferenceUID, SeriesNumber,
+# SeriesDescription, Modality, ImageOrientationPatient (and Rows, Columns).
+SERIES_KEY_TAGS: Final = (0x00200052, 0x00200011, 0x0008103E, 0x00080060, 0x00200037)
+_ORIENTATION: Final = 0x00200037
+
+
+def series_key(raw: dict[int, bytes], rows: int | None, columns: int | None) -> str:
+    """What identifies an image's series when it has no SeriesInstanceUID, from the raw
+    values of :data:`SERIES_KEY_TAGS` (missing ones ``b""``): frame of reference, series
+    number, description, modality, orientation (rounded to 1e-4) and matrix size.
+
+    Examples
+    --------
+    >>> series_key({0x00200011: b"3 ", 0x00080060: b"CT"}, 512, 512)
+    '|3||CT||512x512'
+    """
+    parts = []
+    for tag in SERIES_KEY_TAGS:
+        text = raw.get(tag, b"").strip(b" \x00").decode("latin-1")
+        if tag == _ORIENTATION and text:
+            try:
+                numbers = [round(float(v), 4) + 0.0 for v in text.split("\\")]  # -0.0 -> 0.0
+                text = ",".join(f"{v:g}" for v in numbers)
+            except ValueError:
+                pass
+        parts.append(text)
+    return "|".join([*parts, f"{rows or ''}x{columns or ''}"])
 
 
 def inspect_dicom(
@@ -172,11 +210,38 @@ def inspect_dicom(
                 return Skip("non_image", kind)
             return Skip("unreadable", parse_failure(err))
         verdict = classify(fields, data, size, read_at)
-        cut = isinstance(verdict, Skip) and verdict.reason == "no_pixel_data"
-        if cut and whole and _ends_inside_header(data, ds):  # not a header-only copy: cut
-            detail = "the file ends inside its header, before any pixel data"
-            return Skip("truncated", detail, verdict.facts if isinstance(verdict, Skip) else None)
+        if whole and isinstance(verdict, Skip) and verdict.reason == "no_pixel_data":
+            return _header_only_or_cut(verdict, fields, data, ds, extras)
         return verdict
+
+
+def _header_only_or_cut(
+    verdict: Skip, fields: HeaderFields, data: bytes, ds: Dataset, extras: Extras | None
+) -> Skip:
+    """A whole file without pixel data: a header-only copy, or a file cut short."""
+    if fields.pixel is None:  # pydicom drops a data set cut inside encapsulated pixels
+        recut = _cut_pixel_verdict(data, extras)
+        if recut is not None:
+            return recut
+    if _ends_inside_header(data, ds):  # not a header-only copy: cut
+        detail = "the file ends inside its header, before any pixel data"
+        return Skip("truncated", detail, verdict.facts)
+    return verdict
+
+
+def _cut_pixel_verdict(data: bytes, extras: Extras | None) -> Skip | None:
+    """The verdict on a whole file whose pixel data pydicom's full parse lost: pydicom
+    returns an empty data set for a file that ends inside encapsulated pixel data. The
+    header up to the pixel data, and where that starts, decide instead."""
+    try:
+        ds, pixel = _prefix_dataset(data)
+        if pixel is None:
+            return None
+        fields = dataclasses.replace(_fields_of(ds, extras), pixel=pixel)
+    except Exception:  # no readable header either: the first verdict stands
+        return None
+    verdict = classify(fields, data, len(data))
+    return verdict if isinstance(verdict, Skip) and verdict.reason == "truncated" else None
 
 
 _LONG_VRS: Final = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"})
@@ -225,30 +290,48 @@ def _ends_inside_header(data: bytes, ds: Dataset) -> bool:
     """Whether the data set's bytes stop in the middle of an element (pydicom's parse
     stops there silently): the last element shorter than its length, or bytes left over
     that are no whole element."""
+    walked = _walk_to_end(data, ds)
+    if walked is None:
+        return False
+    cut, start, last, at = walked
+    if cut or last is None:  # ran out; or cut inside the file meta, or bytes that are no element
+        return cut or len(data) != start
+    if not isinstance(last.value, bytes):  # a sequence, read to its end: the rest follows
+        return at < len(data)
+    value = last.value
+    declared = getattr(last, "length", len(value))
+    if declared == _UNDEFINED:
+        return False  # read to its delimiter (pydicom checks it is there)
+    if len(value) < declared:
+        return True  # the last element is shorter than its length
+    end = getattr(last, "value_tell", 0) + len(value)
+    return end < len(data)  # bytes after it too few for an element: cut mid-header
+
+
+def _walk_to_end(data: bytes, ds: Dataset) -> tuple[bool, int, Any, int] | None:
+    """Walk the data set's elements: ``(ran out inside an element, where the data set
+    starts, the last element, where the walk stopped)``; None when the file meta or an
+    element is damaged (no verdict)."""
     try:
         meta = getattr(ds, "file_meta", None)
         syntax = None if meta is None else meta.get("TransferSyntaxUID")
         length = None if meta is None else meta.get("FileMetaInformationGroupLength")
         if syntax is None or length is None or data[128:132] != b"DICM" or syntax.is_deflated:
-            return False
+            return None
         start = 132 + 12 + int(length)
         handle = io.BytesIO(data)
         handle.seek(start)
         last = None
-        for element in data_element_generator(
-            handle, syntax.is_implicit_VR, syntax.is_little_endian
-        ):
-            last = element
+        try:
+            for element in data_element_generator(
+                handle, syntax.is_implicit_VR, syntax.is_little_endian
+            ):
+                last = element
+        except EOFError:  # the data ran out inside an element: cut
+            return True, start, last, handle.tell()
     except Exception:  # a damaged meta or element (not a transfer syntax ...): no verdict
-        return False
-    if last is None:
-        return len(data) != start  # cut inside the file meta, or bytes that are no element
-    value = last.value if isinstance(last.value, bytes) else b""
-    declared = getattr(last, "length", len(value))
-    if declared != 0xFFFFFFFF and len(value) < declared:
-        return True  # the last element is shorter than its length
-    end = getattr(last, "value_tell", 0) + len(value)
-    return end < len(data)  # bytes after it too few for an element: cut mid-header
+        return None
+    return False, start, last, handle.tell()
 
 
 _TAG_IN_MESSAGE: Final = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
@@ -301,6 +384,7 @@ def classify(
         charset_notes=fields.charset_notes,
         extra=fields.extra,
         frames=fields.frames or 1,
+        series_key=fields.series_key,
     )
     kind = non_image_kind(sop_class)
     shown = shown_uid(sop_class)
@@ -308,12 +392,19 @@ def classify(
         return Skip("non_image", f"{kind} ({shown})", facts)
     if fields.pixel is None:
         return Skip("no_pixel_data", f"image object ({shown}) without pixel data", facts)
-    if fields.rows == 0 or fields.columns == 0:  # an image of no pixels is no image
-        detail = f"image object with {fields.rows} rows and {fields.columns} columns"
+    if not fields.rows or not fields.columns:  # an image of no pixels is no image
+        if fields.rows is None or fields.columns is None:  # pixel bytes no one can lay out
+            missing = " and ".join(
+                name for name, value in (("Rows", fields.rows), ("Columns", fields.columns))
+                if value is None
+            )  # fmt: skip
+            detail = f"pixel data, but no {missing}: no image can be made of it ({shown})"
+        else:
+            detail = f"image object with {fields.rows} rows and {fields.columns} columns"
         return Skip("no_pixel_data", detail, facts)
     problem = _pixel_problem(fields, data, size, read_at)
     if problem is not None:
-        return Skip("truncated", problem)
+        return Skip("truncated", problem, facts)
     return facts
 
 
@@ -330,6 +421,10 @@ def _fields_of(ds: Dataset, extras: Extras | None = None) -> HeaderFields:
             tell = None  # offsets point into the inflated stream, not into the file
         value = getattr(element, "value", None)
         pixel = PixelInfo(getattr(element, "length", None), tell, len(value or b""))
+    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    key = ""
+    if not text.get("SeriesInstanceUID"):
+        key = series_key({t: _element_bytes(ds, t) for t in SERIES_KEY_TAGS}, rows, columns)
     return HeaderFields(
         meta_class=str(meta.get("MediaStorageSOPClassUID", "")),
         sop_class=str(ds.get("SOPClassUID", "") or ""),
@@ -338,15 +433,25 @@ def _fields_of(ds: Dataset, extras: Extras | None = None) -> HeaderFields:
         text=text,
         undecodable=undecodable,
         charset_notes=notes,
-        rows=_int(ds.get("Rows")),
-        columns=_int(ds.get("Columns")),
+        rows=rows,
+        columns=columns,
         samples=_int(ds.get("SamplesPerPixel", 1) or 1),
         bits=_int(ds.get("BitsAllocated")),
         frames=_int(ds.get("NumberOfFrames", 1) or 1),
         photometric=str(ds.get("PhotometricInterpretation", "") or ""),
         pixel=pixel,
         extra=_dataset_extras(ds, extras) if extras else {},
+        series_key=key,
     )
+
+
+def _element_bytes(ds: Dataset, tag: int) -> bytes:
+    """An element's value as the file holds it (as text when pydicom converted it already)."""
+    raw = _raw_bytes(ds, tag)
+    if raw is not None:
+        return raw
+    value = ds.get(tag)
+    return _as_text(value.value).encode("utf-8") if value is not None and value.value else b""
 
 
 def _dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
@@ -450,7 +555,7 @@ def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...], tuple[str
             try:
                 element = ds.get(tag)
                 value = None if element is None else element.value
-                text = "" if value is None else _as_text(value)
+                text = "" if value is None else without_escapes(_as_text(value))
             except (ValueError, LookupError, UnicodeError):
                 text, failed = "", True
             if failed or any(_is_decode_warning(w) for w in caught[seen:]):

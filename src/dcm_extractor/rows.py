@@ -102,6 +102,10 @@ def build_row(
     if age is None and (first["PatientAge"] or first["PatientBirthDate"]):
         shown = first["PatientAge"] or f"birth date {first['PatientBirthDate']}"
         problems.append(RowProblem("bad_age", "PatientAge cannot be determined", repr(shown)))
+    elif age is None:
+        detail = "no PatientAge, and no PatientBirthDate to derive it from: PatientAge blank"
+        problems.append(RowProblem("bad_age", detail))
+    problems.extend(_missing_uids(images))
     row: dict[str, Any] = {
         "ProjectID": None,
         "FileName": file_name,
@@ -118,14 +122,33 @@ def build_row(
         "Rows": next((i.rows for i in images if i.rows), None),
         "Columns": next((i.columns for i in images if i.columns), None),
         "ImageCount": len(images),
-        "SeriesCount": len(
-            {i.values["SeriesInstanceUID"] for i in images if i.values.get("SeriesInstanceUID")}
-        ),
+        "SeriesCount": len({i.series for i in images}),
     }
     for column in extra_columns:
         if column not in row:
             row[column] = next((i.extra[column] for i in images if i.extra.get(column)), "")
     return row, problems
+
+
+def _missing_uids(images: Sequence[ImageFacts]) -> list[RowProblem]:
+    """Report images without a SeriesInstanceUID (grouped into series by what does
+    identify them: :func:`~.header.series_key`) or without a SOPInstanceUID (copies found
+    by content)."""
+    problems = []
+    blank_series = [i for i in images if not i.values.get("SeriesInstanceUID")]
+    if blank_series:
+        groups = len({i.series for i in blank_series})
+        detail = (
+            f"{len(blank_series)} images without a SeriesInstanceUID, grouped into {groups} "
+            "series by frame of reference, series number and description, modality, "
+            "orientation and image size"
+        )
+        problems.append(RowProblem("missing_uid", detail))
+    blank_sop = sum(not i.sop_instance_uid for i in images)
+    if blank_sop:
+        detail = f"{blank_sop} images without a SOPInstanceUID: copies found by content"
+        problems.append(RowProblem("missing_uid", detail))
+    return problems
 
 
 # Columns a non-image object may fill: who and which study, not image properties.

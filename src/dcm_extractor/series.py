@@ -128,7 +128,7 @@ class SeriesTally:
         from the first image that has it, and a reader told :meth:`settled` leaves the
         taken ones out of later images."""
         values, extra = image.values, image.extra
-        key = (values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", ""))
+        key = (values.get("StudyInstanceUID", ""), image.series)  # "?..." without a UID
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series()
@@ -164,7 +164,7 @@ class SeriesTally:
             row.update(
                 ProjectID=None,
                 StudyInstanceUID=study,
-                SeriesInstanceUID=uid,
+                SeriesInstanceUID="" if uid.startswith("?") else uid,
                 Rows=series.rows,
                 Columns=series.columns,
                 ImageCount=series.images,

@@ -56,6 +56,7 @@ NEEDED: Final = frozenset(
         0x00080008, 0x00080021, 0x00080031, 0x00081030, 0x0008103E, 0x00081090,
         0x00180010, 0x00180015, 0x00180050, 0x00180060, 0x00180088, 0x00181030, 0x00181210,
         0x00200011, 0x00200032, 0x00200037, 0x00280030,
+        0x00200052,  # FrameOfReferenceUID: identifies a series without a UID (header.series_key)
     }
 )  # fmt: skip
 LAST_NEEDED: Final = max(NEEDED)

@@ -375,7 +375,8 @@ def test_a_case_of_header_only_objects_gets_its_row(tmp_path: Path) -> None:
     assert row["PatientName"] == "Doe^Jane" and row["PatientID"] == "ID1"
     assert row["ImageCount"] == 0 and row["Rows"] is None
     reasons = [e.reason for e in result.report]
-    assert reasons == ["no_pixel_data", "no_images"]  # the file, and where the row came from
+    # the file, the blank age, and where the row came from
+    assert reasons == ["no_pixel_data", "bad_age", "no_images"]
     assert result.images == 0 and result.skipped == result.files == 1
 
 
