@@ -65,10 +65,7 @@ _PACKAGE = __package__ or "dcm_extractor"
 # last-resort handler besides our own lines)
 log = logging.getLogger(f"{_PACKAGE}.extractor")
 
-MAP_WARNING = (
-    "warning: the project ID map links case folder names (often patient names) to IDs and "
-    "is inside --out; keep it with the key instead (--projectid-map PRIVATE/PATH)"
-)
+MAP_NOTE = "the project ID map (it names the cases; keep it private, outside --out)"
 
 
 def extract_case_metadata(
@@ -125,7 +122,9 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     parser.add_argument("--export-json", action="store_true", help="also write <case>.json")
     parser.add_argument("--desensitize", action="store_true", help="de-identified primary outputs")
     parser.add_argument(
-        "--projectid-map", help="case -> project ID JSON (default <out>/case_projectid_map.json)"
+        "--projectid-map",
+        help="case -> project ID JSON (default <out>/case_projectid_map.json; with "
+        "--desensitize <out>.case_projectid_map.json, beside --out)",
     )
     parser.add_argument("--log", default="logs/extractor.log", help="log file")
     parser.add_argument(
@@ -294,10 +293,9 @@ def _locked_main(
     if takeover.line(options.out):
         print(f"{prog}: warning: {takeover.line(options.out)}", file=sys.stderr)
         log.warning("%s", takeover.line(options.out))
-    map_path = options.projectid_map or options.out / "case_projectid_map.json"
-    if policy.deidentify and options.out.resolve() in map_path.resolve().parents:
-        print(MAP_WARNING, file=sys.stderr)
-        log.warning("the project ID map is inside the de-identified outputs")
+    if policy.deidentify:  # say where the one file that names the cases is (not in --out)
+        print(f"note: {MAP_NOTE}: {options.map_path}", file=sys.stderr)
+        log.info("%s: %s", MAP_NOTE, options.map_path)
     if not options.pseudonymizer.keyed:
         if policy.deidentify:
             print(COMPAT_WARNING, file=sys.stderr)

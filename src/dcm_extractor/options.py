@@ -17,9 +17,10 @@ from .extras import Extras
 from .policy import PrivacyPolicy
 from .privacy import DateMode, Pseudonymizer
 
-__all__ = ["FORMATS", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
+__all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
 
 FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
+MAP_NAME: Final = "case_projectid_map.json"  # the project-ID map's default file name
 WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
 
 
@@ -99,12 +100,38 @@ class RunOptions:
                 "scan its tables as a case (or write among a patient's images); choose a "
                 "folder outside it"
             )
+        if self.desensitize and self.projectid_map is not None:
+            where = _inside(self.projectid_map, self.out)
+            if where == "lies inside":
+                problems.append(
+                    f"projectid-map {self.projectid_map} lies inside --out {self.out}: it names "
+                    "the cases, and nothing in a de-identified --out may; keep it outside "
+                    f"(the default under --desensitize: {_map_beside(self.out)})"
+                )
         if self.dates not in ("remove", "keep", "shift"):
             problems.append(f"dates must be remove, keep or shift, got {self.dates!r}")
         if self.dates == "shift" and not self.pseudonymizer.keyed:
             problems.append("shifted dates need a pseudonym key")
         if problems:
             raise OptionsError("; ".join(problems))
+
+    @property
+    def map_path(self) -> Path:
+        """Where the case -> project ID map lives: ``--projectid-map``, else
+        ``<out>/case_projectid_map.json``; under ``--desensitize`` beside ``--out`` instead
+        (``<out>.case_projectid_map.json``): the map names the cases, and nothing in a
+        de-identified ``--out`` may.
+
+        Examples
+        --------
+        >>> RunOptions(Path("d"), Path("runs/out")).map_path.as_posix()
+        'runs/out/case_projectid_map.json'
+        >>> RunOptions(Path("d"), Path("runs/out"), desensitize=True).map_path.as_posix()
+        'runs/out.case_projectid_map.json'
+        """
+        if self.projectid_map is not None:
+            return self.projectid_map
+        return _map_beside(self.out) if self.desensitize else self.out / MAP_NAME
 
     @cached_property
     def privacy(self) -> PrivacyPolicy:
@@ -191,6 +218,12 @@ class RunSummary:
             + f"{self.files} files: {self.images} images + {self.skipped} skipped "
             f"(pydicom's full parse took over for {self.handed_over})"
         )
+
+
+def _map_beside(out: Path) -> Path:
+    """``<out>.case_projectid_map.json`` beside the output folder."""
+    folder = out if out.name else out.absolute()
+    return folder.with_name(f"{folder.name or 'out'}.{MAP_NAME}")
 
 
 def _inside(out: Path, root: Path) -> str:

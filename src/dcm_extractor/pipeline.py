@@ -24,7 +24,7 @@ from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
 from .names import readable
-from .options import FORMATS, WORKERS_PER_CORE, RunOptions, RunSummary
+from .options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions, RunSummary
 from .outputs import REPORT_NAME, RunOutputs, write_case, write_html_report, write_provenance
 from .policy import PrivacyPolicy
 from .projectids import ProjectIdMap
@@ -129,7 +129,7 @@ def _run_locked(
             log.warning("--desensitize: removed from --out %s", cleaned)
     if options.move_top_level_zips:
         _move_zips(root, policy)
-    ids = ProjectIdMap(options.projectid_map or out / "case_projectid_map.json")
+    ids = ProjectIdMap(options.map_path)
     case_dirs = iter_case_dirs(root)
     id_of = ids.assign([d.name for d in case_dirs])  # new cases numbered in folder order
     case_dirs.sort(key=lambda d: id_of[d.name])  # merged tables are in project-ID order
@@ -246,13 +246,13 @@ def _recorded_cases(
 def _refuse_foreign_map(options: RunOptions) -> None:
     """A de-identified run must not leave an earlier run's ID map (names -> IDs) in --out;
     it is the key to the project IDs, so it is moved by the user, never deleted here."""
-    default = options.out / "case_projectid_map.json"
-    in_use = options.projectid_map or default
-    if default.exists() and default.resolve() != in_use.resolve():
+    earlier = options.out / MAP_NAME
+    if earlier.exists():
         raise DcmExtractorError(
-            f"{default} is an earlier run's project ID map (it names patients) and this "
-            "de-identified run uses another: move it out of --out (it keeps the project IDs "
-            "stable: pass it as --projectid-map) or delete it"
+            f"{earlier} is an earlier run's project ID map (it names patients), and nothing in "
+            f"a de-identified --out may: move it out of --out (to {options.map_path}, where "
+            "this run keeps it, or pass it as --projectid-map: it keeps the project IDs "
+            "stable) or delete it"
         )
 
 

@@ -82,8 +82,17 @@ def test_documented_commands(workspace: Path, dicom_sample: DicomSample, command
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == len(set(lines))  # each warning once (the old path printed log lines too)
-    assert all(line.startswith("warning: ") for line in lines), lines
+    assert all(line.startswith(("warning: ", "note: ")) for line in lines), lines
     out = workspace / "data" / "output_csv"
+    id_map = out / "case_projectid_map.json"
+    if "--desensitize" in command:  # the map names the cases: beside --out, and the run says so
+        assert not id_map.exists()
+        id_map = out.with_name("output_csv.case_projectid_map.json")
+        assert any(
+            line.startswith("note: the project ID map")
+            and line.endswith("data/output_csv.case_projectid_map.json")
+            for line in lines
+        ), lines
     assert (workspace / "logs" / "extractor.log").is_file()
     moved = "--move-top-level-zips" in command
     script = "process_cases_with_timeout" in command  # the original: merged tables only
@@ -95,7 +104,7 @@ def test_documented_commands(workspace: Path, dicom_sample: DicomSample, command
     assert sorted(cases) == sorted(
         c["name"] for c in truth["cases"] if moved or not c["top_level_zip"]
     )
-    ids = load_projectid_map(out / "case_projectid_map.json")
+    ids = load_projectid_map(id_map)
     assert sorted(ids.values()) == list(range(1, len(cases) + 1))
     for case in cases:
         stem = f"P{ids[case]:06d}" if desensitize else case  # no case names in file names

@@ -228,7 +228,7 @@ def test_compat_mode_warns(
     assert run(root, tmp_path / "o", "--desensitize") == 0
     err = capsys.readouterr().err
     assert "reverses" in err and "dcm-extract keygen" in err
-    assert "project ID map" in err  # the default map sits inside the shared outputs
+    assert "note: the project ID map" in err  # where the one file naming the cases went
     provenance = json.loads((tmp_path / "o" / "deidentification.json").read_text(encoding="utf-8"))
     assert provenance["reversible_by_dictionary"] is True
     assert provenance["key_fingerprint"] is None
@@ -295,14 +295,65 @@ def test_a_desensitized_run_into_a_used_out_leaves_nothing_that_names_anyone(
             assert not token.search(data), (path.name, token.pattern)
 
 
+def test_the_default_id_map_of_a_desensitized_run_lies_beside_out(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, truth = cases
+    out = tmp_path / "shared"
+    assert run(root, out, "--desensitize", "--pseudonym-key-file", str(key_file)) == 0
+    beside = tmp_path / "shared.case_projectid_map.json"
+    ids = json.loads(beside.read_text(encoding="utf-8"))
+    names = {p.name for p in root.iterdir() if p.is_dir()}
+    assert set(ids) == names  # the map names the cases ...
+    err = capsys.readouterr().err
+    assert (
+        f"note: the project ID map (it names the cases; keep it private, outside --out): {beside}"
+        in err
+    )
+    texts, tokens = _needles(truth)
+    texts |= {name.encode("utf-8") for name in names}
+    for path in (p for p in out.rglob("*") if p.is_file()):  # ... and nothing in --out does
+        data = _searchable(path)
+        assert not [t for t in texts if t in data], path.name
+        assert not [t for t in tokens if t.search(data)], path.name
+    # a second run keeps the IDs (the map beside --out is found again)
+    assert run(root, out, "--desensitize", "--pseudonym-key-file", str(key_file)) == 0
+    assert json.loads(beside.read_text(encoding="utf-8")) == ids
+
+
+def test_an_id_map_inside_a_desensitized_out_is_refused(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, _ = cases
+    out = tmp_path / "shared"
+    argv = ["--desensitize", "--pseudonym-key-file", str(key_file)]
+    assert run(root, out, *argv, "--projectid-map", str(out / "ids.json")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lies inside --out" in err[0] and "Traceback" not in err[0]
+    assert not (out / "ids.json").exists()
+    assert run(root, out, "--projectid-map", str(out / "ids.json")) == 0  # identified: allowed
+
+
 def test_an_earlier_id_map_in_out_is_refused_not_deleted(
-    cases: tuple[Path, dict[str, Any]], key_file: Path, tmp_path: Path
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root, _ = cases
     out = tmp_path / "out"
     assert run(root, out) == 0  # the default map: out/case_projectid_map.json
     argv = ["--desensitize", "--pseudonym-key-file", str(key_file)]
     assert run(root, out, *argv, "--projectid-map", str(tmp_path / "ids.json")) == 1
+    assert (out / "case_projectid_map.json").exists()
+    assert run(root, out, *argv) == 1  # nor kept beside --out by default
+    assert "out.case_projectid_map.json" in capsys.readouterr().err  # where to move it
     assert (out / "case_projectid_map.json").exists()
 
 
