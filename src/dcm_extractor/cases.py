@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .extras import Extras
 from .fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
@@ -25,7 +25,14 @@ from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
 
-__all__ = ["CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
+__all__ = ["NOTE_REASONS", "CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
+
+
+# Report lines that are notes on a row or on a counted image: no file is left out by them.
+NOTE_REASONS: Final = frozenset(
+    {"conflict", "age_read", "bad_age", "missing_uid", "no_images", "values_from_other_objects",
+     "undecodable", "charset"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class ReportEntry:
     detail: str
     private: str = ""
     anonymous_location: str = ""
+
+    @property
+    def is_note(self) -> bool:
+        """A note on a row or a counted image (:data:`NOTE_REASONS`), not a file left out."""
+        return self.reason in NOTE_REASONS
 
     def to_dict(self, labels: Mapping[str, str] | None = None) -> dict[str, str]:
         """CSV-ready form; with ``labels`` (case -> pseudonym), free of names and paths."""

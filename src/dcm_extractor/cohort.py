@@ -66,7 +66,8 @@ class Cohort:
     thickness: Counter[str] = field(default_factory=Counter)
     gap_count: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
-    reasons: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)  # files (and folders) left out
+    notes: Counter[str] = field(default_factory=Counter)  # row and image notes
     charset: Counter[str] = field(default_factory=Counter)
     failed_count: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -104,7 +105,7 @@ class Cohort:
         """Report lines, as the report shows them (``labels``: de-identified case names)."""
         for entry in entries:
             shown = entry.to_dict(labels)
-            self.reasons[entry.reason] += 1
+            (self.notes if entry.is_note else self.reasons)[entry.reason] += 1
             if entry.reason in _CHARSET_REASONS:
                 self.charset[shown["detail"]] += 1
             if entry.reason == "case_failed":

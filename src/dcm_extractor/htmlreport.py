@@ -99,16 +99,22 @@ def render_report(
         _chart("Images per modality", cohort.modality_images.most_common()),
         _chart("Series per manufacturer", cohort.manufacturers.most_common()),
         _chart("Series per scanner model", cohort.models.most_common()),
-        _chart("Studies per year", sorted(years.items()), note=undated),
-        _chart("Studies per month", months),
+        _chart("Studies per year", sorted(years.items()), note=undated, fold=False),
         _chart("Series by images per series", image_bins),
         _chart("Series by slice thickness (mm)", thickness),
         "</div>",
+        _calendar(cohort.study_months),
         _gaps(cohort),
         _table(
-            "Files not counted and row problems, by reason",
+            "Files not counted, by reason",
             ("reason", "lines"),
             cohort.reasons.most_common(),
+            "none",
+        ),
+        _table(
+            "Notes on rows and counted images, by kind (no file left out)",
+            ("kind", "lines"),
+            cohort.notes.most_common(),
             "none",
         ),
         _table(
@@ -140,10 +146,14 @@ def _number(text: str) -> float:
         return float("inf")
 
 
-def _chart(title: str, items: Sequence[tuple[str, int]], note: str = "") -> str:
-    """A horizontal bar chart in inline SVG (the largest bars; the rest summed as "other")."""
-    shown = list(items[:_MAX_BARS])
-    rest = sum(count for _, count in items[_MAX_BARS:])
+def _chart(
+    title: str, items: Sequence[tuple[str, int]], note: str = "", *, fold: bool = True
+) -> str:
+    """A horizontal bar chart in inline SVG: with ``fold``, the largest bars and the rest
+    summed as "N others" (categories sorted by count); without, every bar (a time axis,
+    where one "others" bar would lump years together and outgrow them all)."""
+    shown = list(items[:_MAX_BARS] if fold else items)
+    rest = sum(count for _, count in items[_MAX_BARS:]) if fold else 0
     if rest:
         shown.append((f"{len(items) - _MAX_BARS} others", rest))
     head = f"<section><h2>{_e(title)}</h2>"
@@ -170,6 +180,30 @@ def _chart(title: str, items: Sequence[tuple[str, int]], note: str = "") -> str:
     lines.append("</svg>")
     extra = f'<p class="muted">{_e(note)}</p>' if note else ""
     return head + "".join(lines) + extra + "</section>"
+
+
+_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                  "Dec")  # fmt: skip
+
+
+def _calendar(months: Mapping[str, int]) -> str:
+    """Studies per month as a year x month table: every month of every year shown, however
+    many years (a bar per month would run to hundreds); cells shaded by count."""
+    title = "Studies per month"
+    if not months:
+        return f'<h2>{title}</h2><p class="muted">no dated studies</p>'
+    top = max(months.values()) or 1
+    head = "<th>year</th>" + "".join(f"<th>{m}</th>" for m in _MONTHS) + "<th>total</th>"
+    body = []
+    for year in sorted({m[:4] for m in months}):
+        cells = []
+        for number in range(1, 13):
+            count = months.get(f"{year}-{number:02d}", 0)
+            shade = f' style="background:rgba(31,119,180,{0.1 + 0.5 * count / top:.2f})"'
+            cells.append(f"<td{shade if count else ''}>{count:,}</td>" if count else "<td></td>")
+        total = sum(months.get(f"{year}-{n:02d}", 0) for n in range(1, 13))
+        body.append(f"<tr><td>{_e(year)}</td>{''.join(cells)}<td>{total:,}</td></tr>")
+    return f'<h2>{title}</h2><table class="calendar"><tr>{head}</tr>{"".join(body)}</table>'
 
 
 def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]], empty: str) -> str:

@@ -20,6 +20,7 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
+from dcm_extractor.cases import NOTE_REASONS
 from dcm_extractor.cohort import Cohort, image_bin
 from dcm_extractor.extractor import main
 from dcm_extractor.htmlreport import BAR_COLOUR, render_report
@@ -64,7 +65,13 @@ def test_the_report_shows_the_runs_own_numbers(identified: Path) -> None:
     assert _kpi(page, "series") == len(series)
     assert _kpi(page, "images") == sum(int(r["ImageCount"]) for r in series)
     assert _kpi(page, "cases") == len({r["ProjectID"] for r in series})
-    assert _table(page, "Files not counted") == dict(Counter(r["reason"] for r in report))
+    # files left out and notes on rows apart: the first table adds up to files, not lines
+    files = Counter(r["reason"] for r in report if r["reason"] not in NOTE_REASONS)
+    notes = Counter(r["reason"] for r in report if r["reason"] in NOTE_REASONS)
+    assert files and notes
+    assert _table(page, "Files not counted") == dict(files)
+    assert _table(page, "Notes on rows") == dict(notes)
+    assert sum(files.values()) == _kpi(page, "skipped-files")  # one line per file here
     bins = Counter(image_bin(int(r["ImageCount"])) for r in series)
     gaps = [r for r in series if r["EvenlySpaced"] == "no"]
     assert f"Series with uneven slice spacing or gaps ({len(gaps)})" in page
@@ -106,6 +113,35 @@ def test_rendering_escapes_every_value() -> None:
     cohort.add_series([row])
     page = render_report(cohort, summary={"files": 3}, options={}, seconds=1.0, deidentified=False)
     assert "<script>" not in page and "&lt;script&gt;" in page and "A&amp;B" in page
+
+
+def test_every_year_and_month_of_a_long_cohort_is_shown() -> None:
+    # 30 years of studies: no "others" bar lumping years together
+    cohort = Cohort()
+    rows = []
+    for year in range(1995, 2025):
+        for month in (1, 6, 12):
+            for copies in range(year - 1990):  # later years hold more studies
+                rows.append({"StudyInstanceUID": f"1.{year}.{month}.{copies}", "ImageCount": 1,
+                             "StudyDate": f"{year}{month:02d}15"})  # fmt: skip
+    cohort.add_series(rows)
+    page = render_report(cohort, summary={}, options={}, seconds=1.0, deidentified=False)
+    years = page[page.index("<h2>Studies per year") :]
+    years = years[: years.index("</section>")]
+    assert "others" not in years
+    for year in range(1995, 2025):
+        count = 3 * (year - 1990)
+        assert re.search(rf">{year}<title>{year}</title></text><rect[^>]*/><text[^>]*>{count}<",
+                         years), year  # fmt: skip
+    start = page.index("<h2>Studies per month")
+    calendar = page[start : page.index("</table>", start)]
+    rows = re.findall(r"<tr><td>(\d{4})</td>(.*?)</tr>", calendar)
+    assert [year for year, _ in rows] == [str(y) for y in range(1995, 2025)]
+    for year, cells in rows:  # Jan, Jun and Dec hold the studies; the total closes the row
+        counts = re.findall(r"<td[^>]*>([\d,]*)</td>", cells)
+        each = str(int(year) - 1990)
+        assert counts == [each, "", "", "", "", each, "", "", "", "", "", each,
+                          str(3 * int(each))], year  # fmt: skip
 
 
 def _chromium() -> str | None:
