@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         reference = outputs(base / "reference")
         cases = sum(1 for p in data.iterdir() if p.is_dir())
-        print(f"{cases} cases, {len(reference)} tables; a clean 2-worker run takes {duration:.1f} s")
+        print(f"{cases} cases, {len(reference)} tables; a clean 2-worker run: {duration:.1f} s")
         print(f"{'trial':>5} {'signal':>8} {'kill at s':>10} {'left':>5} {'resume':>10} "
               f"{'tmp':>4}  resume said")  # fmt: skip
         signals = [signal.SIGKILL, signal.SIGTERM]
