@@ -20,7 +20,7 @@ from .extras import Extras
 from .fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
 from .header import ImageFacts, Skip, parse_failure
 from .names import readable
-from .rows import RowProblem, build_row, fill_from
+from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
 from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
@@ -306,6 +306,7 @@ def _add_row(
             )
         )
     else:
+        problems.extend(missing_uids(images))
         filled = fill_from(row, others)
         if filled:
             problems.append(

@@ -10,7 +10,14 @@ from typing import Any, Final
 
 from .header import TEXT_KEYWORDS, ImageFacts
 
-__all__ = ["FIXED_COLUMNS", "RowProblem", "age_in_years", "build_row", "fill_from"]
+__all__ = [
+    "FIXED_COLUMNS",
+    "RowProblem",
+    "age_in_years",
+    "build_row",
+    "fill_from",
+    "missing_uids",
+]
 
 # The original tool's column order: the text columns sit in the middle, as read.
 FIXED_COLUMNS: Final = [
@@ -105,7 +112,6 @@ def build_row(
     elif age is None:
         detail = "no PatientAge, and no PatientBirthDate to derive it from: PatientAge blank"
         problems.append(RowProblem("bad_age", detail))
-    problems.extend(_missing_uids(images))
     row: dict[str, Any] = {
         "ProjectID": None,
         "FileName": file_name,
@@ -130,8 +136,8 @@ def build_row(
     return row, problems
 
 
-def _missing_uids(images: Sequence[ImageFacts]) -> list[RowProblem]:
-    """Report images without a SeriesInstanceUID (grouped into series by what does
+def missing_uids(images: Sequence[ImageFacts]) -> list[RowProblem]:
+    """Report counted images without a SeriesInstanceUID (grouped into series by what does
     identify them: :func:`~.header.series_key`) or without a SOPInstanceUID (copies found
     by content)."""
     problems = []
