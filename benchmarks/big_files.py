@@ -27,6 +27,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dcm_extractor.cases import NOTE_REASONS
+
 GiB = 2**30
 
 
@@ -104,7 +106,8 @@ def run_case(root: Path, case: str, out: Path, src: Path | None) -> tuple[float,
         [sys.executable, "-c", RUN, *argv], capture_output=True, text=True, env=env, check=True
     ).stdout.split()
     report = (out / "extraction_report.csv").read_text(encoding="utf-8").splitlines()[1:]
-    verdict = report[0].split(",")[2] if report else "image"
+    reasons = [line.split(",")[2] for line in report]
+    verdict = next((r for r in reasons if r not in NOTE_REASONS), "image")  # not row notes
     return float(line[1]), float(line[2]), verdict
 
 

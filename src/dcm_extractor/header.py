@@ -251,7 +251,7 @@ def _prefix_dataset(data: bytes) -> tuple[Dataset, PixelInfo | None]:
     """The data set up to its pixel data, from a file's first bytes, and where the pixel
     data element's value starts and how long it says it is (never read: it may lie past
     the bytes given)."""
-    handle = io.BytesIO(data)
+    handle = io.BytesIO(_without_zero_tail(data))
     ds = dcmread(handle, defer_size=1024, force=True, stop_before_pixels=True)
     at = handle.tell()  # pydicom rewinds to the start of the pixel data element
     meta = getattr(ds, "file_meta", None)
@@ -270,6 +270,24 @@ def _prefix_dataset(data: bytes) -> tuple[Dataset, PixelInfo | None]:
             return ds, None
         return ds, PixelInfo(struct.unpack_from(f"{endian}I", data, at + 8)[0], at + 12)
     return ds, PixelInfo(struct.unpack_from(f"{endian}H", data, at + 6)[0], at + 8)
+
+
+_ZERO_TAIL: Final = 2**20  # a run of zero bytes this long ending the bytes read
+
+
+def _without_zero_tail(data: bytes) -> bytes:
+    """A file's first bytes without a long run of zero bytes at their end (kept to a whole
+    8 bytes past the last other byte).
+
+    Such a run holds pixel values (the parse stops before the pixel data anyway) or no
+    data set at all: a preallocated or zero-filled file, which pydicom would read as
+    millions of empty (0000,0000) elements (9 s for 32 MiB). Element headers are never
+    all zero, so no element before the run is lost.
+    """
+    if data[-_ZERO_TAIL:].count(0) < _ZERO_TAIL:  # no such run (the usual case: cheap)
+        return data
+    end = len(data.rstrip(b"\x00"))
+    return data[: end + 16 - end % 8]
 
 
 def _non_image_by_meta(data: bytes) -> str | None:

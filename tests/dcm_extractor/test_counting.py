@@ -245,3 +245,24 @@ def test_a_row_without_any_age_says_so(tmp_path: Path) -> None:
     assert result.rows[0]["PatientAge"] is None
     (line,) = [e for e in result.report if e.reason == "bad_age"]
     assert "no PatientAge" in line.detail
+
+
+def test_a_black_image_past_the_read_bound_is_an_image(tmp_path: Path) -> None:
+    # no preamble (pydicom's full parse decides) and 40 MiB of zero pixels: the parse of the
+    # first 32 MiB leaves their zero tail out (junk files are all zeros), never the element
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID, ds.SeriesInstanceUID = "1.2.3.4.5", "1.2.3.4"
+    ds.PatientID, ds.Modality = "P1", "CT"
+    ds.Rows = ds.Columns = 2048
+    ds.NumberOfFrames = 5
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = bytes(2048 * 2048 * 2 * 5)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    data = buffer.getvalue()
+    assert data[128:132] != b"DICM" and len(data) > 40 * 2**20
+    result = scan(tmp_path, {"black.dcm": data, "cut.dcm": data[: -(2**20)]}, zipped=False)
+    assert result.images == 1 and verdicts(result) == {"cut.dcm": "truncated"}
+    assert result.rows[0]["Rows"] == 2048 and result.handed_over == 2
