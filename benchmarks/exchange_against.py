@@ -31,10 +31,10 @@ RUN = textwrap.dedent(
     from pathlib import Path
     warnings.simplefilter("ignore")
     from medmask import MaskArchive
-    from medmask.packing import pack
-    from medmask.unpacking import unpack_archive
-    from medmask.slicer import export_seg_nrrd
-    from medmask.dicom.exchange import export_seg
+    from medmask.ops.pack import pack
+    from medmask.ops.unpack import unpack_archive
+    from medmask.exchange.slicer import export_seg_nrrd
+    from medmask.exchange.dicom.exchange import export_seg
     masks, ct, work = (Path(a) for a in sys.argv[1:4])
     out = {}
     def timed(name, call):
@@ -65,7 +65,7 @@ def prepare(work: Path) -> tuple[Path, Path, str]:
     import nibabel as nib
     import numpy as np
 
-    from medmask.geometry import space_from_nifti_affine
+    from medmask.model.geometry import space_from_nifti_affine
     from medmask.sample import generate_masks
     from medmask.sample.ct_series import write_ct_series
 

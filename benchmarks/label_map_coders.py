@@ -28,8 +28,8 @@ import zstandard
 
 from medmask import MaskArchive, OverlapWarning, SegmentationMask
 from medmask.codecs import decode_mask, encode_mask
+from medmask.model.space import space_from_affine
 from medmask.sample import generate_masks
-from medmask.space import space_from_affine
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"

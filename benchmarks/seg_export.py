@@ -28,10 +28,10 @@ import numpy as np
 
 from label_map_coders import best  # the same best-of-N timing as the label-map anchors
 from medmask import MaskArchive, SegmentationMask
-from medmask.dicom.exchange import export_seg, seg_masks
-from medmask.dicom.grid import map_axes
-from medmask.dicom.source import read_source_series
-from medmask.packing import pack
+from medmask.exchange.dicom.exchange import export_seg, seg_masks
+from medmask.exchange.dicom.grid import map_axes
+from medmask.exchange.dicom.source import read_source_series
+from medmask.ops.pack import pack
 from medmask.sample import generate_masks
 from medmask.sample.ct_series import write_ct_series
 

@@ -9,10 +9,6 @@ their old names warn once with the new one.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-from . import legacy_archive  # noqa: F401 - registers the reader of medmask 0.1.3 archives
-from .archive import MaskArchive, MaskStatistics, convert_legacy_archive
 from .errors import (
     ArchiveLockedError,
     ChecksumError,
@@ -28,19 +24,32 @@ from .errors import (
     ReadOnlyArrayError,
     StaleCommitWarning,
 )
-from .mapping import LabelMapping
-from .mask import LabelStatistics, SegmentationMask
-from .maskfile import MaskFile, load_mask, save_mask
-from .nifti import read_nifti, read_nifti_folder, write_nifti
-from .selection import match_allowed_values
-from .space import install_space_aliases
+from .exchange.dicom.exchange import read_dicom_seg
+from .exchange.nifti import read_nifti, read_nifti_folder, write_nifti
+from .files import legacy as legacy_archive  # noqa: F401 - registers the reader of medmask 0.1.3 archives
+from .files.archive import MaskArchive, MaskStatistics, convert_legacy_archive
+from .files.maskfile import MaskFile, load_mask, save_mask
+from .model.mapping import LabelMapping
+from .model.mask import LabelStatistics, SegmentationMask
+from .model.selection import match_allowed_values
+from .model.space import install_space_aliases
+from .model.wiring import MaskIO, wire
+from .version import __version__
 
 install_space_aliases()  # Space.from_nifty, which MedMask code calls
+# SegmentationMask's file methods (MedMask's save/load/from_nifti ...) call these: the model
+# imports no layer above it (model/wiring.py)
+wire(
+    MaskIO(
+        read_nifti=read_nifti,
+        read_nifti_folder=read_nifti_folder,
+        write_nifti=write_nifti,
+        read_dicom_seg=read_dicom_seg,
+        save_mask=save_mask,
+        load_mask=load_mask,
+    )
+)
 
-try:
-    __version__ = version("medkit")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
 
 __all__ = [
     "ArchiveLockedError",

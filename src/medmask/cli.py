@@ -20,14 +20,14 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__
-from .archive import MaskArchive, convert_legacy_archive
 from .codecs import DEFAULT_LEVEL
 from .errors import MaskNotFoundError, MedmaskError, OutputExistsError
-from .inspection import describe_archive, verify_archive
-from .packing import PackFailure, PackResult, natural_key, pack, pack_many, parse_group
-from .preview import render_preview
+from .files.archive import MaskArchive, convert_legacy_archive
+from .ops.inspection import describe_archive, verify_archive
+from .ops.pack import PackFailure, PackResult, natural_key, pack, pack_many, parse_group
+from .ops.preview import render_preview
+from .ops.unpack import unpack_archive, write_multilabel
 from .sample import generate_masks
-from .unpacking import unpack_archive, write_multilabel
 
 app = typer.Typer(
     name="medmask",
@@ -183,7 +183,7 @@ def _pack(
 def _reference_space(source: Path | None, like: Path | None) -> Any:
     """The grid ``--source`` (an image series) or ``--like`` (an archive, a NIfTI) names."""
     if source is not None:
-        from .dicom.source import read_source_series  # noqa: PLC0415 - pydicom when asked
+        from .exchange.dicom.source import read_source_series  # noqa: PLC0415 - pydicom when asked
 
         return read_source_series(source)  # pack checks the SEG is of this series
     if like is None:
@@ -191,7 +191,7 @@ def _reference_space(source: Path | None, like: Path | None) -> Any:
     if like.suffix == ".mska":
         with MaskArchive(like) as opened:
             return opened.space
-    from .nifti import read_nifti  # noqa: PLC0415
+    from .exchange.nifti import read_nifti  # noqa: PLC0415
 
     return read_nifti(like).space
 
@@ -233,7 +233,7 @@ def _print_pack(result: PackResult) -> None:
 
 def _input_kind(source: Path) -> str:
     """What a pack source was, for its summary line."""
-    from .nifti import is_nifti  # noqa: PLC0415
+    from .exchange.nifti import is_nifti  # noqa: PLC0415
 
     if source.name.lower().endswith(".seg.nrrd"):
         return "Slicer .seg.nrrd"
@@ -390,7 +390,7 @@ def _export_seg(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
 ) -> None:
     """Write an archive's masks as a DICOM Segmentation (BINARY) on their image series."""
-    from .dicom.exchange import export_seg  # noqa: PLC0415 - pydicom only for this command
+    from .exchange.dicom.exchange import export_seg  # noqa: PLC0415 - pydicom only for this command
 
     with _reported():
         result = export_seg(
@@ -424,7 +424,7 @@ def _export_slicer(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
 ) -> None:
     """Write an archive's masks as a 3D Slicer segmentation (.seg.nrrd), overlaps as layers."""
-    from .slicer import export_seg_nrrd  # noqa: PLC0415 - pynrrd only for this command
+    from .exchange.slicer import export_seg_nrrd  # noqa: PLC0415 - pynrrd only for this command
 
     if not str(output).lower().endswith(".seg.nrrd"):
         raise typer.BadParameter("the file name must end in .seg.nrrd", param_hint="-o")

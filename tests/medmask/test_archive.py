@@ -25,9 +25,9 @@ from medmask import (
     SegmentationMask,
     convert_legacy_archive,
 )
-from medmask.format import archive as fmt
+from medmask.format import mska as fmt
+from medmask.model.space import spaces_equal
 from medmask.sample import MaskSample
-from medmask.space import spaces_equal
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
 SPACE = Space(shape=(16, 14, 12), origin=(3.0, -4.0, 50.0), spacing=(0.8, 0.8, 2.5))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from spacetransformer import Space
 
 from medmask import FormatError, MaskArchive, MedmaskError, SegmentationMask, StaleCommitWarning
-from medmask.format import archive as fmt
+from medmask.format import mska as fmt
 from medmask.format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
 
 SPACE = Space(shape=(12, 10, 8), spacing=(1.0, 1.0, 2.0))

@@ -17,8 +17,8 @@ import pytest
 from spacetransformer import Space
 
 from medmask import FormatError, MaskArchive, OutputExistsError, SegmentationMask, save_mask
-from medmask.atomic import atomic_path, write_atomic
 from medmask.cli import main
+from medmask.files.atomic import atomic_path, write_atomic
 
 SPACE = Space(shape=(40, 40, 40))
 
@@ -130,7 +130,7 @@ def test_existing_outputs_say_how_to_replace_them(
 ) -> None:
     archive_of(tmp_path / "a.mska")
     (tmp_path / "b.mska").write_bytes(b"")
-    from medmask.archive import convert_legacy_archive
+    from medmask.files.archive import convert_legacy_archive
 
     with pytest.raises(OutputExistsError, match=r"b\.mska exists; pass overwrite=True"):
         convert_legacy_archive(tmp_path / "a.mska", tmp_path / "b.mska", overwrite=False)

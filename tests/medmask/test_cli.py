@@ -19,7 +19,7 @@ from PIL import Image
 
 from medmask import MaskArchive
 from medmask.cli import main
-from medmask.format import archive as fmt
+from medmask.format import mska as fmt
 from medmask.sample import MaskSample
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3" / "organs.mska"

@@ -27,15 +27,15 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from medmask import GeometryMismatchError, MaskArchive, MedmaskError, SegmentationMask
 from medmask.cli import main
-from medmask.dicom.exchange import export_seg, seg_masks
-from medmask.dicom.grid import map_axes
-from medmask.dicom.seg_writer import _frame_groups, _FrameEncoder
-from medmask.dicom.source import read_source_series
-from medmask.packing import pack
+from medmask.exchange.dicom.exchange import export_seg, seg_masks
+from medmask.exchange.dicom.grid import map_axes
+from medmask.exchange.dicom.seg_writer import _frame_groups, _FrameEncoder
+from medmask.exchange.dicom.source import read_source_series
+from medmask.model.space import space_from_affine
+from medmask.ops.pack import pack
+from medmask.ops.unpack import unpack_archive
 from medmask.sample import generate_masks
 from medmask.sample.ct_series import write_ct_series
-from medmask.space import space_from_affine
-from medmask.unpacking import unpack_archive
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from medmask import MaskArchive
-from medmask.format import archive as fmt
-from medmask.inspection import describe_archive, verify_archive
-from medmask.packing import pack
+from medmask.format import mska as fmt
+from medmask.ops.inspection import describe_archive, verify_archive
+from medmask.ops.pack import pack
 from medmask.sample import MaskSample
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3" / "organs.mska"

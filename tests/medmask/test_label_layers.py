@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from medmask import FormatError
-from medmask.bbox import bounding_box
 from medmask.codecs import CodecId, EncodedMask, decode_crop, decode_label, decode_mask, encode_mask
 from medmask.codecs.arith_runs import encode_arith_runs
 from medmask.codecs.label_layers import decode_label_layers_into, encode_label_layers
 from medmask.codecs.runs import PERMUTATIONS
+from medmask.model.bbox import bounding_box
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg_s0000"
 INTEGER_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64")

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from medmask import label_values
-from medmask.label_values import MASK_DTYPES, label_limit, labels_present
+from medmask.model import label_values
+from medmask.model.label_values import MASK_DTYPES, label_limit, labels_present
 
 DTYPES = [d for d in MASK_DTYPES if d != "bool"]
 

@@ -24,7 +24,7 @@ from medmask import (
     save_mask,
 )
 from medmask.format.msk import FORMAT_VERSION, HEADER, HEADER_SIZE, MAGIC
-from medmask.space import spaces_equal
+from medmask.model.space import spaces_equal
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
 

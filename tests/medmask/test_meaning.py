@@ -18,9 +18,9 @@ from spacetransformer import Space
 
 from medmask import MaskArchive, MedmaskWarning, SegmentationMask
 from medmask.cli import main
-from medmask.meaning import Code, SegmentMeaning
+from medmask.exchange.slicer import parse_terminology
+from medmask.model.meaning import Code, SegmentMeaning
 from medmask.sample.ct_series import write_ct_series
-from medmask.slicer import parse_terminology
 
 sitk = pytest.importorskip("SimpleITK", reason="SimpleITK is in the test extra")
 
@@ -167,7 +167,7 @@ def test_a_header_that_is_not_utf8_is_read_and_said(tmp_path: Path) -> None:
     raw = (tmp_path / "in.seg.nrrd").read_bytes()
     gbk = raw.replace(b"Segment0_Name:=lung", "Segment0_Name:=右肺".encode("gb18030"))
     (tmp_path / "gbk.seg.nrrd").write_bytes(gbk)
-    from medmask.packing import pack
+    from medmask.ops.pack import pack
 
     with pytest.warns(MedmaskWarning, match=r"gbk\.seg\.nrrd: the NRRD header is not UTF-8"):
         pack(tmp_path / "gbk.seg.nrrd", tmp_path / "a.mska")

@@ -33,7 +33,7 @@ from medmask import (
     match_allowed_values,
     save_mask,
 )
-from medmask.space import spaces_equal
+from medmask.model.space import spaces_equal
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
 SPACE = Space(shape=(6, 5, 4), spacing=(0.8, 0.8, 2.5), origin=(-3.0, 4.0, 10.0))
@@ -103,7 +103,7 @@ def test_old_method_names_warn_once_and_point_at_the_new_ones(tmp_path: Path) ->
 def test_space_from_nifty_equals_from_nifti_on_axial_grids_and_is_right_on_others() -> None:
     import nibabel as nib
 
-    from medmask.geometry import space_from_nifti_affine, voxel_positions
+    from medmask.model.geometry import space_from_nifti_affine, voxel_positions
 
     image = nib.Nifti1Image(np.zeros((6, 5, 4), np.uint8), np.diag([0.8, 0.8, 2.5, 1.0]))
     with pytest.warns(MedmaskDeprecationWarning, match="space_from_nifti_affine"):

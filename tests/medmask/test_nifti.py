@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from medmask import FormatError, MedmaskError, MedmaskWarning, SegmentationMask, read_nifti_folder
-from medmask.nifti import read_voxels
+from medmask.exchange.nifti import read_voxels
 from medmask.sample import MaskSample, sample_affine
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medmask.errors import FormatError
-from medmask.nifti_labels import decode_label_table, encode_label_table
+from medmask.exchange.nifti_labels import decode_label_table, encode_label_table
 
 # Names as users write them: any printable text without surrounding blanks or XML-illegal
 # control characters (XML 1.0 cannot carry those at all).

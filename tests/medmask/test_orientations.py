@@ -1,7 +1,7 @@
 """Geometry in every orientation, through every path, judged by readers we did not write.
 
 Each grid below is defined by its voxel-to-LPS matrix, written out here by hand (never by
-medmask.geometry). Masks go in through files other libraries write (nibabel, pynrrd,
+medmask.model.geometry). Masks go in through files other libraries write (nibabel, pynrrd,
 highdicom), through the medmask command line, and out again; SimpleITK, slicerio and
 highdicom read what comes out. The test: every voxel of every mask lies at the same
 world position (mm) before and after. A round trip through our own reader and writer
@@ -67,7 +67,7 @@ class Grid:
 
     @property
     def space(self) -> Space:
-        """The grid as a Space, built from the numbers (not through medmask.geometry)."""
+        """The grid as a Space, built from the numbers (not through medmask.model.geometry)."""
         d = self.lps[:3, :3] / SPACING
         return Space(
             shape=SHAPE, origin=tuple(ORIGIN), spacing=tuple(SPACING),

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medmask import FormatError, MaskArchive, MedmaskError, MedmaskWarning
-from medmask.packing import (
+from medmask.ops.pack import (
     PackFailure,
     PackResult,
     archive_name_for,
@@ -22,8 +22,8 @@ from medmask.packing import (
     pack_many,
     parse_group,
 )
+from medmask.ops.unpack import unpack_archive, write_multilabel
 from medmask.sample import MaskSample
-from medmask.unpacking import unpack_archive, write_multilabel
 
 
 def nifti_data(path: Path) -> np.ndarray:

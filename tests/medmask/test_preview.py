@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from medmask import FormatError, MaskArchive, MaskNotFoundError, SegmentationMask
-from medmask.packing import pack
-from medmask.preview import display_slice, label_colours, render_preview
+from medmask.model.space import space_from_affine
+from medmask.ops.pack import pack
+from medmask.ops.preview import display_slice, label_colours, render_preview
 from medmask.sample import MaskSample
-from medmask.space import space_from_affine
 
 # Voxel axes running to the patient's left, posterior, superior (DICOM order), 2x1x3 mm.
 LPS = np.diag([-2.0, -1.0, 3.0, 1.0])

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from medmask.cli import main
 from medmask.errors import MedmaskError
-from medmask.nifti_labels import TOTALSEG_ECODE, decode_label_table
+from medmask.exchange.nifti_labels import TOTALSEG_ECODE, decode_label_table
 from medmask.sample import DECLARED_OVERLAPS, MaskSample, generate_masks
 
 

@@ -21,9 +21,9 @@ from spacetransformer import Space
 
 from medmask import MaskArchive, MedmaskWarning
 from medmask.cli import main
-from medmask.dicom.exchange import export_seg
-from medmask.dicom.source import read_source_series
-from medmask.packing import pack
+from medmask.exchange.dicom.exchange import export_seg
+from medmask.exchange.dicom.source import read_source_series
+from medmask.ops.pack import pack
 from medmask.sample.ct_series import write_ct_series
 
 SPACE = Space(shape=(6, 5, 4), origin=(-10.0, 5.0, 30.0), spacing=(0.8, 0.9, 2.0))
@@ -223,8 +223,8 @@ def test_misleading_cases_get_the_real_reason(
     # a SEG of another pixel spacing onto a grid of the same axes
     fine = ct(tmp_path / "fine", space=Space(shape=(6, 5, 4), spacing=(0.5, 0.9, 2.0)))
     highdicom_seg(fine, tmp_path / "fine.dcm")
-    from medmask.dicom.exchange import seg_masks
     from medmask.errors import GeometryMismatchError
+    from medmask.exchange.dicom.exchange import seg_masks
 
     with pytest.raises(GeometryMismatchError, match=r"fine\.dcm: its frames' pixel spacing"):
         dict(seg_masks([tmp_path / "fine.dcm"], space=SPACE))

@@ -10,10 +10,10 @@ import pytest
 
 from medmask import FormatError, MaskArchive, MedmaskError, MedmaskWarning, SegmentationMask
 from medmask.cli import main
-from medmask.packing import pack
+from medmask.exchange.slicer import export_seg_nrrd, read_seg_nrrd
+from medmask.model.space import spaces_close
+from medmask.ops.pack import pack
 from medmask.sample import generate_masks
-from medmask.slicer import export_seg_nrrd, read_seg_nrrd
-from medmask.space import spaces_close
 
 
 @pytest.fixture(scope="module")

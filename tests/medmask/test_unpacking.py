@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from medmask import MaskNotFoundError, MedmaskError, MedmaskWarning, read_nifti
-from medmask.packing import pack
+from medmask.ops.pack import pack
+from medmask.ops.unpack import OverlapError, unpack_archive, write_multilabel
 from medmask.sample import MaskSample
-from medmask.unpacking import OverlapError, unpack_archive, write_multilabel
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import numpy as np
 import zstandard
 from numpy.typing import NDArray
 
-from ..bbox import BBox, bounding_box
 from ..errors import FormatError
-from ..label_values import MASK_DTYPES, label_limit
+from ..model.bbox import BBox, bounding_box
+from ..model.label_values import MASK_DTYPES, label_limit
 from .runs import decode_runs_into
 
 __all__ = [

@@ -19,8 +19,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ..bbox import BBox
 from ..errors import FormatError
+from ..model.bbox import BBox
 from . import rangecoder as rc
 from .rangecoder import compiled, inlined
 from .runs import PERMUTATIONS, candidate_orders, row_transitions

@@ -23,8 +23,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ..bbox import BBox, label_extents
 from ..errors import FormatError
+from ..model.bbox import BBox, label_extents
 from . import rangecoder as rc
 from .arith_runs import (
     N_GROUPS as ROW_GROUPS,

@@ -39,8 +39,8 @@ import numpy as np
 import zstandard
 from numpy.typing import NDArray
 
-from ..bbox import BBox
 from ..errors import FormatError
+from ..model.bbox import BBox
 
 __all__ = [
     "PERMUTATIONS",

@@ -6,8 +6,8 @@ Kept so 0.1.3 imports work; importing it warns once with the new place.
 from __future__ import annotations
 
 from ..deprecation import warn_deprecated
-from ..mapping import LabelMapping
-from ..mask import SegmentationMask
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
 
 __all__ = ["LabelMapping", "SegmentationMask"]
 

@@ -1,7 +1,7 @@
-"""medmask 0.1.3's ``medmask.core.mapping``; now :mod:`medmask.mapping`."""
+"""medmask 0.1.3's ``medmask.core.mapping``; now :mod:`medmask.model.mapping`."""
 
 from __future__ import annotations
 
-from ..mapping import LabelMapping
+from ..model.mapping import LabelMapping
 
 __all__ = ["LabelMapping"]

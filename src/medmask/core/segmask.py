@@ -1,7 +1,7 @@
-"""medmask 0.1.3's ``medmask.core.segmask``; now :mod:`medmask.mask`."""
+"""medmask 0.1.3's ``medmask.core.segmask``; now :mod:`medmask.model.mask`."""
 
 from __future__ import annotations
 
-from ..mask import SegmentationMask
+from ..model.mask import SegmentationMask
 
 __all__ = ["SegmentationMask"]

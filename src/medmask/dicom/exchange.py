@@ -1,172 +1,19 @@
-"""Archives to DICOM SEG and back: what ``medmask export-seg`` and ``medmask pack SEG`` call."""
+"""The earlier path of :mod:`medmask.exchange.dicom.exchange` (SEG export and import)."""
 
-from __future__ import annotations
+from ..exchange.dicom.exchange import (
+    check_seg_source,
+    export_seg,
+    read_dicom_seg,
+    seg_files,
+    seg_masks,
+    seg_segments,
+)
 
-import os
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-
-import numpy as np
-import pydicom
-from spacetransformer import Space
-
-from ..archive import MaskArchive
-from ..atomic import check_writable
-from ..errors import MaskNotFoundError, MedmaskError, SourceMismatchError
-from ..mapping import LabelMapping
-from ..mask import SegmentationMask
-from ..meaning import SegmentMeaning
-from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
-from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
-from .source import SourceSeries, read_source_series
-
-__all__ = ["check_seg_source", "export_seg", "seg_files", "seg_masks", "seg_segments"]
-
-
-def export_seg(
-    archive: str | os.PathLike[str],
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    names: Iterable[str] | None = None,
-    groups: bool = False,
-    algorithm: str | None = "medmask",
-    algorithm_version: str = "",
-    transfer_syntax: TransferSyntax = "deflated",
-    series_uid: str | None = None,
-    overwrite: bool = False,
-) -> SegExport:
-    """Write the masks of ``archive`` as a DICOM SEG on the CT/MR series in ``source``.
-
-    Parameters
-    ----------
-    archive : path
-        A ``.mska`` archive.
-    source : path
-        Folder of the image series the masks were made on.
-    output : path
-        The ``.dcm`` file to write.
-    names : iterable of str, optional
-        Only these masks (and groups), in this order; default every mask.
-    groups : bool
-        Also write the archive's groups (``ribs = rib_*``) as segments of their own.
-    algorithm, algorithm_version : str
-        The algorithm named in the SEG (None: masks drawn by hand), for masks whose
-        archive entry does not name one; a mask packed from a SEG keeps the algorithm,
-        codes and colour that SEG gave it (``MaskArchive.meaning``).
-    transfer_syntax : {"deflated", "explicit"}
-        Deflated (default, small) or uncompressed.
-    series_uid : str, optional
-        Which series of ``source``, when it holds several.
-    overwrite : bool
-        Replace an existing ``output``.
-
-    Raises
-    ------
-    GeometryMismatchError
-        The archive's grid is not the series' (the message names both).
-    MaskNotFoundError
-        A name in ``names`` is not in the archive.
-    """
-    check_writable(Path(output), overwrite)
-    series = read_source_series(source, series_uid)
-    with MaskArchive(archive) as opened:
-        if opened.space is None:
-            raise MedmaskError(f"{archive}: the archive has no masks")
-        group_names = set(opened.groups())
-        if names is None:
-            chosen = [n for n in opened if groups or n not in group_names]
-        else:
-            chosen = list(names)
-            missing = [n for n in chosen if n not in opened]
-            if missing:
-                raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
-        masks = []
-        for name in chosen:
-            crop, offset = opened.load_crop(name)
-            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
-        space = opened.space
-    return write_seg(
-        masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
-        transfer_syntax=transfer_syntax,
-    )  # fmt: skip
-
-
-def seg_files(source: str | os.PathLike[str]) -> list[Path]:
-    """The DICOM SEG files of ``source`` (a file, or a folder of one segmentation's instances)."""
-    path = Path(source)
-    if path.is_file():
-        return [path] if is_dicom_seg(path) else []
-    return sorted(p for p in path.rglob("*") if p.is_file() and is_dicom_seg(p))
-
-
-def seg_masks(
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    space: Space | None = None,
-    notes: list[str] | None = None,
-) -> Iterator[tuple[str, SegmentationMask]]:
-    """Each segment of the SEG instances ``paths`` as a 0/1 uint8 mask, in segment order.
-
-    ``space`` is the grid to read onto (default: the frames' own); ``notes`` receives
-    what the reading changed (FRACTIONAL thresholds).
-    """
-    for name, mask, _ in seg_segments(paths, space=space, notes=notes):
-        yield name, mask
-
-
-def seg_segments(
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    space: Space | None = None,
-    notes: list[str] | None = None,
-) -> Iterator[tuple[str, SegmentationMask, SegmentMeaning]]:
-    """As :func:`seg_masks`, each with what the SEG says the segment is (codes, colour,
-    algorithm), which ``MaskArchive.add_mask(..., meaning=)`` keeps."""
-    series: SegSeries = read_seg(paths, space=space)
-    for segment, voxels in series.masks():
-        mask = SegmentationMask._trusted(
-            voxels.view(np.uint8), LabelMapping({segment.name: 1}), series.space
-        )
-        yield segment.name, mask, segment.meaning
-    if notes is not None:  # after the pixels: undeclared label-map values are found there
-        notes.extend(series.notes)
-
-
-def check_seg_source(paths: Sequence[str | os.PathLike[str]], series: SourceSeries) -> None:
-    """Refuse SEG instances that were not drawn on ``series`` (a matching grid is not enough).
-
-    Checks the Frame of Reference UID, the Referenced Series Sequence (when the SEG has
-    one) and the Patient ID (when both have one).
-
-    Raises
-    ------
-    SourceMismatchError
-        The SEG and the series differ; the message names both values and both places.
-    """
-    where = f"the series in {series.folder}"
-    for raw in paths:
-        path = Path(raw)
-        with damage_named(path):
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        frame = str(ds.get("FrameOfReferenceUID", ""))
-        if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
-            raise SourceMismatchError(
-                f"{path}: the SEG lies in frame of reference {frame}, {where} in "
-                f"{series.frame_of_reference_uid}: it was not drawn on that series"
-            )
-        referenced = [
-            str(item.get("SeriesInstanceUID", ""))
-            for item in ds.get("ReferencedSeriesSequence", [])
-        ]
-        if referenced and series.series_instance_uid not in referenced:
-            raise SourceMismatchError(
-                f"{path}: the SEG was drawn on series {', '.join(referenced)}, {where} is "
-                f"{series.series_instance_uid}"
-            )
-        patient = str(ds.get("PatientID", ""))
-        source_patient = str(series.header.get("PatientID", ""))
-        if patient and source_patient and patient != source_patient:
-            raise SourceMismatchError(
-                f"{path}: the SEG is of patient ID {patient!r}, {where} of {source_patient!r}"
-            )
+__all__ = [
+    "check_seg_source",
+    "export_seg",
+    "read_dicom_seg",
+    "seg_files",
+    "seg_masks",
+    "seg_segments",
+]

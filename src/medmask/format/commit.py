@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from .archive import (
+from .mska import (
     DATA_START,
     GEOMETRY_OFFSET,
     SLOT_OFFSETS,

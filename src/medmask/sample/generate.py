@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MedmaskError
-from ..nifti_labels import TOTALSEG_ECODE, encode_label_table
-from ..space import space_from_affine
+from ..exchange.nifti_labels import TOTALSEG_ECODE, encode_label_table
+from ..model.space import space_from_affine
 from .anatomy import DECLARED_OVERLAPS, ORGANS, Blob
 from .shapes import Crop, Shape3, rasterize
 

@@ -5,9 +5,9 @@ Kept so 0.1.3 imports work; importing it warns once with the new place.
 
 from __future__ import annotations
 
-from ..archive import MaskArchive
 from ..deprecation import warn_deprecated
-from ..maskfile import MaskFile, load_mask, save_mask
+from ..files.archive import MaskArchive
+from ..files.maskfile import MaskFile, load_mask, save_mask
 
 __all__ = ["MaskArchive", "MaskFile", "load_mask", "save_mask"]
 

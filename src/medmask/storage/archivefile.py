@@ -1,7 +1,7 @@
-"""medmask 0.1.3's ``medmask.storage.archivefile``; now :mod:`medmask.archive`."""
+"""medmask 0.1.3's ``medmask.storage.archivefile``; now :mod:`medmask.files.archive`."""
 
 from __future__ import annotations
 
-from ..archive import MaskArchive
+from ..files.archive import MaskArchive
 
 __all__ = ["MaskArchive"]

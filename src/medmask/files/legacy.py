@@ -16,16 +16,16 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
+from ..codecs.legacy import decode_legacy_blob
+from ..deprecation import check_legacy_codec, warn_deprecated
+from ..errors import FormatError
+from ..format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
+from ..model.bbox import bounding_box
+from ..model.mask import LabelStatistics, SegmentationMask
+from ..model.space import voxel_volume_ml
 from .archive import MaskArchive, MaskStatistics, StoredMask, register_reader
-from .archive_file import ArchiveFile, ArchiveMode
-from .archive_index import Entry
-from .bbox import bounding_box
-from .codecs.legacy import decode_legacy_blob
-from .deprecation import check_legacy_codec, warn_deprecated
-from .errors import FormatError
-from .format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
-from .mask import LabelStatistics, SegmentationMask
-from .space import voxel_volume_ml
+from .index import Entry
+from .opened import ArchiveFile, ArchiveMode
 
 __all__ = ["LegacyMaskArchive"]
 

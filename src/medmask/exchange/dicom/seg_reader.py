@@ -25,8 +25,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import SegmentationStorage
 from spacetransformer import Space
 
-from ..errors import FormatError, GeometryMismatchError, MedmaskError
-from ..meaning import ALGORITHM_TYPES, Code, SegmentMeaning
+from ...errors import FormatError, GeometryMismatchError, MedmaskError
+from ...model.meaning import ALGORITHM_TYPES, Code, SegmentMeaning
 from .concepts import rgb_of_cielab
 from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
 

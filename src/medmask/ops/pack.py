@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from spacetransformer import Space
 
-from .archive import MaskArchive
-from .atomic import atomic_path, check_writable
-from .bbox import label_extents
-from .errors import FormatError, GeometryMismatchError, MedmaskError, MedmaskWarning
-from .mapping import LabelMapping
-from .mask import SegmentationMask
-from .meaning import SegmentMeaning
-from .nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
+from ..errors import FormatError, GeometryMismatchError, MedmaskError, MedmaskWarning
+from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
+from ..files.archive import MaskArchive
+from ..files.atomic import atomic_path, check_writable
+from ..model.bbox import label_extents
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
+from ..model.meaning import SegmentMeaning
 
 if TYPE_CHECKING:
-    from .dicom.source import SourceSeries
+    from ..exchange.dicom.source import SourceSeries
 
 __all__ = [
     "PackFailure",
@@ -137,10 +137,10 @@ def pack(
         Replace an existing ``target``.
     strict_geometry : bool
         Refuse files whose geometry differs from the first file's at all. By default
-        differences up to :data:`medmask.space.GEOMETRY_TOLERANCE` (float noise) are
+        differences up to :data:`medmask.model.space.GEOMETRY_TOLERANCE` (float noise) are
         accepted, listed in :attr:`PackResult.drift` and warned about (the archive
         keeps the first file's geometry).
-    reference : spacetransformer.Space or medmask.dicom.source.SourceSeries, optional
+    reference : spacetransformer.Space or medmask.exchange.dicom.source.SourceSeries, optional
         DICOM SEG only: the grid to place its frames on, by default the grid the frames
         span. The image series the SEG was drawn on (``read_source_series(ct)``): its
         grid, once the SEG is checked to be of that series (frame of reference,
@@ -171,13 +171,13 @@ def pack(
     meanings: dict[str, SegmentMeaning] = {}  # what a SEG or Slicer file says each mask is
     seg = _seg_inputs(src)
     if src.is_file() and str(src).lower().endswith(".seg.nrrd"):
-        from .slicer import read_seg_nrrd_segments  # noqa: PLC0415 - pynrrd for Slicer files
+        from ..exchange.slicer import read_seg_nrrd_segments  # noqa: PLC0415 - pynrrd for Slicer files
 
         masks = _keeping_meanings(read_seg_nrrd_segments(src), meanings)
         input_bytes = src.stat().st_size
     elif seg:
-        from .dicom.exchange import check_seg_source, seg_segments  # noqa: PLC0415 - pydicom
-        from .dicom.source import SourceSeries  # noqa: PLC0415 - only for SEG sources
+        from ..exchange.dicom.exchange import check_seg_source, seg_segments  # noqa: PLC0415 - pydicom
+        from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415 - only for SEG sources
 
         if isinstance(reference, SourceSeries):
             check_seg_source(seg, reference)
@@ -349,8 +349,8 @@ def _seg_inputs(source: Path) -> list[Path]:
         return []
     if source.is_dir() and any(is_nifti(p) for p in source.iterdir() if p.is_file()):
         return []
-    from .dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG sources
-    from .dicom.seg_reader import dicom_header_problem  # noqa: PLC0415
+    from ..exchange.dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG sources
+    from ..exchange.dicom.seg_reader import dicom_header_problem  # noqa: PLC0415
 
     found = seg_files(source)
     if not found and source.is_file():

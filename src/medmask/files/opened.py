@@ -1,4 +1,4 @@
-"""The open file behind a :class:`~medmask.archive.MaskArchive`: reading, staging, commits.
+"""The open file behind a :class:`~medmask.files.archive.MaskArchive`: reading, staging, commits.
 
 One :class:`ArchiveFile` per open file. Writers hold an exclusive lock on it; writer
 objects opened on one file in one process share a single ArchiveFile (MedMask scripts
@@ -22,13 +22,13 @@ from typing import Literal
 
 from spacetransformer import Space
 
-from .archive_index import Entry, Index
+from ..deprecation import user_stacklevel
+from ..errors import ArchiveLockedError, FormatError, StaleCommitWarning
+from ..format import mska as fmt
+from ..format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
+from ..model.space import space_from_dict, space_to_dict
 from .atomic import mode_for
-from .deprecation import user_stacklevel
-from .errors import ArchiveLockedError, FormatError, StaleCommitWarning
-from .format import archive as fmt
-from .format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
-from .space import space_from_dict, space_to_dict
+from .index import Entry, Index
 
 __all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file"]
 

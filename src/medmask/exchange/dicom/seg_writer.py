@@ -39,9 +39,10 @@ from pydicom.uid import (
 )
 from spacetransformer import Space
 
-from ..atomic import atomic_path
-from ..errors import MedmaskError
-from ..meaning import SegmentMeaning
+from ...errors import MedmaskError
+from ...files.atomic import atomic_path
+from ...model.meaning import SegmentMeaning
+from ...version import __version__
 from . import encoding as enc
 from .concepts import Code, cielab_of_rgb, concept_for, meaning_of_concept, segment_colour
 from .grid import AxisMap, map_axes
@@ -104,7 +105,7 @@ def write_seg(
         Segments in this order (segment numbers 1, 2, ...).
     space : spacetransformer.Space
         The masks' grid; it must be the source series' grid, up to axis order and
-        direction (see :func:`medmask.dicom.grid.map_axes`).
+        direction (see :func:`medmask.exchange.dicom.grid.map_axes`).
     source : SourceSeries
         The series the masks were drawn on (:func:`read_source_series`).
     path : str or os.PathLike
@@ -467,6 +468,4 @@ def _frame_groups(source: SourceSeries, segment: int, slice_index: int) -> Datas
 
 
 def _version() -> str:
-    from .. import __version__  # noqa: PLC0415 - the package imports this module lazily
-
     return str(__version__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MaskNotFoundError
+from ..errors import MaskNotFoundError
 
 __all__ = ["LabelMapping", "as_label"]
 

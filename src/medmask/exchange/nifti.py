@@ -23,14 +23,14 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
-from .atomic import atomic_path
-from .errors import FormatError, MedmaskError
-from .geometry import nifti_affine
-from .label_values import MASK_DTYPES
-from .mapping import LabelMapping
-from .mask import SegmentationMask
+from ..errors import FormatError, MedmaskError
+from ..files.atomic import atomic_path
+from ..model.geometry import nifti_affine
+from ..model.label_values import MASK_DTYPES
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
+from ..model.space import GEOMETRY_TOLERANCE, geometry_difference, space_from_affine
 from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
-from .space import GEOMETRY_TOLERANCE, geometry_difference, space_from_affine
 
 __all__ = [
     "NIFTI_SUFFIXES",
@@ -120,7 +120,7 @@ def iter_nifti_masks(
     """``(name, mask)`` of each file in turn (one in memory at a time), named by its stem.
 
     An archive keeps the first file's geometry. Files whose geometry differs from it by
-    float noise (at most :data:`medmask.space.GEOMETRY_TOLERANCE`; TotalSegmentator's
+    float noise (at most :data:`medmask.model.space.GEOMETRY_TOLERANCE`; TotalSegmentator's
     s0000 has 25 such files, 1.5e-4 mm) are appended to ``drift`` as ``(file name,
     largest difference)``; with ``strict`` any difference is an error.
 
@@ -295,7 +295,7 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
 def _as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
     """The stored voxels as they are (no copy), refusing types that cannot be labels.
 
-    The values are checked by the mask (whole numbers >= 0, see medmask.label_values).
+    The values are checked by the mask (whole numbers >= 0, see medmask.model.label_values).
     """
     array = np.asarray(raw)
     if array.dtype.byteorder == ">":  # big-endian files: the same values, native order

@@ -24,14 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from .archive import MaskArchive
-from .atomic import check_writable, write_atomic
+from ..errors import FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
+from ..files.archive import MaskArchive
+from ..files.atomic import check_writable, write_atomic
+from ..model.geometry import nrrd_geometry, space_from_nrrd
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
+from ..model.meaning import Code, SegmentMeaning
 from .dicom.concepts import concept_for, meaning_of_concept, segment_colour
-from .errors import FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
-from .geometry import nrrd_geometry, space_from_nrrd
-from .mapping import LabelMapping
-from .mask import SegmentationMask
-from .meaning import Code, SegmentMeaning
 
 __all__ = [
     "SlicerExport",

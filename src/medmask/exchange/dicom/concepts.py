@@ -19,7 +19,7 @@ from __future__ import annotations
 import colorsys
 from dataclasses import dataclass
 
-from ..meaning import Code, SegmentMeaning
+from ...model.meaning import Code, SegmentMeaning
 
 __all__ = [
     "Code",

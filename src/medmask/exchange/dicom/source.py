@@ -11,7 +11,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from ..errors import FormatError
+from ...errors import FormatError
 from .grid import SliceGrid
 
 __all__ = ["SourceSeries", "read_source_series"]

@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 from spacetransformer import Space
 
+from ..codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_mask, encode_mask
+from ..codecs.legacy import decode_legacy_blob
+from ..deprecation import check_legacy_codec, warn_deprecated
+from ..errors import FormatError
+from ..format.legacy_msk import LEGACY_MSK_MAGIC, legacy_msk_header, unpack_legacy_msk
+from ..format.msk import msk_header, pack_msk, unpack_msk
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
+from ..model.space import space_from_dict, space_to_dict
 from .atomic import write_atomic
-from .codecs import DEFAULT_LEVEL, CodecId, EncodedMask, decode_mask, encode_mask
-from .codecs.legacy import decode_legacy_blob
-from .deprecation import check_legacy_codec, warn_deprecated
-from .errors import FormatError
-from .format.legacy_msk import LEGACY_MSK_MAGIC, legacy_msk_header, unpack_legacy_msk
-from .format.msk import msk_header, pack_msk, unpack_msk
-from .mapping import LabelMapping
-from .mask import SegmentationMask
-from .space import space_from_dict, space_to_dict
 
 __all__ = ["MaskFile", "load_mask", "save_mask"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from .deprecation import warn_deprecated
+from ..deprecation import warn_deprecated
 from .geometry import space_from_nifti_affine
 
 __all__ = [
@@ -54,7 +54,7 @@ def check_space(shape: tuple[int, ...], space: Space) -> None:
 def space_from_affine(affine: NDArray[Any], shape: tuple[int, ...]) -> Space:
     """Space of a voxel-to-RAS affine (nibabel's ``img.affine``) for an array of ``shape``.
 
-    See :func:`medmask.geometry.space_from_nifti_affine`, which this calls: the affine
+    See :func:`medmask.model.geometry.space_from_nifti_affine`, which this calls: the affine
     nibabel reports (the sform when set) keeps geometry exact both ways, where the qform's
     quaternion is rounded to float32.
     """
@@ -139,7 +139,7 @@ def install_space_aliases() -> None:
     ``Space.from_nifty`` was spacetransformer's earlier spelling of ``Space.from_nifti``
     (the MedMask notebook calls it); spacetransformer-core 0.2.7 dropped it. The alias
     medmask installs converts the image's affine (nibabel's ``img.affine``) from RAS to LPS
-    with :func:`medmask.geometry.space_from_nifti_affine`, which is right in every
+    with :func:`medmask.model.geometry.space_from_nifti_affine`, which is right in every
     orientation; ``Space.from_nifti`` itself negates the affine's columns instead of its
     rows and misplaces sagittal, coronal and oblique grids (docs/mask-format.md). The
     alias warns once that the name is old. Installed by ``import medmask``; an alias
@@ -153,7 +153,7 @@ def install_space_aliases() -> None:
     def from_nifty(cls: type[Space], niftiimage: Any) -> Space:
         warn_deprecated(
             "Space.from_nifty",
-            "use medmask.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) "
+            "use medmask.model.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) "
             "(Space.from_nifti misplaces sagittal, coronal and oblique grids)",
         )
         shape = tuple(int(n) for n in niftiimage.shape[:3])

@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from ..errors import GeometryMismatchError
-from ..geometry import space_from_dicom_frames
+from ...errors import GeometryMismatchError
+from ...model.geometry import space_from_dicom_frames
 
 __all__ = ["AxisMap", "SliceGrid", "describe_space", "map_axes"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ReadOnlyArrayError
+from ..errors import ReadOnlyArrayError
 
 __all__ = ["ReadOnlyArray", "read_only_view"]
 

@@ -20,12 +20,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from .archive import MaskArchive
-from .atomic import atomic_path
-from .errors import FormatError, MedmaskError
-from .geometry import nifti_affine
-from .space import space_from_affine, spaces_close
-from .unpacking import select_masks
+from ..errors import FormatError, MedmaskError
+from ..files.archive import MaskArchive
+from ..files.atomic import atomic_path
+from ..model.geometry import nifti_affine
+from ..model.space import space_from_affine, spaces_close
+from .unpack import select_masks
 
 __all__ = ["PreviewResult", "display_slice", "label_colours", "render_preview"]
 

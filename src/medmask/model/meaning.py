@@ -7,7 +7,8 @@ terminology entry of the same codes. medmask keeps them with the mask (the index
 ``meaning``, docs/mask-format.md) so that ``pack`` followed by ``export-seg`` or
 ``export-slicer`` writes them back instead of re-deriving them from the name.
 
-Values only: no I/O (the readers and writers live in ``medmask.dicom`` and ``medmask.slicer``).
+Values only: no I/O (the readers and writers live in ``medmask.exchange.dicom`` and
+``medmask.exchange.slicer``).
 """
 
 from __future__ import annotations

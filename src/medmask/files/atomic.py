@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputExistsError
+from ..errors import OutputExistsError
 
 __all__ = ["atomic_path", "check_writable", "mode_for", "write_atomic"]
 

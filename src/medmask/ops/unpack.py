@@ -17,13 +17,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .archive import MaskArchive, StoredMask
-from .atomic import check_writable
-from .errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapError
-from .label_values import label_limit
-from .mapping import LabelMapping
-from .mask import SegmentationMask
-from .nifti import mask_file_name, write_nifti
+from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapError
+from ..exchange.nifti import mask_file_name, write_nifti
+from ..files.archive import MaskArchive, StoredMask
+from ..files.atomic import check_writable
+from ..model.label_values import label_limit
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
 
 __all__ = [
     "MultilabelResult",

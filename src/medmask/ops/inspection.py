@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .archive import MaskArchive
-from .bbox import bounding_box
-from .errors import MedmaskError
-from .format import archive as fmt
-from .space import space_to_dict, voxel_volume_ml
+from ..errors import MedmaskError
+from ..files.archive import MaskArchive
+from ..format import mska as fmt
+from ..model.bbox import bounding_box
+from ..model.space import space_to_dict, voxel_volume_ml
 
 __all__ = ["ArchiveInfo", "VerifyResult", "describe_archive", "verify_archive"]
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .bbox import BBox
-from .errors import FormatError
-from .format import archive as fmt
-from .meaning import SegmentMeaning
+from ..errors import FormatError
+from ..format import mska as fmt
+from ..model.bbox import BBox
+from ..model.meaning import SegmentMeaning
 
 __all__ = ["Entry", "Index", "replace_location"]
 

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Final
 
-from .errors import FormatError
+from ..errors import FormatError
 
 __all__ = ["CARET_ECODE", "TOTALSEG_ECODE", "decode_label_table", "encode_label_table"]
 
@@ -33,7 +33,7 @@ def encode_label_table(labels: Mapping[int, str]) -> bytes:
     table = ET.SubElement(volume, "LabelTable")
     ordered = sorted(labels.items())
     for position, (label, name) in enumerate(ordered):
-        if label < 0:  # 0 may be named: the background (medmask.mapping.LabelMapping)
+        if label < 0:  # 0 may be named: the background (medmask.model.mapping.LabelMapping)
             raise ValueError(f"label values must not be negative, got {label} for {name!r}")
         red, green, blue = colorsys.hsv_to_rgb((position * 0.618034) % 1.0, 0.75, 0.95)
         element = ET.SubElement(

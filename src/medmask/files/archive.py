@@ -7,9 +7,9 @@ docs/mask-format.md, plus groups, crops, statistics without decoding, remove/rep
 process sees it; a crash keeps it); inside ``with archive:`` or ``with archive.batch():``
 changes wait for the end of the block and are committed together.
 
-The open file (lock, staging, commits) is :mod:`medmask.archive_file`, the group
-arithmetic :mod:`medmask.groups`; medmask 0.1.3 archives are read by
-:mod:`medmask.legacy_archive`, which ``MaskArchive(path)`` picks by the file's magic.
+The open file (lock, staging, commits) is :mod:`medmask.files.opened`, the group
+arithmetic :mod:`medmask.model.groups`; medmask 0.1.3 archives are read by
+:mod:`medmask.files.legacy`, which ``MaskArchive(path)`` picks by the file's magic.
 """
 
 from __future__ import annotations
@@ -27,11 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from .archive_file import ArchiveMode, open_archive_file
-from .archive_index import Entry
-from .atomic import atomic_path, check_writable
-from .bbox import BBox, bounding_box, label_extents
-from .codecs import (
+from ..codecs import (
     DEFAULT_LEVEL,
     CodecId,
     EncodedMask,
@@ -40,15 +36,19 @@ from .codecs import (
     decode_mask,
     encode_mask,
 )
-from .deprecation import check_legacy_codec, warn_deprecated
-from .errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
-from .format import archive as fmt
-from .groups import group_values, slices, union_of
-from .label_values import LABEL_MAX, MASK_DTYPES
-from .mapping import LabelMapping, as_label
-from .mask import LabelStatistics, SegmentationMask, warn_legacy_axis_order
-from .meaning import SegmentMeaning
-from .space import spaces_close, voxel_volume_ml
+from ..deprecation import check_legacy_codec, warn_deprecated
+from ..errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
+from ..format import mska as fmt
+from ..model.bbox import BBox, bounding_box, label_extents
+from ..model.groups import group_values, slices, union_of
+from ..model.label_values import LABEL_MAX, MASK_DTYPES
+from ..model.mapping import LabelMapping, as_label
+from ..model.mask import LabelStatistics, SegmentationMask, warn_legacy_axis_order
+from ..model.meaning import SegmentMeaning
+from ..model.space import spaces_close, voxel_volume_ml
+from .atomic import atomic_path, check_writable
+from .index import Entry
+from .opened import ArchiveMode, open_archive_file
 
 __all__ = [
     "ArchiveMode",

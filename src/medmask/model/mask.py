@@ -2,7 +2,7 @@
 
 This is MedMask's ``SegmentationMask`` API (its code runs unchanged) with overlaps that
 are never lost silently, validation with clear errors, and per-label statistics. File
-I/O lives in :mod:`medmask.nifti` and :mod:`medmask.maskfile`; the methods here that
+I/O lives in :mod:`medmask.exchange.nifti` and :mod:`medmask.files.maskfile`; the methods here that
 read or write files only delegate to them.
 """
 
@@ -18,14 +18,15 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
+from ..deprecation import check_legacy_codec, warn_deprecated, warn_once
+from ..errors import MaskNotFoundError, MedmaskWarning, OverlapWarning
 from .bbox import BBox, label_extents
-from .deprecation import check_legacy_codec, warn_deprecated, warn_once
-from .errors import MaskNotFoundError, MedmaskWarning, OverlapWarning
 from .label_values import check_mask_dtype, label_limit, labels_present
 from .mapping import LabelMapping, as_label
 from .readonly import read_only_view
 from .selection import match_allowed_values
 from .space import check_space, default_space, spaces_equal, voxel_volume_ml
+from .wiring import wired
 
 if TYPE_CHECKING:
     import nibabel as nib
@@ -96,7 +97,7 @@ class SegmentationMask:
     ----------
     mask_array : numpy.ndarray
         3-D array of whole numbers >= 0, 0 being background: bool, (u)int8 to (u)int64,
-        float32 or float64 (kept as given; see :mod:`medmask.label_values`).
+        float32 or float64 (kept as given; see :mod:`medmask.model.label_values`).
     mapping : Mapping[str, int] or LabelMapping
         ``{name: label}`` for the labels in the array. Labels present in the array but
         not named get the name ``idx_<label>`` and a :class:`MedmaskWarning`.
@@ -405,62 +406,54 @@ class SegmentationMask:
             out[name] = LabelStatistics(name, label, count, count * ml, box)
         return out
 
-    # -- files (delegating) ------------------------------------------------------------------
+    # -- files (MedMask's API; the readers and writers are wired in: model/wiring.py) ---------
     @classmethod
     def from_nifti(
         cls,
         source: str | os.PathLike[str] | nib.Nifti1Image,
         mapping: Mapping[str, int] | None = None,
     ) -> SegmentationMask:
-        """Read a NIfTI mask; see :func:`medmask.nifti.read_nifti`."""
-        from .nifti import read_nifti
-
-        return read_nifti(source, mapping=mapping)
+        """Read a NIfTI mask; see :func:`medmask.read_nifti`."""
+        mask: SegmentationMask = wired().read_nifti(source, mapping=mapping)
+        return mask
 
     @classmethod
     def from_nifti_folder(cls, folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:
-        """Read a folder of per-organ masks; see :func:`medmask.nifti.read_nifti_folder`."""
-        from .nifti import read_nifti_folder
-
-        return read_nifti_folder(folder)
+        """Read a folder of per-organ masks; see :func:`medmask.read_nifti_folder`."""
+        masks: dict[str, SegmentationMask] = wired().read_nifti_folder(folder)
+        return masks
 
     @classmethod
     def from_dicom_seg(
         cls, source: str | os.PathLike[str], space: Space | None = None
     ) -> dict[str, SegmentationMask]:
         """Each segment of a DICOM SEG (a file, or a folder of one segmentation's
-        instances) as a 0/1 mask, by segment label; see :func:`medmask.dicom.seg_reader.read_seg`.
+        instances) as a 0/1 mask, by segment label; see
+        :func:`medmask.exchange.dicom.exchange.read_dicom_seg`.
 
         ``space``: the grid to read onto (e.g. the source series'); default the frames' own.
         """
-        from .dicom.exchange import seg_files, seg_masks
-
-        files = seg_files(source)
-        if not files:
-            raise MaskNotFoundError(f"{source}: no DICOM SEG file found")
-        return dict(seg_masks(files, space=space))
+        masks: dict[str, SegmentationMask] = wired().read_dicom_seg(source, space=space)
+        return masks
 
     def to_nifti(self, path: str | os.PathLike[str] | None = None) -> nib.Nifti1Image:
-        """The mask as a NIfTI image, written to ``path`` when given; see :mod:`medmask.nifti`."""
-        from .nifti import write_nifti
-
-        return write_nifti(self, path)
+        """The mask as a NIfTI image, written to ``path`` when given; see
+        :func:`medmask.write_nifti`."""
+        image: nib.Nifti1Image = wired().write_nifti(self, path)
+        return image
 
     def save(
         self, path: str | os.PathLike[str], *, level: int | None = None, codec: str | None = None
     ) -> None:
-        """Write a single-mask ``.msk`` file; see :func:`medmask.maskfile.save_mask`."""
-        from .maskfile import save_mask
-
+        """Write a single-mask ``.msk`` file; see :func:`medmask.save_mask`."""
         check_legacy_codec(codec, "SegmentationMask.save")
-        save_mask(self, path, level=level)
+        wired().save_mask(self, path, level=level)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SegmentationMask:
         """Read a ``.msk`` file (ours or medmask 0.1.3's); see :func:`medmask.load_mask`."""
-        from .maskfile import load_mask
-
-        return load_mask(path)
+        mask: SegmentationMask = wired().load_mask(path)
+        return mask
 
     # -- internals -------------------------------------------------------------------------
     def _name_unlabelled(self) -> None:
@@ -502,7 +495,7 @@ def warn_legacy_axis_order(where: str) -> None:
         f"{where}: the array's shape is the Space's shape reversed, so it is taken as MedMask "
         "took it (array axes = the Space's axes in reverse order) and the mask's space is "
         "space.reverse_axis_order(); give a Space in the array's own axis order (e.g. "
-        "medmask.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) for nibabel "
+        "medmask.model.geometry.space_from_nifti_affine(img.affine, img.shape[:3]) for nibabel "
         "arrays) to silence this",
     )
 
