@@ -9,6 +9,8 @@ their old names warn once with the new one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import (
     ArchiveLockedError,
     ChecksumError,
@@ -24,7 +26,6 @@ from .errors import (
     ReadOnlyArrayError,
     StaleCommitWarning,
 )
-from .exchange.dicom.exchange import read_dicom_seg
 from .exchange.nifti import read_nifti, read_nifti_folder, write_nifti
 from .files import legacy as legacy_archive  # noqa: F401 - registers the reader of medmask 0.1.3 archives
 from .files.archive import MaskArchive, MaskStatistics, convert_legacy_archive
@@ -37,6 +38,16 @@ from .model.wiring import MaskIO, wire
 from .version import __version__
 
 install_space_aliases()  # Space.from_nifty, which MedMask code calls
+
+
+def _read_dicom_seg(source: Any, *, space: Any = None) -> Any:
+    """:func:`medmask.exchange.dicom.exchange.read_dicom_seg`, imported when first called
+    (pydicom and highdicom stay out of ``import medmask``)."""
+    from .exchange.dicom.exchange import read_dicom_seg  # noqa: PLC0415
+
+    return read_dicom_seg(source, space=space)
+
+
 # SegmentationMask's file methods (MedMask's save/load/from_nifti ...) call these: the model
 # imports no layer above it (model/wiring.py)
 wire(
@@ -44,7 +55,7 @@ wire(
         read_nifti=read_nifti,
         read_nifti_folder=read_nifti_folder,
         write_nifti=write_nifti,
-        read_dicom_seg=read_dicom_seg,
+        read_dicom_seg=_read_dicom_seg,
         save_mask=save_mask,
         load_mask=load_mask,
     )
