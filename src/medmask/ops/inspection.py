@@ -21,7 +21,7 @@ from ..format import mska as fmt
 from ..model.bbox import bounding_box
 from ..model.space import space_to_dict, voxel_volume_ml
 
-__all__ = ["ArchiveInfo", "VerifyResult", "describe_archive", "verify_archive"]
+__all__ = ["ArchiveInfo", "VerifyResult", "describe_archive", "list_masks", "verify_archive"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,26 @@ class VerifyResult:
     def ok(self) -> bool:
         """No damage found."""
         return not self.damaged
+
+
+def list_masks(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """One row per mask of an archive (``medmask ls``): its statistics (name, voxel
+    count, volume in ml, bounding box), its labels, and for a group its members.
+
+    Read from the index only: no mask is decoded.
+    """
+    with MaskArchive(path) as opened:
+        stats = opened.statistics()
+        mappings = opened.read_all_mapping()
+        groups = opened.groups()
+    rows = []
+    for name, stat in stats.items():
+        row = stat.to_dict()
+        row["labels"] = mappings[name].to_dict()
+        if name in groups:
+            row["members"] = list(groups[name])
+        rows.append(row)
+    return rows
 
 
 def describe_archive(path: str | os.PathLike[str]) -> ArchiveInfo:

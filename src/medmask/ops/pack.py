@@ -9,26 +9,21 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from spacetransformer import Space
 
-from ..errors import FormatError, GeometryMismatchError, MedmaskError, MedmaskWarning
-from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, iter_nifti_masks, nifti_stem, read_nifti
+from ..errors import MedmaskError, MedmaskWarning
+from ..exchange.nifti import nifti_stem
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path, check_writable
-from ..model.bbox import label_extents
-from ..model.mapping import LabelMapping
-from ..model.mask import SegmentationMask
-from ..model.meaning import SegmentMeaning
+from .sources import natural_key, source_kind
 
 if TYPE_CHECKING:
     from ..exchange.dicom.source import SourceSeries
@@ -61,6 +56,8 @@ class PackResult:
     archive_bytes: int = 0
     drift: list[tuple[str, float]] = field(default_factory=list)  # files whose geometry
     # differs from the first one's by float noise: (file name, largest difference, mm)
+    kind: str = ""  # the source's kind (medmask.ops.sources.SOURCE_KINDS): "dicom-seg" ...
+    kind_label: str = ""  # how a summary line calls it: "NIfTI", "DICOM SEG" ...
 
 
 @dataclass(frozen=True)
@@ -69,11 +66,6 @@ class PackFailure:
 
     source: Path
     reason: str
-
-
-def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key putting ``rib_left_2`` before ``rib_left_10``."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
 
 
 def parse_group(text: str) -> tuple[str, str]:
@@ -164,84 +156,28 @@ def pack(
     check_writable(dst, overwrite)
     if level is not None and not 1 <= level <= 22:
         raise MedmaskError(f"level must be between 1 and 22, got {level}")
-    skipped: list[tuple[str, str]] = []
-    notes: list[str] = []
-    drift: list[tuple[str, float]] = []
-    masks: Iterator[tuple[str, SegmentationMask, int | None]]
-    meanings: dict[str, SegmentMeaning] = {}  # what a SEG or Slicer file says each mask is
-    seg = _seg_inputs(src)
-    if src.is_file() and str(src).lower().endswith(".seg.nrrd"):
-        from ..exchange.slicer import read_seg_nrrd_segments  # noqa: PLC0415 - pynrrd for Slicer files
-
-        masks = _keeping_meanings(read_seg_nrrd_segments(src), meanings)
-        input_bytes = src.stat().st_size
-    elif seg:
-        from ..exchange.dicom.exchange import check_seg_source, seg_segments  # noqa: PLC0415 - pydicom
-        from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415 - only for SEG sources
-
-        if isinstance(reference, SourceSeries):
-            check_seg_source(seg, reference)
-            problems = reference.grid.problems()
-            if problems:
-                raise GeometryMismatchError(
-                    f"{reference.folder}: the image series is not one regular grid of voxels "
-                    f"({'; '.join(problems)}); pack the SEG without --source to read it onto "
-                    "its own frames"
-                )
-            reference = reference.grid.space()
-        masks = _keeping_meanings(seg_segments(seg, space=reference, notes=notes), meanings)
-        input_bytes = sum(p.stat().st_size for p in seg)
-    elif src.is_dir():
-        files = _folder_files(src, skipped)
-        masks = (
-            (name, mask, None)
-            for name, mask in iter_nifti_masks(files, strict=strict_geometry, drift=drift)
-        )
-        input_bytes = sum(p.stat().st_size for p in files)
-    else:
-        if not is_nifti(src):
-            raise MedmaskError(f"{src}: not a folder of masks, a .nii/.nii.gz file or a DICOM SEG")
-        masks = _split_labels(src)
-        input_bytes = src.stat().st_size
+    kind = source_kind(src)
+    read = kind.read(src, strict_geometry=strict_geometry, reference=reference)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as partial, MaskArchive(partial, "w", level=level) as archive:
         names = []
-        for name, mask, file_label in masks:
-            archive.add_mask(mask, name, file_label=file_label, meaning=meanings.get(name))
+        for name, mask, file_label in read.masks:
+            archive.add_mask(mask, name, file_label=file_label, meaning=read.meanings.get(name))
             names.append(name)
         if not names:
-            raise MedmaskError(f"{src}: {_nothing_found(src, seg)}")
+            raise MedmaskError(f"{src}: {read.nothing}")
 
         stats = archive.statistics()
         empty = [name for name in names if stats[name].voxel_count == 0]
         stored_groups = _add_groups(archive, groups or {}, names)
     result = PackResult(
-        src, dst, names, stored_groups, empty, skipped, input_bytes, dst.stat().st_size,
-        drift,
+        src, dst, names, stored_groups, empty, read.skipped, read.input_bytes,
+        dst.stat().st_size, read.drift, kind.name, kind.label,
     )  # fmt: skip
     _warn_drift(result)
-    for note in notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
+    for note in read.notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
         warnings.warn(MedmaskWarning(note), stacklevel=2)
     return result
-
-
-def _keeping_meanings(
-    items: Iterable[tuple[str, SegmentationMask, SegmentMeaning]],
-    meanings: dict[str, SegmentMeaning],
-) -> Iterator[tuple[str, SegmentationMask, int | None]]:
-    """``(name, mask, None)`` of each item, its meaning put in ``meanings`` on the way."""
-    for name, mask, meaning in items:
-        meanings[name] = meaning
-        yield name, mask, None
-
-
-def _nothing_found(src: Path, seg: list[Path]) -> str:
-    """Why a source gave no mask, in the words of its kind."""
-    if seg:
-        return "the DICOM SEG declares no segment that holds a mask"
-    if str(src).lower().endswith(".seg.nrrd"):
-        return "the segmentation holds no segments"
-    return "no .nii or .nii.gz masks found"
 
 
 def _warn_drift(result: PackResult) -> None:
@@ -341,55 +277,6 @@ def _pack_or_fail(
         elif str(source) not in reason:
             reason = f"{source}: {reason}"
         return PackFailure(source, reason)
-
-
-def _seg_inputs(source: Path) -> list[Path]:
-    """The DICOM SEG files of a source that holds no NIfTI masks ([] for NIfTI sources)."""
-    if source.is_file() and (is_nifti(source) or source.name.lower().endswith(".seg.nrrd")):
-        return []
-    if source.is_dir() and any(is_nifti(p) for p in source.iterdir() if p.is_file()):
-        return []
-    from ..exchange.dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG sources
-    from ..exchange.dicom.seg_reader import dicom_header_problem  # noqa: PLC0415
-
-    found = seg_files(source)
-    if not found and source.is_file():
-        problem = dicom_header_problem(source)
-        if problem:
-            raise FormatError(f"{source}: {problem}")
-    return found
-
-
-def _folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
-    files = []
-    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if path.is_file() and is_nifti(path):
-            files.append(path)
-        elif path.name.endswith(".json") and any(
-            (folder / (path.name[:-5] + suffix)).exists() for suffix in NIFTI_SUFFIXES
-        ):
-            continue  # a label sidecar, read with its mask
-        else:
-            kind = "folder" if path.is_dir() else "file"
-            skipped.append((path.name, f"not a NIfTI mask ({kind})"))
-    return files
-
-
-def _split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask, int | None]]:
-    """Each named label of a multi-label file as its own 0/1 mask, in the file's dtype,
-    with the label it had there (so a multi-label file written back gives it again)."""
-    combined = read_nifti(path)
-    data = np.asarray(combined.data)
-    extents = label_extents(data)
-    for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
-        part = np.zeros(combined.shape, dtype=combined.dtype)
-        if label in extents:
-            box = extents[label][1]
-            region = tuple(slice(a, b) for a, b in box)
-            part[region] = data[region] == label
-        mask = SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
-        mask.nifti_codes = combined.nifti_codes
-        yield name, mask, label
 
 
 def _add_groups(

@@ -1,0 +1,120 @@
+"""The ``medmask`` command: one module per subcommand, errors mapped to exit codes here.
+
+Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``,
+``export_slicer``, ``verify``, ``preview``, ``convert``, ``sample``) holds ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; the work is in the library
+(:mod:`medmask.ops` and below). :func:`main` parses, runs, and turns what the library
+raises into one line and an exit code: 0 ok, 1 a failed or damaged input, 2 a usage
+error (``--debug`` adds the traceback). The style is the one ``dcm-extract`` follows
+(docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError
+from ..version import __version__
+from . import (
+    convert,
+    export_seg,
+    export_slicer,
+    info,
+    ls,
+    pack,
+    preview,
+    sample,
+    unpack,
+    verify,
+)
+from .common import PROG, CommandParser, UsageError, warn
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+# name -> module, in the order --help lists them
+COMMANDS: dict[str, ModuleType] = {
+    "pack": pack,
+    "ls": ls,
+    "info": info,
+    "unpack": unpack,
+    "export-seg": export_seg,
+    "export-slicer": export_slicer,
+    "verify": verify,
+    "preview": preview,
+    "convert": convert,
+    "sample": sample,
+}
+
+
+def build_parser() -> CommandParser:
+    """The ``medmask`` parser with every subcommand (the CLI reference is tested against it)."""
+    parser = CommandParser(
+        prog=PROG, description="Store, inspect and convert segmentation-mask archives."
+    )
+    parser.add_argument("--version", action="version", version=f"medmask (medkit) {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    for name, module in COMMANDS.items():
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``medmask`` with ``argv`` (default: the process arguments); the exit code."""
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:
+        parser.print_help()
+        return 2
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help, --version
+        return int(done.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand, with library errors as one line each and warnings as lines."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            code: int = args.run(args)
+            return code
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except (MedmaskError, OSError, ValueError) as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(err: Exception) -> str:
+    if isinstance(err, OutputExistsError):
+        return f"{err.path} exists; pass --overwrite to replace it"
+    if isinstance(err, MaskNotFoundError | KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
+def _show_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    warn(str(message))

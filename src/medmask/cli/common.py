@@ -1,0 +1,95 @@
+"""What every ``medmask`` command shares: printing, sizes and ratios, usage errors.
+
+The style both tools follow (docs/cli.md): argparse, one module per command with
+``add_arguments(parser)`` and ``run(args) -> int``; results on stdout; ``<tool>: error:``,
+``<tool>: warning:`` and ``<tool>: note:`` lines on stderr; exit 0 ok, 1 a failed or
+damaged input, 2 a usage error, each error one line (``--debug`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+__all__ = ["PROG", "CommandParser", "UsageError", "echo", "note", "ratio", "size", "warn"]
+
+PROG = "medmask"
+
+
+class UsageError(Exception):
+    """A command line that cannot run (exit 2); the message is one line."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse without its usage block on errors and without abbreviated options
+    (``--over`` is not ``--overwrite``): a usage error is one line, as every error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def echo(text: str = "") -> None:
+    """A result line on stdout."""
+    print(text, flush=True)
+
+
+def warn(text: str) -> None:
+    """A ``medmask: warning:`` line on stderr."""
+    print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
+
+
+def note(text: str) -> None:
+    """A ``medmask: note:`` line on stderr."""
+    print(f"{PROG}: note: {text}", file=sys.stderr, flush=True)
+
+
+def size(n: float) -> str:
+    """Bytes for people: ``1,234 bytes``, ``5.1 MB``.
+
+    Examples
+    --------
+    >>> size(5_367_103)
+    '5.1 MB'
+    """
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+def ratio(before: int, after: int) -> str:
+    """``317:1`` for a file that shrank, ``1:2.5`` for one that grew (tiny inputs).
+
+    Examples
+    --------
+    >>> ratio(5_367_103, 16_930), ratio(100, 250)
+    ('317:1', '1:2.5')
+    """
+    if after <= 0 or before <= 0:
+        return "-"
+    shrink = before / after
+    if shrink >= 1:
+        return f"{shrink:.0f}:1" if shrink >= 10 else f"{shrink:.1f}:1"
+    return f"1:{1 / shrink:.1f}"
+
+
+def level(text: str) -> int:
+    """A compression level 1-22 (argparse ``type``)."""
+    value = int(text)
+    if not 1 <= value <= 22:
+        raise argparse.ArgumentTypeError(f"level must be 1 to 22, got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number of 1 or more (argparse ``type``)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value

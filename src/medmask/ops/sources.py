@@ -1,0 +1,288 @@
+"""What a path to pack is, decided once: an ordered list of source kinds, each saying
+whether a path is its kind (as nibabel's ``imageclasses`` + ``loadsave.load``).
+
+:func:`source_kind` asks each kind of :data:`SOURCE_KINDS` in order; the first that claims
+the path reads it (:meth:`SourceKind.read`). :func:`pack <medmask.ops.pack.pack>` and the
+command line use the same list (its summary line names the kind :attr:`PackResult.kind
+<medmask.ops.pack.PackResult.kind>` says), and :func:`grid_of` does the same for the
+grids a DICOM SEG can be read onto (``--like``: an archive or a NIfTI, by content).
+
+=====================  ===============================================================
+``slicer``             a 3D Slicer ``.seg.nrrd`` file (each segment one mask)
+``nifti-labels``       a ``.nii``/``.nii.gz`` file: a multi-label map (each label one mask)
+``dicom-seg``          a DICOM SEG file, or a folder of one segmentation's SEG instances
+                       (and no NIfTI file)
+``nifti-folder``       any other folder: its ``.nii``/``.nii.gz`` files, one mask each
+=====================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from spacetransformer import Space
+
+from ..errors import FormatError, GeometryMismatchError, MedmaskError
+from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, read_nifti
+from ..files.archive import MaskArchive
+from ..format.legacy_mska import LEGACY_MSKA_MAGIC
+from ..format.mska import MAGIC
+from ..model.bbox import label_extents
+from ..model.mapping import LabelMapping
+from ..model.mask import SegmentationMask
+from ..model.meaning import SegmentMeaning
+
+if TYPE_CHECKING:
+    from ..exchange.dicom.source import SourceSeries
+
+__all__ = [
+    "GRID_KINDS",
+    "SOURCE_KINDS",
+    "SourceKind",
+    "SourceRead",
+    "folder_files",
+    "grid_of",
+    "natural_key",
+    "source_kind",
+    "split_labels",
+]
+
+# (name, mask, label it had in a multi-label file or None)
+MaskItem = tuple[str, SegmentationMask, int | None]
+
+
+@dataclass
+class SourceRead:
+    """A source opened for packing: its masks (streamed: one in memory at a time) and
+    what reading them found."""
+
+    masks: Iterator[MaskItem]
+    input_bytes: int
+    meanings: dict[str, SegmentMeaning] = field(default_factory=dict)  # SEG, Slicer
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    notes: list[str] = field(default_factory=list)  # what reading changed (thresholds)
+    drift: list[tuple[str, float]] = field(default_factory=list)  # (file, largest mm)
+    nothing: str = "no masks found"  # why no mask came, in the words of the kind
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of pack source: its name, how a summary line calls it, whether a path is
+    of it, and how to read it."""
+
+    name: str
+    label: str
+    claims: Callable[[Path], bool]
+    opener: Callable[[Path, bool, Space | SourceSeries | None], SourceRead]
+
+    def read(
+        self,
+        path: Path,
+        *,
+        strict_geometry: bool = False,
+        reference: Space | SourceSeries | None = None,
+    ) -> SourceRead:
+        """Open ``path`` (which this kind claimed) for packing."""
+        return self.opener(path, strict_geometry, reference)
+
+
+def _is_slicer(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(".seg.nrrd")
+
+
+def _is_label_file(path: Path) -> bool:
+    return path.is_file() and is_nifti(path)
+
+
+def _is_dicom_seg(path: Path) -> bool:
+    if path.is_dir() and any(is_nifti(p) for p in path.iterdir() if p.is_file()):
+        return False
+    return bool(_seg_files(path))
+
+
+def _seg_files(path: Path) -> list[Path]:
+    from ..exchange.dicom.exchange import seg_files  # noqa: PLC0415 - pydicom only for SEG
+
+    return seg_files(path)
+
+
+def _read_slicer(path: Path, strict: bool, reference: object) -> SourceRead:
+    from ..exchange.slicer import read_seg_nrrd_segments  # noqa: PLC0415 - pynrrd for Slicer
+
+    read = SourceRead(iter(()), path.stat().st_size, nothing="the segmentation holds no segments")
+    read.masks = _keeping_meanings(read_seg_nrrd_segments(path), read.meanings)
+    return read
+
+
+def _read_label_file(path: Path, strict: bool, reference: object) -> SourceRead:
+    return SourceRead(split_labels(path), path.stat().st_size)
+
+
+def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | None) -> SourceRead:
+    from ..exchange.dicom.exchange import check_seg_source, seg_segments  # noqa: PLC0415
+    from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415
+
+    files = _seg_files(path)
+    if isinstance(reference, SourceSeries):
+        check_seg_source(files, reference)
+        problems = reference.grid.problems()
+        if problems:
+            raise GeometryMismatchError(
+                f"{reference.folder}: the image series is not one regular grid of voxels "
+                f"({'; '.join(problems)}); pack the SEG without --source to read it onto "
+                "its own frames"
+            )
+        reference = reference.grid.space()
+    read = SourceRead(
+        iter(()),
+        sum(p.stat().st_size for p in files),
+        nothing="the DICOM SEG declares no segment that holds a mask",
+    )
+    read.masks = _keeping_meanings(
+        seg_segments(files, space=reference, notes=read.notes), read.meanings
+    )
+    return read
+
+
+def _read_nifti_folder(path: Path, strict: bool, reference: object) -> SourceRead:
+    from ..exchange.nifti import iter_nifti_masks  # noqa: PLC0415
+
+    read = SourceRead(iter(()), 0, nothing="no .nii or .nii.gz masks found")
+    files = folder_files(path, read.skipped)
+    read.input_bytes = sum(p.stat().st_size for p in files)
+    read.masks = (
+        (name, mask, None)
+        for name, mask in iter_nifti_masks(files, strict=strict, drift=read.drift)
+    )
+    return read
+
+
+def _keeping_meanings(
+    items: Iterator[tuple[str, SegmentationMask, SegmentMeaning]],
+    meanings: dict[str, SegmentMeaning],
+) -> Iterator[MaskItem]:
+    """``(name, mask, None)`` of each item, its meaning put in ``meanings`` on the way."""
+    for name, mask, meaning in items:
+        meanings[name] = meaning
+        yield name, mask, None
+
+
+def folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """The NIfTI masks of a folder in natural name order; anything else into ``skipped``
+    (JSON label sidecars of its masks are read with them)."""
+    files = []
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.is_file() and is_nifti(path):
+            files.append(path)
+        elif path.name.endswith(".json") and any(
+            (folder / (path.name[:-5] + suffix)).exists() for suffix in NIFTI_SUFFIXES
+        ):
+            continue  # a label sidecar, read with its mask
+        else:
+            kind = "folder" if path.is_dir() else "file"
+            skipped.append((path.name, f"not a NIfTI mask ({kind})"))
+    return files
+
+
+def split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask, int | None]]:
+    """Each named label of a multi-label file as its own 0/1 mask, in the file's dtype,
+    with the label it had there (so a multi-label file written back gives it again)."""
+    combined = read_nifti(path)
+    data = np.asarray(combined.data)
+    extents = label_extents(data)
+    for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
+        part = np.zeros(combined.shape, dtype=combined.dtype)
+        if label in extents:
+            box = extents[label][1]
+            region = tuple(slice(a, b) for a, b in box)
+            part[region] = data[region] == label
+        mask = SegmentationMask._trusted(part, LabelMapping({name: 1}), combined.space)
+        mask.nifti_codes = combined.nifti_codes
+        yield name, mask, label
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting ``rib_left_2`` before ``rib_left_10``."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
+
+
+SOURCE_KINDS: tuple[SourceKind, ...] = (
+    SourceKind("slicer", "Slicer .seg.nrrd", _is_slicer, _read_slicer),
+    SourceKind("nifti-labels", "NIfTI", _is_label_file, _read_label_file),
+    SourceKind("dicom-seg", "DICOM SEG", _is_dicom_seg, _read_dicom_seg),
+    SourceKind("nifti-folder", "NIfTI", Path.is_dir, _read_nifti_folder),
+)
+
+
+def source_kind(source: str | os.PathLike[str]) -> SourceKind:
+    """The kind of pack source ``source`` is: the first of :data:`SOURCE_KINDS` to claim it.
+
+    Raises
+    ------
+    MedmaskError
+        Nothing is there, or no kind claims it; :class:`FormatError` when it is a
+        damaged DICOM file (the damage named).
+    """
+    path = Path(source)
+    if not path.exists():
+        raise MedmaskError(f"{path}: no such file or folder")
+    for kind in SOURCE_KINDS:
+        if kind.claims(path):
+            return kind
+    from ..exchange.dicom.seg_reader import dicom_header_problem  # noqa: PLC0415 - pydicom
+
+    problem = dicom_header_problem(path)
+    if problem:
+        raise FormatError(f"{path}: {problem}")
+    raise MedmaskError(f"{path}: not a folder of masks, a .nii/.nii.gz file or a DICOM SEG")
+
+
+def _starts_with(*magics: bytes) -> Callable[[Path], bool]:
+    def claims(path: Path) -> bool:
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(max(len(m) for m in magics))
+        except OSError:
+            return False
+        return any(head.startswith(m) for m in magics)
+
+    return claims
+
+
+def _archive_grid(path: Path) -> Space:
+    with MaskArchive(path) as opened:
+        return opened.space
+
+
+def _nifti_grid(path: Path) -> Space:
+    return read_nifti(path).space
+
+
+# The grids a DICOM SEG can be read onto (``--like``), by content, in order.
+GRID_KINDS: tuple[tuple[str, Callable[[Path], bool], Callable[[Path], Space]], ...] = (
+    ("medmask archive", _starts_with(MAGIC, LEGACY_MSKA_MAGIC), _archive_grid),
+    ("NIfTI", lambda p: p.is_file() and is_nifti(p), _nifti_grid),
+)
+
+
+def grid_of(path: str | os.PathLike[str]) -> Space:
+    """The voxel grid of an archive (this format or 0.1.3's, known by its first bytes) or
+    of a NIfTI file: what ``pack --like`` reads a DICOM SEG onto.
+
+    Raises
+    ------
+    MedmaskError
+        ``path`` is neither.
+    """
+    where = Path(path)
+    for _, claims, grid in GRID_KINDS:
+        if claims(where):
+            return grid(where)
+    kinds = " or ".join(name for name, _, _ in GRID_KINDS)
+    raise MedmaskError(f"{where}: not a {kinds} (a grid to read the SEG onto)")
