@@ -408,3 +408,36 @@ def test_s0000_onto_a_series_of_its_own_geometry(tmp_path: Path) -> None:
     back = SegmentationMask.from_dicom_seg(seg, space=space)
     for name, mask in back.items():  # every voxel, the 21 shared ones included
         assert np.array_equal(np.asarray(mask.data) != 0, np.asarray(masks[name].data) != 0), name
+
+
+def test_every_writer_chooses_masks_the_same_way(
+    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """unpack, export-seg and export-slicer: a name given twice is written once, an
+    unknown name is the same one-line error (files.archive.select_masks)."""
+    twice = ["-n", "liver", "-n", "spleen", "-n", "liver"]
+    assert main(["unpack", str(case.archive), "-o", str(tmp_path / "nii"), *twice]) == 0
+    assert sorted(p.name for p in (tmp_path / "nii").iterdir()) == [
+        "liver.nii.gz",
+        "spleen.nii.gz",
+    ]
+    seg = tmp_path / "x.dcm"
+    argv = ["export-seg", str(case.archive), "--source", str(case.ct), "-o", str(seg)]
+    assert main([*argv, *twice]) == 0
+    assert sorted(counts_by_highdicom(seg)) == ["liver", "spleen"]
+    nrrd = tmp_path / "x.seg.nrrd"
+    assert main(["export-slicer", str(case.archive), "-o", str(nrrd), *twice]) == 0
+    import slicerio
+
+    segments = slicerio.read_segmentation(str(nrrd), skip_voxels=True)["segments"]
+    assert sorted(s["name"] for s in segments) == ["liver", "spleen"]
+    capsys.readouterr()
+    errors = []
+    for command in (
+        ["unpack", str(case.archive), "-o", str(tmp_path / "n2")],
+        ["export-seg", str(case.archive), "--source", str(case.ct), "-o", str(tmp_path / "y.dcm")],
+        ["export-slicer", str(case.archive), "-o", str(tmp_path / "y.seg.nrrd")],
+    ):
+        assert main([*command, "-n", "nope"]) == 1
+        errors.append(capsys.readouterr().err.strip())
+    assert len(set(errors)) == 1 and "no mask named 'nope'" in errors[0], errors

@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from ..errors import FormatError, MaskNotFoundError, MedmaskError, MedmaskWarning
-from ..files.archive import MaskArchive
+from ..errors import FormatError, MedmaskError, MedmaskWarning
+from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import check_writable, write_atomic
 from ..model.geometry import nrrd_geometry, space_from_nrrd
 from ..model.mapping import LabelMapping
@@ -91,15 +91,7 @@ def export_seg_nrrd(
         space = opened.space
         if space is None or not len(opened):
             raise MedmaskError(f"{archive}: the archive has no masks")
-        group_names = set(opened.groups())
-        chosen = (
-            list(names)
-            if names is not None
-            else [n for n in opened if groups or n not in group_names]
-        )
-        missing = [n for n in chosen if n not in opened]
-        if missing:
-            raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
+        chosen = select_masks(opened, names, groups=groups)
         shape = tuple(int(n) for n in space.shape)
         layers: list[NDArray[np.uint8]] = []
         counts: list[int] = []

@@ -56,6 +56,7 @@ __all__ = [
     "MaskStatistics",
     "StoredMask",
     "convert_legacy_archive",
+    "select_masks",
 ]
 
 
@@ -788,3 +789,29 @@ def _label_extents(
         for label, (_, box) in extents.items()
     }
     return counts, boxes  # type: ignore[return-value]
+
+
+def select_masks(
+    archive: MaskArchive, names: Iterable[str] | None = None, *, groups: bool = False
+) -> list[str]:
+    """The masks an export or unpack writes: ``names`` checked against the archive, in
+    the order given, each once; without names (None or empty) every mask in archive
+    order, groups only when ``groups`` (they cover their members). The one place every
+    writer (unpack, preview, DICOM SEG, Slicer) chooses.
+
+    Raises
+    ------
+    MaskNotFoundError
+        A name is not in the archive.
+    """
+    wanted = list(dict.fromkeys(names or ()))
+    if wanted:
+        missing = [n for n in wanted if n not in archive]
+        if missing:
+            raise MaskNotFoundError(
+                f"{archive.path}: no mask named {', '.join(map(repr, missing))} "
+                f"(see `medmask ls {archive.path}`)"
+            )
+        return wanted
+    group_names = set(archive.groups())
+    return [n for n in archive if groups or n not in group_names]

@@ -21,11 +21,10 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import FormatError, MedmaskError
-from ..files.archive import MaskArchive
+from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import atomic_path
 from ..model.geometry import nifti_affine
 from ..model.space import space_from_affine, spaces_close
-from .unpack import select_masks
 
 __all__ = ["PreviewResult", "display_slice", "label_colours", "render_preview"]
 

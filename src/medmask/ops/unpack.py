@@ -17,9 +17,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError, OverlapError
+from ..errors import MedmaskError, OutputExistsError, OverlapError
 from ..exchange.nifti import mask_file_name, write_nifti
-from ..files.archive import MaskArchive, StoredMask
+from ..files.archive import MaskArchive, StoredMask, select_masks
 from ..files.atomic import check_writable
 from ..model.label_values import label_limit
 from ..model.mapping import LabelMapping
@@ -214,24 +214,3 @@ def _paint(
             inside = inside & ~taken
     region[inside] = label
     return found
-
-
-def select_masks(archive: MaskArchive, names: Sequence[str] | None, *, groups: bool) -> list[str]:
-    """``names`` checked against the archive (duplicates dropped), or by default every
-    mask, groups included only when ``groups`` (they cover their members).
-
-    Raises
-    ------
-    MaskNotFoundError
-        A name is not in the archive.
-    """
-    if names:
-        missing = [n for n in names if n not in archive]
-        if missing:
-            raise MaskNotFoundError(
-                f"{archive.path}: no mask named {', '.join(map(repr, missing))} "
-                f"(see `medmask ls {archive.path}`)"
-            )
-        return list(dict.fromkeys(names))
-    group_names = set(archive.groups())
-    return [n for n in archive if groups or n not in group_names]

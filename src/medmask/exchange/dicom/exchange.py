@@ -11,7 +11,7 @@ import pydicom
 from spacetransformer import Space
 
 from ...errors import MaskNotFoundError, MedmaskError, SourceMismatchError
-from ...files.archive import MaskArchive
+from ...files.archive import MaskArchive, select_masks
 from ...files.atomic import check_writable
 from ...model.mapping import LabelMapping
 from ...model.mask import SegmentationMask
@@ -80,14 +80,7 @@ def export_seg(
     with MaskArchive(archive) as opened:
         if opened.space is None:
             raise MedmaskError(f"{archive}: the archive has no masks")
-        group_names = set(opened.groups())
-        if names is None:
-            chosen = [n for n in opened if groups or n not in group_names]
-        else:
-            chosen = list(names)
-            missing = [n for n in chosen if n not in opened]
-            if missing:
-                raise MaskNotFoundError(f"{archive}: no mask named {', '.join(missing)}")
+        chosen = select_masks(opened, names, groups=groups)
         masks = []
         for name in chosen:
             crop, offset = opened.load_crop(name)
