@@ -31,10 +31,16 @@ RUN = textwrap.dedent(
     from pathlib import Path
     warnings.simplefilter("ignore")
     from medmask import MaskArchive
-    from medmask.ops.pack import pack
-    from medmask.ops.unpack import unpack_archive
-    from medmask.exchange.slicer import export_seg_nrrd
-    from medmask.exchange.dicom.exchange import export_seg
+    try:
+        from medmask.ops.pack import pack
+        from medmask.ops.unpack import unpack_archive
+        from medmask.exchange.slicer import export_seg_nrrd
+        from medmask.exchange.dicom.exchange import export_seg
+    except ImportError:  # a version before the layered layout
+        from medmask.packing import pack
+        from medmask.unpacking import unpack_archive
+        from medmask.slicer import export_seg_nrrd
+        from medmask.dicom.exchange import export_seg
     masks, ct, work = (Path(a) for a in sys.argv[1:4])
     out = {}
     def timed(name, call):

@@ -28,8 +28,12 @@ import zstandard
 
 from medmask import MaskArchive, OverlapWarning, SegmentationMask
 from medmask.codecs import decode_mask, encode_mask
-from medmask.model.space import space_from_affine
 from medmask.sample import generate_masks
+
+try:
+    from medmask.model.space import space_from_affine
+except ImportError:  # a version before the layered layout (--against-style runs with PYTHONPATH)
+    from medmask.space import space_from_affine  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
