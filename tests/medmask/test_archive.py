@@ -25,6 +25,7 @@ from medmask import (
     SegmentationMask,
     convert_legacy_archive,
 )
+from medmask.files.reader import ArchiveReader
 from medmask.format import mska as fmt
 from medmask.model.space import spaces_equal
 from medmask.sample import MaskSample
@@ -579,6 +580,20 @@ def test_reads_medmask_013_archive(tmp_path: Path) -> None:
     with MaskArchive(tmp_path / "new.mska") as converted:
         for name, array in truth.items():
             assert np.array_equal(converted.load_mask(name).data, array)
+
+
+def test_the_013_reader_is_read_only_by_type() -> None:
+    """MaskArchive(path) of a 0.1.3 file is a reader with MaskArchive's reading API and
+    no writing method at all (not one that refuses when called)."""
+    with MaskArchive(LEGACY / "organs.mska") as archive:
+        assert isinstance(archive, ArchiveReader) and not isinstance(archive, MaskArchive)
+        assert archive.format_version == "0.1.3" and archive.mode == "r"
+        for method in ("add_mask", "add_segmask", "add_group", "remove", "replace", "compact",
+                       "flush", "batch"):  # fmt: skip
+            assert not hasattr(archive, method), method
+        for method in ("load_mask", "load_crop", "all_names", "read_all_mapping",
+                       "read_all_masks", "statistics", "storage", "groups", "meaning"):  # fmt: skip
+            assert callable(getattr(archive, method)), method
 
 
 def _append_to_legacy(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """medmask 0.1.3's archives (``MSKA``), read-only: ``MaskArchive(path)`` opens them too.
 
-:class:`MaskArchive` looks at a file's first bytes and hands 0.1.3 archives to
-:class:`LegacyMaskArchive` (nibabel's ``loadsave`` picks an image class the same way),
-so the format-2 reader carries no branches for them. They convert to format 2 with
+:class:`~medmask.files.archive.MaskArchive` looks at a file's first bytes and hands
+0.1.3 archives to :class:`LegacyMaskArchive` (nibabel's ``loadsave`` picks an image class
+the same way), so the format-2 reader carries no branches for them; the reader has no
+writing method to call. They convert to format 2 with
 :func:`medmask.convert_legacy_archive` (``medmask convert``).
 """
 
@@ -19,19 +20,20 @@ from spacetransformer import Space
 from ..codecs.legacy import decode_legacy_blob
 from ..deprecation import check_legacy_codec, warn_deprecated
 from ..errors import FormatError
-from ..format.legacy_mska import LEGACY_MSKA_MAGIC, legacy_archive_header, unpack_legacy_archive
+from ..format.legacy_mska import legacy_archive_header, unpack_legacy_archive
 from ..model.bbox import bounding_box
 from ..model.mask import LabelStatistics, SegmentationMask
 from ..model.space import voxel_volume_ml
-from .archive import MaskArchive, MaskStatistics, StoredMask, register_reader
 from .index import Entry
 from .opened import ArchiveFile, ArchiveMode
+from .reader import ArchiveReader, MaskStatistics, StoredMask
 
 __all__ = ["LegacyMaskArchive"]
 
 
-class LegacyMaskArchive(MaskArchive):
-    """A medmask 0.1.3 archive, opened read-only; the reading API of :class:`MaskArchive`."""
+class LegacyMaskArchive(ArchiveReader):
+    """A medmask 0.1.3 archive, read-only by type: the reading API of
+    :class:`~medmask.files.archive.MaskArchive` and no writing method."""
 
     def __init__(
         self,
@@ -126,6 +128,3 @@ class LegacyMaskArchive(MaskArchive):
             "MaskArchive.header", "use len(archive), archive.commit or archive.storage()"
         )
         return legacy_archive_header(self._data)
-
-
-register_reader(LEGACY_MSKA_MAGIC, LegacyMaskArchive)
