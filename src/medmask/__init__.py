@@ -27,7 +27,6 @@ from .errors import (
     StaleCommitWarning,
 )
 from .exchange.nifti import read_nifti, read_nifti_folder, write_nifti
-from .files import legacy as legacy_archive  # noqa: F401 - registers the reader of medmask 0.1.3 archives
 from .files.archive import MaskArchive, MaskStatistics, convert_legacy_archive
 from .files.maskfile import MaskFile, load_mask, save_mask
 from .model.mapping import LabelMapping
