@@ -44,7 +44,7 @@ from ..model.space import spaces_close
 from .atomic import atomic_path, check_writable
 from .index import Entry
 from .legacy import LegacyMaskArchive
-from .opened import ArchiveMode, open_archive_file
+from .opened import ArchiveFile, ArchiveMode, open_archive_file
 from .reader import ArchiveReader, MaskStatistics, StoredMask, describe_space
 
 __all__ = [
@@ -136,7 +136,18 @@ class MaskArchive(ArchiveReader):
             self.close()
             raise
 
+    _state: ArchiveFile
+
     # -- opening ---------------------------------------------------------------------------
+    def _take_space(self, space: Space) -> None:
+        """The ``space`` argument: the archive's geometry if it has none, else checked."""
+        if self._state.space is None:
+            # Committed with the first mask (or at close): until then a MedMask-style
+            # reversed Space can still give way to the first mask's (see add_mask).
+            self._state.take_space(space)
+            return
+        super()._take_space(space)
+
     def _load(self) -> None:
         self._state.load(str(self._state.path))
 
@@ -194,7 +205,7 @@ class MaskArchive(ArchiveReader):
         if not isinstance(mask, SegmentationMask):
             raise TypeError(f"add_mask needs a SegmentationMask, got {type(mask).__name__}")
         if state.space is None:
-            state.space = mask.space
+            state.take_space(mask.space)
         elif not spaces_close(state.space, mask.space):
             if not (
                 # MedMask code opened the archive with its axes reversed (as the notebook's
@@ -208,7 +219,7 @@ class MaskArchive(ArchiveReader):
                     f"mask {name!r} has geometry {describe_space(mask.space)}, "
                     f"the archive {describe_space(state.space)}"
                 )
-            state.space = mask.space
+            state.take_space(mask.space)
         array = np.asarray(mask.data)
         encoded = encode_mask(array, level=state.level)
         counts, boxes = _label_extents(array, encoded.bbox)
@@ -342,9 +353,7 @@ class MaskArchive(ArchiveReader):
             label_bboxes=label_bboxes,
             meaning=meaning,
         )
-        state.entries.pop(name)
-        state.entries[name] = entry
-        state.changed()
+        state.put(entry)
 
 
 # Readers of the other formats MaskArchive(path) opens, by the file's first bytes.

@@ -10,6 +10,7 @@ writing method to call. They convert to format 2 with
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,33 @@ from spacetransformer import Space
 from ..codecs.legacy import decode_legacy_blob
 from ..deprecation import check_legacy_codec, warn_deprecated
 from ..errors import FormatError
+from ..format.commit import Committed
 from ..format.legacy_mska import legacy_archive_header, unpack_legacy_archive
 from ..model.bbox import bounding_box
 from ..model.mask import LabelStatistics, SegmentationMask
 from ..model.space import voxel_volume_ml
-from .index import Entry
-from .opened import ArchiveFile, ArchiveMode
+from .index import Entry, Index
+from .opened import ArchiveMode
 from .reader import ArchiveReader, MaskStatistics, StoredMask
 
 __all__ = ["LegacyMaskArchive"]
+
+
+@dataclass
+class _LegacyFile:
+    """A 0.1.3 archive read whole into memory: what :class:`ArchiveReader` reads through
+    (:class:`~medmask.files.reader.OpenedFile`), nothing to commit or release."""
+
+    path: Path
+    space: Space | None
+    entries: Index
+    data: bytes
+    committed: Committed | None = None
+    geometry_written: bool = False
+    batch_depth: int = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
 
 
 class LegacyMaskArchive(ArchiveReader):
@@ -62,7 +81,7 @@ class LegacyMaskArchive(ArchiveReader):
             raise FormatError(f"{source}: medmask 0.1.3 geometry is damaged: {err!r}") from err
         self._data = data  # read whole: nothing stays open
         self._mode = mode
-        self._state = ArchiveFile(Path(path), False, -1, 0, space=geometry)
+        self._state = _LegacyFile(Path(path), geometry, Index(len(data), source), data)
         for item in legacy.entries:
             mapping = {str(k): int(v) for k, v in dict(item.get("mapping") or {}).items()}
             name = str(item["name"])

@@ -193,6 +193,17 @@ class ArchiveFile:
         return None
 
     # -- writing ---------------------------------------------------------------------------
+    def take_space(self, space: Space) -> None:
+        """The archive's geometry, until its first commit (then it is on disk)."""
+        self.space = space
+        self.dirty = self.writable
+
+    def put(self, entry: Entry) -> None:
+        """``entry`` into the index, last (a replaced name moves to the end), staged."""
+        self.entries.pop(entry.name)
+        self.entries[entry.name] = entry
+        self.changed()
+
     def stage(self, blob: bytes) -> int:
         """Keep ``blob`` for the next commit; returns the offset it will have in the file."""
         offset = self.base + len(self.pending)

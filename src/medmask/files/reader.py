@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,7 @@ from ..codecs import (
 from ..deprecation import warn_deprecated
 from ..errors import ChecksumError, FormatError, MaskNotFoundError, MedmaskError
 from ..format import mska as fmt
+from ..format.commit import Committed
 from ..model.bbox import BBox
 from ..model.groups import group_values, union_of
 from ..model.label_values import MASK_DTYPES
@@ -38,8 +39,8 @@ from ..model.mapping import LabelMapping
 from ..model.mask import LabelStatistics, SegmentationMask, warn_legacy_axis_order
 from ..model.meaning import SegmentMeaning
 from ..model.space import spaces_close, voxel_volume_ml
-from .index import Entry
-from .opened import ArchiveFile, ArchiveMode
+from .index import Entry, Index
+from .opened import ArchiveMode
 
 __all__ = ["ArchiveReader", "MaskStatistics", "StoredMask", "describe_space"]
 
@@ -85,25 +86,37 @@ class StoredMask:
     nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
 
 
+class OpenedFile(Protocol):
+    """What a reader reads through: the open file's name, geometry, index and bytes
+    (:class:`~medmask.files.opened.ArchiveFile` for this format, which also stages and
+    commits; an in-memory copy for a 0.1.3 archive)."""
+
+    path: Path
+    space: Space | None
+    entries: Index
+    committed: Committed | None
+    geometry_written: bool
+    batch_depth: int
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes of the file at ``offset``."""
+        ...  # pragma: no cover - a protocol
+
+
 class ArchiveReader:
     """The reading API of an open archive (this format's or medmask 0.1.3's): what
     :class:`~medmask.files.archive.MaskArchive` and the 0.1.3 reader share. Opened by
     ``MaskArchive(path)``, which picks the reader by the file's first bytes."""
 
-    _state: ArchiveFile
+    _state: OpenedFile
     _mode: ArchiveMode
     _closed: bool
     _finalizer: Callable[[], Any]
 
     def _take_space(self, space: Space) -> None:
-        """The ``space`` argument: the archive's geometry if it has none, else checked."""
+        """The ``space`` argument of a reader: checked against the archive's geometry."""
         state = self._state
-        if state.space is None:
-            # Committed with the first mask (or at close): until then a MedMask-style
-            # reversed Space can still give way to the first mask's (see add_mask).
-            state.space = space
-            state.dirty = state.writable
-        elif not spaces_close(state.space, space):
+        if state.space is not None and not spaces_close(state.space, space):
             if spaces_close(state.space, space.reverse_axis_order()):
                 warn_legacy_axis_order("MaskArchive(space=...)")  # MedMask's reversed Space
                 return
