@@ -42,4 +42,3 @@ def run(args: argparse.Namespace) -> int:
     echo(f"{result.file_count} files in {result.cases_root}")
     echo(f"ground truth: {result.truth_path}")
     return 0
-
