@@ -21,7 +21,7 @@ def _block(parser: argparse.ArgumentParser) -> str:
 
 def reference() -> str:
     """The generated part of docs/cli.md: every parser's help, 100 columns wide."""
-    from dcm_extractor.extractor import build_parser as extract_parser  # noqa: PLC0415
+    from dcm_extractor.cli.extract import build_parser as extract_parser  # noqa: PLC0415
     from medmask.cli import COMMANDS, build_parser  # noqa: PLC0415
 
     width = os.environ.get("COLUMNS")

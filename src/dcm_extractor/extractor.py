@@ -10,39 +10,28 @@ for every option and output file.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cases import CaseResult, iter_case_dirs, scan_case
-from .columns import parse_columns, read_columns_file
-from .errors import DcmExtractorError, OptionsError, OutputBusyError, PseudonymKeyError
+from .cases import iter_case_dirs, scan_case
+from .cli.extract import main  # the command line (dcm-extract's extraction)
 from .pipeline import (
-    REPORT_NAME,
     RunOptions,
     RunSummary,
     move_top_level_zips,
     run,
-    run_lock,
     with_ids,
 )
 from .policy import PrivacyPolicy
 from .privacy import (
-    COMPAT_WARNING,
-    KEY_ENV,
-    DateMode,
     Pseudonymizer,
     desensitize_name,
     load_key,
 )
 from .projectids import load_projectid_map, save_projectid_map
 from .rows import FIXED_COLUMNS
-from .runlock import Takeover
 from .tables import write_csv
 
 __all__ = [
@@ -58,14 +47,6 @@ __all__ = [
     "run",
     "save_projectid_map",
 ]
-
-_PACKAGE = __package__ or "dcm_extractor"
-# run as `python -m src.dcm_extractor.extractor` this module is __main__: name its logger
-# inside the package anyway, or its warnings reach the console twice (through Python's
-# last-resort handler besides our own lines)
-log = logging.getLogger(f"{_PACKAGE}.extractor")
-
-MAP_NOTE = "the project ID map (it names the cases; keep it private, outside --out)"
 
 
 def extract_case_metadata(
@@ -96,303 +77,6 @@ def extract_case_metadata(
     write_csv(primary, policy.primary_rows(rows, hidden))
     write_csv(out / f"{result.name}.desensitized.csv", hidden)
     return primary
-
-
-# -- command line ----------------------------------------------------------------------------
-
-
-def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
-    """The command-line options of the original extractor, plus ours."""
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,  # --merge-al is a typo, not --merge-all
-        prog=prog,
-        description="Per-case DICOM metadata tables from case folders and zip files.",
-        epilog="Also: dcm-extract sample OUT_DIR (generated data), dcm-extract keygen FILE "
-        "(a pseudonym key), dcm-extract --version.",
-    )
-    parser.add_argument(
-        "-d", "--data-root", default="data/dicom_cases", help="folder of case folders"
-    )
-    parser.add_argument("-o", "--out", default="data/output_csv", help="output folder")
-    parser.add_argument("--merge-all", action="store_true", help="also write all_cases*.csv")
-    parser.add_argument("--only-merged", action="store_true", help="write only the merged tables")
-    parser.add_argument(
-        "--move-top-level-zips", action="store_true", help="root/x.zip -> root/x/x.zip first"
-    )
-    parser.add_argument("--export-json", action="store_true", help="also write <case>.json")
-    parser.add_argument("--desensitize", action="store_true", help="de-identified primary outputs")
-    parser.add_argument(
-        "--projectid-map",
-        help="case -> project ID JSON (default <out>/case_projectid_map.json; with "
-        "--desensitize <out>.case_projectid_map.json, beside --out)",
-    )
-    parser.add_argument("--log", default="logs/extractor.log", help="log file")
-    parser.add_argument(
-        "--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese"
-    )
-    parser.add_argument("--format", default="csv", help="merged table formats: csv,json,parquet")
-    parser.add_argument(
-        "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
-        help="stop a case after this many seconds, in a child process, and carry on with the "
-        "others (default: 3600 s, checked in-process)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--pseudonym-key-file", help=f"secret key for keyed pseudonyms (or set ${KEY_ENV})"
-    )
-    dates = parser.add_mutually_exclusive_group()
-    dates.add_argument(
-        "--keep-dates", action="store_true", help="keep StudyDate in de-identified tables"
-    )
-    dates.add_argument(
-        "--shift-dates",
-        action="store_true",
-        help="shift StudyDate per patient (key-derived)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1,
-        help="processes scanning cases in parallel (default: the CPU count)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-resume", dest="resume", action="store_false",
-        help="scan every case again, ignoring the manifest of earlier runs",
-    )  # fmt: skip
-    parser.add_argument(
-        "--manifest-dir", help="where finished cases are recorded (default <out>/.manifest)"
-    )
-    cluster = parser.add_mutually_exclusive_group()
-    cluster.add_argument("--scheduler", help="run the cases on a Dask cluster: tcp://HOST:PORT")
-    cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
-    parser.add_argument(
-        "--series", action="store_true",
-        help="also write all_series.csv (with --format: .json/.parquet): one row per series",
-    )  # fmt: skip
-    parser.add_argument(
-        "--columns", default="",
-        help="extra columns: keywords, (gggg,eeee) tags, private (gggg,EE,CREATOR) tags, "
-        "sequence paths such as (0040,0275)[0].(0032,1060); comma-separated",
-    )  # fmt: skip
-    parser.add_argument("--columns-file", help="extra columns, one per line (# comments)")
-    parser.add_argument(
-        "--allow-phi-columns", action="store_true",
-        help="with --desensitize: keep identifying --columns and the series table's free text",
-    )  # fmt: skip
-    parser.add_argument(
-        "--report", dest="html_report", action="store_true",
-        help="also write report.html: the cohort at a glance (one self-contained page)",
-    )  # fmt: skip
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
-    """The validated options (RunOptions checks them) from the parsed command line."""
-    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-    log_path = Path(args.log)
-    if log_path.is_dir():
-        parser.error(f"--log {log_path}: is a folder; give a file name")
-    try:
-        key = load_key(args.pseudonym_key_file)
-    except PseudonymKeyError as err:
-        parser.error(str(err))
-    if args.shift_dates and key is None:
-        parser.error(
-            "--shift-dates needs a pseudonym key (--pseudonym-key-file or $DCM_EXTRACT_KEY)"
-        )
-    dates: DateMode = "keep" if args.keep_dates else "shift" if args.shift_dates else "remove"
-    try:
-        columns = parse_columns(args.columns)
-        if args.columns_file:
-            columns += read_columns_file(args.columns_file)
-        return RunOptions(
-            data_root=Path(args.data_root),
-            out=Path(args.out),
-            merge_all=args.merge_all,
-            only_merged=args.only_merged,
-            move_top_level_zips=args.move_top_level_zips,
-            export_json=args.export_json,
-            desensitize=args.desensitize,
-            projectid_map=Path(args.projectid_map) if args.projectid_map else None,
-            excel=args.excel,
-            formats=formats,
-            case_timeout=args.case_timeout,
-            workers=args.workers,
-            resume=args.resume,
-            manifest_dir=Path(args.manifest_dir) if args.manifest_dir else None,
-            scheduler=args.scheduler,
-            scheduler_file=args.scheduler_file,
-            pseudonymizer=Pseudonymizer(key),
-            dates=dates,
-            series=args.series,
-            columns=tuple(columns),
-            allow_phi_columns=args.allow_phi_columns,
-            html_report=args.html_report,
-        )
-    except OptionsError as err:  # one line, exit code 2, in the option's own words
-        # (values refused, not the syntax: the usage block would say nothing useful)
-        print(f"{parser.prog}: error: {_as_flags(str(err))}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def _as_flags(message: str) -> str:
-    """An options error in command-line terms (--workers, --format, --case-timeout, --out)."""
-    for word, flag in (
-        ("workers ", "--workers "),
-        ("formats ", "--format: "),
-        ("the case time limit", "--case-timeout"),
-        ("out ", "--out "),
-    ):
-        message = message.replace(word, flag, 1) if message.startswith(word) else message
-    return message
-
-
-def _configure_logging(path: Path, *, fresh: bool = False) -> logging.Handler:
-    """The log file's handler; appended to, or started afresh (de-identified runs: an
-    earlier run's lines could name patients)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(
-        path, mode="w" if fresh else "a", encoding="utf-8", errors="backslashreplace"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package = logging.getLogger(_PACKAGE)  # also "src.dcm_extractor" when run by the old path
-    package.setLevel(logging.INFO)
-    package.addHandler(handler)
-    return handler
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
-    """Run the extractor's command line; returns 0 (done), 1 (a case failed) or 2 (usage)."""
-    parser = build_parser(prog)
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-        options = _options(args, parser)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        options.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    try:
-        with run_lock(options) as takeover:  # first: a refused run touches no other run's log
-            return _locked_main(options, args, prog, takeover)
-    except OutputBusyError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-def _locked_main(
-    options: RunOptions, args: argparse.Namespace, prog: str, takeover: Takeover
-) -> int:
-    """:func:`main` once the output lock is held."""
-    policy = options.privacy
-    try:
-        handler = _configure_logging(Path(args.log), fresh=policy.cleans_out)
-    except OSError as err:
-        print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    if takeover.line(options.out):
-        print(f"{prog}: warning: {takeover.line(options.out)}", file=sys.stderr)
-        log.warning("%s", takeover.line(options.out))
-    if policy.deidentify:  # say where the one file that names the cases is (not in --out)
-        print(f"note: {MAP_NOTE}: {options.map_path}", file=sys.stderr)
-        log.info("%s: %s", MAP_NOTE, options.map_path)
-    if not options.pseudonymizer.keyed:
-        if policy.deidentify:
-            print(COMPAT_WARNING, file=sys.stderr)
-        log.warning("no pseudonym key: de-identified tables use the original, reversible hashes")
-    started = time.perf_counter()
-    try:
-        summary = _run_with_progress(options, quiet=args.quiet)
-    except DcmExtractorError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        log.error("%s", err)
-        return err.exit_code
-    finally:
-        logging.getLogger(_PACKAGE).removeHandler(handler)
-        handler.close()
-    seconds = time.perf_counter() - started
-    rate = summary.files / max(seconds, 1e-9)
-    if summary.cleaned:
-        print(f"--desensitize: removed from {options.out}: {summary.cleaned}", file=sys.stderr)
-    print(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
-    print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
-    fresh = (
-        " (started afresh: earlier runs' lines could name patients)" if policy.cleans_out else ""
-    )
-    print(f"log: {args.log}{fresh}")
-    return 1 if summary.failed else 0
-
-
-def _run_with_progress(options: RunOptions, *, quiet: bool) -> RunSummary:
-    """The run, with a progress bar (cases, files/s, elapsed, ETA) on a terminal only."""
-    if quiet or not sys.stderr.isatty() or not options.data_root.is_dir():
-        return run(options, lock=False)
-    from rich.console import Console  # noqa: PLC0415 - only on a terminal
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("cases"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[files]:,} files, {task.fields[rate]:,.0f} files/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    total = len(iter_case_dirs(options.data_root))
-    started = time.perf_counter()
-    current = CurrentCase()
-    with Progress(*columns, current.column(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("cases", total=total, files=0, rate=0.0)
-
-        def advance(result: CaseResult | None) -> None:
-            files = bar.tasks[task].fields["files"] + (result.files if result else 0)
-            rate = files / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, advance=1, files=files, rate=rate)
-
-        return run(options, progress=advance, on_case=current.start, lock=False)
-
-
-class CurrentCase:
-    """The case the run is waiting for, and since when: the progress bar names it once it
-    has taken longer than :attr:`STUCK_AFTER` seconds (a huge case, a stalled share)."""
-
-    STUCK_AFTER = 30.0
-
-    def __init__(self) -> None:
-        self.label = ""
-        self.since = time.monotonic()
-
-    def start(self, label: str) -> None:
-        """The run now waits for ``label``."""
-        self.label, self.since = label, time.monotonic()
-
-    def line(self, now: float | None = None) -> str:
-        """``still on P000012 after 95 s`` for a case past the threshold, else ``""``."""
-        elapsed = (time.monotonic() if now is None else now) - self.since
-        if not self.label or elapsed < self.STUCK_AFTER:
-            return ""
-        return f"still on {self.label} after {elapsed:.0f} s"
-
-    def column(self) -> Any:
-        """A rich progress column showing :meth:`line` (rendered at every refresh)."""
-        from rich.progress import ProgressColumn  # noqa: PLC0415 - only on a terminal
-        from rich.text import Text  # noqa: PLC0415
-
-        owner = self
-
-        class _Stuck(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                return Text(owner.line(), style="yellow")
-
-        return _Stuck()
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_a_case_that_takes_long_is_named_in_the_progress_line(
     tmp_path: Path, dicom_sample: DicomSample
 ) -> None:
     from dcm_extractor import RunOptions, run
-    from dcm_extractor.extractor import CurrentCase
+    from dcm_extractor.cli.extract import CurrentCase
 
     waited: list[str] = []
     options = RunOptions(dicom_sample.cases_root, tmp_path / "out", desensitize=True)

@@ -2,7 +2,7 @@
 
 ``dcm-extract [OPTIONS]`` is the extraction with the original tool's options (also run
 as ``python -m src.dcm_extractor.extractor`` and ``python -m dcm_extractor``; its parser
-is :func:`dcm_extractor.extractor.build_parser`); ``dcm-extract sample OUT_DIR``
+and run are :mod:`.extract`); ``dcm-extract sample OUT_DIR``
 (:mod:`.sample`) writes generated data, ``dcm-extract keygen FILE`` (:mod:`.keygen`) a new
 pseudonym key, ``dcm-extract --version`` the version. Exit codes: 0 done, 1 a failure (a
 case, an unwritable folder), 2 a usage error; every error is one line
@@ -18,8 +18,7 @@ from types import ModuleType
 
 from .. import __version__
 from ..errors import DcmExtractorError
-from ..extractor import main as extract_main
-from . import keygen, sample
+from . import extract, keygen, sample
 from .common import PROG, CommandParser
 
 __all__ = ["SUBCOMMANDS", "main"]
@@ -42,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = SUBCOMMANDS.get(args[0]) if args else None
     try:
         if module is None:
-            return extract_main(args, prog=PROG)
+            return extract.main(args, prog=PROG)
         parser = _parser(args[0], module)
         parsed = parser.parse_args(args[1:])
         try:
