@@ -162,12 +162,11 @@ class MaskArchive(ArchiveReader):
         ...         archive.add_mask(mask, name)
         """
         self._writable()
-        self._state.batch_depth += 1
+        self._state.enter()
         try:
             yield self
         finally:
-            self._state.batch_depth -= 1
-            if self._state.batch_depth == 0 and not self.closed:
+            if self._state.leave() and not self.closed:
                 self._state.commit()
 
     def flush(self) -> None:

@@ -49,6 +49,13 @@ class _LegacyFile:
     def read(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
+    def enter(self) -> None:
+        self.batch_depth += 1
+
+    def leave(self) -> bool:
+        self.batch_depth -= 1
+        return self.batch_depth == 0
+
 
 class LegacyMaskArchive(ArchiveReader):
     """A medmask 0.1.3 archive, read-only by type: the reading API of

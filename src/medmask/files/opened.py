@@ -193,6 +193,15 @@ class ArchiveFile:
         return None
 
     # -- writing ---------------------------------------------------------------------------
+    def enter(self) -> None:
+        """A ``with archive:`` or ``batch()`` block starts: commits wait for its end."""
+        self.batch_depth += 1
+
+    def leave(self) -> bool:
+        """A block ends; whether it was the outermost (commits may run again)."""
+        self.batch_depth -= 1
+        return self.batch_depth == 0
+
     def take_space(self, space: Space) -> None:
         """The archive's geometry, until its first commit (then it is on disk)."""
         self.space = space

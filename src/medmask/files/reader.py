@@ -102,6 +102,14 @@ class OpenedFile(Protocol):
         """``length`` bytes of the file at ``offset``."""
         ...  # pragma: no cover - a protocol
 
+    def enter(self) -> None:
+        """A ``with`` block starts."""
+        ...  # pragma: no cover - a protocol
+
+    def leave(self) -> bool:
+        """A ``with`` block ends; whether it was the outermost."""
+        ...  # pragma: no cover - a protocol
+
 
 class ArchiveReader:
     """The reading API of an open archive (this format's or medmask 0.1.3's): what
@@ -127,11 +135,11 @@ class ArchiveReader:
 
     # -- context and lifetime ----------------------------------------------------------------
     def __enter__(self) -> Self:
-        self._state.batch_depth += 1
+        self._state.enter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._state.batch_depth -= 1
+        self._state.leave()
         self.close()
 
     def close(self) -> None:
