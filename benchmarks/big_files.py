@@ -27,7 +27,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dcm_extractor.cases import NOTE_REASONS
+from dcm_extractor.sources.cases import NOTE_REASONS
 
 GiB = 2**30
 

@@ -26,10 +26,10 @@ from typing import Any
 
 from pydicom import dcmread
 
-from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
-from dcm_extractor.header import ImageFacts
+from dcm_extractor.reading.fastheader import HEAD_BYTES, inspect_head, read_head
+from dcm_extractor.reading.header import ImageFacts
 from dcm_extractor.sample import generate_dicom_dataset
-from dcm_extractor.zipread import ZipMember, iter_zip_members
+from dcm_extractor.sources.zipread import ZipMember, iter_zip_members
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATE = ROOT.parent.parent / "shared" / "data" / "ct_sample" / "I10"

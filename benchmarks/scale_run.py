@@ -38,7 +38,7 @@ PER_CASE = 100
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from dcm_extractor.pipeline import RunOptions, run
+from dcm_extractor.runner.pipeline import RunOptions, run
 data, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 more = {"series": True, "html_report": True} if sys.argv[4:] == ["series"] else {}
 def cpu():  # user + system seconds of this process and its finished children (pool workers)

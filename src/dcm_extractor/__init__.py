@@ -36,13 +36,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 _LAZY = {
-    "RunOptions": ".pipeline",
-    "RunSummary": ".pipeline",
-    "run": ".pipeline",
-    "CaseResult": ".cases",
-    "ReportEntry": ".cases",
-    "scan_case": ".cases",
-    "Pseudonymizer": ".privacy",
+    "RunOptions": ".runner.pipeline",
+    "RunSummary": ".runner.pipeline",
+    "run": ".runner.pipeline",
+    "CaseResult": ".sources.cases",
+    "ReportEntry": ".sources.cases",
+    "scan_case": ".sources.cases",
+    "Pseudonymizer": ".privacy.pseudonyms",
 }
 
 __all__ = [

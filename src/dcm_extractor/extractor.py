@@ -15,24 +15,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cases import iter_case_dirs, scan_case
 from .cli.extract import main  # the command line (dcm-extract's extraction)
-from .pipeline import (
+from .outputs.tables import write_csv
+from .privacy.policy import PrivacyPolicy
+from .privacy.pseudonyms import (
+    Pseudonymizer,
+    desensitize_name,
+    load_key,
+)
+from .runner.pipeline import (
     RunOptions,
     RunSummary,
     move_top_level_zips,
     run,
     with_ids,
 )
-from .policy import PrivacyPolicy
-from .privacy import (
-    Pseudonymizer,
-    desensitize_name,
-    load_key,
-)
-from .projectids import load_projectid_map, save_projectid_map
-from .rows import FIXED_COLUMNS
-from .tables import write_csv
+from .runner.projectids import load_projectid_map, save_projectid_map
+from .sources.cases import iter_case_dirs, scan_case
+from .sources.rows import FIXED_COLUMNS
 
 __all__ = [
     "FIXED_COLUMNS",

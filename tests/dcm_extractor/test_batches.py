@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from slow_case import make_slow_case
 
-from dcm_extractor.batches import (
+from dcm_extractor.runner.batches import (
     DEFAULT_CASE_LIMIT,
     MAX_BATCH_CASES,
     case_batches,
     scan_batch,
     scan_one,
 )
-from dcm_extractor.cases import CaseResult, scan_case
-from dcm_extractor.isolation import CaseFailedError
+from dcm_extractor.runner.isolation import CaseFailedError
 from dcm_extractor.sample import DicomSample
+from dcm_extractor.sources.cases import CaseResult, scan_case
 
 
 def test_batches_keep_order_and_bound_their_size() -> None:

@@ -19,13 +19,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
-from dcm_extractor.fastheader import HANDOVER_BYTES
-from dcm_extractor.zipread import PREFIX_BYTES
+from dcm_extractor.reading.fastheader import HANDOVER_BYTES
+from dcm_extractor.sources.zipread import PREFIX_BYTES
 
 SCAN = textwrap.dedent(
     """
     import json, resource, sys
-    from dcm_extractor.cases import scan_case
+    from dcm_extractor.sources.cases import scan_case
     result = scan_case(sys.argv[1], sys.argv[2])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reasons = {e.location.rsplit("/", 1)[-1].rsplit("!", 1)[-1]: e.reason for e in result.report}

@@ -13,11 +13,11 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_charset_files, get_testdata_file
 
-from dcm_extractor.cases import iter_case_dirs, scan_case
-from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
-from dcm_extractor.rows import FIXED_COLUMNS, age_in_years, read_age
+from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
 from dcm_extractor.sample import DicomSample
-from dcm_extractor.zipread import MemberReadError, ZipMember, ZipProblem, iter_zip_members
+from dcm_extractor.sources.cases import iter_case_dirs, scan_case
+from dcm_extractor.sources.rows import FIXED_COLUMNS, age_in_years, read_age
+from dcm_extractor.sources.zipread import MemberReadError, ZipMember, ZipProblem, iter_zip_members
 
 
 @pytest.fixture(scope="module")

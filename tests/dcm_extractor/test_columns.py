@@ -12,15 +12,15 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from dcm_extractor.columns import (
+from dcm_extractor.errors import OptionsError
+from dcm_extractor.extractor import main
+from dcm_extractor.reading.columns import (
     ColumnsError,
     identifying,
     parse_columns,
     read_columns_file,
     refused,
 )
-from dcm_extractor.errors import OptionsError
-from dcm_extractor.extractor import main
 
 
 def _read(name: str):  # type: ignore[no-untyped-def]

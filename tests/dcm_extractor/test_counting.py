@@ -18,9 +18,9 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dcm_extractor.cases import CaseResult, scan_case
-from dcm_extractor.extras import Extras
-from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.reading.extras import Extras
+from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.sources.cases import CaseResult, scan_case
 
 
 def pydicom_file(name: str) -> bytes:

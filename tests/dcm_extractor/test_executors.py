@@ -14,7 +14,7 @@ import pytest
 from slow_case import make_slow_case
 
 from dcm_extractor import RunOptions, run
-from dcm_extractor.isolation import CaseFailedError, scan_case_isolated
+from dcm_extractor.runner.isolation import CaseFailedError, scan_case_isolated
 from dcm_extractor.sample import generate_dicom_dataset
 
 

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 from slow_case import make_slow_case
 
-from dcm_extractor.cases import scan_case
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import (
     FIXED_COLUMNS,
@@ -27,9 +26,10 @@ from dcm_extractor.extractor import (
     move_top_level_zips,
     save_projectid_map,
 )
-from dcm_extractor.pipeline import RunOptions, run
-from dcm_extractor.privacy import Pseudonymizer, deidentify_rows
+from dcm_extractor.privacy.pseudonyms import Pseudonymizer, deidentify_rows
+from dcm_extractor.runner.pipeline import RunOptions, run
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
+from dcm_extractor.sources.cases import scan_case
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = [

@@ -9,10 +9,10 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from dcm_extractor import fastheader
-from dcm_extractor.extras import Extras
-from dcm_extractor.fastheader import HEAD_BYTES, inspect_head, read_head
-from dcm_extractor.header import ImageFacts, inspect_dicom
+from dcm_extractor.reading import fastheader
+from dcm_extractor.reading.extras import Extras
+from dcm_extractor.reading.fastheader import HEAD_BYTES, inspect_head, read_head
+from dcm_extractor.reading.header import ImageFacts, inspect_dicom
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
 
 

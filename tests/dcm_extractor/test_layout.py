@@ -13,8 +13,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from dcm_extractor.fastheader import HEAD_BYTES, LAYOUTS, inspect_head
-from dcm_extractor.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.reading.fastheader import HEAD_BYTES, LAYOUTS, inspect_head
+from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
 
 CT_SMALL = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
 

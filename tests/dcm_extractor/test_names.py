@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dcm_extractor.extractor import main
-from dcm_extractor.names import original_bytes, readable, reading_of
 from dcm_extractor.sample import DicomSample
+from dcm_extractor.sources.names import original_bytes, readable, reading_of
 
 GBK_ZHANG_SAN = "张三".encode("gbk")  # b"\xd5\xc5\xc8\xfd"
 

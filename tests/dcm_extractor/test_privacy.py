@@ -16,7 +16,7 @@ import pytest
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
-from dcm_extractor.privacy import Pseudonymizer, desensitize_name
+from dcm_extractor.privacy.pseudonyms import Pseudonymizer, desensitize_name
 from dcm_extractor.sample import generate_dicom_dataset
 
 # Pinyin and Han forms of common Chinese family and given names: an attacker's list.

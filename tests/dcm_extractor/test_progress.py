@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dcm_extractor.projectids import ProjectIdMap
+from dcm_extractor.runner.projectids import ProjectIdMap
 from dcm_extractor.sample import DicomSample
 
 

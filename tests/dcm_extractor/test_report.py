@@ -20,11 +20,11 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from dcm_extractor.cases import NOTE_REASONS
-from dcm_extractor.cohort import Cohort, image_bin
 from dcm_extractor.extractor import main
-from dcm_extractor.htmlreport import BAR_COLOUR, render_report
+from dcm_extractor.outputs.cohort import Cohort, image_bin
+from dcm_extractor.outputs.htmlreport import BAR_COLOUR, render_report
 from dcm_extractor.sample import DicomSample
+from dcm_extractor.sources.cases import NOTE_REASONS
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

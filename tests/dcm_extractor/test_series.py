@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from dcm_extractor.cases import iter_case_dirs, scan_case
-from dcm_extractor.columns import parse_columns
 from dcm_extractor.extractor import main
-from dcm_extractor.extras import SERIES_KEYWORDS, SERIES_TAGS, Extras
-from dcm_extractor.fastheader import inspect_head, read_head
-from dcm_extractor.header import ImageFacts, inspect_dicom
+from dcm_extractor.reading.columns import parse_columns
+from dcm_extractor.reading.extras import SERIES_KEYWORDS, SERIES_TAGS, Extras
+from dcm_extractor.reading.fastheader import inspect_head, read_head
+from dcm_extractor.reading.header import ImageFacts, inspect_dicom
+from dcm_extractor.reading.tagwalk import NEEDED
 from dcm_extractor.sample import DicomSample
-from dcm_extractor.series import SERIES_COLUMNS, SeriesTally, slice_geometry
-from dcm_extractor.tagwalk import NEEDED
+from dcm_extractor.sources.cases import iter_case_dirs, scan_case
+from dcm_extractor.sources.series import SERIES_COLUMNS, SeriesTally, slice_geometry
 
 SERIES = Extras(series=True)
 

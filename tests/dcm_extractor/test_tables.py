@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcm_extractor import tables
-from dcm_extractor.rows import FIXED_COLUMNS
-from dcm_extractor.tables import PARQUET_SCHEMA, TableStream
+from dcm_extractor.outputs import tables
+from dcm_extractor.outputs.tables import PARQUET_SCHEMA, TableStream
+from dcm_extractor.sources.rows import FIXED_COLUMNS
 
 INTEGERS = {field.name for field in PARQUET_SCHEMA if pa.types.is_integer(field.type)}
 text = st.one_of(st.none(), st.text(alphabet="0123456789AZaz 张伟王芳,\"'\n\r^=", max_size=8))

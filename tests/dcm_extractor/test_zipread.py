@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcm_extractor.zipread import ZipMember, ZipProblem, iter_zip_members
+from dcm_extractor.sources.zipread import ZipMember, ZipProblem, iter_zip_members
 
 METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 

@@ -14,24 +14,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cases import CaseResult, iter_case_dirs
-from ..columns import parse_columns, read_columns_file
 from ..errors import DcmExtractorError, OptionsError, OutputBusyError, PseudonymKeyError
-from ..pipeline import (
-    REPORT_NAME,
-    RunOptions,
-    RunSummary,
-    run,
-    run_lock,
-)
-from ..privacy import (
+from ..privacy.pseudonyms import (
     COMPAT_WARNING,
     KEY_ENV,
     DateMode,
     Pseudonymizer,
     load_key,
 )
-from ..runlock import Takeover
+from ..reading.columns import parse_columns, read_columns_file
+from ..runner.pipeline import (
+    REPORT_NAME,
+    RunOptions,
+    RunSummary,
+    run,
+    run_lock,
+)
+from ..runner.runlock import Takeover
+from ..sources.cases import CaseResult, iter_case_dirs
 
 __all__ = ["CurrentCase", "build_parser", "main"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..privacy import generate_key
+from ..privacy.pseudonyms import generate_key
 from .common import echo
 
 HELP = "Write a new secret key for keyed pseudonyms; keep it outside the outputs."

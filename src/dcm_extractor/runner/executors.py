@@ -1,6 +1,6 @@
 """Where cases are scanned: in this process, in a pool of worker processes, or on a Dask
 cluster; every way gives each case's result, or the error that cost that case alone,
-through :func:`~dcm_extractor.batches.batch_outcome`."""
+through :func:`~dcm_extractor.runner.batches.batch_outcome`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from ..reading.extras import Extras
+from ..sources.cases import CaseResult
 from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
-from .cases import CaseResult
 from .cluster import scan_on_cluster
-from .extras import Extras
 from .isolation import CaseFailedError, die_with_parent
 from .options import RunOptions
 
@@ -103,7 +103,7 @@ def scan_all(
     """Each case with a callable giving its result (or raising), in case order.
 
     Cases in ``reused`` are not scanned again. With several workers (or a cluster) the
-    others go out in batches (:mod:`dcm_extractor.batches`); a failing case costs only
+    others go out in batches (:mod:`dcm_extractor.runner.batches`); a failing case costs only
     itself; after a worker process dies its batch is scanned again case by case
     (:class:`WorkerPool`; on Dask the scheduler reruns it), never the run.
     """

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from .errors import PseudonymKeyError
+from ..errors import PseudonymKeyError
 
 __all__ = [
     "KEY_ENV",

@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from . import __version__
-from .atomic import write_atomic
-from .cases import CaseResult, ReportEntry
-from .walk import WalkProblem, walk_case_files
+from .. import __version__
+from ..outputs.atomic import write_atomic
+from ..sources.cases import CaseResult, ReportEntry
+from ..sources.walk import WalkProblem, walk_case_files
 
 __all__ = ["MANIFEST_FORMAT", "Manifest"]
 
@@ -36,7 +36,7 @@ def case_fingerprint(case_dir: Path, reading: str = "") -> str:
     old name's results. ctime and inode catch a file replaced by one of the same size with
     its mtime kept (``cp -p``, ``rsync -a``): both change whenever a file is written or
     replaced, and reading them costs no more than the size. ``reading`` (the run's
-    :meth:`Extras.signature <dcm_extractor.extras.Extras.signature>`) makes a run that
+    :meth:`Extras.signature <dcm_extractor.reading.extras.Extras.signature>`) makes a run that
     reads other columns scan the case again.
     """
     head = f"{MANIFEST_FORMAT}\x1f{__version__}\x1f{case_dir.name}\x1f{reading}"

@@ -131,7 +131,7 @@ def inspect_head(
         Returns the file's first :data:`HANDOVER_BYTES` (all of it when smaller); called
         only when pydicom must take over and ``head`` is not the whole file.
     extras : Extras, optional
-        Values an image gives beyond the fixed columns (:mod:`dcm_extractor.extras`).
+        Values an image gives beyond the fixed columns (:mod:`dcm_extractor.reading.extras`).
     known : callable, optional
         Given the image's StudyInstanceUID and SeriesInstanceUID, the ``extras`` keys the
         caller already holds for that series (:meth:`.SeriesTally.settled`): the fast

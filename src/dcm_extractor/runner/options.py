@@ -11,11 +11,11 @@ from pathlib import Path
 from threading import TIMEOUT_MAX
 from typing import Any, Final
 
-from .columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
-from .errors import OptionsError
-from .extras import Extras
-from .policy import PrivacyPolicy
-from .privacy import DateMode, Pseudonymizer
+from ..errors import OptionsError
+from ..privacy.policy import PrivacyPolicy
+from ..privacy.pseudonyms import DateMode, Pseudonymizer
+from ..reading.columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
+from ..reading.extras import Extras
 
 __all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
 

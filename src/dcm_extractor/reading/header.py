@@ -1,7 +1,7 @@
 """One file's verdict: an image with its table values, or the reason it is not counted.
 
 The few header fields the table needs are gathered into :class:`HeaderFields` (by
-pydicom's full parse here, or by the fast reader in :mod:`dcm_extractor.fastheader`),
+pydicom's full parse here, or by the fast reader in :mod:`dcm_extractor.reading.fastheader`),
 and :func:`classify` decides what the file is:
 
 =================  =================================================================

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import DcmExtractorError
+from ..sources.cases import CaseResult
 from .batches import batch_outcome, case_batches
-from .cases import CaseResult
-from .errors import DcmExtractorError
 from .isolation import CaseFailedError
 
 __all__ = ["ClusterError", "scan_on_cluster"]
@@ -50,7 +50,7 @@ def scan_on_cluster(
     """Submit ``case_dirs`` in batches.
 
     Returns a callable per case giving its result (or raising
-    :class:`~dcm_extractor.isolation.CaseFailedError`), and one that closes the client.
+    :class:`~dcm_extractor.runner.isolation.CaseFailedError`), and one that closes the client.
     """
     client = _client(address, scheduler_file)
     try:

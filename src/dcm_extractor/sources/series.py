@@ -1,7 +1,7 @@
 """The series table: one row per series of a case, from the images counted in it.
 
 Images reach a :class:`SeriesTally` only once (a zip and its extracted copy, or two
-copies of a zip, give each image once: :mod:`dcm_extractor.cases` drops the later
+copies of a zip, give each image once: :mod:`dcm_extractor.sources.cases` drops the later
 copies), so a series split across two zips is one row whose ``Sources`` names both.
 
 Slice geometry: each image's position along the series' normal (the cross product of
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
-from .header import ImageFacts
+from ..reading.extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
+from ..reading.header import ImageFacts
 
 __all__ = [
     "SERIES_COLUMNS",

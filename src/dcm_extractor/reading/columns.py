@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from .errors import OptionsError
+from ..errors import OptionsError
 
 __all__ = [
     "ColumnSpec",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .header import TEXT_KEYWORDS, ImageFacts
+from ..reading.header import TEXT_KEYWORDS, ImageFacts
 
 __all__ = [
     "FIXED_COLUMNS",

@@ -23,10 +23,10 @@ from typing import Any, Final, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..sources.cases import ReportEntry
+from ..sources.rows import FIXED_COLUMNS
+from ..sources.series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 from .atomic import AtomicFile
-from .cases import ReportEntry
-from .rows import FIXED_COLUMNS
-from .series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 
 __all__ = [
     "CASE_TABLE",

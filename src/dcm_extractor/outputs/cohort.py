@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .cases import ReportEntry
+from ..sources.cases import ReportEntry
 
 __all__ = ["IMAGE_BINS", "MAX_LISTED", "Cohort", "image_bin"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .privacy import DateMode, Pseudonymizer, deidentify_rows, shift_date
+from .pseudonyms import DateMode, Pseudonymizer, deidentify_rows, shift_date
 
 # Series table columns that PS3.15 Table E.1-1 lists as free text or identifying: blank in
 # de-identified series rows unless --allow-phi-columns (dates follow --keep/--shift-dates).

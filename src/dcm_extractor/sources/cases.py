@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from .extras import Extras
-from .fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
-from .header import ImageFacts, Skip, parse_failure
+from ..reading.extras import Extras
+from ..reading.fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
+from ..reading.header import ImageFacts, Skip, parse_failure
 from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
@@ -379,7 +379,8 @@ def _prefix(path: Path) -> bytes:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """The path below ``root`` as text for the outputs (:func:`~dcm_extractor.names.readable`)."""
+    """The path below ``root`` as text for the outputs
+    (:func:`~dcm_extractor.sources.names.readable`)."""
     try:
         return readable(path.relative_to(root).as_posix())
     except ValueError:

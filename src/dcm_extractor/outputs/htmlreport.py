@@ -1,5 +1,5 @@
 """``report.html``: one self-contained page (inline CSS and SVG, no script, no network)
-showing the cohort of a run (:class:`~dcm_extractor.cohort.Cohort`) and how it was made.
+showing the cohort of a run (:class:`~dcm_extractor.outputs.cohort.Cohort`) and how it was made.
 
 Every value on the page is escaped; under ``--desensitize`` the cohort holds only what
 the de-identified tables hold, and the provenance omits the run's paths.
@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from . import __version__
+from .. import __version__
 from .cohort import IMAGE_BINS, Cohort
 
 __all__ = ["BAR_COLOUR", "render_report"]

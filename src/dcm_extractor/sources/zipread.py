@@ -71,7 +71,7 @@ class ZipMember:
 
     def read_prefix(self, limit: int | None = None) -> bytes:
         """The member's first ``limit`` bytes (default :data:`fastheader.HANDOVER_BYTES
-        <dcm_extractor.fastheader.HANDOVER_BYTES>`): the whole member, CRC-checked, when
+        <dcm_extractor.reading.fastheader.HANDOVER_BYTES>`): the whole member, CRC-checked, when
         it is no larger; else only its start (a 1 GiB member costs 32 MB, not 1 GiB).
 
         Raises

@@ -3,7 +3,7 @@
 A batch is several small cases, or one large one, so that a data set of many one-file
 cases is not one task per file, and a batch's result is one message. Within a batch each
 case stands alone: a case that fails (time limit, crash, unexpected error) comes back as
-its :class:`~dcm_extractor.isolation.CaseFailedError`; the others' results are kept.
+its :class:`~dcm_extractor.runner.isolation.CaseFailedError`; the others' results are kept.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .cases import CaseResult, scan_case
-from .extras import Extras
+from ..reading.extras import Extras
+from ..sources.cases import CaseResult, scan_case
+from ..sources.names import readable
 from .isolation import CaseFailedError, scan_case_isolated
-from .names import readable
 
 __all__ = [
     "DEFAULT_CASE_LIMIT",
@@ -56,7 +56,7 @@ def scan_one(
     The default limit costs nothing per case (a child process per case costs ~10 ms): a
     timer signal interrupts the scan in this process's main thread. Where there is no main
     thread to interrupt (a Dask worker's thread), only ``--case-timeout`` limits a case.
-    ``extras``: what to read beyond the fixed columns (:mod:`dcm_extractor.extras`).
+    ``extras``: what to read beyond the fixed columns (:mod:`dcm_extractor.reading.extras`).
     """
     if timeout:
         return scan_case_isolated(case_dir, root, timeout, extras)

@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .atomic import write_atomic
-from .errors import DcmExtractorError
-from .names import readable
+from ..errors import DcmExtractorError
+from ..outputs.atomic import write_atomic
+from ..sources.names import readable
 
 __all__ = ["ProjectIdMap", "load_projectid_map", "save_projectid_map"]
 
@@ -55,7 +55,7 @@ class ProjectIdMap:
         """IDs of ``cases`` (folder names as Python gives them); new ones numbered in the
         given order, saved once for all.
 
-        The map's keys are the names as text (:func:`~dcm_extractor.names.readable`: a
+        The map's keys are the names as text (:func:`~dcm_extractor.sources.names.readable`: a
         GBK-named folder is its GB18030 reading). Two folders whose names read alike
         (a UTF-8 张三 beside a GBK one) must not share an ID: the later one's key adds its
         bytes in hex, ``张三 [d5c5c8fd]``.

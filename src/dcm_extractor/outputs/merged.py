@@ -7,12 +7,12 @@ import json
 import logging
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..runner.options import RunOptions, RunSummary
+from ..sources.cases import CaseResult, ReportEntry
 from .atomic import write_atomic
-from .cases import CaseResult, ReportEntry
 from .cohort import Cohort
 from .htmlreport import render_report
-from .options import RunOptions, RunSummary
 from .tables import CASE_TABLE, SERIES_TABLE, ReportStream, TableStream, write_csv, write_json
 
 __all__ = [
@@ -150,7 +150,7 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
 def write_html_report(
     options: RunOptions, cohort: Cohort, summary: RunSummary, seconds: float
 ) -> None:
-    """``report.html``: the cohort at a glance (:mod:`dcm_extractor.htmlreport`)."""
+    """``report.html``: the cohort at a glance (:mod:`dcm_extractor.outputs.htmlreport`)."""
     policy = options.privacy
     page = render_report(
         cohort,

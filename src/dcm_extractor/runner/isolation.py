@@ -11,9 +11,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
-from .cases import CaseResult, scan_case
-from .errors import DcmExtractorError
-from .extras import Extras
+from ..errors import DcmExtractorError
+from ..reading.extras import Extras
+from ..sources.cases import CaseResult, scan_case
 
 __all__ = ["CaseFailedError", "scan_case_isolated"]
 
@@ -76,7 +76,8 @@ def scan_case_isolated(
     timeout: float,
     extras: Extras | None = None,
 ) -> CaseResult:
-    """:func:`~dcm_extractor.cases.scan_case` in a child process, killed after ``timeout`` seconds.
+    """:func:`~dcm_extractor.sources.cases.scan_case` in a child process, killed after
+    ``timeout`` seconds.
 
     Raises
     ------

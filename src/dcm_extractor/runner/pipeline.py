@@ -2,7 +2,7 @@
 counted and written (``outputs``); resume, lock and the cleaning of de-identified outputs.
 
 :func:`run` is what the command line calls; :mod:`dcm_extractor.extractor` keeps the
-original tool's API and command line around it; :mod:`dcm_extractor.options` holds what
+original tool's API and command line around it; :mod:`dcm_extractor.runner.options` holds what
 a run is asked to do.
 """
 
@@ -17,19 +17,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cases import CaseResult, ReportEntry, iter_case_dirs
-from .errors import DataRootError, DcmExtractorError
+from ..errors import DataRootError, DcmExtractorError
+from ..outputs.merged import (
+    REPORT_NAME,
+    RunOutputs,
+    write_case,
+    write_html_report,
+    write_provenance,
+)
+from ..privacy.policy import PrivacyPolicy
+from ..sources.cases import CaseResult, ReportEntry, iter_case_dirs
+from ..sources.names import readable
+from ..sources.walk import walk_case_files
 from .executors import scan_all
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
-from .names import readable
 from .options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions, RunSummary
-from .outputs import REPORT_NAME, RunOutputs, write_case, write_html_report, write_provenance
-from .policy import PrivacyPolicy
 from .projectids import ProjectIdMap
 from .runlock import Takeover, output_lock
-from .walk import walk_case_files
 
 __all__ = [
     "FORMATS",

@@ -61,7 +61,7 @@ class Extras:
     columns
         The ``--columns`` entries, in the order given.
 
-    Values land in :attr:`ImageFacts.extra <dcm_extractor.header.ImageFacts.extra>` under
+    Values land in :attr:`ImageFacts.extra <dcm_extractor.reading.header.ImageFacts.extra>` under
     the keyword (series) or the column's header as written (``--columns``).
     """
 

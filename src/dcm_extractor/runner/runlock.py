@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .errors import OutputBusyError
+from ..errors import OutputBusyError
 
 __all__ = ["LOCK_NAME", "Takeover", "output_lock", "remove_temporary_files"]
 

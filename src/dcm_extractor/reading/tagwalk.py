@@ -1,6 +1,6 @@
 """Walking the elements of a DICOM header in its raw bytes, by their lengths alone.
 
-The building blocks of the fast header reader (:mod:`dcm_extractor.fastheader`): the
+The building blocks of the fast header reader (:mod:`dcm_extractor.reading.fastheader`): the
 file meta group, the data set up to the last needed tag, and the pixel data element.
 Nothing here decodes a value; anything the walk does not handle raises
 :class:`HandOverError`, and pydicom's full parse decides instead.
@@ -51,7 +51,7 @@ NEEDED: Final = frozenset(
         0x0020000D, 0x0020000E,
         0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
         0x00041220,  # DirectoryRecordSequence: a DICOMDIR
-        # the series table's (dcm_extractor.extras.SERIES_KEYWORDS): all before (0028,0100),
+        # the series table's (dcm_extractor.reading.extras.SERIES_KEYWORDS): all before (0028,0100),
         # so finding them costs no extra walking, only a dict entry each
         0x00080008, 0x00080021, 0x00080031, 0x00081030, 0x0008103E, 0x00081090,
         0x00180010, 0x00180015, 0x00180050, 0x00180060, 0x00180088, 0x00181030, 0x00181210,
