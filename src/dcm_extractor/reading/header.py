@@ -23,8 +23,7 @@ import re
 import struct
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final
 
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
@@ -34,10 +33,9 @@ from pydicom.filereader import data_element_generator, read_preamble
 from pydicom.multival import MultiValue
 
 from .columns import without_escapes
+from .extras import Extras, dataset_extras
+from .facts import HeaderFields, ImageFacts, PixelInfo, Skip, SkipReason
 from .sopclass import DICOMDIR_CLASS, non_image_kind
-
-if TYPE_CHECKING:
-    from .extras import Extras
 
 __all__ = [
     "TEXT_KEYWORDS",
@@ -49,10 +47,6 @@ __all__ = [
     "classify",
     "inspect_dicom",
     "text_values",
-]
-
-SkipReason = Literal[
-    "empty", "not_dicom", "unreadable", "dicomdir", "non_image", "no_pixel_data", "truncated"
 ]
 
 # The table's text columns, read from each image.
@@ -72,76 +66,6 @@ TEXT_TAGS: Final = tuple((keyword, int(tag_for_keyword(keyword) or 0)) for keywo
 _PIXEL_TAGS: Final = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, Float, DoubleFloat
 _ITEM: Final = struct.Struct("<HHI")
 _UNDEFINED: Final = 0xFFFFFFFF
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the table needs from one image.
-
-    ``values`` holds the text columns (``""`` when absent); ``undecodable`` names the
-    columns whose bytes did not decode in the file's character set.
-    """
-
-    values: dict[str, str]
-    rows: int | None
-    columns: int | None
-    sop_instance_uid: str
-    undecodable: tuple[str, ...] = field(default=())
-    charset_notes: tuple[str, ...] = field(default=())  # "PatientName: read as GB18030 ..."
-    extra: dict[str, str] = field(default_factory=dict)  # what Extras asked for (extras.py)
-    frames: int = 1  # NumberOfFrames
-    series_key: str = ""  # without a SeriesInstanceUID: what identifies the series instead
-
-    @property
-    def series(self) -> str:
-        """The image's series: its SeriesInstanceUID, or without one (blank), ``?`` and
-        what does identify it (:func:`series_key`)."""
-        return self.values.get("SeriesInstanceUID", "") or f"?{self.series_key}"
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A file that is not counted as an image, and why.
-
-    ``facts`` holds the header values of a readable DICOM object that is not an image (a
-    report, a header-only copy): a source with no image takes its row's values from them.
-    """
-
-    reason: SkipReason
-    detail: str
-    facts: ImageFacts | None = None
-
-
-@dataclass(frozen=True)
-class PixelInfo:
-    """Where the pixel data is: declared ``length`` and file offset ``tell`` (None if unknown),
-    or, when it was read in full, ``read_size``."""
-
-    length: int | None
-    tell: int | None
-    read_size: int = 0
-
-
-@dataclass(frozen=True)
-class HeaderFields:
-    """The header fields a verdict needs, however they were read."""
-
-    meta_class: str = ""
-    sop_class: str = ""
-    sop_instance_uid: str = ""
-    directory_records: bool = False
-    text: dict[str, str] = field(default_factory=dict)
-    undecodable: tuple[str, ...] = ()
-    charset_notes: tuple[str, ...] = ()
-    rows: int | None = None
-    columns: int | None = None
-    samples: int | None = 1
-    bits: int | None = None
-    frames: int | None = 1  # None: present but not a number
-    photometric: str = ""
-    pixel: PixelInfo | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-    series_key: str = ""
 
 
 # What identifies a series without a SeriesInstanceUID: FrameOfReferenceUID, SeriesNumber,
@@ -458,7 +382,7 @@ def _fields_of(ds: Dataset, extras: Extras | None = None) -> HeaderFields:
         frames=_int(ds.get("NumberOfFrames", 1) or 1),
         photometric=str(ds.get("PhotometricInterpretation", "") or ""),
         pixel=pixel,
-        extra=_dataset_extras(ds, extras) if extras else {},
+        extra=dataset_extras(ds, extras) if extras else {},
         series_key=key,
     )
 
@@ -470,12 +394,6 @@ def _element_bytes(ds: Dataset, tag: int) -> bytes:
         return raw
     value = ds.get(tag)
     return _as_text(value.value).encode("utf-8") if value is not None and value.value else b""
-
-
-def _dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
-    from .extras import dataset_extras  # noqa: PLC0415 - extras -> tagwalk -> this module
-
-    return dataset_extras(ds, extras)
 
 
 def looks_like_dicom(data: bytes) -> bool:

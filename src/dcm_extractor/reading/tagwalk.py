@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from .header import PixelInfo
+from .facts import PixelInfo
 
 __all__ = [
     "EXPLICIT_SHORT",
