@@ -18,7 +18,6 @@ Importing the package stays light: the names below load their modules when first
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .errors import (
@@ -29,11 +28,7 @@ from .errors import (
     PseudonymKeyError,
     SampleDataError,
 )
-
-try:
-    __version__ = version("medkit")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+from .version import __version__
 
 _LAZY = {
     "RunOptions": ".runner.pipeline",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dcm_extractor.options import RunOptions
 from dcm_extractor.privacy.policy import PrivacyPolicy
 from dcm_extractor.privacy.pseudonyms import Pseudonymizer
-from dcm_extractor.runner.options import RunOptions
 
 KEY = b"k" * 40
 ROW = {

@@ -11,6 +11,7 @@ import ast
 from pathlib import Path
 
 import medmask
+from import_floors import floor, import_circle, modules, upward_imports
 
 PACKAGE = Path(medmask.__file__).parent
 FLOORS = [
@@ -26,83 +27,20 @@ FLOORS = [
 ]
 
 
-def modules() -> dict[str, Path]:
-    found = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        found[".".join(parts)] = path
-    return found
-
-
-def floor(module: str) -> int:
-    if module.endswith("__main__"):  # python -m medmask(.sample): the command line itself
-        return len(FLOORS) - 1
-    top = module.split(".")[1] if "." in module else ""
-    for number, names in enumerate(FLOORS):
-        if top in names:
-            return number
-    raise AssertionError(f"{module}: in no floor (add its folder to FLOORS)")
-
-
-def imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The medmask modules ``module`` imports, wherever in the file (lazy ones too)."""
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                name = f"{target}.{alias.name}"
-                found.add(name if name in known else target)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return {m for m in found if m in known and m != module}
-
-
 def test_no_module_imports_from_a_floor_above_its_own() -> None:
-    known = modules()
-    upward = [
-        f"{module} (floor {floor(module)}) imports {target} (floor {floor(target)})"
-        for module, path in known.items()
-        for target in imports(module, path, known)
-        if floor(target) > floor(module)
-    ]
-    assert upward == []
+    assert upward_imports(PACKAGE, FLOORS) == []
 
 
 def test_no_import_circle() -> None:
-    known = modules()
-    graph = {module: imports(module, path, known) for module, path in known.items()}
-    # a package's __init__ importing its own submodules is no circle
-    graph = {m: {t for t in ts if not t.startswith(m + ".")} for m, ts in graph.items()}
-    done: set[str] = set()
-
-    def visit(module: str, trail: list[str]) -> None:
-        if module in trail:
-            cycle = [*trail[trail.index(module) :], module]
-            raise AssertionError("import circle: " + " -> ".join(cycle))
-        if module in done:
-            return
-        for target in sorted(graph[module]):
-            visit(target, [*trail, module])
-        done.add(module)
-
-    for module in sorted(graph):
-        visit(module, [])
+    assert import_circle(PACKAGE) == ""
 
 
 def test_the_model_does_no_io() -> None:
     """No file, image or DICOM library in the model (the readers are wired in)."""
-    known = modules()
+    known = modules(PACKAGE)
     banned = ("nibabel", "pydicom", "nrrd", "highdicom", "zstandard", "PIL")
     for module, path in known.items():
-        if floor(module) != floor("medmask.model"):
+        if floor(module, FLOORS) != floor("medmask.model", FLOORS):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         typing_only = {  # `if TYPE_CHECKING:` imports name types, they load nothing

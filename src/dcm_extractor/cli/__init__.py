@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .. import __version__
 from ..errors import DcmExtractorError
+from ..version import __version__
 from . import extract, keygen, sample
 from .common import PROG, CommandParser
 

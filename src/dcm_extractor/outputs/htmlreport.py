@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from .. import __version__
+from ..version import __version__
 from .cohort import IMAGE_BINS, Cohort
 
 __all__ = ["BAR_COLOUR", "render_report"]

@@ -7,9 +7,9 @@ import json
 import logging
 from typing import Any
 
-from .. import __version__
-from ..runner.options import RunOptions, RunSummary
+from ..options import RunOptions, RunSummary
 from ..sources.cases import CaseResult, ReportEntry
+from ..version import __version__
 from .atomic import write_atomic
 from .cohort import Cohort
 from .htmlreport import render_report

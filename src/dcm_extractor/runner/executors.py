@@ -14,12 +14,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from ..options import RunOptions
 from ..reading.extras import Extras
 from ..sources.cases import CaseResult
 from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
 from .cluster import scan_on_cluster
 from .isolation import CaseFailedError, die_with_parent
-from .options import RunOptions
 
 __all__ = ["WorkerPool", "scan_all"]
 

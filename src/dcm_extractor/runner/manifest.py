@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from .. import __version__
 from ..outputs.atomic import write_atomic
 from ..sources.cases import CaseResult, ReportEntry
 from ..sources.walk import WalkProblem, walk_case_files
+from ..version import __version__
 
 __all__ = ["MANIFEST_FORMAT", "Manifest"]
 

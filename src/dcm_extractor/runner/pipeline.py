@@ -2,7 +2,7 @@
 counted and written (``outputs``); resume, lock and the cleaning of de-identified outputs.
 
 :func:`run` is what the command line calls; :mod:`dcm_extractor.extractor` keeps the
-original tool's API and command line around it; :mod:`dcm_extractor.runner.options` holds what
+original tool's API and command line around it; :mod:`dcm_extractor.options` holds what
 a run is asked to do.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataRootError, DcmExtractorError
+from ..options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions, RunSummary
 from ..outputs.merged import (
     REPORT_NAME,
     RunOutputs,
@@ -33,7 +34,6 @@ from .executors import scan_all
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
-from .options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions, RunSummary
 from .projectids import ProjectIdMap
 from .runlock import Takeover, output_lock
 

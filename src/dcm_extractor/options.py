@@ -11,11 +11,11 @@ from pathlib import Path
 from threading import TIMEOUT_MAX
 from typing import Any, Final
 
-from ..errors import OptionsError
-from ..privacy.policy import PrivacyPolicy
-from ..privacy.pseudonyms import DateMode, Pseudonymizer
-from ..reading.columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
-from ..reading.extras import Extras
+from .errors import OptionsError
+from .privacy.policy import PrivacyPolicy
+from .privacy.pseudonyms import DateMode, Pseudonymizer
+from .reading.columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
+from .reading.extras import Extras
 
 __all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
 
