@@ -8,7 +8,6 @@ reason, so the summary adds up to every file found.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -23,7 +22,13 @@ from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
-from .zipread import DEFAULT_MAX_MEMBER_BYTES, MemberReadError, ZipProblem, iter_zip_members
+from .zipread import (
+    DEFAULT_MAX_MEMBER_BYTES,
+    MemberReadError,
+    ZipMember,
+    ZipProblem,
+    iter_zip_members,
+)
 
 __all__ = ["NOTE_REASONS", "CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
 
@@ -162,29 +167,12 @@ def _scan_loose(
     for path in loose:
         result.files += 1
         place = _Place(_relative(path, root), number[path])
-        try:
-            head, size = read_head(path)
-            verdict, fast = inspect_head(
-                head, size, functools.partial(_prefix, path), reading.extras, reading.known,
-                read_at(path),
-            )  # fmt: skip
-        except OSError as err:
-            _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
+        judged = _judge(
+            result, place, _LooseFile(path, reading), OSError, _cannot_read, loose_header_only
+        )
+        if judged is None:
             continue
-        except Exception as err:
-            _skip(result, place, "unreadable", parse_failure(err))
-            continue
-        result.handed_over += not fast
-        if isinstance(verdict, Skip):
-            _skip(result, place, verdict.reason, verdict.detail)
-            if verdict.facts is not None:
-                loose_header_only.append(verdict.facts)
-            continue
-        try:
-            uid = _identity(verdict, head, size, functools.partial(_prefix, path))
-        except OSError as err:
-            _skip(result, place, "unreadable", f"cannot be read ({type(err).__name__})", str(err))
-            continue
+        verdict, uid = judged
         earlier = in_zips.get(uid) or seen_loose.get(uid)
         if earlier is not None:
             _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
@@ -235,28 +223,12 @@ def _scan_zip(
         if isinstance(item, ZipProblem):
             _skip(result, place, item.reason, item.detail)
             continue
-        try:
-            verdict, fast = inspect_head(
-                item.head, item.size, item.read_prefix, reading.extras, reading.known,
-                item.reader(),
-            )  # fmt: skip
-        except MemberReadError as err:  # pydicom needed the whole member, and it is damaged
-            _skip(result, place, "corrupt_member", str(err))
+        judged = _judge(
+            result, place, _Member(item, reading), MemberReadError, _corrupt_member, header_only
+        )
+        if judged is None:
             continue
-        except Exception as err:
-            _skip(result, place, "unreadable", parse_failure(err))
-            continue
-        result.handed_over += not fast
-        if isinstance(verdict, Skip):
-            _skip(result, place, verdict.reason, verdict.detail)
-            if verdict.facts is not None:
-                header_only.append(verdict.facts)
-            continue
-        try:
-            uid = _identity(verdict, item.head, item.size, item.read_prefix)
-        except MemberReadError as err:
-            _skip(result, place, "corrupt_member", str(err))
-            continue
+        verdict, uid = judged
         earlier = in_zips.get(uid)
         if earlier is not None:  # the same image in an earlier zip (a copied zip: "CT (1).zip")
             _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
@@ -269,6 +241,83 @@ def _scan_zip(
         result.files += 1
         _skip(result, where, "empty_zip", "a zip without files (empty, or folders only)")
     _add_row(result, readable(zip_path.name), images, where, reading, header_only)
+
+
+class _LooseFile:
+    """A loose file to judge: its verdict from its first bytes, its content on demand."""
+
+    def __init__(self, path: Path, reading: _Reading) -> None:
+        self.path, self.reading = path, reading
+        self.head, self.size = b"", 0
+
+    def inspect(self) -> tuple[ImageFacts | Skip, bool]:
+        self.head, self.size = read_head(self.path)
+        return inspect_head(
+            self.head, self.size, self.prefix, self.reading.extras, self.reading.known,
+            read_at(self.path),
+        )  # fmt: skip
+
+    def prefix(self) -> bytes:
+        return _prefix(self.path)
+
+
+class _Member:
+    """A zip member to judge, as :class:`_LooseFile`."""
+
+    def __init__(self, item: ZipMember, reading: _Reading) -> None:
+        self.item, self.reading = item, reading
+        self.head, self.size = item.head, item.size
+
+    def inspect(self) -> tuple[ImageFacts | Skip, bool]:
+        item = self.item
+        return inspect_head(
+            item.head, item.size, item.read_prefix, self.reading.extras, self.reading.known,
+            item.reader(),
+        )  # fmt: skip
+
+    def prefix(self) -> bytes:
+        return self.item.read_prefix()
+
+
+def _judge(
+    result: CaseResult,
+    place: _Place,
+    source: _LooseFile | _Member,
+    read_error: type[Exception],
+    reported: Callable[[Exception], tuple[str, str, str]],
+    header_only: list[ImageFacts],
+) -> tuple[ImageFacts, tuple[str, str]] | None:
+    """One file or member read and judged: an image and its identity (:func:`_identity`),
+    or None when it was reported (not DICOM, damaged, not an image: its header values kept
+    in ``header_only``). ``read_error`` is what reading it raises, ``reported`` the report
+    line (reason, detail, private) for it."""
+    try:
+        verdict, fast = source.inspect()
+    except read_error as err:
+        _skip(result, place, *reported(err))
+        return None
+    except Exception as err:
+        _skip(result, place, "unreadable", parse_failure(err))
+        return None
+    result.handed_over += not fast
+    if isinstance(verdict, Skip):
+        _skip(result, place, verdict.reason, verdict.detail)
+        if verdict.facts is not None:
+            header_only.append(verdict.facts)
+        return None
+    try:
+        return verdict, _identity(verdict, source.head, source.size, source.prefix)
+    except read_error as err:
+        _skip(result, place, *reported(err))
+        return None
+
+
+def _cannot_read(err: Exception) -> tuple[str, str, str]:
+    return "unreadable", f"cannot be read ({type(err).__name__})", str(err)
+
+
+def _corrupt_member(err: Exception) -> tuple[str, str, str]:
+    return "corrupt_member", str(err), ""  # pydicom needed the whole member: it is damaged
 
 
 @dataclass(frozen=True)
