@@ -18,6 +18,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dcm_extractor.reading.columns import parse_columns
 from dcm_extractor.reading.extras import Extras
 from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
 from dcm_extractor.sources.cases import CaseResult, scan_case
@@ -266,3 +267,41 @@ def test_a_black_image_past_the_read_bound_is_an_image(tmp_path: Path) -> None:
     result = scan(tmp_path, {"black.dcm": data, "cut.dcm": data[: -(2**20)]}, zipped=False)
     assert result.images == 1 and verdicts(result) == {"cut.dcm": "truncated"}
     assert result.rows[0]["Rows"] == 2048 and result.handed_over == 2
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["loose", "zip"])
+def test_a_damaged_extra_value_does_not_change_the_count(tmp_path: Path, zipped: bool) -> None:
+    # ImageType's VR bytes damaged ("CS" -> "C\x88"): pydicom cannot convert that one value.
+    # Found by scripts/same_outputs.py: with --series or --columns the file was "unreadable",
+    # without them an image - what a file counts as must not depend on the columns asked for.
+    data = bytearray(pydicom_file("CT_small.dcm"))
+    at = bytes(data).index(b"\x08\x00\x08\x00CS")
+    data[at + 4 : at + 6] = b"C\x88"
+    damaged = bytes(data)
+    columns = Extras(series=True, columns=tuple(parse_columns("ImageType,SliceThickness")))
+    counts = {}
+    for label, extras in (("plain", Extras()), ("extras", columns)):
+        case = tmp_path / label
+        case.mkdir()
+        result = scan_in(case, {"IM1.dcm": damaged}, zipped, extras)
+        counts[label] = (result.images, verdicts(result))
+        whole = inspect_dicom(damaged, extras)
+        assert isinstance(whole, ImageFacts)
+        if extras:
+            raw = damaged[at + 8 : at + 8 + int.from_bytes(damaged[at + 6 : at + 8], "little")]
+            assert whole.extra["ImageType"] == raw.rstrip(b" ").decode("ascii")
+            assert whole.extra["SliceThickness"] == "5.000000"
+    assert counts["plain"] == counts["extras"] == (1, {})
+
+
+def scan_in(root: Path, files: dict[str, bytes], zipped: bool, extras: Extras) -> CaseResult:
+    case = root / "case"
+    case.mkdir()
+    if zipped:
+        with zipfile.ZipFile(case / "export.zip", "w") as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+    else:
+        for name, data in files.items():
+            (case / name).write_bytes(data)
+    return scan_case(case, root, extras=extras)

@@ -131,26 +131,41 @@ class ColumnSpec:
         """The column's value in ``dataset``; "" when any step is absent."""
         current: Any = dataset
         for position, step in enumerate(self.steps):
-            element = _element(current, step)
-            if element is None:
+            tag = _tag_in(current, step)
+            if tag is None:
                 return ""
-            last = position == len(self.steps) - 1
-            if last:
-                return value_text(element.value)
-            if not isinstance(element.value, Sequence) or step.index >= len(element.value):
+            if position == len(self.steps) - 1:
+                return element_text(current, tag)
+            try:
+                items = current[tag].value
+            except Exception:  # a damaged sequence pydicom cannot convert: no items
                 return ""
-            current = element.value[step.index]
+            if not isinstance(items, Sequence) or step.index >= len(items):
+                return ""
+            current = items[step.index]
         return ""
 
 
-def _element(dataset: Dataset, step: Step) -> Any:
-    if step.creator is None:
-        return dataset.get(step.tag)
-    group, offset = step.tag >> 16, step.tag & 0xFF
+def element_text(dataset: Dataset, tag: int) -> str:
+    """An element's value as :func:`value_text` shows it; a value pydicom cannot convert
+    (a damaged VR, say) as its raw bytes (hex unless printable ASCII), as the fast reader
+    shows it: a damaged extra value never changes what a file is counted as."""
     try:
-        return dataset.private_block(group, step.creator)[offset]
-    except KeyError:
-        return None
+        return value_text(dataset[tag].value)
+    except Exception:
+        raw = getattr(dataset.get_item(tag), "value", b"")
+        return value_text(raw if isinstance(raw, bytes) else b"")
+
+
+def _tag_in(dataset: Dataset, step: Step) -> int | None:
+    """The step's tag in ``dataset`` (a private one through its creator), None if absent."""
+    tag = step.tag
+    if step.creator is not None:
+        try:
+            tag = int(dataset.private_block(tag >> 16, step.creator).get_tag(tag & 0xFF))
+        except (KeyError, ValueError):
+            return None
+    return tag if tag in dataset else None
 
 
 # An ISO 2022 escape sequence (PS3.5 6.1.2.5): ESC, intermediate bytes, one final byte.

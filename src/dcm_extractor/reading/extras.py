@@ -19,7 +19,7 @@ from typing import Final
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from .columns import ColumnSpec, value_text
+from .columns import ColumnSpec, element_text
 from .tagwalk import NEEDED
 
 __all__ = ["SERIES_KEYWORDS", "SERIES_TAGS", "TRANSFER_SYNTAX", "Extras", "dataset_extras"]
@@ -120,8 +120,7 @@ def dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
     values: dict[str, str] = {}
     if extras.series:
         for keyword, tag in SERIES_TAGS.items():
-            element = ds.get(tag)
-            values[keyword] = "" if element is None else value_text(element.value)
+            values[keyword] = element_text(ds, tag) if tag in ds else ""
         meta = getattr(ds, "file_meta", None)
         values[TRANSFER_SYNTAX] = str(meta.get("TransferSyntaxUID", "")) if meta else ""
     for column in extras.columns:
