@@ -14,6 +14,11 @@ from medmask.sample import MaskSample, generate_masks
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The fast header reader's strict mode: a failure it does not document as a hand-over to
+# pydicom raises instead of costing only speed (dcm_extractor.reading.fastheader). Set in
+# the environment, so the command-line runs and worker processes the tests start have it.
+os.environ.setdefault("DCM_EXTRACT_STRICT", "1")
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

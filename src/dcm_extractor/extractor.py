@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli.extract import main  # the command line (dcm-extract's extraction)
+from .outputs.merged import with_ids
 from .outputs.tables import write_csv
 from .privacy.policy import PrivacyPolicy
 from .privacy.pseudonyms import (
@@ -28,7 +29,6 @@ from .runner.pipeline import (
     RunSummary,
     move_top_level_zips,
     run,
-    with_ids,
 )
 from .runner.projectids import load_projectid_map, save_projectid_map
 from .sources.cases import iter_case_dirs, scan_case

@@ -1,5 +1,4 @@
-"""What a run is asked to do (:class:`RunOptions`, checked when made) and what it did
-(:class:`RunSummary`)."""
+"""What a run is asked to do: :class:`RunOptions`, checked when made."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from .privacy.pseudonyms import DateMode, Pseudonymizer
 from .reading.columns import ColumnsError, ColumnSpec, identifying, parse_column, refused
 from .reading.extras import Extras
 
-__all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions", "RunSummary"]
+__all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions"]
 
 FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
 MAP_NAME: Final = "case_projectid_map.json"  # the project-ID map's default file name
@@ -191,33 +190,6 @@ class RunOptions:
         if "columns" in kwargs:
             kwargs["columns"] = tuple(parse_column(str(c)) for c in kwargs["columns"])
         return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())
-
-
-@dataclass
-class RunSummary:
-    """The counts of a run; ``files == images + skipped`` over the completed cases."""
-
-    cases: int = 0
-    failed: int = 0
-    rows: int = 0
-    files: int = 0
-    images: int = 0
-    skipped: int = 0
-    handed_over: int = 0  # headers the fast reader left to pydicom's full parse
-    reused: int = 0  # cases unchanged since a recorded run, not scanned again
-    reported: int = 0  # lines in the report: skipped and failed files, row problems
-    series: int = 0  # rows of the series table
-    cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
-
-    def line(self) -> str:
-        """One human summary line."""
-        return (
-            f"{self.cases} cases ({self.failed} failed, {self.reused} unchanged), "
-            f"{self.rows} rows"
-            + (f", {self.series} series; " if self.series else "; ")
-            + f"{self.files} files: {self.images} images + {self.skipped} skipped "
-            f"(pydicom's full parse took over for {self.handed_over})"
-        )
 
 
 def _map_beside(out: Path) -> Path:

@@ -13,7 +13,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_charset_files, get_testdata_file
 
-from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.reading.facts import ImageFacts, Skip
+from dcm_extractor.reading.fullparse import inspect_dicom
 from dcm_extractor.sample import DicomSample
 from dcm_extractor.sources.cases import iter_case_dirs, scan_case
 from dcm_extractor.sources.rows import FIXED_COLUMNS, age_in_years, read_age

@@ -20,7 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dcm_extractor.reading.columns import parse_columns
 from dcm_extractor.reading.extras import Extras
-from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.reading.facts import ImageFacts, Skip
+from dcm_extractor.reading.fullparse import inspect_dicom
 from dcm_extractor.sources.cases import CaseResult, scan_case
 
 

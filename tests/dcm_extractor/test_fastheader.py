@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ from pydicom.data import get_testdata_file
 
 from dcm_extractor.reading import fastheader
 from dcm_extractor.reading.extras import Extras
-from dcm_extractor.reading.fastheader import HEAD_BYTES, inspect_head, read_head
-from dcm_extractor.reading.header import ImageFacts, inspect_dicom
+from dcm_extractor.reading.facts import ImageFacts
+from dcm_extractor.reading.fastheader import HEAD_BYTES, FastReader, inspect_head, read_head
+from dcm_extractor.reading.fullparse import inspect_dicom
+from dcm_extractor.reading.tagwalk import HANDOVER_REASONS
+from dcm_extractor.runner.pipeline import RunOptions, run
 from dcm_extractor.sample import DicomSample, generate_dicom_dataset
+from dcm_extractor.sources.cases import scan_case
 
 
 def bundled_files() -> list[Path]:
@@ -25,9 +30,9 @@ def bundled_files() -> list[Path]:
 
 def check(data: bytes) -> bool:
     """Fast verdict from the first bytes equals the full parse's; returns whether it was fast."""
-    verdict, fast = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
+    verdict, handed_over = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
     assert verdict == inspect_dicom(data)
-    return fast
+    return handed_over is None
 
 
 def test_every_bundled_pydicom_file() -> None:
@@ -67,10 +72,10 @@ def test_head_ending_between_elements_is_not_the_end_of_the_file(name: str) -> N
     """The bytes read stop right before the pixel data: the file goes on, pydicom decides."""
     data = Path(get_testdata_file(name)).read_bytes()  # type: ignore[arg-type]
     boundary = data.rfind(b"\xe0\x7f\x10\x00")
-    verdict, fast = inspect_head(data[:boundary], len(data), read_all=lambda: data)
+    verdict, handed_over = inspect_head(data[:boundary], len(data), read_all=lambda: data)
     assert verdict == inspect_dicom(data)
     assert isinstance(verdict, ImageFacts)
-    assert fast is False
+    assert handed_over == "beyond_head"
 
 
 def test_read_head(tmp_path: Path) -> None:
@@ -112,24 +117,107 @@ def test_both_readers_give_values_as_dicom_writes_them(
 
 
 def test_decoded_values_are_remembered_within_a_bound() -> None:
-    """Values repeat within a series, so the reader remembers decoded ones, but a run of
-    millions of files with a distinct value each must not grow the memory."""
+    """Values repeat within a series, so the reader remembers decoded ones, but a case of
+    10^5 files with a distinct value each must not grow the memory."""
     extras = Extras(series=True)
+    reader = FastReader()
+    memo = reader.decoded
     tag = 0x0008103E  # SeriesDescription: one per series, distinct across a cohort
-    values = [f"series {n:05d}".encode() for n in range(3 * fastheader._DECODED_MOST)]
+    values = [f"series {n:05d}".encode() for n in range(3 * memo.most)]
     head = b"".join(values)
-    fastheader._DECODED.clear()
     start = 0
     for value in values:
         out: dict[str, str] = {}
         found = {tag: (b"LO", start, len(value))}
-        fastheader._fast_extras(out, extras, head, found, None, False, frozenset())
+        reader._fast_extras(out, extras, head, found, None, False, frozenset())
         assert out["SeriesDescription"] == value.decode()
         start += len(value)
-    assert 0 < len(fastheader._DECODED[tag]) <= fastheader._DECODED_MOST
+    assert 0 < len(memo.by_tag[tag]) <= memo.most
     per_image = 0x00200032  # ImagePositionPatient: never remembered
     found = {per_image: (b"DS", 0, 6)}
     out = {}
-    fastheader._fast_extras(out, extras, b"1\\2\\3 ", found, None, False, frozenset())
+    reader._fast_extras(out, extras, b"1\\2\\3 ", found, None, False, frozenset())
     assert out["ImagePositionPatient"] == "1\\2\\3"
-    assert per_image not in fastheader._DECODED
+    assert per_image not in memo.by_tag
+
+
+def test_strict_mode_catches_a_planted_bug_that_the_default_mode_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug planted in the fast reader: NumberOfFrames parsed with ``int(value)``, which
+    raises TypeError for the usual image that has no NumberOfFrames. The default mode
+    hides it (pydicom reads the file, the verdict is right, only slower: it is counted);
+    strict mode - the test suite's - fails loudly, in one file and in a whole case."""
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()  # type: ignore[arg-type]
+    head, size = data[:HEAD_BYTES], len(data)
+    assert FastReader(strict=True).inspect(head, size, lambda: data)[1] is None  # fast, no bug
+
+    def buggy_frames(value: bytes | None) -> int | None:
+        return int(value)  # type: ignore[arg-type]  # the planted bug: None when absent
+
+    monkeypatch.setattr(fastheader, "_is", buggy_frames)
+    lenient = FastReader(strict=False)
+    verdict, handed_over = lenient.inspect(head, size, lambda: data)
+    assert verdict == inspect_dicom(data) and isinstance(verdict, ImageFacts)  # hidden ...
+    assert handed_over == fastheader.BUG and lenient.bugs == 1  # ... but counted
+    with pytest.raises(fastheader.FastReaderBug, match="TypeError"):
+        FastReader(strict=True).inspect(head, size, lambda: data)
+
+    case = tmp_path / "data" / "case"
+    case.mkdir(parents=True)
+    for k in range(3):
+        ds = dcmread(io.BytesIO(data))
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1125.{k}"
+        ds.save_as(case / f"IM{k}.dcm")
+    assert os.environ[fastheader.STRICT_VARIABLE] == "1"  # tests/conftest.py
+    with pytest.raises(fastheader.FastReaderBug):  # not an "unreadable" file: the case fails
+        scan_case(case, case.parent)
+    monkeypatch.setenv(fastheader.STRICT_VARIABLE, "0")  # what users run
+    result = scan_case(case, case.parent)
+    assert result.images == 3 and result.handovers == {fastheader.BUG: 3}
+    summary = run(RunOptions(case.parent, tmp_path / "out"))
+    assert summary.images == 3 and summary.handovers == {fastheader.BUG: 3}
+    assert "took over for 3: 3 fast_reader_error" in summary.line()
+
+
+def test_every_hand_over_has_a_documented_reason(dicom_sample: DicomSample) -> None:
+    """Over the sample data and pydicom's files: the run's reasons are the documented ones,
+    and pydicom gives the same verdict the fast path would have (fast files) or gave."""
+    files = bundled_files() + [
+        p for p in dicom_sample.cases_root.rglob("*") if p.is_file() and p.suffix != ".zip"
+    ]
+    reasons: dict[str | None, int] = {}
+    reader = FastReader(strict=True)
+    for path in files:
+        data = path.read_bytes()
+        verdict, handed_over = reader.inspect(data[:HEAD_BYTES], len(data), lambda d=data: d)
+        assert verdict == inspect_dicom(data), path.name
+        reasons[handed_over] = reasons.get(handed_over, 0) + 1
+    assert set(reasons) - {None} <= set(HANDOVER_REASONS)
+    assert reasons[None] > len(files) // 2
+    assert {"no_preamble", "transfer_syntax"} <= set(reasons)  # the kinds the files hold
+
+
+@pytest.mark.parametrize("term", ["", "ISO_IR 6"])
+def test_both_readers_repair_a_name_outside_its_character_set_alike(term: str) -> None:
+    """GB18030 bytes labelled ASCII (``ISO_IR 6``) or not labelled: one rule
+    (charset.column_text) for both readers. Before it, the fast reader decoded the
+    ISO_IR 6 case as Latin-1 mojibake while pydicom's parse read it as GB18030."""
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = term or None
+    if not term:
+        del ds.SpecificCharacterSet
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    name = b"\x10\x00\x10\x00PN\x0a\x00" + "张三^测试".encode("gb18030") + b" "  # 9 bytes + pad
+    data = buffer.getvalue().replace(b"\x10\x00\x10\x00PN\x16\x00CompressedSamples^CT1 ", name)
+    assert name in data
+    full = inspect_dicom(data)
+    fast, handed_over = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
+    assert handed_over is None
+    assert isinstance(full, ImageFacts) and isinstance(fast, ImageFacts)
+    assert full.values["PatientName"] == fast.values["PatientName"] == "张三^测试"
+    assert full.charset_notes == fast.charset_notes
+    assert fast.charset_notes == (
+        "PatientName: no SpecificCharacterSet, not ASCII: read as GB18030",
+    )

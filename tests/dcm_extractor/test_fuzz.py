@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcm_extractor.reading.header import shown_uid
+from dcm_extractor.reading.verdict import shown_uid
 from fuzz_extractor import fuzz
 
 

@@ -13,17 +13,24 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from dcm_extractor.reading.fastheader import HEAD_BYTES, LAYOUTS, inspect_head
-from dcm_extractor.reading.header import ImageFacts, Skip, inspect_dicom
+from dcm_extractor.reading.facts import ImageFacts, Skip
+from dcm_extractor.reading.fastheader import HEAD_BYTES, FastReader
+from dcm_extractor.reading.fullparse import inspect_dicom
+from dcm_extractor.reading.layout import LayoutCache
 
 CT_SMALL = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
 
 
+READER = FastReader()  # each test starts with a fresh reader (fresh_reader)
+LAYOUTS: LayoutCache = READER.layouts
+
+
 @pytest.fixture(autouse=True)
-def fresh_cache() -> Iterator[None]:
-    LAYOUTS.layout, LAYOUTS.hits, LAYOUTS.misses = None, 0, 0
+def fresh_reader() -> Iterator[None]:
+    global READER, LAYOUTS  # noqa: PLW0603 - the tests below share one reader, as a case does
+    READER = FastReader()
+    LAYOUTS = READER.layouts
     yield
-    LAYOUTS.layout = None
 
 
 def variant(
@@ -56,7 +63,7 @@ def variant(
 
 
 def verdict(data: bytes) -> ImageFacts | Skip:
-    result, _ = inspect_head(data[:HEAD_BYTES], len(data), read_all=lambda: data)
+    result, _ = READER.inspect(data[:HEAD_BYTES], len(data), read_all=lambda: data)
     return result
 
 
@@ -88,7 +95,7 @@ def test_truncated_file_with_a_known_layout() -> None:
         verdict(data)
     data = variant(uid_digits=6)
     for cut in (400, 700, 1000, len(data) - 10):
-        result, _ = inspect_head(data[:cut], cut)
+        result, _ = READER.inspect(data[:cut], cut)
         assert result == inspect_dicom(data[:cut]), cut
 
 

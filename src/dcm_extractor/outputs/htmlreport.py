@@ -37,7 +37,7 @@ svg text{font-size:12px;fill:#1a202c}
 def render_report(
     cohort: Cohort,
     *,
-    summary: Mapping[str, int],
+    summary: Mapping[str, Any],
     options: Mapping[str, Any],
     seconds: float,
     deidentified: bool,

@@ -1,13 +1,15 @@
-"""What a run writes: the merged tables and the report (streamed, committed together),
-the per-case tables, and the de-identification record."""
+"""What a run writes, all of it through :class:`RunOutputs`: the merged tables and the
+report (streamed, committed together), the per-case tables, the de-identification record
+and report.html."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from ..options import RunOptions, RunSummary
+from ..options import RunOptions
 from ..sources.cases import CaseResult, ReportEntry
 from ..version import __version__
 from .atomic import write_atomic
@@ -19,6 +21,7 @@ __all__ = [
     "HTML_REPORT_NAME",
     "REPORT_NAME",
     "RunOutputs",
+    "with_ids",
     "write_case",
     "write_html_report",
     "write_provenance",
@@ -30,11 +33,19 @@ REPORT_NAME = "extraction_report.csv"
 HTML_REPORT_NAME = "report.html"
 
 
-class RunOutputs:
-    """The merged tables and the report of one run, streamed, committed together at the end.
+def with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
+    """Table rows with their case's ProjectID."""
+    return [{**row, "ProjectID": project_id} for row in rows]
 
-    ``rows`` and ``report`` append; ``commit`` makes every file appear at once (atomic
-    renames), ``discard`` removes the partial files of a run that failed.
+
+class RunOutputs:
+    """Everything one run writes. The merged tables and the report are streamed and
+    committed together at the end.
+
+    :meth:`case` writes a case's tables and appends its rows and report lines; ``report``
+    appends lines; :meth:`finish` makes every file appear at once (atomic renames), then
+    writes the de-identification record and report.html; :meth:`discard` removes the
+    partial files of a run that failed.
     """
 
     def __init__(self, options: RunOptions, labels: dict[str, str] | None) -> None:
@@ -71,6 +82,22 @@ class RunOutputs:
             self.primary.append(
                 TableStream(out / "all_cases_original.csv", "csv", excel=excel, shape=shape)
             )
+
+    def case(self, result: CaseResult, project_id: int) -> None:
+        """A finished case: its report lines, its own tables, its rows and series rows."""
+        self.report(result.report)
+        rows = with_ids(result.rows, project_id)
+        write_case(self.options, result, rows)
+        self.rows(rows)
+        self.series(with_ids(result.series, project_id), rows)
+
+    def finish(self, summary: Mapping[str, Any], seconds: float) -> None:
+        """Commit the streamed files; then deidentification.json and (when asked for)
+        report.html, which states ``summary`` (the run's counts) and ``seconds``."""
+        self.commit()
+        write_provenance(self.options)
+        if self.cohort is not None:
+            write_html_report(self.options, self.cohort, summary, seconds)
 
     @property
     def _streams(self) -> list[TableStream]:
@@ -148,13 +175,13 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
 
 
 def write_html_report(
-    options: RunOptions, cohort: Cohort, summary: RunSummary, seconds: float
+    options: RunOptions, cohort: Cohort, summary: Mapping[str, Any], seconds: float
 ) -> None:
     """``report.html``: the cohort at a glance (:mod:`dcm_extractor.outputs.htmlreport`)."""
     policy = options.privacy
     page = render_report(
         cohort,
-        summary=vars(summary),
+        summary=summary,
         options=options.to_dict(),
         seconds=seconds,
         deidentified=policy.deidentify,

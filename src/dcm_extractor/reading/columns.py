@@ -26,6 +26,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from ..errors import OptionsError
+from .charset import without_escapes
 
 __all__ = [
     "ColumnSpec",
@@ -37,7 +38,6 @@ __all__ = [
     "read_columns_file",
     "refused",
     "value_text",
-    "without_escapes",
 ]
 
 MAX_HEX_BYTES: Final = 64  # binary values longer than this are cut (their length is said)
@@ -166,25 +166,6 @@ def _tag_in(dataset: Dataset, step: Step) -> int | None:
         except (KeyError, ValueError):
             return None
     return tag if tag in dataset else None
-
-
-# An ISO 2022 escape sequence (PS3.5 6.1.2.5): ESC, intermediate bytes, one final byte.
-_ESCAPE: Final = re.compile("\x1b[\x20-\x2f]+[\x30-\x7e]")
-
-
-def without_escapes(text: str) -> str:
-    """Text decoded from ISO 2022 bytes without the escape sequences left in it.
-
-    Escape sequences switch character sets; they are not characters of the value
-    (PS3.5 6.1.2.5.3). pydicom 3 leaves ``ESC $ ) A`` (GB2312, ISO 2022 IR 58) in the
-    text it decodes, which then shows in tables as a control character.
-
-    Examples
-    --------
-    >>> without_escapes("Zhang^San=\x1b$)A张^三")
-    'Zhang^San=张^三'
-    """
-    return _ESCAPE.sub("", text) if "\x1b" in text else text
 
 
 def value_text(value: Any) -> str:

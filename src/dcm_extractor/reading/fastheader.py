@@ -2,20 +2,26 @@
 
 pydicom's full parse builds every element of a header (often 200 with private groups);
 the table needs about 20. This walker steps over elements by their lengths alone,
-keeps the raw bytes of the needed ones, and hands those to pydicom as raw elements,
-so values decode exactly as pydicom decodes them (character sets included). Anything
-unusual is left to pydicom's full parse: no preamble, deflated or big-endian transfer
-syntaxes, a needed element or the pixel data beyond the bytes read, encapsulated pixel
-data in a partial read, or anything malformed. :func:`inspect_head` says which path ran.
+keeps the raw bytes of the needed ones and decodes them by the rules of :mod:`.charset`
+(which pydicom's parse applies too), and gives pydicom what those rules leave to it.
+
+It hands a file over to pydicom's full parse only for the kinds of input
+:data:`~.tagwalk.HANDOVER_REASONS` lists (no preamble, deflated or big-endian syntaxes,
+a header past the bytes read, a malformed header ...); :meth:`FastReader.inspect` says
+which, and the run summary counts them. Any other exception out of the fast path is a
+bug: in strict mode (``DCM_EXTRACT_STRICT=1``; the test suite sets it) it is raised as
+:class:`FastReaderBug`, otherwise the file goes to pydicom and the hand-over is counted
+as ``fast_reader_error`` and logged, so a bug costs speed, never a wrong verdict.
 
 The walking itself is in :mod:`.tagwalk`; :mod:`.layout` lets the files of a series
-skip most of it.
+skip most of it. A :class:`FastReader` owns what is remembered between files (the latest
+layout, decoded values), each with a size bound.
 """
 
 from __future__ import annotations
 
-import functools
 import io
+import logging
 import os
 import struct
 import warnings
@@ -23,28 +29,19 @@ from collections.abc import Callable
 from typing import Final
 
 from pydicom import dcmread
-from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from .charset import column_text, is_text_vr, plain_value, single_codec, term_of
 from .columns import ColumnSpec, value_text
 from .extras import TRANSFER_SYNTAX, Extras
-from .header import (
-    TEXT_TAGS,
-    HeaderFields,
-    ImageFacts,
-    PixelInfo,
-    Skip,
-    classify,
-    inspect_dicom,
-    looks_like_dicom,
-    series_key,
-    text_values,
-)
+from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
+from .fullparse import inspect_dicom, text_values
 from .layout import LayoutCache, follow
 from .tagwalk import (
+    HANDOVER_REASONS,
     UNDEFINED,
     Found,
     HandOverError,
@@ -54,8 +51,23 @@ from .tagwalk import (
     walk_general,
     walk_meta,
 )
+from .verdict import classify, looks_like_dicom
 
-__all__ = ["HANDOVER_BYTES", "HEAD_BYTES", "inspect_head", "read_at", "read_head"]
+__all__ = [
+    "BUG",
+    "HANDOVER_BYTES",
+    "HANDOVER_REASONS",
+    "HEAD_BYTES",
+    "STRICT_VARIABLE",
+    "DecodedValues",
+    "FastReader",
+    "FastReaderBug",
+    "inspect_head",
+    "read_at",
+    "read_head",
+]
+
+log = logging.getLogger(__name__)
 
 HEAD_BYTES: Final = 16 * 1024  # enough for the header of nearly every CT/MR file
 HANDOVER_BYTES: Final = 32 * 2**20
@@ -68,9 +80,16 @@ _IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 _HANDED_TO_PYDICOM: Final = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, BE
 _US: Final = struct.Struct("<H")
 _PATIENT_NAME: Final = 0x00100010
+STRICT_VARIABLE: Final = "DCM_EXTRACT_STRICT"
+"""Set to ``1``: a bug in the fast reader raises :class:`FastReaderBug` (the tests set it)."""
+BUG: Final = "fast_reader_error"
+"""The hand-over reason counted when the fast reader failed in a way it does not document."""
 
-# The layout of the latest header walked in this process (see :mod:`.layout`).
-LAYOUTS: Final = LayoutCache()
+
+class FastReaderBug(AssertionError):  # noqa: N818 (a bug of ours, not an input error)
+    """The fast reader failed on a file in a way :data:`~.tagwalk.HANDOVER_REASONS` does
+    not list (strict mode only). An AssertionError, not a :class:`DcmExtractorError`:
+    no per-file handler may take it for a damaged file."""
 
 
 def read_head(path: str | os.PathLike[str], limit: int = HEAD_BYTES) -> tuple[bytes, int]:
@@ -111,49 +130,261 @@ def read_at(path: str | os.PathLike[str]) -> Callable[[int, int], bytes]:
     return reader
 
 
-def inspect_head(
-    head: bytes,
-    size: int,
-    read_all: object = None,
-    extras: Extras | None = None,
-    known: Callable[[str, str], frozenset[str]] | None = None,
-    reader: Callable[[int, int], bytes] | None = None,
-) -> tuple[ImageFacts | Skip, bool]:
-    """The verdict on a file from its first bytes; returns ``(verdict, fast)``.
+class DecodedValues:
+    """Extra values decoded before, per tag: raw bytes -> (VR in the file, the codec when
+    the bytes are not ASCII, text). A series' files repeat most values, so each is decoded
+    once; at most ``most`` values per tag (a tag's memo starts afresh when full), for the
+    tags the run's ``--columns`` and series attributes name."""
+
+    def __init__(self, most: int = 1_000) -> None:
+        self.most = most
+        self.by_tag: dict[int, dict[bytes, tuple[bytes | None, str | None, str]]] = {}
+
+    def get(self, tag: int, raw: bytes, vr: bytes | None, codec: str | None) -> str | None:
+        memo = self.by_tag.get(tag)
+        hit = memo.get(raw) if memo is not None else None
+        if hit is not None and hit[0] == vr and (hit[1] is None or hit[1] == codec):
+            return hit[2]
+        return None
+
+    def put(self, tag: int, raw: bytes, vr: bytes | None, codec: str | None, text: str) -> None:
+        memo = self.by_tag.get(tag)
+        if memo is None:
+            memo = self.by_tag[tag] = {}
+        elif len(memo) >= self.most:
+            memo.clear()
+        memo[raw] = (vr, None if raw.isascii() else codec, text)
+
+
+class FastReader:
+    """The fast header reader, with what it remembers between files: the latest header
+    layout (:class:`~.layout.LayoutCache`) and decoded extra values
+    (:class:`DecodedValues`), each bounded.
+
+    One reader per case scan (:func:`~dcm_extractor.sources.cases.scan_case`): no state
+    crosses from one case to another, or between the threads of a Dask worker.
 
     Parameters
     ----------
-    head : bytes
-        The file's first bytes (:data:`HEAD_BYTES`, or the whole file when smaller).
-    size : int
-        The file's full size in bytes.
-    read_all : callable, optional
-        Returns the file's first :data:`HANDOVER_BYTES` (all of it when smaller); called
-        only when pydicom must take over and ``head`` is not the whole file.
-    extras : Extras, optional
-        Values an image gives beyond the fixed columns (:mod:`dcm_extractor.reading.extras`).
-    known : callable, optional
-        Given the image's StudyInstanceUID and SeriesInstanceUID, the ``extras`` keys the
-        caller already holds for that series (:meth:`.SeriesTally.settled`): the fast
-        reader leaves them out of ``extra`` instead of decoding them again.
-
-    reader : callable, optional
-        ``reader(offset, n)``: ``n`` bytes of the file at ``offset`` (the item headers of
-        encapsulated pixel data that lie past what pydicom was given).
-
-    ``fast`` is False when pydicom's full parse decided (counted in the run summary).
+    strict : bool, optional
+        Raise :class:`FastReaderBug` for a failure the hand-over reasons do not list;
+        default: whether ``$DCM_EXTRACT_STRICT`` is ``1``.
     """
-    try:
-        verdict = _fast(head, size, extras, known)
-    except (HandOverError, struct.error, ValueError, IndexError, KeyError, TypeError):
-        if len(head) >= size or read_all is None or not looks_like_dicom(head):
-            data = head  # all of it, or no DICOM at all: nothing more to read
+
+    def __init__(self, *, strict: bool | None = None) -> None:
+        self.layouts = LayoutCache()
+        self.decoded = DecodedValues()
+        self.strict = os.environ.get(STRICT_VARIABLE) == "1" if strict is None else strict
+        self.bugs = 0
+
+    def inspect(
+        self,
+        head: bytes,
+        size: int,
+        read_all: Callable[[], bytes] | None = None,
+        extras: Extras | None = None,
+        known: Callable[[str, str], frozenset[str]] | None = None,
+        reader: Callable[[int, int], bytes] | None = None,
+    ) -> tuple[ImageFacts | Skip, str | None]:
+        """The verdict on a file from its first bytes; returns ``(verdict, handed_over)``.
+
+        Parameters
+        ----------
+        head : bytes
+            The file's first bytes (:data:`HEAD_BYTES`, or the whole file when smaller).
+        size : int
+            The file's full size in bytes.
+        read_all : callable, optional
+            Returns the file's first :data:`HANDOVER_BYTES` (all of it when smaller);
+            called only when pydicom must take over and ``head`` is not the whole file.
+        extras : Extras, optional
+            Values an image gives beyond the fixed columns (:mod:`.extras`).
+        known : callable, optional
+            Given the image's StudyInstanceUID and SeriesInstanceUID, the ``extras`` keys
+            the caller already holds for that series (:meth:`.SeriesTally.settled`): they
+            are left out of ``extra`` instead of being decoded again.
+        reader : callable, optional
+            ``reader(offset, n)``: ``n`` bytes of the file at ``offset`` (the item headers
+            of encapsulated pixel data that lie past what pydicom was given).
+
+        Returns
+        -------
+        verdict : ImageFacts or Skip
+        handed_over : str or None
+            None when the fast path decided; else why pydicom's full parse did: a key of
+            :data:`~.tagwalk.HANDOVER_REASONS`, or :data:`BUG`.
+
+        Raises
+        ------
+        FastReaderBug
+            In strict mode, for a failure that is not a documented hand-over.
+        """
+        try:
+            verdict = self._fast(head, size, extras, known)
+        except HandOverError as err:
+            reason = err.reason
+            if reason == "beyond_head" and len(head) >= size:
+                reason = "ends_in_header"  # nothing past the bytes read: the file ends there
+            if reason not in HANDOVER_REASONS:
+                return self._bug(err, head, size, read_all, extras, reader)
+        except Exception as err:
+            return self._bug(err, head, size, read_all, extras, reader)
         else:
-            data = read_all()  # type: ignore[operator]
-        return inspect_dicom(data, extras, size=size, read_at=reader), False
-    if extras is not None and extras.slow_columns and isinstance(verdict, ImageFacts):
-        verdict.extra.update(_slow_columns(head, extras.slow_columns))
-    return verdict, True
+            if extras is not None and extras.slow_columns and isinstance(verdict, ImageFacts):
+                verdict.extra.update(_slow_columns(head, extras.slow_columns))
+            return verdict, None
+        return _by_pydicom(head, size, read_all, extras, reader), reason
+
+    def _bug(
+        self,
+        err: Exception,
+        head: bytes,
+        size: int,
+        read_all: Callable[[], bytes] | None,
+        extras: Extras | None,
+        reader: Callable[[int, int], bytes] | None,
+    ) -> tuple[ImageFacts | Skip, str]:
+        """A failure no hand-over reason covers: raised in strict mode, else pydicom's
+        verdict, counted as :data:`BUG` (and logged once per reader)."""
+        if self.strict:
+            raise FastReaderBug(f"the fast reader failed with {type(err).__name__}: {err}") from err
+        if not self.bugs:
+            log.warning(
+                "the fast header reader failed (%s): pydicom read the file; a bug, "
+                "counted as %s in the run summary",
+                type(err).__name__,
+                BUG,
+            )
+        self.bugs += 1
+        return _by_pydicom(head, size, read_all, extras, reader), BUG
+
+    def _fast(
+        self,
+        head: bytes,
+        size: int,
+        extras: Extras | None,
+        known: Callable[[str, str], frozenset[str]] | None,
+    ) -> ImageFacts | Skip:
+        if not head or head[128:132] != b"DICM":
+            raise HandOverError("no_preamble")
+        position, meta = walk_meta(head)
+        syntax = _ascii(meta.get(0x00020010, b""))
+        if syntax in _HANDED_TO_PYDICOM:
+            raise HandOverError("transfer_syntax", syntax)
+        implicit = syntax == _IMPLICIT_LE
+        found, pixel = self._walk_dataset(head, position, implicit, size)
+        if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
+            raise HandOverError("encapsulated")
+        meta_class = _ascii(meta.get(0x00020002, b""))
+        extra: dict[str, str] = {}  # filled below: the facts hold this dict
+        fields = _fields(head, found, pixel, meta_class, implicit, extra)
+        if extras is not None:  # (an empty Extras reads nothing: no tags, no series)
+            held = _NOTHING
+            if known is not None:
+                text = fields.text
+                held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
+            codec = single_codec(term_of(_value(head, found, 0x00080005)))
+            self._fast_extras(extra, extras, head, found, codec, implicit, held)
+            if extras.series:
+                extra[TRANSFER_SYNTAX] = syntax
+        verdict = classify(fields, head, size)
+        if isinstance(verdict, Skip) and verdict.reason == "no_pixel_data":
+            if pixel is None:
+                raise HandOverError("no_pixel_data")
+            if fields.rows is None or fields.columns is None:  # pixels no image can be made of
+                raise HandOverError("malformed", "pixel data without Rows or Columns")
+        return verdict
+
+    def _fast_extras(
+        self,
+        values: dict[str, str],
+        extras: Extras,
+        head: bytes,
+        found: Found,
+        codec: str | None,
+        implicit: bool,
+        held: frozenset[str],
+    ) -> None:
+        """Put into ``values`` the extra values among the walked tags but ``held``, as
+        :func:`~.columns.value_text` writes pydicom's values: plain text by
+        :func:`.charset.plain_value`, anything else decoded by pydicom."""
+        hard: list[tuple[str, int]] = []
+        decoded = self.decoded
+        for key, tag in extras.fast_tags_besides(held):
+            where = found.get(tag)
+            if where is None:
+                values[key] = ""
+                continue
+            file_vr, start, length = where
+            raw = head[start : start + length]
+            text = decoded.get(tag, raw, file_vr, codec)
+            if text is not None:
+                values[key] = text
+                continue
+            text = plain_value(raw, file_vr or _dictionary_vr(tag), codec)
+            if text is None:
+                hard.append((key, tag))
+                continue
+            values[key] = text
+            if tag not in _PER_IMAGE:
+                decoded.put(tag, raw, file_vr, codec, text)
+        if hard:
+            values.update(_hard_extras(head, found, hard, implicit))
+
+    def _walk_dataset(
+        self, head: bytes, position: int, implicit: bool, size: int
+    ) -> tuple[Found, PixelInfo | None]:
+        """Needed elements as (VR, value start, length), and the pixel data (value not read).
+
+        Explicit VR: the latest layout is followed if it fits this file, else the elements
+        are walked one by one and the layout learns from them. Implicit VR: the careful walk.
+        """
+        found: Found = {}
+        if implicit:
+            return walk_general(head, position, True, size, found)
+        layouts = self.layouts
+        layout = layouts.layout
+        if layout is not None and layout.segments:
+            stop = follow(layout, head, position, found)
+            if stop is not None:
+                layouts.hits += 1
+                return finish(head, stop, size, found)
+            layouts.misses += 1
+            found.clear()
+        records: list[Record] = []
+        stop, stopped = walk_explicit(head, position, found, records)
+        if not stopped:
+            return walk_general(head, stop, False, size, found)
+        layouts.remember(records)
+        return finish(head, stop, size, found)
+
+
+def _by_pydicom(
+    head: bytes,
+    size: int,
+    read_all: Callable[[], bytes] | None,
+    extras: Extras | None,
+    reader: Callable[[int, int], bytes] | None,
+) -> ImageFacts | Skip:
+    """pydicom's verdict, given the file's first :data:`HANDOVER_BYTES`."""
+    if len(head) >= size or read_all is None or not looks_like_dicom(head):
+        data = head  # all of it, or no DICOM at all: nothing more to read
+    else:
+        data = read_all()
+    return inspect_dicom(data, extras, size=size, read_at=reader)
+
+
+def inspect_head(
+    head: bytes,
+    size: int,
+    read_all: Callable[[], bytes] | None = None,
+    extras: Extras | None = None,
+    known: Callable[[str, str], frozenset[str]] | None = None,
+    reader: Callable[[int, int], bytes] | None = None,
+) -> tuple[ImageFacts | Skip, str | None]:
+    """One file's verdict by a fresh :class:`FastReader` (nothing remembered from other
+    files); see :meth:`FastReader.inspect`."""
+    return FastReader().inspect(head, size, read_all, extras, known, reader)
 
 
 def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str]:
@@ -168,37 +399,6 @@ def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str
             return {column.header: "" for column in columns}
 
 
-def _fast(
-    head: bytes,
-    size: int,
-    extras: Extras | None,
-    known: Callable[[str, str], frozenset[str]] | None,
-) -> ImageFacts | Skip:
-    if not head or head[128:132] != b"DICM":
-        raise HandOverError("no preamble")
-    position, meta = walk_meta(head)
-    syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii")
-    if syntax in _HANDED_TO_PYDICOM:
-        raise HandOverError(syntax)
-    implicit = syntax == _IMPLICIT_LE
-    found, pixel = _walk_dataset(head, position, implicit, size)
-    if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
-        raise HandOverError("encapsulated pixel data in a partial read")
-    meta_class = _ascii(meta.get(0x00020002, b""))
-    extra: dict[str, str] = {}  # filled below: the facts hold this dict
-    fields = _fields(head, found, pixel, meta_class, implicit, extra)
-    if extras is not None:  # (an empty Extras reads nothing: no tags, no series)
-        held = _NOTHING
-        if known is not None:
-            text = fields.text
-            held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
-        codec = _single_codec(_value(head, found, 0x00080005))
-        _fast_extras(extra, extras, head, found, codec, implicit, held)
-        if extras.series:
-            extra[TRANSFER_SYNTAX] = syntax
-    return classify(fields, head, size)
-
-
 _NOTHING: Final = frozenset[str]()
 
 
@@ -209,82 +409,10 @@ def _value(head: bytes, found: Found, tag: int) -> bytes:
     return head[start : start + length]
 
 
-_TEXT_VRS: Final = frozenset(
-    {b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"LT", b"SH", b"ST", b"TM",
-     b"UC", b"UI", b"UR", b"UT"}
-)  # fmt: skip
-_SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
-_CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
-# Decoded extra values per tag: raw bytes -> (VR in the file, the codec when the bytes are
-# not ASCII, text). A series' files repeat most values, so each is decoded once per process.
-_DECODED: Final[dict[int, dict[bytes, tuple[bytes | None, str | None, str]]]] = {}
-_DECODED_MOST: Final = 1_000  # per tag (~300 kB); a tag's memo starts afresh when this full
 # Values that differ from image to image (positions, numbers, times, UIDs): not remembered.
 _PER_IMAGE: Final = frozenset(
     {0x00080013, 0x00080018, 0x00080032, 0x00080033, 0x00200013, 0x00200032, 0x00201041}
 )
-
-
-def _fast_extras(
-    values: dict[str, str],
-    extras: Extras,
-    head: bytes,
-    found: Found,
-    codec: str | None,
-    implicit: bool,
-    held: frozenset[str],
-) -> None:
-    """Put into ``values`` the extra values among the walked tags but ``held``, as
-    :func:`~.columns.value_text` writes pydicom's values: plain text here, anything else
-    decoded by pydicom."""
-    hard: list[tuple[str, int]] = []
-    for key, tag in extras.fast_tags_besides(held):
-        where = found.get(tag)
-        if where is None:
-            values[key] = ""
-            continue
-        file_vr, start, length = where
-        raw = head[start : start + length]
-        memo = _DECODED.get(tag)
-        hit = memo.get(raw) if memo is not None else None
-        if hit is not None and hit[0] == file_vr and (hit[1] is None or hit[1] == codec):
-            values[key] = hit[2]
-            continue
-        text = _plain_text(raw, file_vr or _dictionary_vr(tag), codec)
-        if text is None:
-            hard.append((key, tag))
-            continue
-        values[key] = text
-        if tag not in _PER_IMAGE:
-            if memo is None:
-                memo = _DECODED[tag] = {}
-            elif len(memo) >= _DECODED_MOST:
-                memo.clear()
-            memo[raw] = (file_vr, None if raw.isascii() else codec, text)
-    if hard:
-        values.update(_hard_extras(head, found, hard, implicit))
-
-
-def _plain_text(raw: bytes, vr: bytes, codec: str | None) -> str | None:
-    """A text value decoded as pydicom shows it, or None when pydicom must decode it
-    (other VRs, escape sequences, bytes the character set cannot decode)."""
-    if vr not in _TEXT_VRS or b"\x1b" in raw:
-        return None
-    if raw.isascii():
-        text = raw.decode("ascii")
-    elif codec is not None and vr in _CHARSET_VRS:
-        try:
-            text = raw.decode(codec)
-        except UnicodeDecodeError:
-            return None
-    else:
-        return None
-    if text.isprintable():  # no control or separator characters but the space
-        bare = text.strip(" ")
-        if " " not in bare:  # nothing to strip around any backslash either
-            return bare
-    parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
-    return "\\".join(p.replace("\x00", "").strip() for p in parts)
 
 
 def _hard_extras(
@@ -319,6 +447,8 @@ def _dictionary_vr(tag: int) -> bytes:
 
 def _ascii(raw: bytes) -> str:
     """A plain ASCII value (UIDs, codes, numbers) as pydicom shows it."""
+    if not raw.isascii():
+        raise HandOverError("malformed", "a UID, code or number that is not ASCII")
     return raw.decode("ascii").strip(" \x00").replace("\x00", "")
 
 
@@ -334,35 +464,30 @@ def _fields(
     raw: dict[int, bytes] = {}
     for tag, (_, start, length) in found.items():
         if start + length > end:
-            raise HandOverError("needed element beyond the bytes read")
+            raise HandOverError("beyond_head", "a needed element")
         raw[tag] = head[start : start + length]
     text: dict[str, str] = {}
     hard = []
-    codec = _single_codec(raw.get(0x00080005, b""))
+    notes: list[str] = []
+    term = term_of(raw.get(0x00080005, b""))
     for keyword, tag in TEXT_TAGS:
         value = raw.get(tag)
         if value is None:
             continue
-        if b"\x1b" in value or b"\\" in value:  # escape sequences, several values
-            hard.append(tag)
-        elif tag == _PATIENT_NAME and (b"=" in value or value.rstrip(b" \x00").endswith(b"^")):
-            hard.append(tag)  # person-name groups: pydicom's PersonName trims them its way
-        elif value.isascii():
-            text[keyword] = _ascii(value).strip()  # as the full reader: no edge whitespace
-        elif codec == "latin_1" and _is_utf8(value):
-            hard.append(tag)  # labelled Latin-1 but UTF-8: the full reader says so
-        elif codec is not None:  # one character set without code extensions
-            try:
-                text[keyword] = value.decode(codec).strip(" \x00").replace("\x00", "").strip()
-            except UnicodeDecodeError:
-                hard.append(tag)  # pydicom decides how to report and replace
-        else:
-            hard.append(tag)
+        vr = found[tag][0]
+        if not is_text_vr(None if vr is None else vr.decode("ascii")):
+            raise HandOverError("malformed", "a text column in a VR that is not text")
+        decoded = column_text(value, term, tag == _PATIENT_NAME)
+        if decoded is None:
+            hard.append(tag)  # the rules of .charset leave it to pydicom
+            continue
+        text[keyword], note = decoded
+        if note:
+            notes.append(f"{keyword}: {note}")
     undecodable: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
     if hard:
-        decoded, undecodable, notes = _decode_by_pydicom(found, raw, hard, implicit)
-        text.update(decoded)
+        by_pydicom, undecodable = _decode_by_pydicom(found, raw, hard, implicit)
+        text.update(by_pydicom)
     rows, columns = _us(raw, found, 0x00280010), _us(raw, found, 0x00280011)
     key = "" if text.get("SeriesInstanceUID") else series_key(raw, rows, columns)
     return HeaderFields(
@@ -372,7 +497,7 @@ def _fields(
         directory_records=0x00041220 in raw,
         text=text,
         undecodable=undecodable,
-        charset_notes=notes,
+        charset_notes=tuple(notes),
         rows=rows,
         columns=columns,
         samples=_us(raw, found, 0x00280002) or 1,
@@ -385,18 +510,11 @@ def _fields(
     )
 
 
-def _is_utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _decode_by_pydicom(
     found: Found, raw: dict[int, bytes], hard: list[int], implicit: bool
-) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """Text values the fast path leaves to pydicom, decoded in the file's character set."""
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Text values :func:`.charset.column_text` leaves to pydicom, decoded in the file's
+    character set by the full reader's :func:`~.fullparse.text_values`; those that failed."""
     subset = Dataset()
     for tag in (0x00080005, *hard):
         if tag in found:
@@ -404,19 +522,9 @@ def _decode_by_pydicom(
             text_vr = None if vr is None else vr.decode("ascii")
             key = BaseTag(tag)
             subset[key] = RawDataElement(key, text_vr, length, raw[tag], start, implicit, True)
-    decoded, undecodable, notes = text_values(subset)
+    decoded, undecodable, _ = text_values(subset)  # no notes: the rules gave those already
     wanted = {keyword for keyword, tag in TEXT_TAGS if tag in hard}
-    kept = tuple(n for n in notes if n.split(":", 1)[0] in wanted)
-    return {k: v for k, v in decoded.items() if k in wanted}, undecodable, kept
-
-
-@functools.lru_cache(maxsize=64)  # a data set repeats a handful of character sets
-def _single_codec(charset: bytes) -> str | None:
-    """The Python codec of a single, non-ISO-2022 SpecificCharacterSet, else None."""
-    term = charset.decode("ascii", "replace").strip(" \x00")
-    if not term or "\\" in term or term.startswith("ISO 2022") or term not in python_encoding:
-        return None
-    return python_encoding[term]
+    return {k: v for k, v in decoded.items() if k in wanted}, undecodable
 
 
 def _us(raw: dict[int, bytes], found: Found, tag: int) -> int | None:
@@ -425,7 +533,7 @@ def _us(raw: dict[int, bytes], found: Found, tag: int) -> int | None:
     if value is None:
         return None
     if found[tag][0] not in (None, b"US") or len(value) != 2:
-        raise HandOverError("unusual encoding of an image attribute")
+        raise HandOverError("unusual_encoding")
     number: int = _US.unpack(value)[0]
     return number
 
@@ -441,30 +549,3 @@ def _is(value: bytes | None) -> int | None:
         return int(text) or 1
     except ValueError:
         return None
-
-
-def _walk_dataset(
-    head: bytes, position: int, implicit: bool, size: int
-) -> tuple[Found, PixelInfo | None]:
-    """Needed elements as (VR, value start, length), and the pixel data (value not read).
-
-    Explicit VR: the latest layout is followed if it fits this file, else the elements
-    are walked one by one and the layout learns from them. Implicit VR: the careful walk.
-    """
-    found: Found = {}
-    if implicit:
-        return walk_general(head, position, True, size, found)
-    layout = LAYOUTS.layout
-    if layout is not None and layout.segments:
-        stop = follow(layout, head, position, found)
-        if stop is not None:
-            LAYOUTS.hits += 1
-            return finish(head, stop, size, found)
-        LAYOUTS.misses += 1
-        found.clear()
-    records: list[Record] = []
-    stop, stopped = walk_explicit(head, position, found, records)
-    if not stopped:
-        return walk_general(head, stop, False, size, found)
-    LAYOUTS.remember(records)
-    return finish(head, stop, size, found)

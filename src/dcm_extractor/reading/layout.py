@@ -64,7 +64,9 @@ class Layout:
 
 
 class LayoutCache:
-    """The layout of the latest header, per process; ``hits`` and ``misses`` count its use.
+    """The layout of the latest header walked (one: its size is bounded by one header's
+    elements); ``hits`` and ``misses`` count its use. A :class:`~.fastheader.FastReader`
+    owns one.
 
     One reference is swapped whole, so threads sharing a cache can only make it less
     useful, never wrong: :func:`follow` checks every header it relies on.
@@ -116,7 +118,7 @@ def follow(layout: Layout, head: bytes, position: int, found: Found) -> int | No
             position += segment.size
             if length == UNDEFINED:
                 if segment.tag in NEEDED:
-                    raise HandOverError("needed element of undefined length")
+                    raise HandOverError("undefined_length")
                 position = skip_undefined(head, position, False)
                 continue
             if segment.tag in NEEDED:

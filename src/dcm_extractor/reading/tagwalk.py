@@ -3,7 +3,9 @@
 The building blocks of the fast header reader (:mod:`dcm_extractor.reading.fastheader`): the
 file meta group, the data set up to the last needed tag, and the pixel data element.
 Nothing here decodes a value; anything the walk does not handle raises
-:class:`HandOverError`, and pydicom's full parse decides instead.
+:class:`HandOverError` with one of the :data:`HANDOVER_REASONS`, and pydicom's full parse
+decides instead. Any other exception out of the walk is a bug (:mod:`.fastheader`'s
+strict mode).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .facts import PixelInfo
 
 __all__ = [
     "EXPLICIT_SHORT",
+    "HANDOVER_REASONS",
     "HEADER_SIZE",
     "LAST_NEEDED",
     "NEEDED",
@@ -78,8 +81,30 @@ Found = dict[int, tuple[bytes | None, int, int]]
 Record = tuple[int, bytes, int, int]
 
 
+HANDOVER_REASONS: Final = {
+    "no_preamble": "no preamble: an old file without one, or no DICOM at all",
+    "transfer_syntax": "a deflated or big-endian transfer syntax",
+    "beyond_head": "the header goes on past the bytes read first",
+    "ends_in_header": "the file ends inside its header",
+    "encapsulated": "encapsulated pixel data past the bytes read first",
+    "no_pixel_data": "an image object without pixel data: header-only, or cut short "
+    "(pydicom's checks tell which)",
+    "undefined_length": "a needed element of undefined length",
+    "unusual_encoding": "an image attribute not encoded as the standard says (Rows not US)",
+    "malformed": "a malformed header (unknown VR, broken sequence, damaged file meta, "
+    "non-ASCII UID)",
+}
+"""Why the fast reader leaves a file to pydicom: the only kinds of input it hands over
+(the run summary counts each). The keys are stable; they appear in ``run_summary``."""
+
+
 class HandOverError(Exception):
-    """The walk met something it leaves to pydicom."""
+    """The walk met something it leaves to pydicom: ``reason`` is a key of
+    :data:`HANDOVER_REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason, detail)
+        self.reason, self.detail = reason, detail
 
 
 def walk_meta(head: bytes) -> tuple[int, dict[int, bytes]]:
@@ -90,15 +115,17 @@ def walk_meta(head: bytes) -> tuple[int, dict[int, bytes]]:
         if group != 0x0002:
             return position, meta
         if vr in LONG_VRS:
+            if position + 12 > end:
+                raise HandOverError("beyond_head", "file meta group")
             (length,) = UINT.unpack_from(head, position + 8)
             start = position + 12
         else:
             start = position + 8
         if length == UNDEFINED or start + length > end:
-            raise HandOverError("odd file meta")
+            raise HandOverError("malformed", "file meta group")
         meta[group << 16 | element] = head[start : start + length]
         position = start + length
-    raise HandOverError("header longer than the bytes read")
+    raise HandOverError("beyond_head", "file meta group")
 
 
 def walk_explicit(
@@ -107,7 +134,8 @@ def walk_explicit(
     """Explicit VR little endian up to the first tag past :data:`LAST_NEEDED`.
 
     The hot loop of the whole extractor: one ``unpack`` and one dict lookup per
-    element (an unknown VR is a KeyError: pydicom takes over). Fills ``found`` and
+    element; an unknown VR or a long element header past the bytes read raise
+    :class:`HandOverError` (caught around the loop, not checked in it). Fills ``found`` and
     appends each element stepped over to ``records``. Returns the position reached and
     whether the walk stopped there at such a tag (False: it ran out of bytes).
     """
@@ -118,24 +146,29 @@ def walk_explicit(
     needed = NEEDED
     last = LAST_NEEDED
     record = records.append
-    while position + 8 <= end:
-        group, element, vr, length = short(head, position)
-        tag = group << 16 | element
-        if tag > last:
-            return position, True
-        size = header_size[vr]
-        if size == 12:  # a 4-byte length; past the bytes read, unpack raises
-            (length,) = long_length(head, position + 8)
-        record((tag, vr, size, length))
-        position += size
-        if length == UNDEFINED:
+    try:
+        while position + 8 <= end:
+            group, element, vr, length = short(head, position)
+            tag = group << 16 | element
+            if tag > last:
+                return position, True
+            size = header_size[vr]  # KeyError: not a VR
+            if size == 12:  # a 4-byte length; past the bytes read, unpack raises
+                (length,) = long_length(head, position + 8)
+            record((tag, vr, size, length))
+            position += size
+            if length == UNDEFINED:
+                if tag in needed:
+                    raise HandOverError("undefined_length")
+                position = skip_undefined(head, position, False)
+                continue
             if tag in needed:
-                raise HandOverError("needed element of undefined length")
-            position = skip_undefined(head, position, False)
-            continue
-        if tag in needed:
-            found[tag] = (vr, position, length)
-        position += length
+                found[tag] = (vr, position, length)
+            position += length
+    except KeyError:
+        raise HandOverError("malformed", "unknown VR") from None
+    except struct.error:
+        raise HandOverError("beyond_head", "element header") from None
     return position, False
 
 
@@ -164,14 +197,14 @@ def walk_general(
             return found, PixelInfo(length, start)
         if length == UNDEFINED:
             if tag in NEEDED:
-                raise HandOverError("needed element of undefined length")
+                raise HandOverError("undefined_length")
             position = skip_undefined(head, start, implicit)
             continue
         if tag in NEEDED:
             found[tag] = (vr, start, length)
         position = start + length
     if position != end or end < size:
-        raise HandOverError("the bytes read end inside the header")
+        raise HandOverError("beyond_head", "data set")
     return found, None
 
 
@@ -204,11 +237,11 @@ def _element_header(
         return tag, None, length, position + 8
     if raw_vr in LONG_VRS:
         if position + 12 > len(head):
-            raise HandOverError("element beyond the bytes read")
+            raise HandOverError("beyond_head", "element header")
         _, _, _, length = _EXPLICIT_LONG.unpack_from(head, position)
         return tag, raw_vr, length, position + 12
     if raw_vr not in HEADER_SIZE:
-        raise HandOverError("not an explicit VR")
+        raise HandOverError("malformed", "unknown VR")
     return tag, raw_vr, length, position + 8
 
 
@@ -216,12 +249,12 @@ def skip_undefined(head: bytes, position: int, implicit: bool) -> int:
     """Past a sequence of undefined length: items, nested data sets, the delimiter."""
     while True:
         if position + 8 > len(head):
-            raise HandOverError("sequence beyond the bytes read")
+            raise HandOverError("beyond_head", "sequence")
         tag, _, length, start = _element_header(head, position, True)
         if tag == _SEQUENCE_END:
             return start
         if tag != _ITEM:
-            raise HandOverError("unexpected tag in a sequence")
+            raise HandOverError("malformed", "tag in a sequence")
         if length != UNDEFINED:
             position = start + length
             continue
@@ -232,7 +265,7 @@ def _skip_item(head: bytes, position: int, implicit: bool) -> int:
     """Past an item of undefined length: its elements up to the item delimiter."""
     while True:
         if position + 8 > len(head):
-            raise HandOverError("item beyond the bytes read")
+            raise HandOverError("beyond_head", "sequence item")
         tag, _, length, start = _element_header(head, position, implicit)
         if tag == _ITEM_END:
             return start

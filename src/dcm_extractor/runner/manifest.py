@@ -25,7 +25,8 @@ from ..version import __version__
 
 __all__ = ["MANIFEST_FORMAT", "Manifest"]
 
-MANIFEST_FORMAT: Final = "medkit-dcm-manifest/2"  # 2: name, ctime and inode in the fingerprint
+MANIFEST_FORMAT: Final = "medkit-dcm-manifest/3"
+# 2: name, ctime and inode in the fingerprint; 3: hand-overs to pydicom by reason
 
 
 def case_fingerprint(case_dir: Path, reading: str = "") -> str:
@@ -109,7 +110,7 @@ def _result_to(result: CaseResult) -> dict[str, Any]:
         "files": result.files,
         "images": result.images,
         "skipped": result.skipped,
-        "handed_over": result.handed_over,
+        "handovers": result.handovers,
     }
 
 
@@ -122,5 +123,5 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
         files=int(data["files"]),
         images=int(data["images"]),
         skipped=int(data["skipped"]),
-        handed_over=int(data["handed_over"]),
+        handovers={str(k): int(v) for k, v in data["handovers"].items()},
     )

@@ -1,5 +1,7 @@
-"""One extraction run: the cases in project-ID order, each scanned (``executors``),
-counted and written (``outputs``); resume, lock and the cleaning of de-identified outputs.
+"""One extraction run, top to bottom in :func:`run`: the lock, clean-up of a
+de-identified output folder, zip moving, the cases in project-ID order, resume, then each case
+scanned (:mod:`.executors`), counted (:class:`~.summary.RunSummary`) and written
+(:class:`~dcm_extractor.outputs.merged.RunOutputs`).
 
 :func:`run` is what the command line calls; :mod:`dcm_extractor.extractor` keeps the
 original tool's API and command line around it; :mod:`dcm_extractor.options` holds what
@@ -10,32 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..errors import DataRootError, DcmExtractorError
-from ..options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions, RunSummary
-from ..outputs.merged import (
-    REPORT_NAME,
-    RunOutputs,
-    write_case,
-    write_html_report,
-    write_provenance,
-)
+from ..options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions
+from ..outputs.merged import REPORT_NAME, RunOutputs, with_ids
 from ..privacy.policy import PrivacyPolicy
-from ..sources.cases import CaseResult, ReportEntry, iter_case_dirs
+from ..sources.cases import CaseResult, ReportEntry, iter_case_dirs, scan_root_files
 from ..sources.names import readable
-from ..sources.walk import walk_case_files
+from ..sources.topzips import move_top_level_zips, move_zips_into_cases
 from .executors import scan_all
 from .isolation import CaseFailedError
 from .leftovers import remove_identifying_leftovers
 from .manifest import Manifest, case_fingerprint
 from .projectids import ProjectIdMap
 from .runlock import Takeover, output_lock
+from .summary import RunSummary
 
 __all__ = [
     "FORMATS",
@@ -45,39 +39,11 @@ __all__ = [
     "RunSummary",
     "move_top_level_zips",
     "run",
+    "run_lock",
     "with_ids",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def move_top_level_zips(root: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
-    """Move each ``root/x.zip`` to ``root/x/x.zip`` so it becomes a case; returns the moves.
-
-    When ``root/x`` exists and is not a folder, or ``root/x/x.zip`` exists, a numeric
-    suffix is added (``x_1``).
-    """
-    base = Path(root)
-    moves = []
-    for source in sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() == ".zip"):
-        folder = base / source.stem
-        number = 0
-        while folder.exists() and not folder.is_dir():
-            number += 1
-            folder = base / f"{source.stem}_{number}"
-        folder.mkdir(exist_ok=True)
-        target = folder / source.name
-        number = 0
-        while target.exists():
-            number += 1
-            target = folder / f"{source.stem}_{number}{source.suffix}"
-        shutil.move(str(source), target)
-        moves.append((source, target))
-    return moves
-
-
-def with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
-    return [{**row, "ProjectID": project_id} for row in rows]
 
 
 def run(
@@ -100,16 +66,45 @@ def run(
 
     ``lock=False``: the caller holds ``options.out``'s lock already (:func:`run_lock`).
     """
-    root, out = options.data_root, options.out
+    root, out, policy = options.data_root, options.out, options.privacy
     if not root.is_dir():
         raise DataRootError(f"data root {root} does not exist or is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    if not lock:
-        return _run_locked(options, progress, on_case)
-    with run_lock(options) as takeover:
+    with run_lock(options) if lock else contextlib.nullcontext(Takeover("", 0)) as takeover:
         if takeover.line(out):
             log.warning("%s", takeover.line(out))
-        return _run_locked(options, progress, on_case)
+        started = time.perf_counter()
+        cleaned = _clean_out(options)
+        if options.move_top_level_zips:  # the one step that changes the input folder
+            move_zips_into_cases(root, name_them=policy.names_moved_files)
+        case_dirs, id_of = _cases_in_id_order(options)
+        manifest = _manifest(options)
+        fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of, options)
+        summary = RunSummary(reused=len(reused), cleaned=cleaned)
+        outputs = RunOutputs(options, policy.report_labels(id_of))
+        try:
+            root_files = scan_root_files(root)
+            summary.add_files(root_files)
+            outputs.report(root_files.report)
+            for case_dir, outcome in scan_all(case_dirs, root, options, reused):
+                project_id = id_of[case_dir.name]
+                shown = policy.case_name(readable(case_dir.name), project_id)
+                if on_case is not None:
+                    on_case(shown)
+                result = _outcome(case_dir, shown, outcome, outputs, policy)
+                summary.add_case(result)
+                if result is not None:
+                    outputs.case(result, project_id)
+                    if manifest is not None and case_dir.name not in reused:  # after its outputs
+                        manifest.store(project_id, fingerprints[case_dir.name], result)
+                if progress:
+                    progress(result)
+            summary.reported = outputs.reported
+            outputs.finish(vars(summary), time.perf_counter() - started)
+        except BaseException:
+            outputs.discard()
+            raise
+    return summary
 
 
 def run_lock(options: RunOptions) -> contextlib.AbstractContextManager[Takeover]:
@@ -119,87 +114,46 @@ def run_lock(options: RunOptions) -> contextlib.AbstractContextManager[Takeover]
     return output_lock(options.out, [d for d in (options.manifest_dir,) if d is not None])
 
 
-def _run_locked(
-    options: RunOptions,
-    progress: Callable[[CaseResult | None], None] | None,
-    on_case: Callable[[str], None] | None = None,
-) -> RunSummary:
-    root, out = options.data_root, options.out
-    policy = options.privacy
-    started = time.perf_counter()
-    cleaned = ""
-    if policy.cleans_out:  # the folder is to be shareable: nothing earlier may name anyone
-        _refuse_foreign_map(options)
-        cleaned = remove_identifying_leftovers(out, options.manifest_dir).line()
-        if cleaned:
-            log.warning("--desensitize: removed from --out %s", cleaned)
-    if options.move_top_level_zips:
-        _move_zips(root, policy)
+def _clean_out(options: RunOptions) -> str:
+    """A de-identified run's output folder: what earlier runs left there that names
+    anyone, removed (said in the log and returned); nothing for other runs."""
+    if not options.privacy.cleans_out:
+        return ""
+    _refuse_foreign_map(options)
+    cleaned = remove_identifying_leftovers(options.out, options.manifest_dir).line()
+    if cleaned:
+        log.warning("--desensitize: removed from --out %s", cleaned)
+    return cleaned
+
+
+def _cases_in_id_order(options: RunOptions) -> tuple[list[Path], dict[str, int]]:
+    """The case folders in project-ID order (the merged tables' order), and each one's
+    ID: new cases are numbered in folder order and the map saved."""
     ids = ProjectIdMap(options.map_path)
-    case_dirs = iter_case_dirs(root)
-    id_of = ids.assign([d.name for d in case_dirs])  # new cases numbered in folder order
-    case_dirs.sort(key=lambda d: id_of[d.name])  # merged tables are in project-ID order
-    manifest = _manifest(options)
-    fingerprints, reused = _recorded_cases(manifest, case_dirs, id_of, options)
-    summary = RunSummary(reused=len(reused), cleaned=cleaned)
-    outputs = RunOutputs(options, policy.report_labels(id_of))
-    try:
-        outputs.report(_root_files(root, summary))
-        for case_dir, outcome in scan_all(case_dirs, root, options, reused):
-            project_id = id_of[case_dir.name]
-            shown = policy.case_name(readable(case_dir.name), project_id)
-            if on_case is not None:
-                on_case(shown)
-            result = _finish_case(case_dir, shown, outcome, summary, outputs, policy)
-            if result is not None:
-                rows = with_ids(result.rows, project_id)
-                series = with_ids(result.series, project_id)
-                write_case(options, result, rows)
-                if manifest is not None and case_dir.name not in reused:  # after its outputs
-                    manifest.store(project_id, fingerprints[case_dir.name], result)
-                outputs.rows(rows)
-                outputs.series(series, rows)
-                summary.rows += len(rows)
-                summary.series += len(series)
-            if progress:
-                progress(result)
-        outputs.commit()
-    except BaseException:
-        outputs.discard()
-        raise
-    summary.reported = outputs.reported
-    write_provenance(options)
-    if outputs.cohort is not None:
-        write_html_report(options, outputs.cohort, summary, time.perf_counter() - started)
-    return summary
+    case_dirs = iter_case_dirs(options.data_root)
+    id_of = ids.assign([d.name for d in case_dirs])
+    case_dirs.sort(key=lambda d: id_of[d.name])
+    return case_dirs, id_of
 
 
-def _finish_case(
+def _outcome(
     case_dir: Path,
     shown: str,
     outcome: Callable[[], CaseResult],
-    summary: RunSummary,
     outputs: RunOutputs,
     policy: PrivacyPolicy,
 ) -> CaseResult | None:
-    """The case's result counted and its report lines written (the log names it ``shown``);
-    None if the case failed."""
-    summary.cases += 1
+    """The case's result, logged (the log names it ``shown``); None if the case failed
+    (its report line written)."""
     try:
         result = outcome()
     except (CaseFailedError, OSError) as err:
-        summary.failed += 1
         reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
         private = "" if isinstance(err, CaseFailedError) else str(err)  # the reason already
         name = readable(case_dir.name)
         outputs.report([ReportEntry(name, name, "case_failed", reason, private)])
         log.error("case %s failed: %s", shown, policy.error_text(reason, err))
         return None
-    summary.files += result.files
-    summary.images += result.images
-    summary.skipped += result.skipped
-    summary.handed_over += result.handed_over
-    outputs.report(result.report)
     log.info(
         "case %s: %d rows, %d images, %d skipped",
         shown,
@@ -208,15 +162,6 @@ def _finish_case(
         result.skipped,
     )
     return result
-
-
-def _move_zips(root: Path, policy: PrivacyPolicy) -> None:
-    moves = move_top_level_zips(root)
-    for source, target in moves if policy.names_moved_files else []:
-        log.info(
-            "moved %s -> %s", readable(source.name), readable(target.relative_to(root).as_posix())
-        )
-    log.info("moved %d top-level zips into case folders", len(moves))
 
 
 def _manifest(options: RunOptions) -> Manifest | None:
@@ -260,28 +205,3 @@ def _refuse_foreign_map(options: RunOptions) -> None:
             "this run keeps it, or pass it as --projectid-map: it keeps the project IDs "
             "stable) or delete it"
         )
-
-
-def _root_files(root: Path, summary: RunSummary) -> list[ReportEntry]:
-    """What under the data root is not a case, counted and reported: files directly
-    under it, and hidden folders (``.Trash``, ``.git``: names starting with a dot)."""
-    detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
-    entries = []
-    for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
-        summary.files += 1
-        summary.skipped += 1
-        entries.append(
-            ReportEntry("", readable(path.name), "not_in_case", detail, "", f"root-file{index:05d}")
-        )
-    hidden = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("."))
-    for index, folder in enumerate(hidden):
-        count = sum(1 for _ in walk_case_files(folder))
-        summary.files += count
-        summary.skipped += count
-        why = f"a hidden folder (its name starts with a dot): its {count} files were not scanned"
-        entries.append(
-            ReportEntry(
-                "", readable(folder.name), "hidden_folder", why, "", f"root-folder{index:05d}"
-            )
-        )
-    return entries

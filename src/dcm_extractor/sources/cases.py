@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..reading.extras import Extras
-from ..reading.fastheader import HANDOVER_BYTES, HEAD_BYTES, inspect_head, read_at, read_head
-from ..reading.header import ImageFacts, Skip, parse_failure
+from ..reading.facts import ImageFacts, Skip
+from ..reading.fastheader import (
+    HANDOVER_BYTES,
+    HEAD_BYTES,
+    FastReader,
+    FastReaderBug,
+    read_at,
+    read_head,
+)
+from ..reading.fullparse import parse_failure
 from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
@@ -30,7 +38,14 @@ from .zipread import (
     iter_zip_members,
 )
 
-__all__ = ["NOTE_REASONS", "CaseResult", "ReportEntry", "iter_case_dirs", "scan_case"]
+__all__ = [
+    "NOTE_REASONS",
+    "CaseResult",
+    "ReportEntry",
+    "iter_case_dirs",
+    "scan_case",
+    "scan_root_files",
+]
 
 
 # Report lines that are notes on a row or on a counted image: no file is left out by them.
@@ -87,13 +102,39 @@ class CaseResult:
     files: int = 0  # files and zip members found
     images: int = 0  # counted as images
     skipped: int = 0  # reported, not counted (junk, duplicates, problems)
-    handed_over: int = 0  # files the fast reader left to pydicom's full parse
+    # files the fast reader left to pydicom's full parse, by reason (HANDOVER_REASONS)
+    handovers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def handed_over(self) -> int:
+        """Files the fast reader left to pydicom's full parse."""
+        return sum(self.handovers.values())
 
 
 def iter_case_dirs(root: str | os.PathLike[str]) -> list[Path]:
     """The immediate sub-folders of ``root``, sorted by name (hidden ones excluded)."""
     base = Path(root)
     return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def scan_root_files(root: Path) -> CaseResult:
+    """What under the data root is not a case, counted and reported (a result with no
+    name and no rows): files directly under it, and hidden folders (``.Trash``, ``.git``:
+    names starting with a dot) with every file in them."""
+    result = CaseResult("")
+    detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
+    for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
+        _skip(result, _Place(readable(path.name), f"root-file{index:05d}"), "not_in_case", detail)
+        result.files += 1
+    hidden = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("."))
+    for index, folder in enumerate(hidden):
+        count = sum(1 for _ in walk_case_files(folder))
+        why = f"a hidden folder (its name starts with a dot): its {count} files were not scanned"
+        place = _Place(readable(folder.name), f"root-folder{index:05d}")
+        _skip(result, place, "hidden_folder", why)
+        result.files += count
+        result.skipped += count - 1  # one line for the folder, every file in it skipped
+    return result
 
 
 def scan_case(
@@ -188,6 +229,7 @@ class _Reading:
     """What the case's images give beyond the fixed columns, and the series they form."""
 
     def __init__(self, extras: Extras) -> None:
+        self.reader = FastReader()  # its caches live as long as the case's scan
         self.extras = extras if extras else None
         self.headers = extras.headers
         self.tally = SeriesTally(extras.headers) if extras.series else None
@@ -250,12 +292,12 @@ class _LooseFile:
         self.path, self.reading = path, reading
         self.head, self.size = b"", 0
 
-    def inspect(self) -> tuple[ImageFacts | Skip, bool]:
+    def inspect(self) -> tuple[ImageFacts | Skip, str | None]:
         self.head, self.size = read_head(self.path)
-        return inspect_head(
-            self.head, self.size, self.prefix, self.reading.extras, self.reading.known,
-            read_at(self.path),
-        )  # fmt: skip
+        reading = self.reading
+        return reading.reader.inspect(
+            self.head, self.size, self.prefix, reading.extras, reading.known, read_at(self.path)
+        )
 
     def prefix(self) -> bytes:
         return _prefix(self.path)
@@ -268,12 +310,11 @@ class _Member:
         self.item, self.reading = item, reading
         self.head, self.size = item.head, item.size
 
-    def inspect(self) -> tuple[ImageFacts | Skip, bool]:
-        item = self.item
-        return inspect_head(
-            item.head, item.size, item.read_prefix, self.reading.extras, self.reading.known,
-            item.reader(),
-        )  # fmt: skip
+    def inspect(self) -> tuple[ImageFacts | Skip, str | None]:
+        item, reading = self.item, self.reading
+        return reading.reader.inspect(
+            item.head, item.size, item.read_prefix, reading.extras, reading.known, item.reader()
+        )
 
     def prefix(self) -> bytes:
         return self.item.read_prefix()
@@ -292,14 +333,17 @@ def _judge(
     in ``header_only``). ``read_error`` is what reading it raises, ``reported`` the report
     line (reason, detail, private) for it."""
     try:
-        verdict, fast = source.inspect()
+        verdict, handed_over = source.inspect()
     except read_error as err:
         _skip(result, place, *reported(err))
         return None
+    except FastReaderBug:
+        raise  # strict mode: a bug of the fast reader fails the case, loudly
     except Exception as err:
         _skip(result, place, "unreadable", parse_failure(err))
         return None
-    result.handed_over += not fast
+    if handed_over is not None:
+        result.handovers[handed_over] = result.handovers.get(handed_over, 0) + 1
     if isinstance(verdict, Skip):
         _skip(result, place, verdict.reason, verdict.detail)
         if verdict.facts is not None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..reading.header import TEXT_KEYWORDS, ImageFacts
+from ..reading.facts import TEXT_KEYWORDS, ImageFacts
 
 __all__ = [
     "FIXED_COLUMNS",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..reading.extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
-from ..reading.header import ImageFacts
+from ..reading.facts import ImageFacts
 
 __all__ = [
     "SERIES_COLUMNS",
