@@ -26,8 +26,8 @@ from typing import Any
 
 from pydicom import dcmread
 
-from dcm_extractor.reading.fastheader import HEAD_BYTES, inspect_head, read_head
-from dcm_extractor.reading.header import ImageFacts
+from dcm_extractor.reading.facts import ImageFacts
+from dcm_extractor.reading.fastheader import HEAD_BYTES, FastReader, read_head
 from dcm_extractor.sample import generate_dicom_dataset
 from dcm_extractor.sources.zipread import ZipMember, iter_zip_members
 
@@ -66,9 +66,10 @@ def baseline_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
 
 def ours_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
     out = {}
+    reader = FastReader()  # one for the run's cases, as a run in one process has
     for path in files:
         head, size = read_head(path)
-        verdict, _ = inspect_head(head, size, read_all=path.read_bytes)
+        verdict, _ = reader.inspect(head, size, read_all=path.read_bytes)
         if isinstance(verdict, ImageFacts):
             out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)
     return out
@@ -76,10 +77,11 @@ def ours_folder(files: list[Path]) -> dict[str, tuple[str, ...]]:
 
 def ours_zips(zips: list[Path]) -> dict[str, tuple[str, ...]]:
     out = {}
+    reader = FastReader()
     for zip_path in zips:
         for item in iter_zip_members(zip_path, head_bytes=HEAD_BYTES):
             if isinstance(item, ZipMember):
-                verdict, _ = inspect_head(item.head, item.size, read_all=item.read_all)
+                verdict, _ = reader.inspect(item.head, item.size, read_all=item.read_all)
                 if isinstance(verdict, ImageFacts):
                     out[verdict.sop_instance_uid] = tuple(verdict.values[k] for k in KEYS)
     return out

@@ -5,7 +5,7 @@
 For a change that is to leave the outputs alone (a reorganisation, a faster path): one
 data root holds the sample generator's showcase cases, pydicom's bundled test files (odd
 encodings, damaged and non-image objects) as one case, 2,000 fuzzed files (damaged real
-headers, as scripts/fuzz_extractor.py makes them, seed 0), and, when ../shared/data is
+headers, as scripts/fuzz_extractor.py makes them, seed 0; ``--fuzzed``), and, when ../shared/data is
 there, its CT slices and third-party files. Both versions run over it with each option
 set below (identified, de-identified with a key, series and --columns, several
 formats); every file they write is compared byte for byte, except ``report.html`` (it
@@ -48,7 +48,7 @@ OPTION_SETS = {
 _RUN_FACTS = re.compile(rb"[0-9-]{10} [0-9:]{8} UTC|[0-9.,]+ (?:files/)?s\b")
 
 
-def make_data(root: Path) -> None:
+def make_data(root: Path, fuzzed_files: int) -> None:
     """The data root both versions read (see the module's docstring)."""
     sample = root.parent / "sample"
     subprocess.run(
@@ -63,10 +63,11 @@ def make_data(root: Path) -> None:
     for path in sorted(bundled.rglob("*")):
         if path.is_file():
             shutil.copy(path, case / path.relative_to(bundled).as_posix().replace("/", "__"))
-    fuzzed = root.parent / "fuzzed"
-    write_cases(fuzzed, 2_000, 0)
-    for case_dir in fuzzed.iterdir():
-        shutil.move(str(case_dir), root / case_dir.name)
+    if fuzzed_files:
+        fuzzed = root.parent / "fuzzed"
+        write_cases(fuzzed, fuzzed_files, 0)
+        for case_dir in fuzzed.iterdir():
+            shutil.move(str(case_dir), root / case_dir.name)
     for name in ("ct_sample", "third_party"):
         if (SHARED / name).is_dir():
             shutil.copytree(SHARED / name, root / f"shared_{name}")
@@ -113,12 +114,13 @@ def main() -> int:
     )
     parser.add_argument("--against", type=Path, required=True, help="the other version's src/")
     parser.add_argument("--work", type=Path, default=Path("/tmp/same_outputs"))
+    parser.add_argument("--fuzzed", type=int, default=2_000, help="fuzzed files (0: none)")
     args = parser.parse_args()
     work: Path = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     root = work / "data"
-    make_data(root)
+    make_data(root, args.fuzzed)
     key = work / "key"
     key.write_text("a pseudonym key of at least thirty-two characters\n", encoding="utf-8")
     files = sum(1 for p in root.rglob("*") if p.is_file())

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pydicom.charset import python_encoding
 
+from .facts import TEXT_TAGS
+
 __all__ = [
+    "COLUMN_VRS",
     "column_text",
+    "column_texts",
     "is_decode_warning",
     "is_text_vr",
     "plain_value",
@@ -101,11 +106,15 @@ def column_text(raw: bytes, term: str, person_name: bool = False) -> tuple[str, 
     >>> column_text(b"A\\\\B", "") is None  # several values: pydicom's
     True
     """
-    if b"\x1b" not in raw and not raw.isascii():
+    if raw.isascii():  # the common case first: one pass over the bytes
+        if _for_pydicom(raw, person_name):
+            return None
+        return raw.decode("ascii").replace("\x00", "").strip(), ""
+    if b"\x1b" not in raw:
         fixed = repaired(raw, term)
         if fixed is not None:
             return fixed[0].replace("\x00", "").strip(), fixed[1]
-    codec = "ascii" if raw.isascii() else single_codec(term)
+    codec = single_codec(term)
     if codec is None or _for_pydicom(raw, person_name):
         return None
     try:
@@ -113,6 +122,41 @@ def column_text(raw: bytes, term: str, person_name: bool = False) -> tuple[str, 
     except UnicodeDecodeError:
         return None  # pydicom replaces what does not decode, and says so
     return text.replace("\x00", "").strip(), ""
+
+
+_PATIENT_NAME: Final = 0x00100010
+
+
+def column_texts(
+    raw: Mapping[int, bytes], term: str
+) -> tuple[dict[str, str], list[str], list[int]]:
+    """:func:`column_text` for every fixed text column (:data:`~.facts.TEXT_TAGS`) whose
+    raw bytes ``raw`` holds: ``(texts by keyword, notes, tags left to pydicom)``, in the
+    columns' order. One call per file: the readers' hot path (plain ASCII inline).
+    """
+    texts: dict[str, str] = {}
+    notes: list[str] = []
+    left: list[int] = []
+    for keyword, tag in TEXT_TAGS:
+        value = raw.get(tag)
+        if value is None:
+            continue
+        if (
+            value.isascii()
+            and b"\x1b" not in value
+            and b"\\" not in value
+            and (tag != _PATIENT_NAME or not _for_pydicom(value, True))
+        ):  # column_text's first branch, without the call
+            texts[keyword] = value.decode("ascii").replace("\x00", "").strip()
+            continue
+        decoded = column_text(value, term, tag == _PATIENT_NAME)
+        if decoded is None:
+            left.append(tag)
+            continue
+        texts[keyword], note = decoded
+        if note:
+            notes.append(f"{keyword}: {note}")
+    return texts, notes, left
 
 
 def _for_pydicom(raw: bytes, person_name: bool) -> bool:
@@ -179,19 +223,21 @@ _SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash i
 _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
 
 
-_COLUMN_VRS: Final = frozenset({*(vr.decode("ascii") for vr in _TEXT_VRS), "PN", "UN"})
+_COLUMN_VRS: Final = frozenset({*_TEXT_VRS, b"PN", b"UN"})
+COLUMN_VRS: Final = frozenset({*_COLUMN_VRS, *(vr.decode("ascii") for vr in _COLUMN_VRS)})
+"""The VRs :func:`column_text` reads (rule 0), as ``bytes`` (the fast walk's) and ``str``."""
 
 
-def is_text_vr(vr: str | None) -> bool:
+def is_text_vr(vr: str | bytes | None) -> bool:
     """Whether a fixed column's element, with this VR as the file spells it (None:
     implicit VR), is read by :func:`column_text` (rule 0).
 
     Examples
     --------
-    >>> is_text_vr("PN"), is_text_vr(None), is_text_vr("UL"), is_text_vr("ZZ")
+    >>> is_text_vr("PN"), is_text_vr(None), is_text_vr(b"UL"), is_text_vr("ZZ")
     (True, True, False, False)
     """
-    return vr is None or vr in _COLUMN_VRS
+    return vr is None or vr in COLUMN_VRS
 
 
 def plain_value(raw: bytes, vr: bytes, codec: str | None) -> str | None:

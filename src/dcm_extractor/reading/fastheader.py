@@ -34,7 +34,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from .charset import column_text, is_text_vr, plain_value, single_codec, term_of
+from .charset import COLUMN_VRS, column_texts, plain_value, single_codec, term_of
 from .columns import ColumnSpec, value_text
 from .extras import TRANSFER_SYNTAX, Extras
 from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
@@ -79,7 +79,6 @@ much memory and the time to parse it (docs/dcm-extractor.md, "Bounded cost per f
 _IMPLICIT_LE: Final = "1.2.840.10008.1.2"
 _HANDED_TO_PYDICOM: Final = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}  # deflate, BE
 _US: Final = struct.Struct("<H")
-_PATIENT_NAME: Final = 0x00100010
 STRICT_VARIABLE: Final = "DCM_EXTRACT_STRICT"
 """Set to ``1``: a bug in the fast reader raises :class:`FastReaderBug` (the tests set it)."""
 BUG: Final = "fast_reader_error"
@@ -466,24 +465,11 @@ def _fields(
         if start + length > end:
             raise HandOverError("beyond_head", "a needed element")
         raw[tag] = head[start : start + length]
-    text: dict[str, str] = {}
-    hard = []
-    notes: list[str] = []
-    term = term_of(raw.get(0x00080005, b""))
-    for keyword, tag in TEXT_TAGS:
-        value = raw.get(tag)
-        if value is None:
-            continue
-        vr = found[tag][0]
-        if not is_text_vr(None if vr is None else vr.decode("ascii")):
-            raise HandOverError("malformed", "a text column in a VR that is not text")
-        decoded = column_text(value, term, tag == _PATIENT_NAME)
-        if decoded is None:
-            hard.append(tag)  # the rules of .charset leave it to pydicom
-            continue
-        text[keyword], note = decoded
-        if note:
-            notes.append(f"{keyword}: {note}")
+    for _, tag in TEXT_TAGS:
+        where = found.get(tag)
+        if where is not None and where[0] is not None and where[0] not in COLUMN_VRS:
+            raise HandOverError("malformed", "a text column in a VR that is not text")  # rule 0
+    text, notes, hard = column_texts(raw, term_of(raw.get(0x00080005, b"")))
     undecodable: tuple[str, ...] = ()
     if hard:
         by_pydicom, undecodable = _decode_by_pydicom(found, raw, hard, implicit)

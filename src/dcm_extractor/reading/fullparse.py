@@ -23,7 +23,7 @@ from pydicom.filereader import _read_file_meta_info as read_file_meta_info_from
 from pydicom.filereader import data_element_generator, read_preamble
 from pydicom.multival import MultiValue
 
-from .charset import column_text, is_decode_warning, is_text_vr, term_of, without_escapes
+from .charset import column_texts, is_decode_warning, is_text_vr, term_of, without_escapes
 from .extras import Extras, dataset_extras
 from .facts import (
     SERIES_KEY_TAGS,
@@ -40,7 +40,6 @@ from .verdict import UNDEFINED, classify, looks_like_dicom, shown_uid
 __all__ = ["fields_of", "inspect_dicom", "parse_failure", "text_values"]
 
 _PIXEL_TAGS: Final = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, Float, DoubleFloat
-_PATIENT_NAME: Final = 0x00100010
 
 
 def inspect_dicom(
@@ -283,24 +282,22 @@ def _element_bytes(ds: Dataset, tag: int) -> bytes:
 
 
 def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """The text columns decoded in the file's character set (:func:`.charset.column_text`
+    """The text columns decoded in the file's character set (:func:`.charset.column_texts`
     first, pydicom for the rest); those that failed; and notes on values whose bytes are
     not in the declared character set."""
-    values: dict[str, str] = {}
+    raw = {}
+    for _, tag in TEXT_TAGS:
+        value = _raw_bytes(ds, tag) if _text_vr(ds, tag) else None  # else pydicom judges
+        if value is not None:
+            raw[tag] = value
+    values, notes, _ = column_texts(raw, _charset_term(ds))
     undecodable = []
-    notes = []
-    term = _charset_term(ds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for keyword, tag in TEXT_TAGS:
-            seen = len(caught)
-            raw = _raw_bytes(ds, tag) if _text_vr(ds, tag) else None  # else pydicom judges
-            decoded = None if raw is None else column_text(raw, term, tag == _PATIENT_NAME)
-            if decoded is not None:
-                values[keyword], note = decoded
-                if note:
-                    notes.append(f"{keyword}: {note}")
+            if keyword in values:
                 continue
+            seen = len(caught)
             failed = False
             try:
                 element = ds.get(tag)
@@ -311,7 +308,8 @@ def text_values(ds: Dataset) -> tuple[dict[str, str], tuple[str, ...], tuple[str
             if failed or any(is_decode_warning(w) for w in caught[seen:]):
                 undecodable.append(keyword)
             values[keyword] = text.replace("\x00", "").strip()
-    return values, tuple(undecodable), tuple(notes)
+    ordered = {keyword: values[keyword] for keyword, _ in TEXT_TAGS}
+    return ordered, tuple(undecodable), tuple(notes)
 
 
 def _charset_term(ds: Dataset) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..reading.extras import Extras
+from ..reading.fastheader import FastReader
 from ..sources.cases import CaseResult, scan_case
 from ..sources.names import readable
 from .isolation import CaseFailedError, scan_case_isolated
@@ -49,6 +50,7 @@ def scan_one(
     *,
     default_limit: float = DEFAULT_CASE_LIMIT,
     extras: Extras | None = None,
+    reader: FastReader | None = None,
 ) -> CaseResult:
     """One case: in a child process killed at ``timeout`` (``--case-timeout``), or in this
     process under the generous ``default_limit``.
@@ -56,13 +58,14 @@ def scan_one(
     The default limit costs nothing per case (a child process per case costs ~10 ms): a
     timer signal interrupts the scan in this process's main thread. Where there is no main
     thread to interrupt (a Dask worker's thread), only ``--case-timeout`` limits a case.
-    ``extras``: what to read beyond the fixed columns (:mod:`dcm_extractor.reading.extras`).
+    ``extras``: what to read beyond the fixed columns (:mod:`dcm_extractor.reading.extras`);
+    ``reader``: the header reader the caller's cases share (a child process makes its own).
     """
     if timeout:
         return scan_case_isolated(case_dir, root, timeout, extras)
     if threading.current_thread() is not threading.main_thread() or not default_limit:
-        return scan_case(case_dir, root, extras=extras)
-    return _scan_with_alarm(case_dir, root, default_limit, extras)
+        return scan_case(case_dir, root, extras=extras, reader=reader)
+    return _scan_with_alarm(case_dir, root, default_limit, extras, reader)
 
 
 class _PastLimitError(BaseException):
@@ -74,11 +77,13 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _PastLimitError
 
 
-def _scan_with_alarm(case_dir: Path, root: Path, limit: float, extras: Extras | None) -> CaseResult:
+def _scan_with_alarm(
+    case_dir: Path, root: Path, limit: float, extras: Extras | None, reader: FastReader | None
+) -> CaseResult:
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return scan_case(case_dir, root, extras=extras)
+        return scan_case(case_dir, root, extras=extras, reader=reader)
     except _PastLimitError:
         reason = f"stopped after the {limit:g} s default time limit (--case-timeout sets it)"
         raise CaseFailedError(readable(case_dir.name), reason) from None
@@ -90,11 +95,14 @@ def _scan_with_alarm(case_dir: Path, root: Path, limit: float, extras: Extras | 
 def scan_batch(
     case_dirs: Sequence[Path], root: Path, timeout: float | None, extras: Extras | None = None
 ) -> list[CaseResult | CaseFailedError]:
-    """Each case's result, or the error that cost that case alone."""
+    """Each case's result, or the error that cost that case alone. The batch's cases
+    share one header reader (:class:`~dcm_extractor.reading.fastheader.FastReader`: its
+    bounded caches live as long as the batch; a Dask worker's threads never share one)."""
     results: list[CaseResult | CaseFailedError] = []
+    reader = FastReader()
     for case_dir in case_dirs:
         try:
-            results.append(scan_one(case_dir, root, timeout, extras=extras))
+            results.append(scan_one(case_dir, root, timeout, extras=extras, reader=reader))
         except CaseFailedError as err:
             results.append(err)
         except Exception as err:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..options import RunOptions
 from ..reading.extras import Extras
+from ..reading.fastheader import FastReader
 from ..sources.cases import CaseResult
 from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
 from .cluster import scan_on_cluster
@@ -109,6 +110,7 @@ def scan_all(
     """
     todo = [d for d in case_dirs if d.name not in reused]
     extras = options.extras or None
+    reader = FastReader()  # the cases scanned in this process share it
     pending: dict[str, Callable[[], CaseResult]] = {}
     pool: WorkerPool | None = None
     close_client = None
@@ -138,7 +140,7 @@ def scan_all(
                 yield (
                     case_dir,
                     functools.partial(
-                        scan_one, case_dir, root, options.case_timeout, extras=extras
+                        scan_one, case_dir, root, options.case_timeout, extras=extras, reader=reader
                     ),
                 )
     finally:

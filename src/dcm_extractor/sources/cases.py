@@ -143,6 +143,7 @@ def scan_case(
     *,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
     extras: Extras | None = None,
+    reader: FastReader | None = None,
 ) -> CaseResult:
     """Read every file of one case folder into rows and report entries.
 
@@ -157,11 +158,15 @@ def scan_case(
     extras : Extras, optional
         What to read beyond the fixed columns: ``--columns`` values join the rows, and
         with ``series`` the result holds the case's series rows.
+    reader : FastReader, optional
+        The header reader, with what it remembers from earlier files (the cases of one
+        batch share one: a series layout learnt in one case serves the next); a fresh
+        one by default. Results never depend on it, only speed.
     """
     case = Path(case_dir)
     root = Path(data_root) if data_root is not None else case.parent
     result = CaseResult(readable(case.name))  # names that are not UTF-8: names.py
-    reading = _Reading(extras or Extras())
+    reading = _Reading(extras or Extras(), reader or FastReader())
     found = list(walk_case_files(case))
     number = {  # names-free handle of every entry
         (item.path if isinstance(item, WalkProblem) else item): f"file{index:05d}"
@@ -228,12 +233,12 @@ def _scan_loose(
 class _Reading:
     """What the case's images give beyond the fixed columns, and the series they form."""
 
-    def __init__(self, extras: Extras) -> None:
-        self.reader = FastReader()  # its caches live as long as the case's scan
+    def __init__(self, extras: Extras, reader: FastReader) -> None:
+        self.reader = reader
         self.extras = extras if extras else None
         self.headers = extras.headers
         self.tally = SeriesTally(extras.headers) if extras.series else None
-        # what the tally holds need not be decoded again (inspect_head's ``known``)
+        # what the tally holds need not be decoded again (FastReader.inspect's ``known``)
         self.known = self.tally.settled if self.tally is not None else None
 
     def count(self, image: ImageFacts, source: str) -> None:

@@ -116,8 +116,9 @@ class SeriesTally:
 
     def settled(self, study: str, series: str) -> frozenset[str]:
         """The series attributes this tally already holds for the series: a reader need
-        not decode them from its further images (:func:`~.fastheader.inspect_head`'s
-        ``known``). Never the per-image geometry or a ``--columns`` value."""
+        not decode them from its further images (``known`` of
+        :meth:`~dcm_extractor.reading.fastheader.FastReader.inspect`). Never the
+        per-image geometry or a ``--columns`` value."""
         found = self._series.get((study, series))
         return found.settled if found is not None else frozenset()
 
