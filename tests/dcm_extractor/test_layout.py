@@ -124,3 +124,18 @@ def test_any_sequence_of_files_agrees_with_walking_each(
         walked = verdict(data)
         LAYOUTS.layout = saved
         assert followed == walked == inspect_dicom(data)
+
+
+def test_a_text_column_in_another_vr_is_noticed_after_a_followed_series() -> None:
+    """The text columns' VRs are checked once per layout (files that follow it have the
+    same VRs); a file whose PatientName has become ``UL`` does not follow it, and goes
+    to pydicom as the first file of a series would."""
+    for data in (variant(), variant(uid_digits=5), variant(uid_digits=4)):
+        assert verdict(data) == inspect_dicom(data)
+    assert LAYOUTS.hits >= 1
+    damaged = bytearray(variant(uid_digits=6))
+    at = damaged.find(b"\x10\x00\x10\x00PN")
+    damaged[at + 4 : at + 6] = b"UL"
+    result, handed_over = READER.inspect(bytes(damaged[:HEAD_BYTES]), len(damaged), lambda: damaged)
+    assert handed_over == "malformed"
+    assert result == inspect_dicom(bytes(damaged))  # pydicom: two UL numbers, as it reads them

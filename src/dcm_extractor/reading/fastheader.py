@@ -39,7 +39,7 @@ from .columns import ColumnSpec, value_text
 from .extras import TRANSFER_SYNTAX, Extras
 from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
 from .fullparse import inspect_dicom, text_values
-from .layout import LayoutCache, follow
+from .layout import Layout, LayoutCache, follow
 from .tagwalk import (
     HANDOVER_REASONS,
     UNDEFINED,
@@ -173,6 +173,8 @@ class FastReader:
     def __init__(self, *, strict: bool | None = None) -> None:
         self.layouts = LayoutCache()
         self.decoded = DecodedValues()
+        self._followed: Layout | None = None  # the layout the latest file followed
+        self._vrs_checked: Layout | None = None  # a layout whose text columns' VRs are text
         self.strict = os.environ.get(STRICT_VARIABLE) == "1" if strict is None else strict
         self.bugs = 0
 
@@ -272,6 +274,10 @@ class FastReader:
             raise HandOverError("transfer_syntax", syntax)
         implicit = syntax == _IMPLICIT_LE
         found, pixel = self._walk_dataset(head, position, implicit, size)
+        followed = self._followed
+        if followed is None or followed is not self._vrs_checked:
+            _check_text_vrs(found)
+            self._vrs_checked = followed  # its files have these very VRs (layout.follow)
         if pixel is not None and pixel.length == UNDEFINED and len(head) < size:
             raise HandOverError("encapsulated")
         meta_class = _ascii(meta.get(0x00020002, b""))
@@ -339,6 +345,7 @@ class FastReader:
         are walked one by one and the layout learns from them. Implicit VR: the careful walk.
         """
         found: Found = {}
+        self._followed = None
         if implicit:
             return walk_general(head, position, True, size, found)
         layouts = self.layouts
@@ -347,6 +354,7 @@ class FastReader:
             stop = follow(layout, head, position, found)
             if stop is not None:
                 layouts.hits += 1
+                self._followed = layout
                 return finish(head, stop, size, found)
             layouts.misses += 1
             found.clear()
@@ -451,6 +459,15 @@ def _ascii(raw: bytes) -> str:
     return raw.decode("ascii").strip(" \x00").replace("\x00", "")
 
 
+def _check_text_vrs(found: Found) -> None:
+    """Charset rule 0: a fixed text column in a VR that is not text (a name in ``UL``) is
+    pydicom's to judge. Files that follow a checked layout have the same VRs: not again."""
+    for _, tag in TEXT_TAGS:
+        where = found.get(tag)
+        if where is not None and where[0] is not None and where[0] not in COLUMN_VRS:
+            raise HandOverError("malformed", "a text column in a VR that is not text")
+
+
 def _fields(
     head: bytes,
     found: Found,
@@ -465,10 +482,6 @@ def _fields(
         if start + length > end:
             raise HandOverError("beyond_head", "a needed element")
         raw[tag] = head[start : start + length]
-    for _, tag in TEXT_TAGS:
-        where = found.get(tag)
-        if where is not None and where[0] is not None and where[0] not in COLUMN_VRS:
-            raise HandOverError("malformed", "a text column in a VR that is not text")  # rule 0
     text, notes, hard = column_texts(raw, term_of(raw.get(0x00080005, b"")))
     undecodable: tuple[str, ...] = ()
     if hard:
