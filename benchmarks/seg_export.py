@@ -10,7 +10,10 @@ in an archive, a CT series of their geometry written by the sample generator (ob
 * highdicom 0.28 BINARY the way TotalSegmentator's ``save_mask_as_dicomseg`` calls it:
   every class a segment of a (slices, rows, columns, segments) array, uncompressed;
   once with all 117 classes and once with the non-empty ones only;
-* ``medmask export-seg``'s library call, deflated (default) and uncompressed.
+* ``medmask export-seg``'s library call, deflated (default) and uncompressed;
+* LABELMAP, of the masks that share no voxel (first come, first kept: a label map holds
+  one segment per voxel): highdicom's with RLE Lossless against ``export-seg --type
+  labelmap`` (deflated).
 
 Times are best of ``--repeat`` (highdicom with all 117 classes: one run). Every SEG is
 read back with highdicom (``segread`` + ``get_volume``) and its per-segment voxel
@@ -98,6 +101,60 @@ def highdicom_binary(ct: Path, masks: dict[str, np.ndarray], path: Path, names: 
     seg.save_as(path)
 
 
+def highdicom_labelmap(
+    ct: Path, masks: dict[str, np.ndarray], path: Path, names: list[str]
+) -> None:
+    """highdicom's LABELMAP of ``names`` (values 1..n), RLE Lossless."""
+    import highdicom as hd
+    import pydicom
+    from highdicom.seg.content import SegmentDescription
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import RLELossless
+
+    series = sorted(
+        (pydicom.dcmread(p) for p in ct.glob("*.dcm")), key=lambda ds: int(ds.InstanceNumber)
+    )
+    labels = np.zeros(next(iter(masks.values())).shape, np.uint8)
+    for number, name in enumerate(names, start=1):
+        labels[masks[name]] = number
+    descriptions = [
+        SegmentDescription(
+            segment_number=i + 1,
+            segment_label=name[:64],
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for i, name in enumerate(names)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=series,
+        pixel_array=labels.transpose(2, 1, 0),
+        segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=124,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+        transfer_syntax_uid=RLELossless,
+    )
+    seg.save_as(path)
+
+
+def non_overlapping(masks: dict[str, np.ndarray]) -> list[str]:
+    taken = np.zeros(next(iter(masks.values())).shape, bool)
+    names = []
+    for name in sorted(masks):
+        if not (masks[name] & taken).any():
+            names.append(name)
+            taken |= masks[name]
+    return names
+
+
 def highdicom_counts(path: Path) -> tuple[float, dict[str, int]]:
     import highdicom as hd
 
@@ -119,9 +176,10 @@ def run(label: str, folder: Path, repeat: int, skip_slow: bool) -> None:
     print(f"{'writer':44s} {'bytes':>12s} {'write s':>8s} {'read s':>7s}  counts")
     rows: dict[str, tuple[int, float]] = {}
 
-    def report(name: str, path: Path, seconds: float) -> None:
+    def report(name: str, path: Path, seconds: float, expected: list[str] | None = None) -> None:
         read_s, counts = highdicom_counts(path)
-        ok = all(counts[n] == truth[n] for n in counts) and set(counts) >= set(non_empty)
+        wanted = set(non_empty if expected is None else expected)
+        ok = all(counts[n] == truth[n] for n in counts) and set(counts) >= wanted
         size = path.stat().st_size
         rows[name] = (size, seconds)
         print(f"{name:44s} {size:12,d} {seconds:8.2f} {read_s:7.2f}  {'equal' if ok else 'DIFFER'}")
@@ -149,6 +207,27 @@ def run(label: str, folder: Path, repeat: int, skip_slow: bool) -> None:
           f"{'':8s} {read_s:7.2f}")  # fmt: skip
     exact = check_round_trip(archive, ct, seg, masks)
     print(f"medmask SEG -> archive -> masks, every voxel (overlaps included): {exact}")
+    labelled = non_overlapping(masks)
+    print(f"\nLABELMAP of the {len(labelled)} masks that share no voxel "
+          f"({sum(1 for n in labelled if masks[n].any())} non-empty)")  # fmt: skip
+    path = OUT / f"{label}-highdicom-labelmap-rle.dcm"
+    seconds, _ = best(repeat, lambda: highdicom_labelmap(ct, masks, path, labelled))
+    report("highdicom LABELMAP (RLE Lossless)", path, seconds, labelled)
+    ours = OUT / f"{label}-medmask-labelmap.dcm"
+    seconds, _ = best(
+        repeat,
+        lambda: export_seg(
+            archive, ct, ours, names=labelled, segmentation_type="labelmap", overwrite=True
+        ),
+    )
+    report("medmask export-seg --type labelmap", ours, seconds, labelled)
+    exact = check_round_trip(archive, ct, ours, {n: masks[n] for n in labelled})
+    print(f"medmask LABELMAP -> masks, every voxel: {exact}")
+    rle, ours_size = (
+        rows["highdicom LABELMAP (RLE Lossless)"][0],
+        rows["medmask export-seg --type labelmap"][0],
+    )
+    print(f"LABELMAP {rle / ours_size:.1f}x smaller than highdicom's RLE (target >= 10x)")
     anchor = "highdicom BINARY, all classes (TotalSegmentator)"
     if anchor in rows:
         size, seconds = rows[anchor]

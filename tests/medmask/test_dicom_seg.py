@@ -75,9 +75,11 @@ def test_every_mask_reads_back_with_highdicom_and_pydicom(
 ) -> None:
     out = tmp_path / "seg.dcm"
     result = export_seg(case.archive, case.ct, out, transfer_syntax=syntax)  # type: ignore[arg-type]
-    non_empty = {n: int(m.sum()) for n, m in case.masks.items() if m.any()}
-    assert sorted(result.empty) == sorted(n for n, m in case.masks.items() if not m.any())
-    assert counts_by_highdicom(out) == non_empty
+    counts = {n: int(m.sum()) for n, m in case.masks.items()}
+    non_empty = {n: c for n, c in counts.items() if c}
+    assert sorted(result.empty) == sorted(n for n, c in counts.items() if not c)
+    assert result.empty  # the sample has empty masks: segments without frames
+    assert counts_by_highdicom(out) == counts  # every mask, the empty ones as 0 voxels
     ds = pydicom.dcmread(out)
     source = pydicom.dcmread(next(case.ct.glob("*.dcm")))
     assert ds.file_meta.TransferSyntaxUID == result.transfer_syntax
@@ -107,7 +109,7 @@ def test_seg_to_archive_gives_every_voxel_back(case: Case, tmp_path: Path) -> No
     with MaskArchive(back) as opened:
         for name in opened:
             assert np.array_equal(np.asarray(opened.load_mask(name).data) != 0, case.masks[name])
-        assert sorted(opened) == sorted(n for n, m in case.masks.items() if m.any())
+        assert sorted(opened) == sorted(case.masks)  # empty masks too: looked for, not found
     # and on to NIfTI: the files equal the generator's own, voxels and affine
     unpack_archive(back, tmp_path / "nifti")
     for path in sorted((tmp_path / "nifti").glob("*.nii.gz")):
@@ -193,10 +195,17 @@ def test_the_command_line_exports_and_packs(
     assert main(["export-seg", str(case.archive), "--source", str(case.ct), "-o", str(seg)]) == 0
     out, err = capsys.readouterr()
     empty = sum(not m.any() for m in case.masks.values())
-    assert f"{len(case.masks) - empty} segments" in out
+    assert f"BINARY SEG, {len(case.masks)} segments, {empty} of them empty" in out and not err
+    skipped = tmp_path / "skipped.dcm"
+    argv = ["export-seg", str(case.archive), "--source", str(case.ct), "-o", str(skipped)]
+    assert main([*argv, "--skip-empty"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{len(case.masks) - empty} segments," in out
     assert f"{empty} empty masks have no voxels" in err
     back = tmp_path / "back.mska"
     assert main(["pack", str(seg), "-o", str(back), "--source", str(case.ct)]) == 0
+    with MaskArchive(back) as opened:
+        assert sorted(opened) == sorted(case.masks)
     assert (
         main(
             [
@@ -267,7 +276,7 @@ def test_frames_in_any_order_and_several_instances(case: Case, tmp_path: Path) -
     back = tmp_path / "back.mska"
     pack(parts, back, reference=space)  # a folder of one segmentation's instances
     with MaskArchive(back) as opened:
-        assert sorted(opened) == sorted(n for n, m in case.masks.items() if m.any())
+        assert sorted(opened) == sorted(case.masks)  # empty masks too: looked for, not found
         for name in opened:
             assert np.array_equal(np.asarray(opened.load_mask(name).data) != 0, case.masks[name])
 
@@ -346,7 +355,11 @@ def test_not_a_seg_and_an_empty_archive_are_clear_errors(case: Case, tmp_path: P
     with MaskArchive(empty, "w") as archive:
         archive.add_mask(nothing, "nothing")
     with pytest.raises(MedmaskError, match="every mask is empty"):
-        export_seg(empty, case.ct, tmp_path / "seg.dcm")
+        export_seg(empty, case.ct, tmp_path / "seg.dcm", keep_empty=False)
+    for kind in ("binary", "labelmap"):  # by default: one segment, one blank frame
+        written = export_seg(empty, case.ct, tmp_path / f"{kind}.dcm", segmentation_type=kind)  # type: ignore[arg-type]
+        assert (written.segments, written.empty, written.frames) == (("nothing",), ("nothing",), 1)
+        assert counts_by_highdicom(written.path) == {"nothing": 0}
 
 
 def inflated(path: Path, out: Path) -> Path:
@@ -401,11 +414,13 @@ def test_s0000_onto_a_series_of_its_own_geometry(tmp_path: Path) -> None:
     seg = tmp_path / "s0000_seg.dcm"
     result = export_seg(archive, tmp_path / "ct", seg)
     truth = {n: int(np.count_nonzero(m.data)) for n, m in masks.items()}
-    assert counts_by_highdicom(seg) == {n: c for n, c in truth.items() if c}
+    assert counts_by_highdicom(seg) == truth  # 117 segments, 96 of them without frames
+    assert len(result.segments) == len(truth) == 117
     assert len(result.empty) == sum(1 for c in truth.values() if not c)
     if template is not None:
         assert pydicom.dcmread(seg).PatientName == template.PatientName
     back = SegmentationMask.from_dicom_seg(seg, space=space)
+    assert sorted(back) == sorted(masks)  # 117 in, 117 out
     for name, mask in back.items():  # every voxel, the 21 shared ones included
         assert np.array_equal(np.asarray(mask.data) != 0, np.asarray(masks[name].data) != 0), name
 
@@ -441,3 +456,110 @@ def test_every_writer_chooses_masks_the_same_way(
         assert main([*command, "-n", "nope"]) == 1
         errors.append(capsys.readouterr().err.strip())
     assert len(set(errors)) == 1 and "no mask named 'nope'" in errors[0], errors
+
+
+def non_overlapping(masks: dict[str, np.ndarray]) -> list[str]:
+    """Names of masks that share no voxel, in name order (first come, first kept)."""
+    taken = np.zeros(next(iter(masks.values())).shape, bool)
+    names = []
+    for name in sorted(masks):
+        if not (masks[name] & taken).any():
+            names.append(name)
+            taken |= masks[name]
+    return names
+
+
+@pytest.mark.parametrize("syntax", ["deflated", "explicit"])
+def test_a_labelmap_reads_back_exactly_with_highdicom_and_medmask(
+    case: Case, tmp_path: Path, syntax: str
+) -> None:
+    names = non_overlapping(case.masks)
+    assert any(not case.masks[n].any() for n in names)  # empty masks among them
+    out = tmp_path / "labelmap.dcm"
+    result = export_seg(
+        case.archive, case.ct, out, names=names, segmentation_type="labelmap",
+        transfer_syntax=syntax,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert result.segmentation_type == "LABELMAP" and list(result.segments) == names
+    ds = pydicom.dcmread(out)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.7"
+    assert (ds.SegmentationType, ds.BitsAllocated) == ("LABELMAP", 8)
+    touched = {z for m in case.masks.values() for z in np.flatnonzero(m.any(axis=(0, 1)))}
+    assert int(ds.NumberOfFrames) == result.frames == len(touched & set(range(64)))
+    seg = hd.seg.segread(out)
+    assert str(seg.segmentation_type.value) == "LABELMAP"
+    volume = seg.get_volume(combine_segments=False)
+    by_label = {
+        seg.get_segment_description(n).segment_label: volume.array[..., i]
+        for i, n in enumerate(seg.segment_numbers)
+    }
+    assert sorted(by_label) == sorted(names)
+    for name in names:  # highdicom's volume: slices of the frames, rows, columns
+        assert int(by_label[name].sum()) == int(case.masks[name].sum()), name
+    source = read_source_series(case.ct)
+    with MaskArchive(case.archive) as opened:
+        space = opened.space
+    assert space is not None
+    axes = map_axes(space, source.grid)
+    read = dict(seg_masks([out], space=source.grid.space()))
+    assert sorted(read) == sorted(names)
+    for name in names:
+        back = axes.from_series(np.asarray(read[name].data) != 0)
+        assert np.array_equal(back, case.masks[name]), name
+
+
+def test_a_labelmap_refuses_overlapping_masks_naming_them(case: Case, tmp_path: Path) -> None:
+    with MaskArchive(case.archive) as opened:
+        space = opened.space
+    assert space is not None
+    shape = tuple(int(n) for n in space.shape)
+    first = np.zeros(shape, np.uint8)
+    first[2:6, 2:6, 2:6] = 1
+    second = np.zeros(shape, np.uint8)
+    second[5:8, 5:8, 5:8] = 1  # one voxel shared: (5, 5, 5)
+    archive = tmp_path / "overlap.mska"
+    with MaskArchive(archive, "w") as out:
+        out.add_mask(SegmentationMask(first, {"first": 1}, space), "first")
+        out.add_mask(SegmentationMask(second, {"second": 1}, space), "second")
+    with pytest.raises(MedmaskError, match=r"first and second \(1 voxels\).*BINARY SEG"):
+        export_seg(archive, case.ct, tmp_path / "x.dcm", segmentation_type="labelmap")
+    assert not (tmp_path / "x.dcm").exists()
+    argv = ["export-seg", str(archive), "--source", str(case.ct), "-o", str(tmp_path / "y.dcm")]
+    assert main([*argv, "--type", "labelmap"]) == 1
+    assert main(argv) == 0  # BINARY keeps both
+    assert counts_by_highdicom(tmp_path / "y.dcm") == {"first": 64, "second": 27}
+
+
+@pytest.mark.skipif(
+    shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) is not installed"
+)
+def test_dciodvfy_on_a_labelmap(case: Case, tmp_path: Path) -> None:
+    """dciodvfy knows the Label Map Segmentation IOD from DICOM 2024c on; an older one
+    (Debian's, here) says "Information Object Not found". Then the same data set, labelled
+    as a (BINARY-era) Segmentation, must show only the label map's own differences: the
+    enumerated value LABELMAP and frames that name no segment - every other module (patient,
+    study, series, frame of reference, equipment, image pixel, multi-frame) validates."""
+    seg = tmp_path / "labelmap.dcm"
+    names = non_overlapping(case.masks)
+    export_seg(case.archive, case.ct, seg, names=names, segmentation_type="labelmap",
+               transfer_syntax="explicit")  # fmt: skip
+
+    def errors_of(path: Path) -> list[str]:
+        argv = ["dciodvfy", str(path)]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return [line for line in (result.stdout + result.stderr).splitlines()
+                if line.startswith("Error")]  # fmt: skip
+
+    errors = errors_of(seg)
+    if errors != ["Error - Information Object Not found"]:
+        assert not errors  # a dciodvfy that knows LABELMAP: no errors at all
+        return
+    ds = pydicom.dcmread(seg)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+    ds.save_as(tmp_path / "as_binary_era_seg.dcm")
+    unexpected = [
+        line for line in errors_of(tmp_path / "as_binary_era_seg.dcm")
+        if "<LABELMAP> for value 1 of attribute <Segmentation Type>" not in line
+        and "Element=<SegmentIdentificationSequence> Module=<SegmentationMacro>" not in line
+    ]  # fmt: skip
+    assert not unexpected, unexpected

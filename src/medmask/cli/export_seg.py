@@ -8,7 +8,7 @@ from pathlib import Path
 from ..ops.sources import natural_key
 from .common import echo, size, warn
 
-HELP = "Write an archive's masks as a DICOM Segmentation (BINARY) on their image series."
+HELP = "Write an archive's masks as a DICOM Segmentation (BINARY or LABELMAP) on their series."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--transfer-syntax", choices=("deflated", "explicit"), default="deflated",
         help="deflated (small) or explicit (uncompressed)",
     )  # fmt: skip
+    parser.add_argument(
+        "--type", choices=("binary", "labelmap"), default="binary", dest="seg_type",
+        help="binary (overlapping masks kept) or labelmap (one segment per voxel, smaller)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--skip-empty", action="store_true",
+        help="leave empty masks out (default: segments without frames)",
+    )  # fmt: skip
     parser.add_argument("--series-uid", help="which series of --source, when it holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
@@ -43,16 +51,18 @@ def run(args: argparse.Namespace) -> int:
         algorithm=None if args.algorithm.lower() == "manual" else args.algorithm,
         algorithm_version=args.algorithm_version, transfer_syntax=args.transfer_syntax,
         series_uid=args.series_uid, overwrite=args.overwrite,
+        segmentation_type=args.seg_type, keep_empty=not args.skip_empty,
     )  # fmt: skip
-    if result.empty:
+    if result.empty and args.skip_empty:
         listed = ", ".join(sorted(result.empty, key=natural_key)[:8])
         more = f" and {len(result.empty) - 8} more" if len(result.empty) > 8 else ""
         warn(
             f"{len(result.empty)} empty masks have no voxels and are not segments of the "
-            f"SEG: {listed}{more}"
+            f"SEG (--skip-empty): {listed}{more}"
         )
+    empty = f", {len(result.empty)} of them empty" if result.empty and not args.skip_empty else ""
     echo(
-        f"{result.path}: {len(result.segments)} segments, {result.frames} frames, "
-        f"{size(result.file_bytes)} ({result.transfer_syntax})"
+        f"{result.path}: {result.segmentation_type} SEG, {len(result.segments)} segments"
+        f"{empty}, {result.frames} frames, {size(result.file_bytes)} ({result.transfer_syntax})"
     )
     return 0

@@ -17,7 +17,7 @@ from ...model.mapping import LabelMapping
 from ...model.mask import SegmentationMask
 from ...model.meaning import SegmentMeaning
 from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
-from .seg_writer import SegExport, SegmentInput, TransferSyntax, write_seg
+from .seg_writer import SegExport, SegmentInput, SegType, TransferSyntax, write_seg
 from .source import SourceSeries, read_source_series
 
 __all__ = [
@@ -42,6 +42,8 @@ def export_seg(
     transfer_syntax: TransferSyntax = "deflated",
     series_uid: str | None = None,
     overwrite: bool = False,
+    segmentation_type: SegType = "binary",
+    keep_empty: bool = True,
 ) -> SegExport:
     """Write the masks of ``archive`` as a DICOM SEG on the CT/MR series in ``source``.
 
@@ -67,6 +69,11 @@ def export_seg(
         Which series of ``source``, when it holds several.
     overwrite : bool
         Replace an existing ``output``.
+    segmentation_type : {"binary", "labelmap"}
+        BINARY (default: overlapping masks kept) or LABELMAP (one segment per voxel,
+        smaller; masks that overlap are refused).
+    keep_empty : bool
+        Empty masks as segments without frames (default), or left out.
 
     Raises
     ------
@@ -74,6 +81,8 @@ def export_seg(
         The archive's grid is not the series' (the message names both).
     MaskNotFoundError
         A name in ``names`` is not in the archive.
+    MedmaskError
+        Masks overlap in a LABELMAP (the message names them).
     """
     check_writable(Path(output), overwrite)
     series = read_source_series(source, series_uid)
@@ -88,7 +97,8 @@ def export_seg(
         space = opened.space
     return write_seg(
         masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
-        transfer_syntax=transfer_syntax,
+        transfer_syntax=transfer_syntax, segmentation_type=segmentation_type,
+        keep_empty=keep_empty,
     )  # fmt: skip
 
 

@@ -1,8 +1,13 @@
-"""Write masks as a DICOM Segmentation (BINARY) on the series they were drawn on.
+"""Write masks as a DICOM Segmentation (BINARY or LABELMAP) on the series they were drawn on.
 
-BINARY keeps overlapping masks exact (every segment has its own frames; a label map
-could not hold s0000's 21 shared voxels), and only the slices a segment touches get a
-frame. The frames are one bit per pixel; by default the whole data set is deflated
+BINARY (the default) keeps overlapping masks exact (every segment has its own frames; a
+label map could not hold s0000's 21 shared voxels), and only the slices a segment
+touches get a frame, one bit per pixel. LABELMAP (Label Map Segmentation Storage,
+1.2.840.10008.5.1.4.1.1.66.7, DICOM 2024c) holds every segment in one frame per slice,
+8 bits per pixel (16 beyond 255 segments); masks that overlap are refused, naming them.
+Slices without any label get no frame in either. Empty masks are segments without
+frames (by default; ``keep_empty=False`` leaves them out), so "looked for and not found"
+survives a round trip. By default the whole data set is deflated
 (Deflated Explicit VR Little Endian, 1.2.840.10008.1.2.1.99), which pydicom, highdicom,
 dcmtk and dicom3tools read, and which shrinks the sparse bit planes ~40x
 (benchmarks/seg_export.py). ``transfer_syntax="explicit"`` writes them uncompressed for
@@ -32,6 +37,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     SegmentationStorage,
@@ -48,9 +54,11 @@ from .concepts import Code, cielab_of_rgb, concept_for, meaning_of_concept, segm
 from .grid import AxisMap, map_axes
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
-__all__ = ["SegExport", "SegmentInput", "write_seg"]
+__all__ = ["LABELMAP_STORAGE", "SegExport", "SegmentInput", "write_seg"]
 
 TransferSyntax = Literal["deflated", "explicit"]
+SegType = Literal["binary", "labelmap"]
+LABELMAP_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"  # Label Map Segmentation Storage
 _SYNTAXES = {"deflated": DeflatedExplicitVRLittleEndian, "explicit": ExplicitVRLittleEndian}
 SOURCE_IMAGE = Code("121322", "DCM", "Source image for image processing operation")
 SEGMENTATION_DERIVATION = Code("113076", "DCM", "Segmentation")
@@ -74,7 +82,8 @@ class SegmentInput:
 
 @dataclass(frozen=True)
 class SegExport:
-    """What was written: the file, segments and frames, and the masks left out (empty)."""
+    """What was written: the file, its segments (in segment-number order) and frames, the
+    empty masks (segments without frames, or left out with ``keep_empty=False``)."""
 
     path: Path
     segments: tuple[str, ...]
@@ -82,6 +91,7 @@ class SegExport:
     empty: tuple[str, ...]
     file_bytes: int
     transfer_syntax: str
+    segmentation_type: str = "BINARY"
 
 
 def write_seg(
@@ -96,6 +106,8 @@ def write_seg(
     series_description: str = "Segmentation",
     series_number: int = 300,
     colours: Mapping[str, tuple[int, int, int]] | None = None,
+    segmentation_type: SegType = "binary",
+    keep_empty: bool = True,
 ) -> SegExport:
     """Write ``masks`` (on ``space``) as one DICOM SEG instance referencing ``source``.
 
@@ -123,6 +135,10 @@ def write_seg(
         The SEG series' number.
     colours : mapping, optional
         sRGB colour per name; others get distinct colours.
+    segmentation_type : {"binary", "labelmap"}
+        BINARY (overlaps kept) or LABELMAP (one label per voxel; overlaps refused).
+    keep_empty : bool
+        Empty masks as segments without frames (default), or left out.
 
     Returns
     -------
@@ -133,10 +149,13 @@ def write_seg(
     GeometryMismatchError
         The masks' grid is not the source series' (the message names both).
     MedmaskError
-        No mask has a voxel, or two masks share a name.
+        Two masks share a name; masks overlap in a LABELMAP; with ``keep_empty=False``,
+        no mask has a voxel.
     """
     if transfer_syntax not in _SYNTAXES:
         raise ValueError(f"transfer_syntax must be one of {sorted(_SYNTAXES)}")
+    if segmentation_type not in ("binary", "labelmap"):
+        raise ValueError("segmentation_type must be 'binary' or 'labelmap'")
     names = [m.name for m in masks]
     if len(set(names)) != len(names):
         raise MedmaskError("two masks share a name; segment labels must be unique")
@@ -151,21 +170,21 @@ def write_seg(
         touched = np.flatnonzero(crop.any(axis=(0, 1))) if crop.size else np.zeros(0, np.intp)
         if touched.size == 0:
             empty.append(mask.name)
-            continue
+            if not keep_empty:
+                continue
         crops.append((mask.name, crop, offset, touched))
-    if not crops:
+    if not crops:  # keep_empty=False, and every mask is empty
         raise MedmaskError("every mask is empty: a DICOM SEG needs one segment with voxels")
-    count = sum(len(touched) for *_, touched in crops)
-    pixels = np.zeros((count, grid.rows, grid.columns), dtype=np.bool_)
-    frame_slices: list[tuple[int, int]] = []  # (segment number, slice index)
-    for number, (_, crop, (x, y, z), touched) in enumerate(crops, start=1):
-        at = len(frame_slices)
-        width, height = crop.shape[0], crop.shape[1]
-        pixels[at : at + len(touched), y : y + height, x : x + width] = crop[
-            :, :, touched
-        ].transpose(2, 1, 0)
-        frame_slices += [(number, z + int(s)) for s in touched]
-    ds = _dataset(source, series_description, series_number, transfer_syntax)
+    labelmap = segmentation_type == "labelmap"
+    pixels: NDArray[Any]
+    if labelmap:
+        pixels, frame_slices = _label_frames(crops, grid.rows, grid.columns, len(grid.positions))
+    else:
+        pixels, frame_slices = _binary_frames(crops, grid.rows, grid.columns)
+    count = len(frame_slices)
+    ds = _dataset(source, series_description, series_number, transfer_syntax, labelmap)
+    if labelmap:
+        _labelmap_attributes(ds, pixels.dtype.itemsize * 8)
     ds.Rows, ds.Columns = grid.rows, grid.columns
     ds.NumberOfFrames = count
     ds.SegmentSequence = DicomSequence(
@@ -182,11 +201,14 @@ def write_seg(
         for i, (number, (name, *_)) in enumerate(enumerate(crops, start=1))
     )
     ds.SharedFunctionalGroupsSequence = DicomSequence([_shared_groups(source)])
-    bits = np.packbits(pixels.reshape(-1), bitorder="little").tobytes()
+    if labelmap:
+        data = pixels.astype("<u1" if pixels.dtype.itemsize == 1 else "<u2").tobytes()
+    else:
+        data = np.packbits(pixels.reshape(-1), bitorder="little").tobytes()
     body = (
         _encode(ds)
-        + enc.sequence(0x52009230, _FrameEncoder(source).items(frame_slices))
-        + enc.element(0x7FE00010, "OB", bits + (b"\0" if len(bits) % 2 else b""))
+        + enc.sequence(0x52009230, _FrameEncoder(source).items(frame_slices, labelmap=labelmap))
+        + enc.element(0x7FE00010, "OW" if pixels.dtype.itemsize == 2 else "OB", _even(data))
     )
     out = Path(path)
     with atomic_path(out) as partial:
@@ -198,7 +220,80 @@ def write_seg(
         tuple(empty),
         out.stat().st_size,
         _SYNTAXES[transfer_syntax],
+        "LABELMAP" if labelmap else "BINARY",
     )
+
+
+Crop = tuple[str, NDArray[np.bool_], tuple[int, ...], NDArray[np.intp]]
+
+
+def _even(data: bytes) -> bytes:
+    return data + (b"\0" if len(data) % 2 else b"")
+
+
+def _binary_frames(
+    crops: Sequence[Crop], rows: int, columns: int
+) -> tuple[NDArray[np.bool_], list[tuple[int, int]]]:
+    """One bit plane per (segment, touched slice); segment numbers follow ``crops``.
+    Nothing touched at all: one blank frame of segment 1 (the IOD needs a frame)."""
+    count = sum(len(touched) for *_, touched in crops)
+    pixels = np.zeros((max(count, 1), rows, columns), dtype=np.bool_)
+    frame_slices: list[tuple[int, int]] = []  # (segment number, slice index)
+    for number, (_, crop, (x, y, z), touched) in enumerate(crops, start=1):
+        at = len(frame_slices)
+        width, height = crop.shape[0], crop.shape[1]
+        pixels[at : at + len(touched), y : y + height, x : x + width] = crop[
+            :, :, touched
+        ].transpose(2, 1, 0)
+        frame_slices += [(number, z + int(s)) for s in touched]
+    return pixels, frame_slices or [(1, 0)]
+
+
+def _label_frames(
+    crops: Sequence[Crop], rows: int, columns: int, slices: int
+) -> tuple[NDArray[np.unsignedinteger[Any]], list[tuple[int, int]]]:
+    """One label frame per slice any segment touches (segment number per pixel, 0 for
+    none); overlapping masks are refused, naming each pair and how many voxels."""
+    dtype = np.uint8 if len(crops) <= 255 else np.uint16
+    labels = np.zeros((slices, rows, columns), dtype=dtype)
+    overlaps: list[str] = []
+    for number, (name, crop, (x, y, z), touched) in enumerate(crops, start=1):
+        if not touched.size:
+            continue
+        inside = crop.transpose(2, 1, 0)
+        region = labels[z : z + inside.shape[0], y : y + inside.shape[1], x : x + inside.shape[2]]
+        taken = region[inside]
+        if taken.any():
+            for other in np.unique(taken[taken != 0]):
+                shared = int(np.count_nonzero(taken == other))
+                overlaps.append(f"{crops[int(other) - 1][0]} and {name} ({shared} voxels)")
+        region[inside] = number
+    if overlaps:
+        raise MedmaskError(
+            "masks overlap, and a LABELMAP holds one segment per voxel: "
+            + "; ".join(overlaps[:8])
+            + (f" and {len(overlaps) - 8} more" if len(overlaps) > 8 else "")
+            + " (write them as a BINARY SEG, which keeps overlaps)"
+        )
+    used = np.flatnonzero(labels.any(axis=(1, 2)))
+    if not used.size:
+        used = np.zeros(1, np.intp)  # nothing labelled: one blank frame
+    return labels[used], [(0, int(s)) for s in used]
+
+
+def _labelmap_attributes(ds: Dataset, bits: int) -> None:
+    """What a LABELMAP changes from a BINARY SEG (as highdicom writes one)."""
+    ds.SegmentationType = "LABELMAP"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    ds.PixelPaddingValue = 0
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.SegmentsOverlap = "NO"
+    organization = ds.DimensionOrganizationSequence[0].DimensionOrganizationUID
+    item = Dataset()
+    item.DimensionOrganizationUID = organization
+    item.DimensionIndexPointer, item.FunctionalGroupPointer = 0x00200032, 0x00209113
+    item.DimensionDescriptionLabel = "Image Position Patient"
+    ds.DimensionIndexSequence = DicomSequence([item])
 
 
 def _series_crop(
@@ -268,24 +363,27 @@ class _FrameEncoder:
         ]
         self.derivation_code = enc.sequence(0x00089215, [enc.item(b"".join(derivation))])
 
-    def items(self, frames: Sequence[tuple[int, int]]) -> list[bytes]:
+    def items(self, frames: Sequence[tuple[int, int]], *, labelmap: bool = False) -> list[bytes]:
+        """Per-frame items of (segment number, slice index) frames; a LABELMAP's frames
+        name no segment, and their one dimension index is the slice."""
         out = []
         for segment, s in frames:
             instance = enc.element(0x00081155, "UI", enc.uid(self.source.sop_instance_uids[s]))
             image = enc.item(self.sop_class + instance + self.preserved + self.purpose)
             derivation = enc.item(enc.sequence(0x00082112, [image]) + self.derivation_code)
-            content = enc.item(enc.element(0x00209157, "UL", struct.pack("<II", segment, s + 1)))
+            index = struct.pack("<I", s + 1) if labelmap else struct.pack("<II", segment, s + 1)
+            content = enc.item(enc.element(0x00209157, "UL", index))
             position = "\\".join(_ds(v) for v in self.source.grid.positions[s])
             plane = enc.item(enc.element(0x00200032, "DS", enc.text(position)))
-            segment_id = enc.item(enc.element(0x0062000B, "US", struct.pack("<H", segment)))
-            out.append(
-                enc.item(
-                    enc.sequence(0x00089124, [derivation])
-                    + enc.sequence(0x00209111, [content])
-                    + enc.sequence(0x00209113, [plane])
-                    + enc.sequence(0x0062000A, [segment_id])
-                )
+            groups = (
+                enc.sequence(0x00089124, [derivation])
+                + enc.sequence(0x00209111, [content])
+                + enc.sequence(0x00209113, [plane])
             )
+            if not labelmap:
+                segment_id = enc.item(enc.element(0x0062000B, "US", struct.pack("<H", segment)))
+                groups += enc.sequence(0x0062000A, [segment_id])
+            out.append(enc.item(groups))
         return out
 
 
@@ -305,19 +403,24 @@ def _code(code: Code) -> Dataset:
 
 
 def _dataset(
-    source: SourceSeries, description: str, number: int, syntax: TransferSyntax
+    source: SourceSeries,
+    description: str,
+    number: int,
+    syntax: TransferSyntax,
+    labelmap: bool = False,
 ) -> Dataset:
     now = datetime.datetime.now()
+    sop_class = UID(LABELMAP_STORAGE) if labelmap else SegmentationStorage
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SegmentationStorage
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
     instance = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = instance
     ds.file_meta.TransferSyntaxUID = _SYNTAXES[syntax]
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: any patient name, any segment label
     ds.ImageType = ["DERIVED", "PRIMARY"]
-    ds.SOPClassUID, ds.SOPInstanceUID = SegmentationStorage, instance
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, instance
     for keyword in PATIENT_STUDY_KEYWORDS:  # Type 2 attributes: present, maybe empty
         value = source.header.get(keyword)
         setattr(ds, keyword, value if value is not None else "")
