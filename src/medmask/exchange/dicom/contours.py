@@ -65,7 +65,7 @@ def stack_polygons(masks: NDArray[Any]) -> list[tuple[int, NDArray[np.int64]]]:
     # a side of an inside pixel whose neighbour is outside, as the edge with the inside
     # on its right: top +x from (c, r); right +y from (c+1, r); bottom -x from (c+1, r+1);
     # left -y from (c, r+1)
-    for direction, neighbour, (dx, dy) in (
+    for side, neighbour, (dx, dy) in (
         (0, padded[:, :-2, 1:-1], (0, 0)),
         (1, padded[:, 1:-1, 2:], (1, 0)),
         (2, padded[:, 2:, 1:-1], (1, 1)),
@@ -73,7 +73,7 @@ def stack_polygons(masks: NDArray[Any]) -> list[tuple[int, NDArray[np.int64]]]:
     ):
         z, r, c = np.nonzero(core & ~neighbour)
         starts.append(np.stack([c + dx, r + dy, z], axis=1))
-        directions.append(np.full(len(r), direction, dtype=np.int64))
+        directions.append(np.full(len(r), side, dtype=np.int64))
     start = np.concatenate(starts)
     if not len(start):
         return []
