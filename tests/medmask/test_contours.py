@@ -24,6 +24,7 @@ def corners_only(polygon: np.ndarray) -> bool:
 def test_filling_the_contours_gives_the_mask_back(mask: np.ndarray) -> None:
     polygons = voxel_edge_polygons(mask)
     assert np.array_equal(fill_even_odd(polygons, mask.shape), mask)
+    assert np.array_equal(fill_even_odd(polygons, mask.shape, boundary=False), mask)
     assert all(len(p) >= 4 and corners_only(p) for p in polygons)
     # the polygons' signed areas add up to the pixel count: outer boundaries count +,
     # holes - (inside on the right, y down)
@@ -67,6 +68,8 @@ def test_filling_other_tools_contours_uses_pixel_centres() -> None:
     the pixels whose centres lie inside, edges counted on one side only."""
     triangle = np.array([[0.5, 0.5], [6.5, 0.5], [0.5, 6.5]])  # centres of 3 corner pixels
     filled = fill_even_odd([triangle], (8, 8))
-    # centres on the left and top edges count, those on the hypotenuse do not: c + r < 6
-    expected = np.add.outer(np.arange(8), np.arange(8)) < 6
-    assert np.array_equal(filled, expected)
+    # the centres on its edges are the boundary pixels the contour was drawn through
+    assert np.array_equal(filled, np.add.outer(np.arange(8), np.arange(8)) <= 6)
+    # half-open without the boundary rule: left and top edges count, the hypotenuse not
+    strict = fill_even_odd([triangle], (8, 8), boundary=False)
+    assert np.array_equal(strict, np.add.outer(np.arange(8), np.arange(8)) < 6)

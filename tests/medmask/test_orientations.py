@@ -252,3 +252,25 @@ def test_dicom_seg_of_highdicom_to_archive_to_nifti(grid: Grid, tmp_path: Path) 
     cli("unpack", tmp_path / "own.mska", "-o", tmp_path / "own")
     for name in names:
         same_places(sitk_world(tmp_path / "own" / f"{name}.nii.gz"), read[name], f"own {name}")
+
+
+def test_nifti_to_archive_to_rtstruct_and_back(grid: Grid, tmp_path: Path) -> None:
+    """RTSTRUCT contours on the series' own planes: OpenCV, in world space, finds every
+    voxel centre of each mask inside its ROI's contours and no other; packed back (our
+    reader) and unpacked, SimpleITK finds every voxel where it was."""
+    from contour_world import inside, roi_contours
+
+    write_nifti_folder(grid, tmp_path / "in")
+    ct_series(grid, tmp_path / "ct")
+    cli("pack", tmp_path / "in", "-o", tmp_path / "a.mska")
+    rs = tmp_path / "rs.dcm"
+    cli("export-rtstruct", tmp_path / "a.mska", "--source", tmp_path / "ct", "-o", rs)
+    contours = roi_contours(rs)
+    every = np.argwhere(np.ones(SHAPE, bool)).astype(np.float64)
+    centres = every @ grid.lps[:3, :3].T + grid.lps[:3, 3]
+    for name, mask in masks().items():
+        assert np.array_equal(inside(contours[name], centres), mask.reshape(-1) != 0), name
+    cli("pack", rs, "-o", tmp_path / "b.mska", "--source", tmp_path / "ct")
+    cli("unpack", tmp_path / "b.mska", "-o", tmp_path / "out")
+    for name, mask in masks().items():
+        same_places(sitk_world(tmp_path / "out" / f"{name}.nii.gz"), truth(grid, mask), name)

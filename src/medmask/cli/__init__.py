@@ -1,6 +1,6 @@
 """The ``medmask`` command: one module per subcommand, errors mapped to exit codes here.
 
-Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``,
+Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``, ``export_rtstruct``,
 ``export_slicer``, ``verify``, ``preview``, ``convert``, ``sample``) holds ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; the work is in the library
 (:mod:`medmask.ops` and below). :func:`main` parses, runs, and turns what the library
@@ -23,6 +23,7 @@ from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError
 from ..version import __version__
 from . import (
     convert,
+    export_rtstruct,
     export_seg,
     export_slicer,
     info,
@@ -44,6 +45,7 @@ COMMANDS: dict[str, ModuleType] = {
     "info": info,
     "unpack": unpack,
     "export-seg": export_seg,
+    "export-rtstruct": export_rtstruct,
     "export-slicer": export_slicer,
     "verify": verify,
     "preview": preview,

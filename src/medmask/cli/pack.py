@@ -44,10 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse files whose geometry differs from the first's at all",
     )  # fmt: skip
     parser.add_argument(
-        "--source", type=Path, help="DICOM SEG input: its image series (folder), to read it onto"
+        "--source",
+        type=Path,
+        help="DICOM SEG or RTSTRUCT input: its image series (folder), to read it onto",
     )
     parser.add_argument(
-        "--like", type=Path, help="DICOM SEG input: an archive or NIfTI whose grid to read it onto"
+        "--like",
+        type=Path,
+        help="DICOM SEG or RTSTRUCT input: an archive or NIfTI whose grid to read it onto",
     )
 
 

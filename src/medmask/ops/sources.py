@@ -11,6 +11,7 @@ grids a DICOM SEG can be read onto (``--like``: an archive or a NIfTI, by conten
 ``slicer``             a 3D Slicer ``.seg.nrrd`` file (each segment one mask)
 ``nifti-labels``       a ``.nii``/``.nii.gz`` file: a multi-label map (each label one mask)
 ``dicom-seg``          a DICOM SEG file, or a folder of one segmentation's SEG instances
+``dicom-rtstruct``     a DICOM RT Structure Set (contours: needs ``--source`` or ``--like``)
                        (and no NIfTI file)
 ``nifti-folder``       any other folder: its ``.nii``/``.nii.gz`` files, one mask each
 =====================  ===============================================================
@@ -150,6 +151,47 @@ def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | 
     return read
 
 
+def _is_rtstruct(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    from ..exchange.dicom.rtstruct import is_rtstruct  # noqa: PLC0415 - pydicom only for DICOM
+
+    return is_rtstruct(path)
+
+
+def _read_rtstruct(path: Path, strict: bool, reference: Space | SourceSeries | None) -> SourceRead:
+    from ..exchange.dicom.rtstruct import read_rtstruct  # noqa: PLC0415
+    from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415
+
+    frame = None
+    if isinstance(reference, SourceSeries):
+        problems = reference.grid.problems()
+        if problems:
+            raise GeometryMismatchError(
+                f"{reference.folder}: the image series is not one regular grid of voxels "
+                f"({'; '.join(problems)}): its contours cannot be filled onto it"
+            )
+        frame = reference.frame_of_reference_uid or None
+        reference = reference.grid.space()
+    if reference is None:
+        raise MedmaskError(
+            f"{path}: an RT Structure Set holds contours, not voxels: give the image series "
+            "they were drawn on (--source CT_DIR) or a grid (--like)"
+        )
+    read = SourceRead(iter(()), path.stat().st_size, nothing="the RT Structure Set has no ROI")
+    space = reference
+
+    def masks() -> Iterator[MaskItem]:
+        for roi in read_rtstruct(path, space, frame_of_reference=frame, notes=read.notes):
+            data = roi.voxels.astype(np.uint8)
+            mask = SegmentationMask._trusted(data, LabelMapping({roi.name: 1}), space)
+            read.meanings[roi.name] = SegmentMeaning(colour=roi.colour)
+            yield roi.name, mask, None
+
+    read.masks = masks()
+    return read
+
+
 def _read_nifti_folder(path: Path, strict: bool, reference: object) -> SourceRead:
     from ..exchange.nifti import iter_nifti_masks  # noqa: PLC0415
 
@@ -216,6 +258,7 @@ SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind("slicer", "Slicer .seg.nrrd", _is_slicer, _read_slicer),
     SourceKind("nifti-labels", "NIfTI", _is_label_file, _read_label_file),
     SourceKind("dicom-seg", "DICOM SEG", _is_dicom_seg, _read_dicom_seg),
+    SourceKind("dicom-rtstruct", "DICOM RTSTRUCT", _is_rtstruct, _read_rtstruct),
     SourceKind("nifti-folder", "NIfTI", Path.is_dir, _read_nifti_folder),
 )
 

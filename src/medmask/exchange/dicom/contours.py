@@ -119,13 +119,18 @@ def _loops(
     return polygons
 
 
-def fill_even_odd(polygons: list[NDArray[Any]], shape: tuple[int, int]) -> NDArray[np.bool_]:
+def fill_even_odd(
+    polygons: list[NDArray[Any]], shape: tuple[int, int], *, boundary: bool = True
+) -> NDArray[np.bool_]:
     """The pixels of a ``shape`` slice whose centre lies inside an odd number of
     ``polygons`` (each ``(n, 2)`` points ``(x, y)`` on the corner grid, closed
-    implicitly; any real coordinates).
+    implicitly; any real coordinates), and, with ``boundary``, whose centre lies on one
+    of their edges (within 1e-6 of a pixel).
 
-    A pixel centre exactly on an edge counts as inside when the edge is to its left
-    (half-open rule), so two polygons that share an edge give its pixels to one of them.
+    Voxel-edge polygons pass through no pixel centre, so the boundary rule changes
+    nothing for them; contours drawn through the boundary pixels' centres (OpenCV's
+    ``findContours``, rt-utils, many planning systems) keep those pixels. Without it a
+    centre on an edge counts as inside only when the edge is to its left (half-open).
 
     Examples
     --------
@@ -135,6 +140,7 @@ def fill_even_odd(polygons: list[NDArray[Any]], shape: tuple[int, int]) -> NDArr
     """
     rows, columns = shape
     toggles = np.zeros((rows, columns + 1), dtype=np.int64)
+    on_edge = np.zeros(shape, dtype=bool)
     for polygon in polygons:
         points = np.asarray(polygon, dtype=np.float64)
         if len(points) < 3:
@@ -157,4 +163,44 @@ def fill_even_odd(polygons: list[NDArray[Any]], shape: tuple[int, int]) -> NDArr
         # centres c + 0.5 >= x are right of the crossing: toggle from that column on
         column = np.clip(np.ceil(x - 0.5), 0, columns).astype(np.int64)
         np.add.at(toggles, (row, column), 1)
-    return (np.cumsum(toggles, axis=1)[:, :columns] % 2).astype(bool)
+        if boundary:
+            _mark_centres_on_edges(on_edge, row, x, x0, y0, x1, y1)
+    inside = (np.cumsum(toggles, axis=1)[:, :columns] % 2).astype(bool)
+    return inside | on_edge if boundary else inside
+
+
+_ON: float = 1e-6  # how close to a pixel centre a contour passes to pass through it
+
+
+def _mark_centres_on_edges(
+    on_edge: NDArray[np.bool_],
+    row: NDArray[np.int64],
+    x: NDArray[np.float64],
+    x0: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    x1: NDArray[np.float64],
+    y1: NDArray[np.float64],
+) -> None:
+    """Mark the pixel centres that polygon edges pass through: at a crossing of a centre
+    row (non-horizontal edges), and along horizontal edges lying on a centre row."""
+    rows, columns = on_edge.shape
+    column = x - 0.5
+    hit = np.abs(column - np.round(column)) <= _ON
+    c = np.round(column[hit]).astype(np.int64)
+    keep = (c >= 0) & (c < columns)
+    on_edge[row[hit][keep], c[keep]] = True
+    # the end points of edges, and horizontal edges on a centre row
+    flat = (y0 == y1) & (np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON)
+    for xa, xb, y in zip(x0[flat], x1[flat], y0[flat], strict=True):
+        r = round(y - 0.5)
+        if 0 <= r < rows:
+            low, high = sorted((xa, xb))
+            first = max(int(np.ceil(low - 0.5 - _ON)), 0)
+            last = min(int(np.floor(high - 0.5 + _ON)), columns - 1)
+            on_edge[r, first : last + 1] = True
+    ends = (np.abs((x0 - 0.5) - np.round(x0 - 0.5)) <= _ON) & (
+        np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON
+    )
+    ec, er = np.round(x0[ends] - 0.5).astype(np.int64), np.round(y0[ends] - 0.5).astype(np.int64)
+    keep = (ec >= 0) & (ec < columns) & (er >= 0) & (er < rows)
+    on_edge[er[keep], ec[keep]] = True

@@ -16,12 +16,14 @@ from ...files.atomic import check_writable
 from ...model.mapping import LabelMapping
 from ...model.mask import SegmentationMask
 from ...model.meaning import SegmentMeaning
+from .rtstruct import RtExport, write_rtstruct
 from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, SegType, TransferSyntax, write_seg
 from .source import SourceSeries, read_source_series
 
 __all__ = [
     "check_seg_source",
+    "export_rtstruct",
     "export_seg",
     "read_dicom_seg",
     "seg_files",
@@ -100,6 +102,54 @@ def export_seg(
         transfer_syntax=transfer_syntax, segmentation_type=segmentation_type,
         keep_empty=keep_empty,
     )  # fmt: skip
+
+
+def export_rtstruct(
+    archive: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    names: Iterable[str] | None = None,
+    groups: bool = False,
+    algorithm: str | None = "medmask",
+    interpreted_type: str = "ORGAN",
+    series_uid: str | None = None,
+    overwrite: bool = False,
+) -> RtExport:
+    """Write the masks of ``archive`` as an RT Structure Set on the series in ``source``
+    (docs/rtstruct.md): voxel-edge contours on the series' own planes, empty masks as
+    ROIs without contours.
+
+    Parameters
+    ----------
+    archive, source, output, names, groups, series_uid, overwrite
+        As :func:`export_seg`.
+    algorithm : str or None
+        ROI Generation Algorithm AUTOMATIC, or None: MANUAL.
+    interpreted_type : str
+        RT ROI Interpreted Type of every ROI.
+
+    Raises
+    ------
+    GeometryMismatchError
+        The archive's grid is not the series' (the message names both).
+    MaskNotFoundError
+        A name in ``names`` is not in the archive.
+    """
+    check_writable(Path(output), overwrite)
+    series = read_source_series(source, series_uid)
+    with MaskArchive(archive) as opened:
+        if opened.space is None:
+            raise MedmaskError(f"{archive}: the archive has no masks")
+        chosen = select_masks(opened, names, groups=groups)
+        masks = []
+        for name in chosen:
+            crop, offset = opened.load_crop(name)
+            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
+        space = opened.space
+    return write_rtstruct(
+        masks, space, series, output, algorithm=algorithm, interpreted_type=interpreted_type
+    )
 
 
 def seg_files(source: str | os.PathLike[str]) -> list[Path]:

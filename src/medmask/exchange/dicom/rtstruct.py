@@ -1,0 +1,422 @@
+"""Masks as a DICOM RT Structure Set on their source series, and RT Structure Sets as
+masks on a grid. What is written and read, and why: docs/rtstruct.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    ImplicitVRLittleEndian,
+    RTStructureSetStorage,
+    generate_uid,
+)
+from spacetransformer import Space
+
+from ...errors import FormatError, MedmaskError
+from ...files.atomic import atomic_path
+from ...version import __version__
+from .concepts import segment_colour
+from .contours import fill_even_odd, stack_polygons
+from .grid import map_axes
+from .seg_writer import SegmentInput, _series_crop
+from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
+
+__all__ = ["RtExport", "RtRoi", "is_rtstruct", "read_rtstruct", "write_rtstruct"]
+
+_ROI_CONTOUR_SEQUENCE: Final = 0x30060039
+PLANE_TOLERANCE: Final = 0.01  # of a voxel: how far off a grid plane a contour may lie
+
+
+@dataclass(frozen=True)
+class RtExport:
+    """What was written: the file, its ROIs in ROI-number order, how many contours and
+    points, the masks without voxels (ROIs without contours)."""
+
+    path: Path
+    rois: tuple[str, ...]
+    contours: int
+    points: int
+    empty: tuple[str, ...]
+    file_bytes: int
+
+
+def write_rtstruct(
+    masks: Sequence[SegmentInput],
+    space: Space,
+    source: SourceSeries,
+    path: str | os.PathLike[str],
+    *,
+    algorithm: str | None = "medmask",
+    interpreted_type: str = "ORGAN",
+    colours: Mapping[str, tuple[int, int, int]] | None = None,
+    label: str = "medmask",
+) -> RtExport:
+    """Write ``masks`` (on ``space``) as an RT Structure Set on ``source``'s images.
+
+    Parameters
+    ----------
+    masks : sequence of SegmentInput
+        ROIs in this order (ROI numbers 1, 2, ...); empty ones become ROIs without
+        contours.
+    space : spacetransformer.Space
+        The masks' grid: the source series' grid up to axis order and direction.
+    source : SourceSeries
+        The series the masks were drawn on (:func:`~.source.read_source_series`).
+    path : str or os.PathLike
+        Output file; written completely or not at all.
+    algorithm : str or None
+        ROI Generation Algorithm AUTOMATIC (the default) or, None, MANUAL.
+    interpreted_type : str
+        RT ROI Interpreted Type of every ROI (ORGAN, ...).
+    colours : mapping, optional
+        sRGB colour per name (else the mask's meaning's, else distinct colours).
+    label : str
+        The Structure Set Label.
+
+    Raises
+    ------
+    GeometryMismatchError
+        The masks' grid is not the source series' (the message names both).
+    MedmaskError
+        Two masks share a name.
+    """
+    names = [m.name for m in masks]
+    if len(set(names)) != len(names):
+        raise MedmaskError("two masks share a name; ROI names must be unique")
+    axes = map_axes(space, source.grid, f"the source series in {source.folder}")
+    grid = source.grid
+    shape = tuple(int(n) for n in space.shape)
+    frame_of_reference = source.frame_of_reference_uid or generate_uid()
+    image_reference = [
+        _image_reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids
+    ]
+    rows, columns = grid.pixel_spacing
+    across, down = grid.row_direction * columns, grid.column_direction * rows
+    corner = grid.positions - 0.5 * across - 0.5 * down  # corner (0, 0) of each slice
+    roi_items: list[bytes] = []
+    empty: list[str] = []
+    contours = points = 0
+    for number, mask in enumerate(masks, start=1):
+        crop, (x0, y0, z0) = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
+        polygons = stack_polygons(crop.transpose(2, 1, 0)) if crop.size else []
+        if not polygons:
+            empty.append(mask.name)
+        items = []
+        for contour_number, (s, polygon) in enumerate(polygons, start=1):
+            slice_index = z0 + s
+            world = (
+                corner[slice_index] + (polygon[:, :1] + x0) * across + (polygon[:, 1:] + y0) * down
+            )
+            items.append(_contour_item(image_reference[slice_index], world, contour_number))
+            points += len(polygon)
+        contours += len(items)
+        colour = (colours or {}).get(mask.name) or (mask.meaning.colour if mask.meaning else None)
+        rgb = colour if colour is not None else segment_colour(number - 1, len(masks))
+        roi = _implicit(0x3006002A, _text("\\".join(str(int(v)) for v in rgb)))
+        if items:
+            roi += _implicit(0x30060040, b"".join(items))
+        roi += _implicit(0x30060084, _text(str(number)))
+        roi_items.append(_item(roi))
+    ds = _dataset(source, label, frame_of_reference, names, algorithm, interpreted_type)
+    head, tail = Dataset(), Dataset()
+    for element in ds:
+        (head if element.tag < _ROI_CONTOUR_SEQUENCE else tail).add(element)
+    body = _encode(head) + _implicit(_ROI_CONTOUR_SEQUENCE, b"".join(roi_items)) + _encode(tail)
+    out = Path(path)
+    with atomic_path(out) as partial:
+        meta = DicomBytesIO()
+        meta.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+        partial.write_bytes(meta.getvalue() + body)
+    return RtExport(out, tuple(names), contours, points, tuple(empty), out.stat().st_size)
+
+
+def _contour_item(image: bytes, world: NDArray[np.float64], number: int) -> bytes:
+    data = "\\".join(map(repr, np.round(world, 4).ravel().tolist()))
+    return _item(
+        _implicit(0x30060016, _item(image))
+        + _implicit(0x30060042, b"CLOSED_PLANAR ")
+        + _implicit(0x30060046, _text(str(len(world))))
+        + _implicit(0x30060048, _text(str(number)))
+        + _implicit(0x30060050, _text(data))
+    )
+
+
+def _image_reference(sop_class: str, sop_instance: str) -> bytes:
+    return _implicit(0x00081150, _uid(sop_class)) + _implicit(0x00081155, _uid(sop_instance))
+
+
+def _implicit(tag: int, value: bytes) -> bytes:
+    """An Implicit VR Little Endian element (tag, 32-bit length, value)."""
+    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def _item(content: bytes) -> bytes:
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(content)) + content
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+def _uid(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
+def _encode(ds: Dataset) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def _dataset(
+    source: SourceSeries,
+    label: str,
+    frame_of_reference: str,
+    names: list[str],
+    algorithm: str | None,
+    interpreted_type: str,
+) -> Dataset:
+    now = datetime.datetime.now()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    instance = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = RTStructureSetStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = instance
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID, ds.SOPInstanceUID = RTStructureSetStorage, instance
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        value = source.header.get(keyword)
+        setattr(ds, keyword, value if value is not None else "")
+    if not ds.StudyInstanceUID:
+        raise MedmaskError(f"{source.folder}: the source series has no StudyInstanceUID")
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber, ds.InstanceNumber = 301, 1
+    ds.SeriesDate = ds.StructureSetDate = now.strftime("%Y%m%d")
+    ds.SeriesTime = ds.StructureSetTime = now.strftime("%H%M%S")
+    ds.OperatorsName = ""
+    ds.Manufacturer, ds.ManufacturerModelName = "medkit", "medmask"
+    ds.SoftwareVersions = str(__version__)
+    ds.FrameOfReferenceUID = frame_of_reference  # Frame of Reference module (dciodvfy)
+    ds.PositionReferenceIndicator = ""
+    ds.StructureSetLabel = label[:16]
+    referenced = Dataset()
+    referenced.FrameOfReferenceUID = frame_of_reference
+    study = Dataset()
+    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Study Component Management
+    study.ReferencedSOPInstanceUID = ds.StudyInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = source.series_instance_uid
+    series.ContourImageSequence = DicomSequence(
+        _reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids
+    )
+    study.RTReferencedSeriesSequence = DicomSequence([series])
+    referenced.RTReferencedStudySequence = DicomSequence([study])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence([referenced])
+    _add_rois(ds, names, frame_of_reference, algorithm, interpreted_type)
+    return ds
+
+
+def _add_rois(
+    ds: Dataset, names: list[str], frame: str, algorithm: str | None, interpreted_type: str
+) -> None:
+    """The Structure Set ROI and RT ROI Observations items, one per name."""
+    rois, observations = [], []
+    for number, name in enumerate(names, start=1):
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = frame
+        roi.ROIName = name[:64]
+        roi.ROIGenerationAlgorithm = "AUTOMATIC" if algorithm else "MANUAL"
+        rois.append(roi)
+        observation = Dataset()
+        observation.ObservationNumber = number
+        observation.ReferencedROINumber = number
+        observation.RTROIInterpretedType = interpreted_type
+        observation.ROIInterpreter = ""
+        observations.append(observation)
+    ds.StructureSetROISequence = DicomSequence(rois)
+    ds.RTROIObservationsSequence = DicomSequence(observations)
+
+
+def _reference(sop_class: str, sop_instance: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_instance
+    return item
+
+
+def is_rtstruct(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a DICOM file of the RT Structure Set SOP class (header only)."""
+    import pydicom  # noqa: PLC0415
+
+    try:
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["SOPClassUID"], force=True
+        )
+    except Exception:  # not DICOM, or damaged: other kinds (or the error) say
+        return False
+    return str(ds.get("SOPClassUID", "")) == RTStructureSetStorage
+
+
+@dataclass(frozen=True)
+class RtRoi:
+    """One ROI read onto a grid: its name, number, colour and voxels (on the grid's axes)."""
+
+    name: str
+    number: int
+    colour: tuple[int, int, int] | None
+    voxels: NDArray[np.bool_]
+
+
+def read_rtstruct(
+    path: str | os.PathLike[str],
+    space: Space,
+    *,
+    frame_of_reference: str | None = None,
+    notes: list[str] | None = None,
+) -> list[RtRoi]:
+    """The ROIs of an RT Structure Set as masks on ``space`` (docs/rtstruct.md).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The RTSTRUCT file.
+    space : spacetransformer.Space
+        The grid (a source series' :meth:`~.grid.SliceGrid.space`, or an archive's).
+    frame_of_reference : str, optional
+        The grid's Frame of Reference UID; an ROI in another one is refused.
+    notes : list of str, optional
+        Receives what was not read as given: contours off the grid's planes, points
+        outside it, contours that are not CLOSED_PLANAR.
+
+    Raises
+    ------
+    FormatError
+        Not an RT Structure Set, or one whose ROIs lie in another frame of reference.
+    """
+    import pydicom  # noqa: PLC0415 - with the rest of the DICOM readers
+
+    file = Path(path)
+    try:
+        ds = pydicom.dcmread(file, force=True)  # old files lack the preamble (pydicom's own)
+    except Exception as err:
+        raise FormatError(f"{file}: not a readable DICOM file ({type(err).__name__})") from err
+    if str(ds.get("SOPClassUID", "")) != RTStructureSetStorage:
+        raise FormatError(f"{file}: a DICOM file, but not an RT Structure Set")
+    said = notes if notes is not None else []
+    to_index = np.asarray(np.linalg.inv(_index_to_world(space)), dtype=np.float64)
+    shape = tuple(int(n) for n in space.shape)
+    names = {int(r.ROINumber): str(r.get("ROIName", "") or f"roi_{r.ROINumber}")
+             for r in ds.get("StructureSetROISequence", [])}  # fmt: skip
+    references = {int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "") or "")
+                  for r in ds.get("StructureSetROISequence", [])}  # fmt: skip
+    out = []
+    for roi in ds.get("ROIContourSequence", []):
+        number = int(roi.ReferencedROINumber)
+        name = names.get(number, f"roi_{number}")
+        own = references.get(number, "")
+        if frame_of_reference and own and own != frame_of_reference:
+            raise FormatError(
+                f"{file}: ROI {name!r} lies in frame of reference {own}, the grid in "
+                f"{frame_of_reference}: the contours cannot be placed on it"
+            )
+        colour = roi.get("ROIDisplayColor")
+        rgb = tuple(int(v) for v in colour) if colour is not None and len(colour) == 3 else None
+        where = f"{file.name}: ROI {name!r}"
+        voxels = _roi_voxels(roi.get("ContourSequence", []), to_index, shape, where, said)
+        out.append(RtRoi(name, number, rgb, voxels))  # type: ignore[arg-type]
+    return out
+
+
+def _roi_voxels(
+    contours: Sequence[Dataset],
+    to_index: NDArray[np.float64],
+    shape: tuple[int, ...],
+    where: str,
+    said: list[str],
+) -> NDArray[np.bool_]:
+    """An ROI's contours filled onto the grid, plane by plane (even-odd over all its
+    contours on one plane); what cannot be placed goes into ``said``."""
+    voxels = np.zeros(shape, dtype=bool)
+    planes: dict[tuple[int, int], list[NDArray[np.float64]]] = {}
+    for contour in contours:
+        kind = str(contour.get("ContourGeometricType", ""))
+        if kind != "CLOSED_PLANAR":
+            said.append(f"{where}: a {kind or 'untyped'} contour has no area; not read")
+            continue
+        world = _points(contour)
+        if len(world) < 3:
+            said.append(f"{where}: a contour of {len(world)} points; not read")
+            continue
+        index = world @ to_index[:3, :3].T + to_index[:3, 3]
+        placed = _plane_of(index)
+        if placed is None:
+            said.append(f"{where}: a contour off every plane of the grid; not read")
+            continue
+        axis, level = placed
+        if not 0 <= level < shape[axis]:
+            said.append(f"{where}: a contour outside the grid; not read")
+            continue
+        planes.setdefault((axis, level), []).append(np.delete(index, axis, axis=1) + 0.5)
+    for (axis, level), polygons in planes.items():
+        first, second = (a for a in range(3) if a != axis)  # corner grid x, y
+        if any(
+            (p < 0).any() or (p[:, 0] > shape[first]).any() or (p[:, 1] > shape[second]).any()
+            for p in polygons
+        ):
+            said.append(f"{where}: points outside the grid (clipped)")
+        filled = fill_even_odd(polygons, (shape[second], shape[first]))
+        target: list[slice | int] = [slice(None)] * 3
+        target[axis] = level
+        voxels[tuple(target)] = filled.T  # axes (first, second)
+    return voxels
+
+
+def _index_to_world(space: Space) -> NDArray[np.float64]:
+    """The 4 x 4 matrix from voxel index to LPS millimetres."""
+    matrix = np.eye(4)
+    axes = np.column_stack([space.x_orientation, space.y_orientation, space.z_orientation])
+    matrix[:3, :3] = axes * np.asarray(space.spacing, dtype=np.float64)
+    matrix[:3, 3] = space.origin
+    return matrix
+
+
+def _points(contour: Dataset) -> NDArray[np.float64]:
+    """Contour Data as (n, 3), parsed from the raw bytes when pydicom has not yet."""
+    raw = contour.get_item(0x30060050) if 0x30060050 in contour else None
+    value = getattr(raw, "value", None)
+    if isinstance(value, bytes):
+        numbers = np.array(value.replace(b"\0", b"").split(b"\\"), dtype=np.float64)
+    else:
+        numbers = np.asarray(contour.get("ContourData", []), dtype=np.float64)
+    return numbers[: len(numbers) // 3 * 3].reshape(-1, 3)
+
+
+def _plane_of(index: NDArray[np.float64]) -> tuple[int, int] | None:
+    """The grid plane a contour lies on: (axis, index) where every point's coordinate
+    along ``axis`` is within :data:`PLANE_TOLERANCE` of one integer; None if none is."""
+    for axis in (2, 0, 1):
+        values = index[:, axis]
+        level = round(float(values.mean()))
+        if np.abs(values - level).max() <= PLANE_TOLERANCE:
+            return axis, level
+    return None
