@@ -3,7 +3,9 @@
 For each ROI, every CLOSED_PLANAR contour is read with pydicom; its plane comes from its
 own points (no grid, no medmask geometry); a world point is inside the ROI when it lies
 on a contour's plane and inside an odd number of that plane's contours
-(``cv2.pointPolygonTest`` in the plane's coordinates).
+(``cv2.pointPolygonTest`` in the plane's coordinates). A point exactly on a contour is
+for the caller to avoid: after the change to the plane's coordinates OpenCV may see it
+on either side.
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""RT Structure Sets: ours read by OpenCV (world space), dciodvfy and rt-utils; files other
+tools wrote (pydicom's, rt-utils') read by medmask and compared with their own reading."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from contour_world import inside, roi_contours
+from pydicom.data import get_testdata_file
+from spacetransformer import Space
+
+from medmask import MaskArchive, MedmaskError, SegmentationMask
+from medmask.cli import main
+from medmask.errors import FormatError
+from medmask.exchange.dicom.rtstruct import read_rtstruct
+from medmask.exchange.dicom.source import read_source_series
+from medmask.sample.ct_series import write_ct_series
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHAPE = (40, 40, 6)
+
+
+def oblique_space() -> Space:
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    return Space(
+        shape=SHAPE, origin=(-20.0, 15.0, 30.0), spacing=(0.9, 0.9, 2.0),
+        x_orientation=(c, s, 0.0), y_orientation=(-s, c, 0.0), z_orientation=(0.0, 0.0, 1.0),
+    )  # fmt: skip
+
+
+def shapes() -> dict[str, np.ndarray]:
+    """Rings, a vertebra with its canal, an island inside a hole, pixels touching at a
+    corner, one empty mask."""
+    x, y = np.mgrid[: SHAPE[0], : SHAPE[1]] - 19.5
+    radius = np.hypot(x, y)
+    ring = (radius < 15) & (radius >= 9)
+    island = radius < 4
+    out = {
+        "ring": np.repeat(ring[:, :, None], SHAPE[2], axis=2),
+        "ring_with_island": np.repeat((ring | island)[:, :, None], SHAPE[2], axis=2),
+        "vertebra": np.zeros(SHAPE, bool),
+        "corners": np.zeros(SHAPE, bool),
+        "nothing": np.zeros(SHAPE, bool),
+    }
+    body = (np.hypot(x + 6, y) < 8) & ~(np.hypot(x - 2, y) < 3)  # a body with its canal
+    out["vertebra"][:, :, 1:5] = (body | ((np.abs(y) < 2) & (x > 1) & (x < 12)))[:, :, None]
+    out["vertebra"][:, :, 1:5] &= ~(np.hypot(x - 2, y) < 3)[:, :, None]
+    out["corners"][5, 5, 2] = out["corners"][6, 6, 2] = out["corners"][7, 5, 2] = True
+    return out
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("rt")
+    space = oblique_space()
+    write_ct_series(np.zeros(SHAPE, np.int16), space, folder / "ct")
+    with MaskArchive(folder / "shapes.mska", "w") as archive:
+        for name, mask in shapes().items():
+            archive.add_mask(SegmentationMask(mask.astype(np.uint8), {name: 1}, space), name)
+    return folder
+
+
+def test_holes_islands_and_corners_go_out_and_back_exactly(case: Path, tmp_path: Path) -> None:
+    rs = tmp_path / "rs.dcm"
+    argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
+    assert main([*argv, "-o", str(rs)]) == 0
+    ds = pydicom.dcmread(rs)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.481.3"
+    assert [r.ROIName for r in ds.StructureSetROISequence] == list(shapes())
+    nothing = ds.ROIContourSequence[-1]
+    assert "ContourSequence" not in nothing  # looked for, not found: an ROI, no contours
+    for roi in ds.ROIContourSequence:
+        for contour in roi.get("ContourSequence", []):
+            assert int(contour.NumberOfContourPoints) >= 4
+            assert contour.ContourGeometricType == "CLOSED_PLANAR"
+            assert contour.ContourImageSequence[0].ReferencedSOPInstanceUID
+    # OpenCV, in world space, finds each mask's voxel centres inside its contours
+    space = oblique_space()
+    matrix = np.column_stack([space.x_orientation, space.y_orientation, space.z_orientation])
+    every = np.argwhere(np.ones(SHAPE, bool)).astype(np.float64)
+    centres = every * np.asarray(space.spacing) @ matrix.T + np.asarray(space.origin)
+    contours = roi_contours(rs)
+    for name, mask in shapes().items():
+        assert np.array_equal(inside(contours[name], centres), mask.reshape(-1)), name
+    # and back, by the command line, onto the series and onto the archive's grid
+    for how in (["--source", str(case / "ct")], ["--like", str(case / "shapes.mska")]):
+        back = tmp_path / f"back{len(how[1])}.mska"
+        assert main(["pack", str(rs), "-o", str(back), *how]) == 0
+        with MaskArchive(back) as opened:
+            assert sorted(opened) == sorted(shapes())
+            for name, mask in shapes().items():
+                assert np.array_equal(np.asarray(opened.load_mask(name).data) != 0, mask), name
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) is absent")
+def test_dciodvfy_finds_no_errors(case: Path, tmp_path: Path) -> None:
+    rs = tmp_path / "rs.dcm"
+    argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
+    assert main([*argv, "-o", str(rs)]) == 0
+    result = subprocess.run(["dciodvfy", str(rs)], capture_output=True, text=True, check=False)
+    report = result.stdout + result.stderr
+    assert "RTStructureSet" in report
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+
+def test_contours_need_a_grid_and_the_right_frame_of_reference(
+    case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rs = tmp_path / "rs.dcm"
+    argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
+    assert main([*argv, "-o", str(rs)]) == 0
+    capsys.readouterr()
+    assert main(["pack", str(rs), "-o", str(tmp_path / "x.mska")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give the image series" in err
+    other = tmp_path / "other_ct"
+    write_ct_series(np.zeros(SHAPE, np.int16), oblique_space(), other, seed="another study")
+    series = read_source_series(other)
+    with pytest.raises(FormatError, match="frame of reference"):
+        read_rtstruct(rs, series.grid.space(), frame_of_reference=series.frame_of_reference_uid)
+
+
+def test_pydicoms_rtstruct_file(tmp_path: Path) -> None:
+    """pydicom's own rtstruct.dcm (no preamble; a body outline and two POINT ROIs):
+    the outline filled as OpenCV finds the centres inside it, the points reported."""
+    path = Path(get_testdata_file("rtstruct.dcm"))  # type: ignore[arg-type]
+    contours = roi_contours(path)["patient"]
+    planes = sorted({round(float(c[0, 2]), 3) for c in contours})
+    low = np.min([c.min(axis=0) for c in contours], axis=0) - 15  # centres off the edges
+    space = Space(
+        shape=(60, 60, len(planes)), origin=(float(low[0]), float(low[1]), planes[0]),
+        spacing=(10.0, 10.0, (planes[-1] - planes[0]) / max(1, len(planes) - 1) or 1.0),
+    )  # fmt: skip
+    notes: list[str] = []
+    rois = {r.name: r for r in read_rtstruct(path, space, notes=notes)}
+    assert sorted(rois) == ["Isocenter 1", "Isocenter 2", "patient"]
+    assert sum("POINT contour has no area" in n for n in notes) == 2
+    assert not rois["Isocenter 1"].voxels.any()
+    every = np.argwhere(np.ones(space.shape, bool)).astype(np.float64)
+    centres = every * np.asarray(space.spacing) + np.asarray(space.origin)
+    expected = inside(contours, centres).reshape(space.shape)
+    assert expected.any()
+    assert np.array_equal(rois["patient"].voxels, expected)
+
+
+@pytest.mark.skipif(
+    not (SHARED / "third_party" / "rt-utils").is_dir(), reason="needs ../shared/data"
+)
+def test_rt_utils_mock_data_against_rt_utils_own_masks(tmp_path: Path) -> None:
+    """rt-utils' test data: its structure set names another frame of reference than its
+    CT (refused with --source); read onto the CT's grid it gives rt-utils' own masks but
+    for pixels within a pixel of the contour (rt-utils rounds points to whole pixels and
+    fills the boundary in)."""
+    rt_utils = pytest.importorskip("rt_utils", reason="rt-utils is in the test extra")
+    folder = SHARED / "third_party" / "rt-utils" / "mock_data"
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    for name in ("ct_1.dcm", "ct_2.dcm"):
+        shutil.copy(folder / name, ct / name)
+    assert main(["pack", str(folder / "rt.dcm"), "-o", str(tmp_path / "x.mska"),
+                 "--source", str(ct)]) == 1  # fmt: skip
+    series = read_source_series(ct)
+    ours = {r.name: r.voxels for r in read_rtstruct(folder / "rt.dcm", series.grid.space())}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = rt_utils.RTStructBuilder.create_from(
+            dicom_series_path=str(ct), rt_struct_path=str(folder / "rt.dcm")
+        )
+    mask = theirs.get_roi_mask_by_name("ROI-1")  # (columns, rows, slices) for this square CT
+    assert mask.shape == ours["ROI-1"].shape
+    differ = np.argwhere(mask != ours["ROI-1"])
+    contours = roi_contours(folder / "rt.dcm")["ROI-1"]
+    grid = series.grid
+    rows, columns = grid.pixel_spacing
+    for c, r, s in differ:
+        centre = (
+            grid.positions[s] + c * columns * grid.row_direction + r * rows * grid.column_direction
+        )
+        nearest = min(
+            float(np.min(np.linalg.norm(contour - centre, axis=1))) for contour in contours
+        )
+        edge_distance = min(_segment_distance(centre, contour) for contour in contours)
+        assert edge_distance <= 1.5 * max(rows, columns), (c, r, s, nearest)
+    assert ours["ROI-1"].sum() > 0.8 * mask.sum()
+
+
+def _segment_distance(point: np.ndarray, contour: np.ndarray) -> float:
+    a, b = contour, np.roll(contour, -1, axis=0)
+    ab = b - a
+    length = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)  # repeated points: no length
+    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / length, 0, 1)
+    return float(np.min(np.linalg.norm(a + t[:, None] * ab - point, axis=1)))
+
+
+def test_an_empty_archive_and_unknown_names_are_clear(case: Path, tmp_path: Path) -> None:
+    argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
+    assert main([*argv, "-o", str(tmp_path / "a.dcm"), "-n", "no_such_mask"]) == 1
+    with pytest.raises(MedmaskError):
+        read_rtstruct(case / "shapes.mska", oblique_space())
