@@ -203,3 +203,59 @@ def test_an_empty_archive_and_unknown_names_are_clear(case: Path, tmp_path: Path
     assert main([*argv, "-o", str(tmp_path / "a.dcm"), "-n", "no_such_mask"]) == 1
     with pytest.raises(MedmaskError):
         read_rtstruct(case / "shapes.mska", oblique_space())
+
+
+def test_rt_utils_and_medmask_read_each_others_files(case: Path, tmp_path: Path) -> None:
+    """On a square series (rt-utils lays a mask's first axis along the rows, so only
+    square images come out right): medmask reads rt-utils' contours (through the
+    boundary pixels' centres, holes as inner contours, float32 coordinates) as exactly
+    the masks rt-utils reads back; rt-utils reading our voxel-edge contours rounds their
+    corners to whole pixels and fills the boundary in, so it gets each mask grown by up
+    to a pixel (docs/rtstruct.md)."""
+    rt_utils = pytest.importorskip("rt_utils", reason="rt-utils is in the test extra")
+    space = oblique_space()
+    series = read_source_series(case / "ct")
+    from medmask.exchange.dicom.grid import map_axes
+
+    axes = map_axes(space, series.grid)
+    truth = {n: axes.to_series(m) for n, m in shapes().items()}  # (column, row, slice)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        builder = rt_utils.RTStructBuilder.create_new(dicom_series_path=str(case / "ct"))
+        for name, mask in truth.items():
+            if mask.any():
+                builder.add_roi(mask=mask.transpose(1, 0, 2), name=name)  # rows first
+        builder.save(str(tmp_path / "theirs.dcm"))
+        theirs = rt_utils.RTStructBuilder.create_from(
+            dicom_series_path=str(case / "ct"), rt_struct_path=str(tmp_path / "theirs.dcm")
+        )
+        ours = {
+            r.name: r.voxels for r in read_rtstruct(tmp_path / "theirs.dcm", series.grid.space())
+        }
+        for name, mask in truth.items():
+            if not mask.any():
+                continue
+            read_by_them = theirs.get_roi_mask_by_name(name).transpose(1, 0, 2)
+            assert np.array_equal(read_by_them, mask), name  # rt-utils' own round trip
+            assert np.array_equal(ours[name], mask), name
+        rs = tmp_path / "ours.dcm"
+        argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
+        assert main([*argv, "-o", str(rs)]) == 0
+        reader = rt_utils.RTStructBuilder.create_from(
+            dicom_series_path=str(case / "ct"), rt_struct_path=str(rs)
+        )
+        for name in ("ring", "ring_with_island", "vertebra"):
+            grown = reader.get_roi_mask_by_name(name).transpose(1, 0, 2)
+            mask = truth[name]
+            assert (grown & mask).sum() == mask.sum()  # every voxel, and up to a pixel more
+            ring = _dilated(mask) & ~mask
+            assert not (grown & ~mask & ~ring).any(), name
+
+
+def _dilated(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one pixel in its slices (8-neighbours)."""
+    out = mask.copy()
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            out |= np.roll(np.roll(mask, dx, axis=0), dy, axis=1)
+    return out

@@ -125,7 +125,8 @@ def fill_even_odd(
     """The pixels of a ``shape`` slice whose centre lies inside an odd number of
     ``polygons`` (each ``(n, 2)`` points ``(x, y)`` on the corner grid, closed
     implicitly; any real coordinates), and, with ``boundary``, whose centre lies on one
-    of their edges (within 1e-6 of a pixel).
+    of their edges (within 1/100 of a pixel: writers that draw through centres write
+    them in float32, rt-utils among them).
 
     Voxel-edge polygons pass through no pixel centre, so the boundary rule changes
     nothing for them; contours drawn through the boundary pixels' centres (OpenCV's
@@ -169,7 +170,7 @@ def fill_even_odd(
     return inside | on_edge if boundary else inside
 
 
-_ON: float = 1e-6  # how close to a pixel centre a contour passes to pass through it
+_ON: float = 0.01  # of a pixel: a contour this close to a centre passes through it
 
 
 def _mark_centres_on_edges(
@@ -190,7 +191,7 @@ def _mark_centres_on_edges(
     keep = (c >= 0) & (c < columns)
     on_edge[row[hit][keep], c[keep]] = True
     # the end points of edges, and horizontal edges on a centre row
-    flat = (y0 == y1) & (np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON)
+    flat = (np.abs(y0 - y1) <= _ON) & (np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON)
     for xa, xb, y in zip(x0[flat], x1[flat], y0[flat], strict=True):
         r = round(y - 0.5)
         if 0 <= r < rows:
