@@ -139,13 +139,31 @@ def fill_even_odd(
     >>> fill_even_odd([square], (4, 4)).astype(int).tolist()
     [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
+    out = np.zeros(shape, dtype=bool)
+    given = [np.asarray(p, dtype=np.float64) for p in polygons if len(p) >= 3]
+    if not given:
+        return out
+    # only the window the polygons span is scanned (an organ is small beside its slice)
+    low = np.min([p.min(axis=0) for p in given], axis=0)
+    high = np.max([p.max(axis=0) for p in given], axis=0)
+    c0 = int(np.clip(np.floor(low[0] - 1), 0, shape[1]))
+    r0 = int(np.clip(np.floor(low[1] - 1), 0, shape[0]))
+    c1 = int(np.clip(np.ceil(high[0] + 1), 0, shape[1]))
+    r1 = int(np.clip(np.ceil(high[1] + 1), 0, shape[0]))
+    if c1 <= c0 or r1 <= r0:
+        return out
+    offset = np.array([c0, r0], dtype=np.float64)
+    out[r0:r1, c0:c1] = _fill_window([p - offset for p in given], (r1 - r0, c1 - c0), boundary)
+    return out
+
+
+def _fill_window(
+    polygons: list[NDArray[np.float64]], shape: tuple[int, int], boundary: bool
+) -> NDArray[np.bool_]:
     rows, columns = shape
     toggles = np.zeros((rows, columns + 1), dtype=np.int64)
     on_edge = np.zeros(shape, dtype=bool)
-    for polygon in polygons:
-        points = np.asarray(polygon, dtype=np.float64)
-        if len(points) < 3:
-            continue
+    for points in polygons:
         x0, y0 = points[:, 0], points[:, 1]
         x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
         low, high = np.minimum(y0, y1), np.maximum(y0, y1)

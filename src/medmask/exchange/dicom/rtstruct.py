@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     ImplicitVRLittleEndian,
@@ -130,11 +129,17 @@ def write_rtstruct(
             roi += _implicit(0x30060040, b"".join(items))
         roi += _implicit(0x30060084, _text(str(number)))
         roi_items.append(_item(roi))
-    ds = _dataset(source, label, frame_of_reference, names, algorithm, interpreted_type)
-    head, tail = Dataset(), Dataset()
-    for element in ds:
-        (head if element.tag < _ROI_CONTOUR_SEQUENCE else tail).add(element)
-    body = _encode(head) + _implicit(_ROI_CONTOUR_SEQUENCE, b"".join(roi_items)) + _encode(tail)
+    ds = _dataset(source, label, frame_of_reference)
+    referenced, structure_rois, observations = _structure_sequences(
+        source, str(ds.StudyInstanceUID), frame_of_reference, names, algorithm, interpreted_type
+    )
+    body = (
+        _encode(ds)  # every attribute before (3006,0010)
+        + referenced
+        + structure_rois
+        + _implicit(_ROI_CONTOUR_SEQUENCE, b"".join(roi_items))
+        + observations
+    )
     out = Path(path)
     with atomic_path(out) as partial:
         meta = DicomBytesIO()
@@ -185,14 +190,8 @@ def _encode(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def _dataset(
-    source: SourceSeries,
-    label: str,
-    frame_of_reference: str,
-    names: list[str],
-    algorithm: str | None,
-    interpreted_type: str,
-) -> Dataset:
+def _dataset(source: SourceSeries, label: str, frame_of_reference: str) -> Dataset:
+    """The attributes before the structure set's sequences (all below (3006,0010))."""
     now = datetime.datetime.now()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -219,43 +218,63 @@ def _dataset(
     ds.FrameOfReferenceUID = frame_of_reference  # Frame of Reference module (dciodvfy)
     ds.PositionReferenceIndicator = ""
     ds.StructureSetLabel = label[:16]
-    referenced = Dataset()
-    referenced.FrameOfReferenceUID = frame_of_reference
-    study = Dataset()
-    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Study Component Management
-    study.ReferencedSOPInstanceUID = ds.StudyInstanceUID
-    series = Dataset()
-    series.SeriesInstanceUID = source.series_instance_uid
-    series.ContourImageSequence = DicomSequence(
-        _reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids
-    )
-    study.RTReferencedSeriesSequence = DicomSequence([series])
-    referenced.RTReferencedStudySequence = DicomSequence([study])
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([referenced])
-    _add_rois(ds, names, frame_of_reference, algorithm, interpreted_type)
     return ds
 
 
-def _add_rois(
-    ds: Dataset, names: list[str], frame: str, algorithm: str | None, interpreted_type: str
-) -> None:
-    """The Structure Set ROI and RT ROI Observations items, one per name."""
+def _structure_sequences(
+    source: SourceSeries,
+    study_uid: str,
+    frame: str,
+    names: list[str],
+    algorithm: str | None,
+    interpreted_type: str,
+) -> tuple[bytes, bytes, bytes]:
+    """Referenced Frame of Reference, Structure Set ROI and RT ROI Observations
+    sequences, encoded directly (pydicom's Datasets for 179 image references and 117 ROIs
+    cost 0.1 s of a 0.3 s export)."""
+    images = b"".join(
+        _item(_image_reference(source.sop_class_uid, uid)) for uid in source.sop_instance_uids
+    )
+    series = _item(
+        _implicit(0x0020000E, _uid(source.series_instance_uid)) + _implicit(0x30060016, images)
+    )
+    study = _item(
+        _implicit(0x00081150, _uid("1.2.840.10008.3.1.2.3.1"))  # Study Component Management
+        + _implicit(0x00081155, _uid(study_uid))
+        + _implicit(0x30060014, series)
+    )
+    referenced = _implicit(
+        0x30060010, _item(_implicit(0x00200052, _uid(frame)) + _implicit(0x30060012, study))
+    )
+    generation = _text("AUTOMATIC" if algorithm else "MANUAL")
     rois, observations = [], []
     for number, name in enumerate(names, start=1):
-        roi = Dataset()
-        roi.ROINumber = number
-        roi.ReferencedFrameOfReferenceUID = frame
-        roi.ROIName = name[:64]
-        roi.ROIGenerationAlgorithm = "AUTOMATIC" if algorithm else "MANUAL"
-        rois.append(roi)
-        observation = Dataset()
-        observation.ObservationNumber = number
-        observation.ReferencedROINumber = number
-        observation.RTROIInterpretedType = interpreted_type
-        observation.ROIInterpreter = ""
-        observations.append(observation)
-    ds.StructureSetROISequence = DicomSequence(rois)
-    ds.RTROIObservationsSequence = DicomSequence(observations)
+        rois.append(
+            _item(
+                _implicit(0x30060022, _text(str(number)))
+                + _implicit(0x30060024, _uid(frame))
+                + _implicit(0x30060026, _utf8(name[:64]))
+                + _implicit(0x30060036, generation)
+            )
+        )
+        observations.append(
+            _item(
+                _implicit(0x30060082, _text(str(number)))
+                + _implicit(0x30060084, _text(str(number)))
+                + _implicit(0x300600A4, _text(interpreted_type))
+                + _implicit(0x300600A6, b"")
+            )
+        )
+    return (
+        referenced,
+        _implicit(0x30060020, b"".join(rois)),
+        _implicit(0x30060080, b"".join(observations)),
+    )
+
+
+def _utf8(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return raw + b" " if len(raw) % 2 else raw
 
 
 def _reference(sop_class: str, sop_instance: str) -> Dataset:
@@ -359,7 +378,7 @@ def _roi_voxels(
     voxels = np.zeros(shape, dtype=bool)
     planes: dict[tuple[int, int], list[NDArray[np.float64]]] = {}
     for contour in contours:
-        kind = str(contour.get("ContourGeometricType", ""))
+        kind = _text_of(contour, 0x30060042)  # ContourGeometricType (by tag: per contour)
         if kind != "CLOSED_PLANAR":
             said.append(f"{where}: a {kind or 'untyped'} contour has no area; not read")
             continue
@@ -389,6 +408,14 @@ def _roi_voxels(
         target[axis] = level
         voxels[tuple(target)] = filled.T  # axes (first, second)
     return voxels
+
+
+def _text_of(item: Dataset, tag: int) -> str:
+    """A text element's value by tag, "" when absent."""
+    if tag not in item:
+        return ""
+    value = item[tag].value
+    return str(value or "").strip()
 
 
 def _index_to_world(space: Space) -> NDArray[np.float64]:
