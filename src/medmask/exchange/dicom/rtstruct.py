@@ -150,7 +150,8 @@ def write_rtstruct(
 
 
 def _contour_item(image: bytes, world: NDArray[np.float64], number: int) -> bytes:
-    data = "\\".join(map(repr, np.round(world, 4).ravel().tolist()))
+    values = np.round(world, 4).ravel().tolist()
+    data = ("%.10g\\" * len(values))[:-1] % tuple(values)  # one C-level format: 2x repr
     return _item(
         _implicit(0x30060016, _item(image))
         + _implicit(0x30060042, b"CLOSED_PLANAR ")
