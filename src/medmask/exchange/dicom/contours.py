@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["fill_even_odd", "stack_polygons", "voxel_edge_polygons"]
+__all__ = ["fill_even_odd", "fill_window", "stack_polygons", "voxel_edge_polygons"]
 
 # Edge directions on the corner grid (y down): +x, +y, -x, -y; turning right is +1.
 _STEP = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
@@ -140,10 +140,20 @@ def fill_even_odd(
     [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
     out = np.zeros(shape, dtype=bool)
+    r0, c0, window = fill_window(polygons, shape, boundary=boundary)
+    out[r0 : r0 + window.shape[0], c0 : c0 + window.shape[1]] = window
+    return out
+
+
+def fill_window(
+    polygons: list[NDArray[Any]], shape: tuple[int, int], *, boundary: bool = True
+) -> tuple[int, int, NDArray[np.bool_]]:
+    """:func:`fill_even_odd` of only the window the polygons span: ``(first row, first
+    column, window)``; the rest of the slice is outside (an organ is small beside its
+    slice, and a caller placing it into a volume need not touch the rest)."""
     given = [np.asarray(p, dtype=np.float64) for p in polygons if len(p) >= 3]
     if not given:
-        return out
-    # only the window the polygons span is scanned (an organ is small beside its slice)
+        return 0, 0, np.zeros((0, 0), dtype=bool)
     low = np.min([p.min(axis=0) for p in given], axis=0)
     high = np.max([p.max(axis=0) for p in given], axis=0)
     c0 = int(np.clip(np.floor(low[0] - 1), 0, shape[1]))
@@ -151,10 +161,9 @@ def fill_even_odd(
     c1 = int(np.clip(np.ceil(high[0] + 1), 0, shape[1]))
     r1 = int(np.clip(np.ceil(high[1] + 1), 0, shape[0]))
     if c1 <= c0 or r1 <= r0:
-        return out
+        return 0, 0, np.zeros((0, 0), dtype=bool)
     offset = np.array([c0, r0], dtype=np.float64)
-    out[r0:r1, c0:c1] = _fill_window([p - offset for p in given], (r1 - r0, c1 - c0), boundary)
-    return out
+    return r0, c0, _fill_window([p - offset for p in given], (r1 - r0, c1 - c0), boundary)
 
 
 def _fill_window(

@@ -28,7 +28,7 @@ from ...errors import FormatError, MedmaskError
 from ...files.atomic import atomic_path
 from ...version import __version__
 from .concepts import segment_colour
-from .contours import fill_even_odd, stack_polygons
+from .contours import fill_window, stack_polygons
 from .grid import map_axes
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
@@ -404,10 +404,12 @@ def _roi_voxels(
             for p in polygons
         ):
             said.append(f"{where}: points outside the grid (clipped)")
-        filled = fill_even_odd(polygons, (shape[second], shape[first]))
+        r0, c0, window = fill_window(polygons, (shape[second], shape[first]))
         target: list[slice | int] = [slice(None)] * 3
         target[axis] = level
-        voxels[tuple(target)] = filled.T  # axes (first, second)
+        target[first] = slice(c0, c0 + window.shape[1])
+        target[second] = slice(r0, r0 + window.shape[0])
+        voxels[tuple(target)] = window.T  # axes (first, second)
     return voxels
 
 
