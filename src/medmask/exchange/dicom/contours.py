@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["fill_even_odd", "fill_window", "stack_polygons", "voxel_edge_polygons"]
+__all__ = ["fill_even_odd", "fill_stack", "fill_window", "stack_polygons", "voxel_edge_polygons"]
 
 # Edge directions on the corner grid (y down): +x, +y, -x, -y; turning right is +1.
 _STEP = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
@@ -149,59 +149,96 @@ def fill_window(
     polygons: list[NDArray[Any]], shape: tuple[int, int], *, boundary: bool = True
 ) -> tuple[int, int, NDArray[np.bool_]]:
     """:func:`fill_even_odd` of only the window the polygons span: ``(first row, first
-    column, window)``; the rest of the slice is outside (an organ is small beside its
-    slice, and a caller placing it into a volume need not touch the rest)."""
+    column, window)``; the rest of the slice is outside."""
     given = [np.asarray(p, dtype=np.float64) for p in polygons if len(p) >= 3]
     if not given:
         return 0, 0, np.zeros((0, 0), dtype=bool)
-    low = np.min([p.min(axis=0) for p in given], axis=0)
-    high = np.max([p.max(axis=0) for p in given], axis=0)
-    c0 = int(np.clip(np.floor(low[0] - 1), 0, shape[1]))
-    r0 = int(np.clip(np.floor(low[1] - 1), 0, shape[0]))
-    c1 = int(np.clip(np.ceil(high[0] + 1), 0, shape[1]))
-    r1 = int(np.clip(np.ceil(high[1] + 1), 0, shape[0]))
-    if c1 <= c0 or r1 <= r0:
-        return 0, 0, np.zeros((0, 0), dtype=bool)
-    offset = np.array([c0, r0], dtype=np.float64)
-    return r0, c0, _fill_window([p - offset for p in given], (r1 - r0, c1 - c0), boundary)
+    counts = np.array([len(p) for p in given])
+    _, r0, c0, window = fill_stack(
+        np.concatenate(given), counts, np.zeros(len(given), np.int64), shape, boundary=boundary
+    )
+    return r0, c0, window[0] if len(window) else np.zeros((0, 0), dtype=bool)
 
 
-def _fill_window(
-    polygons: list[NDArray[np.float64]], shape: tuple[int, int], boundary: bool
-) -> NDArray[np.bool_]:
+def fill_stack(
+    points: NDArray[np.float64],
+    counts: NDArray[Any],
+    levels: NDArray[Any],
+    shape: tuple[int, int],
+    *,
+    boundary: bool = True,
+) -> tuple[NDArray[np.int64], int, int, NDArray[np.bool_]]:
+    """:func:`fill_even_odd` of many polygons on many planes at once (one ROI's contours).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(n, 2)`` corner-grid points of every polygon, one after the other.
+    counts : numpy.ndarray
+        Points per polygon (>= 3 each).
+    levels : numpy.ndarray
+        The plane of each polygon (any integers).
+    shape : tuple of int
+        ``(rows, columns)`` of a plane.
+
+    Returns
+    -------
+    planes, first_row, first_column, window
+        The distinct planes (sorted), and for each a filled window of the rows and
+        columns every polygon spans (``window[i]`` is plane ``planes[i]``).
+    """
     rows, columns = shape
-    toggles = np.zeros((rows, columns + 1), dtype=np.int64)
-    on_edge = np.zeros(shape, dtype=bool)
-    for points in polygons:
-        x0, y0 = points[:, 0], points[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-        low, high = np.minimum(y0, y1), np.maximum(y0, y1)
-        # pixel rows whose centre y = r + 0.5 satisfies low <= y < high
-        first = np.maximum(np.ceil(low - 0.5), 0).astype(np.int64)
-        last = np.minimum(np.ceil(high - 0.5), rows).astype(np.int64)  # exclusive
-        count = np.maximum(last - first, 0)
-        if not count.sum():
-            continue
-        edge = np.repeat(np.arange(len(points)), count)
-        offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        row = first[edge] + offsets
-        y = row + 0.5
-        t = (y - y0[edge]) / (y1[edge] - y0[edge])
-        x = x0[edge] + t * (x1[edge] - x0[edge])
-        # centres c + 0.5 >= x are right of the crossing: toggle from that column on
-        column = np.clip(np.ceil(x - 0.5), 0, columns).astype(np.int64)
-        np.add.at(toggles, (row, column), 1)
-        if boundary:
-            _mark_centres_on_edges(on_edge, row, x, x0, y0, x1, y1)
-    inside = (np.cumsum(toggles, axis=1)[:, :columns] % 2).astype(bool)
-    return inside | on_edge if boundary else inside
+    planes, plane_of = np.unique(np.asarray(levels, dtype=np.int64), return_inverse=True)
+    counts = np.asarray(counts, dtype=np.int64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    c0 = int(np.clip(np.floor(low[0] - 1), 0, columns))
+    r0 = int(np.clip(np.floor(low[1] - 1), 0, rows))
+    c1 = int(np.clip(np.ceil(high[0] + 1), 0, columns))
+    r1 = int(np.clip(np.ceil(high[1] + 1), 0, rows))
+    height, width = max(r1 - r0, 0), max(c1 - c0, 0)
+    if not height or not width:
+        return planes, r0, c0, np.zeros((len(planes), height, width), dtype=bool)
+    x0 = points[:, 0] - c0
+    y0 = points[:, 1] - r0
+    starts = np.cumsum(counts) - counts
+    after = np.arange(len(points)) + 1
+    after[starts + counts - 1] = starts  # each polygon closes on its first point
+    x1, y1 = x0[after], y0[after]
+    plane = np.repeat(plane_of, counts)  # per point: the index of its plane
+    toggles = np.zeros((len(planes), height, width + 1), dtype=np.int64)
+    on_edge = np.zeros((len(planes), height, width), dtype=bool)
+    bottom, top = np.minimum(y0, y1), np.maximum(y0, y1)
+    # pixel rows whose centre y = r + 0.5 satisfies bottom <= y < top
+    first = np.maximum(np.ceil(bottom - 0.5), 0).astype(np.int64)
+    last = np.minimum(np.ceil(top - 0.5), height).astype(np.int64)  # exclusive
+    crossings = np.maximum(last - first, 0)
+    edge = np.repeat(np.arange(len(points)), crossings)
+    step = np.arange(int(crossings.sum())) - np.repeat(np.cumsum(crossings) - crossings, crossings)
+    row = first[edge] + step
+    t = (row + 0.5 - y0[edge]) / (y1[edge] - y0[edge])
+    x = x0[edge] + t * (x1[edge] - x0[edge])
+    # centres c + 0.5 >= x are right of the crossing: toggle from that column on
+    column = np.clip(np.ceil(x - 0.5), 0, width).astype(np.int64)
+    np.add.at(toggles, (plane[edge], row, column), 1)
+    inside = (np.cumsum(toggles, axis=2)[:, :, :width] % 2).astype(bool)
+    if boundary:
+        _mark_centres_on_edges(on_edge, plane, plane[edge], row, x, x0, y0, x1, y1)
+        inside |= on_edge
+    return planes, r0, c0, inside
 
 
 _ON: float = 0.01  # of a pixel: a contour this close to a centre passes through it
 
 
+def _near_centre(value: NDArray[np.float64]) -> NDArray[np.bool_]:
+    centre = value - 0.5
+    return np.asarray(np.abs(centre - np.round(centre)) <= _ON)
+
+
 def _mark_centres_on_edges(
     on_edge: NDArray[np.bool_],
+    plane: NDArray[np.int64],
+    crossing_plane: NDArray[np.int64],
     row: NDArray[np.int64],
     x: NDArray[np.float64],
     x0: NDArray[np.float64],
@@ -209,26 +246,25 @@ def _mark_centres_on_edges(
     x1: NDArray[np.float64],
     y1: NDArray[np.float64],
 ) -> None:
-    """Mark the pixel centres that polygon edges pass through: at a crossing of a centre
-    row (non-horizontal edges), and along horizontal edges lying on a centre row."""
-    rows, columns = on_edge.shape
-    column = x - 0.5
-    hit = np.abs(column - np.round(column)) <= _ON
-    c = np.round(column[hit]).astype(np.int64)
-    keep = (c >= 0) & (c < columns)
-    on_edge[row[hit][keep], c[keep]] = True
-    # the end points of edges, and horizontal edges on a centre row
-    flat = (np.abs(y0 - y1) <= _ON) & (np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON)
-    for xa, xb, y in zip(x0[flat], x1[flat], y0[flat], strict=True):
-        r = round(y - 0.5)
-        if 0 <= r < rows:
-            low, high = sorted((xa, xb))
-            first = max(int(np.ceil(low - 0.5 - _ON)), 0)
-            last = min(int(np.floor(high - 0.5 + _ON)), columns - 1)
-            on_edge[r, first : last + 1] = True
-    ends = (np.abs((x0 - 0.5) - np.round(x0 - 0.5)) <= _ON) & (
-        np.abs((y0 - 0.5) - np.round(y0 - 0.5)) <= _ON
-    )
-    ec, er = np.round(x0[ends] - 0.5).astype(np.int64), np.round(y0[ends] - 0.5).astype(np.int64)
-    keep = (ec >= 0) & (ec < columns) & (er >= 0) & (er < rows)
-    on_edge[er[keep], ec[keep]] = True
+    """Mark the pixel centres that polygon edges pass through: where an edge crosses a
+    centre row at a centre, the edges' end points, and horizontal edges on a centre row."""
+    _, rows, columns = on_edge.shape
+
+    def mark(p: NDArray[np.int64], r: NDArray[np.int64], c: NDArray[np.int64]) -> None:
+        keep = (r >= 0) & (r < rows) & (c >= 0) & (c < columns)
+        on_edge[p[keep], r[keep], c[keep]] = True
+
+    hit = _near_centre(x)
+    mark(crossing_plane[hit], row[hit], np.round(x[hit] - 0.5).astype(np.int64))
+    ends = _near_centre(x0) & _near_centre(y0)
+    mark(plane[ends], np.round(y0[ends] - 0.5).astype(np.int64),
+         np.round(x0[ends] - 0.5).astype(np.int64))  # fmt: skip
+    flat = np.flatnonzero((np.abs(y0 - y1) <= _ON) & _near_centre(y0))
+    if flat.size:
+        left, right = np.minimum(x0[flat], x1[flat]), np.maximum(x0[flat], x1[flat])
+        start = np.ceil(left - 0.5 - _ON).astype(np.int64)
+        count = np.maximum(np.floor(right - 0.5 + _ON).astype(np.int64) - start + 1, 0)
+        which = np.repeat(np.arange(flat.size), count)
+        offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        r = np.round(y0[flat] - 0.5).astype(np.int64)
+        mark(plane[flat][which], r[which], start[which] + offset)

@@ -28,7 +28,7 @@ from ...errors import FormatError, MedmaskError
 from ...files.atomic import atomic_path
 from ...version import __version__
 from .concepts import segment_colour
-from .contours import fill_window, stack_polygons
+from .contours import fill_stack, stack_polygons
 from .grid import map_axes
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
@@ -397,19 +397,26 @@ def _roi_voxels(
             said.append(f"{where}: a contour outside the grid; not read")
             continue
         planes.setdefault((axis, level), []).append(np.delete(index, axis, axis=1) + 0.5)
+    by_axis: dict[int, list[tuple[int, NDArray[np.float64]]]] = {}
     for (axis, level), polygons in planes.items():
+        by_axis.setdefault(axis, []).extend((level, p) for p in polygons)
+    for axis, on_axis in by_axis.items():
         first, second = (a for a in range(3) if a != axis)  # corner grid x, y
-        if any(
-            (p < 0).any() or (p[:, 0] > shape[first]).any() or (p[:, 1] > shape[second]).any()
-            for p in polygons
+        points = np.concatenate([p for _, p in on_axis])
+        if (
+            (points < 0).any()
+            or (points[:, 0] > shape[first]).any()
+            or (points[:, 1] > shape[second]).any()
         ):
             said.append(f"{where}: points outside the grid (clipped)")
-        r0, c0, window = fill_window(polygons, (shape[second], shape[first]))
-        target: list[slice | int] = [slice(None)] * 3
-        target[axis] = level
-        target[first] = slice(c0, c0 + window.shape[1])
-        target[second] = slice(r0, r0 + window.shape[0])
-        voxels[tuple(target)] = window.T  # axes (first, second)
+        counts = np.array([len(p) for _, p in on_axis])
+        levels = np.array([level for level, _ in on_axis])
+        levels_used, r0, c0, window = fill_stack(
+            points, counts, levels, (shape[second], shape[first])
+        )
+        view = np.moveaxis(voxels, (first, second, axis), (0, 1, 2))
+        height, width = window.shape[1:]
+        view[c0 : c0 + width, r0 : r0 + height, levels_used] = window.transpose(2, 1, 0)
     return voxels
 
 
