@@ -259,3 +259,17 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
         for dy in (-1, 0, 1):
             out |= np.roll(np.roll(mask, dx, axis=0), dy, axis=1)
     return out
+
+
+def test_contour_data_pydicom_converted_already_reads_the_same() -> None:
+    from pydicom.dataset import Dataset
+
+    from medmask.exchange.dicom.rtstruct import _raw_points
+
+    item = Dataset()
+    item.ContourData = [1.5, -2.25, 3.0, 4.0, 5.0, 6.0]  # converted values, not raw bytes
+    assert _raw_points(item) == b"1.5\\-2.25\\3.0\\4.0\\5.0\\6.0"
+    single = Dataset()
+    single.ContourData = 7.5
+    assert _raw_points(single) == b"7.5"
+    assert _raw_points(Dataset()) == b""

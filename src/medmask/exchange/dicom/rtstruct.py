@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.multival import MultiValue
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     ImplicitVRLittleEndian,
@@ -378,17 +379,30 @@ def _roi_voxels(
     contours on one plane); what cannot be placed goes into ``said``."""
     voxels = np.zeros(shape, dtype=bool)
     planes: dict[tuple[int, int], list[NDArray[np.float64]]] = {}
+    raws: list[bytes] = []
+    sizes: list[int] = []  # points per contour
     for contour in contours:
         kind = _text_of(contour, 0x30060042)  # ContourGeometricType (by tag: per contour)
         if kind != "CLOSED_PLANAR":
             said.append(f"{where}: a {kind or 'untyped'} contour has no area; not read")
             continue
-        world = _points(contour)
-        if len(world) < 3:
-            said.append(f"{where}: a contour of {len(world)} points; not read")
+        raw = _raw_points(contour)
+        count = raw.count(b"\\") + 1 if raw.strip(b" \0") else 0
+        if count < 9:
+            said.append(f"{where}: a contour of {count // 3} points; not read")
             continue
-        index = world @ to_index[:3, :3].T + to_index[:3, 3]
-        placed = _plane_of(index)
+        if count % 3:
+            said.append(f"{where}: a contour whose numbers are not x\\y\\z triplets; not read")
+            continue
+        raws.append(raw)
+        sizes.append(count // 3)
+    if not raws:
+        return voxels
+    # every contour's numbers parsed at once, mapped to voxel index at once
+    numbers = np.array(b"\\".join(raws).replace(b"\0", b"").split(b"\\"), dtype=np.float64)
+    index = numbers.reshape(-1, 3) @ to_index[:3, :3].T + to_index[:3, 3]
+    for points in np.split(index, np.cumsum(sizes)[:-1]):
+        placed = _plane_of(points)
         if placed is None:
             said.append(f"{where}: a contour off every plane of the grid; not read")
             continue
@@ -396,7 +410,7 @@ def _roi_voxels(
         if not 0 <= level < shape[axis]:
             said.append(f"{where}: a contour outside the grid; not read")
             continue
-        planes.setdefault((axis, level), []).append(np.delete(index, axis, axis=1) + 0.5)
+        planes.setdefault((axis, level), []).append(np.delete(points, axis, axis=1) + 0.5)
     by_axis: dict[int, list[tuple[int, NDArray[np.float64]]]] = {}
     for (axis, level), polygons in planes.items():
         by_axis.setdefault(axis, []).extend((level, p) for p in polygons)
@@ -437,15 +451,17 @@ def _index_to_world(space: Space) -> NDArray[np.float64]:
     return matrix
 
 
-def _points(contour: Dataset) -> NDArray[np.float64]:
-    """Contour Data as (n, 3), parsed from the raw bytes when pydicom has not yet."""
-    raw = contour.get_item(0x30060050) if 0x30060050 in contour else None
-    value = getattr(raw, "value", None)
+def _raw_points(contour: Dataset) -> bytes:
+    """Contour Data's bytes (``x\\y\\z\\...``), as the file holds them when pydicom has
+    not converted them yet (it converts 300,000 numbers slowly), else re-joined."""
+    if 0x30060050 not in contour:
+        return b""
+    value = getattr(contour.get_item(0x30060050), "value", None)
     if isinstance(value, bytes):
-        numbers = np.array(value.replace(b"\0", b"").split(b"\\"), dtype=np.float64)
-    else:
-        numbers = np.asarray(contour.get("ContourData", []), dtype=np.float64)
-    return numbers[: len(numbers) // 3 * 3].reshape(-1, 3)
+        return value.strip(b" \0")
+    numbers = contour[0x30060050].value
+    listed = numbers if isinstance(numbers, MultiValue | list | tuple) else [numbers]
+    return "\\".join(repr(float(v)) for v in listed).encode("ascii")
 
 
 def _plane_of(index: NDArray[np.float64]) -> tuple[int, int] | None:
