@@ -61,19 +61,27 @@ def stack_polygons(masks: NDArray[Any]) -> list[tuple[int, NDArray[np.int64]]]:
     padded = np.zeros((slices, rows + 2, columns + 2), dtype=bool)
     padded[:, 1:-1, 1:-1] = inside
     core = padded[:, 1:-1, 1:-1]
+    neighbours = (  # above, right, below, left of each pixel
+        padded[:, :-2, 1:-1],
+        padded[:, 1:-1, 2:],
+        padded[:, 2:, 1:-1],
+        padded[:, 1:-1, :-2],
+    )
+    # the pixels with an outside neighbour, found in one pass over the stack
+    z, r, c = np.nonzero(core & ~(neighbours[0] & neighbours[1] & neighbours[2] & neighbours[3]))
     starts, directions = [], []
     # a side of an inside pixel whose neighbour is outside, as the edge with the inside
     # on its right: top +x from (c, r); right +y from (c+1, r); bottom -x from (c+1, r+1);
     # left -y from (c, r+1)
-    for side, neighbour, (dx, dy) in (
-        (0, padded[:, :-2, 1:-1], (0, 0)),
-        (1, padded[:, 1:-1, 2:], (1, 0)),
-        (2, padded[:, 2:, 1:-1], (1, 1)),
-        (3, padded[:, 1:-1, :-2], (0, 1)),
+    for side, (dr, dc), (dx, dy) in (
+        (0, (-1, 0), (0, 0)),
+        (1, (0, 1), (1, 0)),
+        (2, (1, 0), (1, 1)),
+        (3, (0, -1), (0, 1)),
     ):
-        z, r, c = np.nonzero(core & ~neighbour)
-        starts.append(np.stack([c + dx, r + dy, z], axis=1))
-        directions.append(np.full(len(r), side, dtype=np.int64))
+        out = ~padded[z, r + 1 + dr, c + 1 + dc]
+        starts.append(np.stack([c[out] + dx, r[out] + dy, z[out]], axis=1))
+        directions.append(np.full(int(out.sum()), side, dtype=np.int64))
     start = np.concatenate(starts)
     if not len(start):
         return []
