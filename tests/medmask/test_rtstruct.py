@@ -92,10 +92,15 @@ def test_holes_islands_and_corners_go_out_and_back_exactly(case: Path, tmp_path:
     for how in (["--source", str(case / "ct")], ["--like", str(case / "shapes.mska")]):
         back = tmp_path / f"back{len(how[1])}.mska"
         assert main(["pack", str(rs), "-o", str(back), *how]) == 0
+        colours = {
+            str(r.ROIName): tuple(int(v) for v in roi.ROIDisplayColor)
+            for r, roi in zip(ds.StructureSetROISequence, ds.ROIContourSequence, strict=True)
+        }
         with MaskArchive(back) as opened:
             assert sorted(opened) == sorted(shapes())
             for name, mask in shapes().items():
                 assert np.array_equal(np.asarray(opened.load_mask(name).data) != 0, mask), name
+                assert opened.meaning(name).colour == colours[name]  # colours kept
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) is absent")
