@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from medmask.exchange.dicom.contours import fill_even_odd, stack_polygons, voxel_edge_polygons
+from medmask.exchange.dicom.contours import (
+    fill_even_odd,
+    inset,
+    stack_polygons,
+    voxel_edge_polygons,
+)
 
 
 def corners_only(polygon: np.ndarray) -> bool:
@@ -73,3 +78,13 @@ def test_filling_other_tools_contours_uses_pixel_centres() -> None:
     # half-open without the boundary rule: left and top edges count, the hypotenuse not
     strict = fill_even_odd([triangle], (8, 8), boundary=False)
     assert np.array_equal(strict, np.add.outer(np.arange(8), np.arange(8)) < 6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))))
+def test_inset_contours_fill_the_same_and_round_onto_the_masks_pixels(mask: np.ndarray) -> None:
+    polygons = [inset(p, 0.49) for p in voxel_edge_polygons(mask)]
+    assert np.array_equal(fill_even_odd(polygons, mask.shape, boundary=False), mask)
+    for polygon in polygons:  # rounded to whole pixels, every point is a pixel of the mask
+        column, row = np.round(polygon - 0.5).astype(int).T
+        assert mask[row, column].all()

@@ -88,6 +88,11 @@ def test_holes_islands_and_corners_go_out_and_back_exactly(case: Path, tmp_path:
     contours = roi_contours(rs)
     for name, mask in shapes().items():
         assert np.array_equal(inside(contours[name], centres), mask.reshape(-1)), name
+    inset_rs = tmp_path / "inset.dcm"  # --contours inset: the same centres inside
+    assert main([*argv, "-o", str(inset_rs), "--contours", "inset"]) == 0
+    contours = roi_contours(inset_rs)
+    for name, mask in shapes().items():
+        assert np.array_equal(inside(contours[name], centres), mask.reshape(-1)), name
     # and back, by the command line, onto the series and onto the archive's grid
     for how in (["--source", str(case / "ct")], ["--like", str(case / "shapes.mska")]):
         back = tmp_path / f"back{len(how[1])}.mska"
@@ -255,6 +260,19 @@ def test_rt_utils_and_medmask_read_each_others_files(case: Path, tmp_path: Path)
             assert (grown & mask).sum() == mask.sum()  # every voxel, and up to a pixel more
             ring = _dilated(mask) & ~mask
             assert not (grown & ~mask & ~ring).any(), name
+        # --contours inset: 0.49 pixel inside the edges, rt-utils' rounding lands on the
+        # boundary pixels' centres: it reads every mask exactly, as medmask and OpenCV do
+        inset_rs = tmp_path / "inset.dcm"
+        assert main([*argv, "-o", str(inset_rs), "--contours", "inset"]) == 0
+        reader = rt_utils.RTStructBuilder.create_from(
+            dicom_series_path=str(case / "ct"), rt_struct_path=str(inset_rs)
+        )
+        ours = {r.name: r.voxels for r in read_rtstruct(inset_rs, series.grid.space())}
+        for name, mask in truth.items():
+            assert np.array_equal(ours[name], mask), name
+            if mask.any():
+                exact = reader.get_roi_mask_by_name(name).transpose(1, 0, 2)
+                assert np.array_equal(exact, mask), name
 
 
 def _dilated(mask: np.ndarray) -> np.ndarray:

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interpreted-type", default="ORGAN", help="RT ROI Interpreted Type of every ROI"
     )
+    parser.add_argument(
+        "--contours", choices=("voxel-edges", "inset"), default="voxel-edges",
+        help="along the pixels' edges (exact for centre-inside readers), or 0.49 pixel "
+        "inside them (exact also for readers that round points to pixels: rt-utils)",
+    )  # fmt: skip
     parser.add_argument("--series-uid", help="which series of --source, when it holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         args.archive, args.source, args.output, names=args.name, groups=args.groups,
         algorithm=None if args.algorithm.lower() == "manual" else args.algorithm,
         interpreted_type=args.interpreted_type, series_uid=args.series_uid,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, contours=args.contours,
     )  # fmt: skip
     empty = f", {len(result.empty)} of them empty (no contours)" if result.empty else ""
     echo(

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["fill_even_odd", "fill_stack", "fill_window", "stack_polygons", "voxel_edge_polygons"]
+__all__ = [
+    "fill_even_odd",
+    "fill_stack",
+    "fill_window",
+    "inset",
+    "stack_polygons",
+    "voxel_edge_polygons",
+]
 
 # Edge directions on the corner grid (y down): +x, +y, -x, -y; turning right is +1.
 _STEP = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
@@ -136,6 +143,30 @@ def _loops(
         edges = corners[members]
         polygons.append((int(start[edges[0], 2]), start[edges, :2]))
     return polygons
+
+
+def inset(polygon: NDArray[Any], distance: float) -> NDArray[np.float64]:
+    """A voxel-edge polygon moved ``distance`` (pixels, < 0.5) towards its inside: every
+    corner along the bisector of its two edges (inside on the right, y down).
+
+    With ``distance`` 0.49 every corner lies 0.01 pixel from a pixel centre of the mask:
+    a reader that rounds points to whole pixels and fills the polygon's boundary in
+    (rt-utils) gets exactly the mask, and so does one that takes the centres inside.
+
+    Examples
+    --------
+    >>> inset(np.array([[1, 1], [2, 1], [2, 2], [1, 2]]), 0.25).tolist()
+    [[1.25, 1.25], [1.75, 1.25], [1.75, 1.75], [1.25, 1.75]]
+    """
+    points = np.asarray(polygon, dtype=np.float64)
+    outgoing = np.roll(points, -1, axis=0) - points
+    incoming = points - np.roll(points, 1, axis=0)
+
+    def inward(step: NDArray[np.float64]) -> NDArray[np.float64]:
+        unit = np.sign(step)  # axis-parallel: one non-zero coordinate
+        return np.stack([-unit[:, 1], unit[:, 0]], axis=1)  # right of the direction, y down
+
+    return points + distance * (inward(incoming) + inward(outgoing))
 
 
 def fill_even_odd(

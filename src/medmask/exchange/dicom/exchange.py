@@ -16,7 +16,7 @@ from ...files.atomic import check_writable
 from ...model.mapping import LabelMapping
 from ...model.mask import SegmentationMask
 from ...model.meaning import SegmentMeaning
-from .rtstruct import RtExport, write_rtstruct
+from .rtstruct import ContourStyle, RtExport, write_rtstruct
 from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, SegType, TransferSyntax, write_seg
 from .source import SourceSeries, read_source_series
@@ -115,6 +115,7 @@ def export_rtstruct(
     interpreted_type: str = "ORGAN",
     series_uid: str | None = None,
     overwrite: bool = False,
+    contours: ContourStyle = "voxel-edges",
 ) -> RtExport:
     """Write the masks of ``archive`` as an RT Structure Set on the series in ``source``
     (docs/rtstruct.md): voxel-edge contours on the series' own planes, empty masks as
@@ -128,6 +129,8 @@ def export_rtstruct(
         ROI Generation Algorithm AUTOMATIC, or None: MANUAL.
     interpreted_type : str
         RT ROI Interpreted Type of every ROI.
+    contours : {"voxel-edges", "inset"}
+        Where the contours run (:func:`~.rtstruct.write_rtstruct`).
 
     Raises
     ------
@@ -148,8 +151,9 @@ def export_rtstruct(
             masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
         space = opened.space
     return write_rtstruct(
-        masks, space, series, output, algorithm=algorithm, interpreted_type=interpreted_type
-    )
+        masks, space, series, output, algorithm=algorithm, interpreted_type=interpreted_type,
+        contours=contours,
+    )  # fmt: skip
 
 
 def seg_files(source: str | os.PathLike[str]) -> list[Path]:

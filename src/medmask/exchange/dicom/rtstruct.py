@@ -9,7 +9,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,15 +29,25 @@ from ...errors import FormatError, MedmaskError
 from ...files.atomic import atomic_path
 from ...version import __version__
 from .concepts import segment_colour
-from .contours import fill_stack, stack_polygons
+from .contours import fill_stack, inset, stack_polygons
 from .grid import map_axes
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
-__all__ = ["RtExport", "RtRoi", "is_rtstruct", "read_rtstruct", "write_rtstruct"]
+__all__ = [
+    "CONTOUR_STYLES",
+    "RtExport",
+    "RtRoi",
+    "is_rtstruct",
+    "read_rtstruct",
+    "write_rtstruct",
+]
 
 _ROI_CONTOUR_SEQUENCE: Final = 0x30060039
 PLANE_TOLERANCE: Final = 0.01  # of a voxel: how far off a grid plane a contour may lie
+ContourStyle = Literal["voxel-edges", "inset"]
+CONTOUR_STYLES: Final = ("voxel-edges", "inset")
+INSET: Final = 0.49  # pixels: "inset" contours pass 0.01 pixel from the boundary's centres
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ def write_rtstruct(
     interpreted_type: str = "ORGAN",
     colours: Mapping[str, tuple[int, int, int]] | None = None,
     label: str = "medmask",
+    contours: ContourStyle = "voxel-edges",
 ) -> RtExport:
     """Write ``masks`` (on ``space``) as an RT Structure Set on ``source``'s images.
 
@@ -85,6 +96,12 @@ def write_rtstruct(
         sRGB colour per name (else the mask's meaning's, else distinct colours).
     label : str
         The Structure Set Label.
+    contours : {"voxel-edges", "inset"}
+        Along the pixels' edges (default: exact for readers that take the pixel centres
+        inside the polygons, and the polygons' area is the mask's), or moved 0.49 pixel
+        inwards (exact also for readers that round points to whole pixels and fill the
+        boundary in, as rt-utils does; the area is smaller by about half a pixel along
+        the boundary). docs/rtstruct.md.
 
     Raises
     ------
@@ -96,6 +113,8 @@ def write_rtstruct(
     names = [m.name for m in masks]
     if len(set(names)) != len(names):
         raise MedmaskError("two masks share a name; ROI names must be unique")
+    if contours not in CONTOUR_STYLES:
+        raise ValueError(f"contours must be one of {', '.join(CONTOUR_STYLES)}")
     axes = map_axes(space, source.grid, f"the source series in {source.folder}")
     grid = source.grid
     shape = tuple(int(n) for n in space.shape)
@@ -108,21 +127,22 @@ def write_rtstruct(
     corner = grid.positions - 0.5 * across - 0.5 * down  # corner (0, 0) of each slice
     roi_items: list[bytes] = []
     empty: list[str] = []
-    contours = points = 0
+    written = points = 0
     for number, mask in enumerate(masks, start=1):
         crop, (x0, y0, z0) = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
         polygons = stack_polygons(crop.transpose(2, 1, 0)) if crop.size else []
         if not polygons:
             empty.append(mask.name)
         items = []
-        for contour_number, (s, polygon) in enumerate(polygons, start=1):
+        for contour_number, (s, edges) in enumerate(polygons, start=1):
             slice_index = z0 + s
+            polygon = inset(edges, INSET) if contours == "inset" else edges
             world = (
                 corner[slice_index] + (polygon[:, :1] + x0) * across + (polygon[:, 1:] + y0) * down
             )
             items.append(_contour_item(image_reference[slice_index], world, contour_number))
             points += len(polygon)
-        contours += len(items)
+        written += len(items)
         colour = (colours or {}).get(mask.name) or (mask.meaning.colour if mask.meaning else None)
         rgb = colour if colour is not None else segment_colour(number - 1, len(masks))
         roi = _implicit(0x3006002A, _text("\\".join(str(int(v)) for v in rgb)))
@@ -147,7 +167,7 @@ def write_rtstruct(
         meta.write(b"\0" * 128 + b"DICM")
         write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
         partial.write_bytes(meta.getvalue() + body)
-    return RtExport(out, tuple(names), contours, points, tuple(empty), out.stat().st_size)
+    return RtExport(out, tuple(names), written, points, tuple(empty), out.stat().st_size)
 
 
 def _contour_item(image: bytes, world: NDArray[np.float64], number: int) -> bytes:
