@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = ["PROG", "CommandParser", "UsageError", "echo", "note", "ratio", "size", "warn"]
@@ -93,3 +94,20 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """The arguments every export onto a DICOM series takes (export-seg, export-rtstruct):
+    the archive, ``--source``, ``-o``, ``-n``, ``--groups``, ``--series-uid``, ``--overwrite``."""
+    parser.add_argument("archive", type=Path, help="a .mska archive")
+    parser.add_argument(
+        "--source", type=Path, required=True,
+        help="folder of the image series (CT/MR) the masks were made on",
+    )  # fmt: skip
+    parser.add_argument("-o", "--output", type=Path, required=True, help=output_help)
+    parser.add_argument(
+        "-n", "--name", action="append", help="only this mask; repeatable", metavar="NAME"
+    )
+    parser.add_argument("--groups", action="store_true", help="also write the archive's groups")
+    parser.add_argument("--series-uid", help="which series of --source, when it holds several")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")

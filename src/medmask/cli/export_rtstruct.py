@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .common import echo, size
+from .common import add_export_arguments, echo, size
 
 HELP = "Write an archive's masks as a DICOM RT Structure Set (contours) on their image series."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("archive", type=Path, help="a .mska archive")
-    parser.add_argument(
-        "--source", type=Path, required=True,
-        help="folder of the image series (CT/MR) the masks were made on",
-    )  # fmt: skip
-    parser.add_argument("-o", "--output", type=Path, required=True, help="RTSTRUCT file to write")
-    parser.add_argument(
-        "-n", "--name", action="append", help="only this mask; repeatable", metavar="NAME"
-    )
-    parser.add_argument("--groups", action="store_true", help="also write the archive's groups")
+    add_export_arguments(parser, "RTSTRUCT file to write")
     parser.add_argument(
         "--algorithm", default="medmask",
         help="ROI generation algorithm AUTOMATIC; 'manual' for hand-drawn masks",
@@ -33,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="along the pixels' edges (exact for centre-inside readers), or 0.49 pixel "
         "inside them (exact also for readers that round points to pixels: rt-utils)",
     )  # fmt: skip
-    parser.add_argument("--series-uid", help="which series of --source, when it holds several")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..ops.sources import natural_key
-from .common import echo, size, warn
+from .common import add_export_arguments, echo, size, warn
 
 HELP = "Write an archive's masks as a DICOM Segmentation (BINARY or LABELMAP) on their series."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("archive", type=Path, help="a .mska archive")
-    parser.add_argument(
-        "--source", type=Path, required=True,
-        help="folder of the image series (CT/MR) the masks were made on",
-    )  # fmt: skip
-    parser.add_argument("-o", "--output", type=Path, required=True, help="DICOM SEG file to write")
-    parser.add_argument(
-        "-n", "--name", action="append", help="only this mask; repeatable", metavar="NAME"
-    )
-    parser.add_argument("--groups", action="store_true", help="also write the archive's groups")
+    add_export_arguments(parser, "DICOM SEG file to write")
     parser.add_argument(
         "--algorithm", default="medmask",
         help="algorithm named in the SEG; 'manual' for hand-drawn masks",
@@ -39,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-empty", action="store_true",
         help="leave empty masks out (default: segments without frames)",
     )  # fmt: skip
-    parser.add_argument("--series-uid", help="which series of --source, when it holds several")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
 
 def run(args: argparse.Namespace) -> int:

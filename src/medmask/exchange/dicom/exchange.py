@@ -88,15 +88,7 @@ def export_seg(
     """
     check_writable(Path(output), overwrite)
     series = read_source_series(source, series_uid)
-    with MaskArchive(archive) as opened:
-        if opened.space is None:
-            raise MedmaskError(f"{archive}: the archive has no masks")
-        chosen = select_masks(opened, names, groups=groups)
-        masks = []
-        for name in chosen:
-            crop, offset = opened.load_crop(name)
-            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
-        space = opened.space
+    masks, space = _export_inputs(archive, names, groups)
     return write_seg(
         masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
         transfer_syntax=transfer_syntax, segmentation_type=segmentation_type,
@@ -141,19 +133,26 @@ def export_rtstruct(
     """
     check_writable(Path(output), overwrite)
     series = read_source_series(source, series_uid)
-    with MaskArchive(archive) as opened:
-        if opened.space is None:
-            raise MedmaskError(f"{archive}: the archive has no masks")
-        chosen = select_masks(opened, names, groups=groups)
-        masks = []
-        for name in chosen:
-            crop, offset = opened.load_crop(name)
-            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
-        space = opened.space
+    masks, space = _export_inputs(archive, names, groups)
     return write_rtstruct(
         masks, space, series, output, algorithm=algorithm, interpreted_type=interpreted_type,
         contours=contours,
     )  # fmt: skip
+
+
+def _export_inputs(
+    archive: str | os.PathLike[str], names: Iterable[str] | None, groups: bool
+) -> tuple[list[SegmentInput], Space]:
+    """The chosen masks of an archive as writer inputs (each its crop only), and their grid."""
+    with MaskArchive(archive) as opened:
+        space = opened.space
+        if space is None:
+            raise MedmaskError(f"{archive}: the archive has no masks")
+        masks = []
+        for name in select_masks(opened, names, groups=groups):
+            crop, offset = opened.load_crop(name)
+            masks.append(SegmentInput(name, crop != 0, offset, opened.meaning(name)))
+    return masks, space
 
 
 def seg_files(source: str | os.PathLike[str]) -> list[Path]:
