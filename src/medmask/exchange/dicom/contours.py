@@ -25,12 +25,20 @@ __all__ = [
     "fill_stack",
     "fill_window",
     "inset",
+    "inset_polygons",
     "stack_polygons",
     "voxel_edge_polygons",
 ]
 
-# Edge directions on the corner grid (y down): +x, +y, -x, -y; turning right is +1.
-_STEP = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
+# The sides of a pixel, as edges with the inside on their right (y down): top (+x),
+# right (+y), bottom (-x), left (-y); turning right is the next side. Their start corners
+# relative to the pixel's top-left one:
+_DX = np.array([0, 1, 1, 0], dtype=np.int64)
+_DY = np.array([0, 0, 1, 1], dtype=np.int64)
+
+
+_ACROSS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])  # the neighbour across each side
+_FORWARD = np.array([[0, 1], [1, 0], [0, -1], [-1, 0]])  # the next pixel along each side
 
 
 def voxel_edge_polygons(mask: NDArray[Any]) -> list[NDArray[np.int64]]:
@@ -65,61 +73,65 @@ def stack_polygons(masks: NDArray[Any]) -> list[tuple[int, NDArray[np.int64]]]:
     at once: ``(slice index, polygon)`` pairs, slice by slice."""
     inside = np.asarray(masks) != 0
     slices, rows, columns = inside.shape
-    padded = np.zeros((slices, rows + 2, columns + 2), dtype=bool)
+    width = columns + 2
+    plane = (rows + 2) * width
+    padded = np.zeros((slices, rows + 2, width), dtype=bool)
     padded[:, 1:-1, 1:-1] = inside
-    core = padded[:, 1:-1, 1:-1]
-    neighbours = (  # above, right, below, left of each pixel
-        padded[:, :-2, 1:-1],
-        padded[:, 1:-1, 2:],
-        padded[:, 2:, 1:-1],
-        padded[:, 1:-1, :-2],
-    )
+    flat = padded.ravel()  # pixel k's neighbours: k - width (above), k + 1, k + width, k - 1
+    size = flat.size
+    core = flat[width : size - width]
+    closed = flat[: size - 2 * width] & flat[width + 1 : size - width + 1]
+    closed &= flat[2 * width :]
+    closed &= flat[width - 1 : size - width - 1]
     # the pixels with an outside neighbour, found in one pass over the stack
-    z, r, c = np.nonzero(core & ~(neighbours[0] & neighbours[1] & neighbours[2] & neighbours[3]))
-    starts, directions = [], []
-    # a side of an inside pixel whose neighbour is outside, as the edge with the inside
-    # on its right: top +x from (c, r); right +y from (c+1, r); bottom -x from (c+1, r+1);
-    # left -y from (c, r+1)
-    for side, (dr, dc), (dx, dy) in (
-        (0, (-1, 0), (0, 0)),
-        (1, (0, 1), (1, 0)),
-        (2, (1, 0), (1, 1)),
-        (3, (0, -1), (0, 1)),
-    ):
-        out = ~padded[z, r + 1 + dr, c + 1 + dc]
-        starts.append(np.stack([c[out] + dx, r[out] + dy, z[out]], axis=1))
-        directions.append(np.full(int(out.sum()), side, dtype=np.int64))
-    start = np.concatenate(starts)
-    if not len(start):
+    pixels = np.flatnonzero(core & ~closed) + width
+    # an edge: side s of an inside pixel k whose neighbour across it is outside, with the
+    # inside on its right (top +x, right +y, bottom -x, left -y); numbered s * size + k,
+    # so that the numbers come sorted side by side, pixel by pixel
+    ids = np.concatenate(
+        [
+            pixels[~flat[pixels + across]] + side * size
+            for side, across in enumerate(_ACROSS @ (width, 1))
+        ]
+    )
+    if not len(ids):
         return []
-    direction = np.concatenate(directions)
-    end = start.copy()
-    end[:, :2] += _STEP[direction]
-    width, plane = columns + 1, (columns + 1) * (rows + 1)
-    start_id = start[:, 2] * plane + start[:, 1] * width + start[:, 0]
-    end_id = end[:, 2] * plane + end[:, 1] * width + end[:, 0]
-    # the edge after each: the one leaving its end vertex; where two leave it (pixels
-    # touching at a corner), the one turning right, which keeps to the same pixel
-    key = start_id * 4 + direction
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    first_leaving = order[np.searchsorted(sorted_key, end_id * 4)]
-    turn = np.minimum(np.searchsorted(sorted_key, end_id * 4 + (direction + 1) % 4), len(key) - 1)
-    pinch = np.bincount(start_id)[end_id] > 1
-    after = np.where(pinch, order[turn], first_leaving)
-    # a corner: the direction changes from the edge before
-    before = np.empty_like(after)
-    before[after] = np.arange(len(after))
-    corner = direction != direction[before]
-    return _loops(after, corner, start)
+    side, pixel = np.divmod(ids, size)
+    # the edge after each, from the two pixels ahead of its end: ahead (the same row of
+    # pixels) outside - turn right, around the same pixel (also where two pixels touch
+    # at a corner: the inside is 4-connected); ahead-left inside - turn left onto it;
+    # else straight on along the pixel ahead
+    forward, outward = (_FORWARD @ (width, 1))[side], (_ACROSS @ (width, 1))[side]
+    ahead = pixel + forward
+    ahead_out = ~flat[ahead]
+    ahead_left = ahead + outward
+    left_in = flat[ahead_left] & ~ahead_out
+    following = np.where(
+        ahead_out,
+        ((side + 1) % 4) * size + pixel,
+        np.where(left_in, ((side + 3) % 4) * size + ahead_left, side * size + ahead),
+    )
+    after = np.searchsorted(ids, following)
+    corner = np.zeros(len(ids), dtype=bool)  # the direction changes from the edge before
+    corner[after[ahead_out | left_in]] = True
+    order, lengths, corners = _loops(after, corner)
+    edge = corners[order]
+    z, rest = np.divmod(pixel[edge], plane)
+    row, column = np.divmod(rest, width)
+    points = np.stack([column - 1 + _DX[side[edge]], row - 1 + _DY[side[edge]]], axis=1)
+    ends = np.cumsum(lengths)
+    firsts = z[ends - lengths].tolist()
+    return list(zip(firsts, np.split(points, ends[:-1].tolist()), strict=True))
 
 
 def _loops(
-    after: NDArray[np.int64], corner: NDArray[np.bool_], start: NDArray[np.int64]
-) -> list[tuple[int, NDArray[np.int64]]]:
+    after: NDArray[np.int64], corner: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """The polygons: from each corner edge to the next along ``after`` (found for all at
     once by pointer jumping: a straight run of n edges takes log2(n) array steps), then
-    each loop of corners followed once; the start points of its corner edges."""
+    the loops of corners listed, each from its first corner (pointer jumping again: each
+    corner's loop and its place in it). The corners' order, the loops' lengths and the
+    corner edges."""
     ahead = after.copy()  # ends as: the first corner edge after each edge
     waiting = ~corner[ahead]
     while waiting.any():
@@ -128,21 +140,37 @@ def _loops(
     corners = np.flatnonzero(corner)
     position = np.full(len(after), -1, dtype=np.int64)
     position[corners] = np.arange(len(corners))
-    following = position[ahead[corners]].tolist()  # corner -> the next corner, as positions
-    seen = bytearray(len(corners))
-    polygons = []
-    for first in range(len(corners)):
-        if seen[first]:
-            continue
-        members = []
-        at = first
-        while not seen[at]:
-            seen[at] = 1
-            members.append(at)
-            at = following[at]
-        edges = corners[members]
-        polygons.append((int(start[edges[0], 2]), start[edges, :2]))
-    return polygons
+    order, lengths = _cycles(position[ahead[corners]])  # corner -> the next corner
+    return order, lengths, corners
+
+
+def _cycles(following: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The cycles of a permutation, each from its smallest member and in the order of
+    those: the members one cycle after another, and each cycle's length."""
+    count = len(following)
+    every = np.arange(count)
+    lowest, step = every.copy(), following.copy()  # each member's cycle: its smallest member
+    while True:
+        lower = np.minimum(lowest, lowest[step])
+        if np.array_equal(lower, lowest):  # no smaller member 2^k further: none at all
+            break
+        lowest, step = lower, step[step]
+    tail = following == lowest  # the member before the smallest one ends the cycle
+    ahead = np.where(tail, every, following)
+    to_tail = (~tail).astype(np.int64)  # list ranking: steps to the cycle's end
+    while True:
+        further = ahead[ahead]
+        if np.array_equal(further, ahead):
+            break
+        to_tail += to_tail[ahead]
+        ahead = further
+    heads = np.flatnonzero(lowest == every)
+    lengths = to_tail[heads] + 1
+    begins = np.zeros(count, dtype=np.int64)
+    begins[heads] = np.cumsum(lengths) - lengths
+    order = np.empty(count, dtype=np.int64)
+    order[begins[lowest] + to_tail[lowest] - to_tail] = every
+    return order, lengths
 
 
 def inset(polygon: NDArray[Any], distance: float) -> NDArray[np.float64]:
@@ -158,9 +186,24 @@ def inset(polygon: NDArray[Any], distance: float) -> NDArray[np.float64]:
     >>> inset(np.array([[1, 1], [2, 1], [2, 2], [1, 2]]), 0.25).tolist()
     [[1.25, 1.25], [1.75, 1.25], [1.75, 1.75], [1.25, 1.75]]
     """
-    points = np.asarray(polygon, dtype=np.float64)
-    outgoing = np.roll(points, -1, axis=0) - points
-    incoming = points - np.roll(points, 1, axis=0)
+    points = np.asarray(polygon)
+    return inset_polygons(points, np.array([len(points)]), distance)
+
+
+def inset_polygons(
+    points: NDArray[Any], lengths: NDArray[np.int64], distance: float
+) -> NDArray[np.float64]:
+    """:func:`inset` of several polygons at once: their points one after the other,
+    ``lengths`` points each."""
+    points = np.asarray(points, dtype=np.float64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    following = np.arange(1, len(points) + 1)
+    following[ends - 1] = starts  # each polygon closes on its first point
+    preceding = np.arange(-1, len(points) - 1)
+    preceding[starts] = ends - 1
+    outgoing = points[following] - points
+    incoming = points - points[preceding]
 
     def inward(step: NDArray[np.float64]) -> NDArray[np.float64]:
         unit = np.sign(step)  # axis-parallel: one non-zero coordinate

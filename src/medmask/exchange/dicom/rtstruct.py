@@ -29,7 +29,8 @@ from ...errors import FormatError, MedmaskError
 from ...files.atomic import atomic_path
 from ...version import __version__
 from .concepts import segment_colour
-from .contours import fill_stack, inset, stack_polygons
+from .contours import fill_stack, inset_polygons, stack_polygons
+from .encoding import decimal_strings
 from .grid import map_axes
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
@@ -116,32 +117,19 @@ def write_rtstruct(
     if contours not in CONTOUR_STYLES:
         raise ValueError(f"contours must be one of {', '.join(CONTOUR_STYLES)}")
     axes = map_axes(space, source.grid, f"the source series in {source.folder}")
-    grid = source.grid
     shape = tuple(int(n) for n in space.shape)
     frame_of_reference = source.frame_of_reference_uid or generate_uid()
-    image_reference = [
-        _image_reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids
-    ]
-    rows, columns = grid.pixel_spacing
-    across, down = grid.row_direction * columns, grid.column_direction * rows
-    corner = grid.positions - 0.5 * across - 0.5 * down  # corner (0, 0) of each slice
+    planes = _Planes.of(source, contours)
     roi_items: list[bytes] = []
     empty: list[str] = []
     written = points = 0
     for number, mask in enumerate(masks, start=1):
-        crop, (x0, y0, z0) = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
+        crop, offset = _series_crop(np.asarray(mask.voxels) != 0, mask.offset, shape, axes)
         polygons = stack_polygons(crop.transpose(2, 1, 0)) if crop.size else []
         if not polygons:
             empty.append(mask.name)
-        items = []
-        for contour_number, (s, edges) in enumerate(polygons, start=1):
-            slice_index = z0 + s
-            polygon = inset(edges, INSET) if contours == "inset" else edges
-            world = (
-                corner[slice_index] + (polygon[:, :1] + x0) * across + (polygon[:, 1:] + y0) * down
-            )
-            items.append(_contour_item(image_reference[slice_index], world, contour_number))
-            points += len(polygon)
+        items = planes.contour_items(polygons, offset)
+        points += sum(len(edges) for _, edges in polygons)
         written += len(items)
         colour = (colours or {}).get(mask.name) or (mask.meaning.colour if mask.meaning else None)
         rgb = colour if colour is not None else segment_colour(number - 1, len(masks))
@@ -170,15 +158,62 @@ def write_rtstruct(
     return RtExport(out, tuple(names), written, points, tuple(empty), out.stat().st_size)
 
 
-def _contour_item(image: bytes, world: NDArray[np.float64], number: int) -> bytes:
-    values = np.round(world, 4).ravel().tolist()
-    data = ("%.10g\\" * len(values))[:-1] % tuple(values)  # one C-level format: 2x repr
+@dataclass
+class _Planes:
+    """The source series' image planes: where their pixel corners lie (patient
+    coordinates) and how a contour refers to its image."""
+
+    corner: NDArray[np.float64]  # pixel corner (0, 0) of each slice
+    across: NDArray[np.float64]  # one pixel along a row
+    down: NDArray[np.float64]  # one pixel down a column
+    images: list[bytes]  # each slice's Contour Image Sequence item
+    inset: bool
+
+    @classmethod
+    def of(cls, source: SourceSeries, contours: ContourStyle) -> _Planes:
+        grid = source.grid
+        rows, columns = grid.pixel_spacing
+        across, down = grid.row_direction * columns, grid.column_direction * rows
+        return cls(
+            grid.positions - 0.5 * across - 0.5 * down,
+            across,
+            down,
+            [_image_reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids],
+            contours == "inset",
+        )
+
+    def contour_items(
+        self, polygons: list[tuple[int, NDArray[np.int64]]], offset: tuple[int, ...]
+    ) -> list[bytes]:
+        """The Contour Sequence items of one ROI's polygons (on a crop at ``offset``),
+        all points in one array step."""
+        if not polygons:
+            return []
+        x0, y0, z0 = offset
+        lengths = np.array([len(edges) for _, edges in polygons])
+        flat: NDArray[np.float64] = np.concatenate([edges for _, edges in polygons])
+        if self.inset:
+            flat = inset_polygons(flat, lengths, INSET)
+        on = z0 + np.repeat(np.array([s for s, _ in polygons]), lengths)
+        world = self.corner[on] + (flat[:, :1] + x0) * self.across + (flat[:, 1:] + y0) * self.down
+        text, ends = decimal_strings(world)  # x\\y\\z\\ of every point, in order
+        stops = ends[np.cumsum(lengths * 3) - 1].tolist()  # each contour's last backslash
+        starts = [0, *(stop + 1 for stop in stops[:-1])]
+        return [
+            _contour_item(self.images[z0 + s], text[start:stop], count, number)
+            for number, ((s, _), start, stop, count) in enumerate(
+                zip(polygons, starts, stops, lengths.tolist(), strict=True), start=1
+            )
+        ]
+
+
+def _contour_item(image: bytes, data: bytes, points: int, number: int) -> bytes:
     return _item(
         _implicit(0x30060016, _item(image))
         + _implicit(0x30060042, b"CLOSED_PLANAR ")
-        + _implicit(0x30060046, _text(str(len(world))))
+        + _implicit(0x30060046, _text(str(points)))
         + _implicit(0x30060048, _text(str(number)))
-        + _implicit(0x30060050, _text(data))
+        + _implicit(0x30060050, data + b" " if len(data) % 2 else data)
     )
 
 
