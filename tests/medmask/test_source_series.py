@@ -29,8 +29,25 @@ def oblique_series(folder: Path, seed: str = "series-a") -> list[Path]:
     return write_ct_series(np.zeros(space.shape, np.int16), space, folder, seed=seed)
 
 
-def test_the_grid_is_pydicoms_reading_in_any_file_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "syntax", [None, pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian]
+)
+def test_the_grid_is_pydicoms_reading_in_any_file_order(
+    tmp_path: Path, syntax: pydicom.uid.UID | None
+) -> None:
+    """Values read from the elements' bytes, in every transfer syntax a header can have."""
     files = oblique_series(tmp_path / "made")
+    if syntax is not None:
+        for path in files:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)  # headers are what counts
+            ds.file_meta.TransferSyntaxUID = syntax
+            pydicom.dcmwrite(
+                path,
+                ds,
+                implicit_vr=syntax.is_implicit_VR,
+                little_endian=syntax.is_little_endian,
+                force_encoding=True,
+            )
     mixed = tmp_path / "mixed"
     for i, path in enumerate(reversed(files)):  # files in reverse, some in a sub-folder
         target = mixed / ("deeper" if i % 2 else "") / f"x{i:02d}"
@@ -38,6 +55,11 @@ def test_the_grid_is_pydicoms_reading_in_any_file_order(tmp_path: Path) -> None:
         shutil.copy(path, target)
     (mixed / "notes.txt").write_text("not DICOM")
     series = read_source_series(mixed)
+    if syntax is not None:  # really written so
+        assert pydicom.dcmread(files[0]).original_encoding == (
+            syntax.is_implicit_VR,
+            syntax.is_little_endian,
+        )
     datasets = [pydicom.dcmread(p) for p in files]  # slice order as written
     first = datasets[0]
     assert series.sop_instance_uids == tuple(ds.SOPInstanceUID for ds in datasets)

@@ -146,6 +146,8 @@ _IMAGE_POSITION: Final = 0x00200032
 _IMAGE_ORIENTATION: Final = 0x00200037
 _PIXEL_SPACING: Final = 0x00280030
 _SERIES_UID: Final = 0x0020000E
+_ROWS: Final = 0x00280010
+_COLUMNS: Final = 0x00280011
 _INSTANCE_UID: Final = 0x00080018
 
 
@@ -182,7 +184,7 @@ def _slices_by_series(root: Path, skipped: list[tuple[str, str]]) -> dict[str, l
             ds,
             _decimals(ds, _IMAGE_POSITION, path, 3),
             _decimals(ds, _IMAGE_ORIENTATION, path, 6),
-            (int(ds.get("Rows", 0)), int(ds.get("Columns", 0))),
+            (_unsigned(ds, _ROWS), _unsigned(ds, _COLUMNS)),
             _uid(ds, _INSTANCE_UID),
         )
         by_series.setdefault(_uid(ds, _SERIES_UID), []).append(one)
@@ -198,6 +200,17 @@ def _text_of(ds: Dataset, tag: int) -> str:
     if isinstance(value, list | tuple | MultiValue):
         return "\\".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def _unsigned(ds: Dataset, tag: int) -> int:
+    """A US value (0 when absent), from its two bytes in the file's byte order."""
+    if tag not in ds:
+        return 0
+    value = ds.get_item(tag).value
+    if isinstance(value, bytes) and len(value) == 2:
+        little_endian = ds.original_encoding[1] is not False
+        return int.from_bytes(value, "little" if little_endian else "big")
+    return int(ds[tag].value or 0)
 
 
 def _uid(ds: Dataset, tag: int) -> str:
