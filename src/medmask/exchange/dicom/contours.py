@@ -298,7 +298,7 @@ def fill_stack(
     after[starts + counts - 1] = starts  # each polygon closes on its first point
     x1, y1 = x0[after], y0[after]
     plane = np.repeat(plane_of, counts)  # per point: the index of its plane
-    toggles = np.zeros((len(planes), height, width + 1), dtype=np.int64)
+    toggles = np.zeros((len(planes), height, width + 1), dtype=np.uint8)  # parity is all
     on_edge = np.zeros((len(planes), height, width), dtype=bool)
     bottom, top = np.minimum(y0, y1), np.maximum(y0, y1)
     # pixel rows whose centre y = r + 0.5 satisfies bottom <= y < top
@@ -313,7 +313,7 @@ def fill_stack(
     # centres c + 0.5 >= x are right of the crossing: toggle from that column on
     column = np.clip(np.ceil(x - 0.5), 0, width).astype(np.int64)
     np.add.at(toggles, (plane[edge], row, column), 1)
-    inside = (np.cumsum(toggles, axis=2)[:, :, :width] % 2).astype(bool)
+    inside = (np.bitwise_xor.accumulate(toggles, axis=2)[:, :, :width] & 1).astype(bool)
     if boundary:
         _mark_centres_on_edges(on_edge, plane, plane[edge], row, x, x0, y0, x1, y1)
         inside |= on_edge
