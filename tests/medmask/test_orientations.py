@@ -1,17 +1,17 @@
 """Geometry in every orientation, through every path, judged by readers we did not write.
 
-Each grid below is defined by its voxel-to-LPS matrix, written out here by hand (never by
-medmask.model.geometry). Masks go in through files other libraries write (nibabel, pynrrd,
-highdicom), through the medmask command line, and out again; SimpleITK, slicerio and
-highdicom read what comes out. The test: every voxel of every mask lies at the same
-world position (mm) before and after. A round trip through our own reader and writer
-would hide a conversion both share (spacetransformer's RAS<->LPS, issue 26), so no
-comparison here uses medmask's geometry code.
+Each grid is defined by its voxel-to-LPS matrix, written out by hand in
+medmask.sample.grids (never computed by medmask.model.geometry). Masks go in through
+files other libraries write (nibabel, pynrrd, highdicom), through the medmask command
+line, and out again; SimpleITK, slicerio and highdicom read what comes out. The test:
+every voxel of every mask lies at the same world position (mm) before and after. A
+round trip through our own reader and writer would hide a conversion both share
+(spacetransformer's RAS<->LPS, issue 26), so no comparison here uses medmask's geometry
+code.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from spacetransformer import Space
 
 from medmask.cli import main
 from medmask.sample.ct_series import write_ct_series
+from medmask.sample.grids import ORIENTATIONS
 
 sitk = pytest.importorskip("SimpleITK", reason="SimpleITK is in the test extra")
 slicerio = pytest.importorskip("slicerio", reason="slicerio is in the test extra")
@@ -33,28 +34,6 @@ slicerio = pytest.importorskip("slicerio", reason="slicerio is in the test extra
 RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS <-> RAS: the first two world coordinates change sign
 
 
-def rotation(axis: int, degrees: float) -> np.ndarray:
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    i, j = [a for a in range(3) if a != axis]
-    out = np.eye(3)
-    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
-    return out
-
-
-# columns: the LPS directions of voxel axes 0, 1, 2
-ORIENTATIONS = {
-    "axial_lps": np.eye(3),
-    "axial_ras": np.diag([-1.0, -1.0, 1.0]),  # nibabel's canonical RAS+
-    "sagittal": np.column_stack([(0, 1, 0), (0, 0, -1), (-1, 0, 0)]),
-    "coronal": np.column_stack([(1, 0, 0), (0, 0, -1), (0, 1, 0)]),
-    "oblique_two_axes": rotation(0, 25) @ rotation(1, -40),
-    "flipped": np.diag([1.0, -1.0, 1.0]),  # left-handed
-    "permuted_yzx": RAS[:3, :3] @ np.array([[0, 0, 1.0], [1, 0, 0], [0, 1, 0]]),  # issue 26's
-    "oblique_permuted_flipped": rotation(2, 30)
-    @ rotation(0, 60)
-    @ np.array([[0, 1.0, 0], [0, 0, 1], [1, 0, 0]])
-    @ np.diag([1.0, 1.0, -1.0]),
-}
 SHAPE = (7, 9, 6)
 SPACING = np.array([0.8, 1.25, 2.5])
 ORIGIN = np.array([-31.5, 12.25, 40.0])

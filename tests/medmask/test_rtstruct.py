@@ -21,6 +21,7 @@ from medmask.errors import FormatError
 from medmask.exchange.dicom.rtstruct import read_rtstruct
 from medmask.exchange.dicom.source import read_source_series
 from medmask.sample.ct_series import write_ct_series
+from medmask.sample.grids import contour_shapes
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 SHAPE = (40, 40, 6)
@@ -37,22 +38,7 @@ def oblique_space() -> Space:
 def shapes() -> dict[str, np.ndarray]:
     """Rings, a vertebra with its canal, an island inside a hole, pixels touching at a
     corner, one empty mask."""
-    x, y = np.mgrid[: SHAPE[0], : SHAPE[1]] - 19.5
-    radius = np.hypot(x, y)
-    ring = (radius < 15) & (radius >= 9)
-    island = radius < 4
-    out = {
-        "ring": np.repeat(ring[:, :, None], SHAPE[2], axis=2),
-        "ring_with_island": np.repeat((ring | island)[:, :, None], SHAPE[2], axis=2),
-        "vertebra": np.zeros(SHAPE, bool),
-        "corners": np.zeros(SHAPE, bool),
-        "nothing": np.zeros(SHAPE, bool),
-    }
-    body = (np.hypot(x + 6, y) < 8) & ~(np.hypot(x - 2, y) < 3)  # a body with its canal
-    out["vertebra"][:, :, 1:5] = (body | ((np.abs(y) < 2) & (x > 1) & (x < 12)))[:, :, None]
-    out["vertebra"][:, :, 1:5] &= ~(np.hypot(x - 2, y) < 3)[:, :, None]
-    out["corners"][5, 5, 2] = out["corners"][6, 6, 2] = out["corners"][7, 5, 2] = True
-    return out
+    return contour_shapes(SHAPE)
 
 
 @pytest.fixture(scope="module")
