@@ -81,9 +81,14 @@ def test_filling_other_tools_contours_uses_pixel_centres() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))))
-def test_inset_contours_fill_the_same_and_round_onto_the_masks_pixels(mask: np.ndarray) -> None:
-    polygons = [inset(p, 0.49) for p in voxel_edge_polygons(mask)]
+@given(
+    arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))),
+    st.sampled_from([0.25, 0.01, 0.49]),  # what --contours inset uses, and near the limits
+)
+def test_inset_contours_fill_the_same_and_round_onto_the_masks_pixels(
+    mask: np.ndarray, distance: float
+) -> None:
+    polygons = [inset(p, distance) for p in voxel_edge_polygons(mask)]
     assert np.array_equal(fill_even_odd(polygons, mask.shape, boundary=False), mask)
     for polygon in polygons:  # rounded to whole pixels, every point is a pixel of the mask
         column, row = np.round(polygon - 0.5).astype(int).T

@@ -225,9 +225,16 @@ def test_rt_utils_and_medmask_read_each_others_files(case: Path, tmp_path: Path)
         theirs = rt_utils.RTStructBuilder.create_from(
             dicom_series_path=str(case / "ct"), rt_struct_path=str(tmp_path / "theirs.dcm")
         )
+        notes: list[str] = []
         ours = {
-            r.name: r.voxels for r in read_rtstruct(tmp_path / "theirs.dcm", series.grid.space())
+            r.name: r.voxels
+            for r in read_rtstruct(tmp_path / "theirs.dcm", series.grid.space(), notes=notes)
         }
+        # rt-utils writes a single pixel as a 1-point contour and a straight line one pixel
+        # wide as a 2-point one: read as the pixels they pass through, and said
+        short = [n for n in notes if "of 1 or 2 points" in n]
+        assert {n.split("ROI ")[1].split(":")[0] for n in short} == {"'line'", "'pixel'"}
+        assert len(notes) == len(short)
         for name, mask in truth.items():
             if not mask.any():
                 continue
@@ -240,13 +247,13 @@ def test_rt_utils_and_medmask_read_each_others_files(case: Path, tmp_path: Path)
         reader = rt_utils.RTStructBuilder.create_from(
             dicom_series_path=str(case / "ct"), rt_struct_path=str(rs)
         )
-        for name in ("ring", "ring_with_island", "vertebra"):
+        for name in ("ring", "ring_with_island", "vertebra", "line", "pixel"):
             grown = reader.get_roi_mask_by_name(name).transpose(1, 0, 2)
             mask = truth[name]
             assert (grown & mask).sum() == mask.sum()  # every voxel, and up to a pixel more
             ring = _dilated(mask) & ~mask
             assert not (grown & ~mask & ~ring).any(), name
-        # --contours inset: 0.49 pixel inside the edges, rt-utils' rounding lands on the
+        # --contours inset: 0.25 pixel inside the edges, rt-utils' rounding lands on the
         # boundary pixels' centres: it reads every mask exactly, as medmask and OpenCV do
         inset_rs = tmp_path / "inset.dcm"
         assert main([*argv, "-o", str(inset_rs), "--contours", "inset"]) == 0

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--contours", choices=("voxel-edges", "inset"), default="voxel-edges",
-        help="along the pixels' edges (exact for centre-inside readers), or 0.49 pixel "
+        help="along the pixels' edges (exact for centre-inside readers), or 0.25 pixel "
         "inside them (exact also for readers that round points to pixels: rt-utils)",
     )  # fmt: skip
 

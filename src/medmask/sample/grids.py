@@ -46,7 +46,8 @@ ORIENTATIONS: dict[str, NDArray[np.float64]] = {
 def contour_shapes(shape: tuple[int, int, int] = (40, 40, 6)) -> dict[str, NDArray[np.bool_]]:
     """Masks whose contours are hard, on a ``shape`` grid (axes 0 and 1 in-plane, at
     least 40 x 40 x 6): a ring, a ring with an island in its hole, a vertebra with its
-    canal, three pixels touching only at corners, and an empty mask."""
+    canal, three pixels touching only at corners, a line one pixel wide, a single pixel,
+    and an empty mask."""
     nx, ny, nz = shape
     if nx < 40 or ny < 40 or nz < 6:
         raise ValueError(f"the shapes need a grid of at least 40 x 40 x 6, not {shape}")
@@ -59,10 +60,14 @@ def contour_shapes(shape: tuple[int, int, int] = (40, 40, 6)) -> dict[str, NDArr
         "ring_with_island": np.repeat((ring | island)[:, :, None], nz, axis=2),
         "vertebra": np.zeros(shape, bool),
         "corners": np.zeros(shape, bool),
+        "line": np.zeros(shape, bool),
+        "pixel": np.zeros(shape, bool),
         "nothing": np.zeros(shape, bool),
     }
     canal = np.hypot(x - 2, y) < 3
     body = (np.hypot(x + 6, y) < 8) | ((np.abs(y) < 2) & (x > 1) & (x < 12))
     out["vertebra"][:, :, 1:5] = (body & ~canal)[:, :, None]
     out["corners"][5, 5, 2] = out["corners"][6, 6, 2] = out["corners"][7, 5, 2] = True
+    out["line"][25:36, 34, 2:4] = True
+    out["pixel"][33, 6, 3] = True
     return out

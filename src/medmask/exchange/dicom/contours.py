@@ -177,9 +177,10 @@ def inset(polygon: NDArray[Any], distance: float) -> NDArray[np.float64]:
     """A voxel-edge polygon moved ``distance`` (pixels, < 0.5) towards its inside: every
     corner along the bisector of its two edges (inside on the right, y down).
 
-    With ``distance`` 0.49 every corner lies 0.01 pixel from a pixel centre of the mask:
-    a reader that rounds points to whole pixels and fills the polygon's boundary in
-    (rt-utils) gets exactly the mask, and so does one that takes the centres inside.
+    With any ``distance`` between 0 and 0.5 every corner lies nearer to the centre of a
+    pixel of the mask than to any other: a reader that rounds points to whole pixels and
+    fills the polygon's boundary in (rt-utils) gets exactly the mask, and so does one
+    that takes the centres inside (each lies ``0.5 - distance`` inside).
 
     Examples
     --------

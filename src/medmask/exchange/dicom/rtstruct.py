@@ -48,7 +48,7 @@ _ROI_CONTOUR_SEQUENCE: Final = 0x30060039
 PLANE_TOLERANCE: Final = 0.01  # of a voxel: how far off a grid plane a contour may lie
 ContourStyle = Literal["voxel-edges", "inset"]
 CONTOUR_STYLES: Final = ("voxel-edges", "inset")
-INSET: Final = 0.49  # pixels: "inset" contours pass 0.01 pixel from the boundary's centres
+INSET: Final = 0.25  # pixels: "inset" contours pass 0.25 pixel outside the boundary's centres
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,10 @@ def write_rtstruct(
         The Structure Set Label.
     contours : {"voxel-edges", "inset"}
         Along the pixels' edges (default: exact for readers that take the pixel centres
-        inside the polygons, and the polygons' area is the mask's), or moved 0.49 pixel
+        inside the polygons, and the polygons' area is the mask's), or moved 0.25 pixel
         inwards (exact also for readers that round points to whole pixels and fill the
-        boundary in, as rt-utils does; the area is smaller by about half a pixel along
-        the boundary). docs/rtstruct.md.
+        boundary in, as rt-utils does; the area is smaller by a quarter pixel along the
+        boundary). docs/rtstruct.md.
 
     Raises
     ------
@@ -434,29 +434,16 @@ def _roi_voxels(
     contours on one plane); what cannot be placed goes into ``said``."""
     voxels = np.zeros(shape, dtype=bool)
     planes: dict[tuple[int, int], list[NDArray[np.float64]]] = {}
-    raws: list[bytes] = []
-    sizes: list[int] = []  # points per contour
-    for contour in contours:
-        kind = _text_of(contour, 0x30060042)  # ContourGeometricType (by tag: per contour)
-        if kind != "CLOSED_PLANAR":
-            said.append(f"{where}: a {kind or 'untyped'} contour has no area; not read")
-            continue
-        raw = _raw_points(contour)
-        count = raw.count(b"\\") + 1 if raw.strip(b" \0") else 0
-        if count < 9:
-            said.append(f"{where}: a contour of {count // 3} points; not read")
-            continue
-        if count % 3:
-            said.append(f"{where}: a contour whose numbers are not x\\y\\z triplets; not read")
-            continue
-        raws.append(raw)
-        sizes.append(count // 3)
+    raws, sizes = _contour_data(contours, where, said)
     if not raws:
         return voxels
-    # every contour's numbers parsed at once, mapped to voxel index at once
-    numbers = np.array(b"\\".join(raws).replace(b"\0", b"").split(b"\\"), dtype=np.float64)
-    index = numbers.reshape(-1, 3) @ to_index[:3, :3].T + to_index[:3, 3]
+    index = _to_index(raws, sizes, to_index, where, said)
     for points in np.split(index, np.cumsum(sizes)[:-1]):
+        if not len(points):
+            continue
+        if not np.isfinite(points).all():
+            said.append(f"{where}: a contour with a coordinate that is not finite; not read")
+            continue
         placed = _plane_of(points)
         if placed is None:
             said.append(f"{where}: a contour off every plane of the grid; not read")
@@ -487,6 +474,58 @@ def _roi_voxels(
         height, width = window.shape[1:]
         view[c0 : c0 + width, r0 : r0 + height, levels_used] = window.transpose(2, 1, 0)
     return voxels
+
+
+def _contour_data(
+    contours: Sequence[Dataset], where: str, said: list[str]
+) -> tuple[list[bytes], list[int]]:
+    """The Contour Data bytes of an ROI's CLOSED_PLANAR contours and their point counts;
+    what is not read goes into ``said``."""
+    raws: list[bytes] = []
+    sizes: list[int] = []  # points per contour
+    short = 0  # contours of 1 or 2 points
+    for contour in contours:
+        kind = _text_of(contour, 0x30060042)  # ContourGeometricType (by tag: per contour)
+        if kind != "CLOSED_PLANAR":
+            said.append(f"{where}: a {kind or 'untyped'} contour has no area; not read")
+            continue
+        raw = _raw_points(contour).replace(b"\0", b"")
+        count = raw.count(b"\\") + 1 if raw.strip(b" ") else 0
+        if count % 3 or not count:
+            said.append(f"{where}: a contour whose numbers are not x\\y\\z triplets; not read")
+            continue
+        short += count < 9
+        raws.append(raw)
+        sizes.append(count // 3)
+    if short:
+        said.append(
+            f"{where}: {short} contour(s) of 1 or 2 points (no area; rt-utils writes them "
+            "for structures one pixel wide) read as the pixels whose centres they pass through"
+        )
+    return raws, sizes
+
+
+def _to_index(
+    raws: list[bytes],
+    sizes: list[int],
+    to_index: NDArray[np.float64],
+    where: str,
+    said: list[str],
+) -> NDArray[np.float64]:
+    """Every contour's points at once, mapped to voxel index; a contour whose numbers
+    are not numbers is reported and left out (its size set to 0)."""
+    try:
+        numbers = np.array(b"\\".join(raws).split(b"\\"), dtype=np.float64)
+    except ValueError:  # find the contours at fault, keep the others
+        parsed = []
+        for i, raw in enumerate(raws):
+            try:
+                parsed.append(np.array(raw.split(b"\\"), dtype=np.float64))
+            except ValueError:
+                said.append(f"{where}: a contour whose Contour Data is not numbers; not read")
+                sizes[i] = 0
+        numbers = np.concatenate(parsed) if parsed else np.zeros(0)
+    return numbers.reshape(-1, 3) @ to_index[:3, :3].T + to_index[:3, 3]
 
 
 def _text_of(item: Dataset, tag: int) -> str:
