@@ -20,8 +20,9 @@ Three parts, each side by side in one run:
    and read, ours, and rt-utils reading our files (voxel-edge and inset contours),
    Dice per mask.
 3. **Hard shapes in every orientation** (medmask.sample.grids: a ring, a ring with an
-   island in its hole, a vertebra with its canal, pixels touching at corners, an empty
-   mask; 40 x 40 x 6 on the eight grids of the orientation matrix): our round trip
+   island in its hole, a vertebra with its canal, pixels touching at corners, a line one
+   pixel wide, a single pixel, an empty mask; 40 x 40 x 6 on the eight grids of the
+   orientation matrix): our round trip
    and rt-utils' own, voxel for voxel, and each reading the other's file.
 """
 
@@ -200,14 +201,18 @@ def square_case(archive: Path, masks: dict[str, np.ndarray], label: str) -> Case
 def orientations() -> None:
     """Hard shapes on every grid of the orientation matrix: both round trips, each
     reading the other's file."""
-    print("\n## Hard shapes in every orientation (40 x 40 x 6, 5 masks, 4 non-empty)")
+    shapes = contour_shapes()
+    filled = sum(bool(m.any()) for m in shapes.values())
+    print(
+        f"\n## Hard shapes in every orientation (40 x 40 x 6, {len(shapes)} masks, "
+        f"{filled} non-empty)"
+    )
     print(
         f"{'grid':26s} {'medmask':>9s} {'rt-utils':>9s} {'rt-utils reads ours':>20s} "
         f"{'ours of theirs':>15s}\n{'':26s} {'own trip':>9s} {'own trip':>9s} "
         f"{'edges / inset':>20s} {'= theirs':>15s}"
     )
     spacing = np.array([0.8, 0.8, 2.5])
-    shapes = contour_shapes()
     folder = OUT / "orientations"
     for name, directions in ORIENTATIONS.items():
         space = Space(
