@@ -289,3 +289,55 @@ def test_contour_data_pydicom_converted_already_reads_the_same() -> None:
     single.ContourData = 7.5
     assert _raw_points(single) == b"7.5"
     assert _raw_points(Dataset()) == b""
+
+
+@pytest.mark.skipif(
+    not (SHARED / "third_party" / "rt-utils").is_dir(), reason="needs ../shared/data"
+)
+@pytest.mark.parametrize("folder_name", ["oriented_data", "one_slice_data"])
+def test_contours_on_rt_utils_oblique_and_one_slice_series(
+    folder_name: str, tmp_path: Path
+) -> None:
+    """rt-utils' own test series: oblique (IOP with every component non-zero), 50 x 100
+    pixels of 3.5 x 2.5 mm, no frame of reference; and a single slice. A speckled mask
+    (pixels touching at corners everywhere) goes out as contours that OpenCV, in world
+    space from pydicom's reading of the CT headers, finds around exactly its pixels."""
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    for path in (SHARED / "third_party" / "rt-utils" / folder_name).glob("*.dcm"):
+        shutil.copy(path, ct / path.name)
+    series = read_source_series(ct)
+    datasets = sorted(
+        (pydicom.dcmread(p) for p in ct.glob("*.dcm")),
+        key=lambda ds: series.sop_instance_uids.index(str(ds.SOPInstanceUID)),
+    )
+    rows, columns = int(datasets[0].Rows), int(datasets[0].Columns)
+    pixels = np.zeros((len(datasets), rows, columns), bool)  # a speckled patch, a block
+    pixels[:, 10:22, 30:50] = np.random.default_rng(30).random((len(datasets), 12, 20)) > 0.6
+    pixels[:, 30:45, 60:95] = True
+    space = series.grid.space()  # axes: column, row, slice
+    with MaskArchive(tmp_path / "a.mska", "w") as archive:
+        mask = pixels.transpose(2, 1, 0)
+        archive.add_mask(SegmentationMask(mask.astype(np.uint8), {"lesion": 1}, space), "lesion")
+    rs = tmp_path / "rs.dcm"
+    assert main(["export-rtstruct", str(tmp_path / "a.mska"), "--source", str(ct),
+                 "-o", str(rs)]) == 0  # fmt: skip
+    centres = []
+    for ds in datasets:  # PS3.3 C.7.6.2.1.1 from the CT headers as pydicom reads them
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        r, c = np.mgrid[:rows, :columns]
+        centres.append(
+            np.asarray(ds.ImagePositionPatient, float)
+            + (c.reshape(-1, 1) * dc) * iop[:3]
+            + (r.reshape(-1, 1) * dr) * iop[3:]
+        )
+    found = inside(roi_contours(rs)["lesion"], np.concatenate(centres))
+    assert np.array_equal(found, pixels.reshape(-1))
+    back = {r.name: r.voxels for r in read_rtstruct(rs, space)}
+    assert np.array_equal(back["lesion"], mask)
+    if shutil.which("dciodvfy"):
+        result = subprocess.run(["dciodvfy", str(rs)], capture_output=True, text=True, check=False)
+        errors = [line for line in (result.stdout + result.stderr).splitlines()
+                  if line.startswith("Error")]  # fmt: skip
+        assert not errors, errors
