@@ -632,3 +632,68 @@ def test_w_replaces_a_medmask_0_1_3_archive_with_this_format(tmp_path: Path) -> 
         archive.add_mask(SegmentationMask(np.zeros(space.shape, np.uint8), {"x": 1}, space), "x")
     with MaskArchive(path) as again:
         assert again.format_version == "2.0" and again.all_names() == ["x"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["uint8", "bool", "uint16", "fortran"]),
+    st.integers(1, 4),
+)
+def test_centroids_are_the_mean_voxel_index(
+    tmp_path: Path, seed: int, kind: str, labels: int
+) -> None:
+    """voxel_sums in the index (docs/mask-format.md) give each mask's and each label's
+    centroid exactly: the mean of numpy's argwhere of the voxels."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 12)), int(rng.integers(1, 12)), int(rng.integers(1, 9)))
+    values = rng.integers(0, labels + 1, shape) * (rng.random(shape) < 0.3)
+    if kind == "bool":
+        data = values > 0
+        mapping = {"m": 1}
+    else:
+        data = values.astype(np.uint16 if kind == "uint16" else np.uint8)
+        data = np.asfortranarray(data) if kind == "fortran" else data
+        mapping = {f"l{v}": v for v in range(1, labels + 1)}
+    mask = SegmentationMask(data, mapping, Space(shape=shape))
+    path = tmp_path / f"c{seed}.mska"
+    with MaskArchive(path, "w") as archive:
+        archive.add_mask(mask, "m")
+    with MaskArchive(path) as archive:
+        stats = archive.statistics()["m"]
+        entry = archive._entry("m")
+    where = np.argwhere(np.asarray(data) != 0)
+    if not len(where):
+        assert stats.centroid is None and entry.voxel_sums is None
+        return
+    assert stats.centroid == pytest.approx(tuple(where.mean(axis=0)), abs=1e-12)
+    assert entry.voxel_sums == tuple(int(v) for v in where.sum(axis=0))
+    present = [v for v in range(1, labels + 1) if (np.asarray(data) == v).any()]
+    if len(present) > 1:
+        assert entry.label_voxel_sums is not None
+        for v in present:
+            expected = np.argwhere(np.asarray(data) == v).sum(axis=0)
+            assert entry.label_voxel_sums[v] == tuple(int(x) for x in expected)
+    else:
+        assert entry.label_voxel_sums is None
+    path.unlink()
+
+
+def test_a_group_has_its_centroid_and_an_old_index_has_none(tmp_path: Path) -> None:
+    masks = organs()
+    with MaskArchive(tmp_path / "g.mska", "w", space=SPACE) as archive:
+        archive.add_mask(masks["liver"], "liver")
+        archive.add_mask(masks["spleen"], "spleen")
+        archive.add_group("both", ["liver", "spleen"])
+    union = (np.asarray(masks["liver"].data) > 0) | (np.asarray(masks["spleen"].data) > 0)
+    with MaskArchive(tmp_path / "g.mska") as archive:
+        centroid = archive.statistics()["both"].centroid
+    assert centroid == pytest.approx(tuple(np.argwhere(union).mean(axis=0)))
+    # an index written before voxel_sums: no centroid, and nothing else changes
+    from medmask.files.index import Entry
+
+    raw = {"name": "liver", "count": 10, "bbox": [[0, 2], [0, 5], [0, 1]]}
+    entry = Entry.from_dict(raw, 10**6, "old.mska")
+    assert entry.voxel_sums is None and entry.to_dict() == raw

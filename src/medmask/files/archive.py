@@ -19,6 +19,7 @@ import os
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ from ..codecs import (
 from ..deprecation import check_legacy_codec, warn_deprecated
 from ..errors import MaskNotFoundError, MedmaskError
 from ..format.legacy_mska import LEGACY_MSKA_MAGIC
-from ..model.bbox import BBox, bounding_box, label_extents
+from ..model.bbox import BBox, bounding_box, label_summaries
 from ..model.groups import slices
 from ..model.label_values import LABEL_MAX
 from ..model.mapping import as_label
@@ -42,7 +43,7 @@ from ..model.mask import SegmentationMask
 from ..model.meaning import SegmentMeaning
 from ..model.space import spaces_close
 from .atomic import atomic_path, check_writable
-from .index import Entry
+from .index import Entry, Sums
 from .legacy import LegacyMaskArchive
 from .opened import ArchiveFile, ArchiveMode, open_archive_file
 from .reader import ArchiveReader, MaskStatistics, StoredMask, describe_space
@@ -221,15 +222,15 @@ class MaskArchive(ArchiveReader):
             state.take_space(mask.space)
         array = np.asarray(mask.data)
         encoded = encode_mask(array, level=state.level)
-        counts, boxes = _label_extents(array, encoded.bbox)
+        extents = _label_extents(array, encoded.bbox)
         if file_label is not None and not 0 < as_label(file_label, "file_label") <= LABEL_MAX:
             raise ValueError(f"file_label must be in 1..{LABEL_MAX}, got {file_label!r}")
         if meaning is not None and not isinstance(meaning, SegmentMeaning):
             raise TypeError(f"meaning must be a SegmentMeaning, got {type(meaning).__name__}")
         self._store(
-            name, "mask", mask.mapping.to_dict(), encoded, counts, (),
-            file_label=file_label, nifti_codes=mask.nifti_codes, label_bboxes=boxes,
-            meaning=meaning,
+            name, "mask", mask.mapping.to_dict(), encoded, extents.counts, (),
+            file_label=file_label, nifti_codes=mask.nifti_codes, label_bboxes=extents.boxes,
+            meaning=meaning, voxel_sums=extents.sums, label_voxel_sums=extents.label_sums,
         )  # fmt: skip
 
     def add_segmask(self, segmask: SegmentationMask, name: str) -> None:
@@ -274,10 +275,14 @@ class MaskArchive(ArchiveReader):
             raise ValueError(f"group {name!r} needs exactly one name in its mapping, got {mapping}")
         residual = encode_mask(np.logical_xor(target, full), level=state.level)
         stored = EncodedMask(residual.codec, dtype, shape, residual.bbox, residual.blob)
-        count = int(np.count_nonzero(target))
+        extent = _bbox_of(target)
+        extents = _label_extents(target, extent)
         label = next(iter(mapping.values()))
-        counts = {label: count} if count else {}
-        self._store(name, "group", mapping, stored, counts, names, residual.bbox, _bbox_of(target))
+        counts = {label: extents.counts[1]} if extents.counts else {}
+        self._store(
+            name, "group", mapping, stored, counts, names, residual.bbox, extent,
+            voxel_sums=extents.sums,
+        )  # fmt: skip
 
     def remove(self, name: str) -> None:
         """Forget ``name`` (its bytes stay until :meth:`compact`)."""
@@ -330,6 +335,8 @@ class MaskArchive(ArchiveReader):
         nifti_codes: tuple[int, int] | None = None,
         label_bboxes: dict[int, BBox] | None = None,
         meaning: SegmentMeaning | None = None,
+        voxel_sums: Sums | None = None,
+        label_voxel_sums: dict[int, Sums] | None = None,
     ) -> None:
         state = self._state
         offset = state.stage(encoded.blob) if encoded.blob else 0
@@ -351,6 +358,8 @@ class MaskArchive(ArchiveReader):
             nifti_codes=nifti_codes,
             label_bboxes=label_bboxes,
             meaning=meaning,
+            voxel_sums=voxel_sums,
+            label_voxel_sums=label_voxel_sums,
         )
         state.put(entry)
 
@@ -397,24 +406,40 @@ def _bbox_of(array: NDArray[Any]) -> BBox | None:
     return bounding_box(array)
 
 
-def _label_extents(
-    array: NDArray[Any], bbox: BBox | None
-) -> tuple[dict[int, int], dict[int, BBox] | None]:
-    """Voxels per label, and each label's box when there are several labels."""
+@dataclass(frozen=True)
+class _Extents:
+    """What the index says of a mask's voxels (docs/mask-format.md): per label count,
+    box and index sums when there are several labels, and the sums of all of them."""
+
+    counts: dict[int, int]
+    boxes: dict[int, BBox] | None
+    sums: Sums | None
+    label_sums: dict[int, Sums] | None
+
+
+def _label_extents(array: NDArray[Any], bbox: BBox | None) -> _Extents:
     if bbox is None:
-        return {}, None
-    crop = array[slices(bbox)]
-    if crop.dtype == np.bool_:
-        return {1: int(np.count_nonzero(crop))}, None
-    extents = label_extents(crop)
-    counts = {label: count for label, (count, _) in extents.items()}
-    if len(extents) < 2:
-        return counts, None
+        return _Extents({}, None, None, None)
+    summaries = label_summaries(array[slices(bbox)])
+    counts = {label: s.voxels for label, s in summaries.items()}
+    offset = [start for start, _ in bbox]
+    sums = {  # back from the crop to the whole grid
+        label: (s.sums[0] + offset[0] * s.voxels, s.sums[1] + offset[1] * s.voxels,
+                s.sums[2] + offset[2] * s.voxels)
+        for label, s in summaries.items()
+    }  # fmt: skip
+    total = (
+        sum(v[0] for v in sums.values()),
+        sum(v[1] for v in sums.values()),
+        sum(v[2] for v in sums.values()),
+    )
+    if len(summaries) < 2:
+        return _Extents(counts, None, total, None)
     boxes = {
-        label: tuple((a + o, b + o) for (a, b), (o, _) in zip(box, bbox, strict=True))
-        for label, (_, box) in extents.items()
+        label: tuple((a + o, b + o) for (a, b), o in zip(s.box, offset, strict=True))
+        for label, s in summaries.items()
     }
-    return counts, boxes  # type: ignore[return-value]
+    return _Extents(counts, boxes, total, sums)  # type: ignore[arg-type]
 
 
 def select_masks(

@@ -16,7 +16,10 @@ from ..format import mska as fmt
 from ..model.bbox import BBox
 from ..model.meaning import SegmentMeaning
 
-__all__ = ["Entry", "Index", "replace_location"]
+__all__ = ["Entry", "Index", "Sums", "replace_location"]
+
+Sums = tuple[int, int, int]
+"""Sums of the i, j and k indices over a mask's non-zero voxels: centroid = sums / count."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Entry:
     nifti_codes: tuple[int, int] | None = None  # (qform, sform) codes of its NIfTI file
     label_bboxes: dict[int, BBox] | None = None  # masks of several labels: each one's box
     meaning: SegmentMeaning | None = None  # coded concepts, colour, algorithm (SEG, Slicer)
+    voxel_sums: Sums | None = None  # sum of each index over the non-zero voxels (centroid)
+    label_voxel_sums: dict[int, Sums] | None = None  # masks of several labels: each one's
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -66,6 +71,10 @@ class Entry:
             out["label_bboxes"] = {str(k): _box_list(v) for k, v in self.label_bboxes.items()}
         if self.meaning is not None:
             out["meaning"] = self.meaning.to_dict()
+        if self.voxel_sums is not None:
+            out["voxel_sums"] = list(self.voxel_sums)
+        if self.label_voxel_sums is not None:
+            out["label_voxel_sums"] = {str(k): list(v) for k, v in self.label_voxel_sums.items()}
         defaults = _defaults(self.name, self.mapping, self.count)
         return {k: v for k, v in out.items() if k == "name" or defaults.get(k, _NO_DEFAULT) != v}
 
@@ -95,6 +104,8 @@ class Entry:
                 meaning=None
                 if raw.get("meaning") is None
                 else SegmentMeaning.from_dict(raw["meaning"]),
+                voxel_sums=_sums(raw.get("voxel_sums")),
+                label_voxel_sums=_label_sums(raw.get("label_voxel_sums")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise FormatError(f"{source}: index entry is malformed: {err!r}") from err
@@ -207,6 +218,22 @@ def _box_list(box: BBox | None) -> list[list[int]] | None:
 
 def _meaning(value: Any) -> SegmentMeaning | None:
     return None if value is None else SegmentMeaning.from_dict(value)
+
+
+def _sums(value: Any) -> Sums | None:
+    if value is None:
+        return None
+    i, j, k = value
+    return (int(i), int(j), int(k))
+
+
+def _label_sums(value: Any) -> dict[int, Sums] | None:
+    if value is None:
+        return None
+    out = {int(k): _sums(v) for k, v in value.items()}
+    if any(sums is None for sums in out.values()):
+        raise ValueError("label_voxel_sums holds a null")
+    return out  # type: ignore[return-value]
 
 
 def _codes(value: Any) -> tuple[int, int] | None:

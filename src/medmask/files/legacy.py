@@ -128,7 +128,13 @@ class LegacyMaskArchive(ArchiveReader):
         for name in self:
             data = np.asarray(self.load_mask(name).data)
             count = int(np.count_nonzero(data))
-            out[name] = MaskStatistics(name, count, count * ml, bounding_box(data), {})
+            centroid = None
+            if count:
+                where = np.nonzero(data)
+                centroid = (float(where[0].mean()), float(where[1].mean()), float(where[2].mean()))
+            out[name] = MaskStatistics(
+                name, count, count * ml, bounding_box(data), {}, None, centroid
+            )
         return out
 
     def label_statistics(self, name: str) -> dict[str, LabelStatistics]:

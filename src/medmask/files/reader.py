@@ -55,6 +55,8 @@ class MaskStatistics:
     bbox: BBox | None
     label_counts: dict[int, int]
     label_bboxes: dict[int, BBox] | None = None  # several labels: each one's box (None: unknown)
+    centroid: tuple[float, float, float] | None = None  # mean voxel index (None: empty, or
+    # an index from a writer before voxel_sums)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -69,6 +71,8 @@ class MaskStatistics:
             out["label_bboxes"] = {
                 str(k): [list(axis) for axis in v] for k, v in self.label_bboxes.items()
             }
+        if self.centroid is not None:
+            out["centroid"] = list(self.centroid)
         return out
 
 
@@ -247,9 +251,16 @@ class ArchiveReader:
         out = {}
         for name, entry in self._state.entries.items():
             boxes = _label_boxes(entry)
-            out[name] = MaskStatistics(
-                name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts), boxes
+            sums = entry.voxel_sums
+            centroid = (
+                None
+                if sums is None or not entry.count
+                else (sums[0] / entry.count, sums[1] / entry.count, sums[2] / entry.count)
             )
+            out[name] = MaskStatistics(
+                name, entry.count, entry.count * ml, entry.bbox, dict(entry.label_counts), boxes,
+                centroid,
+            )  # fmt: skip
         return out
 
     def label_statistics(self, name: str) -> dict[str, LabelStatistics]:

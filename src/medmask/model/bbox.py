@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BBox", "bounding_box"]
+__all__ = ["BBox", "LabelSummary", "bounding_box", "label_extents", "label_summaries"]
 
 BBox = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 """``((start, stop), ...)`` per axis; stops exclusive, like Python slices."""
@@ -35,17 +35,35 @@ def bounding_box(array: NDArray[Any]) -> BBox | None:
     return (extent[0], extent[1], extent[2])
 
 
+class LabelSummary(NamedTuple):
+    """One label's voxel count, half-open box and sums of its voxels' indices."""
+
+    voxels: int
+    box: BBox
+    sums: tuple[int, int, int]
+
+
 def label_extents(array: NDArray[Any]) -> dict[int, tuple[int, BBox]]:
-    """Voxel count and bounding box of every non-zero value, in one pass over the array.
+    """Voxel count and bounding box of every non-zero value, in one pass over the array."""
+    return {label: (s.voxels, s.box) for label, s in label_summaries(array).items()}
+
+
+def label_summaries(array: NDArray[Any]) -> dict[int, LabelSummary]:
+    """Voxel count, bounding box and index sums (centroid = sums / count) of every
+    non-zero value, in one pass over the array.
 
     Sorting the non-zero voxels by value once is far cheaper than one full-array
     comparison per label when a mask holds a hundred labels.
     """
     if array.flags.f_contiguous and not array.flags.c_contiguous:  # avoid a C-order copy
         return {
-            label: (count, (box[2], box[1], box[0]))
-            for label, (count, box) in label_extents(array.T).items()
+            label: LabelSummary(
+                s.voxels, (s.box[2], s.box[1], s.box[0]), (s.sums[2], s.sums[1], s.sums[0])
+            )
+            for label, s in label_summaries(array.T).items()
         }
+    if array.dtype == np.bool_:
+        array = array.view(np.uint8)
     flat = np.flatnonzero(array)
     if flat.size == 0:
         return {}
@@ -57,10 +75,12 @@ def label_extents(array: NDArray[Any]) -> dict[int, tuple[int, BBox]]:
     coords = np.unravel_index(flat, array.shape)
     lows = [np.minimum.reduceat(axis, starts) for axis in coords]
     highs = [np.maximum.reduceat(axis, starts) for axis in coords]
-    out: dict[int, tuple[int, BBox]] = {}
+    sums = [np.add.reduceat(axis, starts, dtype=np.int64) for axis in coords]
+    out: dict[int, LabelSummary] = {}
     for i, start in enumerate(starts):
         box = tuple((int(lows[a][i]), int(highs[a][i]) + 1) for a in range(3))
-        out[int(values[start])] = (int(counts[i]), box)  # type: ignore[assignment]
+        total = (int(sums[0][i]), int(sums[1][i]), int(sums[2][i]))
+        out[int(values[start])] = LabelSummary(int(counts[i]), box, total)  # type: ignore[arg-type]
     return out
 
 
