@@ -1,12 +1,12 @@
 """The ``medmask`` command: one module per subcommand, errors mapped to exit codes here.
 
-Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``, ``export_rtstruct``,
-``export_slicer``, ``verify``, ``preview``, ``convert``, ``sample``) holds ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``; the work is in the library
-(:mod:`medmask.ops` and below). :func:`main` parses, runs, and turns what the library
-raises into one line and an exit code: 0 ok, 1 a failed or damaged input, 2 a usage
-error (``--debug`` adds the traceback). The style is the one ``dcm-extract`` follows
-(docs/cli.md).
+Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``,
+``export_rtstruct``, ``export_slicer``, ``verify``, ``preview``, ``convert``, ``sample``,
+``catalog``, ``query``) holds ``HELP``, ``add_arguments(parser)`` and ``run(args) ->
+int``; the work is in the library (:mod:`medmask.ops` and below). :func:`main` parses,
+runs, and turns what the library raises into one line and an exit code: 0 ok, 1 a
+failed or damaged input, 2 a usage error (``--debug`` adds the traceback). The style is
+the one ``dcm-extract`` follows (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError
 from ..version import __version__
 from . import (
+    catalog,
     convert,
     export_rtstruct,
     export_seg,
@@ -30,6 +31,7 @@ from . import (
     ls,
     pack,
     preview,
+    query,
     sample,
     unpack,
     verify,
@@ -51,6 +53,8 @@ COMMANDS: dict[str, ModuleType] = {
     "preview": preview,
     "convert": convert,
     "sample": sample,
+    "catalog": catalog,
+    "query": query,
 }
 
 

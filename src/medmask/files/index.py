@@ -192,6 +192,10 @@ class Index:
             out.append(text)
         return out
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every entry as the index holds it (defaults omitted), without validation."""
+        return [item if isinstance(item, dict) else item.to_dict() for item in self._items.values()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -241,6 +241,13 @@ class ArchiveReader:
         """``{name: LabelMapping}`` of every stored mask, without decoding."""
         return {n: LabelMapping(e.mapping) for n, e in self._state.entries.items()}
 
+    def index_records(self) -> list[dict[str, Any]]:
+        """The index entries as stored: JSON objects whose default values are left out
+        (docs/mask-format.md, "Index block"), not validated. For tools that read the
+        indexes of many archives and apply the spec's defaults themselves (the catalog);
+        :meth:`statistics` and the other methods validate what they read."""
+        return self._state.entries.records()
+
     def read_all_masks(self) -> dict[str, SegmentationMask]:
         """Every mask, decoded, by name."""
         return {name: self.load_mask(name) for name in self._state.entries}

@@ -1,0 +1,580 @@
+"""A catalog of every mask of many archives, from their indexes alone, and SQL over it.
+
+One Parquet row per mask (docs/catalog.md has every column): the case, the archive and
+its generation, the mask's labels, voxel count, volume, box in voxels and mm, centroid
+in voxels and mm, the groups it is in, its coded concept, and the archive's geometry.
+Nothing is decoded: the index holds counts, boxes and index sums (docs/mask-format.md);
+only masks of archives written before ``voxel_sums`` are decoded for their centroid.
+
+The catalog is incremental: archives whose size and modification time match the rows of
+the catalog being replaced keep those rows without being opened.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import MedmaskError
+from ..files.archive import MaskArchive
+from ..files.atomic import atomic_path
+
+__all__ = [
+    "CATALOG_COLUMNS",
+    "ArchiveRows",
+    "CatalogResult",
+    "archive_rows",
+    "build_catalog",
+    "find_archives",
+    "query",
+    "write_result",
+]
+
+ARCHIVE_SUFFIX = ".mska"
+
+# name -> pyarrow type name, in column order (docs/catalog.md says what each holds)
+CATALOG_COLUMNS: dict[str, str] = {
+    "case_id": "string",
+    "archive": "string",
+    "generation": "int64",
+    "archive_bytes": "int64",
+    "archive_mtime_ns": "int64",
+    "mask": "string",
+    "kind": "string",
+    "labels": "list<int64>",
+    "voxel_count": "int64",
+    "volume_ml": "float64",
+    "empty": "bool",
+    "bbox_i0": "int64",
+    "bbox_i1": "int64",
+    "bbox_j0": "int64",
+    "bbox_j1": "int64",
+    "bbox_k0": "int64",
+    "bbox_k1": "int64",
+    "bbox_min_x": "float64",
+    "bbox_min_y": "float64",
+    "bbox_min_z": "float64",
+    "bbox_max_x": "float64",
+    "bbox_max_y": "float64",
+    "bbox_max_z": "float64",
+    "centroid_i": "float64",
+    "centroid_j": "float64",
+    "centroid_k": "float64",
+    "centroid_x": "float64",
+    "centroid_y": "float64",
+    "centroid_z": "float64",
+    "groups": "list<string>",
+    "members": "list<string>",
+    "concept_source": "string",
+    "category_code": "string",
+    "category_meaning": "string",
+    "type_code": "string",
+    "type_scheme": "string",
+    "type_meaning": "string",
+    "modifier_meaning": "string",
+    "shape_i": "int64",
+    "shape_j": "int64",
+    "shape_k": "int64",
+    "spacing_i": "float64",
+    "spacing_j": "float64",
+    "spacing_k": "float64",
+    "origin_x": "float64",
+    "origin_y": "float64",
+    "origin_z": "float64",
+    "direction": "list<float64>",
+    "SeriesInstanceUID": "string",
+    "FrameOfReferenceUID": "string",
+}
+_BOX = ("bbox_i0", "bbox_i1", "bbox_j0", "bbox_j1", "bbox_k0", "bbox_k1")
+_BOX_MM = ("bbox_min_x", "bbox_min_y", "bbox_min_z", "bbox_max_x", "bbox_max_y", "bbox_max_z")
+_CENTROID = ("centroid_i", "centroid_j", "centroid_k", "centroid_x", "centroid_y", "centroid_z")
+
+
+@dataclass
+class CatalogResult:
+    """What :func:`build_catalog` did."""
+
+    output: Path
+    archives: int = 0  # archives in the catalog
+    read: int = 0  # opened and read (new or changed)
+    kept: int = 0  # rows kept from the catalog replaced (unchanged archives)
+    dropped: int = 0  # archives of the old catalog that are gone
+    rows: int = 0
+    decoded: int = 0  # masks decoded for a centroid (indexes from before voxel_sums)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (archive, reason)
+    seconds: float = 0.0
+
+
+def find_archives(root: str | os.PathLike[str]) -> list[Path]:
+    """Every ``.mska`` file under ``root`` (or ``root`` itself), in a stable order;
+    files being written (``.<name>.new``) are left out."""
+    base = Path(root)
+    if base.is_file():
+        return [base]
+    if not base.is_dir():
+        raise MedmaskError(f"{base}: no such folder or archive")
+    found = [
+        Path(folder) / name
+        for folder, _, names in os.walk(base)
+        for name in names
+        if name.endswith(ARCHIVE_SUFFIX) and not name.startswith(".")
+    ]
+    return sorted(found)
+
+
+def build_catalog(
+    root: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    incremental: bool = True,
+) -> CatalogResult:
+    """Write the catalog of every archive under ``root`` to ``output`` (Parquet).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A folder of archives (searched recursively) or one archive.
+    output : str or os.PathLike
+        The Parquet file, replaced whole when complete.
+    incremental : bool
+        Keep the rows of archives whose size and modification time are those the
+        existing ``output`` recorded, without opening them.
+
+    Returns
+    -------
+    CatalogResult
+        Counts, and the archives that could not be read with the reason (they have no
+        rows; the others are catalogued all the same).
+    """
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    start = time.perf_counter()
+    base = Path(root)
+    out = Path(output)
+    result = CatalogResult(out)
+    archives = find_archives(base)
+    top = base if base.is_dir() else base.parent
+    old, stamps = _previous(out) if incremental and out.exists() else (None, {})
+    keep: list[str] = []
+    read: list[ArchiveRows] = []
+    for path in archives:
+        key = path.relative_to(top).as_posix()
+        stat = path.stat()
+        if stamps.pop(key, None) == (stat.st_size, stat.st_mtime_ns):
+            keep.append(key)
+            continue
+        try:
+            read.append(archive_rows(path, key, stat.st_size, stat.st_mtime_ns))
+        except (MedmaskError, OSError, ValueError) as err:
+            result.failures.append((key, str(err)))
+    result.dropped = len(stamps)
+    tables = [_table(read)]
+    if old is not None and keep:
+        tables.append(old.filter(pc.is_in(old["archive"], value_set=pa.array(keep))))
+    table = pa.concat_tables(tables)
+    if len(tables) > 1:  # one order whatever was kept: by archive, masks in index order
+        table = table.take(pc.sort_indices(table, [("archive", "ascending")]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as partial:
+        pq.write_table(table, partial, compression="zstd")
+    result.read, result.kept = len(read), len(keep)
+    result.decoded = sum(r.decoded for r in read)
+    result.rows = table.num_rows
+    result.archives = result.read + result.kept
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def catalog_schema() -> Any:
+    """The catalog's pyarrow schema (:data:`CATALOG_COLUMNS`)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "list<int64>": pa.list_(pa.int64()),
+        "list<string>": pa.list_(pa.string()),
+        "list<float64>": pa.list_(pa.float64()),
+    }
+    return pa.schema([(name, types[kind]) for name, kind in CATALOG_COLUMNS.items()])
+
+
+def _previous(path: Path) -> tuple[Any, dict[str, tuple[int, int]]]:
+    """An existing catalog's rows, and the size and time it records of each archive."""
+    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # not a Parquet file
+        raise MedmaskError(
+            f"{path}: not a catalog medmask can update ({type(err).__name__}); "
+            "remove it or write to another file"
+        ) from err
+    if table.schema != catalog_schema():
+        raise MedmaskError(
+            f"{path}: its columns are not this medmask's catalog columns; remove it to "
+            "build the catalog afresh"
+        )
+    firsts = pc.unique(table["archive"])
+    stamps = {}
+    if len(firsts):
+        grouped = table.group_by("archive", use_threads=False).aggregate(
+            [("archive_bytes", "min"), ("archive_mtime_ns", "min")]
+        )
+        for key, size, mtime in zip(
+            grouped["archive"].to_pylist(),
+            grouped["archive_bytes_min"].to_pylist(),
+            grouped["archive_mtime_ns_min"].to_pylist(),
+            strict=True,
+        ):
+            stamps[key] = (int(size), int(mtime))
+    return table, stamps
+
+
+@dataclass
+class _Masks:
+    """What one archive's index says of its masks, one item per mask, in index order."""
+
+    names: list[str]
+    kinds: list[str]
+    members: list[list[str]]
+    labels: list[list[int]]
+    counts: NDArray[np.int64]
+    boxes: NDArray[np.int64]  # (n, 6): i0 i1 j0 j1 k0 k1, -1 when empty
+    centroids: NDArray[np.float64]  # (n, 3) voxel index, nan when empty
+    concepts: list[tuple[str | None, ...]]
+    decoded: int = 0
+
+
+@dataclass
+class ArchiveRows:
+    """One archive's catalog rows: its own values (the same on each of its rows) and
+    each mask's."""
+
+    archive: dict[str, Any]
+    masks: _Masks
+    volumes: NDArray[np.float64]
+    box_mm: NDArray[np.float64]  # (n, 6): min x y z, max x y z
+    centroid_mm: NDArray[np.float64]  # (n, 3)
+
+    @property
+    def decoded(self) -> int:
+        return self.masks.decoded
+
+
+def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
+    """One archive's catalog rows.
+
+    Raises
+    ------
+    FormatError
+        The archive is damaged (its index or geometry), or not an archive.
+    """
+    with MaskArchive(path) as archive:
+        space = archive.space
+        generation = archive.commit.generation if archive.commit is not None else 0
+        masks = None
+        if space is not None and archive.format_version == "2.0":
+            masks = _index_masks(archive, space)
+        if masks is None:  # 0.1.3's archives, or an index the fast reading doubts
+            masks = _read_masks(archive)
+    if space is None:  # an archive without masks
+        empty = np.zeros((0, 3))
+        return ArchiveRows({"archive": key}, masks, np.zeros(0), np.zeros((0, 6)), empty)
+    matrix = np.column_stack(
+        [space.x_orientation, space.y_orientation, space.z_orientation]
+    ) * np.asarray(space.spacing, dtype=np.float64)
+    origin = np.asarray(space.origin, dtype=np.float64)
+    axes = (space.x_orientation, space.y_orientation, space.z_orientation)
+    own: dict[str, Any] = {
+        "case_id": path.name[: -len(ARCHIVE_SUFFIX)],
+        "archive": key,
+        "generation": generation,
+        "archive_bytes": size,
+        "archive_mtime_ns": mtime_ns,
+        "direction": [float(v) for axis in axes for v in axis],
+        "SeriesInstanceUID": None,
+        "FrameOfReferenceUID": None,
+    }
+    for axis, letter in enumerate("ijk"):
+        own[f"shape_{letter}"] = int(space.shape[axis])
+        own[f"spacing_{letter}"] = float(space.spacing[axis])
+    for axis, letter in enumerate("xyz"):
+        own[f"origin_{letter}"] = float(origin[axis])
+    voxel_ml = float(np.prod(np.asarray(space.spacing, dtype=np.float64))) / 1000.0
+    return ArchiveRows(
+        own,
+        masks,
+        (masks.counts * voxel_ml).astype(np.float64),
+        _box_mm(masks.boxes, matrix, origin),
+        masks.centroids @ matrix.T + origin,
+    )
+
+
+_CONCEPT = (
+    "concept_source",
+    "category_code",
+    "category_meaning",
+    "type_code",
+    "type_scheme",
+    "type_meaning",
+    "modifier_meaning",
+)
+_OWN = (
+    "case_id", "archive", "generation", "archive_bytes", "archive_mtime_ns", "shape_i",
+    "shape_j", "shape_k", "spacing_i", "spacing_j", "spacing_k", "origin_x", "origin_y",
+    "origin_z", "direction", "SeriesInstanceUID", "FrameOfReferenceUID",
+)  # fmt: skip
+
+
+def _table(read: list[ArchiveRows]) -> Any:
+    """The rows of the archives read, as one Arrow table of the catalog's schema."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    schema = catalog_schema()
+    counts = np.array([len(r.masks.names) for r in read], dtype=np.int64)
+    arrays: dict[str, Any] = {}
+    indices = pa.array(np.repeat(np.arange(len(read)), counts))
+    for name in _OWN:  # each archive's value, repeated on its rows
+        own = [r.archive.get(name) for r in read]
+        arrays[name] = pa.array(own, type=schema.field(name).type).take(indices)
+
+    def joined(attribute: str) -> list[Any]:
+        return [v for r in read for v in getattr(r.masks, attribute)]
+
+    def stacked(get: Any, width: int, dtype: Any) -> NDArray[Any]:
+        parts = [get(r) for r in read]
+        return np.concatenate(parts) if parts else np.zeros((0, width), dtype)
+
+    arrays["mask"] = pa.array(joined("names"), pa.string())
+    arrays["kind"] = pa.array(joined("kinds"), pa.string())
+    arrays["labels"] = pa.array(joined("labels"), pa.list_(pa.int64()))
+    voxels = stacked(lambda r: r.masks.counts, 0, np.int64).reshape(-1)
+    arrays["voxel_count"] = pa.array(voxels, pa.int64())
+    arrays["volume_ml"] = pa.array(stacked(lambda r: r.volumes, 0, np.float64).reshape(-1))
+    arrays["empty"] = pa.array(voxels == 0)
+    boxes = stacked(lambda r: r.masks.boxes, 6, np.int64)
+    absent = boxes[:, 0] < 0
+    for i, name in enumerate(_BOX):
+        arrays[name] = pa.array(boxes[:, i], pa.int64(), mask=absent)
+    box_mm = stacked(lambda r: r.box_mm, 6, np.float64)
+    for i, name in enumerate(_BOX_MM):
+        arrays[name] = pa.array(box_mm[:, i], pa.float64(), mask=absent)
+    centroids = stacked(lambda r: r.masks.centroids, 3, np.float64)
+    centroid_mm = stacked(lambda r: r.centroid_mm, 3, np.float64)
+    unknown = np.isnan(centroids[:, 0])
+    for i, name in enumerate(_CENTROID):
+        values = (centroids if i < 3 else centroid_mm)[:, i % 3]
+        arrays[name] = pa.array(values, pa.float64(), mask=unknown)
+    groups: list[list[str]] = []
+    for r in read:
+        of: dict[str, list[str]] = {}
+        for group, members in zip(r.masks.names, r.masks.members, strict=True):
+            for member in members:
+                of.setdefault(member, []).append(group)
+        groups.extend(of.get(name, []) for name in r.masks.names)
+    arrays["groups"] = pa.array(groups, pa.list_(pa.string()))
+    arrays["members"] = pa.array(joined("members"), pa.list_(pa.string()))
+    concepts = joined("concepts")
+    for i, name in enumerate(_CONCEPT):
+        arrays[name] = pa.array([c[i] for c in concepts], pa.string())
+    return pa.table([arrays[name] for name in CATALOG_COLUMNS], schema=schema)
+
+
+def _index_masks(archive: MaskArchive, space: Any) -> _Masks | None:
+    """The masks from the index records as stored, the spec's defaults applied here
+    (docs/mask-format.md): several times faster than validating every entry. None when
+    a value is not what the spec says; the caller then reads through the validated path,
+    which names the fault."""
+    records = archive.index_records()
+    try:
+        names = [r["name"] for r in records]
+        counts = np.array([r.get("count", 0) for r in records], dtype=np.int64)
+        boxes = np.full((len(records), 6), -1, dtype=np.int64)
+        sums = np.zeros((len(records), 3), dtype=np.int64)
+        located = np.flatnonzero(counts)
+        if len(located):
+            found = [records[i].get("bbox") for i in located.tolist()]
+            boxes[located] = np.array(found, dtype=np.int64).reshape(len(located), 6)
+            totals = [records[i].get("voxel_sums") for i in located.tolist()]
+            if any(t is None for t in totals):
+                return None  # an index from before voxel_sums: the validated path decodes
+            sums[located] = np.array(totals, dtype=np.int64).reshape(len(located), 3)
+        mappings = [r.get("mapping") for r in records]
+        masks = _Masks(
+            names,
+            [r.get("kind", "mask") for r in records],
+            [list(r.get("members", ())) for r in records],
+            [[1] if m is None else sorted(v for v in m.values() if v) for m in mappings],
+            counts,
+            boxes,
+            np.full((len(records), 3), np.nan),
+            [
+                _named_concept(n) if m is None else _stored_concept(m, n)
+                for n, m in zip(names, (r.get("meaning") for r in records), strict=True)
+            ],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None
+    if (counts < 0).any() or not _boxes_fit(boxes, space.shape):
+        return None
+    if any(r.get("bbox") is not None for r in records if not r.get("count", 0)):
+        return None  # a box on an empty mask: not what the spec says
+    masks.centroids[located] = sums[located] / counts[located, None]
+    return masks
+
+
+def _boxes_fit(boxes: NDArray[np.int64], shape: Any) -> bool:
+    present = boxes[boxes[:, 0] >= 0]
+    stops = np.asarray([int(v) for v in shape])
+    return bool(
+        (present[:, [0, 2, 4]] >= 0).all()
+        and (present[:, [0, 2, 4]] < present[:, [1, 3, 5]]).all()
+        and (present[:, [1, 3, 5]] <= stops).all()
+    )
+
+
+def _stored_concept(meaning: dict[str, Any], name: str) -> tuple[str | None, ...]:
+    category, kind = meaning.get("category"), meaning.get("type")
+    if category is None or kind is None:
+        return _named_concept(name)
+    modifier = meaning.get("type_modifier")
+    return ("archive", str(category[0]), str(category[2]), str(kind[0]), str(kind[1]),
+            str(kind[2]), None if modifier is None else str(modifier[2]))  # fmt: skip
+
+
+def _read_masks(archive: MaskArchive) -> _Masks:
+    """The masks through the validated reading (statistics()); centroids of indexes from
+    before voxel_sums by decoding."""
+    stats = archive.statistics()
+    groups = archive.groups()
+    mappings = archive.read_all_mapping()
+    names = list(stats)
+    boxes = np.full((len(names), 6), -1, dtype=np.int64)
+    centroids = np.full((len(names), 3), np.nan)
+    counts = np.array([stats[n].voxel_count for n in names], dtype=np.int64)
+    masks = _Masks(names, [], [], [], counts, boxes, centroids, [])
+    for row, name in enumerate(names):
+        stat = stats[name]
+        masks.kinds.append("group" if name in groups else "mask")
+        masks.members.append(list(groups.get(name, ())))
+        masks.labels.append(sorted(v for v in mappings[name].labels() if v))  # not background
+        if stat.bbox is not None:
+            boxes[row] = [v for axis in stat.bbox for v in axis]
+        if stat.centroid is not None:
+            centroids[row] = stat.centroid
+        elif stat.voxel_count:
+            crop, offset = archive.load_crop(name)
+            centroids[row] = np.argwhere(crop != 0).mean(axis=0) + np.asarray(offset)
+            masks.decoded += 1
+        meaning = archive.meaning(name)
+        masks.concepts.append(
+            _named_concept(name) if meaning is None else _stored_concept(meaning.to_dict(), name)
+        )
+    return masks
+
+
+def _box_mm(
+    boxes: NDArray[np.int64], matrix: NDArray[np.float64], origin: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The LPS extent (mm) of each box's voxel centres: the lowest and highest of its 8
+    corner voxels' centres on each axis, as (n, 6): min x y z, max x y z."""
+    low = boxes[:, [0, 2, 4]].astype(np.float64)
+    high = boxes[:, [1, 3, 5]].astype(np.float64) - 1
+    corners = [
+        np.stack([(high if bits >> axis & 1 else low)[:, axis] for axis in range(3)], axis=1)
+        for bits in range(8)
+    ]
+    world = np.stack(corners) @ matrix.T + origin
+    return np.concatenate([world.min(axis=0), world.max(axis=0)], axis=1)
+
+
+_NO_CONCEPT = (None, None, None, None, None, None, None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_concept(name: str) -> tuple[str | None, ...]:
+    from ..exchange.dicom.concepts import concept_for  # noqa: PLC0415
+
+    concept = concept_for(name)
+    if not concept.known:
+        return _NO_CONCEPT
+    modifier = concept.modifier.meaning if concept.modifier else None
+    return ("name", concept.category.value, concept.category.meaning, concept.type.value,
+            concept.type.scheme, concept.type.meaning, modifier)  # fmt: skip
+
+
+def query(catalogs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], sql: str) -> Any:
+    """Run ``sql`` over catalogs with DuckDB (embedded): the view ``masks`` holds their
+    rows. Returns a ``pyarrow.Table``.
+
+    Raises
+    ------
+    MedmaskError
+        A catalog does not exist, or DuckDB refuses the SQL (its message says why).
+    """
+    import duckdb  # noqa: PLC0415
+
+    paths = [Path(catalogs)] if isinstance(catalogs, str | os.PathLike) else [
+        Path(c) for c in catalogs
+    ]  # fmt: skip
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
+    connection = duckdb.connect()
+    try:
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        connection.execute(f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])")
+        return connection.sql(sql).to_arrow_table()
+    except duckdb.Error as err:  # its first line says what; the rest points at the SQL
+        raise MedmaskError(f"query: {str(err).splitlines()[0]}") from err
+    finally:
+        connection.close()
+
+
+def write_result(table: Any, path: str | os.PathLike[str]) -> None:
+    """A query's result as ``.csv`` (UTF-8 with a header), ``.parquet`` or ``.json``
+    (one object per line), by the file's suffix; written whole or not at all."""
+    import pyarrow.csv as pcsv  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".json"):
+        raise MedmaskError(f"{out}: write .csv, .parquet or .json")
+    with atomic_path(out) as partial:
+        if suffix == ".parquet":
+            pq.write_table(table, partial, compression="zstd")
+        elif suffix == ".csv":
+            flat = table
+            for i, field in enumerate(table.schema):  # lists as JSON text in CSV cells
+                if str(field.type).startswith("list"):
+                    text = [
+                        None if v is None else json.dumps(v) for v in table.column(i).to_pylist()
+                    ]
+                    flat = flat.set_column(i, field.name, pa_array(text))
+            pcsv.write_csv(flat, partial)
+        else:
+            with Path(partial).open("w", encoding="utf-8") as stream:
+                for row in table.to_pylist():
+                    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def pa_array(values: list[Any]) -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.array(values, pa.string())
