@@ -1,0 +1,260 @@
+"""The catalog: its rows equal what each archive's statistics() says and what nibabel and
+numpy find in the NIfTI files the archives were packed from; it updates only what changed;
+a damaged archive costs only its own rows; SQL over it through DuckDB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from medmask import MaskArchive
+from medmask.cli import main
+from medmask.errors import MedmaskError, MedmaskWarning
+from medmask.format import mska as fmt
+from medmask.ops.catalog import CATALOG_COLUMNS, build_catalog, query
+from medmask.ops.pack import pack
+from medmask.sample import generate_masks
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg_s0000"
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
+RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three generated cases packed into archives/ (one in a sub-folder), with groups."""
+    root = tmp_path_factory.mktemp("cohort")
+    for seed in range(3):
+        sample = generate_masks(root / f"nifti{seed}", seed=seed, shape=(40, 36, 30))
+        target = root / "archives" / ("site_b" if seed == 2 else "") / f"case{seed}.mska"
+        pack(sample.masks_dir, target, groups={"ribs_left": "rib_left_*"})
+    return root
+
+
+def test_rows_are_each_archives_statistics_and_nibabels_geometry(cohort: Path) -> None:
+    out = cohort / "catalog.parquet"
+    result = build_catalog(cohort / "archives", out)
+    assert (result.read, result.kept, result.failures, result.decoded) == (3, 0, [], 0)
+    table = pq.read_table(out)
+    assert table.schema.names == list(CATALOG_COLUMNS)
+    rows = table.to_pylist()
+    assert [r["archive"] for r in rows][::118][:3] == [
+        "case0.mska", "case1.mska", "site_b/case2.mska"
+    ]  # fmt: skip
+    for seed in range(3):
+        archive = cohort / "archives" / ("site_b" if seed == 2 else "") / f"case{seed}.mska"
+        mine = [r for r in rows if r["case_id"] == f"case{seed}"]
+        with MaskArchive(archive) as opened:
+            stats = opened.statistics()
+            generation = opened.commit.generation  # type: ignore[union-attr]
+        assert [r["mask"] for r in mine] == list(stats)
+        for row in mine:
+            stat = stats[row["mask"]]
+            assert row["generation"] == generation
+            assert row["voxel_count"] == stat.voxel_count
+            assert row["volume_ml"] == pytest.approx(stat.volume_ml)
+            assert row["empty"] == (stat.voxel_count == 0)
+            box = None if row["bbox_i0"] is None else tuple(
+                (row[f"bbox_{a}0"], row[f"bbox_{a}1"]) for a in "ijk"
+            )  # fmt: skip
+            assert box == stat.bbox
+            if stat.centroid is None:
+                assert row["centroid_x"] is None
+            else:
+                assert (row["centroid_i"], row["centroid_j"], row["centroid_k"]) == stat.centroid
+        # against the NIfTI files themselves: nibabel's affine (RAS) and numpy's voxels
+        for row in mine:
+            source = cohort / f"nifti{seed}" / "segmentations" / f"{row['mask']}.nii.gz"
+            if row["kind"] == "group":
+                assert row["members"] and all(
+                    row["mask"] in r["groups"] for r in mine if r["mask"] in row["members"]
+                )
+                continue
+            image = nib.load(source)
+            voxels = np.argwhere(np.asarray(image.dataobj) != 0)
+            assert row["voxel_count"] == len(voxels)
+            if not len(voxels):
+                continue
+            world = (image.affine[:3, :3] @ voxels.mean(axis=0) + image.affine[:3, 3]) * RAS_TO_LPS
+            centroid = np.array([row["centroid_x"], row["centroid_y"], row["centroid_z"]])
+            assert np.allclose(centroid, world, atol=1e-4), row["mask"]
+            # the box's 8 corner voxels (the grid may be oblique: not the voxels' extent)
+            low_i, high_i = voxels.min(axis=0), voxels.max(axis=0)
+            box = np.array(
+                [[(high_i if b >> a & 1 else low_i)[a] for a in range(3)] for b in range(8)]
+            )
+            corners = ((image.affine[:3, :3] @ box.T).T + image.affine[:3, 3]) * RAS_TO_LPS
+            low = [row["bbox_min_x"], row["bbox_min_y"], row["bbox_min_z"]]
+            high = [row["bbox_max_x"], row["bbox_max_y"], row["bbox_max_z"]]
+            assert np.allclose(low, corners.min(axis=0), atol=1e-4), row["mask"]
+            assert np.allclose(high, corners.max(axis=0), atol=1e-4), row["mask"]
+    liver = next(r for r in rows if r["mask"] == "liver")
+    assert (liver["concept_source"], liver["type_code"], liver["type_meaning"]) == (
+        "name", "10200004", "Liver"
+    )  # fmt: skip
+    kidney = next(r for r in rows if r["mask"] == "kidney_left")
+    assert kidney["modifier_meaning"] == "Left"
+
+
+def test_only_new_or_changed_archives_are_read_again(cohort: Path, tmp_path: Path) -> None:
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    out = tmp_path / "catalog.parquet"
+    first = build_catalog(archives, out)
+    before = pq.read_table(out)
+    again = build_catalog(archives, out)
+    assert (again.read, again.kept) == (0, 3)
+    assert pq.read_table(out).equals(before)  # the same rows, in the same order
+    # one archive changes, one goes, one comes
+    with MaskArchive(archives / "case1.mska", "a") as opened:
+        opened.remove("liver")
+    (archives / "site_b" / "case2.mska").unlink()
+    shutil.copy(archives / "case0.mska", archives / "case9.mska")
+    third = build_catalog(archives, out)
+    assert (third.read, third.kept, third.dropped) == (2, 1, 1)
+    table = pq.read_table(out).to_pylist()
+    assert sorted({r["archive"] for r in table}) == ["case0.mska", "case1.mska", "case9.mska"]
+    assert not [r for r in table if r["case_id"] == "case1" and r["mask"] == "liver"]
+    assert first.rows - 118 - 1 + 118 == third.rows
+    rebuilt = build_catalog(archives, tmp_path / "fresh.parquet")
+    assert pq.read_table(tmp_path / "fresh.parquet").equals(pq.read_table(out))
+    assert rebuilt.read == 3
+
+
+def rewrite_index(path: Path, change: object) -> None:
+    """Commit ``change(entries)`` as a new index, as a writer of the spec could."""
+    data = path.read_bytes()
+    found = fmt.choose_superblock(data[: fmt.DATA_START], len(data), "x")
+    block, slot = found  # type: ignore[misc]
+    entries = fmt.unpack_index(data[block.index_offset : block.data_end], block.index_crc, "x")
+    change(entries)  # type: ignore[operator]
+    index = fmt.pack_index(entries)
+    forged = bytearray(data[: block.index_offset] + index)
+    new = fmt.Superblock(
+        block.generation + 1, block.index_offset, len(index), len(forged), zlib.crc32(index)
+    )
+    start = fmt.SLOT_OFFSETS[1 - slot]
+    forged[start : start + fmt.SLOT_SIZE] = fmt.pack_superblock(new)
+    old = fmt.SLOT_OFFSETS[slot]
+    forged[old : old + fmt.SLOT_SIZE] = bytes(fmt.SLOT_SIZE)
+    path.write_bytes(bytes(forged))
+
+
+def test_older_indexes_are_decoded_and_damaged_ones_reported(cohort: Path, tmp_path: Path) -> None:
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    reference = build_catalog(archives, tmp_path / "reference.parquet")
+    assert reference.decoded == 0
+
+    def drop_sums(entries: list[dict[str, object]]) -> None:
+        for entry in entries:
+            entry.pop("voxel_sums", None)
+
+    rewrite_index(archives / "case0.mska", drop_sums)  # as written before voxel_sums
+
+    def bad_count(entries: list[dict[str, object]]) -> None:
+        entries[3]["count"] = "many"
+
+    rewrite_index(archives / "case1.mska", bad_count)
+    shutil.copy(LEGACY / "organs.mska", archives / "legacy.mska")  # medmask 0.1.3's own
+    result = build_catalog(archives, tmp_path / "c.parquet", incremental=False)
+    assert [key for key, _ in result.failures] == ["case1.mska"]
+    assert "case1.mska" in result.failures[0][1] and "malformed" in result.failures[0][1]
+    assert result.read == 3 and result.decoded > 0
+    rows = pq.read_table(tmp_path / "c.parquet").to_pylist()
+    old = {r["mask"]: r for r in pq.read_table(tmp_path / "reference.parquet").to_pylist()
+           if r["case_id"] == "case0"}  # fmt: skip
+    for row in (r for r in rows if r["case_id"] == "case0"):
+        for column in ("centroid_x", "centroid_y", "centroid_z", "voxel_count", "bbox_max_z"):
+            expected = old[row["mask"]][column]
+            assert row[column] == (expected if expected is None else pytest.approx(expected))
+    legacy = [r for r in rows if r["case_id"] == "legacy"]
+    with MaskArchive(archives / "legacy.mska") as opened:
+        assert [r["mask"] for r in legacy] == list(opened)
+        for row in legacy:
+            mask = np.asarray(opened.load_mask(row["mask"]).data)
+            assert row["voxel_count"] == int(np.count_nonzero(mask))
+            if row["voxel_count"]:
+                mean = np.argwhere(mask).mean(axis=0)
+                assert row["centroid_i"] == pytest.approx(mean[0])
+    # the command line: the failure named, the others catalogued, exit 1
+    assert main(["catalog", str(archives), "-o", str(tmp_path / "d.parquet")]) == 1
+    assert main(["catalog", str(tmp_path / "nowhere"), "-o", str(tmp_path / "e.parquet")]) == 1
+
+
+def test_sql_through_python_and_the_command_line(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "catalog.parquet"
+    build_catalog(cohort / "archives", out)
+    frame = pq.read_table(out).to_pandas()
+    sql = (
+        "SELECT mask, count(*) AS cases, sum(volume_ml) AS ml FROM masks "
+        "WHERE NOT empty AND kind = 'mask' GROUP BY mask ORDER BY ml DESC, mask"
+    )
+    answer = query(out, sql).to_pylist()
+    present = frame[~frame["empty"] & (frame["kind"] == "mask")]
+    expected = present.groupby("mask")["volume_ml"].agg(["count", "sum"])
+    assert len(answer) == len(expected)
+    for row in answer:
+        assert row["cases"] == expected.loc[row["mask"], "count"]
+        assert row["ml"] == pytest.approx(expected.loc[row["mask"], "sum"])
+    # which cases lack a left kidney: none here, all three have one
+    lacking = query(out, "SELECT case_id FROM masks WHERE mask='kidney_left' AND empty")
+    assert lacking.num_rows == int((frame[frame["mask"] == "kidney_left"]["empty"]).sum())
+    capsys.readouterr()
+    assert (
+        main(["query", str(out), "SELECT case_id, count(*) n FROM masks GROUP BY 1 ORDER BY 1"])
+        == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["case_id", "n"] and printed[1].split() == ["case0", "118"]
+    for suffix in ("csv", "parquet", "json"):
+        target = tmp_path / f"r.{suffix}"
+        assert main(["query", str(out), sql, "-o", str(target)]) == 0
+        if suffix == "parquet":
+            back = pq.read_table(target).to_pylist()
+        elif suffix == "json":
+            back = [json.loads(line) for line in target.read_text("utf-8").splitlines()]
+        else:
+            import csv
+
+            with target.open(encoding="utf-8") as stream:
+                back = [
+                    {"mask": r["mask"], "cases": int(r["cases"]), "ml": float(r["ml"])}
+                    for r in csv.DictReader(stream)
+                ]
+        assert [r["mask"] for r in back] == [r["mask"] for r in answer]
+        assert [r["ml"] for r in back] == pytest.approx([r["ml"] for r in answer])
+    capsys.readouterr()
+    assert main(["query", str(out), "SELEC nonsense"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "query:" in err
+    assert main(["query", str(tmp_path / "none.parquet"), "SELECT 1"]) == 1
+    assert main(["query", str(out), "SELECT 1", "-o", str(tmp_path / "x.txt")]) == 2
+    with pytest.raises(MedmaskError, match="no such catalog"):
+        query(tmp_path / "none.parquet", "SELECT 1")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_s0000_rows_are_its_statistics(tmp_path: Path) -> None:
+    with pytest.warns(MedmaskWarning, match="float noise"):  # s0000's own files
+        pack(SHARED, tmp_path / "a" / "s0000.mska")
+    build_catalog(tmp_path / "a", tmp_path / "c.parquet")
+    rows = pq.read_table(tmp_path / "c.parquet").to_pylist()
+    with MaskArchive(tmp_path / "a" / "s0000.mska") as opened:
+        stats = opened.statistics()
+    assert len(rows) == 117 == len(stats)
+    for row in rows:
+        stat = stats[row["mask"]]
+        assert row["voxel_count"] == stat.voxel_count
+        if stat.centroid is not None:
+            assert (row["centroid_i"], row["centroid_j"], row["centroid_k"]) == stat.centroid
+    assert (tmp_path / "c.parquet").stat().st_size > 0
