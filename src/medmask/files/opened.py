@@ -18,7 +18,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from spacetransformer import Space
 
@@ -324,6 +324,39 @@ class ArchiveFile:
             self._drop_replacement(unlink=True)  # nothing committed: the old archive stays
             if self.key is not None and _WRITERS.get(self.key) is self:
                 del _WRITERS[self.key]
+
+
+@dataclass(frozen=True)
+class CommitText:
+    """An archive's newest intact commit, as read for many archives at once: its
+    superblock, geometry record (None: never set) and index block's JSON text."""
+
+    superblock: fmt.Superblock
+    geometry: dict[str, Any] | None
+    index: bytes
+
+
+def read_commit(path: Path) -> CommitText:
+    """The newest intact commit of a ``.mska`` archive of this format, found as
+    :class:`MaskArchive` finds it (the same slots, checks and retries), without parsing
+    the index.
+
+    Raises
+    ------
+    FormatError
+        Not an archive of this format (0.1.3's included), damaged, or never committed.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        source = str(path)
+        found = ArchiveFile(path, False, fd, 0, handles=1)._newest_commit(source)
+        if found is None:  # only writers see None
+            raise FormatError(f"{source}: nothing was committed yet")
+        head, block, _, raw = found
+        geometry = fmt.unpack_geometry(head[fmt.GEOMETRY_OFFSET :], source)
+        return CommitText(block, geometry, fmt.index_text(raw, block.index_crc, source))
+    finally:
+        os.close(fd)
 
 
 def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[ArchiveFile, bool]:

@@ -244,14 +244,23 @@ def pack_index_json(entry_texts: list[str]) -> bytes:
     return zstandard.ZstdCompressor(level=INDEX_LEVEL).compress(text.encode("utf-8"))
 
 
-def unpack_index(raw: bytes, expected_crc: int, source: str) -> list[dict[str, Any]]:
-    """The entries of an index block, after checking its checksum."""
+def index_text(raw: bytes, expected_crc: int, source: str) -> bytes:
+    """The JSON text of an index block (UTF-8, not parsed), after checking its checksum."""
     if zlib.crc32(raw) != expected_crc:
         raise ChecksumError(f"{source}: index checksum mismatch; the file is damaged")
     try:
-        text = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BYTES)
+        text: bytes = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BYTES)
+    except zstandard.ZstdError as err:
+        raise FormatError(f"{source}: index block does not decode: {err}") from err
+    return text
+
+
+def unpack_index(raw: bytes, expected_crc: int, source: str) -> list[dict[str, Any]]:
+    """The entries of an index block, after checking its checksum."""
+    text = index_text(raw, expected_crc, source)
+    try:
         data = json.loads(text.decode("utf-8"))
-    except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise FormatError(f"{source}: index block does not decode: {err}") from err
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

@@ -12,11 +12,13 @@ the catalog being replaced keep those rows without being opened.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from numpy.typing import NDArray
 from ..errors import MedmaskError
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path
+from ..files.opened import read_commit
+from .catalog_bulk import Head, box_extent_mm, bulk_table, index_to_mm, takes
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -166,34 +170,92 @@ def build_catalog(
     archives = find_archives(base)
     top = base if base.is_dir() else base.parent
     old, stamps = _previous(out) if incremental and out.exists() else (None, {})
+    schema = catalog_schema()
     keep: list[str] = []
-    read: list[ArchiveRows] = []
-    for path in archives:
-        key = path.relative_to(top).as_posix()
-        stat = path.stat()
-        if stamps.pop(key, None) == (stat.st_size, stat.st_mtime_ns):
-            keep.append(key)
-            continue
-        try:
-            read.append(archive_rows(path, key, stat.st_size, stat.st_mtime_ns))
-        except (MedmaskError, OSError, ValueError) as err:
-            result.failures.append((key, str(err)))
+    reading = _Reading(schema)
+    with _no_cycle_collection():  # millions of small objects, none in a cycle
+        for path in archives:
+            key = path.relative_to(top).as_posix()
+            stat = path.stat()
+            if stamps.pop(key, None) == (stat.st_size, stat.st_mtime_ns):
+                keep.append(key)
+            else:
+                reading.add(path, key, stat.st_size, stat.st_mtime_ns)
+        tables, read = reading.finish(result.failures)
     result.dropped = len(stamps)
-    tables = [_table(read)]
     if old is not None and keep:
         tables.append(old.filter(pc.is_in(old["archive"], value_set=pa.array(keep))))
     table = pa.concat_tables(tables)
-    if len(tables) > 1:  # one order whatever was kept: by archive, masks in index order
+    if sum(t.num_rows > 0 for t in tables) > 1:  # one order: by archive, masks as indexed
         table = table.take(pc.sort_indices(table, [("archive", "ascending")]))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as partial:
         pq.write_table(table, partial, compression="zstd")
-    result.read, result.kept = len(read), len(keep)
+    result.read, result.kept = reading.bulk + len(read), len(keep)
     result.decoded = sum(r.decoded for r in read)
+    result.failures.sort()
     result.rows = table.num_rows
     result.archives = result.read + result.kept
     result.seconds = time.perf_counter() - start
     return result
+
+
+_BATCH = 2000  # archives whose index texts are parsed together (memory stays bounded)
+
+
+class _Reading:
+    """The archives to read: most by the bulk path, in batches; the rest, and what it
+    declines, by the validated path."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.heads: list[Head] = []
+        self.slow: list[tuple[Path, str, int, int]] = []
+        self.tables: list[Any] = []
+        self.bulk = 0
+
+    def add(self, path: Path, key: str, size: int, mtime_ns: int) -> None:
+        try:
+            commit = read_commit(path)
+        except (MedmaskError, OSError):  # 0.1.3's, or damaged: the validated path says
+            self.slow.append((path, key, size, mtime_ns))
+            return
+        if not takes(commit):
+            self.slow.append((path, key, size, mtime_ns))
+            return
+        self.heads.append(Head(key, path, size, mtime_ns, commit))
+        if len(self.heads) >= _BATCH:
+            self._bulk()
+
+    def _bulk(self) -> None:
+        table, declined = bulk_table(self.heads, self.schema, _named_concept)
+        self.tables.append(table)
+        self.slow.extend((h.path, h.key, h.size, h.mtime_ns) for h in declined)
+        self.bulk += len(self.heads) - len(declined)
+        self.heads = []
+
+    def finish(self, failures: list[tuple[str, str]]) -> tuple[list[Any], list[ArchiveRows]]:
+        """The tables read, and the archives the validated path read (for their counts);
+        archives it cannot read go to ``failures``."""
+        self._bulk()
+        read: list[ArchiveRows] = []
+        for path, key, size, mtime in self.slow:
+            try:
+                read.append(archive_rows(path, key, size, mtime))
+            except (MedmaskError, OSError, ValueError) as err:
+                failures.append((key, str(err)))
+        return [*self.tables, _table(read)], read
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def catalog_schema() -> Any:
@@ -315,13 +377,15 @@ def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
         own[f"spacing_{letter}"] = float(space.spacing[axis])
     for axis, letter in enumerate("xyz"):
         own[f"origin_{letter}"] = float(origin[axis])
-    voxel_ml = float(np.prod(np.asarray(space.spacing, dtype=np.float64))) / 1000.0
+    voxel_ml = np.prod(np.asarray(space.spacing, dtype=np.float64)) / 1000.0
+    n = len(masks.names)
+    each, at = np.broadcast_to(matrix, (n, 3, 3)), np.broadcast_to(origin, (n, 3))
     return ArchiveRows(
         own,
         masks,
         (masks.counts * voxel_ml).astype(np.float64),
-        _box_mm(masks.boxes, matrix, origin),
-        masks.centroids @ matrix.T + origin,
+        box_extent_mm(masks.boxes, each, at),
+        index_to_mm(masks.centroids, each, at),
     )
 
 
@@ -486,21 +550,6 @@ def _read_masks(archive: MaskArchive) -> _Masks:
             _named_concept(name) if meaning is None else _stored_concept(meaning.to_dict(), name)
         )
     return masks
-
-
-def _box_mm(
-    boxes: NDArray[np.int64], matrix: NDArray[np.float64], origin: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """The LPS extent (mm) of each box's voxel centres: the lowest and highest of its 8
-    corner voxels' centres on each axis, as (n, 6): min x y z, max x y z."""
-    low = boxes[:, [0, 2, 4]].astype(np.float64)
-    high = boxes[:, [1, 3, 5]].astype(np.float64) - 1
-    corners = [
-        np.stack([(high if bits >> axis & 1 else low)[:, axis] for axis in range(3)], axis=1)
-        for bits in range(8)
-    ]
-    world = np.stack(corners) @ matrix.T + origin
-    return np.concatenate([world.min(axis=0), world.max(axis=0)], axis=1)
 
 
 _NO_CONCEPT = (None, None, None, None, None, None, None)
