@@ -15,7 +15,7 @@ from import_floors import floor, import_circle, modules, upward_imports
 
 PACKAGE = Path(medmask.__file__).parent
 FLOORS = [
-    ("errors", "version", "deprecation"),
+    ("errors", "version", "deprecation", "lazy"),
     ("format",),
     ("model",),
     ("codecs",),

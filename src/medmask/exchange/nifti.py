@@ -17,20 +17,25 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import FormatError, MedmaskError
 from ..files.atomic import atomic_path
+from ..lazy import lazy_module
 from ..model.geometry import nifti_affine
 from ..model.label_values import MASK_DTYPES
 from ..model.mapping import LabelMapping
 from ..model.mask import SegmentationMask
 from ..model.space import GEOMETRY_TOLERANCE, geometry_difference, space_from_affine
 from .nifti_labels import CARET_ECODE, TOTALSEG_ECODE, decode_label_table, encode_label_table
+
+if TYPE_CHECKING:
+    import nibabel as nib
+else:  # on first use: most commands never read NIfTI
+    nib = lazy_module("nibabel")
 
 __all__ = [
     "NIFTI_SUFFIXES",

@@ -13,18 +13,26 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import FormatError, MedmaskError
 from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import atomic_path
+from ..lazy import lazy_module
 from ..model.geometry import nifti_affine
 from ..model.space import space_from_affine, spaces_close
+
+if TYPE_CHECKING:
+    import nibabel as nib
+    from PIL import Image, ImageDraw, ImageFont
+else:  # on first use: most commands never draw or read NIfTI
+    nib = lazy_module("nibabel")
+    Image = lazy_module("PIL.Image")
+    ImageDraw = lazy_module("PIL.ImageDraw")
+    ImageFont = lazy_module("PIL.ImageFont")
 
 __all__ = ["PreviewResult", "display_slice", "label_colours", "render_preview"]
 

@@ -8,17 +8,22 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MedmaskError
 from ..exchange.nifti_labels import TOTALSEG_ECODE, encode_label_table
+from ..lazy import lazy_module
 from ..model.space import space_from_affine
 from .anatomy import DECLARED_OVERLAPS, ORGANS, Blob
 from .shapes import Crop, Shape3, rasterize
+
+if TYPE_CHECKING:
+    import nibabel as nib
+else:  # on first use: most commands never read NIfTI
+    nib = lazy_module("nibabel")
 
 __all__ = ["SCALES", "MaskSample", "generate_masks", "sample_affine"]
 
