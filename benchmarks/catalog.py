@@ -142,7 +142,7 @@ def main() -> None:
     print(f"\n## SQL over {said.strip()}")
     print(f"  (catalog built in {built:.1f} s cold: {args.cases / built:,.0f} archives/s)")
     cold, printed = best(args.repeat, [*medmask, "query", str(big), QUESTION])
-    from medmask.ops.catalog import query
+    from medmask.ops.query import query
 
     start = time.perf_counter()
     for _ in range(args.repeat):

@@ -18,8 +18,9 @@ from medmask import MaskArchive
 from medmask.cli import main
 from medmask.errors import MedmaskError, MedmaskWarning
 from medmask.format import mska as fmt
-from medmask.ops.catalog import CATALOG_COLUMNS, build_catalog, query
+from medmask.ops.catalog import CATALOG_COLUMNS, build_catalog
 from medmask.ops.pack import pack
+from medmask.ops.query import query
 from medmask.sample import generate_masks
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg_s0000"

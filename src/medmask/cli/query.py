@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..ops.catalog import query, write_result
+from ..ops.query import OUTPUT_FORMATS, query_rows, query_to_file
 from .common import UsageError, echo
 
 HELP = "Run SQL over catalogs (the view `masks`); print the result or write it (-o)."
@@ -26,27 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output is not None and args.output.suffix.lower() not in (".csv", ".parquet", ".json"):
-        raise UsageError(f"-o {args.output}: give a .csv, .parquet or .json file")
-    table = query(args.catalogs, args.sql)
+    if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
+        raise UsageError(f"-o {args.output}: give a {', '.join(OUTPUT_FORMATS)} file")
     if args.output is not None:
-        write_result(table, args.output)
-        echo(f"{args.output}: {table.num_rows:,} rows")
+        rows = query_to_file(args.catalogs, args.sql, args.output)
+        echo(f"{args.output}: {rows:,} rows")
         return 0
-    _print(table, args.max_rows)
-    return 0
-
-
-def _print(table: Any, limit: int) -> None:
-    names = table.column_names
-    rows = table.slice(0, max(limit, 0)).to_pylist()
-    cells = [[_cell(row[name]) for name in names] for row in rows]
+    names, shown, total = query_rows(args.catalogs, args.sql, args.max_rows)
+    cells = [[_cell(value) for value in row] for row in shown]
     widths = [max([len(n), *(len(c[i]) for c in cells)]) for i, n in enumerate(names)]
     echo("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip())
     for cell in cells:
         echo("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip())
-    more = table.num_rows - len(rows)
-    echo(f"({table.num_rows:,} rows{f', {more:,} not shown' if more > 0 else ''})")
+    more = total - len(shown)
+    echo(f"({total:,} rows{f', {more:,} not shown' if more > 0 else ''})")
+    return 0
 
 
 def _cell(value: Any) -> str:

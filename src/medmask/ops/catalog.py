@@ -1,4 +1,5 @@
-"""A catalog of every mask of many archives, from their indexes alone, and SQL over it.
+"""A catalog of every mask of many archives, from their indexes alone (SQL over it:
+:mod:`medmask.ops.query`).
 
 One Parquet row per mask (docs/catalog.md has every column): the case, the archive and
 its generation, the mask's labels, voxel count, volume, box in voxels and mm, centroid
@@ -15,10 +16,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,6 @@ __all__ = [
     "archive_rows",
     "build_catalog",
     "find_archives",
-    "query",
-    "write_result",
 ]
 
 ARCHIVE_SUFFIX = ".mska"
@@ -183,14 +181,18 @@ def build_catalog(
                 reading.add(path, key, stat.st_size, stat.st_mtime_ns)
         tables, read = reading.finish(result.failures)
     result.dropped = len(stamps)
-    if old is not None and keep:
-        tables.append(old.filter(pc.is_in(old["archive"], value_set=pa.array(keep))))
-    table = pa.concat_tables(tables)
-    if sum(t.num_rows > 0 for t in tables) > 1:  # one order: by archive, masks as indexed
-        table = table.take(pc.sort_indices(table, [("archive", "ascending")]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as partial:
-        pq.write_table(table, partial, compression="zstd")
+    unchanged = not read and not reading.bulk and not result.dropped and not result.failures
+    if old is not None and unchanged:  # the catalog on disk is already this one
+        table = old
+    else:
+        if old is not None and keep:
+            tables.append(old.filter(pc.is_in(old["archive"], value_set=pa.array(keep))))
+        table = pa.concat_tables(tables)
+        if read or keep:  # rows of the validated path and kept rows come after the bulk's
+            table = _in_archive_order(table, [p.relative_to(top).as_posix() for p in archives])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as partial:
+            pq.write_table(table, partial, compression="zstd")
     result.read, result.kept = reading.bulk + len(read), len(keep)
     result.decoded = sum(r.decoded for r in read)
     result.failures.sort()
@@ -201,6 +203,15 @@ def build_catalog(
 
 
 _BATCH = 2000  # archives whose index texts are parsed together (memory stays bounded)
+
+
+def _in_archive_order(table: Any, keys: list[str]) -> Any:
+    """``table``'s rows by archive in the order of ``keys``, each archive's in their order."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    place = pc.index_in(table["archive"], value_set=pa.array(keys)).to_numpy(zero_copy_only=False)
+    return table.take(pa.array(np.argsort(place, kind="stable")))
 
 
 class _Reading:
@@ -565,65 +576,3 @@ def _named_concept(name: str) -> tuple[str | None, ...]:
     modifier = concept.modifier.meaning if concept.modifier else None
     return ("name", concept.category.value, concept.category.meaning, concept.type.value,
             concept.type.scheme, concept.type.meaning, modifier)  # fmt: skip
-
-
-def query(catalogs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], sql: str) -> Any:
-    """Run ``sql`` over catalogs with DuckDB (embedded): the view ``masks`` holds their
-    rows. Returns a ``pyarrow.Table``.
-
-    Raises
-    ------
-    MedmaskError
-        A catalog does not exist, or DuckDB refuses the SQL (its message says why).
-    """
-    import duckdb  # noqa: PLC0415
-
-    paths = [Path(catalogs)] if isinstance(catalogs, str | os.PathLike) else [
-        Path(c) for c in catalogs
-    ]  # fmt: skip
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
-    connection = duckdb.connect()
-    try:
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-        connection.execute(f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])")
-        return connection.sql(sql).to_arrow_table()
-    except duckdb.Error as err:  # its first line says what; the rest points at the SQL
-        raise MedmaskError(f"query: {str(err).splitlines()[0]}") from err
-    finally:
-        connection.close()
-
-
-def write_result(table: Any, path: str | os.PathLike[str]) -> None:
-    """A query's result as ``.csv`` (UTF-8 with a header), ``.parquet`` or ``.json``
-    (one object per line), by the file's suffix; written whole or not at all."""
-    import pyarrow.csv as pcsv  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".json"):
-        raise MedmaskError(f"{out}: write .csv, .parquet or .json")
-    with atomic_path(out) as partial:
-        if suffix == ".parquet":
-            pq.write_table(table, partial, compression="zstd")
-        elif suffix == ".csv":
-            flat = table
-            for i, field in enumerate(table.schema):  # lists as JSON text in CSV cells
-                if str(field.type).startswith("list"):
-                    text = [
-                        None if v is None else json.dumps(v) for v in table.column(i).to_pylist()
-                    ]
-                    flat = flat.set_column(i, field.name, pa_array(text))
-            pcsv.write_csv(flat, partial)
-        else:
-            with Path(partial).open("w", encoding="utf-8") as stream:
-                for row in table.to_pylist():
-                    stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def pa_array(values: list[Any]) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
-
-    return pa.array(values, pa.string())

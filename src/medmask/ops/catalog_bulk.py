@@ -68,20 +68,16 @@ def box_extent_mm(
     boxes: NDArray[np.int64], matrix: NDArray[np.float64], origin: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """The LPS extent of each half-open voxel box's centres, ``(n, 6)``: min x y z, max
-    x y z over its 8 corner voxels."""
+    x y z over its 8 corner voxels - on each world axis the sum, over the voxel axes, of
+    the lower and the higher end's contribution (the corners are all their choices)."""
     low = boxes[:, [0, 2, 4]].astype(np.float64)
     high = boxes[:, [1, 3, 5]].astype(np.float64) - 1
-    corners = np.stack(
-        [
-            index_to_mm(
-                np.stack([(high if b >> a & 1 else low)[:, a] for a in range(3)], axis=1),
-                matrix,
-                origin,
-            )
-            for b in range(8)
-        ]
-    )
-    return np.concatenate([corners.min(axis=0), corners.max(axis=0)], axis=1)
+    out = np.empty((len(boxes), 6))
+    for world in range(3):
+        ends = (low * matrix[:, world, :], high * matrix[:, world, :])
+        out[:, world] = origin[:, world] + np.minimum(*ends).sum(axis=1)
+        out[:, 3 + world] = origin[:, world] + np.maximum(*ends).sum(axis=1)
+    return out
 
 
 def _schema() -> Any:
@@ -125,9 +121,8 @@ def bulk_table(heads: list[Head], schema: Any, concept: Any) -> tuple[Any, list[
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value of the wrong type somewhere
         return schema.empty_table(), heads
     entries = parsed.column("entries").combine_chunks()
-    if entries.null_count or not np.array_equal(
-        parsed.column("a").to_numpy(), np.arange(len(heads))
-    ):
+    order = parsed.column("a").combine_chunks()
+    if entries.null_count or order.null_count or not order.equals(pa.array(range(len(heads)))):
         return schema.empty_table(), heads
     columns = _Columns.of(entries)
     bad = columns.faults(heads)
@@ -278,15 +273,18 @@ class _Columns:
         for i, letter in enumerate("ijk"):
             arrays[f"bbox_{letter}0"] = pa.array(self.boxes[:, 2 * i], mask=absent)
             arrays[f"bbox_{letter}1"] = pa.array(self.boxes[:, 2 * i + 1], mask=absent)
-        each, at = matrix[self.parent], origin[self.parent]
-        extent = box_extent_mm(self.boxes, each, at)
+        located = self.counts > 0  # the masks with voxels: boxes, centroids, mm
+        rows = self.parent[located]
+        each, at = matrix[rows], origin[rows]
+        extent = np.full((n, 6), np.nan)
+        extent[located] = box_extent_mm(self.boxes[located], each, at)
         for i, letter in enumerate("xyz"):
             arrays[f"bbox_min_{letter}"] = pa.array(extent[:, i], mask=absent)
             arrays[f"bbox_max_{letter}"] = pa.array(extent[:, 3 + i], mask=absent)
-        located = self.counts > 0
         centroid = np.full((n, 3), np.nan)
         centroid[located] = self.sums[located] / self.counts[located, None]
-        centroid_mm = index_to_mm(centroid, each, at)
+        centroid_mm = np.full((n, 3), np.nan)
+        centroid_mm[located] = index_to_mm(centroid[located], each, at)
         for i, letter in enumerate("ijk"):
             arrays[f"centroid_{letter}"] = pa.array(centroid[:, i], mask=~located)
         for i, letter in enumerate("xyz"):

@@ -1,0 +1,106 @@
+"""SQL over mask catalogs with DuckDB (embedded, no server): the view ``masks`` holds the
+rows of the catalogs given (docs/catalog.md has questions and answers).
+
+The command line prints and writes results through DuckDB alone (its own CSV, JSON and
+Parquet writers), so that ``medmask query`` starts without pyarrow and pandas.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedmaskError
+from ..files.atomic import atomic_path
+
+__all__ = ["OUTPUT_FORMATS", "query", "query_rows", "query_to_file"]
+
+Catalogs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+OUTPUT_FORMATS = {
+    ".csv": "FORMAT CSV, HEADER",
+    ".parquet": "FORMAT PARQUET, COMPRESSION zstd",
+    ".json": "FORMAT JSON",
+}
+
+
+def query(catalogs: Catalogs, sql: str) -> Any:
+    """The result of ``sql`` over the catalogs, as a ``pyarrow.Table``.
+
+    Raises
+    ------
+    MedmaskError
+        A catalog does not exist, or DuckDB refuses the SQL (its message says why).
+    """
+    with _masks(catalogs) as connection:
+        return _run(lambda: connection.sql(sql).to_arrow_table())
+
+
+def query_rows(
+    catalogs: Catalogs, sql: str, limit: int
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """The result's column names, its first ``limit`` rows and how many rows it has."""
+    with _masks(catalogs) as connection:
+
+        def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
+            connection.execute(f"CREATE TEMP TABLE result AS {sql}")
+            names = [d[0] for d in connection.execute("SELECT * FROM result LIMIT 0").description]
+            rows = connection.execute(f"SELECT * FROM result LIMIT {max(limit, 0)}").fetchall()
+            total = connection.execute("SELECT count(*) FROM result").fetchone()
+            return names, rows, int(total[0]) if total else 0
+
+        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run)
+        return found
+
+
+def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) -> int:
+    """Write the result to ``output`` by its suffix (:data:`OUTPUT_FORMATS`: CSV with a
+    header, Parquet, JSON one object per line), whole or not at all; the rows written."""
+    out = Path(output)
+    options = OUTPUT_FORMATS.get(out.suffix.lower())
+    if options is None:
+        raise MedmaskError(f"{out}: write {', '.join(OUTPUT_FORMATS)}")
+    with _masks(catalogs) as connection, atomic_path(out) as partial:
+        target = str(partial).replace("'", "''")
+
+        def run() -> int:
+            connection.execute(f"CREATE TEMP TABLE result AS {sql}")
+            connection.execute(f"COPY result TO '{target}' ({options})")
+            total = connection.execute("SELECT count(*) FROM result").fetchone()
+            return int(total[0]) if total else 0
+
+        written: int = _run(run)
+        return written
+
+
+@contextmanager
+def _masks(catalogs: Catalogs) -> Iterator[Any]:
+    """A DuckDB connection whose view ``masks`` reads the catalogs."""
+    import duckdb  # noqa: PLC0415
+
+    paths = (
+        [Path(catalogs)] if isinstance(catalogs, str | os.PathLike) else [Path(c) for c in catalogs]
+    )
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
+    connection = duckdb.connect()
+    try:
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        _run(lambda: connection.execute(
+            f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])"
+        ))  # fmt: skip
+        yield connection
+    finally:
+        connection.close()
+
+
+def _run(step: Any) -> Any:
+    import duckdb  # noqa: PLC0415
+
+    try:
+        return step()
+    except duckdb.Error as err:  # its first line says what; the rest points into the SQL
+        raise MedmaskError(f"query: {str(err).splitlines()[0]}") from err
