@@ -102,6 +102,13 @@ def main(out: str = "demo") -> None:
         ["pack", str(seg), "-o", str(back), "--like", str(archive), "--overwrite"],
     )
     run("medmask", medmask, ["export-slicer", str(archive), "-o", str(slicer), "--overwrite"])
+    catalog = masks_dir / "catalog.parquet"
+    run("medmask", medmask, ["catalog", str(masks_dir), "-o", str(catalog)])
+    question = (
+        "SELECT case_id, mask, round(volume_ml, 1) AS ml, round(centroid_z, 1) AS z_mm "
+        "FROM masks WHERE NOT empty AND kind = 'mask' ORDER BY volume_ml DESC LIMIT 5"
+    )
+    run("medmask", medmask, ["query", str(catalog), question])
     open_from_python(archive)
     print("\nResults:")
     print(f"  DICOM cases:        {dicom_dir / 'dicom_cases'}")
@@ -115,6 +122,7 @@ def main(out: str = "demo") -> None:
     print(f"  CT series (DICOM):  {ct_series}")
     print(f"  DICOM SEG:          {seg} (and back: {back})")
     print(f"  3D Slicer:          {slicer}")
+    print(f'  mask catalog:       {catalog} (medmask query {catalog} "SELECT ...")')
 
 
 if __name__ == "__main__":
