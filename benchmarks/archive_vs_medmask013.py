@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/archive_vs_medmask013.py [--repeat 5] [--no-legacy]
 
 Data: TotalSegmentator subject s0000 from ../shared/data/totalseg_s0000 (skipped when
-absent) and a generated full-body phantom (117 masks, medmask.sample "medium" scale).
+absent), s0000 at 3 mm cropped to 120 x 100 x 30 (a stand-in for TotalSegmentator's
+``--fast`` output, where masks are small), and a generated full-body phantom (117 masks,
+medmask.sample "medium" scale).
 Both archives are built the way MedMask's example builds them: each mask as
 ``SegmentationMask(uint8 0/1 array, {name: 1}, space)``; also measured: the MedMask
 notebook's read loop (``load_mask`` + ``get_all_masks``, nothing copied or touched) against
@@ -365,6 +367,29 @@ def report(r: dict[str, Any]) -> None:
     )
 
 
+def three_mm_stand_in() -> Path:
+    """s0000 as TotalSegmentator's ``--fast`` 3 mm output looks: every second voxel of
+    the 1.5 mm masks (nearest neighbour), cropped to 120 x 100 x 30 around the pelvis,
+    117 NIfTI files (issue 31: per-mask overhead dominates where masks are small)."""
+    folder = OUT / "s0000-3mm"
+    files = sorted(SHARED.glob("*.nii.gz"))
+    if len(list(folder.glob("*.nii.gz"))) == len(files):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    first = nib.load(files[0])
+    start = (5, 0, 60)  # voxels of the 3 mm grid where the crop begins: all 21 organs in it
+    stop = (start[0] + 120, start[1] + 100, start[2] + 30)
+    affine = first.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = first.affine[:3, :3] @ (2 * np.asarray(start)) + first.affine[:3, 3]
+    for path in files:
+        data = np.asarray(nib.load(path).dataobj)[::2, ::2, ::2]
+        crop = np.zeros((120, 100, 30), np.uint8)
+        part = data[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
+        crop[: part.shape[0], : part.shape[1], : part.shape[2]] = part
+        nib.save(nib.Nifti1Image(crop, affine), folder / path.name)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -376,6 +401,7 @@ def main() -> None:
     folders = []
     if SHARED.is_dir():
         folders.append(SHARED)
+        folders.append(three_mm_stand_in())
     else:
         print(f"{SHARED} not present: only the generated phantom is measured")
     phantom = OUT / "phantom"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codecs import DEFAULT_LEVEL
+from ..ops.cohort import FAILURES, detect_cohort, pack_cohort
 from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_group
 from ..ops.sources import grid_of
 from .common import UsageError, echo, level, positive, ratio, size, warn
@@ -53,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="DICOM SEG or RTSTRUCT input: an archive or NIfTI whose grid to read it onto",
     )
+    cluster = parser.add_argument_group("cohorts (one SRC: a folder of case folders)")
+    cluster.add_argument("--scheduler", help="pack the cases on a Dask cluster: tcp://HOST:PORT")
+    cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--group: {err}") from err
     sources: list[Path] = args.sources
     output: Path = args.output
+    layout = detect_cohort(sources[0]) if len(sources) == 1 else None
+    if layout is not None and output.suffix.lower() != ".mska":
+        return _cohort(args, groups)
+    if args.scheduler or args.scheduler_file:
+        raise UsageError("--scheduler packs a cohort: give one SRC folder of case folders")
     many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
     if (args.source or args.like) and (many or (args.source and args.like)):
         raise UsageError("give one SRC and one of --source / --like")
@@ -84,6 +93,75 @@ def run(args: argparse.Namespace) -> int:
             print(f"medmask: error: {outcome.reason}", file=sys.stderr)
     echo(f"{len(outcomes) - len(failed)} packed, {len(failed)} failed, in {output}")
     return 1 if failed else 0
+
+
+def _cohort(args: argparse.Namespace, groups: dict[str, str]) -> int:
+    """One archive per case of a cohort folder, resumable (docs/cohorts.md)."""
+    layout = detect_cohort(args.sources[0])
+    assert layout is not None
+    echo(layout.describe())
+    for entry, why in layout.skipped:
+        warn(f"{layout.root / entry}: not a case: {why}")
+    with _CohortProgress(quiet=args.quiet) as progress:
+        result = pack_cohort(
+            args.sources[0], args.output, groups=groups, level=args.level,
+            workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+            overwrite=args.overwrite, strict_geometry=args.strict_geometry,
+            on_start=progress.start, on_done=progress.done,
+        )  # fmt: skip
+    for failure in result.failures:
+        print(f"medmask: error: {failure.reason}", file=sys.stderr)
+    rate = len(result.packed) / result.seconds if result.seconds else 0.0
+    failed = f", {len(result.failures)} failed (listed in {args.output / FAILURES})" if (
+        result.failures
+    ) else ""  # fmt: skip
+    echo(
+        f"{args.output}: {len(result.packed):,} packed, {len(result.unchanged):,} unchanged"
+        f"{failed} in {result.seconds:.1f} s ({rate:.1f} cases/s)"
+    )
+    return 1 if result.failures else 0
+
+
+class _CohortProgress:
+    """A progress bar with cases/s and the time left, on a terminal only."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        self.quiet = quiet or not sys.stderr.isatty()
+
+    def __enter__(self) -> _CohortProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def start(self, total: int) -> None:
+        if self.quiet or not total:
+            return
+        from rich.progress import (  # noqa: PLC0415 - only on a terminal
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("packing"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), transient=True,
+        )  # fmt: skip
+        self.task = self.bar.add_task("packing", total=total, rate="")
+        self.bar.start()
+
+    def done(self, _: object) -> None:
+        if self.bar is None:
+            return
+        self.bar.advance(self.task)
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, rate=f"{speed:.1f} cases/s" if speed else "")
 
 
 def _reference(source: Path | None, like: Path | None) -> Any:

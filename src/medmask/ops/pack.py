@@ -10,12 +10,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spacetransformer import Space
 
@@ -36,6 +36,7 @@ __all__ = [
     "pack",
     "pack_many",
     "parse_group",
+    "run_jobs",
 ]
 
 
@@ -227,22 +228,43 @@ def pack_many(
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(Path(s), out / archive_name_for(s)) for s in sources]
     results: dict[Path, PackResult | PackFailure] = {}
-
-    def finish(source: Path, outcome: PackResult | PackFailure) -> None:
+    options = {
+        "groups": groups, "level": level, "overwrite": overwrite,
+        "strict_geometry": strict_geometry,
+    }  # fmt: skip
+    for source, outcome in run_jobs(jobs, options, workers):
         results[source] = outcome
         if on_done is not None:
             on_done(outcome)
+    return [results[source] for source, _ in jobs]
 
-    if workers <= 1 or len(jobs) <= 1:
+
+def run_jobs(
+    jobs: Sequence[tuple[Path, Path]],
+    options: Mapping[str, Any],
+    workers: int = 1,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+) -> Iterator[tuple[Path, PackResult | PackFailure]]:
+    """Pack each ``(source, target)`` with ``options`` (:func:`pack`'s keywords), here,
+    in ``workers`` local processes or on a Dask cluster; ``(source, outcome)`` as each
+    finishes. A source that fails, or whose worker dies, is a :class:`PackFailure`.
+
+    Raises
+    ------
+    MedmaskError
+        Dask is not installed, or its scheduler cannot be reached.
+    """
+    if scheduler is not None or scheduler_file is not None:
+        yield from _on_cluster(jobs, options, scheduler, scheduler_file)
+    elif workers <= 1 or len(jobs) <= 1:
         for source, target in jobs:
-            finish(source, _pack_or_fail(source, target, groups, level, overwrite, strict_geometry))
+            yield source, _pack_or_fail(source, target, **options)
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures: dict[Future[PackResult | PackFailure], Path] = {
-                pool.submit(
-                    _pack_or_fail, source, target, groups, level, overwrite, strict_geometry
-                ): source
+                pool.submit(_pack_or_fail, source, target, **options): source
                 for source, target in jobs
             }
             for future in as_completed(futures):
@@ -253,8 +275,48 @@ def pack_many(
                     outcome = PackFailure(source, f"worker failed: {err!r}")
                 if isinstance(outcome, PackResult):
                     _warn_drift(outcome)  # warnings of worker processes stay there
-                finish(source, outcome)
-    return [results[source] for source, _ in jobs]
+                yield source, outcome
+
+
+def _on_cluster(
+    jobs: Sequence[tuple[Path, Path]],
+    options: Mapping[str, Any],
+    address: str | None,
+    scheduler_file: str | None,
+) -> Iterator[tuple[Path, PackResult | PackFailure]]:
+    """The jobs on a Dask cluster's workers (each source one task)."""
+    try:
+        from distributed import Client  # noqa: PLC0415 - optional dependency
+        from distributed import as_completed as completed  # noqa: PLC0415
+    except ImportError as err:
+        raise MedmaskError("--scheduler needs Dask: pip install 'medkit[dask]'") from err
+    if scheduler_file is not None and not Path(scheduler_file).is_file():
+        raise MedmaskError(f"no Dask scheduler file at {scheduler_file}: is a scheduler running?")
+    try:
+        client = (
+            Client(scheduler_file=scheduler_file, timeout="30s")
+            if scheduler_file is not None
+            else Client(address, timeout="30s")
+        )
+    except (OSError, TimeoutError, ValueError) as err:
+        where = scheduler_file or address
+        raise MedmaskError(f"cannot reach the Dask scheduler at {where}: {err}") from err
+    try:
+        futures = {
+            client.submit(_pack_or_fail, source, target, **options, pure=False): source
+            for source, target in jobs
+        }
+        for future in completed(futures):
+            source = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as err:  # the task itself failed (a worker lost, ...)
+                outcome = PackFailure(source, f"its Dask task failed: {err!r}")
+            if isinstance(outcome, PackResult):
+                _warn_drift(outcome)
+            yield source, outcome
+    finally:
+        client.close()
 
 
 def _pack_or_fail(
