@@ -288,3 +288,85 @@ def test_the_bulk_reading_gives_the_validated_readings_rows(
         assert one[name].equals(other[name]), name
     pair = [r for r in one.to_pylist() if r["mask"] == "pair"]
     assert pair[0]["labels"] == [3, 7] and pair[0]["voxel_count"] == 27 + 12
+
+
+def test_the_image_series_is_recorded_and_joins_dcm_extracts_series_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pack --series-uid / --source record the series in the archive (docs/mask-format.md,
+    image_series); the catalog carries it, and DuckDB joins it to dcm-extract's own
+    all_series table of that CT series."""
+    import pydicom
+
+    from dcm_extractor.cli import main as dcm_extract
+
+    sample = generate_masks(tmp_path / "sample", shape=(40, 36, 30), ct_series=True)
+    ct = tmp_path / "sample" / "ct_dicom"
+    first = pydicom.dcmread(sorted(ct.glob("*.dcm"))[0], stop_before_pixels=True)
+    uid = str(first.SeriesInstanceUID)
+    archives = tmp_path / "archives"
+    assert main(["pack", str(sample.masks_dir), "-o", str(archives / "a.mska"),
+                 "--series-uid", uid]) == 0  # fmt: skip
+    seg = tmp_path / "seg.dcm"
+    assert main(["export-seg", str(archives / "a.mska"), "--source", str(ct), "-o", str(seg)]) == 0
+    assert main(["pack", str(seg), "-o", str(archives / "b.mska"), "--source", str(ct)]) == 0
+    assert main(["pack", str(sample.masks_dir), "-o", str(archives / "c.mska"),
+                 "--series-uid", "1.2.x"]) == 1  # fmt: skip
+    assert "not a DICOM UID" in capsys.readouterr().err
+    with MaskArchive(archives / "a.mska") as opened:
+        assert opened.image_series == {"SeriesInstanceUID": uid}
+    with MaskArchive(archives / "b.mska") as opened:
+        assert opened.image_series == {
+            "SeriesInstanceUID": uid,
+            "FrameOfReferenceUID": str(first.FrameOfReferenceUID),
+            "StudyInstanceUID": str(first.StudyInstanceUID),
+        }
+    with MaskArchive(archives / "a.mska", "a") as opened:  # kept through later commits
+        opened.remove("liver")
+        opened.compact()
+    with MaskArchive(archives / "a.mska") as opened:
+        assert opened.image_series == {"SeriesInstanceUID": uid}
+    catalog = tmp_path / "catalog.parquet"
+    build_catalog(archives, catalog)
+    rows = pq.read_table(catalog).to_pylist()
+    assert {r["SeriesInstanceUID"] for r in rows} == {uid}
+    assert {r["FrameOfReferenceUID"] for r in rows} == {None, str(first.FrameOfReferenceUID)}
+    # dcm-extract's series table of the same CT, joined with DuckDB
+    cases = tmp_path / "dicom"
+    shutil.copytree(ct, cases / "case1")
+    out = tmp_path / "tables"
+    code = dcm_extract(["-d", str(cases), "-o", str(out), "--series", "--format", "parquet",
+                        "--log", str(tmp_path / "log"), "-q"])  # fmt: skip
+    assert code == 0
+    joined = query(
+        catalog,
+        "SELECT m.case_id, count(*) AS masks, any_value(s.SeriesInstanceUID) AS series "
+        f"FROM masks m JOIN read_parquet('{out / 'all_series.parquet'}') s "
+        "USING (SeriesInstanceUID) GROUP BY m.case_id ORDER BY m.case_id",
+    ).to_pylist()
+    assert [(r["case_id"], r["series"]) for r in joined] == [("a", uid), ("b", uid)]
+
+
+def test_a_malformed_image_series_is_named(tmp_path: Path) -> None:
+    sample = generate_masks(tmp_path / "sample", shape=(40, 36, 30))
+    pack(sample.masks_dir, tmp_path / "a" / "x.mska")
+
+    data = (tmp_path / "a" / "x.mska").read_bytes()
+    block, slot = fmt.choose_superblock(data[: fmt.DATA_START], len(data), "x")  # type: ignore[misc]
+    entries = fmt.unpack_index(data[block.index_offset : block.data_end], block.index_crc, "x")
+    index = fmt.pack_index_json(
+        [fmt.entry_json(e) for e in entries], {"FrameOfReferenceUID": "1.2"}
+    )
+    forged = bytearray(data[: block.index_offset] + index)
+    new = fmt.Superblock(
+        block.generation + 1, block.index_offset, len(index), len(forged), zlib.crc32(index)
+    )
+    forged[fmt.SLOT_OFFSETS[1 - slot] : fmt.SLOT_OFFSETS[1 - slot] + fmt.SLOT_SIZE] = (
+        fmt.pack_superblock(new)
+    )
+    forged[fmt.SLOT_OFFSETS[slot] : fmt.SLOT_OFFSETS[slot] + fmt.SLOT_SIZE] = bytes(fmt.SLOT_SIZE)
+    (tmp_path / "a" / "x.mska").write_bytes(bytes(forged))
+    with pytest.raises(MedmaskError, match=r"x\.mska: the index's image_series is malformed"):
+        MaskArchive(tmp_path / "a" / "x.mska")
+    result = build_catalog(tmp_path / "a", tmp_path / "c.parquet")
+    assert [key for key, _ in result.failures] == ["x.mska"]

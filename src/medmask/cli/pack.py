@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="DICOM SEG or RTSTRUCT input: an archive or NIfTI whose grid to read it onto",
     )
+    parser.add_argument(
+        "--series-uid",
+        help="the SeriesInstanceUID of the images the masks were drawn on (recorded; "
+        "--source records its own)",
+    )
     cluster = parser.add_argument_group("cohorts (one SRC: a folder of case folders)")
     cluster.add_argument("--scheduler", help="pack the cases on a Dask cluster: tcp://HOST:PORT")
     cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
@@ -68,16 +73,21 @@ def run(args: argparse.Namespace) -> int:
     output: Path = args.output
     layout = detect_cohort(sources[0]) if len(sources) == 1 else None
     if layout is not None and output.suffix.lower() != ".mska":
+        if args.series_uid or args.source or args.like:
+            raise UsageError("--series-uid, --source and --like are for one case, not a cohort")
         return _cohort(args, groups)
     if args.scheduler or args.scheduler_file:
         raise UsageError("--scheduler packs a cohort: give one SRC folder of case folders")
     many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
     if (args.source or args.like) and (many or (args.source and args.like)):
         raise UsageError("give one SRC and one of --source / --like")
+    if args.series_uid and many:
+        raise UsageError("--series-uid names one case's series: give one SRC")
     if not many:
         packed = pack(
             sources[0], output, groups=groups, level=args.level, overwrite=args.overwrite,
             strict_geometry=args.strict_geometry, reference=_reference(args.source, args.like),
+            series_uid=args.series_uid,
         )  # fmt: skip
         _print(packed)
         return 0

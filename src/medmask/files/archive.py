@@ -284,6 +284,32 @@ class MaskArchive(ArchiveReader):
             voxel_sums=extents.sums,
         )  # fmt: skip
 
+    def set_image_series(
+        self,
+        series_instance_uid: str,
+        frame_of_reference_uid: str | None = None,
+        study_instance_uid: str | None = None,
+    ) -> None:
+        """Record the DICOM image series the masks were drawn on (docs/mask-format.md,
+        ``image_series``): catalogs join the archive's masks to the series by it.
+
+        Raises
+        ------
+        ValueError
+            A UID that is not a DICOM UID (digits and dots, at most 64 characters).
+        """
+        self._writable()
+        values = {
+            "SeriesInstanceUID": series_instance_uid,
+            "FrameOfReferenceUID": frame_of_reference_uid,
+            "StudyInstanceUID": study_instance_uid,
+        }
+        for keyword, uid in values.items():
+            if uid is not None and not _is_uid(uid):
+                raise ValueError(f"{keyword} {uid!r} is not a DICOM UID (digits and dots)")
+        self._state.image_series = {k: v for k, v in values.items() if v}
+        self._state.changed()
+
     def remove(self, name: str) -> None:
         """Forget ``name`` (its bytes stay until :meth:`compact`)."""
         self._writable()
@@ -466,3 +492,12 @@ def select_masks(
         return wanted
     group_names = set(archive.groups())
     return [n for n in archive if groups or n not in group_names]
+
+
+def _is_uid(value: object) -> bool:
+    """A DICOM UID: 1 to 64 characters of digits and dots, no empty component."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and all(part.isdigit() and part.isascii() for part in value.split("."))
+    )

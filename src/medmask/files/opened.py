@@ -66,6 +66,7 @@ class ArchiveFile:
     dirty: bool = False
     batch_depth: int = 0  # open `with archive:` / `batch()` blocks: commits wait for them
     handles: int = 0
+    image_series: dict[str, str] | None = None  # the DICOM series the masks were drawn on
     key: tuple[int, int] | None = None  # (device, inode) of a writer, for the registry
     replacing: _Replacement | None = None  # mode "w" over an archive: built beside it
 
@@ -95,7 +96,8 @@ class ArchiveFile:
             self.geometry_written = True
         self.entries = Index(block.data_end, source)
         groups = []
-        for item in fmt.unpack_index(raw, block.index_crc, source):
+        items, self.image_series = fmt.unpack_index_object(raw, block.index_crc, source)
+        for item in items:
             if not isinstance(item.get("name"), str):
                 raise FormatError(f"{source}: index entry without a name")
             self.entries.add_raw(item["name"], item)
@@ -233,7 +235,7 @@ class ArchiveFile:
         geometry = None
         if self.space is not None and not self.geometry_written:
             geometry = fmt.pack_geometry(space_to_dict(self.space))
-        index = fmt.pack_index_json(self.entries.stored_json())
+        index = fmt.pack_index_json(self.entries.stored_json(), self.image_series)
         ops, after = plan_commit(self.committed, self.base, bytes(self.pending), index, geometry)
         try:
             _run(self.fd, ops)
@@ -272,7 +274,9 @@ class ArchiveFile:
         temp.chmod(mode_for(self.path))  # the compacted file keeps the archive's mode
         try:
             _lock(fd, temp)
-            fresh = ArchiveFile(self.path, True, fd, self.level, space=self.space)
+            fresh = ArchiveFile(
+                self.path, True, fd, self.level, space=self.space, image_series=self.image_series
+            )
             for entry, blob in items:
                 offset = fresh.stage(blob) if blob else 0
                 fresh.entries[entry.name] = dataclasses.replace(entry, offset=offset)
@@ -308,6 +312,7 @@ class ArchiveFile:
         else:
             os.ftruncate(self.fd, 0)
         self.space, self.entries, self.committed = None, Index(), None
+        self.image_series = None
         self.base, self.pending, self.geometry_written = fmt.DATA_START, bytearray(), False
         self.dirty = False
 

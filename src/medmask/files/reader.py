@@ -313,6 +313,14 @@ class ArchiveReader:
         return out
 
     @property
+    def image_series(self) -> dict[str, str] | None:
+        """The DICOM image series the masks were drawn on, when the archive records it:
+        ``{"SeriesInstanceUID": ..., "FrameOfReferenceUID": ..., "StudyInstanceUID": ...}``
+        (the last two when known); None otherwise."""
+        series = getattr(self._state, "image_series", None)
+        return dict(series) if series else None
+
+    @property
     def format_version(self) -> str:
         """``"2.0"`` for this medmask's format, ``"0.1.3"`` for a medmask 0.1.3 archive."""
         return ".".join(map(str, fmt.FORMAT_VERSION))

@@ -238,9 +238,14 @@ def entry_json(entry: dict[str, Any]) -> str:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def pack_index_json(entry_texts: list[str]) -> bytes:
-    """An index block of entries already in JSON (:func:`entry_json`): writers keep them."""
-    text = '{"entries":[' + ",".join(entry_texts) + "]}"
+IMAGE_SERIES_KEYS = ("SeriesInstanceUID", "FrameOfReferenceUID", "StudyInstanceUID")
+
+
+def pack_index_json(entry_texts: list[str], image_series: dict[str, str] | None = None) -> bytes:
+    """An index block of entries already in JSON (:func:`entry_json`): writers keep them;
+    ``image_series`` (docs/mask-format.md) after them when given."""
+    series = "" if not image_series else ',"image_series":' + entry_json(image_series)
+    text = '{"entries":[' + ",".join(entry_texts) + "]" + series + "}"
     return zstandard.ZstdCompressor(level=INDEX_LEVEL).compress(text.encode("utf-8"))
 
 
@@ -257,6 +262,13 @@ def index_text(raw: bytes, expected_crc: int, source: str) -> bytes:
 
 def unpack_index(raw: bytes, expected_crc: int, source: str) -> list[dict[str, Any]]:
     """The entries of an index block, after checking its checksum."""
+    return unpack_index_object(raw, expected_crc, source)[0]
+
+
+def unpack_index_object(
+    raw: bytes, expected_crc: int, source: str
+) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    """The entries of an index block and its ``image_series`` (None when absent)."""
     text = index_text(raw, expected_crc, source)
     try:
         data = json.loads(text.decode("utf-8"))
@@ -265,4 +277,12 @@ def unpack_index(raw: bytes, expected_crc: int, source: str) -> list[dict[str, A
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise FormatError(f"{source}: index block holds no entry list")
-    return entries
+    series = data.get("image_series")
+    if series is not None and not (
+        isinstance(series, dict)
+        and isinstance(series.get("SeriesInstanceUID"), str)
+        and all(isinstance(series.get(k, ""), str) for k in IMAGE_SERIES_KEYS)
+    ):
+        raise FormatError(f"{source}: the index's image_series is malformed: {series!r}")
+    kept = None if series is None else {k: series[k] for k in IMAGE_SERIES_KEYS if series.get(k)}
+    return entries, kept

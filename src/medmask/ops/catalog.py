@@ -360,6 +360,7 @@ def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
     with MaskArchive(path) as archive:
         space = archive.space
         generation = archive.commit.generation if archive.commit is not None else 0
+        series = archive.image_series or {}
         masks = None
         if space is not None and archive.format_version == "2.0":
             masks = _index_masks(archive, space)
@@ -380,8 +381,8 @@ def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
         "archive_bytes": size,
         "archive_mtime_ns": mtime_ns,
         "direction": [float(v) for axis in axes for v in axis],
-        "SeriesInstanceUID": None,
-        "FrameOfReferenceUID": None,
+        "SeriesInstanceUID": series.get("SeriesInstanceUID"),
+        "FrameOfReferenceUID": series.get("FrameOfReferenceUID"),
     }
     for axis, letter in enumerate("ijk"):
         own[f"shape_{letter}"] = int(space.shape[axis])

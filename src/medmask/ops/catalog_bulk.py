@@ -93,7 +93,8 @@ def _schema() -> Any:
             ("members", pa.list_(pa.string())),
         ]
     )
-    return pa.schema([("a", pa.int64()), ("entries", pa.list_(entry))])
+    series = pa.struct([("SeriesInstanceUID", pa.string()), ("FrameOfReferenceUID", pa.string())])
+    return pa.schema([("a", pa.int64()), ("entries", pa.list_(entry)), ("image_series", series)])
 
 
 def bulk_table(heads: list[Head], schema: Any, concept: Any) -> tuple[Any, list[Head]]:
@@ -125,13 +126,21 @@ def bulk_table(heads: list[Head], schema: Any, concept: Any) -> tuple[Any, list[
     if entries.null_count or order.null_count or not order.equals(pa.array(range(len(heads)))):
         return schema.empty_table(), heads
     columns = _Columns.of(entries)
-    bad = columns.faults(heads)
+    series = parsed.column("image_series").combine_chunks()
+    bad = columns.faults(heads) | (  # an image_series without its SeriesInstanceUID
+        series.is_valid().to_numpy(zero_copy_only=False)
+        & series.field("SeriesInstanceUID").is_null().to_numpy(zero_copy_only=False)
+    )
     if bad.any():
         keep = ~bad
         taken = [h for h, ok in zip(heads, keep.tolist(), strict=True) if ok]
         table, more = bulk_table(taken, schema, concept)
         return table, [h for h, ok in zip(heads, keep.tolist(), strict=True) if not ok] + more
-    return columns.table(heads, schema, concept), []
+    uids = {
+        name: series.field(name).to_pylist()
+        for name in ("SeriesInstanceUID", "FrameOfReferenceUID")
+    }
+    return columns.table(heads, schema, concept, uids), []
 
 
 @dataclass
@@ -225,7 +234,9 @@ class _Columns:
                 bad[archive] = True
         return bad
 
-    def table(self, heads: list[Head], schema: Any, concept: Any) -> Any:
+    def table(
+        self, heads: list[Head], schema: Any, concept: Any, uids: dict[str, list[Any]]
+    ) -> Any:
         """The catalog rows, one per mask."""
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.compute as pc  # noqa: PLC0415
@@ -247,8 +258,8 @@ class _Columns:
             "archive_bytes": [h.size for h in heads],
             "archive_mtime_ns": [h.mtime_ns for h in heads],
             "direction": axes.reshape(len(heads), 9).tolist(),
-            "SeriesInstanceUID": [None] * len(heads),
-            "FrameOfReferenceUID": [None] * len(heads),
+            "SeriesInstanceUID": uids["SeriesInstanceUID"],
+            "FrameOfReferenceUID": uids["FrameOfReferenceUID"],
         }
         shapes = [g["shape"] for g in geometry]  # type: ignore[index]
         for axis, letter in enumerate("ijk"):

@@ -106,6 +106,7 @@ def pack(
     overwrite: bool = False,
     strict_geometry: bool = False,
     reference: Space | SourceSeries | None = None,
+    series_uid: str | None = None,
 ) -> PackResult:
     """Pack per-organ NIfTI masks, a multi-label NIfTI or a DICOM SEG into an archive.
 
@@ -138,7 +139,11 @@ def pack(
         span. The image series the SEG was drawn on (``read_source_series(ct)``): its
         grid, once the SEG is checked to be of that series (frame of reference,
         referenced series, patient; :class:`SourceMismatchError` otherwise); or a Space
-        (an archive's) to read it onto.
+        (an archive's) to read it onto. A series is recorded in the archive as the one
+        the masks were drawn on (its Series, Frame of Reference and Study UIDs).
+    series_uid : str, optional
+        The SeriesInstanceUID of the image series the masks were drawn on, recorded in
+        the archive (catalogs join on it); with ``reference`` a series, it must be its.
 
     Returns
     -------
@@ -157,6 +162,7 @@ def pack(
     check_writable(dst, overwrite)
     if level is not None and not 1 <= level <= 22:
         raise MedmaskError(f"level must be between 1 and 22, got {level}")
+    series = _image_series(reference, series_uid)
     kind = source_kind(src)
     read = kind.read(src, strict_geometry=strict_geometry, reference=reference)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +174,8 @@ def pack(
         if not names:
             raise MedmaskError(f"{src}: {read.nothing}")
 
+        if series is not None:
+            archive.set_image_series(*series)
         stats = archive.statistics()
         empty = [name for name in names if stats[name].voxel_count == 0]
         stored_groups = _add_groups(archive, groups or {}, names)
@@ -179,6 +187,21 @@ def pack(
     for note in read.notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
         warnings.warn(MedmaskWarning(note), stacklevel=2)
     return result
+
+
+def _image_series(
+    reference: object, series_uid: str | None
+) -> tuple[str, str | None, str | None] | None:
+    """(Series, Frame of Reference, Study UIDs) to record: the reference series', or the
+    one given."""
+    known = getattr(reference, "series_instance_uid", None)
+    if known is not None:
+        if series_uid is not None and series_uid != known:
+            raise MedmaskError(f"--series-uid {series_uid} is not the series of --source ({known})")
+        header = getattr(reference, "header", None)
+        study = str(header.get("StudyInstanceUID", "")) if header is not None else ""
+        return known, getattr(reference, "frame_of_reference_uid", None) or None, study or None
+    return None if series_uid is None else (series_uid, None, None)
 
 
 def _warn_drift(result: PackResult) -> None:
