@@ -2,7 +2,7 @@
 
 Each subcommand module (``pack``, ``ls``, ``info``, ``unpack``, ``export_seg``,
 ``export_rtstruct``, ``export_slicer``, ``verify``, ``preview``, ``convert``, ``sample``,
-``catalog``, ``query``) holds ``HELP``, ``add_arguments(parser)`` and ``run(args) ->
+``catalog``, ``query``, ``report``) holds ``HELP``, ``add_arguments(parser)`` and ``run(args) ->
 int``; the work is in the library (:mod:`medmask.ops` and below). :func:`main` parses,
 runs, and turns what the library raises into one line and an exit code: 0 ok, 1 a
 failed or damaged input, 2 a usage error (``--debug`` adds the traceback). The style is
@@ -32,6 +32,7 @@ from . import (
     pack,
     preview,
     query,
+    report,
     sample,
     unpack,
     verify,
@@ -55,6 +56,7 @@ COMMANDS: dict[str, ModuleType] = {
     "sample": sample,
     "catalog": catalog,
     "query": query,
+    "report": report,
 }
 
 

@@ -325,21 +325,37 @@ def _on_cluster(
         where = scheduler_file or address
         raise MedmaskError(f"cannot reach the Dask scheduler at {where}: {err}") from err
     try:
+        threads = max(1, sum(client.nthreads().values()))
+        size = max(1, min(_MAX_BATCH, len(jobs) // (threads * _BATCHES_PER_THREAD)))
+        batches = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
         futures = {
-            client.submit(_pack_or_fail, source, target, **options, pure=False): source
-            for source, target in jobs
+            client.submit(_pack_batch, batch, dict(options), pure=False): batch for batch in batches
         }
         for future in completed(futures):
-            source = futures[future]
+            batch = futures[future]
             try:
-                outcome = future.result()
+                outcomes = future.result()
             except Exception as err:  # the task itself failed (a worker lost, ...)
-                outcome = PackFailure(source, f"its Dask task failed: {err!r}")
-            if isinstance(outcome, PackResult):
-                _warn_drift(outcome)
-            yield source, outcome
+                outcomes = [PackFailure(s, f"its Dask task failed: {err!r}") for s, _ in batch]
+            for (source, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, PackResult):
+                    _warn_drift(outcome)
+                yield source, outcome
     finally:
         client.close()
+
+
+# Cases per Dask task: a task costs the scheduler milliseconds and the workers a round
+# trip, so consecutive cases go together - about 16 tasks per worker thread (to even out
+# uneven cases), at most 32 cases each - as dcm-extract's batches do.
+_BATCHES_PER_THREAD = 16
+_MAX_BATCH = 32
+
+
+def _pack_batch(
+    batch: list[tuple[Path, Path]], options: dict[str, Any]
+) -> list[PackResult | PackFailure]:
+    return [_pack_or_fail(source, target, **options) for source, target in batch]
 
 
 def _pack_or_fail(

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import MedmaskError
 from ..files.atomic import atomic_path
 
-__all__ = ["OUTPUT_FORMATS", "query", "query_rows", "query_to_file"]
+__all__ = ["OUTPUT_FORMATS", "connect", "query", "query_rows", "query_to_file"]
 
 Catalogs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 OUTPUT_FORMATS = {
@@ -34,7 +34,7 @@ def query(catalogs: Catalogs, sql: str) -> Any:
     MedmaskError
         A catalog does not exist, or DuckDB refuses the SQL (its message says why).
     """
-    with _masks(catalogs) as connection:
+    with connect(catalogs) as connection:
         return _run(lambda: connection.sql(sql).to_arrow_table())
 
 
@@ -42,7 +42,7 @@ def query_rows(
     catalogs: Catalogs, sql: str, limit: int
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
     """The result's column names, its first ``limit`` rows and how many rows it has."""
-    with _masks(catalogs) as connection:
+    with connect(catalogs) as connection:
 
         def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
             connection.execute(f"CREATE TEMP TABLE result AS {sql}")
@@ -62,7 +62,7 @@ def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) 
     options = OUTPUT_FORMATS.get(out.suffix.lower())
     if options is None:
         raise MedmaskError(f"{out}: write {', '.join(OUTPUT_FORMATS)}")
-    with _masks(catalogs) as connection, atomic_path(out) as partial:
+    with connect(catalogs) as connection, atomic_path(out) as partial:
         target = str(partial).replace("'", "''")
 
         def run() -> int:
@@ -76,7 +76,7 @@ def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) 
 
 
 @contextmanager
-def _masks(catalogs: Catalogs) -> Iterator[Any]:
+def connect(catalogs: Catalogs) -> Iterator[Any]:
     """A DuckDB connection whose view ``masks`` reads the catalogs."""
     import duckdb  # noqa: PLC0415
 
