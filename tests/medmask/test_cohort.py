@@ -97,8 +97,9 @@ def test_on_a_dask_local_cluster(
             cohort, tmp_path / "out", groups={"ribs": "rib_*"}, scheduler=cluster.scheduler_address
         )
         assert (again.packed, len(again.unchanged)) == ([], CASES)
-    with pytest.raises(MedmaskError, match="cannot reach the Dask scheduler"):
-        pack_cohort(cohort, tmp_path / "x", scheduler="tcp://127.0.0.1:9")
+    # (an unreachable address is retried for the client's 30 s: the file case is immediate)
+    with pytest.raises(MedmaskError, match=r"no Dask scheduler file at .*is a scheduler running"):
+        pack_cohort(cohort, tmp_path / "x", scheduler_file=str(tmp_path / "none.json"))
 
 
 KILLER = textwrap.dedent(
