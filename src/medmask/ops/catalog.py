@@ -30,7 +30,7 @@ from ..errors import MedmaskError
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path
 from ..files.opened import read_commit
-from .catalog_bulk import Head, box_extent_mm, bulk_table, index_to_mm, takes
+from .catalog_bulk import CONCEPT_COLUMNS, Head, box_extent_mm, bulk_table, index_to_mm, takes
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -424,15 +424,6 @@ def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
     )
 
 
-_CONCEPT = (
-    "concept_source",
-    "category_code",
-    "category_meaning",
-    "type_code",
-    "type_scheme",
-    "type_meaning",
-    "modifier_meaning",
-)
 _OWN = (
     "case_id", "archive", "generation", "archive_bytes", "archive_mtime_ns", "shape_i",
     "shape_j", "shape_k", "spacing_i", "spacing_j", "spacing_k", "origin_x", "origin_y",
@@ -489,7 +480,7 @@ def _table(read: list[ArchiveRows]) -> Any:
     arrays["groups"] = pa.array(groups, pa.list_(pa.string()))
     arrays["members"] = pa.array(joined("members"), pa.list_(pa.string()))
     concepts = joined("concepts")
-    for i, name in enumerate(_CONCEPT):
+    for i, name in enumerate(CONCEPT_COLUMNS):
         arrays[name] = pa.array([c[i] for c in concepts], pa.string())
     return pa.table([arrays[name] for name in CATALOG_COLUMNS], schema=schema)
 
@@ -587,7 +578,7 @@ def _read_masks(archive: MaskArchive) -> _Masks:
     return masks
 
 
-_NO_CONCEPT = (None, None, None, None, None, None, None)
+_NO_CONCEPT: tuple[str | None, ...] = (None,) * len(CONCEPT_COLUMNS)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from ..files.opened import CommitText
 
-__all__ = ["Head", "box_extent_mm", "bulk_table", "index_to_mm", "takes"]
+__all__ = ["CONCEPT_COLUMNS", "Head", "box_extent_mm", "bulk_table", "index_to_mm", "takes"]
 
 _PREFIX = b'{"entries":['
 
@@ -310,7 +310,7 @@ class _Columns:
         unique = pc.unique(self.names)
         found = [concept(name) for name in unique.to_pylist()]
         where = pc.index_in(self.names, value_set=unique)
-        for i, name in enumerate(_CONCEPT):
+        for i, name in enumerate(CONCEPT_COLUMNS):
             arrays[name] = pa.array([c[i] for c in found], pa.string()).take(where)
         return pa.table([arrays[name] for name in schema.names], schema=schema)
 
@@ -346,7 +346,7 @@ def _empty_lists(n: int) -> Any:
     )
 
 
-_CONCEPT = (
+CONCEPT_COLUMNS = (  # the catalog's concept columns, in the order of a concept tuple
     "concept_source",
     "category_code",
     "category_meaning",
