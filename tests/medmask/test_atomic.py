@@ -6,6 +6,7 @@ kernel refuses writes past it as it would on a full disk (EFBIG instead of ENOSP
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -160,22 +161,14 @@ def test_inputs_that_are_not_masks_get_one_format_error(tmp_path: Path) -> None:
         SegmentationMask.from_nifti(tmp_path / "t.nii.gz")
 
 
-WITH_UMASK = textwrap.dedent(
-    """
-    import os, sys
-    os.umask(int(sys.argv[1], 8))
-    from medmask.cli import main
-    sys.exit(main(sys.argv[2:]))
-    """
-)
-
-
 def run_with_umask(umask: str, *argv: str | Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITH_UMASK, umask, *map(str, argv)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    """The command line run in this process under ``umask`` (restored after)."""
+    previous = os.umask(int(umask, 8))
+    try:
+        code = main([str(a) for a in argv])
+    finally:
+        os.umask(previous)
+    assert code == 0
 
 
 def mode(path: Path) -> int:
