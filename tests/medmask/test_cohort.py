@@ -3,6 +3,7 @@ a real Dask LocalCluster; a killed run resumed; failures listed, changes repacke
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -11,11 +12,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
+from medmask import MaskArchive
 from medmask.cli import main
 from medmask.errors import MedmaskError
-from medmask.ops.cohort import FAILURES, MANIFEST, detect_cohort, pack_cohort
+from medmask.ops.cohort import FAILURES, MANIFEST, detect_cohort, pack_cohort, read_series_map
 from medmask.ops.pack import pack
 from medmask.sample import generate_masks
 
@@ -173,3 +177,148 @@ def test_archives_no_run_wrote_are_not_replaced(cohort: Path, tmp_path: Path) ->
     assert "--overwrite" in result.failures[0].reason
     assert (out / "case1.mska").read_bytes() == b"someone else's"
     assert len(pack_cohort(cohort, out, overwrite=True).packed) == 1
+
+
+@pytest.fixture(scope="module")
+def label_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cohort of multi-label files: two named as TotalSegmentator --ml writes them (a
+    label table in the header; one also with a JSON sidecar), one unnamed as nnU-Net
+    writes its predictions (labels 1..n, no names), and a stray text file."""
+    root = tmp_path_factory.mktemp("labels")
+    cohort = root / "cohort"
+    cohort.mkdir()
+    for seed, name in enumerate(["p10", "p2", "p1"]):
+        sample = generate_masks(root / "gen" / name, seed=seed, shape=(30, 28, 20))
+        shutil.copy(sample.multilabel_path, cohort / f"{name}.nii.gz")
+        if seed == 0:
+            sidecar = sample.multilabel_path.with_name("multilabel.json")
+            shutil.copy(sidecar, cohort / f"{name}.json")
+        if seed == 2:  # unnamed: the voxels only
+            image = nib.load(sample.multilabel_path)
+            plain = nib.Nifti1Image(np.asarray(image.dataobj), image.affine)
+            nib.save(plain, cohort / f"{name}.nii.gz")
+    (cohort / "notes.txt").write_text("not a case", encoding="utf-8")
+    return cohort
+
+
+def test_a_cohort_of_multi_label_files(label_files: Path, tmp_path: Path) -> None:
+    layout = detect_cohort(label_files)
+    assert layout is not None
+    assert [case for case, _ in layout.cases] == ["p1", "p2", "p10"]  # natural order
+    assert "3 multi-label files" in layout.describe()
+    assert layout.skipped == [("notes.txt", "not a .nii/.nii.gz file among multi-label files")]
+    assert detect_cohort(label_files, "folders") is None
+    with pytest.warns(UserWarning):  # p1's labels have no names: idx_<label>, said
+        result = pack_cohort(label_files, tmp_path / "out")
+    assert len(result.packed) == 3 and not result.failures
+    for case, source in layout.cases:  # the bytes of packing each file alone
+        with pytest.warns(UserWarning) if case == "p1" else contextlib.nullcontext():
+            pack(source, tmp_path / "single" / f"{case}.mska")
+        packed = (tmp_path / "out" / f"{case}.mska").read_bytes()
+        assert packed == (tmp_path / "single" / f"{case}.mska").read_bytes()
+        voxels = np.asarray(nib.load(source).dataobj)  # nibabel's reading of the file
+        with MaskArchive(tmp_path / "out" / f"{case}.mska") as archive:
+            labels = {name: stored.file_label for name, stored in archive.storage().items()}
+            present = {int(v) for v in np.unique(voxels) if v}
+            assert present <= set(labels.values())  # every voxel's label is a mask (named
+            # labels without voxels are empty masks)
+            for name, label in labels.items():
+                assert np.array_equal(archive.load_mask(name).data != 0, voxels == label), name
+    names = MaskArchive(tmp_path / "out" / "p10.mska").all_names()
+    assert "liver" in names  # the label table's names
+    assert all(n.startswith("idx_") for n in MaskArchive(tmp_path / "out" / "p1.mska").all_names())
+
+
+def test_label_files_detected_only_when_they_are_label_maps(
+    cohort: Path, label_files: Path, tmp_path: Path
+) -> None:
+    # a folder of 0/255 masks is still one case; --layout label-files says otherwise
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for path in sorted((cohort / "case4").glob("*.nii.gz"))[:3]:
+        image = nib.load(path)
+        data = np.asarray(image.dataobj).astype(np.uint8) * 255
+        nib.save(nib.Nifti1Image(data, image.affine), masks / path.name)
+    assert detect_cohort(masks) is None
+    forced = detect_cohort(masks, "label-files")
+    assert forced is not None and len(forced.cases) == 3
+    # <case>/segmentations.nii.gz: TotalSegmentator --ml written into case folders
+    folders = tmp_path / "ml"
+    for path in sorted(label_files.glob("*.nii.gz")):
+        (folders / path.name[:-7]).mkdir(parents=True)
+        shutil.copy(path, folders / path.name[:-7] / "segmentations.nii.gz")
+        (folders / path.name[:-7] / "ct.nii.gz").write_bytes(b"the image: not a mask")
+    layout = detect_cohort(folders)
+    assert layout is not None and "3 TotalSegmentator multi-label files" in layout.describe()
+    assert {source.name for _, source in layout.cases} == {"segmentations.nii.gz"}
+    with pytest.raises(MedmaskError, match="layout must be one of"):
+        detect_cohort(folders, "flat")
+
+
+def test_the_series_map_is_recorded_and_a_change_repacks(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uids = {f"case{i}": (f"1.2.826.0.1.3680043.10.{i}", f"1.2.3.{i}", None) for i in range(3)}
+    table = tmp_path / "series.csv"
+    with table.open("w", encoding="utf-8-sig", newline="") as stream:  # as Excel saves
+        writer = csv.writer(stream)
+        writer.writerow(["case", "SeriesInstanceUID", "FrameOfReferenceUID", "StudyInstanceUID"])
+        for case, (series, frame, _) in uids.items():
+            writer.writerow([case, series, frame, ""])
+        writer.writerow(["case9", "1.2.9", "", ""])
+    out = tmp_path / "out"
+    assert main(["pack", str(cohort), "-o", str(out), "--series-map", str(table)]) == 0
+    err = capsys.readouterr().err
+    assert "no series for 2 case(s), e.g. case3, case4" in err
+    assert "1 case(s) not in the cohort, e.g. case9" in err
+    for case in (f"case{i}" for i in range(CASES)):
+        with MaskArchive(out / f"{case}.mska") as archive:
+            recorded = archive.image_series
+        expected = uids.get(case)
+        if expected is None:
+            assert recorded is None
+        else:
+            assert recorded == {
+                "SeriesInstanceUID": expected[0],
+                "FrameOfReferenceUID": expected[1],
+            }
+    # the same map again: nothing to do; case1's series changed: case1 packed again
+    assert main(["pack", str(cohort), "-o", str(out), "--series-map", str(table)]) == 0
+    assert "0 packed, 5 unchanged" in capsys.readouterr().out
+    text = table.read_text(encoding="utf-8-sig").replace("1.2.826.0.1.3680043.10.1", "1.2.7")
+    table.write_text(text, encoding="utf-8-sig")
+    assert main(["pack", str(cohort), "-o", str(out), "--series-map", str(table)]) == 0
+    assert "1 packed, 4 unchanged" in capsys.readouterr().out
+    with MaskArchive(out / "case1.mska") as archive:
+        assert archive.image_series == {
+            "SeriesInstanceUID": "1.2.7",
+            "FrameOfReferenceUID": "1.2.3.1",
+        }
+    # other options are part of what a case is: another level packs every case again
+    assert main(["pack", str(cohort), "-o", str(out), "--series-map", str(table),
+                 "--level", "3"]) == 0  # fmt: skip
+    assert "5 packed, 0 unchanged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("case,Series\ncase0,1.2.3\n", "needs the columns case and SeriesInstanceUID"),
+        ("case,SeriesInstanceUID\ncase0,1.2.abc\n", r"line 2: SeriesInstanceUID '1.2.abc' is not"),
+        ("case,SeriesInstanceUID\ncase0,1.2.3\ncase0,1.2.4\n", "line 3: case 'case0' is given"),
+        ("case,SeriesInstanceUID\ncase0,\n", "line 2: no case or no SeriesInstanceUID"),
+        ("", "the series map is empty"),
+    ],
+)
+def test_a_bad_series_map_is_one_error_naming_the_line(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    table = tmp_path / "series.csv"
+    table.write_text(text, encoding="utf-8")
+    with pytest.raises(MedmaskError, match=message):
+        read_series_map(table)
+    assert main(["pack", str(cohort), "-o", str(tmp_path / "out"), "--series-map", str(table)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before anything is done
+    assert captured.err.count("\n") == 1 and "series.csv" in captured.err
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codecs import DEFAULT_LEVEL
-from ..ops.cohort import FAILURES, detect_cohort, pack_cohort
+from ..ops.cohort import FAILURES, LAYOUTS, detect_cohort, pack_cohort, read_series_map
 from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_group
 from ..ops.sources import grid_of
 from .common import UsageError, echo, level, positive, ratio, size, warn
@@ -59,9 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the SeriesInstanceUID of the images the masks were drawn on (recorded; "
         "--source records its own)",
     )
-    cluster = parser.add_argument_group("cohorts (one SRC: a folder of case folders)")
+    cluster = parser.add_argument_group(
+        "cohorts (one SRC: a folder of case folders or of multi-label files; docs/cohorts.md)"
+    )
     cluster.add_argument("--scheduler", help="pack the cases on a Dask cluster: tcp://HOST:PORT")
     cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
+    cluster.add_argument(
+        "--layout", choices=LAYOUTS, default="auto",
+        help="auto (default): NIfTI files right in SRC are cases when they are label maps; "
+        "folders: only case folders are cases; label-files: every NIfTI file in SRC is a case",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--series-map", type=Path, metavar="CSV",
+        help="CSV with columns case, SeriesInstanceUID (and FrameOfReferenceUID, "
+        "StudyInstanceUID): each case's image series, recorded in its archive",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,13 +83,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--group: {err}") from err
     sources: list[Path] = args.sources
     output: Path = args.output
-    layout = detect_cohort(sources[0]) if len(sources) == 1 else None
+    layout = detect_cohort(sources[0], args.layout) if len(sources) == 1 else None
+    if layout is None and args.layout != "auto":
+        raise UsageError(f"--layout {args.layout}: {sources[0]} is no cohort folder of that kind")
     if layout is not None and output.suffix.lower() != ".mska":
         if args.series_uid or args.source or args.like:
-            raise UsageError("--series-uid, --source and --like are for one case, not a cohort")
+            raise UsageError(
+                "--series-uid, --source and --like are for one case; a cohort's series "
+                "come from --series-map"
+            )
         return _cohort(args, groups)
-    if args.scheduler or args.scheduler_file:
-        raise UsageError("--scheduler packs a cohort: give one SRC folder of case folders")
+    for flag, given in (("--scheduler", args.scheduler or args.scheduler_file),
+                        ("--series-map", args.series_map),
+                        ("--layout", args.layout != "auto")):  # fmt: skip
+        if given:
+            raise UsageError(f"{flag} is for a cohort: give one SRC folder of cases")
     many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
     if (args.source or args.like) and (many or (args.source and args.like)):
         raise UsageError("give one SRC and one of --source / --like")
@@ -107,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _cohort(args: argparse.Namespace, groups: dict[str, str]) -> int:
     """One archive per case of a cohort folder, resumable (docs/cohorts.md)."""
-    layout = detect_cohort(args.sources[0])
+    series = read_series_map(args.series_map) if args.series_map else None
+    layout = detect_cohort(args.sources[0], args.layout)
     assert layout is not None
     echo(layout.describe())
     for entry, why in layout.skipped:
@@ -117,8 +138,19 @@ def _cohort(args: argparse.Namespace, groups: dict[str, str]) -> int:
             args.sources[0], args.output, groups=groups, level=args.level,
             workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
             overwrite=args.overwrite, strict_geometry=args.strict_geometry,
+            layout=args.layout, series=series,
             on_start=progress.start, on_done=progress.done,
         )  # fmt: skip
+    if result.unmapped:
+        warn(
+            f"{args.series_map}: no series for {len(result.unmapped):,} case(s), e.g. "
+            f"{', '.join(result.unmapped[:3])}: their archives record none"
+        )
+    if result.strangers:
+        warn(
+            f"{args.series_map}: {len(result.strangers):,} case(s) not in the cohort, e.g. "
+            f"{', '.join(result.strangers[:3])}"
+        )
     for failure in result.failures:
         print(f"medmask: error: {failure.reason}", file=sys.stderr)
     rate = len(result.packed) / result.seconds if result.seconds else 0.0

@@ -39,6 +39,7 @@ else:  # on first use: most commands never read NIfTI
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "holds_label_map",
     "is_nifti",
     "mask_file_name",
     "nifti_stem",
@@ -345,6 +346,29 @@ def _sidecar_names(path: Path) -> LabelMapping:
         return LabelMapping({str(k): int(v) for k, v in pairs})  # {"liver": 1}
     except (ValueError, TypeError) as err:
         raise FormatError(f"{path}: label sidecar is not a name/label JSON object: {err}") from err
+
+
+def holds_label_map(path: str | os.PathLike[str]) -> bool:
+    """Whether a NIfTI file is a multi-label map rather than one mask: it names its labels
+    (a label table in its header, a ``<stem>.json`` sidecar) or holds two or more
+    different non-zero values. A file that cannot be read is not one (reading it as a
+    mask then says what is wrong)."""
+    file = Path(path)
+    if file.with_name(nifti_stem(file) + ".json").is_file():
+        return True
+    try:
+        image: Any = nib.load(file)
+        if any(
+            extension.get_code() in (TOTALSEG_ECODE, CARET_ECODE)
+            and b"LabelTable" in extension.get_content()
+            for extension in image.header.extensions
+        ):
+            return True
+        values = np.asarray(image.dataobj)
+    except Exception:  # any damage: not a label map we can tell
+        return False
+    found = values[values != 0]
+    return bool(found.size and (found != found.flat[0]).any())
 
 
 def is_nifti(path: str | os.PathLike[str]) -> bool:

@@ -1,12 +1,14 @@
 """Whole cohorts: one archive per case of a cohort folder, resumable, on local processes
 or a Dask cluster (docs/cohorts.md).
 
-A cohort folder holds one folder per case: TotalSegmentator's ``<case>/segmentations/``
-or a folder of per-organ masks ``<case>/*.nii.gz``. Each case becomes
+A cohort folder holds one folder per case - TotalSegmentator's ``<case>/segmentations/``
+or ``<case>/segmentations.nii.gz``, or a folder of per-organ masks ``<case>/*.nii.gz`` -
+or one multi-label file per case (``<case>.nii.gz``). Each case becomes
 ``ARCHIVES/<case>.mska``, written whole or not at all. Every finished case is recorded in
-``ARCHIVES/.medmask-pack.jsonl`` with the fingerprint of its files (names, sizes and
-modification times); a run started again - after it finished, was killed, or the cohort
-grew - packs only cases that are new, changed, or failed before. A case that fails costs
+``ARCHIVES/.medmask-pack.jsonl`` with its fingerprint (its files' names, sizes and
+modification times, and the options and series UIDs it was packed with); a run started
+again - after it finished, was killed, the cohort grew or an option changed - packs only
+cases that are new, changed, or failed before. A case that fails costs
 only its own archive; the failures are listed in ``ARCHIVES/pack_failures.csv``.
 """
 
@@ -16,25 +18,31 @@ import csv
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..codecs import DEFAULT_LEVEL
 from ..errors import MedmaskError
-from ..exchange.nifti import is_nifti
+from ..exchange.nifti import NIFTI_SUFFIXES, holds_label_map, is_nifti, nifti_stem
 from ..files.atomic import atomic_path
-from .pack import TOTALSEG_FOLDER, PackFailure, PackResult, run_jobs
+from .pack import TOTALSEG_FOLDER, Job, PackFailure, PackResult, run_jobs
+from .sources import natural_key
 
 __all__ = [
     "FAILURES",
+    "LAYOUTS",
     "MANIFEST",
     "CohortLayout",
     "CohortResult",
+    "SeriesUIDs",
     "detect_cohort",
     "fingerprint",
     "pack_cohort",
+    "read_series_map",
 ]
 
 MANIFEST = ".medmask-pack.jsonl"
@@ -56,17 +64,37 @@ class CohortLayout:
 
 
 _TOTALSEG = "TotalSegmentator case folders (<case>/segmentations/*.nii.gz)"
+_TOTALSEG_ML = "TotalSegmentator multi-label files (<case>/segmentations.nii.gz)"
 _MASKS = "folders of masks (<case>/*.nii.gz)"
+_LABEL_FILES = "multi-label files (<case>.nii.gz)"
+
+LAYOUTS = ("auto", "folders", "label-files")
 
 
-def detect_cohort(root: str | os.PathLike[str]) -> CohortLayout | None:
-    """The cases of a cohort folder, or None when ``root`` is not one (a file, or a
-    folder that holds masks itself: one case)."""
+def detect_cohort(root: str | os.PathLike[str], layout: str = "auto") -> CohortLayout | None:
+    """The cases of a cohort folder, or None when ``root`` is not one.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A folder of case folders (each ``segmentations/``, ``segmentations.nii.gz`` or
+        per-organ ``*.nii.gz``), or of multi-label files (one per case).
+    layout : {"auto", "folders", "label-files"}
+        ``"auto"``: NIfTI files right in ``root`` are the cases when they are label maps
+        (:func:`~medmask.exchange.nifti.holds_label_map`, asked of the first), else
+        ``root`` is one case of masks (None); ``"folders"``: only case folders count;
+        ``"label-files"``: the NIfTI files in ``root`` are the cases, whatever they hold.
+    """
+    if layout not in LAYOUTS:
+        raise MedmaskError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     base = Path(root)
     if not base.is_dir():
         return None
-    entries = sorted(base.iterdir(), key=lambda p: p.name)
-    if any(p.is_file() and is_nifti(p) for p in entries):
+    entries = sorted(base.iterdir(), key=lambda p: natural_key(p.name))
+    files = [p for p in entries if p.is_file() and is_nifti(p)]
+    if layout == "label-files" or (layout == "auto" and files and holds_label_map(files[0])):
+        return _label_files(base, entries) if files else None
+    if files:
         return None  # masks right here: a case, not a cohort
     cases: list[tuple[str, Path]] = []
     kinds: dict[str, int] = {}
@@ -77,28 +105,114 @@ def detect_cohort(root: str | os.PathLike[str]) -> CohortLayout | None:
         if not entry.is_dir():
             skipped.append((entry.name, "not a case folder"))
             continue
-        nested = entry / TOTALSEG_FOLDER
-        if nested.is_dir():
-            cases.append((entry.name, nested))
-            kinds[_TOTALSEG] = kinds.get(_TOTALSEG, 0) + 1
-        elif any(p.is_file() and is_nifti(p) for p in entry.iterdir()):
-            cases.append((entry.name, entry))
-            kinds[_MASKS] = kinds.get(_MASKS, 0) + 1
-        else:
-            skipped.append((entry.name, "holds no .nii/.nii.gz masks"))
+        source, kind = _case_source(entry)
+        if source is None:
+            skipped.append((entry.name, kind))
+            continue
+        cases.append((entry.name, source))
+        kinds[kind] = kinds.get(kind, 0) + 1
     if not cases:
         return None
     return CohortLayout(base, cases, kinds, skipped)
 
 
-def fingerprint(source: Path) -> str:
-    """What a case's files are now: names, sizes and modification times (no reading)."""
-    digest = hashlib.sha256()
-    files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file())
+def _case_source(folder: Path) -> tuple[Path | None, str]:
+    """What of a case folder is packed, and its layout (or None and why not a case)."""
+    nested = folder / TOTALSEG_FOLDER
+    if nested.is_dir():
+        return nested, _TOTALSEG
+    for suffix in NIFTI_SUFFIXES:  # TotalSegmentator --ml -o <case>/segmentations.nii.gz
+        labels = folder / (TOTALSEG_FOLDER + suffix)
+        if labels.is_file():
+            return labels, _TOTALSEG_ML
+    if any(p.is_file() and is_nifti(p) for p in folder.iterdir()):
+        return folder, _MASKS
+    return None, "holds no .nii/.nii.gz masks"
+
+
+def _label_files(base: Path, entries: list[Path]) -> CohortLayout | None:
+    """A cohort of multi-label files: each NIfTI file in ``base`` one case (its name's
+    stem), its ``<stem>.json`` sidecar read with it."""
+    cases: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    stems = {nifti_stem(p) for p in entries if p.is_file() and is_nifti(p)}
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and is_nifti(entry):
+            cases.append((nifti_stem(entry), entry))
+        elif entry.is_file() and entry.name.endswith(".json") and entry.name[:-5] in stems:
+            continue  # a label sidecar
+        else:
+            what = "a folder" if entry.is_dir() else "not a .nii/.nii.gz file"
+            skipped.append((entry.name, f"{what} among multi-label files"))
+    if not cases:
+        return None
+    return CohortLayout(base, cases, {_LABEL_FILES: len(cases)}, skipped)
+
+
+def fingerprint(source: Path, options: str = "") -> str:
+    """What a case is now: its files' names, sizes and modification times (no reading; a
+    multi-label file's JSON sidecar included), and ``options`` (what it is packed with)."""
+    digest = hashlib.sha256(options.encode())
+    if source.is_file():
+        sidecar = source.with_name(nifti_stem(source) + ".json")
+        files = [source, sidecar] if sidecar.is_file() else [source]
+    else:
+        files = sorted(p for p in source.iterdir() if p.is_file())
     for path in files:
         stat = path.stat()
         digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
+
+
+# The UIDs a series map gives a case: (SeriesInstanceUID, FrameOfReferenceUID, StudyInstanceUID)
+SeriesUIDs = tuple[str, str | None, str | None]
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def read_series_map(path: str | os.PathLike[str]) -> dict[str, SeriesUIDs]:
+    """A CSV file naming each case's image series: columns ``case`` and
+    ``SeriesInstanceUID``, optionally ``FrameOfReferenceUID`` and ``StudyInstanceUID``
+    (dcm-extract's ``all_series`` columns; a UTF-8 BOM as Excel writes it is fine).
+
+    Raises
+    ------
+    MedmaskError
+        The file cannot be read, lacks a column, names a case twice with different UIDs,
+        or holds something that is not a DICOM UID (the row named).
+    """
+    file = Path(path)
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+            columns = set(rows[0]) if rows else set()
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise MedmaskError(f"{file}: cannot read the series map: {err}") from err
+    missing = [c for c in ("case", "SeriesInstanceUID") if c not in columns]
+    if missing:
+        raise MedmaskError(
+            f"{file}: the series map needs the columns case and SeriesInstanceUID "
+            f"(missing: {', '.join(missing)})"
+            if rows
+            else f"{file}: the series map is empty"
+        )
+    found: dict[str, SeriesUIDs] = {}
+    for line, row in enumerate(rows, start=2):
+        case = (row.get("case") or "").strip()
+        uids = [(row.get(c) or "").strip() or None for c in _SERIES_COLUMNS]
+        for column, uid in zip(_SERIES_COLUMNS, uids, strict=True):
+            if uid is not None and (len(uid) > 64 or not _UID.match(uid)):
+                raise MedmaskError(f"{file}, line {line}: {column} {uid!r} is not a DICOM UID")
+        if not case or uids[0] is None:
+            raise MedmaskError(f"{file}, line {line}: no case or no SeriesInstanceUID")
+        entry = (uids[0], uids[1], uids[2])
+        if found.setdefault(case, entry) != entry:
+            raise MedmaskError(f"{file}, line {line}: case {case!r} is given another series")
+    return found
+
+
+_SERIES_COLUMNS = ("SeriesInstanceUID", "FrameOfReferenceUID", "StudyInstanceUID")
 
 
 @dataclass
@@ -109,6 +223,8 @@ class CohortResult:
     packed: list[PackResult] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # cases already packed, skipped
     failures: list[PackFailure] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)  # cases the series map does not name
+    strangers: list[str] = field(default_factory=list)  # series map cases not in the cohort
     seconds: float = 0.0
 
 
@@ -123,6 +239,8 @@ def pack_cohort(
     scheduler_file: str | None = None,
     overwrite: bool = False,
     strict_geometry: bool = False,
+    layout: str = "auto",
+    series: Mapping[str, SeriesUIDs] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[PackResult | PackFailure], None] | None = None,
 ) -> CohortResult:
@@ -133,13 +251,20 @@ def pack_cohort(
     root, out_dir : str or os.PathLike
         The cohort folder (:func:`detect_cohort`) and the folder of archives.
     groups, level, strict_geometry
-        As :func:`~medmask.ops.pack.pack`.
+        As :func:`~medmask.ops.pack.pack`. A case packed before with other values is
+        packed again.
     workers : int
         Local processes (1: in this process).
     scheduler, scheduler_file : str, optional
         A Dask scheduler's address or JSON file: the cases run on its workers instead.
     overwrite : bool
         Replace archives in ``out_dir`` that no earlier run of this cohort wrote.
+    layout : {"auto", "folders", "label-files"}
+        How to read ``root``: :func:`detect_cohort`.
+    series : Mapping[str, tuple], optional
+        ``{case: (SeriesInstanceUID, FrameOfReferenceUID, StudyInstanceUID)}`` (the last
+        two may be None; :func:`read_series_map`): recorded in each case's archive, so
+        the catalog joins dcm-extract's series table.
     on_start, on_done : callable, optional
         Called with the number of cases to pack, and as each finishes (progress).
 
@@ -149,25 +274,30 @@ def pack_cohort(
         ``root`` is not a cohort folder, or the Dask scheduler cannot be reached.
     """
     start = time.perf_counter()
-    layout = detect_cohort(root)
-    if layout is None:
+    cohort = detect_cohort(root, layout)
+    if cohort is None:
         raise MedmaskError(
-            f"{root}: not a cohort folder (one folder per case, each with .nii.gz masks "
-            "or a segmentations/ folder of them)"
+            f"{root}: not a cohort folder (one folder per case, each with .nii.gz masks, "
+            "a segmentations/ folder of them or a segmentations.nii.gz; or one multi-label "
+            ".nii.gz file per case)"
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = CohortResult(layout)
+    result = CohortResult(cohort)
+    if series is not None:
+        names = {case for case, _ in cohort.cases}
+        result.unmapped = [case for case, _ in cohort.cases if case not in series]
+        result.strangers = sorted(case for case in series if case not in names)
     manifest = _Manifest(out / MANIFEST)
     try:
-        _run(layout, out, manifest, result, overwrite, on_start, on_done, (
+        _run(cohort, out, manifest, result, overwrite, on_start, on_done, (
             {"groups": groups, "level": level, "overwrite": True,
              "strict_geometry": strict_geometry},
-            workers, scheduler, scheduler_file,
+            dict(series or {}), workers, scheduler, scheduler_file,
         ))  # fmt: skip
     finally:
         manifest.close()
-    _write_failures(out / FAILURES, result.failures, layout)
+    _write_failures(out / FAILURES, result.failures, cohort)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -180,14 +310,16 @@ def _run(
     overwrite: bool,
     on_start: Callable[[int], None] | None,
     on_done: Callable[[PackResult | PackFailure], None] | None,
-    how: tuple[dict[str, Any], int, str | None, str | None],
+    how: tuple[dict[str, Any], dict[str, SeriesUIDs], int, str | None, str | None],
 ) -> None:
     """The cases not packed yet, packed; ``result`` and the manifest kept as they finish."""
-    jobs: list[tuple[Path, Path]] = []
+    options, series, workers, scheduler, scheduler_file = how
+    jobs: list[Job] = []
     prints: dict[Path, tuple[str, str]] = {}
     for case, source in layout.cases:
         target = out / f"{case}.mska"
-        now = fingerprint(source)
+        own = {"series": series[case]} if case in series else {}
+        now = fingerprint(source, _options_text(options, own))
         if manifest.done(case, now, target):
             result.unchanged.append(case)
             continue
@@ -197,11 +329,10 @@ def _run(
                 "--overwrite replaces it"
             )))  # fmt: skip
             continue
-        jobs.append((source, target))
+        jobs.append((source, target, own))
         prints[source] = (case, now)
     if on_start is not None:
         on_start(len(jobs))
-    options, workers, scheduler, scheduler_file = how
     for source, outcome in run_jobs(jobs, options, workers, scheduler, scheduler_file):
         if isinstance(outcome, PackResult):
             case, now = prints[source]
@@ -211,6 +342,20 @@ def _run(
             result.failures.append(outcome)
         if on_done is not None:
             on_done(outcome)
+
+
+def _options_text(options: Mapping[str, Any], own: Mapping[str, Any]) -> str:
+    """What a case is packed with, as text for its fingerprint (the defaults give "": the
+    fingerprints of a plain cohort are those of its files alone)."""
+    chosen = {
+        "groups": sorted((options.get("groups") or {}).items()),
+        "level": options.get("level") or DEFAULT_LEVEL,
+        "strict_geometry": bool(options.get("strict_geometry")),
+        "series": list(own["series"]) if "series" in own else None,
+    }
+    if chosen == {"groups": [], "level": DEFAULT_LEVEL, "strict_geometry": False, "series": None}:
+        return ""
+    return json.dumps(chosen, sort_keys=True)
 
 
 class _Manifest:

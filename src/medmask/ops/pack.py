@@ -23,6 +23,8 @@ from ..errors import MedmaskError, MedmaskWarning
 from ..exchange.nifti import nifti_stem
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path, check_writable
+from .allocator import roomy_allocator
+from .cluster import dask_client, worker_threads
 from .sources import natural_key, source_kind
 
 if TYPE_CHECKING:
@@ -107,6 +109,8 @@ def pack(
     strict_geometry: bool = False,
     reference: Space | SourceSeries | None = None,
     series_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+    study_uid: str | None = None,
 ) -> PackResult:
     """Pack per-organ NIfTI masks, a multi-label NIfTI or a DICOM SEG into an archive.
 
@@ -144,6 +148,9 @@ def pack(
     series_uid : str, optional
         The SeriesInstanceUID of the image series the masks were drawn on, recorded in
         the archive (catalogs join on it); with ``reference`` a series, it must be its.
+    frame_of_reference_uid, study_uid : str, optional
+        That series' FrameOfReferenceUID and StudyInstanceUID, recorded with it (only with
+        ``series_uid``).
 
     Returns
     -------
@@ -162,7 +169,9 @@ def pack(
     check_writable(dst, overwrite)
     if level is not None and not 1 <= level <= 22:
         raise MedmaskError(f"level must be between 1 and 22, got {level}")
-    series = _image_series(reference, series_uid)
+    if (frame_of_reference_uid or study_uid) and not series_uid:
+        raise MedmaskError("a frame of reference or study UID is recorded with a series UID")
+    series = _image_series(reference, series_uid, frame_of_reference_uid, study_uid)
     kind = source_kind(src)
     read = kind.read(src, strict_geometry=strict_geometry, reference=reference)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +199,7 @@ def pack(
 
 
 def _image_series(
-    reference: object, series_uid: str | None
+    reference: object, series_uid: str | None, frame: str | None, study: str | None
 ) -> tuple[str, str | None, str | None] | None:
     """(Series, Frame of Reference, Study UIDs) to record: the reference series', or the
     one given."""
@@ -201,7 +210,7 @@ def _image_series(
         header = getattr(reference, "header", None)
         study = str(header.get("StudyInstanceUID", "")) if header is not None else ""
         return known, getattr(reference, "frame_of_reference_uid", None) or None, study or None
-    return None if series_uid is None else (series_uid, None, None)
+    return None if series_uid is None else (series_uid, frame, study)
 
 
 def _warn_drift(result: PackResult) -> None:
@@ -249,7 +258,7 @@ def pack_many(
             raise MedmaskError(f"{targets[name]} and {source} would both be packed into {name}")
         targets[name] = Path(source)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(Path(s), out / archive_name_for(s)) for s in sources]
+    jobs: list[Job] = [(Path(s), out / archive_name_for(s), {}) for s in sources]
     results: dict[Path, PackResult | PackFailure] = {}
     options = {
         "groups": groups, "level": level, "overwrite": overwrite,
@@ -259,17 +268,22 @@ def pack_many(
         results[source] = outcome
         if on_done is not None:
             on_done(outcome)
-    return [results[source] for source, _ in jobs]
+    return [results[source] for source, _, _ in jobs]
+
+
+# (source, target, the keywords of pack() this job adds to the options all jobs share)
+Job = tuple[Path, Path, Mapping[str, Any]]
 
 
 def run_jobs(
-    jobs: Sequence[tuple[Path, Path]],
+    jobs: Sequence[Job],
     options: Mapping[str, Any],
     workers: int = 1,
     scheduler: str | None = None,
     scheduler_file: str | None = None,
 ) -> Iterator[tuple[Path, PackResult | PackFailure]]:
-    """Pack each ``(source, target)`` with ``options`` (:func:`pack`'s keywords), here,
+    """Pack each ``(source, target, own)`` with ``options`` and ``own`` (:func:`pack`'s
+    keywords: ``series_uid``, ... of this source), here,
     in ``workers`` local processes or on a Dask cluster; ``(source, outcome)`` as each
     finishes. A source that fails, or whose worker dies, is a :class:`PackFailure`.
 
@@ -281,14 +295,14 @@ def run_jobs(
     if scheduler is not None or scheduler_file is not None:
         yield from _on_cluster(jobs, options, scheduler, scheduler_file)
     elif workers <= 1 or len(jobs) <= 1:
-        for source, target in jobs:
-            yield source, _pack_or_fail(source, target, **options)
+        for source, target, own in jobs:
+            yield source, _pack_or_fail(source, target, **options, **own)
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures: dict[Future[PackResult | PackFailure], Path] = {
-                pool.submit(_pack_or_fail, source, target, **options): source
-                for source, target in jobs
+                pool.submit(_pack_or_fail, source, target, **options, **own): source
+                for source, target, own in jobs
             }
             for future in as_completed(futures):
                 source = futures[future]
@@ -302,30 +316,16 @@ def run_jobs(
 
 
 def _on_cluster(
-    jobs: Sequence[tuple[Path, Path]],
+    jobs: Sequence[Job],
     options: Mapping[str, Any],
     address: str | None,
     scheduler_file: str | None,
 ) -> Iterator[tuple[Path, PackResult | PackFailure]]:
-    """The jobs on a Dask cluster's workers (each source one task)."""
-    try:
-        from distributed import Client  # noqa: PLC0415 - optional dependency
-        from distributed import as_completed as completed  # noqa: PLC0415
-    except ImportError as err:
-        raise MedmaskError("--scheduler needs Dask: pip install 'medkit[dask]'") from err
-    if scheduler_file is not None and not Path(scheduler_file).is_file():
-        raise MedmaskError(f"no Dask scheduler file at {scheduler_file}: is a scheduler running?")
-    try:
-        client = (
-            Client(scheduler_file=scheduler_file, timeout="30s")
-            if scheduler_file is not None
-            else Client(address, timeout="30s")
-        )
-    except (OSError, TimeoutError, ValueError) as err:
-        where = scheduler_file or address
-        raise MedmaskError(f"cannot reach the Dask scheduler at {where}: {err}") from err
-    try:
-        threads = max(1, sum(client.nthreads().values()))
+    """The jobs on a Dask cluster's workers, in batches of consecutive cases."""
+    with dask_client(address, scheduler_file) as client:
+        from distributed import as_completed as completed  # noqa: PLC0415 - optional
+
+        threads = worker_threads(client)
         size = max(1, min(_MAX_BATCH, len(jobs) // (threads * _BATCHES_PER_THREAD)))
         batches = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
         futures = {
@@ -336,26 +336,24 @@ def _on_cluster(
             try:
                 outcomes = future.result()
             except Exception as err:  # the task itself failed (a worker lost, ...)
-                outcomes = [PackFailure(s, f"its Dask task failed: {err!r}") for s, _ in batch]
-            for (source, _), outcome in zip(batch, outcomes, strict=True):
+                outcomes = [PackFailure(s, f"its Dask task failed: {err!r}") for s, _, _ in batch]
+            for (source, _, _), outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, PackResult):
                     _warn_drift(outcome)
                 yield source, outcome
-    finally:
-        client.close()
 
 
 # Cases per Dask task: a task costs the scheduler milliseconds and the workers a round
 # trip, so consecutive cases go together - about 16 tasks per worker thread (to even out
-# uneven cases), at most 32 cases each - as dcm-extract's batches do.
+# uneven cases), at most 8 cases each (the last batches end close together: a worker
+# finishing early waits at most 8 cases for the other).
 _BATCHES_PER_THREAD = 16
-_MAX_BATCH = 32
+_MAX_BATCH = 8
 
 
-def _pack_batch(
-    batch: list[tuple[Path, Path]], options: dict[str, Any]
-) -> list[PackResult | PackFailure]:
-    return [_pack_or_fail(source, target, **options) for source, target in batch]
+def _pack_batch(batch: list[Job], options: dict[str, Any]) -> list[PackResult | PackFailure]:
+    with roomy_allocator():  # Dask's workers return every freed buffer (ops/allocator.py)
+        return [_pack_or_fail(source, target, **options, **own) for source, target, own in batch]
 
 
 def _pack_or_fail(
@@ -365,11 +363,14 @@ def _pack_or_fail(
     level: int | None,
     overwrite: bool,
     strict_geometry: bool = False,
+    series: tuple[str, str | None, str | None] | None = None,
 ) -> PackResult | PackFailure:
     try:
         return pack(
             source, target, groups=groups, level=level, overwrite=overwrite,
-            strict_geometry=strict_geometry,
+            strict_geometry=strict_geometry, series_uid=series[0] if series else None,
+            frame_of_reference_uid=series[1] if series else None,
+            study_uid=series[2] if series else None,
         )  # fmt: skip
     except (MedmaskError, OSError, ValueError) as err:
         reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
