@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import time
 import warnings
@@ -46,13 +47,30 @@ def make_cohort(cases: int) -> Path:
     return folder
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux), MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+MEMORY: dict[str, list[float]] = {}  # label -> this process's RSS after each tenth of the cases
+
+
 def timed(cohort: Path, cases: int, label: str, **kwargs: object) -> float:
     out = OUT / f"archives-{label}"
     shutil.rmtree(out, ignore_errors=True)
+    done = [0]
+    MEMORY[label] = [rss_mb()]
+
+    def sample(_: object) -> None:
+        done[0] += 1
+        if done[0] % max(1, cases // 10) == 0:
+            MEMORY[label].append(rss_mb())
+
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = pack_cohort(cohort, out, **kwargs)  # type: ignore[arg-type]
+        result = pack_cohort(cohort, out, on_done=sample, **kwargs)  # type: ignore[arg-type]
     seconds = time.perf_counter() - start
     assert not result.failures and len(result.packed) == cases, result.failures[:3]
     return seconds
@@ -91,6 +109,11 @@ def main() -> None:
         for p in sorted((OUT / "archives-two").glob("*.mska"))
     )
     print(f"archives byte-identical across the three runs: {'yes' if same else 'NO'}")
+    for label, samples in MEMORY.items():
+        steps = " ".join(f"{mb:.0f}" for mb in samples)
+        print(f"main process RSS, MB, at 0%, 10% ... 100% of the cases ({label}): {steps}")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3
+    print(f"largest local worker process: {children:.0f} MB peak RSS")
     print(f"2 workers {one / two:.2f}x one (target >= 1.7x); LocalCluster at {dask / two:.2f}x "
           f"the local processes' time (target <= 1.10x); resume {resume / two:.1%} of the "
           "first run (target < 5%)")  # fmt: skip

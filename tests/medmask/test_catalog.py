@@ -22,6 +22,7 @@ from medmask.ops.catalog import CATALOG_COLUMNS, build_catalog
 from medmask.ops.pack import pack
 from medmask.ops.query import query
 from medmask.sample import generate_masks
+from medmask.sample.generate import MASKS_DIRNAME
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg_s0000"
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3"
@@ -370,3 +371,41 @@ def test_a_malformed_image_series_is_named(tmp_path: Path) -> None:
         MaskArchive(tmp_path / "a" / "x.mska")
     result = build_catalog(tmp_path / "a", tmp_path / "c.parquet")
     assert [key for key, _ in result.failures] == ["x.mska"]
+
+
+def test_on_a_dask_local_cluster_the_catalog_is_the_same(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read on two real workers, one archive per task: the same rows in the same order,
+    the same failures, the same incremental update - bulk, validated and 0.1.3 archives."""
+    distributed = pytest.importorskip("distributed", reason="Dask is in the dask extra")
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    shutil.copy(LEGACY / "organs.mska", archives / "legacy.mska")  # the validated path
+    rewrite_index(archives / "case1.mska", lambda entries: entries[3].update(count="many"))
+    here = build_catalog(archives, tmp_path / "here.parquet")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        there = build_catalog(
+            archives, tmp_path / "there.parquet", scheduler=cluster.scheduler_address
+        )
+        assert (there.read, there.rows, there.failures) == (here.read, here.rows, here.failures)
+        assert pq.read_table(tmp_path / "there.parquet").equals(
+            pq.read_table(tmp_path / "here.parquet")
+        )
+        # one archive changed: only it is read again, on the cluster as here
+        pack(cohort / "nifti0" / MASKS_DIRNAME, archives / "case0.mska", overwrite=True,
+             groups={"ribs_right": "rib_right_*"})  # fmt: skip
+        for name in ("here", "there"):
+            shutil.copy(tmp_path / f"{name}.parquet", tmp_path / f"{name}-2.parquet")
+        again_here = build_catalog(archives, tmp_path / "here-2.parquet")
+        argv = ["catalog", str(archives), "-o", str(tmp_path / "there-2.parquet"),
+                "--scheduler", cluster.scheduler_address]  # fmt: skip
+        assert main(argv) == 1  # case1's index is still malformed: named, exit 1
+        assert "1 read, 2 unchanged, 1 failed" in capsys.readouterr().out  # case1 again
+        assert again_here.read == 1
+        assert pq.read_table(tmp_path / "there-2.parquet").equals(
+            pq.read_table(tmp_path / "here-2.parquet")
+        )

@@ -20,10 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rebuild", action="store_true",
         help="read every archive again (default: only new or changed ones)",
     )  # fmt: skip
+    cluster = parser.add_argument_group("on a Dask cluster (its workers see the archives)")
+    cluster.add_argument("--scheduler", help="read the archives on a Dask cluster: tcp://HOST:PORT")
+    cluster.add_argument("--scheduler-file", help="the Dask scheduler's JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = build_catalog(args.archives, args.output, incremental=not args.rebuild)
+    result = build_catalog(
+        args.archives, args.output, incremental=not args.rebuild,
+        scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+    )  # fmt: skip
     for archive, reason in result.failures:
         warn(f"{archive}: not catalogued: {reason}")
     parts = [f"{result.read} read", f"{result.kept} unchanged"]

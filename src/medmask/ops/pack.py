@@ -7,6 +7,7 @@ only when complete; a failed pack leaves no partial file behind.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import warnings
@@ -329,18 +330,26 @@ def _on_cluster(
         size = max(1, min(_MAX_BATCH, len(jobs) // (threads * _BATCHES_PER_THREAD)))
         batches = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
         futures = {
-            client.submit(_pack_batch, batch, dict(options), pure=False): batch for batch in batches
-        }
+            # absolute paths: a worker's working folder need not be this process's
+            client.submit(
+                _pack_batch, [(s.absolute(), t.absolute(), own) for s, t, own in batch],
+                dict(options), pure=False,
+            ): batch
+            for batch in batches
+        }  # fmt: skip
         for future in completed(futures):
             batch = futures[future]
             try:
                 outcomes = future.result()
             except Exception as err:  # the task itself failed (a worker lost, ...)
                 outcomes = [PackFailure(s, f"its Dask task failed: {err!r}") for s, _, _ in batch]
-            for (source, _, _), outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, PackResult):
-                    _warn_drift(outcome)
-                yield source, outcome
+            for (source, target, _), there in zip(batch, outcomes, strict=True):
+                if isinstance(there, PackResult):  # named as the caller named them
+                    here = dataclasses.replace(there, source=source, target=target)
+                    _warn_drift(here)
+                    yield source, here
+                else:
+                    yield source, PackFailure(source, there.reason)
 
 
 # Cases per Dask task: a task costs the scheduler milliseconds and the workers a round
