@@ -277,7 +277,9 @@ def _rows_of(table: Any, keys: list[str]) -> Any:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
-    wanted = pc.is_in(table["archive"], value_set=pa.array(keys)).to_numpy(zero_copy_only=False)
+    from .arrow_columns import as_numpy, strings  # noqa: PLC0415 - imports pyarrow
+
+    wanted = as_numpy(pc.is_in(table["archive"], value_set=strings(keys)))
     edges = np.flatnonzero(np.diff(np.concatenate(([False], wanted, [False])).astype(np.int8)))
     runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
     if not runs:
@@ -290,7 +292,9 @@ def _in_archive_order(table: Any, keys: list[str]) -> Any:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
-    place = pc.index_in(table["archive"], value_set=pa.array(keys)).to_numpy(zero_copy_only=False)
+    from .arrow_columns import as_numpy, numbers, strings  # noqa: PLC0415 - imports pyarrow
+
+    place = as_numpy(pc.index_in(table["archive"], value_set=strings(keys)), null=-1)
     order = np.argsort(place, kind="stable")
     # the parts come in long sorted runs (kept rows, then new ones): put the runs in
     # order as slices, not every row through a gather
@@ -298,7 +302,7 @@ def _in_archive_order(table: Any, keys: list[str]) -> Any:
     starts = np.concatenate(([0], breaks)).tolist()
     stops = np.concatenate((breaks, [len(order)])).tolist()
     if len(starts) > len(order) // 64:  # many short runs: one gather is cheaper
-        return table.take(pa.array(order))
+        return table.take(numbers(order.astype(np.int64)))
     return pa.concat_tables(
         [table.slice(int(order[a]), b - a) for a, b in zip(starts, stops, strict=True)]
     )
@@ -377,8 +381,9 @@ def catalog_schema() -> Any:
 
 def _previous(path: Path) -> tuple[Any, dict[str, tuple[int, int]]]:
     """An existing catalog's rows, and the size and time it records of each archive."""
-    import pyarrow.compute as pc  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from .arrow_columns import as_numpy, first_rows, numbers  # noqa: PLC0415 - imports pyarrow
 
     try:
         table = pq.ParquetFile(path).read()  # (read_table imports pyarrow.dataset: 0.4 s)
@@ -392,19 +397,10 @@ def _previous(path: Path) -> tuple[Any, dict[str, tuple[int, int]]]:
             f"{path}: its columns are not this medmask's catalog columns; remove it to "
             "build the catalog afresh"
         )
-    firsts = pc.unique(table["archive"])
-    stamps = {}
-    if len(firsts):
-        grouped = table.group_by("archive", use_threads=False).aggregate(
-            [("archive_bytes", "min"), ("archive_mtime_ns", "min")]
-        )
-        for key, size, mtime in zip(
-            grouped["archive"].to_pylist(),
-            grouped["archive_bytes_min"].to_pylist(),
-            grouped["archive_mtime_ns_min"].to_pylist(),
-            strict=True,
-        ):
-            stamps[key] = (int(size), int(mtime))
+    keys, first = first_rows(table["archive"])  # an archive's rows all record its stamp
+    sizes = as_numpy(table["archive_bytes"].take(numbers(first)), null=-1).tolist()
+    times = as_numpy(table["archive_mtime_ns"].take(numbers(first)), null=-1).tolist()
+    stamps = {key: (size, mtime) for key, size, mtime in zip(keys, sizes, times, strict=True)}
     return table, stamps
 
 
@@ -502,7 +498,11 @@ def _table(read: list[ArchiveRows]) -> Any:
     """The rows of the archives read, as one Arrow table of the catalog's schema."""
     import pyarrow as pa  # noqa: PLC0415
 
+    from .arrow_columns import empty_table  # noqa: PLC0415 - imports pyarrow
+
     schema = catalog_schema()
+    if not read:
+        return empty_table(schema)
     counts = np.array([len(r.masks.names) for r in read], dtype=np.int64)
     arrays: dict[str, Any] = {}
     indices = pa.array(np.repeat(np.arange(len(read)), counts))

@@ -106,8 +106,10 @@ def bulk_table(heads: list[Head], schema: Any, concept: Any) -> tuple[Any, list[
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.json as pj  # noqa: PLC0415
 
+    from .arrow_columns import as_numpy, empty_table  # noqa: PLC0415 - imports pyarrow
+
     if not heads:
-        return schema.empty_table(), []
+        return empty_table(schema), []
     lines = b"".join(
         b'{"a":%d,' % i + head.commit.index[1:] + b"\n" for i, head in enumerate(heads)
     )
@@ -120,16 +122,19 @@ def bulk_table(heads: list[Head], schema: Any, concept: Any) -> tuple[Any, list[
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value of the wrong type somewhere
-        return schema.empty_table(), heads
+        return empty_table(schema), heads
     entries = parsed.column("entries").combine_chunks()
     order = parsed.column("a").combine_chunks()
-    if entries.null_count or order.null_count or not order.equals(pa.array(range(len(heads)))):
-        return schema.empty_table(), heads
+    if (
+        entries.null_count
+        or order.null_count
+        or not np.array_equal(as_numpy(order), np.arange(len(heads)))
+    ):
+        return empty_table(schema), heads
     columns = _Columns.of(entries)
     series = parsed.column("image_series").combine_chunks()
     bad = columns.faults(heads) | (  # an image_series without its SeriesInstanceUID
-        series.is_valid().to_numpy(zero_copy_only=False)
-        & series.field("SeriesInstanceUID").is_null().to_numpy(zero_copy_only=False)
+        as_numpy(series.is_valid()) & as_numpy(series.field("SeriesInstanceUID").is_null())
     )
     if bad.any():
         keep = ~bad
@@ -161,20 +166,25 @@ class _Columns:
     def of(cls, entries: Any) -> _Columns:
         import pyarrow.compute as pc  # noqa: PLC0415
 
+        from .arrow_columns import as_numpy  # noqa: PLC0415 - imports pyarrow
+
+        def lengths(lists: Any, default: int) -> NDArray[Any]:
+            return as_numpy(pc.list_value_length(lists), null=default)
+
         flat = entries.flatten()
         n = len(flat)
-        parent = pc.list_parent_indices(entries).to_numpy().astype(np.int64)
-        per_archive = pc.list_value_length(entries).to_numpy(zero_copy_only=False)
-        counts = flat.field("count").fill_null(0).to_numpy(zero_copy_only=False)
+        parent = as_numpy(pc.list_parent_indices(entries)).astype(np.int64)
+        per_archive = lengths(entries, 0)
+        counts = as_numpy(flat.field("count"), null=0)
         bbox = flat.field("bbox")
-        outer = pc.list_value_length(bbox).fill_null(3).to_numpy(zero_copy_only=False)
+        outer = lengths(bbox, 3)
         pairs = bbox.flatten()
-        inner = pc.list_value_length(pairs).fill_null(0).to_numpy(zero_copy_only=False)
+        inner = lengths(pairs, 0)
         boxes = np.full((n, 6), -1, dtype=np.int64)
-        has_box = bbox.is_valid().to_numpy(zero_copy_only=False)
+        has_box = as_numpy(bbox.is_valid())
         box_ok = outer == 3
         if box_ok.all() and (inner == 2).all() and pairs.null_count == 0:
-            values = pairs.flatten().to_numpy(zero_copy_only=False)
+            values = as_numpy(pairs.flatten())
             if values.size == 6 * int(has_box.sum()) and not pairs.flatten().null_count:
                 boxes[has_box] = values.reshape(-1, 6)
             else:
@@ -183,12 +193,12 @@ class _Columns:
             box_ok = box_ok & ~has_box
         sums = np.full((n, 3), np.nan)
         voxel_sums = flat.field("voxel_sums")
-        has_sums = voxel_sums.is_valid().to_numpy(zero_copy_only=False)
-        lengths = pc.list_value_length(voxel_sums).fill_null(3).to_numpy(zero_copy_only=False)
-        if (lengths == 3).all() and not voxel_sums.flatten().null_count:
-            sums[has_sums] = voxel_sums.flatten().to_numpy(zero_copy_only=False).reshape(-1, 3)
+        has_sums = as_numpy(voxel_sums.is_valid())
+        three = lengths(voxel_sums, 3)
+        if (three == 3).all() and not voxel_sums.flatten().null_count:
+            sums[has_sums] = as_numpy(voxel_sums.flatten()).reshape(-1, 3)
         else:
-            box_ok = box_ok & (lengths == 3)
+            box_ok = box_ok & (three == 3)
         return cls(
             parent, per_archive, flat.field("name"), flat.field("kind"),
             counts.astype(np.int64), boxes, box_ok, sums, flat.field("members"),
@@ -199,30 +209,33 @@ class _Columns:
         validated path then reads it and names the fault), or predates voxel_sums."""
         import pyarrow.compute as pc  # noqa: PLC0415
 
+        from .arrow_columns import as_numpy, strings  # noqa: PLC0415 - imports pyarrow
+
+        mask, group, nothing = strings(["mask", "group", ""])
         shapes = np.array([h.commit.geometry["shape"] for h in heads], dtype=np.int64)  # type: ignore[index]
         shape = shapes[self.parent]
         has_box = self.boxes[:, 0] >= 0
         low, high = self.boxes[:, [0, 2, 4]], self.boxes[:, [1, 3, 5]]
-        kinds = self.kinds.fill_null("mask")
+        kinds = self.kinds.fill_null(mask)
         wrong = (
             ~self.box_ok
             | (self.counts < 0)
             | (has_box != (self.counts > 0))
             | (has_box & ((low < 0) | (low >= high) | (high > shape)).any(axis=1))
             | ((self.counts > 0) & np.isnan(self.sums[:, 0]))  # before voxel_sums: decode
-            | self.names.is_null().to_numpy(zero_copy_only=False)
-            | ~pc.is_in(kinds, value_set=_KINDS()).to_numpy(zero_copy_only=False)
+            | as_numpy(self.names.is_null())
+            | ~as_numpy(pc.is_in(kinds, value_set=strings(["mask", "group"])))
         )
-        names = self.names.fill_null("")
-        wrong |= pc.equal(names, "").to_numpy(zero_copy_only=False)
-        codes = pc.dictionary_encode(names).indices.to_numpy(zero_copy_only=False)
+        names = self.names.fill_null(nothing)
+        wrong |= as_numpy(pc.equal(names, nothing))
+        codes = as_numpy(pc.dictionary_encode(names).indices)
         pairs = self.parent * (int(codes.max(initial=0)) + 1) + codes
         unique, seen = np.unique(pairs, return_counts=True)
         bad = np.zeros(len(heads), dtype=bool)
         bad[np.unique(self.parent[wrong])] = True
         if (seen > 1).any():  # a name twice in one archive
             bad[np.unique(unique[seen > 1] // (int(codes.max(initial=0)) + 1))] = True
-        groups = np.flatnonzero(pc.equal(kinds, "group").to_numpy(zero_copy_only=False))
+        groups = np.flatnonzero(as_numpy(pc.equal(kinds, group)))
         for row in groups.tolist():  # members must be masks of the same archive
             archive = int(self.parent[row])
             members = self.members[row].as_py() or []
@@ -241,8 +254,10 @@ class _Columns:
         import pyarrow as pa  # noqa: PLC0415
         import pyarrow.compute as pc  # noqa: PLC0415
 
+        from .arrow_columns import number_lists, numbers, string_lists, strings  # noqa: PLC0415
+
         n = len(self.parent)
-        take = pa.array(self.parent)
+        take = numbers(self.parent)
         geometry = [h.commit.geometry for h in heads]
         spacing = np.array([g["spacing"] for g in geometry], dtype=np.float64)  # type: ignore[index]
         origin = np.array([g["origin"] for g in geometry], dtype=np.float64)  # type: ignore[index]
@@ -251,72 +266,69 @@ class _Columns:
             dtype=np.float64,
         )  # (archives, axis, xyz)
         matrix = np.transpose(axes, (0, 2, 1)) * spacing[:, None, :]  # index -> mm
+        shapes = np.array([g["shape"] for g in geometry], dtype=np.int64)  # type: ignore[index]
         own: dict[str, Any] = {
-            "case_id": [h.path.name[: -len(".mska")] for h in heads],
-            "archive": [h.key for h in heads],
-            "generation": [h.commit.superblock.generation for h in heads],
-            "archive_bytes": [h.size for h in heads],
-            "archive_mtime_ns": [h.mtime_ns for h in heads],
-            "direction": axes.reshape(len(heads), 9).tolist(),
-            "SeriesInstanceUID": uids["SeriesInstanceUID"],
-            "FrameOfReferenceUID": uids["FrameOfReferenceUID"],
+            "case_id": strings([h.path.name[: -len(".mska")] for h in heads]),
+            "archive": strings([h.key for h in heads]),
+            "generation": numbers(
+                np.array([h.commit.superblock.generation for h in heads], dtype=np.int64)
+            ),
+            "archive_bytes": numbers(np.array([h.size for h in heads], dtype=np.int64)),
+            "archive_mtime_ns": numbers(np.array([h.mtime_ns for h in heads], dtype=np.int64)),
+            "direction": number_lists(axes.reshape(len(heads), 9)),
+            "SeriesInstanceUID": strings(uids["SeriesInstanceUID"]),
+            "FrameOfReferenceUID": strings(uids["FrameOfReferenceUID"]),
         }
-        shapes = [g["shape"] for g in geometry]  # type: ignore[index]
         for axis, letter in enumerate("ijk"):
-            own[f"shape_{letter}"] = [int(s[axis]) for s in shapes]
-            own[f"spacing_{letter}"] = spacing[:, axis].tolist()
+            own[f"shape_{letter}"] = numbers(shapes[:, axis])
+            own[f"spacing_{letter}"] = numbers(spacing[:, axis])
         for axis, letter in enumerate("xyz"):
-            own[f"origin_{letter}"] = origin[:, axis].tolist()
-        arrays: dict[str, Any] = {
-            name: pa.array(values, schema.field(name).type).take(take)
-            for name, values in own.items()
-        }
+            own[f"origin_{letter}"] = numbers(origin[:, axis])
+        arrays: dict[str, Any] = {name: values.take(take) for name, values in own.items()}
         arrays["mask"] = self.names
-        arrays["kind"] = self.kinds.fill_null("mask")
+        arrays["kind"] = self.kinds.fill_null(strings(["mask"])[0])
         arrays["labels"] = pa.ListArray.from_arrays(
-            pa.array(np.arange(n + 1, dtype=np.int32)), pa.array(np.ones(n, dtype=np.int64))
+            numbers(np.arange(n + 1, dtype=np.int32)), numbers(np.ones(n, dtype=np.int64))
         )
-        arrays["voxel_count"] = pa.array(self.counts)
+        arrays["voxel_count"] = numbers(self.counts)
         voxel_ml = np.prod(spacing, axis=1) / 1000.0
-        arrays["volume_ml"] = pa.array(self.counts * voxel_ml[self.parent])
-        arrays["empty"] = pa.array(self.counts == 0)
+        arrays["volume_ml"] = numbers(self.counts * voxel_ml[self.parent])
+        arrays["empty"] = numbers(self.counts == 0)
         absent = self.boxes[:, 0] < 0
         for i, letter in enumerate("ijk"):
-            arrays[f"bbox_{letter}0"] = pa.array(self.boxes[:, 2 * i], mask=absent)
-            arrays[f"bbox_{letter}1"] = pa.array(self.boxes[:, 2 * i + 1], mask=absent)
+            arrays[f"bbox_{letter}0"] = numbers(self.boxes[:, 2 * i], mask=absent)
+            arrays[f"bbox_{letter}1"] = numbers(self.boxes[:, 2 * i + 1], mask=absent)
         located = self.counts > 0  # the masks with voxels: boxes, centroids, mm
         rows = self.parent[located]
         each, at = matrix[rows], origin[rows]
         extent = np.full((n, 6), np.nan)
         extent[located] = box_extent_mm(self.boxes[located], each, at)
         for i, letter in enumerate("xyz"):
-            arrays[f"bbox_min_{letter}"] = pa.array(extent[:, i], mask=absent)
-            arrays[f"bbox_max_{letter}"] = pa.array(extent[:, 3 + i], mask=absent)
+            arrays[f"bbox_min_{letter}"] = numbers(extent[:, i], mask=absent)
+            arrays[f"bbox_max_{letter}"] = numbers(extent[:, 3 + i], mask=absent)
         centroid = np.full((n, 3), np.nan)
         centroid[located] = self.sums[located] / self.counts[located, None]
         centroid_mm = np.full((n, 3), np.nan)
         centroid_mm[located] = index_to_mm(centroid[located], each, at)
         for i, letter in enumerate("ijk"):
-            arrays[f"centroid_{letter}"] = pa.array(centroid[:, i], mask=~located)
+            arrays[f"centroid_{letter}"] = numbers(centroid[:, i], mask=~located)
         for i, letter in enumerate("xyz"):
-            arrays[f"centroid_{letter}"] = pa.array(centroid_mm[:, i], mask=~located)
+            arrays[f"centroid_{letter}"] = numbers(centroid_mm[:, i], mask=~located)
         members = self.members.to_pylist() if self.members.null_count < n else None
         arrays["members"] = (
-            pa.array([m or [] for m in members], pa.list_(pa.string()))
-            if members is not None
-            else _empty_lists(n)
+            string_lists([m or [] for m in members]) if members is not None else _empty_lists(n)
         )
         arrays["groups"] = self._groups(members, n)
         unique = pc.unique(self.names)
         found = [concept(name) for name in unique.to_pylist()]
         where = pc.index_in(self.names, value_set=unique)
         for i, name in enumerate(CONCEPT_COLUMNS):
-            arrays[name] = pa.array([c[i] for c in found], pa.string()).take(where)
+            arrays[name] = strings([c[i] for c in found]).take(where)
         return pa.table([arrays[name] for name in schema.names], schema=schema)
 
     def _groups(self, members: list[Any] | None, n: int) -> Any:
         """Per mask, the groups of its archive that hold it."""
-        import pyarrow as pa  # noqa: PLC0415
+        from .arrow_columns import string_lists  # noqa: PLC0415 - imports pyarrow
 
         if members is None:
             return _empty_lists(n)
@@ -326,24 +338,15 @@ class _Columns:
             for member in listed or ():
                 holding.setdefault((int(self.parent[row]), member), []).append(names[row])
         parents = self.parent.tolist()
-        return pa.array(
-            [holding.get((p, name), []) for p, name in zip(parents, names, strict=True)],
-            pa.list_(pa.string()),
+        return string_lists(
+            [holding.get((p, name), []) for p, name in zip(parents, names, strict=True)]
         )
 
 
-def _KINDS() -> Any:  # noqa: N802 - a constant made on first use (pyarrow is imported late)
-    import pyarrow as pa  # noqa: PLC0415
-
-    return pa.array(["mask", "group"])
-
-
 def _empty_lists(n: int) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    from .arrow_columns import string_lists  # noqa: PLC0415 - imports pyarrow
 
-    return pa.ListArray.from_arrays(
-        pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string())
-    )
+    return string_lists([[]] * n)
 
 
 CONCEPT_COLUMNS = (  # the catalog's concept columns, in the order of a concept tuple
