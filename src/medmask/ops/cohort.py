@@ -220,7 +220,9 @@ class CohortResult:
     """What :func:`pack_cohort` did."""
 
     layout: CohortLayout
-    packed: list[PackResult] = field(default_factory=list)
+    # the cases packed by this run (their PackResults go to on_done, not kept: a run's
+    # memory stays flat in the number of cases)
+    packed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # cases already packed, skipped
     failures: list[PackFailure] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)  # cases the series map does not name
@@ -337,7 +339,7 @@ def _run(
         if isinstance(outcome, PackResult):
             case, now = prints[source]
             manifest.record(case, str(source), now, outcome.target)
-            result.packed.append(outcome)
+            result.packed.append(case)
         else:
             result.failures.append(outcome)
         if on_done is not None:
@@ -364,24 +366,25 @@ class _Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
+        # case -> (fingerprint, archive bytes, archive mtime): what done() compares
+        self.entries: dict[str, tuple[object, object, object]] = {}
         for line in _lines(path):
             try:
                 entry = json.loads(line)
-                self.entries[str(entry["case"])] = entry
-            except (ValueError, KeyError, TypeError):
+                self.entries[str(entry["case"])] = (
+                    entry.get("fingerprint"), entry.get("archive_bytes"),
+                    entry.get("archive_mtime_ns"),
+                )  # fmt: skip
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # the last line of a killed run
         self.stream = path.open("a", encoding="utf-8")
 
     def done(self, case: str, now: str, target: Path) -> bool:
         entry = self.entries.get(case)
-        if entry is None or entry.get("fingerprint") != now or not target.is_file():
+        if entry is None or entry[0] != now or not target.is_file():
             return False
         stat = target.stat()
-        return bool(
-            entry.get("archive_bytes") == stat.st_size
-            and entry.get("archive_mtime_ns") == stat.st_mtime_ns
-        )
+        return entry[1:] == (stat.st_size, stat.st_mtime_ns)
 
     def wrote(self, case: str) -> bool:
         return case in self.entries
@@ -395,7 +398,7 @@ class _Manifest:
         self.stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.stream.flush()
         os.fsync(self.stream.fileno())
-        self.entries[case] = entry
+        self.entries[case] = (now, stat.st_size, stat.st_mtime_ns)
 
     def close(self) -> None:
         self.stream.close()

@@ -306,7 +306,7 @@ def run_jobs(
                 for source, target, own in jobs
             }
             for future in as_completed(futures):
-                source = futures[future]
+                source = futures.pop(future)  # its result is not kept past here
                 try:
                     outcome = future.result()
                 except Exception as err:  # the worker process itself died
@@ -338,7 +338,7 @@ def _on_cluster(
             for batch in batches
         }  # fmt: skip
         for future in completed(futures):
-            batch = futures[future]
+            batch = futures.pop(future)  # released: the cluster forgets its result
             try:
                 outcomes = future.result()
             except Exception as err:  # the task itself failed (a worker lost, ...)
