@@ -116,6 +116,12 @@ def test_folder_reading(mask_sample: MaskSample, tmp_path: Path) -> None:
     masks = SegmentationMask.from_nifti_folder(mask_sample.masks_dir)
     assert list(masks) == sorted(mask_sample.names)
     assert masks["liver"].mapping.to_dict() == {"liver": 1}
+    # the shared affine's Space is worked out once, but each mask has its own
+    alone = SegmentationMask.from_nifti(mask_sample.masks_dir / "spleen.nii.gz")
+    assert masks["spleen"].space == alone.space == masks["liver"].space
+    assert masks["spleen"].space is not masks["liver"].space
+    masks["liver"].space.origin = (1.0, 2.0, 3.0)  # one caller changing its mask's Space
+    assert masks["spleen"].space == alone.space  # changes no other mask's
     odd = tmp_path / "odd"
     odd.mkdir()
     save(np.zeros((3, 3, 3), np.uint8), np.eye(4), odd / "a.nii.gz")
