@@ -18,7 +18,7 @@ from .reading.extras import Extras
 
 __all__ = ["FORMATS", "MAP_NAME", "WORKERS_PER_CORE", "RunOptions"]
 
-FORMATS: Final = ("csv", "json", "parquet")  # merged table formats
+FORMATS: Final = ("csv", "json", "parquet", "xlsx")  # merged table formats
 MAP_NAME: Final = "case_projectid_map.json"  # the project-ID map's default file name
 WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
 

@@ -8,6 +8,7 @@ import json
 import re
 import stat
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,12 @@ _LOG_TIME = re.compile(rb"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 
 
 def _searchable(path: Path) -> bytes:
-    """A written file's bytes; Parquet decoded (its pages are compressed and would
-    hide a name from a byte search, and random compressed bytes can look like a short ID)."""
+    """A written file's bytes; Parquet and xlsx decoded (their pages and parts are
+    compressed and would hide a name from a byte search, and random compressed bytes can
+    look like a short ID)."""
+    if path.suffix == ".xlsx":  # a zip of XML parts: every part's bytes, unpacked
+        with zipfile.ZipFile(path) as book:
+            return b"\n".join(book.read(name) for name in book.namelist())
     if path.suffix != ".parquet":
         return _LOG_TIME.sub(b"", _RUN_SPEED.sub(b"", path.read_bytes()))
     table = pq.read_table(path)
@@ -146,10 +151,11 @@ def test_a_desensitized_run_writes_no_name_id_or_birth_date(
 ) -> None:
     root, truth = cases
     out = tmp_path / "shared_outputs"
-    argv = ["--desensitize", "--export-json", "--format", "csv,json,parquet"]
+    argv = ["--desensitize", "--export-json", "--format", "csv,json,parquet,xlsx", "--series"]
     argv += ["--pseudonym-key-file", str(key_file)]
     argv += ["--projectid-map", str(tmp_path / "private" / "ids.json")]  # kept with the key
     assert run(root, out, *argv) == 0
+    assert (out / "all_cases.xlsx").is_file() and (out / "all_series.xlsx").is_file()
     console = capsys.readouterr()
     written = [*sorted(p for p in out.rglob("*") if p.is_file()), tmp_path / "shared_outputs.log"]
     assert len(written) > 10

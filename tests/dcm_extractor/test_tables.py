@@ -8,11 +8,13 @@ import itertools
 import json
 from pathlib import Path
 
+import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl.utils.escape import unescape
 
 from dcm_extractor.outputs import tables
 from dcm_extractor.outputs.tables import PARQUET_SCHEMA, TableStream
@@ -64,6 +66,18 @@ def test_streams_equal_one_go_writes(
     table = pq.read_table(tmp_path / "t.parquet")
     assert table.schema.equals(PARQUET_SCHEMA)
     assert table.to_pylist() == records
+    with TableStream(tmp_path / "t.xlsx", "xlsx") as stream:
+        for part in parts:
+            stream.write(part)
+    sheet = openpyxl.load_workbook(tmp_path / "t.xlsx")["t"]
+    # (OOXML writes a carriage return as _x000D_; openpyxl leaves inline text escaped)
+    cells = [
+        [unescape(c.value) if isinstance(c.value, str) else c.value for c in row]
+        for row in sheet.iter_rows(max_row=1 + len(rows), max_col=len(FIXED_COLUMNS))
+    ]
+    assert cells[0] == FIXED_COLUMNS
+    for record, back in zip(records, cells[1:], strict=True):
+        assert back == [None if v in (None, "") else v for v in record.values()]
 
 
 def test_parquet_is_written_in_row_groups_of_one_schema(
@@ -89,4 +103,4 @@ def test_a_failed_stream_leaves_the_old_file(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == "previous run\n"
     assert [p.name for p in tmp_path.iterdir()] == ["all_cases.csv"]  # no temp left
     with pytest.raises(ValueError, match="unknown table format"):
-        TableStream(target, "xlsx")  # type: ignore[arg-type]
+        TableStream(target, "ods")  # type: ignore[arg-type]

@@ -4,7 +4,8 @@
 as ``python -m src.dcm_extractor.extractor`` and ``python -m dcm_extractor``; its parser
 and run are :mod:`.extract`); ``dcm-extract sample OUT_DIR``
 (:mod:`.sample`) writes generated data, ``dcm-extract keygen FILE`` (:mod:`.keygen`) a new
-pseudonym key, ``dcm-extract --version`` the version. Exit codes: 0 done, 1 a failure (a
+pseudonym key, ``dcm-extract query OUT "SQL"`` (:mod:`.query`) asks an output folder's
+tables, ``dcm-extract --version`` the version. Exit codes: 0 done, 1 a failure (a
 case, an unwritable folder), 2 a usage error; every error is one line
 ``dcm-extract: error: ...`` (docs/cli.md, the style ``medmask`` shares).
 """
@@ -18,12 +19,12 @@ from types import ModuleType
 
 from ..errors import DcmExtractorError
 from ..version import __version__
-from . import extract, keygen, sample
+from . import extract, keygen, query, sample
 from .common import PROG, CommandParser
 
 __all__ = ["SUBCOMMANDS", "main"]
 
-SUBCOMMANDS: dict[str, ModuleType] = {"sample": sample, "keygen": keygen}
+SUBCOMMANDS: dict[str, ModuleType] = {"sample": sample, "keygen": keygen, "query": query}
 
 
 def _parser(name: str, module: ModuleType) -> CommandParser:

@@ -73,7 +73,10 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
     parser.add_argument(
         "--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese"
     )
-    parser.add_argument("--format", default="csv", help="merged table formats: csv,json,parquet")
+    parser.add_argument(
+        "--format", default="csv",
+        help="merged table formats: csv,json,parquet,xlsx (xlsx: IDs stay text in Excel)",
+    )  # fmt: skip
     parser.add_argument(
         "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
         help="stop a case after this many seconds, in a child process, and carry on with the "

@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["AtomicFile", "write_atomic"]
+__all__ = ["AtomicFile", "atomic_path", "write_atomic"]
 
 
 class AtomicFile:
@@ -35,6 +37,11 @@ class AtomicFile:
     def write_bytes(self, data: bytes) -> None:
         """Append ``data`` to the file."""
         self._file.write(data)
+
+    @property
+    def binary(self) -> IO[bytes]:
+        """The temporary file, for writers that take a file object."""
+        return self._file
 
     def _text_file(self, excel: bool) -> io.TextIOWrapper:
         """A text layer over the file: UTF-8, with a BOM for Excel."""
@@ -81,6 +88,25 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary sibling of ``path`` for a writer that takes a path (DuckDB's COPY):
+    fsynced and moved over ``path`` when the block ends, removed if it raises."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        with temp.open("rb+") as written:
+            os.fsync(written.fileno())
+        temp.replace(target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:

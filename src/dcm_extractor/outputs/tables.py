@@ -1,4 +1,5 @@
-"""Writing the tables: CSV (UTF-8, optionally with a BOM for Excel), JSON records, Parquet.
+"""Writing the tables: CSV (UTF-8, optionally with a BOM for Excel), JSON records, Parquet,
+and Excel workbooks whose IDs stay text (:mod:`.xlsx`).
 
 Values are written as text exactly as read: PatientID ``000123`` stays ``000123`` and
 dates stay ``YYYYMMDD``; nothing re-reads a table with type guessing. Every file is
@@ -27,6 +28,7 @@ from ..sources.cases import ReportEntry
 from ..sources.rows import FIXED_COLUMNS
 from ..sources.series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 from .atomic import AtomicFile
+from .xlsx import XlsxTable
 
 __all__ = [
     "CASE_TABLE",
@@ -89,7 +91,7 @@ PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
 
-TableFormat = Literal["csv", "json", "parquet"]
+TableFormat = Literal["csv", "json", "parquet", "xlsx"]
 
 
 class TableStream(AtomicFile):
@@ -108,7 +110,7 @@ class TableStream(AtomicFile):
         excel: bool = False,
         shape: TableShape = CASE_TABLE,
     ) -> None:
-        if fmt not in ("csv", "json", "parquet"):
+        if fmt not in ("csv", "json", "parquet", "xlsx"):
             raise ValueError(f"unknown table format {fmt!r}")
         super().__init__(path)
         self.fmt = fmt
@@ -117,12 +119,16 @@ class TableStream(AtomicFile):
         self._count = 0
         self._pending: list[dict[str, Any]] = []
         self._parquet: pq.ParquetWriter | None = None
+        self._xlsx: XlsxTable
         if fmt == "csv":
             terminator = "\r\n" if excel else "\n"
             self._csv = csv.writer(self._text_file(excel), lineterminator=terminator)
             self._csv.writerow(self.names)
         elif fmt == "parquet":
             self._parquet = pq.ParquetWriter(self._file, self.schema)
+        elif fmt == "xlsx":
+            numeric = shape.integers | shape.floats
+            self._xlsx = XlsxTable(self._file, self.names, numeric, self.path.stem)
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append ``rows`` (dicts keyed by column; missing columns are empty)."""
@@ -135,13 +141,17 @@ class TableStream(AtomicFile):
                 text = json.dumps(record, ensure_ascii=False, indent=1).replace("\n", "\n ")
                 self._file.write(((",\n " if self._count else "[\n ") + text).encode("utf-8"))
                 self._count += 1
+        elif self.fmt == "xlsx":
+            self._xlsx.write([row.get(column) for column in self.names] for row in rows)
         else:
             self._pending.extend(rows)
             if len(self._pending) >= PARQUET_ROW_GROUP:
                 self._flush_parquet()
 
     def _finish(self) -> None:
-        if self.fmt == "json":
+        if self.fmt == "xlsx":
+            self._xlsx.close()
+        elif self.fmt == "json":
             self._file.write(b"\n]\n" if self._count else b"[]\n")
         elif self._parquet is not None:
             if self._pending or self._count == 0:

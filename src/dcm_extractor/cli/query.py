@@ -1,0 +1,67 @@
+"""``dcm-extract query OUT "SQL"``: SQL over an output folder's tables (DuckDB, embedded)."""
+
+from __future__ import annotations
+
+import argparse
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from ..outputs.query import OUTPUT_FORMATS, VIEWS, query_rows, query_to_file
+from .common import echo
+
+HELP = (
+    "Run SQL over the tables of an output folder (views: "
+    + ", ".join(VIEWS)
+    + "); print the result or write it (-o)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="an output folder of dcm-extract")
+    parser.add_argument(
+        "sql", help='e.g. "SELECT Modality, count(*) FROM series GROUP BY Modality"'
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path,
+        help="write the result: .csv, .parquet, .json (one object per row) or .xlsx",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-rows", type=int, default=50, help="rows printed (default 50; -o writes all)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        if args.output.suffix.lower() not in OUTPUT_FORMATS:
+            raise argparse.ArgumentTypeError(
+                f"-o {args.output}: give a {', '.join(OUTPUT_FORMATS)} file"
+            )
+        rows = query_to_file(args.out, args.sql, args.output)
+        echo(f"{args.output}: {rows:,} rows")
+        return 0
+    names, shown, total = query_rows(args.out, args.sql, args.max_rows)
+    cells = [[_cell(value) for value in row] for row in shown]
+    widths = [max([_width(n), *(_width(c[i]) for c in cells)]) for i, n in enumerate(names)]
+    for line in [names, *cells]:
+        echo("  ".join(_pad(c, w) for c, w in zip(line, widths, strict=True)).rstrip())
+    more = total - len(shown)
+    echo(f"({total:,} rows{f', {more:,} not shown' if more > 0 else ''})")
+    return 0
+
+
+def _width(text: str) -> int:
+    """Columns a text takes on a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

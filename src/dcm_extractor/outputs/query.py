@@ -1,0 +1,197 @@
+"""SQL over the tables of an output folder, with DuckDB (embedded, no server).
+
+Each table a run wrote is a view: ``cases`` (``all_cases``), ``series`` (``all_series``),
+``studies`` (``all_studies``), ``instances`` (``all_instances``) and ``problems``
+(``extraction_report.csv``), from the Parquet file where the run wrote one, else from the
+CSV. CSV columns are read as text - PatientID ``000456`` stays ``000456``, dates stay
+``YYYYMMDD`` - except the columns the table declares numeric (counts, ages, sizes), which
+are numbers, as in the Parquet files. A view exists only for the tables the run wrote
+(``--merge-all`` writes ``all_cases``, ``--series`` ``all_series``).
+
+Results print as a table, or go to a file by its suffix: CSV (UTF-8, header), Parquet or
+JSON (one object per line) through DuckDB's own writers, or an Excel workbook whose IDs
+stay text (:mod:`.xlsx`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from ..errors import DcmExtractorError
+from .atomic import AtomicFile, atomic_path
+from .tables import CASE_TABLE, SERIES_TABLE, TableShape
+from .xlsx import XlsxTable
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "VIEWS",
+    "QueryError",
+    "connect",
+    "query",
+    "query_rows",
+    "query_to_file",
+    "views_of",
+]
+
+
+class QueryError(DcmExtractorError):
+    """The output folder has no tables, or DuckDB refused the SQL (its message says why)."""
+
+
+# view -> (the table's file stem, its shape: the numeric columns)
+VIEWS: Final[dict[str, tuple[str, TableShape | None]]] = {
+    "cases": ("all_cases", CASE_TABLE),
+    "series": ("all_series", SERIES_TABLE),
+    "studies": ("all_studies", None),
+    "instances": ("all_instances", None),
+    "problems": ("extraction_report", None),
+}
+OUTPUT_FORMATS: Final = {
+    ".csv": "FORMAT CSV, HEADER",
+    ".parquet": "FORMAT PARQUET, COMPRESSION zstd",
+    ".json": "FORMAT JSON",
+    ".xlsx": "",
+}
+
+
+def views_of(out: str | os.PathLike[str]) -> dict[str, Path]:
+    """The views an output folder gives, each with the file it reads (Parquet first).
+
+    Raises
+    ------
+    QueryError
+        ``out`` is not a folder, or holds none of the tables.
+    """
+    folder = Path(out)
+    if not folder.is_dir():
+        raise QueryError(f"{folder}: no such output folder")
+    found = {}
+    for view, (stem, _) in VIEWS.items():
+        for suffix in (".parquet", ".csv"):
+            if (folder / f"{stem}{suffix}").is_file():
+                found[view] = folder / f"{stem}{suffix}"
+                break
+    if not found:
+        raise QueryError(
+            f"{folder}: no tables to query (all_cases, all_series, extraction_report ...: "
+            "run dcm-extract with --merge-all or --series into it)"
+        )
+    return found
+
+
+def query(out: str | os.PathLike[str], sql: str) -> Any:
+    """The result of ``sql`` over an output folder's views, as a ``pyarrow.Table``.
+
+    Raises
+    ------
+    QueryError
+        No tables there, or DuckDB refuses the SQL.
+    """
+    with connect(out) as connection:
+        return _run(lambda: connection.sql(sql).to_arrow_table())
+
+
+def query_rows(
+    out: str | os.PathLike[str], sql: str, limit: int
+) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    """The result's column names, its first ``limit`` rows and how many rows it has."""
+    with connect(out) as connection:
+
+        def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
+            connection.execute(f"CREATE TEMP TABLE result AS {sql}")
+            names = [d[0] for d in connection.execute("SELECT * FROM result LIMIT 0").description]
+            rows = connection.execute(f"SELECT * FROM result LIMIT {max(limit, 0)}").fetchall()
+            total = connection.execute("SELECT count(*) FROM result").fetchone()
+            return names, rows, int(total[0]) if total else 0
+
+        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run)
+        return found
+
+
+def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLike[str]) -> int:
+    """Write the result to ``output`` by its suffix (:data:`OUTPUT_FORMATS`), whole or not
+    at all; the rows written."""
+    target = Path(output)
+    options = OUTPUT_FORMATS.get(target.suffix.lower())
+    if options is None:
+        raise QueryError(f"{target}: write {', '.join(OUTPUT_FORMATS)}")
+    with connect(out) as connection:
+        _run(lambda: connection.execute(f"CREATE TEMP TABLE result AS {sql}"))
+        if options:
+            with atomic_path(target) as partial:
+                where = str(partial).replace("'", "''")
+                _run(lambda: connection.execute(f"COPY result TO '{where}' ({options})"))
+        else:
+            _xlsx(connection, target)
+        total = connection.execute("SELECT count(*) FROM result").fetchone()
+        return int(total[0]) if total else 0
+
+
+def _xlsx(connection: Any, target: Path) -> None:
+    """The result table as a workbook: numbers in numeric columns, the rest text."""
+    described = connection.execute("SELECT * FROM result LIMIT 0").description
+    names = [d[0] for d in described]
+    kinds = _run(lambda: connection.execute("DESCRIBE result").fetchall())
+    numeric = {str(row[0]) for row in kinds if str(row[1]).split("(")[0] in _NUMERIC_TYPES}
+    cursor = connection.execute("SELECT * FROM result")
+    with AtomicFile(target) as file:
+        table = XlsxTable(file.binary, names, numeric, target.stem)
+        while batch := cursor.fetchmany(10_000):
+            table.write(batch)
+        table.close()
+
+
+_NUMERIC_TYPES: Final = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+     "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL"}
+)  # fmt: skip
+
+
+@contextmanager
+def connect(out: str | os.PathLike[str]) -> Iterator[Any]:
+    """A DuckDB connection with a view per table of the output folder (:data:`VIEWS`)."""
+    import duckdb  # noqa: PLC0415 - only queries need it
+
+    found = views_of(out)
+    connection = duckdb.connect()
+    try:
+        for view, path in found.items():
+            _run(lambda v=view, p=path: connection.execute(_view_sql(v, p)))
+        yield connection
+    finally:
+        connection.close()
+
+
+def _view_sql(view: str, path: Path) -> str:
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    if path.suffix == ".parquet":
+        return f"CREATE VIEW {view} AS SELECT * FROM read_parquet({quoted})"
+    shape = VIEWS[view][1]
+    numeric = set() if shape is None else shape.integers | shape.floats
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        header = next(csv.reader(stream), [])
+    casts = [
+        f'TRY_CAST("{name}" AS {"DOUBLE" if shape and name in shape.floats else "BIGINT"}) '
+        f'AS "{name}"'
+        for name in header
+        if name in numeric
+    ]
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    return (
+        f"CREATE VIEW {view} AS SELECT *{replace} FROM read_csv({quoted}, header = true, "
+        "all_varchar = true, quote = '\"', escape = '\"')"
+    )
+
+
+def _run(step: Any) -> Any:
+    import duckdb  # noqa: PLC0415
+
+    try:
+        return step()
+    except duckdb.Error as err:  # its first line says what; the rest points into the SQL
+        raise QueryError(f"query: {str(err).splitlines()[0]}") from err

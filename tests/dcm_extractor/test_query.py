@@ -1,0 +1,117 @@
+"""dcm-extract query: SQL over an output folder's tables (DuckDB), from CSV and Parquet
+alike, IDs as text and counts as numbers; results printed or written; errors in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import openpyxl
+import pyarrow.parquet as pq
+import pytest
+
+from dcm_extractor.cli import main as cli_main
+from dcm_extractor.extractor import main
+from dcm_extractor.outputs.query import QueryError, query, views_of
+from dcm_extractor.sample import generate_dicom_dataset
+
+
+@pytest.fixture(scope="module")
+def outs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same sample extracted twice: CSV tables only, and Parquet tables (with CSV)."""
+    root = tmp_path_factory.mktemp("query")
+    sample = generate_dicom_dataset(root / "sample", bulk_cases=4)
+    found = {}
+    for name, formats in (("csv", "csv"), ("parquet", "csv,parquet")):
+        out = root / name
+        argv = ["-d", str(sample.cases_root), "-o", str(out), "--merge-all", "--series"]
+        assert main([*argv, "--format", formats, "--log", str(root / f"{name}.log")]) == 0
+        found[name] = out
+    return found
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_the_views_read_parquet_where_written_else_csv(outs: dict[str, Path]) -> None:
+    assert {v: p.name for v, p in views_of(outs["csv"]).items()} == {
+        "cases": "all_cases.csv", "series": "all_series.csv", "problems": "extraction_report.csv",
+    }  # fmt: skip
+    assert views_of(outs["parquet"])["cases"].name == "all_cases.parquet"
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_answers_equal_the_tables_ids_as_text(outs: dict[str, Path], kind: str) -> None:
+    out = outs[kind]
+    rows = read_csv(out / "all_cases.csv")
+    table = query(out, "SELECT FileName, PatientID, StudyDate, ImageCount FROM cases")
+    got = {r["FileName"]: r for r in table.to_pylist()}
+    assert len(got) == len(rows)
+    for row in rows:
+        answer = got[row["FileName"]]
+        assert answer["PatientID"] == row["PatientID"]  # 000123 stays 000123
+        assert answer["StudyDate"] == row["StudyDate"]
+        assert answer["ImageCount"] == int(row["ImageCount"])  # a number, summable
+    series = read_csv(out / "all_series.csv")
+    by_modality = query(out, "SELECT Modality, sum(ImageCount) AS n FROM series GROUP BY ALL")
+    expected: dict[str, int] = {}
+    for row in series:
+        expected[row["Modality"]] = expected.get(row["Modality"], 0) + int(row["ImageCount"])
+    assert {r["Modality"]: r["n"] for r in by_modality.to_pylist()} == expected
+    problems = query(out, "SELECT reason, count(*) AS n FROM problems GROUP BY ALL")
+    report = read_csv(out / "extraction_report.csv")
+    assert sum(r["n"] for r in problems.to_pylist()) == len(report)
+
+
+def test_the_command_line_prints_and_writes(
+    outs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = outs["csv"]
+    sql = "SELECT PatientID, PatientName, ImageCount FROM cases ORDER BY FileName"
+    assert cli_main(["query", str(out), sql]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = sorted(read_csv(out / "all_cases.csv"), key=lambda r: r["FileName"])
+    assert printed[0].split() == ["PatientID", "PatientName", "ImageCount"]
+    assert [line.split()[0] for line in printed[1:-1]] == [r["PatientID"] for r in rows]
+    assert printed[-1] == f"({len(rows)} rows)"
+    for suffix in (".csv", ".parquet", ".json", ".xlsx"):
+        target = tmp_path / f"answer{suffix}"
+        assert cli_main(["query", str(out), sql, "-o", str(target)]) == 0
+        assert f"{target}: {len(rows)} rows" in capsys.readouterr().out
+        if suffix == ".csv":
+            back = [r["PatientID"] for r in read_csv(target)]
+        elif suffix == ".parquet":
+            back = pq.read_table(target).column("PatientID").to_pylist()
+        elif suffix == ".json":
+            lines = target.read_text(encoding="utf-8").splitlines()
+            back = [json.loads(line)["PatientID"] for line in lines]
+        else:
+            sheet = openpyxl.load_workbook(target).active
+            cells = list(sheet.iter_rows(min_row=2))
+            assert all(c[0].data_type == "s" and c[2].data_type == "n" for c in cells)
+            back = [c[0].value for c in cells]
+        assert back == [r["PatientID"] for r in rows], suffix
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left
+
+
+def test_errors_are_one_line(
+    outs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["query", str(tmp_path / "nowhere"), "SELECT 1"]) == 1
+    assert capsys.readouterr().err.strip().endswith("no such output folder")
+    assert cli_main(["query", str(tmp_path), "SELECT 1"]) == 1
+    assert "no tables to query" in capsys.readouterr().err
+    assert cli_main(["query", str(outs["csv"]), "SELEC 1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "syntax error" in err and "Traceback" not in err
+    assert cli_main(["query", str(outs["csv"]), "SELECT 1", "-o", str(tmp_path / "a.txt")]) == 2
+    assert "give a .csv, .parquet, .json, .xlsx file" in capsys.readouterr().err
+    target = tmp_path / "kept.csv"
+    target.write_text("earlier answer\n", encoding="utf-8")
+    assert cli_main(["query", str(outs["csv"]), "SELECT * FROM nope", "-o", str(target)]) == 1
+    assert target.read_text(encoding="utf-8") == "earlier answer\n"  # a failed query keeps it
+    with pytest.raises(QueryError, match="nope"):
+        query(outs["csv"], "SELECT * FROM nope")

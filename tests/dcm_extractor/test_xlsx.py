@@ -1,0 +1,151 @@
+"""Excel workbooks whose IDs stay text: read back with openpyxl (another library than
+the writer), against the CSV of the same run; sheets split at Excel's row limit; and,
+where Debian's LibreOffice is installed, converted by it to CSV with the IDs intact."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from dcm_extractor.extractor import main
+from dcm_extractor.outputs import xlsx
+from dcm_extractor.outputs.tables import CASE_TABLE, SERIES_TABLE, TableStream
+from dcm_extractor.outputs.xlsx import MAX_CELL_TEXT, sheet_name
+from dcm_extractor.sample import generate_dicom_dataset
+
+
+def read_book(path: Path) -> dict[str, list[list[Any]]]:
+    """Every sheet's cells as openpyxl reads them: (value, type) per cell."""
+    book = openpyxl.load_workbook(path, read_only=False)
+    return {
+        sheet.title: [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
+        for sheet in book.worksheets
+    }
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        return list(csv.reader(stream))
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("xlsx")
+    sample = generate_dicom_dataset(root / "sample", bulk_cases=4)
+    out = root / "out"
+    argv = ["-d", str(sample.cases_root), "-o", str(out), "--merge-all", "--series"]
+    assert main([*argv, "--format", "csv,xlsx", "--log", str(root / "run.log")]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("table", "shape"), [("all_cases", CASE_TABLE), ("all_series", SERIES_TABLE)]
+)
+def test_every_cell_is_the_csvs_text_ids_as_text_counts_as_numbers(
+    run_out: Path, table: str, shape: Any
+) -> None:
+    rows = read_csv(run_out / f"{table}.csv")
+    book = openpyxl.load_workbook(run_out / f"{table}.xlsx")
+    assert book.sheetnames == [table]
+    sheet = book[table]
+    assert sheet.freeze_panes == "A2"  # the header stays in view
+    cells = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
+    assert [v for v, _ in cells[0]] == rows[0]  # the header
+    assert all(sheet.cell(1, i + 1).font.b for i in range(len(rows[0])))
+    assert len(cells) == len(rows) and len(rows) > 3
+    numeric = shape.integers | shape.floats
+    leading_zeros = 0
+    for csv_row, xlsx_row in zip(rows[1:], cells[1:], strict=True):
+        for name, text, (value, kind) in zip(rows[0], csv_row, xlsx_row, strict=True):
+            if text == "":
+                assert value is None, name
+            elif name in numeric:
+                assert kind == "n" and value == (float(text) if name in shape.floats else int(text))
+            else:  # IDs, UIDs, dates, names: text cells holding the CSV's text exactly
+                assert (kind, value) == ("s", text), name
+                leading_zeros += name == "PatientID" and text.startswith("0")
+    if table == "all_cases":
+        assert leading_zeros > 0  # the sample's PatientIDs with leading zeros stayed so
+    widths = {}  # column number -> width (a <col> element may span several columns)
+    for dimension in sheet.column_dimensions.values():
+        for number in range(dimension.min, dimension.max + 1):
+            widths[number] = dimension.width
+    assert all(widths[i + 1] >= len(name) for i, name in enumerate(rows[0]))
+
+
+def test_chinese_formula_like_and_long_values(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [
+        {"PatientID": "000456", "PatientName": "张三^李四", "StudyDate": "20240102",
+         "ProjectID": 7, "ImageCount": 12,
+         "StudyInstanceUID": "1.2.840.10008.5.1.4.1.1.2.12345678901234567890"},
+        {"PatientID": "=HYPERLINK(\"http://x\")", "PatientName": "+1-2", "ProjectID": None,
+         "Manufacturer": "x" * (MAX_CELL_TEXT + 5)},
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING), TableStream(tmp_path / "t.xlsx", "xlsx") as stream:
+        stream.write(rows)
+    assert "Manufacturer, row 2" in caplog.text and "cut to Excel's 32767" in caplog.text
+    sheet = openpyxl.load_workbook(tmp_path / "t.xlsx")["t"]
+    header = [c.value for c in sheet[1]]
+    first = {h: (c.value, c.data_type) for h, c in zip(header, sheet[2], strict=True)}
+    assert first["PatientID"] == ("000456", "s") and first["PatientName"] == ("张三^李四", "s")
+    assert first["StudyDate"] == ("20240102", "s") and first["ImageCount"] == (12, "n")
+    assert first["StudyInstanceUID"][0] == rows[0]["StudyInstanceUID"]
+    second = {h: (c.value, c.data_type) for h, c in zip(header, sheet[3], strict=True)}
+    assert second["PatientID"] == (rows[1]["PatientID"], "s")  # text, not a formula
+    assert second["PatientName"] == ("+1-2", "s")
+    assert second["Manufacturer"][0] == "x" * MAX_CELL_TEXT
+    with zipfile.ZipFile(tmp_path / "t.xlsx") as book:
+        assert not any(b"<f>" in book.read(n) for n in book.namelist())  # no formula anywhere
+
+
+def test_a_table_longer_than_a_sheet_goes_on_in_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xlsx, "MAX_SHEET_ROWS", 4)  # Excel's 1,048,576, made small
+    rows = [{"PatientID": f"{i:06d}", "ImageCount": i} for i in range(7)]
+    with TableStream(tmp_path / "all_cases.xlsx", "xlsx") as stream:
+        stream.write(rows[:2])
+        stream.write(rows[2:])
+    book = read_book(tmp_path / "all_cases.xlsx")
+    assert list(book) == ["all_cases", "all_cases (2)", "all_cases (3)"]
+    ids = []
+    for cells in book.values():
+        header = [value for value, _ in cells[0]]
+        assert header[0] == "ProjectID"  # each sheet has the header
+        ids += [row[header.index("PatientID")][0] for row in cells[1:]]
+        assert len(cells) <= 4
+    assert ids == [r["PatientID"] for r in rows]
+
+
+def test_sheet_names() -> None:
+    assert sheet_name("all_series") == "all_series"
+    assert sheet_name("a/b:c[1]*?") == "a_b_c_1___"
+    assert sheet_name("x" * 40, 12) == "x" * 26 + " (12)"
+
+
+@pytest.mark.skipif(
+    shutil.which("soffice") is None, reason="no LibreOffice (Debian: libreoffice-calc)"
+)
+def test_libreoffice_reads_the_ids_as_text(run_out: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["soffice", "--headless", "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76",
+         "--outdir", str(tmp_path), str(run_out / "all_cases.xlsx")],
+        capture_output=True, timeout=300, check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    converted = list(csv.reader(io.StringIO((tmp_path / "all_cases.csv").read_text("utf-8"))))
+    original = read_csv(run_out / "all_cases.csv")
+    column = original[0].index("PatientID")
+    assert [r[column] for r in converted] == [r[column] for r in original]
