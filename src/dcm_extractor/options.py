@@ -62,6 +62,7 @@ class RunOptions:
     pseudonymizer: Pseudonymizer = field(default_factory=Pseudonymizer)
     dates: DateMode = "remove"
     series: bool = False
+    instances: bool = False  # all_instances: one row per DICOM object
     columns: tuple[ColumnSpec, ...] = ()
     allow_phi_columns: bool = False
     html_report: bool = False
@@ -146,7 +147,9 @@ class RunOptions:
     @cached_property
     def extras(self) -> Extras:
         """What each image gives beyond the fixed columns (the HTML report needs the series)."""
-        return Extras(series=self.series or self.html_report, columns=self.columns)
+        return Extras(
+            series=self.series or self.html_report, columns=self.columns, instances=self.instances
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; the pseudonym key is never in it (only whether there is one)."""

@@ -42,6 +42,7 @@ def extract(data: Path, out: Path, ids: Path, *extra: str) -> int:
 def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> None:
     ids = tmp_path / "ids.json"
     more = ["--series", "--columns", "KVP,(0009,04,GEMS_IDEN_01),PatientPosition"]
+    more += ["--instances"]
     assert extract(data, tmp_path / "local", ids, "--workers", "1", *more) == 0
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, dashboard_address=None
@@ -50,6 +51,8 @@ def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> No
         assert extract(data, tmp_path / "dask", ids, "--scheduler", address, *more) == 0
     assert tables(tmp_path / "dask") == tables(tmp_path / "local")
     assert b"PatientPosition" in tables(tmp_path / "dask")["all_series.csv"]
+    instances = tables(tmp_path / "dask")["all_instances.csv"]  # (in the tables compared)
+    assert instances.count(b"\n") > 20 and b"PatientPosition" in instances
 
 
 def _bad_inputs(root: Path) -> None:

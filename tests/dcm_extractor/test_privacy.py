@@ -152,10 +152,17 @@ def test_a_desensitized_run_writes_no_name_id_or_birth_date(
     root, truth = cases
     out = tmp_path / "shared_outputs"
     argv = ["--desensitize", "--export-json", "--format", "csv,json,parquet,xlsx", "--series"]
+    argv += ["--instances"]
     argv += ["--pseudonym-key-file", str(key_file)]
     argv += ["--projectid-map", str(tmp_path / "private" / "ids.json")]  # kept with the key
     assert run(root, out, *argv) == 0
     assert (out / "all_cases.xlsx").is_file() and (out / "all_series.xlsx").is_file()
+    instances = pq.read_table(out / "all_instances.parquet").to_pylist()
+    assert instances and all(re.fullmatch(r"P\d{6}/file\d{5}", r["FilePath"]) for r in instances)
+    assert all(
+        r["ZipMember"] == "" or re.fullmatch(r"member\d{5}", r["ZipMember"]) for r in instances
+    )
+    assert not any(r["AcquisitionDate"] or r["AcquisitionTime"] for r in instances)
     console = capsys.readouterr()
     written = [*sorted(p for p in out.rglob("*") if p.is_file()), tmp_path / "shared_outputs.log"]
     assert len(written) > 10

@@ -113,6 +113,11 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         help="also write all_series.csv (with --format: .json/.parquet): one row per series",
     )  # fmt: skip
     parser.add_argument(
+        "--instances", action="store_true",
+        help="also write all_instances.parquet (and --format's): one row per DICOM object, "
+        "counted or not and why",
+    )  # fmt: skip
+    parser.add_argument(
         "--columns", default="",
         help="extra columns: keywords, (gggg,eeee) tags, private (gggg,EE,CREATOR) tags, "
         "sequence paths such as (0040,0275)[0].(0032,1060); comma-separated",
@@ -169,6 +174,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
             pseudonymizer=Pseudonymizer(key),
             dates=dates,
             series=args.series,
+            instances=args.instances,
             columns=tuple(columns),
             allow_phi_columns=args.allow_phi_columns,
             html_report=args.html_report,

@@ -15,7 +15,15 @@ from ..version import __version__
 from .atomic import write_atomic
 from .cohort import Cohort
 from .htmlreport import render_report
-from .tables import CASE_TABLE, SERIES_TABLE, ReportStream, TableStream, write_csv, write_json
+from .tables import (
+    CASE_TABLE,
+    INSTANCE_TABLE,
+    SERIES_TABLE,
+    ReportStream,
+    TableStream,
+    write_csv,
+    write_json,
+)
 
 __all__ = [
     "HTML_REPORT_NAME",
@@ -55,6 +63,7 @@ class RunOutputs:
         self.hidden: list[TableStream] = []
         self.series_primary: list[TableStream] = []
         self.series_hidden: list[TableStream] = []
+        self.instance_streams: list[TableStream] = []
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
         self.cohort = Cohort() if options.html_report else None
@@ -69,6 +78,12 @@ class RunOutputs:
                 out / "all_series_desensitized.csv", "csv", excel=excel, shape=shape
             )
             self.series_hidden.append(hidden)
+        if options.instances:  # Parquet always (10^7 rows stay small), and the --format ones
+            shape = INSTANCE_TABLE.with_columns(headers)
+            for fmt in dict.fromkeys(("parquet", *options.formats)):
+                self.instance_streams.append(
+                    TableStream(out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape)  # type: ignore[arg-type]
+                )
         if not (options.merge_all or options.only_merged):
             return
         shape = CASE_TABLE.with_columns(headers)
@@ -90,6 +105,15 @@ class RunOutputs:
         write_case(self.options, result, rows)
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
+        self.instances(with_ids(result.instances, project_id), project_id)
+
+    def instances(self, rows: list[dict[str, Any]], project_id: int) -> None:
+        """A case's instance rows (de-identified under --desensitize)."""
+        if not rows or not self.instance_streams:
+            return
+        shown = self.options.privacy.shown_instances(rows, project_id)
+        for stream in self.instance_streams:
+            stream.write(shown)
 
     def finish(self, summary: Mapping[str, Any], seconds: float) -> None:
         """Commit the streamed files; then deidentification.json and (when asked for)
@@ -101,7 +125,10 @@ class RunOutputs:
 
     @property
     def _streams(self) -> list[TableStream]:
-        return [*self.primary, *self.hidden, *self.series_primary, *self.series_hidden]
+        return [
+            *self.primary, *self.hidden, *self.series_primary, *self.series_hidden,
+            *self.instance_streams,
+        ]  # fmt: skip
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..sources.cases import ReportEntry
+from ..sources.instances import INSTANCE_COLUMNS, INSTANCE_INTEGERS
 from ..sources.rows import FIXED_COLUMNS
 from ..sources.series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 from .atomic import AtomicFile
@@ -32,6 +33,7 @@ from .xlsx import XlsxTable
 
 __all__ = [
     "CASE_TABLE",
+    "INSTANCE_TABLE",
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
     "SERIES_TABLE",
@@ -87,6 +89,7 @@ class TableShape:
 
 CASE_TABLE: Final = TableShape(tuple(FIXED_COLUMNS), frozenset(_INTEGER_COLUMNS))
 SERIES_TABLE: Final = TableShape(tuple(SERIES_COLUMNS), SERIES_INTEGERS, SERIES_FLOATS)
+INSTANCE_TABLE: Final = TableShape(tuple(INSTANCE_COLUMNS), INSTANCE_INTEGERS)
 PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written

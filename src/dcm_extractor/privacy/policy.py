@@ -132,6 +132,34 @@ class PrivacyPolicy:
             out.append(new)
         return out
 
+    def shown_instances(self, rows: list[dict[str, Any]], project_id: int) -> list[dict[str, Any]]:
+        """What the instance table shows of a case's rows: the rows, or under
+        ``deidentify`` their copy with paths by position (``P<ProjectID>/file00004``,
+        ``member00002``), acquisition dates as StudyDate's, times blank unless dates are
+        kept, identifying ``--columns`` blank unless allowed."""
+        if not self.deidentify:
+            return rows
+        label = self.label(project_id)
+        blank = () if self.allow_phi else self.identifying_columns
+        out = []
+        for row in rows:
+            new = dict(row)
+            file, member = row["_anonymous"]
+            new["FilePath"], new["ZipMember"] = f"{label}/{file}", member
+            date = str(row.get("AcquisitionDate") or "")
+            if self.dates == "remove":
+                new["AcquisitionDate"] = ""
+            elif self.dates == "shift" and date:
+                days = self.pseudonymizer.date_shift_days(str(row.get("_PatientID") or ""))
+                new["AcquisitionDate"] = shift_date(date, days)
+            if self.dates != "keep":
+                new["AcquisitionTime"] = ""
+            for column in blank:
+                if column in new:
+                    new[column] = ""
+            out.append(new)
+        return out
+
     def primary_series(
         self, series: list[dict[str, Any]], shared: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:

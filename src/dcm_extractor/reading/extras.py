@@ -22,7 +22,15 @@ from pydicom.dataset import Dataset
 from .columns import ColumnSpec, element_text
 from .tagwalk import NEEDED
 
-__all__ = ["SERIES_KEYWORDS", "SERIES_TAGS", "TRANSFER_SYNTAX", "Extras", "dataset_extras"]
+__all__ = [
+    "INSTANCE_KEYWORDS",
+    "INSTANCE_TAGS",
+    "SERIES_KEYWORDS",
+    "SERIES_TAGS",
+    "TRANSFER_SYNTAX",
+    "Extras",
+    "dataset_extras",
+]
 
 # Read from every image for the series table (besides the fixed columns' attributes).
 SERIES_KEYWORDS: Final = (
@@ -45,6 +53,19 @@ SERIES_KEYWORDS: Final = (
     "ImageOrientationPatient",
 )
 SERIES_TAGS: Final = {keyword: int(tag_for_keyword(keyword) or 0) for keyword in SERIES_KEYWORDS}
+# Read from every DICOM object for the instance table (besides the fixed columns' and the
+# transfer syntax): what differs from image to image.
+INSTANCE_KEYWORDS: Final = (
+    "SOPClassUID",
+    "InstanceNumber",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+)
+INSTANCE_TAGS: Final = {
+    keyword: int(tag_for_keyword(keyword) or 0) for keyword in INSTANCE_KEYWORDS
+}
 TRANSFER_SYNTAX: Final = "TransferSyntaxUID"  # from the file meta group
 _BESIDES_MOST: Final = 256  # remembered tag lists (one per set of attributes a series has)
 
@@ -58,6 +79,9 @@ class Extras:
     series
         The series attributes (:data:`SERIES_KEYWORDS`) and the transfer syntax, for the
         series table and the HTML report.
+    instances
+        The instance attributes (:data:`INSTANCE_KEYWORDS`) and the transfer syntax, for
+        the instance table.
     columns
         The ``--columns`` entries, in the order given.
 
@@ -67,9 +91,15 @@ class Extras:
 
     series: bool = False
     columns: tuple[ColumnSpec, ...] = ()
+    instances: bool = False
 
     def __bool__(self) -> bool:
-        return self.series or bool(self.columns)
+        return self.series or self.instances or bool(self.columns)
+
+    @property
+    def syntax(self) -> bool:
+        """Whether each image's transfer syntax is wanted (series or instance table)."""
+        return self.series or self.instances
 
     @property
     def headers(self) -> tuple[str, ...]:
@@ -80,6 +110,8 @@ class Extras:
     def fast_tags(self) -> tuple[tuple[str, int], ...]:
         """``(key, tag)`` of every value the fast reader takes from the tags it walks."""
         wanted = dict(SERIES_TAGS) if self.series else {}
+        if self.instances:
+            wanted.update(INSTANCE_TAGS)
         for column in self.columns:
             step = column.steps[0]
             if len(column.steps) == 1 and step.creator is None and step.tag in NEEDED:
@@ -112,6 +144,8 @@ class Extras:
     def signature(self) -> str:
         """What changes a case's results (the resume manifest's fingerprint holds it)."""
         text = f"series={self.series}\x1f" + "\x1f".join(self.headers)
+        if self.instances:  # (runs without it keep the fingerprints they had)
+            text += "\x1finstances"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -121,6 +155,10 @@ def dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
     if extras.series:
         for keyword, tag in SERIES_TAGS.items():
             values[keyword] = element_text(ds, tag) if tag in ds else ""
+    if extras.instances:
+        for keyword, tag in INSTANCE_TAGS.items():
+            values[keyword] = element_text(ds, tag) if tag in ds else ""
+    if extras.syntax:
         meta = getattr(ds, "file_meta", None)
         values[TRANSFER_SYNTAX] = str(meta.get("TransferSyntaxUID", "")) if meta else ""
     for column in extras.columns:

@@ -290,7 +290,7 @@ class FastReader:
                 held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
             codec = single_codec(term_of(_value(head, found, 0x00080005)))
             self._fast_extras(extra, extras, head, found, codec, implicit, held)
-            if extras.series:
+            if extras.syntax:
                 extra[TRANSFER_SYNTAX] = syntax
         verdict = classify(fields, head, size)
         if isinstance(verdict, Skip) and verdict.reason == "no_pixel_data":

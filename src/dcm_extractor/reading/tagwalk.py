@@ -60,6 +60,8 @@ NEEDED: Final = frozenset(
         0x00180010, 0x00180015, 0x00180050, 0x00180060, 0x00180088, 0x00181030, 0x00181210,
         0x00200011, 0x00200032, 0x00200037, 0x00280030,
         0x00200052,  # FrameOfReferenceUID: identifies a series without a UID (header.series_key)
+        # the instance table's (dcm_extractor.reading.extras.INSTANCE_KEYWORDS) besides those
+        0x00080022, 0x00080032, 0x00200013,
     }
 )  # fmt: skip
 LAST_NEEDED: Final = max(NEEDED)

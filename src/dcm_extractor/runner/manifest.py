@@ -106,6 +106,7 @@ def _result_to(result: CaseResult) -> dict[str, Any]:
         "name": result.name,
         "rows": result.rows,
         "series": result.series,
+        "instances": result.instances,
         "report": [vars(entry) for entry in result.report],
         "files": result.files,
         "images": result.images,
@@ -119,9 +120,18 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
         name=str(data["name"]),
         rows=[dict(row) for row in data["rows"]],
         series=[dict(row) for row in data.get("series", [])],
+        instances=[_instance(row) for row in data.get("instances", [])],
         report=[ReportEntry(**entry) for entry in data["report"]],
         files=int(data["files"]),
         images=int(data["images"]),
         skipped=int(data["skipped"]),
         handovers={str(k): int(v) for k, v in data["handovers"].items()},
     )
+
+
+def _instance(row: dict[str, Any]) -> dict[str, Any]:
+    """An instance row as stored (JSON gives the anonymous path back as a list)."""
+    out = dict(row)
+    if isinstance(out.get("_anonymous"), list):
+        out["_anonymous"] = tuple(out["_anonymous"])
+    return out

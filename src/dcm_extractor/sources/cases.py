@@ -26,6 +26,7 @@ from ..reading.fastheader import (
     read_head,
 )
 from ..reading.fullparse import parse_failure
+from .instances import NO_ROW_REASONS, content_fingerprint, instance_row
 from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
@@ -99,6 +100,7 @@ class CaseResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     report: list[ReportEntry] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)  # with Extras(series=True)
+    instances: list[dict[str, Any]] = field(default_factory=list)  # with Extras(instances=True)
     files: int = 0  # files and zip members found
     images: int = 0  # counted as images
     skipped: int = 0  # reported, not counted (junk, duplicates, problems)
@@ -213,16 +215,17 @@ def _scan_loose(
     for path in loose:
         result.files += 1
         place = _Place(_relative(path, root), number[path])
-        judged = _judge(
-            result, place, _LooseFile(path, reading), OSError, _cannot_read, loose_header_only
-        )
+        source = _LooseFile(path, reading)
+        judged = _judge(result, place, source, OSError, _cannot_read, loose_header_only)
         if judged is None:
             continue
         verdict, uid = judged
         earlier = in_zips.get(uid) or seen_loose.get(uid)
         if earlier is not None:
             _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
+            _instance(result, place, source, verdict, "duplicate")
             continue
+        _instance(result, place, source, verdict, "")
         seen_loose[uid] = place.path
         loose_images.append(verdict)
         reading.count(verdict, loose_source)
@@ -238,6 +241,7 @@ class _Reading:
         self.extras = extras if extras else None
         self.headers = extras.headers
         self.tally = SeriesTally(extras.headers) if extras.series else None
+        self.instances = extras.instances
         # what the tally holds need not be decoded again (FastReader.inspect's ``known``)
         self.known = self.tally.settled if self.tally is not None else None
 
@@ -270,16 +274,17 @@ def _scan_zip(
         if isinstance(item, ZipProblem):
             _skip(result, place, item.reason, item.detail)
             continue
-        judged = _judge(
-            result, place, _Member(item, reading), MemberReadError, _corrupt_member, header_only
-        )
+        member = _Member(item, reading)
+        judged = _judge(result, place, member, MemberReadError, _corrupt_member, header_only)
         if judged is None:
             continue
         verdict, uid = judged
         earlier = in_zips.get(uid)
         if earlier is not None:  # the same image in an earlier zip (a copied zip: "CT (1).zip")
             _skip(result, place, "duplicate", _duplicate_detail(verdict), earlier)
+            _instance(result, place, member, verdict, "duplicate")
             continue
+        _instance(result, place, member, verdict, "")
         images.append(verdict)
         reading.count(verdict, readable(zip_path.name))
         in_zips[uid] = place.path
@@ -307,6 +312,13 @@ class _LooseFile:
     def prefix(self) -> bytes:
         return _prefix(self.path)
 
+    def known_size(self) -> int:
+        """The file's size when reading it failed before (0 if it cannot be had)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
 
 class _Member:
     """A zip member to judge, as :class:`_LooseFile`."""
@@ -323,6 +335,9 @@ class _Member:
 
     def prefix(self) -> bytes:
         return self.item.read_prefix()
+
+    def known_size(self) -> int:
+        return self.item.size
 
 
 def _judge(
@@ -341,16 +356,19 @@ def _judge(
         verdict, handed_over = source.inspect()
     except read_error as err:
         _skip(result, place, *reported(err))
+        _instance(result, place, source, None, reported(err)[0])
         return None
     except FastReaderBug:
         raise  # strict mode: a bug of the fast reader fails the case, loudly
     except Exception as err:
         _skip(result, place, "unreadable", parse_failure(err))
+        _instance(result, place, source, None, "unreadable")
         return None
     if handed_over is not None:
         result.handovers[handed_over] = result.handovers.get(handed_over, 0) + 1
     if isinstance(verdict, Skip):
         _skip(result, place, verdict.reason, verdict.detail)
+        _instance(result, place, source, verdict.facts, verdict.reason)
         if verdict.facts is not None:
             header_only.append(verdict.facts)
         return None
@@ -358,6 +376,7 @@ def _judge(
         return verdict, _identity(verdict, source.head, source.size, source.prefix)
     except read_error as err:
         _skip(result, place, *reported(err))
+        _instance(result, place, source, verdict, reported(err)[0])
         return None
 
 
@@ -371,13 +390,48 @@ def _corrupt_member(err: Exception) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class _Place:
-    """Where a file is: its real path, and a handle without names for de-identified reports."""
+    """Where a file is: its real path, and a handle without names for de-identified
+    reports; for a zip member, also the zip's and the member's apart."""
 
     path: str
     anonymous: str
+    zip_member: tuple[str, str] | None = None  # (the zip's path, the member's name)
+    anonymous_member: tuple[str, str] | None = None
 
     def member(self, name: str, index: int) -> _Place:
-        return _Place(f"{self.path}!{name}", f"{self.anonymous}!member{index:05d}")
+        handle = f"member{index:05d}"
+        return _Place(
+            f"{self.path}!{name}", f"{self.anonymous}!{handle}",
+            (self.path, name), (self.anonymous, handle),
+        )  # fmt: skip
+
+    @property
+    def where(self) -> tuple[str, str]:
+        """(file path, zip member or "")."""
+        return self.zip_member or (self.path, "")
+
+    @property
+    def anonymous_where(self) -> tuple[str, str]:
+        return self.anonymous_member or (self.anonymous, "")
+
+
+def _instance(
+    result: CaseResult,
+    place: _Place,
+    source: _LooseFile | _Member,
+    facts: ImageFacts | None,
+    reason: str,
+) -> None:
+    """The object's row of the instance table, when one is asked for (instances.py)."""
+    reading = source.reading
+    if not reading.instances or reason in NO_ROW_REASONS:
+        return
+    size = source.size or source.known_size()
+    fingerprint = content_fingerprint(source.head, size)
+    row = instance_row(
+        place.where, place.anonymous_where, size, fingerprint, facts, reason, reading.headers
+    )
+    result.instances.append(row)
 
 
 def _add_row(
