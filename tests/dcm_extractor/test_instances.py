@@ -157,3 +157,27 @@ def test_a_resumed_run_gives_the_same_rows(sample: tuple[Path, Path], tmp_path: 
     assert pq.read_table(again / "all_instances.parquet").equals(
         pq.read_table(out / "all_instances.parquet")
     )
+
+
+def test_the_study_table_is_a_group_by_of_the_instances(sample: tuple[Path, Path]) -> None:
+    _, out = sample
+    grouped = query(
+        out,
+        "SELECT StudyInstanceUID, count(DISTINCT SeriesInstanceUID) AS series, "
+        "count(*) AS images, string_agg(DISTINCT Modality, '\\' ORDER BY Modality) AS modalities "
+        "FROM instances WHERE IsImage = 'yes' GROUP BY StudyInstanceUID",
+    ).to_pylist()
+    studies = query(out, "SELECT * FROM studies").to_pylist()
+    assert {s["StudyInstanceUID"] for s in studies} == {g["StudyInstanceUID"] for g in grouped}
+    by_uid = {g["StudyInstanceUID"]: g for g in grouped}
+    for study in studies:
+        expected = by_uid[study["StudyInstanceUID"]]
+        assert study["NumberOfStudyRelatedSeries"] == expected["series"]
+        assert study["NumberOfStudyRelatedInstances"] == expected["images"]
+        assert study["ModalitiesInStudy"] == expected["modalities"]
+    with (out / "all_cases.csv").open(encoding="utf-8", newline="") as stream:
+        patients = {r["StudyInstanceUID"]: r["PatientID"] for r in csv.DictReader(stream)}
+    for study in studies:  # the patient of the study, as the case table names it
+        if study["StudyInstanceUID"] in patients:
+            assert study["PatientID"] == patients[study["StudyInstanceUID"]]
+    assert (out / "all_studies.parquet").is_file() and (out / "all_studies.csv").is_file()

@@ -38,7 +38,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_the_views_read_parquet_where_written_else_csv(outs: dict[str, Path]) -> None:
     assert {v: p.name for v, p in views_of(outs["csv"]).items()} == {
-        "cases": "all_cases.csv", "series": "all_series.csv", "problems": "extraction_report.csv",
+        "cases": "all_cases.csv", "series": "all_series.csv", "studies": "all_studies.csv",
+        "problems": "extraction_report.csv",
     }  # fmt: skip
     assert views_of(outs["parquet"])["cases"].name == "all_cases.parquet"
 

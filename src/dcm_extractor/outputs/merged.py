@@ -15,6 +15,7 @@ from ..version import __version__
 from .atomic import write_atomic
 from .cohort import Cohort
 from .htmlreport import render_report
+from .studies import STUDY_TABLE, StudyTally
 from .tables import (
     CASE_TABLE,
     INSTANCE_TABLE,
@@ -64,6 +65,7 @@ class RunOutputs:
         self.series_primary: list[TableStream] = []
         self.series_hidden: list[TableStream] = []
         self.instance_streams: list[TableStream] = []
+        self.studies = StudyTally() if options.series else None
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
         self.cohort = Cohort() if options.html_report else None
@@ -150,6 +152,8 @@ class RunOutputs:
             stream.write(series)
         for stream in self.series_hidden:
             stream.write(shared)
+        if self.studies is not None:  # what all_series.<format> holds
+            self.studies.add(series if policy.writes_identified_tables else shared)
         if self.cohort is not None:
             self.cohort.add_series(policy.primary_series(series, shared))
 
@@ -160,6 +164,14 @@ class RunOutputs:
             self.cohort.add_report(entries, self._report.labels)
 
     def commit(self) -> None:
+        if self.studies is not None:
+            rows = self.studies.rows()
+            for fmt in self.options.formats:
+                path = self.options.out / f"all_studies.{fmt}"
+                stream = TableStream(path, fmt, excel=self.options.excel, shape=STUDY_TABLE)  # type: ignore[arg-type]
+                stream.write(rows)
+                self.series_primary.append(stream)  # committed with the others, below
+            self.studies = None
         for stream in self._streams:
             stream.commit()
         self._report.commit()

@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from ..errors import DcmExtractorError
 from .atomic import AtomicFile, atomic_path
-from .tables import CASE_TABLE, SERIES_TABLE, TableShape
+from .studies import STUDY_TABLE
+from .tables import CASE_TABLE, INSTANCE_TABLE, SERIES_TABLE, TableShape
 from .xlsx import XlsxTable
 
 __all__ = [
@@ -47,8 +48,8 @@ class QueryError(DcmExtractorError):
 VIEWS: Final[dict[str, tuple[str, TableShape | None]]] = {
     "cases": ("all_cases", CASE_TABLE),
     "series": ("all_series", SERIES_TABLE),
-    "studies": ("all_studies", None),
-    "instances": ("all_instances", None),
+    "studies": ("all_studies", STUDY_TABLE),
+    "instances": ("all_instances", INSTANCE_TABLE),
     "problems": ("extraction_report", None),
 }
 OUTPUT_FORMATS: Final = {
