@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from pydicom.multival import MultiValue
 
+from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
 from dcm_extractor.outputs.query import query
 from dcm_extractor.sample import generate_dicom_dataset
@@ -181,3 +182,33 @@ def test_the_study_table_is_a_group_by_of_the_instances(sample: tuple[Path, Path
         if study["StudyInstanceUID"] in patients:
             assert study["PatientID"] == patients[study["StudyInstanceUID"]]
     assert (out / "all_studies.parquet").is_file() and (out / "all_studies.csv").is_file()
+
+
+def test_paths_hand_a_series_to_another_tool(
+    sample: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases_root, out = sample
+    zipped = (
+        query(
+            out, "SELECT SeriesInstanceUID FROM instances WHERE ZipMember <> '' AND IsImage = 'yes'"
+        )
+        .column("SeriesInstanceUID")[0]
+        .as_py()
+    )
+    sql = f"SELECT * FROM instances WHERE SeriesInstanceUID = '{zipped}' AND IsImage = 'yes'"
+    assert cli_main(["query", str(out), sql, "--paths", "-d", str(cases_root)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    expected = query(out, sql).num_rows
+    assert len(printed) == expected > 0
+    for line in printed:  # each a file, or a zip and a member in it, that pydicom reads
+        path, _, member = line.partition("::")
+        assert Path(path).is_absolute() and Path(path).is_file()
+        if member:
+            with zipfile.ZipFile(path) as archive:
+                names = {member_name(i): i for i in archive.infolist()}
+                data = archive.read(names[member])
+        else:
+            data = Path(path).read_bytes()
+        assert pydicom.dcmread(io.BytesIO(data)).SeriesInstanceUID == zipped
+    assert cli_main(["query", str(out), "SELECT 1 AS x", "--paths"]) == 1
+    assert "--paths: the query must return FilePath" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from ..outputs.query import OUTPUT_FORMATS, VIEWS, query_rows, query_to_file
+from ..outputs.query import OUTPUT_FORMATS, VIEWS, query_paths, query_rows, query_to_file
 from .common import echo
 
 HELP = (
@@ -29,9 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-rows", type=int, default=50, help="rows printed (default 50; -o writes all)"
     )
+    parser.add_argument(
+        "--paths", action="store_true",
+        help="print the files the query selects, one a line (FilePath, or FilePath::ZipMember "
+        "for zip members; the query returns FilePath and ZipMember from instances)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-d", "--data-root", type=Path,
+        help="with --paths: the run's data root, so that the paths are absolute",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.paths:
+        if args.output is not None:
+            raise argparse.ArgumentTypeError("--paths prints paths; -o writes a table: not both")
+        for path in query_paths(args.out, args.sql, args.data_root):
+            print(path)
+        return 0
     if args.output is not None:
         if args.output.suffix.lower() not in OUTPUT_FORMATS:
             raise argparse.ArgumentTypeError(

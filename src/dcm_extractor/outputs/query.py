@@ -34,6 +34,7 @@ __all__ = [
     "QueryError",
     "connect",
     "query",
+    "query_paths",
     "query_rows",
     "query_to_file",
     "views_of",
@@ -112,6 +113,40 @@ def query_rows(
 
         found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run)
         return found
+
+
+def query_paths(
+    out: str | os.PathLike[str], sql: str, data_root: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The files a query over ``instances`` selects, one string each: ``FilePath``, or
+    ``FilePath::ZipMember`` for a zip member; below ``data_root`` when given (as
+    absolute paths), else as the table holds them (relative to the run's data root).
+
+    Raises
+    ------
+    QueryError
+        The result has no ``FilePath`` column, or the SQL is refused.
+    """
+    table = query(out, sql)
+    if "FilePath" not in table.column_names:
+        raise QueryError(
+            "--paths: the query must return FilePath (and ZipMember), e.g. "
+            "SELECT FilePath, ZipMember FROM instances WHERE ..."
+        )
+    files = table.column("FilePath").to_pylist()
+    members = (
+        table.column("ZipMember").to_pylist()
+        if "ZipMember" in table.column_names
+        else [""] * len(files)
+    )
+    base = Path(data_root).resolve() if data_root is not None else None
+    found = []
+    for file, member in zip(files, members, strict=True):
+        if not file:
+            continue
+        path = str(base / file) if base is not None else str(file)
+        found.append(f"{path}::{member}" if member else path)
+    return list(dict.fromkeys(found))
 
 
 def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLike[str]) -> int:
