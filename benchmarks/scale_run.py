@@ -17,7 +17,9 @@ with this one ``--repeat`` times (this machine's timings drift by 10% between ru
 one run each proves nothing), and prints the median time of each and their ratio.
 
 ``--series`` compares, the same way, runs with ``--series --report`` (the series table
-and report.html besides the case tables) against runs without.
+and report.html besides the case tables) against runs without; ``--instances`` runs with
+``--series --instances`` (series, study and instance tables) against runs without
+(issue 32's target: <= 1.15x the time, the main process's peak memory within 10%).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from pathlib import Path
 from dcm_extractor.runner.pipeline import RunOptions, run
 data, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 more = {"series": True, "html_report": True} if sys.argv[4:] == ["series"] else {}
+if sys.argv[4:] == ["instances"]:
+    more = {"series": True, "instances": True}
 def cpu():  # user + system seconds of this process and its finished children (pool workers)
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -82,16 +86,17 @@ def dataset(files: int) -> Path:
 
 
 def extract(
-    data: Path, out: Path, workers: int, source: Path | None = None, series: bool = False
+    data: Path, out: Path, workers: int, source: Path | None = None, series: bool | str = False
 ) -> dict[str, float]:
     """One run in a fresh process; ``source``: another version's ``src`` folder;
-    ``series``: with the series table and report.html."""
+    ``series``: with the series table and report.html ("instances": with the series,
+    study and instance tables)."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(data), str(out), str(workers)]
-        + (["series"] if series else []),
+        + ([series if isinstance(series, str) else "series"] if series else []),
         capture_output=True,
         text=True,
         check=True,
@@ -107,11 +112,14 @@ def same_tables(one: Path, two: Path) -> bool:
 
 
 def against(
-    source: Path | None, counts: list[int], repeat: int, workers: int, series: bool = False
+    source: Path | None, counts: list[int], repeat: int, workers: int, series: bool | str = False
 ) -> None:
     """This version and ``source``'s (or, with ``series``, this version with and without
     the series table and report), alternately on the same data: medians and ratio."""
-    if series:
+    if series == "instances":
+        print(f"--series --instances vs without, {workers} worker(s), median of {repeat} "
+              "alternating runs")  # fmt: skip
+    elif series:
         print(f"--series --report vs without, {workers} worker(s), median of {repeat} "
               "alternating runs")  # fmt: skip
     else:
@@ -128,7 +136,7 @@ def against(
         for _ in range(repeat):
             for name, src in (("this", None), ("other", source)):
                 out = ROOT / "out" / f"scale-against-{count}-{name}"
-                result = extract(data, out, workers, src, series and name == "this")
+                result = extract(data, out, workers, src, series if name == "this" else False)
                 times[name].append(result["seconds"])
                 cpus[name].append(result["cpu"])
                 peaks[name].append(result["peak_mb"])
@@ -156,10 +164,15 @@ def main() -> None:
     parser.add_argument(
         "--series", action="store_true", help="with --series --report vs without (this version)"
     )
+    parser.add_argument(
+        "--instances", action="store_true",
+        help="with --series --instances vs without (this version)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if args.against is not None or args.series:
+    if args.against is not None or args.series or args.instances:
         counts = [args.small, args.files]
-        against(args.against, counts, args.repeat, args.workers, args.series)
+        mode: bool | str = "instances" if args.instances else args.series
+        against(args.against, counts, args.repeat, args.workers, mode)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):

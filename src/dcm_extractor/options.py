@@ -63,6 +63,7 @@ class RunOptions:
     dates: DateMode = "remove"
     series: bool = False
     instances: bool = False  # all_instances: one row per DICOM object
+    instance_formats: tuple[str, ...] = ("parquet",)  # its formats (CSV where asked)
     columns: tuple[ColumnSpec, ...] = ()
     allow_phi_columns: bool = False
     html_report: bool = False
@@ -79,6 +80,9 @@ class RunOptions:
         if unknown or not self.formats:
             given = ", ".join(self.formats) or "nothing"
             problems.append(f"formats must be some of {', '.join(FORMATS)}, got {given}")
+        if any(f not in FORMATS for f in self.instance_formats) or not self.instance_formats:
+            given = ", ".join(self.instance_formats) or "nothing"
+            problems.append(f"instance formats must be some of {', '.join(FORMATS)}, got {given}")
         cores = os.cpu_count() or 1
         most = max(WORKERS_PER_CORE * cores, WORKERS_PER_CORE)
         if not 1 <= self.workers <= most:
@@ -188,8 +192,9 @@ class RunOptions:
         for name in ("data_root", "out", "projectid_map", "manifest_dir"):
             if kwargs.get(name) is not None:
                 kwargs[name] = Path(kwargs[name])
-        if "formats" in kwargs:
-            kwargs["formats"] = tuple(kwargs["formats"])
+        for name in ("formats", "instance_formats"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
         if "columns" in kwargs:
             kwargs["columns"] = tuple(parse_column(str(c)) for c in kwargs["columns"])
         return cls(**kwargs, pseudonymizer=pseudonymizer or Pseudonymizer())

@@ -42,7 +42,7 @@ def extract(data: Path, out: Path, ids: Path, *extra: str) -> int:
 def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> None:
     ids = tmp_path / "ids.json"
     more = ["--series", "--columns", "KVP,(0009,04,GEMS_IDEN_01),PatientPosition"]
-    more += ["--instances"]
+    more += ["--instances", "--format", "csv"]  # (the instance table in CSV: asked for)
     assert extract(data, tmp_path / "local", ids, "--workers", "1", *more) == 0
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, dashboard_address=None

@@ -150,7 +150,7 @@ def test_a_resumed_run_gives_the_same_rows(sample: tuple[Path, Path], tmp_path: 
     cases_root, out = sample
     again = tmp_path / "again"
     argv = ["-d", str(cases_root), "-o", str(again), "--merge-all", "--series", "--instances"]
-    log = ["--log", str(tmp_path / "run.log")]
+    log = ["--log", str(tmp_path / "run.log"), "--format", "csv"]
     assert main([*argv, *log]) == 0
     first = (again / "all_instances.csv").read_bytes()
     assert main([*argv, *log]) == 0  # every case from the manifest this time
@@ -182,6 +182,20 @@ def test_the_study_table_is_a_group_by_of_the_instances(sample: tuple[Path, Path
         if study["StudyInstanceUID"] in patients:
             assert study["PatientID"] == patients[study["StudyInstanceUID"]]
     assert (out / "all_studies.parquet").is_file() and (out / "all_studies.csv").is_file()
+
+
+def test_the_instance_table_is_parquet_unless_formats_are_asked_for(
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cases_root, out = sample
+    assert (out / "all_instances.csv").is_file()  # --format csv,parquet asked for it
+    plain = tmp_path / "plain"
+    argv = ["-d", str(cases_root), "-o", str(plain), "--instances", "-q"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    assert sorted(p.name for p in plain.glob("all_instances.*")) == ["all_instances.parquet"]
+    meta = pq.ParquetFile(plain / "all_instances.parquet").metadata
+    assert meta.num_rows == pq.read_table(out / "all_instances.parquet").num_rows
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 1_000
 
 
 def test_paths_hand_a_series_to_another_tool(

@@ -74,8 +74,9 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         "--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese"
     )
     parser.add_argument(
-        "--format", default="csv",
-        help="merged table formats: csv,json,parquet,xlsx (xlsx: IDs stay text in Excel)",
+        "--format", default=None,
+        help="merged table formats: csv,json,parquet,xlsx (default csv; xlsx: IDs stay text "
+        "in Excel; the instance table is Parquet, and these when given)",
     )  # fmt: skip
     parser.add_argument(
         "--case-timeout", "--timeout", dest="case_timeout", type=float, default=None,
@@ -137,7 +138,8 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
 
 def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOptions:
     """The validated options (RunOptions checks them) from the parsed command line."""
-    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    given = args.format is not None
+    formats = tuple(f.strip().lower() for f in (args.format or "csv").split(",") if f.strip())
     log_path = Path(args.log)
     if log_path.is_dir():
         parser.error(f"--log {log_path}: is a folder; give a file name")
@@ -165,6 +167,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
             projectid_map=Path(args.projectid_map) if args.projectid_map else None,
             excel=args.excel,
             formats=formats,
+            instance_formats=tuple(dict.fromkeys(("parquet", *formats))) if given else ("parquet",),
             case_timeout=args.case_timeout,
             workers=args.workers,
             resume=args.resume,

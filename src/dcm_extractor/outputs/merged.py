@@ -18,6 +18,7 @@ from .htmlreport import render_report
 from .studies import STUDY_TABLE, StudyTally
 from .tables import (
     CASE_TABLE,
+    INSTANCE_ROW_GROUP,
     INSTANCE_TABLE,
     SERIES_TABLE,
     ReportStream,
@@ -80,12 +81,14 @@ class RunOutputs:
                 out / "all_series_desensitized.csv", "csv", excel=excel, shape=shape
             )
             self.series_hidden.append(hidden)
-        if options.instances:  # Parquet always (10^7 rows stay small), and the --format ones
+        if options.instances:  # Parquet (10^7 rows stay small), and where asked others
             shape = INSTANCE_TABLE.with_columns(headers)
-            for fmt in dict.fromkeys(("parquet", *options.formats)):
-                self.instance_streams.append(
-                    TableStream(out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape)  # type: ignore[arg-type]
-                )
+            for fmt in options.instance_formats:
+                stream = TableStream(
+                    out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape,  # type: ignore[arg-type]
+                    row_group=INSTANCE_ROW_GROUP,
+                )  # fmt: skip
+                self.instance_streams.append(stream)
         if not (options.merge_all or options.only_merged):
             return
         shape = CASE_TABLE.with_columns(headers)
@@ -107,7 +110,9 @@ class RunOutputs:
         write_case(self.options, result, rows)
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
-        self.instances(with_ids(result.instances, project_id), project_id)
+        for row in result.instances:  # (a case's own rows: given their ID in place)
+            row["ProjectID"] = project_id
+        self.instances(result.instances, project_id)
 
     def instances(self, rows: list[dict[str, Any]], project_id: int) -> None:
         """A case's instance rows (de-identified under --desensitize)."""

@@ -33,6 +33,7 @@ from .xlsx import XlsxTable
 
 __all__ = [
     "CASE_TABLE",
+    "INSTANCE_ROW_GROUP",
     "INSTANCE_TABLE",
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
@@ -93,6 +94,8 @@ INSTANCE_TABLE: Final = TableShape(tuple(INSTANCE_COLUMNS), INSTANCE_INTEGERS)
 PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
+# the instance table's: its rows are wider and 10^7 of them; 10,000 hold ~8 MB
+INSTANCE_ROW_GROUP: Final = 1_000
 
 TableFormat = Literal["csv", "json", "parquet", "xlsx"]
 
@@ -112,6 +115,7 @@ class TableStream(AtomicFile):
         *,
         excel: bool = False,
         shape: TableShape = CASE_TABLE,
+        row_group: int | None = None,
     ) -> None:
         if fmt not in ("csv", "json", "parquet", "xlsx"):
             raise ValueError(f"unknown table format {fmt!r}")
@@ -120,7 +124,15 @@ class TableStream(AtomicFile):
         self.names = shape.names
         self.schema = shape.schema
         self._count = 0
-        self._pending: list[dict[str, Any]] = []
+        # Parquet: the rows of the next row group, column by column (lists of plain
+        # values: a row group of 50,000 dicts would be 50,000 objects for the garbage
+        # collector to walk on every collection)
+        self._pending: dict[str, list[Any]] = {name: [] for name in self.names}
+        self._held = 0
+        self._row_group = row_group
+        self._numeric = [
+            name for name in self.names if not pa.types.is_string(self.schema.field(name).type)
+        ]
         self._parquet: pq.ParquetWriter | None = None
         self._xlsx: XlsxTable
         if fmt == "csv":
@@ -147,8 +159,11 @@ class TableStream(AtomicFile):
         elif self.fmt == "xlsx":
             self._xlsx.write([row.get(column) for column in self.names] for row in rows)
         else:
-            self._pending.extend(rows)
-            if len(self._pending) >= PARQUET_ROW_GROUP:
+            for row in rows:
+                for name, values in self._pending.items():
+                    values.append(row.get(name))
+                self._held += 1
+            if self._held >= (self._row_group or PARQUET_ROW_GROUP):
                 self._flush_parquet()
 
     def _finish(self) -> None:
@@ -157,18 +172,19 @@ class TableStream(AtomicFile):
         elif self.fmt == "json":
             self._file.write(b"\n]\n" if self._count else b"[]\n")
         elif self._parquet is not None:
-            if self._pending or self._count == 0:
+            if self._held or self._count == 0:
                 self._flush_parquet()
             self._parquet.close()
 
     def _flush_parquet(self) -> None:
         assert self._parquet is not None
-        columns = {
-            c: [_typed(row.get(c), c, self.schema) for row in self._pending] for c in self.names
-        }
+        columns = self._pending
+        for name in self._numeric:  # "" in a number column is null
+            columns[name] = [None if v == "" else v for v in columns[name]]
         self._parquet.write_table(pa.table(columns, schema=self.schema))
-        self._count += len(self._pending)
-        self._pending = []
+        self._count += self._held
+        self._pending = {name: [] for name in self.names}
+        self._held = 0
 
 
 class ReportStream(AtomicFile):
@@ -199,13 +215,6 @@ class ReportStream(AtomicFile):
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _typed(value: Any, column: str, schema: pa.Schema) -> Any:
-    """A value as its Parquet column holds it: "" in a number column is null."""
-    if value == "" and not pa.types.is_string(schema.field(column).type):
-        return None
-    return value
 
 
 def write_csv(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-from ..reading.extras import INSTANCE_KEYWORDS, TRANSFER_SYNTAX
+from ..reading.extras import TRANSFER_SYNTAX
 from ..reading.facts import ImageFacts
 
 __all__ = [
@@ -55,7 +55,6 @@ INSTANCE_COLUMNS: Final = [
 ]
 INSTANCE_INTEGERS: Final = frozenset({"ProjectID", "FileSize", "Rows", "Columns", "NumberOfFrames"})
 NO_ROW_REASONS: Final = frozenset({"not_dicom", "empty"})  # not DICOM objects: report only
-_FROM_VALUES: Final = ("StudyInstanceUID", "SeriesInstanceUID", "Modality")
 
 
 def content_fingerprint(head: bytes, size: int) -> str:
@@ -82,26 +81,38 @@ def instance_row(
     image counted, else why not; ``headers`` the ``--columns`` values to take from the
     facts. Keys starting with ``_`` are for the privacy policy, not columns.
     """
-    values = facts.values if facts is not None else {}
-    extra = facts.extra if facts is not None else {}
+    if facts is None:
+        values: dict[str, str] = {}
+        extra: dict[str, str] = {}
+        sop, rows, columns, frames = "", None, None, None
+    else:
+        values, extra = facts.values, facts.extra
+        sop, rows, columns, frames = facts.sop_instance_uid, facts.rows, facts.columns, facts.frames
+    get, got = extra.get, values.get
     row: dict[str, Any] = {
         "ProjectID": None,
         "FilePath": where[0],
         "ZipMember": where[1],
         "FileSize": size,
         "ContentFingerprint": fingerprint,
-        "SOPClassUID": extra.get("SOPClassUID", ""),
-        "SOPInstanceUID": facts.sop_instance_uid if facts is not None else "",
-        **{keyword: values.get(keyword, "") for keyword in _FROM_VALUES},
-        **{k: extra.get(k, "") for k in INSTANCE_KEYWORDS if k != "SOPClassUID"},
-        "TransferSyntaxUID": extra.get(TRANSFER_SYNTAX, ""),
-        "Rows": facts.rows if facts is not None else None,
-        "Columns": facts.columns if facts is not None else None,
-        "NumberOfFrames": facts.frames if facts is not None else None,
+        "SOPClassUID": get("SOPClassUID", ""),
+        "SOPInstanceUID": sop,
+        "StudyInstanceUID": got("StudyInstanceUID", ""),
+        "SeriesInstanceUID": got("SeriesInstanceUID", ""),
+        "Modality": got("Modality", ""),
+        "InstanceNumber": get("InstanceNumber", ""),
+        "ImagePositionPatient": get("ImagePositionPatient", ""),
+        "ImageOrientationPatient": get("ImageOrientationPatient", ""),
+        "AcquisitionDate": get("AcquisitionDate", ""),
+        "AcquisitionTime": get("AcquisitionTime", ""),
+        "TransferSyntaxUID": get(TRANSFER_SYNTAX, ""),
+        "Rows": rows,
+        "Columns": columns,
+        "NumberOfFrames": frames,
         "IsImage": "no" if reason else "yes",
         "Reason": reason,
         "_anonymous": anonymous,
-        "_PatientID": values.get("PatientID", ""),
+        "_PatientID": got("PatientID", ""),
     }
     for header in headers:
         row.setdefault(header, extra.get(header, ""))
