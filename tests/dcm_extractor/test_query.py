@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from pathlib import Path
 
 import openpyxl
@@ -29,6 +30,10 @@ def outs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert main([*argv, "--format", formats, "--log", str(root / f"{name}.log")]) == 0
         found[name] = out
     return found
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -78,6 +83,9 @@ def test_the_command_line_prints_and_writes(
     assert printed[0].split() == ["PatientID", "PatientName", "ImageCount"]
     assert [line.split()[0] for line in printed[1:-1]] == [r["PatientID"] for r in rows]
     assert printed[-1] == f"({len(rows)} rows)"
+    # the third column starts at one terminal column on every line, Chinese names or not
+    starts = {display_width(line[: line.rindex(line.split()[-1])]) for line in printed[:-1]}
+    assert len(starts) == 1 and any("孙" in line or "王" in line for line in printed)
     for suffix in (".csv", ".parquet", ".json", ".xlsx"):
         target = tmp_path / f"answer{suffix}"
         assert cli_main(["query", str(out), sql, "-o", str(target)]) == 0
