@@ -7,14 +7,19 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl.utils.escape import unescape
 
 from dcm_extractor.extractor import main
 from dcm_extractor.outputs import xlsx
@@ -149,3 +154,82 @@ def test_libreoffice_reads_the_ids_as_text(run_out: Path, tmp_path: Path) -> Non
     original = read_csv(run_out / "all_cases.csv")
     column = original[0].index("PatientID")
     assert [r[column] for r in converted] == [r[column] for r in original]
+
+
+def reference_book(path: Path, names: list[str], numeric: set[str], rows: list[list[Any]]) -> None:
+    """The same table as XlsxWriter writes it (the library this writer is checked against)."""
+    import xlsxwriter
+
+    options = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
+    book = xlsxwriter.Workbook(str(path), options)
+    sheet = book.add_worksheet(path.stem)
+    for column, name in enumerate(names):
+        sheet.write_string(0, column, name)
+    for r, values in enumerate(rows, start=1):
+        for column, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            if names[column] in numeric and isinstance(value, int | float):
+                sheet.write_number(r, column, value)
+            else:
+                sheet.write_string(r, column, str(value))
+    book.close()
+
+
+def cells_of(path: Path) -> list[list[tuple[Any, str]]]:
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    return [
+        [(unescape(c.value) if isinstance(c.value, str) else c.value, c.data_type) for c in row]
+        for row in sheet.iter_rows()
+    ]
+
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12) | st.sampled_from(
+    ["000456", "=1+1", " lead", "trail ", "_x0041_", "a\r\nb", "\x01\x1f", "张三^李四", "<&>"]
+)
+ESCAPE_LIKE = re.compile(r"_x[0-9A-Fa-f]{4}_")
+NAMES, NUMERIC = ["PatientID", "ImageCount", "PatientName", "ZExtent"], {"ImageCount", "ZExtent"}
+ROWS = st.lists(
+    st.tuples(
+        st.none() | TEXT, st.none() | st.integers(-(2**50), 2**50),
+        st.none() | TEXT, st.none() | st.floats(-1e300, 1e300),  # (XlsxWriter: 1.8e308 -> inf)
+    ),
+    max_size=15,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=ROWS)
+def test_every_cell_equals_what_xlsxwriter_writes(
+    tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    ours, theirs = tmp_path / "ours.xlsx", tmp_path / "theirs.xlsx"
+    with ours.open("wb") as target:
+        table = xlsx.XlsxTable(target, NAMES, NUMERIC, "ours")
+        table.write([list(r) for r in rows])
+        table.close()
+    got = cells_of(ours)
+    expected = [[(name, "s") for name in NAMES]] + [
+        [(None, "n") if v in (None, "") else (v, "n" if NAMES[i] in NUMERIC else "s")
+         for i, v in enumerate(r)]
+        for r in rows
+    ]  # fmt: skip
+    width = len(NAMES)
+    assert [row + [(None, "n")] * (width - len(row)) for row in got] == expected[: len(got)]
+    assert all(all(v in (None, "") for v in r) for r in rows[len(got) - 1 :])  # blank rows
+    with zipfile.ZipFile(ours) as book:  # every part well-formed XML
+        for name in book.namelist():
+            ElementTree.fromstring(book.read(name))
+    # the reference: XlsxWriter, where it writes the text as given (it leaves a literal
+    # _xHHHH_ unescaped, so a reader decodes it: ours escapes it, as ST_Xstring says)
+    if not any(isinstance(v, str) and ESCAPE_LIKE.search(v) for r in rows for v in r):
+        reference_book(theirs, NAMES, NUMERIC, [list(r) for r in rows])
+        # (XlsxWriter writes 16 significant digits, this writer repr's 17: the same double
+        # to 1e-15, ours exactly)
+        flat = [cell for row in got for cell in row]
+        reference = [cell for row in cells_of(theirs) for cell in row]
+        assert [kind for _, kind in flat] == [kind for _, kind in reference]
+        for (mine, _), (its, _) in zip(flat, reference, strict=True):
+            assert mine == (pytest.approx(its, rel=1e-15) if isinstance(its, float) else its)
