@@ -169,15 +169,7 @@ class RunOutputs:
             self.cohort.add_report(entries, self._report.labels)
 
     def commit(self) -> None:
-        if self.studies is not None:
-            rows = self.studies.rows()
-            for fmt in self.options.formats:
-                path = self.options.out / f"all_studies.{fmt}"
-                stream = TableStream(path, fmt, excel=self.options.excel, shape=STUDY_TABLE)  # type: ignore[arg-type]
-                stream.write(rows)
-                self.series_primary.append(stream)  # committed with the others, below
-            self.studies = None
-        for stream in self._streams:
+        for stream in [*self._streams, *self._study_streams()]:
             stream.commit()
         self._report.commit()
         if not self.options.privacy.writes_identified_tables and (self.primary or self.hidden):
@@ -188,6 +180,18 @@ class RunOutputs:
             log.info(
                 "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
             )
+
+    def _study_streams(self) -> list[TableStream]:
+        """all_studies in each format, its rows from the series given (none without --series)."""
+        if self.studies is None:
+            return []
+        rows, streams = self.studies.rows(), []
+        for fmt in self.options.formats:
+            path = self.options.out / f"all_studies.{fmt}"
+            stream = TableStream(path, fmt, excel=self.options.excel, shape=STUDY_TABLE)  # type: ignore[arg-type]
+            stream.write(rows)
+            streams.append(stream)
+        return streams
 
     def discard(self) -> None:
         for stream in self._streams:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..codecs import DEFAULT_LEVEL
-from ..ops.cohort import FAILURES, LAYOUTS, detect_cohort, pack_cohort, read_series_map
+from ..ops.cohort import (
+    FAILURES,
+    LAYOUTS,
+    CohortLayout,
+    detect_cohort,
+    pack_cohort,
+    read_series_map,
+)
 from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_group
 from ..ops.sources import grid_of
 from .common import UsageError, echo, level, positive, ratio, size, warn
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 "--series-uid, --source and --like are for one case; a cohort's series "
                 "come from --series-map"
             )
-        return _cohort(args, groups)
+        return _cohort(args, groups, layout)
     for flag, given in (("--scheduler", args.scheduler or args.scheduler_file),
                         ("--series-map", args.series_map),
                         ("--layout", args.layout != "auto")):  # fmt: skip
@@ -125,11 +132,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cohort(args: argparse.Namespace, groups: dict[str, str]) -> int:
+def _cohort(args: argparse.Namespace, groups: dict[str, str], layout: CohortLayout) -> int:
     """One archive per case of a cohort folder, resumable (docs/cohorts.md)."""
     series = read_series_map(args.series_map) if args.series_map else None
-    layout = detect_cohort(args.sources[0], args.layout)
-    assert layout is not None
     echo(layout.describe())
     for entry, why in layout.skipped:
         warn(f"{layout.root / entry}: not a case: {why}")
@@ -138,7 +143,7 @@ def _cohort(args: argparse.Namespace, groups: dict[str, str]) -> int:
             args.sources[0], args.output, groups=groups, level=args.level,
             workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
             overwrite=args.overwrite, strict_geometry=args.strict_geometry,
-            layout=args.layout, series=series,
+            layout=layout, series=series,
             on_start=progress.start, on_done=progress.done,
         )  # fmt: skip
     if result.unmapped:

@@ -241,7 +241,7 @@ def pack_cohort(
     scheduler_file: str | None = None,
     overwrite: bool = False,
     strict_geometry: bool = False,
-    layout: str = "auto",
+    layout: str | CohortLayout = "auto",
     series: Mapping[str, SeriesUIDs] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[PackResult | PackFailure], None] | None = None,
@@ -261,8 +261,8 @@ def pack_cohort(
         A Dask scheduler's address or JSON file: the cases run on its workers instead.
     overwrite : bool
         Replace archives in ``out_dir`` that no earlier run of this cohort wrote.
-    layout : {"auto", "folders", "label-files"}
-        How to read ``root``: :func:`detect_cohort`.
+    layout : {"auto", "folders", "label-files"} or CohortLayout
+        How to read ``root`` (:func:`detect_cohort`), or what detecting it gave already.
     series : Mapping[str, tuple], optional
         ``{case: (SeriesInstanceUID, FrameOfReferenceUID, StudyInstanceUID)}`` (the last
         two may be None; :func:`read_series_map`): recorded in each case's archive, so
@@ -276,7 +276,7 @@ def pack_cohort(
         ``root`` is not a cohort folder, or the Dask scheduler cannot be reached.
     """
     start = time.perf_counter()
-    cohort = detect_cohort(root, layout)
+    cohort = layout if isinstance(layout, CohortLayout) else detect_cohort(root, layout)
     if cohort is None:
         raise MedmaskError(
             f"{root}: not a cohort folder (one folder per case, each with .nii.gz masks, "
