@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pyarrow.parquet as pq
 import pydicom
 import pytest
+import xxhash
 from pydicom.multival import MultiValue
 
 from dcm_extractor.cli import main as cli_main
@@ -102,6 +105,8 @@ def test_every_row_is_what_pydicom_reads(sample: tuple[Path, Path]) -> None:
             continue
         dicom += 1
         assert row["FileSize"] == len(data), place
+        # XXH3-128 of the first 16 KiB seeded with the size, by the xxhash library itself
+        assert row["ContentFingerprint"] == xxhash.xxh3_128_hexdigest(data[:16384], len(data))
         if row["Reason"]:
             assert reasons[location] == row["Reason"] and row["IsImage"] == "no", place
         else:
@@ -226,3 +231,32 @@ def test_paths_hand_a_series_to_another_tool(
         assert pydicom.dcmread(io.BytesIO(data)).SeriesInstanceUID == zipped
     assert cli_main(["query", str(out), "SELECT 1 AS x", "--paths"]) == 1
     assert "--paths: the query must return FilePath" in capsys.readouterr().err
+
+
+def test_every_format_holds_the_same_instance_rows(
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """CSV, JSON and xlsx (openpyxl reads it) hold the Parquet table's cells: the rows are
+    written column by column, so a column shifted or dropped in one writer shows here."""
+    cases_root, _ = sample
+    out = tmp_path / "out"
+    argv = ["-d", str(cases_root), "-o", str(out), "--instances", "-q"]
+    argv += ["--columns", "PatientName,StudyDate", "--format", "csv,json,parquet,xlsx"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    expected = pq.read_table(out / "all_instances.parquet").to_pylist()
+    names = list(expected[0])
+    assert names == [*INSTANCE_COLUMNS, "PatientName", "StudyDate"]
+    assert any(r["PatientName"] for r in expected) and any(r["Rows"] is None for r in expected)
+    as_text = [{k: "" if v is None else str(v) for k, v in r.items()} for r in expected]
+    with (out / "all_instances.csv").open(encoding="utf-8", newline="") as stream:
+        assert list(csv.DictReader(stream)) == as_text
+    assert json.loads((out / "all_instances.json").read_text(encoding="utf-8")) == expected
+    sheet = openpyxl.load_workbook(out / "all_instances.xlsx", read_only=True).active
+    assert sheet is not None
+    cells = list(sheet.iter_rows(values_only=True))
+    assert list(cells[0]) == names
+    width = len(names)  # (read-only openpyxl ends a row at its last cell written)
+    padded = [[*row, *[None] * (width - len(row))] for row in cells[1:]]
+    assert [["" if v is None else v for v in row] for row in padded] == [
+        ["" if v is None else v for v in r.values()] for r in expected
+    ]

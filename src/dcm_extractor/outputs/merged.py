@@ -11,6 +11,7 @@ from typing import Any
 
 from ..options import RunOptions
 from ..sources.cases import CaseResult, ReportEntry
+from ..sources.instances import InstanceRows
 from ..version import __version__
 from .atomic import write_atomic
 from .cohort import Cohort
@@ -110,17 +111,15 @@ class RunOutputs:
         write_case(self.options, result, rows)
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
-        for row in result.instances:  # (a case's own rows: given their ID in place)
-            row["ProjectID"] = project_id
         self.instances(result.instances, project_id)
 
-    def instances(self, rows: list[dict[str, Any]], project_id: int) -> None:
+    def instances(self, rows: InstanceRows, project_id: int) -> None:
         """A case's instance rows (de-identified under --desensitize)."""
         if not rows or not self.instance_streams:
             return
-        shown = self.options.privacy.shown_instances(rows, project_id)
+        shown = self.options.privacy.shown_instances(rows.columns(project_id), project_id)
         for stream in self.instance_streams:
-            stream.write(shown)
+            stream.write_columns(shown, len(rows))
 
     def finish(self, summary: Mapping[str, Any], seconds: float) -> None:
         """Commit the streamed files; then deidentification.json and (when asked for)

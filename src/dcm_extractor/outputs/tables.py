@@ -166,6 +166,27 @@ class TableStream(AtomicFile):
             if self._held >= (self._row_group or PARQUET_ROW_GROUP):
                 self._flush_parquet()
 
+    def write_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
+        """Append ``count`` rows given column by column (a column not given is empty):
+        the same file as :meth:`write` of the rows, without a dict per row."""
+        if self.fmt == "parquet":
+            for name, values in self._pending.items():
+                given = columns.get(name)
+                values.extend([None] * count if given is None else given)
+            self._held += count
+            if self._held >= (self._row_group or PARQUET_ROW_GROUP):
+                self._flush_parquet()
+        elif self.fmt == "csv":
+            blank = [""] * count
+            ordered = [columns.get(name, blank) for name in self.names]
+            self._csv.writerows([[_text(v) for v in row] for row in zip(*ordered, strict=True)])
+        else:
+            names = [name for name in self.names if name in columns]
+            self.write(
+                dict(zip(names, row, strict=True))
+                for row in zip(*(columns[name] for name in names), strict=True)
+            )
+
     def _finish(self) -> None:
         if self.fmt == "xlsx":
             self._xlsx.close()

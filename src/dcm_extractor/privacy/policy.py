@@ -7,7 +7,7 @@ instead of each reading the ``desensitize`` flag and deciding on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -132,33 +132,38 @@ class PrivacyPolicy:
             out.append(new)
         return out
 
-    def shown_instances(self, rows: list[dict[str, Any]], project_id: int) -> list[dict[str, Any]]:
-        """What the instance table shows of a case's rows: the rows, or under
-        ``deidentify`` their copy with paths by position (``P<ProjectID>/file00004``,
+    def shown_instances(
+        self, columns: dict[str, Sequence[Any]], project_id: int
+    ) -> dict[str, Sequence[Any]]:
+        """What the instance table shows of a case's rows, given column by column
+        (:meth:`InstanceRows.columns <dcm_extractor.sources.instances.InstanceRows.columns>`):
+        the columns, or under ``deidentify`` paths by position (``P<ProjectID>/file00004``,
         ``member00002``), acquisition dates as StudyDate's, times blank unless dates are
         kept, identifying ``--columns`` blank unless allowed."""
         if not self.deidentify:
-            return rows
+            return columns
+        count = len(columns["ProjectID"])
+        blank = [""] * count
         label = self.label(project_id)
-        blank = () if self.allow_phi else self.identifying_columns
-        out = []
-        for row in rows:
-            new = dict(row)
-            file, member = row["_anonymous"]
-            new["FilePath"], new["ZipMember"] = f"{label}/{file}", member
-            date = str(row.get("AcquisitionDate") or "")
-            if self.dates == "remove":
-                new["AcquisitionDate"] = ""
-            elif self.dates == "shift" and date:
-                days = self.pseudonymizer.date_shift_days(str(row.get("_PatientID") or ""))
-                new["AcquisitionDate"] = shift_date(date, days)
-            if self.dates != "keep":
-                new["AcquisitionTime"] = ""
-            for column in blank:
-                if column in new:
-                    new[column] = ""
-            out.append(new)
-        return out
+        shown = dict(columns)
+        shown["FilePath"] = [f"{label}/{file}" for file in columns["_AnonymousFile"]]
+        shown["ZipMember"] = columns["_AnonymousMember"]
+        if self.dates == "remove":
+            shown["AcquisitionDate"] = blank
+        elif self.dates == "shift":
+            days = self.pseudonymizer.date_shift_days
+            shown["AcquisitionDate"] = [
+                shift_date(str(date), days(str(patient))) if date else ""
+                for date, patient in zip(
+                    columns["AcquisitionDate"], columns["_PatientID"], strict=True
+                )
+            ]
+        if self.dates != "keep":
+            shown["AcquisitionTime"] = blank
+        for column in () if self.allow_phi else self.identifying_columns:
+            if column in shown:
+                shown[column] = blank
+        return shown
 
     def primary_series(
         self, series: list[dict[str, Any]], shared: list[dict[str, Any]]

@@ -145,7 +145,7 @@ class Extras:
         """What changes a case's results (the resume manifest's fingerprint holds it)."""
         text = f"series={self.series}\x1f" + "\x1f".join(self.headers)
         if self.instances:  # (runs without it keep the fingerprints they had)
-            text += "\x1finstances"
+            text += "\x1finstances/xxh3"  # ContentFingerprint: XXH3-128 (was SHA-256)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from ..outputs.atomic import write_atomic
 from ..sources.cases import CaseResult, ReportEntry
+from ..sources.instances import INSTANCE_COLUMNS, PRIVATE_COLUMNS, InstanceRows
 from ..sources.walk import WalkProblem, walk_case_files
 from ..version import __version__
 
@@ -106,7 +107,7 @@ def _result_to(result: CaseResult) -> dict[str, Any]:
         "name": result.name,
         "rows": result.rows,
         "series": result.series,
-        "instances": result.instances,
+        "instances": {"names": result.instances.names, "rows": result.instances.rows},
         "report": [vars(entry) for entry in result.report],
         "files": result.files,
         "images": result.images,
@@ -120,7 +121,7 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
         name=str(data["name"]),
         rows=[dict(row) for row in data["rows"]],
         series=[dict(row) for row in data.get("series", [])],
-        instances=[_instance(row) for row in data.get("instances", [])],
+        instances=_instances(data.get("instances")),
         report=[ReportEntry(**entry) for entry in data["report"]],
         files=int(data["files"]),
         images=int(data["images"]),
@@ -129,9 +130,15 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
     )
 
 
-def _instance(row: dict[str, Any]) -> dict[str, Any]:
-    """An instance row as stored (JSON gives the anonymous path back as a list)."""
-    out = dict(row)
-    if isinstance(out.get("_anonymous"), list):
-        out["_anonymous"] = tuple(out["_anonymous"])
-    return out
+def _instances(stored: Any) -> InstanceRows:
+    """A case's instance rows as stored: the names of their columns and the rows as lists.
+    Rows stored under other names (another version's columns) are not these rows: the
+    case is read again."""
+    if not stored:
+        return InstanceRows()
+    names = tuple(stored["names"])
+    headers = names[len(INSTANCE_COLUMNS) - 1 : len(names) - len(PRIVATE_COLUMNS)]
+    rows = InstanceRows(headers, [tuple(row) for row in stored["rows"]])
+    if rows.names != names or any(len(row) != len(names) for row in rows.rows):
+        raise ValueError("instance rows of other columns")
+    return rows

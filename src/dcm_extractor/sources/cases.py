@@ -26,7 +26,7 @@ from ..reading.fastheader import (
     read_head,
 )
 from ..reading.fullparse import parse_failure
-from .instances import NO_ROW_REASONS, content_fingerprint, instance_row
+from .instances import NO_ROW_REASONS, InstanceRows, content_fingerprint
 from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
@@ -100,7 +100,7 @@ class CaseResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     report: list[ReportEntry] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)  # with Extras(series=True)
-    instances: list[dict[str, Any]] = field(default_factory=list)  # with Extras(instances=True)
+    instances: InstanceRows = field(default_factory=InstanceRows)  # with Extras(instances=True)
     files: int = 0  # files and zip members found
     images: int = 0  # counted as images
     skipped: int = 0  # reported, not counted (junk, duplicates, problems)
@@ -169,6 +169,8 @@ def scan_case(
     root = Path(data_root) if data_root is not None else case.parent
     result = CaseResult(readable(case.name))  # names that are not UTF-8: names.py
     reading = _Reading(extras or Extras(), reader or FastReader())
+    if reading.instances:
+        result.instances = InstanceRows(reading.headers)
     found = list(walk_case_files(case))
     number = {  # names-free handle of every entry
         (item.path if isinstance(item, WalkProblem) else item): f"file{index:05d}"
@@ -428,10 +430,7 @@ def _instance(
         return
     size = source.size or source.known_size()
     fingerprint = content_fingerprint(source.head, size)
-    row = instance_row(
-        place.where, place.anonymous_where, size, fingerprint, facts, reason, reading.headers
-    )
-    result.instances.append(row)
+    result.instances.add(place.where, place.anonymous_where, size, fingerprint, facts, reason)
 
 
 def _add_row(

@@ -9,15 +9,21 @@ Every file and zip member the scan judges gets a row - an image counted, a copy 
 Column names are DICOM keywords where DICOM has one, so that a local index joins IDC's
 (idc-index) by StudyInstanceUID and SeriesInstanceUID. IDs, UIDs, dates and times are
 text, as read; ``FileSize``, ``Rows``, ``Columns`` and ``NumberOfFrames`` are numbers.
-``ContentFingerprint`` is the SHA-256 of the file's size and its first 16 KiB (the bytes
-the fast reader reads anyway; the whole file when it is smaller): equal for copies of a
-file, without reading whole images.
+``ContentFingerprint`` is the XXH3-128 hash (hex) of the file's first 16 KiB (the bytes the
+fast reader reads anyway; the whole file when it is smaller) with the file's size as its
+seed: equal for copies of a file, without reading whole images. XXH3 rather than SHA-256:
+it is a fingerprint for finding copies, not a seal against forgery, and SHA-256 of 16 KiB
+cost ~10 us a file, more than the rest of the row (``benchmarks/scale_run.py
+--instances``); XXH3-128 costs 0.5 us, and 128 bits make a chance collision among 10^9
+files about 10^-21.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from typing import Any, Final
+
+import xxhash
 
 from ..reading.extras import TRANSFER_SYNTAX
 from ..reading.facts import ImageFacts
@@ -26,8 +32,9 @@ __all__ = [
     "INSTANCE_COLUMNS",
     "INSTANCE_INTEGERS",
     "NO_ROW_REASONS",
+    "PRIVATE_COLUMNS",
+    "InstanceRows",
     "content_fingerprint",
-    "instance_row",
 ]
 
 INSTANCE_COLUMNS: Final = [
@@ -55,65 +62,134 @@ INSTANCE_COLUMNS: Final = [
 ]
 INSTANCE_INTEGERS: Final = frozenset({"ProjectID", "FileSize", "Rows", "Columns", "NumberOfFrames"})
 NO_ROW_REASONS: Final = frozenset({"not_dicom", "empty"})  # not DICOM objects: report only
+# Held with each row for the privacy policy (the paths by position, the patient whose date
+# shift applies), never written as columns.
+PRIVATE_COLUMNS: Final = ("_AnonymousFile", "_AnonymousMember", "_PatientID")
 
 
 def content_fingerprint(head: bytes, size: int) -> str:
-    """SHA-256 (hex) of the file's size and its first bytes as read (``head``)."""
-    digest = hashlib.sha256(size.to_bytes(8, "little"))
-    digest.update(head)
-    return digest.hexdigest()
+    """XXH3-128 (32 hex digits) of a file's first bytes as read (``head``), seeded with its
+    size in bytes.
 
-
-def instance_row(
-    where: tuple[str, str],
-    anonymous: tuple[str, str],
-    size: int,
-    fingerprint: str,
-    facts: ImageFacts | None,
-    reason: str,
-    headers: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """One object's row.
-
-    ``where`` is (file path below the data root, zip member or ""), ``anonymous`` the same
-    without names (``file00004``, ``member00002``: what de-identified tables show);
-    ``facts`` its header values (None when it could not be read); ``reason`` "" for an
-    image counted, else why not; ``headers`` the ``--columns`` values to take from the
-    facts. Keys starting with ``_`` are for the privacy policy, not columns.
+    Examples
+    --------
+    >>> content_fingerprint(b"DICM", 4) == content_fingerprint(b"DICM", 4)
+    True
+    >>> content_fingerprint(b"DICM", 4) == content_fingerprint(b"DICM", 5)
+    False
     """
-    if facts is None:
-        values: dict[str, str] = {}
-        extra: dict[str, str] = {}
-        sop, rows, columns, frames = "", None, None, None
-    else:
-        values, extra = facts.values, facts.extra
-        sop, rows, columns, frames = facts.sop_instance_uid, facts.rows, facts.columns, facts.frames
-    get, got = extra.get, values.get
-    row: dict[str, Any] = {
-        "ProjectID": None,
-        "FilePath": where[0],
-        "ZipMember": where[1],
-        "FileSize": size,
-        "ContentFingerprint": fingerprint,
-        "SOPClassUID": get("SOPClassUID", ""),
-        "SOPInstanceUID": sop,
-        "StudyInstanceUID": got("StudyInstanceUID", ""),
-        "SeriesInstanceUID": got("SeriesInstanceUID", ""),
-        "Modality": got("Modality", ""),
-        "InstanceNumber": get("InstanceNumber", ""),
-        "ImagePositionPatient": get("ImagePositionPatient", ""),
-        "ImageOrientationPatient": get("ImageOrientationPatient", ""),
-        "AcquisitionDate": get("AcquisitionDate", ""),
-        "AcquisitionTime": get("AcquisitionTime", ""),
-        "TransferSyntaxUID": get(TRANSFER_SYNTAX, ""),
-        "Rows": rows,
-        "Columns": columns,
-        "NumberOfFrames": frames,
-        "IsImage": "no" if reason else "yes",
-        "Reason": reason,
-        "_anonymous": anonymous,
-        "_PatientID": got("PatientID", ""),
-    }
-    for header in headers:
-        row.setdefault(header, extra.get(header, ""))
-    return row
+    digest: str = xxhash.xxh3_128_hexdigest(head, seed=size)
+    return digest
+
+
+class InstanceRows:
+    """A case's instance rows, one tuple per object, in the order of :attr:`names`.
+
+    Tuples rather than dicts: a run of 10^7 objects builds 10^7 of them, and the writers
+    take the rows column by column (:meth:`columns`), so no row is looked up by key.
+    ``ProjectID`` is not held (the case's, given when the rows are written); the last
+    :data:`PRIVATE_COLUMNS` are for the privacy policy, never a table's columns.
+
+    Parameters
+    ----------
+    headers
+        The ``--columns`` headers, after the standard columns (those named like one are
+        that column).
+    rows
+        Rows already made (a stored manifest's), in the order of :attr:`names`.
+    """
+
+    __slots__ = ("headers", "names", "rows")
+
+    def __init__(
+        self, headers: Sequence[str] = (), rows: list[tuple[Any, ...]] | None = None
+    ) -> None:
+        self.headers = tuple(h for h in dict.fromkeys(headers) if h not in INSTANCE_COLUMNS)
+        self.names: tuple[str, ...] = (*INSTANCE_COLUMNS[1:], *self.headers, *PRIVATE_COLUMNS)
+        self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InstanceRows):
+            return NotImplemented
+        return self.names == other.names and self.rows == other.rows
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable)
+
+    def __repr__(self) -> str:
+        return f"InstanceRows({len(self.rows)} rows, headers={self.headers!r})"
+
+    def add(
+        self,
+        where: tuple[str, str],
+        anonymous: tuple[str, str],
+        size: int,
+        fingerprint: str,
+        facts: ImageFacts | None,
+        reason: str,
+    ) -> None:
+        """One object's row.
+
+        ``where`` is (file path below the data root, zip member or ""), ``anonymous`` the
+        same without names (``file00004``, ``member00002``: what de-identified tables
+        show); ``facts`` its header values (None when it could not be read); ``reason`` ""
+        for an image counted, else why not.
+        """
+        if facts is None:
+            get = got = _EMPTY.get
+            sop, rows, columns, frames = "", None, None, None
+        else:
+            get, got = facts.extra.get, facts.values.get
+            sop, rows, columns, frames = (
+                facts.sop_instance_uid,
+                facts.rows,
+                facts.columns,
+                facts.frames,
+            )
+        row: tuple[Any, ...] = (
+            where[0],
+            where[1],
+            size,
+            fingerprint,
+            get("SOPClassUID", ""),
+            sop,
+            got("StudyInstanceUID", ""),
+            got("SeriesInstanceUID", ""),
+            got("Modality", ""),
+            get("InstanceNumber", ""),
+            get("ImagePositionPatient", ""),
+            get("ImageOrientationPatient", ""),
+            get("AcquisitionDate", ""),
+            get("AcquisitionTime", ""),
+            get(TRANSFER_SYNTAX, ""),
+            rows,
+            columns,
+            frames,
+            "no" if reason else "yes",
+            reason,
+        )
+        if self.headers:
+            row += tuple(get(header, "") for header in self.headers)
+        self.rows.append((*row, anonymous[0], anonymous[1], got("PatientID", "")))
+
+    def columns(self, project_id: int | None = None) -> dict[str, Sequence[Any]]:
+        """The rows column by column (``ProjectID`` first, ``project_id`` in every row),
+        the private columns included."""
+        count = len(self.rows)
+        if count:
+            transposed = zip(*self.rows, strict=True)
+            by_name: dict[str, Sequence[Any]] = dict(zip(self.names, transposed, strict=True))
+        else:
+            by_name = {name: () for name in self.names}
+        return {"ProjectID": [project_id] * count, **by_name}
+
+    def dicts(self, project_id: int | None = None) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by column (``ProjectID`` first), the private columns
+        included."""
+        names = ("ProjectID", *self.names)
+        return [dict(zip(names, (project_id, *row), strict=True)) for row in self.rows]
+
+
+_EMPTY: Final[dict[str, str]] = {}
