@@ -120,28 +120,32 @@ def test_both_readers_give_values_as_dicom_writes_them(
 
 
 def test_decoded_values_are_remembered_within_a_bound() -> None:
-    """Values repeat within a series, so the reader remembers decoded ones, but a case of
-    10^5 files with a distinct value each must not grow the memory."""
+    """Values repeat within a series, so the reader remembers those it decoded in the
+    file's character set, but a case of 10^5 files with a distinct value each must not
+    grow the memory. ASCII text is taken as it is (nothing to remember)."""
     extras = Extras(series=True)
     reader = FastReader()
     memo = reader.decoded
     tag = 0x0008103E  # SeriesDescription: one per series, distinct across a cohort
-    values = [f"series {n:05d}".encode() for n in range(3 * memo.most)]
-    head = b"".join(values)
-    start = 0
-    for value in values:
+    charset = {0x00080005: b"GB18030"}
+    for n in range(3 * memo.most):
+        value = f"序列 {n:05d}".encode("gb18030")
         out: dict[str, str] = {}
-        found = {tag: (b"LO", start, len(value))}
-        reader._fast_extras(out, extras, head, found, None, False, frozenset())
-        assert out["SeriesDescription"] == value.decode()
-        start += len(value)
+        found = {tag: (b"LO", 0, len(value)), 0x00080005: (b"CS", 0, 7)}
+        reader._fast_extras(out, extras, {tag: value, **charset}, found, False, frozenset())
+        assert out["SeriesDescription"] == f"序列 {n:05d}"
     assert 0 < len(memo.by_tag[tag]) <= memo.most
     per_image = 0x00200032  # ImagePositionPatient: never remembered
-    found = {per_image: (b"DS", 0, 6)}
     out = {}
-    reader._fast_extras(out, extras, b"1\\2\\3 ", found, None, False, frozenset())
+    found = {per_image: (b"DS", 0, 6)}
+    reader._fast_extras(out, extras, {per_image: b"1\\2\\3 "}, found, False, frozenset())
     assert out["ImagePositionPatient"] == "1\\2\\3"
     assert per_image not in memo.by_tag
+    ascii_tag = 0x00181030  # ProtocolName in ASCII: taken inline, not remembered
+    out = {}
+    found = {ascii_tag: (b"LO", 0, 5)}
+    reader._fast_extras(out, extras, {ascii_tag: b"CHEST"}, found, False, frozenset())
+    assert out["ProtocolName"] == "CHEST" and ascii_tag not in memo.by_tag
 
 
 def test_strict_mode_catches_a_planted_bug_that_the_default_mode_hides(

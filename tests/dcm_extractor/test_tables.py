@@ -11,6 +11,7 @@ from pathlib import Path
 import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,9 +31,12 @@ def reference_csv(rows: list[dict[str, object]], excel: bool) -> bytes:
     """The CSV as the csv module writes it in one go."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n" if excel else "\n")
+    quoted = csv.writer(buffer, lineterminator="\r\n" if excel else "\n", quoting=csv.QUOTE_ALL)
     writer.writerow(FIXED_COLUMNS)
     for r in rows:
-        writer.writerow(["" if r.get(c) is None else str(r.get(c)) for c in FIXED_COLUMNS])
+        cells = ["" if r.get(c) is None else str(r.get(c)) for c in FIXED_COLUMNS]
+        # a bare CR is quoted by csv only where the terminator holds one: such rows quoted
+        (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
     return buffer.getvalue().encode("utf-8-sig" if excel else "utf-8")
 
 
@@ -54,6 +58,11 @@ def test_streams_equal_one_go_writes(
             for part in parts:
                 stream.write(part)
         assert (tmp_path / "t.csv").read_bytes() == reference_csv(rows, excel)
+        with (tmp_path / "t.csv").open(encoding="utf-8-sig", newline="") as back:
+            cells = list(csv.reader(back))  # every cell back as written (a CR too)
+        assert cells[1:] == [
+            ["" if r[c] is None else str(r[c]) for c in FIXED_COLUMNS] for r in rows
+        ]
     with TableStream(tmp_path / "t.json", "json") as stream:
         for part in parts:
             stream.write(part)
@@ -103,4 +112,86 @@ def test_a_failed_stream_leaves_the_old_file(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == "previous run\n"
     assert [p.name for p in tmp_path.iterdir()] == ["all_cases.csv"]  # no temp left
     with pytest.raises(ValueError, match="unknown table format"):
-        TableStream(target, "ods")  # type: ignore[arg-type]
+        TableStream(target, "ods")
+
+
+SHAPE = tables.TableShape(
+    ("ID", "Name", "Size", "Spacing"), frozenset({"ID", "Size"}), frozenset({"Spacing"})
+)
+mixed = st.fixed_dictionaries(
+    {
+        "ID": number,
+        "Name": text,
+        "Size": number,
+        "Spacing": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    }
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(mixed, max_size=10), cuts=st.lists(st.integers(0, 10), max_size=3))
+def test_rows_given_column_by_column_make_the_same_files(
+    tmp_path: Path, rows: list[dict[str, object]], cuts: list[int]
+) -> None:
+    """write_columns (the instance table's way) writes what write() of the rows does, in
+    every format; CSV cells are what str() gives (floats too), None an empty cell."""
+    for fmt in ("csv", "json", "parquet", "xlsx"):
+        by_rows, by_columns = tmp_path / f"rows.{fmt}", tmp_path / f"columns.{fmt}"
+        with TableStream(by_rows, fmt, shape=SHAPE) as stream:
+            for part in batches(rows, cuts):
+                stream.write(part)
+        with TableStream(by_columns, fmt, shape=SHAPE) as stream:
+            for part in batches(rows, cuts):
+                given_columns = {n: [r[n] for r in part] for n in ("ID", "Name", "Spacing")}
+                stream.write_columns(given_columns, len(part))  # "Size" not given: empty
+        if fmt == "parquet":
+            assert pq.read_table(by_columns).to_pylist() == [{**r, "Size": None} for r in rows]
+        elif fmt == "xlsx":
+            back = openpyxl.load_workbook(by_columns)["columns"]
+            expected = openpyxl.load_workbook(by_rows)["rows"]
+            assert [c.value for c in back[1]] == list(SHAPE.names)
+            assert [[c.value for c in row] for row in back.iter_rows(max_row=1 + len(rows))] == [
+                [None if i == 2 and n else c.value for i, c in enumerate(row)]
+                for n, row in enumerate(expected.iter_rows(max_row=1 + len(rows)))
+            ]
+        else:
+            blank = [{**r, "Size": None} for r in rows]
+            with TableStream(tmp_path / f"blank.{fmt}", fmt, shape=SHAPE) as stream:
+                stream.write(blank)
+            assert by_columns.read_bytes() == (tmp_path / f"blank.{fmt}").read_bytes()
+    with (tmp_path / "rows.csv").open(encoding="utf-8", newline="") as stream:
+        cells = list(csv.reader(stream))[1:]
+    assert cells == [["" if r[n] is None else str(r[n]) for n in SHAPE.names] for r in rows]
+
+
+def test_a_carriage_return_in_a_value_or_a_file_name_stays_in_its_cell(tmp_path: Path) -> None:
+    """A bare CR (ImageComments is LT: it may hold one; Linux file names may too) would end
+    the row for any CSV reader unless quoted: case, instance and report CSVs read back
+    cell for cell."""
+    from dcm_extractor.extractor import main
+    from dcm_extractor.sample import generate_dicom_dataset
+
+    root = generate_dicom_dataset(
+        tmp_path / "s", showcase=False, bulk_cases=1, series_per_case=1
+    ).cases_root
+    case = next(root.iterdir())
+    for path in (p for p in case.rglob("*") if p.is_file() and p.suffix != ".zip"):
+        ds = pydicom.dcmread(path)
+        ds.ImageComments = "left\rright"
+        ds.save_as(path)
+    (case / "note\rold.txt").write_bytes(b"not DICOM")
+    out = tmp_path / "out"
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "--instances", "-q"]
+    argv += ["--columns", "ImageComments", "--format", "csv", "--log", str(tmp_path / "l.log")]
+    assert main(argv) == 0
+
+    def read(name: str) -> list[dict[str, str]]:
+        with (out / name).open(encoding="utf-8", newline="") as stream:
+            return list(csv.DictReader(stream))
+
+    assert {r["ImageComments"] for r in read("all_cases.csv")} == {"left\rright"}
+    instances = read("all_instances.csv")
+    assert instances and {r["ImageComments"] for r in instances} == {"left\rright"}
+    assert any(r["location"].endswith("note\rold.txt") for r in read("extraction_report.csv"))

@@ -137,7 +137,12 @@ class TableStream(AtomicFile):
         self._xlsx: XlsxTable
         if fmt == "csv":
             terminator = "\r\n" if excel else "\n"
-            self._csv = csv.writer(self._text_file(excel), lineterminator=terminator)
+            text = self._text_file(excel)
+            self._csv = csv.writer(text, lineterminator=terminator)
+            # csv quotes a field with a line break of its terminator only: a bare CR (a
+            # text value may hold one) would end the row for every reader. Rows with one
+            # are written with every field quoted.
+            self._csv_quoted = csv.writer(text, lineterminator=terminator, quoting=csv.QUOTE_ALL)
             self._csv.writerow(self.names)
         elif fmt == "parquet":
             self._parquet = pq.ParquetWriter(self._file, self.schema)
@@ -149,7 +154,10 @@ class TableStream(AtomicFile):
         """Append ``rows`` (dicts keyed by column; missing columns are empty)."""
         if self.fmt == "csv":
             for row in rows:
-                self._csv.writerow([_text(row.get(column)) for column in self.names])
+                # (csv writes None as "" and any other value as str() - floats by repr(),
+                # the same in Python 3: the values go to it as they are)
+                cells = [row.get(column) for column in self.names]
+                self._csv_row(cells)
         elif self.fmt == "json":
             for row in rows:
                 record = {column: row.get(column) for column in self.names}
@@ -179,13 +187,23 @@ class TableStream(AtomicFile):
         elif self.fmt == "csv":
             blank = [""] * count
             ordered = [columns.get(name, blank) for name in self.names]
-            self._csv.writerows([[_text(v) for v in row] for row in zip(*ordered, strict=True)])
+            if any(_has_cr(column) for column in ordered):
+                for cells in zip(*ordered, strict=True):
+                    self._csv_row(cells)
+            else:
+                self._csv.writerows(zip(*ordered, strict=True))
         else:
             names = [name for name in self.names if name in columns]
             self.write(
                 dict(zip(names, row, strict=True))
                 for row in zip(*(columns[name] for name in names), strict=True)
             )
+
+    def _csv_row(self, cells: Sequence[Any]) -> None:
+        if any(cell.__class__ is str and "\r" in cell for cell in cells):
+            self._csv_quoted.writerow(cells)
+        else:
+            self._csv.writerow(cells)
 
     def _finish(self) -> None:
         if self.fmt == "xlsx":
@@ -223,19 +241,19 @@ class ReportStream(AtomicFile):
     ) -> None:
         super().__init__(path)
         self.labels = labels
-        self._writer = csv.DictWriter(
-            self._text_file(excel), fieldnames=REPORT_COLUMNS, lineterminator="\n"
+        text = self._text_file(excel)
+        self._writer = csv.DictWriter(text, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        self._quoted = csv.DictWriter(  # (lines naming a file with a CR: see TableStream)
+            text, fieldnames=REPORT_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
         )
         self._writer.writeheader()
 
     def write(self, entries: Iterable[ReportEntry]) -> None:
         """Append report lines."""
         for entry in entries:
-            self._writer.writerow(entry.to_dict(self.labels))
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+            line = entry.to_dict(self.labels)
+            writer = self._quoted if _has_cr(list(line.values())) else self._writer
+            writer.writerow(line)
 
 
 def write_csv(
@@ -278,3 +296,11 @@ def write_report(
     """
     with ReportStream(path, excel=excel, labels=labels) as stream:
         stream.write(entries)
+
+
+def _has_cr(values: Sequence[Any]) -> bool:
+    """Whether a text among ``values`` holds a carriage return."""
+    try:
+        return "\r" in "".join(values)  # (a column of text: one pass in C)
+    except TypeError:
+        return any(value.__class__ is str and "\r" in value for value in values)

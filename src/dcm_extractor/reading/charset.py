@@ -36,6 +36,7 @@ from .facts import TEXT_TAGS
 
 __all__ = [
     "COLUMN_VRS",
+    "TEXT_VRS",
     "column_text",
     "column_texts",
     "is_decode_warning",
@@ -219,6 +220,8 @@ _TEXT_VRS: Final = frozenset(
     {b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"LT", b"SH", b"ST", b"TM",
      b"UC", b"UI", b"UR", b"UT"}
 )  # fmt: skip
+TEXT_VRS: Final = _TEXT_VRS
+"""The VRs whose values :func:`plain_value` reads as text (as the file spells them)."""
 _SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
 _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
 

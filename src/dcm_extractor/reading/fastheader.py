@@ -34,7 +34,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from .charset import COLUMN_VRS, column_texts, plain_value, single_codec, term_of
+from .charset import COLUMN_VRS, TEXT_VRS, column_texts, plain_value, single_codec, term_of
 from .columns import ColumnSpec, value_text
 from .extras import TRANSFER_SYNTAX, Extras
 from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
@@ -282,14 +282,14 @@ class FastReader:
             raise HandOverError("encapsulated")
         meta_class = _ascii(meta.get(0x00020002, b""))
         extra: dict[str, str] = {}  # filled below: the facts hold this dict
-        fields = _fields(head, found, pixel, meta_class, implicit, extra)
+        raw = _raw_values(head, found)
+        fields = _fields(raw, found, pixel, meta_class, implicit, extra)
         if extras is not None:  # (an empty Extras reads nothing: no tags, no series)
             held = _NOTHING
             if known is not None:
                 text = fields.text
                 held = known(text.get("StudyInstanceUID", ""), text.get("SeriesInstanceUID", ""))
-            codec = single_codec(term_of(_value(head, found, 0x00080005)))
-            self._fast_extras(extra, extras, head, found, codec, implicit, held)
+            self._fast_extras(extra, extras, raw, found, implicit, held)
             if extras.syntax:
                 extra[TRANSFER_SYNTAX] = syntax
         verdict = classify(fields, head, size)
@@ -304,37 +304,53 @@ class FastReader:
         self,
         values: dict[str, str],
         extras: Extras,
-        head: bytes,
+        raw: dict[int, bytes],
         found: Found,
-        codec: str | None,
         implicit: bool,
         held: frozenset[str],
     ) -> None:
         """Put into ``values`` the extra values among the walked tags but ``held``, as
         :func:`~.columns.value_text` writes pydicom's values: plain text by
-        :func:`.charset.plain_value`, anything else decoded by pydicom."""
+        :func:`.charset.plain_value`, anything else decoded by pydicom.
+
+        ASCII text in a text VR the file names (nearly every value: UIDs, numbers, codes,
+        dates) is taken inline, as :func:`.charset.plain_value` would; the rest goes through
+        it with the file's character set (read once, when first needed) and the memo of
+        values decoded before."""
         hard: list[tuple[str, int]] = []
         decoded = self.decoded
+        codec: str | None = None
+        codec_read = False
         for key, tag in extras.fast_tags_besides(held):
-            where = found.get(tag)
-            if where is None:
+            value = raw.get(tag)
+            if value is None:
                 values[key] = ""
                 continue
-            file_vr, start, length = where
-            raw = head[start : start + length]
-            text = decoded.get(tag, raw, file_vr, codec)
-            if text is not None:
-                values[key] = text
+            file_vr = found[tag][0]
+            if file_vr in TEXT_VRS and value.isascii():  # plain_value's first case, inline
+                text = value.decode("ascii")
+                if text[-1:] == "\x00":  # a UID's padding
+                    text = text[:-1]
+                if text.isprintable():
+                    bare = text.strip(" ")
+                    if " " not in bare:
+                        values[key] = bare
+                        continue
+            if not codec_read:
+                codec, codec_read = single_codec(term_of(raw.get(0x00080005, b""))), True
+            memo = decoded.get(tag, value, file_vr, codec)
+            if memo is not None:
+                values[key] = memo
                 continue
-            text = plain_value(raw, file_vr or _dictionary_vr(tag), codec)
-            if text is None:
+            decoded_text = plain_value(value, file_vr or _dictionary_vr(tag), codec)
+            if decoded_text is None:
                 hard.append((key, tag))
                 continue
-            values[key] = text
-            if tag not in _PER_IMAGE:
-                decoded.put(tag, raw, file_vr, codec, text)
+            values[key] = decoded_text
+            if tag not in _PER_IMAGE:  # (never the same twice: not kept)
+                decoded.put(tag, value, file_vr, codec, decoded_text)
         if hard:
-            values.update(_hard_extras(head, found, hard, implicit))
+            values.update(_hard_extras(raw, found, hard, implicit))
 
     def _walk_dataset(
         self, head: bytes, position: int, implicit: bool, size: int
@@ -409,13 +425,6 @@ def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str
 _NOTHING: Final = frozenset[str]()
 
 
-def _value(head: bytes, found: Found, tag: int) -> bytes:
-    if tag not in found:
-        return b""
-    _, start, length = found[tag]
-    return head[start : start + length]
-
-
 # Values that differ from image to image (positions, numbers, times, UIDs): not remembered.
 _PER_IMAGE: Final = frozenset(
     {0x00080013, 0x00080018, 0x00080032, 0x00080033, 0x00200013, 0x00200032, 0x00201041}
@@ -423,7 +432,7 @@ _PER_IMAGE: Final = frozenset(
 
 
 def _hard_extras(
-    head: bytes, found: Found, hard: list[tuple[str, int]], implicit: bool
+    raw: dict[int, bytes], found: Found, hard: list[tuple[str, int]], implicit: bool
 ) -> dict[str, str]:
     """Extra values pydicom decodes: other VRs, escape sequences, unknown character sets."""
     values: dict[str, str] = {}
@@ -432,16 +441,14 @@ def _hard_extras(
         file_vr, start, length = found[tag]
         key_tag = BaseTag(tag)
         raw_vr = None if file_vr is None else file_vr.decode("ascii")
-        subset[key_tag] = RawDataElement(
-            key_tag, raw_vr, length, head[start : start + length], start, implicit, True
-        )
+        subset[key_tag] = RawDataElement(key_tag, raw_vr, length, raw[tag], start, implicit, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for key, tag in hard:
             try:
                 values[key] = value_text(subset[tag].value)
             except Exception:  # a value pydicom cannot convert: shown as hex
-                values[key] = value_text(_value(head, found, tag))
+                values[key] = value_text(raw[tag])
     return values
 
 
@@ -468,20 +475,25 @@ def _check_text_vrs(found: Found) -> None:
             raise HandOverError("malformed", "a text column in a VR that is not text")
 
 
-def _fields(
-    head: bytes,
-    found: Found,
-    pixel: PixelInfo | None,
-    meta_class: str,
-    implicit: bool,
-    extra: dict[str, str],
-) -> HeaderFields:
+def _raw_values(head: bytes, found: Found) -> dict[int, bytes]:
+    """The value bytes of every element found, by tag (all of them within ``head``)."""
     end = len(head)
     raw: dict[int, bytes] = {}
     for tag, (_, start, length) in found.items():
         if start + length > end:
             raise HandOverError("beyond_head", "a needed element")
         raw[tag] = head[start : start + length]
+    return raw
+
+
+def _fields(
+    raw: dict[int, bytes],
+    found: Found,
+    pixel: PixelInfo | None,
+    meta_class: str,
+    implicit: bool,
+    extra: dict[str, str],
+) -> HeaderFields:
     text, notes, hard = column_texts(raw, term_of(raw.get(0x00080005, b"")))
     undecodable: tuple[str, ...] = ()
     if hard:

@@ -137,7 +137,7 @@ def _instances(stored: Any) -> InstanceRows:
     if not stored:
         return InstanceRows()
     names = tuple(stored["names"])
-    headers = names[len(INSTANCE_COLUMNS) - 1 : len(names) - len(PRIVATE_COLUMNS)]
+    headers = names[len(INSTANCE_COLUMNS) - 1 + len(PRIVATE_COLUMNS) :]
     rows = InstanceRows(headers, [tuple(row) for row in stored["rows"]])
     if rows.names != names or any(len(row) != len(names) for row in rows.rows):
         raise ValueError("instance rows of other columns")

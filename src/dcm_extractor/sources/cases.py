@@ -26,7 +26,7 @@ from ..reading.fastheader import (
     read_head,
 )
 from ..reading.fullparse import parse_failure
-from .instances import NO_ROW_REASONS, InstanceRows, content_fingerprint
+from .instances import NO_ROW_REASONS, InstanceRows
 from .names import readable
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
@@ -429,8 +429,7 @@ def _instance(
     if not reading.instances or reason in NO_ROW_REASONS:
         return
     size = source.size or source.known_size()
-    fingerprint = content_fingerprint(source.head, size)
-    result.instances.add(place.where, place.anonymous_where, size, fingerprint, facts, reason)
+    result.instances.add(place.where, place.anonymous_where, size, source.head, facts, reason)
 
 
 def _add_row(

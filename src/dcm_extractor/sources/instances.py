@@ -21,6 +21,7 @@ files about 10^-21.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import xxhash
@@ -78,8 +79,45 @@ def content_fingerprint(head: bytes, size: int) -> str:
     >>> content_fingerprint(b"DICM", 4) == content_fingerprint(b"DICM", 5)
     False
     """
-    digest: str = xxhash.xxh3_128_hexdigest(head, seed=size)
+    digest: str = xxhash.xxh3_128_hexdigest(head, size)
     return digest
+
+
+# The keys an object's row takes from its header values (ImageFacts.extra and .values), and
+# how the row's tuple is laid out: the values of one source side by side, so that one
+# itemgetter call takes them all.
+_FROM_EXTRA: Final = (
+    "SOPClassUID",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    TRANSFER_SYNTAX,
+)
+_FROM_VALUES: Final = ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "PatientID")
+_LAYOUT: Final = (
+    "FilePath",
+    "ZipMember",
+    "FileSize",
+    "ContentFingerprint",
+    "SOPInstanceUID",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "IsImage",
+    "Reason",
+    *_FROM_EXTRA,
+    *_FROM_VALUES[:-1],
+    "_PatientID",
+    "_AnonymousFile",
+    "_AnonymousMember",
+)
+_take_extra: Final = itemgetter(*_FROM_EXTRA)
+_take_values: Final = itemgetter(*_FROM_VALUES)
+_NO_EXTRA: Final = ("",) * len(_FROM_EXTRA)
+_NO_VALUES: Final = ("",) * len(_FROM_VALUES)
+_fingerprint: Final = xxhash.xxh3_128_hexdigest  # content_fingerprint without the call
 
 
 class InstanceRows:
@@ -87,8 +125,9 @@ class InstanceRows:
 
     Tuples rather than dicts: a run of 10^7 objects builds 10^7 of them, and the writers
     take the rows column by column (:meth:`columns`), so no row is looked up by key.
-    ``ProjectID`` is not held (the case's, given when the rows are written); the last
-    :data:`PRIVATE_COLUMNS` are for the privacy policy, never a table's columns.
+    ``ProjectID`` is not held (the case's, given when the rows are written); the
+    :data:`PRIVATE_COLUMNS` are for the privacy policy, never a table's columns. The
+    order of :attr:`names` is not the table's (the writers place columns by name).
 
     Parameters
     ----------
@@ -105,7 +144,7 @@ class InstanceRows:
         self, headers: Sequence[str] = (), rows: list[tuple[Any, ...]] | None = None
     ) -> None:
         self.headers = tuple(h for h in dict.fromkeys(headers) if h not in INSTANCE_COLUMNS)
-        self.names: tuple[str, ...] = (*INSTANCE_COLUMNS[1:], *self.headers, *PRIVATE_COLUMNS)
+        self.names: tuple[str, ...] = (*_LAYOUT, *self.headers)
         self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
 
     def __len__(self) -> int:
@@ -126,7 +165,7 @@ class InstanceRows:
         where: tuple[str, str],
         anonymous: tuple[str, str],
         size: int,
-        fingerprint: str,
+        head: bytes,
         facts: ImageFacts | None,
         reason: str,
     ) -> None:
@@ -134,45 +173,46 @@ class InstanceRows:
 
         ``where`` is (file path below the data root, zip member or ""), ``anonymous`` the
         same without names (``file00004``, ``member00002``: what de-identified tables
-        show); ``facts`` its header values (None when it could not be read); ``reason`` ""
-        for an image counted, else why not.
+        show); ``head`` the object's first bytes as read (its fingerprint's,
+        :func:`content_fingerprint`); ``facts`` its header values (None when it could not
+        be read); ``reason`` "" for an image counted, else why not.
         """
         if facts is None:
-            get = got = _EMPTY.get
             sop, rows, columns, frames = "", None, None, None
+            extra, values = _NO_EXTRA, _NO_VALUES
         else:
-            get, got = facts.extra.get, facts.values.get
             sop, rows, columns, frames = (
                 facts.sop_instance_uid,
                 facts.rows,
                 facts.columns,
                 facts.frames,
             )
-        row: tuple[Any, ...] = (
-            where[0],
-            where[1],
+            try:
+                extra = _take_extra(facts.extra)
+            except KeyError:  # (a header read without the instance attributes)
+                extra = tuple(facts.extra.get(key, "") for key in _FROM_EXTRA)
+            try:
+                values = _take_values(facts.values)
+            except KeyError:
+                values = tuple(facts.values.get(key, "") for key in _FROM_VALUES)
+        row = (
+            *where,
             size,
-            fingerprint,
-            get("SOPClassUID", ""),
+            _fingerprint(head, size),
             sop,
-            got("StudyInstanceUID", ""),
-            got("SeriesInstanceUID", ""),
-            got("Modality", ""),
-            get("InstanceNumber", ""),
-            get("ImagePositionPatient", ""),
-            get("ImageOrientationPatient", ""),
-            get("AcquisitionDate", ""),
-            get("AcquisitionTime", ""),
-            get(TRANSFER_SYNTAX, ""),
             rows,
             columns,
             frames,
             "no" if reason else "yes",
             reason,
+            *extra,
+            *values,
+            *anonymous,
         )
         if self.headers:
+            get = (facts.extra if facts is not None else {}).get
             row += tuple(get(header, "") for header in self.headers)
-        self.rows.append((*row, anonymous[0], anonymous[1], got("PatientID", "")))
+        self.rows.append(row)
 
     def columns(self, project_id: int | None = None) -> dict[str, Sequence[Any]]:
         """The rows column by column (``ProjectID`` first, ``project_id`` in every row),
@@ -184,12 +224,3 @@ class InstanceRows:
         else:
             by_name = {name: () for name in self.names}
         return {"ProjectID": [project_id] * count, **by_name}
-
-    def dicts(self, project_id: int | None = None) -> list[dict[str, Any]]:
-        """The rows as dicts keyed by column (``ProjectID`` first), the private columns
-        included."""
-        names = ("ProjectID", *self.names)
-        return [dict(zip(names, (project_id, *row), strict=True)) for row in self.rows]
-
-
-_EMPTY: Final[dict[str, str]] = {}

@@ -20,6 +20,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any, Final
 
 from ..reading.extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
@@ -152,7 +153,22 @@ class SeriesTally:
         series.frames += image.frames
         series.syntaxes.setdefault(extra.get(TRANSFER_SYNTAX, ""), None)
         series.sources.setdefault(source, None)
-        _add_position(series, extra)
+        # the image's position along the series' normal (per image: kept inline)
+        text = extra.get("ImageOrientationPatient", "")
+        if (text != series.orientation_text or series.orientation is None) and not _orient(
+            series, text
+        ):
+            return
+        normal = series.normal
+        if normal is None:
+            return
+        try:  # (a ValueError when not 3 numbers)
+            x, y, z = map(float, extra.get("ImagePositionPatient", "").split("\\"))
+        except ValueError:
+            return
+        along = x * normal[0] + y * normal[1] + z * normal[2]
+        if isfinite(along):
+            series.positions.append(along)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per series, sorted by StudyInstanceUID, then SeriesNumber (as a number,
@@ -197,30 +213,21 @@ def _order(row: dict[str, Any]) -> tuple[str, float, str, str]:
     )
 
 
-def _add_position(series: _Series, extra: dict[str, str]) -> None:
-    text = extra.get("ImageOrientationPatient", "")
-    if text != series.orientation_text or series.orientation is None:  # parse when it changes
-        orientation = _numbers(text, 6)
-        if orientation is None:
-            return
-        if series.orientation is None:
-            series.orientation = orientation
-            series.normal = _normal(orientation)
-        elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
-            _SAME_DIRECTION
-        ):
-            series.mixed = True
-        series.orientation_text = text
-    normal = series.normal
-    if normal is None:
-        return
-    try:  # the one value read per image: parsed inline (a ValueError when not 3 numbers)
-        x, y, z = map(float, extra.get("ImagePositionPatient", "").split("\\"))
-    except ValueError:
-        return
-    along = x * normal[0] + y * normal[1] + z * normal[2]
-    if math.isfinite(along):
-        series.positions.append(along)
+def _orient(series: _Series, text: str) -> bool:
+    """A series' orientation from an image's (when it is the first, or differs from the
+    one before): False when the text is not six numbers (the image gives no position)."""
+    orientation = _numbers(text, 6)
+    if orientation is None:
+        return False
+    if series.orientation is None:
+        series.orientation = orientation
+        series.normal = _normal(orientation)
+    elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
+        _SAME_DIRECTION
+    ):
+        series.mixed = True
+    series.orientation_text = text
+    return True
 
 
 def _numbers(text: str, count: int) -> tuple[float, ...] | None:
