@@ -74,3 +74,29 @@ def test_a_case_whose_process_dies_fails_alone_with_the_reason(tmp_path: Path) -
     assert killed
     assert caught.value.case == "case"
     assert caught.value.reason == f"its process died (exit code {-signal.SIGKILL})"
+
+
+def test_the_pool_holds_a_few_batches_not_the_whole_run(tmp_path: Path) -> None:
+    """Results wait in the main process until their cases are taken: the pool submits a
+    few batches ahead of the one being taken and lets each go after its last case, so
+    the rows held do not grow with the run (they did: every result was kept to the end)."""
+    from dcm_extractor.runner.batches import case_batches
+    from dcm_extractor.runner.executors import WorkerPool
+    from dcm_extractor.sources.cases import scan_case
+
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=12, showcase=False).cases_root
+    cases = sorted(root.iterdir())
+    batches = [[case] for case in cases]  # one case a batch: 12 batches for 2 workers
+    assert case_batches(cases, 2) == batches
+    pool = WorkerPool(batches, root, None, 2)
+    try:
+        most_held = 0
+        for number, batch in enumerate(batches):
+            result = pool.outcome(number, 0, batch[0].name)
+            assert result == scan_case(batch[0], root)  # the same as scanned here
+            held = sum(future is not None for future in pool.futures)
+            most_held = max(most_held, held)
+            assert pool.futures[number] is None  # its only case taken: let go
+        assert 0 < most_held <= pool.ahead + 1 < len(batches)
+    finally:
+        pool.shutdown()

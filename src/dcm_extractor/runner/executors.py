@@ -52,8 +52,20 @@ class WorkerPool:
             "fork" if sys.platform.startswith("linux") else "spawn"
         )
         self.pool = self._new_pool()
-        self.futures: list[Future[BatchResult]] = [self._submit(b) for b in batches]
+        # batches in flight: submitted ahead of the one being taken, a few per worker (a
+        # result waits in this process until its cases are taken: all at once would
+        # hold the whole run's rows when the workers run ahead of the writing)
+        self.ahead = max(2, 2 * workers)
+        self.futures: list[Future[BatchResult] | None] = [None] * len(batches)
+        self._left = [len(batch) for batch in batches]  # cases of each batch not yet taken
+        self._submitted = 0
+        self._submit_up_to(self.ahead)
         self.restarts = 0
+
+    def _submit_up_to(self, end: int) -> None:
+        while self._submitted < min(end, len(self.batches)):
+            self.futures[self._submitted] = self._submit(self.batches[self._submitted])
+            self._submitted += 1
 
     def _new_pool(self) -> ProcessPoolExecutor:
         """Worker processes that end with this one, however it ends (die_with_parent)."""
@@ -68,19 +80,26 @@ class WorkerPool:
         return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
 
     def outcome(self, number: int, index: int, case: str) -> CaseResult:
-        """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError."""
+        """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError.
+
+        Each case is taken once; a batch's result is let go when its last case is taken."""
+        self._submit_up_to(number + 1 + self.ahead)
         future = self.futures[number]
+        assert future is not None, f"batch {number} taken after its last case"
         if isinstance(future.exception(), BrokenProcessPool):  # waits for the batch
             future = self._recover(number)
+        self._left[number] -= 1
+        if not self._left[number]:
+            self.futures[number] = None
         return batch_outcome(case, future, index, "its worker process died")
 
     def _recover(self, number: int) -> Future[BatchResult]:
         broken, self.pool = self.pool, self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
         self.restarts += 1
-        for later in range(number + 1, len(self.batches)):
+        for later in range(number + 1, self._submitted):
             future = self.futures[later]
-            if not future.done() or future.exception() is not None:
+            if future is not None and (not future.done() or future.exception() is not None):
                 self.futures[later] = self._submit(self.batches[later])
         batch = self.batches[number]
         log.warning(
