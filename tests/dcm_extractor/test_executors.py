@@ -100,3 +100,28 @@ def test_the_pool_holds_a_few_batches_not_the_whole_run(tmp_path: Path) -> None:
         assert 0 < most_held <= pool.ahead + 1 < len(batches)
     finally:
         pool.shutdown()
+
+
+def test_instance_runs_go_in_small_batches_and_give_the_tables_of_one_process(
+    tmp_path: Path,
+) -> None:
+    """With --instances a batch is at most INSTANCE_BATCH_CASES cases (its result waits
+    whole in the main process); the pooled run's tables are the in-process run's."""
+    import pyarrow.parquet as pq
+
+    from dcm_extractor.runner.batches import INSTANCE_BATCH_CASES, case_batches
+
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=10, showcase=False).cases_root
+    cases = sorted(root.iterdir())
+    assert max(map(len, case_batches(cases * 40, 1, INSTANCE_BATCH_CASES))) == 4
+    assert max(map(len, case_batches(cases * 40, 1))) == 25  # 400 cases / 16 batches
+    ids = tmp_path / "ids.json"
+    for name, workers in (("one", 1), ("two", 2)):
+        options = RunOptions(
+            root, tmp_path / name, merge_all=True, workers=workers, projectid_map=ids,
+            instances=True, series=True, formats=("csv", "parquet"),
+        )  # fmt: skip
+        run(options)
+    assert _tables(tmp_path / "one") == _tables(tmp_path / "two")
+    one, two = (pq.read_table(tmp_path / n / "all_instances.parquet") for n in ("one", "two"))
+    assert one.num_rows > 0 and one.equals(two)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DcmExtractorError
 from ..sources.cases import CaseResult
-from .batches import batch_outcome, case_batches
+from .batches import MAX_BATCH_CASES, batch_outcome, case_batches
 from .isolation import CaseFailedError
 
 __all__ = ["ClusterError", "scan_on_cluster"]
@@ -46,8 +46,9 @@ def scan_on_cluster(
     scan: Callable[[list[Path]], list[CaseResult | CaseFailedError]],
     address: str | None,
     scheduler_file: str | None,
+    most: int = MAX_BATCH_CASES,
 ) -> tuple[dict[str, Callable[[], CaseResult]], Callable[[], None]]:
-    """Submit ``case_dirs`` in batches.
+    """Submit ``case_dirs`` in batches (of at most ``most`` cases).
 
     Returns a callable per case giving its result (or raising
     :class:`~dcm_extractor.runner.isolation.CaseFailedError`), and one that closes the client.
@@ -55,7 +56,7 @@ def scan_on_cluster(
     client = _client(address, scheduler_file)
     try:
         workers = max(1, sum(client.nthreads().values()))
-        batches = case_batches(case_dirs, workers)
+        batches = case_batches(case_dirs, workers, most)
         futures = client.map(scan, batches, pure=False)
     except BaseException:
         client.close()

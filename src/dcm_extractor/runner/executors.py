@@ -18,7 +18,15 @@ from ..options import RunOptions
 from ..reading.extras import Extras
 from ..reading.fastheader import FastReader
 from ..sources.cases import CaseResult
-from .batches import DEFAULT_CASE_LIMIT, batch_outcome, case_batches, scan_batch, scan_one
+from .batches import (
+    DEFAULT_CASE_LIMIT,
+    INSTANCE_BATCH_CASES,
+    MAX_BATCH_CASES,
+    batch_outcome,
+    case_batches,
+    scan_batch,
+    scan_one,
+)
 from .cluster import scan_on_cluster
 from .isolation import CaseFailedError, die_with_parent
 
@@ -132,6 +140,7 @@ def scan_all(
     reader = FastReader()  # the cases scanned in this process share it
     pending: dict[str, Callable[[], CaseResult]] = {}
     pool: WorkerPool | None = None
+    most = INSTANCE_BATCH_CASES if options.instances else MAX_BATCH_CASES
     close_client = None
     if options.scheduler or options.scheduler_file:
         pending, close_client = scan_on_cluster(
@@ -139,10 +148,10 @@ def scan_all(
             functools.partial(
                 scan_batch, root=root, timeout=options.case_timeout, extras=extras
             ),
-            options.scheduler, options.scheduler_file,
+            options.scheduler, options.scheduler_file, most,
         )  # fmt: skip
     elif options.workers > 1 and len(todo) > 1:
-        batches = case_batches(todo, options.workers)
+        batches = case_batches(todo, options.workers, most)
         pool = WorkerPool(batches, root, options.case_timeout, options.workers, extras)
         for number, batch in enumerate(batches):
             for index, case_dir in enumerate(batch):
