@@ -251,9 +251,11 @@ def test_every_format_holds_the_same_instance_rows(
     with (out / "all_instances.csv").open(encoding="utf-8", newline="") as stream:
         assert list(csv.DictReader(stream)) == as_text
     assert json.loads((out / "all_instances.json").read_text(encoding="utf-8")) == expected
-    sheet = openpyxl.load_workbook(out / "all_instances.xlsx", read_only=True).active
+    book = openpyxl.load_workbook(out / "all_instances.xlsx", read_only=True)
+    sheet = book.active
     assert sheet is not None
     cells = list(sheet.iter_rows(values_only=True))
+    book.close()  # (read-only: the file stays open until closed)
     assert list(cells[0]) == names
     width = len(names)  # (read-only openpyxl ends a row at its last cell written)
     padded = [[*row, *[None] * (width - len(row))] for row in cells[1:]]

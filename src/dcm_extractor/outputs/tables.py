@@ -94,7 +94,8 @@ INSTANCE_TABLE: Final = TableShape(tuple(INSTANCE_COLUMNS), INSTANCE_INTEGERS)
 PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
-# the instance table's: its rows are wider and 10^7 of them; 10,000 hold ~8 MB
+# the instance table's first row groups (they grow with the table: TableStream): its rows
+# are wider and 10^7 of them; 10,000 hold ~8 MB
 INSTANCE_ROW_GROUP: Final = 1_000
 
 TableFormat = Literal["csv", "json", "parquet", "xlsx"]
@@ -106,6 +107,12 @@ class TableStream(AtomicFile):
     Produces exactly the bytes of :func:`write_csv` / :func:`write_json` (and the same
     table as :func:`write_parquet`) for the same rows, without holding them all.
     Used as a context manager, an exception discards the temporary file.
+
+    Parquet row groups hold :data:`PARQUET_ROW_GROUP` rows, or ``row_group`` rows growing
+    with the table: a hundredth of the rows written so far, up to ten times
+    ``row_group`` (the writer keeps the footer in memory, ~18 KB a row group of the
+    instance table: 10^7 rows in groups of 1,000 would hold ~180 MB of it, ~22 MB so; the
+    rows waiting for a group cost memory too, so small tables keep small groups).
     """
 
     def __init__(
@@ -171,7 +178,7 @@ class TableStream(AtomicFile):
                 for name, values in self._pending.items():
                     values.append(row.get(name))
                 self._held += 1
-            if self._held >= (self._row_group or PARQUET_ROW_GROUP):
+            if self._held >= self._group_rows():
                 self._flush_parquet()
 
     def write_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
@@ -182,7 +189,7 @@ class TableStream(AtomicFile):
                 given = columns.get(name)
                 values.extend([None] * count if given is None else given)
             self._held += count
-            if self._held >= (self._row_group or PARQUET_ROW_GROUP):
+            if self._held >= self._group_rows():
                 self._flush_parquet()
         elif self.fmt == "csv":
             blank = [""] * count
@@ -198,6 +205,11 @@ class TableStream(AtomicFile):
                 dict(zip(names, row, strict=True))
                 for row in zip(*(columns[name] for name in names), strict=True)
             )
+
+    def _group_rows(self) -> int:
+        if self._row_group is None:
+            return PARQUET_ROW_GROUP
+        return max(self._row_group, min(10 * self._row_group, self._count // 100))
 
     def _csv_row(self, cells: Sequence[Any]) -> None:
         if any(cell.__class__ is str and "\r" in cell for cell in cells):
