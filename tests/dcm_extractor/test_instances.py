@@ -262,3 +262,14 @@ def test_every_format_holds_the_same_instance_rows(
     assert [["" if v is None else v for v in row] for row in padded] == [
         ["" if v is None else v for v in r.values()] for r in expected
     ]
+
+
+def test_the_row_layout_holds_every_column_once() -> None:
+    """InstanceRows lays a row out its own way (values of one source side by side): every
+    table column but ProjectID and every private column, once, then the --columns."""
+    from dcm_extractor.sources.instances import PRIVATE_COLUMNS, InstanceRows
+
+    names = InstanceRows(("PatientName", "Modality")).names
+    assert len(names) == len(set(names))
+    assert set(names[:-1]) == {*INSTANCE_COLUMNS[1:], *PRIVATE_COLUMNS}
+    assert names[-1] == "PatientName"  # Modality is the table's own column
