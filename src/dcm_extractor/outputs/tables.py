@@ -212,7 +212,7 @@ class TableStream(AtomicFile):
         return max(self._row_group, min(10 * self._row_group, self._count // 100))
 
     def _csv_row(self, cells: Sequence[Any]) -> None:
-        if any(cell.__class__ is str and "\r" in cell for cell in cells):
+        if _cr_in(cells):
             self._csv_quoted.writerow(cells)
         else:
             self._csv.writerow(cells)
@@ -315,4 +315,9 @@ def _has_cr(values: Sequence[Any]) -> bool:
     try:
         return "\r" in "".join(values)  # (a column of text: one pass in C)
     except TypeError:
-        return any(value.__class__ is str and "\r" in value for value in values)
+        return _cr_in(values)
+
+
+def _cr_in(values: Sequence[Any]) -> bool:
+    """:func:`_has_cr` for values of any type, one by one."""
+    return any(value.__class__ is str and "\r" in value for value in values)

@@ -216,17 +216,16 @@ def _plausible(text: str) -> float:
     return good / max(1, len(text))
 
 
-_TEXT_VRS: Final = frozenset(
+TEXT_VRS: Final = frozenset(
     {b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"LT", b"SH", b"ST", b"TM",
      b"UC", b"UI", b"UR", b"UT"}
 )  # fmt: skip
-TEXT_VRS: Final = _TEXT_VRS
 """The VRs whose values :func:`plain_value` reads as text (as the file spells them)."""
 _SINGLE_VALUED: Final = frozenset({b"LT", b"ST", b"UT", b"UR"})  # a backslash is text there
 _CHARSET_VRS: Final = frozenset({b"LO", b"LT", b"SH", b"ST", b"UC", b"UT"})
 
 
-_COLUMN_VRS: Final = frozenset({*_TEXT_VRS, b"PN", b"UN"})
+_COLUMN_VRS: Final = frozenset({*TEXT_VRS, b"PN", b"UN"})
 COLUMN_VRS: Final = frozenset({*_COLUMN_VRS, *(vr.decode("ascii") for vr in _COLUMN_VRS)})
 """The VRs :func:`column_text` reads (rule 0), as ``bytes`` (the fast walk's) and ``str``."""
 
@@ -255,7 +254,7 @@ def plain_value(raw: bytes, vr: bytes, codec: str | None) -> str | None:
     >>> plain_value(b"\\x01\\x00", b"US", None) is None
     True
     """
-    if vr not in _TEXT_VRS or b"\x1b" in raw:
+    if vr not in TEXT_VRS or b"\x1b" in raw:
         return None
     if raw.isascii():
         text = raw.decode("ascii")

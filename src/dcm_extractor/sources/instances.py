@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, Final
 
-import xxhash
+from xxhash import xxh3_128_hexdigest
 
 from ..reading.extras import TRANSFER_SYNTAX
 from ..reading.facts import ImageFacts
@@ -35,7 +35,6 @@ __all__ = [
     "NO_ROW_REASONS",
     "PRIVATE_COLUMNS",
     "InstanceRows",
-    "content_fingerprint",
 ]
 
 INSTANCE_COLUMNS: Final = [
@@ -66,21 +65,6 @@ NO_ROW_REASONS: Final = frozenset({"not_dicom", "empty"})  # not DICOM objects: 
 # Held with each row for the privacy policy (the paths by position, the patient whose date
 # shift applies), never written as columns.
 PRIVATE_COLUMNS: Final = ("_AnonymousFile", "_AnonymousMember", "_PatientID")
-
-
-def content_fingerprint(head: bytes, size: int) -> str:
-    """XXH3-128 (32 hex digits) of a file's first bytes as read (``head``), seeded with its
-    size in bytes.
-
-    Examples
-    --------
-    >>> content_fingerprint(b"DICM", 4) == content_fingerprint(b"DICM", 4)
-    True
-    >>> content_fingerprint(b"DICM", 4) == content_fingerprint(b"DICM", 5)
-    False
-    """
-    digest: str = xxhash.xxh3_128_hexdigest(head, size)
-    return digest
 
 
 # The keys an object's row takes from its header values (ImageFacts.extra and .values), and
@@ -117,7 +101,6 @@ _take_extra: Final = itemgetter(*_FROM_EXTRA)
 _take_values: Final = itemgetter(*_FROM_VALUES)
 _NO_EXTRA: Final = ("",) * len(_FROM_EXTRA)
 _NO_VALUES: Final = ("",) * len(_FROM_VALUES)
-_fingerprint: Final = xxhash.xxh3_128_hexdigest  # content_fingerprint without the call
 
 
 class InstanceRows:
@@ -173,9 +156,9 @@ class InstanceRows:
 
         ``where`` is (file path below the data root, zip member or ""), ``anonymous`` the
         same without names (``file00004``, ``member00002``: what de-identified tables
-        show); ``head`` the object's first bytes as read (its fingerprint's,
-        :func:`content_fingerprint`); ``facts`` its header values (None when it could not
-        be read); ``reason`` "" for an image counted, else why not.
+        show); ``head`` the object's first bytes as read (what ContentFingerprint hashes:
+        the module docstring); ``facts`` its header values (None when it could not be
+        read); ``reason`` "" for an image counted, else why not.
         """
         if facts is None:
             sop, rows, columns, frames = "", None, None, None
@@ -198,7 +181,7 @@ class InstanceRows:
         row = (
             *where,
             size,
-            _fingerprint(head, size),
+            xxh3_128_hexdigest(head, size),  # ContentFingerprint (module docstring)
             sop,
             rows,
             columns,
