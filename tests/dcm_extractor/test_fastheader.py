@@ -10,10 +10,13 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from dcm_extractor.reading import fastheader
+from dcm_extractor.reading.charset import plain_ascii, plain_value
 from dcm_extractor.reading.extras import Extras
 from dcm_extractor.reading.facts import ImageFacts
 from dcm_extractor.reading.fastheader import HEAD_BYTES, FastReader, inspect_head, read_head
@@ -117,6 +120,63 @@ def test_both_readers_give_values_as_dicom_writes_them(
     assert isinstance(full, ImageFacts) and isinstance(fast, ImageFacts)
     assert full.values[keyword] == expected
     assert fast.values[keyword] == expected
+
+
+def _plain_one(value: bytes) -> str | None:
+    """The rule for one value: ASCII, printable once one NUL ending it is dropped, and
+    no space left inside after stripping the spaces around it."""
+    if not value.isascii():
+        return None
+    text = value.decode("ascii")
+    text = text[:-1] if text[-1:] == "\x00" else text
+    bare = text.strip(" ")
+    return bare if text.isprintable() and " " not in bare else None
+
+
+PIECES = [b"a", b"1", b".", b" ", b"\x00", b"\x1f", b"\\", b"\t", b"\xe4", b"\x1b", b"\r"]
+
+
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=6).map(b"".join), max_size=8))
+def test_plain_values_taken_together_are_each_ones_plain_value(values: list[bytes]) -> None:
+    """The fast reader takes an image's extra values in one pass (plain_ascii) when all
+    are plain, else one by one: together they are what each gives alone, and that is
+    plain_value's text (pydicom's, as columns.value_text writes it)."""
+    each = [_plain_one(v) for v in values]
+    together = plain_ascii(values)
+    if None in each:
+        assert together is None
+        return
+    assert together == each
+    for value, text in zip(values, together, strict=True):
+        assert plain_value(value, b"LO", None) == plain_value(value, b"UI", None) == text
+
+
+def test_extra_values_of_a_followed_layout_are_pydicoms() -> None:
+    """A series' files follow one layout, and whether its extra values are in text VRs
+    is checked once per layout: a value in a binary VR (whose bytes happen to be ASCII
+    digits), or one that is not plain ASCII, in a file that follows the layout still
+    comes out as pydicom reads it."""
+    extras = Extras(series=True, instances=True)
+    reader = FastReader()
+    for odd in ("US", "latin-1", "inner space"):
+        for number in range(6):
+            ds = dcmread(get_testdata_file("CT_small.dcm"))
+            ds.InstanceNumber = number
+            ds.ProtocolName = "CHEST"
+            if odd == "US":  # KVP as a number: its bytes are b"21", pydicom says 12594
+                ds.add_new(0x00180060, "US", 0x3132)
+            elif number == 5:  # the same lengths, so that the file follows the layout
+                ds.ProtocolName = "CHÉST" if odd == "latin-1" else "CH ST"
+            buffer = io.BytesIO()
+            ds.save_as(buffer)
+            data = buffer.getvalue()
+            hits = reader.layouts.hits
+            fast, handed_over = reader.inspect(data[:HEAD_BYTES], len(data), extras=extras)
+            full = inspect_dicom(data, extras)
+            assert handed_over is None and isinstance(fast, ImageFacts)
+            assert isinstance(full, ImageFacts) and fast.extra == full.extra, (odd, number)
+        assert reader.layouts.hits > hits  # (the last file followed the layout)
+    assert fast.extra["ProtocolName"] == "CH ST"
 
 
 def test_decoded_values_are_remembered_within_a_bound() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,93 @@ def test_too_few_positions_say_nothing_about_spacing() -> None:
     assert slice_geometry([]) == (0, None, None, "")
     assert slice_geometry([3.0, 3.0]) == (1, 0.0, None, "")
     assert slice_geometry([0.0, 5.0], mixed=True)[3] == "no"  # orientations differ
+
+
+ORIENTATIONS = [
+    "1\\0\\0\\0\\1\\0",  # axial
+    "1\\0\\0\\0\\1.00001\\0",  # the same within the tolerance
+    "1\\0\\0\\0\\0\\-1",  # coronal: a second orientation
+    "1\\0\\0\\1\\0\\0",  # no normal (both directions the same)
+    "1\\0\\0",  # not six numbers
+    "",
+    "a\\0\\0\\0\\1\\0",
+]
+POSITIONS = ["0\\0\\0", "0\\0\\2.5", "1\\-3\\5", "0\\0\\7.5", "0\\0", "x\\0\\0", "", "0\\0\\inf"]
+
+
+def _geometry_image_by_image(images: list[tuple[str, str]]) -> tuple[Any, ...]:
+    """The slice geometry rule followed image by image, in reading order: the first
+    orientation of six numbers gives the normal; an image whose orientation is not six
+    numbers gives no position; an orientation off the first makes the series mixed."""
+    first: tuple[float, ...] | None = None
+    normal: tuple[float, float, float] | None = None
+    mixed, positions = False, []
+    for orientation, position in images:
+        try:
+            numbers = tuple(float(v) for v in orientation.split("\\"))
+        except ValueError:
+            continue
+        if len(numbers) != 6 or not all(map(math.isfinite, numbers)):
+            continue
+        if first is None:
+            first = numbers
+            row, column = numbers[:3], numbers[3:]
+            cross = (
+                row[1] * column[2] - row[2] * column[1],
+                row[2] * column[0] - row[0] * column[2],
+                row[0] * column[1] - row[1] * column[0],
+            )
+            length = math.sqrt(sum(v * v for v in cross))
+            normal = (
+                None if length < 1e-6 else (cross[0] / length, cross[1] / length, cross[2] / length)
+            )
+        elif max(abs(a - b) for a, b in zip(numbers, first, strict=True)) > 1e-4:
+            mixed = True
+        if normal is None:
+            continue
+        try:
+            x, y, z = (float(v) for v in position.split("\\"))
+        except ValueError:
+            continue
+        along = x * normal[0] + y * normal[1] + z * normal[2]
+        if math.isfinite(along):
+            positions.append(along)
+    return slice_geometry(positions, mixed)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(ORIENTATIONS), st.sampled_from(POSITIONS)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_tally_takes_the_geometry_as_the_rule_says_image_by_image(
+    images: list[tuple[str, str]],
+) -> None:
+    tally = SeriesTally()
+    for number, (orientation, position) in enumerate(images):
+        extra = {
+            "ImageOrientationPatient": orientation,
+            "ImagePositionPatient": position,
+            "TransferSyntaxUID": "1.2.840.10008.1.2.1" if number % 3 else "1.2.840.10008.1.2",
+        }
+        values = {"StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4"}
+        rows = (None, 0, 512)[number % 3] if number < 4 else 256
+        tally.add(ImageFacts(values, rows, rows, f"1.2.3.4.{number}", extra=extra), "a.zip")
+    (row,) = tally.rows()
+    expected = _geometry_image_by_image(images)
+    assert (row["SliceCount"], row["ZExtent"], row["SliceSpacing"], row["EvenlySpaced"]) == (
+        expected
+    )
+    assert row["ImageCount"] == row["NumberOfFrames"] == len(images)
+    given_rows = [(None, 0, 512)[n % 3] if n < 4 else 256 for n in range(len(images))]
+    first_rows = next((r for r in given_rows if r), given_rows[-1])
+    assert row["Rows"] == row["Columns"] == first_rows
+    syntaxes = dict.fromkeys(
+        "1.2.840.10008.1.2.1" if n % 3 else "1.2.840.10008.1.2" for n in range(len(images))
+    )
+    assert row["TransferSyntaxUID"] == ",".join(syntaxes)
 
 
 def _series_of_three(folder: Path) -> list[Path]:

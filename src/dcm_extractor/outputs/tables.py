@@ -231,7 +231,8 @@ class TableStream(AtomicFile):
         assert self._parquet is not None
         columns = self._pending
         for name in self._numeric:  # "" in a number column is null
-            columns[name] = [None if v == "" else v for v in columns[name]]
+            if "" in columns[name]:  # (a search in C: most number columns hold none)
+                columns[name] = [None if v == "" else v for v in columns[name]]
         self._parquet.write_table(pa.table(columns, schema=self.schema))
         self._count += self._held
         self._pending = {name: [] for name in self.names}

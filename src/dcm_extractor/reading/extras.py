@@ -29,6 +29,7 @@ __all__ = [
     "SERIES_TAGS",
     "TRANSFER_SYNTAX",
     "Extras",
+    "FastTags",
     "dataset_extras",
 ]
 
@@ -68,6 +69,17 @@ INSTANCE_TAGS: Final = {
 }
 TRANSFER_SYNTAX: Final = "TransferSyntaxUID"  # from the file meta group
 _BESIDES_MOST: Final = 256  # remembered tag lists (one per set of attributes a series has)
+
+
+class FastTags:
+    """The ``(key, tag)`` pairs the fast reader takes, and their keys and tags apart."""
+
+    __slots__ = ("keys", "pairs", "tags")
+
+    def __init__(self, pairs: tuple[tuple[str, int], ...]) -> None:
+        self.pairs = pairs
+        self.keys = tuple(key for key, _ in pairs)
+        self.tags = tuple(tag for _, tag in pairs)
 
 
 @dataclass(frozen=True)
@@ -121,18 +133,22 @@ class Extras:
     def fast_tags_besides(self, held: frozenset[str]) -> tuple[tuple[str, int], ...]:
         """:attr:`fast_tags` without the keys in ``held`` (what a series already has);
         remembered per ``held``, as a series' images ask with the same set."""
-        if not held:
-            return self.fast_tags
+        return self.fast_wanted(held).pairs
+
+    def fast_wanted(self, held: frozenset[str]) -> FastTags:
+        """:meth:`fast_tags_besides` as a :class:`FastTags` (the same object for the
+        same ``held``)."""
         besides = self._besides
-        tags = besides.get(held)
-        if tags is None:
+        wanted = besides.get(held)
+        if wanted is None:
             if len(besides) >= _BESIDES_MOST:
                 besides.clear()
-            tags = besides[held] = tuple((k, t) for k, t in self.fast_tags if k not in held)
-        return tags
+            pairs = tuple((k, t) for k, t in self.fast_tags if k not in held)
+            wanted = besides[held] = FastTags(pairs)
+        return wanted
 
     @cached_property
-    def _besides(self) -> dict[frozenset[str], tuple[tuple[str, int], ...]]:
+    def _besides(self) -> dict[frozenset[str], FastTags]:
         return {}
 
     @cached_property

@@ -26,6 +26,7 @@ import os
 import struct
 import warnings
 from collections.abc import Callable
+from itertools import repeat
 from typing import Final
 
 from pydicom import dcmread
@@ -34,9 +35,17 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from .charset import COLUMN_VRS, TEXT_VRS, column_texts, plain_value, single_codec, term_of
+from .charset import (
+    COLUMN_VRS,
+    TEXT_VRS,
+    column_texts,
+    plain_ascii,
+    plain_value,
+    single_codec,
+    term_of,
+)
 from .columns import ColumnSpec, value_text
-from .extras import TRANSFER_SYNTAX, Extras
+from .extras import TRANSFER_SYNTAX, Extras, FastTags
 from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
 from .fullparse import inspect_dicom, text_values
 from .layout import Layout, LayoutCache, follow
@@ -175,6 +184,10 @@ class FastReader:
         self.decoded = DecodedValues()
         self._followed: Layout | None = None  # the layout the latest file followed
         self._vrs_checked: Layout | None = None  # a layout whose text columns' VRs are text
+        # whether the extra values a layout holds are all in text VRs (_text_vrs)
+        self._vrs_layout: Layout | None = None
+        self._vrs_wanted: FastTags | None = None
+        self._vrs_text = False
         self.strict = os.environ.get(STRICT_VARIABLE) == "1" if strict is None else strict
         self.bugs = 0
 
@@ -313,15 +326,34 @@ class FastReader:
         :func:`~.columns.value_text` writes pydicom's values: plain text by
         :func:`.charset.plain_value`, anything else decoded by pydicom.
 
-        ASCII text in a text VR the file names (nearly every value: UIDs, numbers, codes,
-        dates) is taken inline, as :func:`.charset.plain_value` would; the rest goes through
-        it with the file's character set (read once, when first needed) and the memo of
-        values decoded before."""
+        When every value is ASCII text in a text VR the file names (nearly every image:
+        UIDs, numbers, codes, dates) they are taken in one pass
+        (:func:`.charset.plain_ascii`); else each such value is taken inline, as
+        :func:`.charset.plain_value` would, and the rest goes through it with the file's
+        character set (read once, when first needed) and the memo of values decoded
+        before."""
+        wanted = extras.fast_wanted(held)
+        if self._text_vrs(wanted, found):
+            plain = plain_ascii(list(map(raw.get, wanted.tags, repeat(b""))))
+            if plain is not None:  # (nearly every image: one pass over all the values)
+                values.update(zip(wanted.keys, plain, strict=True))
+                return
+        self._each_extra(values, wanted, raw, found, implicit)
+
+    def _each_extra(
+        self,
+        values: dict[str, str],
+        wanted: FastTags,
+        raw: dict[int, bytes],
+        found: Found,
+        implicit: bool,
+    ) -> None:
+        """:meth:`_fast_extras` one value at a time."""
         hard: list[tuple[str, int]] = []
         decoded = self.decoded
         codec: str | None = None
         codec_read = False
-        for key, tag in extras.fast_tags_besides(held):
+        for key, tag in wanted.pairs:
             value = raw.get(tag)
             if value is None:
                 values[key] = ""
@@ -351,6 +383,19 @@ class FastReader:
                 decoded.put(tag, value, file_vr, codec, decoded_text)
         if hard:
             values.update(_hard_extras(raw, found, hard, implicit))
+
+    def _text_vrs(self, wanted: FastTags, found: Found) -> bool:
+        """Whether every value of ``wanted`` in the file is in a text VR (absent ones
+        count as text); the same for the files that follow one layout (remembered)."""
+        followed = self._followed
+        if followed is not None and followed is self._vrs_layout and wanted is self._vrs_wanted:
+            return self._vrs_text
+        text = all(
+            where[0] in TEXT_VRS for where in map(found.get, wanted.tags) if where is not None
+        )
+        if followed is not None:
+            self._vrs_layout, self._vrs_wanted, self._vrs_text = followed, wanted, text
+        return text
 
     def _walk_dataset(
         self, head: bytes, position: int, implicit: bool, size: int

@@ -18,9 +18,10 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
+from operator import attrgetter, methodcaller
 from typing import Any, Final
 
 from ..reading.extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
@@ -75,6 +76,13 @@ SERIES_FLOATS: Final = frozenset({"ZExtent", "SliceSpacing"})
 _FROM_VALUES: Final = ("PatientID", "StudyDate", "Modality", "Manufacturer")
 _GEOMETRY: Final = ("ImagePositionPatient", "ImageOrientationPatient")  # per image, not shown
 _FIRST_OF: Final = tuple(k for k in SERIES_KEYWORDS if k not in _GEOMETRY)
+_EXTRA: Final = attrgetter("extra")
+_ROWS: Final = attrgetter("rows")
+_COLUMNS: Final = attrgetter("columns")
+_FRAMES: Final = attrgetter("frames")
+_SYNTAX: Final = methodcaller("get", TRANSFER_SYNTAX, "")
+_ORIENTATION: Final = methodcaller("get", "ImageOrientationPatient", "")
+_POSITION: Final = methodcaller("get", "ImagePositionPatient", "")
 _STEP_TOLERANCE: Final = 0.10  # a step may differ this much from the median step
 _SAME_POSITION: Final = 1e-3  # mm
 _SAME_DIRECTION: Final = 1e-4
@@ -83,18 +91,12 @@ _SAME_DIRECTION: Final = 1e-4
 @dataclass(slots=True)
 class _Series:
     first: dict[str, str] = field(default_factory=dict)
-    rows: int | None = None
-    columns: int | None = None
-    images: int = 0
-    frames: int = 0
-    positions: list[float] = field(default_factory=list)
-    orientation: tuple[float, ...] | None = None
-    orientation_text: str = ""
-    normal: tuple[float, float, float] | None = None
-    mixed: bool = False
+    # its images in reading order: counted, and their geometry taken, when the rows are
+    # made (tight loops over a series cost less than the same work spread over the scan
+    # of each file; the case holds its images until its rows are made anyway)
+    images: list[ImageFacts] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # keys still without a value
     settled: frozenset[str] = frozenset()  # extra keys a reader need not decode again
-    syntaxes: dict[str, None] = field(default_factory=dict)
     sources: dict[str, None] = field(default_factory=dict)
 
 
@@ -129,14 +131,14 @@ class SeriesTally:
         Images must arrive in the order they were read: a series takes each attribute
         from the first image that has it, and a reader told :meth:`settled` leaves the
         taken ones out of later images."""
-        values, extra = image.values, image.extra
+        values = image.values
         key = (values.get("StudyInstanceUID", ""), image.series)  # "?..." without a UID
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series()
             series.missing = [*_FROM_VALUES, *_FIRST_OF, *self.headers]
         if series.missing:  # usually the first image fills all but the absent ones
-            first = series.first
+            first, extra = series.first, image.extra
             filled = False
             for keyword in series.missing:
                 source_values = values if keyword in _FROM_VALUES else extra
@@ -147,50 +149,33 @@ class SeriesTally:
             if filled:
                 series.missing = [k for k in series.missing if not first.get(k)]
                 series.settled = self._settleable.difference(series.missing)
-        series.rows = series.rows or image.rows
-        series.columns = series.columns or image.columns
-        series.images += 1
-        series.frames += image.frames
-        series.syntaxes.setdefault(extra.get(TRANSFER_SYNTAX, ""), None)
+        series.images.append(image)
         series.sources.setdefault(source, None)
-        # the image's position along the series' normal (per image: kept inline)
-        text = extra.get("ImageOrientationPatient", "")
-        if (text != series.orientation_text or series.orientation is None) and not _orient(
-            series, text
-        ):
-            return
-        normal = series.normal
-        if normal is None:
-            return
-        try:  # (a ValueError when not 3 numbers)
-            x, y, z = map(float, extra.get("ImagePositionPatient", "").split("\\"))
-        except ValueError:
-            return
-        along = x * normal[0] + y * normal[1] + z * normal[2]
-        if isfinite(along):
-            series.positions.append(along)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per series, sorted by StudyInstanceUID, then SeriesNumber (as a number,
         missing last), then SeriesInstanceUID; ProjectID is left None for the caller."""
         rows = []
         for (study, uid), series in self._series.items():
-            count, extent, spacing, even = slice_geometry(series.positions, series.mixed)
+            images = series.images
+            extras = list(map(_EXTRA, images))
+            along, mixed = _positions(extras)
+            count, extent, spacing, even = slice_geometry(along, mixed)
             row: dict[str, Any] = {column: "" for column in SERIES_COLUMNS}
             row.update({k: series.first.get(k, "") for k in (*_FIRST_OF, *_FROM_VALUES)})
             row.update(
                 ProjectID=None,
                 StudyInstanceUID=study,
                 SeriesInstanceUID="" if uid.startswith("?") else uid,
-                Rows=series.rows,
-                Columns=series.columns,
-                ImageCount=series.images,
-                NumberOfFrames=series.frames,
+                Rows=_first_of(map(_ROWS, images)),
+                Columns=_first_of(map(_COLUMNS, images)),
+                ImageCount=len(images),
+                NumberOfFrames=sum(map(_FRAMES, images)),
                 SliceCount=count,
                 ZExtent=extent,
                 SliceSpacing=spacing,
                 EvenlySpaced=even,
-                TransferSyntaxUID=",".join(s for s in series.syntaxes if s),
+                TransferSyntaxUID=",".join(s for s in dict.fromkeys(map(_SYNTAX, extras)) if s),
                 Sources="; ".join(series.sources),
             )
             for header in self.headers:
@@ -213,21 +198,56 @@ def _order(row: dict[str, Any]) -> tuple[str, float, str, str]:
     )
 
 
-def _orient(series: _Series, text: str) -> bool:
-    """A series' orientation from an image's (when it is the first, or differs from the
-    one before): False when the text is not six numbers (the image gives no position)."""
-    orientation = _numbers(text, 6)
-    if orientation is None:
-        return False
-    if series.orientation is None:
-        series.orientation = orientation
-        series.normal = _normal(orientation)
-    elif max(abs(a - b) for a, b in zip(orientation, series.orientation, strict=True)) > (
-        _SAME_DIRECTION
-    ):
-        series.mixed = True
-    series.orientation_text = text
-    return True
+def _first_of(values: Iterator[int | None]) -> int | None:
+    """The first true value (a number of rows, of columns), else the last one."""
+    last = None
+    for value in values:
+        if value:
+            return value
+        last = value
+    return last
+
+
+def _positions(extras: list[dict[str, str]]) -> tuple[list[float], bool]:
+    """The positions of a series' images along its normal, and whether their
+    orientations differ (``mixed``).
+
+    The orientation is the first image's whose ImageOrientationPatient is six numbers;
+    an image whose orientation is not six numbers gives no position; orientations that
+    differ from the first by more than :data:`_SAME_DIRECTION` make the series mixed."""
+    orientations = list(map(_ORIENTATION, extras))
+    parsed = {text: _numbers(text, 6) for text in dict.fromkeys(orientations)}
+    valid = [numbers for numbers in parsed.values() if numbers is not None]
+    if not valid:
+        return [], False
+    first = valid[0]
+    mixed = any(
+        max(abs(a - b) for a, b in zip(other, first, strict=True)) > _SAME_DIRECTION
+        for other in valid[1:]
+    )
+    normal = _normal(first)
+    if normal is None:
+        return [], mixed
+    places: Iterable[str] = map(_POSITION, extras)
+    if len(valid) < len(parsed):  # some images' orientation is not six numbers
+        places = (p for p, o in zip(places, orientations, strict=True) if parsed[o] is not None)
+    return _along(places, normal), mixed
+
+
+def _along(places: Iterable[str], normal: tuple[float, float, float]) -> list[float]:
+    """Each ImagePositionPatient text's position along ``normal`` (texts that are not
+    three numbers, or give no finite position, are left out)."""
+    nx, ny, nz = normal
+    positions = []
+    for text in places:
+        try:  # (a ValueError when not 3 numbers)
+            x, y, z = map(float, text.split("\\"))
+        except ValueError:
+            continue
+        along = x * nx + y * ny + z * nz
+        if isfinite(along):
+            positions.append(along)
+    return positions
 
 
 def _numbers(text: str, count: int) -> tuple[float, ...] | None:
