@@ -163,8 +163,7 @@ class TableStream(AtomicFile):
             for row in rows:
                 # (csv writes None as "" and any other value as str() - floats by repr(),
                 # the same in Python 3: the values go to it as they are)
-                cells = [row.get(column) for column in self.names]
-                self._csv_row(cells)
+                self._csv_row(list(map(row.get, self.names)))
         elif self.fmt == "json":
             for row in rows:
                 record = {column: row.get(column) for column in self.names}
@@ -319,6 +318,6 @@ def _has_cr(values: Sequence[Any]) -> bool:
         return _cr_in(values)
 
 
-def _cr_in(values: Sequence[Any]) -> bool:
-    """:func:`_has_cr` for values of any type, one by one."""
-    return any(value.__class__ is str and "\r" in value for value in values)
+def _cr_in(values: Iterable[Any]) -> bool:
+    """:func:`_has_cr` for the cells of a row: text, numbers, None (whose str() holds no CR)."""
+    return "\r" in "".join(map(str, values))

@@ -15,11 +15,12 @@ and empty with fewer than two positions or none readable.
 
 from __future__ import annotations
 
-import itertools
 import math
+import operator
 import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from math import isfinite
 from operator import attrgetter, methodcaller
 from typing import Any, Final
@@ -76,6 +77,7 @@ SERIES_FLOATS: Final = frozenset({"ZExtent", "SliceSpacing"})
 _FROM_VALUES: Final = ("PatientID", "StudyDate", "Modality", "Manufacturer")
 _GEOMETRY: Final = ("ImagePositionPatient", "ImageOrientationPatient")  # per image, not shown
 _FIRST_OF: Final = tuple(k for k in SERIES_KEYWORDS if k not in _GEOMETRY)
+_TAKEN: Final = (*_FIRST_OF, *_FROM_VALUES)  # a series' first values, in its row
 _EXTRA: Final = attrgetter("extra")
 _ROWS: Final = attrgetter("rows")
 _COLUMNS: Final = attrgetter("columns")
@@ -161,8 +163,8 @@ class SeriesTally:
             extras = list(map(_EXTRA, images))
             along, mixed = _positions(extras)
             count, extent, spacing, even = slice_geometry(along, mixed)
-            row: dict[str, Any] = {column: "" for column in SERIES_COLUMNS}
-            row.update({k: series.first.get(k, "") for k in (*_FIRST_OF, *_FROM_VALUES)})
+            row: dict[str, Any] = dict.fromkeys(SERIES_COLUMNS, "")
+            row.update(zip(_TAKEN, map(series.first.get, _TAKEN, repeat("")), strict=True))
             row.update(
                 ProjectID=None,
                 StudyInstanceUID=study,
@@ -282,15 +284,21 @@ def slice_geometry(
     >>> slice_geometry([2.5, 0.0, 5.0, 5.0])
     (3, 5.0, 2.5, 'yes')
     """
-    distinct: list[float] = []
-    for z in sorted(positions):
-        if not distinct or z - distinct[-1] > _SAME_POSITION:
-            distinct.append(z)
+    ordered = sorted(positions)
+    steps = list(map(operator.sub, ordered[1:], ordered))
+    if steps and min(steps) > _SAME_POSITION:  # (the usual series: no position twice)
+        distinct = ordered
+    else:  # a position within _SAME_POSITION of the last one kept is the same
+        distinct = []
+        for z in ordered:
+            if not distinct or z - distinct[-1] > _SAME_POSITION:
+                distinct.append(z)
+        steps = list(map(operator.sub, distinct[1:], distinct))
     if len(distinct) < 2:
         return len(distinct), (0.0 if distinct else None), None, ""
-    steps = [b - a for a, b in itertools.pairwise(distinct)]
     spacing = statistics.median(steps)
-    even = all(abs(s - spacing) <= _STEP_TOLERANCE * spacing for s in steps) and not mixed
+    tolerance = _STEP_TOLERANCE * spacing  # every step within it of the median:
+    even = max(steps) - spacing <= tolerance and spacing - min(steps) <= tolerance and not mixed
     return (
         len(distinct),
         round(distinct[-1] - distinct[0], 3),
