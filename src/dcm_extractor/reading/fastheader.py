@@ -184,10 +184,12 @@ class FastReader:
         self.decoded = DecodedValues()
         self._followed: Layout | None = None  # the layout the latest file followed
         self._vrs_checked: Layout | None = None  # a layout whose text columns' VRs are text
-        # whether the extra values a layout holds are all in text VRs (_text_vrs)
-        self._vrs_layout: Layout | None = None
-        self._vrs_wanted: FastTags | None = None
-        self._vrs_text = False
+        # the extra values a series' files give (_fast_extras): for the latest layout
+        # followed, Extras and series attributes held, the tags wanted and whether all
+        # of them the file holds are in text VRs
+        self._wanted_for: tuple[Layout, Extras, frozenset[str]] | None = None
+        self._wanted = FastTags(())
+        self._text_vrs = False
         self.strict = os.environ.get(STRICT_VARIABLE) == "1" if strict is None else strict
         self.bugs = 0
 
@@ -332,8 +334,21 @@ class FastReader:
         :func:`.charset.plain_value` would, and the rest goes through it with the file's
         character set (read once, when first needed) and the memo of values decoded
         before."""
-        wanted = extras.fast_wanted(held)
-        if self._text_vrs(wanted, found):
+        followed = self._followed
+        if followed is not None and (followed, extras, held) == self._wanted_for:
+            wanted, text_vrs = self._wanted, self._text_vrs
+        else:
+            wanted = extras.fast_wanted(held)
+            text_vrs = all(
+                where[0] in TEXT_VRS for where in map(found.get, wanted.tags) if where is not None
+            )
+            if followed is not None:  # the files that follow it have these VRs (layout.py)
+                self._wanted_for, self._wanted, self._text_vrs = (
+                    (followed, extras, held),
+                    wanted,
+                    text_vrs,
+                )
+        if text_vrs:  # (absent values count as text)
             plain = plain_ascii(list(map(raw.get, wanted.tags, repeat(b""))))
             if plain is not None:  # (nearly every image: one pass over all the values)
                 values.update(zip(wanted.keys, plain, strict=True))
@@ -383,19 +398,6 @@ class FastReader:
                 decoded.put(tag, value, file_vr, codec, decoded_text)
         if hard:
             values.update(_hard_extras(raw, found, hard, implicit))
-
-    def _text_vrs(self, wanted: FastTags, found: Found) -> bool:
-        """Whether every value of ``wanted`` in the file is in a text VR (absent ones
-        count as text); the same for the files that follow one layout (remembered)."""
-        followed = self._followed
-        if followed is not None and followed is self._vrs_layout and wanted is self._vrs_wanted:
-            return self._vrs_text
-        text = all(
-            where[0] in TEXT_VRS for where in map(found.get, wanted.tags) if where is not None
-        )
-        if followed is not None:
-            self._vrs_layout, self._vrs_wanted, self._vrs_text = followed, wanted, text
-        return text
 
     def _walk_dataset(
         self, head: bytes, position: int, implicit: bool, size: int
