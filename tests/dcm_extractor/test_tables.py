@@ -6,6 +6,8 @@ import csv
 import io
 import itertools
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from openpyxl.utils.escape import unescape
 
 from dcm_extractor.outputs import tables
+from dcm_extractor.outputs.merged import CaseFiles
 from dcm_extractor.outputs.tables import PARQUET_SCHEMA, TableStream
 from dcm_extractor.sources.rows import FIXED_COLUMNS
 
@@ -199,13 +202,83 @@ def test_a_carriage_return_in_a_value_or_a_file_name_stays_in_its_cell(tmp_path:
 
 def test_instance_row_groups_grow_with_the_table(tmp_path: Path) -> None:
     """Groups of row_group rows until a hundredth of the rows written is more, up to ten
-    times row_group: the Parquet footer held in memory grows ~1/10 as fast at 10^7 rows."""
-    with TableStream(tmp_path / "t.parquet", "parquet", row_group=4) as stream:
-        for i in range(6_000):
-            stream.write_columns({"ProjectID": [i], "PatientID": [f"{i:06d}"]}, 1)
+    times row_group: the Parquet footer held in memory grows ~1/10 as fast at 10^7 rows.
+    Groups encoded by a thread (background, the instance table's way) make the same file."""
+    for background in (False, True):
+        path = tmp_path / f"t{background}.parquet"
+        with TableStream(path, "parquet", row_group=4, background=background) as stream:
+            for i in range(6_000):
+                stream.write_columns({"ProjectID": [i], "PatientID": [f"{i:06d}"]}, 1)
+    assert (tmp_path / "tTrue.parquet").read_bytes() == (tmp_path / "tFalse.parquet").read_bytes()
+    (tmp_path / "tTrue.parquet").rename(tmp_path / "t.parquet")
     meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     assert sum(sizes) == 6_000 and sizes[:100] == [4] * 100  # 400 rows in groups of 4
     assert max(sizes) == 40 and sizes == sorted(sizes[:-1]) + sizes[-1:]
     back = pq.read_table(tmp_path / "t.parquet").column("PatientID").to_pylist()
     assert back == [f"{i:06d}" for i in range(6_000)]
+
+
+def test_a_failed_background_stream_leaves_no_file(tmp_path: Path) -> None:
+    """A row group that cannot be encoded (a value of the wrong type) fails the stream at
+    its next flush or at commit, and nothing is left behind."""
+    path = tmp_path / "t.parquet"
+    with (
+        pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, TypeError)),
+        TableStream(path, "parquet", row_group=2, background=True) as stream,
+    ):
+        stream.write_columns({"ProjectID": [1, 2], "PatientID": ["a", "b"]}, 2)
+        stream.write_columns({"ProjectID": ["x", 4], "PatientID": ["c", "d"]}, 2)
+        stream.write_columns({"ProjectID": [5, 6], "PatientID": ["e", "f"]}, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_case_files_are_written_in_order_and_their_errors_raised_in_the_run() -> None:
+    """Each case's own files are written by one thread beside the run (merged.CaseFiles):
+    in the order given, at most ``ahead`` waiting, and a failure comes back to the run's
+    thread (at the next case or at the end), as if the files were written there."""
+    done: list[int] = []
+    gate = threading.Event()
+    files = CaseFiles(ahead=3)
+
+    def work(number: int) -> Callable[[], None]:
+        def write() -> None:
+            if number == 0:
+                assert gate.wait(60)  # (held until the others are queued)
+            done.append(number)
+
+        return write
+
+    for number in range(3):
+        files.submit(work(number))
+    assert done == [] and len(files._pending) == 3
+    gate.set()
+    for number in range(3, 10):
+        files.submit(work(number))
+    files.wait()
+    assert done == list(range(10)) and not files._pending
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    files.submit(fail)
+    with pytest.raises(OSError, match="disk full"):
+        files.submit(work(10))  # (or at wait(): whichever comes first after it failed)
+        files.wait()
+    files.close()
+
+
+def test_a_case_file_that_cannot_be_written_fails_the_run_and_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    from dcm_extractor.runner.pipeline import RunOptions, run
+    from dcm_extractor.sample import generate_dicom_dataset
+
+    sample = generate_dicom_dataset(tmp_path / "data", showcase=False, bulk_cases=3)
+    out = tmp_path / "out"
+    case = sorted(p.name for p in sample.cases_root.iterdir())[1]
+    (out / f"{case}.csv").mkdir(parents=True)  # the case's table cannot be written there
+    with pytest.raises(OSError):
+        run(RunOptions(sample.cases_root, out, merge_all=True, resume=False))
+    assert not (out / "all_cases.csv").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and "tmp" in p.name]

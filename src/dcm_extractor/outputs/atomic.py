@@ -53,14 +53,19 @@ class AtomicFile:
         """Write what ends the file (subclasses)."""
 
     def commit(self) -> None:
-        """Finish the file and move it into place (fsynced first)."""
-        self._finish()
-        if self._text is not None:
-            self._text.flush()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._close()
-        self._temp.replace(self.path)
+        """Finish the file and move it into place (fsynced first); if that fails, the
+        temporary file is removed and ``path`` keeps what it had."""
+        try:
+            self._finish()
+            if self._text is not None:
+                self._text.flush()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._close()
+            self._temp.replace(self.path)
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
         """Drop the temporary file; ``path`` keeps what it had."""
@@ -70,8 +75,9 @@ class AtomicFile:
             self._temp.unlink(missing_ok=True)
 
     def _close(self) -> None:
-        if self._text is not None and not self._text.closed:
-            self._text.detach()  # the binary file is closed below, once
+        text, self._text = self._text, None
+        if text is not None:
+            text.detach()  # the binary file is closed below, once
         if not self._file.closed:
             self._file.close()
 

@@ -4,10 +4,13 @@ and report.html."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final
 
 from ..options import RunOptions
 from ..sources.cases import CaseResult, ReportEntry
@@ -29,8 +32,10 @@ from .tables import (
 )
 
 __all__ = [
+    "CASE_FILES_AHEAD",
     "HTML_REPORT_NAME",
     "REPORT_NAME",
+    "CaseFiles",
     "RunOutputs",
     "with_ids",
     "write_case",
@@ -42,6 +47,48 @@ log = logging.getLogger(__name__)
 
 REPORT_NAME = "extraction_report.csv"
 HTML_REPORT_NAME = "report.html"
+
+
+CASE_FILES_AHEAD: Final = 8  # cases whose own files may wait for the writer thread
+
+
+class CaseFiles:
+    """Each case's own files (and what must follow them, the resume record), written in
+    order by one thread beside the run.
+
+    Every file is fsynced before it is renamed into place (:mod:`.atomic`): ~1.5 ms a
+    file here, two files a case. Waited for in the run's one thread, those waits bound a
+    run whose scanning is in worker processes; in this thread they overlap the next
+    cases. At most :data:`CASE_FILES_AHEAD` cases wait; an error writing a case's files
+    is raised in the run's thread at the next case or at :meth:`wait`, as it would have
+    been where the files were written.
+    """
+
+    def __init__(self, ahead: int = CASE_FILES_AHEAD) -> None:
+        self.ahead = ahead
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dcm-extract-case-files")
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        """Run ``work`` after the work submitted before it (raising any earlier error)."""
+        pending = self._pending
+        while pending and (pending[0].done() or len(pending) >= self.ahead):
+            pending.popleft().result()
+        pending.append(self._thread.submit(work))
+
+    def wait(self) -> None:
+        """Wait for everything submitted; the first error raised."""
+        pending = self._pending
+        while pending:
+            pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for everything submitted, errors dropped (the run failed already), and end
+        the thread."""
+        for future in self._pending:
+            future.exception()
+        self._pending.clear()
+        self._thread.shutdown(wait=True)
 
 
 def with_ids(rows: list[dict[str, Any]], project_id: int | None) -> list[dict[str, Any]]:
@@ -70,6 +117,7 @@ class RunOutputs:
         self.studies = StudyTally() if options.series else None
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
+        self.case_files = CaseFiles()
         self.cohort = Cohort() if options.html_report else None
         headers = options.extras.headers
         policy = options.privacy
@@ -87,7 +135,7 @@ class RunOutputs:
             for fmt in options.instance_formats:
                 stream = TableStream(
                     out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape,  # type: ignore[arg-type]
-                    row_group=INSTANCE_ROW_GROUP,
+                    row_group=INSTANCE_ROW_GROUP, background=True,
                 )  # fmt: skip
                 self.instance_streams.append(stream)
         if not (options.merge_all or options.only_merged):
@@ -104,11 +152,18 @@ class RunOutputs:
                 TableStream(out / "all_cases_original.csv", "csv", excel=excel, shape=shape)
             )
 
-    def case(self, result: CaseResult, project_id: int) -> None:
-        """A finished case: its report lines, its own tables, its rows and series rows."""
+    def case(
+        self, result: CaseResult, project_id: int, then: Callable[[], None] | None = None
+    ) -> None:
+        """A finished case: its report lines, its own tables, its rows and series rows.
+
+        The case's own tables are written by :class:`CaseFiles`' thread, then ``then`` is
+        called there (the resume record, which must not precede the files)."""
         self.report(result.report)
         rows = with_ids(result.rows, project_id)
-        write_case(self.options, result, rows)
+        self.case_files.submit(
+            functools.partial(_write_case_then, self.options, result, rows, then)
+        )
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
         self.instances(result.instances, project_id)
@@ -168,6 +223,8 @@ class RunOutputs:
             self.cohort.add_report(entries, self._report.labels)
 
     def commit(self) -> None:
+        self.case_files.wait()
+        self.case_files.close()
         for stream in [*self._streams, *self._study_streams()]:
             stream.commit()
         self._report.commit()
@@ -193,9 +250,21 @@ class RunOutputs:
         return streams
 
     def discard(self) -> None:
+        self.case_files.close()
         for stream in self._streams:
             stream.discard()
         self._report.discard()
+
+
+def _write_case_then(
+    options: RunOptions,
+    result: CaseResult,
+    rows: list[dict[str, Any]],
+    then: Callable[[], None] | None,
+) -> None:
+    write_case(options, result, rows)
+    if then is not None:
+        then()
 
 
 def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ a run is asked to do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -94,9 +95,11 @@ def run(
                 result = _outcome(case_dir, shown, outcome, outputs, policy)
                 summary.add_case(result)
                 if result is not None:
-                    outputs.case(result, project_id)
-                    if manifest is not None and case_dir.name not in reused:  # after its outputs
-                        manifest.store(project_id, fingerprints[case_dir.name], result)
+                    record = None  # the resume record, written after the case's own files
+                    if manifest is not None and case_dir.name not in reused:
+                        fingerprint = fingerprints[case_dir.name]
+                        record = functools.partial(manifest.store, project_id, fingerprint, result)
+                    outputs.case(result, project_id, then=record)
                 if progress:
                     progress(result)
             summary.reported = outputs.reported
