@@ -135,7 +135,7 @@ class RunOutputs:
             for fmt in options.instance_formats:
                 stream = TableStream(
                     out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape,  # type: ignore[arg-type]
-                    row_group=INSTANCE_ROW_GROUP, background=True,
+                    row_group=INSTANCE_ROW_GROUP,
                 )  # fmt: skip
                 self.instance_streams.append(stream)
         if not (options.merge_all or options.only_merged):

@@ -18,7 +18,6 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
@@ -125,7 +124,6 @@ class TableStream(AtomicFile):
         excel: bool = False,
         shape: TableShape = CASE_TABLE,
         row_group: int | None = None,
-        background: bool = False,
     ) -> None:
         if fmt not in ("csv", "json", "parquet", "xlsx"):
             raise ValueError(f"unknown table format {fmt!r}")
@@ -144,14 +142,6 @@ class TableStream(AtomicFile):
             name for name in self.names if not pa.types.is_string(self.schema.field(name).type)
         ]
         self._parquet: pq.ParquetWriter | None = None
-        # background: a row group is encoded (pyarrow lets go of the GIL) by a thread while
-        # the rows of the next one are gathered; one group at a time, in order
-        self._encoder = (
-            ThreadPoolExecutor(1, thread_name_prefix="dcm-extract-parquet")
-            if background and fmt == "parquet"
-            else None
-        )
-        self._encoding: Future[None] | None = None
         self._xlsx: XlsxTable
         if fmt == "csv":
             terminator = "\r\n" if excel else "\n"
@@ -235,33 +225,17 @@ class TableStream(AtomicFile):
         elif self._parquet is not None:
             if self._held or self._count == 0:
                 self._flush_parquet()
-            self._encoded()
             self._parquet.close()
-            self._stop_encoder()
 
     def discard(self) -> None:
-        """Drop the temporary file (after the row group being encoded, if any)."""
+        """Drop the temporary file (a Parquet writer closed first: left to the garbage
+        collector, it would write its footer into a closed file)."""
         try:
-            if self._encoding is not None:
-                self._encoding.exception()  # (its error is not this discard's)
-                self._encoding = None
-            self._stop_encoder()
             if self._parquet is not None and self._parquet.is_open:
-                with contextlib.suppress(Exception):  # (closed now, not when collected
-                    self._parquet.close()  # and writing into the file removed below)
+                with contextlib.suppress(Exception):  # (the file goes anyway)
+                    self._parquet.close()
         finally:
             super().discard()
-
-    def _encoded(self) -> None:
-        """Wait for the row group being encoded (its error raised here)."""
-        encoding, self._encoding = self._encoding, None
-        if encoding is not None:
-            encoding.result()
-
-    def _stop_encoder(self) -> None:
-        if self._encoder is not None:
-            self._encoder.shutdown(wait=True)
-            self._encoder = None
 
     def _flush_parquet(self) -> None:
         assert self._parquet is not None
@@ -269,12 +243,7 @@ class TableStream(AtomicFile):
         for name in self._numeric:  # "" in a number column is null
             if "" in columns[name]:  # (a search in C: most number columns hold none)
                 columns[name] = [None if v == "" else v for v in columns[name]]
-        table = pa.table(columns, schema=self.schema)
-        self._encoded()
-        if self._encoder is not None:
-            self._encoding = self._encoder.submit(self._parquet.write_table, table)
-        else:
-            self._parquet.write_table(table)
+        self._parquet.write_table(pa.table(columns, schema=self.schema))
         self._count += self._held
         self._pending = {name: [] for name in self.names}
         self._held = 0
