@@ -130,14 +130,9 @@ class Extras:
                 wanted.setdefault(column.header, step.tag)
         return tuple(wanted.items())
 
-    def fast_tags_besides(self, held: frozenset[str]) -> tuple[tuple[str, int], ...]:
-        """:attr:`fast_tags` without the keys in ``held`` (what a series already has);
-        remembered per ``held``, as a series' images ask with the same set."""
-        return self.fast_wanted(held).pairs
-
     def fast_wanted(self, held: frozenset[str]) -> FastTags:
-        """:meth:`fast_tags_besides` as a :class:`FastTags` (the same object for the
-        same ``held``)."""
+        """:attr:`fast_tags` without the keys in ``held`` (what a series already has);
+        remembered per ``held`` (the same object), as a series' images ask with the same set."""
         besides = self._besides
         wanted = besides.get(held)
         if wanted is None:
