@@ -29,6 +29,7 @@ from ..sources.cases import ReportEntry
 from ..sources.instances import INSTANCE_COLUMNS, INSTANCE_INTEGERS
 from ..sources.rows import FIXED_COLUMNS
 from ..sources.series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
+from .arrowcolumns import column
 from .atomic import AtomicFile
 from .xlsx import XlsxTable
 
@@ -243,7 +244,8 @@ class TableStream(AtomicFile):
         for name in self._numeric:  # "" in a number column is null
             if "" in columns[name]:  # (a search in C: most number columns hold none)
                 columns[name] = [None if v == "" else v for v in columns[name]]
-        self._parquet.write_table(pa.table(columns, schema=self.schema))
+        arrays = [column(columns[field.name], field.type) for field in self.schema]
+        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
         self._count += self._held
         self._pending = {name: [] for name in self.names}
         self._held = 0
