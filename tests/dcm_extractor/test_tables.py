@@ -106,6 +106,21 @@ def test_parquet_is_written_in_row_groups_of_one_schema(
     assert [r["PatientID"] for r in back] == [f"{i:06d}" for i in range(10)]  # zeros kept
 
 
+def test_rows_wait_for_row_groups_of_a_thousand_at_first(tmp_path: Path) -> None:
+    """Every Parquet table (cases, series, instances): the rows waiting for their group
+    are held in memory, so groups start at 1,000 rows (a series table held 50,000 rows,
+    ~100 MB, before its first group)."""
+    rows = [{"PatientID": f"{i:06d}", "ProjectID": i} for i in range(2_500)]
+    with TableStream(tmp_path / "t.parquet", "parquet") as stream:
+        for start in range(0, len(rows), 100):
+            stream.write(rows[start : start + 100])
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [1000, 1000, 500]
+    assert pq.read_table(tmp_path / "t.parquet").column("PatientID").to_pylist() == [
+        r["PatientID"] for r in rows
+    ]
+
+
 def test_a_failed_stream_leaves_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "all_cases.csv"
     target.write_text("previous run\n", encoding="utf-8")

@@ -22,7 +22,6 @@ from .htmlreport import render_report
 from .studies import STUDY_TABLE, StudyTally
 from .tables import (
     CASE_TABLE,
-    INSTANCE_ROW_GROUP,
     INSTANCE_TABLE,
     SERIES_TABLE,
     ReportStream,
@@ -133,10 +132,7 @@ class RunOutputs:
         if options.instances:  # Parquet (10^7 rows stay small), and where asked others
             shape = INSTANCE_TABLE.with_columns(headers)
             for fmt in options.instance_formats:
-                stream = TableStream(
-                    out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape,  # type: ignore[arg-type]
-                    row_group=INSTANCE_ROW_GROUP,
-                )  # fmt: skip
+                stream = TableStream(out / f"all_instances.{fmt}", fmt, excel=excel, shape=shape)  # type: ignore[arg-type]
                 self.instance_streams.append(stream)
         if not (options.merge_all or options.only_merged):
             return

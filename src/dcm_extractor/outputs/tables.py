@@ -35,7 +35,6 @@ from .xlsx import XlsxTable
 
 __all__ = [
     "CASE_TABLE",
-    "INSTANCE_ROW_GROUP",
     "INSTANCE_TABLE",
     "PARQUET_SCHEMA",
     "REPORT_COLUMNS",
@@ -95,10 +94,8 @@ SERIES_TABLE: Final = TableShape(tuple(SERIES_COLUMNS), SERIES_INTEGERS, SERIES_
 INSTANCE_TABLE: Final = TableShape(tuple(INSTANCE_COLUMNS), INSTANCE_INTEGERS)
 PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
-PARQUET_ROW_GROUP: Final = 50_000  # rows buffered before a Parquet row group is written
-# the instance table's first row groups (they grow with the table: TableStream): its rows
-# are wider and 10^7 of them; 10,000 hold ~8 MB
-INSTANCE_ROW_GROUP: Final = 1_000
+# Rows of a Parquet table's first row groups; they grow with the table (TableStream).
+PARQUET_ROW_GROUP: Final = 1_000
 
 TableFormat = Literal["csv", "json", "parquet", "xlsx"]
 
@@ -110,11 +107,11 @@ class TableStream(AtomicFile):
     table as :func:`write_parquet`) for the same rows, without holding them all.
     Used as a context manager, an exception discards the temporary file.
 
-    Parquet row groups hold :data:`PARQUET_ROW_GROUP` rows, or ``row_group`` rows growing
-    with the table: a hundredth of the rows written so far, up to ten times
-    ``row_group`` (the writer keeps the footer in memory, ~18 KB a row group of the
-    instance table: 10^7 rows in groups of 1,000 would hold ~180 MB of it, ~22 MB so; the
-    rows waiting for a group cost memory too, so small tables keep small groups).
+    Parquet row groups hold ``row_group`` rows (:data:`PARQUET_ROW_GROUP`), growing with
+    the table: a hundredth of the rows written so far, up to ten times ``row_group``. The
+    rows waiting for their group are held (a series row ~2 KB: 50,000 of them held ~100
+    MB), and the writer keeps the footer in memory (~18 KB a row group of the instance
+    table: 10^7 rows in groups of 1,000 would hold ~180 MB of it, ~22 MB so).
     """
 
     def __init__(
@@ -208,9 +205,8 @@ class TableStream(AtomicFile):
             )
 
     def _group_rows(self) -> int:
-        if self._row_group is None:
-            return PARQUET_ROW_GROUP
-        return max(self._row_group, min(10 * self._row_group, self._count // 100))
+        first = PARQUET_ROW_GROUP if self._row_group is None else self._row_group
+        return max(first, min(10 * first, self._count // 100))
 
     def _csv_row(self, cells: Sequence[Any]) -> None:
         if _cr_in(cells):
