@@ -133,7 +133,7 @@ def _plain_one(value: bytes) -> str | None:
     return bare if text.isprintable() and " " not in bare else None
 
 
-PIECES = [b"a", b"1", b".", b" ", b"\x00", b"\x1f", b"\\", b"\t", b"\xe4", b"\x1b", b"\r"]
+PIECES = [b"a", b"1", b".", b" ", b"\x00", b"\x1f", b"\\", b"\t", b"\xe4", b"\x1b", b"\r", b"\x7f"]
 
 
 @given(st.lists(st.lists(st.sampled_from(PIECES), max_size=6).map(b"".join), max_size=8))
