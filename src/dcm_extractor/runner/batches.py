@@ -8,10 +8,12 @@ its :class:`~dcm_extractor.runner.isolation.CaseFailedError`; the others' result
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 from ..reading.extras import Extras
@@ -82,21 +84,56 @@ class _PastLimitError(BaseException):
     keeps one bad file from costing its case cannot swallow it (as KeyboardInterrupt)."""
 
 
-def _on_alarm(signum: int, frame: object) -> None:
-    raise _PastLimitError
+# After the limit the timer fires again this often until the case stops: an interrupt that
+# came while Python could not deliver it (in a garbage-collector callback or a __del__,
+# whose exceptions Python prints and drops) is not the last.
+ALARM_RETRY: Final = 1.0
+
+
+class _Alarm:
+    """The default limit's SIGALRM handler for one case."""
+
+    __slots__ = ("stopping",)
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def fire(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:  # (the case is over: a late timer must not raise in its clean-up)
+            return
+        if _in_gc_callback(frame):  # its exception would be dropped: soon again, elsewhere
+            signal.setitimer(signal.ITIMER_REAL, ALARM_RETRY / 100)
+            return
+        signal.setitimer(signal.ITIMER_REAL, ALARM_RETRY)  # (should this one be dropped too)
+        raise _PastLimitError
+
+
+def _in_gc_callback(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs in one of :data:`gc.callbacks` (or in what one calls)."""
+    codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    codes.discard(None)
+    while frame is not None and codes:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _scan_with_alarm(
     case_dir: Path, root: Path, limit: float, extras: Extras | None, reader: FastReader | None
 ) -> CaseResult:
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    alarm = _Alarm()
+    previous = signal.signal(signal.SIGALRM, alarm.fire)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         return scan_case(case_dir, root, extras=extras, reader=reader)
     except _PastLimitError:
+        # (first, and nothing in this line lets Python run a signal handler before it)
+        alarm.stopping = True
         reason = f"stopped after the {limit:g} s default time limit (--case-timeout sets it)"
         raise CaseFailedError(readable(case_dir.name), reason) from None
     finally:
+        alarm.stopping = True
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
