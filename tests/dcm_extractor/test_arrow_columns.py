@@ -72,6 +72,11 @@ def test_an_empty_column(kind: pa.DataType) -> None:
     assert column([], kind).equals(pa.array([], kind))
 
 
+def test_other_kinds_are_made_by_pyarrow() -> None:
+    for values, kind in (([1, None, 3], pa.int32()), ([True, None], pa.bool_())):
+        same_as_pyarrow(values, kind)
+
+
 def test_a_lone_surrogate_fails_as_in_pyarrow() -> None:
     with pytest.raises(UnicodeEncodeError):
         column(["ok", "\ud800"], pa.string())

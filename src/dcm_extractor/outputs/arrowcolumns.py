@@ -30,12 +30,18 @@ _OFFSETS_MOST: Final = 2**31 - 1  # a string array's bytes (32-bit offsets)
 
 
 def column(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
-    """``pyarrow.array(values, kind)`` for a string, int64 or float64 ``kind``."""
+    """What ``pyarrow.array(values, kind)`` gives, without asking about pandas.
+
+    Parameters
+    ----------
+    values
+        A column's values, None for null.
+    kind
+        Its Arrow type: string, int64 or float64 are built here, any other by pyarrow.
+    """
     if kind == pa.string():
         return strings(values)
-    if kind == pa.int64():
-        return numbers(values, kind)
-    if kind == pa.float64():
+    if kind in (pa.int64(), pa.float64()):
         return numbers(values, kind)
     return pa.array(values, kind)
 
