@@ -57,8 +57,7 @@ def strings(values: Sequence[Any]) -> pa.Array:
         kinds = set(map(type, values))
         if not kinds <= {str, _NONE}:
             return pa.array(values, pa.string())  # (the reference decides)
-        present = np.fromiter(map(is_not, values, repeat(None)), np.bool_, count)
-        validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+        validity = _validity(values)
         texts = ["" if value is None else value for value in values]
         text = "".join(texts)
     try:
@@ -91,8 +90,7 @@ def numbers(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     validity = None
     filled: Sequence[Any] = values
     if _NONE in kinds:
-        present = np.fromiter(map(is_not, values, repeat(None)), np.bool_, count)
-        validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+        validity = _validity(values)
         filled = [0 if value is None else value for value in values]
     try:
         array = np.fromiter(filled, dtype, count)
@@ -100,3 +98,9 @@ def numbers(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
         return pa.array(values, kind)
     nulls = -1 if validity is not None else 0
     return pa.Array.from_buffers(kind, count, [validity, pa.py_buffer(array)], null_count=nulls)
+
+
+def _validity(values: Sequence[Any]) -> pa.Buffer:
+    """Arrow's validity bitmap of ``values``: a set bit for each value that is not None."""
+    present = np.fromiter(map(is_not, values, repeat(None)), np.bool_, len(values))
+    return pa.py_buffer(np.packbits(present, bitorder="little"))
