@@ -21,7 +21,7 @@ from openpyxl.utils.escape import unescape
 
 from dcm_extractor.outputs import tables
 from dcm_extractor.outputs.merged import CaseFiles
-from dcm_extractor.outputs.tables import PARQUET_SCHEMA, TableStream
+from dcm_extractor.outputs.tables import INSTANCE_TABLE, PARQUET_SCHEMA, TableStream
 from dcm_extractor.sources.rows import FIXED_COLUMNS
 
 INTEGERS = {field.name for field in PARQUET_SCHEMA if pa.types.is_integer(field.type)}
@@ -119,6 +119,33 @@ def test_rows_wait_for_row_groups_of_a_thousand_at_first(tmp_path: Path) -> None
     assert pq.read_table(tmp_path / "t.parquet").column("PatientID").to_pylist() == [
         r["PatientID"] for r in rows
     ]
+
+
+def test_columns_with_a_new_value_in_every_row_have_no_dictionary(tmp_path: Path) -> None:
+    """The instance table's SOPInstanceUID and ContentFingerprint are new in every row: a
+    dictionary page only costs; the others keep it."""
+    path = tmp_path / "i.parquet"
+    count = 50
+    with TableStream(path, "parquet", shape=INSTANCE_TABLE) as stream:
+        stream.write_columns(
+            {
+                "SOPInstanceUID": [f"1.2.3.{i}" for i in range(count)],
+                "ContentFingerprint": [f"{i:032x}" for i in range(count)],
+                "Modality": ["CT"] * count,
+            },
+            count,
+        )
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(0)
+    encodings = {
+        meta.schema.column(i).name: group.column(i).encodings for i in range(group.num_columns)
+    }
+    dictionary = {name for name, kinds in encodings.items() if "RLE_DICTIONARY" in kinds}
+    assert "Modality" in dictionary and "FilePath" in dictionary
+    assert not dictionary & {"SOPInstanceUID", "ContentFingerprint"}
+    back = pq.read_table(path)
+    assert back.column("SOPInstanceUID").to_pylist() == [f"1.2.3.{i}" for i in range(count)]
+    assert back.column("Modality").to_pylist() == ["CT"] * count
 
 
 def test_a_failed_stream_leaves_the_old_file(tmp_path: Path) -> None:

@@ -60,16 +60,19 @@ _INTEGER_COLUMNS: Final = {
 
 @dataclass(frozen=True)
 class TableShape:
-    """A table's columns in order, and which hold integers or decimals (the rest text)."""
+    """A table's columns in order, which hold integers or decimals (the rest text), and
+    which hold a new value in every row (``unique``: Parquet writes them without a
+    dictionary, which would only cost)."""
 
     names: tuple[str, ...]
     integers: frozenset[str] = frozenset()
     floats: frozenset[str] = frozenset()
+    unique: frozenset[str] = frozenset()
 
     def with_columns(self, extra: Iterable[str]) -> TableShape:
         """This shape with ``extra`` text columns after its own (those it has are kept once)."""
         added = tuple(name for name in dict.fromkeys(extra) if name not in self.names)
-        return TableShape(self.names + added, self.integers, self.floats)
+        return TableShape(self.names + added, self.integers, self.floats, self.unique)
 
     @cached_property
     def schema(self) -> pa.Schema:
@@ -91,7 +94,11 @@ class TableShape:
 
 CASE_TABLE: Final = TableShape(tuple(FIXED_COLUMNS), frozenset(_INTEGER_COLUMNS))
 SERIES_TABLE: Final = TableShape(tuple(SERIES_COLUMNS), SERIES_INTEGERS, SERIES_FLOATS)
-INSTANCE_TABLE: Final = TableShape(tuple(INSTANCE_COLUMNS), INSTANCE_INTEGERS)
+INSTANCE_TABLE: Final = TableShape(
+    tuple(INSTANCE_COLUMNS),
+    INSTANCE_INTEGERS,
+    unique=frozenset({"ContentFingerprint", "SOPInstanceUID"}),
+)
 PARQUET_SCHEMA: Final = CASE_TABLE.schema
 REPORT_COLUMNS: Final = ["case", "location", "reason", "detail"]
 # Rows of a Parquet table's first row groups; they grow with the table (TableStream).
@@ -151,7 +158,8 @@ class TableStream(AtomicFile):
             self._csv_quoted = csv.writer(text, lineterminator=terminator, quoting=csv.QUOTE_ALL)
             self._csv.writerow(self.names)
         elif fmt == "parquet":
-            self._parquet = pq.ParquetWriter(self._file, self.schema)
+            plain = [name for name in self.names if name not in shape.unique]
+            self._parquet = pq.ParquetWriter(self._file, self.schema, use_dictionary=plain)
         elif fmt == "xlsx":
             numeric = shape.integers | shape.floats
             self._xlsx = XlsxTable(self._file, self.names, numeric, self.path.stem)
