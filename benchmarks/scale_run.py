@@ -20,6 +20,10 @@ one run each proves nothing), and prints the median time of each and their ratio
 and report.html besides the case tables) against runs without; ``--instances`` runs with
 ``--series --instances`` (series, study and instance tables) against runs without
 (issue 32's target: <= 1.15x the time, the main process's peak memory within 10%).
+
+Runs are made without the resume manifest unless ``--resume`` is given: then every run
+writes one into an empty output folder, as a first ``dcm-extract`` run does by default
+(with ``--instances`` the manifest holds every instance row).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import filecmp
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +43,7 @@ TEMPLATE = ROOT.parent.parent / "shared" / "data" / "ct_sample" / "I10"
 PER_CASE = 100
 
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from dcm_extractor.runner.pipeline import RunOptions, run
 data, out, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -50,8 +55,9 @@ def cpu():  # user + system seconds of this process and its finished children (p
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 start, cpu_start = time.perf_counter(), cpu()
+resume = os.environ.get("SCALE_RUN_RESUME") == "1"  # (the CLI's default: on)
 summary = run(RunOptions(data, out, merge_all=True, formats=("csv", "parquet"),
-                         workers=workers, resume=False, **more))
+                         workers=workers, resume=resume, **more))
 seconds, cpu_seconds = time.perf_counter() - start, cpu() - cpu_start
 # VmHWM: this process's peak since exec (ru_maxrss would keep the forking parent's peak)
 try:
@@ -86,14 +92,22 @@ def dataset(files: int) -> Path:
 
 
 def extract(
-    data: Path, out: Path, workers: int, source: Path | None = None, series: bool | str = False
+    data: Path,
+    out: Path,
+    workers: int,
+    source: Path | None = None,
+    series: bool | str = False,
+    resume: bool = False,
 ) -> dict[str, float]:
     """One run in a fresh process; ``source``: another version's ``src`` folder;
     ``series``: with the series table and report.html ("instances": with the series,
-    study and instance tables)."""
+    study and instance tables); ``resume``: writing the resume manifest."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    if resume:  # an empty folder: the run writes its manifest, nothing is reused
+        env["SCALE_RUN_RESUME"] = "1"
+        shutil.rmtree(out, ignore_errors=True)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(data), str(out), str(workers)]
         + ([series if isinstance(series, str) else "series"] if series else []),
@@ -112,13 +126,19 @@ def same_tables(one: Path, two: Path) -> bool:
 
 
 def against(
-    source: Path | None, counts: list[int], repeat: int, workers: int, series: bool | str = False
+    source: Path | None,
+    counts: list[int],
+    repeat: int,
+    workers: int,
+    series: bool | str = False,
+    resume: bool = False,
 ) -> None:
     """This version and ``source``'s (or, with ``series``, this version with and without
     the series table and report), alternately on the same data: medians and ratio."""
+    manifest = ", resume manifest written" if resume else ""
     if series == "instances":
         print(f"--series --instances vs without, {workers} worker(s), median of {repeat} "
-              "alternating runs")  # fmt: skip
+              f"alternating runs{manifest}")  # fmt: skip
     elif series:
         print(f"--series --report vs without, {workers} worker(s), median of {repeat} "
               "alternating runs")  # fmt: skip
@@ -136,7 +156,8 @@ def against(
         for _ in range(repeat):
             for name, src in (("this", None), ("other", source)):
                 out = ROOT / "out" / f"scale-against-{count}-{name}"
-                result = extract(data, out, workers, src, series if name == "this" else False)
+                mode = series if name == "this" else False
+                result = extract(data, out, workers, src, mode, resume)
                 times[name].append(result["seconds"])
                 cpus[name].append(result["cpu"])
                 peaks[name].append(result["peak_mb"])
@@ -172,11 +193,15 @@ def main() -> None:
         "--instances", action="store_true",
         help="with --series --instances vs without (this version)",
     )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="every run writes the resume manifest, as dcm-extract does by default",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.against is not None or args.series or args.instances:
         counts = [args.small, args.files]
         mode: bool | str = "instances" if args.instances else args.series
-        against(args.against, counts, args.repeat, args.workers, mode)
+        against(args.against, counts, args.repeat, args.workers, mode, args.resume)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):

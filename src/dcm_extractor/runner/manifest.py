@@ -9,14 +9,28 @@ the cases it finished; nothing is appended, so no row is duplicated.
 The records hold the case's rows, with patient names: the manifest is kept in
 ``<out>/.manifest`` for ordinary runs, and de-identified runs use one only where told
 (``--manifest-dir``, a private place).
+
+A case's instance rows (``--instances``: one per file, ~450 bytes each as JSON, 4.5 GB
+of manifest at 10^7 files, and ~2.5 us a file of the run's time to encode) are stored
+as one text field: the rows as Python's ``marshal`` writes a list of tuples of text and
+integers (no code runs when it is read, and nothing else is accepted back), compressed
+by Zstandard with its content checksum, in base64 - ~85 bytes a file, ~0.5 us to make
+(``benchmarks/scale_run.py --instances --resume``). ``marshal``'s format is Python's own
+(``marshal.version``, stored beside it); a record of another version, a damaged one or
+rows of other columns are not used: the case is read again. Records of earlier medkit
+versions (rows as JSON lists) are read as before.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import marshal
 from pathlib import Path
 from typing import Any, Final
+
+import zstandard
 
 from ..outputs.atomic import write_atomic
 from ..sources.cases import CaseResult, ReportEntry
@@ -107,7 +121,7 @@ def _result_to(result: CaseResult) -> dict[str, Any]:
         "name": result.name,
         "rows": result.rows,
         "series": result.series,
-        "instances": {"names": result.instances.names, "rows": result.instances.rows},
+        "instances": _instances_to(result.instances),
         "report": [vars(entry) for entry in result.report],
         "files": result.files,
         "images": result.images,
@@ -130,15 +144,56 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
     )
 
 
+def _instances_to(rows: InstanceRows) -> dict[str, Any]:
+    """A case's instance rows as stored (the module docstring): their columns' names,
+    ``marshal``'s version and the rows, marshalled, compressed and in base64."""
+    packed = _COMPRESSOR.compress(marshal.dumps(rows.rows, _MARSHAL_VERSION))
+    return {
+        "names": rows.names,
+        "marshal": _MARSHAL_VERSION,
+        "rows": base64.b64encode(packed).decode("ascii"),
+    }
+
+
 def _instances(stored: Any) -> InstanceRows:
-    """A case's instance rows as stored: the names of their columns and the rows as lists.
-    Rows stored under other names (another version's columns) are not these rows: the
-    case is read again."""
+    """A case's instance rows as stored: the names of their columns and the rows (packed,
+    or as JSON lists by earlier versions). Rows stored under other names (another
+    version's columns), by another ``marshal`` version, damaged, or holding anything but
+    text and integers are not these rows: the case is read again (ValueError)."""
     if not stored:
         return InstanceRows()
     names = tuple(stored["names"])
     headers = names[len(INSTANCE_COLUMNS) - 1 + len(PRIVATE_COLUMNS) :]
-    rows = InstanceRows(headers, [tuple(row) for row in stored["rows"]])
+    packed = stored["rows"]
+    if isinstance(packed, str):
+        rows = InstanceRows(headers, _unpacked(packed, stored.get("marshal")))
+    else:  # (records of earlier versions: a JSON list per row)
+        rows = InstanceRows(headers, [tuple(row) for row in packed])
     if rows.names != names or any(len(row) != len(names) for row in rows.rows):
         raise ValueError("instance rows of other columns")
+    return rows
+
+
+_MARSHAL_VERSION: Final = marshal.version
+_COMPRESSOR: Final = zstandard.ZstdCompressor(level=1, write_checksum=True)
+_ROW_VALUES: Final = frozenset({str, int})
+_INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
+
+
+def _unpacked(packed: str, version: Any) -> list[tuple[Any, ...]]:
+    """The rows :func:`_instances_to` packed, checked to be a list of tuples of text and
+    integers (ValueError for anything else)."""
+    if version != _MARSHAL_VERSION:
+        raise ValueError("instance rows marshalled by another Python")
+    try:
+        frame = base64.b64decode(packed, validate=True)
+        if zstandard.frame_content_size(frame) > _INFLATE_MOST * len(frame):
+            raise ValueError("a frame that claims more than its rows can hold")
+        rows = marshal.loads(zstandard.ZstdDecompressor().decompress(frame))
+    except (zstandard.ZstdError, EOFError, TypeError, ValueError) as err:
+        raise ValueError(f"damaged instance rows: {err}") from err
+    if type(rows) is not list or not all(type(row) is tuple for row in rows):
+        raise ValueError("instance rows that are not rows")
+    if not {type(value) for row in rows for value in row} <= _ROW_VALUES:
+        raise ValueError("instance rows holding other values than text and integers")
     return rows
