@@ -124,3 +124,9 @@ def test_errors_are_one_line(
     assert target.read_text(encoding="utf-8") == "earlier answer\n"  # a failed query keeps it
     with pytest.raises(QueryError, match="nope"):
         query(outs["csv"], "SELECT * FROM nope")
+    capsys.readouterr()
+    # a table the run did not write: which option writes it, and what the folder has
+    assert cli_main(["query", str(outs["csv"]), "SELECT count(*) FROM instances"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no all_instances table" in err
+    assert "--instances writes it; this folder has: cases, series, studies, problems" in err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,14 @@ VIEWS: Final[dict[str, tuple[str, TableShape | None]]] = {
     "studies": ("all_studies", STUDY_TABLE),
     "instances": ("all_instances", INSTANCE_TABLE),
     "problems": ("extraction_report", None),
+}
+# what writes each table (for the message when a query names one the folder lacks)
+_WRITTEN_BY: Final = {
+    "cases": "--merge-all",
+    "series": "--series",
+    "studies": "--series",
+    "instances": "--instances",
+    "problems": "any options",
 }
 OUTPUT_FORMATS: Final = {
     ".csv": "FORMAT CSV, HEADER",
@@ -95,7 +104,7 @@ def query(out: str | os.PathLike[str], sql: str) -> Any:
         No tables there, or DuckDB refuses the SQL.
     """
     with connect(out) as connection:
-        return _run(lambda: connection.sql(sql).to_arrow_table())
+        return _run(lambda: connection.sql(sql).to_arrow_table(), out)
 
 
 def query_rows(
@@ -111,7 +120,7 @@ def query_rows(
             total = connection.execute("SELECT count(*) FROM result").fetchone()
             return names, rows, int(total[0]) if total else 0
 
-        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run)
+        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run, out)
         return found
 
 
@@ -157,7 +166,7 @@ def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLi
     if options is None:
         raise QueryError(f"{target}: write {', '.join(OUTPUT_FORMATS)}")
     with connect(out) as connection:
-        _run(lambda: connection.execute(f"CREATE TEMP TABLE result AS {sql}"))
+        _run(lambda: connection.execute(f"CREATE TEMP TABLE result AS {sql}"), out)
         if options:
             with atomic_path(target) as partial:
                 where = str(partial).replace("'", "''")
@@ -224,10 +233,22 @@ def _view_sql(view: str, path: Path) -> str:
     )
 
 
-def _run(step: Any) -> Any:
+def _run(step: Any, out: str | os.PathLike[str] | None = None) -> Any:
+    """``step()``, DuckDB's error as a :class:`QueryError` of its first line; naming a
+    table of :data:`VIEWS` that the output folder ``out`` lacks, with what writes it."""
     import duckdb  # noqa: PLC0415
 
     try:
         return step()
     except duckdb.Error as err:  # its first line says what; the rest points into the SQL
-        raise QueryError(f"query: {str(err).splitlines()[0]}") from err
+        message = f"query: {str(err).splitlines()[0]}"
+        missing = re.search(r"Table with name (\w+) does not exist", str(err))
+        if out is not None and missing and missing.group(1).lower() in VIEWS:
+            view = missing.group(1).lower()
+            stem = VIEWS[view][0]
+            has = ", ".join(views_of(out))
+            message += (
+                f" ({out} has no {stem} table: a run with {_WRITTEN_BY[view]} "
+                f"writes it; this folder has: {has})"
+            )
+        raise QueryError(message) from err
