@@ -151,14 +151,22 @@ def test_the_series_table_is_a_group_by_of_the_instances(sample: tuple[Path, Pat
     )
 
 
-def test_a_resumed_run_gives_the_same_rows(sample: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_resumed_run_gives_the_same_rows(
+    sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every case comes from the manifest (the rows of objects without Rows - a DICOMDIR,
+    a non-image - included: a record refused would rescan its case, the same rows)."""
     cases_root, out = sample
     again = tmp_path / "again"
     argv = ["-d", str(cases_root), "-o", str(again), "--merge-all", "--series", "--instances"]
     log = ["--log", str(tmp_path / "run.log"), "--format", "csv"]
     assert main([*argv, *log]) == 0
     first = (again / "all_instances.csv").read_bytes()
+    assert ",,," in first.decode("utf-8")  # (rows with no Rows, Columns, NumberOfFrames)
+    cases = len([d for d in cases_root.iterdir() if d.is_dir()])
+    capsys.readouterr()
     assert main([*argv, *log]) == 0  # every case from the manifest this time
+    assert f"0 failed, {cases} unchanged" in capsys.readouterr().out
     assert (again / "all_instances.csv").read_bytes() == first
     assert pq.read_table(again / "all_instances.parquet").equals(
         pq.read_table(out / "all_instances.parquet")

@@ -12,8 +12,8 @@ The records hold the case's rows, with patient names: the manifest is kept in
 
 A case's instance rows (``--instances``: one per file, ~450 bytes each as JSON, 4.5 GB
 of manifest at 10^7 files, and ~2.5 us a file of the run's time to encode) are stored
-as one text field: the rows as Python's ``marshal`` writes a list of tuples of text and
-integers (no code runs when it is read, and nothing else is accepted back), compressed
+as one text field: the rows as Python's ``marshal`` writes a list of tuples of text,
+integers and None (no code runs when it is read, and nothing else is accepted back), compressed
 by Zstandard with its content checksum, in base64 - ~85 bytes a file, ~0.5 us to make
 (``benchmarks/scale_run.py --instances --resume``). ``marshal``'s format is Python's own
 (``marshal.version``, stored beside it); a record of another version, a damaged one or
@@ -159,7 +159,7 @@ def _instances(stored: Any) -> InstanceRows:
     """A case's instance rows as stored: the names of their columns and the rows (packed,
     or as JSON lists by earlier versions). Rows stored under other names (another
     version's columns), by another ``marshal`` version, damaged, or holding anything but
-    text and integers are not these rows: the case is read again (ValueError)."""
+    text, integers and None are not these rows: the case is read again (ValueError)."""
     if not stored:
         return InstanceRows()
     names = tuple(stored["names"])
@@ -176,13 +176,13 @@ def _instances(stored: Any) -> InstanceRows:
 
 _MARSHAL_VERSION: Final = marshal.version
 _COMPRESSOR: Final = zstandard.ZstdCompressor(level=1, write_checksum=True)
-_ROW_VALUES: Final = frozenset({str, int})
+_ROW_VALUES: Final = frozenset({str, int, type(None)})  # (None: Rows of an unreadable file)
 _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
 
 
 def _unpacked(packed: str, version: Any) -> list[tuple[Any, ...]]:
-    """The rows :func:`_instances_to` packed, checked to be a list of tuples of text and
-    integers (ValueError for anything else)."""
+    """The rows :func:`_instances_to` packed, checked to be a list of tuples of text,
+    integers and None (ValueError for anything else)."""
     if version != _MARSHAL_VERSION:
         raise ValueError("instance rows marshalled by another Python")
     try:
@@ -195,5 +195,5 @@ def _unpacked(packed: str, version: Any) -> list[tuple[Any, ...]]:
     if type(rows) is not list or not all(type(row) is tuple for row in rows):
         raise ValueError("instance rows that are not rows")
     if not {type(value) for row in rows for value in row} <= _ROW_VALUES:
-        raise ValueError("instance rows holding other values than text and integers")
+        raise ValueError("instance rows holding other values than text, integers and None")
     return rows
