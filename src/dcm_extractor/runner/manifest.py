@@ -147,7 +147,9 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
 def _instances_to(rows: InstanceRows) -> dict[str, Any]:
     """A case's instance rows as stored (the module docstring): their columns' names,
     ``marshal``'s version and the rows, marshalled, compressed and in base64."""
-    packed = _COMPRESSOR.compress(marshal.dumps(rows.rows, _MARSHAL_VERSION))
+    # (a compressor per record: one is not to be shared by threads, and runs may share)
+    compressor = zstandard.ZstdCompressor(level=1, write_checksum=True)
+    packed = compressor.compress(marshal.dumps(rows.rows, _MARSHAL_VERSION))
     return {
         "names": rows.names,
         "marshal": _MARSHAL_VERSION,
@@ -175,7 +177,6 @@ def _instances(stored: Any) -> InstanceRows:
 
 
 _MARSHAL_VERSION: Final = marshal.version
-_COMPRESSOR: Final = zstandard.ZstdCompressor(level=1, write_checksum=True)
 _ROW_VALUES: Final = frozenset({str, int, type(None)})  # (None: Rows of an unreadable file)
 _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
 
