@@ -8,6 +8,7 @@ import base64
 import json
 import marshal
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,22 @@ def test_records_of_earlier_versions_are_read(tmp_path: Path) -> None:
     rows = realistic(4)
     stored = {"names": list(InstanceRows(HEADERS).names), "rows": [list(r) for r in rows]}
     assert manifest._instances(stored) == InstanceRows(HEADERS, rows)
+
+
+def test_records_stored_by_several_threads_at_once_load_back(tmp_path: Path) -> None:
+    """Two runs in one process (or any threads) store records at the same time: each
+    thread packs with its own compressor, every record loads back as stored."""
+    store = Manifest(tmp_path)
+
+    def rows_of(number: int) -> list[tuple[Any, ...]]:
+        return [(*row[:-1], f"case {number}") for row in realistic(40)]
+
+    def work(first: int) -> None:
+        for number in range(first, first + 25):
+            store.store(number, "print", result(rows_of(number)))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, (1, 26, 51, 76)))
+    for number in range(1, 101):
+        back = store.load(number, "print")
+        assert back is not None and back.instances.rows == rows_of(number), number

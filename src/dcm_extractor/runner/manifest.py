@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import marshal
+import threading
 from pathlib import Path
 from typing import Any, Final
 
@@ -147,8 +148,9 @@ def _result_from(data: dict[str, Any]) -> CaseResult:
 def _instances_to(rows: InstanceRows) -> dict[str, Any]:
     """A case's instance rows as stored (the module docstring): their columns' names,
     ``marshal``'s version and the rows, marshalled, compressed and in base64."""
-    # (a compressor per record: one is not to be shared by threads, and runs may share)
-    compressor = zstandard.ZstdCompressor(level=1, write_checksum=True)
+    compressor = getattr(_PER_THREAD, "compressor", None)
+    if compressor is None:  # (one per thread: python-zstandard's are not to be shared)
+        compressor = _PER_THREAD.compressor = zstandard.ZstdCompressor(level=1, write_checksum=True)
     packed = compressor.compress(marshal.dumps(rows.rows, _MARSHAL_VERSION))
     return {
         "names": rows.names,
@@ -177,6 +179,7 @@ def _instances(stored: Any) -> InstanceRows:
 
 
 _MARSHAL_VERSION: Final = marshal.version
+_PER_THREAD: Final = threading.local()
 _ROW_VALUES: Final = frozenset({str, int, type(None)})  # (None: Rows of an unreadable file)
 _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
 
