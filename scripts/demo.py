@@ -7,6 +7,7 @@ medmask's Python API once, as a user's script would.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from medmask.cli import main as medmask
 
 def run(tool: str, command: Callable[[list[str]], int], argv: list[str]) -> None:
     """Run one command like a user would, stop the demo if it fails."""
-    print(f"\n$ {tool} {' '.join(argv)}", flush=True)
+    print(f"\n$ {tool} {shlex.join(argv)}", flush=True)
     code = command(argv)
     if code != 0:
         sys.exit(f"demo: `{tool} {' '.join(argv)}` failed with exit code {code}")
@@ -55,9 +56,8 @@ def open_from_python(archive_path: Path) -> None:
     print(f"  ribs_left (a group of 12 ribs): crop {crop.shape} at voxel {offset}")
 
 
-def main(out: str = "demo") -> None:
-    root = Path(out)
-    dicom_dir, masks_dir = root / "dicom", root / "masks"
+def dicom_demo(root: Path, dicom_dir: Path) -> tuple[Path, Path]:
+    """dcm-extract on its sample: the tables, then SQL over them; (tables, workbook)."""
     tables = dicom_dir / "output"
     run("dcm-extract", dcm_extract, ["--version"])
     run("dcm-extract", dcm_extract, ["sample", str(dicom_dir), "--bulk-cases", "4", "--overwrite"])
@@ -70,12 +70,38 @@ def main(out: str = "demo") -> None:
         "--log",
         str(root / "extractor.log"),
         "--series",
+        "--instances",
         "--report",
         "--columns",
         "KVP,ConvolutionKernel,(0009,04,GEMS_IDEN_01)",
     ]
     run("dcm-extract", dcm_extract, extract)
     print(f"  series table: {tables / 'all_series.csv'}; cohort report: {tables / 'report.html'}")
+    # the tables as an index: SQL over them, a spreadsheet, the files of one series
+    objects = (
+        "SELECT Modality, IsImage, Reason, count(*) AS objects FROM instances "
+        "GROUP BY ALL ORDER BY objects DESC"
+    )
+    run("dcm-extract", dcm_extract, ["query", str(tables), objects])
+    studies = tables / "studies.xlsx"
+    run(
+        "dcm-extract",
+        dcm_extract,
+        ["query", str(tables), "SELECT * FROM studies", "-o", str(studies)],
+    )
+    one_series = (
+        "SELECT FilePath, ZipMember FROM instances WHERE IsImage = 'yes' AND SeriesInstanceUID = "
+        "(SELECT min(SeriesInstanceUID) FROM series WHERE Modality = 'CT') "
+        "ORDER BY FilePath, ZipMember LIMIT 3"
+    )
+    run("dcm-extract", dcm_extract, ["query", str(tables), one_series, "--paths"])
+    return tables, studies
+
+
+def main(out: str = "demo") -> None:
+    root = Path(out)
+    dicom_dir, masks_dir = root / "dicom", root / "masks"
+    tables, studies = dicom_demo(root, dicom_dir)
     run("medmask", medmask, ["--version"])
     sample = ["sample", str(masks_dir), "--scale", "medium", "--overwrite", "--ct-series"]
     run("medmask", medmask, sample)
@@ -114,6 +140,8 @@ def main(out: str = "demo") -> None:
     print(f"  DICOM cases:        {dicom_dir / 'dicom_cases'}")
     print(f"  DICOM ground truth: {dicom_dir / 'ground_truth.json'}")
     print(f"  metadata tables:    {tables} (all_cases.csv, extraction_report.csv, ...)")
+    print(f"  instance index:     {tables / 'all_instances.parquet'} (dcm-extract query ...)")
+    print(f"  studies workbook:   {studies}")
     print(f"  organ masks:        {masks_dir / 'segmentations'}")
     print(f"  multi-label mask:   {masks_dir / 'multilabel.nii.gz'}")
     print(f"  synthetic CT:       {masks_dir / 'ct.nii.gz'}")
