@@ -18,9 +18,19 @@ from medmask import MaskArchive
 from medmask.cli import main as medmask
 
 
+def shell_word(text: str) -> str:
+    """``text`` as a shell takes it: bare, in double quotes (SQL with its single quotes
+    reads as written), or shlex's quoting."""
+    if shlex.quote(text) == text:
+        return text
+    if not set(text) & set('"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
 def run(tool: str, command: Callable[[list[str]], int], argv: list[str]) -> None:
     """Run one command like a user would, stop the demo if it fails."""
-    print(f"\n$ {tool} {shlex.join(argv)}", flush=True)
+    print(f"\n$ {tool} {' '.join(map(shell_word, argv))}", flush=True)
     code = command(argv)
     if code != 0:
         sys.exit(f"demo: `{tool} {' '.join(argv)}` failed with exit code {code}")
