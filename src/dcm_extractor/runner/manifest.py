@@ -13,12 +13,12 @@ The records hold the case's rows, with patient names: the manifest is kept in
 A case's instance rows (``--instances``: one per file, ~450 bytes each as JSON, 4.5 GB
 of manifest at 10^7 files, and ~2.5 us a file of the run's time to encode) are stored
 as one text field: the rows as Python's ``marshal`` writes a list of tuples of text,
-integers and None (no code runs when it is read, and nothing else is accepted back), compressed
-by Zstandard with its content checksum, in base64 - ~85 bytes a file, ~0.5 us to make
-(``benchmarks/scale_run.py --instances --resume``). ``marshal``'s format is Python's own
-(``marshal.version``, stored beside it); a record of another version, a damaged one or
-rows of other columns are not used: the case is read again. Records of earlier medkit
-versions (rows as JSON lists) are read as before.
+integers and None (no code runs when it is read, and nothing else is accepted back),
+compressed by Zstandard with its content checksum, in base64 - ~80 bytes a file, ~1 us
+to make (0.5 of it ``marshal``; Zstandard lets go of the GIL). ``marshal``'s format is
+Python's own (``marshal.version``, stored beside it); a record of another version, a
+damaged one or rows of other columns are not used: the case is read again. Records of
+earlier medkit versions (rows as JSON lists) are read as before.
 """
 
 from __future__ import annotations
