@@ -125,6 +125,16 @@ def test_errors_are_one_line(
     with pytest.raises(QueryError, match="nope"):
         query(outs["csv"], "SELECT * FROM nope")
     capsys.readouterr()
+    copy = tmp_path / "copy.csv"
+    for statement in ("DROP VIEW cases", f"COPY cases TO '{copy}'", "SELECT 1; SELECT 2"):
+        for how in ([], ["--paths"], ["-o", str(tmp_path / "answer.csv")]):
+            assert cli_main(["query", str(outs["csv"]), statement, *how]) == 1
+            assert "the SQL must be one question" in capsys.readouterr().err
+        with pytest.raises(QueryError, match="one question"):
+            query(outs["csv"], statement)
+    assert not copy.exists() and not (tmp_path / "answer.csv").exists()
+    assert cli_main(["query", str(outs["csv"]), "DESCRIBE cases"]) == 0  # questions all
+    assert "PatientID" in capsys.readouterr().out
     # a table the run did not write: which option writes it, and what the folder has
     assert cli_main(["query", str(outs["csv"]), "SELECT count(*) FROM instances"]) == 1
     err = capsys.readouterr().err

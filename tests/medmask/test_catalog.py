@@ -243,6 +243,15 @@ def test_sql_through_python_and_the_command_line(
     assert main(["query", str(out), "SELECT 1", "-o", str(tmp_path / "x.txt")]) == 2
     with pytest.raises(MedmaskError, match="no such catalog"):
         query(tmp_path / "none.parquet", "SELECT 1")
+    # only questions: a COPY, a DROP or two statements are refused, the catalog untouched
+    capsys.readouterr()
+    copy = tmp_path / "copy.csv"
+    for statement in (f"COPY masks TO '{copy}'", "DROP VIEW masks", "SELECT 1; SELECT 2"):
+        assert main(["query", str(out), statement]) == 1
+        assert "the SQL must be one question" in capsys.readouterr().err
+        with pytest.raises(MedmaskError, match="one question"):
+            query(out, statement)
+    assert not copy.exists()
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")

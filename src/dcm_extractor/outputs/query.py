@@ -103,6 +103,7 @@ def query(out: str | os.PathLike[str], sql: str) -> Any:
     QueryError
         No tables there, or DuckDB refuses the SQL.
     """
+    _question(sql)
     with connect(out) as connection:
         return _run(lambda: connection.sql(sql).to_arrow_table(), out)
 
@@ -111,6 +112,7 @@ def query_rows(
     out: str | os.PathLike[str], sql: str, limit: int
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
     """The result's column names, its first ``limit`` rows and how many rows it has."""
+    _question(sql)
     with connect(out) as connection:
 
         def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
@@ -165,6 +167,7 @@ def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLi
     options = OUTPUT_FORMATS.get(target.suffix.lower())
     if options is None:
         raise QueryError(f"{target}: write {', '.join(OUTPUT_FORMATS)}")
+    _question(sql)
     with connect(out) as connection:
         _run(lambda: connection.execute(f"CREATE TEMP TABLE result AS {sql}"), out)
         if options:
@@ -231,6 +234,20 @@ def _view_sql(view: str, path: Path) -> str:
         f"CREATE VIEW {view} AS SELECT *{replace} FROM read_csv({quoted}, header = true, "
         "all_varchar = true, quote = '\"', escape = '\"')"
     )
+
+
+def _question(sql: str) -> None:
+    """Refuse SQL that is not one question (a SELECT, which DuckDB's FROM ..., WITH ...,
+    VALUES, DESCRIBE, SUMMARIZE and SHOW are): a DROP, COPY, INSERT, PRAGMA or a second
+    statement is not run - the folder's tables are read, never changed or copied."""
+    import duckdb  # noqa: PLC0415
+
+    statements = _run(lambda: duckdb.extract_statements(sql))
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise QueryError(
+            "query: the SQL must be one question - SELECT ..., WITH ..., FROM ..., "
+            "DESCRIBE ..., SUMMARIZE ...: the tables are read, never changed"
+        )
 
 
 def _run(step: Any, out: str | os.PathLike[str] | None = None) -> Any:

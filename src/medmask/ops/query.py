@@ -34,6 +34,7 @@ def query(catalogs: Catalogs, sql: str) -> Any:
     MedmaskError
         A catalog does not exist, or DuckDB refuses the SQL (its message says why).
     """
+    _question(sql)
     with connect(catalogs) as connection:
         return _run(lambda: connection.sql(sql).to_arrow_table())
 
@@ -42,6 +43,7 @@ def query_rows(
     catalogs: Catalogs, sql: str, limit: int
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
     """The result's column names, its first ``limit`` rows and how many rows it has."""
+    _question(sql)
     with connect(catalogs) as connection:
 
         def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
@@ -62,6 +64,7 @@ def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) 
     options = OUTPUT_FORMATS.get(out.suffix.lower())
     if options is None:
         raise MedmaskError(f"{out}: write {', '.join(OUTPUT_FORMATS)}")
+    _question(sql)
     with connect(catalogs) as connection, atomic_path(out) as partial:
         target = str(partial).replace("'", "''")
 
@@ -95,6 +98,20 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
         yield connection
     finally:
         connection.close()
+
+
+def _question(sql: str) -> None:
+    """Refuse SQL that is not one question (a SELECT, which DuckDB's FROM ..., WITH ...,
+    DESCRIBE, SUMMARIZE and SHOW are): a DROP, COPY, INSERT or a second statement is not
+    run - the catalogs are read, never changed or copied."""
+    import duckdb  # noqa: PLC0415
+
+    statements = _run(lambda: duckdb.extract_statements(sql))
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise MedmaskError(
+            "query: the SQL must be one question - SELECT ..., WITH ..., FROM ..., "
+            "DESCRIBE ..., SUMMARIZE ...: the catalogs are read, never changed"
+        )
 
 
 def _run(step: Any) -> Any:
