@@ -42,16 +42,16 @@ def query(catalogs: Catalogs, sql: str) -> Any:
 def query_rows(
     catalogs: Catalogs, sql: str, limit: int
 ) -> tuple[list[str], list[tuple[Any, ...]], int]:
-    """The result's column names, its first ``limit`` rows and how many rows it has."""
+    """The result's column names, its first ``limit`` rows and how many rows it has
+    (asked of DuckDB apart: the result is not held)."""
     _question(sql)
     with connect(catalogs) as connection:
 
         def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
-            connection.execute(f"CREATE TEMP TABLE result AS {sql}")
-            names = [d[0] for d in connection.execute("SELECT * FROM result LIMIT 0").description]
-            rows = connection.execute(f"SELECT * FROM result LIMIT {max(limit, 0)}").fetchall()
-            total = connection.execute("SELECT count(*) FROM result").fetchone()
-            return names, rows, int(total[0]) if total else 0
+            answer = connection.sql(sql)
+            rows = answer.limit(max(limit, 0)).fetchall()
+            counted = answer.aggregate("count(*)").fetchall()
+            return list(answer.columns), rows, int(counted[0][0]) if counted else 0
 
         found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run)
         return found
@@ -59,7 +59,8 @@ def query_rows(
 
 def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) -> int:
     """Write the result to ``output`` by its suffix (:data:`OUTPUT_FORMATS`: CSV with a
-    header, Parquet, JSON one object per line), whole or not at all; the rows written."""
+    header, Parquet, JSON one object per line), whole or not at all; the rows written.
+    The result streams from DuckDB into the file, not held."""
     out = Path(output)
     options = OUTPUT_FORMATS.get(out.suffix.lower())
     if options is None:
@@ -69,10 +70,9 @@ def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) 
         target = str(partial).replace("'", "''")
 
         def run() -> int:
-            connection.execute(f"CREATE TEMP TABLE result AS {sql}")
-            connection.execute(f"COPY result TO '{target}' ({options})")
-            total = connection.execute("SELECT count(*) FROM result").fetchone()
-            return int(total[0]) if total else 0
+            connection.sql(sql).create_view("query_answer")
+            copied = connection.execute(f"COPY query_answer TO '{target}' ({options})").fetchall()
+            return int(copied[0][0]) if copied else 0
 
         written: int = _run(run)
         return written
