@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 
 import openpyxl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -140,3 +141,40 @@ def test_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no all_instances table" in err
     assert "--instances writes it; this folder has: cases, series, studies, problems" in err
+
+
+def test_a_local_index_joins_another_by_the_dicom_keywords(
+    outs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """idc-index#143: users combine their local index with IDC's. IDC's ``index`` table
+    (one row per series, DICOM keywords for the UIDs) read by ``read_parquet`` in the
+    same question joins ours on SeriesInstanceUID, with no renaming."""
+    ours = read_csv(outs["csv"] / "all_series.csv")
+    theirs = pa.table(
+        {
+            "collection_id": ["lidc_idri", "nlst", "other"],
+            "StudyInstanceUID": [ours[0]["StudyInstanceUID"], ours[1]["StudyInstanceUID"], "9"],
+            "SeriesInstanceUID": [
+                ours[0]["SeriesInstanceUID"],
+                ours[1]["SeriesInstanceUID"],
+                "9.9",
+            ],
+            "instanceCount": [1, 2, 3],
+        }
+    )
+    index = tmp_path / "idc_index.parquet"
+    pq.write_table(theirs, index)
+    sql = (
+        "SELECT s.SeriesInstanceUID, s.PatientID, i.collection_id FROM series s "
+        f"JOIN read_parquet('{index}') i USING (StudyInstanceUID, SeriesInstanceUID) "
+        "ORDER BY i.collection_id"
+    )
+    answer = query(outs["csv"], sql).to_pylist()
+    assert [(r["SeriesInstanceUID"], r["collection_id"]) for r in answer] == [
+        (ours[0]["SeriesInstanceUID"], "lidc_idri"),
+        (ours[1]["SeriesInstanceUID"], "nlst"),
+    ]
+    assert answer[0]["PatientID"] == ours[0]["PatientID"]  # (text: leading zeros kept)
+    assert cli_main(["query", str(outs["parquet"]), sql]) == 0
+    printed = capsys.readouterr().out
+    assert "lidc_idri" in printed and "(2 rows)" in printed
