@@ -15,10 +15,11 @@ of manifest at 10^7 files, and ~2.5 us a file of the run's time to encode) are s
 as one text field: the rows as Python's ``marshal`` writes a list of tuples of text,
 integers and None (no code runs when it is read, and nothing else is accepted back),
 compressed by Zstandard with its content checksum, in base64 - ~80 bytes a file, ~1 us
-to make (0.5 of it ``marshal``; Zstandard lets go of the GIL). ``marshal``'s format is
-Python's own (``marshal.version``, stored beside it); a record of another version, a
-damaged one or rows of other columns are not used: the case is read again. Records of
-earlier medkit versions (rows as JSON lists) are read as before.
+to make (0.5 of it ``marshal``; Zstandard lets go of the GIL). ``marshal`` writes its
+format 4 (stored beside the rows), which every Python since 3.4 reads and writes: a
+Python upgrade keeps the manifest. A record of another format, a damaged one or rows of
+other columns are not used: the case is read again. Records of earlier medkit versions
+(rows as JSON lists) are read as before.
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ import zstandard
 
 from ..outputs.atomic import write_atomic
 from ..sources.cases import CaseResult, ReportEntry
-from ..sources.instances import INSTANCE_COLUMNS, PRIVATE_COLUMNS, InstanceRows
+from ..sources.instances import (
+    INSTANCE_COLUMNS,
+    MARSHAL_FORMAT,
+    PRIVATE_COLUMNS,
+    InstanceRows,
+)
 from ..sources.walk import WalkProblem, walk_case_files
 from ..version import __version__
 
@@ -178,7 +184,7 @@ def _instances(stored: Any) -> InstanceRows:
     return rows
 
 
-_MARSHAL_VERSION: Final = marshal.version
+_MARSHAL_VERSION: Final = MARSHAL_FORMAT
 _PER_THREAD: Final = threading.local()
 _ROW_VALUES: Final = frozenset({str, int, type(None)})  # (None: Rows of an unreadable file)
 _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
@@ -188,7 +194,7 @@ def _unpacked(packed: str, version: Any) -> list[tuple[Any, ...]]:
     """The rows :func:`_instances_to` packed, checked to be a list of tuples of text,
     integers and None (ValueError for anything else)."""
     if version != _MARSHAL_VERSION:
-        raise ValueError("instance rows marshalled by another Python")
+        raise ValueError("instance rows in another marshal format")
     try:
         frame = base64.b64decode(packed, validate=True)
         if zstandard.frame_content_size(frame) > _INFLATE_MOST * len(frame):
