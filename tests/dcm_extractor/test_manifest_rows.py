@@ -24,6 +24,9 @@ from dcm_extractor.sources.instances import InstanceRows
 
 HEADERS = ("ImageComments",)
 WIDTH = len(InstanceRows(HEADERS).names)
+# any rows: text with any code point (lone surrogates too), any integer, None
+VALUE = st.one_of(st.text(st.characters(exclude_categories=())), st.integers(), st.none())
+ROWS = st.lists(st.tuples(*[VALUE] * WIDTH), max_size=20)
 
 
 def result(rows: list[tuple[Any, ...]]) -> CaseResult:
@@ -70,17 +73,7 @@ def test_rows_come_back_exactly_and_far_smaller_than_as_json(tmp_path: Path) -> 
 
 
 @settings(deadline=None, max_examples=60)
-@given(
-    st.lists(
-        st.tuples(
-            *(
-                [st.one_of(st.text(st.characters(exclude_categories=())), st.integers(), st.none())]
-                * WIDTH
-            )
-        ),
-        max_size=20,
-    )
-)
+@given(ROWS)
 def test_any_text_and_integer_rows_come_back(rows: list[tuple[Any, ...]]) -> None:
     """Text with any code point (lone surrogates: names that were not UTF-8 before
     names.readable), integers past 64 bits."""
@@ -89,17 +82,7 @@ def test_any_text_and_integer_rows_come_back(rows: list[tuple[Any, ...]]) -> Non
 
 
 @settings(deadline=None, max_examples=60)
-@given(
-    st.lists(
-        st.tuples(
-            *(
-                [st.one_of(st.text(st.characters(exclude_categories=())), st.integers(), st.none())]
-                * WIDTH
-            )
-        ),
-        max_size=20,
-    )
-)
+@given(ROWS)
 def test_rows_pickled_for_another_process_come_back(rows: list[tuple[Any, ...]]) -> None:
     """Worker processes and Dask send a case's rows pickled: as one marshal string (the
     rows' own pickle opcodes are not in it), the same rows back."""

@@ -157,10 +157,10 @@ def _instances_to(rows: InstanceRows) -> dict[str, Any]:
     compressor = getattr(_PER_THREAD, "compressor", None)
     if compressor is None:  # (one per thread: python-zstandard's are not to be shared)
         compressor = _PER_THREAD.compressor = zstandard.ZstdCompressor(level=1, write_checksum=True)
-    packed = compressor.compress(marshal.dumps(rows.rows, _MARSHAL_VERSION))
+    packed = compressor.compress(marshal.dumps(rows.rows, MARSHAL_FORMAT))
     return {
         "names": rows.names,
-        "marshal": _MARSHAL_VERSION,
+        "marshal": MARSHAL_FORMAT,
         "rows": base64.b64encode(packed).decode("ascii"),
     }
 
@@ -184,7 +184,6 @@ def _instances(stored: Any) -> InstanceRows:
     return rows
 
 
-_MARSHAL_VERSION: Final = MARSHAL_FORMAT
 _PER_THREAD: Final = threading.local()
 _ROW_VALUES: Final = frozenset({str, int, type(None)})  # (None: Rows of an unreadable file)
 _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not ours
@@ -193,7 +192,7 @@ _INFLATE_MOST: Final = 1_000  # rows compress ~7x: a frame claiming more is not 
 def _unpacked(packed: str, version: Any) -> list[tuple[Any, ...]]:
     """The rows :func:`_instances_to` packed, checked to be a list of tuples of text,
     integers and None (ValueError for anything else)."""
-    if version != _MARSHAL_VERSION:
+    if version != MARSHAL_FORMAT:
         raise ValueError("instance rows in another marshal format")
     try:
         frame = base64.b64decode(packed, validate=True)
