@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -105,6 +107,30 @@ def test_the_command_line_prints_and_writes(
             back = [c[0].value for c in cells]
         assert back == [r["PatientID"] for r in rows], suffix
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left
+
+
+def test_a_question_over_parquet_loads_no_reading_code(outs: dict[str, Path]) -> None:
+    """`dcm-extract query` over Parquet tables imports DuckDB, not the extraction's pydicom
+    and pyarrow (half its cold start): in a fresh process the answer is right (a number)
+    and neither was loaded. (Over CSV tables the shapes, which name the numeric columns,
+    bring them: tested by the numbers the other tests read from CSV.)"""
+    kind = "parquet"
+    script = (
+        "import sys\n"
+        "from dcm_extractor.cli import main\n"
+        "code = main(['query', sys.argv[1], 'SELECT sum(ImageCount) AS n, "
+        "typeof(sum(ImageCount)) AS kind FROM cases'])\n"
+        "print(sorted(m for m in ('pydicom', 'pyarrow') if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(outs[kind])], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    images = sum(int(row["ImageCount"]) for row in read_csv(outs[kind] / "all_cases.csv"))
+    assert lines[1].split() == [str(images), "HUGEINT"]  # (a sum of BIGINT: a number)
+    assert lines[-1] == "[]"
 
 
 def test_errors_are_one_line(

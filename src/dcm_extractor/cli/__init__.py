@@ -13,18 +13,24 @@ case, an unwritable folder), 2 a usage error; every error is one line
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from ..errors import DcmExtractorError
 from ..version import __version__
-from . import extract, keygen, query, sample
 from .common import PROG, CommandParser
 
 __all__ = ["SUBCOMMANDS", "main"]
 
-SUBCOMMANDS: dict[str, ModuleType] = {"sample": sample, "keygen": keygen, "query": query}
+# Each subcommand's module is imported when it runs: the extraction's brings pydicom and
+# pyarrow, which ``dcm-extract query`` never needs (its cold start is half without them).
+SUBCOMMANDS: tuple[str, ...] = ("sample", "keygen", "query")
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def _parser(name: str, module: ModuleType) -> CommandParser:
@@ -39,11 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["--version"]:
         print(f"{PROG} (medkit) {__version__}")
         return 0
-    module = SUBCOMMANDS.get(args[0]) if args else None
+    name = args[0] if args and args[0] in SUBCOMMANDS else None
     try:
-        if module is None:
+        if name is None:
+            from . import extract  # noqa: PLC0415 - (SUBCOMMANDS)
+
             return extract.main(args, prog=PROG)
-        parser = _parser(args[0], module)
+        module = _module(name)
+        parser = _parser(name, module)
         parsed = parser.parse_args(args[1:])
         try:
             code: int = module.run(parsed)
