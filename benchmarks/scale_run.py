@@ -24,6 +24,14 @@ and report.html besides the case tables) against runs without; ``--instances`` r
 Runs are made without the resume manifest unless ``--resume`` is given: then every run
 writes one into an empty output folder, as a first ``dcm-extract`` run does by default
 (with ``--instances`` the manifest holds every instance row).
+
+``--instructions`` adds, to a comparison, the instructions each side executes per file,
+counted by valgrind's callgrind (one worker, a fixed hash seed): a count that other
+guests of a shared machine do not change (it moves by under 1% between runs here, with the
+interleaving of the run's threads), where its timings drift by 10-30%.
+Per file means the difference between runs over 25 and 5 cases of the ``--small`` set,
+divided by the difference in files, so start-up and imports drop out. It counts work, not
+time: memory stalls (the cache misses of more objects alive) are time it does not see.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import argparse
 import filecmp
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -120,6 +129,59 @@ def extract(
     return result
 
 
+def subset(data: Path, cases: int) -> Path:
+    """A data root holding the first ``cases`` case folders of ``data`` (symbolic links)."""
+    folder = data.parent.parent / f"subset-{cases}" / "dicom_cases"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        for case in sorted(data.iterdir())[:cases]:
+            (folder / case.name).symlink_to(case.resolve())
+    return folder
+
+
+def counted(
+    data: Path, out: Path, source: Path | None, series: bool | str, resume: bool
+) -> tuple[int, int]:
+    """(instructions, files) of one run of one worker under callgrind."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    if resume:
+        env["SCALE_RUN_RESUME"] = "1"
+    shutil.rmtree(out, ignore_errors=True)
+    mode = [series if isinstance(series, str) else "series"] if series else []
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-c", CHILD, str(data), str(out), "1", *mode],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    files = int(json.loads(done.stdout.strip().splitlines()[-1])["files"])
+    return int(found.group(1)), files
+
+
+def instructions(source: Path | None, small: int, series: bool | str, resume: bool) -> None:
+    """Instructions per file of each side (module docstring), and their ratio."""
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not installed (Debian: apt-get install valgrind)")
+        return
+    data = dataset(small)
+    per_file = {}
+    for name, src in (("this", None), ("other", source)):
+        mode = series if name == "this" else False
+        out = ROOT / "out" / f"scale-instructions-{name}"
+        (few, few_files), (more, more_files) = (
+            counted(subset(data, cases), out, src, mode, resume) for cases in (5, 25)
+        )
+        per_file[name] = (more - few) / (more_files - few_files)
+    this, other = per_file["this"], per_file["other"]
+    print(
+        f"instructions a file (callgrind, 1 worker, 25 - 5 cases): this {this:,.0f}, "
+        f"other {other:,.0f}, ratio {this / other:.3f}"
+    )
+
+
 def same_tables(one: Path, two: Path) -> bool:
     names = ["all_cases.csv", "all_cases_desensitized.csv", "extraction_report.csv"]
     return all(filecmp.cmp(one / n, two / n, shallow=False) for n in names)
@@ -197,11 +259,22 @@ def main() -> None:
         "--resume", action="store_true",
         help="every run writes the resume manifest, as dcm-extract does by default",
     )  # fmt: skip
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="also the instructions a file of each side (valgrind's callgrind)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-timing", dest="timing", action="store_false",
+        help="with --instructions: only the instruction counts",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.against is not None or args.series or args.instances:
         counts = [args.small, args.files]
         mode: bool | str = "instances" if args.instances else args.series
-        against(args.against, counts, args.repeat, args.workers, mode, args.resume)
+        if args.timing:
+            against(args.against, counts, args.repeat, args.workers, mode, args.resume)
+        if args.instructions:
+            instructions(args.against, args.small, mode, args.resume)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):
