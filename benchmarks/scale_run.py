@@ -27,7 +27,7 @@ writes one into an empty output folder, as a first ``dcm-extract`` run does by d
 
 ``--instructions`` adds, to a comparison, the instructions each side executes per file,
 counted by valgrind's callgrind (one worker, a fixed hash seed): a count that other
-guests of a shared machine do not change (it moves by under 1% between runs here, with the
+guests of a shared machine do not change (it moves by 1-2% between runs here, with the
 interleaving of the run's threads), where its timings drift by 10-30%.
 Per file means the difference between runs over 25 and 5 cases of the ``--small`` set,
 divided by the difference in files, so start-up and imports drop out. It counts work, not
