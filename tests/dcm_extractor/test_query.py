@@ -17,7 +17,9 @@ import pytest
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
-from dcm_extractor.outputs.query import QueryError, query, views_of
+from dcm_extractor.outputs.query import NUMBER_COLUMNS, QueryError, query, views_of
+from dcm_extractor.outputs.studies import STUDY_TABLE
+from dcm_extractor.outputs.tables import CASE_TABLE, INSTANCE_TABLE, SERIES_TABLE
 from dcm_extractor.sample import generate_dicom_dataset
 
 
@@ -109,12 +111,11 @@ def test_the_command_line_prints_and_writes(
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left
 
 
-def test_a_question_over_parquet_loads_no_reading_code(outs: dict[str, Path]) -> None:
-    """`dcm-extract query` over Parquet tables imports DuckDB, not the extraction's pydicom
-    and pyarrow (half its cold start): in a fresh process the answer is right (a number)
-    and neither was loaded. (Over CSV tables the shapes, which name the numeric columns,
-    bring them: tested by the numbers the other tests read from CSV.)"""
-    kind = "parquet"
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_question_loads_no_reading_code(outs: dict[str, Path], kind: str) -> None:
+    """`dcm-extract query` imports DuckDB, not the extraction's pydicom and pyarrow (half
+    its cold start): in a fresh process, over CSV and over Parquet tables, the answer is
+    right (a number: CSV views cast the numeric columns) and neither was loaded."""
     script = (
         "import sys\n"
         "from dcm_extractor.cli import main\n"
@@ -131,6 +132,16 @@ def test_a_question_over_parquet_loads_no_reading_code(outs: dict[str, Path]) ->
     images = sum(int(row["ImageCount"]) for row in read_csv(outs[kind] / "all_cases.csv"))
     assert lines[1].split() == [str(images), "HUGEINT"]  # (a sum of BIGINT: a number)
     assert lines[-1] == "[]"
+
+
+def test_the_views_number_columns_are_the_tables() -> None:
+    """The query's own list of numeric columns (it does not import the tables' modules)
+    is what the tables write as numbers."""
+    shapes = {"cases": CASE_TABLE, "series": SERIES_TABLE, "studies": STUDY_TABLE,
+              "instances": INSTANCE_TABLE}  # fmt: skip
+    assert set(NUMBER_COLUMNS) == set(shapes)
+    for view, shape in shapes.items():
+        assert NUMBER_COLUMNS[view] == (shape.integers, shape.floats), view
 
 
 def test_errors_are_one_line(

@@ -21,16 +21,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..errors import DcmExtractorError
 from .atomic import AtomicFile, atomic_path
 from .xlsx import XlsxTable
 
-if TYPE_CHECKING:
-    from .tables import TableShape
-
 __all__ = [
+    "NUMBER_COLUMNS",
     "OUTPUT_FORMATS",
     "VIEWS",
     "QueryError",
@@ -47,13 +45,36 @@ class QueryError(DcmExtractorError):
     """The output folder has no tables, or DuckDB refused the SQL (its message says why)."""
 
 
-# view -> the table's file stem (its shape, for the numeric columns of a CSV: _shape)
+# view -> the table's file stem
 VIEWS: Final[dict[str, str]] = {
     "cases": "all_cases",
     "series": "all_series",
     "studies": "all_studies",
     "instances": "all_instances",
     "problems": "extraction_report",
+}
+# view -> the columns its table holds as (integers, decimals); the rest is text. A view of
+# a CSV table casts them. The tables' shapes (outputs/tables.py, studies.py) say the same
+# (a test compares them); they are not imported here, as their modules bring the reading
+# code (pydicom) and pyarrow, which a question never needs: `dcm-extract query` starts in
+# half the time without them.
+NUMBER_COLUMNS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
+    "cases": (
+        frozenset({"ProjectID", "PatientAge", "Rows", "Columns", "ImageCount", "SeriesCount"}),
+        frozenset(),
+    ),
+    "series": (
+        frozenset({"ProjectID", "Rows", "Columns", "ImageCount", "NumberOfFrames", "SliceCount"}),
+        frozenset({"ZExtent", "SliceSpacing"}),
+    ),
+    "studies": (
+        frozenset({"ProjectID", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"}),
+        frozenset(),
+    ),
+    "instances": (
+        frozenset({"ProjectID", "FileSize", "Rows", "Columns", "NumberOfFrames"}),
+        frozenset(),
+    ),
 }
 # what writes each table (for the message when a query names one the folder lacks)
 _WRITTEN_BY: Final = {
@@ -231,39 +252,19 @@ def _view_sql(view: str, path: Path) -> str:
     quoted = "'" + str(path).replace("'", "''") + "'"
     if path.suffix == ".parquet":
         return f"CREATE VIEW {view} AS SELECT * FROM read_parquet({quoted})"
-    shape = _shape(view)
-    numeric = set() if shape is None else shape.integers | shape.floats
+    integers, floats = NUMBER_COLUMNS.get(view, (frozenset(), frozenset()))
     with path.open(encoding="utf-8-sig", newline="") as stream:
         header = next(csv.reader(stream), [])
     casts = [
-        f'TRY_CAST("{name}" AS {"DOUBLE" if shape and name in shape.floats else "BIGINT"}) '
-        f'AS "{name}"'
+        f'TRY_CAST("{name}" AS {"DOUBLE" if name in floats else "BIGINT"}) AS "{name}"'
         for name in header
-        if name in numeric
+        if name in integers or name in floats
     ]
     replace = f" REPLACE ({', '.join(casts)})" if casts else ""
     return (
         f"CREATE VIEW {view} AS SELECT *{replace} FROM read_csv({quoted}, header = true, "
         "all_varchar = true, quote = '\"', escape = '\"')"
     )
-
-
-def _shape(view: str) -> TableShape | None:
-    """The table's shape (None for the report). Imported here, not with the module: the
-    shapes' modules bring the reading code (pydicom) and pyarrow, which a question over
-    Parquet files never needs (``dcm-extract query`` starts in half the time without them)."""
-    if view == "problems":  # (the report is CSV in every run)
-        return None
-    from .studies import STUDY_TABLE  # noqa: PLC0415
-    from .tables import CASE_TABLE, INSTANCE_TABLE, SERIES_TABLE  # noqa: PLC0415
-
-    shapes = {
-        "cases": CASE_TABLE,
-        "series": SERIES_TABLE,
-        "studies": STUDY_TABLE,
-        "instances": INSTANCE_TABLE,
-    }
-    return shapes.get(view)
 
 
 def _question(sql: str) -> None:
