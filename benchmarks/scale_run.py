@@ -27,8 +27,8 @@ writes one into an empty output folder, as a first ``dcm-extract`` run does by d
 
 ``--instructions`` adds, to a comparison, the instructions each side executes per file,
 counted by valgrind's callgrind (one worker, a fixed hash seed): a count that other
-guests of a shared machine do not change (it moves by 1-2% between runs here, with the
-interleaving of the run's threads), where its timings drift by 10-30%.
+guests of a shared machine do not change (numpy's idle OpenBLAS threads, whose spinning
+made it move by 1-2%, are kept to one), where its timings drift by 10-30%.
 Per file means the difference between runs over 25 and 5 cases of the ``--small`` set,
 divided by the difference in files, so start-up and imports drop out. It counts work, not
 time: memory stalls (the cache misses of more objects alive) are time it does not see.
@@ -143,7 +143,9 @@ def counted(
     data: Path, out: Path, source: Path | None, series: bool | str, resume: bool
 ) -> tuple[int, int]:
     """(instructions, files) of one run of one worker under callgrind."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from run
+    # to run, and the run does no linear algebra
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
     if source is not None:
         env["PYTHONPATH"] = str(source)
     if resume:
