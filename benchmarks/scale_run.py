@@ -45,6 +45,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -111,22 +112,37 @@ def extract(
     """One run in a fresh process; ``source``: another version's ``src`` folder;
     ``series``: with the series table and report.html ("instances": with the series,
     study and instance tables); ``resume``: writing the resume manifest."""
-    env = dict(os.environ)
+    done = child(data, out, workers, source, series, resume)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child(
+    data: Path,
+    out: Path,
+    workers: int,
+    source: Path | None,
+    series: bool | str,
+    resume: bool,
+    under: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The run of :func:`extract` (``under``: a command it runs under, e.g. valgrind's;
+    ``env``: variables besides this process's)."""
+    env = dict(os.environ, **(env or {}))
     if source is not None:
         env["PYTHONPATH"] = str(source)
     if resume:  # an empty folder: the run writes its manifest, nothing is reused
         env["SCALE_RUN_RESUME"] = "1"
         shutil.rmtree(out, ignore_errors=True)
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), str(out), str(workers)]
-        + ([series if isinstance(series, str) else "series"] if series else []),
+    mode = [series if isinstance(series, str) else "series"] if series else []
+    return subprocess.run(
+        [*under, sys.executable, "-c", CHILD, str(data), str(out), str(workers), *mode],
         capture_output=True,
         text=True,
         check=True,
         env=env,
     )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def subset(data: Path, cases: int) -> Path:
@@ -145,17 +161,10 @@ def counted(
     """(instructions, files) of one run of one worker under callgrind."""
     # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from run
     # to run, and the run does no linear algebra
-    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
-    if source is not None:
-        env["PYTHONPATH"] = str(source)
-    if resume:
-        env["SCALE_RUN_RESUME"] = "1"
-    shutil.rmtree(out, ignore_errors=True)
-    mode = [series if isinstance(series, str) else "series"] if series else []
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         "-c", CHILD, str(data), str(out), "1", *mode],
-        capture_output=True, text=True, check=True, env=env,
+    done = child(
+        data, out, 1, source, series, resume,
+        under=["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"],
+        env={"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"},
     )  # fmt: skip
     found = re.search(r"Collected : (\d+)", done.stderr)
     assert found is not None, done.stderr[-2000:]
