@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import shutil
 import signal
@@ -17,7 +19,11 @@ from pydicom.data import get_testdata_file
 from test_cases import SECONDARY_CAPTURE, _header_only, _image, _series_with_one_damaged_file
 
 from dcm_extractor.extractor import main
+from dcm_extractor.runner.batches import scan_batch
+from dcm_extractor.runner.cluster import scan_on_cluster
+from dcm_extractor.runner.isolation import CaseFailedError
 from dcm_extractor.sample import DicomSample
+from dcm_extractor.sources import instances
 
 distributed = pytest.importorskip("distributed")
 DASK = Path(sys.executable).parent / "dask"
@@ -172,3 +178,59 @@ def test_real_scheduler_and_workers_and_a_killed_worker(data: Path, tmp_path: Pa
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _one_file_cases(root: Path, count: int) -> list[Path]:
+    source = Path(str(get_testdata_file("CT_small.dcm")))
+    cases = []
+    for index in range(count):
+        case = root / f"case{index:03d}"
+        case.mkdir(parents=True)
+        shutil.copyfile(source, case / "1.dcm")
+        cases.append(case)
+    return cases
+
+
+def test_each_batch_is_fetched_from_its_worker_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dask's Future.result() fetches and unpickles a result on every call: taken case by
+    # case, a batch of 3 cases was unpickled 3 times. Every CaseResult unpickles its
+    # instance rows through instances._unmarshalled, so counting its calls in this process
+    # counts the case results that arrived here.
+    arrived: list[str] = []
+    real = instances._unmarshalled
+
+    def counted(headers: tuple[str, ...], rows: bytes) -> instances.InstanceRows:
+        arrived.append("result")
+        return real(headers, rows)
+
+    monkeypatch.setattr(instances, "_unmarshalled", counted)
+    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: batches of 48 // 16 = 3
+    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        outcomes, close = scan_on_cluster(cases, scan, cluster.scheduler_address, None)
+        try:
+            results = [outcomes[case.name]() for case in cases]
+        finally:
+            close()
+    assert [r.name for r in results] == [case.name for case in cases]
+    assert all(r.files == 1 and r.images == 1 for r in results)
+    assert len(arrived) == len(cases)  # 144 before: each batch of 3 fetched 3 times
+
+
+def test_a_failed_batch_task_fails_each_of_its_cases(tmp_path: Path) -> None:
+    cases = _one_file_cases(tmp_path / "cases", 48)
+    broken = operator.itemgetter(99)  # the task itself raises (IndexError), on the worker
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        outcomes, close = scan_on_cluster(cases, broken, cluster.scheduler_address, None)
+        try:
+            for case in cases[:6]:  # two batches of 3: every case says why, none is lost
+                with pytest.raises(CaseFailedError, match=r"its Dask task failed \(IndexError\)"):
+                    outcomes[case.name]()
+        finally:
+            close()
