@@ -21,6 +21,11 @@ and report.html besides the case tables) against runs without; ``--instances`` r
 ``--series --instances`` (series, study and instance tables) against runs without
 (issue 32's target: <= 1.15x the time, the main process's peak memory within 10%).
 
+``--dask`` makes every run of a comparison scan on a Dask LocalCluster of ``--workers``
+worker processes (one thread each, on 127.0.0.1, started once for all runs) instead of the
+local pool; the CPU columns then count the main process only (the workers are not its
+children).
+
 Runs are made without the resume manifest unless ``--resume`` is given: then every run
 writes one into an empty output folder, as a first ``dcm-extract`` run does by default
 (with ``--instances`` the manifest holds every instance row).
@@ -32,6 +37,9 @@ made it move by 1-2%, are kept to one), where its timings drift by 10-30%.
 Per file means the difference between runs over 25 and 5 cases of the ``--small`` set,
 divided by the difference in files, so start-up and imports drop out. It counts work, not
 time: memory stalls (the cache misses of more objects alive) are time it does not see.
+``--cache`` counts those too, in cachegrind's model of this machine's caches (level 1
+and level 2; a model: it does not see what the kernel's copies bring into the caches, so
+a first read of bytes ``os.read`` gave counts as a miss here that is a hit in truth).
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ def cpu():  # user + system seconds of this process and its finished children (p
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 start, cpu_start = time.perf_counter(), cpu()
 resume = os.environ.get("SCALE_RUN_RESUME") == "1"  # (the CLI's default: on)
+if os.environ.get("SCALE_RUN_SCHEDULER"):  # --dask: the benchmark's LocalCluster
+    more["scheduler"] = os.environ["SCALE_RUN_SCHEDULER"]
 summary = run(RunOptions(data, out, merge_all=True, formats=("csv", "parquet"),
                          workers=workers, resume=resume, **more))
 seconds, cpu_seconds = time.perf_counter() - start, cpu() - cpu_start
@@ -155,42 +165,63 @@ def subset(data: Path, cases: int) -> Path:
     return folder
 
 
+# --cache: this machine's caches (AMD EPYC: 32 KiB 8-way level 1, 1 MiB 16-way level 2) as
+# cachegrind's model; its level 2 as the last level (the shared level 3 is other guests' too)
+CACHES = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64")
+EVENTS = {"instructions": r"I\s+refs", "L1i misses": r"I1\s+misses",
+          "L1d misses": r"D1\s+misses", "L2 misses": r"LL\s+misses"}  # fmt: skip
+
+
 def counted(
-    data: Path, out: Path, source: Path | None, series: bool | str, resume: bool
-) -> tuple[int, int]:
-    """(instructions, files) of one run of one worker under callgrind."""
+    data: Path, out: Path, source: Path | None, series: bool | str, resume: bool, cache: bool
+) -> tuple[dict[str, int], int]:
+    """(events, files) of one run of one worker under callgrind (instructions) or, with
+    ``cache``, cachegrind's cache model (instructions and misses)."""
     # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from run
     # to run, and the run does no linear algebra
+    if cache:
+        tool = ["--tool=cachegrind", "--cache-sim=yes", *CACHES, "--cachegrind-out-file=/dev/null"]
+        patterns = EVENTS
+    else:
+        tool = ["--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        patterns = {"instructions": r"Collected"}
     done = child(
-        data, out, 1, source, series, resume,
-        under=["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"],
+        data, out, 1, source, series, resume, under=["valgrind", *tool],
         env={"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"},
     )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    assert found is not None, done.stderr[-2000:]
+    events = {}
+    for name, pattern in patterns.items():
+        found = re.search(pattern + r"\s*:\s*([\d,]+)", done.stderr)
+        assert found is not None, done.stderr[-2000:]
+        events[name] = int(found.group(1).replace(",", ""))
     files = int(json.loads(done.stdout.strip().splitlines()[-1])["files"])
-    return int(found.group(1)), files
+    return events, files
 
 
-def instructions(source: Path | None, small: int, series: bool | str, resume: bool) -> None:
-    """Instructions per file of each side (module docstring), and their ratio."""
+def instructions(
+    source: Path | None, small: int, series: bool | str, resume: bool, cache: bool = False
+) -> None:
+    """Instructions (with ``cache``: and cache misses) per file of each side (module
+    docstring), and their ratios."""
     if shutil.which("valgrind") is None:
         print("instructions: valgrind is not installed (Debian: apt-get install valgrind)")
         return
     data = dataset(small)
-    per_file = {}
+    per_file: dict[str, dict[str, float]] = {}
     for name, src in (("this", None), ("other", source)):
         mode = series if name == "this" else False
         out = ROOT / "out" / f"scale-instructions-{name}"
         (few, few_files), (more, more_files) = (
-            counted(subset(data, cases), out, src, mode, resume) for cases in (5, 25)
+            counted(subset(data, cases), out, src, mode, resume, cache) for cases in (5, 25)
         )
-        per_file[name] = (more - few) / (more_files - few_files)
-    this, other = per_file["this"], per_file["other"]
-    print(
-        f"instructions a file (callgrind, 1 worker, 25 - 5 cases): this {this:,.0f}, "
-        f"other {other:,.0f}, ratio {this / other:.3f}"
-    )
+        per_file[name] = {k: (more[k] - few[k]) / (more_files - few_files) for k in more}
+    tool = "cachegrind" if cache else "callgrind"
+    for event, this in per_file["this"].items():
+        other = per_file["other"][event]
+        print(
+            f"{event} a file ({tool}, 1 worker, 25 - 5 cases): this {this:,.0f}, "
+            f"other {other:,.0f}, ratio {this / other:.3f}"
+        )
 
 
 def same_tables(one: Path, two: Path) -> bool:
@@ -275,17 +306,34 @@ def main() -> None:
         help="also the instructions a file of each side (valgrind's callgrind)",
     )  # fmt: skip
     parser.add_argument(
+        "--cache", action="store_true",
+        help="with --instructions: cachegrind's cache model, misses a file besides",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-timing", dest="timing", action="store_false",
         help="with --instructions: only the instruction counts",
     )  # fmt: skip
+    parser.add_argument(
+        "--dask", action="store_true",
+        help="comparisons scan on a Dask LocalCluster of --workers processes",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.dask:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, host="127.0.0.1",
+            dashboard_address=None,
+        )  # fmt: skip
+        os.environ["SCALE_RUN_SCHEDULER"] = cluster.scheduler_address
+        print(f"on a Dask LocalCluster: {args.workers} worker process(es), 1 thread each")
     if args.against is not None or args.series or args.instances:
         counts = [args.small, args.files]
         mode: bool | str = "instances" if args.instances else args.series
         if args.timing:
             against(args.against, counts, args.repeat, args.workers, mode, args.resume)
         if args.instructions:
-            instructions(args.against, args.small, mode, args.resume)
+            instructions(args.against, args.small, mode, args.resume, args.cache)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):
