@@ -24,7 +24,7 @@ and report.html besides the case tables) against runs without; ``--instances`` r
 ``--dask`` makes every run of a comparison scan on a Dask LocalCluster of ``--workers``
 worker processes (one thread each, on 127.0.0.1, started once for all runs) instead of the
 local pool; the CPU columns then count the main process only (the workers are not its
-children).
+children). Instruction counts (below) always scan in the counted process.
 
 Runs are made without the resume manifest unless ``--resume`` is given: then every run
 writes one into an empty output folder, as a first ``dcm-extract`` run does by default
@@ -177,8 +177,6 @@ def counted(
 ) -> tuple[dict[str, int], int]:
     """(events, files) of one run of one worker under callgrind (instructions) or, with
     ``cache``, cachegrind's cache model (instructions and misses)."""
-    # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from run
-    # to run, and the run does no linear algebra
     if cache:
         tool = ["--tool=cachegrind", "--cache-sim=yes", *CACHES, "--cachegrind-out-file=/dev/null"]
         patterns = EVENTS
@@ -187,7 +185,10 @@ def counted(
         patterns = {"instructions": r"Collected"}
     done = child(
         data, out, 1, source, series, resume, under=["valgrind", *tool],
-        env={"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"},
+        # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from
+        # run to run, and the run does no linear algebra; the scan counted is this process's
+        # own, never a --dask cluster's
+        env={"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "SCALE_RUN_SCHEDULER": ""},
     )  # fmt: skip
     events = {}
     for name, pattern in patterns.items():
@@ -281,6 +282,16 @@ def against(
         print(f"{'':9s} fastest runs: ratio {best:.2f} (wall), {best_cpu:.2f} (cpu)")
 
 
+def compare(args: argparse.Namespace) -> None:
+    """The comparison the options ask for: timed, counted or both."""
+    mode: bool | str = "instances" if args.instances else args.series
+    if args.timing:
+        counts = [args.small, args.files]
+        against(args.against, counts, args.repeat, args.workers, mode, args.resume)
+    if args.instructions:
+        instructions(args.against, args.small, mode, args.resume, args.cache)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -318,22 +329,22 @@ def main() -> None:
         help="comparisons scan on a Dask LocalCluster of --workers processes",
     )  # fmt: skip
     args = parser.parse_args()
+    comparing = args.against is not None or args.series or args.instances
+    if args.dask and not comparing:
+        parser.error("--dask is for comparisons (--against, --series or --instances)")
     if args.dask:
         from distributed import LocalCluster
 
-        cluster = LocalCluster(
+        with LocalCluster(
             n_workers=args.workers, threads_per_worker=1, host="127.0.0.1",
             dashboard_address=None,
-        )  # fmt: skip
-        os.environ["SCALE_RUN_SCHEDULER"] = cluster.scheduler_address
-        print(f"on a Dask LocalCluster: {args.workers} worker process(es), 1 thread each")
-    if args.against is not None or args.series or args.instances:
-        counts = [args.small, args.files]
-        mode: bool | str = "instances" if args.instances else args.series
-        if args.timing:
-            against(args.against, counts, args.repeat, args.workers, mode, args.resume)
-        if args.instructions:
-            instructions(args.against, args.small, mode, args.resume, args.cache)
+        ) as cluster:  # fmt: skip
+            os.environ["SCALE_RUN_SCHEDULER"] = cluster.scheduler_address
+            print(f"on a Dask LocalCluster: {args.workers} worker process(es), 1 thread each")
+            compare(args)
+        return
+    if comparing:
+        compare(args)
         return
     print(f"{'files':>9s} {'workers':>8s} {'seconds':>8s} {'files/s':>9s} {'peak RSS MB':>12s}")
     for count in (args.small, args.files):
