@@ -10,15 +10,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.data import get_testdata_file
 from test_cases import SECONDARY_CAPTURE, _header_only, _image, _series_with_one_damaged_file
 
 from dcm_extractor.extractor import main
+from dcm_extractor.runner import cluster
 from dcm_extractor.runner.batches import scan_batch
 from dcm_extractor.runner.cluster import scan_on_cluster
 from dcm_extractor.runner.isolation import CaseFailedError
@@ -219,6 +222,91 @@ def test_each_batch_is_fetched_from_its_worker_once(
     assert [r.name for r in results] == [case.name for case in cases]
     assert all(r.files == 1 and r.images == 1 for r in results)
     assert len(arrived) == len(cases)  # 144 before: each batch of 3 fetched 3 times
+
+
+def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Submitted all at once, batches whose results this process has not taken yet waited
+    # on the workers without bound (with --instances, a row per file). Now at most
+    # MIN_AHEAD (1 worker thread: 2 per thread is fewer) go beyond the one being taken,
+    # and each is fetched as soon as it is done, before its first case is taken.
+    arrived: list[str] = []
+    real = instances._unmarshalled
+
+    def counted(headers: tuple[str, ...], rows: bytes) -> instances.InstanceRows:
+        arrived.append("result")  # (one per case result unpickled in this process)
+        return real(headers, rows)
+
+    submitted: list[int] = []
+    real_map = distributed.Client.map
+
+    def counting_map(self: Any, func: Any, *iterables: Any, **kwargs: Any) -> Any:
+        futures = real_map(self, func, *iterables, **kwargs)
+        submitted.append(len(futures))
+        return futures
+
+    monkeypatch.setattr(instances, "_unmarshalled", counted)
+    monkeypatch.setattr(distributed.Client, "map", counting_map)
+    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: 16 batches of 3
+    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    window = 1 + cluster.MIN_AHEAD  # the batch being taken and those ahead of it
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as local:
+        outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
+        try:
+            assert sum(submitted) == window  # (16 before)
+            results = [outcomes[case.name]() for case in cases[:3]]  # batch 0, all of it
+            assert sum(submitted) == window  # none more until batch 1 is taken
+            deadline = time.monotonic() + 120  # (a wait for an event, not a timing)
+            while len(arrived) < 3 * window and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(arrived) == 3 * window  # batches 1-4 came without being asked for
+            for number in range(1, 16):
+                batch = cases[3 * number : 3 * number + 3]
+                results += [outcomes[case.name]() for case in batch]
+                assert sum(submitted) == min(16, number + window)
+        finally:
+            close()
+    assert [r.name for r in results] == [case.name for case in cases]
+    assert all(r.files == 1 and r.images == 1 for r in results)
+    assert len(arrived) == len(cases)  # each result still fetched once
+
+
+def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_path: Path) -> None:
+    # Batches not yet submitted when the scheduler goes would wait for ever on a closed
+    # client: each case must end, counted or failed with its reason.
+    cases = _one_file_cases(tmp_path / "cases", 48)  # 16 batches of 3
+    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
+    taken: list[str] = []
+
+    def take_all() -> None:
+        for number, case in enumerate(cases):
+            if number == 6:  # two batches written, the cluster goes
+                local.close()
+            try:
+                outcomes[case.name]()
+                taken.append("ok")
+            except CaseFailedError as err:
+                taken.append(err.reason)
+
+    # (in a thread, so that a hang fails the test instead of stopping the suite; the
+    # client gives up on the scheduler after its 30 s timeout)
+    taking = threading.Thread(target=take_all, daemon=True)
+    try:
+        taking.start()
+        taking.join(timeout=600)
+        assert not taking.is_alive(), f"hung after {len(taken)} cases"
+    finally:
+        close()
+        local.close()
+    assert len(taken) == len(cases)
+    assert taken[:6] == ["ok"] * 6
+    assert all(t == "ok" or t.startswith("its Dask task failed (") for t in taken)
+    assert taken[-1] != "ok"  # (batches beyond the window were never scanned)
 
 
 def test_a_failed_batch_task_fails_each_of_its_cases(tmp_path: Path) -> None:

@@ -8,17 +8,24 @@ scheduler runs its cases again elsewhere; their results arrive as if nothing hap
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..errors import DcmExtractorError
 from ..sources.cases import CaseResult
 from .batches import MAX_BATCH_CASES, batch_outcome, case_batches
 from .isolation import CaseFailedError
 
-__all__ = ["ClusterError", "scan_on_cluster"]
+__all__ = ["AHEAD_PER_THREAD", "MIN_AHEAD", "ClusterError", "scan_on_cluster"]
+
+# Batches submitted beyond the one being taken: per worker thread of the cluster, and at
+# least (a cluster that starts with no workers, as dask-jobqueue's do, is given work)
+AHEAD_PER_THREAD: Final = 2
+MIN_AHEAD: Final = 4
 
 
 class ClusterError(DcmExtractorError):
@@ -41,31 +48,106 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
         raise ClusterError(f"cannot reach the Dask scheduler at {where}: {err}") from err
 
 
-class _GatheredOnce:
-    """A batch's Dask future, its result fetched once.
+class _Fetched:
+    """A batch's Dask future, its result fetched once, as soon as the task is done.
 
     Dask's ``Future.result()`` fetches a result from its worker and unpickles it on every
     call (distributed 2026.8). Taken case by case, a batch of n cases came n times: n^2
-    case results unpickled in this process, n times the bytes over the network. Once
-    fetched, the future is let go, so the workers may drop the result.
+    case results unpickled in this process, n times the bytes over the network. Here the
+    result is fetched once - by Dask's callback thread when the task finishes, so the
+    transfer overlaps the main thread's writing, or by the first case taken if that comes
+    first - and the future is let go, so the workers may drop the result.
     """
 
-    def __init__(self, future: Any) -> None:
+    def __init__(self, future: Any, error: Exception | None = None) -> None:
+        self._lock = threading.Lock()
         self._future: Any = future
         self._results: list[CaseResult | CaseFailedError] = []
-        self._error: Exception | None = None
+        self._error = error  # (no future: why the batch could not be submitted)
+        if future is not None:
+            future.add_done_callback(self._fetch)  # (called at once if the task is done)
 
-    def result(self) -> list[CaseResult | CaseFailedError]:
-        """The batch's results, or the error its task raised (every time asked)."""
-        if self._future is not None:
+    def _fetch(self, _: Any = None) -> None:
+        with self._lock:  # (the callback thread and the main thread: one of them fetches)
+            if self._future is None:
+                return
             future, self._future = self._future, None
             try:
                 self._results = future.result()
             except Exception as err:  # KilledWorker, the task's own error: each case says so
                 self._error = err
+
+    def result(self) -> list[CaseResult | CaseFailedError]:
+        """The batch's results, or the error its task raised (every time asked)."""
+        self._fetch()
         if self._error is not None:
             raise self._error
         return self._results
+
+
+class _ClusterBatches:
+    """The batches of a run on a Dask cluster, a bounded number submitted at a time.
+
+    Batches are submitted in order, at most :meth:`ahead` beyond the one whose cases are
+    being taken; the next go out as cases are taken. So results wait - on the workers,
+    or here once fetched - for at most that many batches, however much faster the cluster
+    scans than this process writes (with ``--instances`` a batch's result holds a row per
+    file). The window follows the cluster: it is :data:`AHEAD_PER_THREAD` batches per
+    worker thread, the threads read from the scheduler again each time a window's worth of
+    batches has been taken, so a cluster that grows during the run (dask-jobqueue,
+    adaptive scaling) is given more; never fewer than :data:`MIN_AHEAD`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        scan: Callable[[list[Path]], list[CaseResult | CaseFailedError]],
+        batches: list[list[Path]],
+    ) -> None:
+        self.client, self.scan, self.batches = client, scan, batches
+        self._fetched: list[_Fetched | None] = [None] * len(batches)
+        self._left = [len(batch) for batch in batches]  # cases of each batch not yet taken
+        self._submitted = 0
+        self._ahead = self._read_at = 0  # the window, and the batch to read it again at
+        self._submit_for(0)
+
+    def ahead(self) -> int:
+        """How many batches may be submitted beyond the one being taken (the cluster's
+        worker threads asked from the scheduler: ~0.5 ms, so once per window's worth of
+        batches taken, not per batch)."""
+        threads: int = sum(self.client.nthreads().values())
+        return max(MIN_AHEAD, AHEAD_PER_THREAD * threads)
+
+    def _submit_for(self, number: int) -> None:
+        if number >= self._read_at:
+            with contextlib.suppress(Exception):  # (the scheduler gone: the window kept)
+                self._ahead = self.ahead()
+            self._read_at = number + self._ahead
+        end = min(len(self.batches), number + 1 + max(self._ahead, MIN_AHEAD))
+        if self._submitted >= end:
+            return
+        try:
+            if self.client.status in ("closing", "closed"):  # (its tasks would never end)
+                raise ClusterError("the scheduler was lost and the Dask client closed")
+            futures = self.client.map(self.scan, self.batches[self._submitted : end], pure=False)
+            fetched = [_Fetched(future) for future in futures]
+        except Exception as err:  # the scheduler gone mid-run: these cases fail, not the run
+            fetched = [_Fetched(None, err) for _ in range(self._submitted, end)]
+        self._fetched[self._submitted : end] = fetched
+        self._submitted = end
+
+    def outcome(self, number: int, index: int, case: str) -> CaseResult:
+        """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError.
+
+        Each case is taken once; a batch is let go when its last case is taken."""
+        if self._left[number] == len(self.batches[number]):  # the batch's first case taken
+            self._submit_for(number)
+        fetched = self._fetched[number]
+        assert fetched is not None, f"batch {number} taken after its last case"
+        self._left[number] -= 1
+        if not self._left[number]:
+            self._fetched[number] = None
+        return batch_outcome(case, fetched, index, "its Dask task failed")
 
 
 def scan_on_cluster(
@@ -75,7 +157,8 @@ def scan_on_cluster(
     scheduler_file: str | None,
     most: int = MAX_BATCH_CASES,
 ) -> tuple[dict[str, Callable[[], CaseResult]], Callable[[], None]]:
-    """Submit ``case_dirs`` in batches (of at most ``most`` cases).
+    """Submit ``case_dirs`` in batches (of at most ``most`` cases), a bounded number at a
+    time (:class:`_ClusterBatches`).
 
     Returns a callable per case giving its result (or raising
     :class:`~dcm_extractor.runner.isolation.CaseFailedError`), and one that closes the client.
@@ -84,15 +167,12 @@ def scan_on_cluster(
     try:
         workers = max(1, sum(client.nthreads().values()))
         batches = case_batches(case_dirs, workers, most)
-        futures = client.map(scan, batches, pure=False)
+        queue = _ClusterBatches(client, scan, batches)
     except BaseException:
         client.close()
         raise
     out: dict[str, Callable[[], CaseResult]] = {}
-    for batch, future in zip(batches, futures, strict=True):
-        once = _GatheredOnce(future)
+    for number, batch in enumerate(batches):
         for index, case_dir in enumerate(batch):
-            out[case_dir.name] = functools.partial(
-                batch_outcome, case_dir.name, once, index, "its Dask task failed"
-            )
+            out[case_dir.name] = functools.partial(queue.outcome, number, index, case_dir.name)
     return out, client.close
