@@ -274,6 +274,44 @@ def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are
     assert len(arrived) == len(cases)  # each result still fetched once
 
 
+def test_the_window_of_batches_grows_with_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dask-jobqueue cluster's workers join while the run goes on: they must get work.
+    submitted: list[int] = []
+    real_map = distributed.Client.map
+
+    def counting_map(self: Any, func: Any, *iterables: Any, **kwargs: Any) -> Any:
+        futures = real_map(self, func, *iterables, **kwargs)
+        submitted.append(len(futures))
+        return futures
+
+    monkeypatch.setattr(distributed.Client, "map", counting_map)
+    monkeypatch.setattr(cluster, "WINDOW_READ_EVERY", 0.0)  # the threads read at each batch
+    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker thread: 16 batches of 3
+    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=None
+        ) as local,
+        distributed.Client(local.scheduler_address) as watcher,
+    ):
+        outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
+        try:
+            for case in cases[:3]:
+                outcomes[case.name]()
+            assert sum(submitted) == 1 + cluster.MIN_AHEAD
+            local.scale(4)
+            watcher.wait_for_workers(4, timeout=300)
+            outcomes[cases[3].name]()  # batch 1's first case: 2 batches per thread ahead
+            assert sum(submitted) == 2 + cluster.AHEAD_PER_THREAD * 4
+            results = [outcomes[case.name]() for case in cases[4:]]
+        finally:
+            close()
+    assert sum(submitted) == 16
+    assert all(r.files == 1 and r.images == 1 for r in results)
+
+
 def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_path: Path) -> None:
     # Batches not yet submitted when the scheduler goes would wait for ever on a closed
     # client: each case must end, counted or failed with its reason.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -20,12 +22,19 @@ from ..sources.cases import CaseResult
 from .batches import MAX_BATCH_CASES, batch_outcome, case_batches
 from .isolation import CaseFailedError
 
-__all__ = ["AHEAD_PER_THREAD", "MIN_AHEAD", "ClusterError", "scan_on_cluster"]
+__all__ = [
+    "AHEAD_PER_THREAD",
+    "MIN_AHEAD",
+    "WINDOW_READ_EVERY",
+    "ClusterError",
+    "scan_on_cluster",
+]
 
 # Batches submitted beyond the one being taken: per worker thread of the cluster, and at
 # least (a cluster that starts with no workers, as dask-jobqueue's do, is given work)
 AHEAD_PER_THREAD: Final = 2
 MIN_AHEAD: Final = 4
+WINDOW_READ_EVERY: Final = 1.0  # seconds between two readings of the cluster's threads
 
 
 class ClusterError(DcmExtractorError):
@@ -93,9 +102,9 @@ class _ClusterBatches:
     or here once fetched - for at most that many batches, however much faster the cluster
     scans than this process writes (with ``--instances`` a batch's result holds a row per
     file). The window follows the cluster: it is :data:`AHEAD_PER_THREAD` batches per
-    worker thread, the threads read from the scheduler again each time a window's worth of
-    batches has been taken, so a cluster that grows during the run (dask-jobqueue,
-    adaptive scaling) is given more; never fewer than :data:`MIN_AHEAD`.
+    worker thread, the threads read from the scheduler again as batches are taken (at most
+    every :data:`WINDOW_READ_EVERY` seconds), so a cluster that grows during the run
+    (dask-jobqueue, adaptive scaling) is given more; never fewer than :data:`MIN_AHEAD`.
     """
 
     def __init__(
@@ -108,21 +117,20 @@ class _ClusterBatches:
         self._fetched: list[_Fetched | None] = [None] * len(batches)
         self._left = [len(batch) for batch in batches]  # cases of each batch not yet taken
         self._submitted = 0
-        self._ahead = self._read_at = 0  # the window, and the batch to read it again at
+        self._ahead, self._read_at = 0, -math.inf  # the window, and when to read it again
         self._submit_for(0)
 
     def ahead(self) -> int:
-        """How many batches may be submitted beyond the one being taken (the cluster's
-        worker threads asked from the scheduler: ~0.5 ms, so once per window's worth of
-        batches taken, not per batch)."""
+        """How many batches may be submitted beyond the one being taken."""
         threads: int = sum(self.client.nthreads().values())
         return max(MIN_AHEAD, AHEAD_PER_THREAD * threads)
 
     def _submit_for(self, number: int) -> None:
-        if number >= self._read_at:
+        now = time.monotonic()
+        if now >= self._read_at:  # (a question to the scheduler: ~0.5 ms, so not per batch)
             with contextlib.suppress(Exception):  # (the scheduler gone: the window kept)
                 self._ahead = self.ahead()
-            self._read_at = number + self._ahead
+            self._read_at = now + WINDOW_READ_EVERY
         end = min(len(self.batches), number + 1 + max(self._ahead, MIN_AHEAD))
         if self._submitted >= end:
             return
