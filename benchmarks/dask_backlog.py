@@ -12,11 +12,11 @@ thread waits ``--delay-ms`` after each case.
 
 Each side runs ``--series --instances`` on the same data (``scale_run.py``'s, generated
 once under benchmarks/out/), in a fresh process, on one LocalCluster of 2 worker processes
-(1 thread each, 127.0.0.1), restarted before each run. While it runs, a thread here asks the scheduler every 50 ms
-how many batch results are held in the workers' memory, and reads the workers' memory
-(the scheduler's view, refreshed at each heartbeat). Printed per side: the peak of both,
-the run's time and the main process's peak memory; and whether the two sides' tables are
-the same.
+(1 thread each, 127.0.0.1), restarted before each run. While it runs, a thread here asks
+the scheduler every 50 ms how many batch results are held in the workers' memory, and
+reads the workers' memory (the scheduler's view, refreshed at each heartbeat). Printed
+per side: the peak of both, the run's time and the main process's peak memory; and
+whether the two sides' tables are the same.
 """
 
 from __future__ import annotations

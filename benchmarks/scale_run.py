@@ -31,7 +31,8 @@ writes one into an empty output folder, as a first ``dcm-extract`` run does by d
 (with ``--instances`` the manifest holds every instance row).
 
 ``--instructions`` adds, to a comparison, the instructions each side executes per file,
-counted by valgrind's callgrind (one worker, a fixed hash seed): a count that other
+counted by valgrind's callgrind (``--workers`` processes: with more than one, the main
+process and its pool's, summed; a fixed hash seed): a count that other
 guests of a shared machine do not change (numpy's idle OpenBLAS threads, whose spinning
 made it move by 1-2%, are kept to one), where its timings drift by 10-30%.
 Per file means the difference between runs over 25 and 5 cases of the ``--small`` set,
@@ -173,10 +174,17 @@ EVENTS = {"instructions": r"I\s+refs", "L1i misses": r"I1\s+misses",
 
 
 def counted(
-    data: Path, out: Path, source: Path | None, series: bool | str, resume: bool, cache: bool
+    data: Path,
+    out: Path,
+    source: Path | None,
+    series: bool | str,
+    resume: bool,
+    cache: bool,
+    workers: int = 1,
 ) -> tuple[dict[str, int], int]:
-    """(events, files) of one run of one worker under callgrind (instructions) or, with
-    ``cache``, cachegrind's cache model (instructions and misses)."""
+    """(events, files) of one run under callgrind (instructions) or, with ``cache``,
+    cachegrind's cache model (instructions and misses). With several ``workers`` the pool's
+    processes are forked under valgrind too: the events are summed over every process."""
     if cache:
         tool = ["--tool=cachegrind", "--cache-sim=yes", *CACHES, "--cachegrind-out-file=/dev/null"]
         patterns = EVENTS
@@ -184,26 +192,31 @@ def counted(
         tool = ["--tool=callgrind", "--callgrind-out-file=/dev/null"]
         patterns = {"instructions": r"Collected"}
     done = child(
-        data, out, 1, source, series, resume, under=["valgrind", *tool],
+        data, out, workers, source, series, resume, under=["valgrind", *tool],
         # numpy's OpenBLAS threads spin while they wait: their instructions vary by ~1% from
         # run to run, and the run does no linear algebra; the scan counted is this process's
         # own, never a --dask cluster's
         env={"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "SCALE_RUN_SCHEDULER": ""},
     )  # fmt: skip
     events = {}
-    for name, pattern in patterns.items():
-        found = re.search(pattern + r"\s*:\s*([\d,]+)", done.stderr)
-        assert found is not None, done.stderr[-2000:]
-        events[name] = int(found.group(1).replace(",", ""))
+    for name, pattern in patterns.items():  # (one line per process)
+        found = re.findall(pattern + r"\s*:\s*([\d,]+)", done.stderr)
+        assert found, done.stderr[-2000:]
+        events[name] = sum(int(count.replace(",", "")) for count in found)
     files = int(json.loads(done.stdout.strip().splitlines()[-1])["files"])
     return events, files
 
 
 def instructions(
-    source: Path | None, small: int, series: bool | str, resume: bool, cache: bool = False
+    source: Path | None,
+    small: int,
+    series: bool | str,
+    resume: bool,
+    cache: bool = False,
+    workers: int = 1,
 ) -> None:
     """Instructions (with ``cache``: and cache misses) per file of each side (module
-    docstring), and their ratios."""
+    docstring), and their ratios; with several ``workers``, of every process together."""
     if shutil.which("valgrind") is None:
         print("instructions: valgrind is not installed (Debian: apt-get install valgrind)")
         return
@@ -213,14 +226,16 @@ def instructions(
         mode = series if name == "this" else False
         out = ROOT / "out" / f"scale-instructions-{name}"
         (few, few_files), (more, more_files) = (
-            counted(subset(data, cases), out, src, mode, resume, cache) for cases in (5, 25)
+            counted(subset(data, cases), out, src, mode, resume, cache, workers)
+            for cases in (5, 25)
         )
         per_file[name] = {k: (more[k] - few[k]) / (more_files - few_files) for k in more}
     tool = "cachegrind" if cache else "callgrind"
+    how = "1 worker" if workers == 1 else f"{workers} workers, every process"
     for event, this in per_file["this"].items():
         other = per_file["other"][event]
         print(
-            f"{event} a file ({tool}, 1 worker, 25 - 5 cases): this {this:,.0f}, "
+            f"{event} a file ({tool}, {how}, 25 - 5 cases): this {this:,.0f}, "
             f"other {other:,.0f}, ratio {this / other:.3f}"
         )
 
@@ -289,7 +304,7 @@ def compare(args: argparse.Namespace) -> None:
         counts = [args.small, args.files]
         against(args.against, counts, args.repeat, args.workers, mode, args.resume)
     if args.instructions:
-        instructions(args.against, args.small, mode, args.resume, args.cache)
+        instructions(args.against, args.small, mode, args.resume, args.cache, args.workers)
 
 
 def main() -> None:
