@@ -229,8 +229,9 @@ def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are
 ) -> None:
     # Submitted all at once, batches whose results this process has not taken yet waited
     # on the workers without bound (with --instances, a row per file). Now at most
-    # MIN_AHEAD (1 worker thread: 2 per thread is fewer) go beyond the one being taken,
-    # and each is fetched as soon as it is done, before its first case is taken.
+    # MIN_AHEAD (1 worker thread: 2 per thread is fewer) go beyond the one being taken;
+    # the PREFETCH after it are fetched as soon as they are done, before their first case
+    # is taken, and the others wait on the workers until then.
     arrived: list[str] = []
     real = instances._unmarshalled
 
@@ -251,18 +252,30 @@ def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are
     cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: 16 batches of 3
     scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
     window = 1 + cluster.MIN_AHEAD  # the batch being taken and those ahead of it
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, dashboard_address=None
-    ) as local:
+    fetched = 3 * (1 + cluster.PREFETCH)  # the cases of batch 0 and of those prefetched
+
+    def finished(dask_scheduler: Any) -> int:  # batches whose task has ended on the worker
+        return len({t.key for t in dask_scheduler.transition_log if t.finish == "memory"})
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=None
+        ) as local,
+        distributed.Client(local.scheduler_address) as watcher,
+    ):
         outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
         try:
             assert sum(submitted) == window  # (16 before)
             results = [outcomes[case.name]() for case in cases[:3]]  # batch 0, all of it
             assert sum(submitted) == window  # none more until batch 1 is taken
-            deadline = time.monotonic() + 120  # (a wait for an event, not a timing)
-            while len(arrived) < 3 * window and time.monotonic() < deadline:
+            deadline = time.monotonic() + 120  # (waits for events, not timings)
+            while (
+                len(arrived) < fetched or watcher.run_on_scheduler(finished) < window
+            ) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert len(arrived) == 3 * window  # batches 1-4 came without being asked for
+            time.sleep(0.5)  # (a fetch of batches 3-4, which must not come, would show)
+            assert watcher.run_on_scheduler(finished) == window  # all 5 scanned
+            assert len(arrived) == fetched  # batches 1-2 came unasked, 3-4 wait on the worker
             for number in range(1, 16):
                 batch = cases[3 * number : 3 * number + 3]
                 results += [outcomes[case.name]() for case in batch]

@@ -25,6 +25,7 @@ from .isolation import CaseFailedError
 __all__ = [
     "AHEAD_PER_THREAD",
     "MIN_AHEAD",
+    "PREFETCH",
     "WINDOW_READ_EVERY",
     "ClusterError",
     "scan_on_cluster",
@@ -35,6 +36,9 @@ __all__ = [
 AHEAD_PER_THREAD: Final = 2
 MIN_AHEAD: Final = 4
 WINDOW_READ_EVERY: Final = 1.0  # seconds between two readings of the cluster's threads
+# Batches after the one being taken whose results are fetched as soon as they are done:
+# so many wait here, whatever the cluster's size (the others wait on the workers)
+PREFETCH: Final = 2
 
 
 class ClusterError(DcmExtractorError):
@@ -58,14 +62,15 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
 
 
 class _Fetched:
-    """A batch's Dask future, its result fetched once, as soon as the task is done.
+    """A batch's Dask future, its result fetched once.
 
     Dask's ``Future.result()`` fetches a result from its worker and unpickles it on every
     call (distributed 2026.8). Taken case by case, a batch of n cases came n times: n^2
     case results unpickled in this process, n times the bytes over the network. Here the
-    result is fetched once - by Dask's callback thread when the task finishes, so the
-    transfer overlaps the main thread's writing, or by the first case taken if that comes
-    first - and the future is let go, so the workers may drop the result.
+    result is fetched once - by Dask's callback thread as soon as the task is done, once
+    :meth:`prefetch` asked for it (so the transfer overlaps the main thread's writing), or
+    by the first case taken, whichever comes first - and the future is let go, so the
+    workers may drop the result.
     """
 
     def __init__(self, future: Any, error: Exception | None = None) -> None:
@@ -73,8 +78,13 @@ class _Fetched:
         self._future: Any = future
         self._results: list[CaseResult | CaseFailedError] = []
         self._error = error  # (no future: why the batch could not be submitted)
-        if future is not None:
-            future.add_done_callback(self._fetch)  # (called at once if the task is done)
+        self._asked = False
+
+    def prefetch(self) -> None:
+        """Fetch the result in Dask's callback thread when the task is done (now if it is)."""
+        if not self._asked and self._future is not None:
+            self._asked = True
+            self._future.add_done_callback(self._fetch)
 
     def _fetch(self, _: Any = None) -> None:
         with self._lock:  # (the callback thread and the main thread: one of them fetches)
@@ -150,6 +160,9 @@ class _ClusterBatches:
         Each case is taken once; a batch is let go when its last case is taken."""
         if self._left[number] == len(self.batches[number]):  # the batch's first case taken
             self._submit_for(number)
+            for later in self._fetched[number + 1 : number + 1 + PREFETCH]:
+                if later is not None:
+                    later.prefetch()
         fetched = self._fetched[number]
         assert fetched is not None, f"batch {number} taken after its last case"
         self._left[number] -= 1
