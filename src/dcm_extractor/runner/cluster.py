@@ -115,6 +115,9 @@ class _ClusterBatches:
     worker thread, the threads read from the scheduler again as batches are taken (at most
     every :data:`WINDOW_READ_EVERY` seconds), so a cluster that grows during the run
     (dask-jobqueue, adaptive scaling) is given more; never fewer than :data:`MIN_AHEAD`.
+    The results of the :data:`PREFETCH` batches after the one being taken are fetched as
+    soon as they are done (the transfer overlaps the writing); the others wait on the
+    workers, so this process holds a bounded number of results whatever the cluster's size.
     """
 
     def __init__(
