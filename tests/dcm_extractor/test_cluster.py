@@ -29,6 +29,7 @@ from dcm_extractor.sample import DicomSample
 from dcm_extractor.sources import instances
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 DASK = Path(sys.executable).parent / "dask"
 
 
@@ -331,7 +332,10 @@ def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_pat
     cases = _one_file_cases(tmp_path / "cases", 48)  # 16 batches of 3
     scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
     local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
-    outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
+    # (the client gives the lost scheduler Dask's connect timeout to come back: 30 s by
+    # default, 5 here)
+    with dask.config.set({"distributed.comm.timeouts.connect": "5s"}):
+        outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
     taken: list[str] = []
 
     def take_all() -> None:
@@ -344,8 +348,7 @@ def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_pat
             except CaseFailedError as err:
                 taken.append(err.reason)
 
-    # (in a thread, so that a hang fails the test instead of stopping the suite; the
-    # client gives up on the scheduler after its 30 s timeout)
+    # (in a thread, so that a hang fails the test instead of stopping the suite)
     taking = threading.Thread(target=take_all, daemon=True)
     try:
         taking.start()

@@ -52,10 +52,11 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
         raise ClusterError("--scheduler needs Dask: pip install 'medkit[dask]'") from err
     if scheduler_file is not None and not Path(scheduler_file).is_file():
         raise ClusterError(f"no Dask scheduler file at {scheduler_file}: is a scheduler running?")
-    try:
+    try:  # (waiting for the scheduler - to connect, or to come back when lost - Dask's
+        # connect timeout: 30 s unless distributed.comm.timeouts.connect says otherwise)
         if scheduler_file is not None:
-            return Client(scheduler_file=scheduler_file, timeout="30s")
-        return Client(address, timeout="30s")
+            return Client(scheduler_file=scheduler_file)
+        return Client(address)
     except (OSError, TimeoutError, ValueError) as err:
         where = scheduler_file or address
         raise ClusterError(f"cannot reach the Dask scheduler at {where}: {err}") from err
