@@ -195,21 +195,40 @@ def _one_file_cases(root: Path, count: int) -> list[Path]:
     return cases
 
 
-def test_each_batch_is_fetched_from_its_worker_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Dask's Future.result() fetches and unpickles a result on every call: taken case by
-    # case, a batch of 3 cases was unpickled 3 times. Every CaseResult unpickles its
-    # instance rows through instances._unmarshalled, so counting its calls in this process
-    # counts the case results that arrived here.
-    arrived: list[str] = []
+@pytest.fixture
+def arrived(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """One entry per case result unpickled in this process: every CaseResult unpickles its
+    instance rows through instances._unmarshalled."""
+    seen: list[str] = []
     real = instances._unmarshalled
 
     def counted(headers: tuple[str, ...], rows: bytes) -> instances.InstanceRows:
-        arrived.append("result")
+        seen.append("result")
         return real(headers, rows)
 
     monkeypatch.setattr(instances, "_unmarshalled", counted)
+    return seen
+
+
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of batches of each ``Client.map`` call (the real one runs)."""
+    counts: list[int] = []
+    real_map = distributed.Client.map
+
+    def counting_map(self: Any, func: Any, *iterables: Any, **kwargs: Any) -> Any:
+        futures = real_map(self, func, *iterables, **kwargs)
+        counts.append(len(futures))
+        return futures
+
+    monkeypatch.setattr(distributed.Client, "map", counting_map)
+    return counts
+
+
+def test_each_batch_is_fetched_from_its_worker_once(tmp_path: Path, arrived: list[str]) -> None:
+    # Dask's Future.result() fetches and unpickles a result on every call: taken case by
+    # case, a batch of 3 cases was unpickled 3 times (``arrived`` counts the case results
+    # unpickled in this process).
     cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: batches of 48 // 16 = 3
     scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
     with distributed.LocalCluster(
@@ -226,30 +245,13 @@ def test_each_batch_is_fetched_from_its_worker_once(
 
 
 def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are_taken(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, arrived: list[str], submitted: list[int]
 ) -> None:
     # Submitted all at once, batches whose results this process has not taken yet waited
     # on the workers without bound (with --instances, a row per file). Now at most
     # MIN_AHEAD (1 worker thread: 2 per thread is fewer) go beyond the one being taken;
     # the PREFETCH after it are fetched as soon as they are done, before their first case
     # is taken, and the others wait on the workers until then.
-    arrived: list[str] = []
-    real = instances._unmarshalled
-
-    def counted(headers: tuple[str, ...], rows: bytes) -> instances.InstanceRows:
-        arrived.append("result")  # (one per case result unpickled in this process)
-        return real(headers, rows)
-
-    submitted: list[int] = []
-    real_map = distributed.Client.map
-
-    def counting_map(self: Any, func: Any, *iterables: Any, **kwargs: Any) -> Any:
-        futures = real_map(self, func, *iterables, **kwargs)
-        submitted.append(len(futures))
-        return futures
-
-    monkeypatch.setattr(instances, "_unmarshalled", counted)
-    monkeypatch.setattr(distributed.Client, "map", counting_map)
     cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: 16 batches of 3
     scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
     window = 1 + cluster.MIN_AHEAD  # the batch being taken and those ahead of it
@@ -289,18 +291,9 @@ def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are
 
 
 def test_the_window_of_batches_grows_with_the_cluster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, submitted: list[int]
 ) -> None:
     # A dask-jobqueue cluster's workers join while the run goes on: they must get work.
-    submitted: list[int] = []
-    real_map = distributed.Client.map
-
-    def counting_map(self: Any, func: Any, *iterables: Any, **kwargs: Any) -> Any:
-        futures = real_map(self, func, *iterables, **kwargs)
-        submitted.append(len(futures))
-        return futures
-
-    monkeypatch.setattr(distributed.Client, "map", counting_map)
     monkeypatch.setattr(cluster, "WINDOW_READ_EVERY", 0.0)  # the threads read at each batch
     cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker thread: 16 batches of 3
     scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)

@@ -131,7 +131,7 @@ class _ClusterBatches:
         self._fetched: list[_Fetched | None] = [None] * len(batches)
         self._left = [len(batch) for batch in batches]  # cases of each batch not yet taken
         self._submitted = 0
-        self._ahead, self._read_at = 0, -math.inf  # the window, and when to read it again
+        self._ahead, self._read_at = MIN_AHEAD, -math.inf  # the window, when to read it again
         self._submit_for(0)
 
     def ahead(self) -> int:
@@ -145,7 +145,7 @@ class _ClusterBatches:
             with contextlib.suppress(Exception):  # (the scheduler gone: the window kept)
                 self._ahead = self.ahead()
             self._read_at = now + WINDOW_READ_EVERY
-        end = min(len(self.batches), number + 1 + max(self._ahead, MIN_AHEAD))
+        end = min(len(self.batches), number + 1 + self._ahead)
         if self._submitted >= end:
             return
         try:
