@@ -76,6 +76,18 @@ def test_pydicoms_test_files_give_the_rows_pydicom_reads(tmp_path: Path) -> None
         "1.2.840.10008.1.2.5",  # RLE
     } <= syntaxes
     _assert_series_are_the_instances_grouped(out)
+    # series without positions (multi-frame ones keep theirs per frame): no geometry
+    unplaced = query(
+        out,
+        "SELECT s.SliceCount, s.ZExtent, s.SliceSpacing, s.EvenlySpaced, s.NumberOfFrames "
+        "FROM series s JOIN instances i USING (StudyInstanceUID, SeriesInstanceUID) "
+        "WHERE i.IsImage = 'yes' AND s.SeriesInstanceUID <> '' "
+        "GROUP BY ALL HAVING max(i.ImagePositionPatient) = ''",
+    ).to_pylist()
+    assert any(r["NumberOfFrames"] > 1 for r in unplaced)  # (a multi-frame ultrasound)
+    assert {
+        (r["SliceCount"], r["ZExtent"], r["SliceSpacing"], r["EvenlySpaced"]) for r in unplaced
+    } == {(0, None, None, "")}
 
 
 @pytest.mark.shared_data
