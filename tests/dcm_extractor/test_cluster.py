@@ -196,6 +196,19 @@ def _one_file_cases(root: Path, count: int) -> list[Path]:
 
 
 @pytest.fixture
+def cases48(tmp_path: Path) -> tuple[list[Path], Any]:
+    """48 one-file cases (on 1 worker thread: 16 batches of 3) and the scan of a batch."""
+    cases = _one_file_cases(tmp_path / "cases", 48)
+    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    return cases, scan
+
+
+def _one_worker() -> Any:
+    """A LocalCluster of one worker process with one thread (a context manager)."""
+    return distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+
+
+@pytest.fixture
 def arrived(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """One entry per case result unpickled in this process: every CaseResult unpickles its
     instance rows through instances._unmarshalled."""
@@ -225,15 +238,14 @@ def submitted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return counts
 
 
-def test_each_batch_is_fetched_from_its_worker_once(tmp_path: Path, arrived: list[str]) -> None:
+def test_each_batch_is_fetched_from_its_worker_once(
+    cases48: tuple[list[Path], Any], arrived: list[str]
+) -> None:
     # Dask's Future.result() fetches and unpickles a result on every call: taken case by
     # case, a batch of 3 cases was unpickled 3 times (``arrived`` counts the case results
     # unpickled in this process).
-    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: batches of 48 // 16 = 3
-    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, dashboard_address=None
-    ) as cluster:
+    cases, scan = cases48  # 1 worker: batches of 48 // 16 = 3
+    with _one_worker() as cluster:
         outcomes, close = scan_on_cluster(cases, scan, cluster.scheduler_address, None)
         try:
             results = [outcomes[case.name]() for case in cases]
@@ -245,27 +257,21 @@ def test_each_batch_is_fetched_from_its_worker_once(tmp_path: Path, arrived: lis
 
 
 def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are_taken(
-    tmp_path: Path, arrived: list[str], submitted: list[int]
+    cases48: tuple[list[Path], Any], arrived: list[str], submitted: list[int]
 ) -> None:
     # Submitted all at once, batches whose results this process has not taken yet waited
     # on the workers without bound (with --instances, a row per file). Now at most
     # MIN_AHEAD (1 worker thread: 2 per thread is fewer) go beyond the one being taken;
     # the PREFETCH after it are fetched as soon as they are done, before their first case
     # is taken, and the others wait on the workers until then.
-    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker: 16 batches of 3
-    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
+    cases, scan = cases48  # 1 worker: 16 batches of 3
     window = 1 + cluster.MIN_AHEAD  # the batch being taken and those ahead of it
     fetched = 3 * (1 + cluster.PREFETCH)  # the cases of batch 0 and of those prefetched
 
     def finished(dask_scheduler: Any) -> int:  # batches whose task has ended on the worker
         return len({t.key for t in dask_scheduler.transition_log if t.finish == "memory"})
 
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, dashboard_address=None
-        ) as local,
-        distributed.Client(local.scheduler_address) as watcher,
-    ):
+    with _one_worker() as local, distributed.Client(local.scheduler_address) as watcher:
         outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
         try:
             assert sum(submitted) == window  # (16 before)
@@ -291,18 +297,12 @@ def test_batches_go_out_a_bounded_number_at_a_time_and_come_back_before_they_are
 
 
 def test_the_window_of_batches_grows_with_the_cluster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, submitted: list[int]
+    cases48: tuple[list[Path], Any], monkeypatch: pytest.MonkeyPatch, submitted: list[int]
 ) -> None:
     # A dask-jobqueue cluster's workers join while the run goes on: they must get work.
     monkeypatch.setattr(cluster, "WINDOW_READ_EVERY", 0.0)  # the threads read at each batch
-    cases = _one_file_cases(tmp_path / "cases", 48)  # 1 worker thread: 16 batches of 3
-    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, dashboard_address=None
-        ) as local,
-        distributed.Client(local.scheduler_address) as watcher,
-    ):
+    cases, scan = cases48  # 1 worker thread: 16 batches of 3
+    with _one_worker() as local, distributed.Client(local.scheduler_address) as watcher:
         outcomes, close = scan_on_cluster(cases, scan, local.scheduler_address, None)
         try:
             for case in cases[:3]:
@@ -319,12 +319,13 @@ def test_the_window_of_batches_grows_with_the_cluster(
     assert all(r.files == 1 and r.images == 1 for r in results)
 
 
-def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_path: Path) -> None:
+def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(
+    cases48: tuple[list[Path], Any],
+) -> None:
     # Batches not yet submitted when the scheduler goes would wait for ever on a closed
     # client: each case must end, counted or failed with its reason.
-    cases = _one_file_cases(tmp_path / "cases", 48)  # 16 batches of 3
-    scan = functools.partial(scan_batch, root=tmp_path / "cases", timeout=None, extras=None)
-    local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    cases, scan = cases48  # 16 batches of 3
+    local = _one_worker()
     # (the client gives the lost scheduler Dask's connect timeout to come back: 30 s by
     # default, 5 here)
     with dask.config.set({"distributed.comm.timeouts.connect": "5s"}):
@@ -356,12 +357,10 @@ def test_a_scheduler_lost_mid_run_fails_the_cases_left_and_nothing_hangs(tmp_pat
     assert taken[-1] != "ok"  # (batches beyond the window were never scanned)
 
 
-def test_a_failed_batch_task_fails_each_of_its_cases(tmp_path: Path) -> None:
-    cases = _one_file_cases(tmp_path / "cases", 48)
+def test_a_failed_batch_task_fails_each_of_its_cases(cases48: tuple[list[Path], Any]) -> None:
+    cases, _ = cases48
     broken = operator.itemgetter(99)  # the task itself raises (IndexError), on the worker
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, dashboard_address=None
-    ) as cluster:
+    with _one_worker() as cluster:
         outcomes, close = scan_on_cluster(cases, broken, cluster.scheduler_address, None)
         try:
             for case in cases[:6]:  # two batches of 3: every case says why, none is lost
