@@ -320,3 +320,54 @@ def test_a_case_file_that_cannot_be_written_fails_the_run_and_commits_nothing(
         run(RunOptions(sample.cases_root, out, merge_all=True, resume=False))
     assert not (out / "all_cases.csv").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".") and "tmp" in p.name]
+
+
+def _run_with_umask(umask: int, *argv: str) -> None:
+    """``dcm-extract argv`` in a child process whose umask is ``umask`` (set by a shell:
+    ``preexec_fn`` is unsafe in a process with threads)."""
+    import subprocess
+    import sys
+
+    command = f'umask {umask:03o} && exec "$0" "$@"'
+    done = subprocess.run(
+        ["sh", "-c", command, sys.executable, "-m", "dcm_extractor", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".dcm-extract.lock"  # (made 0o644 less the umask)
+    }
+
+
+def test_outputs_get_the_permissions_open_gives_and_replaced_files_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    """New files: 0o666 less the umask, as the original extractor's (pandas') files; a
+    file a run replaces keeps its mode; query -o the same. Never mkstemp's 0o600."""
+    from dcm_extractor.sample import generate_dicom_dataset
+
+    sample = generate_dicom_dataset(tmp_path / "data", showcase=False, bulk_cases=2)
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    argv = ["-d", str(sample.cases_root), "-o", str(out), "--log", str(log), "--merge-all"]
+    tables_asked = ["--series", "--instances", "--format", "csv,parquet,xlsx"]
+    _run_with_umask(0o002, *argv, *tables_asked)
+    modes = _modes(out)
+    assert {"all_cases.csv", "all_instances.parquet", "all_series.xlsx"} <= set(modes)
+    assert any(name.startswith(".manifest/") for name in modes)
+    assert set(modes.values()) == {0o664}, modes
+    (out / "all_cases.csv").chmod(0o640)
+    _run_with_umask(0o077, *argv, *tables_asked, "--no-resume")
+    modes = _modes(out)
+    assert modes.pop("all_cases.csv") == 0o640  # replaced: its mode kept
+    assert set(modes.values()) == {0o664}  # (every other file replaced too)
+    for name in ("q.csv", "q.parquet", "q.xlsx", "q.json"):
+        query = ["query", str(out), "SELECT * FROM instances", "-o", str(tmp_path / name)]
+        _run_with_umask(0o022, *query)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

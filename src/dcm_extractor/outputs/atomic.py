@@ -2,13 +2,19 @@
 
 The one place dcm_extractor writes files from (tables, reports, the ID map, manifests,
 provenance): a crash or a full disk never leaves a half-written file under its name.
+
+Permissions are those ``open()`` gives: a new file gets 0o666 less the process's umask
+(the kernel applies it when the temporary file is made), a file replaced keeps its mode.
+(``tempfile.mkstemp`` would make every output 0o600: unreadable for the rest of a group
+that shares an output folder, unlike the original extractor's files.)
 """
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,10 +33,7 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._temp = Path(temp)
+        handle, self._temp = _sibling(self.path)
         self._file: IO[bytes] = os.fdopen(handle, "wb")
         self._text: io.TextIOWrapper | None = None
 
@@ -61,6 +64,7 @@ class AtomicFile:
                 self._text.flush()
             self._file.flush()
             os.fsync(self._file.fileno())
+            _keep_mode(self._file.fileno(), self.path)
             self._close()
             self._temp.replace(self.path)
         except BaseException:
@@ -102,17 +106,41 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fsynced and moved over ``path`` when the block ends, removed if it raises."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, temp = _sibling(target)
+    created = stat.S_IMODE(os.fstat(handle).st_mode)  # (0o666 less the umask)
     os.close(handle)
-    temp = Path(name)
     try:
         yield temp
         with temp.open("rb+") as written:
             os.fsync(written.fileno())
+            os.fchmod(written.fileno(), created)  # (whatever the writer made of it)
+            _keep_mode(written.fileno(), target)
         temp.replace(target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _sibling(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path`` (``.<name>.<random>.tmp``), open for
+    writing, made with mode 0o666 for the kernel to take the umask from."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
+
+
+def _keep_mode(handle: int, target: Path) -> None:
+    """Give the open temporary file the mode of the file it replaces, if there is one."""
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return  # a new file: the mode it was made with
+    os.fchmod(handle, mode)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
