@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from pydicom_rows import check_instance_rows, member_name
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
-from dcm_extractor.outputs.query import query
+from dcm_extractor.outputs.query import QueryError, query, query_paths
 from dcm_extractor.sample import generate_dicom_dataset
 from dcm_extractor.sources.instances import INSTANCE_COLUMNS
 
@@ -154,6 +155,46 @@ def test_paths_hand_a_series_to_another_tool(
         assert pydicom.dcmread(io.BytesIO(data)).SeriesInstanceUID == zipped
     assert cli_main(["query", str(out), "SELECT 1 AS x", "--paths"]) == 1
     assert "--paths: the query must return FilePath" in capsys.readouterr().err
+
+
+def test_paths_that_name_no_file_are_an_error_not_printed(
+    sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-d not a folder, -d a folder without the files (the data root's parent, or files
+    deleted since the run), and a de-identified output folder: one line on stderr, no
+    path printed, exit 1."""
+    cases_root, out = sample
+    assert json.loads((out / "deidentification.json").read_text())["identified_tables"] is True
+    sql = "SELECT FilePath, ZipMember FROM instances"
+    expected = len({path.partition("::")[0] for path in query_paths(out, sql, cases_root)})
+    assert expected > 10  # files and zips
+
+    def refused(*argv: str) -> str:
+        assert cli_main(["query", *argv, "--paths"]) == 1
+        printed = capsys.readouterr()
+        assert printed.out == "" and printed.err.count("\n") == 1, printed
+        return printed.err
+
+    err = refused(str(out), sql, "-d", str(tmp_path / "nowhere"))
+    assert "nowhere: no such folder" in err
+    err = refused(str(out), sql, "-d", str(cases_root.parent))
+    assert f"{expected} of the {expected} files selected are not in -d" in err
+    gone = tmp_path / "copy"
+    shutil.copytree(cases_root, gone)
+    first = sorted(p for p in gone.rglob("*.dcm"))[0]
+    first.unlink()
+    err = refused(str(out), sql, "-d", str(gone))
+    assert "1 of the " in err and f"(first: {first})" in err
+    deidentified = tmp_path / "deidentified"
+    argv = ["-d", str(cases_root), "-o", str(deidentified), "--instances", "--desensitize"]
+    assert main([*argv, "-q", "--log", str(tmp_path / "run.log")]) == 0
+    capsys.readouterr()  # (its summary)
+    record = json.loads((deidentified / "deidentification.json").read_text())
+    assert record["identified_tables"] is False
+    err = refused(str(deidentified), sql)
+    assert "holds de-identified tables (--desensitize)" in err
+    with pytest.raises(QueryError, match="de-identified"):
+        query_paths(deidentified, sql, cases_root)
 
 
 def test_every_format_holds_the_same_instance_rows(

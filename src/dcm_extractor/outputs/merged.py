@@ -329,6 +329,9 @@ def write_provenance(options: RunOptions) -> None:
         ),
         "applies_to": "*.desensitized.csv, all_cases_desensitized.csv"
         + ("" if policy.writes_identified_tables else ", and with --desensitize every table"),
+        # whether the other tables hold names and real paths (no: --desensitize); read by
+        # `dcm-extract query --paths`, whose paths are then positions, not files
+        "identified_tables": policy.writes_identified_tables,
     }
     text = json.dumps(record, ensure_ascii=False, indent=1) + "\n"
     write_atomic(options.out / "deidentification.json", text.encode("utf-8"))

@@ -16,6 +16,7 @@ stay text (:mod:`.xlsx`).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -156,13 +157,26 @@ def query_paths(
 ) -> list[str]:
     """The files a query over ``instances`` selects, one string each: ``FilePath``, or
     ``FilePath::ZipMember`` for a zip member; below ``data_root`` when given (as
-    absolute paths), else as the table holds them (relative to the run's data root).
+    absolute paths, each checked to exist), else as the table holds them (relative to the
+    run's data root).
 
     Raises
     ------
     QueryError
-        The result has no ``FilePath`` column, or the SQL is refused.
+        The result has no ``FilePath`` column, or the SQL is refused; the tables are
+        de-identified (``--desensitize``: their paths are positions such as
+        ``P000001/file00003``, which name no file); ``data_root`` is not a folder, or a
+        file selected is not in it.
     """
+    if _deidentified(out):
+        raise QueryError(
+            f"--paths: {out} holds de-identified tables (--desensitize): FilePath and "
+            "ZipMember are positions such as P000001/file00003, not files. Query an "
+            "identified run's output folder for paths"
+        )
+    base = Path(data_root).resolve() if data_root is not None else None
+    if base is not None and not base.is_dir():
+        raise QueryError(f"--paths: -d {data_root}: no such folder")
     table = query(out, sql)
     if "FilePath" not in table.column_names:
         raise QueryError(
@@ -175,14 +189,40 @@ def query_paths(
         if "ZipMember" in table.column_names
         else [""] * len(files)
     )
-    base = Path(data_root).resolve() if data_root is not None else None
     found = []
     for file, member in zip(files, members, strict=True):
         if not file:
             continue
         path = str(base / file) if base is not None else str(file)
         found.append(f"{path}::{member}" if member else path)
+    if base is not None:
+        _check_present(dict.fromkeys(str(base / f) for f in files if f), data_root)
     return list(dict.fromkeys(found))
+
+
+def _deidentified(out: str | os.PathLike[str]) -> bool:
+    """Whether the run that wrote ``out`` de-identified every table (``--desensitize``),
+    as its ``deidentification.json`` says (older runs': in its ``applies_to`` text)."""
+    try:
+        record = json.loads(Path(out, "deidentification.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    if "identified_tables" in record:
+        return record["identified_tables"] is False
+    return "every table" in str(record.get("applies_to", ""))
+
+
+def _check_present(files: dict[str, None], data_root: str | os.PathLike[str] | None) -> None:
+    """Every file (a zip, for members) is there; else one error with the count and the first."""
+    missing = [file for file in files if not Path(file).is_file()]
+    if missing:
+        raise QueryError(
+            f"--paths: {len(missing):,} of the {len(files):,} files selected are not in "
+            f"-d {data_root} (first: {missing[0]}): give the run's data root; were files "
+            "moved or deleted since the run?"
+        )
 
 
 def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLike[str]) -> int:
