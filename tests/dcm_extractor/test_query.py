@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -178,6 +179,35 @@ def test_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no all_instances table" in err
     assert "--instances writes it; this folder has: cases, series, studies, problems" in err
+
+
+def test_a_damaged_table_costs_only_the_questions_that_name_it(
+    outs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet file cut short and a CSV that is not UTF-8 (a table opened and saved by
+    another program): a question naming one gets one line naming the file and why, no
+    traceback; questions over the other tables are answered."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(outs["parquet"], damaged)
+    cases = damaged / "all_cases.parquet"
+    cases.write_bytes(cases.read_bytes()[:300])
+    (damaged / "all_series.parquet").unlink()  # (the view reads the CSV then)
+    (damaged / "all_series.csv").write_bytes("Patient\u00c4ID\n1\n".encode("latin-1"))
+    for view, name, why in (
+        ("cases", "all_cases.parquet", "No magic bytes"),
+        ("series", "all_series.csv", "not UTF-8 text"),
+    ):
+        for how in ([], ["--paths"], ["-o", str(tmp_path / "answer.csv")]):
+            assert cli_main(["query", str(damaged), f"SELECT * FROM {view}", *how]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "Traceback" not in err, err
+            assert f"{damaged / name} cannot be read (" in err and why in err, err
+        with pytest.raises(QueryError, match="the folder's other tables can be queried"):
+            query(damaged, f"SELECT count(*) FROM {view}")
+    assert not (tmp_path / "answer.csv").exists()
+    expected = query(outs["parquet"], "SELECT count(*) AS n FROM problems").to_pylist()
+    assert query(damaged, "SELECT count(*) AS n FROM problems").to_pylist() == expected
+    assert cli_main(["query", str(damaged), "SELECT count(*) FROM studies"]) == 0
 
 
 def test_a_local_index_joins_another_by_the_dicom_keywords(

@@ -127,8 +127,8 @@ def query(out: str | os.PathLike[str], sql: str) -> Any:
         No tables there, or DuckDB refuses the SQL.
     """
     _question(sql)
-    with connect(out) as connection:
-        return _run(lambda: connection.sql(sql).to_arrow_table(), out)
+    with _connect(out) as (connection, broken):
+        return _run(lambda: connection.sql(sql).to_arrow_table(), out, broken)
 
 
 def query_rows(
@@ -140,7 +140,7 @@ def query_rows(
     (``SELECT *`` over 10^6 instance rows: 0.2 s and ~150 MB, where holding it took 1.8 s
     and ~700 MB; an ORDER BY ... LIMIT keeps only the rows shown)."""
     _question(sql)
-    with connect(out) as connection:
+    with _connect(out) as (connection, broken):
 
         def run() -> tuple[list[str], list[tuple[Any, ...]], int]:
             answer = connection.sql(sql)
@@ -148,7 +148,7 @@ def query_rows(
             counted = answer.aggregate("count(*)").fetchall()
             return list(answer.columns), rows, int(counted[0][0]) if counted else 0
 
-        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run, out)
+        found: tuple[list[str], list[tuple[Any, ...]], int] = _run(run, out, broken)
         return found
 
 
@@ -233,8 +233,8 @@ def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLi
     if options is None:
         raise QueryError(f"{target}: write {', '.join(OUTPUT_FORMATS)}")
     _question(sql)
-    with connect(out) as connection:
-        answer = _run(lambda: connection.sql(sql), out)
+    with _connect(out) as (connection, broken):
+        answer = _run(lambda: connection.sql(sql), out, broken)
         _run(lambda: answer.create_view(_ANSWER))
         if not options:
             return _xlsx(connection, answer, target)
@@ -275,15 +275,31 @@ _NUMERIC_TYPES: Final = frozenset(
 
 @contextmanager
 def connect(out: str | os.PathLike[str]) -> Iterator[Any]:
-    """A DuckDB connection with a view per table of the output folder (:data:`VIEWS`)."""
+    """A DuckDB connection with a view per table of the output folder (:data:`VIEWS`) that
+    can be read (a damaged table has no view: a question naming it says why)."""
+    with _connect(out) as (connection, _):
+        yield connection
+
+
+@contextmanager
+def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]]:
+    """:func:`connect`'s connection, and the tables that could not be made views (view ->
+    the file and why), so that a damaged table costs only the questions that name it."""
     import duckdb  # noqa: PLC0415 - only queries need it
 
     found = views_of(out)
     connection = duckdb.connect()
+    broken: dict[str, str] = {}
     try:
         for view, path in found.items():
-            _run(lambda v=view, p=path: connection.execute(_view_sql(v, p)))
-        yield connection
+            try:
+                _run(lambda v=view, p=path: connection.execute(_view_sql(v, p)))
+            except (QueryError, OSError, UnicodeDecodeError, csv.Error) as err:
+                why = str(err).removeprefix("query: ")
+                if isinstance(err, UnicodeDecodeError):
+                    why = "not UTF-8 text"
+                broken[view] = f"{path} cannot be read ({why})"
+        yield connection, broken
     finally:
         connection.close()
 
@@ -321,9 +337,12 @@ def _question(sql: str) -> None:
         )
 
 
-def _run(step: Any, out: str | os.PathLike[str] | None = None) -> Any:
+def _run(
+    step: Any, out: str | os.PathLike[str] | None = None, broken: dict[str, str] | None = None
+) -> Any:
     """``step()``, DuckDB's error as a :class:`QueryError` of its first line; naming a
-    table of :data:`VIEWS` that the output folder ``out`` lacks, with what writes it."""
+    table of :data:`VIEWS` that the output folder ``out`` lacks, with what writes it, or
+    one of ``broken`` (view -> why it has no view), with why."""
     import duckdb  # noqa: PLC0415
 
     try:
@@ -331,8 +350,10 @@ def _run(step: Any, out: str | os.PathLike[str] | None = None) -> Any:
     except duckdb.Error as err:  # its first line says what; the rest points into the SQL
         message = f"query: {str(err).splitlines()[0]}"
         missing = re.search(r"Table with name (\w+) does not exist", str(err))
-        if out is not None and missing and missing.group(1).lower() in VIEWS:
-            view = missing.group(1).lower()
+        view = missing.group(1).lower() if missing else ""
+        if broken and view in broken:
+            message = f"query: {broken[view]}; the folder's other tables can be queried"
+        elif out is not None and view in VIEWS:
             stem = VIEWS[view]
             has = ", ".join(views_of(out))
             message += (
