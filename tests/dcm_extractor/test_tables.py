@@ -371,3 +371,36 @@ def test_outputs_get_the_permissions_open_gives_and_replaced_files_keep_theirs(
         query = ["query", str(out), "SELECT * FROM instances", "-o", str(tmp_path / name)]
         _run_with_umask(0o022, *query)
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary_sibling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder where the file would go, a file where its folder would go: the error names
+    the path the user gave (never ``.x.csv.1a2b.tmp``), and no temporary file is left."""
+    from dcm_extractor.cli import main as cli_main
+    from dcm_extractor.outputs.atomic import atomic_path, write_atomic
+
+    (tmp_path / "taken.csv").mkdir()
+    (tmp_path / "plain").write_text("a file", encoding="utf-8")
+    with pytest.raises(IsADirectoryError) as caught:
+        write_atomic(tmp_path / "taken.csv", b"x")
+    assert caught.value.filename == str(tmp_path / "taken.csv")
+    with pytest.raises(IsADirectoryError) as caught, atomic_path(tmp_path / "taken.csv") as temp:
+        temp.write_bytes(b"x")
+    assert caught.value.filename == str(tmp_path / "taken.csv")
+    for target in (tmp_path / "plain" / "x.csv", tmp_path / "plain" / "sub" / "x.csv"):
+        with pytest.raises(NotADirectoryError) as caught:
+            write_atomic(target, b"x")
+        assert caught.value.filename == str(target.parent)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "taken.csv"]
+    assert not any((tmp_path / "taken.csv").iterdir())
+    out = tmp_path / "out"
+    argv = ["-d", str(tmp_path / "none"), "-o", str(out)]
+    (tmp_path / "none" / "case").mkdir(parents=True)
+    assert cli_main([*argv, "--series", "-q", "--log", str(tmp_path / "run.log")]) == 0
+    capsys.readouterr()
+    for target in (tmp_path / "taken.csv", tmp_path / "plain" / "x.xlsx"):
+        assert cli_main(["query", str(out), "SELECT 1", "-o", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ".tmp" not in err, err

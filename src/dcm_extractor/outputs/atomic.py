@@ -11,6 +11,7 @@ that shares an output folder, unlike the original extractor's files.)
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import secrets
@@ -32,8 +33,11 @@ class AtomicFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, self._temp = _sibling(self.path)
+        _make_folder(self.path.parent)
+        try:
+            handle, self._temp = _sibling(self.path)
+        except OSError as err:
+            raise _naming(err, self.path) from err
         self._file: IO[bytes] = os.fdopen(handle, "wb")
         self._text: io.TextIOWrapper | None = None
 
@@ -67,6 +71,9 @@ class AtomicFile:
             _keep_mode(self._file.fileno(), self.path)
             self._close()
             self._temp.replace(self.path)
+        except OSError as err:
+            self.discard()
+            raise _naming(err, self.path) from err
         except BaseException:
             self.discard()
             raise
@@ -105,20 +112,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary sibling of ``path`` for a writer that takes a path (DuckDB's COPY):
     fsynced and moved over ``path`` when the block ends, removed if it raises."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = _sibling(target)
+    _make_folder(target.parent)
+    try:
+        handle, temp = _sibling(target)
+    except OSError as err:
+        raise _naming(err, target) from err
     created = stat.S_IMODE(os.fstat(handle).st_mode)  # (0o666 less the umask)
     os.close(handle)
     try:
         yield temp
+    except BaseException:  # (the writer's error, as it is)
+        temp.unlink(missing_ok=True)
+        raise
+    try:
         with temp.open("rb+") as written:
             os.fsync(written.fileno())
             os.fchmod(written.fileno(), created)  # (whatever the writer made of it)
             _keep_mode(written.fileno(), target)
         temp.replace(target)
-    except BaseException:
+    except OSError as err:
         temp.unlink(missing_ok=True)
-        raise
+        raise _naming(err, target) from err
 
 
 def _sibling(path: Path) -> tuple[int, Path]:
@@ -132,6 +146,23 @@ def _sibling(path: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder`` and its parents made where missing; an error naming the one in the way."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:  # a file where the folder would be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from err
+    except OSError as err:
+        raise _naming(err, folder) from err
+
+
+def _naming(err: OSError, target: Path) -> OSError:
+    """``err`` about ``target`` (users know it, not the temporary file's name)."""
+    if err.errno is None:
+        return err
+    return type(err)(err.errno, err.strerror, str(target))
 
 
 def _keep_mode(handle: int, target: Path) -> None:
