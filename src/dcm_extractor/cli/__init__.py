@@ -6,7 +6,8 @@ and run are :mod:`.extract`); ``dcm-extract sample OUT_DIR``
 (:mod:`.sample`) writes generated data, ``dcm-extract keygen FILE`` (:mod:`.keygen`) a new
 pseudonym key, ``dcm-extract query OUT "SQL"`` (:mod:`.query`) asks an output folder's
 tables, ``dcm-extract --version`` the version. Exit codes: 0 done, 1 a failure (a
-case, an unwritable folder), 2 a usage error; every error is one line
+case, an unwritable folder), 2 a usage error, 141 when the reader of stdout went away
+(``| head``: quietly); every error is one line
 ``dcm-extract: error: ...`` (docs/cli.md, the style ``medmask`` shares).
 """
 
@@ -20,7 +21,7 @@ from types import ModuleType
 
 from ..errors import DcmExtractorError
 from ..version import __version__
-from .common import PROG, CommandParser
+from .common import PROG, READER_GONE, CommandParser, reader_gone
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -50,20 +51,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name is None:
             from . import extract  # noqa: PLC0415 - (SUBCOMMANDS)
 
-            return extract.main(args, prog=PROG)
-        module = _module(name)
-        parser = _parser(name, module)
-        parsed = parser.parse_args(args[1:])
-        try:
-            code: int = module.run(parsed)
-        except argparse.ArgumentTypeError as err:
-            parser.error(str(err))
+            code: int = extract.main(args, prog=PROG)
+        else:
+            module = _module(name)
+            parser = _parser(name, module)
+            parsed = parser.parse_args(args[1:])
+            try:
+                code = module.run(parsed)
+            except argparse.ArgumentTypeError as err:
+                parser.error(str(err))
+        sys.stdout.flush()  # (a reader gone shows here, not in Python's flush at exit)
         return code
+    except BrokenPipeError as err:
+        if reader_gone():  # `dcm-extract query ... | head`: quietly, as a shell tool
+            return READER_GONE
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except (DcmExtractorError, OSError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except SystemExit as done:  # argparse: 0 after --help, 2 on usage errors
         return int(done.code or 0)
+
+
+def _one_line(err: Exception) -> str:
+    """An error as its line: a file's error as ``path: what`` (as ``medmask`` says it)."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-__all__ = ["PROG", "CommandParser", "echo", "positive"]
+__all__ = ["PROG", "READER_GONE", "CommandParser", "echo", "positive", "reader_gone"]
 
 PROG = "dcm-extract"
+
+
+# The exit code of a command whose reader went away (``| head``): a shell's for a process
+# that SIGPIPE ended, as ``yes | head -1`` gives, so that ``set -o pipefail`` sees the same.
+READER_GONE = 128 + 13
+
+
+def reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``dcm-extract query OUT SQL | head``);
+    then stdout is pointed at /dev/null, so that Python's flush at exit cannot fail too.
+
+    Asked of the pipe itself (``poll`` reports an error on a pipe without readers), as a
+    BrokenPipeError may also come from elsewhere (a worker process that died), which
+    is an error to report."""
+    import os  # noqa: PLC0415 - (only on an error)
+    import select  # noqa: PLC0415
+
+    try:
+        descriptor = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(descriptor, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # (no real stdout: a test's capture)
+        return False
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+    return gone
 
 
 class CommandParser(argparse.ArgumentParser):

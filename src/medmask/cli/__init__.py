@@ -37,7 +37,7 @@ from . import (
     unpack,
     verify,
 )
-from .common import PROG, CommandParser, UsageError, warn
+from .common import PROG, READER_GONE, CommandParser, UsageError, reader_gone, warn
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -103,10 +103,18 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             code: int = args.run(args)
+            sys.stdout.flush()  # (a reader gone shows here, not in Python's flush at exit)
             return code
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError as err:
+        if reader_gone():  # `medmask ls x.mska | head`: quietly, as a shell tool
+            return READER_GONE
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except (MedmaskError, OSError, ValueError) as err:
         if args.debug:
             traceback.print_exc()

@@ -3,7 +3,8 @@
 The style both tools follow (docs/cli.md): argparse, one module per command with
 ``add_arguments(parser)`` and ``run(args) -> int``; results on stdout; ``<tool>: error:``,
 ``<tool>: warning:`` and ``<tool>: note:`` lines on stderr; exit 0 ok, 1 a failed or
-damaged input, 2 a usage error, each error one line (``--debug`` adds the traceback).
+damaged input, 2 a usage error, 141 when the reader of stdout went away (``| head``:
+quietly), each error one line (``--debug`` adds the traceback).
 """
 
 from __future__ import annotations
@@ -13,9 +14,49 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-__all__ = ["PROG", "CommandParser", "UsageError", "echo", "note", "ratio", "size", "warn"]
+__all__ = [
+    "PROG",
+    "READER_GONE",
+    "CommandParser",
+    "UsageError",
+    "echo",
+    "note",
+    "ratio",
+    "reader_gone",
+    "size",
+    "warn",
+]
 
 PROG = "medmask"
+
+
+# The exit code of a command whose reader went away (``| head``): a shell's for a process
+# that SIGPIPE ended, as ``yes | head -1`` gives, so that ``set -o pipefail`` sees the same.
+READER_GONE = 128 + 13
+
+
+def reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``medmask ls x.mska | head``);
+    then stdout is pointed at /dev/null, so that Python's flush at exit cannot fail too.
+
+    Asked of the pipe itself (``poll`` reports an error on a pipe without readers), as a
+    BrokenPipeError may also come from elsewhere (a worker process that died), which
+    is an error to report."""
+    import os  # noqa: PLC0415 - (only on an error)
+    import select  # noqa: PLC0415
+
+    try:
+        descriptor = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(descriptor, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # (no real stdout: a test's capture)
+        return False
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+    return gone
 
 
 class UsageError(Exception):

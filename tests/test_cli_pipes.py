@@ -1,0 +1,52 @@
+"""Both tools' output read by a reader that goes away (``medmask ls x.mska | head``): exit
+141 as a shell tool that SIGPIPE ended, nothing on stderr; any other broken pipe is still
+an error."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dcm_extractor.cli import common as extract_common
+from medmask.cli import common as medmask_common
+
+
+@pytest.mark.parametrize("tool", [["medmask"], ["dcm_extractor"]], ids=["medmask", "dcm-extract"])
+def test_a_reader_gone_ends_the_command_quietly(tool: list[str], tmp_path: Path) -> None:
+    """The reader's end is closed before the command writes (its first line fails), so the
+    test does not depend on how much fits in the pipe."""
+    command = [sys.executable, "-m", *tool, "sample", str(tmp_path / "out")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # no reader left
+    with child.stderr:
+        err = child.stderr.read().decode("utf-8", "replace")
+    assert child.wait() == 141, err
+    assert "error" not in err and "Traceback" not in err and "Exception" not in err, err
+    assert (tmp_path / "out").is_dir()  # (it ran: its result line was what failed)
+
+
+@pytest.mark.parametrize("common", [medmask_common, extract_common], ids=["medmask", "dcm"])
+def test_reader_gone_asks_the_pipe_itself(
+    common: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthy pipe, a file, or a stdout without a descriptor: not gone (a broken pipe
+    from elsewhere stays an error). A pipe without readers: gone, and stdout then writes to
+    /dev/null so that the flush at exit cannot fail too."""
+    assert common.READER_GONE == 141
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert not common.reader_gone()
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert not common.reader_gone()
+        os.close(read)
+        assert common.reader_gone()
+        print("after", file=stdout, flush=True)  # into /dev/null: no BrokenPipeError
+        assert os.path.samestat(os.fstat(stdout.fileno()), Path(os.devnull).stat())
