@@ -183,3 +183,79 @@ def test_slice_geometry_is_simpleitks_in_every_orientation(tmp_path: Path, step:
         assert row["EvenlySpaced"] == ("no" if gap else "yes"), source
         assert float(row["SliceSpacing"]) == pytest.approx(step, abs=1e-3), source
         _assert_geometry_is_simpleitks(row, folder)
+
+
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def _write_enhanced(
+    path: Path, number: int, orientation: tuple[float, ...], step: float, slices: list[int]
+) -> None:
+    """The series :func:`_write_series` writes, as one Enhanced CT object: its frames in
+    shuffled order, each frame's position in its Plane Position Sequence, the orientation
+    shared (no ImagePositionPatient or ImageOrientationPatient of the object's own)."""
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    row, column = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    normal = np.cross(row, column)
+    normal /= np.linalg.norm(normal)
+    origin = np.array([-120.5, 33.25, 71.0])
+    order = list(slices)
+    random.Random(number).shuffle(order)
+    ds = copy.deepcopy(template)
+    del ds.ImagePositionPatient, ds.ImageOrientationPatient
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_CT
+    ds.SeriesInstanceUID = f"{ROOT_UID}.{number}"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{ROOT_UID}.{number}.1"
+    ds.NumberOfFrames = len(order)
+    frames = []
+    for k in order:
+        position, item = pydicom.Dataset(), pydicom.Dataset()
+        position.ImagePositionPatient = [f"{v:.6f}" for v in origin + k * step * normal]
+        item.PlanePositionSequence = [position]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    plane, shared = pydicom.Dataset(), pydicom.Dataset()
+    plane.ImageOrientationPatient = [f"{v:.7g}" for v in orientation]
+    shared.PlaneOrientationSequence = [plane]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PixelData = template.PixelData * len(order)
+    path.parent.mkdir(parents=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_an_enhanced_objects_frames_give_its_series_geometry(tmp_path: Path) -> None:
+    """Each series of the orientation test written again as one Enhanced CT object (frames
+    shuffled, one missing or not): its row has the geometry of the single-frame series,
+    which SimpleITK's reading confirms. One object of 160 frames keeps its per-frame
+    groups past the 16 KiB the scan reads first. Its instance row keeps no position of
+    its own, as pydicom reads it."""
+    cases = tmp_path / "data"
+    pairs = {}
+    plans = [(name, o, 2.5, 9, gap) for name, o in ORIENTATIONS.items() for gap in (False, True)]
+    plans.append(("long", ORIENTATIONS["oblique"], 0.7, 160, False))
+    for number, (name, orientation, step, count, gap) in enumerate(plans, start=1):
+        slices = [k for k in range(count) if not (gap and k == 3)]
+        case = f"{name}_gap" if gap else name
+        _write_series(cases / case, 2 * number, orientation, step, slices)
+        enhanced = cases / f"{case}_enhanced" / "enhanced.dcm"
+        _write_enhanced(enhanced, 2 * number + 1, orientation, step, slices)
+        pairs[f"{case}.dir"] = (f"{case}_enhanced.dir", cases / case, len(slices))
+    assert (cases / "long_enhanced" / "enhanced.dcm").read_bytes().find(b"\xe0\x7f\x10\x00") > (
+        16 * 1024
+    )  # (the pixel data's tag: the header is longer than the first read)
+    out = tmp_path / "out"
+    _extract(cases, out)
+    rows = {r["Sources"]: r for r in _series_rows(out)}
+    assert len(rows) == 2 * len(pairs)
+    geometry = ("SliceCount", "ZExtent", "SliceSpacing", "EvenlySpaced")
+    for source, (enhanced_source, folder, frames) in pairs.items():
+        single, enhanced = rows[source], rows[enhanced_source]
+        _assert_geometry_is_simpleitks(single, folder)
+        assert {k: enhanced[k] for k in geometry} == {k: single[k] for k in geometry}, source
+        assert int(enhanced["SliceCount"]) == frames == int(enhanced["NumberOfFrames"])
+        assert enhanced["ImageCount"] == "1"
+    instances = query(
+        out, f"SELECT * FROM instances WHERE SOPClassUID = '{ENHANCED_CT}'"
+    ).to_pylist()
+    assert len(instances) == len(pairs)
+    assert all(r["IsImage"] == "yes" and r["ImagePositionPatient"] == "" for r in instances)

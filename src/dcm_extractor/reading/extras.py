@@ -23,6 +23,8 @@ from .columns import ColumnSpec, element_text
 from .tagwalk import NEEDED
 
 __all__ = [
+    "FRAME_ORIENTATIONS",
+    "FRAME_POSITIONS",
     "INSTANCE_KEYWORDS",
     "INSTANCE_TAGS",
     "SERIES_KEYWORDS",
@@ -31,6 +33,7 @@ __all__ = [
     "Extras",
     "FastTags",
     "dataset_extras",
+    "frame_geometry",
 ]
 
 # Read from every image for the series table (besides the fixed columns' attributes).
@@ -68,6 +71,13 @@ INSTANCE_TAGS: Final = {
     keyword: int(tag_for_keyword(keyword) or 0) for keyword in INSTANCE_KEYWORDS
 }
 TRANSFER_SYNTAX: Final = "TransferSyntaxUID"  # from the file meta group
+# A multi-frame object's frames' geometry (frame_geometry), for the series table's slice
+# geometry; never a column. Frames separated by FRAME_SEPARATOR, each value DICOM text.
+FRAME_POSITIONS: Final = "_FramePositions"
+FRAME_ORIENTATIONS: Final = "_FrameOrientations"
+FRAME_SEPARATOR: Final = ";"
+_POSITION_TAG: Final = 0x00200032  # ImagePositionPatient
+_ORIENTATION_TAG: Final = 0x00200037  # ImageOrientationPatient
 _BESIDES_MOST: Final = 256  # remembered tag lists (one per set of attributes a series has)
 
 
@@ -172,6 +182,65 @@ def dataset_extras(ds: Dataset, extras: Extras) -> dict[str, str]:
     if extras.syntax:
         meta = getattr(ds, "file_meta", None)
         values[TRANSFER_SYNTAX] = str(meta.get("TransferSyntaxUID", "")) if meta else ""
+    if extras.series and not values.get("ImagePositionPatient"):
+        values.update(frame_geometry(ds))
     for column in extras.columns:
         values.setdefault(column.header, column.value(ds))
     return values
+
+
+def frame_geometry(ds: Dataset) -> dict[str, str]:
+    r"""The frames' geometry of a multi-frame object that keeps it in functional groups
+    (enhanced CT, MR and PET, SEG ...): each frame's ImagePositionPatient (its Plane
+    Position Sequence) and ImageOrientationPatient (its Plane Orientation Sequence, else
+    the shared one), under :data:`FRAME_POSITIONS` and :data:`FRAME_ORIENTATIONS`, frames
+    in order separated by :data:`FRAME_SEPARATOR` ("" for a frame without one). ``{}``
+    when ``ds`` has no per-frame groups or none holds a position, or they cannot be read.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> def frame(z):
+    ...     item, plane = Dataset(), Dataset()
+    ...     plane.ImagePositionPatient = ["0", "0", z]
+    ...     item.PlanePositionSequence = [plane]
+    ...     return item
+    >>> ds, shared, plane = Dataset(), Dataset(), Dataset()
+    >>> plane.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    >>> shared.PlaneOrientationSequence = [plane]
+    >>> ds.SharedFunctionalGroupsSequence = [shared]
+    >>> ds.PerFrameFunctionalGroupsSequence = [frame("0"), frame("2.5")]
+    >>> geometry = frame_geometry(ds)
+    >>> geometry["_FramePositions"].split(";")
+    ['0\\0\\0', '0\\0\\2.5']
+    >>> geometry["_FrameOrientations"].split(";")
+    ['1\\0\\0\\0\\1\\0', '1\\0\\0\\0\\1\\0']
+    """
+    try:
+        frames = ds.get("PerFrameFunctionalGroupsSequence")
+        if not frames:
+            return {}
+        shared_groups = ds.get("SharedFunctionalGroupsSequence") or []
+        shared = _plane(shared_groups[0], "PlaneOrientationSequence", _ORIENTATION_TAG) if (
+            shared_groups
+        ) else ""  # fmt: skip
+        positions = [_plane(f, "PlanePositionSequence", _POSITION_TAG) for f in frames]
+        orientations = [
+            _plane(f, "PlaneOrientationSequence", _ORIENTATION_TAG) or shared for f in frames
+        ]
+    except Exception:  # a damaged sequence: no frame geometry (the series shows none)
+        return {}
+    if not any(positions):
+        return {}
+    return {
+        FRAME_POSITIONS: FRAME_SEPARATOR.join(positions),
+        FRAME_ORIENTATIONS: FRAME_SEPARATOR.join(orientations),
+    }
+
+
+def _plane(item: Dataset, sequence: str, tag: int) -> str:
+    """The value of ``tag`` in the first item of ``item``'s ``sequence`` as text ("" if absent)."""
+    inner = item.get(sequence)
+    if not inner or tag not in inner[0]:
+        return ""
+    return element_text(inner[0], tag)

@@ -45,7 +45,7 @@ from .charset import (
     term_of,
 )
 from .columns import ColumnSpec, value_text
-from .extras import TRANSFER_SYNTAX, Extras, FastTags
+from .extras import TRANSFER_SYNTAX, Extras, FastTags, frame_geometry
 from .facts import TEXT_TAGS, HeaderFields, ImageFacts, PixelInfo, Skip, series_key
 from .fullparse import inspect_dicom, text_values
 from .layout import Layout, LayoutCache, follow
@@ -246,8 +246,11 @@ class FastReader:
         except Exception as err:
             return self._bug(err, head, size, read_all, extras, reader)
         else:
-            if extras is not None and extras.slow_columns and isinstance(verdict, ImageFacts):
-                verdict.extra.update(_slow_columns(head, extras.slow_columns))
+            if extras is not None and isinstance(verdict, ImageFacts):
+                if extras.slow_columns:
+                    verdict.extra.update(_slow_columns(head, extras.slow_columns))
+                if extras.series and verdict.frames > 1 and not verdict.extra.get(_POSITION):
+                    verdict.extra.update(_frame_geometry(head))
             return verdict, None
         return _by_pydicom(head, size, read_all, extras, reader), reason
 
@@ -469,7 +472,23 @@ def _slow_columns(head: bytes, columns: tuple[ColumnSpec, ...]) -> dict[str, str
             return {column.header: "" for column in columns}
 
 
+def _frame_geometry(head: bytes) -> dict[str, str]:
+    """A multi-frame image's frames' geometry (:func:`.extras.frame_geometry`) from
+    pydicom's parse of its header: for images without an ImagePositionPatient of their
+    own, which the series table would otherwise have no geometry for. The fast path
+    decides only files whose header up to the pixel data lies within ``head``, and the
+    per-frame groups come before it (a longer header is pydicom's from the start)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+        except Exception:  # (not expected: the fast path read this header)
+            return {}
+    return frame_geometry(ds)
+
+
 _NOTHING: Final = frozenset[str]()
+_POSITION: Final = "ImagePositionPatient"
 
 
 # Values that differ from image to image (positions, numbers, times, UIDs): not remembered.

@@ -10,7 +10,10 @@ ImagePositionPatient). ``SliceCount`` counts distinct positions (to 0.001 mm),
 ``ZExtent`` is the distance from the first to the last, ``SliceSpacing`` the median step,
 and ``EvenlySpaced`` is ``yes`` when every step is within 10 % of that median, ``no``
 when one is not (a missing slice, a second stack) or the images' orientations differ,
-and empty with fewer than two positions or none readable.
+and empty with fewer than two positions or none readable. A multi-frame object that keeps
+its geometry in functional groups (enhanced CT, MR and PET, SEG: no ImagePositionPatient
+of its own) gives each frame's position and orientation
+(:func:`~dcm_extractor.reading.extras.frame_geometry`), so its frames count as slices.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ import operator
 import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import repeat, zip_longest
 from math import isfinite
 from operator import attrgetter, methodcaller
 from typing import Any, Final
 
-from ..reading.extras import SERIES_KEYWORDS, TRANSFER_SYNTAX
+from ..reading.extras import (
+    FRAME_ORIENTATIONS,
+    FRAME_POSITIONS,
+    FRAME_SEPARATOR,
+    SERIES_KEYWORDS,
+    TRANSFER_SYNTAX,
+)
 from ..reading.facts import ImageFacts
 
 __all__ = [
@@ -100,6 +109,7 @@ class _Series:
     missing: list[str] = field(default_factory=list)  # keys still without a value
     settled: frozenset[str] = frozenset()  # extra keys a reader need not decode again
     sources: dict[str, None] = field(default_factory=dict)
+    framed: bool = False  # an image keeps its frames' geometry (FRAME_POSITIONS)
 
 
 class SeriesTally:
@@ -153,6 +163,8 @@ class SeriesTally:
                 series.settled = self._settleable.difference(series.missing)
         series.images.append(image)
         series.sources.setdefault(source, None)
+        if FRAME_POSITIONS in image.extra:
+            series.framed = True
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per series, sorted by StudyInstanceUID, then SeriesNumber (as a number,
@@ -161,7 +173,7 @@ class SeriesTally:
         for (study, uid), series in self._series.items():
             images = series.images
             extras = list(map(_EXTRA, images))
-            along, mixed = _positions(extras)
+            along, mixed = _positions(_per_frame(extras) if series.framed else extras)
             count, extent, spacing, even = slice_geometry(along, mixed)
             row: dict[str, Any] = dict.fromkeys(SERIES_COLUMNS, "")
             row.update(zip(_TAKEN, map(series.first.get, _TAKEN, repeat("")), strict=True))
@@ -208,6 +220,23 @@ def _first_of(values: Iterator[int | None]) -> int | None:
             return value
         last = value
     return last
+
+
+def _per_frame(extras: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The images' geometry with each multi-frame image's frames in its place, one entry
+    per frame (``ImagePositionPatient`` and ``ImageOrientationPatient`` of each)."""
+    entries = []
+    for extra in extras:
+        positions = extra.get(FRAME_POSITIONS)
+        if positions is None:
+            entries.append(extra)
+            continue
+        orientations = extra.get(FRAME_ORIENTATIONS, "").split(FRAME_SEPARATOR)
+        for position, orientation in zip_longest(
+            positions.split(FRAME_SEPARATOR), orientations, fillvalue=""
+        ):
+            entries.append({_GEOMETRY[0]: position, _GEOMETRY[1]: orientation})
+    return entries
 
 
 def _positions(extras: list[dict[str, str]]) -> tuple[list[float], bool]:
