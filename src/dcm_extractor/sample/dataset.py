@@ -118,9 +118,11 @@ def generate_dicom_dataset(
 
     Examples
     --------
-    >>> sample = generate_dicom_dataset(tmp_path, bulk_cases=4)  # doctest: +SKIP
-    >>> sample.cases_root.name
-    'dicom_cases'
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sample = generate_dicom_dataset(folder, bulk_cases=1)
+    ...     print(sample.cases_root.name)
+    dicom_cases
     """
     sizes = {
         "series_per_case": series_per_case,

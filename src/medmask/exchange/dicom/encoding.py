@@ -65,7 +65,7 @@ _DS_BYTES = 16  # the longest decimal string (PS3.5 6.2)
 
 
 def decimal_strings(values: NDArray[np.floating]) -> tuple[bytes, NDArray[np.int64]]:
-    """Numbers rounded to 4 decimals as decimal strings, each followed by a backslash.
+    r"""Numbers rounded to 4 decimals as decimal strings, each followed by a backslash.
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def decimal_strings(values: NDArray[np.floating]) -> tuple[bytes, NDArray[np.int
     Returns
     -------
     text : bytes
-        ``"x1\\x2\\...xn\\"``: each number without trailing zeros after the point
+        ``"x1\x2\...xn\"``: each number without trailing zeros after the point
         (and without the point when nothing follows it), as ``f"{round(x, 4):.10g}"``
         writes numbers under 10^6, except that zero has no sign.
     ends : numpy.ndarray
