@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli.extract import main  # the command line (dcm-extract's extraction)
-from .outputs.merged import with_ids
+from .outputs.merged import case_file_stem, with_ids
 from .outputs.tables import write_csv
 from .privacy.policy import PrivacyPolicy
 from .privacy.pseudonyms import (
@@ -71,11 +71,12 @@ def extract_case_metadata(
         return pd.DataFrame(rows, columns=FIXED_COLUMNS).astype("object")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    primary = out / f"{result.name}.csv"
+    stem = case_file_stem(result.name, out)  # (a name too long for a file: cut, hashed)
+    primary = out / f"{stem}.csv"
     policy = PrivacyPolicy(desensitize, Pseudonymizer(load_key()))
     hidden = policy.shared_rows(rows)
     write_csv(primary, policy.primary_rows(rows, hidden))
-    write_csv(out / f"{result.name}.desensitized.csv", hidden)
+    write_csv(out / f"{stem}.desensitized.csv", hidden)
     return primary
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from openpyxl.utils.escape import unescape
 from dcm_extractor.outputs import tables
 from dcm_extractor.outputs.merged import CaseFiles
 from dcm_extractor.outputs.tables import INSTANCE_TABLE, PARQUET_SCHEMA, TableStream
+from dcm_extractor.sample import DicomSample
 from dcm_extractor.sources.rows import FIXED_COLUMNS
 
 INTEGERS = {field.name for field in PARQUET_SCHEMA if pa.types.is_integer(field.type)}
@@ -404,3 +406,47 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary_sibling(
         assert cli_main(["query", str(out), "SELECT 1", "-o", str(target)]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and ".tmp" not in err, err
+
+
+def test_a_case_named_longer_than_a_file_name_may_be_costs_nothing(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    """Two case folders named in 85 Chinese characters (255 bytes of UTF-8, the most ext4
+    takes), the same first 80: each case's own files are named after its first characters
+    and a hash (two names, two files), the report notes it, the run and the original API
+    write everything; a file of a 255-byte name is written through a shorter temporary."""
+    from dcm_extractor.extractor import extract_case_metadata, main
+    from dcm_extractor.outputs.atomic import fitting_name, write_atomic
+    from dcm_extractor.outputs.merged import case_file_stem
+
+    image = next(p for p in dicom_sample.cases_root.rglob("*.dcm") if p.stat().st_size > 1000)
+    root = tmp_path / "data"
+    names = ["患者" * 39 + "胸部平扫增强五", "患者" * 39 + "胸部平扫增强六"]
+    assert [len(n.encode()) for n in names] == [255, 255]
+    for name in names:
+        (root / name).mkdir(parents=True)
+        shutil.copy(image, root / name / "IM0001.dcm")
+    out = tmp_path / "out"
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "--export-json", "-q"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    stems = [case_file_stem(name, out) for name in names]
+    assert len(set(stems)) == 2 and all(s.startswith("患者" * 38) for s in stems)
+    for stem in stems:
+        for suffix in (".csv", ".desensitized.csv", ".json"):
+            assert (out / f"{stem}{suffix}").is_file()
+            assert len(f"{stem}{suffix}".encode()) <= 255
+    with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
+        notes = [r for r in csv.DictReader(stream) if r["reason"] == "long_name"]
+    assert sorted(n["case"] for n in notes) == names
+    assert all(n["detail"].endswith(".csv") for n in notes)  # (the name: to private)
+    with (out / "all_cases.csv").open(encoding="utf-8", newline="") as stream:
+        assert sorted(r["FileName"] for r in csv.DictReader(stream)) == sorted(
+            f"{n}.dir" for n in names
+        )
+    original = extract_case_metadata(root / names[0], tmp_path / "api")
+    assert Path(original).name == f"{stems[0]}.csv" and Path(original).is_file()
+    longest = tmp_path / ("表" * 85)  # 255 bytes: its temporary sibling's name is cut
+    write_atomic(longest, b"written")
+    assert longest.read_bytes() == b"written"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert fitting_name("表表表", 7) == "表表" and fitting_name("abc", 7) == "abc"

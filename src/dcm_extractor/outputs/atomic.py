@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["AtomicFile", "atomic_path", "write_atomic"]
+__all__ = ["AtomicFile", "atomic_path", "fitting_name", "name_max", "write_atomic"]
 
 
 class AtomicFile:
@@ -136,16 +136,40 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _sibling(path: Path) -> tuple[int, Path]:
-    """A new, empty temporary file beside ``path`` (``.<name>.<random>.tmp``), open for
-    writing, made with mode 0o666 for the kernel to take the umask from."""
+    """A new, empty temporary file beside ``path`` (``.<name>.<random>.tmp``, the name cut
+    to what the folder allows), open for writing, made with mode 0o666 for the kernel to
+    take the umask from."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    most = name_max(path.parent)
     for _ in range(100):
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        random = secrets.token_hex(4)
+        name = fitting_name(path.name, most - len(f"..{random}.tmp"))
+        temp = path.with_name(f".{name}.{random}.tmp")
         try:
             return os.open(temp, flags, 0o666), temp
         except FileExistsError:
             continue
     raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name ``folder``'s file system takes, in bytes (255 on ext4, XFS,
+    Btrfs, APFS; 143 on eCryptfs); 255 where it cannot be asked."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):
+        return 255
+
+
+def fitting_name(name: str, room: int) -> str:
+    """``name`` cut, at a character, to at most ``room`` bytes as the file system stores
+    it (UTF-8: a Chinese character takes 3)."""
+    if len(os.fsencode(name)) <= room:
+        return name
+    cut = name
+    while cut and len(os.fsencode(cut)) > room:
+        cut = cut[: max(0, min(len(cut) - 1, room))]
+    return cut
 
 
 def _make_folder(folder: Path) -> None:

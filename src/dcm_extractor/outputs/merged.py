@@ -5,18 +5,21 @@ and report.html."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Final
 
 from ..options import RunOptions
 from ..sources.cases import CaseResult, ReportEntry
 from ..sources.instances import InstanceRows
 from ..version import __version__
-from .atomic import write_atomic
+from .atomic import fitting_name, name_max, write_atomic
 from .cohort import Cohort
 from .htmlreport import render_report
 from .studies import STUDY_TABLE, StudyTally
@@ -36,6 +39,8 @@ __all__ = [
     "REPORT_NAME",
     "CaseFiles",
     "RunOutputs",
+    "case_file_stem",
+    "long_name_note",
     "with_ids",
     "write_case",
     "write_html_report",
@@ -155,7 +160,10 @@ class RunOutputs:
 
         The case's own tables are written by :class:`CaseFiles`' thread, then ``then`` is
         called there (the resume record, which must not precede the files)."""
-        self.report(result.report)
+        note = None
+        if not self.options.only_merged and self.options.privacy.writes_identified_tables:
+            note = long_name_note(result, self.options.out)
+        self.report([*result.report, note] if note is not None else result.report)
         rows = with_ids(result.rows, project_id)
         self.case_files.submit(
             functools.partial(_write_case_then, self.options, result, rows, then)
@@ -265,7 +273,8 @@ def _write_case_then(
 
 def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
     """A case's own tables (unless only merged tables are asked for), named by project ID
-    under ``--desensitize`` (an earlier identified run's files of the case removed)."""
+    under ``--desensitize`` (an earlier identified run's files of the case removed), else
+    by the case (:func:`case_file_stem`)."""
     if options.only_merged:
         return
     out, excel, policy = options.out, options.excel, options.privacy
@@ -274,16 +283,43 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
     shape = CASE_TABLE.with_columns(options.extras.headers)
     name = policy.table_stem(result.name, rows[0]["ProjectID"] if rows else None)
     if name != result.name:
-        for stale in (
-            f"{result.name}.csv",
-            f"{result.name}.desensitized.csv",
-            f"{result.name}.json",
-        ):
+        earlier = case_file_stem(result.name, out)
+        for stale in (f"{earlier}.csv", f"{earlier}.desensitized.csv", f"{earlier}.json"):
             (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
-    write_csv(out / f"{name}.csv", primary, excel=excel, shape=shape)
-    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel, shape=shape)
+    stem = case_file_stem(name, out)
+    write_csv(out / f"{stem}.csv", primary, excel=excel, shape=shape)
+    write_csv(out / f"{stem}.desensitized.csv", hidden, excel=excel, shape=shape)
     if options.export_json:
-        write_json(out / f"{name}.json", primary, shape=shape)
+        write_json(out / f"{stem}.json", primary, shape=shape)
+
+
+_LONGEST_SUFFIX: Final = ".desensitized.csv"  # of a case's own files
+
+
+def case_file_stem(case: str, out: Path) -> str:
+    """The stem of a case's own files in ``out``: the case's name, or, where
+    ``<name>.desensitized.csv`` would be longer than a file name may be (255 bytes on most
+    file systems: a folder named in 80 Chinese characters, 3 bytes each in UTF-8), its
+    first characters, ``~`` and 8 hex digits of the SHA-256 of the whole name, so that
+    two long names stay two files. The report says so (:func:`long_name_note`)."""
+    room = name_max(out) - len(_LONGEST_SUFFIX)
+    if len(os.fsencode(case)) <= room:
+        return case
+    mark = "~" + hashlib.sha256(os.fsencode(case)).hexdigest()[:8]
+    return fitting_name(case, room - len(mark)) + mark
+
+
+def long_name_note(result: CaseResult, out: Path) -> ReportEntry | None:
+    """The report's note on a case whose own files are not named after it
+    (:func:`case_file_stem`), or None."""
+    stem = case_file_stem(result.name, out)
+    if stem == result.name:
+        return None
+    detail = (
+        "the case's name is longer than a file name may be: its own tables are named "
+        "after its first characters and a hash of the name"
+    )
+    return ReportEntry(result.name, result.name, "long_name", detail, f"{stem}.csv", "")
 
 
 def write_html_report(
