@@ -436,8 +436,9 @@ def test_a_case_named_longer_than_a_file_name_may_be_costs_nothing(
             assert (out / f"{stem}{suffix}").is_file()
             assert len(f"{stem}{suffix}".encode()) <= 255
     with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
-        notes = [r for r in csv.DictReader(stream) if r["reason"] == "long_name"]
+        notes = [r for r in csv.DictReader(stream) if r["reason"] == "case_files_renamed"]
     assert sorted(n["case"] for n in notes) == names
+    assert all("longer than a file name may be" in n["detail"] for n in notes)
     assert all(n["detail"].endswith(".csv") for n in notes)  # (the name: to private)
     with (out / "all_cases.csv").open(encoding="utf-8", newline="") as stream:
         assert sorted(r["FileName"] for r in csv.DictReader(stream)) == sorted(
@@ -450,3 +451,41 @@ def test_a_case_named_longer_than_a_file_name_may_be_costs_nothing(
     assert longest.read_bytes() == b"written"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert fitting_name("表表表", 7) == "表表" and fitting_name("abc", 7) == "abc"
+
+
+def test_a_case_named_like_the_runs_own_files_overwrites_none(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    """Case folders named all_cases, Extraction_Report, case_projectid_map (its JSON was
+    the project ID map) and X.desensitized (its CSV was case X's de-identified table):
+    every file of the run and of each case is there, with its own content."""
+    from dcm_extractor.extractor import main
+    from dcm_extractor.outputs.merged import case_file_stem
+
+    image = next(p for p in dicom_sample.cases_root.rglob("*.dcm") if p.stat().st_size > 1000)
+    root, out = tmp_path / "data", tmp_path / "out"
+    names = ["all_cases", "Extraction_Report", "case_projectid_map", "X", "X.desensitized"]
+    for name in names:
+        (root / name).mkdir(parents=True)
+        shutil.copy(image, root / name / "IM0001.dcm")
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "--export-json", "-q"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    stems = {name: case_file_stem(name, out) for name in names}
+    assert stems["X"] == "X" and all(
+        stem.startswith(f"{name}~") for name, stem in stems.items() if name != "X"
+    )
+    ids = json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8"))
+    assert sorted(ids) == sorted(names)  # the map, not a case's records
+    with (out / "all_cases.csv").open(encoding="utf-8", newline="") as stream:
+        assert len(list(csv.DictReader(stream))) == len(names)
+    with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
+        renamed = [r["case"] for r in csv.DictReader(stream) if r["reason"] == "case_files_renamed"]
+    assert sorted(renamed) == sorted(n for n in names if n != "X")
+    for name, stem in stems.items():
+        shown = {".csv": f"{name}.dir", ".desensitized.csv": f"P{ids[name]:06d}.dir"}
+        for suffix, file_name in shown.items():
+            with (out / f"{stem}{suffix}").open(encoding="utf-8", newline="") as stream:
+                (row,) = list(csv.DictReader(stream))
+            assert row["FileName"] == file_name, (name, suffix)
+        records = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+        assert [r["FileName"] for r in records] == [f"{name}.dir"]

@@ -40,7 +40,7 @@ __all__ = [
     "CaseFiles",
     "RunOutputs",
     "case_file_stem",
-    "long_name_note",
+    "renamed_note",
     "with_ids",
     "write_case",
     "write_html_report",
@@ -162,7 +162,7 @@ class RunOutputs:
         called there (the resume record, which must not precede the files)."""
         note = None
         if not self.options.only_merged and self.options.privacy.writes_identified_tables:
-            note = long_name_note(result, self.options.out)
+            note = renamed_note(result, self.options.out)
         self.report([*result.report, note] if note is not None else result.report)
         rows = with_ids(result.rows, project_id)
         self.case_files.submit(
@@ -294,32 +294,55 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
 
 
 _LONGEST_SUFFIX: Final = ".desensitized.csv"  # of a case's own files
+# The run's own files' stems: a case of one of these names must not overwrite them (nor
+# they its files), whatever the letter case (a share may ignore it)
+_RUN_FILES: Final = frozenset(
+    {"all_cases", "all_cases_desensitized", "all_cases_original", "all_series",
+     "all_series_desensitized", "all_studies", "all_instances", "extraction_report",
+     "case_projectid_map", "deidentification"}
+)  # fmt: skip
 
 
 def case_file_stem(case: str, out: Path) -> str:
-    """The stem of a case's own files in ``out``: the case's name, or, where
-    ``<name>.desensitized.csv`` would be longer than a file name may be (255 bytes on most
-    file systems: a folder named in 80 Chinese characters, 3 bytes each in UTF-8), its
-    first characters, ``~`` and 8 hex digits of the SHA-256 of the whole name, so that
-    two long names stay two files. The report says so (:func:`long_name_note`)."""
+    """The stem of a case's own files in ``out``: the case's name, unless that would
+    overwrite other files or not be a file name, then its first characters, ``~`` and 8
+    hex digits of the SHA-256 of the whole name (two such names stay two files):
+
+    * a name of the run's own files (a case folder named ``all_cases`` or
+      ``case_projectid_map``: its tables would overwrite the merged table, or the project
+      ID map, or be overwritten);
+    * a name ending in ``.desensitized`` (``X.desensitized.csv`` is case ``X``'s);
+    * a name too long for ``<name>.desensitized.csv`` (255 bytes on most file systems:
+      80 Chinese characters, 3 bytes each in UTF-8).
+
+    The report says so (:func:`renamed_note`)."""
     room = name_max(out) - len(_LONGEST_SUFFIX)
-    if len(os.fsencode(case)) <= room:
+    folded = case.casefold()
+    if (
+        len(os.fsencode(case)) <= room
+        and folded not in _RUN_FILES
+        and not folded.endswith(".desensitized")
+    ):
         return case
     mark = "~" + hashlib.sha256(os.fsencode(case)).hexdigest()[:8]
     return fitting_name(case, room - len(mark)) + mark
 
 
-def long_name_note(result: CaseResult, out: Path) -> ReportEntry | None:
+def renamed_note(result: CaseResult, out: Path) -> ReportEntry | None:
     """The report's note on a case whose own files are not named after it
     (:func:`case_file_stem`), or None."""
     stem = case_file_stem(result.name, out)
     if stem == result.name:
         return None
-    detail = (
-        "the case's name is longer than a file name may be: its own tables are named "
-        "after its first characters and a hash of the name"
+    room = name_max(out) - len(_LONGEST_SUFFIX)
+    why = (
+        "the case's name is longer than a file name may be"
+        if len(os.fsencode(result.name)) > room
+        else "the case's name would overwrite other files (a name of the run's own files, "
+        "or one ending in .desensitized)"
     )
-    return ReportEntry(result.name, result.name, "long_name", detail, f"{stem}.csv", "")
+    detail = f"{why}: its own tables are named after it with ~ and a hash of the name"
+    return ReportEntry(result.name, result.name, "case_files_renamed", detail, f"{stem}.csv", "")
 
 
 def write_html_report(

@@ -52,7 +52,7 @@ __all__ = [
 # Report lines that are notes on a row or on a counted image: no file is left out by them.
 NOTE_REASONS: Final = frozenset(
     {"conflict", "age_read", "bad_age", "missing_uid", "no_images", "values_from_other_objects",
-     "undecodable", "charset", "long_name"}
+     "undecodable", "charset", "case_files_renamed"}
 )  # fmt: skip
 
 
