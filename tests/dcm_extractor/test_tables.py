@@ -489,3 +489,39 @@ def test_a_case_named_like_the_runs_own_files_overwrites_none(
             assert row["FileName"] == file_name, (name, suffix)
         records = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
         assert [r["FileName"] for r in records] == [f"{name}.dir"]
+
+
+def test_cases_whose_names_read_alike_keep_their_own_files(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    """张三 in UTF-8 beside 张三 in GBK (a Windows copy: the same text once read), and
+    Zhang beside zhang (one file on a share that ignores letter case): the later case's
+    own files add its ProjectID, noted in the report; none overwrites another."""
+    import os
+
+    from dcm_extractor.extractor import main
+
+    images = sorted(p for p in dicom_sample.cases_root.rglob("*.dcm") if p.stat().st_size > 1000)
+    root, out = tmp_path / "data", tmp_path / "out"
+    folders = [b"Zhang", b"zhang", "张三".encode(), "张三".encode("gbk")]
+    for index, folder in enumerate(folders):
+        path = root / os.fsdecode(folder)  # (GBK bytes: surrogate escapes, as Python lists it)
+        path.mkdir(parents=True)
+        shutil.copy(images[index], path / "IM0001.dcm")
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "-q"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    ids = json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8"))
+    assert len(ids) == 4
+    tables = sorted(p.name for p in out.glob("*.csv") if not p.name.startswith("all_"))
+    tables.remove("extraction_report.csv")
+    assert len(tables) == 8  # (each case: its table, and its de-identified one)
+    with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
+        notes = [r for r in csv.DictReader(stream) if r["reason"] == "case_files_renamed"]
+    assert sorted(n["case"] for n in notes) == ["zhang", "张三"]
+    assert all("names that read alike" in n["detail"] for n in notes)
+    shown = []
+    for name in tables:  # each case's two tables, its own ProjectID in them
+        with (out / name).open(encoding="utf-8", newline="") as stream:
+            (row,) = list(csv.DictReader(stream))
+        shown.append(row["ProjectID"])
+    assert sorted(shown) == sorted(str(i) for i in ids.values() for _ in range(2))

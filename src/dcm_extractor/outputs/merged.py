@@ -40,7 +40,6 @@ __all__ = [
     "CaseFiles",
     "RunOutputs",
     "case_file_stem",
-    "renamed_note",
     "with_ids",
     "write_case",
     "write_html_report",
@@ -122,6 +121,7 @@ class RunOutputs:
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
         self.case_files = CaseFiles()
+        self._stems: dict[str, int] = {}  # case files' stems (casefolded) -> ProjectID
         self.cohort = Cohort() if options.html_report else None
         headers = options.extras.headers
         policy = options.privacy
@@ -160,17 +160,37 @@ class RunOutputs:
 
         The case's own tables are written by :class:`CaseFiles`' thread, then ``then`` is
         called there (the resume record, which must not precede the files)."""
-        note = None
-        if not self.options.only_merged and self.options.privacy.writes_identified_tables:
-            note = renamed_note(result, self.options.out)
+        stem, note = self._own_stem(result, project_id)
         self.report([*result.report, note] if note is not None else result.report)
         rows = with_ids(result.rows, project_id)
         self.case_files.submit(
-            functools.partial(_write_case_then, self.options, result, rows, then)
+            functools.partial(_write_case_then, self.options, result, rows, then, stem)
         )
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
         self.instances(result.instances, project_id)
+
+    def _own_stem(self, result: CaseResult, project_id: int) -> tuple[str, ReportEntry | None]:
+        """The stem of the case's own files (identified runs: :func:`case_file_stem`, and
+        ``~P<ProjectID>`` added where an earlier case of this run has that stem, in any
+        letter case: a GBK-named 张三 beside a UTF-8 one, ``Zhang`` beside ``zhang`` on a
+        share that ignores case), and the report's note when it is not the case's name."""
+        out = self.options.out
+        if self.options.only_merged or not self.options.privacy.writes_identified_tables:
+            return case_file_stem(result.name, out), None  # (P<ProjectID> files, or none)
+        stem = case_file_stem(result.name, out)
+        why = "" if stem == result.name else _renamed_why(result.name, out)
+        if self._stems.setdefault(stem.casefold(), project_id) != project_id:
+            mark = f"~P{project_id:06d}"
+            stem = fitting_name(stem, name_max(out) - len(_LONGEST_SUFFIX) - len(mark)) + mark
+            self._stems[stem.casefold()] = project_id
+            why = "an earlier case's files have its name (names that read alike)"
+        if not why:
+            return stem, None
+        detail = f"{why}: its own tables are named after it with ~ and a hash or its ProjectID"
+        return stem, ReportEntry(
+            result.name, result.name, "case_files_renamed", detail, f"{stem}.csv", ""
+        )
 
     def instances(self, rows: InstanceRows, project_id: int) -> None:
         """A case's instance rows (de-identified under --desensitize)."""
@@ -265,16 +285,19 @@ def _write_case_then(
     result: CaseResult,
     rows: list[dict[str, Any]],
     then: Callable[[], None] | None,
+    stem: str | None = None,
 ) -> None:
-    write_case(options, result, rows)
+    write_case(options, result, rows, stem)
     if then is not None:
         then()
 
 
-def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any]]) -> None:
+def write_case(
+    options: RunOptions, result: CaseResult, rows: list[dict[str, Any]], stem: str | None = None
+) -> None:
     """A case's own tables (unless only merged tables are asked for), named by project ID
     under ``--desensitize`` (an earlier identified run's files of the case removed), else
-    by the case (:func:`case_file_stem`)."""
+    ``stem`` (default: :func:`case_file_stem`)."""
     if options.only_merged:
         return
     out, excel, policy = options.out, options.excel, options.privacy
@@ -286,11 +309,12 @@ def write_case(options: RunOptions, result: CaseResult, rows: list[dict[str, Any
         earlier = case_file_stem(result.name, out)
         for stale in (f"{earlier}.csv", f"{earlier}.desensitized.csv", f"{earlier}.json"):
             (out / stale).unlink(missing_ok=True)  # an earlier, identifying run's files
-    stem = case_file_stem(name, out)
-    write_csv(out / f"{stem}.csv", primary, excel=excel, shape=shape)
-    write_csv(out / f"{stem}.desensitized.csv", hidden, excel=excel, shape=shape)
+    else:
+        name = stem or case_file_stem(name, out)
+    write_csv(out / f"{name}.csv", primary, excel=excel, shape=shape)
+    write_csv(out / f"{name}.desensitized.csv", hidden, excel=excel, shape=shape)
     if options.export_json:
-        write_json(out / f"{stem}.json", primary, shape=shape)
+        write_json(out / f"{name}.json", primary, shape=shape)
 
 
 _LONGEST_SUFFIX: Final = ".desensitized.csv"  # of a case's own files
@@ -315,7 +339,8 @@ def case_file_stem(case: str, out: Path) -> str:
     * a name too long for ``<name>.desensitized.csv`` (255 bytes on most file systems:
       80 Chinese characters, 3 bytes each in UTF-8).
 
-    The report says so (:func:`renamed_note`)."""
+    A run also keeps two cases whose names read alike apart, and the report says so
+    (:class:`RunOutputs`)."""
     room = name_max(out) - len(_LONGEST_SUFFIX)
     folded = case.casefold()
     if (
@@ -328,21 +353,14 @@ def case_file_stem(case: str, out: Path) -> str:
     return fitting_name(case, room - len(mark)) + mark
 
 
-def renamed_note(result: CaseResult, out: Path) -> ReportEntry | None:
-    """The report's note on a case whose own files are not named after it
-    (:func:`case_file_stem`), or None."""
-    stem = case_file_stem(result.name, out)
-    if stem == result.name:
-        return None
-    room = name_max(out) - len(_LONGEST_SUFFIX)
-    why = (
-        "the case's name is longer than a file name may be"
-        if len(os.fsencode(result.name)) > room
-        else "the case's name would overwrite other files (a name of the run's own files, "
+def _renamed_why(case: str, out: Path) -> str:
+    """Why :func:`case_file_stem` does not name the case's files after it."""
+    if len(os.fsencode(case)) > name_max(out) - len(_LONGEST_SUFFIX):
+        return "the case's name is longer than a file name may be"
+    return (
+        "the case's name would overwrite other files (a name of the run's own files, "
         "or one ending in .desensitized)"
     )
-    detail = f"{why}: its own tables are named after it with ~ and a hash of the name"
-    return ReportEntry(result.name, result.name, "case_files_renamed", detail, f"{stem}.csv", "")
 
 
 def write_html_report(
