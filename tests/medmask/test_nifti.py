@@ -132,6 +132,31 @@ def test_folder_reading(mask_sample: MaskSample, tmp_path: Path) -> None:
         read_nifti_folder(tmp_path / "odd" / "..")
 
 
+def test_two_files_of_one_mask_name_are_refused_not_one_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """liver.nii beside liver.nii.gz (a folder unpacked twice): both would be the mask
+    'liver'; reading the folder kept the last, packing said 'use replace=True'. Now one
+    error naming both files, and `medmask pack` writes no archive."""
+    from medmask.cli import main
+
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    voxels = np.zeros((3, 3, 3), np.uint8)
+    save(voxels, np.eye(4), folder / "liver.nii")
+    voxels[1, 1, 1] = 1
+    save(voxels, np.eye(4), folder / "liver.nii.gz")
+    save(voxels, np.eye(4), folder / "spleen.nii.gz")
+    message = r"liver\.nii\.gz: its mask name 'liver' is liver\.nii's too"
+    with pytest.raises(FormatError, match=message):
+        read_nifti_folder(folder)
+    archive = tmp_path / "masks.mska"
+    assert main(["pack", str(folder), "-o", str(archive)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "liver.nii's too" in err and "replace=True" not in err
+    assert not archive.exists()
+
+
 def sample_affine_with(
     sx: float, sy: float, sz: float, yaw: float, tilt: float, ox: float
 ) -> np.ndarray:

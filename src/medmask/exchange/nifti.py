@@ -162,13 +162,23 @@ def iter_nifti_masks(
     Raises
     ------
     FormatError
-        A file is not a mask, or its geometry differs from the first file's.
+        A file is not a mask, or its geometry differs from the first file's, or two files
+        give one name (``liver.nii`` beside ``liver.nii.gz``): an archive holds one mask
+        per name, and keeping either would lose the other silently.
     """
     first: tuple[Path, SegmentationMask] | None = None
     spaces: _Spaces = {}
+    named: dict[str, Path] = {}
     for item in files:
         path = Path(item)
         mask = _read_nifti(path, None, spaces)
+        name = _mask_name(path, mask)
+        earlier = named.setdefault(name, path)
+        if earlier != path:
+            raise FormatError(
+                f"{path}: its mask name {name!r} is {earlier.name}'s too; an archive holds "
+                "one mask per name: rename or move one of the two files"
+            )
         if first is None:
             first = (path, mask)
         else:
@@ -182,7 +192,7 @@ def iter_nifti_masks(
                 )
             if difference and drift is not None:
                 drift.append((path.name, difference))
-        yield _mask_name(path, mask), mask
+        yield name, mask
 
 
 def _mask_name(path: Path, mask: SegmentationMask) -> str:
