@@ -167,6 +167,8 @@ class Extras:
         text = f"series={self.series}\x1f" + "\x1f".join(self.headers)
         if self.instances:  # (runs without it keep the fingerprints they had)
             text += "\x1finstances/xxh3"  # ContentFingerprint: XXH3-128 (was SHA-256)
+        if self.series:  # enhanced multi-frame images' geometry from their frames
+            text += "\x1fseries/frames"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
