@@ -150,6 +150,9 @@ def test_a_desensitized_run_writes_no_name_id_or_birth_date(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root, truth = cases
+    nameless = root / "王小明_no_dicom"  # a case with no DICOM object: no rows
+    nameless.mkdir()
+    (nameless / "readme.txt").write_text("no images here", encoding="utf-8")
     out = tmp_path / "shared_outputs"
     argv = ["--desensitize", "--export-json", "--format", "csv,json,parquet,xlsx", "--series"]
     argv += ["--instances"]
@@ -166,6 +169,14 @@ def test_a_desensitized_run_writes_no_name_id_or_birth_date(
     console = capsys.readouterr()
     written = [*sorted(p for p in out.rglob("*") if p.is_file()), tmp_path / "shared_outputs.log"]
     assert len(written) > 10
+    for (
+        path
+    ) in written:  # file names too: each case's files by its ProjectID, even one without rows
+        assert re.fullmatch(
+            r"P\d{6}(\.desensitized)?\.(csv|json)|all_\w+\.\w+|extraction_report\.csv"
+            r"|deidentification\.json|shared_outputs\.log|\.dcm-extract\.lock",
+            path.name,
+        ), path.name
     texts, tokens = _needles(truth)
     blobs = [(p.name, _searchable(p)) for p in written]
     blobs.append(("console", _RUN_SPEED.sub(b"", (console.out + console.err).encode("utf-8"))))

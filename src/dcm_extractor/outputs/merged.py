@@ -164,7 +164,7 @@ class RunOutputs:
         self.report([*result.report, note] if note is not None else result.report)
         rows = with_ids(result.rows, project_id)
         self.case_files.submit(
-            functools.partial(_write_case_then, self.options, result, rows, then, stem)
+            functools.partial(_write_case_then, self.options, result, rows, then, stem, project_id)
         )
         self.rows(rows)
         self.series(with_ids(result.series, project_id), rows)
@@ -286,25 +286,32 @@ def _write_case_then(
     rows: list[dict[str, Any]],
     then: Callable[[], None] | None,
     stem: str | None = None,
+    project_id: int | None = None,
 ) -> None:
-    write_case(options, result, rows, stem)
+    write_case(options, result, rows, stem, project_id)
     if then is not None:
         then()
 
 
 def write_case(
-    options: RunOptions, result: CaseResult, rows: list[dict[str, Any]], stem: str | None = None
+    options: RunOptions,
+    result: CaseResult,
+    rows: list[dict[str, Any]],
+    stem: str | None = None,
+    project_id: int | None = None,
 ) -> None:
-    """A case's own tables (unless only merged tables are asked for), named by project ID
-    under ``--desensitize`` (an earlier identified run's files of the case removed), else
-    ``stem`` (default: :func:`case_file_stem`)."""
+    """A case's own tables (unless only merged tables are asked for), named by
+    ``project_id`` (default: its rows') under ``--desensitize`` (an earlier identified
+    run's files of the case removed), else ``stem`` (default: :func:`case_file_stem`)."""
     if options.only_merged:
         return
     out, excel, policy = options.out, options.excel, options.privacy
     hidden = policy.shared_rows(rows)
     primary = policy.primary_rows(rows, hidden)
     shape = CASE_TABLE.with_columns(options.extras.headers)
-    name = policy.table_stem(result.name, rows[0]["ProjectID"] if rows else None)
+    if project_id is None and rows:
+        project_id = rows[0]["ProjectID"]
+    name = policy.table_stem(result.name, project_id)  # (a case without rows has its ID too)
     if name != result.name:
         earlier = case_file_stem(result.name, out)
         for stale in (f"{earlier}.csv", f"{earlier}.desensitized.csv", f"{earlier}.json"):
