@@ -475,6 +475,36 @@ def test_readers_racing_a_writer_see_whole_commits(tmp_path: Path) -> None:
         assert len(archive) == written > 0
 
 
+def test_a_reader_that_read_the_head_before_the_first_commit_grew_the_file_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving the racing test met under load, made to happen: the reader reads
+    the slots while the file is still empty, then its size after the writer's first
+    commit grew it. That read "not a medmask archive (starts with b'')"; the reader now
+    sees the file grew under it and reads again."""
+    from medmask.files import opened
+
+    path = tmp_path / "first.mska"
+    space = Space(shape=(6, 6, 6))
+    voxels = np.zeros((6, 6, 6), np.uint8)
+    voxels[1:3, 2:4, 1:5] = 1
+    with MaskArchive(path, "w", space=space) as archive:
+        archive.add_mask(SegmentationMask(voxels, {"a": 1}, space), "a")
+    real, torn = opened.os.pread, []
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        if offset == 0 and length == fmt.DATA_START and not torn:
+            torn.append(fd)
+            return b""  # the file as it was before the writer's first commit
+        return real(fd, length, offset)
+
+    monkeypatch.setattr(opened.os, "pread", pread)
+    with MaskArchive(path) as reader:
+        assert reader.all_names() == ["a"]
+        assert np.array_equal(reader.load_mask("a").data, voxels)
+    assert torn  # (the torn read did happen)
+
+
 def test_on_generated_masks(mask_sample: MaskSample, tmp_path: Path) -> None:
     masks = SegmentationMask.from_nifti_folder(mask_sample.masks_dir)
     with MaskArchive(tmp_path / "all.mska", "w") as archive:

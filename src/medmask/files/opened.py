@@ -122,13 +122,15 @@ class ArchiveFile:
         A reader racing another process's commit may find its index moved or the other
         slot half written: it reads the slots again before it believes either.
         """
-        for _attempt in range(_READ_RETRIES):
+        for attempt in range(_READ_RETRIES):
             # the slots first, the size after: a writer grows the file before it writes the
             # superblock that covers the new bytes, so this size covers every commit the
             # slots name (read the other way round, a commit landing between the two reads
             # looked like "commit covers 2761 bytes but the file has 2741")
             head = os.pread(self.fd, fmt.DATA_START, 0)
             size = os.fstat(self.fd).st_size
+            if len(head) < min(size, fmt.DATA_START) and attempt + 1 < _READ_RETRIES:
+                continue  # the file grew between the two reads (a writer's first commit)
             candidates = [] if size == 0 else fmt.commit_candidates(head, size, source)
             if not candidates:
                 if self.writable:
