@@ -114,6 +114,27 @@ def test_chinese_formula_like_and_long_values(
         assert not any(b"<f>" in book.read(n) for n in book.namelist())  # no formula anywhere
 
 
+def test_query_says_a_cut_cell_as_a_warning_line(
+    run_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dcm-extract query -o x.xlsx` cutting a value to Excel's limit says so on stderr as
+    both tools say warnings (`dcm-extract: warning: ...`), once, and leaves no handler."""
+    from dcm_extractor.cli import main as cli_main
+
+    package = logging.getLogger("dcm_extractor")
+    handlers = list(package.handlers)
+    sql = f"SELECT repeat('a', {MAX_CELL_TEXT + 10}) AS long_text, 'short' AS other"
+    assert cli_main(["query", str(run_out), sql, "-o", str(tmp_path / "q.xlsx")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"dcm-extract: warning: q: column long_text, row 1: {MAX_CELL_TEXT + 10} characters, "
+        f"cut to Excel's {MAX_CELL_TEXT} a cell"
+    ]
+    assert package.handlers == handlers
+    sheet = openpyxl.load_workbook(tmp_path / "q.xlsx")["q"]
+    assert sheet["A2"].value == "a" * MAX_CELL_TEXT and sheet["B2"].value == "short"
+
+
 def test_a_table_longer_than_a_sheet_goes_on_in_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..outputs.query import OUTPUT_FORMATS, VIEWS, query_paths, query_rows, query_to_file
-from .common import echo
+from .common import PROG, echo
 
 HELP = (
     "Run SQL over the tables of an output folder (views: "
@@ -41,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with _warnings_to_stderr():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.paths:
         if args.output is not None:
             raise argparse.ArgumentTypeError("--paths prints paths; -o writes a table: not both")
@@ -63,6 +72,29 @@ def run(args: argparse.Namespace) -> int:
     more = total - len(shown)
     echo(f"({total:,} rows{f', {more:,} not shown' if more > 0 else ''})")
     return 0
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """The library's warnings while the query runs (a cell cut to Excel's limit) as
+    ``dcm-extract: warning:`` lines, the style of both tools' warnings (docs/cli.md)."""
+    handler = _Stderr()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    package = logging.getLogger(__name__.split(".")[0])
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to ``sys.stderr`` as it is when a record comes."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _width(text: str) -> int:
