@@ -201,9 +201,21 @@ class RunOptions:
 
 
 def _map_beside(out: Path) -> Path:
-    """``<out>.case_projectid_map.json`` beside the output folder."""
-    folder = out if out.name else out.absolute()
-    return folder.with_name(f"{folder.name or 'out'}.{MAP_NAME}")
+    """``<out>.case_projectid_map.json`` beside the output folder (``-o ..`` or ``-o .``:
+    beside the folder those name, never in the working directory, which may lie in it).
+
+    Examples
+    --------
+    >>> import os
+    >>> _map_beside(Path("..")) == Path(os.getcwd()).parent.with_name(
+    ...     Path(os.getcwd()).parent.name + ".case_projectid_map.json"
+    ... )
+    True
+    """
+    folder = Path(os.path.normpath(out))
+    if folder.name in ("", ".", ".."):
+        folder = Path(os.path.normpath(out.absolute()))  # ("a/.." is "a"'s parent)
+    return folder.parent / f"{folder.name or 'out'}.{MAP_NAME}"
 
 
 def _inside(out: Path, root: Path) -> str:

@@ -348,6 +348,27 @@ def test_the_default_id_map_of_a_desensitized_run_lies_beside_out(
     assert json.loads(beside.read_text(encoding="utf-8")) == ids
 
 
+def test_the_id_map_lies_beside_out_when_out_is_given_as_dot_dot(
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``-o ..`` from a folder inside the output folder: the map went to the working
+    directory as ``...case_projectid_map.json``, inside --out; it lies beside --out."""
+    root, _ = cases
+    out = tmp_path / "shared"
+    (out / "work").mkdir(parents=True)
+    monkeypatch.chdir(out / "work")
+    argv = ["-d", str(root), "-o", "..", "--desensitize", "--pseudonym-key-file", str(key_file)]
+    assert main([*argv, "-q", "--log", str(tmp_path / "run.log")]) == 0
+    beside = tmp_path / "shared.case_projectid_map.json"
+    assert set(json.loads(beside.read_text(encoding="utf-8"))) == {
+        p.name for p in root.iterdir() if p.is_dir()
+    }
+    assert not [p for p in out.rglob("*") if "projectid" in p.name]
+
+
 def test_an_id_map_inside_a_desensitized_out_is_refused(
     cases: tuple[Path, dict[str, Any]],
     key_file: Path,
