@@ -107,6 +107,11 @@ def test_columns_file_with_comments(tmp_path: Path) -> None:
     assert [c.header for c in read_columns_file(path)] == ["KVP", "(0009,04,GEMS_IDEN_01)"]
     with pytest.raises(ColumnsError, match="cannot be read"):
         read_columns_file(tmp_path / "missing.txt")
+    notepad = tmp_path / "notepad.txt"  # Windows Notepad's UTF-8: a byte-order mark, CRLF
+    notepad.write_bytes(
+        b"\xef\xbb\xbfPatientName\r\nSeriesDescription # \xe5\xba\x8f\xe5\x88\x97\r\n"
+    )
+    assert [c.header for c in read_columns_file(notepad)] == ["PatientName", "SeriesDescription"]
 
 
 def test_identifying_columns_are_named_with_the_reason() -> None:

@@ -199,7 +199,8 @@ def parse_columns(text: str) -> list[ColumnSpec]:
 
 
 def read_columns_file(path: str | Path) -> list[ColumnSpec]:
-    """The columns of a ``--columns-file``: one per line, ``#`` starts a comment.
+    """The columns of a ``--columns-file``: one per line, ``#`` starts a comment. UTF-8,
+    with or without the byte-order mark Windows Notepad writes, any line ends.
 
     Raises
     ------
@@ -207,7 +208,7 @@ def read_columns_file(path: str | Path) -> list[ColumnSpec]:
         The file cannot be read, or an entry is not a column (see :func:`parse_columns`).
     """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise ColumnsError(f"--columns-file {path}: cannot be read ({err})") from err
     return [
