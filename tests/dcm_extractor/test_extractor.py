@@ -185,6 +185,8 @@ def test_project_ids_are_stable_and_grow(workspace: Path) -> None:
     data, out = workspace / "data" / "dicom_cases", workspace / "out"
     id_map = out / "ids.json"
     save_projectid_map(id_map, {"LiNa_007": 7, "gone_case": 40})
+    # edited and saved by Windows Notepad (UTF-8 with a byte-order mark): still the map
+    id_map.write_bytes(b"\xef\xbb\xbf" + id_map.read_bytes())
     argv = [
         "-d",
         str(data),

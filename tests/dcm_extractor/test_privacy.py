@@ -17,7 +17,7 @@ import pytest
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
-from dcm_extractor.privacy.pseudonyms import Pseudonymizer, desensitize_name
+from dcm_extractor.privacy.pseudonyms import Pseudonymizer, desensitize_name, load_key
 from dcm_extractor.sample import generate_dicom_dataset
 
 # Pinyin and Han forms of common Chinese family and given names: an attacker's list.
@@ -279,6 +279,11 @@ def test_key_handling_errors(
     p = Pseudonymizer(b"k" * 32)
     assert p.pseudonym("PatientName", "A") != p.pseudonym("PatientID", "A")  # fields never collide
     assert p.pseudonym("PatientName", "") == ""
+    # the key copied into Windows Notepad and saved as UTF-8 (a byte-order mark, CRLF): the
+    # same key, so the same pseudonyms (else linkage with every earlier output breaks)
+    notepad = tmp_path / "notepad.key"
+    notepad.write_bytes(b"\xef\xbb\xbf" + key_file.read_bytes().strip() + b"\r\n")
+    assert load_key(notepad) == load_key(key_file)
 
 
 def test_a_desensitized_run_into_a_used_out_leaves_nothing_that_names_anyone(

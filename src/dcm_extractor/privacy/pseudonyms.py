@@ -69,7 +69,7 @@ def load_key(path: str | os.PathLike[str] | None = None) -> bytes | None:
     """
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8").strip()
+            text = Path(path).read_text(encoding="utf-8-sig").strip()  # (Notepad's BOM)
         except OSError as err:
             raise PseudonymKeyError(
                 f"cannot read the pseudonym key file {path}: {err.strerror}"

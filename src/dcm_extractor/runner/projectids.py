@@ -26,7 +26,7 @@ def load_projectid_map(path: str | os.PathLike[str]) -> dict[str, int]:
     if not source.exists():
         return {}
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = json.loads(source.read_text(encoding="utf-8-sig"))  # (an editor's BOM too)
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         return {str(case): int(pid) for case, pid in data.items()}
