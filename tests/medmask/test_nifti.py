@@ -54,6 +54,8 @@ def test_names_from_a_sidecar_in_either_direction(tmp_path: Path) -> None:
     assert SegmentationMask.from_nifti(path).mapping.to_dict() == {"liver": 1, "肾": 7}
     (tmp_path / "seg.json").write_text('{"liver": 1, "肾": 7}', encoding="utf-8")
     assert SegmentationMask.from_nifti(path).mapping.to_dict() == {"liver": 1, "肾": 7}
+    (tmp_path / "seg.json").write_text('{"liver": 1, "肾": 7}', encoding="utf-8-sig")
+    assert SegmentationMask.from_nifti(path).mapping.to_dict() == {"liver": 1, "肾": 7}
     (tmp_path / "seg.json").write_text("[1]", encoding="utf-8")
     with pytest.raises(FormatError, match=r"seg\.json"):
         SegmentationMask.from_nifti(path)

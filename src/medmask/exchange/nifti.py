@@ -377,7 +377,7 @@ def _label_names(
 
 def _sidecar_names(path: Path) -> LabelMapping:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # (Notepad's BOM too)
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         pairs = list(data.items())
