@@ -62,12 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(str(err))
         sys.stdout.flush()  # (a reader gone shows here, not in Python's flush at exit)
         return code
-    except BrokenPipeError as err:
-        if reader_gone():  # `dcm-extract query ... | head`: quietly, as a shell tool
-            return READER_GONE
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
     except (DcmExtractorError, OSError) as err:
+        if isinstance(err, BrokenPipeError) and reader_gone():  # `query ... | head`: quietly
+            return READER_GONE
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except SystemExit as done:  # argparse: 0 after --help, 2 on usage errors

@@ -164,11 +164,9 @@ def name_max(folder: Path) -> int:
 def fitting_name(name: str, room: int) -> str:
     """``name`` cut, at a character, to at most ``room`` bytes as the file system stores
     it (UTF-8: a Chinese character takes 3)."""
-    if len(os.fsencode(name)) <= room:
-        return name
-    cut = name
-    while cut and len(os.fsencode(cut)) > room:
-        cut = cut[: max(0, min(len(cut) - 1, room))]
+    cut = name[: max(room, 0)]  # (a character takes at least a byte)
+    while len(os.fsencode(cut)) > room:
+        cut = cut[:-1]
     return cut
 
 

@@ -108,14 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError as err:
-        if reader_gone():  # `medmask ls x.mska | head`: quietly, as a shell tool
-            return READER_GONE
-        if args.debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
     except (MedmaskError, OSError, ValueError) as err:
+        if isinstance(err, BrokenPipeError) and reader_gone():  # `ls x.mska | head`: quietly
+            return READER_GONE
         if args.debug:
             traceback.print_exc()
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
