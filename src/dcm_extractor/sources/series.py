@@ -11,8 +11,8 @@ ImagePositionPatient). ``SliceCount`` counts distinct positions (to 0.001 mm),
 and ``EvenlySpaced`` is ``yes`` when every step is within 10 % of that median, ``no``
 when one is not (a missing slice, a second stack) or the images' orientations differ,
 and empty with fewer than two positions or none readable. A multi-frame object that keeps
-its geometry in functional groups (enhanced CT, MR and PET, SEG: no ImagePositionPatient
-of its own) gives each frame's position and orientation
+its geometry in functional groups (enhanced CT, MR and PET: no ImagePositionPatient of
+its own) gives each frame's position and orientation
 (:func:`~dcm_extractor.reading.extras.frame_geometry`), so its frames count as slices.
 """
 
@@ -109,7 +109,6 @@ class _Series:
     missing: list[str] = field(default_factory=list)  # keys still without a value
     settled: frozenset[str] = frozenset()  # extra keys a reader need not decode again
     sources: dict[str, None] = field(default_factory=dict)
-    framed: bool = False  # an image keeps its frames' geometry (FRAME_POSITIONS)
 
 
 class SeriesTally:
@@ -163,8 +162,6 @@ class SeriesTally:
                 series.settled = self._settleable.difference(series.missing)
         series.images.append(image)
         series.sources.setdefault(source, None)
-        if FRAME_POSITIONS in image.extra:
-            series.framed = True
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per series, sorted by StudyInstanceUID, then SeriesNumber (as a number,
@@ -173,7 +170,8 @@ class SeriesTally:
         for (study, uid), series in self._series.items():
             images = series.images
             extras = list(map(_EXTRA, images))
-            along, mixed = _positions(_per_frame(extras) if series.framed else extras)
+            framed = any(FRAME_POSITIONS in extra for extra in extras)
+            along, mixed = _positions(_per_frame(extras) if framed else extras)
             count, extent, spacing, even = slice_geometry(along, mixed)
             row: dict[str, Any] = dict.fromkeys(SERIES_COLUMNS, "")
             row.update(zip(_TAKEN, map(series.first.get, _TAKEN, repeat("")), strict=True))
