@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -77,6 +78,30 @@ def test_unnamed_multilabel_is_named_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(MedmaskWarning, match="no name"):
         mask = SegmentationMask.from_nifti(path)
     assert mask.mapping.to_dict() == {"idx_1": 1, "idx_2": 2}
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(255, np.uint8), (2.0, np.float32), (7, np.int16)])
+def test_a_mask_stored_with_another_value_is_named_by_its_file(
+    tmp_path: Path, value: float, dtype: type
+) -> None:
+    arr = np.zeros((4, 4, 4), dtype)
+    arr[1:3, 1:3, 1:3] = value  # one mask saved as 0/255 (image editors) or 0/2
+    path = save(arr, np.eye(4), tmp_path / "liver.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedmaskWarning)  # no "labels have no name"
+        mask = SegmentationMask.from_nifti(path)
+        folder = read_nifti_folder(tmp_path)
+    assert mask.mapping.to_dict() == {"liver": int(value)}
+    assert folder["liver"].mapping.to_dict() == {"liver": int(value)}
+    assert np.array_equal(mask.data, np.asarray(nib.load(path).dataobj))
+    (tmp_path / "out").mkdir()
+    back = mask.to_nifti(tmp_path / "out" / "liver.nii.gz")  # the name survives the trip
+    assert np.array_equal(np.asarray(back.dataobj), arr)
+    assert SegmentationMask.from_nifti(tmp_path / "out" / "liver.nii.gz").mapping == mask.mapping
+    arr[0, 0, 0] = 1  # two values: a label map, its labels unnamed as before
+    save(arr, np.eye(4), tmp_path / "two.nii.gz")
+    with pytest.warns(MedmaskWarning, match="no name"):
+        assert len(SegmentationMask.from_nifti(tmp_path / "two.nii.gz").mapping) == 2
 
 
 @pytest.mark.parametrize(

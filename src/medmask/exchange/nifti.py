@@ -6,8 +6,8 @@
   the affine written back is the Space's; both headers' float32 values agree exactly.
 * Label names, first found wins: the ``mapping`` argument; a TotalSegmentator label
   table in a header extension; a JSON sidecar ``<stem>.json`` (``{"1": "liver"}`` or
-  ``{"liver": 1}``); for a binary file, the file's stem (``liver.nii.gz`` ->
-  ``liver``); otherwise ``idx_<label>``.
+  ``{"liver": 1}``); for a file holding one non-zero value (1, or 255 as some editors
+  store a mask), the file's stem (``liver.nii.gz`` -> ``liver``); otherwise ``idx_<label>``.
 """
 
 from __future__ import annotations
@@ -370,8 +370,11 @@ def _label_names(
         sidecar = path.with_name(nifti_stem(path) + ".json")
         if sidecar.is_file():
             return _sidecar_names(sidecar)
-        if bool(array.max(initial=0) <= 1):  # (NaN compares False; the mask refuses it)
+        top = array.max(initial=0)
+        if bool(top <= 1):  # (NaN compares False; the mask refuses it)
             return LabelMapping({nifti_stem(path): 1})
+        if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
+            return LabelMapping({nifti_stem(path): int(top)})  # one mask stored as 255 (or 2)
     return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
 
 
