@@ -20,6 +20,7 @@ from PIL import Image
 from medmask import MaskArchive
 from medmask.cli import main
 from medmask.format import mska as fmt
+from medmask.ops import fonts
 from medmask.sample import MaskSample
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "medmask_0_1_3" / "organs.mska"
@@ -239,6 +240,26 @@ def test_preview(
     code, _, err = run(capsys, "preview", archive, "-o", target, "--image", archive)
     assert code == 1
     assert "not a readable NIfTI image" in one_line_error(err)
+
+
+def test_preview_of_names_no_font_here_can_draw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fonts, "system_fonts", lambda letters="": iter(()))  # no CJK fonts
+    (tmp_path / "masks").mkdir()
+    for i, name in enumerate(("肝脏", "liver")):
+        data = np.zeros((8, 8, 8), np.uint8)
+        data[1 + 4 * i : 3 + 4 * i, 2:6, 2:6] = 1
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "masks" / f"{name}.nii.gz")
+    assert run(capsys, "-q", "pack", tmp_path / "masks", "-o", tmp_path / "a.mska")[0] == 0
+    code, out, err = run(capsys, "preview", tmp_path / "a.mska", "-o", tmp_path / "p.png")
+    assert code == 0
+    assert "the legend numbers these: [2] 肝脏" in out  # (natural order: liver first)
+    assert "no font here has the letters of 1 mask name(s) (肝脏): the legend numbers them" in err
+    code, _, err = run(capsys, "preview", tmp_path / "a.mska", "-o", tmp_path / "p.png",
+                       "--font", tmp_path / "a.mska")  # fmt: skip
+    assert code == 1
+    assert "a.mska: not a font file that can be read" in one_line_error(err)
 
 
 def test_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFont
 
-from medmask import FormatError, MaskArchive, MaskNotFoundError, SegmentationMask
+from medmask import (
+    FormatError,
+    MaskArchive,
+    MaskNotFoundError,
+    MedmaskError,
+    MedmaskWarning,
+    SegmentationMask,
+)
 from medmask.model.space import space_from_affine
+from medmask.ops import fonts
 from medmask.ops.pack import pack
 from medmask.ops.preview import display_slice, label_colours, render_preview
 from medmask.sample import MaskSample
@@ -115,3 +126,83 @@ def small_archive_image(tmp_path: Path) -> Path:
     path = tmp_path / "other.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.int16), np.eye(4)), path)
     return path
+
+
+def named_archive(tmp_path: Path, names: tuple[str, str]) -> Path:
+    """Two masks side by side (the legend in one row), named ``names``."""
+    space = space_from_affine(LPS, (10, 12, 8))
+    path = tmp_path / "named.mska"
+    tmp_path.mkdir(exist_ok=True)
+    with MaskArchive(path, "w") as archive:
+        for i, name in enumerate(names):
+            data = np.zeros((10, 12, 8), np.uint8)
+            data[1 + 5 * i : 4 + 5 * i, 3:8, 2:6] = 1
+            archive.add_mask(SegmentationMask(data, {name: 1}, space), name)
+    return path
+
+
+def legend_texts(png: Path, count: int) -> list[np.ndarray]:
+    """The pixels of each legend entry's text (light grey on the dark ground), cut between
+    the colour squares of the legend's row."""
+    picture = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    row = picture[-30:]  # the legend: one row at the bottom
+    colours = [tuple(int(v) for v in c) for c in label_colours(count)]
+    squares = [np.argwhere((row == c).all(axis=2))[:, 1] for c in colours]
+    assert all(s.size for s in squares)
+    ends = [int(s.min()) for s in squares[1:]] + [row.shape[1]]
+    texts = [row[:, int(s.max()) + 2 : end, 0] > 120 for s, end in zip(squares, ends, strict=True)]
+    return [t[:, : max(1, int(np.flatnonzero(t.any(axis=0)).max(initial=0)) + 1)] for t in texts]
+
+
+CHINESE = ("肝脏", "脾脏")  # liver, spleen
+
+
+def cjk_font() -> str | None:
+    return next(
+        (
+            p
+            for p in fonts.system_fonts("肝脏脾")
+            if fonts.covers(ImageFont.truetype(p, 14), "肝脏脾")
+        ),
+        None,
+    )
+
+
+@pytest.mark.skipif(
+    cjk_font() is None,
+    reason="no font with Chinese letters here (Debian: apt-get install fonts-wqy-microhei)",
+)
+def test_chinese_names_are_drawn_in_a_font_that_has_their_letters(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedmaskWarning)
+        result = render_preview(named_archive(tmp_path, CHINESE), tmp_path / "p.png")
+    assert result.font is not None and not result.numbered
+    first, second = legend_texts(tmp_path / "p.png", 2)
+    # Pillow's own font draws both names as the same two empty boxes
+    assert first.shape != second.shape or not np.array_equal(first, second)
+    fc_list = shutil.which("fc-list")
+    if fc_list is not None and result.font not in fonts.FONT_FILES:  # fontconfig's reading
+        listed = subprocess.run(
+            [fc_list, ":charset=809d 810f 813e", "file"], capture_output=True, text=True, check=True
+        ).stdout
+        assert result.font in listed
+
+
+def test_names_no_font_here_can_draw_are_numbered_not_boxes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fonts, "system_fonts", lambda letters="": iter(()))  # no CJK fonts
+    archive = named_archive(tmp_path, CHINESE)
+    with pytest.warns(MedmaskWarning, match="no font here has the letters of 2 mask name"):
+        result = render_preview(archive, tmp_path / "p.png")
+    assert result.font is None
+    assert result.numbered == {"[1]": "肝脏", "[2]": "脾脏"}
+    first, second = legend_texts(tmp_path / "p.png", 2)
+    assert not np.array_equal(first, second)  # "[1]" and "[2]", told apart
+    font = ImageFont.load_default(size=14)
+    assert fonts.covers(font, "[1] sagittal 2") and not fonts.covers(font, "肝")
+    mixed = named_archive(tmp_path / "m", ("liver", "脾脏"))  # only the one it cannot draw
+    with pytest.warns(MedmaskWarning, match="of 1 mask name"):
+        assert render_preview(mixed, tmp_path / "m.png").numbered == {"[2]": "脾脏"}
+    with pytest.raises(MedmaskError, match=r"nofont\.ttf: not a font file"):
+        render_preview(archive, tmp_path / "x.png", font=tmp_path / "nofont.ttf")

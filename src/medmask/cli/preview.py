@@ -31,13 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--window-center", type=float, default=40.0, help="image window centre")
     parser.add_argument("--window-width", type=_width, default=400.0, help="image window width")
+    parser.add_argument(
+        "--font",
+        type=Path,
+        help="font file (.ttf/.ttc/.otf) for the legend; default: one that has the names' letters",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     centre, width = args.window_center, args.window_width
     window = (centre - width / 2, centre + width / 2)
     result = render_preview(
-        args.archive, args.output, names=args.name, image=args.image, window=window
+        args.archive, args.output, names=args.name, image=args.image, window=window, font=args.font
     )
     cuts = ", ".join(f"{view} {index}" for view, index in result.cuts.items())
     echo(f"{result.path}: {len(result.shown)} masks shown ({cuts})")
@@ -45,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         hidden = sorted(result.hidden, key=natural_key)
         more = f" and {len(hidden) - 8} more" if len(hidden) > 8 else ""
         echo(f"not in these slices: {', '.join(hidden[:8])}{more}")
+    if result.numbered:
+        echo(
+            "the legend numbers these: " + ", ".join(f"{k} {v}" for k, v in result.numbered.items())
+        )
     if result.empty:
         echo(f"{len(result.empty)} empty masks (no voxels) not drawn")
     return 0

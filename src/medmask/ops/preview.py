@@ -10,33 +10,35 @@ from __future__ import annotations
 
 import colorsys
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import FormatError, MedmaskError
+from ..errors import FormatError, MedmaskError, MedmaskWarning
 from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import atomic_path
 from ..lazy import lazy_module
 from ..model.geometry import nifti_affine
 from ..model.space import space_from_affine, spaces_close
+from . import fonts
 
 if TYPE_CHECKING:
     import nibabel as nib
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 else:  # on first use: most commands never draw or read NIfTI
     nib = lazy_module("nibabel")
     Image = lazy_module("PIL.Image")
     ImageDraw = lazy_module("PIL.ImageDraw")
-    ImageFont = lazy_module("PIL.ImageFont")
 
 __all__ = ["PreviewResult", "display_slice", "label_colours", "render_preview"]
 
 VIEWS = (("sagittal", 0), ("coronal", 1), ("axial", 2))  # (name, RAS axis cut)
+LEGEND_FONT_SIZE = 14
 PANEL_PIXELS = 360  # the longest physical side of the body is drawn this long
 SOFT_TISSUE_WINDOW = (-160.0, 240.0)  # HU: level 40, width 400
 
@@ -47,7 +49,9 @@ class PreviewResult:
 
     ``cuts`` gives each view's RAS slice index (see :func:`display_slice`); ``shown``
     the chosen masks visible in the three slices, ``hidden`` those with voxels elsewhere,
-    ``empty`` those without a voxel.
+    ``empty`` those without a voxel. ``font`` is the legend's font file (None: Pillow's
+    own; :func:`~medmask.ops.fonts.legend_font`); ``numbered`` maps ``"[n]"`` to each name
+    the legend shows so because no font here has its letters (a warning says so).
     """
 
     path: Path
@@ -55,6 +59,9 @@ class PreviewResult:
     shown: list[str]
     hidden: list[str]  # chosen, not empty, but in none of the three slices
     empty: list[str]  # chosen but without a voxel: nothing to draw
+    font: str | None = None  # the legend's font file (None: Pillow's own)
+    numbered: dict[str, str] = field(default_factory=dict)  # legend text -> name, for names
+    # no font here can draw (drawn as "[n]", never as empty boxes)
 
 
 def label_colours(count: int) -> NDArray[np.uint8]:
@@ -76,6 +83,7 @@ def render_preview(
     image: str | os.PathLike[str] | None = None,
     window: tuple[float, float] = SOFT_TISSUE_WINDOW,
     alpha: float = 0.55,
+    font: str | os.PathLike[str] | None = None,
 ) -> PreviewResult:
     """Draw three orthogonal slices through an archive's masks into a PNG with a legend.
 
@@ -86,6 +94,15 @@ def render_preview(
         group (groups cover their members).
     image : str or os.PathLike, optional
         A NIfTI image of the same scan (e.g. the CT) drawn underneath in ``window``.
+    font : str or os.PathLike, optional
+        A TrueType/OpenType font file for the legend, tried first; else Pillow's own or a
+        system font that has the names' letters (:func:`~medmask.ops.fonts.legend_font`).
+
+    Warns
+    -----
+    MedmaskWarning
+        No font here has the letters of some names: the legend numbers them
+        (:attr:`PreviewResult.numbered`).
 
     Raises
     ------
@@ -132,12 +149,28 @@ def render_preview(
     shown = [name for i, name in enumerate(chosen, start=1) if i in visible]
     empty = [name for name in chosen if counts[name] == 0]
     hidden = [name for i, name in enumerate(chosen, start=1) if i not in visible and counts[name]]
-    picture = _compose(panels, [(n, colours[chosen.index(n)]) for n in shown], hidden)
+    titles = [f"{view} {cut}" for view, cut in cuts.items()]
+    legend_font = fonts.legend_font([*titles, *shown], LEGEND_FONT_SIZE, font)
+    unknown = set(legend_font.missing)
+    numbered = {f"[{i}]": name for i, name in enumerate(shown, start=1) if name in unknown}
+    if numbered:
+        more = ", ..." if len(numbered) > 3 else ""
+        warnings.warn(
+            MedmaskWarning(
+                f"no font here has the letters of {len(numbered)} mask name(s) "
+                f"({', '.join(list(numbered.values())[:3])}{more}): the legend numbers them; "
+                "install a font with them (Debian/Ubuntu: fonts-noto-cjk) or pass a font file"
+            ),
+            stacklevel=2,
+        )
+    texts = {name: text for text, name in numbered.items()}
+    legend = [(texts.get(n, n), colours[chosen.index(n)]) for n in shown]
+    picture = _compose(panels, legend, hidden, legend_font.font)
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temp:
         picture.save(temp, format="PNG", optimize=True)
-    return PreviewResult(out, cuts, shown, hidden, empty)
+    return PreviewResult(out, cuts, shown, hidden, empty, legend_font.path, numbered)
 
 
 def display_slice(volume: Any, affine: NDArray[Any], view: str, cut: int) -> NDArray[Any]:
@@ -241,17 +274,11 @@ def _colour(
     return np.asarray(mixed.round(), dtype=np.uint8)
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, ValueError, TypeError):  # Pillow without FreeType: the bitmap font
-        return ImageFont.load_default()
-
-
 def _compose(
     panels: list[tuple[str, int, NDArray[np.uint8], float, float]],
     legend: list[tuple[str, NDArray[np.uint8]]],
     hidden: list[str],
+    font: fonts.Font,
 ) -> Image.Image:
     longest = max(max(p.shape[1] * sx, p.shape[0] * sy) for _, _, p, sx, sy in panels)
     per_mm = PANEL_PIXELS / max(longest, 1e-6)
@@ -264,7 +291,7 @@ def _compose(
         tiles.append(
             (f"{view} {cut}", Image.fromarray(rgb, "RGB").resize(size, Image.Resampling.NEAREST))
         )
-    font, pad, title_h = _font(14), 10, 22
+    pad, title_h = 10, 22
     width = sum(t.width for _, t in tiles) + pad * (len(tiles) + 1)
     widest = max((font.getlength(name) for name, _ in legend), default=0.0)
     columns = max(1, int((width - pad) // (widest + 34)))
