@@ -19,6 +19,7 @@ from PIL import Image
 
 from medmask import MaskArchive
 from medmask.cli import main
+from medmask.cli.common import columns
 from medmask.format import mska as fmt
 from medmask.ops import fonts
 from medmask.sample import MaskSample
@@ -252,6 +253,9 @@ def test_preview_of_names_no_font_here_can_draw(
         data[1 + 4 * i : 3 + 4 * i, 2:6, 2:6] = 1
         nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "masks" / f"{name}.nii.gz")
     assert run(capsys, "-q", "pack", tmp_path / "masks", "-o", tmp_path / "a.mska")[0] == 0
+    code, out, _ = run(capsys, "ls", tmp_path / "a.mska")  # columns line up on a terminal
+    starts = {columns(line[: line.index(" 1 ")]) for line in out.splitlines()[1:3]}
+    assert starts == {columns("liver ")} and code == 0  # (肝脏 takes 4 columns, as "name")
     code, out, err = run(capsys, "preview", tmp_path / "a.mska", "-o", tmp_path / "p.png")
     assert code == 0
     assert "the legend numbers these: [2] 肝脏" in out  # (natural order: liver first)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -88,6 +89,22 @@ def warn(text: str) -> None:
 def note(text: str) -> None:
     """A ``medmask: note:`` line on stderr."""
     print(f"{PROG}: note: {text}", file=sys.stderr, flush=True)
+
+
+def columns(text: str) -> int:
+    """Columns ``text`` takes on a terminal: Chinese, Japanese and Korean letters take two.
+
+    Examples
+    --------
+    >>> columns("liver"), columns("肝脏")
+    (5, 4)
+    """
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` with spaces after it to fill ``width`` terminal columns."""
+    return text + " " * (width - columns(text))
 
 
 def size(n: float) -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..ops.inspection import list_masks
-from .common import echo
+from .common import columns, echo, pad
 
 HELP = "List the masks of an archive: labels, voxels, volume, bounding box."
 
@@ -22,14 +22,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         echo(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
-    width = max([4, *(len(r["name"]) for r in rows)])
-    echo(f"{'name':<{width}}  {'labels':<8} {'voxels':>11} {'ml':>10}  bounding box")
+    width = max([4, *(columns(r["name"]) for r in rows)])
+    echo(f"{pad('name', width)}  {'labels':<8} {'voxels':>11} {'ml':>10}  bounding box")
     for row in rows:
         box = "-" if row["bbox"] is None else " ".join(f"{a}:{b}" for a, b in row["bbox"])
         labels = ",".join(str(v) for v in row["labels"].values())
         kind = f"  group of {len(row['members'])}" if "members" in row else ""
         echo(
-            f"{row['name']:<{width}}  {labels:<8} {row['voxel_count']:>11,} "
+            f"{pad(row['name'], width)}  {labels:<8} {row['voxel_count']:>11,} "
             f"{row['volume_ml']:>10.2f}  {box}{kind}"
         )
     echo(f"{len(rows)} masks")

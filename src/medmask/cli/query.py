@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from ..ops.query import OUTPUT_FORMATS, query_rows, query_to_file
-from .common import UsageError, echo
+from .common import UsageError, columns, echo, pad
 
 HELP = "Run SQL over catalogs (the view `masks`); print the result or write it (-o)."
 
@@ -35,21 +34,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     names, shown, total = query_rows(args.catalogs, args.sql, args.max_rows)
     cells = [[_cell(value) for value in row] for row in shown]
-    widths = [max([_width(n), *(_width(c[i]) for c in cells)]) for i, n in enumerate(names)]
+    widths = [max([columns(n), *(columns(c[i]) for c in cells)]) for i, n in enumerate(names)]
     for line in [names, *cells]:
-        echo("  ".join(_pad(c, w) for c, w in zip(line, widths, strict=True)).rstrip())
+        echo("  ".join(pad(c, w) for c, w in zip(line, widths, strict=True)).rstrip())
     more = total - len(shown)
     echo(f"({total:,} rows{f', {more:,} not shown' if more > 0 else ''})")
     return 0
-
-
-def _width(text: str) -> int:
-    """Columns a text takes on a terminal: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - _width(text))
 
 
 def _cell(value: Any) -> str:
