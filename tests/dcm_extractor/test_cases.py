@@ -314,6 +314,23 @@ def test_only_regular_files_are_opened_and_links_are_followed_once(tmp_path: Pat
     assert result.files == 6 and result.images + result.skipped == result.files
 
 
+def test_a_link_up_to_the_data_root_does_not_bring_in_the_other_cases(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _image(root / "case1" / "ct.dcm")
+    _image(root / "case2" / "mr.dcm", "MR_small.dcm")
+    (root / "case1" / "up").symlink_to(root)  # the data root, holding case2
+    (root / "case1" / "top").symlink_to("/")
+    (root / "case1" / "home").symlink_to(tmp_path)
+    linked_root = tmp_path / "linked"
+    linked_root.mkdir()
+    (linked_root / "case1").symlink_to(root / "case1")  # the case reached through a link
+    for result, where in ((scan_case(root / "case1", root), root), (scan_case(
+        linked_root / "case1", linked_root), linked_root)):  # fmt: skip
+        reasons = {e.location: e.reason for e in result.report}
+        assert reasons == {f"case1/{n}": "symlink_loop" for n in ("home", "top", "up")}, where
+        assert (result.files, result.images) == (4, 1)  # the image and 3 links; case2 apart
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: no unreadable folder")
 def test_an_unreadable_folder_is_reported(tmp_path: Path) -> None:
     case = tmp_path / "case"

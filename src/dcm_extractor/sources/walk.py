@@ -3,9 +3,11 @@
 Opening anything but a regular file can hang (a named pipe blocks until a writer comes)
 or read a device; so only regular files are returned, and FIFOs, sockets and devices
 come back as :class:`WalkProblem` entries for the report. Symlinks are followed, folders
-at most once (a link back up the tree is a loop, reported), and links to nothing are
-reported too. Files reached through a symlink come after every real file, so that when a
-link and its target are both in the case, the real file is the one counted.
+at most once (a link back up the tree is a loop, reported: a link to the case folder or
+to any folder above it, such as the data root, whose other cases it would bring in), and
+links to nothing are reported too. Files reached through a symlink come after every real
+file, so that when a link and its target are both in the case, the real file is the one
+counted.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ def walk_case_files(folder: Path) -> Iterator[Path | WalkProblem]:
     except OSError as err:
         yield WalkProblem(folder, "unreadable_folder", f"cannot be opened ({_name(err)})")
         return
-    visited = {(top.st_dev, top.st_ino)}
+    # the folders above the case too: a link to one of them (the data root, /) would bring
+    # the other cases' files into this one - a link back up the tree, reported as a loop
+    visited = {(top.st_dev, top.st_ino), *_above(folder)}
     yield from _visit(folder, visited, linked, top.st_dev, via_link=False)
     yield from linked
 
@@ -117,6 +121,19 @@ def _examine(
     else:
         kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
         yield WalkProblem(path, "not_regular_file", f"{kind}: not opened")
+
+
+def _above(folder: Path) -> set[tuple[int, int]]:
+    """(device, inode) of every folder above ``folder``, as named and as resolved."""
+    named = Path.cwd() / folder  # (as named: no links resolved)
+    keys = set()
+    for parent in {*named.parents, *named.resolve().parents}:
+        try:
+            info = parent.stat()
+        except OSError:  # (a folder above that cannot be examined: nothing to compare)
+            continue
+        keys.add((info.st_dev, info.st_ino))
+    return keys
 
 
 def _name(err: OSError) -> str:
