@@ -137,6 +137,39 @@ def test_names_that_cannot_be_file_names_are_escaped_and_come_back(tmp_path: Pat
             assert int(np.flatnonzero(np.asarray(back.load_mask(name).data))[0]) == i
 
 
+def test_names_differing_only_in_case_are_apart_where_case_is_ignored(tmp_path: Path) -> None:
+    from spacetransformer import Space
+
+    from medmask import MaskArchive, SegmentationMask
+
+    names = ["Liver", "liver", "LIVER", "Spleen", "kidney", "Kidney_L", "A%", "a%"]
+    with MaskArchive(tmp_path / "a.mska", "w", space=Space(shape=(4, 4, 4))) as archive:
+        for i, name in enumerate(names):
+            array = np.zeros((4, 4, 4), np.uint8)
+            array.flat[i] = 1
+            archive.add_mask(SegmentationMask(array, {name: 1}, Space(shape=(4, 4, 4))), name)
+    written = unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    # one file each on Windows, macOS and a FAT/exFAT USB drive (they compare names
+    # without case): before, liver.nii.gz replaced Liver.nii.gz there without a word
+    assert len({p.name.lower() for p in written}) == len(names)
+    assert {p.name for p in written} >= {"liver.nii.gz", "Spleen.nii.gz", "Kidney_L.nii.gz"}
+    for i, path in enumerate(written):  # nibabel's reading: each file its own voxel
+        assert int(np.flatnonzero(np.asarray(nib.load(path).dataobj))[0]) == i
+    pack(tmp_path / "out", tmp_path / "back.mska")  # the names come back
+    with MaskArchive(tmp_path / "back.mska") as back:
+        assert sorted(back) == sorted(names)
+        for i, name in enumerate(names):
+            assert int(np.flatnonzero(np.asarray(back.load_mask(name).data))[0]) == i
+    composed = ["caf\u00e9", "cafe\u0301"]  # é as one character, and e + accent
+    with MaskArchive(tmp_path / "c.mska", "w", space=Space(shape=(4, 4, 4))) as archive:
+        for name in composed:
+            array = np.ones((4, 4, 4), np.uint8)
+            archive.add_mask(SegmentationMask(array, {name: 1}, Space(shape=(4, 4, 4))), name)
+    with pytest.raises(MedmaskError, match="would be one file where file names ignore case"):
+        unpack_archive(tmp_path / "c.mska", tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
 def test_a_failed_unpack_takes_back_what_it_wrote(tmp_path: Path, packed: Path) -> None:
     out = tmp_path / "new" / "out"
     blocker = "spleen"  # a folder where its file would go: the write fails there

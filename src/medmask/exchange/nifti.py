@@ -16,9 +16,11 @@ import copy
 import json
 import math
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +46,7 @@ __all__ = [
     "holds_label_map",
     "is_nifti",
     "mask_file_name",
+    "mask_file_names",
     "nifti_stem",
     "read_nifti",
     "read_nifti_folder",
@@ -197,10 +200,11 @@ def iter_nifti_masks(
 
 def _mask_name(path: Path, mask: SegmentationMask) -> str:
     """The file's stem, or the one name its label table holds when the stem is that name
-    escaped by :func:`mask_file_name` (``a%2Fb.nii.gz`` holding ``a/b``)."""
+    escaped by :func:`mask_file_name` or :func:`mask_file_names` (``a%2Fb.nii.gz`` holding
+    ``a/b``, ``%4Civer.nii.gz`` holding ``Liver``)."""
     stem = nifti_stem(path)
     names = mask.mapping.names()
-    if len(names) == 1 and names[0] != stem and mask_file_name(names[0]) == stem:
+    if len(names) == 1 and names[0] != stem and unquote(stem) == names[0]:
         return names[0]
     return stem
 
@@ -229,10 +233,7 @@ def mask_file_name(name: str) -> str:
     >>> mask_file_name("肝脏")
     '肝脏'
     """
-
-    def escape(ch: str) -> str:
-        return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
-
+    escape = _escape
     chars = [escape(ch) if ch in _UNSAFE_IN_FILE_NAMES or ord(ch) < 32 else ch for ch in name]
     for order in (range(len(chars)), range(len(chars) - 1, -1, -1)):
         for i in order:  # spaces and dots at either end
@@ -244,6 +245,53 @@ def mask_file_name(name: str) -> str:
     if not chars:
         raise ValueError("a mask name cannot be empty")
     return "".join(chars)
+
+
+def mask_file_names(names: Iterable[str]) -> dict[str, str]:
+    """:func:`mask_file_name` of each name, also apart on file systems that ignore case.
+
+    Windows, macOS and the FAT and exFAT of USB drives take ``Liver.nii.gz`` and
+    ``liver.nii.gz`` for one file: the second written would replace the first. Where names
+    differ only in case, their capital letters become ``%XX`` too (``Liver`` ->
+    ``%4Civer``, beside ``liver``); reading the file back gives the name itself.
+
+    Raises
+    ------
+    FormatError
+        Two names would still be one file there (names that differ only in their Unicode
+        composition, ``é`` as one character or as ``e`` and an accent).
+
+    Examples
+    --------
+    >>> mask_file_names(["Liver", "liver", "spleen"])
+    {'Liver': '%4Civer', 'liver': 'liver', 'spleen': 'spleen'}
+    """
+    files = {name: mask_file_name(name) for name in dict.fromkeys(names)}
+    groups: dict[str, list[str]] = {}
+    for name, file in files.items():
+        groups.setdefault(_file_key(file), []).append(name)
+    for group in groups.values():
+        if len(group) > 1:
+            for name in group:
+                files[name] = "".join(_escape(ch) if ch != ch.lower() else ch for ch in files[name])
+    seen: dict[str, str] = {}
+    for name, file in files.items():
+        other = seen.setdefault(_file_key(file), name)
+        if other != name:
+            raise FormatError(
+                f"masks {other!r} and {name!r} would be one file where file names ignore "
+                "case or Unicode composition; rename one of them"
+            )
+    return files
+
+
+def _file_key(file: str) -> str:
+    """What a case-insensitive, composition-insensitive file system compares."""
+    return unicodedata.normalize("NFC", file).lower()
+
+
+def _escape(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
 
 
 def write_nifti(

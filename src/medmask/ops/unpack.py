@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MedmaskError, OutputExistsError, OverlapError
-from ..exchange.nifti import mask_file_name, write_nifti
+from ..exchange.nifti import mask_file_name, mask_file_names, write_nifti
 from ..files.archive import MaskArchive, StoredMask, select_masks
 from ..files.atomic import check_writable
 from ..model.label_values import label_limit
@@ -76,13 +76,16 @@ def unpack_archive(
     Notes
     -----
     A name that cannot be a file name everywhere is escaped (:func:`mask_file_name`,
-    ``a/b`` -> ``a%2Fb.nii.gz``); the file's label table keeps the name itself, so
-    ``medmask pack`` of the folder gives the name back.
+    ``a/b`` -> ``a%2Fb.nii.gz``), and so are the capitals of names that differ only in
+    case (``Liver`` -> ``%4Civer.nii.gz`` beside ``liver.nii.gz``: one file on Windows,
+    macOS and USB drives; :func:`~medmask.exchange.nifti.mask_file_names`); the file's
+    label table keeps the name itself, so ``medmask pack`` of the folder gives the name back.
     """
     out = Path(out_dir)
     with MaskArchive(archive_path) as archive:
         chosen = select_masks(archive, names, groups=True)
-        targets = {name: out / f"{mask_file_name(name)}.nii.gz" for name in chosen}
+        files = mask_file_names(chosen)
+        targets = {name: out / f"{files[name]}.nii.gz" for name in chosen}
         if not overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
             if existing:
