@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -225,6 +227,70 @@ def test_float_noise_in_geometry_is_reported_and_strict_refuses(tmp_path: Path) 
     nib.save(nib.Nifti1Image(arr, moved), source / "c.nii.gz")
     with pytest.raises(FormatError, match=r"c\.nii\.gz: geometry differs from a\.nii\.gz \(by up"):
         pack(source, tmp_path / "d.mska")
+
+
+AXIS_ORDERS = [
+    (perm, signs)
+    for perm in itertools.permutations(range(3))
+    for signs in itertools.product((1, -1), repeat=3)
+]
+
+
+@pytest.mark.parametrize(("perm", "signs"), AXIS_ORDERS)
+def test_a_mask_in_another_axis_order_on_the_same_grid_is_turned_onto_it(
+    tmp_path: Path, perm: tuple[int, ...], signs: tuple[int, ...]
+) -> None:
+    source = tmp_path / "case"
+    source.mkdir()
+    shape = (7, 6, 5)
+    rng = np.random.default_rng(sum(perm) * 8 + sum(signs))
+    # an oblique grid (a rotation about z), as a scanner writes it
+    angle = np.deg2rad(20)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    ) @ np.diag([0.7, 0.9, 2.5])
+    affine[:3, 3] = [-40.0, 12.5, 80.0]
+    first = (rng.random(shape) > 0.7).astype(np.uint8)
+    other = (rng.random(shape) > 0.6).astype(np.uint8)
+    nib.save(nib.Nifti1Image(first, affine), source / "a.nii.gz")
+    # the other mask, written in another axis order by nibabel's own orientation tools
+    ornt = np.array([[p, s] for p, s in zip(perm, signs, strict=True)], float)
+    turned = nib.orientations.apply_orientation(other, ornt)
+    turned_affine = affine @ nib.orientations.inv_ornt_aff(ornt, shape)
+    nib.save(nib.Nifti1Image(turned, turned_affine), source / "b.nii.gz")
+    same = perm == (0, 1, 2) and signs == (1, 1, 1)
+    with contextlib.ExitStack() as stack:
+        if not same:
+            stack.enter_context(pytest.warns(MedmaskWarning, match=r"b\.nii\.gz: the voxels lie"))
+        pack(source, tmp_path / "a.mska")
+    written = unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    for path, original in zip(written, (source / "a.nii.gz", source / "b.nii.gz"), strict=True):
+        # nibabel's reading of both files: the same voxels at the same world positions
+        back, truth = nib.load(path), nib.load(original)
+        at = nib.affines.apply_affine
+        found = at(back.affine, np.argwhere(np.asarray(back.dataobj)))
+        expected = at(truth.affine, np.argwhere(np.asarray(truth.dataobj)))
+        order = np.lexsort(np.round(found, 3).T)
+        assert np.allclose(found[order], expected[np.lexsort(np.round(expected, 3).T)], atol=1e-3)
+        assert np.allclose(back.affine, affine, atol=1e-4)  # the first file's grid
+    if not same:
+        with pytest.raises(FormatError, match=r"b\.nii\.gz: geometry differs.*strict"):
+            pack(source, tmp_path / "s.mska", strict_geometry=True)
+
+
+def test_a_mirrored_grid_is_not_turned(tmp_path: Path) -> None:
+    source = tmp_path / "case"
+    source.mkdir()
+    arr = np.zeros((6, 5, 4), np.uint8)
+    arr[1:3, 1:3, 1:3] = 1
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(arr, affine), source / "a.nii.gz")
+    mirrored = affine.copy()
+    mirrored[0, 0] = -1.5  # the x axis reversed about the same origin: other voxel centres
+    nib.save(nib.Nifti1Image(arr, mirrored), source / "b.nii.gz")
+    with pytest.raises(FormatError, match=r"b\.nii\.gz: geometry differs from a\.nii\.gz"):
+        pack(source, tmp_path / "a.mska")
 
 
 @pytest.mark.shared_data

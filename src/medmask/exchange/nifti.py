@@ -29,7 +29,7 @@ from spacetransformer import Space
 from ..errors import FormatError, MedmaskError
 from ..files.atomic import atomic_path
 from ..lazy import lazy_module
-from ..model.geometry import nifti_affine
+from ..model.geometry import grid_turn, nifti_affine
 from ..model.label_values import MASK_DTYPES
 from ..model.mapping import LabelMapping
 from ..model.mask import SegmentationMask
@@ -154,13 +154,18 @@ def iter_nifti_masks(
     *,
     strict: bool = False,
     drift: list[tuple[str, float]] | None = None,
+    turned: list[str] | None = None,
 ) -> Iterator[tuple[str, SegmentationMask]]:
     """``(name, mask)`` of each file in turn (one in memory at a time), named by its stem.
 
     An archive keeps the first file's geometry. Files whose geometry differs from it by
     float noise (at most :data:`medmask.model.space.GEOMETRY_TOLERANCE`; TotalSegmentator's
     s0000 has 25 such files, 1.5e-4 mm) are appended to ``drift`` as ``(file name,
-    largest difference)``; with ``strict`` any difference is an error.
+    largest difference)``; with ``strict`` any difference is an error. When ``turned`` is
+    given (a list), a file on the first file's grid in another axis order (the same voxel
+    centres, axes permuted or reversed: a tool's RAS array beside another's LPS one) is
+    turned onto the first file's grid (:func:`medmask.model.geometry.grid_turn`), and a
+    note saying so is appended to ``turned``; else it is an error like any other geometry.
 
     Raises
     ------
@@ -186,6 +191,8 @@ def iter_nifti_masks(
             first = (path, mask)
         else:
             difference = geometry_difference(mask.space, first[1].space)
+            if difference > GEOMETRY_TOLERANCE and turned is not None and not strict:
+                mask, difference = _turned(mask, first, path, turned)
             if difference > (0.0 if strict else GEOMETRY_TOLERANCE):
                 shapes = f"shape {mask.shape} vs {first[1].shape}"
                 detail = shapes if math.isinf(difference) else f"by up to {difference:.3g} mm"
@@ -196,6 +203,28 @@ def iter_nifti_masks(
             if difference and drift is not None:
                 drift.append((path.name, difference))
         yield name, mask
+
+
+def _turned(
+    mask: SegmentationMask, first: tuple[Path, SegmentationMask], path: Path, notes: list[str]
+) -> tuple[SegmentationMask, float]:
+    """``mask`` turned onto the first file's grid and no difference, when it is that grid
+    in another axis order (a note appended to ``notes``); else itself and its difference."""
+    target = first[1].space
+    turn = grid_turn(mask.space, target, GEOMETRY_TOLERANCE)
+    if turn is None:
+        return mask, geometry_difference(mask.space, target)
+    order, flips = turn
+    data = np.flip(np.transpose(mask.data, order), tuple(a for a in range(3) if flips[a]))
+    codes = ["".join(nib.aff2axcodes(nifti_affine(s))) for s in (mask.space, target)]
+    notes.append(
+        f"{path.name}: the voxels lie in another axis order ({codes[0]}) than "
+        f"{first[0].name}'s ({codes[1]}) on the same grid; turned onto it, voxel for voxel "
+        "(unpack writes the file in the archive's order)"
+    )
+    turned = SegmentationMask(np.ascontiguousarray(data), mask.mapping, copy.deepcopy(target))
+    turned.nifti_codes = mask.nifti_codes
+    return turned, 0.0
 
 
 def _mask_name(path: Path, mask: SegmentationMask) -> str:

@@ -26,6 +26,7 @@ here instead and never calls them; docs/mask-format.md, "Geometry".)
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Final
 
 import numpy as np
@@ -36,6 +37,7 @@ from spacetransformer.core.exceptions import SpaceTransformerError
 __all__ = [
     "LPS_FROM_RAS",
     "ORTHOGONALITY_TOLERANCE",
+    "grid_turn",
     "nifti_affine",
     "nrrd_geometry",
     "space_from_dicom_frames",
@@ -230,3 +232,49 @@ def voxel_positions(space: Space, indices: NDArray[Any]) -> NDArray[np.float64]:
     index = np.asarray(indices, dtype=np.float64).reshape(-1, 3)
     matrix = space_matrix(space)
     return np.asarray(index @ matrix[:3, :3].T + matrix[:3, 3], dtype=np.float64)
+
+
+def grid_turn(
+    source: Space, target: Space, tolerance: float
+) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]] | None:
+    """How ``source``'s voxels lie on ``target``'s grid when the two are one grid in
+    another axis order: the same voxel centres, the axes permuted or reversed (one tool's
+    RAS array beside another's LPS array of the same scan). None when they are not.
+
+    Returns ``(order, flips)``: ``np.flip(np.transpose(data, order), [axes where flips])``
+    puts an array on ``source`` onto ``target`` voxel for voxel. Every voxel centre of the
+    one is within ``tolerance`` mm of the other's.
+
+    Examples
+    --------
+    >>> from spacetransformer import Space
+    >>> a = Space(shape=(4, 3, 2), spacing=(1.0, 2.0, 3.0))
+    >>> b = Space(shape=(3, 4, 2), origin=(0.0, 4.0, 0.0), spacing=(2.0, 1.0, 3.0),
+    ...           x_orientation=(0, -1, 0), y_orientation=(1, 0, 0))
+    >>> grid_turn(b, a, 1e-3)
+    ((1, 0, 2), (False, True, False))
+    """
+    if len(source.shape) != 3 or len(target.shape) != 3:
+        return None
+    into = np.linalg.solve(space_matrix(target), space_matrix(source))  # source -> target index
+    turn = np.rint(into[:3, :3])
+    size = np.abs(turn)
+    if not ((size.sum(axis=0) == 1).all() and (size.sum(axis=1) == 1).all()):
+        return None  # not a signed permutation of the axes
+    order = tuple(int(np.flatnonzero(turn[j])[0]) for j in range(3))
+    flips = tuple(bool(turn[j, order[j]] < 0) for j in range(3))
+    source_shape = tuple(int(n) for n in source.shape)
+    if tuple(source_shape[i] for i in order) != tuple(int(n) for n in target.shape):
+        return None
+    shift = np.array([source_shape[order[j]] - 1 if flips[j] else 0 for j in range(3)], float)
+    exact = np.eye(4)
+    exact[:3, :3], exact[:3, 3] = turn, shift
+    # every corner of the source grid (and so every voxel centre between: the maps are
+    # affine) lands within tolerance of where the turn puts it
+    ends = [(0, n - 1) for n in source_shape]
+    corners = np.array([[*corner, 1.0] for corner in itertools.product(*ends)])
+    where = corners @ (space_matrix(target) @ exact).T
+    truth = corners @ space_matrix(source).T
+    if np.abs(where - truth)[:, :3].max() > tolerance:
+        return None
+    return order, flips  # type: ignore[return-value]

@@ -200,7 +200,9 @@ def _read_nifti_folder(path: Path, strict: bool, reference: object) -> SourceRea
     read.input_bytes = sum(p.stat().st_size for p in files)
     read.masks = (
         (name, mask, None)
-        for name, mask in iter_nifti_masks(files, strict=strict, drift=read.drift)
+        for name, mask in iter_nifti_masks(
+            files, strict=strict, drift=read.drift, turned=read.notes
+        )
     )
     return read
 
