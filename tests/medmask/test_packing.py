@@ -279,6 +279,23 @@ def test_a_mask_in_another_axis_order_on_the_same_grid_is_turned_onto_it(
             pack(source, tmp_path / "s.mska", strict_geometry=True)
 
 
+def test_what_reading_changed_is_said_also_for_worker_processes(tmp_path: Path) -> None:
+    shape, affine = (6, 5, 4), np.diag([1.5, 1.5, 2.0, 1.0])
+    arr = np.zeros(shape, np.uint8)
+    arr[1:3, 1:4, 1:3] = 1
+    ornt = np.array([[1, -1], [0, 1], [2, 1]], float)  # another axis order, same grid
+    for case in ("p1", "p2"):
+        (tmp_path / case).mkdir()
+        nib.save(nib.Nifti1Image(arr, affine), tmp_path / case / "a.nii.gz")
+        turned = nib.orientations.apply_orientation(arr, ornt)
+        turned_affine = affine @ nib.orientations.inv_ornt_aff(ornt, shape)
+        nib.save(nib.Nifti1Image(turned, turned_affine), tmp_path / case / "b.nii.gz")
+    with pytest.warns(MedmaskWarning, match="b.nii.gz: the voxels lie") as said:
+        results = pack_many([tmp_path / "p1", tmp_path / "p2"], tmp_path / "out", workers=2)
+    assert all(isinstance(r, PackResult) and len(r.notes) == 1 for r in results)
+    assert sum("the voxels lie" in str(w.message) for w in said) == 2  # one a case
+
+
 def test_a_mirrored_grid_is_not_turned(tmp_path: Path) -> None:
     source = tmp_path / "case"
     source.mkdir()

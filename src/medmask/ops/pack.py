@@ -62,6 +62,8 @@ class PackResult:
     # differs from the first one's by float noise: (file name, largest difference, mm)
     kind: str = ""  # the source's kind (medmask.ops.sources.SOURCE_KINDS): "dicom-seg" ...
     kind_label: str = ""  # how a summary line calls it: "NIfTI", "DICOM SEG" ...
+    notes: list[str] = field(default_factory=list)  # what reading changed, said as warnings
+    # (a SEG's FRACTIONAL thresholds, a file turned onto the first one's axis order)
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,9 @@ def pack(
         stored_groups = _add_groups(archive, groups or {}, names)
     result = PackResult(
         src, dst, names, stored_groups, empty, read.skipped, read.input_bytes,
-        dst.stat().st_size, read.drift, kind.name, kind.label,
+        dst.stat().st_size, read.drift, kind.name, kind.label, read.notes,
     )  # fmt: skip
-    _warn_drift(result)
-    for note in read.notes:  # what reading a SEG changed (FRACTIONAL thresholds): not silent
-        warnings.warn(MedmaskWarning(note), stacklevel=2)
+    _warn(result)
     return result
 
 
@@ -214,8 +214,12 @@ def _image_series(
     return None if series_uid is None else (series_uid, frame, study)
 
 
-def _warn_drift(result: PackResult) -> None:
-    """Say which files' geometry the archive did not keep (float noise, but not silent)."""
+def _warn(result: PackResult) -> None:
+    """Say what reading changed (:attr:`PackResult.notes`) and which files' geometry the
+    archive did not keep (float noise, but not silent); again in the main process for
+    the results of worker processes, whose warnings stay there."""
+    for note in result.notes:
+        warnings.warn(MedmaskWarning(note), stacklevel=3)
     if not result.drift:
         return
     file, largest = max(result.drift, key=lambda item: item[1])
@@ -312,7 +316,7 @@ def run_jobs(
                 except Exception as err:  # the worker process itself died
                     outcome = PackFailure(source, f"worker failed: {err!r}")
                 if isinstance(outcome, PackResult):
-                    _warn_drift(outcome)  # warnings of worker processes stay there
+                    _warn(outcome)  # warnings of worker processes stay there
                 yield source, outcome
 
 
@@ -346,7 +350,7 @@ def _on_cluster(
             for (source, target, _), there in zip(batch, outcomes, strict=True):
                 if isinstance(there, PackResult):  # named as the caller named them
                     here = dataclasses.replace(there, source=source, target=target)
-                    _warn_drift(here)
+                    _warn(here)
                     yield source, here
                 else:
                     yield source, PackFailure(source, there.reason)
