@@ -47,6 +47,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+def test_questions_stay_offline(outs: dict[str, Path]) -> None:
+    """A remote path is refused: DuckDB never fetches an extension (httpfs) for it."""
+    for remote in ("https://example.com/x.parquet", "s3://bucket/x.csv"):
+        with pytest.raises(QueryError, match="requires the extension httpfs to be loaded"):
+            query(outs["parquet"], f"SELECT * FROM read_parquet('{remote}')")
+
+
 def test_the_views_read_parquet_where_written_else_csv(outs: dict[str, Path]) -> None:
     assert {v: p.name for v, p in views_of(outs["csv"]).items()} == {
         "cases": "all_cases.csv", "series": "all_series.csv", "studies": "all_studies.csv",

@@ -252,6 +252,10 @@ def test_sql_through_python_and_the_command_line(
         with pytest.raises(MedmaskError, match="one question"):
             query(out, statement)
     assert not copy.exists()
+    # offline: a remote path is refused, DuckDB never fetches an extension (httpfs) for it
+    for remote in ("https://example.com/x.parquet", "s3://bucket/x.parquet"):
+        with pytest.raises(MedmaskError, match="requires the extension httpfs to be loaded"):
+            query(out, f"SELECT * FROM read_parquet('{remote}')")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")

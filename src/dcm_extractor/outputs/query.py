@@ -41,6 +41,13 @@ __all__ = [
     "views_of",
 ]
 
+# A question never reaches the network: DuckDB would otherwise download and load an
+# extension (httpfs) for a path like https://... or s3://... that a question names.
+OFFLINE: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
 
 class QueryError(DcmExtractorError):
     """The output folder has no tables, or DuckDB refused the SQL (its message says why)."""
@@ -288,7 +295,7 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
     import duckdb  # noqa: PLC0415 - only queries need it
 
     found = views_of(out)
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=OFFLINE)
     broken: dict[str, str] = {}
     try:
         for view, path in found.items():

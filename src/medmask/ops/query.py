@@ -11,12 +11,19 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..errors import MedmaskError
 from ..files.atomic import atomic_path
 
 __all__ = ["OUTPUT_FORMATS", "connect", "query", "query_rows", "query_to_file"]
+
+# A question never reaches the network: DuckDB would otherwise download and load an
+# extension (httpfs) for a path like https://... or s3://... that a question names.
+OFFLINE: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 Catalogs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 OUTPUT_FORMATS = {
@@ -89,7 +96,7 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=OFFLINE)
     try:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
         _run(lambda: connection.execute(
