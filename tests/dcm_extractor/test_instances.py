@@ -8,7 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -195,6 +198,43 @@ def test_paths_that_name_no_file_are_an_error_not_printed(
     assert "holds de-identified tables (--desensitize)" in err
     with pytest.raises(QueryError, match="de-identified"):
         query_paths(deidentified, sql, cases_root)
+
+
+def test_paths_of_names_that_are_not_utf8_on_disk(
+    sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Windows copy keeps GBK names: the tables show them as text (王小明), and --paths
+    gives the bytes on disk back, so that another tool opens the files."""
+    cases_root, _ = sample
+    image = next(p for p in sorted(cases_root.rglob("*.dcm")) if "IM" in p.name)
+    root = tmp_path / "data"
+    folder = os.fsencode(root) + b"/" + "王小明".encode("gbk") + b"/" + "胸部".encode("gbk")
+    Path(os.fsdecode(folder)).mkdir(parents=True)
+    files = [folder + b"/" + f"图像{i}.dcm".encode("gbk") for i in range(2)]
+    for i, name in enumerate(files):
+        ds = pydicom.dcmread(image)
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{i + 7}"
+        ds.save_as(os.fsdecode(name))
+    out = tmp_path / "out"
+    assert main(["-d", str(root), "-o", str(out), "--instances", "-q",
+                 "--log", str(tmp_path / "run.log")]) == 0  # fmt: skip
+    sql = "SELECT FilePath FROM instances ORDER BY FilePath"
+    assert query(out, sql).column("FilePath").to_pylist() == [
+        "王小明/胸部/图像0.dcm", "王小明/胸部/图像1.dcm"
+    ]  # fmt: skip
+    paths = query_paths(out, sql, root)
+    assert [os.fsencode(p) for p in paths] == files
+    assert all(Path(p).is_file() for p in paths)
+    command = [sys.executable, "-m", "dcm_extractor", "query", str(out), sql, "--paths"]
+    done = subprocess.run([*command, "-d", str(root)], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == files  # the bytes on disk: xargs ls opens them
+    capsys.readouterr()
+    assert cli_main(["query", str(out), sql, "--paths"]) == 0  # no -d: the tables' text
+    assert capsys.readouterr().out.splitlines() == [
+        "王小明/胸部/图像0.dcm",
+        "王小明/胸部/图像1.dcm",
+    ]
 
 
 def test_every_format_holds_the_same_instance_rows(

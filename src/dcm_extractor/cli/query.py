@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -53,8 +54,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.paths:
         if args.output is not None:
             raise argparse.ArgumentTypeError("--paths prints paths; -o writes a table: not both")
-        for path in query_paths(args.out, args.sql, args.data_root):
-            print(path)
+        paths = query_paths(args.out, args.sql, args.data_root)
+        sys.stdout.flush()
+        for path in paths:  # the bytes of each name, as on disk (GBK names too), not text
+            sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.buffer.flush()
         return 0
     if args.output is not None:
         if args.output.suffix.lower() not in OUTPUT_FORMATS:

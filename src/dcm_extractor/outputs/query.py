@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import DcmExtractorError
+from ..sources.names import READINGS
 from .atomic import AtomicFile, atomic_path
 from .xlsx import XlsxTable
 
@@ -197,14 +198,38 @@ def query_paths(
         else [""] * len(files)
     )
     found = []
+    where: dict[str, str | None] = {}  # FilePath -> the file's path on disk (None: not there)
     for file, member in zip(files, members, strict=True):
         if not file:
             continue
-        path = str(base / file) if base is not None else str(file)
+        if base is None:
+            path = str(file)
+        else:
+            on_disk = where[file] = where[file] if file in where else _on_disk(base, file)
+            path = on_disk if on_disk is not None else str(base / file)
         found.append(f"{path}::{member}" if member else path)
     if base is not None:
-        _check_present(dict.fromkeys(str(base / f) for f in files if f), data_root)
+        _check_present([str(base / f) for f, on_disk in where.items() if on_disk is None],
+                       len(where), data_root)  # fmt: skip
     return list(dict.fromkeys(found))
+
+
+def _on_disk(base: Path, file: str) -> str | None:
+    """The path of the file a FilePath names below ``base``, None when there is none.
+
+    A name that is not UTF-8 on disk (a Windows copy's GBK) is written in the tables as
+    text (:func:`~dcm_extractor.sources.names.readable`); its bytes come back by encoding
+    the text in the reading it came from, the first of them that names a file here. The
+    path returned holds those bytes as Python does (PEP 383), so it opens the file."""
+    for reading in READINGS:
+        try:
+            raw = file.encode(reading)
+        except UnicodeEncodeError:
+            continue
+        path = base / os.fsdecode(raw)
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def _deidentified(out: str | os.PathLike[str]) -> bool:
@@ -221,12 +246,13 @@ def _deidentified(out: str | os.PathLike[str]) -> bool:
     return "every table" in str(record.get("applies_to", ""))
 
 
-def _check_present(files: dict[str, None], data_root: str | os.PathLike[str] | None) -> None:
-    """Every file (a zip, for members) is there; else one error with the count and the first."""
-    missing = [file for file in files if not Path(file).is_file()]
+def _check_present(
+    missing: list[str], selected: int, data_root: str | os.PathLike[str] | None
+) -> None:
+    """No file (a zip, for members) is ``missing``; else one error with the count and the first."""
     if missing:
         raise QueryError(
-            f"--paths: {len(missing):,} of the {len(files):,} files selected are not in "
+            f"--paths: {len(missing):,} of the {selected:,} files selected are not in "
             f"-d {data_root} (first: {missing[0]}): give the run's data root; were files "
             "moved or deleted since the run?"
         )
