@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,20 @@ def test_names_that_are_not_utf8_go_through_as_text(
     log.decode("utf-8")  # the log is UTF-8 throughout
     assert main([*argv, *resume]) == 0  # and again: the same IDs
     assert json.loads((out / "case_projectid_map.json").read_text(encoding="utf-8")) == ids
+
+
+def test_an_output_folder_named_in_gbk_is_printed_as_its_bytes(root: Path, tmp_path: Path) -> None:
+    """On a UTF-8 terminal (stdout strict UTF-8) the summary names the folder in its bytes
+    on disk, as ls does, rather than a traceback."""
+    out = byte_path(tmp_path, GBK_ZHANG_SAN)
+    done = subprocess.run(
+        [sys.executable, "-m", "dcm_extractor", "-d", str(root), "-o", str(out), "-q",
+         "--log", str(tmp_path / "l")],
+        capture_output=True, check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"tables in " + os.fsencode(out) + b"; skipped" in done.stdout
 
 
 def test_the_original_bytes_come_back_from_the_text() -> None:

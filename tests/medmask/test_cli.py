@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 damaged or failed input, 2 usage error; errors are one line.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -264,6 +265,22 @@ def test_preview_of_names_no_font_here_can_draw(
                        "--font", tmp_path / "a.mska")  # fmt: skip
     assert code == 1
     assert "a.mska: not a font file that can be read" in one_line_error(err)
+
+
+def test_paths_whose_names_are_not_utf8_are_printed_as_their_bytes(tmp_path: Path) -> None:
+    name = "病人".encode("gbk")  # a Chinese Windows copy's folder name, kept in GBK
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/" + name)
+    Path(folder).mkdir()
+    data = np.zeros((4, 4, 4), np.uint8)
+    data[1, 1, 1] = 1
+    nib.save(nib.Nifti1Image(data, np.eye(4)), Path(folder) / "liver.nii.gz")
+    done = subprocess.run(
+        [sys.executable, "-m", "medmask", "-q", "pack", folder, "-o", f"{folder}.mska"],
+        capture_output=True, check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # a UTF-8 terminal's
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(os.fsencode(folder) + b".mska: 1 masks")  # as ls prints it
 
 
 def test_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

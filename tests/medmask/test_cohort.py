@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from medmask import MaskArchive
@@ -166,6 +167,41 @@ def test_failures_are_listed_and_changes_repacked(
     assert not (out / FAILURES).exists()
     lines = (out / MANIFEST).read_text(encoding="utf-8").splitlines()
     assert len(lines) == CASES + 1  # case4 twice: the last line counts
+
+
+def test_names_a_windows_copy_keeps_in_gbk(tmp_path: Path) -> None:
+    """Case folders and mask files named in GBK bytes (a Chinese Windows copy): packed,
+    catalogued and listed as failures with their names as text, resumed by their bytes."""
+    from medmask.ops.catalog import build_catalog
+
+    def gbk(text: str) -> str:  # the name as Python gives it (PEP 383)
+        return os.fsdecode(text.encode("gbk"))
+
+    root = tmp_path / "cohort"
+    data = np.zeros((6, 5, 4), np.uint8)
+    data[1:3, 1:3, 1:3] = 1
+    for case, masks in ((gbk("病人一"), [gbk("胆囊"), "liver"]), ("p2", [gbk("脾脏")])):
+        (root / case).mkdir(parents=True)
+        for mask in masks:
+            nib.save(nib.Nifti1Image(data, np.eye(4)), root / case / f"{mask}.nii.gz")
+    (root / gbk("病人三")).mkdir()
+    (root / gbk("病人三") / "broken.nii.gz").write_bytes(b"not a NIfTI")
+    out = tmp_path / "archives"
+    result = pack_cohort(root, out)
+    assert sorted(result.packed) == sorted([gbk("病人一"), "p2"])
+    with MaskArchive(out / f"{gbk('病人一')}.mska") as archive:  # the case's own bytes
+        assert sorted(archive) == ["liver", "胆囊"]  # the mask names: text
+    with (out / FAILURES).open(encoding="utf-8", newline="") as stream:  # (strict UTF-8)
+        [failure] = list(csv.DictReader(stream))
+    assert failure["case"] == "病人三" and failure["source"].endswith("cohort/病人三")
+    again = pack_cohort(root, out)  # the resume log finds the cases by their bytes
+    assert sorted(again.unchanged) == sorted([gbk("病人一"), "p2"]) and not again.packed
+    build_catalog(out, tmp_path / "catalog.parquet")
+    rows = pq.read_table(tmp_path / "catalog.parquet").to_pylist()  # pyarrow's reading
+    assert sorted((r["case_id"], r["archive"], r["mask"]) for r in rows) == [
+        ("p2", "p2.mska", "脾脏"), ("病人一", "病人一.mska", "liver"),
+        ("病人一", "病人一.mska", "胆囊"),
+    ]  # fmt: skip
 
 
 def test_archives_no_run_wrote_are_not_replaced(cohort: Path, tmp_path: Path) -> None:

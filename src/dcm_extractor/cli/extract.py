@@ -32,6 +32,7 @@ from ..runner.pipeline import (
 )
 from ..runner.runlock import Takeover
 from ..sources.cases import CaseResult, iter_case_dirs
+from .common import echo
 
 __all__ = ["CurrentCase", "build_parser", "main"]
 
@@ -269,12 +270,12 @@ def _locked_main(
     rate = summary.files / max(seconds, 1e-9)
     if summary.cleaned:
         print(f"--desensitize: removed from {options.out}: {summary.cleaned}", file=sys.stderr)
-    print(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
-    print(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
+    echo(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
+    echo(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
     fresh = (
         " (started afresh: earlier runs' lines could name patients)" if policy.cleans_out else ""
     )
-    print(f"log: {args.log}{fresh}")
+    echo(f"log: {args.log}{fresh}")
     return 1 if summary.failed else 0
 
 

@@ -77,8 +77,14 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def echo(text: str = "") -> None:
-    """A result line on stdout."""
-    print(text, flush=True)
+    """A result line on stdout (a path whose name is not UTF-8 in its bytes on disk, as
+    ``ls`` prints it)."""
+    try:
+        print(text, flush=True)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+        sys.stdout.buffer.flush()
 
 
 def warn(text: str) -> None:

@@ -28,6 +28,7 @@ from spacetransformer import Space
 
 from ..errors import FormatError, MedmaskError
 from ..files.atomic import atomic_path
+from ..files.names import readable
 from ..lazy import lazy_module
 from ..model.geometry import grid_turn, nifti_affine
 from ..model.label_values import MASK_DTYPES
@@ -231,7 +232,7 @@ def _mask_name(path: Path, mask: SegmentationMask) -> str:
     """The file's stem, or the one name its label table holds when the stem is that name
     escaped by :func:`mask_file_name` or :func:`mask_file_names` (``a%2Fb.nii.gz`` holding
     ``a/b``, ``%4Civer.nii.gz`` holding ``Liver``)."""
-    stem = nifti_stem(path)
+    stem = readable(nifti_stem(path))  # (a Windows copy's GBK name: as text)
     names = mask.mapping.names()
     if len(names) == 1 and names[0] != stem and unquote(stem) == names[0]:
         return names[0]
@@ -449,9 +450,11 @@ def _label_names(
             return _sidecar_names(sidecar)
         top = array.max(initial=0)
         if bool(top <= 1):  # (NaN compares False; the mask refuses it)
-            return LabelMapping({nifti_stem(path): 1})
+            return LabelMapping({readable(nifti_stem(path)): 1})
         if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
-            return LabelMapping({nifti_stem(path): int(top)})  # one mask stored as 255 (or 2)
+            return LabelMapping(
+                {readable(nifti_stem(path)): int(top)}
+            )  # one mask stored as 255 (or 2)
     return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
 
 

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from ..errors import MedmaskError
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path
+from ..files.names import readable
 from ..files.opened import read_commit
 from .catalog_bulk import CONCEPT_COLUMNS, Head, box_extent_mm, bulk_table, index_to_mm, takes
 from .cluster import dask_client, worker_threads
@@ -177,7 +178,7 @@ def build_catalog(
     keep: list[str] = []
     todo: list[Todo] = []
     for path in archives:
-        key = path.relative_to(top).as_posix()
+        key = readable(path.relative_to(top).as_posix())  # (a GBK name: as text)
         stat = path.stat()
         if stamps.pop(key, None) == (stat.st_size, stat.st_mtime_ns):
             keep.append(key)
@@ -198,7 +199,8 @@ def build_catalog(
             tables.append(_rows_of(old, keep))
         table = pa.concat_tables(tables)
         if part.slow or keep:  # rows of the validated path and kept rows come after the bulk's
-            table = _in_archive_order(table, [p.relative_to(top).as_posix() for p in archives])
+            order = [readable(p.relative_to(top).as_posix()) for p in archives]
+            table = _in_archive_order(table, order)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as partial:
             pq.write_table(table, partial, compression="zstd")
@@ -461,7 +463,7 @@ def archive_rows(path: Path, key: str, size: int, mtime_ns: int) -> ArchiveRows:
     origin = np.asarray(space.origin, dtype=np.float64)
     axes = (space.x_orientation, space.y_orientation, space.z_orientation)
     own: dict[str, Any] = {
-        "case_id": path.name[: -len(ARCHIVE_SUFFIX)],
+        "case_id": readable(path.name[: -len(ARCHIVE_SUFFIX)]),
         "archive": key,
         "generation": generation,
         "archive_bytes": size,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..files.names import readable
 from ..files.opened import CommitText
 
 __all__ = ["CONCEPT_COLUMNS", "Head", "box_extent_mm", "bulk_table", "index_to_mm", "takes"]
@@ -268,7 +269,7 @@ class _Columns:
         matrix = np.transpose(axes, (0, 2, 1)) * spacing[:, None, :]  # index -> mm
         shapes = np.array([g["shape"] for g in geometry], dtype=np.int64)  # type: ignore[index]
         own: dict[str, Any] = {
-            "case_id": strings([h.path.name[: -len(".mska")] for h in heads]),
+            "case_id": strings([readable(h.path.name[: -len(".mska")]) for h in heads]),
             "archive": strings([h.key for h in heads]),
             "generation": numbers(
                 np.array([h.commit.superblock.generation for h in heads], dtype=np.int64)

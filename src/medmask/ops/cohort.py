@@ -29,6 +29,7 @@ from ..codecs import DEFAULT_LEVEL
 from ..errors import MedmaskError
 from ..exchange.nifti import NIFTI_SUFFIXES, holds_label_map, is_nifti, nifti_stem
 from ..files.atomic import atomic_path
+from ..files.names import readable
 from .pack import TOTALSEG_FOLDER, Job, PackFailure, PackResult, run_jobs
 from .sources import natural_key
 
@@ -162,7 +163,7 @@ def fingerprint(source: Path, options: str = "") -> str:
         files = sorted(p for p in source.iterdir() if p.is_file())
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(os.fsencode(path.name) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -395,7 +396,10 @@ class _Manifest:
             "case": case, "source": source, "fingerprint": now, "archive": target.name,
             "archive_bytes": stat.st_size, "archive_mtime_ns": stat.st_mtime_ns,
         }  # fmt: skip
-        self.stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        line = json.dumps(entry, ensure_ascii=False)
+        if readable(line) != line:  # a name that is not UTF-8 (GBK): kept as its escapes,
+            line = json.dumps(entry)  # so that the next run finds the case by it
+        self.stream.write(line + "\n")
         self.stream.flush()
         os.fsync(self.stream.fileno())
         self.entries[case] = (now, stat.st_size, stat.st_mtime_ns)
@@ -421,4 +425,5 @@ def _write_failures(path: Path, failures: list[PackFailure], layout: CohortLayou
         writer = csv.writer(f)
         writer.writerow(["case", "source", "reason"])
         for failure in failures:
-            writer.writerow([names.get(failure.source, ""), str(failure.source), failure.reason])
+            case, source = names.get(failure.source, ""), str(failure.source)
+            writer.writerow([readable(case), readable(source), readable(failure.reason)])
