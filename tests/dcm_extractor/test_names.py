@@ -3,6 +3,7 @@ the run goes through, and every name lands in the outputs as readable text."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -10,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from dcm_extractor.extractor import main
+from dcm_extractor.outputs.query import query, query_to_file
 from dcm_extractor.sample import DicomSample
 from dcm_extractor.sources.names import original_bytes, readable, reading_of
 
@@ -69,6 +72,14 @@ def test_an_output_folder_named_in_gbk_is_printed_as_its_bytes(root: Path, tmp_p
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert b"tables in " + os.fsencode(out) + b"; skipped" in done.stdout
+    # DuckDB opens no path that is not UTF-8: the tables are still asked and answered
+    answer = query(out, "SELECT count(*) AS n FROM problems").column("n")[0].as_py()
+    with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
+        assert answer == len(list(csv.DictReader(stream))) > 0
+    target = byte_path(tmp_path, "答案".encode("gbk") + b".parquet")
+    assert query_to_file(out, "SELECT * FROM problems", target) == answer
+    with target.open("rb") as stream:
+        assert pq.read_table(stream).num_rows == answer  # pyarrow's reading
 
 
 def test_the_original_bytes_come_back_from_the_text() -> None:

@@ -22,6 +22,8 @@ from medmask.cli import main
 from medmask.errors import MedmaskError
 from medmask.ops.cohort import FAILURES, MANIFEST, detect_cohort, pack_cohort, read_series_map
 from medmask.ops.pack import pack
+from medmask.ops.query import query, query_to_file
+from medmask.ops.report import cohort_report
 from medmask.sample import generate_masks
 
 CASES = 5
@@ -196,12 +198,25 @@ def test_names_a_windows_copy_keeps_in_gbk(tmp_path: Path) -> None:
     assert failure["case"] == "病人三" and failure["source"].endswith("cohort/病人三")
     again = pack_cohort(root, out)  # the resume log finds the cases by their bytes
     assert sorted(again.unchanged) == sorted([gbk("病人一"), "p2"]) and not again.packed
-    build_catalog(out, tmp_path / "catalog.parquet")
-    rows = pq.read_table(tmp_path / "catalog.parquet").to_pylist()  # pyarrow's reading
-    assert sorted((r["case_id"], r["archive"], r["mask"]) for r in rows) == [
+    catalog = tmp_path / f"{gbk('目录')}.parquet"  # the catalog itself in a GBK name
+    build_catalog(out, catalog)
+    with catalog.open("rb") as stream:
+        rows = pq.read_table(stream).to_pylist()  # pyarrow's reading
+    expected = [
         ("p2", "p2.mska", "脾脏"), ("病人一", "病人一.mska", "liver"),
         ("病人一", "病人一.mska", "胆囊"),
     ]  # fmt: skip
+    assert sorted((r["case_id"], r["archive"], r["mask"]) for r in rows) == expected
+    assert build_catalog(out, catalog).kept == 2  # read again: nothing changed
+    sql = "SELECT case_id, archive, mask FROM masks ORDER BY ALL"
+    assert sorted(tuple(r.values()) for r in query(catalog, sql).to_pylist()) == expected
+    answer = tmp_path / f"{gbk('答案')}.csv"  # DuckDB opens no such path: staged, copied
+    assert query_to_file(catalog, sql, answer) == 3
+    with answer.open(encoding="utf-8", newline="") as stream:
+        assert sorted(tuple(r.values()) for r in csv.DictReader(stream)) == expected
+    folder = out.rename(tmp_path / gbk("档案"))  # a report of a GBK-named folder: its title
+    cohort_report(folder, tmp_path / "report.html")
+    assert "report: 档案</title>" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
 def test_archives_no_run_wrote_are_not_replaced(cohort: Path, tmp_path: Path) -> None:

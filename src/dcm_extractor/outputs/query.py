@@ -15,17 +15,20 @@ stay text (:mod:`.xlsx`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 from ..errors import DcmExtractorError
-from ..sources.names import READINGS
+from ..sources.names import READINGS, readable
 from .atomic import AtomicFile, atomic_path
 from .xlsx import XlsxTable
 
@@ -271,8 +274,8 @@ def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLi
         _run(lambda: answer.create_view(_ANSWER))
         if not options:
             return _xlsx(connection, answer, target)
-        with atomic_path(target) as partial:
-            where = str(partial).replace("'", "''")
+        with atomic_path(target) as partial, _duckdb_writes(Path(partial)) as name:
+            where = name.replace("'", "''")
             copy = f"COPY {_ANSWER} TO '{where}' ({options})"
             copied = _run(lambda: connection.execute(copy).fetchall())
         return int(copied[0][0]) if copied else 0
@@ -323,10 +326,12 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
     found = views_of(out)
     connection = duckdb.connect(config=OFFLINE)
     broken: dict[str, str] = {}
+    links, made = contextlib.ExitStack(), list[str]()
     try:
         for view, path in found.items():
             try:
-                _run(lambda v=view, p=path: connection.execute(_view_sql(v, p)))
+                name = _utf8_path(path, links, made)
+                _run(lambda v=view, p=path, n=name: connection.execute(_view_sql(v, p, n)))
             except (QueryError, OSError, UnicodeDecodeError, csv.Error) as err:
                 why = str(err).removeprefix("query: ")
                 if isinstance(err, UnicodeDecodeError):
@@ -335,10 +340,12 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
         yield connection, broken
     finally:
         connection.close()
+        links.close()
 
 
-def _view_sql(view: str, path: Path) -> str:
-    quoted = "'" + str(path).replace("'", "''") + "'"
+def _view_sql(view: str, path: Path, name: str) -> str:
+    """The view of the table at ``path``, which DuckDB opens as ``name``."""
+    quoted = "'" + name.replace("'", "''") + "'"
     if path.suffix == ".parquet":
         return f"CREATE VIEW {view} AS SELECT * FROM read_parquet({quoted})"
     integers, floats = NUMBER_COLUMNS.get(view, (frozenset(), frozenset()))
@@ -354,6 +361,36 @@ def _view_sql(view: str, path: Path) -> str:
         f"CREATE VIEW {view} AS SELECT *{replace} FROM read_csv({quoted}, header = true, "
         "all_varchar = true, quote = '\"', escape = '\"')"
     )
+
+
+def _utf8_path(path: Path, links: contextlib.ExitStack, made: list[str]) -> str:
+    """``path`` as DuckDB can take it: itself, or - when its name is not UTF-8 (a Windows
+    copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
+    temporary folder that lives as long as ``links``."""
+    text = str(path)
+    if readable(text) == text:
+        return text
+    if not made:
+        made.append(links.enter_context(tempfile.TemporaryDirectory(prefix="dcm-extract-query-")))
+    link = Path(made[0]) / f"{len(list(Path(made[0]).iterdir()))}{path.suffix}"
+    link.symlink_to(path.absolute())
+    return str(link)
+
+
+@contextmanager
+def _duckdb_writes(partial: Path) -> Iterator[str]:
+    """The path DuckDB writes ``partial`` as: itself, or - when its name is not UTF-8 (a
+    Windows copy's GBK folder), which DuckDB cannot open - a file in a temporary folder,
+    copied into ``partial`` when DuckDB is done. (A link would not do: DuckDB replaces the
+    file a path names rather than writing through a link.)"""
+    text = str(partial)
+    if readable(text) == text:
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="dcm-extract-query-") as folder:
+        staged = Path(folder) / "answer"
+        yield str(staged)
+        shutil.copyfile(staged, partial)
 
 
 def _question(sql: str) -> None:

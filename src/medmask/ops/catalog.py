@@ -202,8 +202,9 @@ def build_catalog(
             order = [readable(p.relative_to(top).as_posix()) for p in archives]
             table = _in_archive_order(table, order)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as partial:
-            pq.write_table(table, partial, compression="zstd")
+        with atomic_path(out) as partial, Path(partial).open("wb") as stream:
+            pq.write_table(table, stream, compression="zstd")  # (a file: pyarrow takes no
+            # path that is not UTF-8, such as a Windows copy's GBK folder name)
     result.read, result.kept = part.bulk + part.slow, len(keep)
     result.decoded = part.decoded
     result.failures.sort()
@@ -388,7 +389,8 @@ def _previous(path: Path) -> tuple[Any, dict[str, tuple[int, int]]]:
     from .arrow_columns import as_numpy, first_rows, numbers  # noqa: PLC0415 - imports pyarrow
 
     try:
-        table = pq.ParquetFile(path).read()  # (read_table imports pyarrow.dataset: 0.4 s)
+        with Path(path).open("rb") as stream:  # (read_table imports pyarrow.dataset: 0.4 s)
+            table = pq.ParquetFile(stream).read()
     except Exception as err:  # not a Parquet file
         raise MedmaskError(
             f"{path}: not a catalog medmask can update ({type(err).__name__}); "

@@ -7,7 +7,10 @@ Parquet writers), so that ``medmask query`` starts without pyarrow and pandas.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any, Final
 
 from ..errors import MedmaskError
 from ..files.atomic import atomic_path
+from ..files.names import readable
 
 __all__ = ["OUTPUT_FORMATS", "connect", "query", "query_rows", "query_to_file"]
 
@@ -73,8 +77,12 @@ def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) 
     if options is None:
         raise MedmaskError(f"{out}: write {', '.join(OUTPUT_FORMATS)}")
     _question(sql)
-    with connect(catalogs) as connection, atomic_path(out) as partial:
-        target = str(partial).replace("'", "''")
+    with (
+        connect(catalogs) as connection,
+        atomic_path(out) as partial,
+        _duckdb_writes(Path(partial)) as name,
+    ):
+        target = name.replace("'", "''")
 
         def run() -> int:
             connection.sql(sql).create_view("query_answer")
@@ -97,14 +105,31 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
     if missing:
         raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
     connection = duckdb.connect(config=OFFLINE)
+    links, made = contextlib.ExitStack(), list[str]()
     try:
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        names = [_utf8_path(p, links, made) for p in paths]
+        listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
         _run(lambda: connection.execute(
             f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])"
         ))  # fmt: skip
         yield connection
     finally:
         connection.close()
+        links.close()
+
+
+def _utf8_path(path: Path, links: contextlib.ExitStack, made: list[str]) -> str:
+    """``path`` as DuckDB can take it: itself, or - when its name is not UTF-8 (a Windows
+    copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
+    temporary folder that lives as long as ``links``."""
+    text = str(path)
+    if readable(text) == text:
+        return text
+    if not made:
+        made.append(links.enter_context(tempfile.TemporaryDirectory(prefix="medmask-query-")))
+    link = Path(made[0]) / f"{len(list(Path(made[0]).iterdir()))}{path.suffix}"
+    link.symlink_to(path.absolute())
+    return str(link)
 
 
 def _question(sql: str) -> None:
@@ -128,3 +153,19 @@ def _run(step: Any) -> Any:
         return step()
     except duckdb.Error as err:  # its first line says what; the rest points into the SQL
         raise MedmaskError(f"query: {str(err).splitlines()[0]}") from err
+
+
+@contextmanager
+def _duckdb_writes(partial: Path) -> Iterator[str]:
+    """The path DuckDB writes ``partial`` as: itself, or - when its name is not UTF-8 (a
+    Windows copy's GBK folder), which DuckDB cannot open - a file in a temporary folder,
+    copied into ``partial`` when DuckDB is done. (A link would not do: DuckDB replaces the
+    file a path names rather than writing through a link.)"""
+    text = str(partial)
+    if readable(text) == text:
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="medmask-query-") as folder:
+        staged = Path(folder) / "answer"
+        yield str(staged)
+        shutil.copyfile(staged, partial)

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from ..errors import MedmaskError
 from ..files.atomic import atomic_path
+from ..files.names import readable
 from ..version import __version__
 from .catalog import build_catalog
 from .query import connect
@@ -115,7 +116,7 @@ def cohort_report(source: str | os.PathLike[str], output: str | os.PathLike[str]
     base = Path(source)
     if base.suffix.lower() == ".parquet":
         report = _gather(base)
-        title = base.name
+        title = readable(base.name)
     else:
         with tempfile.TemporaryDirectory(prefix="medmask-report-") as folder:
             catalog = Path(folder) / "catalog.parquet"
@@ -123,7 +124,7 @@ def cohort_report(source: str | os.PathLike[str], output: str | os.PathLike[str]
             if not built.rows:
                 raise MedmaskError(f"{base}: no archive with masks to report on")
             report = _gather(catalog)
-        title = base.name or str(base)
+        title = readable(base.name or str(base))
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as partial:
