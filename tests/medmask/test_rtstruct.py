@@ -194,6 +194,33 @@ def _segment_distance(point: np.ndarray, contour: np.ndarray) -> float:
     return float(np.min(np.linalg.norm(a + t[:, None] * ab - point, axis=1)))
 
 
+def test_roi_names_in_gbk_without_a_character_set_are_read_as_gbk(
+    case: Path, tmp_path: Path
+) -> None:
+    """Chinese planning systems write GBK ROI names without SpecificCharacterSet: pydicom
+    reads Latin-1 mojibake ("¸ÎÔà"); medmask the names, and says so."""
+    rs = tmp_path / "rs.dcm"
+    assert main(["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct"),
+                 "-o", str(rs)]) == 0  # fmt: skip
+    ds = pydicom.dcmread(rs)
+    names = [str(r.ROIName) for r in ds.StructureSetROISequence]
+    chinese = [f"器官{i}" for i in range(len(names))]
+    for r, name in zip(ds.StructureSetROISequence, chinese, strict=True):
+        r.ROIName = name.encode("gbk")
+    del ds.SpecificCharacterSet
+    ds.save_as(tmp_path / "gbk.dcm")
+    assert str(pydicom.dcmread(tmp_path / "gbk.dcm").StructureSetROISequence[0].ROIName) != "器官0"
+    notes: list[str] = []
+    rois = read_rtstruct(tmp_path / "gbk.dcm", oblique_space(), notes=notes)
+    assert [roi.name for roi in rois] == chinese
+    assert notes == [
+        f"gbk.dcm: {len(names)} ROI names ({', '.join(chinese)}): "
+        "no SpecificCharacterSet, not ASCII: read as GB18030"
+    ]
+    for roi, mask in zip(rois, shapes().values(), strict=True):  # the same voxels
+        assert np.array_equal(roi.voxels, mask)
+
+
 def test_an_empty_archive_and_unknown_names_are_clear(case: Path, tmp_path: Path) -> None:
     argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
     assert main([*argv, "-o", str(tmp_path / "a.dcm"), "-n", "no_such_mask"]) == 1

@@ -145,6 +145,35 @@ def test_duplicate_labels_are_kept_apart_and_said(tmp_path: Path) -> None:
     assert np.array_equal(got["liver_2"], masks()["spleen"])
 
 
+@pytest.mark.parametrize(
+    ("term", "encode", "reading"),
+    [(None, "gbk", "GB18030"), ("ISO_IR 6", "gbk", "GB18030"), (None, "utf-8", "UTF-8"),
+     ("ISO_IR 100", "utf-8", "UTF-8")],
+)  # fmt: skip
+def test_labels_in_another_character_set_than_declared_are_read_as_they_are(
+    tmp_path: Path, term: str | None, encode: str, reading: str
+) -> None:
+    """A Chinese system's GBK (or UTF-8) labels without SpecificCharacterSet, or UTF-8
+    labelled Latin-1: pydicom reads Latin-1 mojibake ("¸ÎÔà"); medmask the names, said."""
+    series = ct(tmp_path / "ct")
+    ds = pydicom.dcmread(highdicom_seg(series, tmp_path / "s.dcm"))
+    for item, name in zip(ds.SegmentSequence, ("肝脏", "脾脏"), strict=True):
+        item.SegmentLabel = name.encode(encode)  # the bytes as such a system writes them
+    if term is None:
+        del ds.SpecificCharacterSet
+    else:
+        ds.SpecificCharacterSet = term
+    ds.save_as(tmp_path / "named.dcm")
+    assert pydicom.dcmread(tmp_path / "named.dcm").SegmentSequence[0].SegmentLabel != "肝脏"
+    with pytest.warns(
+        MedmaskWarning, match=rf"2 segment labels \(肝脏, 脾脏\): .*read as {reading}"
+    ):
+        pack(tmp_path / "named.dcm", tmp_path / "a.mska", reference=SPACE)
+    got = read_back(tmp_path / "a.mska")
+    assert np.array_equal(got["肝脏"], masks()["liver"])
+    assert np.array_equal(got["脾脏"], masks()["spleen"])
+
+
 def cli_error(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> str:
     assert main([str(a) for a in argv]) == 1
     err = capsys.readouterr().err

@@ -32,6 +32,7 @@ from .concepts import segment_colour
 from .contours import fill_stack, inset_polygons, stack_polygons
 from .encoding import decimal_strings
 from .grid import map_axes
+from .names import read_names
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
@@ -401,8 +402,13 @@ def read_rtstruct(
     said = notes if notes is not None else []
     to_index = np.asarray(np.linalg.inv(_index_to_world(space)), dtype=np.float64)
     shape = tuple(int(n) for n in space.shape)
-    names = {int(r.ROINumber): str(r.get("ROIName", "") or f"roi_{r.ROINumber}")
-             for r in ds.get("StructureSetROISequence", [])}  # fmt: skip
+    rois = list(ds.get("StructureSetROISequence", []))
+    read, why = read_names(  # (a Chinese planning system's GBK without the term ...)
+        ds, [str(r.get("ROIName", "") or f"roi_{r.ROINumber}") for r in rois], "ROI names",
+        file.name,
+    )  # fmt: skip
+    said.extend(why)
+    names = {int(r.ROINumber): name for r, name in zip(rois, read, strict=True)}
     references = {int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "") or "")
                   for r in ds.get("StructureSetROISequence", [])}  # fmt: skip
     out = []

@@ -29,6 +29,7 @@ from ...errors import FormatError, GeometryMismatchError, MedmaskError
 from ...model.meaning import ALGORITHM_TYPES, Code, SegmentMeaning
 from .concepts import rgb_of_cielab
 from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
+from .names import dicom_name, read_names
 
 __all__ = [
     "SegSegment",
@@ -310,6 +311,16 @@ def damage_named(where: str | Path) -> Iterator[None]:
         raise FormatError(f"{where}: a damaged DICOM SEG ({type(err).__name__}: {err})") from err
 
 
+def _raw_label(item: Dataset) -> str:
+    """A Segment Sequence item's SegmentLabel as pydicom reads it (``segment_<n>`` if none)."""
+    return str(item.get("SegmentLabel", "") or f"segment_{int(item.SegmentNumber)}")
+
+
+def _label(instance: Dataset, item: Dataset) -> str:
+    """A Segment Sequence item's SegmentLabel as :func:`.names.dicom_name` reads it."""
+    return dicom_name(instance, _raw_label(item))[0]
+
+
 def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[SegSegment]:
     """Segments of every instance, one per (series, segment number), in order of appearance.
 
@@ -322,19 +333,23 @@ def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[Seg
     for path, instance in instances.items():
         series_uid = str(instance.get("SeriesInstanceUID", ""))
         per_segment = _frames_by_segment(instance, path)
-        for item in instance.SegmentSequence:
+        items = [
+            item for item in instance.SegmentSequence  # (a label map's value 0 described
+            if not (int(item.SegmentNumber) == 0 and _is_background(item))  # as background)
+        ]  # fmt: skip
+        labels, why = read_names(  # GBK without SpecificCharacterSet, UTF-8 labelled Latin-1
+            instance, [_raw_label(item) for item in items], "segment labels", path.name
+        )
+        notes.extend(why)
+        for item, label in zip(items, labels, strict=True):
             number = int(item.SegmentNumber)
-            if number == 0 and _is_background(item):
-                continue  # a label map's value 0 described as background (highdicom's way)
-            label = str(item.get("SegmentLabel", "") or f"segment_{number}")
             frames = per_segment.get(number, ())
             key = (series_uid, number)
             known = found.get(key)
             if known is not None:
                 if (
                     known.description is not None
-                    and str(known.description.get("SegmentLabel", "") or f"segment_{number}")
-                    != label
+                    and _label(instances[known.path], known.description) != label
                 ):
                     raise FormatError(
                         f"{path}: segment {number} is {label!r} here but "
