@@ -39,6 +39,7 @@ WINDOW_READ_EVERY: Final = 1.0  # seconds between two readings of the cluster's 
 # Batches after the one being taken whose results are fetched as soon as they are done:
 # so many wait here, whatever the cluster's size (the others wait on the workers)
 PREFETCH: Final = 2
+FETCH_WAIT: Final = 5.0  # seconds a fetch waits before it asks whether the client is closed
 
 
 class ClusterError(DcmExtractorError):
@@ -82,10 +83,20 @@ class _Fetched:
         self._asked = False
 
     def prefetch(self) -> None:
-        """Fetch the result in Dask's callback thread when the task is done (now if it is)."""
+        """Fetch the result when the task is done (now if it is), in a thread of its own."""
         if not self._asked and self._future is not None:
             self._asked = True
-            self._future.add_done_callback(self._fetch)
+            self._future.add_done_callback(self._when_done)
+
+    def _when_done(self, future: Any) -> None:
+        """Dask calls this in its callback thread also when a task did not finish: cancelled
+        as the client closes, lost with the scheduler. Fetching such a result waits for
+        ever, and Python joins that thread at exit: a run (and the test suite) that never
+        ended. So only a finished task's result is fetched here, and in a daemon thread
+        (a transfer cut by a lost scheduler cannot hold the process); any other's is the
+        main thread's to ask, which then gets the error."""
+        if future.status == "finished":
+            threading.Thread(target=self._fetch, name="dcm-extract-prefetch", daemon=True).start()
 
     def _fetch(self, _: Any = None) -> None:
         with self._lock:  # (the callback thread and the main thread: one of them fetches)
@@ -93,7 +104,7 @@ class _Fetched:
                 return
             future, self._future = self._future, None
             try:
-                self._results = future.result()
+                self._results = _result(future)
             except Exception as err:  # KilledWorker, the task's own error: each case says so
                 self._error = err
 
@@ -103,6 +114,18 @@ class _Fetched:
         if self._error is not None:
             raise self._error
         return self._results
+
+
+def _result(future: Any) -> Any:
+    """``future.result()``, in waits of :data:`FETCH_WAIT` seconds between which the
+    client is asked whether it still has a scheduler: a fetch that a lost scheduler cut
+    waits for ever otherwise, even after the client closed (distributed 2026.8)."""
+    while True:
+        try:
+            return future.result(timeout=FETCH_WAIT)
+        except TimeoutError:
+            if future.client.status in ("closing", "closed"):
+                raise ClusterError("the scheduler was lost and the Dask client closed") from None
 
 
 class _ClusterBatches:
