@@ -124,6 +124,15 @@ def test_atomic_writes_replace_whole_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(OSError) as caught:
         write_atomic(tmp_path / "missing" / "t.bin", b"x")
     assert caught.value.filename == str(tmp_path / "missing" / "t.bin")
+    # an error about another file (a source that is missing) names that file, not the
+    # target: "t.bin: No such file or directory" would send the user looking in vain
+    with pytest.raises(FileNotFoundError) as caught, atomic_path(target) as temp:
+        temp.write_bytes((tmp_path / "source.nii.gz").read_bytes())
+    assert caught.value.filename == str(tmp_path / "source.nii.gz")
+    assert target.read_bytes() == b"first"
+    with pytest.raises(OSError) as caught, atomic_path(target) as temp:  # the temporary's
+        raise OSError(28, "No space left on device", str(temp))
+    assert caught.value.filename == str(target) and caught.value.errno == 28
 
 
 def test_existing_outputs_say_how_to_replace_them(

@@ -80,6 +80,28 @@ def test_unnamed_multilabel_is_named_with_a_warning(tmp_path: Path) -> None:
     assert mask.mapping.to_dict() == {"idx_1": 1, "idx_2": 2}
 
 
+def test_suffixes_in_any_case_are_nifti(tmp_path: Path) -> None:
+    """Windows keeps names as typed: LIVER.NII.GZ, Spleen.Nii.Gz (nibabel itself then looks
+    for another file: "Spleen.nii.Gz"), kidney.NII."""
+    arrays = {}
+    for i, name in enumerate(("LIVER.NII.GZ", "Spleen.Nii.Gz", "kidney.NII")):
+        arr = np.zeros((4, 4, 4), np.uint8)
+        arr[i, 1:3, 1:3] = 1
+        stored = save(arr, np.diag([0.5, 0.5, 2.0, 1.0]), tmp_path / f"x{i}.nii.gz")
+        (tmp_path / "m").mkdir(exist_ok=True)
+        if name.endswith(("GZ", "Gz")):
+            stored.rename(tmp_path / "m" / name)
+        else:
+            nib.save(nib.load(stored), tmp_path / "x.nii")
+            (tmp_path / "x.nii").rename(tmp_path / "m" / name)
+        arrays[name.split(".")[0]] = arr
+    masks = read_nifti_folder(tmp_path / "m")
+    assert sorted(masks) == sorted(arrays)
+    for name, arr in arrays.items():
+        assert np.array_equal(masks[name].data, arr), name
+        assert tuple(masks[name].space.spacing) == (0.5, 0.5, 2.0)
+
+
 @pytest.mark.parametrize(("value", "dtype"), [(255, np.uint8), (2.0, np.float32), (7, np.int16)])
 def test_a_mask_stored_with_another_value_is_named_by_its_file(
     tmp_path: Path, value: float, dtype: type

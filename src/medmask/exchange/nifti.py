@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import math
 import os
@@ -349,7 +350,8 @@ def write_nifti(
         table = encode_label_table({label: name for name, label in mask.mapping.to_dict().items()})
         image.header.extensions.append(nib.nifti1.Nifti1Extension(TOTALSEG_ECODE, table))
     if path is not None:
-        suffix = next((s for s in NIFTI_SUFFIXES if Path(path).name.endswith(s)), "")
+        name = Path(path).name
+        suffix = next((name[-len(s) :] for s in NIFTI_SUFFIXES if name.lower().endswith(s)), "")
         with atomic_path(path, keep_suffix=suffix) as temp:
             nib.save(image, os.fspath(temp))
     return image
@@ -406,7 +408,12 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
         return source, getattr(source, "get_filename", lambda: None)() or "<NIfTI image>"
     name = os.fspath(source)
     try:
-        image = nib.load(name)
+        try:
+            image = nib.load(name)
+        except FileNotFoundError:
+            if not Path(name).is_file():
+                raise
+            image = _from_bytes(Path(name))  # (nibabel looked for "x.nii.Gz" beside "x.Nii.Gz")
     except FileNotFoundError:
         raise
     except Exception as err:  # nibabel raises many kinds for a file that is not NIfTI
@@ -414,6 +421,19 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise FormatError(f"{name}: not a NIfTI image ({type(image).__name__})")
     return image, name
+
+
+def _from_bytes(path: Path) -> Any:
+    """A NIfTI file nibabel will not open by its name (a suffix in mixed case, from
+    Windows: nibabel then looks for a file of another name), read from its bytes."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":  # gzip
+        data = gzip.decompress(data)
+    size = int.from_bytes(data[:4], "little")
+    if size not in (348, 540):
+        size = int.from_bytes(data[:4], "big")
+    kind = nib.Nifti2Image if size == 540 else nib.Nifti1Image
+    return kind.from_bytes(data)
 
 
 def _as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
@@ -495,14 +515,16 @@ def holds_label_map(path: str | os.PathLike[str]) -> bool:
 
 
 def is_nifti(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is named like a NIfTI file (``.nii`` or ``.nii.gz``)."""
-    return Path(path).name.endswith(NIFTI_SUFFIXES)
+    """Whether ``path`` is named like a NIfTI file (``.nii`` or ``.nii.gz``, in any case:
+    ``LIVER.NII.GZ`` from Windows too)."""
+    return Path(path).name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def nifti_stem(path: str | os.PathLike[str]) -> str:
-    """The file name without ``.nii.gz``/``.nii``: a TotalSegmentator mask's organ name."""
+    """The file name without ``.nii.gz``/``.nii`` (in any case): a TotalSegmentator mask's
+    organ name."""
     path = Path(path)
     for suffix in NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
+        if path.name.lower().endswith(suffix):
             return path.name[: -len(suffix)]
     return path.stem

@@ -63,17 +63,21 @@ def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Ite
     temp = Path(name)
     try:
         yield temp
+    except OSError as err:  # the writer's: named as the user knows the file when about it
+        temp.unlink(missing_ok=True)
+        if err.errno is not None and err.filename in (None, name, str(temp)):
+            raise _naming(err, final) from err
+        raise  # another file's (a source that is missing ...), or a reader's complaint
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    try:
         _fsync(temp)
         temp.chmod(mode_for(final))  # mkstemp made it 0600
         temp.replace(final)
     except OSError as err:
         temp.unlink(missing_ok=True)
-        if err.filename == str(final) or err.errno is None:
-            raise  # named already, or not an I/O error of this file (a reader's complaint)
         raise _naming(err, final) from err
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def _naming(err: OSError, final: Path) -> OSError:
