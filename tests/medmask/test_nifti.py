@@ -60,6 +60,9 @@ def test_names_from_a_sidecar_in_either_direction(tmp_path: Path) -> None:
     (tmp_path / "seg.json").write_text("[1]", encoding="utf-8")
     with pytest.raises(FormatError, match=r"seg\.json"):
         SegmentationMask.from_nifti(path)
+    (tmp_path / "seg.json").write_text('{"1": "肝脏"}', encoding="gbk")  # Notepad's "ANSI"
+    with pytest.raises(FormatError, match=r"seg\.json: label sidecar is not UTF-8 text"):
+        SegmentationMask.from_nifti(path)
 
 
 def test_explicit_mapping_and_image_objects(tmp_path: Path) -> None:

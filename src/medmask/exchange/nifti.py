@@ -480,7 +480,14 @@ def _label_names(
 
 def _sidecar_names(path: Path) -> LabelMapping:
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))  # (Notepad's BOM too)
+        text = path.read_text(encoding="utf-8-sig")  # (Notepad's BOM too)
+    except UnicodeDecodeError as err:  # (Notepad's "ANSI" on Chinese Windows: GBK)
+        raise FormatError(
+            f"{path}: label sidecar is not UTF-8 text (byte {err.start}); JSON is UTF-8: "
+            "save it as UTF-8"
+        ) from err
+    try:
+        data = json.loads(text)
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         pairs = list(data.items())
