@@ -23,6 +23,7 @@ from medmask.ops.pack import (
     pack,
     pack_many,
     parse_group,
+    parse_groups,
 )
 from medmask.ops.unpack import unpack_archive, write_multilabel
 from medmask.sample import MaskSample
@@ -155,6 +156,11 @@ def test_group_syntax_and_natural_order() -> None:
             parse_group(bad)
     names = ["rib_10", "rib_2", "rib_1", "aorta"]
     assert sorted(names, key=natural_key) == ["aorta", "rib_1", "rib_2", "rib_10"]
+    assert parse_groups(["ribs=rib_*", "kidneys=kidney_*"]) == {
+        "ribs": "rib_*", "kidneys": "kidney_*"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"group 'ribs' is given twice \('rib_\*', 'rib_l\*'\)"):
+        parse_groups(["ribs=rib_*", "ribs=rib_l*"])  # (before, the later replaced it silently)
 
 
 LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.float32, np.float64]

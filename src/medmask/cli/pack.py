@@ -18,7 +18,7 @@ from ..ops.cohort import (
     pack_cohort,
     read_series_map,
 )
-from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_group
+from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_groups
 from ..ops.sources import grid_of
 from .common import UsageError, echo, level, positive, ratio, size, warn
 
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        groups = dict(parse_group(text) for text in args.group)
+        groups = parse_groups(args.group)
     except ValueError as err:
         raise UsageError(f"--group: {err}") from err
     sources: list[Path] = args.sources

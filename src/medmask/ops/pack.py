@@ -39,6 +39,7 @@ __all__ = [
     "pack",
     "pack_many",
     "parse_group",
+    "parse_groups",
     "run_jobs",
 ]
 
@@ -86,6 +87,27 @@ def parse_group(text: str) -> tuple[str, str]:
     if not sep or not name.strip() or not pattern.strip():
         raise ValueError(f"group {text!r} is not NAME=GLOB (e.g. ribs_left='rib_left_*')")
     return name.strip(), pattern.strip()
+
+
+def parse_groups(texts: Sequence[str]) -> dict[str, str]:
+    """Every ``--group NAME=GLOB`` as ``{name: glob}`` (:func:`parse_group`).
+
+    Raises
+    ------
+    ValueError
+        One is not of the form ``NAME=GLOB``, or a name is given twice (the later would
+        replace the earlier without a word).
+    """
+    groups: dict[str, str] = {}
+    for text in texts:
+        name, pattern = parse_group(text)
+        if name in groups:
+            raise ValueError(
+                f"group {name!r} is given twice ({groups[name]!r}, {pattern!r}); one glob a "
+                "group, or give the group another name"
+            )
+        groups[name] = pattern
+    return groups
 
 
 def archive_name_for(source: str | os.PathLike[str]) -> str:
