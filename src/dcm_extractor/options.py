@@ -80,7 +80,11 @@ class RunOptions:
         if unknown or not self.formats:
             given = ", ".join(self.formats) or "nothing"
             problems.append(f"formats must be some of {', '.join(FORMATS)}, got {given}")
-        if any(f not in FORMATS for f in self.instance_formats) or not self.instance_formats:
+        instances_unknown = [f for f in self.instance_formats if f not in FORMATS]
+        if not self.instance_formats or (
+            instances_unknown and not set(instances_unknown) <= set(unknown)
+        ):
+            # (a format --format names wrongly is said once, above)
             given = ", ".join(self.instance_formats) or "nothing"
             problems.append(f"instance formats must be some of {', '.join(FORMATS)}, got {given}")
         cores = os.cpu_count() or 1
