@@ -103,6 +103,23 @@ def test_the_report_shows_the_catalogs_numbers(cohort: Path, tmp_path: Path) -> 
         cohort_report(tmp_path / "empty", tmp_path / "none.html")
 
 
+def test_archives_of_one_name_in_two_folders_are_two_cases(cohort: Path, tmp_path: Path) -> None:
+    """site_a/case3.mska and site_b/case3.mska are two patients: before, the report counted
+    one case and merged their masks (case3's missing liver hidden by the other's)."""
+    for site, case in (("site_a", "case3"), ("site_b", "case0")):
+        (tmp_path / "sites" / site).mkdir(parents=True)
+        shutil.copy(cohort / "archives" / f"{case}.mska", tmp_path / "sites" / site / "case3.mska")
+    for seed in (1, 2, 4, 5, 6, 7):
+        shutil.copy(
+            cohort / "archives" / f"case{seed}.mska", tmp_path / "sites" / f"case{seed}.mska"
+        )
+    report = cohort_report(tmp_path / "sites", tmp_path / "report.html")
+    assert report.kpis["cases"] == report.kpis["archives"] == 8
+    missing = {row["case_id"]: row["missing"] for row in report.missing}
+    assert "liver" in missing["site_a/case3.mska"].split(", ")  # named by its archive
+    assert "site_b/case3.mska" not in missing and "case1" not in missing
+
+
 def test_values_are_escaped(cohort: Path, tmp_path: Path) -> None:
     folder = tmp_path / "<i>x&y"  # the title is the folder's name
     folder.mkdir()

@@ -5,6 +5,10 @@ the grids differ.
 
 Every number on the page is a SQL answer over the catalog (DuckDB), so the page and the
 catalog cannot disagree; the tests read the page back as headless Chromium draws it.
+
+A case is an archive, named by its ``case_id`` (its file name); archives of one name in
+several folders (``site_a/case1.mska``, ``site_b/case1.mska``) are named by their paths,
+so that two patients are never counted, or their organs looked for, as one.
 """
 
 from __future__ import annotations
@@ -51,30 +55,30 @@ SELECT mask,
        median(volume_ml) FILTER (WHERE NOT empty) AS median,
        quantile_cont(volume_ml, 0.75) FILTER (WHERE NOT empty) AS q3,
        max(volume_ml) FILTER (WHERE NOT empty) AS high
-FROM masks WHERE kind = 'mask' GROUP BY mask ORDER BY found DESC, mask
+FROM cohort WHERE kind = 'mask' GROUP BY mask ORDER BY found DESC, mask
 """
 _OUTLIERS = f"""
 WITH q AS (
   SELECT mask, quantile_cont(volume_ml, 0.25) AS q1, quantile_cont(volume_ml, 0.75) AS q3,
          median(volume_ml) AS median
-  FROM masks WHERE kind = 'mask' AND NOT empty GROUP BY mask HAVING count(*) >= 5)
+  FROM cohort WHERE kind = 'mask' AND NOT empty GROUP BY mask HAVING count(*) >= 5)
 SELECT m.case_id, m.mask, m.volume_ml, q.median
-FROM masks m JOIN q USING (mask)
+FROM cohort m JOIN q USING (mask)
 WHERE m.kind = 'mask' AND NOT m.empty AND q.q3 > q.q1
   AND (m.volume_ml > q.q3 + {OUTLIER_IQR} * (q.q3 - q.q1)
        OR m.volume_ml < q.q1 - {OUTLIER_IQR} * (q.q3 - q.q1))
 ORDER BY abs(m.volume_ml - q.median) / (q.q3 - q.q1) DESC, m.case_id, m.mask
 """
 _MISSING = f"""
-WITH cases AS (SELECT count(DISTINCT case_id) AS n FROM masks),
+WITH cases AS (SELECT count(DISTINCT case_id) AS n FROM cohort),
 common AS (
-  SELECT mask FROM masks, cases WHERE kind = 'mask'
+  SELECT mask FROM cohort, cases WHERE kind = 'mask'
   GROUP BY mask, cases.n
   HAVING count(DISTINCT case_id) FILTER (WHERE NOT empty) >= {COMMON} * cases.n)
 SELECT c.case_id, string_agg(c.mask, ', ' ORDER BY c.mask) AS missing, count(*) AS n
-FROM (SELECT DISTINCT case_id FROM masks) k
+FROM (SELECT DISTINCT case_id FROM cohort) k
 CROSS JOIN common
-JOIN (SELECT case_id, mask, bool_and(empty) AS empty FROM masks WHERE kind = 'mask'
+JOIN (SELECT case_id, mask, bool_and(empty) AS empty FROM cohort WHERE kind = 'mask'
       GROUP BY case_id, mask) c ON c.case_id = k.case_id AND c.mask = common.mask
 WHERE c.empty GROUP BY c.case_id ORDER BY n DESC, c.case_id
 """
@@ -82,14 +86,14 @@ _GRIDS = """
 SELECT format('{:.3g} x {:.3g} x {:.3g} mm', spacing_i, spacing_j, spacing_k) AS spacing,
        format('{} x {} x {}', shape_i, shape_j, shape_k) AS shape,
        count(DISTINCT archive) AS archives
-FROM masks GROUP BY 1, 2 ORDER BY archives DESC, spacing, shape
+FROM cohort GROUP BY 1, 2 ORDER BY archives DESC, spacing, shape
 """
 _KPIS = """
 SELECT count(DISTINCT case_id) AS cases, count(DISTINCT archive) AS archives,
        count(*) FILTER (WHERE kind = 'mask') AS masks,
        count(*) FILTER (WHERE kind = 'mask' AND NOT empty) AS found,
        count(DISTINCT mask) FILTER (WHERE kind = 'mask') AS organs
-FROM masks
+FROM cohort
 """
 
 
@@ -132,8 +136,20 @@ def cohort_report(source: str | os.PathLike[str], output: str | os.PathLike[str]
     return report
 
 
+# A case is its case_id (the archive's name) - unless archives in several folders share
+# that name (site_a/case1.mska, site_b/case1.mska: two patients): then each is its archive.
+_COHORT = """
+CREATE TEMP VIEW cohort AS
+SELECT m.* REPLACE (CASE WHEN d.case_id IS NULL THEN m.case_id ELSE m.archive END AS case_id)
+FROM masks m LEFT JOIN (
+  SELECT case_id FROM masks GROUP BY case_id HAVING count(DISTINCT archive) > 1
+) d ON d.case_id = m.case_id
+"""
+
+
 def _gather(catalog: Path) -> CohortReport:
     with connect(catalog) as connection:
+        connection.execute(_COHORT)
 
         def rows(sql: str) -> list[dict[str, Any]]:
             result = connection.execute(sql)
