@@ -326,11 +326,11 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
     found = views_of(out)
     connection = duckdb.connect(config=OFFLINE)
     broken: dict[str, str] = {}
-    links, made = contextlib.ExitStack(), list[str]()
+    links = contextlib.ExitStack()
     try:
         for view, path in found.items():
             try:
-                name = _utf8_path(path, links, made)
+                name = _utf8_path(path, links)
                 _run(lambda v=view, p=path, n=name: connection.execute(_view_sql(v, p, n)))
             except (QueryError, OSError, UnicodeDecodeError, csv.Error) as err:
                 why = str(err).removeprefix("query: ")
@@ -363,16 +363,15 @@ def _view_sql(view: str, path: Path, name: str) -> str:
     )
 
 
-def _utf8_path(path: Path, links: contextlib.ExitStack, made: list[str]) -> str:
+def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:
     """``path`` as DuckDB can take it: itself, or - when its name is not UTF-8 (a Windows
     copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
-    temporary folder that lives as long as ``links``."""
+    temporary folder of its own that lives as long as ``links``."""
     text = str(path)
     if readable(text) == text:
         return text
-    if not made:
-        made.append(links.enter_context(tempfile.TemporaryDirectory(prefix="dcm-extract-query-")))
-    link = Path(made[0]) / f"{len(list(Path(made[0]).iterdir()))}{path.suffix}"
+    folder = links.enter_context(tempfile.TemporaryDirectory(prefix="dcm-extract-query-"))
+    link = Path(folder) / f"table{path.suffix}"
     link.symlink_to(path.absolute())
     return str(link)
 

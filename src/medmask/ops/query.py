@@ -105,9 +105,9 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
     if missing:
         raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
     connection = duckdb.connect(config=OFFLINE)
-    links, made = contextlib.ExitStack(), list[str]()
+    links = contextlib.ExitStack()
     try:
-        names = [_utf8_path(p, links, made) for p in paths]
+        names = [_utf8_path(p, links) for p in paths]
         listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
         _run(lambda: connection.execute(
             f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])"
@@ -118,16 +118,15 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
         links.close()
 
 
-def _utf8_path(path: Path, links: contextlib.ExitStack, made: list[str]) -> str:
+def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:
     """``path`` as DuckDB can take it: itself, or - when its name is not UTF-8 (a Windows
     copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
-    temporary folder that lives as long as ``links``."""
+    temporary folder of its own that lives as long as ``links``."""
     text = str(path)
     if readable(text) == text:
         return text
-    if not made:
-        made.append(links.enter_context(tempfile.TemporaryDirectory(prefix="medmask-query-")))
-    link = Path(made[0]) / f"{len(list(Path(made[0]).iterdir()))}{path.suffix}"
+    folder = links.enter_context(tempfile.TemporaryDirectory(prefix="medmask-query-"))
+    link = Path(folder) / f"table{path.suffix}"
     link.symlink_to(path.absolute())
     return str(link)
 
