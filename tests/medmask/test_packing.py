@@ -235,6 +235,14 @@ def test_float_noise_in_geometry_is_reported_and_strict_refuses(tmp_path: Path) 
         pack(source, tmp_path / "d.mska")
 
 
+def save_turned(array: np.ndarray, affine: np.ndarray, ornt: np.ndarray, path: Path) -> None:
+    """``array`` on ``affine``'s grid saved in the axis order ``ornt`` (nibabel's own
+    orientation tools: the same voxel centres, the array and affine turned)."""
+    turned = nib.orientations.apply_orientation(array, ornt)
+    turned_affine = affine @ nib.orientations.inv_ornt_aff(ornt, array.shape)
+    nib.save(nib.Nifti1Image(turned, turned_affine), path)
+
+
 AXIS_ORDERS = [
     (perm, signs)
     for perm in itertools.permutations(range(3))
@@ -262,9 +270,7 @@ def test_a_mask_in_another_axis_order_on_the_same_grid_is_turned_onto_it(
     nib.save(nib.Nifti1Image(first, affine), source / "a.nii.gz")
     # the other mask, written in another axis order by nibabel's own orientation tools
     ornt = np.array([[p, s] for p, s in zip(perm, signs, strict=True)], float)
-    turned = nib.orientations.apply_orientation(other, ornt)
-    turned_affine = affine @ nib.orientations.inv_ornt_aff(ornt, shape)
-    nib.save(nib.Nifti1Image(turned, turned_affine), source / "b.nii.gz")
+    save_turned(other, affine, ornt, source / "b.nii.gz")
     same = perm == (0, 1, 2) and signs == (1, 1, 1)
     with contextlib.ExitStack() as stack:
         if not same:
@@ -293,9 +299,7 @@ def test_what_reading_changed_is_said_also_for_worker_processes(tmp_path: Path) 
     for case in ("p1", "p2"):
         (tmp_path / case).mkdir()
         nib.save(nib.Nifti1Image(arr, affine), tmp_path / case / "a.nii.gz")
-        turned = nib.orientations.apply_orientation(arr, ornt)
-        turned_affine = affine @ nib.orientations.inv_ornt_aff(ornt, shape)
-        nib.save(nib.Nifti1Image(turned, turned_affine), tmp_path / case / "b.nii.gz")
+        save_turned(arr, affine, ornt, tmp_path / case / "b.nii.gz")
     with pytest.warns(MedmaskWarning, match="b.nii.gz: the voxels lie") as said:
         results = pack_many([tmp_path / "p1", tmp_path / "p2"], tmp_path / "out", workers=2)
     assert all(isinstance(r, PackResult) and len(r.notes) == 1 for r in results)

@@ -109,17 +109,22 @@ def test_header_codes_and_names_come_back_as_the_files_had_them(
     assert read_nifti(renamed).mapping.to_dict() == {"liver": 1}
 
 
-def test_names_that_cannot_be_file_names_are_escaped_and_come_back(tmp_path: Path) -> None:
+def one_voxel_archive(path: Path, names: list[str]) -> None:
+    """An archive of ``names``, mask ``i`` holding voxel ``i`` alone (4 x 4 x 4)."""
     from spacetransformer import Space
 
     from medmask import MaskArchive, SegmentationMask
 
-    names = ["a/b", "..", ".", "肝脏", "CON", "50%", " padded ", "x:y*z?"]
-    with MaskArchive(tmp_path / "a.mska", "w", space=Space(shape=(4, 4, 4))) as archive:
+    with MaskArchive(path, "w", space=Space(shape=(4, 4, 4))) as archive:
         for i, name in enumerate(names):
             array = np.zeros((4, 4, 4), np.uint8)
             array.flat[i] = 1
             archive.add_mask(SegmentationMask(array, {name: 1}, Space(shape=(4, 4, 4))), name)
+
+
+def test_names_that_cannot_be_file_names_are_escaped_and_come_back(tmp_path: Path) -> None:
+    names = ["a/b", "..", ".", "肝脏", "CON", "50%", " padded ", "x:y*z?"]
+    one_voxel_archive(tmp_path / "a.mska", names)
     out = tmp_path / "deep" / "out"
     written = unpack_archive(tmp_path / "a.mska", out)
     assert {p.name for p in written} == {
@@ -143,11 +148,7 @@ def test_names_differing_only_in_case_are_apart_where_case_is_ignored(tmp_path: 
     from medmask import MaskArchive, SegmentationMask
 
     names = ["Liver", "liver", "LIVER", "Spleen", "kidney", "Kidney_L", "A%", "a%"]
-    with MaskArchive(tmp_path / "a.mska", "w", space=Space(shape=(4, 4, 4))) as archive:
-        for i, name in enumerate(names):
-            array = np.zeros((4, 4, 4), np.uint8)
-            array.flat[i] = 1
-            archive.add_mask(SegmentationMask(array, {name: 1}, Space(shape=(4, 4, 4))), name)
+    one_voxel_archive(tmp_path / "a.mska", names)
     written = unpack_archive(tmp_path / "a.mska", tmp_path / "out")
     # one file each on Windows, macOS and a FAT/exFAT USB drive (they compare names
     # without case): before, liver.nii.gz replaced Liver.nii.gz there without a word
