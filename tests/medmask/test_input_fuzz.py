@@ -114,3 +114,16 @@ def test_damaged_dicom_seg_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
     write_seg(source, mask_array().transpose(2, 1, 0), liver, tmp_path / "good.dcm")
     raw = (tmp_path / "good.dcm").read_bytes()
     run_all(damaged(raw, range(132, len(raw), 5), 4), "seg.dcm", tmp_path, capsys)
+
+
+def test_voxels_that_are_not_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An RGB NIfTI (a screenshot's colours, not labels) in a folder of masks or alone:
+    one error naming the file and its voxel type (it was a traceback in a folder)."""
+    folder = tmp_path / "case"
+    folder.mkdir()
+    rgb = np.zeros(tuple(SPACE.shape), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), folder / "liver.nii.gz")
+    for path in (folder, folder / "liver.nii.gz"):
+        assert not check_pack(path, tmp_path / "out.mska", capsys, str(path))
+        assert main(["pack", str(path), "-o", str(tmp_path / "o.mska")]) == 1
+        assert "liver.nii.gz: voxel type [('R', 'u1')" in capsys.readouterr().err

@@ -206,3 +206,37 @@ def test_64_bit_masks_go_back_in_their_own_type(tmp_path: Path, dtype: type) -> 
         mask = read_nifti(folder / "organs.nii.gz")
     image = mask.to_nifti(tmp_path / "api.nii.gz")
     assert image.get_data_dtype() == np.dtype(dtype)
+
+
+def test_files_recording_no_place_are_said_and_come_back_placed_as_each_reader_placed_them(
+    tmp_path: Path,
+) -> None:
+    """qform and sform codes 0: nibabel and ITK place the voxels differently (nibabel:
+    Analyze's flipped, centred grid; ITK: at the origin). Pack says so, once for the
+    folder; the unpacked files are placed by each reader as the originals were."""
+    sitk = pytest.importorskip("SimpleITK")
+    source = tmp_path / "case"
+    source.mkdir()
+    array = np.zeros((6, 5, 4), np.uint8)
+    array[1:3, 2:4, 1] = 1
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = [-20.0, 10.0, 5.0]
+    for name in ("liver", "spleen"):
+        image = nib.Nifti1Image(array, affine)
+        image.set_qform(None, code=0)
+        image.set_sform(None, code=0)
+        nib.save(image, source / f"{name}.nii.gz")
+    with pytest.warns(MedmaskWarning, match=r"2 files \(liver.nii.gz, ...\): no qform or sform"):
+        pack(source, tmp_path / "a.mska")
+    unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    for name in ("liver", "spleen"):
+        original, back = source / f"{name}.nii.gz", tmp_path / "out" / f"{name}.nii.gz"
+        assert np.allclose(nib.load(back).affine, nib.load(original).affine, atol=1e-6)
+        by_itk = [sitk.ReadImage(str(p)) for p in (original, back)]
+        for get in ("GetOrigin", "GetSpacing", "GetDirection"):
+            assert np.allclose(getattr(by_itk[1], get)(), getattr(by_itk[0], get)(), atol=1e-6)
+        assert np.array_equal(sitk.GetArrayFromImage(by_itk[1]), sitk.GetArrayFromImage(by_itk[0]))
+    single = tmp_path / "labels.nii.gz"
+    (source / "liver.nii.gz").rename(single)
+    with pytest.warns(MedmaskWarning, match=r"labels.nii.gz: no qform or sform"):
+        pack(single, tmp_path / "b.mska")

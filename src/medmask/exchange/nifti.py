@@ -4,6 +4,8 @@
   from the same affine, so ``space.shape == array.shape``.
 * Geometry: the Space comes from the affine nibabel reports (the sform when set), and
   the affine written back is the Space's; both headers' float32 values agree exactly.
+  A file with both codes 0 records no place: nibabel's is kept, with a warning
+  (:func:`unplaced_note`), and the codes go back with it.
 * Label names, first found wins: the ``mapping`` argument; a TotalSegmentator label
   table in a header extension; a JSON sidecar ``<stem>.json`` (``{"1": "liver"}`` or
   ``{"liver": 1}``); for a file holding one non-zero value (1, or 255 as some editors
@@ -53,6 +55,7 @@ __all__ = [
     "read_nifti",
     "read_nifti_folder",
     "read_voxels",
+    "unplaced_note",
     "write_nifti",
 ]
 
@@ -156,18 +159,19 @@ def iter_nifti_masks(
     *,
     strict: bool = False,
     drift: list[tuple[str, float]] | None = None,
-    turned: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[tuple[str, SegmentationMask]]:
     """``(name, mask)`` of each file in turn (one in memory at a time), named by its stem.
 
     An archive keeps the first file's geometry. Files whose geometry differs from it by
     float noise (at most :data:`medmask.model.space.GEOMETRY_TOLERANCE`; TotalSegmentator's
     s0000 has 25 such files, 1.5e-4 mm) are appended to ``drift`` as ``(file name,
-    largest difference)``; with ``strict`` any difference is an error. When ``turned`` is
+    largest difference)``; with ``strict`` any difference is an error. When ``notes`` is
     given (a list), a file on the first file's grid in another axis order (the same voxel
     centres, axes permuted or reversed: a tool's RAS array beside another's LPS one) is
     turned onto the first file's grid (:func:`medmask.model.geometry.grid_turn`), and a
-    note saying so is appended to ``turned``; else it is an error like any other geometry.
+    note saying so is appended to ``notes``; else it is an error like any other geometry.
+    Files that record no place in space (:func:`unplaced_note`) get one note in ``notes``.
 
     Raises
     ------
@@ -179,9 +183,12 @@ def iter_nifti_masks(
     first: tuple[Path, SegmentationMask] | None = None
     spaces: _Spaces = {}
     named: dict[str, Path] = {}
+    unplaced: list[str] = []
     for item in files:
         path = Path(item)
         mask = _read_nifti(path, None, spaces)
+        if mask.nifti_codes == (0, 0):
+            unplaced.append(path.name)
         name = _mask_name(path, mask)
         earlier = named.setdefault(name, path)
         if earlier != path:
@@ -193,8 +200,8 @@ def iter_nifti_masks(
             first = (path, mask)
         else:
             difference = geometry_difference(mask.space, first[1].space)
-            if difference > GEOMETRY_TOLERANCE and turned is not None and not strict:
-                mask, difference = _turned(mask, first, path, turned)
+            if difference > GEOMETRY_TOLERANCE and notes is not None and not strict:
+                mask, difference = _turned(mask, first, path, notes)
             if difference > (0.0 if strict else GEOMETRY_TOLERANCE):
                 shapes = f"shape {mask.shape} vs {first[1].shape}"
                 detail = shapes if math.isinf(difference) else f"by up to {difference:.3g} mm"
@@ -205,6 +212,23 @@ def iter_nifti_masks(
             if difference and drift is not None:
                 drift.append((path.name, difference))
         yield name, mask
+    if unplaced and notes is not None:
+        notes.append(unplaced_note(unplaced))
+
+
+def unplaced_note(files: list[str]) -> str:
+    """What to say of NIfTI files whose qform and sform codes are both 0: they do not
+    record where they lie. nibabel then places the voxels by Analyze's convention (the
+    first axis flipped, the volume centred on the origin), ITK (SimpleITK, 3D Slicer) at
+    the origin without flips; the archive keeps nibabel's, and unpack writes the codes
+    back, so each reader places the unpacked files as it placed these."""
+    which = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
+    return (
+        f"{which}: no qform or sform (both codes 0), so where the voxels lie is not "
+        "recorded; the archive takes nibabel's placing (Analyze's: first axis flipped, "
+        "centred on the origin), which ITK readers such as 3D Slicer do not share: check "
+        "the geometry before exporting to DICOM or comparing with the scan"
+    )
 
 
 def _turned(
@@ -515,10 +539,10 @@ def holds_label_map(path: str | os.PathLike[str]) -> bool:
         ):
             return True
         values = np.asarray(image.dataobj)
-    except Exception:  # any damage: not a label map we can tell
-        return False
-    found = values[values != 0]
-    return bool(found.size and (found != found.flat[0]).any())
+        found = values[values != 0]
+        return bool(found.size and (found != found.flat[0]).any())
+    except Exception:  # any damage, or voxels that are not numbers (RGB): not a label map
+        return False  # we can tell (reading it as a mask then says what is wrong)
 
 
 def is_nifti(path: str | os.PathLike[str]) -> bool:

@@ -30,7 +30,7 @@ import numpy as np
 from spacetransformer import Space
 
 from ..errors import FormatError, GeometryMismatchError, MedmaskError
-from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, read_nifti
+from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, read_nifti, unplaced_note
 from ..files.archive import MaskArchive
 from ..format.legacy_mska import LEGACY_MSKA_MAGIC
 from ..format.mska import MAGIC
@@ -122,7 +122,9 @@ def _read_slicer(path: Path, strict: bool, reference: object) -> SourceRead:
 
 
 def _read_label_file(path: Path, strict: bool, reference: object) -> SourceRead:
-    return SourceRead(split_labels(path), path.stat().st_size)
+    read = SourceRead(iter(()), path.stat().st_size)
+    read.masks = split_labels(path, read.notes)
+    return read
 
 
 def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | None) -> SourceRead:
@@ -200,9 +202,7 @@ def _read_nifti_folder(path: Path, strict: bool, reference: object) -> SourceRea
     read.input_bytes = sum(p.stat().st_size for p in files)
     read.masks = (
         (name, mask, None)
-        for name, mask in iter_nifti_masks(
-            files, strict=strict, drift=read.drift, turned=read.notes
-        )
+        for name, mask in iter_nifti_masks(files, strict=strict, drift=read.drift, notes=read.notes)
     )
     return read
 
@@ -234,10 +234,15 @@ def folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
     return files
 
 
-def split_labels(path: Path) -> Iterator[tuple[str, SegmentationMask, int | None]]:
+def split_labels(
+    path: Path, notes: list[str] | None = None
+) -> Iterator[tuple[str, SegmentationMask, int | None]]:
     """Each named label of a multi-label file as its own 0/1 mask, in the file's dtype,
-    with the label it had there (so a multi-label file written back gives it again)."""
+    with the label it had there (so a multi-label file written back gives it again);
+    a file that records no place in space gets a note in ``notes``."""
     combined = read_nifti(path)
+    if combined.nifti_codes == (0, 0) and notes is not None:
+        notes.append(unplaced_note([path.name]))
     data = np.asarray(combined.data)
     extents = label_extents(data)
     for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
