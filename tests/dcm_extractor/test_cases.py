@@ -106,6 +106,51 @@ def test_header_verdicts() -> None:
         assert verdict.reason == reason
 
 
+def test_archives_that_are_not_opened_are_named(tmp_path: Path) -> None:
+    """A case's images inside a tar.gz, 7-Zip or RAR file, or a zip named without .zip
+    (Windows hides suffixes): each file is reported as not DICOM, naming what it is and
+    what to do, instead of "no DICOM preamble"."""
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+
+    ct = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
+    case = tmp_path / "case"
+    case.mkdir()
+    with tarfile.open(case / "series.tar.gz", "w:gz") as archive:
+        archive.add(ct, "SE1/IM1.dcm")
+    with tarfile.open(case / "series.tar", "w") as archive:
+        archive.add(ct, "SE1/IM1.dcm")
+    with zipfile.ZipFile(case / "CT_export", "w") as archive:
+        archive.write(ct, "IM1.dcm")
+    (case / "IM1.dcm.bz2").write_bytes(bz2.compress(ct.read_bytes()))
+    (case / "IM1.dcm.xz").write_bytes(lzma.compress(ct.read_bytes()))
+    (case / "IM1.dcm.gz").write_bytes(gzip.compress(ct.read_bytes()))
+    # 7-Zip's and RAR 5's signatures (7zFormat.txt, RAR 5.0 archive format), as such files begin
+    (case / "series.7z").write_bytes(b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(40))
+    (case / "series.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(40))
+    (case / "notes.txt").write_bytes(b"Exported from PACS.\r\n" * 20)
+    result = scan_case(case)
+    details = {e.location.split("/")[-1]: (e.reason, e.detail) for e in result.report}
+    assert result.images == 0
+    assert set(details) == {p.name for p in case.iterdir()}
+    assert {reason for reason, _ in details.values()} == {"not_dicom"}
+    expected = {
+        "series.tar.gz": "a gzip file",
+        "IM1.dcm.gz": "a gzip file",
+        "series.tar": "a tar archive",
+        "CT_export": "a zip archive not named .zip",
+        "IM1.dcm.bz2": "a bzip2 file",
+        "IM1.dcm.xz": "an xz file",
+        "series.7z": "a 7-Zip archive",
+        "series.rar": "a RAR archive",
+    }
+    for name, kind in expected.items():
+        assert details[name][1].startswith(f"{kind}: not opened"), details[name]
+    assert details["notes.txt"][1] == "no DICOM preamble or data set at the start"
+
+
 def test_undecodable_names_are_reported() -> None:
     ds = dcmread(get_testdata_file("CT_small.dcm"))
     ds.SpecificCharacterSet = "ISO_IR 192"  # claims UTF-8 ...

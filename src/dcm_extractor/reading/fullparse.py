@@ -35,7 +35,7 @@ from .facts import (
     series_key,
 )
 from .sopclass import non_image_kind
-from .verdict import UNDEFINED, classify, looks_like_dicom, shown_uid
+from .verdict import UNDEFINED, classify, container_kind, looks_like_dicom, shown_uid
 
 __all__ = ["fields_of", "inspect_dicom", "parse_failure", "text_values"]
 
@@ -64,7 +64,7 @@ def inspect_dicom(
         if not data:
             return Skip("empty", "empty file")
         if not looks_like_dicom(data):
-            return Skip("not_dicom", "no DICOM preamble or data set at the start")
+            return Skip("not_dicom", _not_dicom_detail(data))
         try:
             ds: Dataset
             if whole:
@@ -82,6 +82,16 @@ def inspect_dicom(
         if whole and isinstance(verdict, Skip) and verdict.reason == "no_pixel_data":
             return _header_only_or_cut(verdict, fields, data, ds, extras)
         return verdict
+
+
+def _not_dicom_detail(data: bytes) -> str:
+    """Why bytes are not DICOM, naming an archive the images may be inside."""
+    kind = container_kind(data)
+    if kind is None:
+        return "no DICOM preamble or data set at the start"
+    if kind.startswith("a zip"):
+        return f"{kind}: not opened (dcm-extract reads the .zip files of a case folder)"
+    return f"{kind}: not opened (dcm-extract reads folders and .zip files); unpack it first"
 
 
 def _header_only_or_cut(

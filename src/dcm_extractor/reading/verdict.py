@@ -8,7 +8,8 @@ from where the pixel data starts and how long it says it is, set against the fil
 
 =================  =================================================================
 ``empty``          zero bytes
-``not_dicom``      neither a DICOM preamble nor a plausible DICOM start
+``not_dicom``      neither a DICOM preamble nor a plausible DICOM start (an archive dcm-extract
+                   does not open is named: :func:`container_kind`)
 ``unreadable``     looks like DICOM but pydicom cannot parse it
 ``dicomdir``       a media storage directory (DICOMDIR)
 ``non_image``      a SOP class known not to be an image (report, plan, PDF, ...)
@@ -27,7 +28,7 @@ from typing import Final
 from .facts import TEXT_KEYWORDS, HeaderFields, ImageFacts, Skip
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
-__all__ = ["UNDEFINED", "classify", "looks_like_dicom", "shown_uid"]
+__all__ = ["UNDEFINED", "classify", "container_kind", "looks_like_dicom", "shown_uid"]
 
 UNDEFINED: Final = 0xFFFFFFFF
 _ITEM: Final = struct.Struct("<HHI")
@@ -101,6 +102,37 @@ def looks_like_dicom(data: bytes) -> bool:
         return False
     little, big = struct.unpack_from("<H", data)[0], struct.unpack_from(">H", data)[0]
     return little in (0x0002, 0x0008) or big in (0x0002, 0x0008)  # no preamble: old files
+
+
+# Archives and compressed files a DICOM export may come in, by the bytes they start with
+# (their own specifications' magic numbers): not opened, but named in the report.
+_CONTAINERS: Final = (
+    (0, b"PK\x03\x04", "a zip archive not named .zip"),
+    (0, b"PK\x05\x06", "a zip archive not named .zip"),
+    (0, b"\x1f\x8b", "a gzip file"),
+    (257, b"ustar", "a tar archive"),
+    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (0, b"Rar!\x1a\x07", "a RAR archive"),
+    (0, b"BZh", "a bzip2 file"),
+    (0, b"\xfd7zXZ\x00", "an xz file"),
+    (0, b"\x28\xb5\x2f\xfd", "a Zstandard file"),
+)
+
+
+def container_kind(data: bytes) -> str | None:
+    """What archive or compressed file ``data`` (a file's first bytes) starts as, or None.
+
+    Examples
+    --------
+    >>> container_kind(b"Rar!\x1a\x07\x01\x00")
+    'a RAR archive'
+    >>> container_kind(b"hello") is None
+    True
+    """
+    for offset, magic, kind in _CONTAINERS:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    return None
 
 
 def pixel_problem(
