@@ -124,8 +124,9 @@ def container_kind(data: bytes) -> str | None:
 
     Examples
     --------
-    >>> container_kind(b"Rar!\x1a\x07\x01\x00")
-    'a RAR archive'
+    >>> import gzip
+    >>> container_kind(gzip.compress(b"DICM"))
+    'a gzip file'
     >>> container_kind(b"hello") is None
     True
     """
