@@ -187,6 +187,30 @@ def test_seg_nrrd_to_archive_to_nifti(grid: Grid, tmp_path: Path, world_name: st
         same_places(sitk_world(tmp_path / "out" / f"{name}.nii.gz"), truth(grid, mask), name)
 
 
+def test_nrrd_label_map_to_archive_to_nifti(grid: Grid, tmp_path: Path) -> None:
+    """A plain NRRD label map as SimpleITK (ITK's NRRD writer, as Slicer's label map
+    volumes and MITK's segmentations are written) writes it, in every orientation, its
+    labels named by a JSON sidecar."""
+    labels = np.zeros(SHAPE, np.uint8)
+    for i, mask in enumerate(masks().values()):
+        labels[mask != 0] = i + 1
+    image = sitk.GetImageFromArray(labels.transpose(2, 1, 0))  # SimpleITK's axes: k, j, i
+    image.SetSpacing(tuple(SPACING))
+    image.SetOrigin(tuple(ORIGIN))
+    image.SetDirection(tuple((grid.lps[:3, :3] / SPACING).ravel()))
+    source = tmp_path / "labels.nrrd"
+    sitk.WriteImage(image, str(source))
+    (tmp_path / "labels.json").write_text(
+        '{"1": "liver", "2": "kidney", "3": "spleen"}', encoding="utf-8"
+    )
+    for i, mask in enumerate(masks().values()):  # (the file holds what was meant)
+        same_places(sitk_world(source, i + 1), truth(grid, mask), f"SimpleITK, input label {i}")
+    cli("pack", source, "-o", tmp_path / "a.mska")
+    cli("unpack", tmp_path / "a.mska", "-o", tmp_path / "out")
+    for name, mask in zip(ASCII_NAMES, masks().values(), strict=True):
+        same_places(sitk_world(tmp_path / "out" / f"{name}.nii.gz"), truth(grid, mask), name)
+
+
 def ct_series(grid: Grid, folder: Path) -> list[Path]:
     volume = np.zeros(SHAPE, np.int16)
     return write_ct_series(volume, grid.space, folder, seed=f"orientation-{grid.name}")

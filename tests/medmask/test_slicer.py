@@ -148,3 +148,31 @@ def test_a_name_a_nrrd_header_cannot_hold_is_a_clear_error(tmp_path: Path) -> No
     with pytest.raises(MedmaskError, match=r"x\.seg\.nrrd: cannot be written: .* line break"):
         export_seg_nrrd(tmp_path / "a.mska", tmp_path / "x.seg.nrrd")
     assert not (tmp_path / "x.seg.nrrd").exists()
+
+
+def test_plain_nrrd_label_maps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A .nrrd that is not a .seg.nrrd is a label map: named as a NIfTI file's labels
+    are (one value: the file's stem; else idx_<label> with a warning); what is not one,
+    and image formats pack does not read, get one error naming the file."""
+    lps = {"space": "left-posterior-superior", "space directions": np.diag([0.5, 0.5, 2.0])}
+    one = np.zeros((6, 5, 4), np.uint8)
+    one[1:3, 2:4, 1:3] = 1
+    nrrd.write(str(tmp_path / "liver.nrrd"), one, lps)
+    result = pack(tmp_path / "liver.nrrd", tmp_path / "a.mska")
+    assert (result.kind, result.masks) == ("nrrd-labels", ["liver"])
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert np.array_equal(np.asarray(archive.load_mask("liver").data), one)
+    two = one.astype(np.int16) * 7
+    two[4, 4, 3] = 3
+    nrrd.write(str(tmp_path / "organs.nrrd"), two, lps)
+    with pytest.warns(MedmaskWarning, match=r"labels \[3, 7\] have no name"):
+        result = pack(tmp_path / "organs.nrrd", tmp_path / "b.mska")
+    assert result.masks == ["idx_3", "idx_7"]
+    nrrd.write(str(tmp_path / "four.nrrd"), one[None], {"space dimension": 3})
+    assert main(["pack", str(tmp_path / "four.nrrd"), "-o", str(tmp_path / "c.mska")]) == 1
+    assert "four.nrrd: a label map must be 3-D, got (1, 6, 5, 4)" in capsys.readouterr().err
+    (tmp_path / "scan.mha").write_bytes(b"ObjectType = Image\nNDims = 3\n")
+    assert main(["pack", str(tmp_path / "scan.mha"), "-o", str(tmp_path / "d.mska")]) == 1
+    err = capsys.readouterr().err
+    assert "scan.mha: not a folder of masks" in err and "convert it to .nii.gz first" in err
+    assert not (tmp_path / "c.mska").exists() and not (tmp_path / "d.mska").exists()

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=Path,
         metavar="SRC",
-        help="folder(s) of per-organ NIfTI masks, multi-label NIfTI, DICOM SEG or .seg.nrrd",
+        help="folder(s) of per-organ NIfTI masks, label maps (.nii, .nrrd), DICOM SEG, .seg.nrrd",
     )
     parser.add_argument(
         "-o", "--output", type=Path, required=True,

@@ -47,6 +47,7 @@ else:  # on first use: most commands never read NIfTI
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "file_label_names",
     "holds_label_map",
     "is_nifti",
     "mask_file_name",
@@ -487,19 +488,26 @@ def _label_names(
             if b"LabelTable" in content:
                 table = decode_label_table(content)
                 return LabelMapping({n: k for k, n in sorted(table.items())})
-    path = None if isinstance(source, nib.Nifti1Image) else Path(source)
-    if path is not None:
-        sidecar = path.with_name(nifti_stem(path) + ".json")
-        if sidecar.is_file():
-            return _sidecar_names(sidecar)
-        top = array.max(initial=0)
-        if bool(top <= 1):  # (NaN compares False; the mask refuses it)
-            return LabelMapping({readable(nifti_stem(path)): 1})
-        if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
-            return LabelMapping(
-                {readable(nifti_stem(path)): int(top)}
-            )  # one mask stored as 255 (or 2)
-    return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
+    if isinstance(source, nib.Nifti1Image):
+        return LabelMapping()  # the mask names unnamed labels idx_<label>, with a warning
+    path = Path(source)
+    return file_label_names(path, nifti_stem(path), array)
+
+
+def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping:
+    """The names of a mask file's labels that its format does not name: its JSON sidecar
+    ``<stem>.json``; for a file holding one non-zero value (1, or 255 as some editors
+    store a mask), the file's ``stem``; else none (the mask names them ``idx_<label>``,
+    with a warning)."""
+    sidecar = path.with_name(stem + ".json")
+    if sidecar.is_file():
+        return _sidecar_names(sidecar)
+    top = array.max(initial=0)
+    if bool(top <= 1):  # (NaN compares False; the mask refuses it)
+        return LabelMapping({readable(stem): 1})
+    if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
+        return LabelMapping({readable(stem): int(top)})  # one mask stored as 255 (or 2)
+    return LabelMapping()
 
 
 def _sidecar_names(path: Path) -> LabelMapping:

@@ -1,4 +1,5 @@
-"""3D Slicer's segmentation files (``.seg.nrrd``): masks in and out, overlaps kept as layers.
+"""3D Slicer's segmentation files (``.seg.nrrd``): masks in and out, overlaps kept as layers;
+plain NRRD label maps in (:func:`read_nrrd_label_map`).
 
 Slicer stores a segmentation as a NRRD volume of label values and one set of
 ``SegmentN_*`` key/value fields per segment (Name, Color, LabelValue, Layer, Extent,
@@ -28,6 +29,7 @@ from ..errors import FormatError, MedmaskError, MedmaskWarning
 from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import check_writable, write_atomic
 from ..model.geometry import nrrd_geometry, space_from_nrrd
+from ..model.label_values import MASK_DTYPES
 from ..model.mapping import LabelMapping
 from ..model.mask import SegmentationMask
 from ..model.meaning import Code, SegmentMeaning
@@ -40,6 +42,7 @@ __all__ = [
     "nrrd_bytes",
     "parse_terminology",
     "read_nrrd",
+    "read_nrrd_label_map",
     "read_seg_nrrd",
     "read_seg_nrrd_segments",
     "terminology_of",
@@ -250,6 +253,39 @@ def read_seg_nrrd_segments(
         voxels = np.ascontiguousarray(volumes[layer] == label).view(np.uint8)
         meaning = _meaning_of(header, key, source, name)
         yield name, SegmentationMask._trusted(voxels, LabelMapping({name: 1}), space), meaning
+
+
+def read_nrrd_label_map(path: str | os.PathLike[str]) -> SegmentationMask:
+    """A plain NRRD label map (``.nrrd``, not ``.seg.nrrd``): what 3D Slicer saves for a
+    label map volume, and MITK and ITK-SNAP for a segmentation. Its labels are named as a
+    NIfTI file's are (:func:`medmask.exchange.nifti.file_label_names`: a JSON sidecar
+    ``<stem>.json``, the file's stem for one value, else ``idx_<label>``).
+
+    Raises
+    ------
+    FormatError
+        Not a readable NRRD, not 3-D, voxels that are not labels, or geometry no Space
+        describes; the message names the file.
+    """
+    from .nifti import file_label_names  # noqa: PLC0415 - (nifti imports nibabel lazily)
+
+    source = Path(path)
+    data, header = read_nrrd(source)
+    if data.ndim != 3:
+        raise FormatError(f"{source}: a label map must be 3-D, got {data.shape}")
+    array = np.asarray(data)
+    if array.dtype.byteorder == ">":  # the same values, native order
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.dtype.kind not in "biuf" or str(array.dtype) not in MASK_DTYPES:
+        raise FormatError(f"{source}: voxel type {array.dtype} is not a mask type")
+    space = _space_of(header, array, source)
+    stem = source.name[: -len(".nrrd")]
+    try:
+        return SegmentationMask(
+            np.ascontiguousarray(array), file_label_names(source, stem, array), space
+        )
+    except ValueError as err:  # values that are not labels (negative, fractions, ...)
+        raise FormatError(f"{source}: not a mask: {err}") from err
 
 
 def _meaning_of(header: dict[str, Any], key: str, source: Path, name: str) -> SegmentMeaning:

@@ -10,6 +10,8 @@ grids a DICOM SEG can be read onto (``--like``: an archive or a NIfTI, by conten
 =====================  ===============================================================
 ``slicer``             a 3D Slicer ``.seg.nrrd`` file (each segment one mask)
 ``nifti-labels``       a ``.nii``/``.nii.gz`` file: a multi-label map (each label one mask)
+``nrrd-labels``        any other ``.nrrd`` file: a label map (Slicer's label map volume,
+                       MITK's and ITK-SNAP's segmentations; each label one mask)
 ``dicom-seg``          a DICOM SEG file, or a folder of one segmentation's SEG instances
 ``dicom-rtstruct``     a DICOM RT Structure Set (contours: needs ``--source`` or ``--like``)
                        (and no NIfTI file)
@@ -101,6 +103,10 @@ def _is_label_file(path: Path) -> bool:
     return path.is_file() and is_nifti(path)
 
 
+def _is_nrrd_label_map(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(".nrrd")
+
+
 def _is_dicom_seg(path: Path) -> bool:
     if path.is_dir() and any(is_nifti(p) for p in path.iterdir() if p.is_file()):
         return False
@@ -124,6 +130,14 @@ def _read_slicer(path: Path, strict: bool, reference: object) -> SourceRead:
 def _read_label_file(path: Path, strict: bool, reference: object) -> SourceRead:
     read = SourceRead(iter(()), path.stat().st_size)
     read.masks = split_labels(path, read.notes)
+    return read
+
+
+def _read_nrrd_label_map(path: Path, strict: bool, reference: object) -> SourceRead:
+    from ..exchange.slicer import read_nrrd_label_map  # noqa: PLC0415 - pynrrd for NRRD
+
+    read = SourceRead(iter(()), path.stat().st_size, nothing="the label map holds no label")
+    read.masks = _split(read_nrrd_label_map(path))
     return read
 
 
@@ -243,6 +257,11 @@ def split_labels(
     combined = read_nifti(path)
     if combined.nifti_codes == (0, 0) and notes is not None:
         notes.append(unplaced_note([path.name]))
+    yield from _split(combined)
+
+
+def _split(combined: SegmentationMask) -> Iterator[tuple[str, SegmentationMask, int | None]]:
+    """Each named label of ``combined`` as its own 0/1 mask (see :func:`split_labels`)."""
     data = np.asarray(combined.data)
     extents = label_extents(data)
     for name, label in sorted(combined.mapping.items(), key=lambda item: item[1]):
@@ -264,6 +283,7 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
 SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind("slicer", "Slicer .seg.nrrd", _is_slicer, _read_slicer),
     SourceKind("nifti-labels", "NIfTI", _is_label_file, _read_label_file),
+    SourceKind("nrrd-labels", "NRRD label map", _is_nrrd_label_map, _read_nrrd_label_map),
     SourceKind("dicom-seg", "DICOM SEG", _is_dicom_seg, _read_dicom_seg),
     SourceKind("dicom-rtstruct", "DICOM RTSTRUCT", _is_rtstruct, _read_rtstruct),
     SourceKind("nifti-folder", "NIfTI", Path.is_dir, _read_nifti_folder),
@@ -290,7 +310,20 @@ def source_kind(source: str | os.PathLike[str]) -> SourceKind:
     problem = dicom_header_problem(path)
     if problem:
         raise FormatError(f"{path}: {problem}")
-    raise MedmaskError(f"{path}: not a folder of masks, a .nii/.nii.gz file or a DICOM SEG")
+    suffix = path.name.lower().rsplit(".", 1)[-1]
+    hint = _CONVERT_HINTS.get(suffix, "")
+    raise MedmaskError(
+        f"{path}: not a folder of masks, a .nii/.nii.gz/.nrrd file or a DICOM SEG{hint}"
+    )
+
+
+# what to say of files of other image formats pack is given
+_CONVERT_HINTS = dict.fromkeys(
+    ("mha", "mhd", "hdr", "img", "mnc", "mgz", "nhdr"),
+    "; convert it to .nii.gz first (SimpleITK: "
+    "sitk.WriteImage(sitk.ReadImage(path), 'mask.nii.gz'); nibabel: "
+    "nib.save(nib.load(path), 'mask.nii.gz'))",
+)
 
 
 def _starts_with(*magics: bytes) -> Callable[[Path], bool]:
