@@ -158,7 +158,14 @@ def test_nifti_to_archive_to_seg_nrrd(grid: Grid, tmp_path: Path) -> None:
 ASCII_NAMES = ("liver", "kidney", "spleen")
 
 
-@pytest.mark.parametrize("world_name", ["left-posterior-superior", "right-anterior-superior"])
+NRRD_WORLDS = {  # NRRD's patient spaces, as the signs taking LPS to each
+    "left-posterior-superior": np.eye(4),
+    "right-anterior-superior": RAS,
+    "left-anterior-superior": np.diag([1.0, -1.0, 1.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("world_name", sorted(NRRD_WORLDS))
 def test_seg_nrrd_to_archive_to_nifti(grid: Grid, tmp_path: Path, world_name: str) -> None:
     labels = np.zeros(SHAPE, np.uint8)
     header: dict[str, object] = {}
@@ -168,7 +175,7 @@ def test_seg_nrrd_to_archive_to_nifti(grid: Grid, tmp_path: Path, world_name: st
         header[f"Segment{i}_ID"] = f"Segment_{i + 1}"
         header[f"Segment{i}_LabelValue"] = str(i + 1)
         header[f"Segment{i}_Layer"] = "0"
-    matrix = grid.lps if world_name.startswith("left") else RAS @ grid.lps
+    matrix = NRRD_WORLDS[world_name] @ grid.lps
     header.update(
         {
             "space": world_name,

@@ -56,11 +56,15 @@ ORTHOGONALITY_TOLERANCE: Final = 1e-2
 bound): TotalSegmentator's s0000 affines reach 2.2e-4; a sheared grid is far beyond. The
 columns are kept as given, so a nearly perpendicular grid still goes back unchanged."""
 
+# the NRRD worlds with anatomical directions (NRRD format definition 5, "space"), as the
+# signs taking their coordinates to LPS
 _NRRD_WORLDS: Final = {
-    "left-posterior-superior": False,
-    "lps": False,
-    "right-anterior-superior": True,
-    "ras": True,
+    "left-posterior-superior": (1.0, 1.0, 1.0),
+    "lps": (1.0, 1.0, 1.0),
+    "right-anterior-superior": (-1.0, -1.0, 1.0),
+    "ras": (-1.0, -1.0, 1.0),
+    "left-anterior-superior": (1.0, -1.0, 1.0),
+    "las": (1.0, -1.0, 1.0),
 }
 
 
@@ -160,8 +164,8 @@ def space_from_nrrd(
     Parameters
     ----------
     world : str
-        The NRRD ``space`` field: ``left-posterior-superior`` or ``right-anterior-superior``
-        (or their abbreviations, any case).
+        The NRRD ``space`` field: ``left-posterior-superior``, ``right-anterior-superior``
+        or ``left-anterior-superior`` (or their abbreviations, any case).
 
     Raises
     ------
@@ -170,15 +174,19 @@ def space_from_nrrd(
     """
     key = world.strip().lower()
     if key not in _NRRD_WORLDS:
-        raise ValueError(f"space {world!r} (expected left-posterior-superior or RAS)")
+        raise ValueError(
+            f"space {world!r}: not a patient's directions (expected left-posterior-superior, "
+            "right-anterior-superior or left-anterior-superior, or LPS, RAS, LAS)"
+        )
     steps = np.asarray(directions, dtype=np.float64)
     if steps.shape != (3, 3):
         raise ValueError(f"needs 3 space directions of 3 numbers, got shape {steps.shape}")
     matrix = np.eye(4)
     matrix[:3, :3] = steps.T
     matrix[:3, 3] = np.asarray(origin, dtype=np.float64).reshape(3)
-    if _NRRD_WORLDS[key]:
-        matrix = LPS_FROM_RAS @ matrix
+    signs = _NRRD_WORLDS[key]
+    if signs != (1.0, 1.0, 1.0):
+        matrix = np.diag([*signs, 1.0]) @ matrix
     return space_from_matrix(matrix, shape)
 
 
