@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nrrd
@@ -176,3 +177,36 @@ def test_plain_nrrd_label_maps(tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "scan.mha: not a folder of masks" in err and "convert it to .nii.gz first" in err
     assert not (tmp_path / "c.mska").exists() and not (tmp_path / "d.mska").exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ({}, "no space directions: placed at the origin, axes along LPS; no space named"),
+        ({"spacings": [0.5, 0.75, 2.0]}, "no space directions"),
+        (
+            {"space dimension": 3, "space directions": np.diag([0.5, 0.75, 2.0]),
+             "space origin": np.array([1.0, 2.0, 3.0])},
+            "(no space named: read as left-posterior-superior, as ITK",
+        ),
+    ],
+)  # fmt: skip
+def test_nrrd_files_that_do_not_say_where_they_lie(
+    tmp_path: Path, header: dict[str, object], missing: str
+) -> None:
+    """Placed as ITK (SimpleITK, 3D Slicer) places them, with a warning saying what the
+    file does not record (they were refused as having no space directions)."""
+    sitk = pytest.importorskip("SimpleITK")
+    labels = np.zeros((6, 5, 4), np.uint8)
+    labels[1:3, 2:4, 1:3] = 1
+    path = tmp_path / "liver.nrrd"
+    nrrd.write(str(path), labels, header)
+    with pytest.warns(MedmaskWarning, match=f"liver.nrrd: .*{re.escape(missing)}"):
+        pack(path, tmp_path / "a.mska")
+    by_itk = sitk.ReadImage(str(path))
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        space = archive.load_mask("liver").space
+    assert np.allclose(space.origin, by_itk.GetOrigin())
+    assert np.allclose(space.spacing, by_itk.GetSpacing())
+    columns = np.array([space.x_orientation, space.y_orientation, space.z_orientation]).T
+    assert np.allclose(columns.ravel(), by_itk.GetDirection())

@@ -457,13 +457,36 @@ def _decode_header(raw: bytes, source: Path) -> str:
 
 
 def _space_of(header: dict[str, Any], data: NDArray[Any], source: Path) -> Space:
-    try:
-        directions = np.asarray(header.get("space directions"), dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise FormatError(f"{source}: its space directions are not numbers ({err})") from err
-    if data.ndim == 4:
-        directions = directions[1:]
+    """The Space of a NRRD file's geometry; a file that does not record it all is read
+    as ITK (3D Slicer, SimpleITK) reads it, with a warning: no ``space directions``: at
+    the origin, axes along LPS, ``spacings`` (or 1 mm) apart; no ``space``: LPS."""
     shape = data.shape[1:] if data.ndim == 4 else data.shape
+    missing = []
+    if header.get("space directions") is None:
+        try:
+            spacings = np.asarray(header.get("spacings", np.ones(3)), dtype=np.float64)
+            directions = np.diag(spacings[-3:]) if spacings.size >= 3 else np.eye(3)
+        except (TypeError, ValueError) as err:
+            raise FormatError(f"{source}: its spacings are not numbers ({err})") from err
+        missing.append("no space directions: placed at the origin, axes along LPS")
+    else:
+        try:
+            directions = np.asarray(header.get("space directions"), dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise FormatError(f"{source}: its space directions are not numbers ({err})") from err
+        if data.ndim == 4:
+            directions = directions[1:]
+    if "space" not in header:
+        missing.append("no space named: read as left-posterior-superior")
+    if missing:
+        warnings.warn(
+            MedmaskWarning(
+                f"{source}: the NRRD header does not say where the voxels lie "
+                f"({'; '.join(missing)}, as ITK and 3D Slicer read it): check the geometry "
+                "before exporting to DICOM or comparing with the scan"
+            ),
+            stacklevel=3,
+        )
     try:
         origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
         return space_from_nrrd(directions, origin, str(header.get("space", _LPS)), shape)
