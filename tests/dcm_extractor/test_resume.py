@@ -62,6 +62,35 @@ def test_unchanged_cases_are_reused_and_changed_ones_redone(
     assert outputs(tmp_path / "fresh")["all_cases.csv"] == outputs(out)["all_cases.csv"]
 
 
+def test_a_rerun_leaves_unchanged_case_files_as_they_are(data: Path, tmp_path: Path) -> None:
+    """A rerun makes every case's own files again; those that come out the same are not
+    written (same inode, same modification time: no temporary file, no fsync, which were
+    most of a rerun's time), a changed case's are, and so is a file someone edited."""
+    out = tmp_path / "out"
+    assert extract(data, out) == 0
+
+    def stamps() -> dict[str, tuple[int, int]]:
+        return {
+            p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in out.iterdir()
+            if p.suffix == ".csv" and not p.name.startswith(("all_", "extraction_report"))
+        }
+
+    before, first = stamps(), outputs(out)
+    assert len(before) >= 4
+    edited = next(name for name in before if name.endswith(".desensitized.csv"))
+    (out / edited).write_text("edited by hand\n", encoding="utf-8")
+    shutil.copy(next((data / "Smith_John").rglob("IM0001.dcm")), data / "Smith_John" / "copy.dcm")
+    assert extract(data, out) == 0
+    after = stamps()
+    again = outputs(out)
+    assert b"copy.dcm,duplicate" in again.pop("extraction_report.csv")
+    assert again == {k: v for k, v in first.items() if k != "extraction_report.csv"}
+    assert after[edited][0] != before[edited][0]
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {edited}, changed
+
+
 def test_reading_other_columns_scans_again_and_series_resume_unchanged(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -525,3 +525,30 @@ def test_cases_whose_names_read_alike_keep_their_own_files(
             (row,) = list(csv.DictReader(stream))
         shown.append(row["ProjectID"])
     assert sorted(shown) == sorted(str(i) for i in ids.values() for _ in range(2))
+
+
+def test_a_file_already_holding_its_bytes_is_not_written_again(tmp_path: Path) -> None:
+    """write_atomic and write_csv make the file in memory; when the path holds exactly
+    those bytes, it is left as it is (no temporary file, no fsync); other bytes, or a
+    link in its place, are replaced as ever."""
+    import os
+
+    from dcm_extractor.outputs.atomic import write_atomic
+    from dcm_extractor.outputs.tables import write_csv
+
+    target = tmp_path / "a.csv"
+    write_csv(target, [{"PatientID": "000456"}])
+    made = target.stat()
+    os.utime(target, ns=(made.st_atime_ns, made.st_mtime_ns - 10**9))
+    stamp = (target.stat().st_ino, target.stat().st_mtime_ns)
+    write_csv(target, [{"PatientID": "000456"}])
+    assert (target.stat().st_ino, target.stat().st_mtime_ns) == stamp
+    write_csv(target, [{"PatientID": "000457"}])
+    assert target.stat().st_ino != stamp[0] and "000457" in target.read_text(encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(b"same")
+    (tmp_path / "link.bin").symlink_to(elsewhere)
+    write_atomic(tmp_path / "link.bin", b"same")
+    assert not (tmp_path / "link.bin").is_symlink()
+    assert (tmp_path / "link.bin").read_bytes() == b"same" == elsewhere.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "elsewhere.bin", "link.bin"]

@@ -1,5 +1,11 @@
 """Files written whole or not at all: a temporary sibling, fsynced, renamed over the target.
 
+Small files whose rows are in memory anyway (a case's own tables, the manifest's records)
+are made in memory first (``AtomicFile(path, in_memory=True)``, :func:`write_atomic`):
+when the path already holds exactly those bytes (a rerun's unchanged cases) nothing is
+written. A rerun over 5,000 unchanged cases spent most of its time creating, fsyncing
+and renaming files that came out the same (~1.5 ms a file).
+
 The one place dcm_extractor writes files from (tables, reports, the ID map, manifests,
 provenance): a crash or a full disk never leaves a half-written file under its name.
 
@@ -28,18 +34,29 @@ __all__ = ["AtomicFile", "atomic_path", "fitting_name", "name_max", "write_atomi
 class AtomicFile:
     """A file written into a temporary sibling, fsynced and renamed over ``path`` at commit.
 
-    As a context manager it commits on success and discards on an exception.
+    As a context manager it commits on success and discards on an exception. With
+    ``in_memory`` the bytes are held until :meth:`commit`, and nothing is written when
+    ``path`` already holds them.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, in_memory: bool = False) -> None:
         self.path = Path(path)
         _make_folder(self.path.parent)
+        self._temp: Path | None = None
+        self._file: IO[bytes]
+        if in_memory:
+            self._file = io.BytesIO()
+        else:
+            self._file = os.fdopen(self._open_sibling(), "wb")
+        self._text: io.TextIOWrapper | None = None
+
+    def _open_sibling(self) -> int:
+        """The temporary file, made (:attr:`_temp`), as a descriptor open for writing."""
         try:
             handle, self._temp = _sibling(self.path)
         except OSError as err:
             raise _naming(err, self.path) from err
-        self._file: IO[bytes] = os.fdopen(handle, "wb")
-        self._text: io.TextIOWrapper | None = None
+        return handle
 
     def write_bytes(self, data: bytes) -> None:
         """Append ``data`` to the file."""
@@ -67,9 +84,19 @@ class AtomicFile:
             if self._text is not None:
                 self._text.flush()
             self._file.flush()
+            if isinstance(self._file, io.BytesIO):
+                data = self._file.getvalue()
+                if _holds(self.path, data):
+                    self._close()
+                    return
+                self._close()
+                self._file = os.fdopen(self._open_sibling(), "wb")
+                self._file.write(data)
+                self._file.flush()
             os.fsync(self._file.fileno())
             _keep_mode(self._file.fileno(), self.path)
             self._close()
+            assert self._temp is not None
             self._temp.replace(self.path)
         except OSError as err:
             self.discard()
@@ -83,7 +110,8 @@ class AtomicFile:
         try:
             self._close()
         finally:
-            self._temp.unlink(missing_ok=True)
+            if self._temp is not None:
+                self._temp.unlink(missing_ok=True)
 
     def _close(self) -> None:
         text, self._text = self._text, None
@@ -197,6 +225,18 @@ def _keep_mode(handle: int, target: Path) -> None:
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all."""
-    with AtomicFile(path) as out:
+    """Write ``data`` to ``path`` whole or not at all (nothing when it holds them already)."""
+    with AtomicFile(path, in_memory=True) as out:
         out.write_bytes(data)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (not a link) of exactly ``data``."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            return False
+        with path.open("rb") as existing:
+            return existing.read(len(data) + 1) == data
+    except OSError:  # none there, or unreadable: it is written
+        return False

@@ -72,6 +72,8 @@ class TableShape:
     def with_columns(self, extra: Iterable[str]) -> TableShape:
         """This shape with ``extra`` text columns after its own (those it has are kept once)."""
         added = tuple(name for name in dict.fromkeys(extra) if name not in self.names)
+        if not added:  # (itself: its schema is made once, not for every case's files)
+            return self
         return TableShape(self.names + added, self.integers, self.floats, self.unique)
 
     @cached_property
@@ -129,13 +131,14 @@ class TableStream(AtomicFile):
         excel: bool = False,
         shape: TableShape = CASE_TABLE,
         row_group: int | None = None,
+        in_memory: bool = False,
     ) -> None:
         if fmt not in ("csv", "json", "parquet", "xlsx"):
             raise ValueError(f"unknown table format {fmt!r}")
-        super().__init__(path)
+        super().__init__(path, in_memory=in_memory)
         self.fmt = fmt
         self.names = shape.names
-        self.schema = shape.schema
+        self.shape = shape
         self._count = 0
         # Parquet: the rows of the next row group, column by column (lists of plain
         # values: a row group of 50,000 dicts would be 50,000 objects for the garbage
@@ -143,9 +146,8 @@ class TableStream(AtomicFile):
         self._pending: dict[str, list[Any]] = {name: [] for name in self.names}
         self._held = 0
         self._row_group = row_group
-        self._numeric = [
-            name for name in self.names if not pa.types.is_string(self.schema.field(name).type)
-        ]
+        numbers = shape.integers | shape.floats  # (the schema's columns that are not text)
+        self._numeric = [name for name in self.names if name in numbers]
         self._parquet: pq.ParquetWriter | None = None
         self._xlsx: XlsxTable
         if fmt == "csv":
@@ -159,7 +161,7 @@ class TableStream(AtomicFile):
             self._csv.writerow(self.names)
         elif fmt == "parquet":
             plain = [name for name in self.names if name not in shape.unique]
-            self._parquet = pq.ParquetWriter(self._file, self.schema, use_dictionary=plain)
+            self._parquet = pq.ParquetWriter(self._file, shape.schema, use_dictionary=plain)
         elif fmt == "xlsx":
             numeric = shape.integers | shape.floats
             self._xlsx = XlsxTable(self._file, self.names, numeric, self.path.stem)
@@ -248,8 +250,9 @@ class TableStream(AtomicFile):
         for name in self._numeric:  # "" in a number column is null
             if "" in columns[name]:  # (a search in C: most number columns hold none)
                 columns[name] = [None if v == "" else v for v in columns[name]]
-        arrays = [column(columns[field.name], field.type) for field in self.schema]
-        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        schema = self.shape.schema
+        arrays = [column(columns[field.name], field.type) for field in schema]
+        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=schema))
         self._count += self._held
         self._pending = {name: [] for name in self.names}
         self._held = 0
@@ -293,16 +296,18 @@ def write_csv(
     shape: TableShape = CASE_TABLE,
 ) -> None:
     """The rows as CSV with the fixed columns (or ``shape``'s); ``excel`` adds a UTF-8 BOM so
-    Excel shows Chinese."""
-    with TableStream(path, "csv", excel=excel, shape=shape) as stream:
+    Excel shows Chinese. Made in memory (the rows are), and not written again when
+    ``path`` holds it already."""
+    with TableStream(path, "csv", excel=excel, shape=shape, in_memory=True) as stream:
         stream.write(rows)
 
 
 def write_json(
     path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, shape: TableShape = CASE_TABLE
 ) -> None:
-    """The rows as a JSON list of records (same values as the CSV; numbers as numbers)."""
-    with TableStream(path, "json", shape=shape) as stream:
+    """The rows as a JSON list of records (same values as the CSV; numbers as numbers),
+    made in memory as :func:`write_csv`'s."""
+    with TableStream(path, "json", shape=shape, in_memory=True) as stream:
         stream.write(rows)
 
 
