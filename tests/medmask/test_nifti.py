@@ -294,3 +294,36 @@ def test_scaled_and_truncated_voxel_data(tmp_path: Path) -> None:
     (tmp_path / "cut.nii").write_bytes(data[:-10])
     with pytest.raises(FormatError, match=r"cut\.nii: cannot read the voxel data"):
         SegmentationMask.from_nifti(tmp_path / "cut.nii", mapping={})
+
+
+def test_a_two_dimensional_file_is_one_slice(tmp_path: Path) -> None:
+    """ITK writes a single-slice annotation as a 2-D NIfTI (dim[0] = 2): packed as a
+    volume of one slice (it was refused); every voxel lies where SimpleITK put it, in
+    the unpacked 3-D file too."""
+    sitk = pytest.importorskip("SimpleITK")
+    from medmask.ops.pack import pack
+    from medmask.ops.unpack import unpack_archive
+
+    array = np.zeros((9, 8), np.uint8)  # SimpleITK's order: rows (y), columns (x)
+    array[3:6, 2:5], array[0, 7] = 1, 1
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.9))
+    image.SetOrigin((-10.0, 20.0))
+    angle = 0.3
+    image.SetDirection((np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)))
+    folder = tmp_path / "case"
+    folder.mkdir()
+    sitk.WriteImage(image, str(folder / "lesion.nii.gz"))
+    assert nib.load(folder / "lesion.nii.gz").header["dim"][0] == 2
+    pack(folder, tmp_path / "a.mska")
+    unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    back = sitk.ReadImage(str(tmp_path / "out" / "lesion.nii.gz"))
+    assert back.GetSize() == (8, 9, 1)
+    expected = sorted(
+        (*image.TransformIndexToPhysicalPoint((int(i), int(j))), 0.0) for j, i in np.argwhere(array)
+    )
+    got = sorted(
+        back.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))
+        for k, j, i in np.argwhere(sitk.GetArrayFromImage(back))
+    )
+    assert np.allclose(got, expected, atol=1e-4)

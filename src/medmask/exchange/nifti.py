@@ -80,7 +80,8 @@ def read_nifti(
     -------
     SegmentationMask
         The voxels in the type the file stores them in (uint8, int16, float32, ...),
-        not copied; a 4-D file with one volume gives its 3-D volume.
+        not copied; a 4-D file with one volume gives its 3-D volume, a 2-D file a
+        volume of one slice.
 
     Raises
     ------
@@ -103,14 +104,18 @@ def _read_nifti(
 ) -> SegmentationMask:
     image, name = _open(source)
     shape = tuple(image.shape)
-    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
-        raise FormatError(f"{name}: a mask must be 3-D (or 4-D with one volume), got {shape}")
+    if not (len(shape) in (2, 3) or (len(shape) == 4 and shape[3] == 1)):
+        raise FormatError(
+            f"{name}: a mask must be 3-D (or 2-D: one slice; or 4-D with one volume), got {shape}"
+        )
     try:
         raw = read_voxels(image)
     except (OSError, ValueError, EOFError) as err:
         raise FormatError(f"{name}: cannot read the voxel data: {err}") from err
     if raw.ndim == 4:
         raw = raw[..., 0]
+    elif raw.ndim == 2:  # a 2-D file (ITK writes one slice so) is a volume of one slice
+        raw = raw[..., None]
     array = _as_label_array(raw, name)
     try:
         space = _space(image.affine, array.shape, spaces)
