@@ -162,6 +162,11 @@ def test_errors_are_one_line(
     assert cli_main(["query", str(outs["csv"]), "SELEC 1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "syntax error" in err and "Traceback" not in err
+    assert cli_main(["query", str(outs["csv"]), "SELECT PatientNam FROM cases"]) == 1
+    err = capsys.readouterr().err  # DuckDB's offer of names is kept on the one line
+    assert err.count("\n") == 1 and '(Candidate bindings: "PatientName"' in err
+    assert cli_main(["query", str(outs["csv"]), "SELECT * FROM serie"]) == 1
+    assert '(Did you mean "series"?)' in capsys.readouterr().err
     assert cli_main(["query", str(outs["csv"]), "SELECT 1", "-o", str(tmp_path / "a.txt")]) == 2
     assert "give a .csv, .parquet, .json, .xlsx file" in capsys.readouterr().err
     target = tmp_path / "kept.csv"

@@ -239,6 +239,12 @@ def test_sql_through_python_and_the_command_line(
     assert main(["query", str(out), "SELEC nonsense"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "query:" in err
+    # a mistyped column or view: DuckDB's offer of names is kept on the one line
+    assert main(["query", str(out), "SELECT voxels FROM masks"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and '(Candidate bindings: "voxel_count"' in err
+    assert main(["query", str(out), "SELECT * FROM mask"]) == 1
+    assert '(Did you mean "masks"?)' in capsys.readouterr().err
     assert main(["query", str(tmp_path / "none.parquet"), "SELECT 1"]) == 1
     assert main(["query", str(out), "SELECT 1", "-o", str(tmp_path / "x.txt")]) == 2
     with pytest.raises(MedmaskError, match="no such catalog"):

@@ -406,6 +406,14 @@ def _question(sql: str) -> None:
         )
 
 
+def _said(err: Exception) -> str:
+    """DuckDB's error: its first line says what, and a line of names it offers ("Did you
+    mean ...", "Candidate bindings: ...") follows; the rest points into the SQL."""
+    first, *rest = str(err).splitlines() or [""]
+    offers = [line for line in rest if line.startswith(("Did you mean", "Candidate bindings"))]
+    return f"{first} ({offers[0]})" if offers else first
+
+
 def _run(
     step: Any, out: str | os.PathLike[str] | None = None, broken: dict[str, str] | None = None
 ) -> Any:
@@ -416,8 +424,8 @@ def _run(
 
     try:
         return step()
-    except duckdb.Error as err:  # its first line says what; the rest points into the SQL
-        message = f"query: {str(err).splitlines()[0]}"
+    except duckdb.Error as err:
+        message = f"query: {_said(err)}"
         missing = re.search(r"Table with name (\w+) does not exist", str(err))
         view = missing.group(1).lower() if missing else ""
         if broken and view in broken:

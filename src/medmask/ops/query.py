@@ -150,8 +150,16 @@ def _run(step: Any) -> Any:
 
     try:
         return step()
-    except duckdb.Error as err:  # its first line says what; the rest points into the SQL
-        raise MedmaskError(f"query: {str(err).splitlines()[0]}") from err
+    except duckdb.Error as err:
+        raise MedmaskError(f"query: {_said(err)}") from err
+
+
+def _said(err: Exception) -> str:
+    """DuckDB's error: its first line says what, and a line of names it offers ("Did you
+    mean ...", "Candidate bindings: ...") follows; the rest points into the SQL."""
+    first, *rest = str(err).splitlines() or [""]
+    offers = [line for line in rest if line.startswith(("Did you mean", "Candidate bindings"))]
+    return f"{first} ({offers[0]})" if offers else first
 
 
 @contextmanager
