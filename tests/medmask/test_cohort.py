@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -304,6 +306,56 @@ def test_label_files_detected_only_when_they_are_label_maps(
     assert {source.name for _, source in layout.cases} == {"segmentations.nii.gz"}
     with pytest.raises(MedmaskError, match="layout must be one of"):
         detect_cohort(folders, "flat")
+
+
+def test_nnunet_predictions_are_named_by_their_dataset_json(tmp_path: Path) -> None:
+    """A folder as nnUNetv2_predict leaves it: label maps, its dataset.json (labels by
+    name, v2), plans.json and predict_from_raw_data_args.json. Each prediction is a case
+    whose masks carry dataset.json's names - a case where only one organ was found too
+    (it was named after the file) - and an organ not found is an empty mask; editing
+    dataset.json repacks. The MSD / nnU-Net v1 form ({"1": "liver"}) names a single file."""
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    both = np.zeros((12, 10, 8), np.uint8)
+    both[2:6, 2:6, 1:4], both[7:9, 6:8, 5:7] = 1, 2
+    nib.save(nib.Nifti1Image(both, affine), preds / "case_001.nii.gz")
+    nib.save(nib.Nifti1Image((both == 1).astype(np.uint8), affine), preds / "case_002.nii.gz")
+    dataset = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumor": 2},
+               "numTraining": 131, "file_ending": ".nii.gz"}  # fmt: skip
+    (preds / "dataset.json").write_text(json.dumps(dataset), encoding="utf-8")
+    (preds / "plans.json").write_text("{}", encoding="utf-8")
+    (preds / "predict_from_raw_data_args.json").write_text("{}", encoding="utf-8")
+    layout = detect_cohort(preds)
+    assert layout is not None and [case for case, _ in layout.cases] == ["case_001", "case_002"]
+    assert sorted(name for name, _ in layout.skipped) == [
+        "plans.json",
+        "predict_from_raw_data_args.json",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every label named: no idx_<label> warning
+        result = pack_cohort(preds, tmp_path / "out")
+    assert len(result.packed) == 2 and not result.failures
+    for case in ("case_001", "case_002"):
+        voxels = np.asarray(nib.load(preds / f"{case}.nii.gz").dataobj)
+        with MaskArchive(tmp_path / "out" / f"{case}.mska") as archive:
+            assert sorted(archive.all_names()) == ["liver", "tumor"]
+            for name, label in (("liver", 1), ("tumor", 2)):
+                assert np.array_equal(archive.load_mask(name).data != 0, voxels == label)
+    dataset["labels"] = {"background": 0, "hepar": 1, "tumor": 2}
+    (preds / "dataset.json").write_text(json.dumps(dataset), encoding="utf-8")
+    assert len(pack_cohort(preds, tmp_path / "out").packed) == 2  # (the names changed)
+    assert "hepar" in MaskArchive(tmp_path / "out" / "case_002.mska").all_names()
+    single = tmp_path / "msd"
+    single.mkdir()
+    shutil.copy(preds / "case_001.nii.gz", single / "liver_7.nii.gz")
+    msd = {"labels": {"0": "background", "1": "liver", "2": "cancer"}}
+    (single / "dataset.json").write_text(json.dumps(msd), encoding="utf-8")
+    assert pack(single / "liver_7.nii.gz", tmp_path / "msd.mska").masks == ["liver", "cancer"]
+    regions = {"labels": {"background": 0, "whole_tumor": [1, 2], "core": [2]}}
+    (single / "dataset.json").write_text(json.dumps(regions), encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"labels \[1, 2\] have no name"):
+        pack(single / "liver_7.nii.gz", tmp_path / "regions.mska")
 
 
 def test_the_series_map_is_recorded_and_a_change_repacks(

@@ -8,8 +8,9 @@
   (:func:`unplaced_note`), and the codes go back with it.
 * Label names, first found wins: the ``mapping`` argument; a TotalSegmentator label
   table in a header extension; a JSON sidecar ``<stem>.json`` (``{"1": "liver"}`` or
-  ``{"liver": 1}``); for a file holding one non-zero value (1, or 255 as some editors
-  store a mask), the file's stem (``liver.nii.gz`` -> ``liver``); otherwise ``idx_<label>``.
+  ``{"liver": 1}``); the labels of an nnU-Net ``dataset.json`` beside it; for a file
+  holding one non-zero value (1, or 255 as some editors store a mask), the file's stem
+  (``liver.nii.gz`` -> ``liver``); otherwise ``idx_<label>``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ else:  # on first use: most commands never read NIfTI
     nib = lazy_module("nibabel")
 
 __all__ = [
+    "DATASET_JSON",
     "NIFTI_SUFFIXES",
+    "dataset_labels",
     "file_label_names",
     "holds_label_map",
     "is_nifti",
@@ -501,12 +504,16 @@ def _label_names(
 
 def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping:
     """The names of a mask file's labels that its format does not name: its JSON sidecar
-    ``<stem>.json``; for a file holding one non-zero value (1, or 255 as some editors
-    store a mask), the file's ``stem``; else none (the mask names them ``idx_<label>``,
-    with a warning)."""
+    ``<stem>.json``; the ``labels`` of a ``dataset.json`` beside it (nnU-Net writes its
+    own into every prediction folder; :func:`dataset_labels`); for a file holding one
+    non-zero value (1, or 255 as some editors store a mask), the file's ``stem``; else
+    none (the mask names them ``idx_<label>``, with a warning)."""
     sidecar = path.with_name(stem + ".json")
     if sidecar.is_file():
         return _sidecar_names(sidecar)
+    dataset = dataset_labels(path.parent)
+    if dataset is not None:
+        return dataset
     top = array.max(initial=0)
     if bool(top <= 1):  # (NaN compares False; the mask refuses it)
         return LabelMapping({readable(stem): 1})
@@ -535,6 +542,47 @@ def _sidecar_names(path: Path) -> LabelMapping:
         raise FormatError(f"{path}: label sidecar is not a name/label JSON object: {err}") from err
 
 
+DATASET_JSON = "dataset.json"
+
+
+def dataset_labels(folder: Path) -> LabelMapping | None:
+    """The label names of the ``dataset.json`` in ``folder``, or None when there is none
+    or it names no labels.
+
+    nnU-Net (v2: ``"labels": {"background": 0, "liver": 1}``) and the Medical
+    Segmentation Decathlon and nnU-Net v1 (``"labels": {"0": "background", "1": "liver"}``)
+    describe a data set so, and ``nnUNetv2_predict`` copies it into its output folder
+    beside the predictions. Label 0 (the background) is no mask. Region-based data sets
+    (a name for a list of labels) name regions, not the values of a prediction: None.
+
+    Raises
+    ------
+    FormatError
+        The file is not UTF-8 JSON.
+    """
+    file = folder / DATASET_JSON
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise FormatError(f"{file}: not a readable dataset.json ({err})") from err
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(labels, dict) or not labels:
+        return None
+    pairs = list(labels.items())
+    if all(str(key).isdigit() for key, _ in pairs):  # {"1": "liver"}: MSD, nnU-Net v1
+        named = {str(name): int(key) for key, name in pairs}
+    elif all(isinstance(value, int) and not isinstance(value, bool) for _, value in pairs):
+        named = {str(name): int(value) for name, value in pairs}  # nnU-Net v2
+    else:  # (regions: lists of labels)
+        return None
+    try:
+        return LabelMapping({name: value for name, value in named.items() if value != 0})
+    except ValueError as err:  # (two names for one label, a negative label ...)
+        raise FormatError(f"{file}: its labels are not one name each: {err}") from err
+
+
 def holds_label_map(path: str | os.PathLike[str]) -> bool:
     """Whether a NIfTI file is a multi-label map rather than one mask: it names its labels
     (a label table in its header, a ``<stem>.json`` sidecar) or holds two or more
@@ -543,6 +591,11 @@ def holds_label_map(path: str | os.PathLike[str]) -> bool:
     file = Path(path)
     if file.with_name(nifti_stem(file) + ".json").is_file():
         return True
+    try:
+        if dataset_labels(file.parent) is not None:  # (nnU-Net's predictions)
+            return True
+    except FormatError:
+        pass
     try:
         image: Any = nib.load(file)
         if any(

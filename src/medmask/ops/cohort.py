@@ -27,7 +27,13 @@ from typing import Any
 
 from ..codecs import DEFAULT_LEVEL
 from ..errors import MedmaskError
-from ..exchange.nifti import NIFTI_SUFFIXES, holds_label_map, is_nifti, nifti_stem
+from ..exchange.nifti import (
+    DATASET_JSON,
+    NIFTI_SUFFIXES,
+    holds_label_map,
+    is_nifti,
+    nifti_stem,
+)
 from ..files.atomic import atomic_path
 from ..files.names import readable
 from .pack import TOTALSEG_FOLDER, Job, PackFailure, PackResult, run_jobs
@@ -144,6 +150,8 @@ def _label_files(base: Path, entries: list[Path]) -> CohortLayout | None:
             cases.append((nifti_stem(entry), entry))
         elif entry.is_file() and entry.name.endswith(".json") and entry.name[:-5] in stems:
             continue  # a label sidecar
+        elif entry.is_file() and entry.name == DATASET_JSON:
+            continue  # nnU-Net's: the labels of every file (read with each)
         else:
             what = "a folder" if entry.is_dir() else "not a .nii/.nii.gz file"
             skipped.append((entry.name, f"{what} among multi-label files"))
@@ -157,8 +165,8 @@ def fingerprint(source: Path, options: str = "") -> str:
     multi-label file's JSON sidecar included), and ``options`` (what it is packed with)."""
     digest = hashlib.sha256(options.encode())
     if source.is_file():
-        sidecar = source.with_name(nifti_stem(source) + ".json")
-        files = [source, sidecar] if sidecar.is_file() else [source]
+        sidecars = (source.with_name(nifti_stem(source) + ".json"), source.parent / DATASET_JSON)
+        files = [source, *(p for p in sidecars if p.is_file())]
     else:
         files = sorted(p for p in source.iterdir() if p.is_file())
     for path in files:
