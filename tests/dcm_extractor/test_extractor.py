@@ -313,6 +313,41 @@ def test_sample_data_and_summary_add_up(tmp_path: Path) -> None:
     }
 
 
+def test_a_data_root_that_is_one_patients_folder_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-d given one patient's folder: its series folders become cases that split one
+    study, and a folder of loose files gives no case at all. Each run says so (once, on
+    stderr and in the log) and names what to give instead; the sample data, whose cases
+    are patients, says nothing."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
+    patient, loose = tmp_path / "patient1", tmp_path / "loose"
+    for number in (1, 2):
+        ct.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
+        for image in range(2):
+            ct.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}.{image}"
+            (patient / f"SE{number}").mkdir(parents=True, exist_ok=True)
+            ct.save_as(patient / f"SE{number}" / f"IM{image}.dcm")
+            loose.mkdir(exist_ok=True)
+            ct.save_as(loose / f"IM{number}{image}.dcm")
+    log = tmp_path / "run.log"
+    base = ["--log", str(log), "-q"]
+    assert cli_main(["-d", str(patient), "-o", str(tmp_path / "a"), *base]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: 1 case(s) hold a study an earlier case holds too (SE1 and SE2)") == 1
+    assert "give the folder above it as -d" in err
+    assert "hold a study an earlier case holds too" in log.read_text(encoding="utf-8")
+    assert cli_main(["-d", str(loose), "-o", str(tmp_path / "b"), *base]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: no case folders in {loose}: its 4 file(s) lie directly in it" in err
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=2)
+    assert cli_main(["-d", str(sample.cases_root), "-o", str(tmp_path / "c"), *base]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_parallel_workers_give_the_same_outputs(workspace: Path) -> None:
     data = workspace / "data" / "dicom_cases"
     outputs = {}

@@ -270,6 +270,8 @@ def _locked_main(
     rate = summary.files / max(seconds, 1e-9)
     if summary.cleaned:
         print(f"--desensitize: removed from {options.out}: {summary.cleaned}", file=sys.stderr)
+    for note in summary.notes:  # (in the log already)
+        print(f"{prog}: warning: {note}", file=sys.stderr)
     echo(f"{summary.line()} in {seconds:.1f} s ({rate:,.0f} files/s)")
     echo(f"tables in {options.out}; skipped and failed files: {options.out / REPORT_NAME}")
     fresh = (

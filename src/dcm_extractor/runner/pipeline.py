@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataRootError, DcmExtractorError
 from ..options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions
@@ -87,6 +88,7 @@ def run(
             root_files = scan_root_files(root)
             summary.add_files(root_files)
             outputs.report(root_files.report)
+            studies = StudyCases()
             for case_dir, outcome in scan_all(case_dirs, root, options, reused):
                 project_id = id_of[case_dir.name]
                 shown = policy.case_name(readable(case_dir.name), project_id)
@@ -95,6 +97,7 @@ def run(
                 result = _outcome(case_dir, shown, outcome, outputs, policy)
                 summary.add_case(result)
                 if result is not None:
+                    studies.add(shown, result.rows)
                     record = None  # the resume record, written after the case's own files
                     if manifest is not None and case_dir.name not in reused:
                         fingerprint = fingerprints[case_dir.name]
@@ -103,11 +106,62 @@ def run(
                 if progress:
                     progress(result)
             summary.reported = outputs.reported
+            summary.notes += studies.notes()
+            if not case_dirs and root_files.files:
+                summary.notes.append(
+                    f"no case folders in {root}: its {root_files.files} file(s) lie directly "
+                    "in it (see the report). dcm-extract takes each folder under -d as one "
+                    "case, a patient or an exam: give the folder above it as -d"
+                )
+            for note in summary.notes:
+                log.warning("%s", note)
             outputs.finish(vars(summary), time.perf_counter() - started)
         except BaseException:
             outputs.discard()
             raise
     return summary
+
+
+class StudyCases:
+    """Which case each study was first seen in, to say when a study is in two cases:
+    series folders taken for cases (``-d`` one patient's folder), or an exam split over
+    case folders - each case's row then counts part of it. At most :attr:`MOST` studies
+    are remembered (a run's memory stays flat)."""
+
+    MOST = 1_000_000
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}  # StudyInstanceUID -> the first case holding it
+        self._shared: list[tuple[str, str]] = []  # (earlier case, later case)
+        self._count = 0
+
+    def add(self, case: str, rows: list[dict[str, Any]]) -> None:
+        """A finished case's rows (as shown: ``case`` is its name or its pseudonym)."""
+        for row in rows:
+            uid = row.get("StudyInstanceUID")
+            if not uid:
+                continue
+            first = self._first.get(uid)
+            if first is None:
+                if len(self._first) < self.MOST:
+                    self._first[uid] = case
+            elif first != case:
+                self._count += 1
+                if len(self._shared) < 3:
+                    self._shared.append((first, case))
+
+    def notes(self) -> list[str]:
+        """The note for the run's summary, if any study was in two cases."""
+        if not self._count:
+            return []
+        pairs = ", ".join(f"{a} and {b}" for a, b in self._shared)
+        more = ", ..." if self._count > len(self._shared) else ""
+        return [
+            f"{self._count} case(s) hold a study an earlier case holds too ({pairs}{more}): "
+            "dcm-extract takes each folder under -d as one case, a patient or an exam, so "
+            "each counts its part of the study. If -d is one patient's folder of series, "
+            "give the folder above it as -d"
+        ]
 
 
 def run_lock(options: RunOptions) -> contextlib.AbstractContextManager[Takeover]:

@@ -26,6 +26,7 @@ class RunSummary:
     reported: int = 0  # lines in the report: skipped and failed files, row problems
     series: int = 0  # rows of the series table
     cleaned: str = ""  # de-identified runs: what earlier runs left that was removed
+    notes: list[str] = field(default_factory=list)  # what the run's user should look at
 
     @property
     def handed_over(self) -> int:
