@@ -257,3 +257,57 @@ def test_every_cell_equals_what_xlsxwriter_writes(
             # (a whole number XlsxWriter writes without a point reads back as an int)
             number = isinstance(its, int | float) and not isinstance(its, bool)
             assert mine == (pytest.approx(float(its), rel=1e-15) if number else its)
+
+
+def test_excel_csv_cells_a_spreadsheet_takes_for_formulas_are_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PatientName of only its ideographic group (``=张三^``) and a description like
+    ``-30 deg``: in an --excel CSV a spreadsheet takes them for formulas (LibreOffice,
+    below, makes the ``=`` one a formula). The CSV keeps them as read, the run says which
+    tables and columns hold such cells and points at xlsx, where they stay text."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from dcm_extractor.cli import main as cli_main
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
+    ds.SpecificCharacterSet = "GB18030"
+    ds.PatientName = "=张三^"
+    ds.StudyDescription = "-30 deg"
+    (tmp_path / "d" / "c1").mkdir(parents=True)
+    ds.save_as(tmp_path / "d" / "c1" / "IM1.dcm")
+    out = tmp_path / "out"
+    argv = [
+        "-d",
+        str(tmp_path / "d"),
+        "--merge-all",
+        "--series",
+        "-q",
+        "--log",
+        str(tmp_path / "l"),
+    ]
+    assert cli_main([*argv, "-o", str(out), "--excel", "--format", "csv,xlsx"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("--excel: cells begin with = + - or @") == 1
+    assert "all_cases.csv: PatientName 1" in err and "all_series.csv: StudyDescription 1" in err
+    assert "each case's tables: PatientName 1" in err and "--format xlsx" in err
+    rows = read_csv(out / "all_cases.csv")
+    assert rows[1][rows[0].index("PatientName")] == "=张三^"  # as read
+    book = read_book(out / "all_cases.xlsx")["all_cases"]
+    column = [value for value, _ in book[0]].index("PatientName")
+    assert book[1][column] == ("=张三^", "s")
+    assert cli_main([*argv, "-o", str(tmp_path / "plain")]) == 0
+    assert "warning" not in capsys.readouterr().err  # (not asked for Excel: not said)
+    if shutil.which("soffice") is None:
+        pytest.skip("no LibreOffice (Debian: libreoffice-calc) to show the formula")
+    done = subprocess.run(
+        ["soffice", "--headless", "--infilter=CSV:44,34,76", "--convert-to", "xlsx",
+         "--outdir", str(tmp_path / "lo"), str(out / "all_cases.csv")],
+        capture_output=True, timeout=300, check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    converted = read_book(tmp_path / "lo" / "all_cases.xlsx")
+    (sheet,) = converted.values()
+    assert sheet[1][column][1] == "f"  # LibreOffice made it a formula

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +29,7 @@ from .tables import (
     SERIES_TABLE,
     ReportStream,
     TableStream,
+    formula_like,
     write_csv,
     write_json,
 )
@@ -121,6 +122,7 @@ class RunOutputs:
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
         self.case_files = CaseFiles()
+        self._case_formulas: Counter[str] = Counter()  # --excel: (formula_like) by column
         self._stems: dict[str, int] = {}  # case files' stems (casefolded) -> ProjectID
         self.cohort = Cohort() if options.html_report else None
         headers = options.extras.headers
@@ -163,6 +165,9 @@ class RunOutputs:
         stem, note = self._own_stem(result, project_id)
         self.report([*result.report, note] if note is not None else result.report)
         rows = with_ids(result.rows, project_id)
+        if self.options.excel and not self.options.only_merged:  # (the case's own CSVs)
+            for row in rows:
+                self._case_formulas.update(k for k, v in row.items() if formula_like(v))
         self.case_files.submit(
             functools.partial(_write_case_then, self.options, result, rows, then, stem, project_id)
         )
@@ -207,6 +212,27 @@ class RunOutputs:
         write_provenance(self.options)
         if self.cohort is not None:
             write_html_report(self.options, self.cohort, summary, seconds)
+
+    def excel_notes(self) -> list[str]:
+        """Under ``--excel``: which CSV tables hold cells a spreadsheet takes for formulas
+        (:func:`~.tables.formula_like`), by column, as one note; else none."""
+        if not self.options.excel:
+            return []
+        found = [("each case's tables", self._case_formulas)] if self._case_formulas else []
+        found += [(s.path.name, s.formula_cells) for s in self._streams if s.formula_cells]
+        if not found:
+            return []
+        where = "; ".join(
+            f"{table}: " + ", ".join(f"{column} {count:,}" for column, count in cells.items())
+            for table, cells in found
+        )
+        return [
+            f"--excel: cells begin with = + - or @ ({where}); Excel takes such a cell for a "
+            "formula and shows an error such as #NAME? instead of its text (a PatientName "
+            "of only its ideographic group, =张三, or a position like -125\\-130\\55). The "
+            "CSV holds the values as read: open the tables with --format xlsx, where every "
+            "text stays text"
+        ]
 
     @property
     def _streams(self) -> list[TableStream]:

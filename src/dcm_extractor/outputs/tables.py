@@ -17,6 +17,8 @@ import contextlib
 import csv
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,6 +44,7 @@ __all__ = [
     "ReportStream",
     "TableShape",
     "TableStream",
+    "formula_like",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -150,6 +153,9 @@ class TableStream(AtomicFile):
         self._numeric = [name for name in self.names if name in numbers]
         self._parquet: pq.ParquetWriter | None = None
         self._xlsx: XlsxTable
+        # --excel CSVs: cells Excel would take for formulas, by column (formula_like)
+        self.formula_cells: Counter[str] = Counter()
+        self._excel_csv = excel and fmt == "csv"
         if fmt == "csv":
             terminator = "\r\n" if excel else "\n"
             text = self._text_file(excel)
@@ -206,6 +212,8 @@ class TableStream(AtomicFile):
                 for cells in zip(*ordered, strict=True):
                     self._csv_row(cells)
             else:
+                if self._excel_csv:
+                    self._count_formulas(self.names, ordered)
                 self._csv.writerows(zip(*ordered, strict=True))
         else:
             names = [name for name in self.names if name in columns]
@@ -214,11 +222,19 @@ class TableStream(AtomicFile):
                 for row in zip(*(columns[name] for name in names), strict=True)
             )
 
+    def _count_formulas(self, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
+        for name, values in zip(names, columns, strict=True):
+            found = sum(map(formula_like, values))
+            if found:
+                self.formula_cells[name] += found
+
     def _group_rows(self) -> int:
         first = PARQUET_ROW_GROUP if self._row_group is None else self._row_group
         return max(first, min(10 * first, self._count // 100))
 
     def _csv_row(self, cells: Sequence[Any]) -> None:
+        if self._excel_csv:
+            self._count_formulas(self.names, [[cell] for cell in cells])
         if _cr_in(cells):
             self._csv_quoted.writerow(cells)
         else:
@@ -338,6 +354,28 @@ def _has_cr(values: Sequence[Any]) -> bool:
         return "\r" in "".join(values)  # (a column of text: one pass in C)
     except TypeError:
         return _cr_in(values)
+
+
+_FORMULA_START: Final = re.compile(r"[=+\-@\t\r]")
+_NUMBER: Final = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def formula_like(value: Any) -> bool:
+    r"""Whether a spreadsheet opening a CSV takes ``value`` for a formula: text beginning
+    with ``= + - @`` (or a tab or CR) that is not a number (OWASP, "CSV Injection";
+    LibreOffice takes ``=``, Excel all four). A PatientName with only its ideographic
+    group (``=张三``) is one, and so is an ImagePositionPatient like ``-125\-130\55``.
+
+    Examples
+    --------
+    >>> [formula_like(v) for v in ("=张三^", "-125.3\\-130\\55", "-100", "1e-3", "CT", 7)]
+    [True, True, False, False, False, False]
+    """
+    return (
+        isinstance(value, str)
+        and _FORMULA_START.match(value) is not None
+        and _NUMBER.fullmatch(value) is None
+    )
 
 
 def _cr_in(values: Iterable[Any]) -> bool:

@@ -106,7 +106,7 @@ def run(
                 if progress:
                     progress(result)
             summary.reported = outputs.reported
-            summary.notes += studies.notes()
+            summary.notes += studies.notes() + outputs.excel_notes()
             if not case_dirs and root_files.files:
                 summary.notes.append(
                     f"no case folders in {root}: its {root_files.files} file(s) lie directly "
