@@ -325,3 +325,32 @@ def test_s0000_geometry_noise_is_reported(shared_data: Path, tmp_path: Path) -> 
     with pytest.warns(MedmaskWarning, match=r"25 of 117 files differ from the first one's"):
         result = pack(shared_data / "totalseg_s0000", tmp_path / "s0000.mska")
     assert len(result.drift) == 25 and max(d for _, d in result.drift) < 2e-4
+
+
+def test_a_totalsegmentator_case_folder_packs_its_masks_not_its_image(
+    tmp_path: Path, mask_sample: MaskSample, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TotalSegmentator's data set lays a case out as <case>/ct.nii.gz beside
+    <case>/segmentations/. Packing the case folder packs its masks (it read the CT as a
+    cohort of one multi-label file and failed on it), and says where they were; a scan
+    among the masks of a folder is named as a likely image."""
+    from medmask.cli import main
+    from medmask.ops.cohort import detect_cohort
+
+    case = tmp_path / "s0001"
+    shutil.copytree(mask_sample.masks_dir, case / "segmentations")
+    scan = np.random.default_rng(1).normal(0, 300, (12, 10, 8)).astype(np.int16)
+    nib.save(nib.Nifti1Image(scan, np.eye(4)), case / "ct.nii.gz")
+    assert detect_cohort(case) is None
+    assert main(["pack", str(case), "-o", str(tmp_path / "case.mska")]) == 0
+    assert f"of NIfTI (in {case / 'segmentations'})" in capsys.readouterr().out
+    pack(case / "segmentations", tmp_path / "direct.mska")
+    assert (tmp_path / "case.mska").read_bytes() == (tmp_path / "direct.mska").read_bytes()
+    pack_many([case], tmp_path / "many")  # (named after the case, as a cohort's are)
+    packed = (tmp_path / "many" / "s0001.mska").read_bytes()
+    assert packed == (tmp_path / "direct.mska").read_bytes()
+    mixed = tmp_path / "mixed"
+    shutil.copytree(mask_sample.masks_dir, mixed)
+    shutil.copy(case / "ct.nii.gz", mixed / "image.nii.gz")
+    with pytest.raises(FormatError, match=r"image.nii.gz: not a mask: .*a scan's image rather"):
+        pack(mixed, tmp_path / "mixed.mska")

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             strict_geometry=args.strict_geometry, reference=_reference(args.source, args.like),
             series_uid=args.series_uid,
         )  # fmt: skip
-        _print(packed)
+        _print(packed, sources[0])
         return 0
     outcomes = _with_progress(
         sources, output, groups, args.level, args.workers, args.overwrite,
@@ -244,13 +244,14 @@ def _with_progress(
         return packing(on_done=lambda _: bar.advance(task))
 
 
-def _print(result: PackResult) -> None:
+def _print(result: PackResult, given: Path | None = None) -> None:
     for name, reason in result.skipped:
         warn(f"{result.source}: skipped {name}: {reason}")
     groups = f" + {len(result.groups)} group(s)" if result.groups else ""
     empty = f" ({len(result.empty)} empty)" if result.empty else ""
+    inside = f" (in {result.source})" if given is not None and result.source != given else ""
     echo(
         f"{result.target}: {len(result.masks)} masks{empty}{groups}, "
-        f"{size(result.input_bytes)} of {result.kind_label} -> {size(result.archive_bytes)} "
-        f"({ratio(result.input_bytes, result.archive_bytes)})"
+        f"{size(result.input_bytes)} of {result.kind_label}{inside} -> "
+        f"{size(result.archive_bytes)} ({ratio(result.input_bytes, result.archive_bytes)})"
     )

@@ -128,7 +128,10 @@ def _read_nifti(
     try:
         mask = SegmentationMask(array, names, space)
     except ValueError as err:  # values that are not labels (negative, fractions, ...)
-        raise FormatError(f"{name}: not a mask: {err}") from err
+        scan = " (a scan's image rather than a mask? only masks are packed)" if (
+            "holds" in str(err) and np.unique(array.ravel()[:: array.size // 65536 + 1]).size > 256
+        ) else ""  # fmt: skip
+        raise FormatError(f"{name}: not a mask: {err}{scan}") from err
     header = image.header
     mask.nifti_codes = (int(header["qform_code"]), int(header["sform_code"]))
     return mask

@@ -97,6 +97,8 @@ def detect_cohort(root: str | os.PathLike[str], layout: str = "auto") -> CohortL
     base = Path(root)
     if not base.is_dir():
         return None
+    if layout == "auto" and (base / TOTALSEG_FOLDER).is_dir():
+        return None  # one TotalSegmentator case (<case>/segmentations/ beside its image)
     entries = sorted(base.iterdir(), key=lambda p: natural_key(p.name))
     files = [p for p in entries if p.is_file() and is_nifti(p)]
     if layout == "label-files" or (layout == "auto" and files and holds_label_map(files[0])):

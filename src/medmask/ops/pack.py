@@ -35,6 +35,7 @@ __all__ = [
     "PackFailure",
     "PackResult",
     "archive_name_for",
+    "case_masks",
     "natural_key",
     "pack",
     "pack_many",
@@ -108,6 +109,15 @@ def parse_groups(texts: Sequence[str]) -> dict[str, str]:
             )
         groups[name] = pattern
     return groups
+
+
+def case_masks(source: str | os.PathLike[str]) -> Path:
+    """What of ``source`` is packed: its ``segmentations/`` folder when it is a case
+    folder as TotalSegmentator's data set lays one out (``<case>/ct.nii.gz`` beside
+    ``<case>/segmentations/``: the image is no mask), else ``source`` itself."""
+    path = Path(source)
+    nested = path / TOTALSEG_FOLDER
+    return nested if path.is_dir() and nested.is_dir() else path
 
 
 def archive_name_for(source: str | os.PathLike[str]) -> str:
@@ -188,7 +198,7 @@ def pack(
         name, or ``target`` exists; :class:`FormatError` when a file is not a readable
         mask or its geometry differs from the others.
     """
-    src, dst = Path(source), Path(target)
+    src, dst = case_masks(source), Path(target)
     if not src.exists():
         raise MedmaskError(f"{src}: no such file or folder")
     check_writable(dst, overwrite)
