@@ -327,3 +327,35 @@ def test_a_two_dimensional_file_is_one_slice(tmp_path: Path) -> None:
         for k, j, i in np.argwhere(sitk.GetArrayFromImage(back))
     )
     assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_a_file_compressed_or_not_against_its_name_is_read_by_its_bytes(tmp_path: Path) -> None:
+    """An uncompressed NIfTI named .nii.gz (SimpleITK reads it; nibabel goes by the name
+    and fails) and a gzipped one named .nii: read from their bytes, voxels and geometry
+    as nibabel reads the same bytes under the right name."""
+    import gzip
+
+    from medmask.ops.pack import pack
+
+    array = np.zeros((6, 5, 4), np.uint8)
+    array[1:4, 2:4, 1:3] = 1
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    right = save(array, affine, tmp_path / "right.nii")
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "liver.nii.gz").write_bytes(right.read_bytes())
+    (folder / "spleen.nii").write_bytes(gzip.compress(right.read_bytes()))
+    with pytest.raises(Exception, match="not a gzip file"):
+        nib.load(folder / "liver.nii.gz").get_fdata()
+    result = pack(folder, tmp_path / "a.mska")
+    assert sorted(result.masks) == ["liver", "spleen"]
+    from medmask import MaskArchive
+
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        for name in ("liver", "spleen"):
+            mask = archive.load_mask(name)
+            assert np.array_equal(np.asarray(mask.data), array)
+            assert np.allclose(mask.to_nifti(tmp_path / f"{name}.nii").affine, affine)
+    sitk = pytest.importorskip("SimpleITK")
+    by_itk = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "liver.nii.gz")))
+    assert np.array_equal(by_itk.transpose(2, 1, 0), array)

@@ -453,15 +453,19 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
     except FileNotFoundError:
         raise
     except Exception as err:  # nibabel raises many kinds for a file that is not NIfTI
-        raise FormatError(f"{name}: not a readable NIfTI file: {err}") from err
+        try:  # (compressed or not as its bytes say, not as its name: ITK reads it so)
+            image = _from_bytes(Path(name))
+        except Exception:
+            raise FormatError(f"{name}: not a readable NIfTI file: {err}") from err
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise FormatError(f"{name}: not a NIfTI image ({type(image).__name__})")
     return image, name
 
 
 def _from_bytes(path: Path) -> Any:
-    """A NIfTI file nibabel will not open by its name (a suffix in mixed case, from
-    Windows: nibabel then looks for a file of another name), read from its bytes."""
+    """A NIfTI file nibabel will not open by its name, read from its bytes: a suffix in
+    mixed case, from Windows (nibabel then looks for a file of another name), or a
+    ``.nii.gz`` that is not compressed or a ``.nii`` that is (nibabel goes by the name)."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":  # gzip
         data = gzip.decompress(data)
