@@ -348,6 +348,54 @@ def test_a_data_root_that_is_one_patients_folder_is_said(
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a full disk)")
+def test_a_log_on_a_full_disk_is_said_once_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--log on a full disk (/dev/full: every write fails with ENOSPC) printed logging's
+    traceback for every line and ended in an error naming no file; now one warning, the
+    tables written, and the closing line says the log stopped."""
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=1)
+    out = tmp_path / "out"
+    assert cli_main(["-d", str(sample.cases_root), "-o", str(out), "--log", "/dev/full"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Logging error" not in captured.err
+    assert captured.err.count("warning: --log /dev/full: No space left on device") == 1
+    assert "log: /dev/full (stopped early: No space left on device)" in captured.out
+    assert (out / "extraction_report.csv").is_file()
+
+
+def test_an_output_folder_that_takes_no_bytes_is_named(tmp_path: Path) -> None:
+    """A write that fails in the output folder (here a file-size limit of 0, as a full
+    disk would) is one error naming the file: the run's lock file, which it writes
+    first (it named no file: "[Errno 27] File too large")."""
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=1)
+    out = tmp_path / "out"
+    command = 'trap "" XFSZ; ulimit -f 0; exec "$0" "$@"'
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            command,
+            sys.executable,
+            "-m",
+            "dcm_extractor",
+            "-d",
+            str(sample.cases_root),
+            "-o",
+            str(out),
+            "--log",
+            str(tmp_path / "run.log"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )  # fmt: skip  (the output is a pipe: the limit is on files)
+    assert done.returncode == 1
+    assert done.stdout.strip() == f"dcm-extract: error: {out / '.dcm-extract.lock'}: File too large"
+
+
 def test_parallel_workers_give_the_same_outputs(workspace: Path) -> None:
     data = workspace / "data" / "dicom_cases"
     outputs = {}

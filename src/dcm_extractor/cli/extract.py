@@ -201,13 +201,51 @@ def _as_flags(message: str) -> str:
     return message
 
 
-def _configure_logging(path: Path, *, fresh: bool = False) -> logging.Handler:
+class LogFile(logging.FileHandler):
+    """The run's log file. A write that fails (a full disk) is said once, on stderr, and
+    the run goes on without its log: the tables are what it is for, and each failed line
+    would otherwise print logging's traceback."""
+
+    def __init__(self, path: Path, *, fresh: bool, prog: str) -> None:
+        super().__init__(
+            path, mode="w" if fresh else "a", encoding="utf-8", errors="backslashreplace"
+        )
+        self.prog, self.failure = prog, ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failure:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self._failed(error)
+        else:
+            super().handleError(record)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as err:  # (its last lines could not be flushed)
+            self._failed(err)
+
+    def _failed(self, error: OSError) -> None:
+        if not self.failure:
+            self.failure = error.strerror or str(error)
+            print(
+                f"{self.prog}: warning: --log {self.baseFilename}: {self.failure}; the run "
+                "goes on without its log",
+                file=sys.stderr,
+            )
+
+
+def _configure_logging(
+    path: Path, *, fresh: bool = False, prog: str = "dcm-extract"
+) -> logging.Handler:
     """The log file's handler; appended to, or started afresh (de-identified runs: an
     earlier run's lines could name patients)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(
-        path, mode="w" if fresh else "a", encoding="utf-8", errors="backslashreplace"
-    )
+    handler = LogFile(path, fresh=fresh, prog=prog)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger(_PACKAGE)  # also "src.dcm_extractor" when run by the old path
     package.setLevel(logging.INFO)
@@ -242,7 +280,7 @@ def _locked_main(
     """:func:`main` once the output lock is held."""
     policy = options.privacy
     try:
-        handler = _configure_logging(Path(args.log), fresh=policy.cleans_out)
+        handler = _configure_logging(Path(args.log), fresh=policy.cleans_out, prog=prog)
     except OSError as err:
         print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
         return 2
@@ -277,7 +315,8 @@ def _locked_main(
     fresh = (
         " (started afresh: earlier runs' lines could name patients)" if policy.cleans_out else ""
     )
-    echo(f"log: {args.log}{fresh}")
+    failure = getattr(handler, "failure", "")
+    echo(f"log: {args.log}{fresh}" + (f" (stopped early: {failure})" if failure else ""))
     return 1 if summary.failed else 0
 
 

@@ -103,8 +103,11 @@ def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover
         takeover = Takeover(previous, remove_temporary_files([out, *also_clean]))
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         note = f"process {os.getpid()} on {socket.gethostname()}, started {started}\n"
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, note.encode(), 0)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, note.encode(), 0)
+        except OSError as err:  # (a full disk): named after the lock file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         try:
             yield takeover
         finally:
