@@ -171,6 +171,14 @@ def test_failures_are_listed_and_changes_repacked(
     assert not (out / FAILURES).exists()
     lines = (out / MANIFEST).read_text(encoding="utf-8").splitlines()
     assert len(lines) == CASES + 1  # case4 twice: the last line counts
+    # the list of failures cannot be written (a full disk; here a folder in its place):
+    # the error still says which case failed and why
+    broken.write_bytes(b"not a NIfTI file")
+    (tmp_path / "out2" / FAILURES).mkdir(parents=True)
+    assert main(["pack", str(mine), "-o", str(tmp_path / "out2")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out2' / FAILURES}: Is a directory; 4 case(s) packed, 1 failed:" in err
+    assert "case2/segmentations: " in err and "liver.nii.gz: not a readable NIfTI file" in err
 
 
 def test_names_a_windows_copy_keeps_in_gbk(tmp_path: Path) -> None:

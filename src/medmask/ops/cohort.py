@@ -310,7 +310,14 @@ def pack_cohort(
         ))  # fmt: skip
     finally:
         manifest.close()
-    _write_failures(out / FAILURES, result.failures, cohort)
+    try:
+        _write_failures(out / FAILURES, result.failures, cohort)
+    except OSError as err:  # (a full disk: what failed must still be said)
+        failed = "; ".join(f"{readable(str(f.source))}: {f.reason}" for f in result.failures)
+        raise MedmaskError(
+            f"{out / FAILURES}: {err.strerror or err}; {len(result.packed)} case(s) packed, "
+            f"{len(result.failures)} failed: {failed}"
+        ) from err
     result.seconds = time.perf_counter() - start
     return result
 
