@@ -318,7 +318,8 @@ def test_label_files_detected_only_when_they_are_label_maps(
 
 def test_nnunet_predictions_are_named_by_their_dataset_json(tmp_path: Path) -> None:
     """A folder as nnUNetv2_predict leaves it: label maps, its dataset.json (labels by
-    name, v2), plans.json and predict_from_raw_data_args.json. Each prediction is a case
+    name, v2), plans.json and predict_from_raw_data_args.json; and a raw data set's
+    labelsTr/, its dataset.json in the folder above. Each prediction is a case
     whose masks carry dataset.json's names - a case where only one organ was found too
     (it was named after the file) - and an organ not found is an empty mask; editing
     dataset.json repacks. The MSD / nnU-Net v1 form ({"1": "liver"}) names a single file."""
@@ -360,6 +361,14 @@ def test_nnunet_predictions_are_named_by_their_dataset_json(tmp_path: Path) -> N
     msd = {"labels": {"0": "background", "1": "liver", "2": "cancer"}}
     (single / "dataset.json").write_text(json.dumps(msd), encoding="utf-8")
     assert pack(single / "liver_7.nii.gz", tmp_path / "msd.mska").masks == ["liver", "cancer"]
+    raw = tmp_path / "Dataset003_Liver"  # nnU-Net's raw data set: dataset.json above labelsTr/
+    (raw / "labelsTr").mkdir(parents=True)
+    shutil.copy(preds / "case_002.nii.gz", raw / "labelsTr" / "liver_001.nii.gz")
+    (raw / "dataset.json").write_text(json.dumps(dataset), encoding="utf-8")
+    assert pack(raw / "labelsTr" / "liver_001.nii.gz", tmp_path / "raw.mska").masks == [
+        "hepar",
+        "tumor",
+    ]
     regions = {"labels": {"background": 0, "whole_tumor": [1, 2], "core": [2]}}
     (single / "dataset.json").write_text(json.dumps(regions), encoding="utf-8")
     with pytest.warns(UserWarning, match=r"labels \[1, 2\] have no name"):

@@ -49,6 +49,7 @@ else:  # on first use: most commands never read NIfTI
 __all__ = [
     "DATASET_JSON",
     "NIFTI_SUFFIXES",
+    "dataset_json",
     "dataset_labels",
     "file_label_names",
     "holds_label_map",
@@ -552,9 +553,22 @@ def _sidecar_names(path: Path) -> LabelMapping:
 DATASET_JSON = "dataset.json"
 
 
+def dataset_json(folder: Path) -> Path | None:
+    """The ``dataset.json`` describing the label files of ``folder``: in it (nnU-Net's
+    predictions), or above it for nnU-Net's and the Decathlon's raw data sets
+    (``Dataset001_Liver/labelsTr/``, ``labelsTs/``); None when there is none."""
+    for place in (folder, folder.parent) if folder.name in _LABEL_FOLDERS else (folder,):
+        if (place / DATASET_JSON).is_file():
+            return place / DATASET_JSON
+    return None
+
+
+_LABEL_FOLDERS = frozenset({"labelsTr", "labelsTs"})
+
+
 def dataset_labels(folder: Path) -> LabelMapping | None:
-    """The label names of the ``dataset.json`` in ``folder``, or None when there is none
-    or it names no labels.
+    """The label names of the ``dataset.json`` of ``folder`` (:func:`dataset_json`), or
+    None when there is none or it names no labels.
 
     nnU-Net (v2: ``"labels": {"background": 0, "liver": 1}``) and the Medical
     Segmentation Decathlon and nnU-Net v1 (``"labels": {"0": "background", "1": "liver"}``)
@@ -567,8 +581,8 @@ def dataset_labels(folder: Path) -> LabelMapping | None:
     FormatError
         The file is not UTF-8 JSON.
     """
-    file = folder / DATASET_JSON
-    if not file.is_file():
+    file = dataset_json(folder)
+    if file is None:
         return None
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))

@@ -30,6 +30,7 @@ from ..errors import MedmaskError
 from ..exchange.nifti import (
     DATASET_JSON,
     NIFTI_SUFFIXES,
+    dataset_json,
     holds_label_map,
     is_nifti,
     nifti_stem,
@@ -167,8 +168,8 @@ def fingerprint(source: Path, options: str = "") -> str:
     multi-label file's JSON sidecar included), and ``options`` (what it is packed with)."""
     digest = hashlib.sha256(options.encode())
     if source.is_file():
-        sidecars = (source.with_name(nifti_stem(source) + ".json"), source.parent / DATASET_JSON)
-        files = [source, *(p for p in sidecars if p.is_file())]
+        sidecars = (source.with_name(nifti_stem(source) + ".json"), dataset_json(source.parent))
+        files = [source, *(p for p in sidecars if p is not None and p.is_file())]
     else:
         files = sorted(p for p in source.iterdir() if p.is_file())
     for path in files:
