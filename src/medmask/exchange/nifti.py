@@ -129,8 +129,9 @@ def _read_nifti(
     try:
         mask = SegmentationMask(array, names, space)
     except ValueError as err:  # values that are not labels (negative, fractions, ...)
+        sample = array.ravel()[:: array.size // 65536 + 1]  # (many values: an image's)
         scan = " (a scan's image rather than a mask? only masks are packed)" if (
-            "holds" in str(err) and np.unique(array.ravel()[:: array.size // 65536 + 1]).size > 256
+            np.unique(sample).size > 256
         ) else ""  # fmt: skip
         raise FormatError(f"{name}: not a mask: {err}{scan}") from err
     header = image.header
