@@ -49,6 +49,7 @@ else:  # on first use: most commands never read NIfTI
 __all__ = [
     "DATASET_JSON",
     "NIFTI_SUFFIXES",
+    "as_label_array",
     "dataset_json",
     "dataset_labels",
     "file_label_names",
@@ -120,7 +121,7 @@ def _read_nifti(
         raw = raw[..., 0]
     elif raw.ndim == 2:  # a 2-D file (ITK writes one slice so) is a volume of one slice
         raw = raw[..., None]
-    array = _as_label_array(raw, name)
+    array = as_label_array(raw, name)
     try:
         space = _space(image.affine, array.shape, spaces)
     except ValueError as err:
@@ -478,8 +479,9 @@ def _from_bytes(path: Path) -> Any:
     return kind.from_bytes(data)
 
 
-def _as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
-    """The stored voxels as they are (no copy), refusing types that cannot be labels.
+def as_label_array(raw: NDArray[Any], name: str) -> NDArray[Any]:
+    """The stored voxels as they are (no copy; big-endian ones in native order), refusing
+    types that cannot be labels (``name``, the file's, begins the error).
 
     The values are checked by the mask (whole numbers >= 0, see medmask.model.label_values).
     """

@@ -29,7 +29,6 @@ from ..errors import FormatError, MedmaskError, MedmaskWarning
 from ..files.archive import MaskArchive, select_masks
 from ..files.atomic import check_writable, write_atomic
 from ..model.geometry import nrrd_geometry, space_from_nrrd
-from ..model.label_values import MASK_DTYPES
 from ..model.mapping import LabelMapping
 from ..model.mask import SegmentationMask
 from ..model.meaning import Code, SegmentMeaning
@@ -267,17 +266,13 @@ def read_nrrd_label_map(path: str | os.PathLike[str]) -> SegmentationMask:
         Not a readable NRRD, not 3-D, voxels that are not labels, or geometry no Space
         describes; the message names the file.
     """
-    from .nifti import file_label_names  # noqa: PLC0415 - (nifti imports nibabel lazily)
+    from .nifti import as_label_array, file_label_names  # noqa: PLC0415 - (nibabel lazily)
 
     source = Path(path)
     data, header = read_nrrd(source)
     if data.ndim != 3:
         raise FormatError(f"{source}: a label map must be 3-D, got {data.shape}")
-    array = np.asarray(data)
-    if array.dtype.byteorder == ">":  # the same values, native order
-        array = array.astype(array.dtype.newbyteorder("="))
-    if array.dtype.kind not in "biuf" or str(array.dtype) not in MASK_DTYPES:
-        raise FormatError(f"{source}: voxel type {array.dtype} is not a mask type")
+    array = as_label_array(data, str(source))
     space = _space_of(header, array, source)
     stem = source.name[: -len(".nrrd")]
     try:
