@@ -128,7 +128,7 @@ class StudyCases:
     case folders - each case's row then counts part of it. At most :attr:`MOST` studies
     are remembered (a run's memory stays flat)."""
 
-    MOST = 1_000_000
+    MOST = 250_000  # (~150 bytes each: ~40 MB at most)
 
     def __init__(self) -> None:
         self._first: dict[str, str] = {}  # StudyInstanceUID -> the first case holding it
