@@ -316,7 +316,9 @@ def test_label_files_detected_only_when_they_are_label_maps(
         detect_cohort(folders, "flat")
 
 
-def test_nnunet_predictions_are_named_by_their_dataset_json(tmp_path: Path) -> None:
+def test_nnunet_predictions_are_named_by_their_dataset_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A folder as nnUNetv2_predict leaves it: label maps, its dataset.json (labels by
     name, v2), plans.json and predict_from_raw_data_args.json; and a raw data set's
     labelsTr/, its dataset.json in the folder above. Each prediction is a case
@@ -351,6 +353,16 @@ def test_nnunet_predictions_are_named_by_their_dataset_json(tmp_path: Path) -> N
             assert sorted(archive.all_names()) == ["liver", "tumor"]
             for name, label in (("liver", 1), ("tumor", 2)):
                 assert np.array_equal(archive.load_mask(name).data != 0, voxels == label)
+    for number in range(1, 7):  # --save_probabilities: a .npz and a .pkl per prediction
+        for suffix in (".npz", ".pkl"):
+            (preds / f"case_{number:03d}{suffix}").write_bytes(b"probabilities")
+    capsys.readouterr()
+    assert main(["pack", str(preds), "-o", str(tmp_path / "out_cli")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "not a" in line]
+    assert warned == [
+        f"medmask: warning: {preds}: 14 entries are not cases: not a .nii/.nii.gz file among "
+        "multi-label files (6 .npz, 6 .pkl, 2 .json; case_001.npz, ...)"
+    ]
     dataset["labels"] = {"background": 0, "hepar": 1, "tumor": 2}
     (preds / "dataset.json").write_text(json.dumps(dataset), encoding="utf-8")
     assert len(pack_cohort(preds, tmp_path / "out").packed) == 2  # (the names changed)

@@ -136,8 +136,8 @@ def _cohort(args: argparse.Namespace, groups: dict[str, str], layout: CohortLayo
     """One archive per case of a cohort folder, resumable (docs/cohorts.md)."""
     series = read_series_map(args.series_map) if args.series_map else None
     echo(layout.describe())
-    for entry, why in layout.skipped:
-        warn(f"{layout.root / entry}: not a case: {why}")
+    for line in layout.skipped_lines():
+        warn(line)
     with _CohortProgress(quiet=args.quiet) as progress:
         result = pack_cohort(
             args.sources[0], args.output, groups=groups, level=args.level,

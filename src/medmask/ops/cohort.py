@@ -20,6 +20,7 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,26 @@ class CohortLayout:
     def describe(self) -> str:
         parts = [f"{count:,} {kind}" for kind, count in self.kinds.items()]
         return f"{self.root}: {len(self.cases):,} cases ({', '.join(parts)})"
+
+    def skipped_lines(self, most: int = 5) -> list[str]:
+        """What is not a case, one line an entry; past ``most`` entries of one reason,
+        one line for them all, counted by suffix (nnU-Net's ``--save_probabilities``
+        leaves a ``.npz`` and a ``.pkl`` beside every prediction)."""
+        by_reason: dict[str, list[str]] = {}
+        for entry, why in self.skipped:
+            by_reason.setdefault(why, []).append(entry)
+        lines = []
+        for why, entries in by_reason.items():
+            if len(entries) <= most:
+                lines += [f"{self.root / entry}: not a case: {why}" for entry in entries]
+                continue
+            suffixes = Counter(Path(entry).suffix or "(no suffix)" for entry in entries)
+            counted = ", ".join(f"{n:,} {suffix}" for suffix, n in suffixes.most_common())
+            lines.append(
+                f"{self.root}: {len(entries):,} entries are not cases: {why} ({counted}; "
+                f"{entries[0]}, ...)"
+            )
+        return lines
 
 
 _TOTALSEG = "TotalSegmentator case folders (<case>/segmentations/*.nii.gz)"
