@@ -354,3 +354,44 @@ def test_a_totalsegmentator_case_folder_packs_its_masks_not_its_image(
     shutil.copy(case / "ct.nii.gz", mixed / "image.nii.gz")
     with pytest.raises(FormatError, match=r"image.nii.gz: not a mask: .*a scan's image rather"):
         pack(mixed, tmp_path / "mixed.mska")
+
+
+def test_a_json_sidecar_of_metadata_is_no_label_table(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    """BIDS keeps metadata beside each mask (``<stem>.json``: Type, RawSources ...). Such
+    a sidecar names no labels: the masks are named by their files, with a warning (pack
+    failed: "label sidecar is not a name/label JSON object"), and a folder of them is
+    one case, not a cohort of label files."""
+    from medmask.exchange.nifti import holds_label_map
+    from medmask.ops.cohort import detect_cohort
+
+    folder = tmp_path / "sub-01"
+    folder.mkdir()
+    for organ in ("liver", "spleen"):
+        stem = f"sub-01_label-{organ}_mask"
+        shutil.copy(mask_sample.masks_dir / f"{organ}.nii.gz", folder / f"{stem}.nii.gz")
+        meta = {"Type": organ, "RawSources": ["sub-01_ct.nii.gz"], "Description": "manual"}
+        (folder / f"{stem}.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert not holds_label_map(folder / "sub-01_label-liver_mask.nii.gz")
+    assert detect_cohort(folder) is None
+    with pytest.warns(MedmaskWarning, match=r"mask.json: holds no label names \(Type, Raw"):
+        result = pack(folder, tmp_path / "a.mska")
+    assert result.masks == ["sub-01_label-liver_mask", "sub-01_label-spleen_mask"]
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        for organ in ("liver", "spleen"):
+            data = archive.load_mask(f"sub-01_label-{organ}_mask").data
+            assert np.array_equal(data, nifti_data(mask_sample.masks_dir / f"{organ}.nii.gz"))
+
+
+def test_an_output_ending_in_a_slash_is_a_folder(
+    tmp_path: Path, mask_sample: MaskSample, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o out/`` with one SRC: out/<SRC>.mska, as with several (the slash was lost on
+    the way, and a file named ``out`` was written)."""
+    from medmask.cli import main
+
+    assert main(["pack", str(mask_sample.masks_dir), "-o", f"{tmp_path / 'out'}/"]) == 0
+    name = archive_name_for(mask_sample.masks_dir)
+    assert (tmp_path / "out").is_dir() and (tmp_path / "out" / name).is_file()
+    assert "1 packed, 0 failed" in capsys.readouterr().out

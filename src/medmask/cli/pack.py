@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder(s) of per-organ NIfTI masks, label maps (.nii, .nrrd), DICOM SEG, .seg.nrrd",
     )
     parser.add_argument(
-        "-o", "--output", type=Path, required=True,
+        "-o", "--output", type=str, required=True,
         help="archive file (one SRC) or folder for <SRC name>.mska",
     )  # fmt: skip
     parser.add_argument(
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"--group: {err}") from err
     sources: list[Path] = args.sources
-    output: Path = args.output
+    typed: str = args.output  # (as typed: a trailing / asks for a folder)
+    output = args.output = Path(typed)
     layout = detect_cohort(sources[0], args.layout) if len(sources) == 1 else None
     if layout is None and args.layout != "auto":
         raise UsageError(f"--layout {args.layout}: {sources[0]} is no cohort folder of that kind")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                         ("--layout", args.layout != "auto")):  # fmt: skip
         if given:
             raise UsageError(f"{flag} is for a cohort: give one SRC folder of cases")
-    many = len(sources) > 1 or output.is_dir() or str(output).endswith(("/", "\\"))
+    many = len(sources) > 1 or output.is_dir() or typed.endswith(("/", os.sep))
     if (args.source or args.like) and (many or (args.source and args.like)):
         raise UsageError("give one SRC and one of --source / --like")
     if args.series_uid and many:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import unicodedata
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from spacetransformer import Space
 
-from ..errors import FormatError, MedmaskError
+from ..errors import FormatError, MedmaskError, MedmaskWarning
 from ..files.atomic import atomic_path
 from ..files.names import readable
 from ..lazy import lazy_module
@@ -520,8 +521,9 @@ def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping
     non-zero value (1, or 255 as some editors store a mask), the file's ``stem``; else
     none (the mask names them ``idx_<label>``, with a warning)."""
     sidecar = path.with_name(stem + ".json")
-    if sidecar.is_file():
-        return _sidecar_names(sidecar)
+    named = _sidecar_names(sidecar) if sidecar.is_file() else None
+    if named is not None:
+        return named
     dataset = dataset_labels(path.parent)
     if dataset is not None:
         return dataset
@@ -533,7 +535,10 @@ def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping
     return LabelMapping()
 
 
-def _sidecar_names(path: Path) -> LabelMapping:
+def _sidecar_names(path: Path) -> LabelMapping | None:
+    """The label names of a JSON sidecar; None, with a warning, for a JSON object none of
+    whose entries is a name and a label (a tool's metadata: a BIDS sidecar's ``Type``,
+    ``RawSources`` ...)."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # (Notepad's BOM too)
     except UnicodeDecodeError as err:  # (Notepad's "ANSI" on Chinese Windows: GBK)
@@ -546,11 +551,41 @@ def _sidecar_names(path: Path) -> LabelMapping:
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         pairs = list(data.items())
+        if pairs and not any(_label_like(k, v) for k, v in pairs):
+            warnings.warn(
+                MedmaskWarning(
+                    f"{path}: holds no label names ({', '.join(map(str, data)) or 'nothing'}: "
+                    "a tool's metadata?); the mask's labels are named without it"
+                ),
+                stacklevel=5,
+            )
+            return None
         if pairs and all(str(k).isdigit() for k, _ in pairs):  # {"1": "liver"}
             return LabelMapping({str(v): int(k) for k, v in pairs})
         return LabelMapping({str(k): int(v) for k, v in pairs})  # {"liver": 1}
     except (ValueError, TypeError) as err:
         raise FormatError(f"{path}: label sidecar is not a name/label JSON object: {err}") from err
+
+
+def _names_labels(sidecar: Path) -> bool:
+    """Whether ``sidecar`` is a JSON object naming labels (a damaged one counts: reading
+    it says what is wrong)."""
+    if not sidecar.is_file():
+        return False
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+    return not isinstance(data, dict) or not data or any(_label_like(*p) for p in data.items())
+
+
+def _label_like(key: object, value: object) -> bool:
+    """Whether a JSON entry names a label: ``"1": "liver"`` or ``"liver": 1``."""
+    if isinstance(value, bool):
+        return False
+    if str(key).isdigit() and isinstance(value, str):
+        return True
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
 
 
 DATASET_JSON = "dataset.json"
@@ -613,7 +648,7 @@ def holds_label_map(path: str | os.PathLike[str]) -> bool:
     different non-zero values. A file that cannot be read is not one (reading it as a
     mask then says what is wrong)."""
     file = Path(path)
-    if file.with_name(nifti_stem(file) + ".json").is_file():
+    if _names_labels(file.with_name(nifti_stem(file) + ".json")):
         return True
     try:
         if dataset_labels(file.parent) is not None:  # (nnU-Net's predictions)
