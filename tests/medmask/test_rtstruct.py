@@ -368,3 +368,47 @@ def test_contours_on_rt_utils_oblique_and_one_slice_series(
         errors = [line for line in (result.stdout + result.stderr).splitlines()
                   if line.startswith("Error")]  # fmt: skip
         assert not errors, errors
+
+
+def test_names_longer_than_dicom_allows_come_back_whole(
+    case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ROIName and SegmentLabel hold 64 characters. A longer mask name is cut there, with
+    a warning, and kept whole in ROIDescription / SegmentDescription (pydicom and
+    highdicom read both), from which pack takes it back (it came back cut: the RT Structure
+    Set kept no whole name, and the SEG's was not read). Two names one once cut are
+    refused (a planning system takes ROI names for IDs)."""
+    import highdicom as hd
+
+    from medmask.ops.pack import pack
+
+    space = oblique_space()
+    long = "left_hepatic_lobe_" + "segment_" * 7 + "肝脏"  # 76 characters
+    ring = next(iter(shapes().values())).astype(np.uint8)
+    with MaskArchive(tmp_path / "long.mska", "w") as archive:
+        archive.add_mask(SegmentationMask(ring, {long: 1}, space), long)
+        archive.add_mask(SegmentationMask(ring, {"liver": 1}, space), "liver")
+    rs, seg = tmp_path / "rs.dcm", tmp_path / "seg.dcm"
+    base = [str(tmp_path / "long.mska"), "--source", str(case / "ct")]
+    assert main(["export-rtstruct", *base, "-o", str(rs)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 mask name(s) longer than the 64 characters a DICOM ROIName" in err
+    assert main(["export-seg", *base, "-o", str(seg)]) == 0
+    assert "in SegmentDescription, which medmask reads back" in capsys.readouterr().err
+    rois = pydicom.dcmread(rs).StructureSetROISequence
+    assert [(r.ROIName, r.get("ROIDescription")) for r in rois] == [
+        (long[:64], long),
+        ("liver", None),
+    ]
+    described = hd.seg.segread(seg).get_segment_description(1)
+    assert (described.segment_label, described.SegmentDescription) == (long[:64], long)
+    for source, how in ((rs, {"reference": read_source_series(case / "ct")}), (seg, {})):
+        assert pack(source, tmp_path / f"{source.stem}.mska", **how).masks == [long, "liver"]
+    with MaskArchive(tmp_path / "twins.mska", "w") as archive:
+        for name in (long, long[:64] + "_other"):
+            archive.add_mask(SegmentationMask(ring, {name: 1}, space), name)
+    for command in ("export-rtstruct", "export-seg"):
+        argv = [command, str(tmp_path / "twins.mska"), "--source", str(case / "ct")]
+        assert main([*argv, "-o", str(tmp_path / f"{command}.dcm")]) == 1
+        assert "are one" in capsys.readouterr().err
+        assert not (tmp_path / f"{command}.dcm").exists()

@@ -15,9 +15,64 @@ dcm-extract's (``dcm_extractor.reading.charset.repaired``):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-__all__ = ["dicom_name", "read_names"]
+from ...errors import MedmaskError, MedmaskWarning
+
+__all__ = ["NAME_LIMIT", "cut_names", "dicom_name", "full_name", "read_names"]
+
+NAME_LIMIT = 64  # ROIName and SegmentLabel are LO: at most 64 characters
+
+
+def cut_names(names: list[str], what: str, description: str) -> list[str]:
+    """``names`` as a LO element holds them (:data:`NAME_LIMIT` characters); a warning
+    when any is cut, saying that ``description`` (the element keeping the whole name,
+    which :func:`full_name` reads back) has it.
+
+    Raises
+    ------
+    MedmaskError
+        Two names are one once cut (a planning system takes ROI names for IDs).
+    """
+    cut = [name[:NAME_LIMIT] for name in names]
+    long = [name for name in names if len(name) > NAME_LIMIT]
+    if not long:
+        return cut
+    seen: dict[str, str] = {}
+    for name, short in zip(names, cut, strict=True):
+        other = seen.setdefault(short, name)
+        if other != name:
+            raise MedmaskError(
+                f"{other!r} and {name!r} are one {what} once cut to the {NAME_LIMIT} "
+                "characters DICOM allows: rename one (MaskArchive.rename)"
+            )
+    warnings.warn(
+        MedmaskWarning(
+            f"{len(long)} mask name(s) longer than the {NAME_LIMIT} characters a DICOM "
+            f"{what} holds ({long[0]!r}{', ...' if len(long) > 1 else ''}): cut there; the "
+            f"whole name is in {description}, which medmask reads back"
+        ),
+        stacklevel=3,
+    )
+    return cut
+
+
+def full_name(name: str, description: object) -> str:
+    """A name read from a LO element, whole again: ``description`` (SegmentDescription,
+    ROIDescription) when ``name`` fills the element and the description begins with it
+    (:func:`cut_names` wrote both), else ``name``.
+
+    Examples
+    --------
+    >>> full_name("x" * 64, "x" * 70)
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'
+    >>> full_name("liver", "the liver, drawn by hand")
+    'liver'
+    """
+    text = str(description or "")
+    return text if len(name) == NAME_LIMIT and text.startswith(name) else name
+
 
 _LATIN1_READ = frozenset({"", "ISO_IR 6", "ISO_IR 100"})  # what pydicom reads as Latin-1
 

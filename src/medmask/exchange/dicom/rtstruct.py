@@ -32,7 +32,7 @@ from .concepts import segment_colour
 from .contours import fill_stack, inset_polygons, stack_polygons
 from .encoding import decimal_strings
 from .grid import map_axes
-from .names import read_names
+from .names import NAME_LIMIT, cut_names, dicom_name, full_name, read_names
 from .seg_writer import SegmentInput, _series_crop
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
@@ -115,6 +115,7 @@ def write_rtstruct(
     names = [m.name for m in masks]
     if len(set(names)) != len(names):
         raise MedmaskError("two masks share a name; ROI names must be unique")
+    cut_names(names, "ROIName", "ROIDescription")  # (refuses names one once cut)
     if contours not in CONTOUR_STYLES:
         raise ValueError(f"contours must be one of {', '.join(CONTOUR_STYLES)}")
     axes = map_axes(space, source.grid, f"the source series in {source.folder}")
@@ -311,7 +312,8 @@ def _structure_sequences(
             _item(
                 _implicit(0x30060022, _text(str(number)))
                 + _implicit(0x30060024, _uid(frame))
-                + _implicit(0x30060026, _utf8(name[:64]))
+                + _implicit(0x30060026, _utf8(name[:NAME_LIMIT]))
+                + (_implicit(0x30060028, _utf8(name)) if len(name) > NAME_LIMIT else b"")
                 + _implicit(0x30060036, generation)
             )
         )
@@ -408,6 +410,10 @@ def read_rtstruct(
         file.name,
     )  # fmt: skip
     said.extend(why)
+    read = [  # (a name cut to the 64 characters ROIName holds: whole in ROIDescription)
+        full_name(name, dicom_name(ds, str(r.get("ROIDescription", "") or ""))[0])
+        for r, name in zip(rois, read, strict=True)
+    ]
     names = {int(r.ROINumber): name for r, name in zip(rois, read, strict=True)}
     references = {int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "") or "")
                   for r in ds.get("StructureSetROISequence", [])}  # fmt: skip

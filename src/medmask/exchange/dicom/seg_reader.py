@@ -29,7 +29,7 @@ from ...errors import FormatError, GeometryMismatchError, MedmaskError
 from ...model.meaning import ALGORITHM_TYPES, Code, SegmentMeaning
 from .concepts import rgb_of_cielab
 from .grid import DIRECTION_TOLERANCE, POSITION_TOLERANCE, SliceGrid, describe_space
-from .names import dicom_name, read_names
+from .names import dicom_name, full_name, read_names
 
 __all__ = [
     "SegSegment",
@@ -317,8 +317,15 @@ def _raw_label(item: Dataset) -> str:
 
 
 def _label(instance: Dataset, item: Dataset) -> str:
-    """A Segment Sequence item's SegmentLabel as :func:`.names.dicom_name` reads it."""
-    return dicom_name(instance, _raw_label(item))[0]
+    """A Segment Sequence item's SegmentLabel as :func:`.names.dicom_name` reads it (whole
+    again from its SegmentDescription when it was cut: :func:`.names.full_name`)."""
+    return _whole(instance, item, dicom_name(instance, _raw_label(item))[0])
+
+
+def _whole(instance: Dataset, item: Dataset, label: str) -> str:
+    """``label`` (read), or the item's SegmentDescription when that holds it whole."""
+    description = dicom_name(instance, str(item.get("SegmentDescription", "") or ""))[0]
+    return full_name(label, description)
 
 
 def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[SegSegment]:
@@ -341,7 +348,8 @@ def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[Seg
             instance, [_raw_label(item) for item in items], "segment labels", path.name
         )
         notes.extend(why)
-        for item, label in zip(items, labels, strict=True):
+        for item, read in zip(items, labels, strict=True):
+            label = _whole(instance, item, read)
             number = int(item.SegmentNumber)
             frames = per_segment.get(number, ())
             key = (series_uid, number)

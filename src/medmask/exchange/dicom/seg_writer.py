@@ -52,6 +52,7 @@ from ...version import __version__
 from . import encoding as enc
 from .concepts import Code, cielab_of_rgb, concept_for, meaning_of_concept, segment_colour
 from .grid import AxisMap, map_axes
+from .names import NAME_LIMIT, cut_names
 from .source import PATIENT_STUDY_KEYWORDS, SourceSeries
 
 __all__ = ["LABELMAP_STORAGE", "SegExport", "SegmentInput", "write_seg"]
@@ -63,7 +64,7 @@ _SYNTAXES = {"deflated": DeflatedExplicitVRLittleEndian, "explicit": ExplicitVRL
 SOURCE_IMAGE = Code("121322", "DCM", "Source image for image processing operation")
 SEGMENTATION_DERIVATION = Code("113076", "DCM", "Segmentation")
 ARTIFICIAL_INTELLIGENCE = Code("123110", "DCM", "Artificial Intelligence")
-LABEL_LIMIT = 64  # SegmentLabel is LO
+LABEL_LIMIT = NAME_LIMIT  # SegmentLabel is LO
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def write_seg(
     names = [m.name for m in masks]
     if len(set(names)) != len(names):
         raise MedmaskError("two masks share a name; segment labels must be unique")
+    cut_names(names, "SegmentLabel", "SegmentDescription")  # (refuses names one once cut)
     axes = map_axes(space, source.grid, f"the source series in {source.folder}")
     grid = source.grid
     shape = tuple(int(n) for n in space.shape)
