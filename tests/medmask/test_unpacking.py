@@ -240,3 +240,22 @@ def test_files_recording_no_place_are_said_and_come_back_placed_as_each_reader_p
     (source / "liver.nii.gz").rename(single)
     with pytest.warns(MedmaskWarning, match=r"labels.nii.gz: no qform or sform"):
         pack(single, tmp_path / "b.mska")
+
+
+def test_names_longer_than_a_file_name_may_be_come_back(tmp_path: Path) -> None:
+    """A file name holds 255 bytes: a hundred Chinese letters (300 bytes) or 300 letters
+    could not be unpacked ("File name too long"). The file name is the name's start and
+    its hash; the file's label table holds the name, and pack gives it back. Two names
+    alike for the first 240 bytes stay two files."""
+    from medmask import MaskArchive
+
+    names = ["肝脏" * 50, "a" * 300, "a" * 299 + "b", "liver"]
+    one_voxel_archive(tmp_path / "a.mska", names)
+    written = unpack_archive(tmp_path / "a.mska", tmp_path / "out")
+    assert len(written) == 4 and all(len(p.name.encode()) <= 255 for p in written)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
+    pack(tmp_path / "out", tmp_path / "b.mska")
+    with MaskArchive(tmp_path / "a.mska") as first, MaskArchive(tmp_path / "b.mska") as again:
+        assert sorted(again.all_names()) == sorted(names)
+        for name in names:
+            assert np.array_equal(again.load_mask(name).data, first.load_mask(name).data)

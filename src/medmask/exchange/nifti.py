@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -272,10 +273,14 @@ def _turned(
 def _mask_name(path: Path, mask: SegmentationMask) -> str:
     """The file's stem, or the one name its label table holds when the stem is that name
     escaped by :func:`mask_file_name` or :func:`mask_file_names` (``a%2Fb.nii.gz`` holding
-    ``a/b``, ``%4Civer.nii.gz`` holding ``Liver``)."""
+    ``a/b``, ``%4Civer.nii.gz`` holding ``Liver``) or cut to fit a file name (its tag)."""
     stem = readable(nifti_stem(path))  # (a Windows copy's GBK name: as text)
     names = mask.mapping.names()
-    if len(names) == 1 and names[0] != stem and unquote(stem) == names[0]:
+    if (
+        len(names) == 1
+        and names[0] != stem
+        and (unquote(stem) == names[0] or stem.endswith(_name_tag(names[0])))  # (_fitting)
+    ):
         return names[0]
     return stem
 
@@ -338,6 +343,7 @@ def mask_file_names(names: Iterable[str]) -> dict[str, str]:
     {'Liver': '%4Civer', 'liver': 'liver', 'spleen': 'spleen'}
     """
     files = {name: mask_file_name(name) for name in dict.fromkeys(names)}
+    files = {name: _fitting(file, name) for name, file in files.items()}
     groups: dict[str, list[str]] = {}
     for name, file in files.items():
         groups.setdefault(_file_key(file), []).append(name)
@@ -354,6 +360,27 @@ def mask_file_names(names: Iterable[str]) -> dict[str, str]:
                 "case or Unicode composition; rename one of them"
             )
     return files
+
+
+# File names are at most 255 bytes on Linux, macOS and Windows' file systems (NAME_MAX):
+# a stem longer than this, with ".nii.gz", is cut and tagged with its name's hash.
+_STEM_BYTES = 255 - len(".nii.gz")
+
+
+def _fitting(file: str, name: str) -> str:
+    """``file`` (the escaped ``name``), or - when it and ``.nii.gz`` would pass 255 bytes
+    (a hundred Chinese letters do) - its start and ``~`` and 8 hex digits of ``name``'s
+    SHA-256 (:func:`_name_tag`), which :func:`_mask_name` knows as the name again (the
+    file's label table holds it)."""
+    if len(file.encode("utf-8")) <= _STEM_BYTES:
+        return file
+    tag = _name_tag(name)
+    cut = file.encode("utf-8")[: _STEM_BYTES - len(tag)].decode("utf-8", "ignore")
+    return cut + tag
+
+
+def _name_tag(name: str) -> str:
+    return "~" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
 
 
 def _file_key(file: str) -> str:

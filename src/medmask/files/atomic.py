@@ -44,6 +44,9 @@ def _umask() -> int:
     return current
 
 
+_NAME_BYTES = 255  # a file name's most bytes (NAME_MAX on Linux, macOS; Windows' file systems)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Iterator[Path]:
     """A temporary path beside ``target`` to write to; renamed over ``target`` on success.
@@ -53,10 +56,11 @@ def atomic_path(target: str | os.PathLike[str], *, keep_suffix: str = "") -> Ite
     ``target``.
     """
     final = Path(target)
-    try:
-        handle, name = tempfile.mkstemp(
-            prefix=f".{final.name}.", suffix=f".tmp{keep_suffix}", dir=final.parent or "."
-        )
+    suffix = f".tmp{keep_suffix}"
+    room = _NAME_BYTES - len(suffix.encode()) - 10  # (mkstemp's 8 letters, the two dots)
+    short = final.name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    try:  # (the temporary name fits where the target's does: a long name's start)
+        handle, name = tempfile.mkstemp(prefix=f".{short}.", suffix=suffix, dir=final.parent or ".")
     except OSError as err:
         raise _naming(err, final) from err
     os.close(handle)

@@ -78,8 +78,9 @@ def unpack_archive(
     A name that cannot be a file name everywhere is escaped (:func:`mask_file_name`,
     ``a/b`` -> ``a%2Fb.nii.gz``), and so are the capitals of names that differ only in
     case (``Liver`` -> ``%4Civer.nii.gz`` beside ``liver.nii.gz``: one file on Windows,
-    macOS and USB drives; :func:`~medmask.exchange.nifti.mask_file_names`); the file's
-    label table keeps the name itself, so ``medmask pack`` of the folder gives the name back.
+    macOS and USB drives; :func:`~medmask.exchange.nifti.mask_file_names`), and a name
+    too long for a file name (255 bytes) is cut, its hash appended; the file's label
+    table keeps the name itself, so ``medmask pack`` of the folder gives the name back.
     """
     out = Path(out_dir)
     with MaskArchive(archive_path) as archive:
