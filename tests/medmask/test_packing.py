@@ -95,10 +95,13 @@ def test_other_files_are_reported_not_dropped_silently(
     shutil.copytree(mask_sample.masks_dir, source)
     (source / "README.txt").write_text("notes", encoding="utf-8")
     (source / "sub").mkdir()
+    (source / "spleen_2.nii.gz").symlink_to(tmp_path / "gone" / "spleen.nii.gz")
     result = pack(source, tmp_path / "out.mska")
     assert dict(result.skipped) == {
         "README.txt": "not a NIfTI mask (file)",
         "sub": "not a NIfTI mask (folder)",
+        # (a mask lost with its link: said as that, not as "not a NIfTI mask")
+        "spleen_2.nii.gz": f"a link to nothing ({tmp_path / 'gone' / 'spleen.nii.gz'}): not read",
     }
 
 

@@ -242,6 +242,8 @@ def folder_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
             (folder / (path.name[:-5] + suffix)).exists() for suffix in NIFTI_SUFFIXES
         ):
             continue  # a label sidecar, read with its mask
+        elif path.is_symlink() and not path.exists():  # (named like a mask, or not)
+            skipped.append((path.name, f"a link to nothing ({path.readlink()}): not read"))
         else:
             kind = "folder" if path.is_dir() else "file"
             skipped.append((path.name, f"not a NIfTI mask ({kind})"))
