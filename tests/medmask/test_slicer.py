@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import nrrd
@@ -210,3 +211,14 @@ def test_nrrd_files_that_do_not_say_where_they_lie(
     assert np.allclose(space.spacing, by_itk.GetSpacing())
     columns = np.array([space.x_orientation, space.y_orientation, space.z_orientation]).T
     assert np.allclose(columns.ravel(), by_itk.GetDirection())
+
+
+def test_a_segmentation_saved_without_seg_in_its_name_is_one(archive: Path, tmp_path: Path) -> None:
+    """A Slicer segmentation named ``.nrrd`` (renamed, or saved so): its header's segment
+    fields make it one - segment names and layers kept - not a 4-D label map refused."""
+    export_seg_nrrd(archive, tmp_path / "organs.seg.nrrd")
+    shutil.copy(tmp_path / "organs.seg.nrrd", tmp_path / "organs.nrrd")
+    named = pack(tmp_path / "organs.seg.nrrd", tmp_path / "a.mska")
+    renamed = pack(tmp_path / "organs.nrrd", tmp_path / "b.mska")
+    assert renamed.kind == "slicer" and renamed.masks == named.masks
+    assert (tmp_path / "a.mska").read_bytes() == (tmp_path / "b.mska").read_bytes()

@@ -96,7 +96,20 @@ class SourceKind:
 
 
 def _is_slicer(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(".seg.nrrd")
+    """A ``.seg.nrrd``, or a ``.nrrd`` whose header has Slicer's segment fields (a
+    segmentation saved or renamed without ``.seg``)."""
+    name = path.name.lower()
+    if not path.is_file() or not name.endswith(".nrrd"):
+        return False
+    if name.endswith(".seg.nrrd"):
+        return True
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(1 << 16)
+    except OSError:
+        return False
+    header = head.split(b"\n\n", 1)[0]  # (a blank line ends a NRRD header)
+    return b"\nSegment0_" in header
 
 
 def _is_label_file(path: Path) -> bool:
