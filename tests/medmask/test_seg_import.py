@@ -285,3 +285,24 @@ def test_a_label_map_with_only_background_says_so(
     err = cli_error(capsys, "pack", tmp_path / "background.dcm", "-o", tmp_path / "a.mska")
     assert "background.dcm: the DICOM SEG declares no segment that holds a mask" in err
     assert "no .nii" not in err
+
+
+def test_a_seg_is_read_onto_the_grid_of_a_scan_in_nifti(tmp_path: Path) -> None:
+    """``--like ct.nii.gz``: the scan's grid (its header; a CT's voxels are no mask, and
+    reading them as one refused the scan: "not a mask: the array holds -1024"). The
+    masks come out as when read onto the series itself."""
+    import nibabel as nib
+
+    from medmask.model.geometry import nifti_affine
+
+    series = ct(tmp_path / "ct")
+    seg = highdicom_seg(series, tmp_path / "seg.dcm")
+    scan = np.full(tuple(SPACE.shape), -1024, np.int16)
+    nib.save(nib.Nifti1Image(scan, nifti_affine(SPACE)), tmp_path / "ct.nii.gz")
+    like = ["pack", str(seg), "--like", str(tmp_path / "ct.nii.gz"), "-o"]
+    assert main([*like, str(tmp_path / "like.mska")]) == 0
+    pack(seg, tmp_path / "source.mska", reference=read_source_series(series.folder))
+    onto_scan, onto_series = read_back(tmp_path / "like.mska"), read_back(tmp_path / "source.mska")
+    for name, expected in masks().items():
+        assert np.array_equal(onto_scan[name], expected)
+        assert np.array_equal(onto_series[name], expected)

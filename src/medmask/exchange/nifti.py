@@ -59,6 +59,7 @@ __all__ = [
     "is_nifti",
     "mask_file_name",
     "mask_file_names",
+    "nifti_space",
     "nifti_stem",
     "read_nifti",
     "read_nifti_folder",
@@ -154,6 +155,30 @@ def _space(affine: NDArray[Any], shape: tuple[int, ...], spaces: _Spaces | None)
             spaces.clear()
         known = spaces[key] = space_from_affine(affine, shape)
     return copy.copy(known)
+
+
+def nifti_space(source: str | os.PathLike[str]) -> Space:
+    """The voxel grid of a NIfTI file - a scan's as well as a mask's - from its header
+    alone (the voxels are not read).
+
+    Raises
+    ------
+    FormatError
+        Not a readable NIfTI file, not 2-D or 3-D (or 4-D with one volume), or a grid no
+        Space describes (sheared).
+    """
+    image, name = _open(source)
+    shape = tuple(int(n) for n in image.shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    elif len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise FormatError(f"{name}: not a 3-D image ({image.shape}): no grid of voxels")
+    try:
+        return space_from_affine(image.affine, shape)
+    except ValueError as err:
+        raise FormatError(f"{name}: {err}") from err
 
 
 def read_nifti_folder(folder: str | os.PathLike[str]) -> dict[str, SegmentationMask]:

@@ -32,7 +32,7 @@ import numpy as np
 from spacetransformer import Space
 
 from ..errors import FormatError, GeometryMismatchError, MedmaskError
-from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, read_nifti, unplaced_note
+from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, nifti_space, read_nifti, unplaced_note
 from ..files.archive import MaskArchive
 from ..format.legacy_mska import LEGACY_MSKA_MAGIC
 from ..format.mska import MAGIC
@@ -359,7 +359,7 @@ def _archive_grid(path: Path) -> Space:
 
 
 def _nifti_grid(path: Path) -> Space:
-    return read_nifti(path).space
+    return nifti_space(path)  # (a scan's grid too: the header alone)
 
 
 # The grids a DICOM SEG can be read onto (``--like``), by content, in order.
@@ -371,7 +371,8 @@ GRID_KINDS: tuple[tuple[str, Callable[[Path], bool], Callable[[Path], Space]], .
 
 def grid_of(path: str | os.PathLike[str]) -> Space:
     """The voxel grid of an archive (this format or 0.1.3's, known by its first bytes) or
-    of a NIfTI file: what ``pack --like`` reads a DICOM SEG onto.
+    of a NIfTI file, a mask's or the scan's (its header alone): what ``pack --like``
+    reads a DICOM SEG onto.
 
     Raises
     ------
