@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--like",
         type=Path,
-        help="DICOM SEG or RTSTRUCT input: an archive or NIfTI whose grid to read it onto",
+        help="DICOM SEG or RTSTRUCT input: an archive or NIfTI (a mask or the scan) whose grid "
+        "to read it onto",
     )
     parser.add_argument(
         "--series-uid",
