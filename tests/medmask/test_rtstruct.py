@@ -221,6 +221,34 @@ def test_roi_names_in_gbk_without_a_character_set_are_read_as_gbk(
         assert np.array_equal(roi.voxels, mask)
 
 
+def test_rois_with_an_empty_name_are_named_by_their_description_or_number(
+    case: Path, tmp_path: Path
+) -> None:
+    """ROIName may be empty (type 2): such an ROI is named by its ROIDescription, else
+    ``roi_<number>``, and the notes say which were."""
+    rs = tmp_path / "rs.dcm"
+    assert main(["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct"),
+                 "-o", str(rs)]) == 0  # fmt: skip
+    ds = pydicom.dcmread(rs)
+    first, second = ds.StructureSetROISequence[:2]
+    first.ROIName, first.ROIDescription = "", "GTV primary"
+    second.ROIName = ""
+    if "ROIDescription" in second:
+        del second.ROIDescription
+    ds.save_as(tmp_path / "unnamed.dcm")
+    notes: list[str] = []
+    rois = read_rtstruct(tmp_path / "unnamed.dcm", oblique_space(), notes=notes)
+    names = [roi.name for roi in rois]
+    assert names[:2] == ["GTV primary", f"roi_{second.ROINumber}"]
+    assert names[2:] == list(shapes())[2:]
+    assert notes == [
+        f"unnamed.dcm: 2 ROI(s) with an empty ROIName, named by their ROIDescription or "
+        f"number: {first.ROINumber} 'GTV primary', {second.ROINumber} 'roi_{second.ROINumber}'"
+    ]
+    for roi, mask in zip(rois, shapes().values(), strict=True):
+        assert np.array_equal(roi.voxels, mask)
+
+
 def test_an_empty_archive_and_unknown_names_are_clear(case: Path, tmp_path: Path) -> None:
     argv = ["export-rtstruct", str(case / "shapes.mska"), "--source", str(case / "ct")]
     assert main([*argv, "-o", str(tmp_path / "a.dcm"), "-n", "no_such_mask"]) == 1

@@ -145,6 +145,37 @@ def test_duplicate_labels_are_kept_apart_and_said(tmp_path: Path) -> None:
     assert np.array_equal(got["liver_2"], masks()["spleen"])
 
 
+def test_segments_without_a_label_are_named_by_their_description_or_type(
+    tmp_path: Path,
+) -> None:
+    """pydicom-seg (MONAI Label's SEG writer) leaves SegmentLabel out when its template
+    names a segment only in SegmentDescription; highdicom then refuses the file. Such a
+    segment is named by its description, else by its coded type ("Left Kidney"), said."""
+    series = ct(tmp_path / "ct")
+    ds = pydicom.dcmread(highdicom_seg(series, tmp_path / "s.dcm"))
+    liver, spleen = ds.SegmentSequence
+    del liver.SegmentLabel, spleen.SegmentLabel
+    liver.SegmentDescription = "Liver (manual)"
+    left = pydicom.Dataset()
+    left.CodeValue, left.CodingSchemeDesignator, left.CodeMeaning = "7771000", "SCT", "Left"
+    kidney = spleen.SegmentedPropertyTypeCodeSequence[0]
+    kidney.CodeMeaning = "Kidney"
+    kidney.SegmentedPropertyTypeModifierCodeSequence = DicomSequence([left])
+    ds.save_as(tmp_path / "unlabelled.dcm")
+    with pytest.raises(AttributeError, match="SegmentLabel"):  # (highdicom: not a SEG)
+        hd.seg.segread(tmp_path / "unlabelled.dcm")
+    with pytest.warns(
+        MedmaskWarning,
+        match=r"unlabelled.dcm: 2 segment\(s\) without a SegmentLabel .*SegmentDescription "
+        r"or the coded type's meaning: 1 'Liver \(manual\)', 2 'Left Kidney'",
+    ):
+        pack(tmp_path / "unlabelled.dcm", tmp_path / "a.mska", reference=SPACE)
+    got = read_back(tmp_path / "a.mska")
+    assert list(got) == ["Liver (manual)", "Left Kidney"]
+    assert np.array_equal(got["Liver (manual)"], masks()["liver"])
+    assert np.array_equal(got["Left Kidney"], masks()["spleen"])
+
+
 @pytest.mark.parametrize(
     ("term", "encode", "reading"),
     [(None, "gbk", "GB18030"), ("ISO_IR 6", "gbk", "GB18030"), (None, "utf-8", "UTF-8"),

@@ -406,10 +406,18 @@ def read_rtstruct(
     shape = tuple(int(n) for n in space.shape)
     rois = list(ds.get("StructureSetROISequence", []))
     read, why = read_names(  # (a Chinese planning system's GBK without the term ...)
-        ds, [str(r.get("ROIName", "") or f"roi_{r.ROINumber}") for r in rois], "ROI names",
+        ds, [str(r.get("ROIName", "") or "") or _unnamed(r) for r in rois], "ROI names",
         file.name,
     )  # fmt: skip
     said.extend(why)
+    unnamed = [f"{r.ROINumber} {name!r}" for r, name in zip(rois, read, strict=True)
+               if not r.get("ROIName")]  # fmt: skip
+    if unnamed:
+        said.append(
+            f"{file.name}: {len(unnamed)} ROI(s) with an empty ROIName, named by their "
+            f"ROIDescription or number: {', '.join(unnamed[:5])}"
+            + (f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else "")
+        )
     read = [  # (a name cut to the 64 characters ROIName holds: whole in ROIDescription)
         full_name(name, dicom_name(ds, str(r.get("ROIDescription", "") or ""))[0])
         for r, name in zip(rois, read, strict=True)
@@ -433,6 +441,12 @@ def read_rtstruct(
         voxels = _roi_voxels(roi.get("ContourSequence", []), to_index, shape, where, said)
         out.append(RtRoi(name, number, rgb, voxels))  # type: ignore[arg-type]
     return out
+
+
+def _unnamed(roi: Dataset) -> str:
+    """The name of an ROI whose ROIName is empty (allowed: type 2): its ROIDescription,
+    else ``roi_<number>``."""
+    return str(roi.get("ROIDescription", "") or "").strip() or f"roi_{roi.ROINumber}"
 
 
 def _roi_voxels(

@@ -312,8 +312,26 @@ def damage_named(where: str | Path) -> Iterator[None]:
 
 
 def _raw_label(item: Dataset) -> str:
-    """A Segment Sequence item's SegmentLabel as pydicom reads it (``segment_<n>`` if none)."""
-    return str(item.get("SegmentLabel", "") or f"segment_{int(item.SegmentNumber)}")
+    """A Segment Sequence item's SegmentLabel as pydicom reads it; without one (a required
+    attribute some writers leave out: pydicom-seg, for a segment its template names only in
+    SegmentDescription), what :func:`_unlabelled` names it by."""
+    return str(item.get("SegmentLabel", "") or "") or _unlabelled(item)[0]
+
+
+def _unlabelled(item: Dataset) -> tuple[str, str]:
+    """(name, where it comes from) of a segment without a SegmentLabel: its
+    SegmentDescription, else what its coded type means (``Left Kidney``: the modifier's
+    meaning first), else ``segment_<n>``."""
+    description = str(item.get("SegmentDescription", "") or "").strip()
+    if description:
+        return description, "SegmentDescription"
+    types = item.get("SegmentedPropertyTypeCodeSequence") or []
+    meaning = str(types[0].get("CodeMeaning", "") or "").strip() if types else ""
+    if meaning:
+        modifiers = types[0].get("SegmentedPropertyTypeModifierCodeSequence") or []
+        modifier = str(modifiers[0].get("CodeMeaning", "") or "").strip() if modifiers else ""
+        return f"{modifier} {meaning}".strip(), "the coded type's meaning"
+    return f"segment_{int(item.SegmentNumber)}", "the segment number (no description)"
 
 
 def _label(instance: Dataset, item: Dataset) -> str:
@@ -348,6 +366,7 @@ def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[Seg
             instance, [_raw_label(item) for item in items], "segment labels", path.name
         )
         notes.extend(why)
+        notes.extend(_unlabelled_note(path, items, labels))
         for item, read in zip(items, labels, strict=True):
             label = _whole(instance, item, read)
             number = int(item.SegmentNumber)
@@ -384,6 +403,26 @@ def _join_segments(instances: dict[Path, Dataset], notes: list[str]) -> list[Seg
     return segments
 
 
+def _unlabelled_note(path: Path, items: list[Dataset], labels: list[str]) -> list[str]:
+    """The note naming the segments of ``path`` that had no SegmentLabel, and what named
+    them (:func:`_unlabelled`); none when every segment has one."""
+    named = [
+        (int(item.SegmentNumber), label, _unlabelled(item)[1])
+        for item, label in zip(items, labels, strict=True)
+        if not item.get("SegmentLabel")
+    ]
+    if not named:
+        return []
+    sources = sorted({source for _, _, source in named})
+    shown = ", ".join(f"{number} {label!r}" for number, label, _ in named[:_SHOWN])
+    more = f" and {len(named) - _SHOWN} more" if len(named) > _SHOWN else ""
+    return [
+        f"{path.name}: {len(named)} segment(s) without a SegmentLabel (required in a SEG), "
+        f"named by {' or '.join(sources)}: {shown}{more}"
+    ]
+
+
+_SHOWN = 5  # segments named in a note
 BACKGROUND = ("125040", "DCM")  # PS3.16 CID 7150: Background
 
 
