@@ -148,21 +148,36 @@ def test_pydicoms_rtstruct_file(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not (SHARED / "third_party" / "rt-utils").is_dir(), reason="needs ../shared/data"
 )
-def test_rt_utils_mock_data_against_rt_utils_own_masks(tmp_path: Path) -> None:
-    """rt-utils' test data: its structure set names another frame of reference than its
-    CT (refused with --source); read onto the CT's grid it gives rt-utils' own masks but
-    for pixels within a pixel of the contour (rt-utils rounds points to whole pixels and
-    fills the boundary in)."""
+def test_rt_utils_mock_data_against_rt_utils_own_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rt-utils' test data: its structure set names its CT series but another frame of
+    reference (older rt-utils wrote a new one): read onto that series with a warning; it
+    gives rt-utils' own masks but for pixels within a pixel of the contour (rt-utils rounds
+    points to whole pixels and fills the boundary in). Naming another series too, it is
+    refused."""
     rt_utils = pytest.importorskip("rt_utils", reason="rt-utils is in the test extra")
     folder = SHARED / "third_party" / "rt-utils" / "mock_data"
     ct = tmp_path / "ct"
     ct.mkdir()
     for name in ("ct_1.dcm", "ct_2.dcm"):
         shutil.copy(folder / name, ct / name)
-    assert main(["pack", str(folder / "rt.dcm"), "-o", str(tmp_path / "x.mska"),
-                 "--source", str(ct)]) == 1  # fmt: skip
     series = read_source_series(ct)
+    assert main(["pack", str(folder / "rt.dcm"), "-o", str(tmp_path / "x.mska"),
+                 "--source", str(ct)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"rt.dcm: the structure set names the series {series.series_instance_uid} but " in err
+    assert f"the series' is {series.frame_of_reference_uid}" in err
     ours = {r.name: r.voxels for r in read_rtstruct(folder / "rt.dcm", series.grid.space())}
+    with MaskArchive(tmp_path / "x.mska") as archive:
+        assert np.array_equal(np.asarray(archive.load_mask("ROI-1").data) != 0, ours["ROI-1"])
+    elsewhere = pydicom.dcmread(folder / "rt.dcm")
+    frame = elsewhere.ReferencedFrameOfReferenceSequence[0]
+    frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID = "1.2.3"
+    elsewhere.save_as(tmp_path / "elsewhere.dcm")
+    assert main(["pack", str(tmp_path / "elsewhere.dcm"), "-o", str(tmp_path / "y.mska"),
+                 "--source", str(ct)]) == 1  # fmt: skip
+    assert "lies in frame of reference" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = rt_utils.RTStructBuilder.create_from(

@@ -250,6 +250,33 @@ def test_a_seg_is_only_read_onto_the_series_it_was_drawn_on(
     assert "'P1'" in err and "'P2'" in err
 
 
+def test_a_seg_naming_its_series_in_another_frame_of_reference_is_read_onto_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pydicom-seg (MONAI Label's SEG writer) gives every SEG a new FrameOfReferenceUID
+    (its issue #48) while its Referenced Series Sequence and frames name the series: read
+    onto that series, with a warning. Without that reference it stays refused."""
+    mine = ct(tmp_path / "mine")
+    ds = pydicom.dcmread(highdicom_seg(mine, tmp_path / "s.dcm"))
+    ds.FrameOfReferenceUID = pydicom.uid.generate_uid()
+    ds.save_as(tmp_path / "new_frame.dcm")
+    argv = ["pack", str(tmp_path / "new_frame.dcm"), "--source", str(mine.folder)]
+    assert main([*argv, "-o", str(tmp_path / "a.mska")]) == 0
+    err = capsys.readouterr().err
+    assert f"new_frame.dcm: the SEG names the series in {mine.folder} in its Referenced " in err
+    assert f"({ds.FrameOfReferenceUID}; the series' is " in err
+    got = read_back(tmp_path / "a.mska")
+    assert all(np.array_equal(got[name], mask) for name, mask in masks().items())
+    del ds.ReferencedSeriesSequence
+    ds.save_as(tmp_path / "unreferenced.dcm")
+    err = cli_error(
+        capsys, "pack", tmp_path / "unreferenced.dcm", "--source", mine.folder,
+        "-o", tmp_path / "b.mska",
+    )  # fmt: skip
+    assert f"lies in frame of reference {ds.FrameOfReferenceUID}" in err
+    assert not (tmp_path / "b.mska").exists()
+
+
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:
     series = ct(tmp_path / "ct")
     highdicom_seg(series, tmp_path / "s.dcm")

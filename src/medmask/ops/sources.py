@@ -159,8 +159,13 @@ def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | 
     from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415
 
     files = _seg_files(path)
+    read = SourceRead(
+        iter(()),
+        sum(p.stat().st_size for p in files),
+        nothing="the DICOM SEG declares no segment that holds a mask",
+    )
     if isinstance(reference, SourceSeries):
-        check_seg_source(files, reference)
+        check_seg_source(files, reference, read.notes)
         problems = reference.grid.problems()
         if problems:
             raise GeometryMismatchError(
@@ -169,11 +174,6 @@ def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | 
                 "its own frames"
             )
         reference = reference.grid.space()
-    read = SourceRead(
-        iter(()),
-        sum(p.stat().st_size for p in files),
-        nothing="the DICOM SEG declares no segment that holds a mask",
-    )
     read.masks = _keeping_meanings(
         seg_segments(files, space=reference, notes=read.notes), read.meanings
     )
@@ -192,7 +192,7 @@ def _read_rtstruct(path: Path, strict: bool, reference: Space | SourceSeries | N
     from ..exchange.dicom.rtstruct import read_rtstruct  # noqa: PLC0415
     from ..exchange.dicom.source import SourceSeries  # noqa: PLC0415
 
-    frame = None
+    frame = series_uid = None
     if isinstance(reference, SourceSeries):
         problems = reference.grid.problems()
         if problems:
@@ -201,6 +201,7 @@ def _read_rtstruct(path: Path, strict: bool, reference: Space | SourceSeries | N
                 f"({'; '.join(problems)}): its contours cannot be filled onto it"
             )
         frame = reference.frame_of_reference_uid or None
+        series_uid = reference.series_instance_uid or None
         reference = reference.grid.space()
     if reference is None:
         raise MedmaskError(
@@ -211,7 +212,9 @@ def _read_rtstruct(path: Path, strict: bool, reference: Space | SourceSeries | N
     space = reference
 
     def masks() -> Iterator[MaskItem]:
-        for roi in read_rtstruct(path, space, frame_of_reference=frame, notes=read.notes):
+        for roi in read_rtstruct(
+            path, space, frame_of_reference=frame, series_uid=series_uid, notes=read.notes
+        ):
             data = roi.voxels.astype(np.uint8)
             mask = SegmentationMask._trusted(data, LabelMapping({roi.name: 1}), space)
             read.meanings[roi.name] = SegmentMeaning(colour=roi.colour)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pydicom
 from spacetransformer import Space
 
-from ...errors import MaskNotFoundError, MedmaskError, SourceMismatchError
+from ...errors import MaskNotFoundError, MedmaskError, MedmaskWarning, SourceMismatchError
 from ...files.archive import MaskArchive, select_masks
 from ...files.atomic import check_writable
 from ...model.mapping import LabelMapping
@@ -213,11 +214,18 @@ def seg_segments(
         notes.extend(series.notes)
 
 
-def check_seg_source(paths: Sequence[str | os.PathLike[str]], series: SourceSeries) -> None:
+def check_seg_source(
+    paths: Sequence[str | os.PathLike[str]],
+    series: SourceSeries,
+    notes: list[str] | None = None,
+) -> None:
     """Refuse SEG instances that were not drawn on ``series`` (a matching grid is not enough).
 
-    Checks the Frame of Reference UID, the Referenced Series Sequence (when the SEG has
-    one) and the Patient ID (when both have one).
+    Checks the Referenced Series Sequence (when the SEG has one), the Frame of Reference
+    UID and the Patient ID (when both have one). A SEG that names ``series`` in its
+    Referenced Series Sequence but another frame of reference is read onto it, and
+    ``notes`` says so (a warning when None): pydicom-seg, MONAI Label's SEG writer, gives
+    every SEG a new Frame of Reference UID (its issue #48).
 
     Raises
     ------
@@ -229,21 +237,40 @@ def check_seg_source(paths: Sequence[str | os.PathLike[str]], series: SourceSeri
         path = Path(raw)
         with damage_named(path):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-        frame = str(ds.get("FrameOfReferenceUID", ""))
-        if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
-            raise SourceMismatchError(
-                f"{path}: the SEG lies in frame of reference {frame}, {where} in "
-                f"{series.frame_of_reference_uid}: it was not drawn on that series"
-            )
         referenced = [
             str(item.get("SeriesInstanceUID", ""))
             for item in ds.get("ReferencedSeriesSequence", [])
         ]
+        frame = str(ds.get("FrameOfReferenceUID", ""))
+        frames_differ = bool(
+            frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid
+        )
         if referenced and series.series_instance_uid not in referenced:
+            frames = (
+                f" (frame of reference {frame}; the series' {series.frame_of_reference_uid})"
+                if frames_differ
+                else ""
+            )
             raise SourceMismatchError(
                 f"{path}: the SEG was drawn on series {', '.join(referenced)}, {where} is "
-                f"{series.series_instance_uid}"
+                f"{series.series_instance_uid}{frames}"
             )
+        if frames_differ:
+            if not referenced:
+                raise SourceMismatchError(
+                    f"{path}: the SEG lies in frame of reference {frame}, {where} in "
+                    f"{series.frame_of_reference_uid}: it was not drawn on that series"
+                )
+            said = (
+                f"{path.name}: the SEG names {where} in its Referenced Series Sequence but "
+                f"lies in another frame of reference ({frame}; the series' is "
+                f"{series.frame_of_reference_uid}): read onto the series it names "
+                "(pydicom-seg writes a new frame of reference into every SEG)"
+            )
+            if notes is None:
+                warnings.warn(MedmaskWarning(said), stacklevel=2)
+            else:
+                notes.append(said)
         patient = str(ds.get("PatientID", ""))
         source_patient = str(series.header.get("PatientID", ""))
         if patient and source_patient and patient != source_patient:

@@ -371,6 +371,7 @@ def read_rtstruct(
     space: Space,
     *,
     frame_of_reference: str | None = None,
+    series_uid: str | None = None,
     notes: list[str] | None = None,
 ) -> list[RtRoi]:
     """The ROIs of an RT Structure Set as masks on ``space`` (docs/rtstruct.md).
@@ -382,7 +383,12 @@ def read_rtstruct(
     space : spacetransformer.Space
         The grid (a source series' :meth:`~.grid.SliceGrid.space`, or an archive's).
     frame_of_reference : str, optional
-        The grid's Frame of Reference UID; an ROI in another one is refused.
+        The grid's Frame of Reference UID; an ROI in another one is refused, unless the
+        structure set names ``series_uid`` among the series its contours were drawn on
+        (then read, with a note: older rt-utils wrote a new frame of reference into every
+        structure set, its issue #29).
+    series_uid : str, optional
+        The SeriesInstanceUID of the grid's images.
     notes : list of str, optional
         Receives what was not read as given: contours off the grid's planes, points
         outside it, contours that are not CLOSED_PLANAR.
@@ -426,21 +432,42 @@ def read_rtstruct(
     references = {int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "") or "")
                   for r in ds.get("StructureSetROISequence", [])}  # fmt: skip
     out = []
+    named_series = series_uid is not None and series_uid in _referenced_series(ds)
     for roi in ds.get("ROIContourSequence", []):
         number = int(roi.ReferencedROINumber)
         name = names.get(number, f"roi_{number}")
         own = references.get(number, "")
         if frame_of_reference and own and own != frame_of_reference:
-            raise FormatError(
-                f"{file}: ROI {name!r} lies in frame of reference {own}, the grid in "
-                f"{frame_of_reference}: the contours cannot be placed on it"
+            if not named_series:
+                raise FormatError(
+                    f"{file}: ROI {name!r} lies in frame of reference {own}, the grid in "
+                    f"{frame_of_reference}: the contours cannot be placed on it"
+                )
+            other = (
+                f"{file.name}: the structure set names the series {series_uid} but another "
+                f"frame of reference ({own}; the series' is {frame_of_reference}): read onto "
+                "the series it names (older rt-utils wrote a new frame of reference into "
+                "every structure set)"
             )
+            if other not in said:
+                said.append(other)
         colour = roi.get("ROIDisplayColor")
         rgb = tuple(int(v) for v in colour) if colour is not None and len(colour) == 3 else None
         where = f"{file.name}: ROI {name!r}"
         voxels = _roi_voxels(roi.get("ContourSequence", []), to_index, shape, where, said)
         out.append(RtRoi(name, number, rgb, voxels))  # type: ignore[arg-type]
     return out
+
+
+def _referenced_series(ds: Dataset) -> set[str]:
+    """The SeriesInstanceUIDs a structure set says its contours were drawn on (Referenced
+    Frame of Reference Sequence > RT Referenced Study > RT Referenced Series)."""
+    return {
+        str(series.get("SeriesInstanceUID", ""))
+        for frame in ds.get("ReferencedFrameOfReferenceSequence", None) or []
+        for study in frame.get("RTReferencedStudySequence", None) or []
+        for series in study.get("RTReferencedSeriesSequence", None) or []
+    } - {""}
 
 
 def _unnamed(roi: Dataset) -> str:
