@@ -277,6 +277,47 @@ def test_a_seg_naming_its_series_in_another_frame_of_reference_is_read_onto_it(
     assert not (tmp_path / "b.mska").exists()
 
 
+def test_a_study_folder_as_source_gives_the_series_the_file_or_archive_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PACS export's study folder holds the scan beside other series: pack reads a SEG
+    or RT Structure Set onto the series it names, export-seg and export-rtstruct write onto
+    the series the archive records; with none named, the error says how to choose."""
+    mine = ct(tmp_path / "study" / "ct")
+    ct(tmp_path / "study" / "other", seed="b")  # another series of the same grid and study
+    study = str(tmp_path / "study")
+    seg = highdicom_seg(mine, tmp_path / "s.dcm")
+    assert main(["pack", str(seg), "--source", study, "-o", str(tmp_path / "a.mska")]) == 0
+    got = read_back(tmp_path / "a.mska")
+    assert all(np.array_equal(got[name], mask) for name, mask in masks().items())
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.image_series is not None
+        assert archive.image_series["SeriesInstanceUID"] == mine.datasets[0].SeriesInstanceUID
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "a.mska")]) == 0
+    assert f"image series: {mine.datasets[0].SeriesInstanceUID}\n" in capsys.readouterr().out
+    rs, again = tmp_path / "rs.dcm", tmp_path / "again.dcm"
+    assert (
+        main(["export-rtstruct", str(tmp_path / "a.mska"), "--source", study, "-o", str(rs)]) == 0
+    )
+    assert main(["export-seg", str(tmp_path / "a.mska"), "--source", study, "-o", str(again)]) == 0
+    seg_refs = pydicom.dcmread(again).ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    rt_study = pydicom.dcmread(rs).ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
+    rt_refs = rt_study[0].RTReferencedSeriesSequence[0].ContourImageSequence
+    slices = {str(d.SOPInstanceUID) for d in mine.datasets}
+    for refs in (seg_refs, rt_refs):
+        assert {str(item.ReferencedSOPInstanceUID) for item in refs} == slices
+    assert main(["pack", str(rs), "--source", study, "-o", str(tmp_path / "b.mska")]) == 0
+    assert read_back(tmp_path / "b.mska").keys() == masks().keys()
+    pack(seg, tmp_path / "unplaced.mska", reference=SPACE)  # (no series recorded)
+    err = cli_error(capsys, "export-seg", tmp_path / "unplaced.mska", "--source", study,
+                    "-o", tmp_path / "c.dcm")  # fmt: skip
+    assert "holds several series: " in err and "choose one with --series-uid UID" in err
+    uid = mine.datasets[0].SeriesInstanceUID
+    argv = ["export-seg", str(tmp_path / "unplaced.mska"), "--source", study, "--series-uid", uid]
+    assert main([*argv, "-o", str(tmp_path / "c.dcm")]) == 0
+
+
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:
     series = ct(tmp_path / "ct")
     highdicom_seg(series, tmp_path / "s.dcm")

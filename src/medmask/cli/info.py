@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         ("mask data", f"{size(info.data_bytes)}, index {size(info.index_bytes)}"),
         ("codecs", ", ".join(f"{k}: {v}" for k, v in sorted(info.codecs.items()))),
     ]
+    if info.image_series:  # (pack --source, --series-uid or --series-map recorded it)
+        lines += [("image series", info.image_series.get("SeriesInstanceUID", ""))]
     damaged = [slot for slot in info.slots if "damaged" in slot]
     if damaged:
         lines += [("checksums", "DAMAGED: " + "; ".join(damaged))]

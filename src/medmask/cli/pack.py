@@ -20,7 +20,7 @@ from ..ops.cohort import (
     read_series_map,
 )
 from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_groups
-from ..ops.sources import grid_of
+from ..ops.sources import grid_of, source_series
 from .common import UsageError, echo, level, positive, ratio, size, warn
 
 HELP = "Pack NIfTI masks, label maps, DICOM SEG or Slicer files into .mska archives."
@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--series-uid",
-        help="the SeriesInstanceUID of the images the masks were drawn on (recorded; "
-        "--source records its own)",
+        help="the SeriesInstanceUID of the images the masks were drawn on (recorded); with "
+        "--source, which of its series (default: the one a SEG or RTSTRUCT names)",
     )
     cluster = parser.add_argument_group(
         "cohorts (one SRC: a folder of case folders or of multi-label files; docs/cohorts.md)"
@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if not many:
         packed = pack(
             sources[0], output, groups=groups, level=args.level, overwrite=args.overwrite,
-            strict_geometry=args.strict_geometry, reference=_reference(args.source, args.like),
+            strict_geometry=args.strict_geometry,
+            reference=_reference(sources[0], args.source, args.like, args.series_uid),
             series_uid=args.series_uid,
         )  # fmt: skip
         _print(packed, sources[0])
@@ -214,12 +215,10 @@ class _CohortProgress:
         self.bar.update(self.task, rate=f"{speed:.1f} cases/s" if speed else "")
 
 
-def _reference(source: Path | None, like: Path | None) -> Any:
+def _reference(src: Path, source: Path | None, like: Path | None, series_uid: str | None) -> Any:
     """The grid ``--source`` (an image series) or ``--like`` (an archive, a NIfTI) names."""
     if source is not None:
-        from ..exchange.dicom.source import read_source_series  # noqa: PLC0415 - pydicom
-
-        return read_source_series(source)  # pack checks the SEG is of this series
+        return source_series(src, source, series_uid)  # pack checks SRC is of this series
     return None if like is None else grid_of(like)
 
 

@@ -42,6 +42,7 @@ class ArchiveInfo:
     codecs: dict[str, int]
     slots: list[str]
     trailing_bytes: int
+    image_series: dict[str, str] | None = None  # the DICOM series recorded (``pack --source``)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -58,6 +59,7 @@ class ArchiveInfo:
             "groups": self.groups,
             "empty": self.empty,
             "codecs": self.codecs,
+            "image_series": self.image_series,
             "slots": self.slots,
             "trailing_bytes": self.trailing_bytes,
         }
@@ -113,6 +115,7 @@ def describe_archive(path: str | os.PathLike[str]) -> ArchiveInfo:
         commit = archive.commit
         space = archive.space
         version = archive.format_version
+        series = archive.image_series
     file_bytes = target.stat().st_size
     slots, trailing = _slot_report(target, file_bytes, version)
     return ArchiveInfo(
@@ -130,6 +133,7 @@ def describe_archive(path: str | os.PathLike[str]) -> ArchiveInfo:
         codecs=dict(Counter(s.codec for s in storage.values())),
         slots=slots,
         trailing_bytes=trailing,
+        image_series=series,
     )
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "grid_of",
     "natural_key",
     "source_kind",
+    "source_series",
     "split_labels",
 ]
 
@@ -370,6 +371,33 @@ GRID_KINDS: tuple[tuple[str, Callable[[Path], bool], Callable[[Path], Space]], .
     ("medmask archive", _starts_with(MAGIC, LEGACY_MSKA_MAGIC), _archive_grid),
     ("NIfTI", lambda p: p.is_file() and is_nifti(p), _nifti_grid),
 )
+
+
+def source_series(
+    src: str | os.PathLike[str], folder: str | os.PathLike[str], series_uid: str | None = None
+) -> SourceSeries:
+    """The image series of ``folder`` (``pack --source``) to read ``src`` onto:
+    ``series_uid``, the only one, or, when ``folder`` holds several (a study's folder),
+    the one a DICOM SEG or RT Structure Set ``src`` names as the series it was drawn on.
+
+    Raises
+    ------
+    MedmaskError
+        ``src`` is no pack source, or ``folder`` is no series or holds several and none
+        is chosen (:func:`~medmask.exchange.dicom.source.read_source_series`).
+    """
+    from ..exchange.dicom.exchange import seg_series  # noqa: PLC0415 - pydicom for DICOM
+    from ..exchange.dicom.rtstruct import rtstruct_series  # noqa: PLC0415
+    from ..exchange.dicom.source import read_source_series  # noqa: PLC0415
+
+    path = Path(src)
+    kind = source_kind(path).name
+    named: tuple[str, ...] = ()
+    if kind == "dicom-seg":
+        named = seg_series(_seg_files(path))
+    elif kind == "dicom-rtstruct":
+        named = rtstruct_series(path)
+    return read_source_series(folder, series_uid, named=named, namer=path.name)
 
 
 def grid_of(path: str | os.PathLike[str]) -> Space:

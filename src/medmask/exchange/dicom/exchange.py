@@ -88,7 +88,7 @@ def export_seg(
         Masks overlap in a LABELMAP (the message names them).
     """
     check_writable(Path(output), overwrite)
-    series = read_source_series(source, series_uid)
+    series = _archive_series(archive, source, series_uid)
     masks, space = _export_inputs(archive, names, groups)
     return write_seg(
         masks, space, series, output, algorithm=algorithm, algorithm_version=algorithm_version,
@@ -133,12 +133,25 @@ def export_rtstruct(
         A name in ``names`` is not in the archive.
     """
     check_writable(Path(output), overwrite)
-    series = read_source_series(source, series_uid)
+    series = _archive_series(archive, source, series_uid)
     masks, space = _export_inputs(archive, names, groups)
     return write_rtstruct(
         masks, space, series, output, algorithm=algorithm, interpreted_type=interpreted_type,
         contours=contours,
     )  # fmt: skip
+
+
+def _archive_series(
+    archive: str | os.PathLike[str], source: str | os.PathLike[str], series_uid: str | None
+) -> SourceSeries:
+    """The series of ``source`` to write onto: ``series_uid``, the only one, or the one the
+    archive records its masks were drawn on (``image_series``), when ``source`` holds
+    several (a study's folder)."""
+    with MaskArchive(archive) as opened:
+        recorded = (opened.image_series or {}).get("SeriesInstanceUID", "")
+    return read_source_series(
+        source, series_uid, named=(recorded,) if recorded else (), namer="the archive"
+    )
 
 
 def _export_inputs(
@@ -212,6 +225,20 @@ def seg_segments(
         yield segment.name, mask, segment.meaning
     if notes is not None:  # after the pixels: undeclared label-map values are found there
         notes.extend(series.notes)
+
+
+def seg_series(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    """The SeriesInstanceUIDs SEG instances say they were drawn on (their Referenced Series
+    Sequence; none when they name none or cannot be read: reading them says why)."""
+    named: dict[str, None] = {}
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:
+            continue
+        for item in ds.get("ReferencedSeriesSequence", None) or []:
+            named.setdefault(str(item.get("SeriesInstanceUID", "")), None)
+    return tuple(uid for uid in named if uid)
 
 
 def check_seg_source(

@@ -459,6 +459,18 @@ def read_rtstruct(
     return out
 
 
+def rtstruct_series(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The SeriesInstanceUIDs an RT Structure Set says its contours were drawn on (none
+    when it names none or cannot be read: reading it says why)."""
+    import pydicom  # noqa: PLC0415
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        return tuple(sorted(_referenced_series(ds)))
+    except Exception:
+        return ()
+
+
 def _referenced_series(ds: Dataset) -> set[str]:
     """The SeriesInstanceUIDs a structure set says its contours were drawn on (Referenced
     Frame of Reference Sequence > RT Referenced Study > RT Referenced Series)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -69,29 +70,40 @@ class SourceSeries:
 
 
 def read_source_series(
-    folder: str | os.PathLike[str], series_uid: str | None = None
+    folder: str | os.PathLike[str],
+    series_uid: str | None = None,
+    *,
+    named: Iterable[str] = (),
+    namer: str = "",
 ) -> SourceSeries:
     """Read the image series in ``folder`` (headers only, files in any order or sub-folder).
 
     Parameters
     ----------
     folder : str or os.PathLike
-        A folder of one series' files (other files are skipped and listed).
+        A folder of one series' files, or of a study's (a PACS export: the scan beside
+        its scouts and other series); other files are skipped and listed.
     series_uid : str, optional
         Which series, when the folder holds several.
+    named : iterable of str, optional
+        The series the masks say they were drawn on (a SEG's Referenced Series, an RT
+        Structure Set's, an archive's recorded series): without ``series_uid``, the one
+        of them the folder holds is read.
+    namer : str, optional
+        What ``named`` comes from, for the error when the folder holds none of them.
 
     Raises
     ------
     FormatError
-        No image slices, several series and no ``series_uid``, or slices that disagree
-        on their orientation or size.
+        No image slices, several series and none chosen, or slices that disagree on their
+        orientation or size.
     """
     root = Path(folder)
     if not root.is_dir():
         raise FormatError(f"{root}: not a folder of DICOM files")
     skipped: list[tuple[str, str]] = []
     by_series = _slices_by_series(root, skipped)
-    chosen = _choose_series(root, by_series, series_uid, len(skipped))
+    chosen = _choose_series(root, by_series, series_uid, len(skipped), tuple(named), namer)
     for uid, others in by_series.items():
         if uid != chosen:
             skipped += [(str(s.path), f"another series ({uid})") for s in others]
@@ -231,8 +243,15 @@ def _decimals(ds: Dataset, tag: int, path: Path, count: int) -> tuple[float, ...
 
 
 def _choose_series(
-    root: Path, by_series: dict[str, list[_Slice]], wanted: str | None, others: int
+    root: Path,
+    by_series: dict[str, list[_Slice]],
+    wanted: str | None,
+    others: int,
+    named: tuple[str, ...],
+    namer: str,
 ) -> str:
+    """The series to read: ``wanted``, the only one, or the one of ``named`` the folder
+    holds."""
     if wanted is not None:
         if wanted not in by_series:
             raise FormatError(f"{root}: no slices of series {wanted}")
@@ -241,5 +260,13 @@ def _choose_series(
         return next(iter(by_series))
     if not by_series:
         raise FormatError(f"{root}: no DICOM image slices found ({others} other files)")
+    held = [uid for uid in dict.fromkeys(named) if uid in by_series]
+    if len(held) == 1:
+        return held[0]
     listing = ", ".join(f"{uid} ({len(v)} slices)" for uid, v in by_series.items())
-    raise FormatError(f"{root}: holds several series, choose one: {listing}")
+    why = ""
+    if named and not held:
+        why = f"; none is the series {namer or 'the masks'} name(s) ({', '.join(named)})"
+    raise FormatError(
+        f"{root}: holds several series: {listing}{why}; choose one with --series-uid UID"
+    )
