@@ -359,3 +359,29 @@ def test_a_file_compressed_or_not_against_its_name_is_read_by_its_bytes(tmp_path
     sitk = pytest.importorskip("SimpleITK")
     by_itk = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "liver.nii.gz")))
     assert np.array_equal(by_itk.transpose(2, 1, 0), array)
+
+
+def test_one_volume_in_five_dimensions_is_a_mask_and_a_scan_of_many_has_a_grid(
+    tmp_path: Path,
+) -> None:
+    """(X, Y, Z, 1, 1) - one component of one time point - is the volume (it was refused);
+    several volumes stay refused, saying what they may be; a 4-D scan (fMRI, DWI, dynamic
+    PET) has the grid of each volume for ``--like``."""
+    from medmask.exchange.nifti import nifti_space
+
+    affine = np.diag([0.8, 0.9, 2.0, 1.0])
+    affine[:3, 3] = (-10.0, 20.0, 30.0)
+    volume = np.zeros((4, 5, 6, 1, 1), np.uint8)
+    volume[1, 2, 3] = 1
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "v.nii.gz")
+    assert nib.load(tmp_path / "v.nii.gz").header["dim"][0] == 5
+    mask = SegmentationMask.from_nifti(tmp_path / "v.nii.gz")
+    assert mask.shape == (4, 5, 6) and np.argwhere(np.asarray(mask.data)).tolist() == [[1, 2, 3]]
+    assert np.allclose(mask.space.to_nifti_affine(), affine)
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 1, 3), np.uint8), affine), tmp_path / "c.nii.gz")
+    with pytest.raises(FormatError, match=r"c\.nii\.gz: .*got \(4, 5, 6, 1, 3\): 1 x 3 volumes"):
+        SegmentationMask.from_nifti(tmp_path / "c.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 7), np.int16), affine), tmp_path / "dwi.nii.gz")
+    space = nifti_space(tmp_path / "dwi.nii.gz")
+    assert tuple(space.shape) == (4, 5, 6)
+    assert np.allclose(space.to_nifti_affine(), affine)

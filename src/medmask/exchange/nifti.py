@@ -88,8 +88,8 @@ def read_nifti(
     -------
     SegmentationMask
         The voxels in the type the file stores them in (uint8, int16, float32, ...),
-        not copied; a 4-D file with one volume gives its 3-D volume, a 2-D file a
-        volume of one slice.
+        not copied; a file of one volume in 4 or more dimensions gives its 3-D volume,
+        a 2-D file a volume of one slice.
 
     Raises
     ------
@@ -98,6 +98,11 @@ def read_nifti(
         beyond 32 bits, a sheared affine, or it cannot be read at all.
     """
     return _read_nifti(source, mapping, None)
+
+
+def _one_volume(shape: tuple[int, ...]) -> bool:
+    """Whether every dimension after the third has size 1 (one volume of a 4-D or 5-D file)."""
+    return all(n == 1 for n in shape[3:])
 
 
 # the Space of the affine a folder's files share, worked out once: (affine bytes, shape) ->
@@ -112,16 +117,19 @@ def _read_nifti(
 ) -> SegmentationMask:
     image, name = _open(source)
     shape = tuple(image.shape)
-    if not (len(shape) in (2, 3) or (len(shape) == 4 and shape[3] == 1)):
+    if not (len(shape) in (2, 3) or (len(shape) > 3 and _one_volume(shape))):
+        volumes = " x ".join(str(n) for n in shape[3:])
         raise FormatError(
-            f"{name}: a mask must be 3-D (or 2-D: one slice; or 4-D with one volume), got {shape}"
+            f"{name}: a mask must be 3-D (or 2-D: one slice; or more dimensions of size 1 "
+            f"after the third), got {shape}: {volumes} volumes (time points or channels; "
+            "a one-hot file: save each channel, or their argmax, as a file of its own)"
         )
     try:
         raw = read_voxels(image)
     except (OSError, ValueError, EOFError) as err:
         raise FormatError(f"{name}: cannot read the voxel data: {err}") from err
-    if raw.ndim == 4:
-        raw = raw[..., 0]
+    if raw.ndim > 3:  # (X, Y, Z, 1): a time series of one, (X, Y, Z, 1, 1): one component
+        raw = raw.reshape(raw.shape[:3])
     elif raw.ndim == 2:  # a 2-D file (ITK writes one slice so) is a volume of one slice
         raw = raw[..., None]
     array = as_label_array(raw, name)
@@ -161,18 +169,19 @@ def nifti_space(source: str | os.PathLike[str]) -> Space:
     """The voxel grid of a NIfTI file - a scan's as well as a mask's - from its header
     alone (the voxels are not read).
 
+    A scan of several volumes (a 4-D fMRI, DWI or dynamic PET series) has the grid of each.
+
     Raises
     ------
     FormatError
-        Not a readable NIfTI file, not 2-D or 3-D (or 4-D with one volume), or a grid no
-        Space describes (sheared).
+        Not a readable NIfTI file, not of 2 dimensions or more, or a grid no Space
+        describes (sheared).
     """
     image, name = _open(source)
     shape = tuple(int(n) for n in image.shape)
     if len(shape) == 2:
         shape = (*shape, 1)
-    elif len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
+    shape = shape[:3]
     if len(shape) != 3:
         raise FormatError(f"{name}: not a 3-D image ({image.shape}): no grid of voxels")
     try:
