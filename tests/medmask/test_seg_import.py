@@ -6,6 +6,8 @@ file highdicom would not write); the image series by medmask's sample generator.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,6 +318,67 @@ def test_a_study_folder_as_source_gives_the_series_the_file_or_archive_names(
     uid = mine.datasets[0].SeriesInstanceUID
     argv = ["export-seg", str(tmp_path / "unplaced.mska"), "--source", study, "--series-uid", uid]
     assert main([*argv, "-o", str(tmp_path / "c.dcm")]) == 0
+
+
+def test_an_enhanced_multi_frame_series_is_a_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enhanced CT/MR/PET (and Legacy Converted Enhanced) keep a series in one multi-frame
+    instance, each frame placed by its functional groups: it was "no DICOM image slices".
+    Its grid is the single-frame series' grid; export-seg references each frame (highdicom
+    finds every source frame's pixels), export-rtstruct each frame's number (dciodvfy
+    finds no error), and both read back onto it."""
+    c, s = np.cos(np.radians(25)), np.sin(np.radians(25))
+    oblique = Space(
+        shape=SPACE.shape, origin=(-10.0, 5.0, 30.0), spacing=SPACE.spacing,
+        x_orientation=(c, s, 0.0), y_orientation=(-s, c, 0.0), z_orientation=(0.0, 0.0, 1.0),
+    )  # fmt: skip
+    single = ct(tmp_path / "single", space=oblique)
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        single.datasets, series_instance_uid=hd.UID(), series_number=2,
+        sop_instance_uid=hd.UID(), instance_number=1,
+    )  # fmt: skip
+    (tmp_path / "enhanced").mkdir()
+    enhanced.save_as(tmp_path / "enhanced" / "ct.dcm")
+    source = read_source_series(tmp_path / "enhanced")
+    assert source.instances == (str(enhanced.SOPInstanceUID),)
+    assert sorted(source.frame_numbers) == list(range(1, len(single.datasets) + 1))
+    assert source.grid.space() == read_source_series(single.folder).grid.space()
+    archive = tmp_path / "a.mska"
+    pack(highdicom_seg(single, tmp_path / "s.dcm"), archive, reference=oblique)
+    seg = tmp_path / "seg.dcm"
+    export_seg(archive, tmp_path / "enhanced", seg, transfer_syntax="explicit")
+    frames = list(range(1, len(single.datasets) + 1))
+    pixels = hd.seg.segread(seg).get_pixels_by_source_frame(
+        str(enhanced.SOPInstanceUID), frames, combine_segments=False,
+        assert_missing_frames_are_empty=True,
+    )  # fmt: skip
+    for frame, groups in zip(frames, enhanced.PerFrameFunctionalGroupsSequence, strict=True):
+        position = np.array(
+            [float(v) for v in groups.PlanePositionSequence[0].ImagePositionPatient]
+        )
+        k = round(float((position - np.array(oblique.origin)) @ (0, 0, 1)) / oblique.spacing[2])
+        for j, mask in enumerate(masks().values()):
+            assert np.array_equal(pixels[frame - 1, :, :, j] != 0, mask[:, :, k].T)
+    rs = tmp_path / "rs.dcm"
+    argv = ["export-rtstruct", str(archive), "--source", str(tmp_path / "enhanced")]
+    assert main([*argv, "-o", str(rs)]) == 0
+    study = pydicom.dcmread(rs).ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
+    images = study[0].RTReferencedSeriesSequence[0].ContourImageSequence
+    assert sorted(int(i.ReferencedFrameNumber) for i in images) == frames
+    for written, name in ((seg, "b.mska"), (rs, "c.mska")):
+        argv = ["pack", str(written), "--source", str(tmp_path / "enhanced")]
+        assert main([*argv, "-o", str(tmp_path / name)]) == 0
+        got = read_back(tmp_path / name)
+        assert all(np.array_equal(got[n], mask) for n, mask in masks().items())
+    if shutil.which("dciodvfy"):
+        for written in (seg, rs):
+            run = subprocess.run(
+                ["dciodvfy", str(written)], capture_output=True, text=True, check=False
+            )
+            errors = [line for line in (run.stdout + run.stderr).splitlines()
+                      if line.startswith("Error")]  # fmt: skip
+            assert not errors, errors
 
 
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:

@@ -180,7 +180,7 @@ class _Planes:
             grid.positions - 0.5 * across - 0.5 * down,
             across,
             down,
-            [_image_reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids],
+            _image_references(source),
             contours == "inset",
         )
 
@@ -219,8 +219,23 @@ def _contour_item(image: bytes, data: bytes, points: int, number: int) -> bytes:
     )
 
 
-def _image_reference(sop_class: str, sop_instance: str) -> bytes:
-    return _implicit(0x00081150, _uid(sop_class)) + _implicit(0x00081155, _uid(sop_instance))
+def _image_reference(sop_class: str, sop_instance: str, frame: int = 0) -> bytes:
+    """A Contour Image Sequence item's elements: the image, and its frame (from 1) when
+    it is a frame of a multi-frame image (ReferencedFrameNumber, type 1C)."""
+    reference = _implicit(0x00081150, _uid(sop_class)) + _implicit(0x00081155, _uid(sop_instance))
+    if frame:
+        number = str(frame).encode("ascii")
+        reference += _implicit(0x00081160, number + b" " * (len(number) % 2))
+    return reference
+
+
+def _image_references(source: SourceSeries) -> list[bytes]:
+    """Each grid slice's image reference (:func:`_image_reference`), in grid order."""
+    frames = source.frame_numbers or (0,) * len(source.sop_instance_uids)
+    return [
+        _image_reference(source.sop_class_uid, uid, frame)
+        for uid, frame in zip(source.sop_instance_uids, frames, strict=True)
+    ]
 
 
 def _implicit(tag: int, value: bytes) -> bytes:
@@ -291,9 +306,7 @@ def _structure_sequences(
     """Referenced Frame of Reference, Structure Set ROI and RT ROI Observations
     sequences, encoded directly (pydicom's Datasets for 179 image references and 117 ROIs
     cost 0.1 s of a 0.3 s export)."""
-    images = b"".join(
-        _item(_image_reference(source.sop_class_uid, uid)) for uid in source.sop_instance_uids
-    )
+    images = b"".join(_item(image) for image in _image_references(source))
     series = _item(
         _implicit(0x0020000E, _uid(source.series_instance_uid)) + _implicit(0x30060016, images)
     )

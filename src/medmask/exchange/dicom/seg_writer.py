@@ -371,6 +371,9 @@ class _FrameEncoder:
         out = []
         for segment, s in frames:
             instance = enc.element(0x00081155, "UI", enc.uid(self.source.sop_instance_uids[s]))
+            if self.source.frame_numbers:  # a frame of a multi-frame source image
+                number = str(self.source.frame_numbers[s])
+                instance += enc.element(0x00081160, "IS", enc.text(number))
             image = enc.item(self.sop_class + instance + self.preserved + self.purpose)
             derivation = enc.item(enc.sequence(0x00082112, [image]) + self.derivation_code)
             index = struct.pack("<I", s + 1) if labelmap else struct.pack("<II", segment, s + 1)
@@ -462,7 +465,7 @@ def _dataset(
     referenced = Dataset()
     referenced.SeriesInstanceUID = source.series_instance_uid
     referenced.ReferencedInstanceSequence = DicomSequence(
-        _reference(source.sop_class_uid, uid) for uid in source.sop_instance_uids
+        _reference(source.sop_class_uid, uid) for uid in source.instances
     )
     ds.ReferencedSeriesSequence = DicomSequence([referenced])
     return ds
@@ -555,6 +558,8 @@ def _frame_groups(source: SourceSeries, segment: int, slice_index: int) -> Datas
     frame = Dataset()
     derivation = Dataset()
     image = _reference(source.sop_class_uid, source.sop_instance_uids[slice_index])
+    if source.frame_numbers:
+        image.ReferencedFrameNumber = source.frame_numbers[slice_index]
     image.SpatialLocationsPreserved = "YES"
     image.PurposeOfReferenceCodeSequence = DicomSequence([_code(SOURCE_IMAGE)])
     derivation.SourceImageSequence = DicomSequence([image])

@@ -56,6 +56,9 @@ class SourceSeries:
         Patient and study attributes (``PATIENT_STUDY_KEYWORDS``) of the first slice.
     skipped : tuple[tuple[str, str], ...]
         Files in the folder that are not slices of this series, with the reason.
+    frame_numbers : tuple[int, ...]
+        For a series of multi-frame images (Enhanced CT, MR, PET): each slice's frame
+        number (from 1) in its instance, in grid order; empty for single-frame files.
     """
 
     folder: Path
@@ -67,6 +70,12 @@ class SourceSeries:
     header: Dataset
     slice_thickness: float | None = None
     skipped: tuple[tuple[str, str], ...] = field(default=())
+    frame_numbers: tuple[int, ...] = field(default=())
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        """The SOP Instance UIDs of the series' images, each once, in grid order."""
+        return tuple(dict.fromkeys(self.sop_instance_uids))
 
 
 def read_source_series(
@@ -127,7 +136,7 @@ def read_source_series(
     if len(positions) > 1 and np.min(np.linalg.norm(np.diff(positions, axis=0), axis=1)) < 1e-6:
         raise FormatError(f"{root}: two slices lie at one position (a duplicate or a 4-D series)")
     ds = first.dataset
-    spacing = _decimals(ds, _PIXEL_SPACING, first.path, 2)
+    spacing = first.spacing
     grid = SliceGrid(
         rows,
         columns,
@@ -140,7 +149,7 @@ def read_source_series(
     for keyword in PATIENT_STUDY_KEYWORDS:
         if keyword in ds:
             setattr(header, keyword, ds.data_element(keyword).value)  # type: ignore[union-attr]
-    thickness = ds.get("SliceThickness")
+    framed = any(one.frame for one in slices)
     return SourceSeries(
         folder=root,
         grid=grid,
@@ -149,8 +158,9 @@ def read_source_series(
         series_instance_uid=chosen,
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
         header=header,
-        slice_thickness=float(thickness) if thickness not in (None, "") else None,
+        slice_thickness=first.thickness,
         skipped=tuple(skipped),
+        frame_numbers=tuple(one.frame for one in slices) if framed else (),
     )
 
 
@@ -161,11 +171,17 @@ _SERIES_UID: Final = 0x0020000E
 _ROWS: Final = 0x00280010
 _COLUMNS: Final = 0x00280011
 _INSTANCE_UID: Final = 0x00080018
+_SLICE_THICKNESS: Final = 0x00180050
+_PER_FRAME: Final = 0x52009230  # PerFrameFunctionalGroupsSequence
+_CLASS_UID: Final = 0x00080016
+# Segmentation and Label Map Segmentation Storage: multi-frame, positioned, never a source
+_SEGMENTATIONS: Final = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
 
 
 @dataclass(frozen=True)
 class _Slice:
-    """What the grid needs of one slice (the first one's dataset gives the rest)."""
+    """What the grid needs of one slice, a single-frame file or one frame of a multi-frame
+    one (the first one's dataset gives the rest)."""
 
     path: Path
     dataset: Dataset
@@ -173,6 +189,9 @@ class _Slice:
     orientation: tuple[float, ...]
     size: tuple[int, int]
     instance_uid: str
+    spacing: tuple[float, ...]
+    thickness: float | None
+    frame: int = 0  # its number (from 1) in a multi-frame instance; 0: a single-frame file
 
 
 def _slices_by_series(root: Path, skipped: list[tuple[str, str]]) -> dict[str, list[_Slice]]:
@@ -188,6 +207,16 @@ def _slices_by_series(root: Path, skipped: list[tuple[str, str]]) -> dict[str, l
         except (InvalidDicomError, OSError, ValueError, EOFError) as err:
             skipped.append((str(path), f"not readable as DICOM ({type(err).__name__})"))
             continue
+        if _uid(ds, _CLASS_UID) in _SEGMENTATIONS:
+            skipped.append((str(path), "a segmentation, not an image"))
+            continue
+        if _PER_FRAME in ds and _IMAGE_POSITION not in ds:
+            frames = _frames(path, ds)
+            if frames:
+                by_series.setdefault(_uid(ds, _SERIES_UID), []).extend(frames)
+            else:
+                skipped.append((str(path), "a multi-frame object without frame positions"))
+            continue
         if _IMAGE_POSITION not in ds or _IMAGE_ORIENTATION not in ds:
             skipped.append((str(path), "not an image slice (no position or orientation)"))
             continue
@@ -198,9 +227,65 @@ def _slices_by_series(root: Path, skipped: list[tuple[str, str]]) -> dict[str, l
             _decimals(ds, _IMAGE_ORIENTATION, path, 6),
             (_unsigned(ds, _ROWS), _unsigned(ds, _COLUMNS)),
             _uid(ds, _INSTANCE_UID),
+            _decimals(ds, _PIXEL_SPACING, path, 2),
+            _thickness(ds),
         )
         by_series.setdefault(_uid(ds, _SERIES_UID), []).append(one)
     return by_series
+
+
+def _frames(path: Path, ds: Dataset) -> list[_Slice]:
+    """The frames of an enhanced multi-frame image (Enhanced CT, MR, PET; Legacy Converted
+    Enhanced) as slices: each frame's position, orientation and pixel measures from its
+    functional groups, else the shared ones (PS3.3 C.7.6.16); none when a frame has no
+    position."""
+    shared_items: list[Dataset] = list(ds.get("SharedFunctionalGroupsSequence") or [])
+    shared = shared_items[0] if shared_items else Dataset()
+    per_frame: list[Dataset] = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    size = (_unsigned(ds, _ROWS), _unsigned(ds, _COLUMNS))
+    uid = _uid(ds, _INSTANCE_UID)
+    out = []
+    for number, groups in enumerate(per_frame, start=1):
+        where = f"{path} (frame {number})"
+        position = _group_value(groups, shared, "PlanePositionSequence", _IMAGE_POSITION)
+        if position is None:
+            return []
+        orientation = _group_value(groups, shared, "PlaneOrientationSequence", _IMAGE_ORIENTATION)
+        measures = _group_value(groups, shared, "PixelMeasuresSequence", _PIXEL_SPACING)
+        if orientation is None or measures is None:
+            raise FormatError(f"{where}: no ImageOrientationPatient or PixelSpacing")
+        out.append(
+            _Slice(
+                path,
+                ds,
+                _decimals(position, _IMAGE_POSITION, Path(where), 3),
+                _decimals(orientation, _IMAGE_ORIENTATION, Path(where), 6),
+                size,
+                uid,
+                _decimals(measures, _PIXEL_SPACING, Path(where), 2),
+                _thickness(measures),
+                number,
+            )
+        )
+    return out
+
+
+def _group_value(groups: Dataset, shared: Dataset, sequence: str, tag: int) -> Dataset | None:
+    """The functional group item of ``sequence`` holding ``tag``: the frame's own, else
+    the shared one; None when neither has it."""
+    for functional in (groups, shared):
+        items = functional.get(sequence) or []
+        if items and tag in items[0]:
+            return items[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _thickness(ds: Dataset) -> float | None:
+    """SliceThickness (mm), None when absent, empty or not a number."""
+    try:
+        return float(_text_of(ds, _SLICE_THICKNESS))
+    except ValueError:
+        return None
 
 
 def _text_of(ds: Dataset, tag: int) -> str:
