@@ -120,6 +120,29 @@ def test_archives_of_one_name_in_two_folders_are_two_cases(cohort: Path, tmp_pat
     assert "site_b/case3.mska" not in missing and "case1" not in missing
 
 
+def test_archives_that_cannot_be_read_are_named_not_left_out_silently(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged archive (cut short by a full disk, a file named .mska that is none) was
+    left out of the report without a word: its case missing from every count. Now the
+    command warns for each, the page lists them above the counts, and it exits 1."""
+    folder = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", folder)
+    data = (folder / "case2.mska").read_bytes()
+    (folder / "case2.mska").write_bytes(data[:300])
+    (folder / "notes.mska").write_text("not an archive", encoding="utf-8")
+    out = tmp_path / "report.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "case2.mska: not in the report: " in err and "no valid superblock" in err
+    assert "notes.mska: not in the report: " in err and "not a medmask archive" in err
+    page = out.read_text(encoding="utf-8")
+    assert [row[0] for row in numbers(page, "unread")] == ["case2.mska", "notes.mska"]
+    assert kpi(page, "cases") == 7
+    assert main(["report", str(cohort / "archives"), "-o", str(tmp_path / "whole.html")]) == 0
+    assert "id=unread" not in (tmp_path / "whole.html").read_text(encoding="utf-8")
+
+
 def test_values_are_escaped(cohort: Path, tmp_path: Path) -> None:
     folder = tmp_path / "<i>x&y"  # the title is the folder's name
     folder.mkdir()

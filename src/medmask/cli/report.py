@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..ops.report import cohort_report
-from .common import echo
+from .common import echo, warn
 
 HELP = "Write report.html about a cohort: organs found, volumes, outliers, missing organs."
 
@@ -20,10 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = cohort_report(args.source, args.output)
+    for archive, reason in report.unread:
+        warn(f"{archive}: not in the report: {reason}")
     k = report.kpis
     echo(
         f"{args.output}: {k['cases']:,} cases, {k['organs']:,} organs, "
         f"{len(report.outliers):,} outlying volumes, {len(report.missing):,} cases missing "
-        "common organs"
+        "common organs" + (f", {len(report.unread):,} archives not read" if report.unread else "")
     )
-    return 0
+    return 1 if report.unread else 0

@@ -13,12 +13,13 @@ so that two patients are never counted, or their organs looked for, as one.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -106,6 +107,7 @@ class CohortReport:
     outliers: list[dict[str, Any]]
     missing: list[dict[str, Any]]
     grids: list[dict[str, Any]]
+    unread: list[tuple[str, str]] = field(default_factory=list)  # (archive, why): not in it
 
 
 def cohort_report(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> CohortReport:
@@ -126,8 +128,9 @@ def cohort_report(source: str | os.PathLike[str], output: str | os.PathLike[str]
             catalog = Path(folder) / "catalog.parquet"
             built = build_catalog(base, catalog)
             if not built.rows:
-                raise MedmaskError(f"{base}: no archive with masks to report on")
-            report = _gather(catalog)
+                why = "".join(f"; {archive}: {reason}" for archive, reason in built.failures)
+                raise MedmaskError(f"{base}: no archive with masks to report on{why}")
+            report = dataclasses.replace(_gather(catalog), unread=list(built.failures))
         title = readable(base.name or str(base))
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +183,7 @@ def render(report: CohortReport, title: str) -> str:
         f"<p class=muted>medmask {e(str(__version__))}; every number is a SQL answer over "
         "the catalog (docs/catalog.md)</p>",
         f"<div class=kpi>{kpis}</div>",
+        _unread_list(report.unread),
         _organ_table(report.organs),
         _outlier_table(report.outliers),
         _missing_table(report.missing),
@@ -187,6 +191,18 @@ def render(report: CohortReport, title: str) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _unread_list(unread: Sequence[tuple[str, str]]) -> str:
+    """The archives that could not be read: none of their masks is counted below."""
+    if not unread:
+        return ""
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(a)}</td><td>{e(why)}</td></tr>" for a, why in unread)
+    return (
+        f"<h2 id=unread>Not read: {len(unread):,} archives (none of their masks is counted "
+        f"below)</h2><table><tr><th>archive</th><th>why</th></tr>{rows}</table>"
+    )
 
 
 def _number(value: Any) -> str:
