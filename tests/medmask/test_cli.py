@@ -224,6 +224,17 @@ def test_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str], archive: Pat
     assert f"DAMAGED  {damaged}" in out
     assert "fails its checksum" in out
     assert "1 of 2 archives damaged" in err
+    # a folder: every archive under it (it was "DAMAGED <folder>: is a folder")
+    (tmp_path / "sub").mkdir()
+    shutil.copy(archive, tmp_path / "sub" / "good.mska")
+    code, out, err = run(capsys, "verify", tmp_path)
+    assert code == 1
+    assert out.splitlines()[0] == f"DAMAGED  {damaged}"
+    assert out.splitlines()[-1].startswith(f"ok       {tmp_path / 'sub' / 'good.mska'} (")
+    assert "1 of 2 archives damaged" in err
+    (tmp_path / "none").mkdir()
+    code, _, err = run(capsys, "verify", tmp_path / "none")
+    assert code == 1 and "none: no .mska archive under this folder" in err
 
 
 def test_preview(

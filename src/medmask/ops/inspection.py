@@ -21,7 +21,14 @@ from ..format import mska as fmt
 from ..model.bbox import bounding_box
 from ..model.space import space_to_dict, voxel_volume_ml
 
-__all__ = ["ArchiveInfo", "VerifyResult", "describe_archive", "list_masks", "verify_archive"]
+__all__ = [
+    "ArchiveInfo",
+    "VerifyResult",
+    "archives_in",
+    "describe_archive",
+    "list_masks",
+    "verify_archive",
+]
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,29 @@ def describe_archive(path: str | os.PathLike[str]) -> ArchiveInfo:
         trailing_bytes=trailing,
         image_series=series,
     )
+
+
+def archives_in(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the archives under it (``.mska``, sorted):
+    what ``medmask verify`` checks.
+
+    Raises
+    ------
+    MedmaskError
+        A folder without any archive under it.
+    """
+    from .catalog import find_archives  # noqa: PLC0415 - (pyarrow) only for a folder
+
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = find_archives(path)
+        if not inside:
+            raise MedmaskError(f"{path}: no .mska archive under this folder")
+        found += inside
+    return found
 
 
 def verify_archive(path: str | os.PathLike[str]) -> VerifyResult:
