@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image, ImageFont
+from spacetransformer import Space
 
 from medmask import (
     FormatError,
@@ -120,6 +121,39 @@ def test_picture_over_the_ct_and_refusals(tmp_path: Path, mask_sample: MaskSampl
         render_preview(archive, tmp_path / "x.png", image=small_archive_image(tmp_path))
     with pytest.raises(MaskNotFoundError, match="nope"):
         render_preview(archive, tmp_path / "x.png", names=["nope"])
+
+
+def test_the_scan_under_the_masks_may_be_its_dicom_series(tmp_path: Path) -> None:
+    """``--image`` a DICOM series folder (it took NIfTI only): the picture is the one drawn
+    over SimpleITK's reading of the series written as NIfTI, pixel for pixel; a series of
+    another grid is refused."""
+    sitk = pytest.importorskip("SimpleITK")
+    from medmask.sample.ct_series import write_ct_series
+
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    space = Space(
+        shape=(10, 12, 8), origin=(-20.0, 15.0, 30.0), spacing=(0.9, 0.8, 2.5),
+        x_orientation=(c, s, 0.0), y_orientation=(-s, c, 0.0), z_orientation=(0.0, 0.0, 1.0),
+    )  # fmt: skip
+    hu = np.random.default_rng(5).integers(-1000, 1500, (10, 12, 8)).astype(np.int16)
+    write_ct_series(hu, space, tmp_path / "ct")
+    archive = tmp_path / "two.mska"
+    with MaskArchive(archive, "w") as opened:
+        liver = np.zeros((10, 12, 8), np.uint8)
+        liver[2:6, 3:9, 2:6] = 1
+        opened.add_mask(SegmentationMask(liver, {"liver": 1}, space), "liver")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "ct")))
+    sitk.WriteImage(reader.Execute(), str(tmp_path / "ct.nii.gz"))
+    render_preview(archive, tmp_path / "dicom.png", image=tmp_path / "ct", window=(0, 2000))
+    render_preview(archive, tmp_path / "nifti.png", image=tmp_path / "ct.nii.gz", window=(0, 2000))
+    dicom = np.asarray(Image.open(tmp_path / "dicom.png").convert("RGB"))
+    assert np.array_equal(dicom, np.asarray(Image.open(tmp_path / "nifti.png").convert("RGB")))
+    grey = (dicom[..., 0] == dicom[..., 1]) & (dicom[..., 1] == dicom[..., 2])
+    assert len(np.unique(dicom[grey][:, 0])) > 50  # the scan's values, not black
+    write_ct_series(np.zeros((10, 12, 7), np.int16), Space(shape=(10, 12, 7)), tmp_path / "x")
+    with pytest.raises(FormatError, match=r"x: the series' grid .* differs from the archive"):
+        render_preview(archive, tmp_path / "x.png", image=tmp_path / "x")
 
 
 def small_archive_image(tmp_path: Path) -> Path:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-n", "--name", action="append", help="only this mask; repeatable", metavar="NAME"
     )
     parser.add_argument(
-        "--image", type=Path, help="CT (or other) NIfTI of the same scan to draw under"
+        "--image", type=Path, help="the scan to draw under: a NIfTI file or a DICOM series folder"
     )
     parser.add_argument("--window-center", type=float, default=40.0, help="image window centre")
     parser.add_argument("--window-width", type=_width, default=400.0, help="image window width")

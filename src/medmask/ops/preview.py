@@ -93,7 +93,8 @@ def render_preview(
         Masks to draw, later ones over earlier ones; default every mask that is not a
         group (groups cover their members).
     image : str or os.PathLike, optional
-        A NIfTI image of the same scan (e.g. the CT) drawn underneath in ``window``.
+        The scan (e.g. the CT) drawn underneath in ``window``: a NIfTI file, or a folder
+        of its DICOM series (the series the archive records when it holds several).
     font : str or os.PathLike, optional
         A TrueType/OpenType font file for the legend, tried first; else Pillow's own or a
         system font that has the names' letters (:func:`~medmask.ops.fonts.legend_font`).
@@ -111,7 +112,8 @@ def render_preview(
     MaskNotFoundError
         A name is not in the archive.
     FormatError
-        ``image`` is not a readable 3-D NIfTI or its geometry differs from the archive's.
+        ``image`` is not a readable 3-D NIfTI or DICOM series, or its geometry differs
+        from the archive's.
     """
     if Path(target).suffix.lower() != ".png":
         raise ValueError(f"{target}: a preview is a PNG picture; name it .png")
@@ -119,6 +121,7 @@ def render_preview(
         space = archive.space
         if space is None or not len(archive):
             raise MedmaskError(f"{archive_path}: the archive holds no masks to draw")
+        series = (archive.image_series or {}).get("SeriesInstanceUID", "")
         chosen = select_masks(archive, names, groups=False)
         counts = {name: stat.voxel_count for name, stat in archive.statistics().items()}
         labels = np.zeros(tuple(int(n) for n in space.shape), dtype=np.uint16)
@@ -131,7 +134,7 @@ def render_preview(
     ornt = nib.orientations.io_orientation(affine)
     spacing = [float(s) for s in space.spacing]
     ras_spacing = [spacing[int(np.flatnonzero(ornt[:, 0] == r)[0])] for r in range(3)]
-    ct = _open_image(image, space) if image is not None else None
+    ct = _open_image(image, space, series) if image is not None else None
     colours = label_colours(len(chosen))
     panels, cuts = [], {}
     visible: set[int] = set()
@@ -142,7 +145,7 @@ def render_preview(
         visible.update(int(v) for v in np.unique(plane) if v)
         under = None
         if ct is not None:
-            under = _window(_display(_ras_plane(ct.dataobj, ornt, axis, cut)), window)
+            under = _window(_display(_ras_plane(ct, ornt, axis, cut)), window)
         rgb = _colour(plane, colours, under, alpha)
         shown_axes = [a for a in range(3) if a != axis]  # display columns, rows
         panels.append((view, cut, rgb, ras_spacing[shown_axes[0]], ras_spacing[shown_axes[1]]))
@@ -194,7 +197,23 @@ def display_slice(volume: Any, affine: NDArray[Any], view: str, cut: int) -> NDA
     return _display(_ras_plane(volume, ornt, axes[view], cut))
 
 
-def _open_image(path: str | os.PathLike[str], space: Any) -> nib.Nifti1Image:
+def _open_image(path: str | os.PathLike[str], space: Any, series: str) -> Any:
+    """The image to draw under the masks: a NIfTI file's voxels (read lazily: only the
+    slices drawn), or a DICOM series folder's (the series the archive records, or its
+    only one), on the archive's grid."""
+    if Path(path).is_dir():
+        from ..exchange.dicom.source import (  # noqa: PLC0415 - pydicom for DICOM only
+            read_series_voxels,
+            read_source_series,
+        )
+
+        source = read_source_series(path, named=(series,) if series else (), namer="the archive")
+        if not spaces_close(source.grid.space(), space):
+            raise FormatError(
+                f"{path}: the series' grid ({source.grid.describe()}) differs from the "
+                f"archive's (shape {tuple(space.shape)}); is it the same scan?"
+            )
+        return read_series_voxels(source)
     try:
         img = nib.load(os.fspath(path))
     except FileNotFoundError:
@@ -210,7 +229,7 @@ def _open_image(path: str | os.PathLike[str], space: Any) -> nib.Nifti1Image:
             f"{path}: image geometry (shape {img.shape}) differs from the archive's "
             f"(shape {tuple(space.shape)}); is it the same scan?"
         )
-    return img
+    return img.dataobj
 
 
 def _ras_plane(volume: Any, ornt: NDArray[Any], ras_axis: int, ras_index: int) -> NDArray[Any]:

@@ -6,11 +6,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pydicom
 import pydicom.datadict
+from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -18,7 +19,7 @@ from pydicom.multival import MultiValue
 from ...errors import FormatError
 from .grid import SliceGrid
 
-__all__ = ["SourceSeries", "read_source_series"]
+__all__ = ["SourceSeries", "read_series_voxels", "read_source_series"]
 
 # What a derived object copies from its source (Patient, General Study, Frame of Reference).
 PATIENT_STUDY_KEYWORDS = (
@@ -59,6 +60,8 @@ class SourceSeries:
     frame_numbers : tuple[int, ...]
         For a series of multi-frame images (Enhanced CT, MR, PET): each slice's frame
         number (from 1) in its instance, in grid order; empty for single-frame files.
+    paths : tuple[Path, ...]
+        Each slice's file, in grid order (:func:`read_series_voxels` reads them).
     """
 
     folder: Path
@@ -71,6 +74,7 @@ class SourceSeries:
     slice_thickness: float | None = None
     skipped: tuple[tuple[str, str], ...] = field(default=())
     frame_numbers: tuple[int, ...] = field(default=())
+    paths: tuple[Path, ...] = field(default=())
 
     @property
     def instances(self) -> tuple[str, ...]:
@@ -161,7 +165,73 @@ def read_source_series(
         slice_thickness=first.thickness,
         skipped=tuple(skipped),
         frame_numbers=tuple(one.frame for one in slices) if framed else (),
+        paths=tuple(one.path for one in slices),
     )
+
+
+def read_series_voxels(series: SourceSeries) -> NDArray[np.float32]:
+    """The series' pixel values as one volume on its grid (columns, rows, slices: the
+    axes of ``series.grid.space()``), Rescale Slope and Intercept applied (CT: Hounsfield
+    units).
+
+    Raises
+    ------
+    FormatError
+        A slice's pixels cannot be read (a compressed transfer syntax no installed
+        decoder handles, a damaged file): the file and the reason named.
+    """
+    grid = series.grid
+    volume = np.zeros((grid.columns, grid.rows, len(series.paths)), np.float32)
+    frames = series.frame_numbers or (0,) * len(series.paths)
+    opened: dict[Path, tuple[NDArray[Any], Dataset]] = {}
+    for k, (path, frame) in enumerate(zip(series.paths, frames, strict=True)):
+        if path not in opened:
+            opened.clear()  # (one multi-frame file is read once, single frames one by one)
+            opened[path] = _pixels(path)
+        pixels, ds = opened[path]
+        plane = pixels[frame - 1] if frame else pixels
+        if plane.ndim != 2:
+            raise FormatError(f"{path}: not one plane of grey values (pixels {plane.shape})")
+        slope, intercept = _rescale(ds, frame)
+        volume[:, :, k] = plane.T * slope + intercept
+    return volume
+
+
+def _pixels(path: Path) -> tuple[NDArray[Any], Dataset]:
+    """A file's pixel array (frames first for a multi-frame one) and its data set."""
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as err:  # (read before, as a slice: changed or damaged since)
+        raise FormatError(f"{path}: not readable as DICOM ({type(err).__name__})") from err
+    try:
+        return np.asarray(ds.pixel_array), ds
+    except Exception as err:  # pydicom's decoders raise many kinds
+        syntax = getattr(ds.get("file_meta"), "TransferSyntaxUID", "")
+        name = getattr(syntax, "name", "") or str(syntax)
+        raise FormatError(
+            f"{path}: its pixels cannot be read ({name}): {type(err).__name__}: {err}"
+        ) from err
+
+
+def _rescale(ds: Dataset, frame: int) -> tuple[float, float]:
+    """(slope, intercept) of a slice: its frame's Pixel Value Transformation, the shared
+    one, else the data set's Rescale Slope and Intercept (1, 0 when absent)."""
+    places: list[Dataset] = []
+    if frame:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+        shared = ds.get("SharedFunctionalGroupsSequence") or []
+        places += [
+            groups.PixelValueTransformationSequence[0]
+            for groups in (per_frame[frame - 1], *(shared[:1]))
+            if groups.get("PixelValueTransformationSequence")
+        ]
+    places.append(ds)
+    for place in places:
+        if "RescaleSlope" in place or "RescaleIntercept" in place:
+            return float(place.get("RescaleSlope", 1) or 1), float(
+                place.get("RescaleIntercept", 0) or 0
+            )
+    return 1.0, 0.0
 
 
 _IMAGE_POSITION: Final = 0x00200032
