@@ -21,8 +21,9 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian
 from spacetransformer import Space
 
-from medmask import MaskArchive, MedmaskWarning
+from medmask import MaskArchive, MedmaskWarning, SegmentationMask
 from medmask.cli import main
+from medmask.errors import GeometryMismatchError
 from medmask.exchange.dicom.exchange import export_seg
 from medmask.exchange.dicom.source import read_source_series
 from medmask.ops.pack import pack
@@ -379,6 +380,62 @@ def test_an_enhanced_multi_frame_series_is_a_source(
             errors = [line for line in (run.stdout + run.stderr).splitlines()
                       if line.startswith("Error")]  # fmt: skip
             assert not errors, errors
+
+
+def test_masks_on_a_box_of_the_series_voxels_are_exported_onto_the_series(
+    tmp_path: Path,
+) -> None:
+    """An archive whose grid is a box of the series' voxels (pydicom-seg crops its SEGs to
+    the masks; Slicer can save a segmentation so) was refused by export-seg and
+    export-rtstruct as another grid: the masks are placed where they lie, also with an
+    axis reversed; highdicom and pack --source read them there. A box off the voxels or
+    beyond the series stays refused."""
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    x, y, z = np.array([c, s, 0.0]), np.array([-s, c, 0.0]), np.array([0.0, 0.0, 1.0])
+    whole = Space(
+        shape=SPACE.shape, origin=(-10.0, 5.0, 30.0), spacing=SPACE.spacing,
+        x_orientation=tuple(x), y_orientation=tuple(y), z_orientation=tuple(z),
+    )  # fmt: skip
+    series = ct(tmp_path / "ct", space=whole)
+    dx, dy, dz = whole.spacing
+    corner = np.array(whole.origin) + 1 * dx * x + 1 * dy * y + 1 * dz * z  # voxel (1, 1, 1)
+    box = (4, 3, 2)  # voxels 1..4, 1..3, 1..2 of the series' (6, 5, 4)
+    far = corner + (box[0] - 1) * dx * x  # the box's last voxel along x: reversed x starts there
+    boxes = {
+        "same": Space(shape=box, origin=tuple(corner), spacing=whole.spacing,
+                      x_orientation=tuple(x), y_orientation=tuple(y), z_orientation=tuple(z)),
+        "reversed": Space(shape=box, origin=tuple(far), spacing=whole.spacing,
+                          x_orientation=tuple(-x), y_orientation=tuple(y), z_orientation=tuple(z)),
+    }  # fmt: skip
+    rng = np.random.default_rng(7)
+    for kind, space in boxes.items():
+        inside = rng.integers(0, 2, box).astype(np.uint8)
+        expected = np.zeros(tuple(SPACE.shape), bool)
+        placed = inside[::-1] if kind == "reversed" else inside
+        expected[1:5, 1:4, 1:3] = placed != 0
+        archive = tmp_path / f"{kind}.mska"
+        with MaskArchive(archive, "w") as opened:
+            opened.add_mask(SegmentationMask(inside, {"lesion": 1}, space), "lesion")
+        seg, rs = tmp_path / f"{kind}.dcm", tmp_path / f"{kind}_rs.dcm"
+        export_seg(archive, series.folder, seg)
+        assert main(["export-rtstruct", str(archive), "--source", str(series.folder),
+                     "-o", str(rs)]) == 0  # fmt: skip
+        uids = [str(d.SOPInstanceUID) for d in series.datasets]  # slice k of the grid
+        pixels = hd.seg.segread(seg).get_pixels_by_source_instance(uids, combine_segments=False)
+        assert np.array_equal(pixels[..., 0].transpose(2, 1, 0) != 0, expected)
+        for written in (seg, rs):
+            back = tmp_path / f"{written.stem}_back.mska"
+            pack(written, back, reference=read_source_series(series.folder))
+            assert np.array_equal(read_back(back)["lesion"], expected)
+    axes = {"x_orientation": tuple(x), "y_orientation": tuple(y), "z_orientation": tuple(z)}
+    off = Space(shape=box, origin=tuple(corner + 0.5 * dx * x), spacing=whole.spacing, **axes)
+    beyond = Space(shape=(4, 3, 4), origin=tuple(corner), spacing=whole.spacing, **axes)
+    for space, why in ((off, "mm apart"), (beyond, "from the series' voxel 1, the series 4")):
+        with MaskArchive(tmp_path / "x.mska", "w") as opened:
+            voxels = np.ones(tuple(space.shape), np.uint8)
+            opened.add_mask(SegmentationMask(voxels, {"lesion": 1}, space), "lesion")
+        with pytest.raises(GeometryMismatchError, match=why):
+            export_seg(tmp_path / "x.mska", series.folder, tmp_path / "x.dcm", overwrite=True)
 
 
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:

@@ -117,10 +117,13 @@ class SliceGrid:
 
 @dataclass(frozen=True)
 class AxisMap:
-    """Which series axis (0 column, 1 row, 2 slice) each mask axis is, and which are reversed."""
+    """Which series axis (0 column, 1 row, 2 slice) each mask axis is, which are reversed,
+    and where the masks' grid begins in the series when it is a part of it (``shift``:
+    (column, row, slice) of the series voxel its first voxel in series order lies on)."""
 
     axes: tuple[int, int, int]
     flips: tuple[bool, bool, bool]
+    shift: tuple[int, int, int] = (0, 0, 0)
 
     def to_series(self, array: NDArray[Any]) -> NDArray[Any]:
         """The mask array with axes (column, row, slice) of the series (a view)."""
@@ -146,12 +149,15 @@ def describe_space(space: Space) -> str:
 
 
 def map_axes(space: Space, grid: SliceGrid, where: str = "the series") -> AxisMap:
-    """How ``space``'s axes lie on ``grid``.
+    """How ``space``'s axes lie on ``grid``: the same voxel grid, or a part of it (a box of
+    its voxels: masks cropped by the tool that wrote them, e.g. a SEG of pydicom-seg's or
+    a Slicer segmentation saved cropped to its segments).
 
     Raises
     ------
     GeometryMismatchError
-        When they are not one voxel grid; the message gives both geometries and why.
+        When they are not one voxel grid and ``space`` is no box of ``grid``'s voxels;
+        the message gives both geometries and why.
     """
 
     def refuse(reason: str) -> GeometryMismatchError:
@@ -188,21 +194,38 @@ def map_axes(space: Space, grid: SliceGrid, where: str = "the series") -> AxisMa
         raise refuse("two mask axes run along one series axis")
     for a, b in enumerate(axes):
         size, spacing = int(space.shape[a]), float(space.spacing[a])
-        if size != series_shape[b]:
+        if size > series_shape[b]:
             raise refuse(f"mask axis {a} has {size} voxels, the series {series_shape[b]}")
-        if b == 2 and size == 1:
+        if b == 2 and size == 1 == series_shape[b]:
             continue  # one slice: its spacing is not in the series
         if abs(spacing - series_spacing[b]) > SPACING_TOLERANCE * series_spacing[b]:
             raise refuse(
                 f"mask axis {a} has spacing {spacing:g} mm, the series {series_spacing[b]:g}"
             )
-    mapping = AxisMap((axes[0], axes[1], axes[2]), (flips[0], flips[1], flips[2]))
-    # the mask voxel that lands on series voxel (0, 0, 0) must lie where that voxel lies
+    # the mask voxel first in series order must lie on a series voxel: (0, 0, 0) when the
+    # grids are one, else the corner of the box of series voxels the masks cover
     corner = [int(space.shape[a]) - 1 if flips[a] else 0 for a in range(3)]
     world = np.asarray(space.origin, dtype=np.float64) + sum(
         corner[a] * float(space.spacing[a]) * mask_dirs[a] for a in range(3)
     )
-    off = float(np.linalg.norm(world - grid.positions[0]))
+    relative = world - grid.positions[0]
+    shift = [
+        round(float(relative @ d) / spacing) if spacing else 0  # (a series of one slice)
+        for d, spacing in zip(series_dirs, series_spacing, strict=True)
+    ]
+    off = float(
+        np.linalg.norm(
+            relative - sum(shift[b] * series_spacing[b] * series_dirs[b] for b in range(3))
+        )
+    )
     if off > POSITION_TOLERANCE * min(series_spacing[:2]) + 1e-6:
         raise refuse(f"the grids are {off:.3f} mm apart")
-    return mapping
+    for a, b in enumerate(axes):
+        if shift[b] < 0 or shift[b] + int(space.shape[a]) > series_shape[b]:
+            raise refuse(
+                f"mask axis {a} has {int(space.shape[a])} voxels from the series' voxel "
+                f"{shift[b]}, the series {series_shape[b]}"
+            )
+    return AxisMap(
+        (axes[0], axes[1], axes[2]), (flips[0], flips[1], flips[2]), (shift[0], shift[1], shift[2])
+    )

@@ -315,9 +315,9 @@ def _series_crop(
         s - o - n if f else o
         for o, n, s, f in zip(offset, crop.shape, shape, axes.flips, strict=True)
     ]
-    series_offset = [0, 0, 0]
+    series_offset = list(axes.shift)
     for a, b in enumerate(axes.axes):
-        series_offset[b] = flipped[a]
+        series_offset[b] += flipped[a]
     return axes.to_series(crop), tuple(series_offset)
 
 
