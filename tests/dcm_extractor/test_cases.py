@@ -151,6 +151,42 @@ def test_archives_that_are_not_opened_are_named(tmp_path: Path) -> None:
     assert details["notes.txt"][1] == "no DICOM preamble or data set at the start"
 
 
+def test_files_exports_carry_beside_the_images_are_named(tmp_path: Path) -> None:
+    """A zip made on a Mac holds an AppleDouble ``__MACOSX/._name`` for every image, and
+    exports carry Finder and Explorer metadata, PDF reports and screenshots: each is
+    reported as not DICOM naming what it is (it was "no DICOM preamble"), so a report
+    of 10,000 such lines can be read and filtered."""
+    from PIL import Image
+
+    ct = Path(get_testdata_file("CT_small.dcm"))  # type: ignore[arg-type]
+    case = tmp_path / "case"
+    case.mkdir()
+    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(32)
+    with zipfile.ZipFile(case / "CT.zip", "w") as archive:  # as macOS's "Compress" makes it
+        archive.write(ct, "CT/IM1.dcm")
+        archive.writestr("__MACOSX/CT/._IM1.dcm", apple_double)
+    (case / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
+    Image.new("RGB", (8, 8)).save(case / "screenshot.jpg")
+    Image.new("RGB", (8, 8)).save(case / "screenshot.png")
+    Image.new("RGB", (8, 8)).save(case / "report.pdf")  # (Pillow writes a real PDF)
+    (case / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    result = scan_case(case)
+    assert result.images == 1
+    assert {e.reason for e in result.report} == {"not_dicom"}
+    named = {
+        e.location.split("!", 1)[1] if "!" in e.location else e.location.split("/")[-1]: e.detail
+        for e in result.report
+    }
+    assert named == {
+        "__MACOSX/CT/._IM1.dcm": "macOS metadata (an AppleDouble ._ file, __MACOSX/), not DICOM",
+        ".DS_Store": "macOS Finder metadata (.DS_Store), not DICOM",
+        "screenshot.jpg": "a JPEG picture, not DICOM",
+        "screenshot.png": "a PNG picture, not DICOM",
+        "report.pdf": "a PDF document, not DICOM",
+        "Thumbs.db": "a Windows Thumbs.db or Office document (OLE2), not DICOM",
+    }
+
+
 def test_undecodable_names_are_reported() -> None:
     ds = dcmread(get_testdata_file("CT_small.dcm"))
     ds.SpecificCharacterSet = "ISO_IR 192"  # claims UTF-8 ...

@@ -35,7 +35,14 @@ from .facts import (
     series_key,
 )
 from .sopclass import non_image_kind
-from .verdict import UNDEFINED, classify, container_kind, looks_like_dicom, shown_uid
+from .verdict import (
+    UNDEFINED,
+    classify,
+    container_kind,
+    looks_like_dicom,
+    other_kind,
+    shown_uid,
+)
 
 __all__ = ["fields_of", "inspect_dicom", "parse_failure", "text_values"]
 
@@ -88,6 +95,9 @@ def _not_dicom_detail(data: bytes) -> str:
     """Why bytes are not DICOM, naming an archive the images may be inside."""
     kind = container_kind(data)
     if kind is None:
+        other = other_kind(data)
+        if other is not None:
+            return f"{other}, not DICOM"
         return "no DICOM preamble or data set at the start"
     if kind.startswith("a zip"):
         return f"{kind}: not opened (dcm-extract reads the .zip files of a case folder)"

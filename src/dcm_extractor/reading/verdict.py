@@ -28,7 +28,7 @@ from typing import Final
 from .facts import TEXT_KEYWORDS, HeaderFields, ImageFacts, Skip
 from .sopclass import DICOMDIR_CLASS, non_image_kind
 
-__all__ = ["UNDEFINED", "classify", "container_kind", "looks_like_dicom", "shown_uid"]
+__all__ = ["UNDEFINED", "classify", "container_kind", "looks_like_dicom", "other_kind", "shown_uid"]
 
 UNDEFINED: Final = 0xFFFFFFFF
 _ITEM: Final = struct.Struct("<HHI")
@@ -117,6 +117,36 @@ _CONTAINERS: Final = (
     (0, b"\xfd7zXZ\x00", "an xz file"),
     (0, b"\x28\xb5\x2f\xfd", "a Zstandard file"),
 )
+
+
+# Other files exports carry beside the images (the systems that copied them, reports,
+# screenshots), by their first bytes: named in the report, so that a reader knows what
+# to ignore.
+_OTHER_FILES: Final = (
+    (0, b"\x00\x05\x16\x07", "macOS metadata (an AppleDouble ._ file, __MACOSX/)"),
+    (0, b"\x00\x00\x00\x01Bud1", "macOS Finder metadata (.DS_Store)"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a Windows Thumbs.db or Office document (OLE2)"),
+    (0, b"%PDF-", "a PDF document"),
+    (0, b"\xff\xd8\xff", "a JPEG picture"),
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG picture"),
+)
+
+
+def other_kind(data: bytes) -> str | None:
+    r"""What non-DICOM file ``data`` (a file's first bytes) is, when an export commonly
+    carries such files (operating systems' metadata, reports, pictures), or None.
+
+    Examples
+    --------
+    >>> other_kind(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    'macOS metadata (an AppleDouble ._ file, __MACOSX/)'
+    >>> other_kind(b"DICM") is None
+    True
+    """
+    for offset, magic, kind in _OTHER_FILES:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    return None
 
 
 def container_kind(data: bytes) -> str | None:
