@@ -398,3 +398,31 @@ def test_an_output_ending_in_a_slash_is_a_folder(
     name = archive_name_for(mask_sample.masks_dir)
     assert (tmp_path / "out").is_dir() and (tmp_path / "out" / name).is_file()
     assert "1 packed, 0 failed" in capsys.readouterr().out
+
+
+def test_an_archive_of_masks_is_named_with_what_to_do(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    """TotalSegmentator's and nnU-Net's results travel as zip or tar.gz files: given one,
+    pack said only "not a folder of masks"; it now says what the file is and to unpack it."""
+    import tarfile
+    import zipfile
+
+    files = sorted(mask_sample.masks_dir.glob("*.nii.gz"))[:2]
+    with zipfile.ZipFile(tmp_path / "segmentations.zip", "w") as archive:
+        for file in files:
+            archive.write(file, file.name)
+    with tarfile.open(tmp_path / "segmentations.tar.gz", "w:gz") as archive:
+        for file in files:
+            archive.add(file, file.name)
+    with tarfile.open(tmp_path / "segmentations.tar", "w") as archive:
+        archive.add(files[0], files[0].name)
+    for name, kind in (("segmentations.zip", "a zip archive"),
+                       ("segmentations.tar.gz", "a gzip file"),
+                       ("segmentations.tar", "a tar archive")):  # fmt: skip
+        with pytest.raises(MedmaskError, match=rf"{name}: .*: it is {kind}.*; unpack it"):
+            pack(tmp_path / name, tmp_path / "a.mska")
+    (tmp_path / "notes.txt").write_text("liver, spleen", encoding="utf-8")
+    with pytest.raises(MedmaskError) as refused:
+        pack(tmp_path / "notes.txt", tmp_path / "a.mska")
+    assert "unpack" not in str(refused.value)

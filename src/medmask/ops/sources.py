@@ -330,7 +330,7 @@ def source_kind(source: str | os.PathLike[str]) -> SourceKind:
     if problem:
         raise FormatError(f"{path}: {problem}")
     suffix = path.name.lower().rsplit(".", 1)[-1]
-    hint = _CONVERT_HINTS.get(suffix, "")
+    hint = _CONVERT_HINTS.get(suffix, "") or _archive_hint(path)
     raise MedmaskError(
         f"{path}: not a folder of masks, a .nii/.nii.gz/.nrrd file or a DICOM SEG{hint}"
     )
@@ -343,6 +343,33 @@ _CONVERT_HINTS = dict.fromkeys(
     "sitk.WriteImage(sitk.ReadImage(path), 'mask.nii.gz'); nibabel: "
     "nib.save(nib.load(path), 'mask.nii.gz'))",
 )
+
+
+# archives masks come in (a TotalSegmentator or nnU-Net result downloaded or mailed), by
+# their first bytes (the formats' own magic numbers)
+_ARCHIVES = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "a gzip file (a .tar.gz?)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"BZh", "a bzip2 file"),
+    (b"\xfd7zXZ\x00", "an xz file"),
+)
+
+
+def _archive_hint(path: Path) -> str:
+    """What to do with an archive given to pack: unpack it and pack the folder."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(512)
+    except OSError:
+        return ""
+    kind = next((kind for magic, kind in _ARCHIVES if head.startswith(magic)), None)
+    if kind is None and head[257:262] == b"ustar":
+        kind = "a tar archive"
+    if kind is None:
+        return ""
+    return f": it is {kind}; unpack it (e.g. into {path.name.split('.')[0]}/) and pack that folder"
 
 
 def _starts_with(*magics: bytes) -> Callable[[Path], bool]:
