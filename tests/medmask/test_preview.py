@@ -128,6 +128,7 @@ def test_the_scan_under_the_masks_may_be_its_dicom_series(tmp_path: Path) -> Non
     over SimpleITK's reading of the series written as NIfTI, pixel for pixel; a series of
     another grid is refused."""
     sitk = pytest.importorskip("SimpleITK")
+    from medmask.exchange.dicom.source import read_series_voxels, read_source_series
     from medmask.sample.ct_series import write_ct_series
 
     c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
@@ -144,7 +145,13 @@ def test_the_scan_under_the_masks_may_be_its_dicom_series(tmp_path: Path) -> Non
         opened.add_mask(SegmentationMask(liver, {"liver": 1}, space), "liver")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "ct")))
-    sitk.WriteImage(reader.Execute(), str(tmp_path / "ct.nii.gz"))
+    scan = reader.Execute()
+    sitk.WriteImage(scan, str(tmp_path / "ct.nii.gz"))
+    theirs = sitk.GetArrayFromImage(scan).transpose(2, 1, 0)  # (columns, rows, slices), HU
+    voxels = read_series_voxels(read_source_series(tmp_path / "ct"))
+    assert voxels.shape == theirs.shape and np.array_equal(voxels[...], theirs)
+    assert np.array_equal(voxels[:, :, 3], theirs[:, :, 3])  # one file read
+    assert np.array_equal(voxels[4], theirs[4]) and np.array_equal(voxels[:, 7], theirs[:, 7])
     render_preview(archive, tmp_path / "dicom.png", image=tmp_path / "ct", window=(0, 2000))
     render_preview(archive, tmp_path / "nifti.png", image=tmp_path / "ct.nii.gz", window=(0, 2000))
     dicom = np.asarray(Image.open(tmp_path / "dicom.png").convert("RGB"))

@@ -19,7 +19,7 @@ from pydicom.multival import MultiValue
 from ...errors import FormatError
 from .grid import SliceGrid
 
-__all__ = ["SourceSeries", "read_series_voxels", "read_source_series"]
+__all__ = ["SeriesVoxels", "SourceSeries", "read_series_voxels", "read_source_series"]
 
 # What a derived object copies from its source (Patient, General Study, Frame of Reference).
 PATIENT_STUDY_KEYWORDS = (
@@ -169,36 +169,77 @@ def read_source_series(
     )
 
 
-def read_series_voxels(series: SourceSeries) -> NDArray[np.float32]:
-    """The series' pixel values as one volume on its grid (columns, rows, slices: the
-    axes of ``series.grid.space()``), Rescale Slope and Intercept applied (CT: Hounsfield
-    units).
+def read_series_voxels(series: SourceSeries) -> SeriesVoxels:
+    """The series' pixel values on its grid (columns, rows, slices: the axes of
+    ``series.grid.space()``), Rescale Slope and Intercept applied (CT: Hounsfield units),
+    read as they are indexed: ``voxels[:, :, k]`` reads one slice's file, ``voxels[i]``
+    one column of every slice, ``voxels[...]`` all (what a preview draws, without the
+    gigabyte of a whole CT in memory).
 
     Raises
     ------
     FormatError
-        A slice's pixels cannot be read (a compressed transfer syntax no installed
-        decoder handles, a damaged file): the file and the reason named.
+        When indexed: a slice's pixels cannot be read (a compressed transfer syntax no
+        installed decoder handles, a damaged file), the file and the reason named.
     """
-    grid = series.grid
-    volume = np.zeros((grid.columns, grid.rows, len(series.paths)), np.float32)
-    frames = series.frame_numbers or (0,) * len(series.paths)
-    opened: dict[Path, tuple[NDArray[Any], Dataset]] = {}
-    for k, (path, frame) in enumerate(zip(series.paths, frames, strict=True)):
-        if path not in opened:
-            opened.clear()  # (one multi-frame file is read once, single frames one by one)
-            opened[path] = _pixels(path)
-        pixels, ds = opened[path]
+    return SeriesVoxels(series)
+
+
+class SeriesVoxels:
+    """A series' pixel values, read from its files as indexed (:func:`read_series_voxels`)."""
+
+    def __init__(self, series: SourceSeries) -> None:
+        self.series = series
+        grid = series.grid
+        self.shape = (grid.columns, grid.rows, len(series.paths))
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, key: Any) -> NDArray[np.float32]:
+        """Basic indexing (integers and slices; ``...`` alone for all)."""
+        if key is Ellipsis:
+            key = ()
+        parts: list[Any] = list(key) if isinstance(key, tuple) else [key]
+        columns, rows, slices = parts + [slice(None)] * (3 - len(parts))
+        chosen: int | range = range(self.shape[2])[slices]
+        if isinstance(chosen, int):
+            return self._plane(chosen)[columns, rows]
+        planes = [self._plane(k)[columns, rows] for k in chosen]
+        if not planes:
+            return np.zeros(self.shape[:2], np.float32)[columns, rows][..., None][..., :0]
+        return np.stack(planes, axis=-1)
+
+    def _plane(self, k: int) -> NDArray[np.float32]:
+        """Slice ``k`` as (columns, rows), rescaled."""
+        series = self.series
+        path = series.paths[k]
+        frame = series.frame_numbers[k] if series.frame_numbers else 0
+        pixels, ds = _pixels(path, self._cache)
         plane = pixels[frame - 1] if frame else pixels
         if plane.ndim != 2:
             raise FormatError(f"{path}: not one plane of grey values (pixels {plane.shape})")
         slope, intercept = _rescale(ds, frame)
-        volume[:, :, k] = plane.T * slope + intercept
-    return volume
+        return np.asarray(plane.T * slope + intercept, dtype=np.float32)
+
+    @property
+    def _cache(self) -> dict[Path, tuple[NDArray[Any], Dataset]]:
+        """The last file read (a multi-frame file is read once for all its frames)."""
+        cache: dict[Path, tuple[NDArray[Any], Dataset]] = self.__dict__.setdefault("_last", {})
+        return cache
 
 
-def _pixels(path: Path) -> tuple[NDArray[Any], Dataset]:
-    """A file's pixel array (frames first for a multi-frame one) and its data set."""
+def _pixels(
+    path: Path, cache: dict[Path, tuple[NDArray[Any], Dataset]]
+) -> tuple[NDArray[Any], Dataset]:
+    """A file's pixel array (frames first for a multi-frame one) and its data set; the
+    last file read is kept in ``cache``."""
+    if path in cache:
+        return cache[path]
+    cache.clear()
+    cache[path] = _read_pixels(path)
+    return cache[path]
+
+
+def _read_pixels(path: Path) -> tuple[NDArray[Any], Dataset]:
     try:
         ds = pydicom.dcmread(path)
     except Exception as err:  # (read before, as a slice: changed or damaged since)
