@@ -4,6 +4,7 @@ a damaged archive costs only its own rows; SQL over it through DuckDB."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import shutil
 import zlib
@@ -235,6 +236,20 @@ def test_sql_through_python_and_the_command_line(
                 ]
         assert [r["mask"] for r in back] == [r["mask"] for r in answer]
         assert [r["ml"] for r in back] == pytest.approx([r["ml"] for r in answer])
+    # --excel: the same CSV after a UTF-8 byte order mark (Excel then reads it as UTF-8)
+    excel = tmp_path / "excel.csv"
+    named = "SELECT '肝脏' AS organ, mask FROM masks ORDER BY mask LIMIT 3"
+    assert main(["query", str(out), named, "-o", str(tmp_path / "plain.csv")]) == 0
+    assert main(["query", str(out), named, "-o", str(excel), "--excel"]) == 0
+    assert excel.read_bytes() == codecs.BOM_UTF8 + (tmp_path / "plain.csv").read_bytes()
+    assert excel.read_text(encoding="utf-8-sig").splitlines()[1].startswith("肝脏,")
+    import duckdb
+
+    read = duckdb.sql(f"SELECT * FROM read_csv('{excel}')").fetchall()
+    assert read == duckdb.sql(f"SELECT * FROM read_csv('{tmp_path / 'plain.csv'}')").fetchall()
+    capsys.readouterr()
+    assert main(["query", str(out), named, "-o", str(tmp_path / "x.parquet"), "--excel"]) == 2
+    assert "--excel: give -o FILE.csv" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["query", str(out), "SELEC nonsense"]) == 1
     err = capsys.readouterr().err

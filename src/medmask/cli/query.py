@@ -23,13 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-rows", type=int, default=50, help="rows printed (default 50; -o writes all)"
     )
+    parser.add_argument(
+        "--excel", action="store_true", help="-o x.csv with a UTF-8 BOM so Excel shows Chinese"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(f"-o {args.output}: give a {', '.join(OUTPUT_FORMATS)} file")
+    if args.excel and (args.output is None or args.output.suffix.lower() != ".csv"):
+        raise UsageError("--excel: give -o FILE.csv (the byte order mark is for a CSV file)")
     if args.output is not None:
-        rows = query_to_file(args.catalogs, args.sql, args.output)
+        rows = query_to_file(args.catalogs, args.sql, args.output, excel=args.excel)
         echo(f"{args.output}: {rows:,} rows")
         return 0
     names, shown, total = query_rows(args.catalogs, args.sql, args.max_rows)

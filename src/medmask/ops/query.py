@@ -7,6 +7,7 @@ Parquet writers), so that ``medmask query`` starts without pyarrow and pandas.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import shutil
@@ -68,29 +69,44 @@ def query_rows(
         return found
 
 
-def query_to_file(catalogs: Catalogs, sql: str, output: str | os.PathLike[str]) -> int:
+def query_to_file(
+    catalogs: Catalogs, sql: str, output: str | os.PathLike[str], *, excel: bool = False
+) -> int:
     """Write the result to ``output`` by its suffix (:data:`OUTPUT_FORMATS`: CSV with a
     header, Parquet, JSON one object per line), whole or not at all; the rows written.
-    The result streams from DuckDB into the file, not held."""
+    The result streams from DuckDB into the file, not held. ``excel``: a CSV begins with
+    the UTF-8 byte order mark, by which Excel reads it as UTF-8 (without it, Excel on a
+    Chinese Windows reads GBK: 肝脏 comes out as mojibake), as ``dcm-extract --excel``."""
     out = Path(output)
     options = OUTPUT_FORMATS.get(out.suffix.lower())
     if options is None:
         raise MedmaskError(f"{out}: write {', '.join(OUTPUT_FORMATS)}")
+    if excel and out.suffix.lower() != ".csv":
+        raise MedmaskError(f"{out}: the byte order mark for Excel is for a .csv file")
     _question(sql)
-    with (
-        connect(catalogs) as connection,
-        atomic_path(out) as partial,
-        _duckdb_writes(Path(partial)) as name,
-    ):
-        target = name.replace("'", "''")
+    with connect(catalogs) as connection, atomic_path(out) as partial:
+        with _duckdb_writes(Path(partial)) as name:
+            target = name.replace("'", "''")
 
-        def run() -> int:
-            connection.sql(sql).create_view("query_answer")
-            copied = connection.execute(f"COPY query_answer TO '{target}' ({options})").fetchall()
-            return int(copied[0][0]) if copied else 0
+            def run() -> int:
+                connection.sql(sql).create_view("query_answer")
+                copy = f"COPY query_answer TO '{target}' ({options})"
+                copied = connection.execute(copy).fetchall()
+                return int(copied[0][0]) if copied else 0
 
-        written: int = _run(run)
+            written: int = _run(run)
+        if excel:
+            _with_bom(Path(partial))
         return written
+
+
+def _with_bom(path: Path) -> None:
+    """``path`` with the UTF-8 byte order mark in front (copied, not read into memory)."""
+    marked = path.with_name(path.name + ".bom")
+    with path.open("rb") as source, marked.open("wb") as target:
+        target.write(codecs.BOM_UTF8)
+        shutil.copyfileobj(source, target, 1 << 20)
+    marked.replace(path)
 
 
 @contextmanager
