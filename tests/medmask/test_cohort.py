@@ -21,7 +21,7 @@ import pytest
 
 from medmask import MaskArchive
 from medmask.cli import main
-from medmask.errors import MedmaskError
+from medmask.errors import MedmaskError, MedmaskWarning
 from medmask.ops.cohort import FAILURES, MANIFEST, detect_cohort, pack_cohort, read_series_map
 from medmask.ops.pack import pack
 from medmask.ops.query import query, query_to_file
@@ -454,3 +454,69 @@ def test_a_bad_series_map_is_one_error_naming_the_line(
     assert captured.out == ""  # refused before anything is done
     assert captured.err.count("\n") == 1 and "series.csv" in captured.err
     assert not (tmp_path / "out").exists()
+
+
+ITKSNAP = """################################################
+# ITK-SnAP Label Description File
+# File format:
+# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL
+# Fields:
+#    IDX:   Zero-based index
+#    -R-:   Red color component (0..255)
+#    -G-:   Green color component (0..255)
+#    -B-:   Blue color component (0..255)
+#    -A-:   Label transparency (0.00 .. 1.00)
+#    VIS:   Label visibility (0 or 1)
+#    IDX:   Label mesh visibility (0 or 1)
+#  LABEL:   Label description
+################################################
+    0     0    0    0        0  0  0    "Clear Label"
+    1   255    0    0        1  1  1    "{one}"
+    2     0  255    0        1  1  1    "left kidney"
+    3     0    0  255        1  1  1    "Label 3"
+    5   255  255    0        1  1  1    "tumour core"
+"""
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_itksnap_label_descriptions_name_the_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str
+) -> None:
+    """ITK-SNAP (what annotators use) saves a label map and, exported beside it, its
+    label description file: the labels were idx_1, idx_2 ... Now each label the map holds
+    takes the name the file gives it (label 3, described but not drawn, is no mask; 7,
+    drawn but not described, is idx_7 with the usual warning), a Chinese Windows' GBK
+    file read as GB18030 with a warning, in a cohort of label maps too; editing the file
+    repacks."""
+    sitk = pytest.importorskip("SimpleITK")  # ITK's NIfTI writer, as ITK-SNAP saves
+    cases = tmp_path / "annotated"
+    cases.mkdir()
+    labels = np.zeros((8, 10, 12), np.uint8)  # SimpleITK's (z, y, x)
+    labels[1:3, 2:5, 2:6], labels[4:6, 6:9, 1:3], labels[6, 1, 1], labels[7, 8, 10] = 1, 2, 5, 7
+    for case in ("case1", "case2"):
+        image = sitk.GetImageFromArray(labels)
+        image.SetSpacing((0.8, 0.8, 2.0))
+        sitk.WriteImage(image, str(cases / f"{case}.nii.gz"))
+    description = ITKSNAP.format(one="肝脏")
+    (cases / "labels.txt").write_bytes(description.encode(encoding))
+    layout = detect_cohort(cases)
+    assert layout is not None and [case for case, _ in layout.cases] == ["case1", "case2"]
+    assert layout.skipped == []  # (the description file is the cases' own)
+    capsys.readouterr()
+    assert main(["pack", str(cases), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "labels [7] have no name; named them idx_<label>" in err
+    assert ("not UTF-8: its label names read as GB18030" in err) == (encoding == "gbk")
+    for case in ("case1", "case2"):
+        with MaskArchive(tmp_path / "out" / f"{case}.mska") as archive:
+            assert sorted(archive.all_names()) == ["idx_7", "left kidney", "tumour core", "肝脏"]
+            for name, label in (("肝脏", 1), ("left kidney", 2), ("tumour core", 5)):
+                found = np.asarray(archive.load_mask(name).data) != 0
+                assert np.array_equal(found, (labels == label).transpose(2, 1, 0))
+    (cases / "labels.txt").write_bytes(ITKSNAP.format(one="liver").encode(encoding))
+    with pytest.warns(MedmaskWarning, match=r"labels \[7\] have no name"):
+        assert len(pack_cohort(cases, tmp_path / "out").packed) == 2  # (the names changed)
+    assert "liver" in MaskArchive(tmp_path / "out" / "case1.mska").all_names()
+    (cases / "labels.txt").write_text(description + "    9  oops\n", encoding="utf-8")
+    with pytest.raises(MedmaskError, match=r"labels.txt: line 20 is not a label description"):
+        pack(cases / "case1.nii.gz", tmp_path / "bad.mska")

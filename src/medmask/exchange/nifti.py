@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -591,9 +592,96 @@ def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping
     top = array.max(initial=0)
     if bool(top <= 1):  # (NaN compares False; the mask refuses it)
         return LabelMapping({readable(stem): 1})
+    described = itksnap_labels(path.parent)
+    if described is not None:
+        present = {int(v) for v in np.unique(array) if float(v).is_integer()}
+        return LabelMapping({n: v for n, v in described.items() if v in present})
     if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
         return LabelMapping({readable(stem): int(top)})  # one mask stored as 255 (or 2)
     return LabelMapping()
+
+
+ITKSNAP_HEADER = "ITK-SnAP Label Description File"
+# one label of an ITK-SNAP label description file: IDX R G B A VIS MSH "LABEL"
+_ITKSNAP_LINE = re.compile(
+    r'\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.eE+-]+)\s+(\d+)\s+(\d+)\s+"(.*)"\s*'
+)
+
+
+def itksnap_labels(folder: Path) -> LabelMapping | None:
+    """The label names of the ITK-SNAP label description file in ``folder`` (Segmentation
+    > Export Label Descriptions: a text file whose first lines say "ITK-SnAP Label
+    Description File", then ``IDX R G B A VIS MSH "LABEL"`` a line), or None when it
+    holds none or several (:func:`itksnap_file`). Label 0 ("Clear Label") is no mask;
+    text that is not UTF-8 is read as GB18030 (ITK-SNAP on a Chinese Windows), with a
+    warning.
+
+    Raises
+    ------
+    FormatError
+        A line of the file that is not a label description.
+    """
+    file = itksnap_file(folder)
+    if file is None:
+        return None
+    raw = file.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+        warnings.warn(
+            MedmaskWarning(f"{file}: not UTF-8: its label names read as GB18030"), stacklevel=5
+        )
+    named: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        found = _ITKSNAP_LINE.fullmatch(line)
+        if found is None:
+            raise FormatError(f"{file}: line {number} is not a label description: {line!r}")
+        value, name = int(found.group(1)), found.group(8)
+        if value != 0 and name:
+            named.setdefault(name, value)
+    try:
+        return LabelMapping(named)
+    except ValueError as err:  # (two names for one label)
+        raise FormatError(f"{file}: its labels are not one name each: {err}") from err
+
+
+def itksnap_file(folder: Path) -> Path | None:
+    """The one ITK-SNAP label description file (``.txt`` or ``.label``) in ``folder``, or
+    None when there is none or there are several. Which file it is is remembered while
+    the folder's entries stay the same (its modification time), so that the thousands of
+    label maps of one folder do not each list it."""
+    try:
+        changed = folder.stat().st_mtime_ns
+    except OSError:
+        return None
+    key = (str(folder), changed)
+    if key not in _ITKSNAP_FILES:
+        if len(_ITKSNAP_FILES) > 256:
+            _ITKSNAP_FILES.clear()
+        try:
+            found = sorted(
+                p for p in folder.iterdir()
+                if p.suffix.lower() in (".txt", ".label") and p.is_file() and _is_itksnap(p)
+            )  # fmt: skip
+        except OSError:
+            found = []
+        _ITKSNAP_FILES[key] = found[0] if len(found) == 1 else None
+    return _ITKSNAP_FILES[key]
+
+
+_ITKSNAP_FILES: dict[tuple[str, int], Path | None] = {}
+
+
+def _is_itksnap(path: Path) -> bool:
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(300)
+    except OSError:
+        return False
+    return ITKSNAP_HEADER.encode() in head
 
 
 def _sidecar_names(path: Path) -> LabelMapping | None:
