@@ -38,7 +38,7 @@ from ..files.atomic import atomic_path
 from ..files.names import readable
 from ..lazy import lazy_module
 from ..model.geometry import grid_turn, nifti_affine
-from ..model.label_values import MASK_DTYPES
+from ..model.label_values import MASK_DTYPES, labels_present
 from ..model.mapping import LabelMapping
 from ..model.mask import SegmentationMask
 from ..model.space import GEOMETRY_TOLERANCE, geometry_difference, space_from_affine
@@ -594,7 +594,10 @@ def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping
         return LabelMapping({readable(stem): 1})
     described = itksnap_labels(path.parent)
     if described is not None:
-        present = {int(v) for v in np.unique(array) if float(v).is_integer()}
+        try:
+            present = set(labels_present(array))
+        except ValueError:  # (not labels: the mask says what is wrong)
+            present = set()
         return LabelMapping({n: v for n, v in described.items() if v in present})
     if float(top).is_integer() and np.count_nonzero(array) == np.count_nonzero(array == top):
         return LabelMapping({readable(stem): int(top)})  # one mask stored as 255 (or 2)
