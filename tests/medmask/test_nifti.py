@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from medmask import FormatError, MedmaskError, MedmaskWarning, SegmentationMask, read_nifti_folder
+from medmask import (
+    FormatError,
+    MaskArchive,
+    MedmaskError,
+    MedmaskWarning,
+    SegmentationMask,
+    read_nifti_folder,
+)
 from medmask.exchange.nifti import read_voxels
 from medmask.sample import MaskSample, sample_affine
 
@@ -385,3 +392,39 @@ def test_one_volume_in_five_dimensions_is_a_mask_and_a_scan_of_many_has_a_grid(
     space = nifti_space(tmp_path / "dwi.nii.gz")
     assert tuple(space.shape) == (4, 5, 6)
     assert np.allclose(space.to_nifti_affine(), affine)
+
+
+def test_headers_nibabel_fixes_or_cannot_place_are_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A voxel size of 0 (pixdim[3] = 0): nibabel reads it as 1 mm and printed a bare line
+    to stderr; pack said nothing of it. It is a warning naming the file now. A NaN in the
+    header's geometry was "affine must be a finite 4x4 matrix, got shape (4, 4)"."""
+    import struct
+
+    from medmask.cli import main
+
+    voxels = np.zeros((10, 10, 5), np.uint8)
+    voxels[2:4, 2:4, 1:3] = 1
+    image = nib.Nifti1Image(voxels, np.diag([1.0, 1.0, 2.0, 1.0]))
+    image.set_qform(image.affine, 1)
+    image.set_sform(None, 0)
+    nib.save(image, tmp_path / "base.nii")
+    header = bytearray((tmp_path / "base.nii").read_bytes())
+    zero = header.copy()
+    struct.pack_into("<f", zero, 88, 0.0)  # pixdim[3] (NIfTI-1: pixdim at byte 76)
+    (tmp_path / "zero.nii").write_bytes(bytes(zero))
+    nan = header.copy()
+    struct.pack_into("<f", nan, 80, float("nan"))  # pixdim[1]
+    (tmp_path / "nan.nii").write_bytes(bytes(nan))
+    capsys.readouterr()
+    assert main(["pack", str(tmp_path / "zero.nii"), "-o", str(tmp_path / "z.mska")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"medmask: warning: {tmp_path / 'zero.nii'}: its header is not valid NIfTI: "
+        "pixdim[1,2,3] should be non-zero; setting 0 dims to 1 (nibabel's fix)"
+    ]
+    with MaskArchive(tmp_path / "z.mska") as archive:
+        assert archive.space is not None and tuple(archive.space.spacing) == (1.0, 1.0, 1.0)
+    assert main(["pack", str(tmp_path / "nan.nii"), "-o", str(tmp_path / "n.mska")]) == 1
+    assert "nan.nii: the affine holds values that are not finite numbers" in capsys.readouterr().err

@@ -15,13 +15,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import re
+import threading
 import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -511,7 +514,8 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
     name = os.fspath(source)
     try:
         try:
-            image = nib.load(name)
+            with _nibabel_says(name):
+                image = nib.load(name)
         except FileNotFoundError:
             if not Path(name).is_file():
                 raise
@@ -526,6 +530,35 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise FormatError(f"{name}: not a NIfTI image ({type(image).__name__})")
     return image, name
+
+
+_NIBABEL_LOG = threading.Lock()  # (its logger is one for every thread)
+
+
+@contextlib.contextmanager
+def _nibabel_says(name: str) -> Iterator[None]:
+    """What nibabel fixes in a header as it loads it (it logs bare lines to stderr:
+    "pixdim[1,2,3] should be non-zero; setting 0 dims to 1", a voxel size changed) as
+    warnings naming the file."""
+    logger = logging.getLogger("nibabel.global")
+    said: list[str] = []
+
+    class _Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    with _NIBABEL_LOG:
+        kept = logger.handlers[:]
+        logger.handlers = [_Heard()]
+        try:
+            yield
+        finally:
+            logger.handlers = kept
+    for message in dict.fromkeys(said):
+        warnings.warn(
+            MedmaskWarning(f"{name}: its header is not valid NIfTI: {message} (nibabel's fix)"),
+            stacklevel=4,
+        )
 
 
 def _from_bytes(path: Path) -> Any:

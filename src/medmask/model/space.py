@@ -59,8 +59,13 @@ def space_from_affine(affine: NDArray[Any], shape: tuple[int, ...]) -> Space:
     quaternion is rounded to float32.
     """
     matrix = np.asarray(affine, dtype=np.float64)
-    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-        raise ValueError(f"affine must be a finite 4x4 matrix, got shape {matrix.shape}")
+    if matrix.shape != (4, 4):
+        raise ValueError(f"affine must be a 4x4 matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(
+            "the affine holds values that are not finite numbers (NaN or infinity: a damaged "
+            "header's pixdim, qform or sform), so the voxels have no place in space"
+        )
     return space_from_nifti_affine(matrix, tuple(int(n) for n in shape))
 
 
