@@ -438,6 +438,41 @@ def test_masks_on_a_box_of_the_series_voxels_are_exported_onto_the_series(
             export_seg(tmp_path / "x.mska", series.folder, tmp_path / "x.dcm", overwrite=True)
 
 
+@pytest.mark.parametrize(("term", "encode"), [(None, "gbk"), ("ISO_IR 100", "utf-8")])
+def test_a_source_names_patient_in_gbk_without_a_character_set_the_seg_keeps_the_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], term: str | None, encode: str
+) -> None:
+    """A Chinese PACS writes PatientName in GBK without SpecificCharacterSet (or UTF-8
+    labelled Latin-1): pydicom reads mojibake ("ÕÅÈý"), which export-seg and
+    export-rtstruct wrote into their UTF-8 files as the patient's name. The name is read
+    as its bytes are (as dcm-extract does), written whole, and a warning says so."""
+    series = ct(tmp_path / "ct")
+    for path in sorted((tmp_path / "ct").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.PatientName = "张三^".encode(encode)  # the bytes as such a system writes them
+        ds.StudyDescription = "胸部CT平扫".encode(encode)
+        if term is None:
+            del ds.SpecificCharacterSet
+        else:
+            ds.SpecificCharacterSet = term
+        ds.save_as(path)
+    assert str(pydicom.dcmread(path).PatientName) != "张三^"  # (pydicom: mojibake)
+    archive = tmp_path / "a.mska"
+    pack(highdicom_seg(series, tmp_path / "s.dcm"), archive, reference=SPACE)
+    seg, rs = tmp_path / "seg.dcm", tmp_path / "rs.dcm"
+    with pytest.warns(MedmaskWarning, match=r"PatientName, StudyDescription: .*read as"):
+        export_seg(archive, series.folder, seg)
+    capsys.readouterr()
+    assert main(["export-rtstruct", str(archive), "--source", str(series.folder),
+                 "-o", str(rs)]) == 0  # fmt: skip
+    assert "ct: PatientName, StudyDescription: " in capsys.readouterr().err
+    for written in (seg, rs):
+        ds = pydicom.dcmread(written)
+        assert ds.SpecificCharacterSet == "ISO_IR 192"
+        assert str(ds.PatientName) == "张三^" and ds.StudyDescription == "胸部CT平扫"
+    assert str(hd.seg.segread(seg).PatientName) == "张三^"
+
+
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:
     series = ct(tmp_path / "ct")
     highdicom_seg(series, tmp_path / "s.dcm")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,11 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
 
-from ...errors import FormatError
+from ...errors import FormatError, MedmaskWarning
 from .grid import SliceGrid
+from .names import dicom_name
 
 __all__ = ["SeriesVoxels", "SourceSeries", "read_series_voxels", "read_source_series"]
 
@@ -149,10 +152,7 @@ def read_source_series(
         (spacing[0], spacing[1]),
         positions,
     )
-    header = Dataset()
-    for keyword in PATIENT_STUDY_KEYWORDS:
-        if keyword in ds:
-            setattr(header, keyword, ds.data_element(keyword).value)  # type: ignore[union-attr]
+    header = _patient_study(ds, root)
     framed = any(one.frame for one in slices)
     return SourceSeries(
         folder=root,
@@ -167,6 +167,29 @@ def read_source_series(
         frame_numbers=tuple(one.frame for one in slices) if framed else (),
         paths=tuple(one.path for one in slices),
     )
+
+
+def _patient_study(ds: Dataset, root: Path) -> Dataset:
+    """The attributes a derived object copies (:data:`PATIENT_STUDY_KEYWORDS`), text as its
+    bytes evidently are (:func:`.names.dicom_name`): a Chinese PACS' GBK PatientName
+    without SpecificCharacterSet, which pydicom reads as Latin-1 mojibake ("ÕÅÈý" for
+    张三), would be written so into a SEG or RT Structure Set (UTF-8); a warning says which
+    were read otherwise."""
+    header = Dataset()
+    reasons: dict[str, list[str]] = {}
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        if keyword not in ds:
+            continue
+        value = ds.data_element(keyword).value  # type: ignore[union-attr]
+        if isinstance(value, str | PersonName) and str(value):
+            text, why = dicom_name(ds, str(value))
+            if why is not None:
+                value = text
+                reasons.setdefault(why, []).append(keyword)
+        setattr(header, keyword, value)
+    for why, keywords in reasons.items():
+        warnings.warn(MedmaskWarning(f"{root}: {', '.join(keywords)}: {why}"), stacklevel=4)
+    return header
 
 
 def read_series_voxels(series: SourceSeries) -> SeriesVoxels:
