@@ -473,6 +473,29 @@ def test_a_source_names_patient_in_gbk_without_a_character_set_the_seg_keeps_the
     assert str(hd.seg.segread(seg).PatientName) == "张三^"
 
 
+def test_a_source_names_patient_in_iso_2022_the_seg_holds_no_escape_sequences(
+    tmp_path: Path,
+) -> None:
+    """GB2312 by ISO 2022 IR 58 ("Zhang^San=ESC $ ) A 张^三"): pydicom 3 leaves the escape
+    sequence in the text, and the SEG carried an ESC character in its UTF-8 PatientName
+    (pydicom then warns "unknown escape sequence" reading it). It is left out."""
+    series = ct(tmp_path / "ct")
+    for path in sorted((tmp_path / "ct").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = ["", "ISO 2022 IR 58"]
+        ds.PatientName = b"Zhang^San=\x1b$)A" + "张^三".encode("gb2312")
+        ds.save_as(path)
+    assert "\x1b" in str(pydicom.dcmread(path).PatientName)  # (pydicom 3 keeps it)
+    archive = tmp_path / "a.mska"
+    pack(highdicom_seg(series, tmp_path / "s.dcm"), archive, reference=SPACE)
+    export_seg(archive, series.folder, tmp_path / "seg.dcm", transfer_syntax="explicit")
+    assert str(pydicom.dcmread(tmp_path / "seg.dcm").PatientName) == "Zhang^San=张^三"
+    if shutil.which("dciodvfy"):
+        run = subprocess.run(["dciodvfy", str(tmp_path / "seg.dcm")], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        assert not [line for line in run.stderr.splitlines() if line.startswith("Error")]
+
+
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:
     series = ct(tmp_path / "ct")
     highdicom_seg(series, tmp_path / "s.dcm")

@@ -15,6 +15,7 @@ dcm-extract's (``dcm_extractor.reading.charset.repaired``):
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -75,10 +76,12 @@ def full_name(name: str, description: object) -> str:
 
 
 _LATIN1_READ = frozenset({"", "ISO_IR 6", "ISO_IR 100"})  # what pydicom reads as Latin-1
+# an ISO 2022 escape sequence (PS3.5 6.1.2.5.3): ESC, intermediate bytes, a final byte
+_ESCAPE = re.compile("\x1b[\x20-\x2f]+[\x30-\x7e]")
 
 
 def dicom_name(ds: Any, value: str) -> tuple[str, str | None]:
-    """``value`` (pydicom's reading of a name in ``ds``) as its bytes evidently are, and
+    r"""``value`` (pydicom's reading of a name in ``ds``) as its bytes evidently are, and
     why when that differs from pydicom's reading (else None).
 
     Examples
@@ -88,7 +91,11 @@ def dicom_name(ds: Any, value: str) -> tuple[str, str | None]:
     ('肝脏', 'no SpecificCharacterSet, not ASCII: read as GB18030')
     >>> dicom_name(Dataset(), "liver")
     ('liver', None)
+    >>> dicom_name(Dataset(), "Zhang^San=\x1b$)A张^三")  # (ISO 2022 IR 58: no escapes kept)
+    ('Zhang^San=张^三', None)
     """
+    if "\x1b" in value:  # ISO 2022 escape sequences pydicom 3 leaves in (ESC $ ) A ...)
+        value = _ESCAPE.sub("", value)
     term = _term(ds)
     if value.isascii() or term not in _LATIN1_READ:
         return value, None

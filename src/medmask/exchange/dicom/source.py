@@ -183,8 +183,9 @@ def _patient_study(ds: Dataset, root: Path) -> Dataset:
         value = ds.data_element(keyword).value  # type: ignore[union-attr]
         if isinstance(value, str | PersonName) and str(value):
             text, why = dicom_name(ds, str(value))
-            if why is not None:
+            if text != str(value):  # (escape sequences left out too, unsaid: not data)
                 value = text
+            if why is not None:
                 reasons.setdefault(why, []).append(keyword)
         setattr(header, keyword, value)
     for why, keywords in reasons.items():
