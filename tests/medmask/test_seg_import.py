@@ -471,6 +471,26 @@ def test_a_source_names_patient_in_gbk_without_a_character_set_the_seg_keeps_the
         assert ds.SpecificCharacterSet == "ISO_IR 192"
         assert str(ds.PatientName) == "张三^" and ds.StudyDescription == "胸部CT平扫"
     assert str(hd.seg.segread(seg).PatientName) == "张三^"
+    # a Patient ID in those bytes, in the series and in a SEG a Chinese tool wrote so:
+    # one patient (before, the series' ID read as its bytes and the SEG's as mojibake
+    # would have differed)
+    for path in sorted((tmp_path / "ct").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.PatientID = "住院0042".encode(encode)
+        ds.save_as(path)
+    theirs = pydicom.dcmread(tmp_path / "s.dcm")
+    theirs.PatientID = "住院0042".encode(encode)
+    if term is None:
+        del theirs.SpecificCharacterSet
+    else:
+        theirs.SpecificCharacterSet = term
+    theirs.save_as(tmp_path / "theirs.dcm")
+    with pytest.warns(MedmaskWarning, match="PatientName, PatientID, StudyDescription"):
+        pack(
+            tmp_path / "theirs.dcm",
+            tmp_path / "b.mska",
+            reference=read_source_series(series.folder),
+        )
 
 
 def test_a_source_names_patient_in_iso_2022_the_seg_holds_no_escape_sequences(

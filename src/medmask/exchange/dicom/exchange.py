@@ -17,6 +17,7 @@ from ...files.atomic import check_writable
 from ...model.mapping import LabelMapping
 from ...model.mask import SegmentationMask
 from ...model.meaning import SegmentMeaning
+from .names import dicom_name
 from .rtstruct import ContourStyle, RtExport, write_rtstruct
 from .seg_reader import SegSeries, damage_named, is_dicom_seg, read_seg
 from .seg_writer import SegExport, SegmentInput, SegType, TransferSyntax, write_seg
@@ -298,7 +299,7 @@ def check_seg_source(
                 warnings.warn(MedmaskWarning(said), stacklevel=2)
             else:
                 notes.append(said)
-        patient = str(ds.get("PatientID", ""))
+        patient = dicom_name(ds, str(ds.get("PatientID", "")))[0]  # (read as the series')
         source_patient = str(series.header.get("PatientID", ""))
         if patient and source_patient and patient != source_patient:
             raise SourceMismatchError(
