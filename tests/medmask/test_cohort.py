@@ -518,5 +518,5 @@ def test_itksnap_label_descriptions_name_the_labels(
         assert len(pack_cohort(cases, tmp_path / "out").packed) == 2  # (the names changed)
     assert "liver" in MaskArchive(tmp_path / "out" / "case1.mska").all_names()
     (cases / "labels.txt").write_text(description + "    9  oops\n", encoding="utf-8")
-    with pytest.raises(MedmaskError, match=r"labels.txt: line 20 is not a label description"):
+    with pytest.raises(MedmaskError, match=r"labels.txt: line 20 is not a label entry"):
         pack(cases / "case1.nii.gz", tmp_path / "bad.mska")

@@ -222,3 +222,28 @@ def test_a_segmentation_saved_without_seg_in_its_name_is_one(archive: Path, tmp_
     renamed = pack(tmp_path / "organs.nrrd", tmp_path / "b.mska")
     assert renamed.kind == "slicer" and renamed.masks == named.masks
     assert (tmp_path / "a.mska").read_bytes() == (tmp_path / "b.mska").read_bytes()
+
+
+def test_a_label_map_slicer_exported_is_named_by_its_colour_table(tmp_path: Path) -> None:
+    """3D Slicer's "Export to files" writes a label map and, beside it,
+    ``<name>_ColorTable.ctbl`` (``index name R G B A``, spaces in names as ``_``): its
+    labels were idx_1, idx_2 ... They take the colour table's names; Background (0) is no
+    mask, and a colour the map does not use is none either."""
+    labels = np.zeros((10, 8, 6), np.uint8)
+    labels[1:4, 2:5, 1:3], labels[6:9, 1:3, 3:5] = 1, 3
+    lps = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.8, 2.0])}
+    nrrd.write(str(tmp_path / "Segmentation-label.nrrd"), labels, lps)
+    (tmp_path / "Segmentation-label_ColorTable.ctbl").write_text(
+        "# Color table file /tmp/Segmentation-label_ColorTable.ctbl\n"
+        "# 4 values\n"
+        "0 Background 0 0 0 0\n"
+        "1 artery 216 101 79 255\n"
+        "2 bone 241 214 145 255\n"
+        "3 connective_tissue 111 184 210 255\n",
+        encoding="utf-8",
+    )
+    result = pack(tmp_path / "Segmentation-label.nrrd", tmp_path / "a.mska")
+    assert result.masks == ["artery", "connective_tissue"]
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        for name, label in (("artery", 1), ("connective_tissue", 3)):
+            assert np.array_equal(np.asarray(archive.load_mask(name).data) != 0, labels == label)

@@ -625,7 +625,7 @@ def file_label_names(path: Path, stem: str, array: NDArray[Any]) -> LabelMapping
     top = array.max(initial=0)
     if bool(top <= 1):  # (NaN compares False; the mask refuses it)
         return LabelMapping({readable(stem): 1})
-    described = itksnap_labels(path.parent)
+    described = label_table_labels(path.parent, stem)
     if described is not None:
         try:
             present = set(labels_present(array))
@@ -642,22 +642,30 @@ ITKSNAP_HEADER = "ITK-SnAP Label Description File"
 _ITKSNAP_LINE = re.compile(
     r'\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.eE+-]+)\s+(\d+)\s+(\d+)\s+"(.*)"\s*'
 )
+# one entry of a 3D Slicer colour table (.ctbl): index name R G B A, spaces in names as _
+_CTBL_LINE = re.compile(r"\s*(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*")
 
 
-def itksnap_labels(folder: Path) -> LabelMapping | None:
-    """The label names of the ITK-SNAP label description file in ``folder`` (Segmentation
-    > Export Label Descriptions: a text file whose first lines say "ITK-SnAP Label
-    Description File", then ``IDX R G B A VIS MSH "LABEL"`` a line), or None when it
-    holds none or several (:func:`itksnap_file`). Label 0 ("Clear Label") is no mask;
-    text that is not UTF-8 is read as GB18030 (ITK-SNAP on a Chinese Windows), with a
-    warning.
+def label_table_labels(folder: Path, stem: str) -> LabelMapping | None:
+    """The label names of the label table beside a label map (:func:`label_table_file`),
+    or None when there is none. Two kinds are read:
+
+    * an ITK-SNAP label description file (Segmentation > Export Label Descriptions: text
+      whose first lines say "ITK-SnAP Label Description File", then ``IDX R G B A VIS MSH
+      "LABEL"`` a line);
+    * a 3D Slicer colour table (``.ctbl``, what Slicer writes as ``<name>_ColorTable.ctbl``
+      beside a label map it exports: ``index name R G B A`` a line, spaces in names
+      written as ``_``).
+
+    Label 0 (ITK-SNAP's "Clear Label", Slicer's "Background") is no mask; text that is not
+    UTF-8 is read as GB18030 (a Chinese Windows), with a warning.
 
     Raises
     ------
     FormatError
-        A line of the file that is not a label description.
+        A line of the file that is not a label entry.
     """
-    file = itksnap_file(folder)
+    file = label_table_file(folder, stem)
     if file is None:
         return None
     raw = file.read_bytes()
@@ -668,14 +676,15 @@ def itksnap_labels(folder: Path) -> LabelMapping | None:
         warnings.warn(
             MedmaskWarning(f"{file}: not UTF-8: its label names read as GB18030"), stacklevel=5
         )
+    pattern, name_group = (_CTBL_LINE, 2) if file.suffix.lower() == ".ctbl" else (_ITKSNAP_LINE, 8)
     named: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        found = _ITKSNAP_LINE.fullmatch(line)
+        found = pattern.fullmatch(line)
         if found is None:
-            raise FormatError(f"{file}: line {number} is not a label description: {line!r}")
-        value, name = int(found.group(1)), found.group(8)
+            raise FormatError(f"{file}: line {number} is not a label entry: {line!r}")
+        value, name = int(found.group(1)), found.group(name_group)
         if value != 0 and name:
             named.setdefault(name, value)
     try:
@@ -684,34 +693,46 @@ def itksnap_labels(folder: Path) -> LabelMapping | None:
         raise FormatError(f"{file}: its labels are not one name each: {err}") from err
 
 
-def itksnap_file(folder: Path) -> Path | None:
-    """The one ITK-SNAP label description file (``.txt`` or ``.label``) in ``folder``, or
-    None when there is none or there are several. Which file it is is remembered while
-    the folder's entries stay the same (its modification time), so that the thousands of
-    label maps of one folder do not each list it."""
+def label_table_file(folder: Path, stem: str) -> Path | None:
+    """The label table of the label map ``<folder>/<stem>.*``: Slicer's
+    ``<stem>_ColorTable.ctbl``, else the one label table in ``folder`` (an ITK-SNAP label
+    description ``.txt``/``.label``, or a ``.ctbl``: one shared by the folder's maps);
+    None when there is none, or several. Which file the folder holds is remembered while
+    its entries stay the same (its modification time), so that the thousands of label
+    maps of one folder do not each list it."""
+    own = folder / f"{stem}_ColorTable.ctbl"
+    if own.is_file():
+        return own
     try:
         changed = folder.stat().st_mtime_ns
     except OSError:
         return None
     key = (str(folder), changed)
-    if key not in _ITKSNAP_FILES:
-        if len(_ITKSNAP_FILES) > 256:
-            _ITKSNAP_FILES.clear()
+    if key not in _LABEL_TABLES:
+        if len(_LABEL_TABLES) > 256:
+            _LABEL_TABLES.clear()
         try:
-            found = sorted(
-                p for p in folder.iterdir()
-                if p.suffix.lower() in (".txt", ".label") and p.is_file() and _is_itksnap(p)
-            )  # fmt: skip
+            found = sorted(p for p in folder.iterdir() if p.is_file() and _is_label_table(p))
         except OSError:
             found = []
-        _ITKSNAP_FILES[key] = found[0] if len(found) == 1 else None
-    return _ITKSNAP_FILES[key]
+        _LABEL_TABLES[key] = found[0] if len(found) == 1 else None
+    return _LABEL_TABLES[key]
 
 
-_ITKSNAP_FILES: dict[tuple[str, int], Path | None] = {}
+def is_label_table(path: Path) -> bool:
+    """Whether ``path`` is a label table :func:`label_table_labels` reads."""
+    return path.is_file() and _is_label_table(path)
 
 
-def _is_itksnap(path: Path) -> bool:
+_LABEL_TABLES: dict[tuple[str, int], Path | None] = {}
+
+
+def _is_label_table(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix == ".ctbl":
+        return True
+    if suffix not in (".txt", ".label"):
+        return False
     try:
         with path.open("rb") as stream:
             head = stream.read(300)

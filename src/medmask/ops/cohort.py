@@ -33,8 +33,9 @@ from ..exchange.nifti import (
     NIFTI_SUFFIXES,
     dataset_json,
     holds_label_map,
+    is_label_table,
     is_nifti,
-    itksnap_file,
+    label_table_file,
     nifti_stem,
 )
 from ..files.atomic import atomic_path
@@ -177,8 +178,8 @@ def _label_files(base: Path, entries: list[Path]) -> CohortLayout | None:
             continue  # a label sidecar
         elif entry.is_file() and entry.name == DATASET_JSON:
             continue  # nnU-Net's: the labels of every file (read with each)
-        elif entry == itksnap_file(base):
-            continue  # ITK-SNAP's label descriptions: likewise
+        elif is_label_table(entry):
+            continue  # ITK-SNAP's label descriptions, Slicer's colour tables: likewise
         else:
             what = "a folder" if entry.is_dir() else "not a .nii/.nii.gz file"
             skipped.append((entry.name, f"{what} among multi-label files"))
@@ -189,14 +190,14 @@ def _label_files(base: Path, entries: list[Path]) -> CohortLayout | None:
 
 def fingerprint(source: Path, options: str = "") -> str:
     """What a case is now: its files' names, sizes and modification times (no reading; a
-    multi-label file's JSON sidecar, nnU-Net dataset.json and ITK-SNAP label description
-    included), and ``options`` (what it is packed with)."""
+    multi-label file's JSON sidecar, nnU-Net dataset.json and label table included), and
+    ``options`` (what it is packed with)."""
     digest = hashlib.sha256(options.encode())
     if source.is_file():
         sidecars = (
             source.with_name(nifti_stem(source) + ".json"),
             dataset_json(source.parent),
-            itksnap_file(source.parent),
+            label_table_file(source.parent, nifti_stem(source)),
         )
         files = [source, *(p for p in sidecars if p is not None and p.is_file())]
     else:
