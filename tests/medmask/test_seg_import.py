@@ -312,6 +312,12 @@ def test_a_study_folder_as_source_gives_the_series_the_file_or_archive_names(
         assert {str(item.ReferencedSOPInstanceUID) for item in refs} == slices
     assert main(["pack", str(rs), "--source", study, "-o", str(tmp_path / "b.mska")]) == 0
     assert read_back(tmp_path / "b.mska").keys() == masks().keys()
+    elsewhere = pydicom.dcmread(seg)
+    elsewhere.ReferencedSeriesSequence[0].SeriesInstanceUID = "1.2.3.4"
+    elsewhere.save_as(tmp_path / "elsewhere.dcm")
+    err = cli_error(capsys, "pack", tmp_path / "elsewhere.dcm", "--source", study,
+                    "-o", tmp_path / "e.mska")  # fmt: skip
+    assert "; elsewhere.dcm was drawn on 1.2.3.4, not among them; choose one with" in err
     pack(seg, tmp_path / "unplaced.mska", reference=SPACE)  # (no series recorded)
     err = cli_error(capsys, "export-seg", tmp_path / "unplaced.mska", "--source", study,
                     "-o", tmp_path / "c.dcm")  # fmt: skip

@@ -486,7 +486,7 @@ def _choose_series(
     listing = ", ".join(f"{uid} ({len(v)} slices)" for uid, v in by_series.items())
     why = ""
     if named and not held:
-        why = f"; none is the series {namer or 'the masks'} name(s) ({', '.join(named)})"
+        why = f"; {namer or 'the masks'} was drawn on {', '.join(named)}, not among them"
     raise FormatError(
         f"{root}: holds several series: {listing}{why}; choose one with --series-uid UID"
     )
