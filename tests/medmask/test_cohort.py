@@ -513,6 +513,8 @@ def test_itksnap_label_descriptions_name_the_labels(
             for name, label in (("肝脏", 1), ("left kidney", 2), ("tumour core", 5)):
                 found = np.asarray(archive.load_mask(name).data) != 0
                 assert np.array_equal(found, (labels == label).transpose(2, 1, 0))
+            assert archive.meaning("肝脏").colour == (255, 0, 0)  # (the annotator's colours)
+            assert archive.meaning("tumour core").colour == (255, 255, 0)
     (cases / "labels.txt").write_bytes(ITKSNAP.format(one="liver").encode(encoding))
     with pytest.warns(MedmaskWarning, match=r"labels \[7\] have no name"):
         assert len(pack_cohort(cases, tmp_path / "out").packed) == 2  # (the names changed)

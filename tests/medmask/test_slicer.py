@@ -247,3 +247,5 @@ def test_a_label_map_slicer_exported_is_named_by_its_colour_table(tmp_path: Path
     with MaskArchive(tmp_path / "a.mska") as archive:
         for name, label in (("artery", 1), ("connective_tissue", 3)):
             assert np.array_equal(np.asarray(archive.load_mask(name).data) != 0, labels == label)
+        colours = {name: archive.meaning(name).colour for name in archive}  # (kept, as Slicer's)
+    assert colours == {"artery": (216, 101, 79), "connective_tissue": (111, 184, 210)}

@@ -668,29 +668,49 @@ def label_table_labels(folder: Path, stem: str) -> LabelMapping | None:
     file = label_table_file(folder, stem)
     if file is None:
         return None
-    raw = file.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030", errors="replace")
+    named, _, utf8 = _read_label_table(file)
+    if not utf8:
         warnings.warn(
             MedmaskWarning(f"{file}: not UTF-8: its label names read as GB18030"), stacklevel=5
         )
-    pattern, name_group = (_CTBL_LINE, 2) if file.suffix.lower() == ".ctbl" else (_ITKSNAP_LINE, 8)
+    try:
+        return LabelMapping(named)
+    except ValueError as err:  # (two names for one label)
+        raise FormatError(f"{file}: its labels are not one name each: {err}") from err
+
+
+def label_table_colours(folder: Path, stem: str) -> dict[int, tuple[int, int, int]]:
+    """The display colour of each label of the label table beside a label map
+    (:func:`label_table_labels`): what the annotator saw, kept in the archive (and so
+    in a SEG or Slicer file written from it). Empty when there is no table."""
+    file = label_table_file(folder, stem)
+    return {} if file is None else _read_label_table(file)[1]
+
+
+def _read_label_table(path: Path) -> tuple[dict[str, int], dict[int, tuple[int, int, int]], bool]:
+    """(label of each name, colour of each label, whether the text was UTF-8) of a label
+    table (:func:`label_table_labels`); label 0 left out."""
+    raw = path.read_bytes()
+    try:
+        text, utf8 = raw.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        text, utf8 = raw.decode("gb18030", errors="replace"), False
+    pattern, name_group = (_CTBL_LINE, 2) if path.suffix.lower() == ".ctbl" else (_ITKSNAP_LINE, 8)
     named: dict[str, int] = {}
+    colours: dict[int, tuple[int, int, int]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         found = pattern.fullmatch(line)
         if found is None:
-            raise FormatError(f"{file}: line {number} is not a label entry: {line!r}")
+            raise FormatError(f"{path}: line {number} is not a label entry: {line!r}")
         value, name = int(found.group(1)), found.group(name_group)
         if value != 0 and name:
             named.setdefault(name, value)
-    try:
-        return LabelMapping(named)
-    except ValueError as err:  # (two names for one label)
-        raise FormatError(f"{file}: its labels are not one name each: {err}") from err
+            red = 2 if name_group == 8 else 3  # (ITK-SNAP: IDX R G B; Slicer: index name R G B)
+            r, g, b = (min(int(found.group(red + i)), 255) for i in range(3))
+            colours.setdefault(value, (r, g, b))
+    return named, colours, utf8
 
 
 def label_table_file(folder: Path, stem: str) -> Path | None:

@@ -32,7 +32,15 @@ import numpy as np
 from spacetransformer import Space
 
 from ..errors import FormatError, GeometryMismatchError, MedmaskError
-from ..exchange.nifti import NIFTI_SUFFIXES, is_nifti, nifti_space, read_nifti, unplaced_note
+from ..exchange.nifti import (
+    NIFTI_SUFFIXES,
+    is_nifti,
+    label_table_colours,
+    nifti_space,
+    nifti_stem,
+    read_nifti,
+    unplaced_note,
+)
 from ..files.archive import MaskArchive
 from ..format.legacy_mska import LEGACY_MSKA_MAGIC
 from ..format.mska import MAGIC
@@ -143,7 +151,8 @@ def _read_slicer(path: Path, strict: bool, reference: object) -> SourceRead:
 
 def _read_label_file(path: Path, strict: bool, reference: object) -> SourceRead:
     read = SourceRead(iter(()), path.stat().st_size)
-    read.masks = split_labels(path, read.notes)
+    colours = label_table_colours(path.parent, nifti_stem(path))
+    read.masks = _coloured(split_labels(path, read.notes), colours, read.meanings)
     return read
 
 
@@ -151,8 +160,22 @@ def _read_nrrd_label_map(path: Path, strict: bool, reference: object) -> SourceR
     from ..exchange.slicer import read_nrrd_label_map  # noqa: PLC0415 - pynrrd for NRRD
 
     read = SourceRead(iter(()), path.stat().st_size, nothing="the label map holds no label")
-    read.masks = _split(read_nrrd_label_map(path))
+    colours = label_table_colours(path.parent, path.name[: -len(".nrrd")])
+    read.masks = _coloured(_split(read_nrrd_label_map(path)), colours, read.meanings)
     return read
+
+
+def _coloured(
+    items: Iterator[MaskItem],
+    colours: dict[int, tuple[int, int, int]],
+    meanings: dict[str, SegmentMeaning],
+) -> Iterator[MaskItem]:
+    """``items`` as they come, each mask of a label its label table colours given that
+    colour in ``meanings`` (what the annotator saw, kept in the archive)."""
+    for name, mask, label in items:
+        if label in colours:
+            meanings[name] = SegmentMeaning(colour=colours[label])
+        yield name, mask, label
 
 
 def _read_dicom_seg(path: Path, strict: bool, reference: Space | SourceSeries | None) -> SourceRead:
