@@ -522,3 +522,40 @@ def test_itksnap_label_descriptions_name_the_labels(
     (cases / "labels.txt").write_text(description + "    9  oops\n", encoding="utf-8")
     with pytest.raises(MedmaskError, match=r"labels.txt: line 20 is not a label entry"):
         pack(cases / "case1.nii.gz", tmp_path / "bad.mska")
+
+
+def test_a_freesurfer_lookup_table_names_synthseg_label_maps(tmp_path: Path) -> None:
+    """SynthSeg and FastSurfer number their brain label maps by FreeSurfer's colour lookup
+    table: with ``FreeSurferColorLUT.txt`` beside them (``index name R G B A`` a line), the
+    labels they hold take its names (they were idx_2, idx_17 ...)."""
+    maps = tmp_path / "synthseg"
+    maps.mkdir()
+    labels = np.zeros((12, 10, 8), np.uint8)
+    labels[1:5, 1:4, 1:3], labels[6:9, 5:8, 4:6], labels[10, 1, 1], labels[2, 8, 6] = 2, 41, 17, 53
+    for case in ("sub-01", "sub-02"):
+        nib.save(nib.Nifti1Image(labels, np.diag([1.0, 1.0, 1.0, 1.0])), maps / f"{case}.nii.gz")
+    (maps / "FreeSurferColorLUT.txt").write_text(
+        "#$Id: FreeSurferColorLUT.txt (an excerpt)\n"
+        "\n"
+        "#No. Label Name:                            R   G   B   A\n"
+        "\n"
+        "0   Unknown                                 0   0   0   0\n"
+        "2   Left-Cerebral-White-Matter              245 245 245 0\n"
+        "3   Left-Cerebral-Cortex                    205 62  78  0\n"
+        "17  Left-Hippocampus                        220 216 20  0\n"
+        "41  Right-Cerebral-White-Matter             245 245 245 0\n"
+        "53  Right-Hippocampus                       220 216 20  0\n",
+        encoding="utf-8",
+    )
+    layout = detect_cohort(maps)
+    assert layout is not None and len(layout.cases) == 2 and layout.skipped == []
+    result = pack_cohort(maps, tmp_path / "out")
+    assert len(result.packed) == 2 and not result.failures
+    with MaskArchive(tmp_path / "out" / "sub-01.mska") as archive:
+        assert sorted(archive.all_names()) == [
+            "Left-Cerebral-White-Matter", "Left-Hippocampus",
+            "Right-Cerebral-White-Matter", "Right-Hippocampus",
+        ]  # fmt: skip
+        found = np.asarray(archive.load_mask("Left-Hippocampus").data) != 0
+        assert np.array_equal(found, labels == 17)
+        assert archive.meaning("Left-Hippocampus").colour == (220, 216, 20)

@@ -655,7 +655,9 @@ def label_table_labels(folder: Path, stem: str) -> LabelMapping | None:
       "LABEL"`` a line);
     * a 3D Slicer colour table (``.ctbl``, what Slicer writes as ``<name>_ColorTable.ctbl``
       beside a label map it exports: ``index name R G B A`` a line, spaces in names
-      written as ``_``).
+      written as ``_``), or a FreeSurfer colour lookup table in that form
+      (``FreeSurferColorLUT.txt``: SynthSeg's and FastSurfer's label maps are numbered by
+      it).
 
     Label 0 (ITK-SNAP's "Clear Label", Slicer's "Background") is no mask; text that is not
     UTF-8 is read as GB18030 (a Chinese Windows), with a warning.
@@ -695,7 +697,9 @@ def _read_label_table(path: Path) -> tuple[dict[str, int], dict[int, tuple[int, 
         text, utf8 = raw.decode("utf-8-sig"), True
     except UnicodeDecodeError:
         text, utf8 = raw.decode("gb18030", errors="replace"), False
-    pattern, name_group = (_CTBL_LINE, 2) if path.suffix.lower() == ".ctbl" else (_ITKSNAP_LINE, 8)
+    pattern, name_group = (
+        (_CTBL_LINE, 2) if path.suffix.lower() == ".ctbl" or _is_lut(path) else (_ITKSNAP_LINE, 8)
+    )
     named: dict[str, int] = {}
     colours: dict[int, tuple[int, int, int]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -716,10 +720,10 @@ def _read_label_table(path: Path) -> tuple[dict[str, int], dict[int, tuple[int, 
 def label_table_file(folder: Path, stem: str) -> Path | None:
     """The label table of the label map ``<folder>/<stem>.*``: Slicer's
     ``<stem>_ColorTable.ctbl``, else the one label table in ``folder`` (an ITK-SNAP label
-    description ``.txt``/``.label``, or a ``.ctbl``: one shared by the folder's maps);
-    None when there is none, or several. Which file the folder holds is remembered while
-    its entries stay the same (its modification time), so that the thousands of label
-    maps of one folder do not each list it."""
+    description ``.txt``/``.label``, a ``.ctbl`` or a FreeSurfer ``*LUT.txt``: one shared by
+    the folder's maps); None when there is none, or several. Which file the folder holds
+    is remembered while its entries stay the same (its modification time), so that the
+    thousands of label maps of one folder do not each list it."""
     own = folder / f"{stem}_ColorTable.ctbl"
     if own.is_file():
         return own
@@ -747,9 +751,15 @@ def is_label_table(path: Path) -> bool:
 _LABEL_TABLES: dict[tuple[str, int], Path | None] = {}
 
 
+def _is_lut(path: Path) -> bool:
+    """A FreeSurfer colour lookup table (``FreeSurferColorLUT.txt``, what SynthSeg and
+    FastSurfer label maps are numbered by): ``index name R G B A`` a line, as a ``.ctbl``."""
+    return path.name.lower().endswith("lut.txt")
+
+
 def _is_label_table(path: Path) -> bool:
     suffix = path.suffix.lower()
-    if suffix == ".ctbl":
+    if suffix == ".ctbl" or _is_lut(path):
         return True
     if suffix not in (".txt", ".label"):
         return False
