@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -26,6 +27,7 @@ from medmask.cli import main
 from medmask.errors import GeometryMismatchError
 from medmask.exchange.dicom.exchange import export_seg
 from medmask.exchange.dicom.source import read_source_series
+from medmask.model.geometry import nifti_affine
 from medmask.ops.pack import pack
 from medmask.sample.ct_series import write_ct_series
 
@@ -520,6 +522,43 @@ def test_a_source_names_patient_in_iso_2022_the_seg_holds_no_escape_sequences(
         run = subprocess.run(["dciodvfy", str(tmp_path / "seg.dcm")], capture_output=True,
                              text=True, check=False)  # fmt: skip
         assert not [line for line in run.stderr.splitlines() if line.startswith("Error")]
+
+
+def test_nifti_masks_with_source_are_checked_against_the_series_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``pack MASKS/ --source CT`` recorded CT's series as the one the masks were drawn on
+    whatever their grid (a catalog then joined them to it), and ``--like`` was ignored.
+    Masks on the series' grid (NIfTI's axes the other way round too) are packed with the
+    series recorded; masks on another grid are refused, and no archive is written."""
+    series = ct(tmp_path / "ct")
+    masks_dir = tmp_path / "masks"
+    masks_dir.mkdir()
+    flip = np.eye(4)
+    flip[0, 0], flip[0, 3] = -1.0, SPACE.shape[0] - 1  # voxel i -> n - 1 - i
+    for name, mask in masks().items():  # the first axis the other way round, as some write it
+        image = nib.Nifti1Image(mask[::-1].astype(np.uint8), nifti_affine(SPACE) @ flip)
+        nib.save(image, masks_dir / f"{name}.nii.gz")
+    argv = ["pack", str(masks_dir), "--source", str(series.folder)]
+    assert main([*argv, "-o", str(tmp_path / "a.mska")]) == 0
+    with MaskArchive(tmp_path / "a.mska") as archive:
+        assert archive.image_series is not None
+        assert archive.image_series["SeriesInstanceUID"] == series.datasets[0].SeriesInstanceUID
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = Space(shape=SPACE.shape, origin=(0.0, 0.0, 0.0), spacing=SPACE.spacing)
+    SegmentationMask(masks()["liver"].astype(np.uint8), {"liver": 1}, moved).to_nifti(
+        other / "liver.nii.gz"
+    )
+    capsys.readouterr()
+    argv = ["pack", str(other), "--source", str(series.folder)]
+    assert main([*argv, "-o", str(tmp_path / "b.mska")]) == 1
+    err = capsys.readouterr().err
+    assert "masks of these files keep their own grid" in err and "mm apart" in err
+    assert not (tmp_path / "b.mska").exists()
+    assert main(["pack", str(other), "--like", str(tmp_path / "a.mska"),
+                 "-o", str(tmp_path / "c.mska")]) == 1  # fmt: skip
+    assert "is not the --like grid" in capsys.readouterr().err
 
 
 def test_highdicom_finds_the_source_slice_of_every_frame_we_write(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from spacetransformer import Space
 
-from ..errors import MedmaskError, MedmaskWarning
+from ..errors import GeometryMismatchError, MedmaskError, MedmaskWarning
 from ..exchange.nifti import nifti_stem
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path, check_writable
@@ -217,7 +217,8 @@ def pack(
             names.append(name)
         if not names:
             raise MedmaskError(f"{src}: {read.nothing}")
-
+        if reference is not None and kind.name not in _READ_ONTO_A_GRID:
+            _on_the_grid(src, archive.space, reference)
         if series is not None:
             archive.set_image_series(*series)
         stats = archive.statistics()
@@ -229,6 +230,38 @@ def pack(
     )  # fmt: skip
     _warn(result)
     return result
+
+
+# the sources that --source and --like place onto a grid (the others bring their own)
+_READ_ONTO_A_GRID = frozenset({"dicom-seg", "dicom-rtstruct"})
+
+
+def _on_the_grid(src: Path, space: Space | None, reference: object) -> None:
+    """Refuse masks of a file that brings its own grid (NIfTI, NRRD, Slicer) when that
+    grid is not the ``--source`` series' (or a box of its voxels) or the ``--like`` grid:
+    the series would be recorded as the one the masks were drawn on, and a catalog would
+    join them to it."""
+    from ..exchange.dicom.grid import describe_space, map_axes  # noqa: PLC0415 - numpy only
+    from ..model.space import spaces_close  # noqa: PLC0415
+
+    if space is None:
+        return
+    folder = getattr(reference, "folder", None)
+    grid = getattr(reference, "grid", None)
+    why = (
+        f"{src}: masks of these files keep their own grid; --source and --like read a "
+        "DICOM SEG or RTSTRUCT onto a grid, and record the series the masks were drawn on"
+    )
+    if grid is not None:
+        try:
+            map_axes(space, grid, f"the source series in {folder}")
+        except GeometryMismatchError as err:
+            raise GeometryMismatchError(f"{why}: {err}") from err
+    elif isinstance(reference, Space) and not spaces_close(space, reference):
+        raise GeometryMismatchError(
+            f"{why}: the masks' grid ({describe_space(space)}) is not the --like grid "
+            f"({describe_space(reference)})"
+        )
 
 
 def _image_series(
