@@ -143,10 +143,7 @@ def other_kind(data: bytes) -> str | None:
     >>> other_kind(b"DICM") is None
     True
     """
-    for offset, magic, kind in _OTHER_FILES:
-        if data[offset : offset + len(magic)] == magic:
-            return kind
-    return None
+    return _first_kind(_OTHER_FILES, data)
 
 
 def container_kind(data: bytes) -> str | None:
@@ -160,7 +157,13 @@ def container_kind(data: bytes) -> str | None:
     >>> container_kind(b"hello") is None
     True
     """
-    for offset, magic, kind in _CONTAINERS:
+    return _first_kind(_CONTAINERS, data)
+
+
+def _first_kind(table: tuple[tuple[int, bytes, str], ...], data: bytes) -> str | None:
+    """The kind of the first ``(offset, magic, kind)`` of ``table`` whose magic ``data``
+    holds at its offset, or None."""
+    for offset, magic, kind in table:
         if data[offset : offset + len(magic)] == magic:
             return kind
     return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gzip
 import hashlib
 import json
@@ -691,7 +692,19 @@ def label_table_colours(folder: Path, stem: str) -> dict[int, tuple[int, int, in
 
 def _read_label_table(path: Path) -> tuple[dict[str, int], dict[int, tuple[int, int, int]], bool]:
     """(label of each name, colour of each label, whether the text was UTF-8) of a label
-    table (:func:`label_table_labels`); label 0 left out."""
+    table (:func:`label_table_labels`); label 0 left out. Parsed once while the file stays
+    the same (its names and its colours are asked for apart, for every map beside it)."""
+    stat = path.stat()
+    return _parsed_label_table(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_label_table(
+    name: str, changed: int, size: int
+) -> tuple[dict[str, int], dict[int, tuple[int, int, int]], bool]:
+    """:func:`_read_label_table` of the file ``name`` as it is at ``changed`` and ``size``
+    (the callers only read what it returns)."""
+    path = Path(name)
     raw = path.read_bytes()
     try:
         text, utf8 = raw.decode("utf-8-sig"), True

@@ -217,6 +217,8 @@ class SeriesVoxels:
         grid = series.grid
         self.shape = (grid.columns, grid.rows, len(series.paths))
         self.dtype = np.dtype(np.float32)
+        # the last file read (a multi-frame file is read once for all its frames)
+        self._last: dict[Path, tuple[NDArray[Any], Dataset]] = {}
 
     def __getitem__(self, key: Any) -> NDArray[np.float32]:
         """Basic indexing (integers and slices; ``...`` alone for all)."""
@@ -237,18 +239,12 @@ class SeriesVoxels:
         series = self.series
         path = series.paths[k]
         frame = series.frame_numbers[k] if series.frame_numbers else 0
-        pixels, ds = _pixels(path, self._cache)
+        pixels, ds = _pixels(path, self._last)
         plane = pixels[frame - 1] if frame else pixels
         if plane.ndim != 2:
             raise FormatError(f"{path}: not one plane of grey values (pixels {plane.shape})")
         slope, intercept = _rescale(ds, frame)
         return np.asarray(plane.T * slope + intercept, dtype=np.float32)
-
-    @property
-    def _cache(self) -> dict[Path, tuple[NDArray[Any], Dataset]]:
-        """The last file read (a multi-frame file is read once for all its frames)."""
-        cache: dict[Path, tuple[NDArray[Any], Dataset]] = self.__dict__.setdefault("_last", {})
-        return cache
 
 
 def _pixels(
