@@ -428,3 +428,60 @@ def test_headers_nibabel_fixes_or_cannot_place_are_said(
         assert archive.space is not None and tuple(archive.space.spacing) == (1.0, 1.0, 1.0)
     assert main(["pack", str(tmp_path / "nan.nii"), "-o", str(tmp_path / "n.mska")]) == 1
     assert "nan.nii: the affine holds values that are not finite numbers" in capsys.readouterr().err
+
+
+def _two_forms(path: Path, shift: float, sform_code: int, affine: np.ndarray) -> Path:
+    """A mask whose qform lies ``shift`` mm along x from its sform (``affine``)."""
+    voxels = np.zeros((12, 10, 6), np.uint8)
+    voxels[3:6, 2:5, 1:4] = 1
+    image = nib.Nifti1Image(voxels, affine)
+    qform = affine.copy()
+    qform[0, 3] += shift
+    image.set_qform(qform, code=1)
+    image.set_sform(affine, code=sform_code)
+    nib.save(image, path)
+    return path
+
+
+def test_a_file_whose_qform_and_sform_disagree_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tool that updates one of the two (MONAI Label#211, LST-AI#44) leaves a file that
+    ITK places at its qform and nibabel (so medmask) at its sform. pack said nothing."""
+    import SimpleITK as sitk
+
+    from medmask.cli import main
+    from medmask.exchange.nifti import nifti_space, read_nifti
+
+    oblique = sample_affine((12, 10, 6), (0.8, 0.8, 2.5))  # (float32 rounding: no warning)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name in ("liver", "spleen", "kidney"):
+        _two_forms(masks / f"{name}.nii.gz", 30.0, 2, oblique)
+    agreeing = _two_forms(tmp_path / "agree.nii.gz", 0.0, 2, oblique)
+    # the reader we did not write places the file at its qform: the two places are real
+    itk = sitk.ReadImage(str(masks / "liver.nii.gz"))
+    nib_origin = nib.load(masks / "liver.nii.gz").affine[:3, 3] * [-1, -1, 1]  # RAS -> LPS
+    assert np.allclose(np.array(itk.GetOrigin()) - nib_origin, [-30.0, 0, 0], atol=1e-3)
+
+    capsys.readouterr()
+    assert main(["pack", str(masks), "-o", str(tmp_path / "m.mska")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "qform" in line]
+    assert len(warned) == 1  # one line for the folder, not one a file
+    assert warned[0].startswith("medmask: warning: 3 files (kidney.nii.gz, ...): the qform")
+    assert "up to 30 mm apart" in warned[0] and "medmask takes the sform" in warned[0]
+    with MaskArchive(tmp_path / "m.mska") as archive:  # the sform's place, as nibabel's
+        assert archive.space is not None
+        assert np.allclose(archive.space.origin, nib_origin, atol=1e-4)
+
+    with pytest.warns(MedmaskWarning, match=r"liver\.nii\.gz: the qform and the sform"):
+        read_nifti(masks / "liver.nii.gz")
+    with pytest.warns(MedmaskWarning, match="up to 30 mm apart"):
+        nifti_space(masks / "liver.nii.gz")  # a scan given as --like
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_nifti(agreeing)  # both forms the same place: nothing said
+        near = _two_forms(tmp_path / "near.nii.gz", 0.05, 2, oblique)  # < 0.1 voxel
+        read_nifti(near)
+        scanner = _two_forms(tmp_path / "scanner.nii.gz", 0.0, 1, oblique)
+        read_nifti(scanner)

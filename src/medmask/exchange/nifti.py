@@ -5,7 +5,8 @@
 * Geometry: the Space comes from the affine nibabel reports (the sform when set), and
   the affine written back is the Space's; both headers' float32 values agree exactly.
   A file with both codes 0 records no place: nibabel's is kept, with a warning
-  (:func:`unplaced_note`), and the codes go back with it.
+  (:func:`unplaced_note`), and the codes go back with it. A file whose qform and sform
+  disagree is warned of (:func:`forms_apart`): other readers take its qform.
 * Label names, first found wins: the ``mapping`` argument; a TotalSegmentator label
   table in a header extension; a JSON sidecar ``<stem>.json`` (``{"1": "liver"}`` or
   ``{"liver": 1}``); the labels of an nnU-Net ``dataset.json`` beside it; for a file
@@ -30,7 +31,7 @@ import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 import numpy as np
@@ -60,6 +61,8 @@ __all__ = [
     "dataset_json",
     "dataset_labels",
     "file_label_names",
+    "forms_apart",
+    "forms_note",
     "holds_label_map",
     "is_nifti",
     "mask_file_name",
@@ -119,7 +122,10 @@ def _read_nifti(
     source: str | os.PathLike[str] | nib.Nifti1Image,
     mapping: Mapping[str, int] | LabelMapping | None,
     spaces: _Spaces | None,
+    forms: list[tuple[str, float]] | None = None,
 ) -> SegmentationMask:
+    """:func:`read_nifti`; files whose qform and sform disagree (:func:`forms_apart`) go
+    into ``forms`` as ``(file name, mm)`` when it is given, else are warned of."""
     image, name = _open(source)
     shape = tuple(image.shape)
     if not (len(shape) in (2, 3) or (len(shape) > 3 and _one_volume(shape))):
@@ -142,6 +148,12 @@ def _read_nifti(
         space = _space(image.affine, array.shape, spaces)
     except ValueError as err:
         raise FormatError(f"{name}: {err}") from err
+    apart = forms_apart(image, array.shape)
+    if apart:
+        if forms is None:
+            warnings.warn(MedmaskWarning(forms_note([name], apart)), stacklevel=3)
+        else:
+            forms.append((Path(name).name, apart))
     names = _label_names(image, source, array, mapping)
     try:
         mask = SegmentationMask(array, names, space)
@@ -189,6 +201,9 @@ def nifti_space(source: str | os.PathLike[str]) -> Space:
     shape = shape[:3]
     if len(shape) != 3:
         raise FormatError(f"{name}: not a 3-D image ({image.shape}): no grid of voxels")
+    apart = forms_apart(image, shape)
+    if apart:
+        warnings.warn(MedmaskWarning(forms_note([name], apart)), stacklevel=2)
     try:
         return space_from_affine(image.affine, shape)
     except ValueError as err:
@@ -240,9 +255,10 @@ def iter_nifti_masks(
     spaces: _Spaces = {}
     named: dict[str, Path] = {}
     unplaced: list[str] = []
+    forms: list[tuple[str, float]] = []
     for item in files:
         path = Path(item)
-        mask = _read_nifti(path, None, spaces)
+        mask = _read_nifti(path, None, spaces, forms)
         if mask.nifti_codes == (0, 0):
             unplaced.append(path.name)
         name = _mask_name(path, mask)
@@ -270,6 +286,57 @@ def iter_nifti_masks(
         yield name, mask
     if unplaced and notes is not None:
         notes.append(unplaced_note(unplaced))
+    if forms:
+        note = forms_note([file for file, _ in forms], max(mm for _, mm in forms))
+        if notes is None:
+            warnings.warn(MedmaskWarning(note), stacklevel=2)
+        else:
+            notes.append(note)
+
+
+_FORMS_APART: Final = 0.1  # of the smallest voxel size: a qform's float32 rounding is far less
+
+
+def forms_apart(image: nib.Nifti1Image, shape: tuple[int, ...]) -> float:
+    """How far apart (mm) the qform and the sform put the grid's corner voxels, when the
+    header sets both (codes above 0) and they differ by more than a tenth of a voxel;
+    else 0.
+
+    nibabel, and so medmask, takes the sform; ITK (SimpleITK, ITK-SNAP, nnU-Net's and
+    MONAI's ITK readers) takes the qform unless the sform's code is 1 ("scanner"), and
+    registration tools such as ANTs before 2.3.5 and greedy take the qform: a file whose
+    forms disagree (a tool updated one of them: MONAI Label#211, LST-AI#44) lies in two
+    places, depending on the reader.
+    """
+    header = image.header
+    if not (int(header["qform_code"]) > 0 and int(header["sform_code"]) > 0):
+        return 0.0
+    qform, sform = header.get_qform(), header.get_sform()
+    if not (np.all(np.isfinite(qform)) and np.all(np.isfinite(sform))):
+        return 0.0  # (the affine's own error says what is wrong)
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, shape[0] - 1)
+            for j in (0, shape[1] - 1)
+            for k in (0, shape[2] - 1)
+        ]
+    )
+    apart = float(np.max(np.linalg.norm((corners @ qform.T - corners @ sform.T)[:, :3], axis=1)))
+    sizes = np.linalg.norm(sform[:3, :3], axis=0)
+    return apart if apart > _FORMS_APART * float(np.min(sizes[sizes > 0], initial=1.0)) else 0.0
+
+
+def forms_note(files: list[str], apart: float) -> str:
+    """What to say of NIfTI files whose qform and sform disagree (:func:`forms_apart`)."""
+    which = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
+    return (
+        f"{which}: the qform and the sform place the voxels up to {apart:.3g} mm apart "
+        "(a tool updated one of them); medmask takes the sform, as nibabel does, but ITK "
+        "readers (SimpleITK, ITK-SNAP, nnU-Net) take the qform unless the sform's code is "
+        "1, and the NIfTI files unpack writes carry the sform's place in both: check which "
+        "one the scan's other files follow"
+    )
 
 
 def unplaced_note(files: list[str]) -> str:
