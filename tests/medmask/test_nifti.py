@@ -429,6 +429,18 @@ def test_headers_nibabel_fixes_or_cannot_place_are_said(
     assert main(["pack", str(tmp_path / "nan.nii"), "-o", str(tmp_path / "n.mska")]) == 1
     assert "nan.nii: the affine holds values that are not finite numbers" in capsys.readouterr().err
 
+    # a folder whose files share the header (TotalSegmentator copies the scan's): one line
+    folder = tmp_path / "organs"
+    folder.mkdir()
+    for organ in ("liver", "spleen", "aorta"):
+        (folder / f"{organ}.nii").write_bytes(bytes(zero))
+    assert main(["pack", str(folder), "-o", str(tmp_path / "f.mska")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "medmask: warning: 3 files (aorta.nii, ...): their headers are not valid NIfTI: "
+        "pixdim[1,2,3] should be non-zero; setting 0 dims to 1 (nibabel's fix)"
+    ]
+
 
 def _two_forms(path: Path, shift: float, sform_code: int, affine: np.ndarray) -> Path:
     """A mask whose qform lies ``shift`` mm along x from its sform (``affine``)."""

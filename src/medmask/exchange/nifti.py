@@ -123,10 +123,12 @@ def _read_nifti(
     mapping: Mapping[str, int] | LabelMapping | None,
     spaces: _Spaces | None,
     forms: list[tuple[str, float]] | None = None,
+    fixes: _Fixes | None = None,
 ) -> SegmentationMask:
     """:func:`read_nifti`; files whose qform and sform disagree (:func:`forms_apart`) go
-    into ``forms`` as ``(file name, mm)`` when it is given, else are warned of."""
-    image, name = _open(source)
+    into ``forms`` as ``(file name, mm)`` when it is given, and what nibabel fixed in the
+    header into ``fixes``; else both are warned of."""
+    image, name = _open(source, fixes)
     shape = tuple(image.shape)
     if not (len(shape) in (2, 3) or (len(shape) > 3 and _one_volume(shape))):
         volumes = " x ".join(str(n) for n in shape[3:])
@@ -256,9 +258,10 @@ def iter_nifti_masks(
     named: dict[str, Path] = {}
     unplaced: list[str] = []
     forms: list[tuple[str, float]] = []
+    fixes: _Fixes = {}
     for item in files:
         path = Path(item)
-        mask = _read_nifti(path, None, spaces, forms)
+        mask = _read_nifti(path, None, spaces, forms, fixes)
         if mask.nifti_codes == (0, 0):
             unplaced.append(path.name)
         name = _mask_name(path, mask)
@@ -286,10 +289,18 @@ def iter_nifti_masks(
         yield name, mask
     if unplaced and notes is not None:
         notes.append(unplaced_note(unplaced))
+    _say_once(notes, forms, fixes)
+
+
+def _say_once(notes: list[str] | None, forms: list[tuple[str, float]], fixes: _Fixes) -> None:
+    """What a folder's files share (their headers often are one header): one line for all
+    of them, into ``notes`` or warned of."""
+    said = [_fix_note(paths, message) for message, paths in fixes.items()]
     if forms:
-        note = forms_note([file for file, _ in forms], max(mm for _, mm in forms))
+        said.append(forms_note([file for file, _ in forms], max(mm for _, mm in forms)))
+    for note in said:
         if notes is None:
-            warnings.warn(MedmaskWarning(note), stacklevel=2)
+            warnings.warn(MedmaskWarning(note), stacklevel=3)
         else:
             notes.append(note)
 
@@ -576,13 +587,17 @@ def read_voxels(image: nib.Nifti1Image) -> NDArray[Any]:
     return array
 
 
-def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1Image, str]:
+def _open(
+    source: str | os.PathLike[str] | nib.Nifti1Image, fixes: _Fixes | None = None
+) -> tuple[nib.Nifti1Image, str]:
+    """The image and its name; what nibabel fixes in its header into ``fixes`` when given,
+    else warned of (:func:`_nibabel_says`)."""
     if isinstance(source, nib.Nifti1Image | nib.Nifti2Image):
         return source, getattr(source, "get_filename", lambda: None)() or "<NIfTI image>"
     name = os.fspath(source)
     try:
         try:
-            with _nibabel_says(name):
+            with _nibabel_says(name, fixes):
                 image = nib.load(name)
         except FileNotFoundError:
             if not Path(name).is_file():
@@ -603,11 +618,15 @@ def _open(source: str | os.PathLike[str] | nib.Nifti1Image) -> tuple[nib.Nifti1I
 _NIBABEL_LOG = threading.Lock()  # (its logger is one for every thread)
 
 
+# what nibabel fixed in the headers of a folder's files: its message -> the files' paths
+_Fixes = dict[str, list[str]]
+
+
 @contextlib.contextmanager
-def _nibabel_says(name: str) -> Iterator[None]:
+def _nibabel_says(name: str, fixes: _Fixes | None = None) -> Iterator[None]:
     """What nibabel fixes in a header as it loads it (it logs bare lines to stderr:
     "pixdim[1,2,3] should be non-zero; setting 0 dims to 1", a voxel size changed) as
-    warnings naming the file."""
+    warnings naming the file, or into ``fixes`` (:func:`fixes_notes` says them)."""
     logger = logging.getLogger("nibabel.global")
     said: list[str] = []
 
@@ -623,10 +642,17 @@ def _nibabel_says(name: str) -> Iterator[None]:
         finally:
             logger.handlers = kept
     for message in dict.fromkeys(said):
-        warnings.warn(
-            MedmaskWarning(f"{name}: its header is not valid NIfTI: {message} (nibabel's fix)"),
-            stacklevel=4,
-        )
+        if fixes is not None:
+            fixes.setdefault(message, []).append(name)
+            continue
+        warnings.warn(MedmaskWarning(_fix_note([name], message)), stacklevel=4)
+
+
+def _fix_note(files: list[str], message: str) -> str:
+    if len(files) == 1:
+        return f"{files[0]}: its header is not valid NIfTI: {message} (nibabel's fix)"
+    which = f"{len(files)} files ({Path(files[0]).name}, ...)"
+    return f"{which}: their headers are not valid NIfTI: {message} (nibabel's fix)"
 
 
 def _from_bytes(path: Path) -> Any:
