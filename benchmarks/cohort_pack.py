@@ -90,7 +90,7 @@ def main() -> None:
 
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     ) as cluster:  # fmt: skip
         dask = timed(cohort, args.cases, "dask", scheduler=cluster.scheduler_address)
     start = time.perf_counter()

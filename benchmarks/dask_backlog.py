@@ -109,7 +109,9 @@ def main() -> None:
     data = dataset(args.files)
     runs: dict[str, list[dict[str, float]]] = {"this": [], "other": []}
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as c,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as c,
         distributed.Client(c.scheduler_address) as client,
     ):
         for _ in range(args.repeat):

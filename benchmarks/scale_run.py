@@ -352,7 +352,7 @@ def main() -> None:
 
         with LocalCluster(
             n_workers=args.workers, threads_per_worker=1, host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster:  # fmt: skip
             os.environ["SCALE_RUN_SCHEDULER"] = cluster.scheduler_address
             print(f"on a Dask LocalCluster: {args.workers} worker process(es), 1 thread each")

@@ -55,7 +55,7 @@ def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> No
     more += ["--instances", "--format", "csv"]  # (the instance table in CSV: asked for)
     assert extract(data, tmp_path / "local", ids, "--workers", "1", *more) == 0
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, dashboard_address=None
+        n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
     ) as cluster:
         address = cluster.scheduler_address
         assert extract(data, tmp_path / "dask", ids, "--scheduler", address, *more) == 0
@@ -94,7 +94,7 @@ def test_bad_inputs_give_the_same_outputs_inline_in_a_pool_and_on_a_cluster(
     ids = tmp_path / "ids.json"
     runs = {}
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, dashboard_address=None
+        n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
     ) as cluster:
         ways = {
             "inline": ["--workers", "1"],
@@ -147,6 +147,7 @@ def test_real_scheduler_and_workers_and_a_killed_worker(data: Path, tmp_path: Pa
     common = ["--no-dashboard"]
     processes = [
         _start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                "--dashboard-address", "127.0.0.1:0",  # (its HTTP server: not 0.0.0.0:8787)
                 "--scheduler-file", str(scheduler_file), *common], tmp_path / "scheduler.log"),
     ]  # fmt: skip
     try:
@@ -205,7 +206,9 @@ def cases48(tmp_path: Path) -> tuple[list[Path], Any]:
 
 def _one_worker() -> Any:
     """A LocalCluster of one worker process with one thread (a context manager)."""
-    return distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    return distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+    )
 
 
 @pytest.fixture
@@ -368,3 +371,62 @@ def test_a_failed_batch_task_fails_each_of_its_cases(cases48: tuple[list[Path], 
                     outcomes[case.name]()
         finally:
             close()
+
+
+def test_a_cluster_that_cannot_run_dcm_extractor_is_one_clear_error(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cluster started from another environment (a SLURM job's Python without medkit,
+    or an older medkit) failed every case alone, "its Dask task failed (RuntimeError)",
+    the reason in the scheduler's log only. It is one error before any case is sent."""
+    ids = tmp_path / "ids.json"
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
+        one = sorted(client.scheduler_info()["workers"])[0]
+        client.run(exec, "import sys; sys.modules['dcm_extractor'] = None", {}, workers=[one])
+        capsys.readouterr()
+        assert extract(data, tmp_path / "o1", ids, "--scheduler", lc.scheduler_address) == 1
+        err = capsys.readouterr().err
+        assert f"1 of its 2 workers cannot import dcm_extractor ({one}: ModuleNotFoundError" in err
+        assert "install medkit" in err and "Traceback" not in err
+        assert not list((tmp_path / "o1").glob("*.csv"))  # no case tried
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
+        client.run(exec, "import importlib.metadata as m; m.version = lambda name: '0.0.9'", {})
+        assert extract(data, tmp_path / "o2", ids, "--scheduler", lc.scheduler_address) == 1
+        err = capsys.readouterr().err
+        assert "2 of its 2 workers run medkit 0.0.9" in err and "this is 0.1" in err
+    # a scheduler process that cannot import it (it unpickles the tasks)
+    scheduler_file = tmp_path / "scheduler.json"
+    start = (
+        "import sys; sys.modules['dcm_extractor'] = None; "
+        "from distributed.cli.dask_scheduler import main; main()"
+    )
+    scheduler = _start(
+        [sys.executable, "-c", start, "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+        tmp_path / "scheduler.log",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        argv = ["--scheduler-file", str(scheduler_file)]
+        assert extract(data, tmp_path / "o3", ids, *argv) == 1
+        err = capsys.readouterr().err
+        assert "its scheduler cannot import dcm_extractor (ModuleNotFoundError" in err
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        try:
+            scheduler.wait(20)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+            scheduler.wait()

@@ -420,7 +420,7 @@ def test_on_a_dask_local_cluster_the_catalog_is_the_same(
     here = build_catalog(archives, tmp_path / "here.parquet")
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     ) as cluster:  # fmt: skip
         there = build_catalog(
             archives, tmp_path / "there.parquet", scheduler=cluster.scheduler_address

@@ -93,7 +93,7 @@ def test_on_a_dask_local_cluster(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,  # fmt: skip
     ):
         result = pack_cohort(
@@ -106,6 +106,24 @@ def test_on_a_dask_local_cluster(
             cohort, tmp_path / "out", groups={"ribs": "rib_*"}, scheduler=cluster.scheduler_address
         )
         assert (again.packed, len(again.unchanged)) == ([], CASES)
+        # a cluster from another environment (medkit older, or none): one clear error
+        # before any case is sent (each case failed alone, "its Dask task failed")
+        with distributed.Client(cluster) as client:
+            older = (
+                "import importlib.metadata as m; m.kept = m.version; m.version = lambda n: '0.0.9'"
+            )
+            client.run(exec, older, {})
+            with pytest.raises(MedmaskError, match=r"2 of its 2 workers run medkit 0\.0\.9"):
+                pack_cohort(cohort, tmp_path / "o2", scheduler=cluster.scheduler_address)
+            client.run(exec, "import importlib.metadata as m; m.version = m.kept", {})
+            one = sorted(client.scheduler_info()["workers"])[0]
+            client.run(exec, "import sys; sys.modules['medmask'] = None", {}, workers=[one])
+            with pytest.raises(
+                MedmaskError,
+                match=rf"1 of its 2 workers cannot import medmask \({one}: ModuleNotFoundError",
+            ):
+                pack_cohort(cohort, tmp_path / "o3", scheduler=cluster.scheduler_address)
+        assert not list(tmp_path.glob("o[23]/*.mska"))
     # (an unreachable address is retried for the client's 30 s: the file case is immediate)
     with pytest.raises(MedmaskError, match=r"no Dask scheduler file at .*is a scheduler running"):
         pack_cohort(cohort, tmp_path / "x", scheduler_file=str(tmp_path / "none.json"))

@@ -460,10 +460,10 @@ def test_a_file_whose_qform_and_sform_disagree_is_said(
 ) -> None:
     """A tool that updates one of the two (MONAI Label#211, LST-AI#44) leaves a file that
     ITK places at its qform and nibabel (so medmask) at its sform. pack said nothing."""
-    import SimpleITK as sitk
-
     from medmask.cli import main
     from medmask.exchange.nifti import nifti_space, read_nifti
+
+    sitk = pytest.importorskip("SimpleITK", reason="SimpleITK is in the test extra")
 
     oblique = sample_affine((12, 10, 6), (0.8, 0.8, 2.5))  # (float32 rounding: no warning)
     masks = tmp_path / "masks"

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
+import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -22,12 +25,15 @@ from ..sources.cases import CaseResult
 from .batches import MAX_BATCH_CASES, batch_outcome, case_batches
 from .isolation import CaseFailedError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "AHEAD_PER_THREAD",
     "MIN_AHEAD",
     "PREFETCH",
     "WINDOW_READ_EVERY",
     "ClusterError",
+    "check_cluster",
     "scan_on_cluster",
 ]
 
@@ -53,14 +59,63 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
         raise ClusterError("--scheduler needs Dask: pip install 'medkit[dask]'") from err
     if scheduler_file is not None and not Path(scheduler_file).is_file():
         raise ClusterError(f"no Dask scheduler file at {scheduler_file}: is a scheduler running?")
+    where = scheduler_file or address
     try:  # (waiting for the scheduler - to connect, or to come back when lost - Dask's
         # connect timeout: 30 s unless distributed.comm.timeouts.connect says otherwise)
-        if scheduler_file is not None:
-            return Client(scheduler_file=scheduler_file)
-        return Client(address)
+        with warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always")
+            client = Client(scheduler_file=scheduler_file) if scheduler_file else Client(address)
     except (OSError, TimeoutError, ValueError) as err:
-        where = scheduler_file or address
         raise ClusterError(f"cannot reach the Dask scheduler at {where}: {err}") from err
+    for warning in heard:  # (Dask's table of packages that differ: into the log, not bare)
+        log.warning("the Dask cluster at %s: %s", where, str(warning.message).strip())
+    try:
+        check_cluster(client, f"the Dask cluster at {where}")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+_DISTRIBUTION: Final = "medkit"
+_NEEDED: Final = "import dcm_extractor.runner.batches"  # what the tasks' functions need
+
+
+def check_cluster(client: Any, where: str) -> None:
+    """Raise :class:`ClusterError` unless the scheduler and every worker of ``client``'s
+    cluster can import dcm_extractor, in this medkit version.
+
+    Without this, a cluster started from another environment (a SLURM job's Python without
+    medkit, or an older one) failed every case alone, "its Dask task failed
+    (RuntimeError)", the reason only in the scheduler's log. Workers that join later are
+    not asked.
+    """
+    here = importlib.metadata.version(_DISTRIBUTION)
+    install = f"install medkit {here} (this one) where the cluster runs"
+    try:
+        client.run_on_scheduler(exec, _NEEDED, {})
+    except Exception as err:
+        raise ClusterError(
+            f"{where}: its scheduler cannot import dcm_extractor ({type(err).__name__}: "
+            f"{err}): {install}; the scheduler and the workers need it"
+        ) from err
+    imported = client.run(exec, _NEEDED, {}, on_error="return")
+    versions = client.run(importlib.metadata.version, _DISTRIBUTION, on_error="return")
+    failed = {w: r for w, r in imported.items() if isinstance(r, BaseException)}
+    if failed:
+        worker, why = next(iter(failed.items()))
+        raise ClusterError(
+            f"{where}: {len(failed)} of its {len(imported)} workers cannot import "
+            f"dcm_extractor ({worker}: {type(why).__name__}: {why}): {install}"
+        )
+    other = {w: v for w, v in versions.items() if v != here}
+    if other:
+        worker, version = next(iter(other.items()))
+        raise ClusterError(
+            f"{where}: {len(other)} of its {len(versions)} workers run medkit "
+            f"{version} ({worker}), this is {here}: {install}, so that every case is "
+            "read the same way"
+        )
 
 
 class _Fetched:

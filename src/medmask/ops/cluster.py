@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from ..errors import MedmaskError
+from ..errors import MedmaskError, MedmaskWarning
 
-__all__ = ["dask_client", "worker_threads"]
+__all__ = ["check_cluster", "dask_client", "worker_threads"]
 
 
 @contextmanager
@@ -21,8 +23,8 @@ def dask_client(address: str | None, scheduler_file: str | None) -> Iterator[Any
     Raises
     ------
     MedmaskError
-        Dask is not installed, the scheduler file is missing, or the scheduler cannot be
-        reached within 30 s.
+        Dask is not installed, the scheduler file is missing, the scheduler cannot be
+        reached within 30 s, or the cluster cannot run medmask (:func:`check_cluster`).
     """
     try:
         from distributed import Client  # noqa: PLC0415 - optional dependency
@@ -30,19 +32,63 @@ def dask_client(address: str | None, scheduler_file: str | None) -> Iterator[Any
         raise MedmaskError("--scheduler needs Dask: pip install 'medkit[dask]'") from err
     if scheduler_file is not None and not Path(scheduler_file).is_file():
         raise MedmaskError(f"no Dask scheduler file at {scheduler_file}: is a scheduler running?")
+    where = scheduler_file or address
     try:
-        client = (
-            Client(scheduler_file=scheduler_file, timeout="30s")
-            if scheduler_file is not None
-            else Client(address, timeout="30s")
-        )
+        with warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always")
+            client = (
+                Client(scheduler_file=scheduler_file, timeout="30s")
+                if scheduler_file is not None
+                else Client(address, timeout="30s")
+            )
     except (OSError, TimeoutError, ValueError) as err:
-        where = scheduler_file or address
         raise MedmaskError(f"cannot reach the Dask scheduler at {where}: {err}") from err
     try:
+        for warning in heard:  # (Dask's table of packages that differ, said once, named)
+            text = str(warning.message).strip()
+            warnings.warn(MedmaskWarning(f"the Dask cluster at {where}: {text}"), stacklevel=3)
+        check_cluster(client, f"the Dask cluster at {where}")
         yield client
     finally:
         client.close()
+
+
+_NEEDED: Final = "import medmask.ops.pack, medmask.ops.catalog"  # the tasks' functions
+
+
+def check_cluster(client: Any, where: str) -> None:
+    """Raise :class:`~medmask.errors.MedmaskError` unless the scheduler and every worker of
+    ``client``'s cluster can import medmask, in this medkit version.
+
+    Without this, a cluster started from another environment (a SLURM job's Python without
+    medkit, or an older one) failed every case alone ("its Dask task failed"), the reason
+    only in the scheduler's log. Workers that join later are not asked.
+    """
+    here = importlib.metadata.version("medkit")
+    install = f"install medkit {here} (this one) where the cluster runs"
+    try:
+        client.run_on_scheduler(exec, _NEEDED, {})
+    except Exception as err:
+        raise MedmaskError(
+            f"{where}: its scheduler cannot import medmask ({type(err).__name__}: {err}): "
+            f"{install}; the scheduler and the workers need it"
+        ) from err
+    imported = client.run(exec, _NEEDED, {}, on_error="return")
+    failed = {w: r for w, r in imported.items() if isinstance(r, BaseException)}
+    if failed:
+        worker, why = next(iter(failed.items()))
+        raise MedmaskError(
+            f"{where}: {len(failed)} of its {len(imported)} workers cannot import medmask "
+            f"({worker}: {type(why).__name__}: {why}): {install}"
+        )
+    versions = client.run(importlib.metadata.version, "medkit", on_error="return")
+    other = {w: v for w, v in versions.items() if v != here}
+    if other:
+        worker, version = next(iter(other.items()))
+        raise MedmaskError(
+            f"{where}: {len(other)} of its {len(versions)} workers run medkit {version} "
+            f"({worker}), this is {here}: {install}, so that every case is read the same way"
+        )
 
 
 def worker_threads(client: Any) -> int:
