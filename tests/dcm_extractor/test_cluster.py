@@ -430,3 +430,37 @@ def test_a_cluster_that_cannot_run_dcm_extractor_is_one_clear_error(
         except subprocess.TimeoutExpired:
             scheduler.kill()
             scheduler.wait()
+
+
+def test_a_relative_data_root_and_workers_that_do_not_see_it(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-d cases`` (relative) with workers started in another folder: every case was
+    "unreadable_folder (FileNotFoundError)", 0 rows, exit 0. The workers get absolute
+    paths; workers that do not see the data root at all (another mount) are one error."""
+    ids = tmp_path / "ids.json"
+    assert extract(data, tmp_path / "local", ids, "--workers", "1") == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(data.parent)
+    relative = Path(data.name)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
+        client.run(os.chdir, str(elsewhere))  # (as `dask worker` started in another folder)
+        assert extract(relative, tmp_path / "dask", ids, "--scheduler", lc.scheduler_address) == 0
+        assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+        one = sorted(client.scheduler_info()["workers"])[0]
+        blind = (  # (a worker whose file system lacks the data: another machine's mounts)
+            "import genericpath, os.path; seen = genericpath.isdir; "
+            f"genericpath.isdir = os.path.isdir = lambda p: p != {str(data)!r} and seen(p)"
+        )
+        client.run(exec, blind, {}, workers=[one])
+        capsys.readouterr()
+        assert extract(relative, tmp_path / "o2", ids, "--scheduler", lc.scheduler_address) == 1
+        err = capsys.readouterr().err
+        assert f"1 of its 2 workers do not see the folder {data} ({one})" in err
+        assert not list((tmp_path / "o2").glob("*.csv"))

@@ -117,13 +117,25 @@ def test_on_a_dask_local_cluster(
                 pack_cohort(cohort, tmp_path / "o2", scheduler=cluster.scheduler_address)
             client.run(exec, "import importlib.metadata as m; m.version = m.kept", {})
             one = sorted(client.scheduler_info()["workers"])[0]
+            blind = (  # (a worker whose file system lacks the cohort: another machine's)
+                "import genericpath, os.path; genericpath.seen = genericpath.isdir; "
+                f"genericpath.isdir = os.path.isdir = lambda p: p != {str(cohort)!r} "
+                "and genericpath.seen(p)"
+            )
+            client.run(exec, blind, {}, workers=[one])
+            with pytest.raises(
+                MedmaskError, match=rf"1 of its 2 workers do not see the folder .*{cohort.name} "
+            ):
+                pack_cohort(cohort, tmp_path / "o4", scheduler=cluster.scheduler_address)
+            restore = "import genericpath as g, os.path; g.isdir = os.path.isdir = g.seen"
+            client.run(exec, restore, {}, workers=[one])
             client.run(exec, "import sys; sys.modules['medmask'] = None", {}, workers=[one])
             with pytest.raises(
                 MedmaskError,
                 match=rf"1 of its 2 workers cannot import medmask \({one}: ModuleNotFoundError",
             ):
                 pack_cohort(cohort, tmp_path / "o3", scheduler=cluster.scheduler_address)
-        assert not list(tmp_path.glob("o[23]/*.mska"))
+        assert not list(tmp_path.glob("o[234]/*.mska"))
     # (an unreachable address is retried for the client's 30 s: the file case is immediate)
     with pytest.raises(MedmaskError, match=r"no Dask scheduler file at .*is a scheduler running"):
         pack_cohort(cohort, tmp_path / "x", scheduler_file=str(tmp_path / "none.json"))

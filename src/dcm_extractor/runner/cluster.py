@@ -13,6 +13,7 @@ import functools
 import importlib.metadata
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -52,7 +53,7 @@ class ClusterError(DcmExtractorError):
     """Dask is not installed, or the scheduler cannot be reached."""
 
 
-def _client(address: str | None, scheduler_file: str | None) -> Any:
+def _client(address: str | None, scheduler_file: str | None, must_see: Path | None = None) -> Any:
     try:
         from distributed import Client  # noqa: PLC0415 - optional dependency
     except ImportError as err:
@@ -70,7 +71,9 @@ def _client(address: str | None, scheduler_file: str | None) -> Any:
     for warning in heard:  # (Dask's table of packages that differ: into the log, not bare)
         log.warning("the Dask cluster at %s: %s", where, str(warning.message).strip())
     try:
-        check_cluster(client, f"the Dask cluster at {where}")
+        check_cluster(
+            client, f"the Dask cluster at {where}", () if must_see is None else (must_see,)
+        )
     except BaseException:
         client.close()
         raise
@@ -81,9 +84,10 @@ _DISTRIBUTION: Final = "medkit"
 _NEEDED: Final = "import dcm_extractor.runner.batches"  # what the tasks' functions need
 
 
-def check_cluster(client: Any, where: str) -> None:
+def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> None:
     """Raise :class:`ClusterError` unless the scheduler and every worker of ``client``'s
-    cluster can import dcm_extractor, in this medkit version.
+    cluster can import dcm_extractor, in this medkit version, and every worker sees each
+    of ``folders`` (absolute paths) as a folder.
 
     Without this, a cluster started from another environment (a SLURM job's Python without
     medkit, or an older one) failed every case alone, "its Dask task failed
@@ -116,6 +120,16 @@ def check_cluster(client: Any, where: str) -> None:
             f"{version} ({worker}), this is {here}: {install}, so that every case is "
             "read the same way"
         )
+    for folder in folders:
+        seen = client.run(os.path.isdir, str(folder), on_error="return")
+        blind = [w for w, found in seen.items() if found is not True]
+        if blind:
+            raise ClusterError(
+                f"{where}: {len(blind)} of its {len(seen)} workers do not see the folder "
+                f"{folder} ({blind[0]}): the workers read the cases where this process "
+                "sees them, so the data must be on a file system they share, under the "
+                "same path"
+            )
 
 
 class _Fetched:
@@ -259,14 +273,16 @@ def scan_on_cluster(
     address: str | None,
     scheduler_file: str | None,
     most: int = MAX_BATCH_CASES,
+    must_see: Path | None = None,
 ) -> tuple[dict[str, Callable[[], CaseResult]], Callable[[], None]]:
     """Submit ``case_dirs`` in batches (of at most ``most`` cases), a bounded number at a
-    time (:class:`_ClusterBatches`).
+    time (:class:`_ClusterBatches`), once the cluster is known to run this dcm_extractor
+    and its workers to see ``must_see`` (:func:`check_cluster`).
 
     Returns a callable per case giving its result (or raising
     :class:`~dcm_extractor.runner.isolation.CaseFailedError`), and one that closes the client.
     """
-    client = _client(address, scheduler_file)
+    client = _client(address, scheduler_file, must_see)
     try:
         workers = max(1, sum(client.nthreads().values()))
         batches = case_batches(case_dirs, workers, most)

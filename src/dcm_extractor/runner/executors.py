@@ -143,12 +143,13 @@ def scan_all(
     most = INSTANCE_BATCH_CASES if options.instances else MAX_BATCH_CASES
     close_client = None
     if options.scheduler or options.scheduler_file:
+        here = root.absolute()  # (a worker's working folder is not this one's)
         pending, close_client = scan_on_cluster(
-            todo,
+            [here / d.relative_to(root) for d in todo],
             functools.partial(
-                scan_batch, root=root, timeout=options.case_timeout, extras=extras
+                scan_batch, root=here, timeout=options.case_timeout, extras=extras
             ),
-            options.scheduler, options.scheduler_file, most,
+            options.scheduler, options.scheduler_file, most, must_see=here,
         )  # fmt: skip
     elif options.workers > 1 and len(todo) > 1:
         batches = case_batches(todo, options.workers, most)

@@ -254,7 +254,7 @@ def _read_on_cluster(
     """:func:`read_archives` on a Dask cluster's workers, in parts; the parts in order."""
     import pyarrow as pa  # noqa: PLC0415
 
-    with dask_client(address, scheduler_file) as client:
+    with dask_client(address, scheduler_file, [[item[0] for item in todo]]) as client:
         size = max(1, min(_BATCH, -(-len(todo) // (4 * worker_threads(client)))))
         chunks = [
             [(p.absolute(), key, n, t) for p, key, n, t in todo[i : i + size]]

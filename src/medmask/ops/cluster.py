@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -16,9 +17,13 @@ __all__ = ["check_cluster", "dask_client", "worker_threads"]
 
 
 @contextmanager
-def dask_client(address: str | None, scheduler_file: str | None) -> Iterator[Any]:
+def dask_client(
+    address: str | None, scheduler_file: str | None, folders: Iterable[Iterable[Path]] = ()
+) -> Iterator[Any]:
     """A ``distributed.Client`` of the scheduler at ``address`` or in ``scheduler_file``,
-    closed on leaving.
+    closed on leaving, whose workers run this medmask and see, for each group of paths in
+    ``folders`` (the cases, the archives), the folder holding the group
+    (:func:`check_cluster`).
 
     Raises
     ------
@@ -47,7 +52,8 @@ def dask_client(address: str | None, scheduler_file: str | None) -> Iterator[Any
         for warning in heard:  # (Dask's table of packages that differ, said once, named)
             text = str(warning.message).strip()
             warnings.warn(MedmaskWarning(f"the Dask cluster at {where}: {text}"), stacklevel=3)
-        check_cluster(client, f"the Dask cluster at {where}")
+        shared = tuple(dict.fromkeys(f for f in map(_shared_folder, folders) if f is not None))
+        check_cluster(client, f"the Dask cluster at {where}", shared)
         yield client
     finally:
         client.close()
@@ -56,9 +62,21 @@ def dask_client(address: str | None, scheduler_file: str | None) -> Iterator[Any
 _NEEDED: Final = "import medmask.ops.pack, medmask.ops.catalog"  # the tasks' functions
 
 
-def check_cluster(client: Any, where: str) -> None:
+def _shared_folder(paths: Iterable[Path]) -> Path | None:
+    """The folder holding all of ``paths`` (absolute; the nearest that exists here)."""
+    listed = [str(Path(p).absolute()) for p in paths]
+    if not listed:
+        return None
+    folder = Path(os.path.commonpath(listed))
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> None:
     """Raise :class:`~medmask.errors.MedmaskError` unless the scheduler and every worker of
-    ``client``'s cluster can import medmask, in this medkit version.
+    ``client``'s cluster can import medmask, in this medkit version, and every worker sees
+    each of ``folders`` (absolute paths).
 
     Without this, a cluster started from another environment (a SLURM job's Python without
     medkit, or an older one) failed every case alone ("its Dask task failed"), the reason
@@ -89,6 +107,16 @@ def check_cluster(client: Any, where: str) -> None:
             f"{where}: {len(other)} of its {len(versions)} workers run medkit {version} "
             f"({worker}), this is {here}: {install}, so that every case is read the same way"
         )
+    for folder in folders:
+        seen = client.run(os.path.isdir, str(folder), on_error="return")
+        blind = [w for w, found in seen.items() if found is not True]
+        if blind:
+            raise MedmaskError(
+                f"{where}: {len(blind)} of its {len(seen)} workers do not see the folder "
+                f"{folder} ({blind[0]}): the workers read and write the files where this "
+                "process sees them, so they must be on a file system the workers share, "
+                "under the same path"
+            )
 
 
 def worker_threads(client: Any) -> int:

@@ -392,7 +392,8 @@ def _on_cluster(
     scheduler_file: str | None,
 ) -> Iterator[tuple[Path, PackResult | PackFailure]]:
     """The jobs on a Dask cluster's workers, in batches of consecutive cases."""
-    with dask_client(address, scheduler_file) as client:
+    folders = ([source for source, _, _ in jobs], [target.parent for _, target, _ in jobs])
+    with dask_client(address, scheduler_file, folders) as client:
         from distributed import as_completed as completed  # noqa: PLC0415 - optional
 
         threads = worker_threads(client)
