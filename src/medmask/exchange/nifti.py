@@ -335,14 +335,19 @@ def forms_apart(image: nib.Nifti1Image, shape: tuple[int, ...]) -> float:
     )
     apart = float(np.max(np.linalg.norm((corners @ qform.T - corners @ sform.T)[:, :3], axis=1)))
     sizes = np.linalg.norm(sform[:3, :3], axis=0)
-    return apart if apart > _FORMS_APART * float(np.min(sizes[sizes > 0], initial=1.0)) else 0.0
+    smallest = float(sizes[sizes > 0].min()) if (sizes > 0).any() else 1.0
+    return apart if apart > _FORMS_APART * smallest else 0.0
+
+
+def _files(files: list[str]) -> str:
+    """How a note names the files it is about: the one, or how many and the first."""
+    return files[0] if len(files) == 1 else f"{len(files)} files ({Path(files[0]).name}, ...)"
 
 
 def forms_note(files: list[str], apart: float) -> str:
     """What to say of NIfTI files whose qform and sform disagree (:func:`forms_apart`)."""
-    which = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
     return (
-        f"{which}: the qform and the sform place the voxels up to {apart:.3g} mm apart "
+        f"{_files(files)}: the qform and the sform place the voxels up to {apart:.3g} mm apart "
         "(a tool updated one of them); medmask takes the sform, as nibabel does, but ITK "
         "readers (SimpleITK, ITK-SNAP, nnU-Net) take the qform unless the sform's code is "
         "1, and the NIfTI files unpack writes carry the sform's place in both: check which "
@@ -356,9 +361,8 @@ def unplaced_note(files: list[str]) -> str:
     first axis flipped, the volume centred on the origin), ITK (SimpleITK, 3D Slicer) at
     the origin without flips; the archive keeps nibabel's, and unpack writes the codes
     back, so each reader places the unpacked files as it placed these."""
-    which = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
     return (
-        f"{which}: no qform or sform (both codes 0), so where the voxels lie is not "
+        f"{_files(files)}: no qform or sform (both codes 0), so where the voxels lie is not "
         "recorded; the archive takes nibabel's placing (Analyze's: first axis flipped, "
         "centred on the origin), which ITK readers such as 3D Slicer do not share: check "
         "the geometry before exporting to DICOM or comparing with the scan"
@@ -649,10 +653,8 @@ def _nibabel_says(name: str, fixes: _Fixes | None = None) -> Iterator[None]:
 
 
 def _fix_note(files: list[str], message: str) -> str:
-    if len(files) == 1:
-        return f"{files[0]}: its header is not valid NIfTI: {message} (nibabel's fix)"
-    which = f"{len(files)} files ({Path(files[0]).name}, ...)"
-    return f"{which}: their headers are not valid NIfTI: {message} (nibabel's fix)"
+    headers = "its header is" if len(files) == 1 else "their headers are"
+    return f"{_files(files)}: {headers} not valid NIfTI: {message} (nibabel's fix)"
 
 
 def _from_bytes(path: Path) -> Any:
