@@ -55,11 +55,17 @@ def test_local_cluster_gives_the_local_outputs(data: Path, tmp_path: Path) -> No
     more += ["--instances", "--format", "csv"]  # (the instance table in CSV: asked for)
     assert extract(data, tmp_path / "local", ids, "--workers", "1", *more) == 0
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        n_workers=2, threads_per_worker=2, dashboard_address="127.0.0.1:0"
     ) as cluster:
         address = cluster.scheduler_address
         assert extract(data, tmp_path / "dask", ids, "--scheduler", address, *more) == 0
+        # each case in a child process with a deadline, on workers that are daemonic
+        # processes (under their nannies): every case failed, "daemonic processes are not
+        # allowed to have children"
+        timed = ["--scheduler", address, "--case-timeout", "600", *more]
+        assert extract(data, tmp_path / "timed", ids, *timed) == 0
     assert tables(tmp_path / "dask") == tables(tmp_path / "local")
+    assert tables(tmp_path / "timed") == tables(tmp_path / "local")
     assert b"PatientPosition" in tables(tmp_path / "dask")["all_series.csv"]
     instances = tables(tmp_path / "dask")["all_instances.csv"]  # (in the tables compared)
     assert instances.count(b"\n") > 20 and b"PatientPosition" in instances

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
@@ -68,6 +71,31 @@ def _child(
 
 
 _REAP_SECONDS = 60.0  # how long a process whose pipe closed may take to end
+_STARTING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let this process start a child even when it is a daemonic process itself.
+
+    A Dask worker under its nanny (the default, ``distributed.worker.daemon``) is one,
+    and multiprocessing refuses children there ("daemonic processes are not allowed to
+    have children"): with ``--case-timeout`` on a cluster every case failed so. The rule
+    guards against orphans a killed daemon would leave; a case's process cannot outlive
+    its parent (:func:`die_with_parent`) and is joined or killed before the case ends.
+    The flag is multiprocessing's own (``current_process()._config``), cleared while the
+    child starts and put back, under a lock (a worker's threads start cases at once).
+    """
+    config: dict[str, Any] = getattr(multiprocessing.current_process(), "_config", {})
+    if not config.get("daemon"):
+        yield
+        return
+    with _STARTING:
+        config["daemon"] = False
+        try:
+            yield
+        finally:
+            config["daemon"] = True
 
 
 def scan_case_isolated(
@@ -92,7 +120,8 @@ def scan_case_isolated(
         args=(sender, str(case_dir), str(data_root), extras, os.getpid()),
         daemon=True,
     )
-    process.start()
+    with _children_allowed():
+        process.start()
     sender.close()
     try:
         if not receiver.poll(timeout):
