@@ -138,6 +138,11 @@ def test_unreachable_scheduler_is_one_clear_error(
     )
     assert code == 1
     assert "Dask scheduler" in capsys.readouterr().err
+    # the dashboard's address, copied from a notebook, is not the scheduler's: said so
+    dashboard = "http://127.0.0.1:8787/status"
+    assert extract(data, tmp_path / "o", tmp_path / "ids.json", "--scheduler", dashboard) == 1
+    err = capsys.readouterr().err
+    assert "that is the address of the scheduler's dashboard" in err and "tcp://HOST:PORT" in err
 
 
 def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:

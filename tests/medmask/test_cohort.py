@@ -139,6 +139,8 @@ def test_on_a_dask_local_cluster(
     # (an unreachable address is retried for the client's 30 s: the file case is immediate)
     with pytest.raises(MedmaskError, match=r"no Dask scheduler file at .*is a scheduler running"):
         pack_cohort(cohort, tmp_path / "x", scheduler_file=str(tmp_path / "none.json"))
+    with pytest.raises(MedmaskError, match=r"the address of the scheduler's dashboard .*tcp://"):
+        pack_cohort(cohort, tmp_path / "x", scheduler="http://127.0.0.1:8787/status")
 
 
 KILLER = textwrap.dedent(

@@ -67,7 +67,9 @@ def _client(address: str | None, scheduler_file: str | None, must_see: Path | No
             warnings.simplefilter("always")
             client = Client(scheduler_file=scheduler_file) if scheduler_file else Client(address)
     except (OSError, TimeoutError, ValueError) as err:
-        raise ClusterError(f"cannot reach the Dask scheduler at {where}: {err}") from err
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {where}: {err}{_hint(where)}"
+        ) from err
     for warning in heard:  # (Dask's table of packages that differ: into the log, not bare)
         log.warning("the Dask cluster at %s: %s", where, str(warning.message).strip())
     try:
@@ -295,3 +297,14 @@ def scan_on_cluster(
         for index, case_dir in enumerate(batch):
             out[case_dir.name] = functools.partial(queue.outcome, number, index, case_dir.name)
     return out, client.close
+
+
+def _hint(where: str | None) -> str:
+    """What to say of an address that is the dashboard's (copied from a notebook)."""
+    if where is not None and where.lower().startswith(("http://", "https://")):
+        return (
+            "; that is the address of the scheduler's dashboard (a web page), not of the "
+            "scheduler: give tcp://HOST:PORT as `dask scheduler` prints it (port 8786 by "
+            "default) or --scheduler-file"
+        )
+    return ""

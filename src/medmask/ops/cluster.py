@@ -47,7 +47,9 @@ def dask_client(
                 else Client(address, timeout="30s")
             )
     except (OSError, TimeoutError, ValueError) as err:
-        raise MedmaskError(f"cannot reach the Dask scheduler at {where}: {err}") from err
+        raise MedmaskError(
+            f"cannot reach the Dask scheduler at {where}: {err}{_hint(where)}"
+        ) from err
     try:
         for warning in heard:  # (Dask's table of packages that differ, said once, named)
             text = str(warning.message).strip()
@@ -123,3 +125,14 @@ def worker_threads(client: Any) -> int:
     """The threads of the cluster's workers, together (at least 1)."""
     threads: dict[str, int] = client.nthreads()
     return max(1, sum(threads.values()))
+
+
+def _hint(where: str | None) -> str:
+    """What to say of an address that is the dashboard's (copied from a notebook)."""
+    if where is not None and where.lower().startswith(("http://", "https://")):
+        return (
+            "; that is the address of the scheduler's dashboard (a web page), not of the "
+            "scheduler: give tcp://HOST:PORT as `dask scheduler` prints it (port 8786 by "
+            "default) or --scheduler-file"
+        )
+    return ""
