@@ -239,3 +239,36 @@ def test_an_out_inside_the_data_root_is_refused(
     assert "inside the data root" in err and err.count("\n") == 1
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before  # nothing written
     assert main(["-d", str(data), "-o", str(data), "-q", "--log", str(tmp_path / "l")]) == 2
+
+
+def test_an_out_on_a_file_system_without_locks(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NFS without its lock service answers a lock with ENOLCK: the run died with a
+    traceback. It runs unlocked, with a warning; a lock file naming a holder (a running
+    run, or a killed one: nothing tells them apart there) is refused, nothing removed."""
+    import errno
+
+    from dcm_extractor.runner import runlock
+
+    assert extract(data, tmp_path / "locked") == 0
+
+    def no_locks(descriptor: int, operation: int) -> None:  # (the file system's answer)
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runlock.fcntl, "lockf", no_locks)
+    out = tmp_path / "nfs"
+    capsys.readouterr()
+    assert extract(data, out) == 0
+    err = capsys.readouterr().err
+    assert "does not lock files" in err and "Traceback" not in err
+    assert outputs(out) == outputs(tmp_path / "locked")
+    assert (out / ".dcm-extract.lock").read_text() == ""  # the run ended: no holder named
+    (out / ".dcm-extract.lock").write_text("process 4242 on node7, started 2026-12-07\n")
+    kept = out / ".all_cases.csv.a1b2c3d4.tmp"  # (a running run's temporary file)
+    kept.write_text("x")
+    assert extract(data, out) == 1
+    err = capsys.readouterr().err
+    assert "names a run into" in err and "process 4242 on node7" in err
+    assert "delete" in err and err.count("\n") == 1
+    assert kept.exists()

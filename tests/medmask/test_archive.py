@@ -289,6 +289,39 @@ def test_one_writer_process_at_a_time(tmp_path: Path) -> None:
     assert result.stdout == ""  # the lock went with the writer
 
 
+def test_on_a_file_system_without_locks_archives_are_written_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NFS without its lock service answers a lock with ENOLCK: every write (pack too)
+    failed, "open for writing in another process", when no other process was there."""
+    import errno
+    import fcntl
+    import os
+
+    from medmask import MedmaskWarning
+    from medmask.cli import main
+
+    def no_locks(descriptor: int, operation: int) -> None:  # (the file system's answer)
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(MedmaskWarning, match=rf"{tmp_path}: its file system does not lock files"):
+        writer = MaskArchive(tmp_path / "l.mska", "w", space=SPACE)
+    writer.add_mask(organs()["liver"], "liver")
+    writer.close()
+    with MaskArchive(tmp_path / "l.mska") as reader:
+        assert reader.all_names() == ["liver"]
+        assert np.array_equal(reader.load_mask("liver").data, organs()["liver"].data)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    organs()["liver"].to_nifti(masks / "liver.nii.gz")
+    capsys.readouterr()
+    assert main(["pack", str(masks), "-o", str(tmp_path / "p.mska")]) == 0
+    err = capsys.readouterr().err
+    assert "does not lock files" in err and "another process" not in err
+    assert main(["verify", str(tmp_path / "p.mska")]) == 0
+
+
 def test_writers_in_one_process_share_the_file(tmp_path: Path) -> None:
     """A notebook cell run twice opens a second writer while the first is still bound."""
     path = tmp_path / "shared.mska"

@@ -10,6 +10,11 @@ names) so the refused run can say who is writing; a run that ends empties it, so
 holder named by a lock nobody holds is a run that was killed: the next run says so and
 removes that run's temporary files (``.<name>.<random>.tmp`` in ``--out`` and the
 manifest folder), some of which hold patient names.
+
+On a file system that does not lock files (NFS without its lock service answers
+``ENOLCK``) the run goes on unlocked, with a warning, unless the file names a holder: a
+killed run cannot be told from a running one there, so that is refused, saying to delete
+the file when no run is writing (nothing is removed).
 """
 
 from __future__ import annotations
@@ -43,9 +48,16 @@ class Takeover:
 
     previous: str
     removed: int
+    unlocked: bool = False  # the file system does not lock files: no lock is held
 
     def line(self, out: Path) -> str:
         """The warning to give, or ``""`` when there is nothing to say."""
+        if self.unlocked:
+            return (
+                f"{out} is on a file system that does not lock files (NFS without its lock "
+                "service?): a second run into it at the same time would not be refused, so "
+                "start one at a time"
+            )
         if not self.previous and not self.removed:
             return ""
         return (
@@ -53,6 +65,10 @@ class Takeover:
             f"({self.previous or 'holder unknown'}); removed {self.removed} temporary file(s) "
             "it left"
         )
+
+
+# what a file system without locks answers (NFS without lockd; some FUSE file systems)
+_NO_LOCKS: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
 
 @contextlib.contextmanager
@@ -74,7 +90,8 @@ def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover
     Raises
     ------
     OutputBusyError
-        Another process (or another run in this one) holds it; the message names it.
+        Another process (or another run in this one) holds it; the message names it. Or
+        the file system has no locks and the lock file names a holder.
     """
     path = out / LOCK_NAME
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -87,20 +104,20 @@ def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover
             raise OutputBusyError(
                 f"another run in this process is writing into {out}; give this run another --out"
             )
-        try:
-            fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EACCES, errno.EAGAIN):
-                raise
-            holder = os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
-            key = None
-            raise OutputBusyError(
-                f"another run is writing into {out} ({holder or 'holder unknown'}); "
-                "wait for it, or give this run another --out"
-            ) from None
-        _HELD.add(key)
+        locked = _lock(descriptor, out, path)
         previous = os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
-        takeover = Takeover(previous, remove_temporary_files([out, *also_clean]))
+        if not locked and previous:  # (running, or killed: without locks nobody can tell)
+            raise OutputBusyError(
+                f"{path} names a run into {out} that is still running or did not finish "
+                f"({previous}), and this file system does not lock files, so which cannot "
+                f"be told: if no run is writing into {out}, delete {path} and start again"
+            )
+        takeover = (
+            Takeover(previous, remove_temporary_files([out, *also_clean]))
+            if locked
+            else Takeover("", 0, unlocked=True)
+        )
+        _HELD.add(key)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         note = f"process {os.getpid()} on {socket.gethostname()}, started {started}\n"
         try:
@@ -112,11 +129,30 @@ def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover
             yield takeover
         finally:
             os.ftruncate(descriptor, 0)
-            fcntl.lockf(descriptor, fcntl.LOCK_UN)
+            if locked:
+                fcntl.lockf(descriptor, fcntl.LOCK_UN)
     finally:
         if key is not None:
             _HELD.discard(key)
         os.close(descriptor)
+
+
+def _lock(descriptor: int, out: Path, path: Path) -> bool:
+    """Take the lock on ``descriptor``: True, or False where the file system has no locks
+    (then a killed run's leftovers cannot be told from a running one's: not removed)."""
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in _NO_LOCKS:
+            return False
+        if err.errno not in (errno.EACCES, errno.EAGAIN):
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        holder = os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
+        raise OutputBusyError(
+            f"another run is writing into {out} ({holder or 'holder unknown'}); "
+            "wait for it, or give this run another --out"
+        ) from None
+    return True
 
 
 def remove_temporary_files(folders: Iterable[Path]) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from spacetransformer import Space
 
 from ..deprecation import user_stacklevel
-from ..errors import ArchiveLockedError, FormatError, StaleCommitWarning
+from ..errors import ArchiveLockedError, FormatError, MedmaskWarning, StaleCommitWarning
 from ..format import mska as fmt
 from ..format.commit import Committed, Operation, Sync, Truncate, Write, plan_commit
 from ..model.space import space_from_dict, space_to_dict
@@ -465,8 +465,13 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+# what a file system without locks answers (NFS without its lock service; some FUSE ones)
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
 def _lock(fd: int, path: Path) -> None:
-    """Take the single-writer lock on ``fd`` without waiting."""
+    """Take the single-writer lock on ``fd`` without waiting; on a file system without
+    locks, write unlocked with a warning (it said "open for writing in another process")."""
     try:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt  # noqa: PLC0415 - exists on Windows only
@@ -477,6 +482,16 @@ def _lock(fd: int, path: Path) -> None:
 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
+        if err.errno in _NO_LOCKS:
+            warnings.warn(
+                MedmaskWarning(
+                    f"{path.parent}: its file system does not lock files (NFS without its "
+                    f"lock service?: {err.strerror}); archives there are written unlocked, "
+                    "so a second writer of one at the same time would not be refused"
+                ),
+                stacklevel=user_stacklevel(),
+            )
+            return
         raise ArchiveLockedError(
             f"{path} is open for writing in another process; close that writer first "
             "(readers are fine)"
