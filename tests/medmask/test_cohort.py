@@ -591,3 +591,46 @@ def test_a_freesurfer_lookup_table_names_synthseg_label_maps(tmp_path: Path) -> 
         found = np.asarray(archive.load_mask("Left-Hippocampus").data) != 0
         assert np.array_equal(found, labels == 17)
         assert archive.meaning("Left-Hippocampus").colour == (220, 216, 20)
+
+
+def test_what_workers_warn_of_is_said_as_in_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --workers 2 a worker's warnings were printed raw to its stderr (medmask's file,
+    line and source line), repeats of one line dropped (4 files, 2 warnings), and on
+    Dask they were lost; nor did "labels [1, 2] have no name" say which file. Every mode
+    now says the same lines, each naming its file."""
+    distributed = pytest.importorskip("distributed", reason="Dask is in the dask extra")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for index in range(4):
+        array = np.zeros((12, 10, 6), np.uint8)
+        array[2:5, 2:5, 1:3], array[7:9, 6:8, 3:5] = 1, 2
+        image = nib.Nifti1Image(array, np.diag([1.0, 1.0, 2.0, 1.0]))
+        qform = np.diag([1.0, 1.0, 2.0, 1.0])
+        qform[0, 3] = 30.0 if index == 2 else 0.0  # case2's qform lies apart from its sform
+        image.set_qform(qform, code=1)
+        image.set_sform(np.diag([1.0, 1.0, 2.0, 1.0]), code=2)
+        nib.save(image, labels / f"case{index}.nii.gz")
+
+    def said(*how: str) -> list[str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        capsys.readouterr()
+        assert main(["pack", str(labels), "-o", str(out), *how]) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "MedmaskWarning" not in err  # (the raw format)
+        return sorted(line for line in err.splitlines() if line.startswith("medmask: warning"))
+
+    here = said("--workers", "1")
+    assert len(here) == 5
+    for index in range(4):
+        assert (
+            f"medmask: warning: {labels / f'case{index}.nii.gz'}: labels [1, 2] have no name"
+            in ("\n".join(here))
+        )
+    assert sum("case2.nii.gz: the qform and the sform" in line for line in here) == 1
+    assert said("--workers", "2") == here
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, dashboard_address="127.0.0.1:0"
+    ) as cluster:  # (two packs at once in one worker: each thread hears its own)
+        assert said("--scheduler", cluster.scheduler_address) == here

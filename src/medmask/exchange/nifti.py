@@ -158,7 +158,7 @@ def _read_nifti(
             forms.append((Path(name).name, apart))
     names = _label_names(image, source, array, mapping)
     try:
-        mask = SegmentationMask(array, names, space)
+        mask = SegmentationMask._named_in(name, array, names, space)
     except ValueError as err:  # values that are not labels (negative, fractions, ...)
         sample = array.ravel()[:: array.size // 65536 + 1]  # (many values: an image's)
         scan = " (a scan's image rather than a mask? only masks are packed)" if (

@@ -135,6 +135,17 @@ class SegmentationMask:
         mapping: Mapping[str, int] | LabelMapping,
         space: Space | None = None,
     ) -> None:
+        self._setup(mask_array, mapping, space)
+
+    def _setup(
+        self,
+        mask_array: NDArray[Any],
+        mapping: Mapping[str, int] | LabelMapping,
+        space: Space | None,
+        where: str = "",
+    ) -> None:
+        """The constructor's work; ``where`` (a file's name) begins the warning about
+        unnamed labels (:meth:`_named_in`)."""
         array = np.asarray(mask_array)
         _check_array(array)
         if space is None:
@@ -160,9 +171,20 @@ class SegmentationMask:
                     f"label {label} ({name!r}) does not fit bit depth {self.bit_depth} "
                     f"(max {limit})"
                 )
-        self._name_unlabelled()
+        self._name_unlabelled(where)
 
     # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def _named_in(
+        cls, where: str, array: NDArray[Any], mapping: LabelMapping, space: Space
+    ) -> SegmentationMask:
+        """``SegmentationMask(array, mapping, space)`` read from the file ``where``: the
+        warning about labels without a name names the file (a cohort's files all warned
+        the same line)."""
+        mask = cls.__new__(cls)
+        mask._setup(array, mapping, space, where)
+        return mask
+
     @classmethod
     def _trusted(cls, array: NDArray[Any], mapping: LabelMapping, space: Space) -> SegmentationMask:
         """A mask from a checksummed file whose names were validated when it was written.
@@ -456,16 +478,15 @@ class SegmentationMask:
         return mask
 
     # -- internals -------------------------------------------------------------------------
-    def _name_unlabelled(self) -> None:
+    def _name_unlabelled(self, where: str = "") -> None:
         present = labels_present(self._array)
         missing = [label for label in present if not self.mapping.has_label(label)]
         if not missing:
             return
         for label in missing:
             self.mapping[f"idx_{label}"] = label
-        warnings.warn(
-            MedmaskWarning(f"labels {missing} have no name; named them idx_<label>"), stacklevel=3
-        )
+        said = f"labels {missing} have no name; named them idx_<label>"
+        warnings.warn(MedmaskWarning(f"{where}: {said}" if where else said), stacklevel=4)
 
     def __repr__(self) -> str:
         return (

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from spacetransformer import Space
 
@@ -281,8 +282,10 @@ def _image_series(
 
 def _warn(result: PackResult) -> None:
     """Say what reading changed (:attr:`PackResult.notes`) and which files' geometry the
-    archive did not keep (float noise, but not silent); again in the main process for
-    the results of worker processes, whose warnings stay there."""
+    archive did not keep (float noise, but not silent); in a worker process nothing (the
+    main process says it, :func:`_pack_in_worker`)."""
+    if getattr(_HEARD, "notes", None) is not None:
+        return
     for note in result.notes:
         warnings.warn(MedmaskWarning(note), stacklevel=3)
     if not result.drift:
@@ -371,7 +374,7 @@ def run_jobs(
         # spawn: zstd and numpy threads in the parent make fork unsafe
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures: dict[Future[PackResult | PackFailure], Path] = {
-                pool.submit(_pack_or_fail, source, target, **options, **own): source
+                pool.submit(_pack_in_worker, source, target, **options, **own): source
                 for source, target, own in jobs
             }
             for future in as_completed(futures):
@@ -432,7 +435,62 @@ _MAX_BATCH = 8
 
 def _pack_batch(batch: list[Job], options: dict[str, Any]) -> list[PackResult | PackFailure]:
     with roomy_allocator():  # Dask's workers return every freed buffer (ops/allocator.py)
-        return [_pack_or_fail(source, target, **options, **own) for source, target, own in batch]
+        return [_pack_in_worker(source, target, **options, **own) for source, target, own in batch]
+
+
+_HEARD = threading.local()  # .notes: the warnings of the pack this thread runs, or None
+_HOOK = threading.Lock()
+_hooked = [False]
+
+
+def _pack_in_worker(source: Path, target: Path, **options: Any) -> PackResult | PackFailure:
+    """:func:`_pack_or_fail` in a worker process (a pool's or a Dask worker's), what it
+    warns of carried back in the result's notes, for the main process to say.
+
+    A worker's warnings stayed there: printed raw to its stderr (file, line and source
+    line of medmask's code) by a local pool, repeats of one line dropped (Python shows a
+    warning once per place and process), in a Dask worker's log or nowhere. Collected per
+    thread (a Dask worker runs several packs at once): a hook on ``warnings.showwarning``
+    installed once per process, MedmaskWarnings always shown (to the hook).
+    """
+    _hear_warnings()
+    heard: list[str] = []
+    _HEARD.notes = heard
+    try:
+        outcome = _pack_or_fail(source, target, **options)
+    finally:
+        _HEARD.notes = None
+    if isinstance(outcome, PackResult) and heard:
+        notes = list(dict.fromkeys([*heard, *outcome.notes]))
+        outcome = dataclasses.replace(outcome, notes=notes)
+    return outcome
+
+
+def _hear_warnings() -> None:
+    """Send this process's MedmaskWarnings to the pack its thread runs (:data:`_HEARD`),
+    every one of them; others as before. Once per process."""
+    with _HOOK:
+        if _hooked[0]:
+            return
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            notes = getattr(_HEARD, "notes", None)
+            if notes is not None and issubclass(category, MedmaskWarning):
+                notes.append(str(message))
+                return
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.filterwarnings("always", category=MedmaskWarning)
+        _hooked[0] = True
 
 
 def _pack_or_fail(
