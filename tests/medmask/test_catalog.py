@@ -419,9 +419,12 @@ def test_on_a_dask_local_cluster_the_catalog_is_the_same(
     rewrite_index(archives / "case1.mska", lambda entries: entries[3].update(count="many"))
     here = build_catalog(archives, tmp_path / "here.parquet")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-    ) as cluster:  # fmt: skip
+    ) as cluster:  # fmt: skip (two threads a worker, as `dask worker` runs by default)
         there = build_catalog(
             archives, tmp_path / "there.parquet", scheduler=cluster.scheduler_address
         )

@@ -90,7 +90,7 @@ def test_on_a_dask_local_cluster(
     with (
         distributed.LocalCluster(
             n_workers=2,
-            threads_per_worker=1,
+            threads_per_worker=2,  # (as `dask worker` runs by default: packs in threads)
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
