@@ -415,6 +415,15 @@ def test_a_cluster_that_cannot_run_dcm_extractor_is_one_clear_error(
         assert extract(data, tmp_path / "o2", ids, "--scheduler", lc.scheduler_address) == 1
         err = capsys.readouterr().err
         assert "2 of its 2 workers run medkit 0.0.9" in err and "this is 0.1" in err
+        # workers running from a source tree (PYTHONPATH, no installed medkit): no version
+        # to compare, and they import it: fine
+        source_tree = (
+            "import importlib.metadata as m\n"
+            "def version(name):\n    raise m.PackageNotFoundError(name)\n"
+            "m.version = version"
+        )
+        client.run(exec, source_tree, {})
+        assert extract(data, tmp_path / "o4", ids, "--scheduler", lc.scheduler_address) == 0
     # a scheduler process that cannot import it (it unpickles the tasks)
     scheduler_file = tmp_path / "scheduler.json"
     start = (

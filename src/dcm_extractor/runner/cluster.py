@@ -96,8 +96,11 @@ def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> No
     (RuntimeError)", the reason only in the scheduler's log. Workers that join later are
     not asked.
     """
-    here = importlib.metadata.version(_DISTRIBUTION)
-    install = f"install medkit {here} (this one) where the cluster runs"
+    try:
+        here = importlib.metadata.version(_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # (run from a source tree: no version)
+        here = ""
+    install = f"install medkit {here or '(this one)'} where the cluster runs"
     try:
         client.run_on_scheduler(exec, _NEEDED, {})
     except Exception as err:
@@ -114,7 +117,8 @@ def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> No
             f"{where}: {len(failed)} of its {len(imported)} workers cannot import "
             f"dcm_extractor ({worker}: {type(why).__name__}: {why}): {install}"
         )
-    other = {w: v for w, v in versions.items() if v != here}
+    # (a worker running from a source tree has no version to compare: only its import)
+    other = {w: v for w, v in versions.items() if here and isinstance(v, str) and v != here}
     if other:
         worker, version = next(iter(other.items()))
         raise ClusterError(

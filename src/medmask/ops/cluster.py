@@ -84,8 +84,11 @@ def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> No
     medkit, or an older one) failed every case alone ("its Dask task failed"), the reason
     only in the scheduler's log. Workers that join later are not asked.
     """
-    here = importlib.metadata.version("medkit")
-    install = f"install medkit {here} (this one) where the cluster runs"
+    try:
+        here = importlib.metadata.version("medkit")
+    except importlib.metadata.PackageNotFoundError:  # (run from a source tree: no version)
+        here = ""
+    install = f"install medkit {here or '(this one)'} where the cluster runs"
     try:
         client.run_on_scheduler(exec, _NEEDED, {})
     except Exception as err:
@@ -102,7 +105,8 @@ def check_cluster(client: Any, where: str, folders: tuple[Path, ...] = ()) -> No
             f"({worker}: {type(why).__name__}: {why}): {install}"
         )
     versions = client.run(importlib.metadata.version, "medkit", on_error="return")
-    other = {w: v for w, v in versions.items() if v != here}
+    # (a worker running from a source tree has no version to compare: only its import)
+    other = {w: v for w, v in versions.items() if here and isinstance(v, str) and v != here}
     if other:
         worker, version = next(iter(other.items()))
         raise MedmaskError(
