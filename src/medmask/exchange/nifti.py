@@ -840,15 +840,18 @@ def label_table_file(folder: Path, stem: str) -> Path | None:
     except OSError:
         return None
     key = (str(folder), changed)
-    if key not in _LABEL_TABLES:
-        if len(_LABEL_TABLES) > 256:
-            _LABEL_TABLES.clear()
-        try:
-            found = sorted(p for p in folder.iterdir() if p.is_file() and _is_label_table(p))
-        except OSError:
-            found = []
-        _LABEL_TABLES[key] = found[0] if len(found) == 1 else None
-    return _LABEL_TABLES[key]
+    known = _LABEL_TABLES.get(key, folder)  # (one look: another thread may clear it)
+    if known is not folder:
+        return known
+    try:
+        found = sorted(p for p in folder.iterdir() if p.is_file() and _is_label_table(p))
+    except OSError:
+        found = []
+    table = found[0] if len(found) == 1 else None
+    if len(_LABEL_TABLES) > 256:
+        _LABEL_TABLES.clear()
+    _LABEL_TABLES[key] = table
+    return table
 
 
 def is_label_table(path: Path) -> bool:
