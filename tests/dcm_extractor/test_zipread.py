@@ -192,3 +192,18 @@ def test_gbk_names_that_happen_to_be_utf8_are_read_as_their_zip_wrote_them(
     path.write_bytes(data)
     read = sorted(item.name for item in iter_zip_members(path) if item.name)
     assert read == sorted(names.values())
+
+
+def test_folders_written_with_backslashes_are_folders_not_empty_files(tmp_path: Path) -> None:
+    """Old Windows zip tools wrote folder entries as ``CT\\`` (the zip standard wants
+    ``CT/``): each was reported as an empty file. A member of size 0 named so is a folder;
+    an empty file named otherwise is still reported."""
+    path = tmp_path / "windows.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("CT\\"), b"")
+        archive.writestr(zipfile.ZipInfo("CT\\SE1\\"), b"")
+        archive.writestr("CT\\SE1\\IM0001.dcm", b"DICM" * 40)
+        archive.writestr("CT\\empty.dcm", b"")
+    assert zipfile.ZipFile(path).namelist()[0] == "CT\\"  # (as written: zipfile keeps it)
+    found = members_of(path, 64)
+    assert sorted(found) == ["CT\\SE1\\IM0001.dcm", "CT\\empty.dcm"]

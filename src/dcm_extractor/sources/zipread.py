@@ -187,7 +187,8 @@ def iter_zip_members(
 ) -> Iterator[ZipMember | ZipProblem]:
     """Yield each file member (its first ``head_bytes``), or a problem, in member-name order.
 
-    Directories are skipped. Encrypted members, nested zips, members declaring more
+    Directories are skipped (``name/``, and ``name\\`` of size 0 as old Windows tools
+    wrote them). Encrypted members, nested zips, members declaring more
     than ``max_member_bytes`` and members whose head cannot be inflated become
     :class:`ZipProblem`; so does a zip that cannot be opened. ``head_bytes=None``
     reads every member whole, checking its CRC and the size limit as it inflates.
@@ -200,7 +201,11 @@ def iter_zip_members(
             yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {err}")
             return
         files = [info for info in archive.infolist() if not info.is_dir()]
-        infos = list(zip(decode_member_names(files), files, strict=True))
+        infos = [
+            (name, info)
+            for name, info in zip(decode_member_names(files), files, strict=True)
+            if not (name.endswith("\\") and info.file_size == 0)  # (a folder: old Windows
+        ]  # zip tools wrote "CT\\" for "CT/", against the zip standard: not an empty file)
         for name, info in sorted(infos, key=lambda pair: pair[0]):
             if info.flag_bits & _ENCRYPTED_FLAG:
                 yield ZipProblem(name, "encrypted", "encrypted member (no password)")
