@@ -125,3 +125,39 @@ def test_instance_runs_go_in_small_batches_and_give_the_tables_of_one_process(
     assert _tables(tmp_path / "one") == _tables(tmp_path / "two")
     one, two = (pq.read_table(tmp_path / n / "all_instances.parquet") for n in ("one", "two"))
     assert one.num_rows > 0 and one.equals(two)
+
+
+def _run_in_a_daemon(root: Path, out: Path, ids: Path, said: multiprocessing.Queue[str]) -> None:
+    messages: list[str] = []
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logging.getLogger("dcm_extractor").addHandler(Heard())
+    try:
+        options = RunOptions(root, out, merge_all=True, workers=2, projectid_map=ids)
+        summary = run(options)
+        said.put(f"ok {summary.failed} " + " | ".join(messages))
+    except BaseException as err:
+        said.put(f"error {type(err).__name__}: {err}")
+
+
+def test_a_run_in_a_daemonic_process_scans_its_cases_itself(tmp_path: Path) -> None:
+    """A Celery or Airflow task, a Dask worker: a daemonic process may not start
+    processes, and run(workers=2) there died, "daemonic processes are not allowed to have
+    children". It scans the cases itself, saying so, to the same tables."""
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=4).cases_root
+    ids = tmp_path / "ids.json"
+    run(RunOptions(root, tmp_path / "one", merge_all=True, projectid_map=ids))
+    context = multiprocessing.get_context("fork")
+    said: multiprocessing.Queue[str] = context.Queue()
+    daemon = context.Process(
+        target=_run_in_a_daemon, args=(root, tmp_path / "daemon", ids, said), daemon=True
+    )
+    daemon.start()
+    outcome = said.get(timeout=300)
+    daemon.join(60)
+    assert outcome.startswith("ok 0 "), outcome
+    assert "daemonic one" in outcome and "one at a time, not by 2 workers" in outcome
+    assert _tables(tmp_path / "daemon") == _tables(tmp_path / "one")

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -634,3 +635,35 @@ def test_what_workers_warn_of_is_said_as_in_one_process(
         n_workers=1, threads_per_worker=2, dashboard_address="127.0.0.1:0"
     ) as cluster:  # (two packs at once in one worker: each thread hears its own)
         assert said("--scheduler", cluster.scheduler_address) == here
+
+
+def _pack_in_a_daemon(cohort: Path, out: Path, said: Any) -> None:
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always")
+        try:
+            result = pack_cohort(cohort, out, groups={"ribs": "rib_*"}, workers=2)
+            lines = " | ".join(str(w.message) for w in heard)
+            said.put(f"ok {len(result.packed)} {len(result.failures)} {lines}")
+        except BaseException as err:
+            said.put(f"error {type(err).__name__}: {err}")
+
+
+def test_a_cohort_packed_in_a_daemonic_process(
+    cohort: Path, one_by_one: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A Celery or Airflow task, a Dask worker: a daemonic process may not start
+    processes, and pack_cohort(workers=2) there died, "daemonic processes are not allowed
+    to have children". It packs the cases itself, saying so, to the same archives."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    said = context.Queue()
+    daemon = context.Process(
+        target=_pack_in_a_daemon, args=(cohort, tmp_path / "out", said), daemon=True
+    )
+    daemon.start()
+    outcome = said.get(timeout=300)
+    daemon.join(60)
+    assert outcome.startswith(f"ok {CASES} 0 "), outcome
+    assert "daemonic one" in outcome and "one at a time, not by 2 workers" in outcome
+    assert archives(tmp_path / "out") == one_by_one

@@ -125,6 +125,22 @@ class WorkerPool:
         self.pool.shutdown(cancel_futures=True)
 
 
+def _in_a_daemon(workers: int) -> bool:
+    """Whether this process is a daemonic one (a Celery or Airflow task's, a Dask
+    worker's), where multiprocessing starts no worker processes ("daemonic processes are
+    not allowed to have children": the run died so); then the cases are scanned here, one
+    at a time, and the log says so."""
+    if not multiprocessing.current_process().daemon:
+        return False
+    log.warning(
+        "this process is a daemonic one (a Celery, Airflow or Dask worker's?), which may "
+        "not start processes: the cases are scanned in it, one at a time, not by %d "
+        "workers",
+        workers,
+    )
+    return True
+
+
 def scan_all(
     case_dirs: list[Path], root: Path, options: RunOptions, reused: dict[str, CaseResult]
 ) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
@@ -151,7 +167,7 @@ def scan_all(
             ),
             options.scheduler, options.scheduler_file, most, must_see=here,
         )  # fmt: skip
-    elif options.workers > 1 and len(todo) > 1:
+    elif options.workers > 1 and len(todo) > 1 and not _in_a_daemon(options.workers):
         batches = case_batches(todo, options.workers, most)
         pool = WorkerPool(batches, root, options.case_timeout, options.workers, extras)
         for number, batch in enumerate(batches):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import multiprocessing
 import os
 import threading
 import warnings
@@ -367,7 +368,7 @@ def run_jobs(
     """
     if scheduler is not None or scheduler_file is not None:
         yield from _on_cluster(jobs, options, scheduler, scheduler_file)
-    elif workers <= 1 or len(jobs) <= 1:
+    elif workers <= 1 or len(jobs) <= 1 or _in_a_daemon(workers):
         for source, target, own in jobs:
             yield source, _pack_or_fail(source, target, **options, **own)
     else:
@@ -386,6 +387,24 @@ def run_jobs(
                 if isinstance(outcome, PackResult):
                     _warn(outcome)  # warnings of worker processes stay there
                 yield source, outcome
+
+
+def _in_a_daemon(workers: int) -> bool:
+    """Whether this process is a daemonic one (a Celery or Airflow task's, a Dask
+    worker's), where multiprocessing starts no worker processes ("daemonic processes are
+    not allowed to have children"); then the cases are packed here, one at a time, with
+    a warning."""
+    if not multiprocessing.current_process().daemon:
+        return False
+    warnings.warn(
+        MedmaskWarning(
+            "this process is a daemonic one (a Celery, Airflow or Dask worker's?), which "
+            f"may not start processes: the cases are packed in it, one at a time, not by "
+            f"{workers} workers"
+        ),
+        stacklevel=4,
+    )
+    return True
 
 
 def _on_cluster(
