@@ -365,6 +365,35 @@ def test_a_log_on_a_full_disk_is_said_once_and_the_run_goes_on(
     assert (out / "extraction_report.csv").is_file()
 
 
+def test_a_working_folder_where_the_default_log_cannot_be_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default log is logs/extractor.log in the working folder (the original
+    extractor's): from a read-only one (a cluster node's home, a data mount) every run was
+    refused. The log goes beside --out, said; a --log given that fails is still an error.
+    (Here ``logs`` is a file, so nothing can be made under it, whoever runs the test.)"""
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=1)
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "logs").write_text("not a folder")
+    monkeypatch.chdir(here)
+    out = tmp_path / "out"
+    assert cli_main(["-d", str(sample.cases_root), "-o", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    beside = tmp_path / "out.extractor.log"
+    assert (
+        f"warning: logs/extractor.log cannot be written here (File exists): the log is {beside}"
+        in captured.err
+    )
+    assert f"log: {beside}" in captured.out
+    assert (
+        "case" in beside.read_text(encoding="utf-8") and (out / "extraction_report.csv").is_file()
+    )
+    argv = ["-d", str(sample.cases_root), "-o", str(out), "-q", "--log", "logs/mine.log"]
+    assert cli_main(argv) == 2
+    assert "error: --log logs/mine.log: File exists" in capsys.readouterr().err
+
+
 def test_an_output_folder_that_takes_no_bytes_is_named(tmp_path: Path) -> None:
     """A write that fails in the output folder (here a file-size limit of 0, as a full
     disk would) is one error naming the file: the run's lock file, which it writes

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..errors import DcmExtractorError, OptionsError, OutputBusyError, PseudonymKeyError
 from ..privacy.pseudonyms import (
@@ -40,6 +40,7 @@ __all__ = ["CurrentCase", "build_parser", "main"]
 # logger inside it anyway, or its warnings reach the console twice (through Python's
 # last-resort handler besides our own lines)
 _PACKAGE = (__package__ or "dcm_extractor.cli").rsplit(".", 1)[0]
+DEFAULT_LOG: Final = "logs/extractor.log"  # (the original extractor's, in the working folder)
 log = logging.getLogger(f"{_PACKAGE}.extractor")
 
 MAP_NOTE = "the project ID map (it names the cases; keep it private, outside --out)"
@@ -70,7 +71,11 @@ def build_parser(prog: str = "dcm-extract") -> argparse.ArgumentParser:
         help="case -> project ID JSON (default <out>/case_projectid_map.json; with "
         "--desensitize <out>.case_projectid_map.json, beside --out)",
     )
-    parser.add_argument("--log", default="logs/extractor.log", help="log file")
+    parser.add_argument(
+        "--log",
+        help=f"log file (default {DEFAULT_LOG}; where that cannot be written, "
+        "<out>.extractor.log beside --out)",
+    )
     parser.add_argument(
         "--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese"
     )
@@ -141,7 +146,7 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunOp
     """The validated options (RunOptions checks them) from the parsed command line."""
     given = args.format is not None
     formats = tuple(f.strip().lower() for f in (args.format or "csv").split(",") if f.strip())
-    log_path = Path(args.log)
+    log_path = Path(args.log or DEFAULT_LOG)
     if log_path.is_dir():
         parser.error(f"--log {log_path}: is a folder; give a file name")
     try:
@@ -279,11 +284,24 @@ def _locked_main(
 ) -> int:
     """:func:`main` once the output lock is held."""
     policy = options.privacy
+    log_file = Path(args.log or DEFAULT_LOG)
     try:
-        handler = _configure_logging(Path(args.log), fresh=policy.cleans_out, prog=prog)
+        handler = _configure_logging(log_file, fresh=policy.cleans_out, prog=prog)
     except OSError as err:
-        print(f"{prog}: error: --log {args.log}: {err.strerror or err}", file=sys.stderr)
-        return 2
+        beside = options.out.parent / f"{options.out.name}.extractor.log"
+        try:
+            if args.log is not None:  # (given: its own error)
+                raise
+            handler = _configure_logging(beside, fresh=policy.cleans_out, prog=prog)
+        except OSError:
+            print(f"{prog}: error: --log {log_file}: {err.strerror or err}", file=sys.stderr)
+            return 2
+        print(  # (a read-only working folder: a cluster node's, a data mount)
+            f"{prog}: warning: {log_file} cannot be written here ({err.strerror or err}): "
+            f"the log is {beside}",
+            file=sys.stderr,
+        )
+        log_file = beside
     if takeover.line(options.out):
         print(f"{prog}: warning: {takeover.line(options.out)}", file=sys.stderr)
         log.warning("%s", takeover.line(options.out))
@@ -316,7 +334,7 @@ def _locked_main(
         " (started afresh: earlier runs' lines could name patients)" if policy.cleans_out else ""
     )
     failure = getattr(handler, "failure", "")
-    echo(f"log: {args.log}{fresh}" + (f" (stopped early: {failure})" if failure else ""))
+    echo(f"log: {log_file}{fresh}" + (f" (stopped early: {failure})" if failure else ""))
     return 1 if summary.failed else 0
 
 
