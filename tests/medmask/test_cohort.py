@@ -667,3 +667,31 @@ def test_a_cohort_packed_in_a_daemonic_process(
     assert outcome.startswith(f"ok {CASES} 0 "), outcome
     assert "daemonic one" in outcome and "one at a time, not by 2 workers" in outcome
     assert archives(tmp_path / "out") == one_by_one
+
+
+def test_a_script_without_a_main_guard_packs_in_worker_processes(
+    cohort: Path, one_by_one: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Spawned workers ran the calling script again: one that calls pack_cohort(...,
+    workers=2) without ``if __name__ == "__main__":`` packed nothing ("worker failed:
+    BrokenProcessPool" for every case, multiprocessing's bootstrapping error printed by
+    each child). The workers run medmask's functions only: they skip the script."""
+    script = tmp_path / "pack_them.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from medmask.ops.cohort import pack_cohort
+            result = pack_cohort({str(cohort)!r}, {str(tmp_path / "out")!r},
+                                 groups={{"ribs": "rib_*"}}, workers=2)
+            print(len(result.packed), len(result.failures))
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(CASES), "0"]
+    assert "bootstrapping phase" not in done.stderr
+    assert archives(tmp_path / "out") == one_by_one

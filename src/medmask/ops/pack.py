@@ -7,10 +7,12 @@ only when complete; a failed pack leaves no partial file behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import multiprocessing
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -374,10 +376,11 @@ def run_jobs(
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures: dict[Future[PackResult | PackFailure], Path] = {
-                pool.submit(_pack_in_worker, source, target, **options, **own): source
-                for source, target, own in jobs
-            }
+            with _main_script_not_run():  # (the processes start as the jobs are submitted)
+                futures: dict[Future[PackResult | PackFailure], Path] = {
+                    pool.submit(_pack_in_worker, source, target, **options, **own): source
+                    for source, target, own in jobs
+                }
             for future in as_completed(futures):
                 source = futures.pop(future)  # its result is not kept past here
                 try:
@@ -387,6 +390,35 @@ def run_jobs(
                 if isinstance(outcome, PackResult):
                     _warn(outcome)  # warnings of worker processes stay there
                 yield source, outcome
+
+
+@contextlib.contextmanager
+def _main_script_not_run() -> Iterator[None]:
+    """Start processes that do not run the caller's script again.
+
+    A spawned process first runs the parent's ``__main__`` (its file, or its module under
+    ``python -m``) so that functions defined there can be found; a script calling
+    ``pack_cohort(..., workers=2)`` without ``if __name__ == "__main__":`` then packed
+    nothing ("worker failed: BrokenProcessPool" for every case, each child printing
+    multiprocessing's bootstrapping error). The workers run medmask's functions only, so
+    while the pool starts them ``__main__`` shows neither file nor module name, as in a
+    notebook, and the children skip it.
+    """
+    main = sys.modules.get("__main__")
+    hidden = {key: getattr(main, key) for key in ("__file__", "__spec__") if hasattr(main, key)}
+    if main is None or not hidden:
+        yield
+        return
+    for key in hidden:
+        if key == "__spec__":
+            main.__spec__ = None  # (multiprocessing reads it: None, as a script's is)
+        else:
+            delattr(main, key)
+    try:
+        yield
+    finally:
+        for key, value in hidden.items():
+            setattr(main, key, value)
 
 
 def _in_a_daemon(workers: int) -> bool:
