@@ -272,3 +272,33 @@ def test_an_out_on_a_file_system_without_locks(
     assert "names a run into" in err and "process 4242 on node7" in err
     assert "delete" in err and err.count("\n") == 1
     assert kept.exists()
+
+
+def test_ctrl_c_is_one_line_and_the_run_goes_on_when_started_again(
+    data: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C printed Python's traceback (40 lines), and one more from each worker
+    process waiting for work. One line now, exit 130 (128 + SIGINT), the lock let go; the
+    same command again finishes the run."""
+    make_slow_case(data / "王小明" / "stall", files=60_000)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
+    argv += ["-q", "--log", str(tmp_path / "log"), "--workers", "2"]
+    others = [p.name for p in data.iterdir() if p.is_dir() and p.name != "王小明"]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as first:
+        deadline = time.monotonic() + 120
+        lock = out / ".dcm-extract.lock"
+        while time.monotonic() < deadline and not all((out / f"{c}.csv").exists() for c in others):
+            time.sleep(0.01)  # (the other cases done: one worker scans 王小明, one waits)
+        os.killpg(first.pid, signal.SIGINT)  # (as a terminal's Ctrl-C: the workers too)
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert err.splitlines() == [
+        "dcm-extract: interrupted; the merged tables were not written: the cases finished "
+        "are recorded, so the same command goes on from there"
+    ]
+    assert lock.read_text() == ""  # (the run ended: the next one is not told of a killed run)
+    assert extract(data, out) == 0
+    assert (out / "all_cases.csv").is_file()

@@ -203,7 +203,8 @@ def test_failures_are_listed_and_changes_repacked(
     assert "2 packed, 3 unchanged" in capsys.readouterr().out
     assert not (out / FAILURES).exists()
     lines = (out / MANIFEST).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == CASES + 1  # case4 twice: the last line counts
+    finished = [line for line in lines if '"claimed"' not in line]  # (and what runs set out to do)
+    assert len(finished) == CASES + 1  # case4 twice: the last line counts
     # the list of failures cannot be written (a full disk; here a folder in its place):
     # the error still says which case failed and why
     broken.write_bytes(b"not a NIfTI file")
@@ -695,3 +696,51 @@ def test_a_script_without_a_main_guard_packs_in_worker_processes(
     assert done.stdout.split() == [str(CASES), "0"]
     assert "bootstrapping phase" not in done.stderr
     assert archives(tmp_path / "out") == one_by_one
+
+
+def test_ctrl_c_is_one_line_and_the_next_run_takes_over_what_workers_wrote(
+    cohort: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C printed Python's traceback. And the workers finish the case they hold after
+    the run stops: the next run refused those archives ("exists and no earlier run of
+    this cohort wrote it"). Now one line, exit 130, and the next run has no failure."""
+    import signal
+    import time
+
+    many = tmp_path / "cohort"
+    for copy in range(4):
+        for case in sorted(p for p in cohort.iterdir() if p.is_dir()):
+            shutil.copytree(case, many / f"{case.name}_{copy}")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "medmask", "pack", str(many), "-o", str(out), "--workers", "2"]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as run:
+        deadline = time.monotonic() + 120
+        manifest = out / MANIFEST
+        while time.monotonic() < deadline and not (
+            manifest.exists() and "claimed" in manifest.read_text(encoding="utf-8")
+        ):
+            time.sleep(0.01)
+        os.killpg(run.pid, signal.SIGINT)  # (as a terminal's Ctrl-C: the workers too)
+        _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    assert err.splitlines() == [
+        "medmask: interrupted; what was finished is kept and nothing half-written is left "
+        "(a cohort pack goes on from there when run again)"
+    ]
+    assert not list(out.glob(".*.tmp"))
+    again = pack_cohort(many, out)
+    assert again.failures == [] and len(again.packed) + len(again.unchanged) == 4 * CASES
+    # what a stopped run leaves when a worker wrote an archive it did not record: claimed
+    # by the run, so packed again; an archive no run claimed stays refused
+    for claimed, failures in ((True, 0), (False, 1)):
+        mine = tmp_path / f"claimed_{claimed}"
+        mine.mkdir()
+        first = sorted(p.name for p in cohort.iterdir() if p.is_dir())[0]
+        shutil.copy(out / f"{first}_0.mska", mine / f"{first}.mska")
+        line = json.dumps({"case": first, "claimed": True}) + "\n"
+        (mine / MANIFEST).write_text(line if claimed else "", encoding="utf-8")
+        result = pack_cohort(cohort, mine)
+        assert len(result.failures) == failures
+        assert (first in result.packed) is claimed

@@ -69,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as done:  # argparse: 0 after --help, 2 on usage errors
         return int(done.code or 0)
+    except KeyboardInterrupt:  # Ctrl-C (a query's; a run's says more): a line, no traceback
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
 
 
 def _one_line(err: Exception) -> str:

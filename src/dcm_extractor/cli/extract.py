@@ -277,6 +277,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
     except OutputBusyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: a line, not Python's traceback (the lock is let go)
+        kept = (
+            "the cases finished are recorded, so the same command goes on from there"
+            if options.resume and (options.manifest_dir or options.privacy.manifest_in_out)
+            else "no resume manifest (--no-resume, or --desensitize without --manifest-dir): "
+            "the same command starts again"
+        )
+        print(f"{prog}: interrupted; the merged tables were not written: {kept}", file=sys.stderr)
+        return 130  # 128 + SIGINT
 
 
 def _locked_main(

@@ -8,6 +8,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -80,7 +81,7 @@ class WorkerPool:
         return ProcessPoolExecutor(
             self.workers,
             mp_context=self.context,
-            initializer=die_with_parent,
+            initializer=_start_worker,
             initargs=(os.getpid(),),
         )
 
@@ -123,6 +124,26 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         self.pool.shutdown(cancel_futures=True)
+
+
+def _start_worker(parent: int) -> None:
+    """A pool worker: it ends with ``parent`` (:func:`die_with_parent`), and a Ctrl-C
+    ends it quietly (:func:`_leave_on_interrupt`)."""
+    die_with_parent(parent)
+    _leave_on_interrupt()
+
+
+def _leave_on_interrupt() -> None:
+    """In a worker process: Ctrl-C (SIGINT, which a terminal sends to every process of
+    the run) raises SystemExit instead of KeyboardInterrupt. The main process says the
+    run was interrupted; a worker waiting for work printed a traceback of
+    multiprocessing's internals each, and SystemExit ends a process without one (what
+    the worker was doing is cleaned up as for any error)."""
+    signal.signal(signal.SIGINT, _leave)
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(1)
 
 
 def _in_a_daemon(workers: int) -> bool:

@@ -108,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: a line, not Python's traceback
+        print(f"{PROG}: {INTERRUPTED}", file=sys.stderr)
+        return INTERRUPTED_EXIT
     except (MedmaskError, OSError, ValueError) as err:
         if isinstance(err, BrokenPipeError) and reader_gone():  # `ls x.mska | head`: quietly
             return READER_GONE
@@ -115,6 +118,13 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+
+
+INTERRUPTED = (
+    "interrupted; what was finished is kept and nothing half-written is left (a cohort "
+    "pack goes on from there when run again)"
+)
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
 
 
 def _one_line(err: Exception) -> str:

@@ -382,6 +382,9 @@ def _run(
             continue
         jobs.append((source, target, own))
         prints[source] = (case, now)
+    # (claimed before any is packed: a run stopped after its workers wrote an archive but
+    # before it recorded it left a file "no earlier run of this cohort wrote")
+    manifest.claim([prints[source][0] for source, _, _ in jobs])
     if on_start is not None:
         on_start(len(jobs))
     for source, outcome in run_jobs(jobs, options, workers, scheduler, scheduler_file):
@@ -417,9 +420,13 @@ class _Manifest:
         self.path = path
         # case -> (fingerprint, archive bytes, archive mtime): what done() compares
         self.entries: dict[str, tuple[object, object, object]] = {}
+        self.claimed: set[str] = set()  # cases a run set out to pack (its archive's name)
         for line in _lines(path):
             try:
                 entry = json.loads(line)
+                if entry.get("claimed"):
+                    self.claimed.add(str(entry["case"]))
+                    continue
                 self.entries[str(entry["case"])] = (
                     entry.get("fingerprint"), entry.get("archive_bytes"),
                     entry.get("archive_mtime_ns"),
@@ -436,7 +443,18 @@ class _Manifest:
         return entry[1:] == (stat.st_size, stat.st_mtime_ns)
 
     def wrote(self, case: str) -> bool:
-        return case in self.entries
+        """Whether a run of this cohort wrote, or set out to write, the case's archive."""
+        return case in self.entries or case in self.claimed
+
+    def claim(self, cases: list[str]) -> None:
+        """Record that this run sets out to pack ``cases`` (their archives are its own)."""
+        fresh = [case for case in cases if case not in self.claimed and case not in self.entries]
+        if not fresh:
+            return
+        self.stream.write("".join(_line({"case": case, "claimed": True}) for case in fresh))
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.claimed.update(fresh)
 
     def record(self, case: str, source: str, now: str, target: Path) -> None:
         stat = target.stat()
@@ -444,16 +462,22 @@ class _Manifest:
             "case": case, "source": source, "fingerprint": now, "archive": target.name,
             "archive_bytes": stat.st_size, "archive_mtime_ns": stat.st_mtime_ns,
         }  # fmt: skip
-        line = json.dumps(entry, ensure_ascii=False)
-        if readable(line) != line:  # a name that is not UTF-8 (GBK): kept as its escapes,
-            line = json.dumps(entry)  # so that the next run finds the case by it
-        self.stream.write(line + "\n")
+        self.stream.write(_line(entry))
         self.stream.flush()
         os.fsync(self.stream.fileno())
         self.entries[case] = (now, stat.st_size, stat.st_mtime_ns)
 
     def close(self) -> None:
         self.stream.close()
+
+
+def _line(entry: dict[str, Any]) -> str:
+    """A manifest line: JSON, non-ASCII as it is unless a name is not UTF-8 (GBK: then
+    kept as its escapes, so that the next run finds the case by it)."""
+    line = json.dumps(entry, ensure_ascii=False)
+    if readable(line) != line:
+        line = json.dumps(entry)
+    return line + "\n"
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -375,7 +376,9 @@ def run_jobs(
             yield source, _pack_or_fail(source, target, **options, **own)
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_leave_on_interrupt
+        ) as pool:
             with _main_script_not_run():  # (the processes start as the jobs are submitted)
                 futures: dict[Future[PackResult | PackFailure], Path] = {
                     pool.submit(_pack_in_worker, source, target, **options, **own): source
@@ -390,6 +393,19 @@ def run_jobs(
                 if isinstance(outcome, PackResult):
                     _warn(outcome)  # warnings of worker processes stay there
                 yield source, outcome
+
+
+def _leave_on_interrupt() -> None:
+    """In a worker process: Ctrl-C (SIGINT, which a terminal sends to every process of
+    the run) raises SystemExit, not KeyboardInterrupt: the main process says the run was
+    interrupted, and a worker waiting for work printed a traceback of multiprocessing's
+    internals each (SystemExit ends a process without one; an archive being written is
+    cleaned up as for any error)."""
+    signal.signal(signal.SIGINT, _leave)
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(1)
 
 
 @contextlib.contextmanager
