@@ -274,12 +274,17 @@ def test_an_out_on_a_file_system_without_locks(
     assert kept.exists()
 
 
+@pytest.mark.parametrize(
+    ("stop", "said", "code"),
+    [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
+)
 def test_ctrl_c_is_one_line_and_the_run_goes_on_when_started_again(
-    data: Path, tmp_path: Path
+    data: Path, tmp_path: Path, stop: int, said: str, code: int
 ) -> None:
     """Ctrl-C printed Python's traceback (40 lines), and one more from each worker
     process waiting for work. One line now, exit 130 (128 + SIGINT), the lock let go; the
-    same command again finishes the run."""
+    same command again finishes the run. SIGTERM (SLURM's scancel, docker stop) the same
+    way, exit 143 (it killed the run at once, leaving its temporary files)."""
     make_slow_case(data / "王小明" / "stall", files=60_000)
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
@@ -292,13 +297,14 @@ def test_ctrl_c_is_one_line_and_the_run_goes_on_when_started_again(
         lock = out / ".dcm-extract.lock"
         while time.monotonic() < deadline and not all((out / f"{c}.csv").exists() for c in others):
             time.sleep(0.01)  # (the other cases done: one worker scans 王小明, one waits)
-        os.killpg(first.pid, signal.SIGINT)  # (as a terminal's Ctrl-C: the workers too)
+        os.killpg(first.pid, stop)  # (as a terminal's Ctrl-C, or scancel: the workers too)
         _, err = first.communicate(timeout=120)
-    assert first.returncode == 130, err
+    assert first.returncode == code, err
     assert err.splitlines() == [
-        "dcm-extract: interrupted; the merged tables were not written: the cases finished "
+        f"dcm-extract: {said}; the merged tables were not written: the cases finished "
         "are recorded, so the same command goes on from there"
     ]
+    assert not list(out.glob(".*.tmp"))
     assert lock.read_text() == ""  # (the run ended: the next one is not told of a killed run)
     assert extract(data, out) == 0
     assert (out / "all_cases.csv").is_file()

@@ -698,12 +698,17 @@ def test_a_script_without_a_main_guard_packs_in_worker_processes(
     assert archives(tmp_path / "out") == one_by_one
 
 
+@pytest.mark.parametrize(
+    ("stop", "said", "code"),
+    [("SIGINT", "interrupted", 130), ("SIGTERM", "terminated (SIGTERM)", 143)],
+)
 def test_ctrl_c_is_one_line_and_the_next_run_takes_over_what_workers_wrote(
-    cohort: Path, tmp_path: Path
+    cohort: Path, tmp_path: Path, stop: str, said: str, code: int
 ) -> None:
     """Ctrl-C printed Python's traceback. And the workers finish the case they hold after
     the run stops: the next run refused those archives ("exists and no earlier run of
-    this cohort wrote it"). Now one line, exit 130, and the next run has no failure."""
+    this cohort wrote it"). Now one line, exit 130, and the next run has no failure.
+    SIGTERM (SLURM's scancel) likewise, exit 143: it killed the run, files half-written."""
     import signal
     import time
 
@@ -722,11 +727,11 @@ def test_ctrl_c_is_one_line_and_the_next_run_takes_over_what_workers_wrote(
             manifest.exists() and "claimed" in manifest.read_text(encoding="utf-8")
         ):
             time.sleep(0.01)
-        os.killpg(run.pid, signal.SIGINT)  # (as a terminal's Ctrl-C: the workers too)
+        os.killpg(run.pid, getattr(signal, stop))  # (a terminal's Ctrl-C, scancel: all)
         _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
+    assert run.returncode == code, err
     assert err.splitlines() == [
-        "medmask: interrupted; what was finished is kept and nothing half-written is left "
+        f"medmask: {said}; what was finished is kept and nothing half-written is left "
         "(a cohort pack goes on from there when run again)"
     ]
     assert not list(out.glob(".*.tmp"))

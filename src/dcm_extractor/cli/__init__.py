@@ -21,7 +21,7 @@ from types import ModuleType
 
 from ..errors import DcmExtractorError
 from ..version import __version__
-from .common import PROG, READER_GONE, CommandParser, reader_gone
+from .common import PROG, READER_GONE, CommandParser, ended_as_interrupted, reader_gone, stopped
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -47,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} (medkit) {__version__}")
         return 0
     name = args[0] if args and args[0] in SUBCOMMANDS else None
+    with ended_as_interrupted():
+        return _main(args, name)
+
+
+def _main(args: list[str], name: str | None) -> int:
     try:
         if name is None:
             from . import extract  # noqa: PLC0415 - (SUBCOMMANDS)
@@ -69,12 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as done:  # argparse: 0 after --help, 2 on usage errors
         return int(done.code or 0)
-    except KeyboardInterrupt:  # Ctrl-C (a query's; a run's says more): a line, no traceback
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return INTERRUPTED_EXIT
-
-
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
+    except KeyboardInterrupt as stop:  # Ctrl-C (a query's; a run's says more): no traceback
+        what, code = stopped(stop)
+        print(f"{PROG}: {what}", file=sys.stderr)
+        return code
 
 
 def _one_line(err: Exception) -> str:

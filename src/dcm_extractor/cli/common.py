@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["PROG", "READER_GONE", "CommandParser", "echo", "positive", "reader_gone"]
@@ -65,3 +69,42 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM's ``scancel``, ``docker stop``, ``timeout``): the command ends as
+    on Ctrl-C - what is being written cleaned up, one line, exit :data:`TERMINATED`."""
+
+
+INTERRUPTED = 128 + 2  # the exit code after Ctrl-C (SIGINT), as shells report it
+TERMINATED = 128 + 15  # after SIGTERM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def ended_as_interrupted() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt)
+    in the main thread, as SIGINT raises KeyboardInterrupt: it killed the process at
+    once before, leaving temporary files and no word. Not where another handler is set
+    (a program calling ``main``) or off the main thread."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """What to say of a command ended by ``stop``, and its exit code."""
+    if isinstance(stop, Terminated):
+        return "terminated (SIGTERM)", TERMINATED
+    return "interrupted", INTERRUPTED

@@ -32,7 +32,7 @@ from ..runner.pipeline import (
 )
 from ..runner.runlock import Takeover
 from ..sources.cases import CaseResult, iter_case_dirs
-from .common import echo
+from .common import echo, ended_as_interrupted, stopped
 
 __all__ = ["CurrentCase", "build_parser", "main"]
 
@@ -272,20 +272,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "dcm-extract") -> int:
         print(f"{prog}: error: --out {options.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     try:
-        with run_lock(options) as takeover:  # first: a refused run touches no other run's log
-            return _locked_main(options, args, prog, takeover)
+        with ended_as_interrupted(), run_lock(options) as takeover:  # (first: a refused run
+            return _locked_main(options, args, prog, takeover)  # touches no other's log)
     except OutputBusyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:  # Ctrl-C: a line, not Python's traceback (the lock is let go)
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: a line, no traceback (lock let go)
         kept = (
             "the cases finished are recorded, so the same command goes on from there"
             if options.resume and (options.manifest_dir or options.privacy.manifest_in_out)
             else "no resume manifest (--no-resume, or --desensitize without --manifest-dir): "
             "the same command starts again"
         )
-        print(f"{prog}: interrupted; the merged tables were not written: {kept}", file=sys.stderr)
-        return 130  # 128 + SIGINT
+        what, code = stopped(stop)
+        print(f"{prog}: {what}; the merged tables were not written: {kept}", file=sys.stderr)
+        return code
 
 
 def _locked_main(

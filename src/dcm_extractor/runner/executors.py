@@ -4,6 +4,7 @@ through :func:`~dcm_extractor.runner.batches.batch_outcome`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -123,7 +124,8 @@ class WorkerPool:
         return alone
 
     def shutdown(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        with contextlib.suppress(RuntimeError):  # (Ctrl-C while the pool was starting)
+            self.pool.shutdown(cancel_futures=True)
 
 
 def _start_worker(parent: int) -> None:
@@ -135,11 +137,12 @@ def _start_worker(parent: int) -> None:
 
 def _leave_on_interrupt() -> None:
     """In a worker process: Ctrl-C (SIGINT, which a terminal sends to every process of
-    the run) raises SystemExit instead of KeyboardInterrupt. The main process says the
+    the run) and SIGTERM raise SystemExit instead of KeyboardInterrupt. The main process says the
     run was interrupted; a worker waiting for work printed a traceback of
     multiprocessing's internals each, and SystemExit ends a process without one (what
     the worker was doing is cleaned up as for any error)."""
     signal.signal(signal.SIGINT, _leave)
+    signal.signal(signal.SIGTERM, _leave)  # (a forked worker got the run's SIGTERM handler)
 
 
 def _leave(signum: int, frame: object) -> None:

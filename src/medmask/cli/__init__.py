@@ -37,7 +37,16 @@ from . import (
     unpack,
     verify,
 )
-from .common import PROG, READER_GONE, CommandParser, UsageError, reader_gone, warn
+from .common import (
+    PROG,
+    READER_GONE,
+    CommandParser,
+    UsageError,
+    ended_as_interrupted,
+    reader_gone,
+    stopped,
+    warn,
+)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -99,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The subcommand, with library errors as one line each and warnings as lines."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), ended_as_interrupted():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             code: int = args.run(args)
@@ -108,9 +117,10 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: a line, not Python's traceback
-        print(f"{PROG}: {INTERRUPTED}", file=sys.stderr)
-        return INTERRUPTED_EXIT
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: a line, not Python's traceback
+        what, code = stopped(stop)
+        print(f"{PROG}: {what}; {KEPT}", file=sys.stderr)
+        return code
     except (MedmaskError, OSError, ValueError) as err:
         if isinstance(err, BrokenPipeError) and reader_gone():  # `ls x.mska | head`: quietly
             return READER_GONE
@@ -120,11 +130,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
-INTERRUPTED = (
-    "interrupted; what was finished is kept and nothing half-written is left (a cohort "
-    "pack goes on from there when run again)"
+KEPT = (
+    "what was finished is kept and nothing half-written is left (a cohort pack goes on "
+    "from there when run again)"
 )
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a command Ctrl-C stopped
 
 
 def _one_line(err: Exception) -> str:

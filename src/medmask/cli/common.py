@@ -10,8 +10,12 @@ quietly), each error one line (``--debug`` adds the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -175,3 +179,42 @@ def add_export_arguments(parser: argparse.ArgumentParser, output_help: str) -> N
     parser.add_argument("--groups", action="store_true", help="also write the archive's groups")
     parser.add_argument("--series-uid", help="which series of --source, when it holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM's ``scancel``, ``docker stop``, ``timeout``): the command ends as
+    on Ctrl-C - what is being written cleaned up, one line, exit :data:`TERMINATED`."""
+
+
+INTERRUPTED = 128 + 2  # the exit code after Ctrl-C (SIGINT), as shells report it
+TERMINATED = 128 + 15  # after SIGTERM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def ended_as_interrupted() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt)
+    in the main thread, as SIGINT raises KeyboardInterrupt: it killed the process at
+    once before, leaving temporary files and no word. Not where another handler is set
+    (a program calling ``main``) or off the main thread."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """What to say of a command ended by ``stop``, and its exit code."""
+    if isinstance(stop, Terminated):
+        return "terminated (SIGTERM)", TERMINATED
+    return "interrupted", INTERRUPTED

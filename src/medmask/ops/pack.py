@@ -376,23 +376,35 @@ def run_jobs(
             yield source, _pack_or_fail(source, target, **options, **own)
     else:
         # spawn: zstd and numpy threads in the parent make fork unsafe
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_leave_on_interrupt
-        ) as pool:
-            with _main_script_not_run():  # (the processes start as the jobs are submitted)
-                futures: dict[Future[PackResult | PackFailure], Path] = {
-                    pool.submit(_pack_in_worker, source, target, **options, **own): source
-                    for source, target, own in jobs
-                }
-            for future in as_completed(futures):
-                source = futures.pop(future)  # its result is not kept past here
-                try:
-                    outcome = future.result()
-                except Exception as err:  # the worker process itself died
-                    outcome = PackFailure(source, f"worker failed: {err!r}")
-                if isinstance(outcome, PackResult):
-                    _warn(outcome)  # warnings of worker processes stay there
-                yield source, outcome
+        )
+        try:
+            yield from _in_the_pool(pool, jobs, options)
+        except BaseException:  # (Ctrl-C: not waiting for the workers' cases)
+            with contextlib.suppress(RuntimeError):  # (stopped while the pool was starting:
+                pool.shutdown(wait=False, cancel_futures=True)  # its thread not started yet)
+            raise
+        pool.shutdown()
+
+
+def _in_the_pool(
+    pool: ProcessPoolExecutor, jobs: Sequence[Job], options: Mapping[str, Any]
+) -> Iterator[tuple[Path, PackResult | PackFailure]]:
+    with _main_script_not_run():  # (the processes start as the jobs are submitted)
+        futures: dict[Future[PackResult | PackFailure], Path] = {
+            pool.submit(_pack_in_worker, source, target, **options, **own): source
+            for source, target, own in jobs
+        }
+    for future in as_completed(futures):
+        source = futures.pop(future)  # its result is not kept past here
+        try:
+            outcome = future.result()
+        except Exception as err:  # the worker process itself died
+            outcome = PackFailure(source, f"worker failed: {err!r}")
+        if isinstance(outcome, PackResult):
+            _warn(outcome)  # warnings of worker processes stay there
+        yield source, outcome
 
 
 def _leave_on_interrupt() -> None:
@@ -402,6 +414,7 @@ def _leave_on_interrupt() -> None:
     internals each (SystemExit ends a process without one; an archive being written is
     cleaned up as for any error)."""
     signal.signal(signal.SIGINT, _leave)
+    signal.signal(signal.SIGTERM, _leave)  # (SLURM's scancel: the archive's file cleaned up)
 
 
 def _leave(signum: int, frame: object) -> None:
