@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from ..options import RunOptions
 from ..reading.extras import Extras
@@ -123,9 +124,42 @@ class WorkerPool:
         self.futures[number] = alone
         return alone
 
-    def shutdown(self) -> None:
+    def shutdown(self, now: bool = False) -> None:
+        """Let the workers go once their batches are done; ``now``: stop them at once (the
+        run was stopped: SIGTERM to each, which ends it as an error would)."""
+        if now:
+            stop_workers(self.pool)
         with contextlib.suppress(RuntimeError):  # (Ctrl-C while the pool was starting)
-            self.pool.shutdown(cancel_futures=True)
+            self.pool.shutdown(wait=not now, cancel_futures=True)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to each worker process of ``pool`` (they leave quietly:
+    :func:`_leave_on_interrupt`). Python 3.11 has no public way (3.14's
+    ``terminate_workers``): the pool's process table. A stopped run would otherwise wait
+    at exit for every worker's case to end (a large case: minutes), past a scheduler's
+    grace period (SLURM's 30 s) to its SIGKILL."""
+    processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.terminate()
+
+
+def _in_order(
+    case_dirs: list[Path],
+    reused: dict[str, CaseResult],
+    pending: dict[str, Callable[[], CaseResult]],
+    here: Callable[[Path], CaseResult],
+) -> Iterator[tuple[Path, Callable[[], CaseResult]]]:
+    """Each case with the callable giving its result: recorded, pending in a pool or on a
+    cluster, or scanned here (``here``)."""
+    for case_dir in case_dirs:
+        if case_dir.name in reused:
+            yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
+        elif case_dir.name in pending:
+            yield case_dir, pending.pop(case_dir.name)  # dropped once used: memory stays flat
+        else:
+            yield case_dir, functools.partial(here, case_dir)
 
 
 def _start_worker(parent: int) -> None:
@@ -199,19 +233,15 @@ def scan_all(
                 pending[case_dir.name] = functools.partial(
                     pool.outcome, number, index, case_dir.name
                 )
+    scan_here = functools.partial(scan_one, root=root, timeout=options.case_timeout,
+                                  extras=extras, reader=reader)  # fmt: skip
     try:
-        for case_dir in case_dirs:
-            if case_dir.name in reused:
-                yield case_dir, functools.partial(reused.__getitem__, case_dir.name)
-            elif case_dir.name in pending:
-                yield case_dir, pending.pop(case_dir.name)  # dropped once used: memory stays flat
-            else:
-                yield (
-                    case_dir,
-                    functools.partial(
-                        scan_one, case_dir, root, options.case_timeout, extras=extras, reader=reader
-                    ),
-                )
+        yield from _in_order(case_dirs, reused, pending, scan_here)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the workers' cases are not waited for
+        if pool is not None:
+            pool.shutdown(now=True)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.shutdown()

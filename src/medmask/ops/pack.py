@@ -381,7 +381,11 @@ def run_jobs(
         )
         try:
             yield from _in_the_pool(pool, jobs, options)
-        except BaseException:  # (Ctrl-C: not waiting for the workers' cases)
+        except BaseException:  # (Ctrl-C, SIGTERM: the workers' cases are not waited for)
+            processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+            for process in list(processes.values()):  # (3.11 has no public way: 3.14's
+                with contextlib.suppress(OSError, ValueError, AttributeError):  # terminate_
+                    process.terminate()  # workers; they leave quietly, files cleaned up)
             with contextlib.suppress(RuntimeError):  # (stopped while the pool was starting:
                 pool.shutdown(wait=False, cancel_futures=True)  # its thread not started yet)
             raise
