@@ -64,12 +64,24 @@ def test_a_killed_pool_worker_costs_no_case(
     assert _tables(tmp_path / "two") == _tables(tmp_path / "one")
 
 
-def test_a_case_whose_process_dies_fails_alone_with_the_reason(tmp_path: Path) -> None:
-    case = make_slow_case(tmp_path / "root" / "case" / "many", files=20_000).parent
+def test_a_case_whose_process_dies_fails_alone_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case's process is killed while it scans. Its scan is one that never ends (the
+    forked child runs it): the kill always comes mid-case. (A slow real case, killed
+    0.2 s in, sometimes ended first: the test failed on a fast moment.)"""
+    from dcm_extractor.runner import isolation
+
+    def stuck(*args: object, **kwargs: object) -> None:
+        time.sleep(3600)
+
+    monkeypatch.setattr(isolation, "scan_case", stuck)
+    case = tmp_path / "root" / "case"
+    case.mkdir(parents=True)
     killed: list[int] = []
-    thread = _kill_a_child_once_busy(killed, delay=0.2)
+    thread = _kill_a_child_once_busy(killed, delay=0.0)
     with pytest.raises(CaseFailedError) as caught:
-        scan_case_isolated(case, case.parent, timeout=120)
+        scan_case_isolated(case, case.parent, timeout=3600)
     thread.join()
     assert killed
     assert caught.value.case == "case"

@@ -4,7 +4,8 @@ The style both tools follow (docs/cli.md): argparse, one module per command with
 ``add_arguments(parser)`` and ``run(args) -> int``; results on stdout; ``<tool>: error:``,
 ``<tool>: warning:`` and ``<tool>: note:`` lines on stderr; exit 0 ok, 1 a failed or
 damaged input, 2 a usage error, 141 when the reader of stdout went away (``| head``:
-quietly), each error one line (``--debug`` adds the traceback).
+quietly), 130 after Ctrl-C and 143 after SIGTERM (:func:`ended_as_interrupted`), each
+error one line (``--debug`` adds the traceback).
 """
 
 from __future__ import annotations
