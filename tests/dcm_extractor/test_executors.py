@@ -19,14 +19,20 @@ from dcm_extractor.sample import generate_dicom_dataset
 
 
 def _kill_a_child_once_busy(killed: list[int], delay: float) -> threading.Thread:
-    """Kill (SIGKILL) one child process of this one, ``delay`` s after the first appears."""
+    """Kill (SIGKILL) one child process of this one, ``delay`` s after the first appears
+    that was not there when this was called (an earlier test's pool worker not reaped
+    yet is not it: killing that one instead left the case running, the test waiting)."""
+    earlier = {child.pid for child in multiprocessing.active_children()}
+
+    def new_children() -> list[multiprocessing.process.BaseProcess]:
+        return [c for c in multiprocessing.active_children() if c.pid not in earlier]
 
     def kill() -> None:
         deadline = time.monotonic() + 120
-        while not multiprocessing.active_children() and time.monotonic() < deadline:
+        while not new_children() and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(delay)
-        children = multiprocessing.active_children()
+        children = new_children()
         if children and children[0].pid is not None:
             os.kill(children[0].pid, signal.SIGKILL)
             killed.append(children[0].pid)
@@ -80,8 +86,8 @@ def test_a_case_whose_process_dies_fails_alone_with_the_reason(
     case.mkdir(parents=True)
     killed: list[int] = []
     thread = _kill_a_child_once_busy(killed, delay=0.0)
-    with pytest.raises(CaseFailedError) as caught:
-        scan_case_isolated(case, case.parent, timeout=3600)
+    with pytest.raises(CaseFailedError) as caught:  # (a kill that missed: the limit, not a hang)
+        scan_case_isolated(case, case.parent, timeout=600)
     thread.join()
     assert killed
     assert caught.value.case == "case"
