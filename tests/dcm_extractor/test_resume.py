@@ -274,6 +274,15 @@ def test_an_out_on_a_file_system_without_locks(
     assert kept.exists()
 
 
+# ``python -m MODULE ...`` with SIGINT as a terminal's command gets it: a test run started
+# in the background by a shell (``make test &``, some CI runners) ignores SIGINT, and its
+# children inherit that (Python then installs no KeyboardInterrupt): they would not stop.
+SIGINT_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
 @pytest.mark.parametrize(
     ("stop", "said", "code"),
     [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
@@ -290,6 +299,7 @@ def test_ctrl_c_is_one_line_and_the_run_goes_on_when_started_again(
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out), "--merge-all"]
     argv += ["-q", "--log", str(tmp_path / "log"), "--workers", "2"]
     others = [p.name for p in data.iterdir() if p.is_dir() and p.name != "王小明"]
+    argv = [sys.executable, "-c", SIGINT_AS_IN_A_TERMINAL, *argv[2:]]  # (-m dcm_extractor)
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     ) as first:

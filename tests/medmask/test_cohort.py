@@ -718,6 +718,14 @@ def test_ctrl_c_is_one_line_and_the_next_run_takes_over_what_workers_wrote(
             shutil.copytree(case, many / f"{case.name}_{copy}")
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "medmask", "pack", str(many), "-o", str(out), "--workers", "2"]
+
+    # (SIGINT as a terminal's command gets it: a test run started in the background by a
+    # shell ignores SIGINT, and its children inherit that - they would not stop)
+    terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+        " sys.argv = sys.argv[1:]; runpy.run_module('medmask', run_name='__main__', alter_sys=True)"
+    )
+    argv = [sys.executable, "-c", terminal, *argv[2:]]  # (-m medmask)
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     ) as run:

@@ -175,8 +175,9 @@ def _leave_on_interrupt() -> None:
     run was interrupted; a worker waiting for work printed a traceback of
     multiprocessing's internals each, and SystemExit ends a process without one (what
     the worker was doing is cleaned up as for any error)."""
-    signal.signal(signal.SIGINT, _leave)
-    signal.signal(signal.SIGTERM, _leave)  # (a forked worker got the run's SIGTERM handler)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # (not where the run ignores it: nohup &)
+        if signal.getsignal(stop) is not signal.SIG_IGN:
+            signal.signal(stop, _leave)
 
 
 def _leave(signum: int, frame: object) -> None:

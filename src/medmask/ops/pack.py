@@ -417,8 +417,9 @@ def _leave_on_interrupt() -> None:
     interrupted, and a worker waiting for work printed a traceback of multiprocessing's
     internals each (SystemExit ends a process without one; an archive being written is
     cleaned up as for any error)."""
-    signal.signal(signal.SIGINT, _leave)
-    signal.signal(signal.SIGTERM, _leave)  # (SLURM's scancel: the archive's file cleaned up)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # (not where the run ignores it: nohup &)
+        if signal.getsignal(stop) is not signal.SIG_IGN:
+            signal.signal(stop, _leave)
 
 
 def _leave(signum: int, frame: object) -> None:
