@@ -134,15 +134,16 @@ class WorkerPool:
 
 
 def stop_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM to each worker process of ``pool`` (they leave quietly:
-    :func:`_leave_on_interrupt`). Python 3.11 has no public way (3.14's
-    ``terminate_workers``): the pool's process table. A stopped run would otherwise wait
-    at exit for every worker's case to end (a large case: minutes), past a scheduler's
-    grace period (SLURM's 30 s) to its SIGKILL."""
+    """SIGKILL to each worker process of ``pool`` (they only read: nothing to clean up).
+    Python 3.11 has no public way (3.14's ``terminate_workers``): the pool's process
+    table. A stopped run would otherwise wait at exit for every worker's case to end (a
+    large case: minutes), past a scheduler's grace period (SLURM's 30 s) to its SIGKILL.
+    Not a signal the workers handle: an exception raised at any point of a worker (inside
+    the result queue's lock) left that lock taken and the pool waiting for ever."""
     processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
     for process in list(processes.values()):
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            process.terminate()
+            process.kill()
 
 
 def _in_order(
@@ -171,17 +172,14 @@ def _start_worker(parent: int) -> None:
 
 def _leave_on_interrupt() -> None:
     """In a worker process: Ctrl-C (SIGINT, which a terminal sends to every process of
-    the run) and SIGTERM raise SystemExit instead of KeyboardInterrupt. The main process says the
-    run was interrupted; a worker waiting for work printed a traceback of
-    multiprocessing's internals each, and SystemExit ends a process without one (what
-    the worker was doing is cleaned up as for any error)."""
-    for stop in (signal.SIGINT, signal.SIGTERM):  # (not where the run ignores it: nohup &)
-        if signal.getsignal(stop) is not signal.SIG_IGN:
-            signal.signal(stop, _leave)
-
-
-def _leave(signum: int, frame: object) -> None:
-    raise SystemExit(1)
+    the run) is ignored - the main process says the run was interrupted and stops the
+    workers (:func:`stop_workers`); a worker waiting for work printed a traceback of
+    multiprocessing's internals each - and SIGTERM ends it at once (a forked worker had
+    the run's handler, which raises). Not handlers that raise: an exception at any point
+    of a worker could leave the pool's result-queue lock taken and the run waiting for
+    ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _in_a_daemon(workers: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import glob
 import multiprocessing
 import os
 import signal
@@ -379,17 +380,36 @@ def run_jobs(
         pool = ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_leave_on_interrupt
         )
+        done: set[Path] = set()
         try:
-            yield from _in_the_pool(pool, jobs, options)
+            for source, outcome in _in_the_pool(pool, jobs, options):
+                done.add(source)
+                yield source, outcome
         except BaseException:  # (Ctrl-C, SIGTERM: the workers' cases are not waited for)
-            processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
-            for process in list(processes.values()):  # (3.11 has no public way: 3.14's
-                with contextlib.suppress(OSError, ValueError, AttributeError):  # terminate_
-                    process.terminate()  # workers; they leave quietly, files cleaned up)
-            with contextlib.suppress(RuntimeError):  # (stopped while the pool was starting:
-                pool.shutdown(wait=False, cancel_futures=True)  # its thread not started yet)
+            _stop_workers(pool, [target for source, target, _ in jobs if source not in done])
             raise
         pool.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor, targets: list[Path]) -> None:
+    """Kill the workers of a stopped run at once, then remove the temporary files of the
+    archives they were writing (:func:`~medmask.files.atomic.atomic_path`'s
+    ``.<name>.<random>.tmp``). SIGKILL, not a signal they handle: an exception raised at
+    any point of a worker could leave the pool's result-queue lock taken, the run waiting
+    for ever. Python 3.11 has no public way (3.14's ``terminate_workers``): the pool's
+    process table."""
+    processes: list[Any] = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+            process.join(10)
+    with contextlib.suppress(RuntimeError):  # (stopped while the pool was starting: its
+        pool.shutdown(wait=False, cancel_futures=True)  # thread not started yet)
+    for target in targets:
+        for partial in target.parent.glob(f".{glob.escape(target.name)}*.tmp"):
+            partial.unlink(missing_ok=True)
 
 
 def _in_the_pool(
@@ -413,17 +433,11 @@ def _in_the_pool(
 
 def _leave_on_interrupt() -> None:
     """In a worker process: Ctrl-C (SIGINT, which a terminal sends to every process of
-    the run) raises SystemExit, not KeyboardInterrupt: the main process says the run was
-    interrupted, and a worker waiting for work printed a traceback of multiprocessing's
-    internals each (SystemExit ends a process without one; an archive being written is
-    cleaned up as for any error)."""
-    for stop in (signal.SIGINT, signal.SIGTERM):  # (not where the run ignores it: nohup &)
-        if signal.getsignal(stop) is not signal.SIG_IGN:
-            signal.signal(stop, _leave)
-
-
-def _leave(signum: int, frame: object) -> None:
-    raise SystemExit(1)
+    the run) is ignored - the main process says the run was interrupted and stops the
+    workers (:func:`_stop_workers`); a worker waiting for work printed a traceback of
+    multiprocessing's internals each. Not a handler that raises: an exception at any
+    point of a worker could leave the pool's result-queue lock taken."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
