@@ -164,8 +164,8 @@ def _in_order(
 
 
 def _start_worker(parent: int) -> None:
-    """A pool worker: it ends with ``parent`` (:func:`die_with_parent`), and a Ctrl-C
-    ends it quietly (:func:`_leave_on_interrupt`)."""
+    """A pool worker: it ends with ``parent`` (:func:`die_with_parent`), leaves Ctrl-C to
+    the main process and ends at once on SIGTERM (:func:`_leave_on_interrupt`)."""
     die_with_parent(parent)
     _leave_on_interrupt()
 
