@@ -257,3 +257,34 @@ def test_a_local_index_joins_another_by_the_dicom_keywords(
     assert cli_main(["query", str(outs["parquet"]), sql]) == 0
     printed = capsys.readouterr().out
     assert "lidc_idri" in printed and "(2 rows)" in printed
+
+
+# A sort of 3,000,000 hashes (~120 MB) under a memory limit of 30 MB: DuckDB spills.
+SPILLS = "SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS m FROM range(3000000) t(i) ORDER BY m)"
+
+
+def test_a_question_too_large_for_memory_spills_outside_the_working_folder(
+    outs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's default spill folder is ``.tmp`` in the working folder, which fails where that
+    folder is read-only (a cluster node's home) and leaves files beside the user's."""
+    import duckdb
+
+    from dcm_extractor.outputs.query import connect
+
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # the premise: this question spills, on a plain DuckDB connection into .tmp
+    plain = duckdb.connect(config={"memory_limit": "30MB", "threads": 1})
+    assert plain.execute(SPILLS).fetchone() == (3_000_000,)
+    assert (here / ".tmp").exists()  # (removed when the connection closes)
+    plain.close()
+    with connect(outs["parquet"]) as connection:
+        connection.execute("SET memory_limit = '30MB'; SET threads = 1")
+        spill = Path(connection.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert spill.is_absolute() and here not in spill.parents
+        assert connection.execute(SPILLS).fetchone() == (3_000_000,)
+        assert connection.execute("SELECT count(*) FROM cases").fetchone()[0] > 0
+    assert list(here.iterdir()) == []
+    assert not spill.parent.exists()  # the spill folder goes with the connection

@@ -280,6 +280,39 @@ def test_sql_through_python_and_the_command_line(
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_a_question_too_large_for_memory_spills_outside_the_working_folder(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's default spill folder is ``.tmp`` in the working folder, which fails where that
+    folder is read-only (a cluster node's home) and leaves files beside the user's."""
+    import duckdb
+
+    from medmask.ops.query import connect
+
+    out = tmp_path / "catalog.parquet"
+    build_catalog(cohort / "archives", out)
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # a sort of 3,000,000 hashes (~120 MB) under a memory limit of 30 MB spills: a plain
+    # DuckDB connection spills into .tmp
+    spills = (
+        "SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS m FROM range(3000000) t(i) ORDER BY m)"
+    )
+    plain = duckdb.connect(config={"memory_limit": "30MB", "threads": 1})
+    assert plain.execute(spills).fetchone() == (3_000_000,)
+    assert (here / ".tmp").exists()  # (removed when the connection closes)
+    plain.close()
+    with connect(out) as connection:
+        connection.execute("SET memory_limit = '30MB'; SET threads = 1")
+        spill = Path(connection.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert spill.is_absolute() and here not in spill.parents
+        assert connection.execute(spills).fetchone() == (3_000_000,)
+        assert connection.execute("SELECT count(*) FROM masks").fetchone()[0] > 0
+    assert list(here.iterdir()) == []
+    assert not spill.parent.exists()  # the spill folder goes with the connection
+
+
 def test_s0000_rows_are_its_statistics(tmp_path: Path) -> None:
     with pytest.warns(MedmaskWarning, match="float noise"):  # s0000's own files
         pack(SHARED, tmp_path / "a" / "s0000.mska")

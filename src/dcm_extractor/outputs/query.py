@@ -324,10 +324,10 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
     import duckdb  # noqa: PLC0415 - only queries need it
 
     found = views_of(out)
-    connection = duckdb.connect(config=OFFLINE)
     broken: dict[str, str] = {}
-    links = contextlib.ExitStack()
-    try:
+    with contextlib.ExitStack() as links:
+        connection = duckdb.connect(config={**OFFLINE, "temp_directory": _spill_folder(links)})
+        links.callback(connection.close)  # (closed before its spill folder goes)
         for view, path in found.items():
             try:
                 name = _utf8_path(path, links)
@@ -338,9 +338,6 @@ def _connect(out: str | os.PathLike[str]) -> Iterator[tuple[Any, dict[str, str]]
                     why = "not UTF-8 text"
                 broken[view] = f"{path} cannot be read ({why})"
         yield connection, broken
-    finally:
-        connection.close()
-        links.close()
 
 
 def _view_sql(view: str, path: Path, name: str) -> str:
@@ -361,6 +358,15 @@ def _view_sql(view: str, path: Path, name: str) -> str:
         f"CREATE VIEW {view} AS SELECT *{replace} FROM read_csv({quoted}, header = true, "
         "all_varchar = true, quote = '\"', escape = '\"')"
     )
+
+
+def _spill_folder(links: contextlib.ExitStack) -> str:
+    """Where DuckDB spills a question too large for its memory: a folder of the system's
+    temporary folder (``TMPDIR``) that lives as long as ``links``. DuckDB's own default,
+    ``.tmp`` in the working folder, fails from a read-only folder (a cluster node's home, a
+    data mount) and leaves its files beside the user's."""
+    folder = links.enter_context(tempfile.TemporaryDirectory(prefix="dcm-extract-query-"))
+    return str(Path(folder) / "spill")
 
 
 def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:

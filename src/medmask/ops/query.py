@@ -120,18 +120,24 @@ def connect(catalogs: Catalogs) -> Iterator[Any]:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise MedmaskError(f"{', '.join(missing)}: no such catalog (medmask catalog writes one)")
-    connection = duckdb.connect(config=OFFLINE)
-    links = contextlib.ExitStack()
-    try:
+    with contextlib.ExitStack() as links:
+        connection = duckdb.connect(config={**OFFLINE, "temp_directory": _spill_folder(links)})
+        links.callback(connection.close)  # (closed before its spill folder goes)
         names = [_utf8_path(p, links) for p in paths]
         listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
         _run(lambda: connection.execute(
             f"CREATE VIEW masks AS SELECT * FROM read_parquet([{listed}])"
         ))  # fmt: skip
         yield connection
-    finally:
-        connection.close()
-        links.close()
+
+
+def _spill_folder(links: contextlib.ExitStack) -> str:
+    """Where DuckDB spills a question too large for its memory: a folder of the system's
+    temporary folder (``TMPDIR``) that lives as long as ``links``. DuckDB's own default,
+    ``.tmp`` in the working folder, fails from a read-only folder (a cluster node's home, a
+    data mount) and leaves its files beside the user's."""
+    folder = links.enter_context(tempfile.TemporaryDirectory(prefix="medmask-query-"))
+    return str(Path(folder) / "spill")
 
 
 def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:
