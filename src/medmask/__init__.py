@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ArchiveLockedError,
     ChecksumError,
+    CohortBusyError,
     FormatError,
     GeometryMismatchError,
     MaskNotFoundError,
@@ -88,6 +89,7 @@ wire(
 __all__ = [
     "ArchiveLockedError",
     "ChecksumError",
+    "CohortBusyError",
     "FormatError",
     "GeometryMismatchError",
     "LabelMapping",

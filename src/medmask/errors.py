@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ArchiveLockedError",
     "ChecksumError",
+    "CohortBusyError",
     "FormatError",
     "GeometryMismatchError",
     "MaskNotFoundError",
@@ -70,6 +71,10 @@ class ReadOnlyArrayError(MedmaskError, ValueError):
 
 class ArchiveLockedError(MedmaskError):
     """Another writer has the archive open; one writer at a time keeps the file consistent."""
+
+
+class CohortBusyError(MedmaskError):
+    """Another run is packing a cohort into the same folder of archives."""
 
 
 class MedmaskWarning(UserWarning):

@@ -178,6 +178,84 @@ def test_a_killed_run_resumes_without_redoing_finished_cases(
         assert (out / name).stat().st_mtime_ns == stamp
 
 
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from medmask.ops.cohort import pack_cohort
+    ready, go = Path(sys.argv[3]), Path(sys.argv[4])
+    def started(count):  # the run holds its folder: say so, wait to be let go
+        ready.write_text(str(count))
+        while not go.exists():
+            time.sleep(0.05)
+    pack_cohort(sys.argv[1], sys.argv[2], on_start=started)
+    """
+)
+
+
+def wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
+    """Until ``path`` exists (the process says so), or the process ended without it."""
+    import time
+
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(process.communicate())
+        time.sleep(0.05)
+
+
+def test_a_second_run_into_one_folder_is_refused_naming_the_first(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs packing into one folder at once (a job started twice, an array job's tasks
+    given one command) both packed every case and replaced each other's failure list."""
+    import socket
+
+    from medmask.errors import CohortBusyError
+
+    out, ready, go = tmp_path / "out", tmp_path / "ready", tmp_path / "go"
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(cohort), str(out), str(ready), str(go)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(ready, first)
+        assert ready.read_text() == str(CASES)
+        holder = rf"process {first.pid} on {socket.gethostname()}, started \d{{4}}-"
+        with pytest.raises(
+            CohortBusyError, match=rf"{out}: another run is packing into it \({holder}"
+        ):
+            pack_cohort(cohort, out)
+        capsys.readouterr()
+        assert main(["pack", str(cohort), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"process {first.pid}" in err, err
+        assert list(out.glob("*.mska")) == []  # the refused runs packed nothing
+    finally:
+        go.touch()
+        first.communicate()
+    assert first.returncode == 0
+    assert len(archives(out)) == CASES
+    # the first run ended: the folder is free again, and nothing is left to pack
+    assert sorted(pack_cohort(cohort, out).unchanged) == sorted(archives(out))
+
+
+def test_on_a_file_system_without_locks_a_run_goes_on(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NFS without its lock service answers a lock with ENOLCK: the run packs, unlocked,
+    and the archives' writes say that their folder is not locked."""
+    import errno
+    import fcntl
+
+    def no_locks(descriptor: int, operation: int) -> None:  # (the file system's answer)
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(MedmaskWarning, match="its file system does not lock files"):
+        result = pack_cohort(cohort, tmp_path / "out")
+    assert len(result.packed) == CASES and not result.failures
+
+
 def test_failures_are_listed_and_changes_repacked(
     cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -203,7 +281,8 @@ def test_failures_are_listed_and_changes_repacked(
     assert "2 packed, 3 unchanged" in capsys.readouterr().out
     assert not (out / FAILURES).exists()
     lines = (out / MANIFEST).read_text(encoding="utf-8").splitlines()
-    finished = [line for line in lines if '"claimed"' not in line]  # (and what runs set out to do)
+    # (besides what each run set out to do, and which run it was)
+    finished = [line for line in lines if '"claimed"' not in line and '"run"' not in line]
     assert len(finished) == CASES + 1  # case4 twice: the last line counts
     # the list of failures cannot be written (a full disk; here a folder in its place):
     # the error still says which case failed and why

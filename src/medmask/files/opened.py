@@ -29,6 +29,7 @@ from ..format.commit import Committed, Operation, Sync, Truncate, Write, plan_co
 from ..model.space import space_from_dict, space_to_dict
 from .atomic import mode_for
 from .index import Entry, Index
+from .locks import NO_LOCKS, lock_now
 
 __all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file"]
 
@@ -465,24 +466,12 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-# what a file system without locks answers (NFS without its lock service; some FUSE ones)
-_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
-
-
 def _lock(fd: int, path: Path) -> None:
     """Take the single-writer lock on ``fd`` without waiting; on a file system without
     locks, write unlocked with a warning (it said "open for writing in another process")."""
-    try:
-        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-            import msvcrt  # noqa: PLC0415 - exists on Windows only
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl  # noqa: PLC0415 - exists on POSIX only
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        if err.errno in _NO_LOCKS:
+    err = lock_now(fd)
+    if err is not None:
+        if err.errno in NO_LOCKS:
             warnings.warn(
                 MedmaskWarning(
                     f"{path.parent}: its file system does not lock files (NFS without its "

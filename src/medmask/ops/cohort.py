@@ -14,11 +14,13 @@ only its own archive; the failures are listed in ``ARCHIVES/pack_failures.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codecs import DEFAULT_LEVEL
-from ..errors import MedmaskError
+from ..errors import CohortBusyError, MedmaskError
 from ..exchange.nifti import (
     DATASET_JSON,
     NIFTI_SUFFIXES,
@@ -39,6 +41,7 @@ from ..exchange.nifti import (
     nifti_stem,
 )
 from ..files.atomic import atomic_path
+from ..files.locks import NO_LOCKS, lock_now
 from ..files.names import readable
 from .pack import TOTALSEG_FOLDER, Job, PackFailure, PackResult, run_jobs
 from .sources import natural_key
@@ -414,10 +417,32 @@ def _options_text(options: Mapping[str, Any], own: Mapping[str, Any]) -> str:
 
 class _Manifest:
     """The finished cases of earlier runs, and this run's, appended as each finishes
-    (a killed run keeps every line it wrote; a torn last line is ignored)."""
+    (a killed run keeps every line it wrote; a torn last line is ignored).
+
+    Held by one run at a time: a second run packing into the folder at once would pack
+    every case again beside the first and replace its list of failures. The lock (on the
+    manifest, :func:`~medmask.files.locks.lock_now`) goes with the run's process, even
+    after ``kill -9``; each run's first line names it (process, host, start; no paths),
+    so a refused run can say who is packing. On a file system that does not lock files the
+    run goes on unlocked: the archives' own locks warn of that as they are written.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        err = lock_now(self.lock)
+        if err is not None and err.errno not in NO_LOCKS:
+            os.close(self.lock)
+            raise CohortBusyError(
+                f"{path.parent}: another run is packing into it ({_holder(path)}); wait for it "
+                "to end, or pack into another folder"
+            )
+        self.stream = path.open("a", encoding="utf-8")
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.stream.write(_line({"run": {
+            "process": os.getpid(), "host": socket.gethostname(), "started": started,
+        }}))  # fmt: skip
+        self.stream.flush()
         # case -> (fingerprint, archive bytes, archive mtime): what done() compares
         self.entries: dict[str, tuple[object, object, object]] = {}
         self.claimed: set[str] = set()  # cases a run set out to pack (its archive's name)
@@ -432,8 +457,7 @@ class _Manifest:
                     entry.get("archive_mtime_ns"),
                 )  # fmt: skip
             except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # the last line of a killed run
-        self.stream = path.open("a", encoding="utf-8")
+                continue  # the last line of a killed run (or a run line)
 
     def done(self, case: str, now: str, target: Path) -> bool:
         entry = self.entries.get(case)
@@ -469,6 +493,17 @@ class _Manifest:
 
     def close(self) -> None:
         self.stream.close()
+        os.close(self.lock)
+
+
+def _holder(path: Path) -> str:
+    """Who holds the manifest's lock, as its last run line says."""
+    holder = "process unknown"
+    for line in _lines(path):
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            run = json.loads(line)["run"]
+            holder = f"process {int(run['process'])} on {run['host']}, started {run['started']}"
+    return holder
 
 
 def _line(entry: dict[str, Any]) -> str:
