@@ -342,6 +342,46 @@ def test_names_a_windows_copy_keeps_in_gbk(tmp_path: Path) -> None:
     assert "report: 档案</title>" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
+def test_files_of_a_case_that_are_not_masks_are_said(
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case's file that is not read - a link to nothing, TotalSegmentator's
+    statistics.json - was dropped without a word by a cohort run (packing the case alone
+    said it): it is listed in the result and said, one line for a file every case has."""
+    mine = tmp_path / "cohort"
+    shutil.copytree(cohort, mine)
+    masks = {case.name: case / "segmentations" for case in mine.iterdir()}
+    masks["case4"] = mine / "case4"
+    (masks["case1"] / "kidney_cyst.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    for case in ("case0", "case1", "case2", "case3"):
+        (masks[case] / "statistics.json").write_text("{}")
+    gbk = os.fsdecode("病人".encode("gbk"))  # (a case named in GBK bytes: said as text)
+    masks["case4"].rename(mine / gbk)
+    (mine / gbk / "notes.txt").write_text("x")
+    (mine / os.fsdecode("说明.txt".encode("gbk"))).write_text("x")  # (not a case)
+    result = pack_cohort(mine, tmp_path / "out")
+    assert len(result.packed) == CASES
+    nowhere, not_a_mask = (
+        f"a link to nothing ({tmp_path / 'nowhere.nii.gz'}): not read",
+        ("not a NIfTI mask (file)"),
+    )
+    assert sorted(result.skipped) == sorted([
+        ("case1", "kidney_cyst.nii.gz", nowhere), (gbk, "notes.txt", not_a_mask),
+        *[(c, "statistics.json", not_a_mask) for c in ("case0", "case1", "case2", "case3")],
+    ])  # fmt: skip
+    capsys.readouterr()
+    assert main(["pack", str(mine), "-o", str(tmp_path / "out2")]) == 0, capsys.readouterr()
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(err) == sorted([
+        f"medmask: warning: {masks['case1']}: skipped kidney_cyst.nii.gz: a link to nothing "
+        f"({tmp_path / 'nowhere.nii.gz'}): not read",
+        f"medmask: warning: {mine}: skipped statistics.json in 4 cases (case0, case1, case2, "
+        "...): not a NIfTI mask (file)",
+        f"medmask: warning: {mine / '病人'}: skipped notes.txt: not a NIfTI mask (file)",
+        f"medmask: warning: {mine / '说明.txt'}: not a case: not a case folder",
+    ])  # fmt: skip
+
+
 def test_archives_no_run_wrote_are_not_replaced(cohort: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -160,6 +160,8 @@ def _cohort(args: argparse.Namespace, groups: dict[str, str], layout: CohortLayo
             f"{args.series_map}: {len(result.strangers):,} case(s) not in the cohort, e.g. "
             f"{', '.join(result.strangers[:3])}"
         )
+    for line in result.skipped_lines():
+        warn(line)
     for failure in result.failures:
         print(f"medmask: error: {failure.reason}", file=sys.stderr)
     rate = len(result.packed) / result.seconds if result.seconds else 0.0

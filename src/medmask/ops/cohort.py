@@ -94,7 +94,7 @@ class CohortLayout:
                 f"{self.root}: {len(entries):,} entries are not cases: {why} ({counted}; "
                 f"{entries[0]}, ...)"
             )
-        return lines
+        return [readable(line) for line in lines]
 
 
 _TOTALSEG = "TotalSegmentator case folders (<case>/segmentations/*.nii.gz)"
@@ -272,7 +272,28 @@ class CohortResult:
     failures: list[PackFailure] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)  # cases the series map does not name
     strangers: list[str] = field(default_factory=list)  # series map cases not in the cohort
+    # (case, file name, reason): what packed cases held that is not a mask (a link to
+    # nothing, TotalSegmentator's statistics.json ...), as PackResult.skipped says it
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    def skipped_lines(self, most: int = 3) -> list[str]:
+        """:attr:`skipped`, one line a file; a file name skipped for one reason in more than
+        ``most`` cases, one line for them all (a ``statistics.json`` in every case)."""
+        by_file: dict[tuple[str, str], list[str]] = {}
+        for case, name, why in self.skipped:
+            by_file.setdefault((name, why), []).append(case)
+        sources = dict(self.layout.cases)
+        lines = []
+        for (name, why), cases in by_file.items():
+            if len(cases) <= most:
+                lines += [f"{sources.get(case, case)}: skipped {name}: {why}" for case in cases]
+            else:
+                lines.append(
+                    f"{self.layout.root}: skipped {name} in {len(cases):,} cases "
+                    f"({', '.join(cases[:most])}, ...): {why}"
+                )
+        return [readable(line) for line in lines]
 
 
 def pack_cohort(
@@ -395,6 +416,7 @@ def _run(
             case, now = prints[source]
             manifest.record(case, str(source), now, outcome.target)
             result.packed.append(case)
+            result.skipped += [(case, name, why) for name, why in outcome.skipped]
         else:
             result.failures.append(outcome)
         if on_done is not None:
