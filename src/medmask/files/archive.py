@@ -45,7 +45,7 @@ from ..model.space import spaces_close
 from .atomic import atomic_path, check_writable
 from .index import Entry, Sums
 from .legacy import LegacyMaskArchive
-from .opened import ArchiveFile, ArchiveMode, open_archive_file
+from .opened import ArchiveFile, ArchiveMode, open_archive_file, open_file
 from .reader import ArchiveReader, MaskStatistics, StoredMask, describe_space
 
 __all__ = [
@@ -98,9 +98,9 @@ class MaskArchive(ArchiveReader):
         mode = args[0] if args else kwargs.get("mode", "r")
         if cls is MaskArchive and mode != "w":
             try:
-                with Path(path).open("rb") as stream:
+                with os.fdopen(open_file(path, os.O_RDONLY), "rb") as stream:
                     head = stream.read(8)
-            except OSError:
+            except (OSError, MedmaskError):
                 head = b""  # a new file, or an error the constructor reports
             for magic, reader in _READERS:
                 if head.startswith(magic):  # a reader of its own, with no writing method

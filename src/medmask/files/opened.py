@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import stat
 import sys
 import time
 import warnings
@@ -31,7 +32,7 @@ from .atomic import mode_for
 from .index import Entry, Index
 from .locks import NO_LOCKS, lock_now
 
-__all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file"]
+__all__ = ["ArchiveFile", "ArchiveMode", "open_archive_file", "open_file"]
 
 ArchiveMode = Literal["r", "w", "a"]
 
@@ -344,6 +345,36 @@ class CommitText:
     index: bytes
 
 
+_BINARY = getattr(os, "O_BINARY", 0)  # (Windows)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # (POSIX; a regular file ignores it)
+_NOT_FILES = {
+    stat.S_IFDIR: "is a folder", stat.S_IFIFO: "is a named pipe (FIFO)",
+    stat.S_IFSOCK: "is a socket", stat.S_IFCHR: "is a device", stat.S_IFBLK: "is a device",
+}  # fmt: skip
+
+
+def open_file(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open(path, flags)`` of an archive file, refusing what is not a regular file:
+    opening a named pipe to read waits for a writer for ever (a catalog of a folder
+    holding one hung), a device reads without end.
+
+    Raises
+    ------
+    FormatError
+        ``path`` is a folder, named pipe, socket or device.
+    """
+    fd = os.open(path, flags | _BINARY | _NONBLOCK, 0o666)
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise FormatError(f"{path}: {_NOT_FILES.get(kind, 'is not a file')}, not an archive file")
+    return fd
+
+
 def read_commit(path: Path) -> CommitText:
     """The newest intact commit of a ``.mska`` archive of this format, found as
     :class:`MaskArchive` finds it (the same slots, checks and retries), without parsing
@@ -354,7 +385,7 @@ def read_commit(path: Path) -> CommitText:
     FormatError
         Not an archive of this format (0.1.3's included), damaged, or never committed.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = open_file(path, os.O_RDONLY)
     try:
         source = str(path)
         found = ArchiveFile(path, False, fd, 0, handles=1)._newest_commit(source)
@@ -375,12 +406,12 @@ def open_archive_file(path: Path, mode: ArchiveMode, level: int) -> tuple[Archiv
     ArchiveLockedError
         Another process is writing to the file.
     """
-    if path.is_dir():
+    if path.is_dir():  # (O_RDWR of a folder fails EISDIR, said less plainly)
         raise FormatError(f"{path}: is a folder, not an archive file")
     if mode == "r":
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = open_file(path, os.O_RDONLY)
         return ArchiveFile(path, False, fd, level, handles=1), False
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    fd = open_file(path, os.O_RDWR | os.O_CREAT)
     stat = os.fstat(fd)
     shared = _WRITERS.get((stat.st_dev, stat.st_ino))  # this process writes to it already
     if shared is not None and shared.fd >= 0:

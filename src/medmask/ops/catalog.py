@@ -179,7 +179,12 @@ def build_catalog(
     todo: list[Todo] = []
     for path in archives:
         key = readable(path.relative_to(top).as_posix())  # (a GBK name: as text)
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as err:  # (one archive's problem, not the catalog's)
+            why = f"a link to nothing ({path.readlink()})" if path.is_symlink() else err.strerror
+            result.failures.append((key, f"{readable(str(path))}: {why}: not read"))
+            continue
         if stamps.pop(key, None) == (stat.st_size, stat.st_mtime_ns):
             keep.append(key)
         else:
