@@ -292,6 +292,28 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert cli_main(["--version"]) == 0
 
 
+def test_a_data_root_that_is_a_file_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export handed over as one zip, given as -d, was "does not exist or is not a
+    folder" - the zip exists: it says so, and what to give instead."""
+    import zipfile
+
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.writestr("case1/IM0001.dcm", b"x")
+    (tmp_path / "list.txt").write_text("x")
+    for given, said in (
+        (export, f"data root {export} is a zip file, not a folder of case folders: unzip it"),
+        (tmp_path / "list.txt", f"data root {tmp_path / 'list.txt'} is a file, not a folder"),
+        (tmp_path / "nowhere", f"data root {tmp_path / 'nowhere'} does not exist\n"),
+    ):
+        argv = ["-d", str(given), "-o", str(tmp_path / "o"), "--log", str(tmp_path / "l")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+
+
 def test_sample_data_and_summary_add_up(tmp_path: Path) -> None:
     sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=2)
     out = tmp_path / "out"

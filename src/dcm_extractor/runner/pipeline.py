@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def run(
     """
     root, out, policy = options.data_root, options.out, options.privacy
     if not root.is_dir():
-        raise DataRootError(f"data root {root} does not exist or is not a folder")
+        raise DataRootError(_not_a_root(root))
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(options) if lock else contextlib.nullcontext(Takeover("", 0)) as takeover:
         if takeover.line(out):
@@ -262,3 +263,16 @@ def _refuse_foreign_map(options: RunOptions) -> None:
             "this run keeps it, or pass it as --projectid-map: it keeps the project IDs "
             "stable) or delete it"
         )
+
+
+def _not_a_root(root: Path) -> str:
+    """Why ``root`` cannot be a data root, and what to give instead."""
+    if not root.exists():
+        return f"data root {root} does not exist"
+    if zipfile.is_zipfile(root):  # (an export handed over as one zip)
+        return (
+            f"data root {root} is a zip file, not a folder of case folders: unzip it and "
+            "give that folder (a zip of one case's images is read in place when it lies in "
+            "the case's folder under -d)"
+        )
+    return f"data root {root} is a file, not a folder of case folders"
