@@ -256,6 +256,67 @@ def test_on_a_file_system_without_locks_a_run_goes_on(
     assert len(result.packed) == CASES and not result.failures
 
 
+# Loaded by every Python process started with its folder on PYTHONPATH (the run's worker
+# processes, not the test's own): opening a file named in DIES_AT kills the process, as
+# the kernel's out-of-memory killer ends a worker packing a case too large for the
+# machine - each time, or (with ONCE set) only the first time, as a kill from outside.
+DYING = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    DIES_AT, ONCE = os.environ["DIES_AT"], os.environ.get("ONCE")
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            if os.fsdecode(args[0]).endswith(DIES_AT):
+                if ONCE:
+                    if Path(ONCE).exists():
+                        return
+                    Path(ONCE).touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+    sys.addaudithook(hook)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("once", [False, True])
+def test_a_worker_that_dies_costs_only_its_own_case(
+    cohort: Path,
+    one_by_one: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    once: bool,
+) -> None:
+    """A worker process killed (out of memory) failed every case not finished yet, "worker
+    failed: BrokenProcessPool" - 34 of 40 in a run where the killer struck early. The
+    cases the workers held are packed again alone; a case that kills its process each
+    time fails alone, saying how its process died."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(DYING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), *sys.path]))
+    monkeypatch.setenv("DIES_AT", "case2/segmentations/liver.nii.gz")
+    if once:
+        monkeypatch.setenv("ONCE", str(tmp_path / "killed"))
+    out = tmp_path / "out"
+    with pytest.warns(MedmaskWarning, match=r"a worker process died .* packed again, each"):
+        result = pack_cohort(cohort, out, groups={"ribs": "rib_*"}, workers=2)
+    finished = archives(out)
+    if once:
+        assert (tmp_path / "killed").exists()  # (the kill came)
+        assert not result.failures and finished == one_by_one
+    else:
+        [failure] = result.failures
+        assert failure.source == cohort / "case2" / "segmentations"
+        assert failure.reason == (
+            f"{cohort / 'case2' / 'segmentations'}: its worker process died (killed by "
+            "SIGKILL: out of memory?) while packing it, also when packed alone"
+        )
+        assert sorted(result.packed) == sorted(set(one_by_one) - {"case2"})
+        assert finished == {c: b for c, b in one_by_one.items() if c != "case2"}
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_failures_are_listed_and_changes_repacked(
     cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,6 +19,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..errors import GeometryMismatchError, MedmaskError, MedmaskWarning
 from ..exchange.nifti import nifti_stem
 from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path, check_writable
+from ..files.names import readable
 from .allocator import roomy_allocator
 from .cluster import dask_client, worker_threads
 from .sources import natural_key, source_kind
@@ -376,19 +378,144 @@ def run_jobs(
         for source, target, own in jobs:
             yield source, _pack_or_fail(source, target, **options, **own)
     else:
-        # spawn: zstd and numpy threads in the parent make fork unsafe
-        pool = ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_leave_on_interrupt
-        )
+        pool = _LocalPool(workers)
         done: set[Path] = set()
         try:
-            for source, outcome in _in_the_pool(pool, jobs, options):
+            for source, outcome in pool.outcomes(jobs, options):
                 done.add(source)
                 yield source, outcome
         except BaseException:  # (Ctrl-C, SIGTERM: the workers' cases are not waited for)
-            _stop_workers(pool, [target for source, target, _ in jobs if source not in done])
+            pool.stop([target for source, target, _ in jobs if source not in done])
             raise
-        pool.shutdown()
+        pool.pool.shutdown()
+
+
+class _LocalPool:
+    """Jobs on ``workers`` local processes, outliving a worker that dies.
+
+    When a worker process dies (the kernel's out-of-memory killer, a crash in a C
+    library), Python's pool fails every job not finished: one case too large for the
+    machine cost all the cases after it ("worker failed: BrokenProcessPool"). Here the
+    jobs the workers were running - the first ``workers`` unfinished ones, as the pool
+    hands out jobs in order - are packed again, each alone in a process of its own (a
+    case that kills its process costs itself only, and says how it died), and the other
+    unfinished jobs go to a new pool. Spawned processes: zstd's and numpy's threads in
+    this process make fork unsafe.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._new_pool()
+        self.alone: Any = None  # the process packing a job alone, while it runs
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, mp_context=get_context("spawn"), initializer=_leave_on_interrupt
+        )
+
+    def outcomes(
+        self, jobs: Sequence[Job], options: Mapping[str, Any]
+    ) -> Iterator[tuple[Path, PackResult | PackFailure]]:
+        """``(source, outcome)`` of every job, as each finishes."""
+        left = list(jobs)
+        while left:
+            with _main_script_not_run():  # (the processes start as the jobs are submitted)
+                futures: dict[Future[PackResult | PackFailure], tuple[int, Job]] = {
+                    self.pool.submit(_pack_in_worker, job[0], job[1], **options, **job[2]): (
+                        number, job
+                    )
+                    for number, job in enumerate(left)
+                }  # fmt: skip
+            unfinished: list[tuple[int, Job]] = []
+            for future in as_completed(futures):
+                number, job = futures.pop(future)  # its result is not kept past here
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    unfinished.append((number, job))
+                    continue
+                except Exception as err:  # (a result that could not be sent back)
+                    outcome = PackFailure(job[0], f"worker failed: {err!r}")
+                if isinstance(outcome, PackResult):
+                    _warn(outcome)  # warnings of worker processes stay there
+                yield job[0], outcome
+            left = [job for _, job in sorted(unfinished, key=lambda item: item[0])]
+            if not left:
+                return
+            suspects, left = left[: self.workers], left[self.workers :]
+            broken, self.pool = self.pool, self._new_pool()
+            broken.shutdown(wait=False, cancel_futures=True)
+            held = ", ".join(readable(str(source)) for source, _, _ in suspects)
+            warnings.warn(
+                MedmaskWarning(
+                    f"a worker process died (killed? out of memory?): the case(s) the "
+                    f"workers held ({held}) are packed again, each in a process of its own; "
+                    f"the other {len(left)} go on in new worker processes"
+                ),
+                stacklevel=2,
+            )
+            for source, target, own in suspects:
+                _remove_partials([target])  # (what the dead worker was writing)
+                yield source, self._alone(source, target, {**options, **own})
+
+    def _alone(self, source: Path, target: Path, options: Mapping[str, Any]) -> Any:
+        """One job packed in a process of its own; how the process died, if it did."""
+        context = get_context("spawn")
+        receiving, sending = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_pack_into_pipe, args=(sending, source, target, dict(options)), daemon=True
+        )
+        with _main_script_not_run():
+            process.start()
+        self.alone = process
+        sending.close()
+        try:
+            outcome = receiving.recv()
+        except EOFError:  # it died
+            outcome = None
+        finally:
+            receiving.close()
+            process.join()
+            self.alone = None
+        if outcome is None:
+            _remove_partials([target])
+            return PackFailure(
+                source,
+                f"{source}: its worker process died ({_death(process.exitcode)}) while "
+                "packing it, also when packed alone",
+            )
+        if isinstance(outcome, PackResult):
+            _warn(outcome)
+        return outcome
+
+    def stop(self, targets: list[Path]) -> None:
+        """Stop at once (:func:`_stop_workers`), the process packing a job alone too."""
+        if self.alone is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                self.alone.kill()
+        _stop_workers(self.pool, targets)
+
+
+def _pack_into_pipe(
+    sending: Any, source: Path, target: Path, options: dict[str, Any]
+) -> None:  # pragma: no cover - runs in a child process (coverage does not follow it)
+    """In a process of its own: :func:`_pack_in_worker`'s outcome sent back."""
+    _leave_on_interrupt()
+    sending.send(_pack_in_worker(source, target, **options))
+    sending.close()
+
+
+def _death(code: int | None) -> str:
+    """How a process ended, from its exit code."""
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if -code == signal.SIGKILL:
+        return f"killed by {name}: out of memory?"
+    return f"killed by {name}"
 
 
 def _stop_workers(pool: ProcessPoolExecutor, targets: list[Path]) -> None:
@@ -407,28 +534,14 @@ def _stop_workers(pool: ProcessPoolExecutor, targets: list[Path]) -> None:
             process.join(10)
     with contextlib.suppress(RuntimeError):  # (stopped while the pool was starting: its
         pool.shutdown(wait=False, cancel_futures=True)  # thread not started yet)
+    _remove_partials(targets)
+
+
+def _remove_partials(targets: list[Path]) -> None:
+    """The temporary files of ``targets`` a stopped or dead worker left."""
     for target in targets:
         for partial in target.parent.glob(f".{glob.escape(target.name)}*.tmp"):
             partial.unlink(missing_ok=True)
-
-
-def _in_the_pool(
-    pool: ProcessPoolExecutor, jobs: Sequence[Job], options: Mapping[str, Any]
-) -> Iterator[tuple[Path, PackResult | PackFailure]]:
-    with _main_script_not_run():  # (the processes start as the jobs are submitted)
-        futures: dict[Future[PackResult | PackFailure], Path] = {
-            pool.submit(_pack_in_worker, source, target, **options, **own): source
-            for source, target, own in jobs
-        }
-    for future in as_completed(futures):
-        source = futures.pop(future)  # its result is not kept past here
-        try:
-            outcome = future.result()
-        except Exception as err:  # the worker process itself died
-            outcome = PackFailure(source, f"worker failed: {err!r}")
-        if isinstance(outcome, PackResult):
-            _warn(outcome)  # warnings of worker processes stay there
-        yield source, outcome
 
 
 def _leave_on_interrupt() -> None:
