@@ -317,6 +317,44 @@ def test_a_worker_that_dies_costs_only_its_own_case(
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_on_dask_a_worker_that_dies_costs_only_its_own_case(
+    cohort: Path, one_by_one: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Dask a task whose workers died (KilledWorker) failed every case of its batch:
+    its cases go again one a task, and only the case that kills its worker fails."""
+    distributed = pytest.importorskip("distributed", reason="Dask is in the dask extra")
+    import dask
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(DYING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), *sys.path]))
+    monkeypatch.setenv("DIES_AT", "case2/segmentations/liver.nii.gz")
+    with (
+        # (a task whose worker died is not given to another: KilledWorker at once)
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,  # fmt: skip
+    ):
+        result = pack_cohort(
+            cohort, tmp_path / "out", groups={"ribs": "rib_*"}, scheduler=cluster.scheduler_address
+        )
+    assert len(result.failures) == 1, result.failures
+    [failure] = result.failures
+    assert failure.source == cohort / "case2" / "segmentations"
+    assert failure.reason.startswith(
+        f"{failure.source}: its Dask worker died packing it (out of memory?), each time"
+    )
+    assert sorted(result.packed) == sorted(set(one_by_one) - {"case2"})
+    assert archives(tmp_path / "out") == {c: b for c, b in one_by_one.items() if c != "case2"}
+
+
 def test_failures_are_listed_and_changes_repacked(
     cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

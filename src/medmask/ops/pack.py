@@ -614,27 +614,61 @@ def _on_cluster(
         threads = worker_threads(client)
         size = max(1, min(_MAX_BATCH, len(jobs) // (threads * _BATCHES_PER_THREAD)))
         batches = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
-        futures = {
+
+        def submit(batch: list[Job]) -> Any:
             # absolute paths: a worker's working folder need not be this process's
-            client.submit(
+            return client.submit(
                 _pack_batch, [(s.absolute(), t.absolute(), own) for s, t, own in batch],
                 dict(options), pure=False,
-            ): batch
-            for batch in batches
-        }  # fmt: skip
+            )  # fmt: skip
+
+        futures = {submit(batch): batch for batch in batches}
+        suspects: list[Job] = []
         for future in completed(futures):
             batch = futures.pop(future)  # released: the cluster forgets its result
             try:
                 outcomes = future.result()
             except Exception as err:  # the task itself failed (a worker lost, ...)
-                outcomes = [PackFailure(s, f"its Dask task failed: {err!r}") for s, _, _ in batch]
-            for (source, target, _), there in zip(batch, outcomes, strict=True):
-                if isinstance(there, PackResult):  # named as the caller named them
-                    here = dataclasses.replace(there, source=source, target=target)
-                    _warn(here)
-                    yield source, here
+                if type(err).__name__ != "KilledWorker":
+                    outcomes = [PackFailure(s, _task_failed(s, err)) for s, _, _ in batch]
                 else:
-                    yield source, PackFailure(source, there.reason)
+                    # workers died running it (out of memory?) as often as the scheduler
+                    # allows; one of its cases may be the cause, or it ran beside the
+                    # cause on the dying workers: each case once more at the end, alone
+                    # on the cluster (nothing dies beside it)
+                    suspects += batch
+                    continue
+            yield from _named(batch, outcomes)
+        for job in suspects:
+            try:
+                outcomes = submit([job]).result()
+            except Exception as err:
+                outcomes = [PackFailure(job[0], _task_failed(job[0], err))]
+            yield from _named([job], outcomes)
+
+
+def _named(
+    batch: list[Job], outcomes: list[PackResult | PackFailure]
+) -> Iterator[tuple[Path, PackResult | PackFailure]]:
+    """A Dask task's outcomes, named as the caller named the cases (the workers were given
+    absolute paths), warnings said."""
+    for (source, target, _), there in zip(batch, outcomes, strict=True):
+        if isinstance(there, PackResult):
+            here = dataclasses.replace(there, source=source, target=target)
+            _warn(here)
+            yield source, here
+        else:
+            yield source, PackFailure(source, there.reason)
+
+
+def _task_failed(source: Path, err: BaseException) -> str:
+    """Why a case's Dask task failed."""
+    if type(err).__name__ == "KilledWorker":
+        return (
+            f"{source}: its Dask worker died packing it (out of memory?), each time the "
+            f"scheduler tried it: {err}"
+        )
+    return f"{source}: its Dask task failed: {err!r}"
 
 
 # Cases per Dask task: a task costs the scheduler milliseconds and the workers a round
