@@ -323,7 +323,6 @@ def test_sql_through_python_and_the_command_line(
             query(out, f"SELECT * FROM read_parquet('{remote}')")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
 def test_a_question_too_large_for_memory_spills_outside_the_working_folder(
     cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,6 +356,7 @@ def test_a_question_too_large_for_memory_spills_outside_the_working_folder(
     assert not spill.parent.exists()  # the spill folder goes with the connection
 
 
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
 def test_s0000_rows_are_its_statistics(tmp_path: Path) -> None:
     with pytest.warns(MedmaskWarning, match="float noise"):  # s0000's own files
         pack(SHARED, tmp_path / "a" / "s0000.mska")
