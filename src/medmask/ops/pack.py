@@ -387,7 +387,7 @@ def run_jobs(
         except BaseException:  # (Ctrl-C, SIGTERM: the workers' cases are not waited for)
             pool.stop([target for source, target, _ in jobs if source not in done])
             raise
-        pool.pool.shutdown()
+        pool.close()
 
 
 class _LocalPool:
@@ -458,7 +458,9 @@ class _LocalPool:
                 _remove_partials([target])  # (what the dead worker was writing)
                 yield source, self._alone(source, target, {**options, **own})
 
-    def _alone(self, source: Path, target: Path, options: Mapping[str, Any]) -> Any:
+    def _alone(
+        self, source: Path, target: Path, options: Mapping[str, Any]
+    ) -> PackResult | PackFailure:
         """One job packed in a process of its own; how the process died, if it did."""
         context = get_context("spawn")
         receiving, sending = context.Pipe(duplex=False)
@@ -469,6 +471,7 @@ class _LocalPool:
             process.start()
         self.alone = process
         sending.close()
+        outcome: PackResult | PackFailure | None
         try:
             outcome = receiving.recv()
         except EOFError:  # it died
@@ -487,6 +490,10 @@ class _LocalPool:
         if isinstance(outcome, PackResult):
             _warn(outcome)
         return outcome
+
+    def close(self) -> None:
+        """Let the workers go (every job is done)."""
+        self.pool.shutdown()
 
     def stop(self, targets: list[Path]) -> None:
         """Stop at once (:func:`_stop_workers`), the process packing a job alone too."""
