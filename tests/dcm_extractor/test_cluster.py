@@ -384,6 +384,51 @@ def test_a_failed_batch_task_fails_each_of_its_cases(cases48: tuple[list[Path], 
             close()
 
 
+# Loaded by every Python process started with its folder on PYTHONPATH (the cluster's
+# worker processes, not the test's own): opening a file whose path ends in DIES_AT kills
+# the process, as the kernel's out-of-memory killer ends a worker scanning a case too
+# large for its machine - every time.
+DYING = """
+import os, signal, sys
+DIES_AT = os.environ["DIES_AT"]
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        if os.fsdecode(args[0]).endswith(DIES_AT):
+            os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_case_whose_worker_dies_costs_only_itself(
+    cases48: tuple[list[Path], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch task whose workers died (KilledWorker) failed each of its cases, and the
+    batches that ran beside it on the dying workers: each such case is scanned again in a
+    task of its own, and only the case that kills its worker fails."""
+    cases, scan = cases48
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(DYING)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), *sys.path]))
+    monkeypatch.setenv("DIES_AT", str(Path("case007") / "1.dcm"))
+    # (a task whose worker died is not given to another: KilledWorker at once)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _one_worker() as c:
+        outcomes, close = scan_on_cluster(cases, scan, c.scheduler_address, None)
+        try:
+            taken = {}
+            for case in cases:
+                try:
+                    taken[case.name] = outcomes[case.name]().images
+                except CaseFailedError as err:
+                    taken[case.name] = str(err)
+        finally:
+            close()
+    killer = taken.pop("case007")
+    assert "its Dask worker died scanning it (out of memory?), also alone (KilledWorker)" in killer
+    assert set(taken.values()) == {1}  # every other case scanned, its one image counted
+
+
 def test_a_cluster_that_cannot_run_dcm_extractor_is_one_clear_error(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -183,6 +183,14 @@ class _Fetched:
             except Exception as err:  # KilledWorker, the task's own error: each case says so
                 self._error = err
 
+    def killed(self) -> bool:
+        """Whether the task failed because its workers died (Dask's KilledWorker)."""
+        try:
+            self.result()
+        except Exception as err:
+            return type(err).__name__ == "KilledWorker"
+        return False
+
     def result(self) -> list[CaseResult | CaseFailedError]:
         """The batch's results, or the error its task raised (every time asked)."""
         self._fetch()
@@ -270,7 +278,30 @@ class _ClusterBatches:
         self._left[number] -= 1
         if not self._left[number]:
             self._fetched[number] = None
+        if fetched.killed():
+            return self._alone(number, index, case)
         return batch_outcome(case, fetched, index, "its Dask task failed")
+
+    def _alone(self, number: int, index: int, case: str) -> CaseResult:
+        """Case ``index`` of batch ``number``, whose workers died running it (out of memory?)
+        as often as the scheduler allows (KilledWorker), scanned again in a task of its
+        own, when taken: one of the batch's cases may be the cause, or the batch ran beside
+        the cause on the dying workers; so each case costs itself only, and one at a time,
+        nothing of this batch dies beside the cause again."""
+        if index == 0:
+            log.warning(
+                "the Dask workers running a batch of %d case(s) died (out of memory?): each "
+                "case is scanned again in a task of its own",
+                len(self.batches[number]),
+            )
+        try:
+            alone = _Fetched(self.client.submit(self.scan, [self.batches[number][index]],
+                                                pure=False))  # fmt: skip
+        except Exception as err:  # the scheduler gone
+            alone = _Fetched(None, err)
+        return batch_outcome(
+            case, alone, 0, "its Dask worker died scanning it (out of memory?), also alone"
+        )
 
 
 def scan_on_cluster(
