@@ -95,6 +95,30 @@ def test_pack_usage_errors_exit_2(
     assert not (tmp_path / "x.mska").exists()
 
 
+def test_workers_beyond_the_machine_and_quiet_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample
+) -> None:
+    """--workers took any number (500 started 500 processes, numpy and a case in each);
+    -q was taken only before the command (dcm-extract takes it after)."""
+    import os
+
+    most = 4 * (os.cpu_count() or 1)
+    argv = ["pack", mask_sample.masks_dir, "-o", tmp_path / "x.mska"]
+    for count in (0, most + 1, 500):
+        code, _, err = run(capsys, *argv, "--workers", count)
+        assert code == 2
+        assert (
+            f"--workers: {count}: this machine has {os.cpu_count()} core(s); use 1 to {most}"
+            in (one_line_error(err))
+        )
+    assert not (tmp_path / "x.mska").exists()
+    assert run(capsys, *argv, "--workers", most, "-q")[0] == 0
+    assert (
+        run(capsys, "-q", "ls", tmp_path / "x.mska")[1]
+        == run(capsys, "ls", tmp_path / "x.mska", "-q")[1]
+    )
+
+
 def test_pack_bad_input_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mask_sample: MaskSample
 ) -> None:

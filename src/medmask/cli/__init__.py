@@ -81,6 +81,11 @@ def build_parser() -> CommandParser:
     for name, module in COMMANDS.items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
+        # (also after the command, where dcm-extract takes it: `medmask pack ... -q`)
+        sub.add_argument(
+            "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+            help="no progress bars",
+        )  # fmt: skip
         sub.set_defaults(run=module.run)
     return parser
 

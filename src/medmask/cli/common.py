@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -157,11 +158,21 @@ def level(text: str) -> int:
     return value
 
 
-def positive(text: str) -> int:
-    """A whole number of 1 or more (argparse ``type``)."""
+WORKERS_PER_CORE = 4  # far more processes than cores only compete for the same cores
+
+
+def workers(text: str) -> int:
+    """A number of worker processes for this machine (argparse ``type``): 1 to four a
+    core, as dcm-extract takes (500 by a slip of the finger would start 500 processes,
+    each with numpy and a case in memory)."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    cores = os.cpu_count() or 1
+    most = WORKERS_PER_CORE * cores
+    if not 1 <= value <= most:
+        raise argparse.ArgumentTypeError(
+            f"{value}: this machine has {cores} core(s); use 1 to {most} "
+            "(more machines: --scheduler)"
+        )
     return value
 
 

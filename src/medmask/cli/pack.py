@@ -21,7 +21,7 @@ from ..ops.cohort import (
 )
 from ..ops.pack import PackFailure, PackResult, pack, pack_many, parse_groups
 from ..ops.sources import grid_of, source_series
-from .common import UsageError, echo, level, positive, ratio, size, warn
+from .common import UsageError, echo, level, ratio, size, warn, workers
 
 HELP = "Pack NIfTI masks, label maps, DICOM SEG or Slicer files into .mska archives."
 
@@ -46,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--level", type=level, default=DEFAULT_LEVEL,
         help="level 1-22: 19 smallest, 3 faster and a little larger",
     )  # fmt: skip
-    parser.add_argument("--workers", type=positive, default=1, help="sources packed at once")
+    parser.add_argument(
+        "--workers", type=workers, default=1,
+        help="sources packed at once, in local processes (1 to 4 a core)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing archives")
     parser.add_argument(
         "--strict-geometry", action="store_true",
