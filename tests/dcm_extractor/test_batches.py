@@ -109,5 +109,7 @@ def test_a_limit_reached_in_a_gc_callback_still_stops_the_case(
     if how == "function":
         assert dropped == []  # recognised: nothing raised in the callback
     else:
-        assert [type(e).__name__ for e in dropped] == ["_PastLimitError"]  # dropped once
+        # dropped at least once: the first, sent in the callback; the timer's next may also
+        # fire while a gc callback runs (how often depends on the machine's load)
+        assert dropped and {type(e).__name__ for e in dropped} == {"_PastLimitError"}
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
