@@ -65,7 +65,9 @@ def _client(address: str | None, scheduler_file: str | None, must_see: Path | No
         # connect timeout: 30 s unless distributed.comm.timeouts.connect says otherwise)
         with warnings.catch_warnings(record=True) as heard:
             warnings.simplefilter("always")
-            client = Client(scheduler_file=scheduler_file) if scheduler_file else Client(address)
+            client = _started(
+                lambda: Client(scheduler_file=scheduler_file) if scheduler_file else Client(address)
+            )
     except (OSError, TimeoutError, ValueError) as err:
         raise ClusterError(
             f"cannot reach the Dask scheduler at {where}: {err}{_hint(where)}"
@@ -80,6 +82,23 @@ def _client(address: str | None, scheduler_file: str | None, must_see: Path | No
         client.close()
         raise
     return client
+
+
+def _started(make: Callable[[], Any], attempts: int = 3) -> Any:
+    """``make()`` - a Dask client - tried again when its event loop's thread did not start
+    within the 10 s Dask gives it, which a machine busy on every core can take: Dask then
+    fails an ``assert`` (distributed 2026.8, ``LoopRunner._start_unlocked``), a traceback
+    that said nothing of the cause (seen in a test run with both cores busy)."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except AssertionError as err:
+            if attempt == attempts - 1:
+                raise TimeoutError(
+                    f"the Dask client's event loop did not start, {attempts} times in 10 s "
+                    "(this machine too busy?)"
+                ) from err
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _DISTRIBUTION: Final = "medkit"

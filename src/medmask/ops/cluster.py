@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -14,6 +14,23 @@ from typing import Any, Final
 from ..errors import MedmaskError, MedmaskWarning
 
 __all__ = ["check_cluster", "dask_client", "worker_threads"]
+
+
+def _started(make: Callable[[], Any], attempts: int = 3) -> Any:
+    """``make()`` - a Dask client - tried again when its event loop's thread did not start
+    within the 10 s Dask gives it, which a machine busy on every core can take: Dask then
+    fails an ``assert`` (distributed 2026.8, ``LoopRunner._start_unlocked``), a traceback
+    that said nothing of the cause."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except AssertionError as err:
+            if attempt == attempts - 1:
+                raise TimeoutError(
+                    f"the Dask client's event loop did not start, {attempts} times in 10 s "
+                    "(this machine too busy?)"
+                ) from err
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextmanager
@@ -41,10 +58,12 @@ def dask_client(
     try:
         with warnings.catch_warnings(record=True) as heard:
             warnings.simplefilter("always")
-            client = (
-                Client(scheduler_file=scheduler_file, timeout="30s")
-                if scheduler_file is not None
-                else Client(address, timeout="30s")
+            client = _started(
+                lambda: (
+                    Client(scheduler_file=scheduler_file, timeout="30s")
+                    if scheduler_file is not None
+                    else Client(address, timeout="30s")
+                )
             )
     except (OSError, TimeoutError, ValueError) as err:
         raise MedmaskError(
