@@ -21,6 +21,7 @@ def _block(parser: argparse.ArgumentParser) -> str:
 
 def reference() -> str:
     """The generated part of docs/cli.md: every parser's help, 100 columns wide."""
+    from dcm_extractor.cli import SUBCOMMANDS, subcommand_parser  # noqa: PLC0415
     from dcm_extractor.cli.extract import build_parser as extract_parser  # noqa: PLC0415
     from medmask.cli import COMMANDS, build_parser  # noqa: PLC0415
 
@@ -33,6 +34,8 @@ def reference() -> str:
         for name in COMMANDS:
             parts += [f"### `medmask {name}`\n", _block(subparsers.choices[name])]
         parts += ["## `dcm-extract`\n", _block(extract_parser())]
+        for name in SUBCOMMANDS:
+            parts += [f"### `dcm-extract {name}`\n", _block(subcommand_parser(name))]
     finally:
         if width is None:
             del os.environ["COLUMNS"]

@@ -18,7 +18,13 @@ import pytest
 
 from dcm_extractor.cli import main as cli_main
 from dcm_extractor.extractor import main
-from dcm_extractor.outputs.query import NUMBER_COLUMNS, QueryError, query, views_of
+from dcm_extractor.outputs.query import (
+    NUMBER_COLUMNS,
+    QueryError,
+    query,
+    query_to_file,
+    views_of,
+)
 from dcm_extractor.outputs.studies import STUDY_TABLE
 from dcm_extractor.outputs.tables import CASE_TABLE, INSTANCE_TABLE, SERIES_TABLE
 from dcm_extractor.sample import generate_dicom_dataset
@@ -117,6 +123,27 @@ def test_the_command_line_prints_and_writes(
             back = [c[0].value for c in cells]
         assert back == [r["PatientID"] for r in rows], suffix
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left
+
+
+def test_excel_csv_begins_with_the_byte_order_mark(
+    outs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`query -o x.csv --excel`, as the run's --excel: Excel reads the CSV as UTF-8 only
+    with the BOM (Chinese names otherwise mojibake); the same rows as without it."""
+    sql = "SELECT PatientID, PatientName FROM cases ORDER BY FileName"
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    assert cli_main(["query", str(outs["csv"]), sql, "-o", str(plain)]) == 0
+    assert cli_main(["query", str(outs["csv"]), sql, "-o", str(marked), "--excel"]) == 0
+    assert not plain.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert marked.read_bytes() == b"\xef\xbb\xbf" + plain.read_bytes()
+    assert any("孙" in r["PatientName"] or "王" in r["PatientName"] for r in read_csv(marked))
+    capsys.readouterr()
+    for how in ([], ["-o", str(tmp_path / "a.parquet")]):
+        assert cli_main(["query", str(outs["csv"]), sql, "--excel", *how]) == 2
+        assert "--excel: give -o FILE.csv" in capsys.readouterr().err
+    assert not (tmp_path / "a.parquet").exists()
+    with pytest.raises(QueryError, match=r"byte order mark for Excel is for a \.csv file"):
+        query_to_file(outs["csv"], sql, tmp_path / "b.json", excel=True)
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])

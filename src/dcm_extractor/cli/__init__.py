@@ -23,7 +23,7 @@ from ..errors import DcmExtractorError
 from ..version import __version__
 from .common import PROG, READER_GONE, CommandParser, ended_as_interrupted, reader_gone, stopped
 
-__all__ = ["SUBCOMMANDS", "main"]
+__all__ = ["SUBCOMMANDS", "main", "subcommand_parser"]
 
 # Each subcommand's module is imported when it runs: the extraction's brings pydicom and
 # pyarrow, which ``dcm-extract query`` never needs (its cold start is half without them).
@@ -32,6 +32,12 @@ SUBCOMMANDS: tuple[str, ...] = ("sample", "keygen", "query")
 
 def _module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def subcommand_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` (one of :data:`SUBCOMMANDS`; docs/cli.md shows
+    its help)."""
+    return _parser(name, _module(name))
 
 
 def _parser(name: str, module: ModuleType) -> CommandParser:

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the result: .csv, .parquet, .json (one object per row) or .xlsx",
     )  # fmt: skip
     parser.add_argument(
+        "--excel", action="store_true", help="-o x.csv with a UTF-8 BOM so Excel shows Chinese"
+    )
+    parser.add_argument(
         "--max-rows", type=int, default=50, help="rows printed (default 50; -o writes all)"
     )
     parser.add_argument(
@@ -60,12 +63,16 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
         sys.stdout.buffer.flush()
         return 0
+    if args.excel and (args.output is None or args.output.suffix.lower() != ".csv"):
+        raise argparse.ArgumentTypeError(
+            "--excel: give -o FILE.csv (the byte order mark is for a CSV file)"
+        )
     if args.output is not None:
         if args.output.suffix.lower() not in OUTPUT_FORMATS:
             raise argparse.ArgumentTypeError(
                 f"-o {args.output}: give a {', '.join(OUTPUT_FORMATS)} file"
             )
-        rows = query_to_file(args.out, args.sql, args.output)
+        rows = query_to_file(args.out, args.sql, args.output, excel=args.excel)
         echo(f"{args.output}: {rows:,} rows")
         return 0
     names, shown, total = query_rows(args.out, args.sql, args.max_rows)

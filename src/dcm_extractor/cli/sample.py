@@ -14,8 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", help="folder for dicom_cases/ and ground_truth.json")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files")
     parser.add_argument("--bulk-cases", type=int, default=0, help="extra benchmark cases")
-    parser.add_argument("--series-per-case", type=positive, default=2)
-    parser.add_argument("--images-per-series", type=positive, default=3)
+    parser.add_argument(
+        "--series-per-case", type=positive, default=2, help="series in each bulk case"
+    )
+    parser.add_argument(
+        "--images-per-series", type=positive, default=3, help="images in each bulk series"
+    )
     parser.add_argument("--image-size", type=positive, default=32, help="rows and columns")
     parser.add_argument("--template", help="a real CT file whose header every image reuses")
     parser.add_argument(

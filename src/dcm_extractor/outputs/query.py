@@ -15,6 +15,7 @@ stay text (:mod:`.xlsx`).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import json
@@ -261,13 +262,25 @@ def _check_present(
         )
 
 
-def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLike[str]) -> int:
+def query_to_file(
+    out: str | os.PathLike[str],
+    sql: str,
+    output: str | os.PathLike[str],
+    *,
+    excel: bool = False,
+) -> int:
     """Write the result to ``output`` by its suffix (:data:`OUTPUT_FORMATS`), whole or not
-    at all; the rows written. The result streams from DuckDB into the file, not held."""
+    at all; the rows written. The result streams from DuckDB into the file, not held.
+
+    ``excel``: a CSV begins with the UTF-8 byte order mark, by which Excel reads it as
+    UTF-8 (without it, Excel on a Chinese Windows reads the file as GBK and shows 张三 as
+    mojibake), as the run's ``--excel`` CSVs do."""
     target = Path(output)
     options = OUTPUT_FORMATS.get(target.suffix.lower())
     if options is None:
         raise QueryError(f"{target}: write {', '.join(OUTPUT_FORMATS)}")
+    if excel and target.suffix.lower() != ".csv":
+        raise QueryError(f"{target}: the byte order mark for Excel is for a .csv file")
     _question(sql)
     with _connect(out) as (connection, broken):
         answer = _run(lambda: connection.sql(sql), out, broken)
@@ -278,7 +291,18 @@ def query_to_file(out: str | os.PathLike[str], sql: str, output: str | os.PathLi
             where = name.replace("'", "''")
             copy = f"COPY {_ANSWER} TO '{where}' ({options})"
             copied = _run(lambda: connection.execute(copy).fetchall())
+            if excel:
+                _with_bom(Path(partial))
         return int(copied[0][0]) if copied else 0
+
+
+def _with_bom(path: Path) -> None:
+    """``path`` with the UTF-8 byte order mark in front (copied, not read into memory)."""
+    marked = path.with_name(path.name + ".bom")
+    with path.open("rb") as source, marked.open("wb") as target:
+        target.write(codecs.BOM_UTF8)
+        shutil.copyfileobj(source, target, 1 << 20)
+    marked.replace(path)
 
 
 _ANSWER: Final = "query_answer"  # the view of the question's answer, in its connection
