@@ -387,6 +387,47 @@ def test_a_log_on_a_full_disk_is_said_once_and_the_run_goes_on(
     assert (out / "extraction_report.csv").is_file()
 
 
+FULL_DISK_RUN = """
+import resource, signal, sys
+from dcm_extractor.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("room", [20_000, 60_000])  # the disk full as the tables stream, at commit
+def test_a_full_disk_ends_the_run_in_one_line_naming_the_file_and_leaves_no_temporary(
+    tmp_path: Path, room: int
+) -> None:
+    """A disk filling up in the middle of a run (made real by a file-size limit: the
+    kernel refuses the write past it, EFBIG for ENOSPC) said "[Errno 28] No space left on
+    device" naming no file, printed pyarrow's traceback ("Exception ignored in
+    ParquetWriter.__del__") and left a temporary file of every merged table behind, filling
+    the disk further: the first table that could not be discarded stopped the others'
+    removal; a disk full as the tables were committed left the study table's. Now one line
+    naming the table, nothing left; with room again, the next run resumes the cases done
+    and writes what a run with room from the start writes."""
+    sample = generate_dicom_dataset(tmp_path / "s", bulk_cases=12)
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    argv = ["-d", str(sample.cases_root), "--merge-all", "--series", "--instances",
+            "--format", "csv,parquet,xlsx", "--log", os.devnull, "-q"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_RUN, str(room), *argv, "-o", str(out)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dcm-extract: error: {out}{os.sep}"), lines
+    assert lines[0].endswith(": File too large"), lines  # (EFBIG: ENOSPC on a full disk)
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert cli_main([*argv, "-o", str(out)]) == 0
+    assert cli_main([*argv, "-o", str(fresh)]) == 0
+    for name in ("all_cases.csv", "all_series.csv", "all_instances.csv", "extraction_report.csv"):
+        assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
 def test_a_working_folder_where_the_default_log_cannot_be_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,18 +17,51 @@ that shares an output folder, unlike the original extractor's files.)
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import io
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Concatenate, ParamSpec, Self, TypeVar
 
-__all__ = ["AtomicFile", "atomic_path", "fitting_name", "name_max", "write_atomic"]
+__all__ = [
+    "AtomicFile",
+    "atomic_path",
+    "fitting_name",
+    "name_max",
+    "names_its_file",
+    "write_atomic",
+]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_F = TypeVar("_F", bound="AtomicFile")
+
+
+def names_its_file(
+    method: Callable[Concatenate[_F, _P], _R],
+) -> Callable[Concatenate[_F, _P], _R]:
+    """A writing method of an :class:`AtomicFile` whose errors name the file: a write
+    refused by the system as pyarrow or the csv module pass it on says no file ("[Errno
+    28] No space left on device"); the user is told which output it was."""
+
+    @functools.wraps(method)
+    def writing(self: _F, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as err:
+            if err.filename is None and err.errno is not None:
+                raise _naming(err, self.path) from err
+            raise
+
+    return writing
 
 
 class AtomicFile:
@@ -58,6 +91,7 @@ class AtomicFile:
             raise _naming(err, self.path) from err
         return handle
 
+    @names_its_file
     def write_bytes(self, data: bytes) -> None:
         """Append ``data`` to the file."""
         self._file.write(data)
@@ -106,11 +140,17 @@ class AtomicFile:
             raise
 
     def discard(self) -> None:
-        """Drop the temporary file; ``path`` keeps what it had."""
-        try:
-            self._close()
-        finally:
-            if self._temp is not None:
+        """Drop the temporary file; ``path`` keeps what it had. Never raises for the file
+        (it is thrown away: a full disk refusing the last of its bytes as it is closed is
+        no error; the caller's error is the one to say)."""
+        text, self._text = self._text, None
+        if text is not None:
+            with contextlib.suppress(Exception):
+                text.detach()
+        with contextlib.suppress(OSError):  # (closed even when the flush before fails)
+            self._file.close()
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
                 self._temp.unlink(missing_ok=True)
 
     def _close(self) -> None:

@@ -118,6 +118,7 @@ class RunOutputs:
         self.series_primary: list[TableStream] = []
         self.series_hidden: list[TableStream] = []
         self.instance_streams: list[TableStream] = []
+        self.study_streams: list[TableStream] = []  # (made at the end: commit)
         self.studies = StudyTally() if options.series else None
         self._report = ReportStream(out / REPORT_NAME, excel=excel, labels=labels)
         self.reported = 0
@@ -125,6 +126,15 @@ class RunOutputs:
         self._case_formulas: Counter[str] = Counter()  # --excel: (formula_like) by column
         self._stems: dict[str, int] = {}  # case files' stems (casefolded) -> ProjectID
         self.cohort = Cohort() if options.html_report else None
+        try:
+            self._open_streams()
+        except BaseException:  # (a full disk: the temporary files made so far go)
+            self.discard()
+            raise
+
+    def _open_streams(self) -> None:
+        options = self.options
+        out, excel = options.out, options.excel
         headers = options.extras.headers
         policy = options.privacy
         if options.series:
@@ -238,7 +248,7 @@ class RunOutputs:
     def _streams(self) -> list[TableStream]:
         return [
             *self.primary, *self.hidden, *self.series_primary, *self.series_hidden,
-            *self.instance_streams,
+            *self.instance_streams, *self.study_streams,
         ]  # fmt: skip
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
@@ -275,7 +285,8 @@ class RunOutputs:
     def commit(self) -> None:
         self.case_files.wait()
         self.case_files.close()
-        for stream in [*self._streams, *self._study_streams()]:
+        self._add_study_streams()
+        for stream in self._streams:  # (on an error the run discards them all)
             stream.commit()
         self._report.commit()
         if not self.options.privacy.writes_identified_tables and (self.primary or self.hidden):
@@ -287,23 +298,26 @@ class RunOutputs:
                 "--desensitize: all_cases_original.csv is not written (it would hold patient names)"
             )
 
-    def _study_streams(self) -> list[TableStream]:
-        """all_studies in each format, its rows from the series given (none without --series)."""
+    def _add_study_streams(self) -> None:
+        """all_studies in each format, its rows from the series given (none without
+        --series), among the streams (:meth:`discard` drops them too)."""
         if self.studies is None:
-            return []
-        rows, streams = self.studies.rows(), []
+            return
+        rows = self.studies.rows()
         for fmt in self.options.formats:
             path = self.options.out / f"all_studies.{fmt}"
             stream = TableStream(path, fmt, excel=self.options.excel, shape=STUDY_TABLE)  # type: ignore[arg-type]
+            self.study_streams.append(stream)
             stream.write(rows)
-            streams.append(stream)
-        return streams
 
     def discard(self) -> None:
-        self.case_files.close()
-        for stream in self._streams:
-            stream.discard()
-        self._report.discard()
+        """Drop every table's temporary file (each, whatever the others do: a run ended by
+        a full disk leaves none behind), after the case files' thread has stopped."""
+        try:
+            self.case_files.close()
+        finally:
+            for stream in [*self._streams, self._report]:
+                stream.discard()
 
 
 def _write_case_then(

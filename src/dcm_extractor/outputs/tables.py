@@ -32,7 +32,7 @@ from ..sources.instances import INSTANCE_COLUMNS, INSTANCE_INTEGERS
 from ..sources.rows import FIXED_COLUMNS
 from ..sources.series import SERIES_COLUMNS, SERIES_FLOATS, SERIES_INTEGERS
 from .arrowcolumns import column
-from .atomic import AtomicFile
+from .atomic import AtomicFile, names_its_file
 from .xlsx import XlsxTable
 
 __all__ = [
@@ -172,6 +172,7 @@ class TableStream(AtomicFile):
             numeric = shape.integers | shape.floats
             self._xlsx = XlsxTable(self._file, self.names, numeric, self.path.stem)
 
+    @names_its_file
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append ``rows`` (dicts keyed by column; missing columns are empty)."""
         if self.fmt == "csv":
@@ -195,6 +196,7 @@ class TableStream(AtomicFile):
             if self._held >= self._group_rows():
                 self._flush_parquet()
 
+    @names_its_file
     def write_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
         """Append ``count`` rows given column by column (a column not given is empty):
         the same file as :meth:`write` of the rows, without a dict per row."""
@@ -296,6 +298,7 @@ class ReportStream(AtomicFile):
         )
         self._writer.writeheader()
 
+    @names_its_file
     def write(self, entries: Iterable[ReportEntry]) -> None:
         """Append report lines."""
         for entry in entries:
