@@ -146,6 +146,35 @@ def test_excel_csv_begins_with_the_byte_order_mark(
         query_to_file(outs["csv"], sql, tmp_path / "b.json", excel=True)
 
 
+FULL_DISK_QUERY = """
+import resource, signal, sys
+from dcm_extractor.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".xlsx"])
+def test_a_full_disk_under_a_query_answer_is_one_line_naming_it(
+    outs: dict[str, Path], tmp_path: Path, suffix: str
+) -> None:
+    """`query -o` onto a full disk (a file-size limit: EFBIG for ENOSPC) said DuckDB's
+    "IO Error: Async write failed for range [offset=0, size=...]: {"exception_type": ...}"
+    naming the temporary file, or "[Errno 27] File too large" naming none (the workbook);
+    now the file asked for and the system's words, and nothing left."""
+    answer = tmp_path / f"answer{suffix}"
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_QUERY, "query", str(outs["parquet"]),
+         "SELECT * FROM cases", "-o", str(answer)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == f"dcm-extract: error: {answer}: File too large\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_a_question_loads_no_reading_code(outs: dict[str, Path], kind: str) -> None:
     """`dcm-extract query` imports DuckDB, not the extraction's pydicom and pyarrow (half

@@ -356,6 +356,36 @@ def test_a_question_too_large_for_memory_spills_outside_the_working_folder(
     assert not spill.parent.exists()  # the spill folder goes with the connection
 
 
+FULL_DISK_QUERY = """
+import resource, signal, sys
+from medmask.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_a_full_disk_under_a_query_answer_is_one_line_naming_it(
+    cohort: Path, tmp_path: Path, suffix: str
+) -> None:
+    """`query -o` onto a full disk (a file-size limit: EFBIG for ENOSPC) said DuckDB's
+    "IO Error: Async write failed for range [offset=0, size=...]: {"exception_type": ...}"
+    naming the temporary file; now the file asked for and the system's words."""
+    catalog = tmp_path / "catalog.parquet"
+    build_catalog(cohort / "archives", catalog)
+    answer = tmp_path / f"answer{suffix}"
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_QUERY, "query", str(catalog),
+         "SELECT * FROM masks", "-o", str(answer)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == f"medmask: error: {answer}: File too large\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.parquet"]
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
 def test_s0000_rows_are_its_statistics(tmp_path: Path) -> None:
     with pytest.warns(MedmaskWarning, match="float noise"):  # s0000's own files

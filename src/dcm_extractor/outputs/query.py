@@ -285,24 +285,48 @@ def query_to_file(
     with _connect(out) as (connection, broken):
         answer = _run(lambda: connection.sql(sql), out, broken)
         _run(lambda: answer.create_view(_ANSWER))
-        if not options:
-            return _xlsx(connection, answer, target)
-        with atomic_path(target) as partial, _duckdb_writes(Path(partial)) as name:
-            where = name.replace("'", "''")
-            copy = f"COPY {_ANSWER} TO '{where}' ({options})"
-            copied = _run(lambda: connection.execute(copy).fetchall())
-            if excel:
-                _with_bom(Path(partial))
+        with _written_as(target):
+            if not options:
+                return _xlsx(connection, answer, target)
+            with atomic_path(target) as partial, _duckdb_writes(Path(partial)) as name:
+                where = name.replace("'", "''")
+                copy = f"COPY {_ANSWER} TO '{where}' ({options})"
+                copied = _run(lambda: connection.execute(copy).fetchall())
+                if excel:
+                    _with_bom(Path(partial))
         return int(copied[0][0]) if copied else 0
+
+
+@contextmanager
+def _written_as(output: Path) -> Iterator[None]:
+    """Errors of writing ``output`` as ``output: what`` - a full disk's, which DuckDB
+    says in JSON naming the temporary file (``IO Error: Async write failed ...:
+    {"exception_message": "Could not write file \\".q.csv.x7.tmp\\": No space left on
+    device", "errno": "28"}``), and the system's, which name no file."""
+    try:
+        yield
+    except QueryError as err:
+        code = re.search(r'\bwrite\b.*"errno":\s*"(\d+)"', str(err.__cause__))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number), str(output)) from err
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(output)) from err
 
 
 def _with_bom(path: Path) -> None:
     """``path`` with the UTF-8 byte order mark in front (copied, not read into memory)."""
     marked = path.with_name(path.name + ".bom")
-    with path.open("rb") as source, marked.open("wb") as target:
-        target.write(codecs.BOM_UTF8)
-        shutil.copyfileobj(source, target, 1 << 20)
-    marked.replace(path)
+    try:
+        with path.open("rb") as source, marked.open("wb") as target:
+            target.write(codecs.BOM_UTF8)
+            shutil.copyfileobj(source, target, 1 << 20)
+        marked.replace(path)
+    finally:
+        marked.unlink(missing_ok=True)
 
 
 _ANSWER: Final = "query_answer"  # the view of the question's answer, in its connection

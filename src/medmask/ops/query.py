@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -84,29 +85,53 @@ def query_to_file(
     if excel and out.suffix.lower() != ".csv":
         raise MedmaskError(f"{out}: the byte order mark for Excel is for a .csv file")
     _question(sql)
-    with connect(catalogs) as connection, atomic_path(out) as partial:
-        with _duckdb_writes(Path(partial)) as name:
-            target = name.replace("'", "''")
+    with connect(catalogs) as connection:
+        _run(lambda: connection.sql(sql).create_view("query_answer"))
+        with _written_as(out), atomic_path(out) as partial:
+            with _duckdb_writes(Path(partial)) as name:
+                target = name.replace("'", "''")
 
-            def run() -> int:
-                connection.sql(sql).create_view("query_answer")
-                copy = f"COPY query_answer TO '{target}' ({options})"
-                copied = connection.execute(copy).fetchall()
-                return int(copied[0][0]) if copied else 0
+                def run() -> int:
+                    copy = f"COPY query_answer TO '{target}' ({options})"
+                    copied = connection.execute(copy).fetchall()
+                    return int(copied[0][0]) if copied else 0
 
-            written: int = _run(run)
-        if excel:
-            _with_bom(Path(partial))
+                written: int = _run(run)
+            if excel:
+                _with_bom(Path(partial))
         return written
+
+
+@contextmanager
+def _written_as(output: Path) -> Iterator[None]:
+    """Errors of writing ``output`` as ``output: what`` - a full disk's, which DuckDB
+    says in JSON naming the temporary file (``IO Error: Async write failed ...:
+    {"exception_message": "Could not write file \\".q.csv.x7.tmp\\": No space left on
+    device", "errno": "28"}``), and the system's, which name no file."""
+    try:
+        yield
+    except MedmaskError as err:
+        code = re.search(r'\bwrite\b.*"errno":\s*"(\d+)"', str(err.__cause__))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number), str(output)) from err
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(output)) from err
 
 
 def _with_bom(path: Path) -> None:
     """``path`` with the UTF-8 byte order mark in front (copied, not read into memory)."""
     marked = path.with_name(path.name + ".bom")
-    with path.open("rb") as source, marked.open("wb") as target:
-        target.write(codecs.BOM_UTF8)
-        shutil.copyfileobj(source, target, 1 << 20)
-    marked.replace(path)
+    try:
+        with path.open("rb") as source, marked.open("wb") as target:
+            target.write(codecs.BOM_UTF8)
+            shutil.copyfileobj(source, target, 1 << 20)
+        marked.replace(path)
+    finally:
+        marked.unlink(missing_ok=True)
 
 
 @contextmanager
