@@ -310,7 +310,7 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["sample", str(tmp_path), "--no-showcase", "--bulk-cases", "1"]) == 0
     assert "ground_truth.json" in capsys.readouterr().out
     assert main(["sample", str(tmp_path), "--no-showcase"]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists; --overwrite (overwrite=True) replaces it" in capsys.readouterr().err
     assert main(["sample", str(tmp_path), "--image-size", "0"]) == 2
     assert main(["--version"]) == 0
     assert "dcm-extract" in capsys.readouterr().out

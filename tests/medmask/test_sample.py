@@ -163,7 +163,7 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["sample", str(tmp_path)]) == 0
     assert "117 masks" in capsys.readouterr().out
     assert main(["sample", str(tmp_path)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists; --overwrite (overwrite=True) replaces it" in capsys.readouterr().err
     assert main(["sample", str(tmp_path), "--scale", "huge"]) == 2
     assert main(["sample"]) == 2
     assert main(["--version"]) == 0

@@ -138,7 +138,9 @@ def generate_dicom_dataset(
     root = out / CASES_DIRNAME
     if root.exists():
         if not overwrite:
-            raise SampleDataError(f"{root} already exists; pass overwrite=True to replace it")
+            raise SampleDataError(
+                f"{root} already exists; --overwrite (overwrite=True) replaces it"
+            )
         shutil.rmtree(root)
     root.mkdir(parents=True)
 

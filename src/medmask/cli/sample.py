@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Iterator
 
 from ..sample import generate_masks
 from .common import echo
@@ -24,12 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = generate_masks(
-        args.out_dir, seed=args.seed, scale=args.scale, overwrite=args.overwrite,
-        ct_series=args.ct_series,
-    )  # fmt: skip
+    with _naming(args.out_dir):
+        result = generate_masks(
+            args.out_dir, seed=args.seed, scale=args.scale, overwrite=args.overwrite,
+            ct_series=args.ct_series,
+        )  # fmt: skip
     echo(f"{len(result.names)} masks in {result.masks_dir}")
     echo(f"multi-label: {result.multilabel_path}")
     if result.ct_series_dir is not None:
         echo(f"CT series: {result.ct_series_dir}")
     return 0
+
+
+@contextlib.contextmanager
+def _naming(out_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """A write the system refused as it passes it on naming no file (a full disk's
+    "[Errno 28] No space left on device") as one naming the sample's folder."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        what = f"{err.strerror} (the sample is incomplete: --overwrite replaces it)"
+        raise OSError(err.errno, what, os.fspath(out_dir)) from err

@@ -140,7 +140,9 @@ def generate_masks(
     masks_dir = out / MASKS_DIRNAME
     if masks_dir.exists():
         if not overwrite:
-            raise MedmaskError(f"{masks_dir} already exists; pass overwrite=True to replace it")
+            raise MedmaskError(
+                f"{masks_dir} already exists; --overwrite (overwrite=True) replaces it"
+            )
         shutil.rmtree(masks_dir)
     masks_dir.mkdir(parents=True)
 
