@@ -87,6 +87,16 @@ def test_a_slice_whose_position_is_not_numbers_is_named(tmp_path: Path) -> None:
         read_source_series(tmp_path / "ct")
 
 
+def test_a_source_that_is_no_folder_says_what_it_is(tmp_path: Path) -> None:
+    """A mistyped --source said "not a folder of DICOM files", as if the folder were
+    there and held none (the message a folder of other files gets)."""
+    with pytest.raises(FormatError, match=r"nowhere: no such folder; give the folder of the"):
+        read_source_series(tmp_path / "nowhere")
+    (tmp_path / "ct.zip").write_bytes(b"PK")
+    with pytest.raises(FormatError, match=r"ct\.zip: a file; give the folder of the image"):
+        read_source_series(tmp_path / "ct.zip")
+
+
 def test_two_series_are_named_and_one_can_be_chosen(tmp_path: Path) -> None:
     a = oblique_series(tmp_path / "ct", seed="series-a")
     for i, path in enumerate(oblique_series(tmp_path / "b", seed="series-b")):

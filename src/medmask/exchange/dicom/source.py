@@ -116,7 +116,8 @@ def read_source_series(
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FormatError(f"{root}: not a folder of DICOM files")
+        what = "a file" if root.exists() else "no such folder"
+        raise FormatError(f"{root}: {what}; give the folder of the image series' DICOM files")
     skipped: list[tuple[str, str]] = []
     by_series = _slices_by_series(root, skipped)
     chosen = _choose_series(root, by_series, series_uid, len(skipped), tuple(named), namer)
