@@ -50,3 +50,31 @@ def test_reader_gone_asks_the_pipe_itself(
         assert common.reader_gone()
         print("after", file=stdout, flush=True)  # into /dev/null: no BrokenPipeError
         assert os.path.samestat(os.fstat(stdout.fileno()), Path(os.devnull).stat())
+
+
+@pytest.mark.parametrize("tool", [["medmask"], ["dcm_extractor"]], ids=["medmask", "dcm-extract"])
+def test_a_result_line_keeps_the_terminals_encoding(tool: list[str], tmp_path: Path) -> None:
+    """Under a GBK locale (a Chinese server; Windows' console redirected to a file) a line
+    holding one character GBK lacks (Ø) was written whole in UTF-8, so its Chinese came out
+    as mojibake among GBK lines; now in GBK, that one character as its escape. A file name
+    whose bytes are not GBK text goes out as its bytes, as before. The tools' own output,
+    read by the codec: `sample` prints the folder it wrote, named here so."""
+    name = "Øle_孙"
+    out = tmp_path / name
+    env = {**os.environ, "PYTHONIOENCODING": "gbk"}
+    done = subprocess.run(
+        [sys.executable, "-m", *tool, "sample", str(out)], capture_output=True, env=env,
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    shown = str(tmp_path).encode("gbk") + b"/\\xd8le_" + "孙".encode("gbk")
+    assert shown in first, first
+    first.decode("gbk")  # the whole line is GBK text
+    raw = os.fsencode(tmp_path) + b"/raw_\xff"  # (not UTF-8, nor GBK: a lone byte)
+    done = subprocess.run(
+        [sys.executable, "-m", *tool, "sample", raw], capture_output=True, env=env,
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert raw in done.stdout.splitlines()[0]

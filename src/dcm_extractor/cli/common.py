@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["PROG", "READER_GONE", "CommandParser", "echo", "positive", "reader_gone"]
 
@@ -53,14 +54,37 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def echo(text: str = "") -> None:
-    """A result line on stdout (a path whose name is not UTF-8 in its bytes on disk, as
-    ``ls`` prints it)."""
+    """A result line on stdout, in its encoding (the locale's: GBK on a Chinese server or
+    Windows' console redirected to a file). A character it cannot hold is written as its
+    escape (``\\xd8`` for Ø under GBK), the rest of the line as it is; a name whose bytes
+    on disk are not text in that encoding, as those bytes (as ``ls`` prints it)."""
     try:
         print(text, flush=True)
     except UnicodeEncodeError:
         sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+        encoding = sys.stdout.encoding or "utf-8"
+        sys.stdout.buffer.write((text + "\n").encode(encoding, _SHOWN))
         sys.stdout.buffer.flush()
+
+
+_SHOWN: Final = "dcm_extractor.shown"  # (the error handler below, registered under this name)
+
+
+def _shown(err: UnicodeError) -> tuple[bytes, int]:
+    """An encoding's error handler: a name's undecodable bytes (surrogate escapes) as
+    those bytes, any other character the encoding lacks as its backslash escape."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    out = bytearray()
+    for char in err.object[err.start : err.end]:
+        if "\udc80" <= char <= "\udcff":
+            out.append(ord(char) - 0xDC00)
+        else:
+            out += char.encode("ascii", "backslashreplace")
+    return bytes(out), err.end
+
+
+codecs.register_error(_SHOWN, _shown)
 
 
 def positive(text: str) -> int:
