@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -390,19 +391,44 @@ def case_file_stem(case: str, out: Path) -> str:
     (:class:`RunOutputs`)."""
     room = name_max(out) - len(_LONGEST_SUFFIX)
     folded = case.casefold()
+    size = _stored_size(case)
     if (
-        len(os.fsencode(case)) <= room
+        size is not None
+        and size <= room
         and folded not in _RUN_FILES
         and not folded.endswith(".desensitized")
     ):
         return case
-    mark = "~" + hashlib.sha256(os.fsencode(case)).hexdigest()[:8]
-    return fitting_name(case, room - len(mark)) + mark
+    # (the hash of the name's UTF-8, the same in any locale; its bytes where not UTF-8)
+    mark = "~" + hashlib.sha256(case.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return fitting_name(_storable(case), room - len(mark)) + mark
+
+
+def _stored_size(name: str) -> int | None:
+    """The bytes ``name`` takes as a file name here; None when the locale's encoding of
+    file names cannot hold it (a UTF-8 folder named Øle under LANG=zh_CN.GBK)."""
+    try:
+        return len(os.fsencode(name))
+    except UnicodeEncodeError:
+        return None
+
+
+def _storable(name: str) -> str:
+    """``name`` with each character the locale's file names cannot hold as ``_``."""
+    if _stored_size(name) is not None:
+        return name
+    return "".join(char if _stored_size(char) is not None else "_" for char in name)
 
 
 def _renamed_why(case: str, out: Path) -> str:
     """Why :func:`case_file_stem` does not name the case's files after it."""
-    if len(os.fsencode(case)) > name_max(out) - len(_LONGEST_SUFFIX):
+    size = _stored_size(case)
+    if size is None:
+        return (
+            "the case's name has characters file names cannot hold in this locale "
+            f"({sys.getfilesystemencoding()})"
+        )
+    if size > name_max(out) - len(_LONGEST_SUFFIX):
         return "the case's name is longer than a file name may be"
     return (
         "the case's name would overwrite other files (a name of the run's own files, "

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import DcmExtractorError
-from ..sources.names import READINGS, readable
+from ..sources.names import READINGS
 from .atomic import AtomicFile, atomic_path
 from .xlsx import XlsxTable
 
@@ -422,12 +422,22 @@ def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:
     copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
     temporary folder of its own that lives as long as ``links``."""
     text = str(path)
-    if readable(text) == text:
+    if _duckdb_opens(text):
         return text
     folder = links.enter_context(tempfile.TemporaryDirectory(prefix="dcm-extract-query-"))
     link = Path(folder) / f"table{path.suffix}"
     link.symlink_to(path.absolute())
     return str(link)
+
+
+def _duckdb_opens(text: str) -> bool:
+    """Whether DuckDB, which opens a path by its text in UTF-8, opens the file ``text``
+    names: whether its bytes on disk are that UTF-8 (not a GBK name of a Windows copy,
+    and not in a GBK locale any name but an ASCII or a GBK-less one)."""
+    try:
+        return text.encode("utf-8") == os.fsencode(text)
+    except UnicodeEncodeError:  # (surrogate escapes of a name that is not UTF-8)
+        return False
 
 
 @contextmanager
@@ -437,7 +447,7 @@ def _duckdb_writes(partial: Path) -> Iterator[str]:
     copied into ``partial`` when DuckDB is done. (A link would not do: DuckDB replaces the
     file a path names rather than writing through a link.)"""
     text = str(partial)
-    if readable(text) == text:
+    if _duckdb_opens(text):
         yield text
         return
     with tempfile.TemporaryDirectory(prefix="dcm-extract-query-") as folder:

@@ -27,7 +27,7 @@ from ..reading.fastheader import (
 )
 from ..reading.fullparse import parse_failure
 from .instances import NO_ROW_REASONS, InstanceRows
-from .names import readable
+from .names import readable, sort_key
 from .rows import RowProblem, build_row, fill_from, missing_uids
 from .series import SeriesTally
 from .walk import WalkProblem, walk_case_files
@@ -114,9 +114,16 @@ class CaseResult:
 
 
 def iter_case_dirs(root: str | os.PathLike[str]) -> list[Path]:
-    """The immediate sub-folders of ``root``, sorted by name (hidden ones excluded)."""
+    """The immediate sub-folders of ``root``, sorted by name (hidden ones excluded), so
+    that new cases are numbered in the same order in any locale (:func:`.names.sort_key`:
+    under ``LANG=zh_CN.GBK`` Python reads a UTF-8 name as other text)."""
     base = Path(root)
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = (p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(found, key=_name_key)
+
+
+def _name_key(path: Path) -> str:
+    return sort_key(path.name)
 
 
 def scan_root_files(root: Path) -> CaseResult:
@@ -125,10 +132,14 @@ def scan_root_files(root: Path) -> CaseResult:
     names starting with a dot) with every file in them."""
     result = CaseResult("")
     detail = "not a case: a file directly under the data root (zips: --move-top-level-zips)"
-    for index, path in enumerate(sorted(p for p in root.iterdir() if not p.is_dir())):
+    for index, path in enumerate(
+        sorted((p for p in root.iterdir() if not p.is_dir()), key=_name_key)
+    ):
         _skip(result, _Place(readable(path.name), f"root-file{index:05d}"), "not_in_case", detail)
         result.files += 1
-    hidden = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("."))
+    hidden = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith(".")), key=_name_key
+    )
     for index, folder in enumerate(hidden):
         count = sum(1 for _ in walk_case_files(folder))
         why = f"a hidden folder (its name starts with a dot): its {count} files were not scanned"

@@ -19,19 +19,47 @@ Python gives them; only their text in outputs changes.
 
 from __future__ import annotations
 
+import codecs
 import os
+import sys
 from typing import Final
 
-__all__ = ["is_utf8", "original_bytes", "readable", "reading_of"]
+__all__ = ["is_utf8", "original_bytes", "readable", "reading_of", "sort_key"]
 
 READINGS: Final = ("utf-8", "gb18030", "latin-1")
+# Python gives names in the locale's encoding: UTF-8 almost everywhere, GBK on a server set
+# up in Chinese (LANG=zh_CN.GBK), where a UTF-8 name such as 张三 comes as valid GBK text
+# (寮犱笁), which only its bytes tell apart. The tables must not depend on the locale.
+_FILE_SYSTEM_UTF8: Final = codecs.lookup(sys.getfilesystemencoding()).name == "utf-8"
+
+
+def sort_key(name: str) -> str:
+    """The key names are sorted by: the name as a UTF-8 locale gives it (its bytes read
+    as UTF-8, the bytes that are not as surrogate escapes), so that case folders are
+    numbered, and files read, in the same order in any locale."""
+    if _FILE_SYSTEM_UTF8:
+        return name
+    try:
+        return os.fsencode(name).decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # (not a name from the file system)
+        return name
 
 
 def is_utf8(name: str) -> bool:
-    """Whether ``name`` came from UTF-8 bytes (holds no surrogate escapes)."""
+    """Whether ``name`` came from UTF-8 bytes on disk (in a UTF-8 locale: holds no
+    surrogate escapes). A name the locale's encoding cannot hold (not from the file
+    system) counts as UTF-8: it is text already."""
+    if _FILE_SYSTEM_UTF8:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
     try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
+        os.fsencode(name).decode("utf-8")
+    except UnicodeEncodeError:  # (not a name from the file system)
+        return True
+    except UnicodeDecodeError:
         return False
     return True
 
@@ -61,7 +89,17 @@ def readable(name: str) -> str:
     'badÿ.dcm'
     """
     reading = reading_of(name)
-    return name if reading == "utf-8" else os.fsencode(name).decode(reading)
+    if reading != "utf-8":
+        return os.fsencode(name).decode(reading)
+    return name if _FILE_SYSTEM_UTF8 else _utf8_text(name)
+
+
+def _utf8_text(name: str) -> str:
+    """A name whose bytes on disk are UTF-8, as that text (outside a UTF-8 locale)."""
+    try:
+        return os.fsencode(name).decode("utf-8")
+    except UnicodeEncodeError:  # (not a name from the file system)
+        return name
 
 
 def original_bytes(text: str, reading: str) -> bytes:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .names import sort_key
+
 __all__ = ["WalkProblem", "walk_case_files"]
 
 _KINDS = (
@@ -53,6 +55,12 @@ def walk_case_files(folder: Path) -> Iterator[Path | WalkProblem]:
     yield from linked
 
 
+def _by_name(entry: os.DirEntry[str]) -> str:
+    """A name's sort key (:func:`.names.sort_key`): the order, and so which image is a
+    series' first, is the same in any locale."""
+    return sort_key(entry.name)
+
+
 def _visit(
     folder: Path,
     visited: set[tuple[int, int]],
@@ -63,7 +71,7 @@ def _visit(
 ) -> Iterator[Path | WalkProblem]:
     try:
         with os.scandir(folder) as scan:
-            entries = sorted(scan, key=lambda entry: entry.name)
+            entries = sorted(scan, key=_by_name)
     except OSError as err:
         yield WalkProblem(folder, "unreadable_folder", f"cannot be listed ({_name(err)})")
         return

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import copy
 import functools
@@ -26,6 +27,7 @@ import logging
 import math
 import os
 import re
+import sys
 import threading
 import unicodedata
 import warnings
@@ -416,10 +418,14 @@ def mask_file_name(name: str) -> str:
     """``name`` as a file name that is safe on Linux, macOS and Windows.
 
     Characters a file name cannot hold somewhere (``/ \\ : * ? " < > |``, control
-    characters) and ``%`` itself become ``%XX`` (their UTF-8 bytes in hex, as in a URL);
-    so do spaces and dots at either end, a name that is all dots (``.``, ``..``) and the
-    first letter of a Windows device name (``CON`` -> ``%43ON``). Every other character,
-    Chinese included, stays. Two different names never give the same file name.
+    characters), those the locale's encoding of file names lacks (``Ø`` under
+    ``LANG=zh_CN.GBK``) and ``%`` itself become ``%XX`` (their UTF-8 bytes in hex, as in
+    a URL); so do spaces and dots at either end, a name that is all dots (``.``, ``..``)
+    and the first letter of a Windows device name (``CON`` -> ``%43ON``). Every other
+    character, Chinese included, stays - except, in a locale that is not UTF-8, in a name
+    whose bytes there would read back as another name (:func:`~medmask.files.names.readable`
+    reads UTF-8 first: 脾 in GBK reads as Ƣ). Two different names never give the same
+    file name.
 
     Examples
     --------
@@ -432,6 +438,11 @@ def mask_file_name(name: str) -> str:
     """
     escape = _escape
     chars = [escape(ch) if ch in _UNSAFE_IN_FILE_NAMES or ord(ch) < 32 else ch for ch in name]
+    if not _FILE_SYSTEM_UTF8:  # (a GBK locale: a character it lacks cannot be a file's)
+        chars = [escape(ch) if len(ch) == 1 and _unstorable(ch) else ch for ch in chars]
+        if readable("".join(chars)) != "".join(chars):  # its GBK bytes, read, say another
+            # name (脾 is C6 A2 in GBK, which UTF-8 reads as Ƣ): escaped, it comes back
+            chars = [escape(ch) if len(ch) == 1 and ord(ch) > 127 else ch for ch in chars]
     for order in (range(len(chars)), range(len(chars) - 1, -1, -1)):
         for i in order:  # spaces and dots at either end
             if name[i] not in " .":
@@ -507,6 +518,18 @@ def _name_tag(name: str) -> str:
 def _file_key(file: str) -> str:
     """What a case-insensitive, composition-insensitive file system compares."""
     return unicodedata.normalize("NFC", file).lower()
+
+
+_FILE_SYSTEM_UTF8: Final = codecs.lookup(sys.getfilesystemencoding()).name == "utf-8"
+
+
+def _unstorable(ch: str) -> bool:
+    """Whether the locale's encoding of file names lacks ``ch``."""
+    try:
+        os.fsencode(ch)
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _escape(ch: str) -> str:

@@ -9,17 +9,26 @@ a name that goes into an output goes through :func:`readable` first.
 
 from __future__ import annotations
 
+import codecs
 import os
+import sys
+from typing import Final
 
 __all__ = ["readable"]
 
-_READINGS = ("gb18030", "latin-1")  # GB18030: a superset of GBK; Latin-1 reads any byte
+_READINGS = ("utf-8", "gb18030", "latin-1")  # GB18030: a superset of GBK; Latin-1: any byte
+# Python gives names in the locale's encoding: UTF-8 almost everywhere, GBK on a server set
+# up in Chinese (LANG=zh_CN.GBK), where a UTF-8 name such as 肝脏 comes as valid GBK text
+# (鑲濊剰), which only its bytes tell apart.
+_FILE_SYSTEM_UTF8: Final = codecs.lookup(sys.getfilesystemencoding()).name == "utf-8"
 
 
 def readable(name: str) -> str:
-    """``name`` as text any file can hold: itself when it came from UTF-8 bytes, else its
-    bytes read as GB18030 (what Chinese Windows writes) when they are that, else as
-    Latin-1 (one character a byte). Either reading gives the bytes back when encoded.
+    """``name`` as text any file can hold, the same in any locale: its bytes on disk read
+    as UTF-8 when they are that, else as GB18030 (what Chinese Windows writes) when they
+    are that, else as Latin-1 (one character a byte). Either reading gives the bytes back
+    when encoded. A name that did not come from the file system (the locale's encoding
+    cannot hold it) is itself.
 
     Examples
     --------
@@ -28,11 +37,16 @@ def readable(name: str) -> str:
     >>> readable(os.fsdecode("肝脏".encode("gbk")))
     '肝脏'
     """
+    if _FILE_SYSTEM_UTF8:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return name
     try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
         raw = os.fsencode(name)
-    else:
+    except UnicodeEncodeError:  # (not a name from the file system)
         return name
     for reading in _READINGS:
         try:

@@ -20,7 +20,6 @@ from typing import Any, Final
 
 from ..errors import MedmaskError
 from ..files.atomic import atomic_path
-from ..files.names import readable
 
 __all__ = ["OUTPUT_FORMATS", "connect", "query", "query_rows", "query_to_file"]
 
@@ -170,7 +169,7 @@ def _utf8_path(path: Path, links: contextlib.ExitStack) -> str:
     copy's GBK folder), which DuckDB cannot open - a link to it with a UTF-8 name in a
     temporary folder of its own that lives as long as ``links``."""
     text = str(path)
-    if readable(text) == text:
+    if _duckdb_opens(text):
         return text
     folder = links.enter_context(tempfile.TemporaryDirectory(prefix="medmask-query-"))
     link = Path(folder) / f"table{path.suffix}"
@@ -209,6 +208,16 @@ def _said(err: Exception) -> str:
     return f"{first} ({offers[0]})" if offers else first
 
 
+def _duckdb_opens(text: str) -> bool:
+    """Whether DuckDB, which opens a path by its text in UTF-8, opens the file ``text``
+    names: whether its bytes on disk are that UTF-8 (not a GBK name of a Windows copy,
+    and not in a GBK locale any name but an ASCII or a GBK-less one)."""
+    try:
+        return text.encode("utf-8") == os.fsencode(text)
+    except UnicodeEncodeError:  # (surrogate escapes of a name that is not UTF-8)
+        return False
+
+
 @contextmanager
 def _duckdb_writes(partial: Path) -> Iterator[str]:
     """The path DuckDB writes ``partial`` as: itself, or - when its name is not UTF-8 (a
@@ -216,7 +225,7 @@ def _duckdb_writes(partial: Path) -> Iterator[str]:
     copied into ``partial`` when DuckDB is done. (A link would not do: DuckDB replaces the
     file a path names rather than writing through a link.)"""
     text = str(partial)
-    if readable(text) == text:
+    if _duckdb_opens(text):
         yield text
         return
     with tempfile.TemporaryDirectory(prefix="medmask-query-") as folder:
