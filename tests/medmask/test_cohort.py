@@ -159,6 +159,23 @@ KILLER = textwrap.dedent(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("workers", [0, -1, 4 * (os.cpu_count() or 1) + 1, 2.5])
+def test_a_number_of_workers_the_machine_cannot_take_is_refused(
+    cohort: Path, tmp_path: Path, workers: float
+) -> None:
+    """From Python, workers=0 or -1 packed in this process without a word and 500 started
+    500 processes (the command line refuses them); now a ValueError naming the range, as
+    dcm-extract's RunOptions, before anything is written."""
+    from medmask.ops.pack import pack_many
+
+    most = 4 * (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match=rf"workers {workers}: .* use 1 to {most}"):
+        pack_cohort(cohort, tmp_path / "out", workers=workers)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"use 1 to {most}"):
+        pack_many([cohort / "case0"], tmp_path / "out", workers=workers)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_killed_run_resumes_without_redoing_finished_cases(
     cohort: Path, one_by_one: dict[str, bytes], tmp_path: Path
 ) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+from ..ops.cluster import WORKERS_PER_CORE
+
 __all__ = [
     "PROG",
     "READER_GONE",
@@ -180,9 +182,6 @@ def level(text: str) -> int:
     if not 1 <= value <= 22:
         raise argparse.ArgumentTypeError(f"level must be 1 to 22, got {value}")
     return value
-
-
-WORKERS_PER_CORE = 4  # far more processes than cores only compete for the same cores
 
 
 def workers(text: str) -> int:

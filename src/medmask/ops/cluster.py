@@ -13,7 +13,29 @@ from typing import Any, Final
 
 from ..errors import MedmaskError, MedmaskWarning
 
-__all__ = ["check_cluster", "dask_client", "worker_threads"]
+__all__ = ["WORKERS_PER_CORE", "check_cluster", "check_workers", "dask_client", "worker_threads"]
+
+
+WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
+
+
+def check_workers(workers: int) -> None:
+    """Refuse a number of local worker processes outside 1 to four a core (500 by a slip
+    would start 500 processes, each with numpy and a case in memory), as dcm-extract's
+    ``RunOptions`` does.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` is not 1 to :data:`WORKERS_PER_CORE` times the machine's cores.
+    """
+    cores = os.cpu_count() or 1
+    most = WORKERS_PER_CORE * cores
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= most:
+        raise ValueError(
+            f"workers {workers!r}: this machine has {cores} core(s); use 1 to {most} "
+            "(more machines: a Dask scheduler)"
+        )
 
 
 def _started(make: Callable[[], Any], attempts: int = 3) -> Any:

@@ -43,6 +43,7 @@ from ..exchange.nifti import (
 from ..files.atomic import atomic_path
 from ..files.locks import NO_LOCKS, lock_now
 from ..files.names import readable
+from .cluster import check_workers
 from .pack import TOTALSEG_FOLDER, Job, PackFailure, PackResult, run_jobs
 from .sources import natural_key
 
@@ -340,7 +341,12 @@ def pack_cohort(
     ------
     MedmaskError
         ``root`` is not a cohort folder, or the Dask scheduler cannot be reached.
+    ValueError
+        Without a scheduler, ``workers`` is not 1 to four a core
+        (:func:`~medmask.ops.cluster.check_workers`).
     """
+    if scheduler is None and scheduler_file is None:
+        check_workers(workers)
     start = time.perf_counter()
     cohort = layout if isinstance(layout, CohortLayout) else detect_cohort(root, layout)
     if cohort is None:

@@ -33,7 +33,7 @@ from ..files.archive import MaskArchive
 from ..files.atomic import atomic_path, check_writable
 from ..files.names import readable
 from .allocator import roomy_allocator
-from .cluster import dask_client, worker_threads
+from .cluster import check_workers, dask_client, worker_threads
 from .sources import natural_key, source_kind
 
 if TYPE_CHECKING:
@@ -329,7 +329,10 @@ def pack_many(
     ------
     MedmaskError
         Two sources would write the same archive name.
+    ValueError
+        ``workers`` is not 1 to four a core (:func:`~medmask.ops.cluster.check_workers`).
     """
+    check_workers(workers)
     out = Path(out_dir)
     targets: dict[str, Path] = {}
     for source in sources:
