@@ -553,3 +553,44 @@ def test_on_a_dask_local_cluster_the_catalog_is_the_same(
         assert pq.read_table(tmp_path / "there-2.parquet").equals(
             pq.read_table(tmp_path / "here-2.parquet")
         )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_on_dask_an_archive_whose_worker_dies_costs_only_itself(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Dask a part whose workers died (KilledWorker: out of memory, a crash in a C
+    library) ended the whole catalog with that error, nothing written. Its archives are
+    read again one a task; only the archive that kills its worker each time is not
+    catalogued, named. (The worker dies for real: a ``sitecustomize`` on its PYTHONPATH
+    kills any process opening case1.mska - test_cohort's hook.)"""
+    distributed = pytest.importorskip("distributed", reason="Dask is in the dask extra")
+    import dask
+    from test_cohort import DYING
+
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    without = tmp_path / "without"
+    shutil.copytree(archives, without)
+    (without / "case1.mska").unlink()
+    build_catalog(without, tmp_path / "reference.parquet")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(DYING, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), *sys.path]))
+    monkeypatch.setenv("DIES_AT", f"{os.sep}archives{os.sep}case1.mska")
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+    ):  # fmt: skip
+        result = build_catalog(
+            archives, tmp_path / "c.parquet", scheduler=cluster.scheduler_address
+        )
+    assert [key for key, _ in result.failures] == ["case1.mska"], result.failures
+    assert "its Dask worker died reading it (out of memory?), also alone" in result.failures[0][1]
+    assert pq.read_table(tmp_path / "c.parquet").equals(
+        pq.read_table(tmp_path / "reference.parquet")
+    )

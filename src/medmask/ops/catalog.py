@@ -265,18 +265,47 @@ def _read_on_cluster(
             [(p.absolute(), key, n, t) for p, key, n, t in todo[i : i + size]]
             for i in range(0, len(todo), size)
         ]
-        parts: list[CatalogPart] = client.gather(
-            [client.submit(read_archives, chunk, pure=False) for chunk in chunks]
-        )
-    if not parts:
+        futures = [client.submit(read_archives, chunk, pure=False) for chunk in chunks]
+        parts: list[list[CatalogPart]] = []
+        suspects: list[tuple[int, Todo]] = []
+        for chunk, future in zip(chunks, futures, strict=True):
+            try:
+                parts.append([future.result()])
+            except Exception as err:
+                if type(err).__name__ != "KilledWorker":
+                    raise
+                # its workers died (out of memory?) as often as the scheduler allows: one
+                # of its archives may be the cause, or it ran beside the cause; each once
+                # more at the end, alone on the cluster, its rows in the part's place
+                suspects += [(len(parts), item) for item in chunk]
+                parts.append([])
+        for place, item in suspects:
+            parts[place].append(_alone(client, item))
+    done_parts = [part for place in parts for part in place]
+    if not done_parts:
         return read_archives([])
-    done = CatalogPart(pa.concat_tables([part.table for part in parts]))
-    for part in parts:
+    done = CatalogPart(pa.concat_tables([part.table for part in done_parts]))
+    for part in done_parts:
         done.bulk += part.bulk
         done.slow += part.slow
         done.decoded += part.decoded
         done.failures.extend(part.failures)
     return done  # each part's validated rows after its bulk rows: the caller orders them
+
+
+def _alone(client: Any, item: Todo) -> CatalogPart:
+    """One archive read in a task of its own; a failure when its worker dies again."""
+    try:
+        found: CatalogPart = client.submit(read_archives, [item], pure=False).result()
+    except Exception as err:
+        if type(err).__name__ != "KilledWorker":
+            raise
+        why = (
+            f"{readable(str(item[0]))}: its Dask worker died reading it (out of memory?), "
+            f"also alone ({type(err).__name__}): not read"
+        )
+        return CatalogPart(catalog_schema().empty_table(), failures=[(item[1], why)])
+    return found
 
 
 def _rows_of(table: Any, keys: list[str]) -> Any:
