@@ -496,6 +496,11 @@ def test_files_of_a_case_that_are_not_masks_are_said(
         f"medmask: warning: {mine / '病人'}: skipped notes.txt: not a NIfTI mask (file)",
         f"medmask: warning: {mine / '说明.txt'}: not a case: not a case folder",
     ])  # fmt: skip
+    # the archives in the cohort folder: each later run said "archives: not a case"
+    for _ in range(2):
+        assert main(["pack", str(mine), "-o", str(mine / "archives"), "-q"]) == 0
+        err = capsys.readouterr().err
+        assert "说明.txt: not a case" in err and "archives: not a case" not in err
 
 
 def test_archives_no_run_wrote_are_not_replaced(cohort: Path, tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def _cohort(args: argparse.Namespace, groups: dict[str, str], layout: CohortLayo
     """One archive per case of a cohort folder, resumable (docs/cohorts.md)."""
     series = read_series_map(args.series_map) if args.series_map else None
     echo(layout.describe())
-    for line in layout.skipped_lines():
+    for line in layout.skipped_lines(out_dir=args.output):
         warn(line)
     with _CohortProgress(quiet=args.quiet) as progress:
         result = pack_cohort(

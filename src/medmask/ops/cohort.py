@@ -77,12 +77,18 @@ class CohortLayout:
         parts = [f"{count:,} {kind}" for kind, count in self.kinds.items()]
         return f"{self.root}: {len(self.cases):,} cases ({', '.join(parts)})"
 
-    def skipped_lines(self, most: int = 5) -> list[str]:
+    def skipped_lines(
+        self, most: int = 5, *, out_dir: str | os.PathLike[str] | None = None
+    ) -> list[str]:
         """What is not a case, one line an entry; past ``most`` entries of one reason,
         one line for them all, counted by suffix (nnU-Net's ``--save_probabilities``
-        leaves a ``.npz`` and a ``.pkl`` beside every prediction)."""
+        leaves a ``.npz`` and a ``.pkl`` beside every prediction). ``out_dir``, the run's
+        folder of archives when it lies in the cohort folder, is not said: it is the
+        run's own."""
         by_reason: dict[str, list[str]] = {}
         for entry, why in self.skipped:
+            if out_dir is not None and _same_folder(self.root / entry, Path(out_dir)):
+                continue
             by_reason.setdefault(why, []).append(entry)
         lines = []
         for why, entries in by_reason.items():
@@ -96,6 +102,13 @@ class CohortLayout:
                 f"{entries[0]}, ...)"
             )
         return [readable(line) for line in lines]
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.is_dir() and b.is_dir() and a.samefile(b)
+    except OSError:
+        return False
 
 
 _TOTALSEG = "TotalSegmentator case folders (<case>/segmentations/*.nii.gz)"
