@@ -5,7 +5,9 @@ an error."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 
 from dcm_extractor.cli import common as extract_common
 from medmask.cli import common as medmask_common
+from medmask.ops.pack import pack
+from medmask.sample import MaskSample
 
 
 @pytest.mark.parametrize("tool", [["medmask"], ["dcm_extractor"]], ids=["medmask", "dcm-extract"])
@@ -78,3 +82,23 @@ def test_a_result_line_keeps_the_terminals_encoding(tool: list[str], tmp_path: P
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert raw in done.stdout.splitlines()[0]
+
+
+def test_json_is_utf8_whatever_the_terminal(mask_sample: MaskSample, tmp_path: Path) -> None:
+    """`medmask ls --json` under a GBK locale wrote its JSON in GBK when every name was
+    GBK's (肝脏), and a character GBK lacks (Ø) as ``\\xd8`` after the fix above, which is
+    no JSON escape: JSON is UTF-8 (RFC 8259), as jq reads it."""
+    env = {**os.environ, "PYTHONIOENCODING": "gbk"}
+    for names in (["肝脏"], ["Øle", "肝脏"]):
+        masks = tmp_path / str(len(names))
+        masks.mkdir()
+        for name in names:
+            shutil.copy(mask_sample.masks_dir / "liver.nii.gz", masks / f"{name}.nii.gz")
+        pack(masks, masks / "a.mska")
+        done = subprocess.run(
+            [sys.executable, "-m", "medmask", "ls", "--json", str(masks / "a.mska")],
+            capture_output=True, env=env, check=False, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(done.stdout.decode("utf-8"))
+        assert sorted(row["name"] for row in rows) == names

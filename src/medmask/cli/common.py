@@ -99,6 +99,20 @@ def echo(text: str = "") -> None:
         sys.stdout.buffer.flush()
 
 
+def echo_json(text: str) -> None:
+    """JSON on stdout, in UTF-8 whatever the locale: JSON is UTF-8 by its definition
+    (RFC 8259), and ``jq`` reads nothing else; a GBK terminal's encoding would give GBK
+    bytes, or escapes that are not JSON's."""
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not hasattr(stream, "buffer") or not encoding or codecs.lookup(encoding).name == "utf-8":
+        echo(text)
+        return
+    stream.flush()
+    stream.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
+    stream.buffer.flush()
+
+
 _SHOWN: Final = "medmask.shown"  # (the error handler below, registered under this name)
 
 

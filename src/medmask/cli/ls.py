@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..ops.inspection import list_masks
-from .common import columns, echo, pad
+from .common import columns, echo, echo_json, pad
 
 HELP = "List the masks of an archive: labels, voxels, volume, bounding box."
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = list_masks(args.archive)
     if args.json:
-        echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        echo_json(json.dumps(rows, indent=1, ensure_ascii=False))
         return 0
     width = max([4, *(columns(r["name"]) for r in rows)])
     echo(f"{pad('name', width)}  {'labels':<8} {'voxels':>11} {'ml':>10}  bounding box")
