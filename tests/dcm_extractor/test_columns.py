@@ -112,6 +112,10 @@ def test_columns_file_with_comments(tmp_path: Path) -> None:
         b"\xef\xbb\xbfPatientName\r\nSeriesDescription # \xe5\xba\x8f\xe5\x88\x97\r\n"
     )
     assert [c.header for c in read_columns_file(notepad)] == ["PatientName", "SeriesDescription"]
+    ansi = tmp_path / "ansi.txt"  # Notepad's "ANSI" on a Chinese Windows: GBK
+    ansi.write_bytes("PatientName\r\nKVP # 管电压\r\n".encode("gbk"))
+    with pytest.raises(ColumnsError, match=r"not UTF-8 text \(byte 0xb9 at 19\): save it as UTF-8"):
+        read_columns_file(ansi)
 
 
 def test_identifying_columns_are_named_with_the_reason() -> None:

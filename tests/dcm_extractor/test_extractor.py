@@ -16,6 +16,7 @@ import pytest
 from slow_case import make_slow_case
 
 from dcm_extractor.cli import main as cli_main
+from dcm_extractor.errors import DcmExtractorError
 from dcm_extractor.extractor import (
     FIXED_COLUMNS,
     desensitize_name,
@@ -208,6 +209,10 @@ def test_project_ids_are_stable_and_grow(workspace: Path) -> None:
     assert main(argv) == 0
     assert load_projectid_map(id_map) == first
     assert not [p for p in out.iterdir() if p.suffix == ".tmp"]
+    edited = out / "edited.json"  # saved by Notepad's "ANSI" on a Chinese Windows: GBK
+    edited.write_bytes('{"王小明": 7}'.encode("gbk"))
+    with pytest.raises(DcmExtractorError, match=r"not UTF-8 text \(byte 0xcd at 2\); a "):
+        load_projectid_map(edited)
 
 
 def test_move_top_level_zips_with_collisions(tmp_path: Path) -> None:

@@ -714,13 +714,18 @@ def test_the_series_map_is_recorded_and_a_change_repacks(
         ("case,SeriesInstanceUID\ncase0,1.2.3\ncase0,1.2.4\n", "line 3: case 'case0' is given"),
         ("case,SeriesInstanceUID\ncase0,\n", "line 2: no case or no SeriesInstanceUID"),
         ("", "the series map is empty"),
+        (  # Excel's "CSV" on a Chinese Windows: GBK (the error gave the codec's words)
+            "case,SeriesInstanceUID\n病人甲,1.2.3\n".encode("gbk"),
+            r"not UTF-8 text \(byte 0xb2 at 23\): save it as UTF-8 \(Excel: Save As, CSV UTF-8",
+        ),
     ],
 )
 def test_a_bad_series_map_is_one_error_naming_the_line(
-    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
-) -> None:
+    cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | bytes,
+    message: str,
+) -> None:  # fmt: skip
     table = tmp_path / "series.csv"
-    table.write_text(text, encoding="utf-8")
+    table.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     with pytest.raises(MedmaskError, match=message):
         read_series_map(table)
     assert main(["pack", str(cohort), "-o", str(tmp_path / "out"), "--series-map", str(table)]) == 1

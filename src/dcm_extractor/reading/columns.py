@@ -209,7 +209,12 @@ def read_columns_file(path: str | Path) -> list[ColumnSpec]:
     """
     try:
         lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:  # (Notepad's "ANSI": GBK on a Chinese Windows)
+        raise ColumnsError(
+            f"--columns-file {path}: not UTF-8 text (byte {err.object[err.start]:#04x} at "
+            f"{err.start}): save it as UTF-8 (Notepad: Save As, Encoding UTF-8)"
+        ) from err
+    except OSError as err:
         raise ColumnsError(f"--columns-file {path}: cannot be read ({err})") from err
     return [
         parse_column(line.split("#", 1)[0].strip())

@@ -26,7 +26,14 @@ def load_projectid_map(path: str | os.PathLike[str]) -> dict[str, int]:
     if not source.exists():
         return {}
     try:
-        data = json.loads(source.read_text(encoding="utf-8-sig"))  # (an editor's BOM too)
+        text = source.read_bytes().decode("utf-8-sig")  # (an editor's BOM too)
+    except UnicodeDecodeError as err:  # (Notepad's "ANSI": GBK on a Chinese Windows)
+        raise DcmExtractorError(
+            f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at {err.start}); "
+            "a project ID map is JSON, which is UTF-8: save it as UTF-8"
+        ) from err
+    try:
+        data = json.loads(text)
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
         return {str(case): int(pid) for case, pid in data.items()}

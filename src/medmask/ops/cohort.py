@@ -246,7 +246,12 @@ def read_series_map(path: str | os.PathLike[str]) -> dict[str, SeriesUIDs]:
         with file.open(encoding="utf-8-sig", newline="") as stream:
             rows = list(csv.DictReader(stream))
             columns = set(rows[0]) if rows else set()
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError as err:  # (Excel's "CSV" on a Chinese Windows is GBK)
+        raise MedmaskError(
+            f"{file}: the series map is not UTF-8 text (byte {err.object[err.start]:#04x} "
+            f"at {err.start}): save it as UTF-8 (Excel: Save As, CSV UTF-8)"
+        ) from err
+    except (OSError, csv.Error) as err:
         raise MedmaskError(f"{file}: cannot read the series map: {err}") from err
     missing = [c for c in ("case", "SeriesInstanceUID") if c not in columns]
     if missing:
