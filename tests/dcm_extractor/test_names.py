@@ -88,3 +88,51 @@ def test_the_original_bytes_come_back_from_the_text() -> None:
         assert original_bytes(readable(name), reading_of(name)) == raw
     assert readable(os.fsdecode(GBK_ZHANG_SAN)) == "张三"
     assert reading_of("张三") == "utf-8"
+    for raw in ("脾".encode("gbk"), "胃".encode("gbk"), "fémur".encode(), "печень".encode()):
+        name = os.fsdecode(raw)
+        assert original_bytes(readable(name), reading_of(name)) == raw
+
+
+# GBK names that are valid UTF-8 too (and were read so): 脾 (spleen) as Ƣ, 胃 (stomach) as θ
+ORGANS = {"脾": "Ƣ", "胃": "θ"}
+
+
+def test_gbk_names_that_are_utf8_by_chance_are_read_as_gbk(
+    dicom_sample: DicomSample, tmp_path: Path
+) -> None:
+    """A Windows copy whose files are named by organ in GBK: 脾 and 胃 are two bytes each
+    that UTF-8 reads as Ƣ and θ, and were so named in the tables, loose files and zip
+    members alike; UTF-8 names that are GBK too (fémur, печень) stay UTF-8. --paths gives
+    back the files on disk."""
+    import zipfile
+
+    assert [("脾".encode("gbk").decode("utf-8")), "胃".encode("gbk").decode("utf-8")] == list(
+        ORGANS.values()
+    )  # (the premise)
+    case = tmp_path / "root" / "case"
+    case.mkdir(parents=True)
+    images = sorted(p for p in dicom_sample.cases_root.rglob("*.dcm") if p.is_file())[:4]
+    names = ["脾".encode("gbk"), "fémur".encode(), "печень".encode()]
+    for raw, image in zip(names, images[:3], strict=True):
+        shutil.copy(image, byte_path(case, raw + b".dcm"))
+    with zipfile.ZipFile(case / "more.zip", "w") as archive:
+        archive.writestr("xx.dcm", images[3].read_bytes())
+    data = (case / "more.zip").read_bytes()  # the name's GBK bytes, no UTF-8 flag (Windows)
+    (case / "more.zip").write_bytes(data.replace(b"xx.dcm", "胃.dcm".encode("gbk")))
+    out = tmp_path / "out"
+    argv = ["-d", str(tmp_path / "root"), "-o", str(out), "--instances", "--format", "csv",
+            "-q", "--log", str(tmp_path / "l")]  # fmt: skip
+    assert main(argv) == 0
+    rows = query(out, "SELECT FilePath, ZipMember FROM instances").to_pylist()
+    assert sorted((r["FilePath"], r["ZipMember"]) for r in rows) == sorted([
+        ("case/more.zip", "胃.dcm"), ("case/fémur.dcm", ""), ("case/печень.dcm", ""),
+        ("case/脾.dcm", ""),
+    ])  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "dcm_extractor", "query", str(out),
+         "SELECT FilePath, ZipMember FROM instances WHERE FilePath LIKE '%脾%'", "--paths",
+         "-d", str(tmp_path / "root")],
+        capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == os.fsencode(case) + b"/" + "脾".encode("gbk") + b".dcm\n"

@@ -33,6 +33,24 @@ def nifti_data(path: Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj)
 
 
+def test_gbk_file_names_that_are_utf8_by_chance_name_their_masks(
+    tmp_path: Path, mask_sample: MaskSample
+) -> None:
+    """A Windows copy of masks named by organ in GBK: 脾 (spleen, C6 A2) and 胃 (stomach,
+    CE B8) are valid UTF-8 too, for Ƣ and θ, and the masks were so named. A UTF-8 name
+    that is GBK too (fémur: "f茅mur") stays UTF-8."""
+    import os
+
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for raw, organ in (("脾".encode("gbk"), "spleen"), ("胃".encode("gbk"), "stomach"),
+                       ("fémur".encode(), "liver")):  # fmt: skip
+        target = os.fsdecode(os.fsencode(folder) + b"/" + raw + b".nii.gz")
+        shutil.copy(mask_sample.masks_dir / f"{organ}.nii.gz", target)
+    pack(folder, tmp_path / "a.mska")
+    assert sorted(MaskArchive(tmp_path / "a.mska").all_names()) == sorted(["脾", "胃", "fémur"])
+
+
 def test_folder_round_trip_is_exact(tmp_path: Path, mask_sample: MaskSample) -> None:
     result = pack(mask_sample.masks_dir, tmp_path / "organs.mska")
     truth = json.loads(mask_sample.truth_path.read_text(encoding="utf-8"))

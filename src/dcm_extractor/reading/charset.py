@@ -34,6 +34,7 @@ from typing import Any, Final
 from pydicom.charset import python_encoding
 
 from .facts import TEXT_TAGS
+from .letters import letters
 
 __all__ = [
     "COLUMN_VRS",
@@ -176,7 +177,7 @@ def repaired(raw: bytes, term: str) -> tuple[str, str] | None:
 
     * No SpecificCharacterSet (the default repertoire is ASCII) but other bytes: UTF-8 when
       they are valid UTF-8, else GB18030 when valid (Chinese exports often omit the term);
-      when both decode, the more plausible reading (:func:`_plausible`).
+      when both decode, the more plausible reading (:func:`letters`).
     * ISO_IR 100 (Latin-1) holding valid multi-byte UTF-8: read as UTF-8 (as Latin-1 it
       would be mojibake such as "å¼ ä¸‰").
     """
@@ -189,7 +190,7 @@ def repaired(raw: bytes, term: str) -> tuple[str, str] | None:
                 text = raw.decode(codec)
             except UnicodeDecodeError:
                 continue
-            readings.append((_plausible(text), -len(readings), text, name))
+            readings.append((letters(text), -len(readings), text, name))
         if not readings:
             return None
         _, _, text, name = max(readings)  # GBK bytes can be valid UTF-8 (住院: "סԺ")
@@ -201,21 +202,6 @@ def repaired(raw: bytes, term: str) -> tuple[str, str] | None:
             return None
         return text, "labelled ISO_IR 100 (Latin-1) but UTF-8: read as UTF-8"
     return None
-
-
-def _plausible(text: str) -> float:
-    """The share of characters a name plausibly holds: ASCII, Latin letters, CJK, kana,
-    Hangul; on a tie UTF-8 wins (valid multi-byte UTF-8 rarely happens by chance)."""
-    good = sum(
-        c.isascii()
-        or "\u00c0" <= c <= "\u024f"
-        or "\u3000" <= c <= "\u30ff"
-        or "\u4e00" <= c <= "\u9fff"
-        or "\uac00" <= c <= "\ud7af"
-        or "\uff00" <= c <= "\uffef"
-        for c in text
-    )
-    return good / max(1, len(text))
 
 
 TEXT_VRS: Final = frozenset(

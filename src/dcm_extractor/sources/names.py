@@ -6,10 +6,13 @@ Windows copy of a Chinese hospital export gives). Such a string cannot be writte
 UTF-8 (CSV, JSON, the log), so every name that goes into an output goes through
 :func:`readable` first:
 
-* a UTF-8 name is itself;
-* otherwise its bytes are read as GB18030 (a superset of GBK and GB2312: Windows'
-  Chinese code page) when they are valid GB18030, else as Latin-1 (every byte one
-  character).
+* bytes that are UTF-8 and not GB18030 (a superset of GBK and GB2312: Windows' Chinese
+  code page) are read as UTF-8, bytes that are GB18030 and not UTF-8 as GB18030;
+* bytes that are both (GBK of one or two characters can be valid UTF-8: 脾, spleen,
+  ``C6 A2``, is UTF-8 for Ƣ; 胃, stomach, ``CE B8``, for θ) in the reading of more
+  letters of the scripts names are written in
+  (:func:`~dcm_extractor.reading.charset.letters`), UTF-8 on a tie;
+* anything else as Latin-1 (every byte one character).
 
 Both readings are one-to-one, so the original bytes come back by encoding the text again
 (``readable(n).encode("gb18030")``, or ``"latin-1"``); :func:`original_bytes` does it,
@@ -23,6 +26,8 @@ import codecs
 import os
 import sys
 from typing import Final
+
+from ..reading.letters import letters
 
 __all__ = ["is_utf8", "original_bytes", "readable", "reading_of", "sort_key"]
 
@@ -46,34 +51,26 @@ def sort_key(name: str) -> str:
 
 
 def is_utf8(name: str) -> bool:
-    """Whether ``name`` came from UTF-8 bytes on disk (in a UTF-8 locale: holds no
-    surrogate escapes). A name the locale's encoding cannot hold (not from the file
-    system) counts as UTF-8: it is text already."""
-    if _FILE_SYSTEM_UTF8:
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    try:
-        os.fsencode(name).decode("utf-8")
-    except UnicodeEncodeError:  # (not a name from the file system)
-        return True
-    except UnicodeDecodeError:
-        return False
-    return True
+    """Whether :func:`readable` reads ``name``'s bytes as UTF-8 (a name the locale's
+    encoding cannot hold, not from the file system, is text already: UTF-8)."""
+    return reading_of(name) == "utf-8"
 
 
 def reading_of(name: str) -> str:
     """Which reading :func:`readable` gives ``name``: ``utf-8``, ``gb18030`` or ``latin-1``."""
-    if is_utf8(name):
+    if name.isascii():
         return "utf-8"
-    raw = os.fsencode(name)
-    try:
-        raw.decode("gb18030")
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "gb18030"
+    raw = _bytes_of(name)
+    if raw is None:
+        return "utf-8"
+    found: list[tuple[float, int, str]] = []
+    for codec in ("utf-8", "gb18030"):
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        found.append((letters(text), -len(found), codec))
+    return max(found)[2] if found else "latin-1"
 
 
 def readable(name: str) -> str:
@@ -85,21 +82,26 @@ def readable(name: str) -> str:
     '张三'
     >>> readable(os.fsdecode("张三".encode("gbk")))
     '张三'
+    >>> readable(os.fsdecode("脾".encode("gbk")))  # (C6 A2: UTF-8 for Ƣ too)
+    '脾'
     >>> readable(os.fsdecode(b"bad\\xff.dcm"))
     'badÿ.dcm'
     """
-    reading = reading_of(name)
-    if reading != "utf-8":
-        return os.fsencode(name).decode(reading)
-    return name if _FILE_SYSTEM_UTF8 else _utf8_text(name)
-
-
-def _utf8_text(name: str) -> str:
-    """A name whose bytes on disk are UTF-8, as that text (outside a UTF-8 locale)."""
-    try:
-        return os.fsencode(name).decode("utf-8")
-    except UnicodeEncodeError:  # (not a name from the file system)
+    if name.isascii():
         return name
+    raw = _bytes_of(name)
+    return name if raw is None else raw.decode(reading_of(name))
+
+
+def _bytes_of(name: str) -> bytes | None:
+    """``name``'s bytes on disk; None when it did not come from the file system (the
+    locale's encoding cannot hold it)."""
+    if _FILE_SYSTEM_UTF8:
+        return name.encode("utf-8", "surrogateescape")
+    try:
+        return os.fsencode(name)
+    except UnicodeEncodeError:
+        return None
 
 
 def original_bytes(text: str, reading: str) -> bytes:

@@ -11,8 +11,9 @@ inflating itself; other methods (bzip2, LZMA) go through :mod:`zipfile`.
 Member names without the UTF-8 flag are decoded per zip, as one writer wrote them all:
 UTF-8 when every such name is valid UTF-8 (many tools omit the flag), else GB18030 (a
 superset of the GBK that Chinese Windows writes; some GBK names are valid UTF-8 by chance,
-``住院`` would read ``סԺ``, so one name that is not decides for the whole zip), else the
-zip standard's CP437 for the names neither decodes.
+``住院`` would read ``סԺ``, so one name that is not decides for the whole zip; when
+every name is both, the reading of more letters, as for file names: ``脾`` is UTF-8 for
+``Ƣ``), else the zip standard's CP437 for the names neither decodes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from zlib_ng import zlib_ng
+
+from ..reading.letters import letters
 
 __all__ = [
     "DEFAULT_HEAD_BYTES",
@@ -157,9 +160,8 @@ def decode_member_names(infos: list[zipfile.ZipInfo]) -> list[str]:
         for info in infos
         if not info.flag_bits & _UTF8_FLAG
     }
-    encodings = ["utf-8", "gb18030"] if all(_decodes(r, "utf-8") for r in raw.values()) else [
-        "gb18030", "utf-8"
-    ]  # fmt: skip
+    utf8 = all(_decodes(r, "utf-8") for r in raw.values()) and not _more_letters_as_gbk(raw)
+    encodings = ["utf-8", "gb18030"] if utf8 else ["gb18030", "utf-8"]
     names = []
     for info in infos:
         name = info.filename if id(info) not in raw else None
@@ -169,6 +171,17 @@ def decode_member_names(infos: list[zipfile.ZipInfo]) -> list[str]:
                 break
         names.append(name if name is not None else info.orig_filename)
     return names
+
+
+def _more_letters_as_gbk(raw: dict[int, bytes]) -> bool:
+    """Whether names that are all valid UTF-8 are GB18030 too, and read as it give more
+    letters (:func:`~dcm_extractor.reading.letters.letters`): GBK of one or two
+    characters can be valid UTF-8 (脾, ``C6 A2``, is UTF-8 for Ƣ)."""
+    names = [r for r in raw.values() if not r.isascii()]
+    if not names or not all(_decodes(r, "gb18030") for r in names):
+        return False
+    as_gbk = sum(letters(r.decode("gb18030")) for r in names)
+    return as_gbk > sum(letters(r.decode("utf-8")) for r in names)
 
 
 def _decodes(raw: bytes, encoding: str) -> bool:

@@ -20,6 +20,7 @@ import warnings
 from typing import Any
 
 from ...errors import MedmaskError, MedmaskWarning
+from ...files.names import letters
 
 __all__ = ["NAME_LIMIT", "cut_names", "dicom_name", "full_name", "read_names"]
 
@@ -114,7 +115,7 @@ def dicom_name(ds: Any, value: str) -> tuple[str, str | None]:
             text = raw.decode(codec)
         except UnicodeDecodeError:
             continue
-        readings.append((_letters(text), -len(readings), text, name))
+        readings.append((letters(text), -len(readings), text, name))
     if not readings:
         return value, None
     _, _, text, name = max(readings)  # (GBK bytes may be valid UTF-8 by chance)
@@ -154,12 +155,3 @@ def _term(ds: Any) -> str:
     if not isinstance(terms, str):
         terms = terms[0] if len(terms) else ""
     return str(terms or "").strip()
-
-
-def _letters(text: str) -> float:
-    """The share of characters that are letters of a script a name is written in: ASCII,
-    Latin, CJK, kana, Hangul, full-width forms."""
-    ranges = (("\u00c0", "\u024f"), ("\u3000", "\u30ff"), ("\u4e00", "\u9fff"),
-              ("\uac00", "\ud7af"), ("\uff00", "\uffef"))  # fmt: skip
-    good = sum(c.isascii() or any(a <= c <= b for a, b in ranges) for c in text)
-    return good / max(1, len(text))
