@@ -5,18 +5,18 @@ name-reading code loads nothing else."""
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["letters"]
+__all__ = ["NOT_A_LETTER", "letters"]
 
 # Letters of the scripts names are written in: ASCII; Latin-1's and Latin Extended-A's
 # (the European languages'); Cyrillic; CJK punctuation and kana; CJK ideographs; Hangul;
 # full-width forms. Not Latin Extended-B or Greek: their two-byte UTF-8 is the GBK of
 # common one-character names - 脾 (spleen, C6 A2) reads as Ƣ, 胃 (stomach, CE B8) as θ.
-_LETTERS: Final = (
-    ("\u00c0", "\u017f"), ("\u0400", "\u04ff"), ("\u3000", "\u30ff"), ("\u4e00", "\u9fff"),
-    ("\uac00", "\ud7af"), ("\uff00", "\uffef"),
-)  # fmt: skip
+NOT_A_LETTER: Final = re.compile(
+    "[^\x00-\x7f\u00c0-\u017f\u0400-\u04ff\u3000-\u30ff\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]"
+)
 
 
 def letters(text: str) -> float:
@@ -30,5 +30,6 @@ def letters(text: str) -> float:
     >>> letters("脾"), letters("Ƣ")
     (1.0, 0.0)
     """
-    good = sum(c.isascii() or any(a <= c <= b for a, b in _LETTERS) for c in text)
-    return good / max(1, len(text))
+    if not text:
+        return 0.0
+    return 1.0 - len(NOT_A_LETTER.findall(text)) / len(text)

@@ -27,7 +27,7 @@ import os
 import sys
 from typing import Final
 
-from ..reading.letters import letters
+from ..reading.letters import NOT_A_LETTER, letters
 
 __all__ = ["is_utf8", "original_bytes", "readable", "reading_of", "sort_key"]
 
@@ -58,8 +58,8 @@ def is_utf8(name: str) -> bool:
 
 def reading_of(name: str) -> str:
     """Which reading :func:`readable` gives ``name``: ``utf-8``, ``gb18030`` or ``latin-1``."""
-    if name.isascii():
-        return "utf-8"
+    if name.isascii() or (_FILE_SYSTEM_UTF8 and NOT_A_LETTER.search(name) is None):
+        return "utf-8"  # (UTF-8 of letters only: no other reading has more)
     raw = _bytes_of(name)
     if raw is None:
         return "utf-8"
@@ -87,8 +87,8 @@ def readable(name: str) -> str:
     >>> readable(os.fsdecode(b"bad\\xff.dcm"))
     'badÿ.dcm'
     """
-    if name.isascii():
-        return name
+    if name.isascii() or (_FILE_SYSTEM_UTF8 and NOT_A_LETTER.search(name) is None):
+        return name  # (UTF-8 of letters only: no other reading has more; a path's 0.3 us)
     raw = _bytes_of(name)
     return name if raw is None else raw.decode(reading_of(name))
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import sys
 from typing import Final
 
-__all__ = ["letters", "readable", "reading"]
+__all__ = ["NOT_A_LETTER", "letters", "readable", "reading"]
 
 # Python gives names in the locale's encoding: UTF-8 almost everywhere, GBK on a server set
 # up in Chinese (LANG=zh_CN.GBK), where a UTF-8 name such as 肝脏 comes as valid GBK text
@@ -39,8 +40,8 @@ def readable(name: str) -> str:
     >>> readable(os.fsdecode("脾".encode("gbk")))  # (C6 A2: also UTF-8, for Ƣ)
     '脾'
     """
-    if name.isascii():
-        return name
+    if name.isascii() or (_FILE_SYSTEM_UTF8 and NOT_A_LETTER.search(name) is None):
+        return name  # (UTF-8 of letters only: no other reading has more)
     return reading(name)[0]
 
 
@@ -74,10 +75,9 @@ def reading(name: str) -> tuple[str, str]:
 # (the European languages'); Cyrillic; CJK punctuation and kana; CJK ideographs; Hangul;
 # full-width forms. Not Latin Extended-B or Greek: their two-byte UTF-8 is the GBK of
 # common one-character names - 脾 (spleen, C6 A2) reads as Ƣ, 胃 (stomach, CE B8) as θ.
-_LETTERS: Final = (
-    ("\u00c0", "\u017f"), ("\u0400", "\u04ff"), ("\u3000", "\u30ff"), ("\u4e00", "\u9fff"),
-    ("\uac00", "\ud7af"), ("\uff00", "\uffef"),
-)  # fmt: skip
+NOT_A_LETTER: Final = re.compile(
+    "[^\x00-\x7f\u00c0-\u017f\u0400-\u04ff\u3000-\u30ff\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]"
+)
 
 
 def letters(text: str) -> float:
@@ -90,5 +90,6 @@ def letters(text: str) -> float:
     >>> letters("脾"), letters("Ƣ")
     (1.0, 0.0)
     """
-    good = sum(c.isascii() or any(a <= c <= b for a, b in _LETTERS) for c in text)
-    return good / max(1, len(text))
+    if not text:
+        return 0.0
+    return 1.0 - len(NOT_A_LETTER.findall(text)) / len(text)
