@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from ..ops.cluster import WORKERS_PER_CORE
+from ..ops.cluster import workers_problem
 
 __all__ = [
     "PROG",
@@ -52,7 +52,6 @@ def reader_gone() -> bool:
     Asked of the pipe itself (``poll`` reports an error on a pipe without readers), as a
     BrokenPipeError may also come from elsewhere (a worker process that died), which
     is an error to report."""
-    import os  # noqa: PLC0415 - (only on an error)
     import select  # noqa: PLC0415
 
     try:
@@ -203,13 +202,9 @@ def workers(text: str) -> int:
     core, as dcm-extract takes (500 by a slip of the finger would start 500 processes,
     each with numpy and a case in memory)."""
     value = int(text)
-    cores = os.cpu_count() or 1
-    most = WORKERS_PER_CORE * cores
-    if not 1 <= value <= most:
-        raise argparse.ArgumentTypeError(
-            f"{value}: this machine has {cores} core(s); use 1 to {most} "
-            "(more machines: --scheduler)"
-        )
+    why = workers_problem(value, "--scheduler")
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"{value}: {why}")
     return value
 
 

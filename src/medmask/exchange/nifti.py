@@ -440,7 +440,8 @@ def mask_file_name(name: str) -> str:
     chars = [escape(ch) if ch in _UNSAFE_IN_FILE_NAMES or ord(ch) < 32 else ch for ch in name]
     if not _FILE_SYSTEM_UTF8:  # (a GBK locale: a character it lacks cannot be a file's)
         chars = [escape(ch) if len(ch) == 1 and _unstorable(ch) else ch for ch in chars]
-        if readable("".join(chars)) != "".join(chars):  # its GBK bytes, read, say another
+        stored = "".join(chars)
+        if readable(stored) != stored:  # its GBK bytes, read, say another
             # name (脾 is C6 A2 in GBK, which UTF-8 reads as Ƣ): escaped, it comes back
             chars = [escape(ch) if len(ch) == 1 and ord(ch) > 127 else ch for ch in chars]
     for order in (range(len(chars)), range(len(chars) - 1, -1, -1)):

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from ..errors import MedmaskError, MedmaskWarning
 
-__all__ = ["WORKERS_PER_CORE", "check_cluster", "check_workers", "dask_client", "worker_threads"]
+__all__ = [
+    "WORKERS_PER_CORE",
+    "check_cluster",
+    "check_workers",
+    "dask_client",
+    "worker_threads",
+    "workers_problem",
+]
 
 
 WORKERS_PER_CORE: Final = 4  # far more processes than cores only compete for the same cores
@@ -29,13 +36,19 @@ def check_workers(workers: int) -> None:
     ValueError
         ``workers`` is not 1 to :data:`WORKERS_PER_CORE` times the machine's cores.
     """
+    why = workers_problem(workers, "a Dask scheduler")
+    if why is not None:
+        raise ValueError(f"workers {workers!r}: {why}")
+
+
+def workers_problem(workers: object, more: str) -> str | None:
+    """Why ``workers`` local processes are too many or too few for this machine (``more``:
+    what takes more machines), or None."""
     cores = os.cpu_count() or 1
     most = WORKERS_PER_CORE * cores
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= most:
-        raise ValueError(
-            f"workers {workers!r}: this machine has {cores} core(s); use 1 to {most} "
-            "(more machines: a Dask scheduler)"
-        )
+        return f"this machine has {cores} core(s); use 1 to {most} (more machines: {more})"
+    return None
 
 
 def _started(make: Callable[[], Any], attempts: int = 3) -> Any:
