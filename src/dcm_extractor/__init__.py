@@ -27,6 +27,7 @@ from .errors import (
     OutputBusyError,
     PseudonymKeyError,
     SampleDataError,
+    WorkersError,
 )
 from .version import __version__
 
@@ -52,6 +53,7 @@ __all__ = [
     "RunOptions",
     "RunSummary",
     "SampleDataError",
+    "WorkersError",
     "__version__",
     "run",
     "scan_case",

@@ -13,6 +13,7 @@ __all__ = [
     "OutputBusyError",
     "PseudonymKeyError",
     "SampleDataError",
+    "WorkersError",
 ]
 
 
@@ -44,3 +45,7 @@ class SampleDataError(DcmExtractorError):
 
 class PseudonymKeyError(DcmExtractorError):
     """The pseudonym key is missing where needed, unreadable, too short, or would be replaced."""
+
+
+class WorkersError(DcmExtractorError):
+    """The run's worker processes cannot start: each one ends as it starts."""

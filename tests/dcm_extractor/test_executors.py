@@ -179,3 +179,80 @@ def test_a_run_in_a_daemonic_process_scans_its_cases_itself(tmp_path: Path) -> N
     assert outcome.startswith("ok 0 "), outcome
     assert "daemonic one" in outcome and "one at a time, not by 2 workers" in outcome
     assert _tables(tmp_path / "daemon") == _tables(tmp_path / "one")
+
+
+def test_spawned_processes_give_the_tables_of_forked_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS and Windows start processes by spawn (a fresh interpreter that imports what
+    it runs, and takes its work pickled), Linux by fork: the spawn path, run here, gives
+    the tables the fork path gives - with a pool of workers, and with a process per case
+    (--case-timeout) started in each of them."""
+    import pyarrow.parquet as pq
+
+    from dcm_extractor.runner import isolation
+    from dcm_extractor.runner.executors import WorkerPool
+
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=6).cases_root
+    ids = tmp_path / "ids.json"
+
+    def options(name: str, timeout: float | None) -> RunOptions:
+        return RunOptions(
+            root, tmp_path / name, merge_all=True, workers=2, projectid_map=ids,
+            instances=True, series=True, case_timeout=timeout,
+        )  # fmt: skip
+
+    forked = run(options("fork", None))
+    monkeypatch.setattr(isolation, "START_METHOD", "spawn")
+    pool = WorkerPool([], root, None, 1)
+    assert pool.context.get_start_method() == "spawn"
+    pool.pool.shutdown()
+    for name, timeout in (("spawn", None), ("spawn_each", 600.0)):
+        spawned = run(options(name, timeout))
+        assert spawned.failed == forked.failed == 0
+        assert (spawned.files, spawned.images) == (forked.files, forked.images)
+        assert _tables(tmp_path / name) == _tables(tmp_path / "fork")
+        table = pq.read_table(tmp_path / name / "all_instances.parquet")
+        assert table.num_rows > 0
+        assert table.equals(pq.read_table(tmp_path / "fork" / "all_instances.parquet"))
+
+
+_UNGUARDED = """\
+import sys
+from pathlib import Path
+
+from dcm_extractor import DcmExtractorError, RunOptions, run
+from dcm_extractor.runner import isolation
+
+isolation.START_METHOD = "spawn"
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+try:  # (no `if __name__ == "__main__":`: each spawned worker runs this again)
+    summary = run(RunOptions(root, out, workers=2, projectid_map=out.parent / "ids.json"))
+except DcmExtractorError as err:
+    print(f"refused: {type(err).__name__}: {err}")
+    sys.exit(3)
+print(f"ran: {summary.failed} failed")
+"""
+
+
+def test_workers_that_end_as_they_start_stop_the_run_with_one_error(tmp_path: Path) -> None:
+    """A script that calls run() outside `if __name__ == "__main__":`, where processes are
+    spawned (macOS, Windows): each worker runs the script again and dies. The run stops
+    with one error saying so - not a traceback of the pool's, nor every case "failed"."""
+    import subprocess
+    import sys
+
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=4, showcase=False).cases_root
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    done = subprocess.run(
+        [sys.executable, str(script), str(root), str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    said = done.stdout.strip().splitlines()[-1]
+    assert said.startswith("refused: WorkersError: the run's worker processes end as they start")
+    assert 'under `if __name__ == "__main__":`' in said
+    assert "BrokenProcessPool" not in done.stderr.split("refused")[0]
+    assert not list((tmp_path / "out").glob("*.csv"))  # no tables of a run that did not run

@@ -10,17 +10,18 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from ..errors import WorkersError
 from ..options import RunOptions
 from ..reading.extras import Extras
 from ..reading.fastheader import FastReader
 from ..sources.cases import CaseResult
+from . import isolation
 from .batches import (
     DEFAULT_CASE_LIMIT,
     INSTANCE_BATCH_CASES,
@@ -31,7 +32,7 @@ from .batches import (
     scan_one,
 )
 from .cluster import scan_on_cluster
-from .isolation import CaseFailedError, die_with_parent
+from .isolation import CaseFailedError, die_with_parent, process_context
 
 __all__ = ["WorkerPool", "scan_all"]
 
@@ -59,9 +60,7 @@ class WorkerPool:
     ) -> None:
         self.batches, self.root, self.timeout, self.workers = batches, root, timeout, workers
         self.extras = extras
-        self.context = multiprocessing.get_context(
-            "fork" if sys.platform.startswith("linux") else "spawn"
-        )
+        self.context = process_context()
         self.pool = self._new_pool()
         # batches in flight: submitted ahead of the one being taken, a few per worker (a
         # result waits in this process until its cases are taken: all at once would
@@ -84,11 +83,16 @@ class WorkerPool:
             self.workers,
             mp_context=self.context,
             initializer=_start_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), isolation.START_METHOD),
         )
 
     def _submit(self, batch: list[Path]) -> Future[BatchResult]:
-        return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
+        try:
+            return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
+        except BrokenProcessPool as err:  # a worker died since: recovered when it is taken
+            failed: Future[BatchResult] = Future()
+            failed.set_exception(err)
+            return failed
 
     def outcome(self, number: int, index: int, case: str) -> CaseResult:
         """Case ``index`` of batch ``number``: its result, or raises its CaseFailedError.
@@ -108,6 +112,7 @@ class WorkerPool:
         broken, self.pool = self.pool, self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
         self.restarts += 1
+        self._check_workers_start()
         for later in range(number + 1, self._submitted):
             future = self.futures[later]
             if future is not None and (not future.done() or future.exception() is not None):
@@ -123,6 +128,30 @@ class WorkerPool:
         alone.set_result(scan_batch(batch, self.root, limit, self.extras))
         self.futures[number] = alone
         return alone
+
+    def _check_workers_start(self) -> None:
+        """Raise :class:`WorkersError` unless a worker of the new pool can run a task
+        that does nothing.
+
+        A worker that ends as it starts breaks every pool made after it, and each batch
+        scanned alone would fail case by case, each "its process died": not the cases'
+        fault. Where processes are spawned (macOS, Windows), a script that calls
+        :func:`~dcm_extractor.run` outside ``if __name__ == "__main__":`` does that: each
+        worker runs the script again first."""
+        try:
+            self.pool.submit(os.getpid).result()
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            spawned = (
+                "; where processes are spawned (macOS, Windows), a script that calls "
+                'dcm_extractor.run must call it under `if __name__ == "__main__":`'
+                if self.context.get_start_method() != "fork"
+                else ""
+            )
+            raise WorkersError(
+                "the run's worker processes end as they start (what they said, if anything, "
+                f"is above){spawned}; --workers 1 scans the cases in this process"
+            ) from None
 
     def shutdown(self, now: bool = False) -> None:
         """Let the workers go once their batches are done; ``now``: stop them at once (the
@@ -163,10 +192,12 @@ def _in_order(
             yield case_dir, functools.partial(here, case_dir)
 
 
-def _start_worker(parent: int) -> None:
+def _start_worker(parent: int, start_method: str) -> None:
     """A pool worker: it ends with ``parent`` (:func:`die_with_parent`), leaves Ctrl-C to
-    the main process and ends at once on SIGTERM (:func:`_leave_on_interrupt`)."""
+    the main process and ends at once on SIGTERM (:func:`_leave_on_interrupt`), and
+    starts a case's own process (``--case-timeout``) as its run does (``start_method``)."""
     die_with_parent(parent)
+    isolation.START_METHOD = start_method
     _leave_on_interrupt()
 
 

@@ -18,7 +18,19 @@ from ..errors import DcmExtractorError
 from ..reading.extras import Extras
 from ..sources.cases import CaseResult, scan_case
 
-__all__ = ["CaseFailedError", "scan_case_isolated"]
+__all__ = ["CaseFailedError", "process_context", "scan_case_isolated"]
+
+# How this run starts its processes (worker pool, a case's own process): fork on Linux,
+# where it costs no imports; spawn elsewhere (macOS and Windows, where fork is unsafe or
+# absent). A pool worker takes its run's (executors._start_worker); tests set it to run
+# the spawn path on Linux.
+START_METHOD: str = "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def process_context() -> Any:
+    """multiprocessing's context for :data:`START_METHOD` (typed ``Any``: typeshed's
+    contexts lack ``Process``)."""
+    return multiprocessing.get_context(START_METHOD)
 
 
 class CaseFailedError(DcmExtractorError):
@@ -112,8 +124,7 @@ def scan_case_isolated(
     CaseFailedError
         The case timed out, raised, or its process died.
     """
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context: Any = multiprocessing.get_context(method)  # typeshed lacks Process on BaseContext
+    context = process_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child,
