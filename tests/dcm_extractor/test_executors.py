@@ -256,3 +256,35 @@ def test_workers_that_end_as_they_start_stop_the_run_with_one_error(tmp_path: Pa
     assert 'under `if __name__ == "__main__":`' in said
     assert "BrokenProcessPool" not in done.stderr.split("refused")[0]
     assert not list((tmp_path / "out").glob("*.csv"))  # no tables of a run that did not run
+
+
+def test_a_worker_dying_while_this_process_writes_costs_no_case(tmp_path: Path) -> None:
+    """The pool breaks (a worker killed: out of memory) while the main process is between
+    cases, with batches not yet submitted: the next case taken submits more, to a broken
+    pool. That raised BrokenProcessPool out of the run (a traceback, the run lost); now
+    those batches go to the new pool and every case gives its result."""
+    from dcm_extractor.runner.batches import case_batches
+    from dcm_extractor.runner.executors import WorkerPool
+    from dcm_extractor.sources.cases import scan_case
+
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=10, showcase=False).cases_root
+    cases = sorted(root.iterdir())
+    batches = case_batches(cases, 2, 1)  # one case a batch: more batches than go ahead
+    earlier = {child.pid for child in multiprocessing.active_children()}
+    pool = WorkerPool(batches, root, None, 2)
+    try:
+        assert len(batches) > 1 + pool.ahead
+        first = pool.outcome(0, 0, cases[0].name)
+        for future in pool.futures[1 : 1 + pool.ahead]:  # submitted, finished
+            assert future is not None and future.result()
+        worker = next(c for c in multiprocessing.active_children() if c.pid not in earlier)
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 300
+        while not getattr(pool.pool, "_broken", False):  # the pool has seen it
+            assert time.monotonic() < deadline, "the pool never saw its worker die"
+            time.sleep(0.05)
+        taken = [first] + [pool.outcome(n, 0, cases[n].name) for n in range(1, len(cases))]
+    finally:
+        pool.shutdown()
+    assert [r.rows for r in taken] == [scan_case(c, root).rows for c in cases]
