@@ -221,41 +221,61 @@ _UNGUARDED = """\
 import sys
 from pathlib import Path
 
-from dcm_extractor import DcmExtractorError, RunOptions, run
+from dcm_extractor import RunOptions, run
 from dcm_extractor.runner import isolation
 
-isolation.START_METHOD = "spawn"
+isolation.START_METHOD = sys.argv[3]
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
-try:  # (no `if __name__ == "__main__":`: each spawned worker runs this again)
-    summary = run(RunOptions(root, out, workers=2, projectid_map=out.parent / "ids.json"))
-except DcmExtractorError as err:
-    print(f"refused: {type(err).__name__}: {err}")
-    sys.exit(3)
-print(f"ran: {summary.failed} failed")
+# (no `if __name__ == "__main__":`: a spawned process runs its parent's script first)
+summary = run(RunOptions(root, out, workers=2, merge_all=True, case_timeout=600))
+print(f"ran: {summary.failed} failed, {summary.images} images")
 """
 
 
-def test_workers_that_end_as_they_start_stop_the_run_with_one_error(tmp_path: Path) -> None:
+def test_a_script_without_the_main_guard_runs_with_spawned_workers(tmp_path: Path) -> None:
     """A script that calls run() outside `if __name__ == "__main__":`, where processes are
-    spawned (macOS, Windows): each worker runs the script again and dies. The run stops
-    with one error saying so - not a traceback of the pool's, nor every case "failed"."""
+    spawned (macOS, Windows): each worker (and each case's process) ran the script again
+    first, started the run again and died - every case "failed: its process died". The
+    workers now skip the script: the run gives the tables a forked run gives."""
     import subprocess
     import sys
 
-    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=4, showcase=False).cases_root
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=4).cases_root
     script = tmp_path / "unguarded.py"
     script.write_text(_UNGUARDED)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    done = subprocess.run(
-        [sys.executable, str(script), str(root), str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 3, done.stdout + done.stderr
-    said = done.stdout.strip().splitlines()[-1]
-    assert said.startswith("refused: WorkersError: the run's worker processes end as they start")
-    assert 'under `if __name__ == "__main__":`' in said
-    assert "BrokenProcessPool" not in done.stderr.split("refused")[0]
-    assert not list((tmp_path / "out").glob("*.csv"))  # no tables of a run that did not run
+    said = {}
+    for method in ("fork", "spawn"):
+        done = subprocess.run(
+            [sys.executable, str(script), str(root), str(tmp_path / method), method],
+            capture_output=True, text=True, env=env, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        said[method] = done.stdout
+        assert "Traceback" not in done.stderr, done.stderr
+    assert said["spawn"] == said["fork"]
+    assert said["fork"].startswith("ran: 0 failed, ")
+    assert _tables(tmp_path / "spawn") == _tables(tmp_path / "fork")
+
+
+def test_workers_that_end_as_they_start_stop_the_run_with_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes that die as they start (each forked one runs the dying starter)
+    would fail every case, each "its process died", a new pool after each: the run
+    stops with one WorkersError, and writes no tables."""
+    from dcm_extractor import WorkersError
+    from dcm_extractor.runner import executors
+
+    def die_at_start(parent: int, start_method: str) -> None:
+        os._exit(1)
+
+    monkeypatch.setattr(executors, "_start_worker", die_at_start)
+    root = generate_dicom_dataset(tmp_path / "s", bulk_cases=4, showcase=False).cases_root
+    out = tmp_path / "out"
+    with pytest.raises(WorkersError, match="worker processes end as they start"):
+        run(RunOptions(root, out, workers=2, merge_all=True, projectid_map=tmp_path / "i.json"))
+    assert not list(out.glob("*.csv"))
 
 
 def test_a_worker_dying_while_this_process_writes_costs_no_case(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from .batches import (
     scan_one,
 )
 from .cluster import scan_on_cluster
-from .isolation import CaseFailedError, die_with_parent, process_context
+from .isolation import CaseFailedError, die_with_parent, main_script_hidden, process_context
 
 __all__ = ["WorkerPool", "scan_all"]
 
@@ -88,7 +88,8 @@ class WorkerPool:
 
     def _submit(self, batch: list[Path]) -> Future[BatchResult]:
         try:
-            return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
+            with main_script_hidden():  # (spawned workers start as work is submitted)
+                return self.pool.submit(scan_batch, batch, self.root, self.timeout, self.extras)
         except BrokenProcessPool as err:  # a worker died since: recovered when it is taken
             failed: Future[BatchResult] = Future()
             failed.set_exception(err)
@@ -135,22 +136,16 @@ class WorkerPool:
 
         A worker that ends as it starts breaks every pool made after it, and each batch
         scanned alone would fail case by case, each "its process died": not the cases'
-        fault. Where processes are spawned (macOS, Windows), a script that calls
-        :func:`~dcm_extractor.run` outside ``if __name__ == "__main__":`` does that: each
-        worker runs the script again first."""
+        fault."""
         try:
-            self.pool.submit(os.getpid).result()
+            with main_script_hidden():
+                probe = self.pool.submit(os.getpid)
+            probe.result()
         except BrokenProcessPool:
             self.pool.shutdown(wait=False, cancel_futures=True)
-            spawned = (
-                "; where processes are spawned (macOS, Windows), a script that calls "
-                'dcm_extractor.run must call it under `if __name__ == "__main__":`'
-                if self.context.get_start_method() != "fork"
-                else ""
-            )
             raise WorkersError(
                 "the run's worker processes end as they start (what they said, if anything, "
-                f"is above){spawned}; --workers 1 scans the cases in this process"
+                "is above); --workers 1 scans the cases in this process"
             ) from None
 
     def shutdown(self, now: bool = False) -> None:

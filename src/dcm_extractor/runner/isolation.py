@@ -25,12 +25,43 @@ __all__ = ["CaseFailedError", "process_context", "scan_case_isolated"]
 # absent). A pool worker takes its run's (executors._start_worker); tests set it to run
 # the spawn path on Linux.
 START_METHOD: str = "fork" if sys.platform.startswith("linux") else "spawn"
+_HIDING = threading.Lock()  # main_script_hidden's
 
 
 def process_context() -> Any:
     """multiprocessing's context for :data:`START_METHOD` (typed ``Any``: typeshed's
     contexts lack ``Process``)."""
     return multiprocessing.get_context(START_METHOD)
+
+
+@contextlib.contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """Start spawned processes that do not run the caller's script again.
+
+    A spawned process first runs the parent's ``__main__`` (its file, or its module under
+    ``python -m``), so that functions defined there can be found. A script calling
+    :func:`~dcm_extractor.run` with workers but without ``if __name__ == "__main__":``
+    then started the run again in every worker, which died ("its process died" for every
+    case). Workers run dcm_extractor's functions only: while processes start, ``__main__``
+    shows neither file nor module name, as in a notebook, and they skip it. (Forked
+    processes run nothing again: unchanged.)
+    """
+    main = sys.modules.get("__main__")
+    hidden = {key: getattr(main, key) for key in ("__file__", "__spec__") if hasattr(main, key)}
+    if START_METHOD == "fork" or main is None or not hidden:
+        yield
+        return
+    with _HIDING:  # (threads starting processes at once: one hides and restores)
+        for key in hidden:
+            if key == "__spec__":
+                main.__spec__ = None  # (multiprocessing reads it: None, as a script's is)
+            else:
+                delattr(main, key)
+        try:
+            yield
+        finally:
+            for key, value in hidden.items():
+                setattr(main, key, value)
 
 
 class CaseFailedError(DcmExtractorError):
@@ -131,7 +162,7 @@ def scan_case_isolated(
         args=(sender, str(case_dir), str(data_root), extras, os.getpid()),
         daemon=True,
     )
-    with _children_allowed():
+    with _children_allowed(), main_script_hidden():
         process.start()
     sender.close()
     try:
