@@ -11,6 +11,7 @@ __all__ = [
     "DcmExtractorError",
     "OptionsError",
     "OutputBusyError",
+    "PlatformError",
     "PseudonymKeyError",
     "SampleDataError",
     "WorkersError",
@@ -37,6 +38,10 @@ class OptionsError(DcmExtractorError, ValueError):
 
 class OutputBusyError(DcmExtractorError):
     """Another run is writing into the same ``--out`` (it holds the output lock)."""
+
+
+class PlatformError(DcmExtractorError):
+    """The extraction does not run on this operating system (Windows: run it in WSL)."""
 
 
 class SampleDataError(DcmExtractorError):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
-import fcntl
 import os
 import re
 import socket
@@ -31,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ..errors import OutputBusyError
+from ..errors import OutputBusyError, PlatformError
+
+try:
+    import fcntl
+except ImportError:  # (Windows)
+    _POSIX_LOCKS = False
+else:
+    _POSIX_LOCKS = True
 
 __all__ = ["LOCK_NAME", "Takeover", "output_lock", "remove_temporary_files"]
 
@@ -92,7 +98,16 @@ def output_lock(out: Path, also_clean: Iterable[Path] = ()) -> Iterator[Takeover
     OutputBusyError
         Another process (or another run in this one) holds it; the message names it. Or
         the file system has no locks and the lock file names a holder.
+    PlatformError
+        Not a POSIX system (Windows): the run's lock, its time limits and its worker
+        processes' ending with it are POSIX's.
     """
+    if not _POSIX_LOCKS:
+        raise PlatformError(
+            "dcm-extract's extraction runs on Linux and macOS (its output lock, case time "
+            "limits and worker clean-up are POSIX's); on Windows run it in WSL "
+            "(dcm-extract query and sample run here)"
+        )
     path = out / LOCK_NAME
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     key: tuple[int, int] | None = None
