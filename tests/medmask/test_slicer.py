@@ -249,3 +249,38 @@ def test_a_label_map_slicer_exported_is_named_by_its_colour_table(tmp_path: Path
             assert np.array_equal(np.asarray(archive.load_mask(name).data) != 0, labels == label)
         colours = {name: archive.meaning(name).colour for name in archive}  # (kept, as Slicer's)
     assert colours == {"artery": (216, 101, 79), "connective_tissue": (111, 184, 210)}
+
+
+def test_a_librarys_deprecation_is_not_shown_to_the_user(
+    archive: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Python 3.12+ pynrrd's writer warns that utcnow() is deprecated; the command line
+    showed every warning, so each export-slicer printed "medmask: warning: datetime...".
+    The writer here warns as it does there: developers' warnings stay unshown (as Python
+    shows them), medmask's own still show."""
+    import warnings
+
+    from medmask.exchange import slicer
+
+    real_write = slicer.nrrd.write
+
+    def write_as_on_312(*args: object, **kwargs: object) -> None:
+        warnings.warn("datetime.datetime.utcnow() is deprecated", DeprecationWarning, 2)
+        warnings.warn("unclosed file", ResourceWarning, 2)
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slicer.nrrd, "write", write_as_on_312)
+    assert main(["export-slicer", str(archive), "-o", str(tmp_path / "o.seg.nrrd")]) == 0
+    assert capsys.readouterr().err == ""
+    labels = np.zeros((4, 5, 6), np.uint8)
+    labels[0, 0, 0], labels[1, 1, 1] = 1, 2
+    header = {"space": "left-posterior-superior", "space directions": np.eye(3)}
+    for i in range(2):
+        header |= {f"Segment{i}_Name": "lesion", f"Segment{i}_LabelValue": str(i + 1)}
+    real_write(str(tmp_path / "two.seg.nrrd"), labels, header)
+    assert main(["pack", str(tmp_path / "two.seg.nrrd"), "-o", str(tmp_path / "t.mska")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("medmask: warning: ") and "two segments are named 'lesion'" in err

@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from ..errors import MaskNotFoundError, MedmaskError, OutputExistsError
 from ..version import __version__
@@ -115,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(), ended_as_interrupted():
             warnings.simplefilter("always")
+            for category in _DEVELOPERS_WARNINGS:  # (after "always": checked before it)
+                warnings.simplefilter("ignore", category)
             warnings.showwarning = _show_warning
             code: int = args.run(args)
             sys.stdout.flush()  # (a reader gone shows here, not in Python's flush at exit)
@@ -134,6 +136,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 1
 
+
+# Warnings for developers, which Python itself shows users only from their own script
+# (a library's DeprecationWarning on a newer Python: pynrrd's utcnow() on 3.12 printed
+# "medmask: warning: datetime.datetime.utcnow() is deprecated ..." on every export-slicer).
+_DEVELOPERS_WARNINGS: Final = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    ResourceWarning,
+    ImportWarning,
+)
 
 KEPT = (
     "what was finished is kept and nothing half-written is left (a cohort pack goes on "
