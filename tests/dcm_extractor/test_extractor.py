@@ -418,11 +418,15 @@ def test_a_full_disk_ends_the_run_in_one_line_naming_the_file_and_leaves_no_temp
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     argv = ["-d", str(sample.cases_root), "--merge-all", "--series", "--instances",
             "--format", "csv,parquet,xlsx", "--log", os.devnull, "-q"]  # fmt: skip
+    system_temporary = tmp_path / "system_tmp"  # (the xlsx sheets were spooled there, and
+    system_temporary.mkdir()  # a failed run left them: patients' names, in /tmp)
     done = subprocess.run(
         [sys.executable, "-c", FULL_DISK_RUN, str(room), *argv, "-o", str(out)],
         capture_output=True, text=True, check=False, timeout=600,
+        env={**os.environ, "TMPDIR": str(system_temporary)},
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
+    assert not list(system_temporary.iterdir())
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"dcm-extract: error: {out}{os.sep}"), lines
     assert lines[0].endswith(": File too large"), lines  # (EFBIG: ENOSPC on a full disk)

@@ -73,7 +73,13 @@ def test_a_killed_run_leaves_no_process_and_resumes_exactly(
     finished = random.Random(seed).randrange(0, cases - 2)  # the moment: after this many
     argv = [sys.executable, "-m", "dcm_extractor", "-d", str(data), "-o", str(out)]
     argv += ["--merge-all", "--workers", "2", "-q", "--log", str(tmp_path / "log")]
-    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
+    argv += ["--format", "csv,xlsx"]  # (the workbook's sheets are spooled as the run goes)
+    system_temporary = tmp_path / "system_tmp"  # (they were spooled here: left with names)
+    system_temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(system_temporary)}
+    with subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    ) as run:
         manifest = out / ".manifest"
         main_process = psutil.Process(run.pid)
         wait_for(
@@ -88,7 +94,7 @@ def test_a_killed_run_leaves_no_process_and_resumes_exactly(
     assert family, "a 2-worker run has worker processes"
     wait_for(lambda: not any(p.is_running() and p.status() != "zombie" for p in family),
              "the killed run's workers to end")  # fmt: skip
-    again = subprocess.run(argv, capture_output=True, text=True, check=False)
+    again = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     assert again.returncode == 0, again.stderr
     if sig == signal.SIGTERM:  # (scancel, docker stop: the run ends as on Ctrl-C, in order)
         assert run.returncode == 143 and "did not finish" not in again.stderr
@@ -96,3 +102,4 @@ def test_a_killed_run_leaves_no_process_and_resumes_exactly(
         assert "did not finish" in again.stderr
     assert outputs(out) == reference
     assert temporary_files(out) == []
+    assert list(system_temporary.iterdir()) == []

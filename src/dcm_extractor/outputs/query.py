@@ -343,10 +343,14 @@ def _xlsx(connection: Any, answer: Any, target: Path) -> int:
     cursor = connection.execute(f"SELECT * FROM {_ANSWER}")  # (streams: fetched in batches)
     written = 0
     with AtomicFile(target) as file:
-        table = XlsxTable(file.binary, names, numeric, target.stem)
-        while batch := cursor.fetchmany(10_000):
-            table.write(batch)
-            written += len(batch)
+        table = XlsxTable(file.binary, names, numeric, target.stem, beside=target.parent)
+        try:
+            while batch := cursor.fetchmany(10_000):
+                table.write(batch)
+                written += len(batch)
+        except BaseException:
+            table.discard()
+            raise
         table.close()
     return written
 

@@ -170,7 +170,9 @@ class TableStream(AtomicFile):
             self._parquet = pq.ParquetWriter(self._file, shape.schema, use_dictionary=plain)
         elif fmt == "xlsx":
             numeric = shape.integers | shape.floats
-            self._xlsx = XlsxTable(self._file, self.names, numeric, self.path.stem)
+            self._xlsx = XlsxTable(
+                self._file, self.names, numeric, self.path.stem, beside=self.path.parent
+            )
 
     @names_its_file
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -259,6 +261,8 @@ class TableStream(AtomicFile):
             if self._parquet is not None and self._parquet.is_open:
                 with contextlib.suppress(Exception):  # (the file goes anyway)
                     self._parquet.close()
+            if self.fmt == "xlsx":
+                self._xlsx.discard()
         finally:
             super().discard()
 

@@ -30,13 +30,18 @@ surrogates) and carriage returns (which XML readers turn into line feeds) are wr
 Written by this module rather than XlsxWriter: XlsxWriter spends ~5 us a cell (12 s for
 the 2.1 million cells of 100,000 instance rows; benchmarks/index_query.py), this writer
 under 1 us. The rows go to a temporary file per sheet as they come (memory stays flat),
-and :meth:`XlsxTable.close` zips the parts into the target. tests/dcm_extractor/
+in a temporary folder beside the workbook (``.<name>.<random>.tmp``: the folder a run's
+lock clears when a killed run left it, ``runner/runlock.py``; not the system's temporary
+folder, where a killed run's rows - patients' names - stayed), and
+:meth:`XlsxTable.close` zips the parts into the target (:meth:`XlsxTable.discard`
+removes them instead). tests/dcm_extractor/
 test_xlsx.py reads the files with openpyxl and compares every cell with what XlsxWriter
 (the reference) writes for the same rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -138,10 +143,18 @@ class XlsxTable:
         The columns written as numbers (their values int or float; None and "" blank).
     name : str
         The sheet's name (:func:`sheet_name`).
+    beside : Path, optional
+        The folder the sheets are spooled in until :meth:`close` (in a temporary folder
+        of their own): the workbook's. Default: the system's temporary folder.
     """
 
     def __init__(
-        self, target: IO[bytes], names: Sequence[str], numeric: Iterable[str], name: str
+        self,
+        target: IO[bytes],
+        names: Sequence[str],
+        numeric: Iterable[str],
+        name: str,
+        beside: Path | None = None,
     ) -> None:
         self.target = target
         self.names = list(names)
@@ -151,7 +164,7 @@ class XlsxTable:
         self.name = name
         self.first: list[list[Any]] | None = []  # rows held until the widths are known
         self.widths: list[int] = []
-        self.folder = Path(tempfile.mkdtemp(prefix=".xlsx-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{name}.xlsx.", suffix=".tmp", dir=beside))
         self.sheets: list[tuple[str, Path]] = []
         self.sheet: IO[str] | None = None
         self.row = 0  # the row number last written in the current sheet (1: the header)
@@ -175,7 +188,20 @@ class XlsxTable:
             self._end_sheet()
             self._zip()
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the spooled sheets without writing the workbook (a failed run's, a full
+        disk's); never raises. (A sheet left open would be flushed by the garbage
+        collector, into a full disk: Python's "Exception ignored" lines.)"""
+        sheet, self.sheet = self.sheet, None
+        if sheet is not None:
+            try:
+                sheet.close()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sheet.close()  # (the buffer was dropped by the failed flush: closes)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _start_writing(self) -> None:
         held, self.first = self.first or [], None

@@ -24,6 +24,7 @@ import datetime
 import errno
 import os
 import re
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -177,10 +178,14 @@ def remove_temporary_files(folders: Iterable[Path]) -> int:
     for folder in folders:
         if not folder.is_dir():
             continue
-        for parent, _, files in os.walk(folder):
+        for parent, folders_in, files in os.walk(folder):
             for name in files:
                 if TEMPORARY.match(name):
                     with contextlib.suppress(FileNotFoundError):
                         (Path(parent) / name).unlink()
                         removed += 1
+            for name in [n for n in folders_in if TEMPORARY.match(n)]:  # (xlsx sheets)
+                folders_in.remove(name)
+                shutil.rmtree(Path(parent) / name, ignore_errors=True)
+                removed += 1
     return removed
