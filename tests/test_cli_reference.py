@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,11 @@ import pytest
 from cli_reference import DOC, MARKER, reference
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11),
+    reason="docs/cli.md is argparse's help on Python 3.11, CI's; later ones word it otherwise "
+    "(3.13: '-o, --out OUT' for '-o OUT, --out OUT', other indents)",
+)
 def test_the_documented_reference_is_the_parsers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     documented = DOC.read_text(encoding="utf-8").split(MARKER)[1].strip()
