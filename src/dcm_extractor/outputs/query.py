@@ -348,10 +348,9 @@ def _xlsx(connection: Any, answer: Any, target: Path) -> int:
             while batch := cursor.fetchmany(10_000):
                 table.write(batch)
                 written += len(batch)
-        except BaseException:
-            table.discard()
-            raise
-        table.close()
+            table.close()
+        finally:
+            table.discard()  # (after close: nothing left to remove)
     return written
 
 

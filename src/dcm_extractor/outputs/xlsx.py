@@ -196,11 +196,8 @@ class XlsxTable:
         collector, into a full disk: Python's "Exception ignored" lines.)"""
         sheet, self.sheet = self.sheet, None
         if sheet is not None:
-            try:
+            with contextlib.suppress(OSError):  # (closed even when its last flush fails)
                 sheet.close()
-            except OSError:
-                with contextlib.suppress(OSError):
-                    sheet.close()  # (the buffer was dropped by the failed flush: closes)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _start_writing(self) -> None:
