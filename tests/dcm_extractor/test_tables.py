@@ -491,6 +491,45 @@ def test_a_case_named_like_the_runs_own_files_overwrites_none(
         assert [r["FileName"] for r in records] == [f"{name}.dir"]
 
 
+def test_case_names_windows_cannot_hold_give_files_it_can(
+    tmp_path: Path, dicom_sample: DicomSample
+) -> None:
+    """Linux folder names with ``: ? | \\ *`` or a device's name (``CON``, ``nul.txt``):
+    the case's own files are named so that Windows and USB drives (FAT, exFAT) hold them -
+    where they are written or copied - noted in the report; the tables keep the names."""
+    import re
+
+    from dcm_extractor.extractor import main
+
+    image = next(p for p in dicom_sample.cases_root.rglob("*.dcm") if p.stat().st_size > 1000)
+    root, out = tmp_path / "data", tmp_path / "out"
+    names = ["CT 08:30", "what?", "a|b", "back\\slash", "star*", "CON", "nul.txt", "plain"]
+    for name in names:
+        (root / name).mkdir(parents=True)
+        shutil.copy(image, root / name / "IM0001.dcm")
+    argv = ["-d", str(root), "-o", str(out), "--merge-all", "--export-json", "-q"]
+    assert main([*argv, "--log", str(tmp_path / "run.log")]) == 0
+    # Microsoft's rules for file names ("Naming Files, Paths, and Namespaces")
+    forbidden = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+    device = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9]) *(\.|$)", re.IGNORECASE)
+    written = sorted(p.name for p in out.iterdir())
+    assert sum(n.endswith(".desensitized.csv") for n in written) == 8  # (one a case)
+    assert [n for n in written if forbidden.search(n) or device.match(n)] == []
+    assert {"plain.csv", "plain.desensitized.csv", "plain.json"} <= set(written)
+    with (out / "extraction_report.csv").open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    notes = {r["case"]: r for r in rows if r["reason"] == "case_files_renamed"}
+    assert sorted(notes) == sorted(n for n in names if n != "plain")
+    assert "characters (:) file names cannot hold on Windows" in notes["CT 08:30"]["detail"]
+    assert "a device" in notes["CON"]["detail"] and "a device" in notes["nul.txt"]["detail"]
+    for name, note in notes.items():
+        table = note["detail"].rsplit(": ", 1)[-1]  # (the file, after the reason)
+        assert table in written, (name, table)
+        with (out / table).open(encoding="utf-8", newline="") as stream:
+            (row,) = list(csv.DictReader(stream))
+        assert row["FileName"] == f"{name}.dir"
+
+
 def test_cases_whose_names_read_alike_keep_their_own_files(
     tmp_path: Path, dicom_sample: DicomSample
 ) -> None:

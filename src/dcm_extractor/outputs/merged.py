@@ -373,6 +373,14 @@ _RUN_FILES: Final = frozenset(
      "all_series_desensitized", "all_studies", "all_instances", "extraction_report",
      "case_projectid_map", "deidentification"}
 )  # fmt: skip
+# What a file name cannot hold on Windows, macOS's SMB shares and the FAT and exFAT of USB
+# drives (a folder name on Linux may hold any of them: "CT 08:30", "what?"), and the names
+# Windows keeps for devices ("CON.csv" cannot be opened there as a file)
+_NOT_PORTABLE: Final = frozenset('<>:"\\|?*').union(map(chr, range(32)))
+_WINDOWS_DEVICES: Final = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+     *(f"LPT{i}" for i in range(1, 10))}
+)  # fmt: skip
 
 
 def case_file_stem(case: str, out: Path) -> str:
@@ -385,7 +393,10 @@ def case_file_stem(case: str, out: Path) -> str:
       ID map, or be overwritten);
     * a name ending in ``.desensitized`` (``X.desensitized.csv`` is case ``X``'s);
     * a name too long for ``<name>.desensitized.csv`` (255 bytes on most file systems:
-      80 Chinese characters, 3 bytes each in UTF-8).
+      80 Chinese characters, 3 bytes each in UTF-8);
+    * a name that is not a file name on Windows or a USB drive (FAT, exFAT), where the
+      output may be written or copied: one with ``< > : " \\ | ? *`` or a control
+      character (each becomes ``_``), or a device's name (``CON``, ``NUL``, ``COM1`` ...).
 
     A run also keeps two cases whose names read alike apart, and the report says so
     (:class:`RunOutputs`)."""
@@ -397,6 +408,7 @@ def case_file_stem(case: str, out: Path) -> str:
         and size <= room
         and folded not in _RUN_FILES
         and not folded.endswith(".desensitized")
+        and _portable(case)
     ):
         return case
     # (the hash of the name's UTF-8, the same in any locale; its bytes where not UTF-8)
@@ -413,11 +425,28 @@ def _stored_size(name: str) -> int | None:
         return None
 
 
+def _portable(name: str) -> bool:
+    """Whether ``name`` (a stem: ``.csv`` follows) is a file name on Windows and USB
+    drives too (:data:`_NOT_PORTABLE`, :data:`_WINDOWS_DEVICES`)."""
+    return _NOT_PORTABLE.isdisjoint(name) and not _is_device(name)
+
+
+def _is_device(name: str) -> bool:
+    return name.split(".", maxsplit=1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES
+
+
 def _storable(name: str) -> str:
-    """``name`` with each character the locale's file names cannot hold as ``_``."""
-    if _stored_size(name) is not None:
+    """``name`` with each character the locale's file names cannot hold, or Windows' and
+    USB drives' (:data:`_NOT_PORTABLE`), as ``_``; and ``_`` after a device's name
+    (``CON.x`` -> ``CON_.x``: Windows takes ``CON.<anything>`` for the device too)."""
+    if _is_device(name):
+        device, dot, rest = name.partition(".")
+        name = f"{device}_{dot}{rest}"
+    if _stored_size(name) is not None and _NOT_PORTABLE.isdisjoint(name):
         return name
-    return "".join(char if _stored_size(char) is not None else "_" for char in name)
+    return "".join(
+        "_" if char in _NOT_PORTABLE or _stored_size(char) is None else char for char in name
+    )
 
 
 def _renamed_why(case: str, out: Path) -> str:
@@ -430,6 +459,14 @@ def _renamed_why(case: str, out: Path) -> str:
         )
     if size > name_max(out) - len(_LONGEST_SUFFIX):
         return "the case's name is longer than a file name may be"
+    if not _NOT_PORTABLE.isdisjoint(case):
+        shown = "".join(sorted({repr(c)[1:-1] for c in _NOT_PORTABLE.intersection(case)}))
+        return (
+            f"the case's name has characters ({shown}) file names cannot hold on Windows "
+            "and USB drives (FAT, exFAT), where the output may be copied"
+        )
+    if _is_device(case):
+        return "the case's name is one Windows keeps for a device (CON, NUL, COM1 ...)"
     return (
         "the case's name would overwrite other files (a name of the run's own files, "
         "or one ending in .desensitized)"
