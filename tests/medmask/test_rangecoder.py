@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +93,64 @@ def test_damage_flags() -> None:
     data = np.frombuffer(b"\x00\xff\xff\xff\xfe" + b"\xff" * 64, np.uint8)
     _, state = rc.decode_number(data, rc.new_model(1), 0, False, rc.start(data))
     assert state[3] & rc.DAMAGED_GOLOMB
+
+
+_CHILD = """
+import numpy as np
+from medmask.codecs import rangecoder as rc
+out = np.zeros(64, np.uint8)
+state = rc.encode_number(out, rc.new_model(1), 0, True, -123456, rc.new_encoder())
+size = rc.finish(out, state)
+state = rc.start(out[:size])
+print(rc.decode_number(out[:size], rc.new_model(1), 0, True, state)[0])
+"""
+
+
+def _no_cache_place(tmp_path: Path) -> dict[str, str]:
+    """A child's environment where numba finds no place of its own to cache: only the
+    user-chosen locator (``NUMBA_CACHE_DIR``, unset) - as for medmask installed where the
+    user cannot write, with a home folder that is not writable (``docker run --user``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env |= {"NUMBA_CACHE_LOCATOR_CLASSES": "UserProvidedCacheLocator", "TMPDIR": str(tmp_path)}
+    return env
+
+
+needs_locator_setting = pytest.mark.skipif(
+    not hasattr(numba.config, "CACHE_LOCATOR_CLASSES"),
+    reason="numba before 0.63 has no NUMBA_CACHE_LOCATOR_CLASSES to take its places away",
+)
+
+
+@needs_locator_setting
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners")
+def test_without_a_place_to_cache_the_coder_caches_in_a_private_temporary_folder(
+    tmp_path: Path,
+) -> None:
+    """numba refuses to compile at all where it cannot cache ("no locator available"):
+    the coder then caches in the user's own folder in TMPDIR, mode 700."""
+    run = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=_no_cache_place(tmp_path),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["-123456"]
+    folder = tmp_path / f"medmask-numba-{os.getuid()}"
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
+    assert any(folder.rglob("*.nbi")) and any(folder.rglob("*.nbc"))
+
+
+@needs_locator_setting
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners")
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path: Path) -> None:
+    """A ``medmask-numba-<uid>`` that others can write (planted: numba loads its cache
+    files as pickles) is left alone: the coder compiles without a cache, and works."""
+    folder = tmp_path / f"medmask-numba-{os.getuid()}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    run = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=_no_cache_place(tmp_path),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["-123456"]
+    assert list(folder.iterdir()) == []

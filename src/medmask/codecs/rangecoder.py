@@ -16,11 +16,25 @@ or writes past an array's end: it shows in the position, which callers check onc
 numba caches compiled code per function, keyed on that function's own file: after
 editing this module, ``make clean`` (or delete ``__pycache__`` here), or the callers in
 ``arith_runs.py`` keep running the old version of it.
+
+Where numba finds no place to cache - medmask installed where the user cannot write (a
+container's system Python, a shared environment) and a home folder that is not writable
+(``docker run --user``, a service's user) - numba refuses to compile at all ("cannot cache
+function ... no locator available"). Then the cache is a folder of the user's own in the
+temporary folder (``medmask-numba-<uid>``, mode 700, used only when it is the user's and
+nobody else can write it: numba's cache files are pickles it loads); failing that, the code
+is compiled without a cache (~3 s a process). ``NUMBA_CACHE_DIR`` chooses the place, as
+numba documents.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import stat
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final, TypeVar, cast
 
 import numba
@@ -65,12 +79,42 @@ DecoderState = tuple[int, int, int, int]  # range, code, position, damage flags
 
 def compiled(fn: F) -> F:
     """Compile ``fn`` with numba (cached on disk, releasing the GIL); the type stays."""
-    return cast(F, numba.njit(cache=True, nogil=True)(fn))
+    return cast(F, _njit(fn))
 
 
 def inlined(fn: F) -> F:
     """Like :func:`compiled`, but copied into each caller: for small per-row formulas."""
-    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))
+    return cast(F, _njit(fn, inline="always"))
+
+
+def _njit(fn: Callable[..., Any], **options: Any) -> Any:
+    """``fn`` compiled, cached where numba can cache it (the module docstring)."""
+    try:
+        return numba.njit(cache=True, nogil=True, **options)(fn)
+    except RuntimeError as err:
+        if not str(err).startswith("cannot cache function"):
+            raise
+    if _private_cache() is not None:
+        return numba.njit(cache=True, nogil=True, **options)(fn)
+    return numba.njit(nogil=True, **options)(fn)
+
+
+@functools.cache
+def _private_cache() -> Path | None:
+    """numba's cache folder made the user's own folder in the temporary folder; None (and
+    numba's setting unchanged) when there is none or it is not safely the user's."""
+    uid = os.getuid() if hasattr(os, "getuid") else None  # (Windows' temp is the user's)
+    folder = Path(tempfile.gettempdir()) / f"medmask-numba-{uid if uid is not None else 'user'}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        found = folder.lstat()
+    except OSError:
+        return None
+    mine = uid is None or found.st_uid == uid
+    if not (stat.S_ISDIR(found.st_mode) and mine and not found.st_mode & 0o022):
+        return None  # (another user's, or writable by others: its pickles not trusted)
+    numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]  # (set at import)
+    return folder
 
 
 def new_model(groups: int) -> NDArray[np.int64]:
