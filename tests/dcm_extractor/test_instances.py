@@ -237,6 +237,49 @@ def test_paths_of_names_that_are_not_utf8_on_disk(
     ]
 
 
+def test_paths_with_a_line_break_need_null_ends(
+    sample: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file name holding a line break (Linux allows it) would be read as two files from a
+    line each: --paths refuses it with one line; with -0 every path ends with a NUL byte,
+    and ``xargs -0`` hands each file, spaces and line breaks included, to another tool."""
+    cases_root, _ = sample
+    image = next(p for p in sorted(cases_root.rglob("*.dcm")) if "IM" in p.name)
+    root = tmp_path / "data"
+    folder = root / "Zhang San" / "CT chest"
+    folder.mkdir(parents=True)
+    files = [folder / "IM 1.dcm", folder / "IM\n2.dcm"]
+    for i, name in enumerate(files):
+        ds = pydicom.dcmread(image)
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{i + 7}"
+        ds.save_as(name)
+    out = tmp_path / "out"
+    assert main(["-d", str(root), "-o", str(out), "--instances", "-q",
+                 "--log", str(tmp_path / "run.log")]) == 0  # fmt: skip
+    capsys.readouterr()
+    sql = "SELECT FilePath FROM instances ORDER BY FilePath"
+    assert cli_main(["query", str(out), sql, "--paths", "-d", str(root)]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.count("\n") == 1
+    assert "1 of the 2 paths hold a line break" in printed.err and "give -0" in printed.err
+    command = [sys.executable, "-m", "dcm_extractor", "query", str(out), sql, "--paths", "-0"]
+    done = subprocess.run([*command, "-d", str(root)], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(b"\0") == [*sorted(os.fsencode(f) for f in files), b""]
+    assert cli_main(["query", str(out), sql, "-0"]) == 2  # (a usage error)
+    assert "-0 ends the paths of --paths" in capsys.readouterr().err
+    xargs = shutil.which("xargs")
+    if xargs is None:
+        pytest.skip("no xargs here")
+    listed = tmp_path / "paths"
+    listed.write_bytes(done.stdout)
+    sizes = subprocess.run(
+        [xargs, "-0", "-a", str(listed), "stat", "--printf", "%s\\n"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert sorted(map(int, sizes)) == sorted(f.stat().st_size for f in files)
+
+
 def test_every_format_holds_the_same_instance_rows(
     sample: tuple[Path, Path], tmp_path: Path
 ) -> None:

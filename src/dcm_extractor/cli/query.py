@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..outputs.query import OUTPUT_FORMATS, VIEWS, query_paths, query_rows, query_to_file
+from ..outputs.query import (
+    OUTPUT_FORMATS,
+    VIEWS,
+    path_list,
+    query_paths,
+    query_rows,
+    query_to_file,
+)
 from .common import PROG, echo
 
 HELP = (
@@ -46,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-d", "--data-root", type=Path,
         help="with --paths: the run's data root, so that the paths are absolute",
     )  # fmt: skip
+    parser.add_argument(
+        "-0", "--null", action="store_true",
+        help="with --paths: end each path with a NUL byte, not a line end (for xargs -0)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,12 +67,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.paths:
         if args.output is not None:
             raise argparse.ArgumentTypeError("--paths prints paths; -o writes a table: not both")
-        paths = query_paths(args.out, args.sql, args.data_root)
+        listed = path_list(query_paths(args.out, args.sql, args.data_root), null=args.null)
         sys.stdout.flush()
-        for path in paths:  # the bytes of each name, as on disk (GBK names too), not text
-            sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.buffer.write(listed)
         sys.stdout.buffer.flush()
         return 0
+    if args.null:
+        raise argparse.ArgumentTypeError("-0 ends the paths of --paths: give --paths")
     if args.excel and (args.output is None or args.output.suffix.lower() != ".csv"):
         raise argparse.ArgumentTypeError(
             "--excel: give -o FILE.csv (the byte order mark is for a CSV file)"

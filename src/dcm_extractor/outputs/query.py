@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -39,6 +39,7 @@ __all__ = [
     "VIEWS",
     "QueryError",
     "connect",
+    "path_list",
     "query",
     "query_paths",
     "query_rows",
@@ -216,6 +217,29 @@ def query_paths(
         _check_present([str(base / f) for f, on_disk in where.items() if on_disk is None],
                        len(where), data_root)  # fmt: skip
     return list(dict.fromkeys(found))
+
+
+def path_list(paths: Sequence[str], *, null: bool = False) -> bytes:
+    """``paths`` (:func:`query_paths`) as a program reading them takes them: the bytes of
+    each name as on disk (a Windows copy's GBK names too), each followed by a line end,
+    or with ``null`` by a NUL byte (``xargs -0``, ``find -print0``'s form).
+
+    Raises
+    ------
+    QueryError
+        A path holds a line end and ``null`` is not given: a line a path would be read as
+        two files.
+    """
+    if null:
+        return b"".join(os.fsencode(path) + b"\0" for path in paths)
+    broken = [path for path in paths if "\n" in path or "\r" in path]
+    if broken:
+        raise QueryError(
+            f"--paths: {len(broken):,} of the {len(paths):,} paths hold a line break "
+            f"(first: {broken[0]!r}), which a line a path cannot show: give -0 to end each "
+            "path with a NUL byte (xargs -0)"
+        )
+    return b"".join(os.fsencode(path) + b"\n" for path in paths)
 
 
 def _on_disk(base: Path, file: str) -> str | None:
