@@ -236,8 +236,8 @@ def path_list(paths: Sequence[str], *, null: bool = False) -> bytes:
     if broken:
         raise QueryError(
             f"--paths: {len(broken):,} of the {len(paths):,} paths hold a line break "
-            f"(first: {broken[0]!r}), which a line a path cannot show: give -0 to end each "
-            "path with a NUL byte (xargs -0)"
+            f"(first: {broken[0]!r}): read a line a path, each would be two; give -0 to end "
+            "each path with a NUL byte (xargs -0)"
         )
     return b"".join(os.fsencode(path) + b"\n" for path in paths)
 

@@ -89,14 +89,20 @@ def inlined(fn: F) -> F:
 
 def _njit(fn: Callable[..., Any], **options: Any) -> Any:
     """``fn`` compiled, cached where numba can cache it (the module docstring)."""
+    found = _cached(fn, options)
+    if found is None and _private_cache() is not None:
+        found = _cached(fn, options)
+    return found if found is not None else numba.njit(nogil=True, **options)(fn)
+
+
+def _cached(fn: Callable[..., Any], options: dict[str, Any]) -> Any:
+    """``fn`` compiled with numba's cache, or None where numba has no place for it."""
     try:
         return numba.njit(cache=True, nogil=True, **options)(fn)
     except RuntimeError as err:
         if not str(err).startswith("cannot cache function"):
             raise
-    if _private_cache() is not None:
-        return numba.njit(cache=True, nogil=True, **options)(fn)
-    return numba.njit(nogil=True, **options)(fn)
+        return None
 
 
 @functools.cache
