@@ -427,3 +427,87 @@ def test_two_runs_write_the_same_bytes(
             }
         )
     assert written[0] == written[1]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_what_failed_is_said_without_names_in_a_desensitized_report(
+    workers: str,
+    cases: tuple[Path, dict[str, Any]],
+    key_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A zip member failing its CRC (zipfile's message quotes the member's name, here the
+    patient's folder in the zip) and a case stopped by an error no file accounts for
+    (its message quoting the case's path): the de-identified report says what failed and
+    names no one, nor does the log; the identified report keeps the messages. With one
+    worker (the cases scanned in this process) the failing case fails alone, as in a pool
+    of two (forked: the planted error goes with them), not the run."""
+    from dcm_extractor.sources import cases as scanning
+
+    root, _ = cases
+    image = next(p for p in sorted(root.rglob("*.dcm")) if p.stat().st_size > 4000)
+    zipped = root / "ZhangWei" / "study.zip"
+    zipped.parent.mkdir()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(2):
+            archive.writestr(f"ZhangWei/SE1/IM{index}.dcm", image.read_bytes())
+    data = bytearray(zipped.read_bytes())
+    data[len(data) // 4] ^= 0xFF  # in the first member's pixels: its CRC fails
+    zipped.write_bytes(bytes(data))
+    failing = root / "LiuFang"
+    failing.mkdir()
+    (failing / "IM1.dcm").write_bytes(image.read_bytes())
+    add_row = scanning._add_row
+
+    def add_row_failing(result: Any, source: str, *args: Any) -> None:
+        if result.name == "LiuFang":
+            raise RuntimeError(f"no row for '{failing / 'IM1.dcm'}'")
+        add_row(result, source, *args)
+
+    monkeypatch.setattr(scanning, "_add_row", add_row_failing)
+    argv = ["--pseudonym-key-file", str(key_file), "--workers", workers, "--instances"]
+    argv += ["--projectid-map", str(tmp_path / "private" / "ids.json")]
+    out = tmp_path / "deidentified"
+    assert run(root, out, "--desensitize", *argv) == 1  # (a case failed)
+    console = capsys.readouterr()
+    report = read_csv(out / "extraction_report.csv")
+    details = {r["reason"]: r["detail"] for r in report}
+    assert details["corrupt_member"] == "cannot be extracted: bad CRC-32 for file '…'"
+    assert details["case_failed"] == "failed: RuntimeError"
+    written = [p for p in out.rglob("*") if p.is_file()]
+    for where, blob in [
+        *((p.name, _searchable(p)) for p in written),
+        ("log", (tmp_path / "deidentified.log").read_bytes()),
+        ("console", (console.out + console.err).encode("utf-8")),
+    ]:
+        for name in (b"ZhangWei", b"LiuFang"):
+            assert name not in blob, (where, name)
+    identified = tmp_path / "identified"
+    assert run(root, identified, *argv) == 1
+    report = read_csv(identified / "extraction_report.csv")
+    failed = next(r for r in report if r["reason"] == "case_failed")
+    assert failed["case"] == "LiuFang" and str(failing / "IM1.dcm") in failed["detail"]
+    member = next(r for r in report if r["reason"] == "corrupt_member")
+    assert member["location"] == "ZhangWei/study.zip!ZhangWei/SE1/IM0.dcm"
+
+
+def test_a_zip_that_cannot_be_opened_is_unreadable_not_corrupt(tmp_path: Path) -> None:
+    """An OSError opening a zip (no permission, an I/O error; here: a folder) is not the
+    zip's damage: ``unreadable``, with the system's reason and not the path (which names
+    the patient); a file that is no zip stays ``corrupt_zip``."""
+    from dcm_extractor.sources.zipread import ZipProblem, iter_zip_members
+
+    folder = tmp_path / "王小明" / "study.zip"
+    folder.mkdir(parents=True)
+    (problem,) = iter_zip_members(folder)
+    assert problem == ZipProblem(
+        None, "unreadable", "cannot be read (IsADirectoryError: Is a directory)"
+    )
+    text = tmp_path / "notes.zip"
+    text.write_text("not a zip", encoding="utf-8")
+    (problem,) = iter_zip_members(text)
+    assert problem == ZipProblem(
+        None, "corrupt_zip", "not a readable zip: BadZipFile: File is not a zip file"
+    )

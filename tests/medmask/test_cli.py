@@ -159,6 +159,29 @@ def test_pack_many_in_parallel(
     )
 
 
+def test_a_mask_file_that_cannot_be_read_says_why_not_that_it_is_no_nifti(
+    tmp_path: Path, mask_sample: MaskSample, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file the user may not read (copied from another account) or that is not a file:
+    the system's reason, not "not a readable NIfTI file" (which sends one looking for
+    damage in a file that is fine)."""
+    from medmask.exchange.nifti import read_nifti
+
+    folder = tmp_path / "x.nii.gz"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="Is a directory") as caught:
+        read_nifti(folder)
+    assert caught.value.filename == str(folder)
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file: no unreadable mask here")
+    denied = tmp_path / "denied"
+    shutil.copytree(mask_sample.masks_dir, denied)
+    (denied / "liver.nii.gz").chmod(0)
+    code, _, err = run(capsys, "pack", denied, "-o", tmp_path / "x.mska")
+    assert code == 1
+    assert one_line_error(err).endswith("liver.nii.gz: Permission denied")
+
+
 def test_ls_table_and_json(
     capsys: pytest.CaptureFixture[str], archive: Path, mask_sample: MaskSample, truth: dict
 ) -> None:

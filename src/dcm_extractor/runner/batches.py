@@ -19,7 +19,7 @@ from typing import Any, Final
 from ..reading.extras import Extras
 from ..reading.fastheader import FastReader
 from ..sources.cases import CaseResult, scan_case
-from ..sources.names import readable
+from ..sources.names import nameless, readable
 from .isolation import CaseFailedError, scan_case_isolated
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "case_batches",
     "scan_batch",
     "scan_one",
+    "scan_or_fail",
 ]
 
 MAX_BATCH_CASES: Final = 32
@@ -148,14 +149,31 @@ def scan_batch(
     reader = FastReader()
     for case_dir in case_dirs:
         try:
-            results.append(scan_one(case_dir, root, timeout, extras=extras, reader=reader))
+            results.append(scan_or_fail(case_dir, root, timeout, extras=extras, reader=reader))
         except CaseFailedError as err:
             results.append(err)
-        except Exception as err:
-            results.append(
-                CaseFailedError(readable(case_dir.name), f"failed: {type(err).__name__}: {err}")
-            )
     return results
+
+
+def scan_or_fail(
+    case_dir: Path,
+    root: Path,
+    timeout: float | None,
+    *,
+    extras: Extras | None = None,
+    reader: FastReader | None = None,
+) -> CaseResult:
+    """:func:`scan_one`, an error no file of the case accounts for (each file's own are in
+    its report) becoming the case's :class:`CaseFailedError`: the case fails, not the run.
+    Its reason is the error's kind (its message may quote a path, which names the
+    patient: kept as ``private``, for identified reports only)."""
+    try:
+        return scan_one(case_dir, root, timeout, extras=extras, reader=reader)
+    except CaseFailedError:
+        raise
+    except Exception as err:
+        reason = f"failed: {nameless(err, message=False)}"
+        raise CaseFailedError(readable(case_dir.name), reason, str(err)) from err
 
 
 def batch_outcome(case: str, future: Any, index: int, lost: str) -> CaseResult:

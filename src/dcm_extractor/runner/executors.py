@@ -29,7 +29,7 @@ from .batches import (
     batch_outcome,
     case_batches,
     scan_batch,
-    scan_one,
+    scan_or_fail,
 )
 from .cluster import scan_on_cluster
 from .isolation import CaseFailedError, die_with_parent, main_script_hidden, process_context
@@ -258,7 +258,7 @@ def scan_all(
                 pending[case_dir.name] = functools.partial(
                     pool.outcome, number, index, case_dir.name
                 )
-    scan_here = functools.partial(scan_one, root=root, timeout=options.case_timeout,
+    scan_here = functools.partial(scan_or_fail, root=root, timeout=options.case_timeout,
                                   extras=extras, reader=reader)  # fmt: skip
     try:
         yield from _in_order(case_dirs, reused, pending, scan_here)

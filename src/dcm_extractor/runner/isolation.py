@@ -17,6 +17,7 @@ from typing import Any, Final
 from ..errors import DcmExtractorError
 from ..reading.extras import Extras
 from ..sources.cases import CaseResult, scan_case
+from ..sources.names import nameless
 
 __all__ = ["CaseFailedError", "process_context", "scan_case_isolated"]
 
@@ -65,14 +66,17 @@ def main_script_hidden() -> Iterator[None]:
 
 
 class CaseFailedError(DcmExtractorError):
-    """A case did not finish: it ran past its time limit or its process died.
+    """A case did not finish: it ran past its time limit, its process died, or an error
+    no file of it accounts for stopped it.
 
-    ``reason`` says why without naming the case (for de-identified reports).
+    ``reason`` says why without naming the case or any path (for de-identified reports);
+    ``private`` holds the error's own message (which may quote a path: identified reports
+    and logs only).
     """
 
-    def __init__(self, case: str, reason: str) -> None:
-        super().__init__(case, reason)  # both in args: the error pickles across processes
-        self.case, self.reason = case, reason
+    def __init__(self, case: str, reason: str, private: str = "") -> None:
+        super().__init__(case, reason, private)  # in args: the error pickles across processes
+        self.case, self.reason, self.private = case, reason, private
 
     def __str__(self) -> str:
         return f"{self.case}: {self.reason}"
@@ -108,7 +112,7 @@ def _child(
     try:
         connection.send(("ok", scan_case(case_dir, data_root, extras=extras)))
     except BaseException as err:  # report every failure to the parent, then exit
-        connection.send(("error", f"{type(err).__name__}: {err}"))
+        connection.send(("error", (nameless(err, message=False), str(err))))
     finally:
         connection.close()
 
@@ -187,6 +191,7 @@ def scan_case_isolated(
         receiver.close()
         process.join(5)
     if status != "ok":
-        raise CaseFailedError(Path(case_dir).name, f"failed: {payload}")
+        reason, private = payload
+        raise CaseFailedError(Path(case_dir).name, f"failed: {reason}", private)
     assert isinstance(payload, CaseResult)
     return payload

@@ -24,7 +24,7 @@ from ..options import FORMATS, MAP_NAME, WORKERS_PER_CORE, RunOptions
 from ..outputs.merged import REPORT_NAME, RunOutputs, with_ids
 from ..privacy.policy import PrivacyPolicy
 from ..sources.cases import CaseResult, ReportEntry, iter_case_dirs, scan_root_files
-from ..sources.names import readable
+from ..sources.names import nameless, readable
 from ..sources.topzips import move_top_level_zips, move_zips_into_cases
 from .executors import scan_all
 from .isolation import CaseFailedError
@@ -206,8 +206,8 @@ def _outcome(
     try:
         result = outcome()
     except (CaseFailedError, OSError) as err:
-        reason = err.reason if isinstance(err, CaseFailedError) else type(err).__name__
-        private = "" if isinstance(err, CaseFailedError) else str(err)  # the reason already
+        reason = err.reason if isinstance(err, CaseFailedError) else nameless(err)
+        private = err.private if isinstance(err, CaseFailedError) else str(err)
         name = readable(case_dir.name)
         outputs.report([ReportEntry(name, name, "case_failed", reason, private)])
         log.error("case %s failed: %s", shown, policy.error_text(reason, err))

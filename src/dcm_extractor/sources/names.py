@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import sys
 from typing import Final
 
 from ..reading.letters import NOT_A_LETTER, letters
 
-__all__ = ["is_utf8", "original_bytes", "readable", "reading_of", "sort_key"]
+__all__ = ["is_utf8", "nameless", "original_bytes", "readable", "reading_of", "sort_key"]
 
 READINGS: Final = ("utf-8", "gb18030", "latin-1")
 # Python gives names in the locale's encoding: UTF-8 almost everywhere, GBK on a server set
@@ -114,3 +115,32 @@ def original_bytes(text: str, reading: str) -> bytes:
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
     return text.encode(reading)
+
+
+# A text as Python's messages quote it (repr: 'a', "it's", 'a\\'b')
+_QUOTED: Final = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def nameless(err: BaseException, *, message: bool = True, kind: bool = True) -> str:
+    """What went wrong, for reports that name no patient (``--desensitize``'s): the error's
+    kind, and its message with every quoted text left out (``'…'``) - the messages of
+    zipfile quote member names (``Bad CRC-32 for file 'ZhangSan/IM1.dcm'``) - or, for an
+    :class:`OSError` (whose text holds the path), the system's reason only. With
+    ``message=False`` the kind alone (and an OSError's reason): for errors whose messages
+    may hold a path unquoted; with ``kind=False`` the message alone (our own errors).
+
+    Examples
+    --------
+    >>> nameless(PermissionError(13, "Permission denied", "/data/张三/a.zip"))
+    'PermissionError: Permission denied'
+    >>> nameless(ValueError("Bad CRC-32 for file 'ZhangSan/IM1.dcm'"))
+    "ValueError: Bad CRC-32 for file '…'"
+    >>> nameless(KeyError("/data/ZhangSan"), message=False)
+    'KeyError'
+    """
+    name = type(err).__name__ if kind else ""
+    if isinstance(err, OSError):
+        text = err.strerror or ""
+    else:
+        text = _QUOTED.sub("'…'", str(err)) if message else ""
+    return ": ".join(part for part in (name, text) if part) or type(err).__name__

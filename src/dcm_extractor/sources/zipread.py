@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Final
 from zlib_ng import zlib_ng
 
 from ..reading.letters import letters
+from .names import nameless
 
 __all__ = [
     "DEFAULT_HEAD_BYTES",
@@ -91,7 +92,7 @@ class ZipMember:
             with self._archive.open(self._info) as stream:
                 return stream.read(want)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
-            raise MemberReadError(f"cannot be extracted: {err}") from err
+            raise MemberReadError(f"cannot be extracted: {_failure(err)}") from err
 
     def reader(self) -> Callable[[int, int], bytes] | None:
         """``reader(offset, n)`` into the member, offsets not decreasing between calls
@@ -120,7 +121,7 @@ class ZipMember:
                 state["at"] += len(data)
                 return data
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
-                raise MemberReadError(f"cannot be extracted: {err}") from err
+                raise MemberReadError(f"cannot be extracted: {_failure(err)}") from err
 
         return read
 
@@ -138,7 +139,7 @@ class ZipMember:
             with self._archive.open(self._info) as stream:
                 data = stream.read(self._limit + 1)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
-            raise MemberReadError(f"cannot be extracted: {err}") from err
+            raise MemberReadError(f"cannot be extracted: {_failure(err)}") from err
         if len(data) > self._limit:
             raise MemberReadError(f"inflates beyond {self._limit} bytes (zip bomb?)")
         return data
@@ -210,8 +211,11 @@ def iter_zip_members(
         try:
             stream = stack.enter_context(Path(path).open("rb"))
             archive = stack.enter_context(zipfile.ZipFile(stream))
-        except (zipfile.BadZipFile, OSError, ValueError) as err:
-            yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {err}")
+        except OSError as err:  # (not the zip's fault: permissions, an I/O error)
+            yield ZipProblem(None, "unreadable", f"cannot be read ({nameless(err)})")
+            return
+        except (zipfile.BadZipFile, ValueError) as err:
+            yield ZipProblem(None, "corrupt_zip", f"not a readable zip: {nameless(err)}")
             return
         files = [info for info in archive.infolist() if not info.is_dir()]
         infos = [
@@ -247,7 +251,7 @@ def iter_zip_members(
                 NotImplementedError,
                 MemberReadError,
             ) as err:
-                yield ZipProblem(name, "corrupt_member", f"cannot be extracted: {err}")
+                yield ZipProblem(name, "corrupt_member", f"cannot be extracted: {_failure(err)}")
                 continue
             if len(data) > max_member_bytes:
                 yield ZipProblem(
@@ -256,6 +260,11 @@ def iter_zip_members(
                 continue
             size = len(data) if head_bytes is None else info.file_size
             yield ZipMember(name, data, size, archive, info, max_member_bytes)
+
+
+def _failure(err: BaseException) -> str:
+    """Why a member could not be read, naming no file (:func:`~.names.nameless`)."""
+    return nameless(err, kind=not isinstance(err, MemberReadError))
 
 
 _RAW_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})

@@ -636,6 +636,8 @@ def _open(
     except Exception as err:  # nibabel raises many kinds for a file that is not NIfTI
         try:  # (compressed or not as its bytes say, not as its name: ITK reads it so)
             image = _from_bytes(Path(name))
+        except OSError as denied:  # (no permission, an I/O error: not a format's fault)
+            raise OSError(denied.errno, denied.strerror or str(denied), name) from err
         except Exception:
             raise FormatError(f"{name}: not a readable NIfTI file: {err}") from err
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):

@@ -384,7 +384,9 @@ class _Reading:
         for path, key, size, mtime in self.slow:
             try:
                 read.append(archive_rows(path, key, size, mtime))
-            except (MedmaskError, OSError, ValueError) as err:
+            except OSError as err:  # (the key names the archive: the reason only)
+                failures.append((key, err.strerror or str(err)))
+            except (MedmaskError, ValueError) as err:
                 failures.append((key, str(err)))
         return [*self.tables, _table(read)], read
 
