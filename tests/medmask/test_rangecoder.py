@@ -115,6 +115,16 @@ def _no_cache_place(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _code_a_number_without_a_cache_place(tmp_path: Path) -> None:
+    """:data:`_CHILD` run where numba has no place of its own: it codes and decodes."""
+    run = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=_no_cache_place(tmp_path),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["-123456"]
+
+
 needs_locator_setting = pytest.mark.skipif(
     not hasattr(numba.config, "CACHE_LOCATOR_CLASSES"),
     reason="numba before 0.63 has no NUMBA_CACHE_LOCATOR_CLASSES to take its places away",
@@ -128,12 +138,7 @@ def test_without_a_place_to_cache_the_coder_caches_in_a_private_temporary_folder
 ) -> None:
     """numba refuses to compile at all where it cannot cache ("no locator available"):
     the coder then caches in the user's own folder in TMPDIR, mode 700."""
-    run = subprocess.run(
-        [sys.executable, "-c", _CHILD], env=_no_cache_place(tmp_path),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["-123456"]
+    _code_a_number_without_a_cache_place(tmp_path)
     folder = tmp_path / f"medmask-numba-{os.getuid()}"
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
     assert any(folder.rglob("*.nbi")) and any(folder.rglob("*.nbc"))
@@ -147,10 +152,5 @@ def test_a_cache_folder_others_can_write_is_not_used(tmp_path: Path) -> None:
     folder = tmp_path / f"medmask-numba-{os.getuid()}"
     folder.mkdir()
     folder.chmod(0o777)
-    run = subprocess.run(
-        [sys.executable, "-c", _CHILD], env=_no_cache_place(tmp_path),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["-123456"]
+    _code_a_number_without_a_cache_place(tmp_path)
     assert list(folder.iterdir()) == []
