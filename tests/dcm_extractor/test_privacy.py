@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import re
 import stat
 import time
@@ -511,3 +512,37 @@ def test_a_zip_that_cannot_be_opened_is_unreadable_not_corrupt(tmp_path: Path) -
     assert problem == ZipProblem(
         None, "corrupt_zip", "not a readable zip: BadZipFile: File is not a zip file"
     )
+
+
+def test_what_names_the_patients_of_a_desensitized_run_only_its_owner_reads(
+    cases: tuple[Path, dict[str, Any]], key_file: Path, tmp_path: Path
+) -> None:
+    """The project ID map (case names -> pseudonyms: the tables' re-identification) and
+    the resume manifest (rows with names) of a de-identified run are 0o600, like the key,
+    whatever the umask - in a group's shared folder the colleagues read the de-identified
+    tables, not these; a map an earlier version left readable is made private. An
+    identified run's map, beside identified tables, keeps the umask's mode."""
+    root, _ = cases
+    earlier = os.umask(0o002)  # (a group's shared folder)
+    try:
+        out, manifests = tmp_path / "shared" / "out", tmp_path / "shared" / "manifests"
+        beside = tmp_path / "shared" / "out.case_projectid_map.json"
+        beside.parent.mkdir()
+        beside.write_text("{}\n", encoding="utf-8")
+        beside.chmod(0o664)
+        argv = ["--desensitize", "--pseudonym-key-file", str(key_file)]
+        assert run(root, out, *argv, "--manifest-dir", str(manifests)) == 0
+        private = [beside, *sorted(manifests.rglob("*.json"))]
+        assert len(private) > 5
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in private} == {
+            p.name: 0o600 for p in private
+        }
+        assert stat.S_IMODE((out / "all_cases.csv").stat().st_mode) == 0o664  # (shared)
+        beside.chmod(0o644)  # (as an earlier version left it: same content, no new case)
+        assert run(root, out, *argv, "--manifest-dir", str(manifests)) == 0
+        assert stat.S_IMODE(beside.stat().st_mode) == 0o600
+        identified = tmp_path / "identified"
+        assert run(root, identified) == 0
+        assert stat.S_IMODE((identified / "case_projectid_map.json").stat().st_mode) == 0o664
+    finally:
+        os.umask(earlier)

@@ -12,7 +12,10 @@ provenance): a crash or a full disk never leaves a half-written file under its n
 Permissions are those ``open()`` gives: a new file gets 0o666 less the process's umask
 (the kernel applies it when the temporary file is made), a file replaced keeps its mode.
 (``tempfile.mkstemp`` would make every output 0o600: unreadable for the rest of a group
-that shares an output folder, unlike the original extractor's files.)
+that shares an output folder, unlike the original extractor's files.) A ``private`` file
+- what a de-identified run keeps apart because it names the patients: the project ID
+map, the resume manifest - is 0o600 whatever the umask or the mode of the file it
+replaces, as the pseudonym key is.
 """
 
 from __future__ import annotations
@@ -72,8 +75,11 @@ class AtomicFile:
     ``path`` already holds them.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, in_memory: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, in_memory: bool = False, private: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.private = private
         _make_folder(self.path.parent)
         self._temp: Path | None = None
         self._file: IO[bytes]
@@ -86,7 +92,7 @@ class AtomicFile:
     def _open_sibling(self) -> int:
         """The temporary file, made (:attr:`_temp`), as a descriptor open for writing."""
         try:
-            handle, self._temp = _sibling(self.path)
+            handle, self._temp = _sibling(self.path, 0o600 if self.private else 0o666)
         except OSError as err:
             raise _naming(err, self.path) from err
         return handle
@@ -122,13 +128,16 @@ class AtomicFile:
                 data = self._file.getvalue()
                 if _holds(self.path, data):
                     self._close()
+                    if self.private:  # (an earlier version's file, as readable as any)
+                        _restrict(self.path)
                     return
                 self._close()
                 self._file = os.fdopen(self._open_sibling(), "wb")
                 self._file.write(data)
                 self._file.flush()
             os.fsync(self._file.fileno())
-            _keep_mode(self._file.fileno(), self.path)
+            if not self.private:  # (a private file stays 0o600 whatever it replaces)
+                _keep_mode(self._file.fileno(), self.path)
             self._close()
             assert self._temp is not None
             self._temp.replace(self.path)
@@ -203,9 +212,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise _naming(err, target) from err
 
 
-def _sibling(path: Path) -> tuple[int, Path]:
+def _sibling(path: Path, mode: int = 0o666) -> tuple[int, Path]:
     """A new, empty temporary file beside ``path`` (``.<name>.<random>.tmp``, the name cut
-    to what the folder allows), open for writing, made with mode 0o666 for the kernel to
+    to what the folder allows), open for writing, made with ``mode`` for the kernel to
     take the umask from."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     most = name_max(path.parent)
@@ -214,7 +223,7 @@ def _sibling(path: Path) -> tuple[int, Path]:
         name = fitting_name(path.name, most - len(f"..{random}.tmp"))
         temp = path.with_name(f".{name}.{random}.tmp")
         try:
-            return os.open(temp, flags, 0o666), temp
+            return os.open(temp, flags, mode), temp
         except FileExistsError:
             continue
     raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
@@ -264,10 +273,20 @@ def _keep_mode(handle: int, target: Path) -> None:
     os.fchmod(handle, mode)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (nothing when it holds them already)."""
-    with AtomicFile(path, in_memory=True) as out:
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all (nothing when it holds them already);
+    ``private``: readable by its owner only (the module docstring)."""
+    with AtomicFile(path, in_memory=True, private=private) as out:
         out.write_bytes(data)
+
+
+def _restrict(path: Path) -> None:
+    """``path`` made readable and writable by its owner only (a private file)."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)
+    except OSError as err:
+        raise _naming(err, path) from err
 
 
 def _holds(path: Path, data: bytes) -> bool:

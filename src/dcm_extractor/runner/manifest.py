@@ -93,8 +93,9 @@ def _relative(path: Path, case_dir: Path) -> str:
 class Manifest:
     """Finished cases of earlier runs in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, private: bool = False) -> None:
         self.folder = folder
+        self.private = private  # (records readable by their owner only: a de-identified run's)
 
     def _path(self, project_id: int) -> Path:
         return self.folder / f"P{project_id:06d}.json"
@@ -120,7 +121,8 @@ class Manifest:
             "fingerprint": fingerprint,
             "result": _result_to(result),
         }
-        write_atomic(self._path(project_id), json.dumps(record, ensure_ascii=False).encode("utf-8"))
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+        write_atomic(self._path(project_id), data, private=self.private)
 
 
 def _result_to(result: CaseResult) -> dict[str, Any]:

@@ -187,7 +187,7 @@ def _clean_out(options: RunOptions) -> str:
 def _cases_in_id_order(options: RunOptions) -> tuple[list[Path], dict[str, int]]:
     """The case folders in project-ID order (the merged tables' order), and each one's
     ID: new cases are numbered in folder order and the map saved."""
-    ids = ProjectIdMap(options.map_path)
+    ids = ProjectIdMap(options.map_path, private=options.desensitize)
     case_dirs = iter_case_dirs(options.data_root)
     id_of = ids.assign([d.name for d in case_dirs])
     case_dirs.sort(key=lambda d: id_of[d.name])
@@ -226,8 +226,8 @@ def _manifest(options: RunOptions) -> Manifest | None:
     """Where finished cases are recorded; none for de-identified runs unless told where."""
     if not options.resume:
         return None
-    if options.manifest_dir is not None:
-        return Manifest(options.manifest_dir)
+    if options.manifest_dir is not None:  # (a de-identified run's names: its owner's only)
+        return Manifest(options.manifest_dir, private=options.desensitize)
     if not options.privacy.manifest_in_out:
         log.info(
             "--desensitize: no resume manifest in --out (it would hold names); see --manifest-dir"

@@ -41,11 +41,14 @@ def load_projectid_map(path: str | os.PathLike[str]) -> dict[str, int]:
         raise DcmExtractorError(f"{source}: not a case -> project ID map: {err}") from err
 
 
-def save_projectid_map(path: str | os.PathLike[str], mapping: Mapping[str, int]) -> None:
-    """Write the map atomically (temp file + rename): a crash leaves the old or the new file."""
+def save_projectid_map(
+    path: str | os.PathLike[str], mapping: Mapping[str, int], *, private: bool = False
+) -> None:
+    """Write the map atomically (temp file + rename): a crash leaves the old or the new file.
+    ``private`` (a de-identified run's map, which re-identifies its tables): mode 0o600."""
     ordered = dict(sorted(mapping.items(), key=lambda item: item[1]))
     text = json.dumps(ordered, ensure_ascii=False, indent=2) + "\n"
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"), private=private)
 
 
 class ProjectIdMap:
@@ -54,8 +57,9 @@ class ProjectIdMap:
     Every new assignment is saved at once, so a run that dies midway loses nothing.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, private: bool = False) -> None:
         self.path = Path(path)
+        self.private = private  # (saved readable by its owner only)
         self.ids = load_projectid_map(self.path)
 
     def assign(self, cases: list[str]) -> dict[str, int]:
@@ -78,8 +82,8 @@ class ProjectIdMap:
         start = max(self.ids.values(), default=0)
         for offset, key in enumerate(new, start=1):
             self.ids[key] = start + offset
-        if new:
-            save_projectid_map(self.path, self.ids)
+        if new or self.private:  # (private: an earlier, readable map made private)
+            save_projectid_map(self.path, self.ids, private=self.private)
         return {case: self.ids[keys[case]] for case in cases}
 
     def get(self, case: str) -> int:
