@@ -594,3 +594,27 @@ def test_on_dask_an_archive_whose_worker_dies_costs_only_itself(
     assert pq.read_table(tmp_path / "c.parquet").equals(
         pq.read_table(tmp_path / "reference.parquet")
     )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists any folder: none to hide here")
+def test_a_folder_that_cannot_be_listed_is_a_failure_not_passed_over(
+    cohort: Path, tmp_path: Path
+) -> None:
+    """A sub-folder of another account's (no permission): its archives cannot be found,
+    which the catalog says as a failure (exit 1), not a smaller catalog in silence;
+    ``ls`` and ``verify`` of the folder say it as an error."""
+    from medmask.ops.inspection import archives_in
+
+    archives = tmp_path / "archives"
+    shutil.copytree(cohort / "archives", archives)
+    (archives / "site_b").chmod(0)
+    try:
+        result = build_catalog(archives, tmp_path / "c.parquet")
+        assert result.read == 2
+        assert result.failures == [
+            ("site_b/", "cannot be listed: Permission denied: its archives not read")
+        ]
+        with pytest.raises(MedmaskError, match="site_b: cannot be listed: Permission denied"):
+            archives_in([archives])  # (what ls and verify list)
+    finally:
+        (archives / "site_b").chmod(0o755)

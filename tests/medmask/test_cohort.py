@@ -1002,3 +1002,24 @@ def test_ctrl_c_is_one_line_and_the_next_run_takes_over_what_workers_wrote(
         result = pack_cohort(cohort, mine)
         assert len(result.failures) == failures
         assert (first in result.packed) is claimed
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: none to hide here")
+def test_a_case_folder_that_cannot_be_read_is_a_failure_not_the_runs(
+    cohort: Path, tmp_path: Path
+) -> None:
+    """A case folder of another account's (no permission): the other cases are packed,
+    that one is in pack_failures.csv with the system's reason, and the run exits 1."""
+    root = tmp_path / "cohort"
+    shutil.copytree(cohort, root)
+    (root / "case1").chmod(0)
+    try:
+        result = pack_cohort(root, tmp_path / "out")
+        assert sorted(p.name for p in (tmp_path / "out").glob("*.mska")) == [
+            f"case{i}.mska" for i in range(CASES) if i != 1
+        ]
+        assert [(f.source.name, f.reason) for f in result.failures] == [
+            ("case1", f"{root / 'case1'}: Permission denied")
+        ]
+    finally:
+        (root / "case1").chmod(0o755)

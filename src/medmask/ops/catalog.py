@@ -118,21 +118,51 @@ class CatalogResult:
     seconds: float = 0.0
 
 
-def find_archives(root: str | os.PathLike[str]) -> list[Path]:
+def find_archives(
+    root: str | os.PathLike[str], unlisted: list[tuple[Path, str]] | None = None
+) -> list[Path]:
     """Every ``.mska`` file under ``root`` (or ``root`` itself), in a stable order;
-    files being written (``.<name>.new``) are left out."""
+    files being written (``.<name>.new``) are left out. A folder that cannot be listed
+    (another account's) goes to ``unlisted`` with the system's reason; without
+    ``unlisted`` it is an error, never passed over in silence.
+
+    Raises
+    ------
+    MedmaskError
+        ``root`` is no folder or file; or a folder cannot be listed and ``unlisted`` is None.
+    """
     base = Path(root)
     if base.is_file():
         return [base]
     if not base.is_dir():
         raise MedmaskError(f"{base}: no such folder or archive")
+    missed: list[tuple[Path, str]] = []
+
+    def missing(err: OSError) -> None:
+        missed.append((Path(err.filename or base), err.strerror or str(err)))
+
     found = [
         Path(folder) / name
-        for folder, _, names in os.walk(base)
+        for folder, _, names in os.walk(base, onerror=missing)
         for name in names
         if name.endswith(ARCHIVE_SUFFIX) and not name.startswith(".")
     ]
+    if unlisted is None and missed:
+        folder, why = missed[0]
+        raise MedmaskError(f"{readable(str(folder))}: cannot be listed: {why}")
+    if unlisted is not None:
+        unlisted += missed
     return sorted(found)
+
+
+def _archives(base: Path, result: CatalogResult) -> list[Path]:
+    """:func:`find_archives`; each folder it cannot list one of ``result``'s failures."""
+    unlisted: list[tuple[Path, str]] = []
+    archives = find_archives(base, unlisted)
+    for folder, why in unlisted:  # (another account's folder: its archives are not read)
+        key = readable(folder.relative_to(base).as_posix()) + "/"
+        result.failures.append((key, f"cannot be listed: {why}: its archives not read"))
+    return archives
 
 
 def build_catalog(
@@ -172,7 +202,7 @@ def build_catalog(
     base = Path(root)
     out = Path(output)
     result = CatalogResult(out)
-    archives = find_archives(base)
+    archives = _archives(base, result)
     top = base if base.is_dir() else base.parent
     old, stamps = _previous(out) if incremental and out.exists() else (None, {})
     keep: list[str] = []

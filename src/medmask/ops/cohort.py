@@ -114,6 +114,7 @@ def _same_folder(a: Path, b: Path) -> bool:
 _TOTALSEG = "TotalSegmentator case folders (<case>/segmentations/*.nii.gz)"
 _TOTALSEG_ML = "TotalSegmentator multi-label files (<case>/segmentations.nii.gz)"
 _MASKS = "folders of masks (<case>/*.nii.gz)"
+_UNREADABLE = "folders that cannot be read (in pack_failures.csv)"
 _LABEL_FILES = "multi-label files (<case>.nii.gz)"
 
 LAYOUTS = ("auto", "folders", "label-files")
@@ -155,7 +156,10 @@ def detect_cohort(root: str | os.PathLike[str], layout: str = "auto") -> CohortL
         if not entry.is_dir():
             skipped.append((entry.name, "not a case folder"))
             continue
-        source, kind = _case_source(entry)
+        try:
+            source, kind = _case_source(entry)
+        except OSError:  # (another account's folder): a case not packed, said as one
+            source, kind = entry, _UNREADABLE
         if source is None:
             skipped.append((entry.name, kind))
             continue
@@ -418,7 +422,12 @@ def _run(
     for case, source in layout.cases:
         target = out / f"{case}.mska"
         own = {"series": series[case]} if case in series else {}
-        now = fingerprint(source, _options_text(options, own))
+        try:
+            now = fingerprint(source, _options_text(options, own))
+        except OSError as err:  # (a case folder this account may not read): its failure
+            reason = f"{readable(err.filename or str(source))}: {err.strerror or err}"
+            result.failures.append(PackFailure(source, reason))
+            continue
         if manifest.done(case, now, target):
             result.unchanged.append(case)
             continue
