@@ -425,8 +425,7 @@ def _run(
         try:
             now = fingerprint(source, _options_text(options, own))
         except OSError as err:  # (a case folder this account may not read): its failure
-            reason = f"{readable(err.filename or str(source))}: {err.strerror or err}"
-            result.failures.append(PackFailure(source, reason))
+            result.failures.append(PackFailure.of(source, err))
             continue
         if manifest.done(case, now, target):
             result.unchanged.append(case)

@@ -83,6 +83,17 @@ class PackFailure:
     source: Path
     reason: str
 
+    @classmethod
+    def of(cls, source: Path, err: Exception) -> PackFailure:
+        """``source``'s failure, said as one line naming the file at fault: an OSError's
+        file and the system's reason, else the error's message after ``source``."""
+        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        if isinstance(err, OSError) and err.strerror:
+            reason = f"{err.filename or source}: {err.strerror}"
+        elif str(source) not in reason:
+            reason = f"{source}: {reason}"
+        return cls(source, reason)
+
 
 def parse_group(text: str) -> tuple[str, str]:
     """``"ribs_left=rib_left_*"`` -> ``("ribs_left", "rib_left_*")``.
@@ -766,12 +777,7 @@ def _pack_or_fail(
             study_uid=series[2] if series else None,
         )  # fmt: skip
     except (MedmaskError, OSError, ValueError) as err:
-        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        if isinstance(err, OSError) and err.strerror:
-            reason = f"{err.filename or source}: {err.strerror}"
-        elif str(source) not in reason:
-            reason = f"{source}: {reason}"
-        return PackFailure(source, reason)
+        return PackFailure.of(source, err)
 
 
 def _add_groups(
